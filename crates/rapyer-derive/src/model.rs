@@ -1,0 +1,213 @@
+//! The validated description of a model: what the attributes mean, checked as a whole.
+
+use proc_macro2::Span;
+use syn::spanned::Spanned;
+use syn::{Data, DeriveInput, Fields, Ident, Type};
+
+use crate::attr::{self, Errors};
+
+/// Names of model methods a field accessor must not shadow. Accessors are inherent methods,
+/// which silently win over trait methods, so a field named `save` would hide `save`.
+pub(crate) const RESERVED: &[&str] = &[
+    "all",
+    "delete",
+    "delete_by_id",
+    "delete_many",
+    "exists",
+    "fields",
+    "find",
+    "get",
+    "get_many",
+    "init",
+    "insert_many",
+    "key",
+    "key_of",
+    "lock",
+    "model_id",
+    "pipeline",
+    "refresh",
+    "save",
+    "server_ref",
+    "server_ref_for",
+    "set_ttl",
+    "ttl",
+];
+
+/// A struct that derives `AtomicModel`.
+pub(crate) struct Model {
+    pub(crate) ident: Ident,
+    /// The key prefix (the struct's name unless `prefix` is given).
+    pub(crate) prefix: String,
+    /// Seconds of expiry set with every save.
+    pub(crate) ttl: Option<u64>,
+    /// The `#[rapyer(key)]` field; `None` for a model that can only be nested.
+    pub(crate) key: Option<KeyField>,
+}
+
+/// The field whose value is the model's id.
+pub(crate) struct KeyField {
+    pub(crate) ident: Ident,
+    pub(crate) ty: Type,
+}
+
+impl Model {
+    pub(crate) fn from_input(input: &DeriveInput) -> syn::Result<Model> {
+        let named = match &input.data {
+            Data::Struct(s) => match &s.fields {
+                Fields::Named(named) => named,
+                Fields::Unnamed(_) | Fields::Unit => {
+                    return Err(syn::Error::new(
+                        input.ident.span(),
+                        "#[derive(AtomicModel)] needs a struct with named fields: each field \
+                         becomes a property of the stored JSON document",
+                    ));
+                }
+            },
+            Data::Enum(e) => {
+                return Err(syn::Error::new(
+                    e.enum_token.span,
+                    "#[derive(AtomicModel)] works on structs with named fields, not enums; \
+                     store an enum as a field of a model struct",
+                ));
+            }
+            Data::Union(u) => {
+                return Err(syn::Error::new(
+                    u.union_token.span,
+                    "#[derive(AtomicModel)] works on structs with named fields, not unions",
+                ));
+            }
+        };
+
+        let mut errors = Errors::default();
+        if !input.generics.params.is_empty() {
+            errors.push(syn::Error::new(
+                input.generics.span(),
+                "a model cannot be generic: its key prefix and JSON layout must be fixed; \
+                 define one struct per stored type",
+            ));
+        }
+
+        let attrs = attr::struct_attrs(&input.attrs, &mut errors);
+        let mut key: Option<KeyField> = None;
+        for field in &named.named {
+            let Some(ident) = field.ident.clone() else {
+                continue;
+            };
+            let field_attrs = attr::field_attrs(&field.attrs, &mut errors);
+            let name = ident.to_string();
+            let bare = name.strip_prefix("r#").unwrap_or(&name);
+            if RESERVED.contains(&bare) {
+                errors.push(syn::Error::new(
+                    ident.span(),
+                    format!(
+                        "field `{bare}` would shadow the model method `{bare}`; rename the \
+                         field and keep its JSON name with #[serde(rename = \"{bare}\")]"
+                    ),
+                ));
+            }
+            if let Some(span) = field_attrs.key {
+                check_key_field(field, span, key.as_ref(), &mut errors);
+                if key.is_none() {
+                    key = Some(KeyField {
+                        ident,
+                        ty: field.ty.clone(),
+                    });
+                }
+            }
+        }
+
+        let prefix = match &attrs.prefix {
+            Some(lit) => {
+                let value = lit.value();
+                if value.is_empty() || value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                    errors.push(syn::Error::new(
+                        lit.span(),
+                        "the prefix must be non-empty and contain no whitespace",
+                    ));
+                }
+                value
+            }
+            None => input.ident.to_string(),
+        };
+        let ttl = match &attrs.ttl {
+            Some(lit) => match lit.base10_parse::<u64>() {
+                Ok(0) => {
+                    errors.push(syn::Error::new(lit.span(), "ttl must be at least 1 second"));
+                    None
+                }
+                Ok(secs) => Some(secs),
+                Err(e) => {
+                    errors.push(syn::Error::new(
+                        lit.span(),
+                        format!("ttl takes whole seconds, e.g. `ttl = 300`: {e}"),
+                    ));
+                    None
+                }
+            },
+            None => None,
+        };
+        if key.is_none() {
+            // A struct without a key is fine as a nested model, but storage options on it
+            // mean the user wanted a stored model and forgot the key.
+            let stored_only = attrs
+                .prefix
+                .as_ref()
+                .map(|l| (attr::PREFIX, l.span()))
+                .or(attrs.ttl.as_ref().map(|l| (attr::TTL, l.span())));
+            if let Some((name, span)) = stored_only {
+                errors.push(syn::Error::new(
+                    span,
+                    format!(
+                        "`{name}` applies to a stored model, and this struct has no key field; \
+                         mark the field that identifies it with #[rapyer(key)] (use rapyer::Id \
+                         for generated ids)"
+                    ),
+                ));
+            }
+        }
+        errors.finish()?;
+        Ok(Model {
+            ident: input.ident.clone(),
+            prefix,
+            ttl,
+            key,
+        })
+    }
+}
+
+fn check_key_field(
+    field: &syn::Field,
+    span: Span,
+    existing: Option<&KeyField>,
+    errors: &mut Errors,
+) {
+    if let Some(first) = existing {
+        errors.push(syn::Error::new(
+            span,
+            format!(
+                "a model has exactly one #[rapyer(key)] field, and `{}` already is",
+                first.ident
+            ),
+        ));
+    }
+    if is_option(&field.ty) {
+        errors.push(syn::Error::new(
+            field.ty.span(),
+            "the key field cannot be an Option: every stored model has an id (use rapyer::Id \
+             with Default for generated ids)",
+        ));
+    }
+    if let Some(skip) = attr::serde_skips(&field.attrs) {
+        errors.push(syn::Error::new(
+            skip,
+            "the key field must be stored in the document; remove the serde skip",
+        ));
+    }
+}
+
+fn is_option(ty: &Type) -> bool {
+    match ty {
+        Type::Path(p) => p.path.segments.last().is_some_and(|s| s.ident == "Option"),
+        _ => false,
+    }
+}

@@ -1,0 +1,330 @@
+//! Dev-only support for rapyer's tests, examples and benchmarks: a real Redis with the
+//! JSON and Search modules, and a key namespace per test.
+//!
+//! [`server()`] gives every test binary exactly one server:
+//!
+//! * when `REDIS_URL` is set, that server (a user's own Redis 8, or the docker-compose one);
+//! * otherwise the server cached by `cargo xtask redis` in `target/redis-stack/`
+//!   (or `RAPYER_REDIS_DIR`), started on a free 127.0.0.1 port.
+//!
+//! A started server is stopped when the process that started it exits, however it exits:
+//! a small watchdog shell holds the server's pid and kills it as soon as its standard input
+//! (a pipe held by this process) closes.
+//!
+//! If no server can be had, [`server()`] panics with a message that says exactly what to
+//! run. Nothing here ever lets a test pass without a live server.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// The environment variable naming an existing server to use instead of starting one.
+pub const REDIS_URL_ENV: &str = "REDIS_URL";
+/// The environment variable that overrides where the cached binaries live.
+pub const REDIS_DIR_ENV: &str = "RAPYER_REDIS_DIR";
+
+/// What to run when no server can be found; every failure message ends with it.
+pub const HOW_TO_FIX: &str = "run `cargo xtask redis` once (it caches redis-server, rejson.so and \
+redisearch.so in target/redis-stack/), or set REDIS_URL to a Redis 8 / redis-stack server with the \
+JSON and Search modules (e.g. `docker compose up -d` and REDIS_URL=redis://127.0.0.1:6379)";
+
+/// The cached Redis binaries of one provisioned folder.
+#[derive(Debug, Clone)]
+pub struct Binaries {
+    /// `redis-server` 8.x.
+    pub server: PathBuf,
+    /// The RedisJSON module.
+    pub rejson: PathBuf,
+    /// The RediSearch module.
+    pub redisearch: PathBuf,
+}
+
+impl Binaries {
+    /// The binaries inside `dir`, if all three are there.
+    pub fn in_dir(dir: &Path) -> Option<Binaries> {
+        let b = Binaries {
+            server: dir.join("redis-server"),
+            rejson: dir.join("rejson.so"),
+            redisearch: dir.join("redisearch.so"),
+        };
+        (b.server.is_file() && b.rejson.is_file() && b.redisearch.is_file()).then_some(b)
+    }
+}
+
+/// The folder holding the cached binaries: `RAPYER_REDIS_DIR`, else `<workspace>/target/redis-stack`.
+pub fn stack_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os(REDIS_DIR_ENV) {
+        return PathBuf::from(dir);
+    }
+    workspace_root().join("target").join("redis-stack")
+}
+
+/// The workspace root this crate was built in.
+pub fn workspace_root() -> PathBuf {
+    // crates/rapyer-testkit -> the workspace root, two levels up.
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest
+        .parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| manifest.to_path_buf())
+}
+
+/// A Redis server with JSON and Search: either one this process started, or an external one.
+#[derive(Debug)]
+pub struct Server {
+    url: String,
+    owned: Option<Mutex<OwnedServer>>,
+}
+
+#[derive(Debug)]
+struct OwnedServer {
+    binaries: Binaries,
+    port: u16,
+    log: PathBuf,
+    watchdog: Child,
+    // Held so the pipe stays open; the watchdog kills the server when it closes.
+    stdin: Option<ChildStdin>,
+}
+
+impl Server {
+    /// Uses the server at `url`, checking that it answers and has the JSON and Search modules.
+    pub fn external(url: &str) -> Result<Server, String> {
+        let server = Server {
+            url: url.to_string(),
+            owned: None,
+        };
+        server.wait_ready(Duration::from_secs(10))?;
+        Ok(server)
+    }
+
+    /// Starts the cached binaries on a free 127.0.0.1 port and waits until the server answers.
+    pub fn start(binaries: &Binaries) -> Result<Server, String> {
+        let port = free_port()?;
+        let owned = OwnedServer::spawn(binaries.clone(), port)?;
+        let server = Server {
+            url: format!("redis://127.0.0.1:{port}/"),
+            owned: Some(Mutex::new(owned)),
+        };
+        server.wait_ready(Duration::from_secs(20))?;
+        Ok(server)
+    }
+
+    /// Starts the binaries cached in [`stack_dir()`].
+    pub fn start_cached() -> Result<Server, String> {
+        let dir = stack_dir();
+        let binaries = Binaries::in_dir(&dir).ok_or_else(|| {
+            format!(
+                "no Redis server: REDIS_URL is not set and {} has no cached redis-server, \
+                 rejson.so and redisearch.so. Fix: {HOW_TO_FIX}",
+                dir.display()
+            )
+        })?;
+        Server::start(&binaries)
+    }
+
+    /// The server's URL, e.g. `redis://127.0.0.1:41234/`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Whether this process started the server (and so can restart it).
+    pub fn is_owned(&self) -> bool {
+        self.owned.is_some()
+    }
+
+    /// Stops the server this process started and starts it again on the same port, empty
+    /// (no data, no scripts), then waits until it answers. An external server is not touched
+    /// and gives an error.
+    pub fn restart(&self) -> Result<(), String> {
+        let owned = self
+            .owned
+            .as_ref()
+            .ok_or("restart needs a server started by the testkit; REDIS_URL is set")?;
+        let mut guard = owned.lock().map_err(|_| "server lock poisoned")?;
+        guard.stop();
+        let fresh = OwnedServer::spawn(guard.binaries.clone(), guard.port)?;
+        *guard = fresh;
+        drop(guard);
+        self.wait_ready(Duration::from_secs(20))
+    }
+
+    /// Waits until the server answers PING and checks that it has RedisJSON and RediSearch.
+    fn wait_ready(&self, timeout: Duration) -> Result<(), String> {
+        let client = redis::Client::open(self.url.as_str())
+            .map_err(|e| format!("bad Redis URL {:?}: {e}", self.url))?;
+        let deadline = Instant::now() + timeout;
+        let mut conn = loop {
+            match client.get_connection_with_timeout(Duration::from_secs(2)) {
+                Ok(mut c) => {
+                    if redis::cmd("PING").query::<String>(&mut c).is_ok() {
+                        break c;
+                    }
+                }
+                Err(e) if Instant::now() >= deadline => {
+                    return Err(format!(
+                        "Redis at {} did not answer within {timeout:?}: {e}. {}",
+                        self.url,
+                        self.log_tail()
+                    ));
+                }
+                Err(_) => {}
+            }
+            if Instant::now() >= deadline {
+                return Err(format!("Redis at {} never answered PING", self.url));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let modules: redis::Value = redis::cmd("MODULE")
+            .arg("LIST")
+            .query(&mut conn)
+            .map_err(|e| format!("MODULE LIST failed on {}: {e}", self.url))?;
+        let text = format!("{modules:?}").to_lowercase();
+        for (needle, name) in [("rejson", "RedisJSON"), ("search", "RediSearch")] {
+            if !text.contains(needle) {
+                return Err(format!(
+                    "the Redis at {} has no {name} module (MODULE LIST: {modules:?}). Fix: {HOW_TO_FIX}",
+                    self.url
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn log_tail(&self) -> String {
+        let Some(owned) = &self.owned else {
+            return String::new();
+        };
+        let Ok(guard) = owned.lock() else {
+            return String::new();
+        };
+        let log = std::fs::read_to_string(&guard.log).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(15).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        format!("server log {}:\n{}", guard.log.display(), tail.join("\n"))
+    }
+}
+
+impl OwnedServer {
+    fn spawn(binaries: Binaries, port: u16) -> Result<OwnedServer, String> {
+        let log = std::env::temp_dir().join(format!("rapyer-redis-{port}.log"));
+        // The watchdog shell starts the server, then blocks reading its standard input; when
+        // this process exits (normally, by panic or by signal) the pipe closes, `cat` returns
+        // and the server is killed. No server outlives the tests that started it.
+        let script = r#"
+"$0" --port "$1" --bind 127.0.0.1 --save "" --appendonly no --protected-mode yes \
+     --enable-debug-command local --logfile "$4" --loadmodule "$2" --loadmodule "$3" &
+pid=$!
+cat >/dev/null
+kill "$pid" 2>/dev/null
+wait "$pid" 2>/dev/null
+"#;
+        let mut watchdog = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .arg(&binaries.server)
+            .arg(port.to_string())
+            .arg(&binaries.rejson)
+            .arg(&binaries.redisearch)
+            .arg(&log)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", binaries.server.display()))?;
+        let stdin = watchdog.stdin.take();
+        Ok(OwnedServer {
+            binaries,
+            port,
+            log,
+            watchdog,
+            stdin,
+        })
+    }
+
+    fn stop(&mut self) {
+        // Closing the pipe is what tells the watchdog to kill the server; once closed, the
+        // server is gone and there is nothing more to do.
+        let Some(stdin) = self.stdin.take() else {
+            return;
+        };
+        drop(stdin);
+        let _ = self.watchdog.wait();
+        // Wait until the port is free again so a restart can bind it.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for OwnedServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn free_port() -> Result<u16, String> {
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("no free port: {e}"))?;
+    listener
+        .local_addr()
+        .map(|a| a.port())
+        .map_err(|e| format!("no free port: {e}"))
+}
+
+/// The one server of this process: `REDIS_URL` when set, else the cached server started once.
+///
+/// # Panics
+/// When no server can be had, with a message that says what to run. A test must never pass
+/// without a server, so this is a loud failure by design.
+pub fn server() -> &'static Server {
+    static SERVER: OnceLock<Result<Server, String>> = OnceLock::new();
+    let result = SERVER.get_or_init(|| match std::env::var(REDIS_URL_ENV) {
+        Ok(url) if !url.trim().is_empty() => Server::external(url.trim()),
+        _ => Server::start_cached(),
+    });
+    match result {
+        Ok(server) => server,
+        Err(message) => panic!("rapyer-testkit: {message}"),
+    }
+}
+
+/// A key namespace unique to `name` and to this run, ending in `:`.
+///
+/// The run part (process id and start time) keeps repeated runs against one long-lived
+/// `REDIS_URL` server from seeing each other's keys.
+pub fn namespace(name: &str) -> String {
+    static RUN: OnceLock<String> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let run = RUN.get_or_init(|| {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() % 1_000_000_000_000)
+            .unwrap_or(0);
+        format!("{}.{nanos:x}", std::process::id())
+    });
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let clean: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '.'
+            }
+        })
+        .collect();
+    format!("t:{clean}:{run}.{n}:")
+}
+
+/// A namespace named after the running test (the test harness names each test's thread
+/// after the test's path).
+pub fn test_namespace() -> String {
+    let thread = std::thread::current();
+    namespace(thread.name().unwrap_or("unnamed"))
+}

@@ -1,0 +1,347 @@
+//! Whole-document operations behind the `AtomicModel` methods: one command (or one library
+//! script) each, with every failure mapped to an error that names the key.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+
+use crate::db::Db;
+use crate::error::{Error, Result, is_wrong_type};
+use crate::model::AtomicModel;
+use crate::script::{ScriptFailure, library};
+
+/// RedisJSON's name for its data type, as `TYPE` reports it.
+const JSON_TYPE: &str = "ReJSON-RL";
+/// What a model key must hold.
+const EXPECTED_DOCUMENT: &str = "a JSON document";
+/// Keys per `JSON.MGET` when loading many documents.
+const MGET_CHUNK: usize = 500;
+/// Keys per `SCAN` step.
+const SCAN_COUNT: usize = 1000;
+
+pub(crate) async fn save<M: AtomicModel>(db: &Db, model: &M) -> Result<()> {
+    let key = db.key(&model.key());
+    let json = encode(&key, model)?;
+    match M::TTL {
+        None => {
+            let mut cmd = redis::cmd("JSON.SET");
+            cmd.arg(&key).arg("$").arg(json);
+            match db.query::<()>("JSON.SET", 1, &cmd).await {
+                Ok(()) => Ok(()),
+                Err(e) => Err(document_error(db, "JSON.SET", &key, e).await),
+            }
+        }
+        Some(ttl) => {
+            let keys = [key];
+            let args = [ttl_millis(ttl).to_string(), json];
+            run_save(db, &keys, &args).await
+        }
+    }
+}
+
+pub(crate) async fn save_many<M: AtomicModel>(db: &Db, models: &[M]) -> Result<()> {
+    if models.is_empty() {
+        return Ok(());
+    }
+    let mut keys = Vec::with_capacity(models.len());
+    let mut args = Vec::with_capacity(models.len() + 1);
+    args.push(M::TTL.map_or(0, ttl_millis).to_string());
+    for model in models {
+        let key = db.key(&model.key());
+        args.push(encode(&key, model)?);
+        keys.push(key);
+    }
+    run_save(db, &keys, &args).await
+}
+
+/// Runs the library's save script; a key of the wrong type fails the whole call unwritten.
+async fn run_save(db: &Db, keys: &[String], args: &[String]) -> Result<()> {
+    match db.run_lua::<i64>(&library::SAVE, keys, args).await {
+        Ok(_) => Ok(()),
+        Err(ScriptFailure::Reply { name, message }) => {
+            // `WRONGTYPE <1-based index> <type>`, raised before any write.
+            let mut words = message.split_whitespace();
+            if words.next() == Some("WRONGTYPE") {
+                let index = words.next().and_then(|i| i.parse::<usize>().ok());
+                if let Some(key) = index.and_then(|i| keys.get(i.wrapping_sub(1))) {
+                    return Err(Error::TypeMismatch {
+                        key: key.clone(),
+                        path: "$".into(),
+                        expected: EXPECTED_DOCUMENT.into(),
+                        found: words.next().unwrap_or("another type").to_string(),
+                    });
+                }
+            }
+            Err(Error::Script { name, message })
+        }
+        Err(other) => Err(other.into_error()),
+    }
+}
+
+pub(crate) async fn get<M: DeserializeOwned>(db: &Db, key: String) -> Result<M> {
+    let mut cmd = redis::cmd("JSON.GET");
+    cmd.arg(&key);
+    let reply: Option<Vec<u8>> = match db.query("JSON.GET", 1, &cmd).await {
+        Ok(reply) => reply,
+        Err(e) => return Err(document_error(db, "JSON.GET", &key, e).await),
+    };
+    match reply {
+        Some(bytes) => decode(&key, &bytes),
+        None => Err(Error::NotFound { key }),
+    }
+}
+
+pub(crate) async fn get_many<M: DeserializeOwned>(
+    db: &Db,
+    keys: Vec<String>,
+) -> Result<Vec<Option<M>>> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let replies = mget(db, &keys).await?;
+    // JSON.MGET answers nil both for a missing key and for a key of another type; only a
+    // nil needs the second look, so the common case stays one round trip.
+    let missing: Vec<&String> = keys
+        .iter()
+        .zip(&replies)
+        .filter(|(_, reply)| reply.is_none())
+        .map(|(key, _)| key)
+        .collect();
+    if !missing.is_empty() {
+        check_not_foreign(db, &missing).await?;
+    }
+    keys.iter()
+        .zip(replies)
+        .map(|(key, reply)| reply.map(|bytes| decode(key, &bytes)).transpose())
+        .collect()
+}
+
+pub(crate) async fn exists(db: &Db, key: String) -> Result<bool> {
+    let found = key_type(db, &key).await?;
+    match found.as_str() {
+        "none" => Ok(false),
+        JSON_TYPE => Ok(true),
+        _ => Err(mismatch(key, found)),
+    }
+}
+
+pub(crate) async fn delete_keys(db: &Db, keys: Vec<String>, op: &'static str) -> Result<bool> {
+    let mut cmd = redis::cmd("DEL");
+    cmd.arg(&keys);
+    let n: u64 = db
+        .query("DEL", keys.len(), &cmd)
+        .await
+        .map_err(|e| Error::redis(op, e))?;
+    Ok(n > 0)
+}
+
+pub(crate) async fn delete_count(db: &Db, keys: Vec<String>) -> Result<usize> {
+    if keys.is_empty() {
+        return Ok(0);
+    }
+    let mut cmd = redis::cmd("DEL");
+    cmd.arg(&keys);
+    let n: usize = db
+        .query("DEL", keys.len(), &cmd)
+        .await
+        .map_err(|e| Error::redis("delete_many", e))?;
+    Ok(n)
+}
+
+pub(crate) async fn all<M: AtomicModel>(db: &Db) -> Result<Vec<M>> {
+    let pattern = format!("{}*", glob_escape(&db.key(&format!("{}:", M::PREFIX))));
+    let mut seen = HashSet::new();
+    let mut keys = Vec::new();
+    let mut cursor: u64 = 0;
+    loop {
+        let mut cmd = redis::cmd("SCAN");
+        cmd.arg(cursor)
+            .arg("MATCH")
+            .arg(&pattern)
+            .arg("COUNT")
+            .arg(SCAN_COUNT)
+            .arg("TYPE")
+            .arg(JSON_TYPE);
+        let (next, page): (u64, Vec<String>) = db
+            .query("SCAN", 0, &cmd)
+            .await
+            .map_err(|e| Error::redis("all", e))?;
+        // SCAN may return a key more than once; keep the first.
+        keys.extend(page.into_iter().filter(|k| seen.insert(k.clone())));
+        cursor = next;
+        if cursor == 0 {
+            break;
+        }
+    }
+    let mut models = Vec::with_capacity(keys.len());
+    for chunk in keys.chunks(MGET_CHUNK) {
+        let replies = mget(db, chunk).await?;
+        for (key, reply) in chunk.iter().zip(replies) {
+            // A key deleted between the scan and the read is simply gone.
+            if let Some(bytes) = reply {
+                models.push(decode(key, &bytes)?);
+            }
+        }
+    }
+    Ok(models)
+}
+
+pub(crate) async fn set_ttl(db: &Db, key: String, ttl: Duration) -> Result<()> {
+    let mut cmd = redis::cmd("PEXPIRE");
+    cmd.arg(&key).arg(ttl_millis(ttl));
+    let set: i64 = db
+        .query("PEXPIRE", 1, &cmd)
+        .await
+        .map_err(|e| Error::redis("set_ttl", e))?;
+    if set == 1 {
+        Ok(())
+    } else {
+        Err(Error::NotFound { key })
+    }
+}
+
+pub(crate) async fn ttl(db: &Db, key: String) -> Result<Option<Duration>> {
+    let mut cmd = redis::cmd("PTTL");
+    cmd.arg(&key);
+    let ms: i64 = db
+        .query("PTTL", 1, &cmd)
+        .await
+        .map_err(|e| Error::redis("ttl", e))?;
+    match ms {
+        -2 => Err(Error::NotFound { key }),
+        ms if ms < 0 => Ok(None),
+        ms => Ok(Some(Duration::from_millis(ms.unsigned_abs()))),
+    }
+}
+
+/// `JSON.MGET` of the documents' roots, one entry per key.
+async fn mget(db: &Db, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
+    let mut cmd = redis::cmd("JSON.MGET");
+    cmd.arg(keys).arg(".");
+    let replies: Vec<Option<Vec<u8>>> = db
+        .query("JSON.MGET", keys.len(), &cmd)
+        .await
+        .map_err(|e| Error::redis("JSON.MGET", e))?;
+    if replies.len() != keys.len() {
+        return Err(Error::redis(
+            "JSON.MGET",
+            redis::RedisError::from((
+                redis::ErrorKind::UnexpectedReturnType,
+                "JSON.MGET answered a different number of values than keys asked",
+            )),
+        ));
+    }
+    Ok(replies)
+}
+
+/// Fails with `TypeMismatch` for the first key that holds something other than a document.
+async fn check_not_foreign(db: &Db, keys: &[&String]) -> Result<()> {
+    let mut pipe = redis::pipe();
+    for key in keys {
+        pipe.cmd("TYPE").arg(*key);
+    }
+    let types: Vec<String> = db
+        .query_pipeline("TYPE", keys.len(), &pipe)
+        .await
+        .map_err(|e| Error::redis("TYPE", e))?;
+    for (key, found) in keys.iter().zip(types) {
+        if found != "none" && found != JSON_TYPE {
+            return Err(mismatch((*key).clone(), found));
+        }
+    }
+    Ok(())
+}
+
+async fn key_type(db: &Db, key: &str) -> Result<String> {
+    let mut cmd = redis::cmd("TYPE");
+    cmd.arg(key);
+    db.query("TYPE", 1, &cmd)
+        .await
+        .map_err(|e| Error::redis("TYPE", e))
+}
+
+/// The error for a failed document command: `TypeMismatch` naming the key's actual type
+/// when it holds another Redis type, else the server's error.
+async fn document_error(db: &Db, op: &str, key: &str, e: redis::RedisError) -> Error {
+    if is_wrong_type(&e) {
+        match key_type(db, key).await {
+            Ok(found) => mismatch(key.to_string(), found),
+            Err(_) => mismatch(key.to_string(), "another Redis type".into()),
+        }
+    } else {
+        Error::redis(op, e)
+    }
+}
+
+fn mismatch(key: String, found: String) -> Error {
+    Error::TypeMismatch {
+        key,
+        path: "$".into(),
+        expected: EXPECTED_DOCUMENT.into(),
+        found,
+    }
+}
+
+/// Serializes a value bound for `key`.
+pub(crate) fn encode<T: serde::Serialize + ?Sized>(key: &str, value: &T) -> Result<String> {
+    serde_json::to_string(value).map_err(|source| Error::Serialize {
+        key: key.to_string(),
+        source,
+    })
+}
+
+/// Decodes a document read from `key`. On failure it decodes once more, tracking the path,
+/// so the error says where in the document the data is wrong.
+pub(crate) fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|first| {
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        match serde_path_to_error::deserialize::<_, T>(&mut de) {
+            Err(tracked) => Error::Deserialize {
+                key: key.to_string(),
+                path: tracked.path().to_string(),
+                source: tracked.into_inner(),
+            },
+            Ok(_) => Error::Deserialize {
+                key: key.to_string(),
+                path: ".".into(),
+                source: first,
+            },
+        }
+    })
+}
+
+/// Milliseconds for PEXPIRE, at least 1 so a sub-millisecond TTL still expires rather than
+/// meaning "delete now".
+fn ttl_millis(ttl: Duration) -> u64 {
+    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+/// Escapes the glob characters of a literal key part for `SCAN MATCH`.
+fn glob_escape(literal: &str) -> String {
+    let mut out = String::with_capacity(literal.len());
+    for c in literal.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\' | '^' | '-') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glob_escape_keeps_literals_literal() {
+        assert_eq!(glob_escape("t:a*b?[c]\\"), "t:a\\*b\\?\\[c\\]\\\\");
+        assert_eq!(glob_escape("User:"), "User:");
+    }
+
+    #[test]
+    fn ttl_never_rounds_to_delete() {
+        assert_eq!(ttl_millis(Duration::from_micros(10)), 1);
+        assert_eq!(ttl_millis(Duration::from_secs(2)), 2000);
+    }
+}

@@ -1,0 +1,140 @@
+//! The connection handle: one multiplexed, auto-reconnecting connection and a key namespace.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use redis::aio::ConnectionManager;
+use redis::{Cmd, FromRedisValue, Pipeline, RedisError};
+
+use crate::error::{Error, Result};
+
+/// A cheap-to-clone handle on one Redis server, with an optional key namespace.
+///
+/// Every clone shares one multiplexed connection that reconnects by itself; commands from
+/// many tasks are pipelined onto it. Every key rapyer builds is `{namespace}{Prefix}:{id}`.
+///
+/// ```no_run
+/// # async fn demo() -> rapyer::Result<()> {
+/// let db = rapyer::Db::connect("redis://127.0.0.1:6379").await?;
+/// let tenant = db.with_namespace("tenant-a:");
+/// assert_eq!(tenant.key("User:u1"), "tenant-a:User:u1");
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Db {
+    conn: ConnectionManager,
+    url: Arc<str>,
+    namespace: Arc<str>,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db")
+            .field("url", &redact(&self.url))
+            .field("namespace", &self.namespace)
+            .finish()
+    }
+}
+
+impl Db {
+    /// Connects to the Redis at `url` (`redis://[user:pass@]host:port[/db]`).
+    ///
+    /// The server needs the RedisJSON module (Redis 8, or redis-stack 7.2+); queries also
+    /// need RediSearch.
+    pub async fn connect(url: &str) -> Result<Db> {
+        let client = redis::Client::open(url).map_err(|e| Error::redis("connect", e))?;
+        let conn = ConnectionManager::new(client)
+            .await
+            .map_err(|e| Error::redis("connect", e))?;
+        tracing::debug!(target: "rapyer::db", url = %redact(url), "connected");
+        Ok(Db {
+            conn,
+            url: url.into(),
+            namespace: "".into(),
+        })
+    }
+
+    /// A handle on the same connection whose keys all start with `namespace`
+    /// (replacing this handle's namespace). Include your own separator, e.g. `"tenant-a:"`.
+    pub fn with_namespace(&self, namespace: impl Into<String>) -> Db {
+        Db {
+            conn: self.conn.clone(),
+            url: self.url.clone(),
+            namespace: namespace.into().into(),
+        }
+    }
+
+    /// This handle's key namespace (empty by default).
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    /// The full Redis key for a model key such as `User:u1`: the namespace, then the key.
+    pub fn key(&self, model_key: &str) -> String {
+        let mut key = String::with_capacity(self.namespace.len() + model_key.len());
+        key.push_str(&self.namespace);
+        key.push_str(model_key);
+        key
+    }
+
+    /// Sends one command and decodes its reply, traced as `op` with `keys` keys.
+    pub(crate) async fn query<T: FromRedisValue>(
+        &self,
+        op: &'static str,
+        keys: usize,
+        cmd: &Cmd,
+    ) -> std::result::Result<T, RedisError> {
+        let started = Instant::now();
+        let mut conn = self.conn.clone();
+        let result = cmd.query_async(&mut conn).await;
+        trace_command(op, keys, started, result.is_ok());
+        result
+    }
+
+    /// Sends a pipeline (or transaction) in one round trip, traced as `op` with `keys` keys.
+    pub(crate) async fn query_pipeline<T: FromRedisValue>(
+        &self,
+        op: &'static str,
+        keys: usize,
+        pipe: &Pipeline,
+    ) -> std::result::Result<T, RedisError> {
+        let started = Instant::now();
+        let mut conn = self.conn.clone();
+        let result = pipe.query_async(&mut conn).await;
+        trace_command(op, keys, started, result.is_ok());
+        result
+    }
+}
+
+/// One event per command or script sent: what ran, on how many keys, how long it took.
+/// Values never appear in traces.
+pub(crate) fn trace_command(op: &'static str, keys: usize, started: Instant, ok: bool) {
+    tracing::debug!(
+        target: "rapyer::command",
+        op,
+        keys,
+        elapsed_us = started.elapsed().as_micros() as u64,
+        ok,
+    );
+}
+
+/// The URL without its password, for logs and Debug output.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://***@{}", &url[..scheme], &url[at + 1..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn redacts_credentials() {
+        assert_eq!(redact("redis://u:secret@h:1/0"), "redis://***@h:1/0");
+        assert_eq!(redact("redis://h:1"), "redis://h:1");
+    }
+}

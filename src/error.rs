@@ -1,0 +1,168 @@
+//! The one error type of rapyer.
+
+use std::time::Duration;
+
+/// `Result<T, rapyer::Error>`, returned by every fallible call.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong, each variant naming the key (and JSON path) involved.
+///
+/// Match on the variant; new variants may be added, so keep a `_` arm.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// No document is stored at `key`.
+    #[error("no document at key `{key}`")]
+    NotFound {
+        /// The full key, namespace included.
+        key: String,
+    },
+
+    /// The value at `key`/`path` is not of the type the operation needs, e.g. a plain string
+    /// key where a JSON document is expected, or a JSON string where a number is expected.
+    #[error("type mismatch at key `{key}` path `{path}`: expected {expected}, found {found}")]
+    TypeMismatch {
+        /// The full key.
+        key: String,
+        /// The JSON path (`$` for the whole document).
+        path: String,
+        /// What the operation needs.
+        expected: String,
+        /// What the server holds.
+        found: String,
+    },
+
+    /// A list index outside the list, where Python would raise `IndexError`.
+    #[error("index {index} out of range for the list of length {len} at key `{key}` path `{path}`")]
+    IndexOutOfRange {
+        /// The full key.
+        key: String,
+        /// The JSON path of the list.
+        path: String,
+        /// The index asked for.
+        index: i64,
+        /// The list's length on the server.
+        len: u64,
+    },
+
+    /// An integer operation would leave the range of its type; nothing was changed.
+    #[error("integer overflow at key `{key}` path `{path}`")]
+    Overflow {
+        /// The full key.
+        key: String,
+        /// The JSON path of the number.
+        path: String,
+    },
+
+    /// A stored document (or part of one) does not decode into the Rust type.
+    #[error("cannot decode the document at key `{key}` (at `{path}`): {source}")]
+    Deserialize {
+        /// The full key.
+        key: String,
+        /// Where in the document decoding failed (`.` for the document itself).
+        path: String,
+        /// serde's error.
+        #[source]
+        source: serde_json::Error,
+    },
+
+    /// A value could not be encoded as JSON.
+    #[error("cannot encode the value for key `{key}`: {source}")]
+    Serialize {
+        /// The full key the value was meant for.
+        key: String,
+        /// serde's error.
+        #[source]
+        source: serde_json::Error,
+    },
+
+    /// A lock was not acquired within the allowed wait.
+    #[error("lock on `{key}` not acquired within {waited:?}")]
+    LockTimeout {
+        /// The key of the locked model.
+        key: String,
+        /// How long the caller waited.
+        waited: Duration,
+    },
+
+    /// A lock expired or was taken over before the holder used it.
+    #[error("lock on `{key}` was lost (expired or taken by another holder)")]
+    LockLost {
+        /// The key of the locked model.
+        key: String,
+    },
+
+    /// The keys of one atomic unit do not hash to one Redis Cluster slot.
+    #[error("keys of one atomic unit span several cluster slots: {keys:?}")]
+    CrossSlot {
+        /// The keys involved.
+        keys: Vec<String>,
+    },
+
+    /// A Lua script failed on the server.
+    #[error("script `{name}` failed: {message}")]
+    Script {
+        /// The script's registered name.
+        name: String,
+        /// Redis's error message.
+        message: String,
+    },
+
+    /// A query could not be built or was rejected by RediSearch.
+    #[error("invalid query: {message}")]
+    InvalidQuery {
+        /// What is wrong.
+        message: String,
+    },
+
+    /// A transport or server error from Redis.
+    #[error("redis error during {op}: {source}")]
+    Redis {
+        /// The command or operation that failed.
+        op: String,
+        /// redis-rs's error.
+        #[source]
+        source: redis::RedisError,
+    },
+}
+
+impl Error {
+    /// Wraps a redis-rs error with the name of the operation that failed.
+    pub(crate) fn redis(op: &str, source: redis::RedisError) -> Error {
+        Error::Redis {
+            op: op.to_string(),
+            source,
+        }
+    }
+
+    /// The full key named by the error, if it names one.
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            Error::NotFound { key }
+            | Error::TypeMismatch { key, .. }
+            | Error::IndexOutOfRange { key, .. }
+            | Error::Overflow { key, .. }
+            | Error::Deserialize { key, .. }
+            | Error::Serialize { key, .. }
+            | Error::LockTimeout { key, .. }
+            | Error::LockLost { key } => Some(key),
+            _ => None,
+        }
+    }
+}
+
+/// The full text of a server error reply (`code detail`), for matching on well-known replies.
+pub(crate) fn server_message(err: &redis::RedisError) -> String {
+    match (err.code(), err.detail()) {
+        (Some(code), Some(detail)) => format!("{code} {detail}"),
+        (Some(code), None) => code.to_string(),
+        (None, Some(detail)) => detail.to_string(),
+        (None, None) => err.to_string(),
+    }
+}
+
+/// Whether the server refused because the key holds another Redis type than the command needs.
+pub(crate) fn is_wrong_type(err: &redis::RedisError) -> bool {
+    let message = server_message(err);
+    message.starts_with("WRONGTYPE") || message.contains("wrong Redis type")
+}

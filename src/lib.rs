@@ -1,0 +1,39 @@
+#![doc = include_str!("../README.md")]
+
+extern crate self as rapyer;
+
+mod crud;
+mod db;
+mod error;
+mod model;
+mod script;
+mod types;
+
+pub use db::Db;
+pub use error::{Error, Result};
+pub use model::{AtomicModel, Model, ModelKey};
+pub use types::{Bytes, Id, ParseIdError};
+
+/// `#[derive(AtomicModel)]`: see [`AtomicModel`] and the crate documentation.
+pub use rapyer_derive::AtomicModel;
+
+/// Everything a model file needs: `use rapyer::prelude::*;`.
+pub mod prelude {
+    pub use crate::{AtomicModel, Bytes, Db, Error, Id, Model, Result};
+}
+
+/// Support for the code `#[derive(AtomicModel)]` generates.
+///
+/// Not public API: anything here may change in any release.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::model::ModelKey;
+    pub use serde;
+    pub use std::option::Option::{self, None, Some};
+    pub use std::time::Duration;
+
+    /// Compile-time check that a model is a serde type both ways.
+    pub const fn assert_serde<T: serde::Serialize + serde::de::DeserializeOwned>() {}
+    /// Compile-time check that a nested type is a model.
+    pub const fn assert_model<T: crate::Model>() {}
+}

@@ -1,0 +1,639 @@
+//! Models with CRUD and bulk operations, against the real server: every result is checked
+//! by reading the server back with plain commands.
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::Duration;
+
+use chrono::{DateTime, FixedOffset, TimeZone, Utc};
+use rapyer::prelude::*;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use common::{db, json_get, raw, stored};
+
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+struct Address {
+    city: String,
+    zip: i64,
+}
+
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[rapyer(prefix = "User")]
+struct User {
+    #[rapyer(key)]
+    id: String,
+    name: String,
+    age: i64,
+    score: f64,
+    active: bool,
+    tags: Vec<String>,
+    prefs: HashMap<String, String>,
+    address: Address,
+    history: Vec<Address>,
+    places: BTreeMap<String, Address>,
+    avatar: Bytes,
+    nick: Option<String>,
+    born: DateTime<FixedOffset>,
+    seen: DateTime<Utc>,
+    big: u64,
+    small: i64,
+    small32: i32,
+    tiny: u8,
+}
+
+fn user(id: &str) -> User {
+    User {
+        id: id.into(),
+        name: "Ann".into(),
+        age: 41,
+        score: 2.5,
+        active: true,
+        tags: vec!["a".into(), "b".into()],
+        prefs: HashMap::from([("theme".to_string(), "dark".to_string())]),
+        address: Address {
+            city: "Paris".into(),
+            zip: 75001,
+        },
+        history: vec![
+            Address {
+                city: "Lyon".into(),
+                zip: 69001,
+            },
+            Address {
+                city: "Nice".into(),
+                zip: 6000,
+            },
+        ],
+        places: BTreeMap::from([(
+            "home".to_string(),
+            Address {
+                city: "Oslo".into(),
+                zip: 150,
+            },
+        )]),
+        avatar: Bytes::from(vec![0, 1, 2, 254, 255]),
+        nick: None,
+        born: FixedOffset::east_opt(5 * 3600 + 30 * 60)
+            .expect("offset")
+            .with_ymd_and_hms(1984, 2, 29, 23, 59, 58)
+            .single()
+            .expect("date")
+            + chrono::Duration::nanoseconds(123_456_789),
+        seen: Utc
+            .with_ymd_and_hms(2026, 11, 21, 8, 0, 0)
+            .single()
+            .expect("date")
+            + chrono::Duration::microseconds(1),
+        big: u64::MAX,
+        small: i64::MIN,
+        small32: i32::MIN,
+        tiny: u8::MAX,
+    }
+}
+
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[rapyer(prefix = "Session", ttl = 100)]
+struct Session {
+    #[rapyer(key)]
+    id: Id,
+    user: String,
+}
+
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+struct Counter {
+    #[rapyer(key)]
+    n: u64,
+    value: f64,
+}
+
+#[tokio::test]
+async fn key_is_prefix_and_id_and_db_adds_namespace() {
+    let db = db().await;
+    let u = user("u1");
+    assert_eq!(u.key(), "User:u1");
+    assert_eq!(User::key_of("u1"), "User:u1");
+    assert_eq!(db.key(&u.key()), format!("{}User:u1", db.namespace()));
+    let c = Counter { n: 7, value: 0.0 };
+    assert_eq!(c.key(), "Counter:7");
+}
+
+#[tokio::test]
+async fn every_field_type_round_trips_as_plain_json() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let u = user("u1");
+    u.save(&db).await.expect("save");
+
+    let loaded = User::get(&db, "u1").await.expect("get");
+    assert_eq!(loaded, u);
+
+    // What another language reads: plain JSON, no opaque blobs.
+    let doc = stored(&mut raw, &db.key("User:u1")).await;
+    assert_eq!(doc["avatar"], json!("AAEC/v8="));
+    assert_eq!(doc["born"], json!("1984-02-29T23:59:58.123456789+05:30"));
+    assert_eq!(doc["seen"], json!("2026-11-21T08:00:00.000001Z"));
+    assert_eq!(doc["nick"], json!(null));
+    assert_eq!(doc["places"]["home"]["zip"], json!(150));
+    assert_eq!(doc["history"][1]["city"], json!("Nice"));
+    // Integers keep every digit: the stored text is exact.
+    let text = json_get(&mut raw, &db.key("User:u1")).await.expect("doc");
+    assert!(text.contains("\"big\":18446744073709551615"), "{text}");
+    assert!(text.contains("\"small\":-9223372036854775808"), "{text}");
+}
+
+#[tokio::test]
+async fn integer_extremes_and_float_edges_survive() {
+    let db = db().await;
+    let mut u = user("edges");
+    for (big, small) in [
+        (0, i64::MAX),
+        (u64::MAX, i64::MIN),
+        (1 << 53, -(1 << 53) - 1),
+    ] {
+        u.big = big;
+        u.small = small;
+        u.save(&db).await.expect("save");
+        let back = User::get(&db, "edges").await.expect("get");
+        assert_eq!((back.big, back.small), (big, small));
+    }
+    for score in [
+        f64::MIN,
+        f64::MAX,
+        f64::MIN_POSITIVE,
+        f64::EPSILON,
+        5e-324,
+        0.1,
+        1e21,
+        -2.5e-300,
+        0.0,
+        1.0 / 3.0,
+        123_456.789_012_345,
+    ] {
+        u.score = score;
+        u.save(&db).await.expect("save");
+        let back = User::get(&db, "edges").await.expect("get");
+        assert_eq!(back.score.to_bits(), score.to_bits(), "{score:e}");
+    }
+    // RedisJSON 2.8 re-parses numbers without correct rounding: values needing 16-17
+    // significant digits at large or tiny magnitudes (e.g. -1.5e-300) can come back one
+    // ULP off. Values of up to 15 significant digits between 1e-5 and 1e15 are exact.
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    for _ in 0..200 {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let mantissa = (state % 900_000_000_000_000 + 100_000_000_000_000) as f64;
+        let exponent = (state >> 50) as i32 % 20 - 19;
+        let score: f64 = format!("{mantissa:.0}e{exponent}").parse().expect("float");
+        u.score = score;
+        u.save(&db).await.expect("save");
+        let back = User::get(&db, "edges").await.expect("get");
+        assert_eq!(back.score.to_bits(), score.to_bits(), "{score:e}");
+    }
+    u.score = -0.0;
+    u.save(&db).await.expect("save");
+    let back = User::get(&db, "edges").await.expect("get");
+    assert!(back.score == 0.0 && back.score.is_sign_negative());
+}
+
+const HOSTILE: &[&str] = &[
+    "",
+    "'",
+    "\"",
+    "\\",
+    "]]",
+    "[['x']]",
+    "a'] or 1==1 --",
+    "line\nbreak\r\ttab",
+    "emoji 🦀🚀 and 中文",
+    "{\"json\": [1, 2]}",
+    "$..*",
+    "@field:{tag}|x",
+    "\u{0}nul",
+    "both ' and \" quotes",
+    "redis.call('FLUSHALL')",
+];
+
+#[tokio::test]
+async fn hostile_strings_round_trip_in_values_keys_and_ids() {
+    let db = db().await;
+    let mut raw = raw().await;
+    for (i, s) in HOSTILE.iter().enumerate() {
+        let id = format!("{i}:{s}");
+        let mut u = user(&id);
+        u.name = s.to_string();
+        u.tags = vec![s.to_string(), format!("{s}{s}")];
+        u.prefs = HashMap::from([(s.to_string(), s.to_string())]);
+        u.nick = Some(s.to_string());
+        u.save(&db).await.expect("save");
+        let back = User::get(&db, &id).await.expect("get");
+        assert_eq!(back, u, "value {s:?}");
+        let doc = stored(&mut raw, &db.key(&u.key())).await;
+        assert_eq!(doc["name"], json!(s));
+        assert_eq!(doc["prefs"][*s], json!(s));
+        assert!(User::exists(&db, &id).await.expect("exists"));
+    }
+    let all = User::all(&db).await.expect("all");
+    assert_eq!(all.len(), HOSTILE.len());
+}
+
+#[tokio::test]
+async fn missing_models_are_not_found_and_nothing_is_created() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let err = User::get(&db, "ghost").await.expect_err("missing");
+    match &err {
+        Error::NotFound { key } => assert_eq!(key, &db.key("User:ghost")),
+        other => panic!("expected NotFound, got {other:?}"),
+    }
+    assert_eq!(err.key(), Some(db.key("User:ghost").as_str()));
+    assert!(!User::exists(&db, "ghost").await.expect("exists"));
+    assert!(!User::delete_by_id(&db, "ghost").await.expect("delete"));
+    let mut u = user("ghost");
+    assert!(matches!(u.refresh(&db).await, Err(Error::NotFound { .. })));
+    assert!(matches!(u.ttl(&db).await, Err(Error::NotFound { .. })));
+    assert!(matches!(
+        u.set_ttl(&db, Duration::from_secs(5)).await,
+        Err(Error::NotFound { .. })
+    ));
+    let exists: bool = redis::cmd("EXISTS")
+        .arg(db.key("User:ghost"))
+        .query_async(&mut raw)
+        .await
+        .expect("EXISTS");
+    assert!(!exists);
+}
+
+#[tokio::test]
+async fn wrong_shaped_documents_are_deserialize_errors_naming_key_and_path() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let key = db.key("User:bad");
+    let mut doc = serde_json::to_value(user("bad")).expect("json");
+    doc["address"]["zip"] = json!("not a number");
+    let _: () = redis::cmd("JSON.SET")
+        .arg(&key)
+        .arg("$")
+        .arg(doc.to_string())
+        .query_async(&mut raw)
+        .await
+        .expect("JSON.SET");
+    let before = json_get(&mut raw, &key).await;
+
+    for result in [
+        User::get(&db, "bad").await.map(|_| ()),
+        User::get_many(&db, ["bad"]).await.map(|_| ()),
+        User::all(&db).await.map(|_| ()),
+    ] {
+        match result {
+            Err(Error::Deserialize { key: k, path, .. }) => {
+                assert_eq!(k, key);
+                assert_eq!(path, "address.zip");
+            }
+            other => panic!("expected Deserialize, got {other:?}"),
+        }
+    }
+    let mut u = user("bad");
+    match u.refresh(&db).await {
+        Err(Error::Deserialize { path, .. }) => assert_eq!(path, "address.zip"),
+        other => panic!("expected Deserialize, got {other:?}"),
+    }
+    assert_eq!(
+        u,
+        user("bad"),
+        "a failed refresh leaves the model as it was"
+    );
+    assert_eq!(
+        json_get(&mut raw, &key).await,
+        before,
+        "reads change nothing"
+    );
+}
+
+#[tokio::test]
+async fn non_json_keys_are_type_mismatches_and_stay_untouched() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let key = db.key("User:plain");
+    let _: () = redis::cmd("SET")
+        .arg(&key)
+        .arg("just a string")
+        .query_async(&mut raw)
+        .await
+        .expect("SET");
+    let list_key = db.key("User:list");
+    let _: () = redis::cmd("RPUSH")
+        .arg(&list_key)
+        .arg("x")
+        .query_async(&mut raw)
+        .await
+        .expect("RPUSH");
+
+    let check = |result: Result<()>, found: &str, key: &str| match result {
+        Err(Error::TypeMismatch {
+            key: k,
+            path,
+            found: f,
+            ..
+        }) => {
+            assert_eq!(k, key);
+            assert_eq!(path, "$");
+            assert_eq!(f, found);
+        }
+        other => panic!("expected TypeMismatch, got {other:?}"),
+    };
+    check(User::get(&db, "plain").await.map(|_| ()), "string", &key);
+    check(User::get(&db, "list").await.map(|_| ()), "list", &list_key);
+    check(
+        User::get_many(&db, ["nobody", "plain"]).await.map(|_| ()),
+        "string",
+        &key,
+    );
+    check(User::exists(&db, "plain").await.map(|_| ()), "string", &key);
+    check(user("plain").save(&db).await, "string", &key);
+    check(
+        User::insert_many(&db, &[user("fine"), user("plain")]).await,
+        "string",
+        &key,
+    );
+
+    let value: String = redis::cmd("GET")
+        .arg(&key)
+        .query_async(&mut raw)
+        .await
+        .expect("GET");
+    assert_eq!(value, "just a string");
+    assert_eq!(json_get(&mut raw, &db.key("User:fine")).await, None);
+    // all() only reads JSON documents under the prefix.
+    assert!(User::all(&db).await.expect("all").is_empty());
+}
+
+#[tokio::test]
+async fn get_many_keeps_order_and_reports_missing_as_none() {
+    let db = db().await;
+    for id in ["a", "b", "c"] {
+        user(id).save(&db).await.expect("save");
+    }
+    let got = User::get_many(&db, ["c", "zz", "a", "a"])
+        .await
+        .expect("get_many");
+    let ids: Vec<Option<String>> = got.into_iter().map(|u| u.map(|u| u.id)).collect();
+    assert_eq!(
+        ids,
+        vec![Some("c".into()), None, Some("a".into()), Some("a".into())]
+    );
+    let none: Vec<Option<User>> = User::get_many(&db, Vec::<String>::new())
+        .await
+        .expect("empty");
+    assert!(none.is_empty());
+}
+
+#[tokio::test]
+async fn delete_refresh_and_delete_many() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let users: Vec<User> = (0..5).map(|i| user(&format!("d{i}"))).collect();
+    User::insert_many(&db, &users).await.expect("insert_many");
+
+    // refresh picks up a change made by someone else.
+    let _: () = redis::cmd("JSON.SET")
+        .arg(db.key("User:d0"))
+        .arg("$.name")
+        .arg("\"Changed\"")
+        .query_async(&mut raw)
+        .await
+        .expect("JSON.SET");
+    let mut d0 = users[0].clone();
+    d0.refresh(&db).await.expect("refresh");
+    assert_eq!(d0.name, "Changed");
+
+    assert!(d0.delete(&db).await.expect("delete"));
+    assert!(!d0.delete(&db).await.expect("second delete"));
+    assert!(User::delete_by_id(&db, "d1").await.expect("delete_by_id"));
+    assert_eq!(
+        User::delete_many(&db, ["d2", "d3", "nope"])
+            .await
+            .expect("delete_many"),
+        2
+    );
+    assert_eq!(
+        User::delete_many(&db, Vec::<&str>::new())
+            .await
+            .expect("empty"),
+        0
+    );
+    for (id, present) in [
+        ("d0", false),
+        ("d1", false),
+        ("d2", false),
+        ("d3", false),
+        ("d4", true),
+    ] {
+        let n: i64 = redis::cmd("EXISTS")
+            .arg(db.key(&format!("User:{id}")))
+            .query_async(&mut raw)
+            .await
+            .expect("EXISTS");
+        assert_eq!(n == 1, present, "{id}");
+    }
+}
+
+#[tokio::test]
+async fn insert_many_is_all_or_nothing() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let mut existing = user("keep");
+    existing.name = "Original".into();
+    existing.save(&db).await.expect("save");
+    let before = json_get(&mut raw, &db.key("User:keep")).await;
+    let _: () = redis::cmd("HSET")
+        .arg(db.key("User:hash"))
+        .arg("f")
+        .arg("v")
+        .query_async(&mut raw)
+        .await
+        .expect("HSET");
+
+    let mut batch: Vec<User> = (0..50).map(|i| user(&format!("n{i}"))).collect();
+    batch.push(user("keep"));
+    batch.push(user("hash")); // the last one fails: nothing before it may be written
+    let err = User::insert_many(&db, &batch).await.expect_err("must fail");
+    assert!(
+        matches!(&err, Error::TypeMismatch { key, found, .. } if key == &db.key("User:hash") && found == "hash"),
+        "{err:?}"
+    );
+    assert_eq!(json_get(&mut raw, &db.key("User:keep")).await, before);
+    for i in 0..50 {
+        assert_eq!(
+            json_get(&mut raw, &db.key(&format!("User:n{i}"))).await,
+            None
+        );
+    }
+
+    batch.pop();
+    User::insert_many(&db, &batch).await.expect("insert_many");
+    assert_eq!(User::all(&db).await.expect("all").len(), 51);
+    assert_eq!(User::get(&db, "keep").await.expect("get").name, "Ann");
+    User::insert_many(&db, &[])
+        .await
+        .expect("empty insert is a no-op");
+}
+
+#[tokio::test]
+async fn model_ttl_is_set_by_every_save() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let s = Session {
+        id: Id::default(),
+        user: "ann".into(),
+    };
+    s.save(&db).await.expect("save");
+    let key = db.key(&s.key());
+    let pttl: i64 = redis::cmd("PTTL")
+        .arg(&key)
+        .query_async(&mut raw)
+        .await
+        .expect("PTTL");
+    assert!(pttl > 90_000 && pttl <= 100_000, "{pttl}");
+    let ttl = s.ttl(&db).await.expect("ttl").expect("expires");
+    assert!(ttl <= Duration::from_secs(100) && ttl > Duration::from_secs(90));
+
+    // A later save re-arms the expiry.
+    let _: () = redis::cmd("PEXPIRE")
+        .arg(&key)
+        .arg(5_000)
+        .query_async(&mut raw)
+        .await
+        .expect("PEXPIRE");
+    s.save(&db).await.expect("save again");
+    let pttl: i64 = redis::cmd("PTTL")
+        .arg(&key)
+        .query_async(&mut raw)
+        .await
+        .expect("PTTL");
+    assert!(pttl > 90_000, "{pttl}");
+
+    let many: Vec<Session> = (0..3)
+        .map(|_| Session {
+            id: Id::default(),
+            user: "bob".into(),
+        })
+        .collect();
+    Session::insert_many(&db, &many).await.expect("insert_many");
+    for m in &many {
+        assert_eq!(Session::get(&db, m.id).await.expect("get"), *m);
+        let pttl: i64 = redis::cmd("PTTL")
+            .arg(db.key(&m.key()))
+            .query_async(&mut raw)
+            .await
+            .expect("PTTL");
+        assert!(pttl > 90_000, "{pttl}");
+    }
+}
+
+#[tokio::test]
+async fn set_ttl_and_ttl_on_a_model_without_default_expiry() {
+    let db = db().await;
+    let u = user("t1");
+    u.save(&db).await.expect("save");
+    assert_eq!(u.ttl(&db).await.expect("ttl"), None);
+    u.set_ttl(&db, Duration::from_millis(300))
+        .await
+        .expect("set_ttl");
+    let left = u.ttl(&db).await.expect("ttl").expect("expires");
+    assert!(left <= Duration::from_millis(300));
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    assert!(!User::exists(&db, "t1").await.expect("exists"));
+}
+
+#[tokio::test]
+async fn namespaces_isolate_models() {
+    let base = db().await;
+    let a = base.with_namespace(format!("{}a:", base.namespace()));
+    let b = base.with_namespace(format!("{}b:", base.namespace()));
+    let mut ua = user("same");
+    ua.name = "in a".into();
+    let mut ub = user("same");
+    ub.name = "in b".into();
+    ua.save(&a).await.expect("save a");
+    ub.save(&b).await.expect("save b");
+    assert_eq!(User::get(&a, "same").await.expect("a").name, "in a");
+    assert_eq!(User::get(&b, "same").await.expect("b").name, "in b");
+    assert_eq!(User::all(&a).await.expect("all a"), vec![ua]);
+    assert!(User::delete_by_id(&a, "same").await.expect("delete"));
+    assert!(User::exists(&b, "same").await.expect("b survives"));
+    assert!(User::all(&base).await.expect("base").is_empty());
+}
+
+#[tokio::test]
+async fn namespace_with_glob_characters_is_literal_in_all() {
+    let base = db().await;
+    let star = base.with_namespace(format!("{}*[x]?:", base.namespace()));
+    let other = base.with_namespace(format!("{}ab:", base.namespace()));
+    user("s").save(&star).await.expect("save");
+    user("o").save(&other).await.expect("save");
+    let found = User::all(&star).await.expect("all");
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].id, "s");
+}
+
+#[tokio::test]
+async fn all_returns_every_model_past_ten_thousand() {
+    let db = db().await;
+    let total = 12_000;
+    let batch: Vec<Counter> = (0..total)
+        .map(|n| Counter {
+            n,
+            value: n as f64 / 2.0,
+        })
+        .collect();
+    for chunk in batch.chunks(2_000) {
+        Counter::insert_many(&db, chunk).await.expect("insert_many");
+    }
+    let all = Counter::all(&db).await.expect("all");
+    assert_eq!(all.len(), total as usize);
+    let ids: HashSet<u64> = all.iter().map(|c| c.n).collect();
+    assert_eq!(ids, (0..total).collect::<HashSet<u64>>());
+    assert!(all.iter().all(|c| c.value == c.n as f64 / 2.0));
+}
+
+#[tokio::test]
+async fn generated_ids_are_fresh_and_addressable() {
+    let db = db().await;
+    let a = Session {
+        id: Id::default(),
+        user: "a".into(),
+    };
+    let b = Session {
+        id: Id::default(),
+        user: "b".into(),
+    };
+    assert_ne!(a.id, b.id);
+    a.save(&db).await.expect("save");
+    assert_eq!(Session::get(&db, a.id).await.expect("by Id"), a);
+    assert_eq!(
+        Session::get(&db, a.id.to_string()).await.expect("by text"),
+        a
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn futures_are_send_and_handles_are_shared_across_tasks() {
+    let db = db().await;
+    let mut tasks = Vec::new();
+    for i in 0..16u64 {
+        let db = db.clone();
+        tasks.push(tokio::spawn(async move {
+            let c = Counter { n: i, value: 1.0 };
+            c.save(&db).await?;
+            Counter::get(&db, i).await
+        }));
+    }
+    for (i, task) in tasks.into_iter().enumerate() {
+        let c = task.await.expect("join").expect("round trip");
+        assert_eq!(c.n, i as u64);
+    }
+    assert_eq!(Counter::all(&db).await.expect("all").len(), 16);
+}
