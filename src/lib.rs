@@ -31,9 +31,4 @@ pub mod __private {
     pub use serde;
     pub use std::option::Option::{self, None, Some};
     pub use std::time::Duration;
-
-    /// Compile-time check that a model is a serde type both ways.
-    pub const fn assert_serde<T: serde::Serialize + serde::de::DeserializeOwned>() {}
-    /// Compile-time check that a nested type is a model.
-    pub const fn assert_model<T: crate::Model>() {}
 }

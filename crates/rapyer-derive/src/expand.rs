@@ -8,9 +8,6 @@ use crate::model::Model;
 
 pub(crate) fn expand(model: &Model) -> TokenStream {
     let ident = &model.ident;
-    let serde_check = quote_spanned! {ident.span()=>
-        const _: () = ::rapyer::__private::assert_serde::<#ident>();
-    };
     let stored = model.key.as_ref().map(|key| {
         let prefix = &model.prefix;
         let field = &key.ident;
@@ -38,8 +35,6 @@ pub(crate) fn expand(model: &Model) -> TokenStream {
     });
     quote! {
         const _: () = {
-            #serde_check
-
             #[automatically_derived]
             impl ::rapyer::Model for #ident {}
 

@@ -158,23 +158,20 @@ impl Server {
             .map_err(|e| format!("bad Redis URL {:?}: {e}", self.url))?;
         let deadline = Instant::now() + timeout;
         let mut conn = loop {
-            match client.get_connection_with_timeout(Duration::from_secs(2)) {
-                Ok(mut c) => {
-                    if redis::cmd("PING").query::<String>(&mut c).is_ok() {
-                        break c;
-                    }
-                }
-                Err(e) if Instant::now() >= deadline => {
-                    return Err(format!(
-                        "Redis at {} did not answer within {timeout:?}: {e}. {}",
-                        self.url,
-                        self.log_tail()
-                    ));
-                }
-                Err(_) => {}
-            }
+            // The last failure is kept so a timeout says why (refused, NOAUTH, LOADING, ...).
+            let failure = match client.get_connection_with_timeout(Duration::from_secs(2)) {
+                Ok(mut c) => match redis::cmd("PING").query::<String>(&mut c) {
+                    Ok(_) => break c,
+                    Err(e) => format!("PING failed: {e}"),
+                },
+                Err(e) => e.to_string(),
+            };
             if Instant::now() >= deadline {
-                return Err(format!("Redis at {} never answered PING", self.url));
+                return Err(format!(
+                    "Redis at {} did not answer within {timeout:?} ({failure}).{} Fix: {HOW_TO_FIX}",
+                    self.url,
+                    self.log_tail()
+                ));
             }
             std::thread::sleep(Duration::from_millis(20));
         };
@@ -204,13 +201,19 @@ impl Server {
         let log = std::fs::read_to_string(&guard.log).unwrap_or_default();
         let tail: Vec<&str> = log.lines().rev().take(15).collect();
         let tail: Vec<&str> = tail.into_iter().rev().collect();
-        format!("server log {}:\n{}", guard.log.display(), tail.join("\n"))
+        format!(
+            "\nserver log {}:\n{}\n",
+            guard.log.display(),
+            tail.join("\n")
+        )
     }
 }
 
 impl OwnedServer {
     fn spawn(binaries: Binaries, port: u16) -> Result<OwnedServer, String> {
         let log = std::env::temp_dir().join(format!("rapyer-redis-{port}.log"));
+        // A log left by an earlier server on this port would make a failure's log tail lie.
+        let _ = std::fs::remove_file(&log);
         // The watchdog shell starts the server, then blocks reading its standard input; when
         // this process exits (normally, by panic or by signal) the pipe closes, `cat` returns
         // and the server is killed. No server outlives the tests that started it.

@@ -1,0 +1,129 @@
+//! A tour of rapyer: define models, save, load, update and delete them.
+//!
+//! Run it with `cargo xtask demo` (which provides a Redis), or against your own Redis 8 /
+//! redis-stack with `REDIS_URL=redis://127.0.0.1:6379 cargo run --example tour`.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use rapyer::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+struct Address {
+    city: String,
+    zip: i64,
+}
+
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[rapyer(prefix = "User")]
+struct User {
+    #[rapyer(key)]
+    id: String,
+    name: String,
+    age: i64,
+    tags: Vec<String>,
+    prefs: HashMap<String, String>,
+    address: Address,
+    avatar: Bytes,
+}
+
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[rapyer(prefix = "Session", ttl = 60)]
+struct Session {
+    #[rapyer(key)]
+    id: Id,
+    user: String,
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<()> {
+    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let db = Db::connect(&url).await?.with_namespace("tour:");
+    println!("connected to {url}, every key under the namespace `tour:`\n");
+
+    println!("== Models: create, save, load");
+    let ann = User {
+        id: "ann".into(),
+        name: "Ann".into(),
+        age: 41,
+        tags: vec!["admin".into()],
+        prefs: HashMap::from([("theme".into(), "dark".into())]),
+        address: Address {
+            city: "Paris".into(),
+            zip: 75001,
+        },
+        avatar: Bytes::from(vec![0x89, b'P', b'N', b'G']),
+    };
+    let mut bob = User {
+        id: "bob".into(),
+        name: "Bob".into(),
+        age: 29,
+        ..ann.clone()
+    };
+    ann.save(&db).await?;
+    println!("saved {} at key {}", ann.name, db.key(&ann.key()));
+    let loaded = User::get(&db, "ann").await?;
+    println!("loaded it back: {loaded:?}");
+    assert_eq!(loaded, ann);
+
+    println!("\n== Bulk: insert_many is one atomic round trip");
+    let team: Vec<User> = ["cy", "di", "ed"]
+        .iter()
+        .map(|id| User {
+            id: id.to_string(),
+            name: id.to_uppercase(),
+            ..ann.clone()
+        })
+        .collect();
+    User::insert_many(&db, &team).await?;
+    let some = User::get_many(&db, ["cy", "nobody", "ed"]).await?;
+    let names: Vec<Option<String>> = some.into_iter().map(|u| u.map(|u| u.name)).collect();
+    println!("get_many(cy, nobody, ed) -> {names:?}");
+
+    println!("\n== Update: change fields and save, or refresh from the server");
+    bob.age += 1;
+    bob.address.city = "Lyon".into();
+    bob.save(&db).await?;
+    let mut stale = bob.clone();
+    stale.age = 0;
+    stale.refresh(&db).await?;
+    println!(
+        "bob after refresh: age {}, city {}",
+        stale.age, stale.address.city
+    );
+
+    println!("\n== Expiry: a model with `ttl` gets it in the same step as each save");
+    let session = Session {
+        id: Id::default(),
+        user: "ann".into(),
+    };
+    session.save(&db).await?;
+    println!(
+        "session {} expires in {:?}",
+        session.id,
+        session.ttl(&db).await?.map(|d| d.as_secs())
+    );
+    bob.set_ttl(&db, Duration::from_secs(300)).await?;
+    println!(
+        "bob now expires in {:?}s",
+        bob.ttl(&db).await?.map(|d| d.as_secs())
+    );
+
+    println!("\n== Errors are values: a missing model is NotFound, naming its key");
+    match User::get(&db, "ghost").await {
+        Err(Error::NotFound { key }) => println!("no document at {key}"),
+        other => println!("unexpected: {other:?}"),
+    }
+
+    println!("\n== Listing and deleting");
+    let everyone = User::all(&db).await?;
+    println!("{} users stored", everyone.len());
+    let removed = User::delete_many(&db, everyone.iter().map(|u| u.id.clone())).await?;
+    session.delete(&db).await?;
+    println!(
+        "deleted {removed} users and the session; {} left",
+        User::all(&db).await?.len()
+    );
+    Ok(())
+}

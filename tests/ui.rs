@@ -1,0 +1,9 @@
+//! Compile-time behaviour of `#[derive(AtomicModel)]`: what compiles, and for each mistake
+//! the exact error a user sees (span and message), from `tests/ui/`.
+
+#[test]
+fn derive_ui() {
+    let t = trybuild::TestCases::new();
+    t.pass("tests/ui/pass/*.rs");
+    t.compile_fail("tests/ui/fail/*.rs");
+}

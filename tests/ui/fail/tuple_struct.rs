@@ -1,0 +1,7 @@
+use rapyer::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(AtomicModel, Serialize, Deserialize)]
+struct Pair(String, i64);
+
+fn main() {}
