@@ -21,7 +21,7 @@ const MGET_CHUNK: usize = 500;
 const SCAN_COUNT: usize = 1000;
 
 pub(crate) async fn save<M: AtomicModel>(db: &Db, model: &M) -> Result<()> {
-    let key = db.key(&model.key());
+    let key = db.model_key(M::PREFIX, model.model_id());
     let json = encode(&key, model)?;
     match M::TTL {
         None => {
@@ -45,14 +45,39 @@ pub(crate) async fn save_many<M: AtomicModel>(db: &Db, models: &[M]) -> Result<(
         return Ok(());
     }
     let mut keys = Vec::with_capacity(models.len());
-    let mut args = Vec::with_capacity(models.len() + 1);
-    args.push(M::TTL.map_or(0, ttl_millis).to_string());
+    let mut docs = Vec::with_capacity(models.len());
     for model in models {
-        let key = db.key(&model.key());
-        args.push(encode(&key, model)?);
+        let key = db.model_key(M::PREFIX, model.model_id());
+        docs.push(encode(&key, model)?);
         keys.push(key);
     }
-    run_save(db, &keys, &args).await
+    match M::TTL {
+        // JSON.MSET checks every key's type before it writes any (verified on RedisJSON
+        // 2.8): one command, all or nothing.
+        None => {
+            let mut cmd = redis::cmd("JSON.MSET");
+            for (key, doc) in keys.iter().zip(&docs) {
+                cmd.arg(key).arg("$").arg(doc);
+            }
+            match db.query::<()>("JSON.MSET", keys.len(), &cmd).await {
+                Ok(()) => Ok(()),
+                Err(e) if is_wrong_type(&e) => {
+                    let all: Vec<&String> = keys.iter().collect();
+                    check_not_foreign(db, &all).await?;
+                    Err(Error::redis("insert_many", e))
+                }
+                Err(e) => Err(Error::redis("insert_many", e)),
+            }
+        }
+        // An expiry per key needs a script: MULTI would still expire the other keys when
+        // the write fails.
+        Some(ttl) => {
+            let mut args = Vec::with_capacity(docs.len() + 1);
+            args.push(ttl_millis(ttl).to_string());
+            args.extend(docs);
+            run_save(db, &keys, &args).await
+        }
+    }
 }
 
 /// Runs the library's save script; a key of the wrong type fails the whole call unwritten.

@@ -153,6 +153,15 @@ impl Error {
 
 /// The full text of a server error reply (`code detail`), for matching on well-known replies.
 pub(crate) fn server_message(err: &redis::RedisError) -> String {
+    // A failed command inside a pipeline carries its server error one level down.
+    if let Some(errors) = err.clone().into_server_errors()
+        && let Some((_, first)) = errors.first()
+    {
+        return match first.details() {
+            Some(detail) => format!("{} {detail}", first.code()),
+            None => first.code().to_string(),
+        };
+    }
     match (err.code(), err.detail()) {
         (Some(code), Some(detail)) => format!("{code} {detail}"),
         (Some(code), None) => code.to_string(),

