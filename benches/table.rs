@@ -161,11 +161,18 @@ async fn raw_conn(url: &str) -> MultiplexedConnection {
 }
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    // RAPYER_BENCH_RUNTIME=current runs everything on one thread (no cross-thread wake-ups
+    // between a caller and the connection's driver task).
+    let runtime = match std::env::var("RAPYER_BENCH_RUNTIME").as_deref() {
+        Ok("current") => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        _ => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build(),
+    }
+    .expect("runtime");
     runtime.block_on(run());
 }
 
