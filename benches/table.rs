@@ -97,6 +97,26 @@ where
     done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
 }
 
+/// Measures `rapyer` and `raw` doing the same work, one at a time and 64 in flight.
+async fn compare<A, AF, B, BF>(name: &str, rapyer: A, raw: B) -> Row
+where
+    A: Fn(u64) -> AF + Clone + Send + Sync + 'static,
+    AF: Future<Output = ()> + Send,
+    B: Fn(u64) -> BF + Clone + Send + Sync + 'static,
+    BF: Future<Output = ()> + Send,
+{
+    let mut row = Row {
+        name: name.to_string(),
+        rapyer: [0.0; 2],
+        raw: [0.0; 2],
+    };
+    for (m, in_flight) in [1usize, 64].into_iter().enumerate() {
+        row.rapyer[m] = measure(in_flight, rapyer.clone()).await;
+        row.raw[m] = measure(in_flight, raw.clone()).await;
+    }
+    row
+}
+
 struct Row {
     name: String,
     rapyer: [f64; 2],
@@ -192,155 +212,129 @@ async fn run() {
     let payload = serde_json::to_string(&user(1)).expect("payload");
 
     let mut rows = Vec::new();
-    let modes = [1usize, 64];
 
-    // save vs JSON.SET
-    let mut row = Row {
-        name: "save / JSON.SET".into(),
-        rapyer: [0.0; 2],
-        raw: [0.0; 2],
-    };
-    for (m, &in_flight) in modes.iter().enumerate() {
-        let d = db.clone();
-        row.rapyer[m] = measure(in_flight, move |i| {
-            let d = d.clone();
-            async move {
-                user(i % 1_000).save(&d).await.expect("save");
-            }
-        })
-        .await;
-        let c = raw.clone();
-        row.raw[m] = measure(in_flight, move |i| {
-            let mut c = c.clone();
-            async move {
-                let u = user(i % 1_000);
-                let json = serde_json::to_string(&u).expect("json");
-                let _: () = redis::cmd("JSON.SET")
-                    .arg(format!("bench:BenchUser:{}", u.id))
-                    .arg("$")
-                    .arg(json)
-                    .query_async(&mut c)
-                    .await
-                    .expect("JSON.SET");
-            }
-        })
-        .await;
-    }
-    rows.push(row);
-
-    // get vs JSON.GET
-    let mut row = Row {
-        name: "get / JSON.GET".into(),
-        rapyer: [0.0; 2],
-        raw: [0.0; 2],
-    };
-    for (m, &in_flight) in modes.iter().enumerate() {
-        let d = db.clone();
-        row.rapyer[m] = measure(in_flight, move |i| {
-            let d = d.clone();
-            async move {
-                let u = BenchUser::get(&d, i % 1_000).await.expect("get");
-                std::hint::black_box(u);
-            }
-        })
-        .await;
-        let c = raw.clone();
-        row.raw[m] = measure(in_flight, move |i| {
-            let mut c = c.clone();
-            async move {
-                let text: Vec<u8> = redis::cmd("JSON.GET")
-                    .arg(format!("bench:BenchUser:{}", i % 1_000))
-                    .query_async(&mut c)
-                    .await
-                    .expect("JSON.GET");
-                let u: BenchUser = serde_json::from_slice(&text).expect("decode");
-                std::hint::black_box(u);
-            }
-        })
-        .await;
-    }
-    rows.push(row);
-
-    // get_many(100) vs JSON.MGET of 100
-    let mut row = Row {
-        name: "get_many(100) / JSON.MGET".into(),
-        rapyer: [0.0; 2],
-        raw: [0.0; 2],
-    };
-    for (m, &in_flight) in modes.iter().enumerate() {
-        let d = db.clone();
-        row.rapyer[m] = measure(in_flight, move |i| {
-            let d = d.clone();
-            async move {
-                let start = (i * 100) % 900;
-                let us = BenchUser::get_many(&d, start..start + 100)
-                    .await
-                    .expect("get_many");
-                std::hint::black_box(us);
-            }
-        })
-        .await;
-        let c = raw.clone();
-        row.raw[m] = measure(in_flight, move |i| {
-            let mut c = c.clone();
-            async move {
-                let start = (i * 100) % 900;
-                let mut cmd = redis::cmd("JSON.MGET");
-                for id in start..start + 100 {
-                    cmd.arg(format!("bench:BenchUser:{id}"));
+    let (d, c) = (db.clone(), raw.clone());
+    rows.push(
+        compare(
+            "save / JSON.SET",
+            move |i| {
+                let d = d.clone();
+                async move {
+                    user(i % 1_000).save(&d).await.expect("save");
                 }
-                cmd.arg(".");
-                let texts: Vec<Option<Vec<u8>>> = cmd.query_async(&mut c).await.expect("JSON.MGET");
-                let us: Vec<Option<BenchUser>> = texts
-                    .into_iter()
-                    .map(|t| t.map(|t| serde_json::from_slice(&t).expect("decode")))
-                    .collect();
-                std::hint::black_box(us);
-            }
-        })
-        .await;
-    }
-    rows.push(row);
-
-    // insert_many(1000) vs a pipeline of 1000 JSON.SET
-    let mut row = Row {
-        name: "insert_many(1000) / pipeline of 1000 JSON.SET".into(),
-        rapyer: [0.0; 2],
-        raw: [0.0; 2],
-    };
-    let batch = Arc::new(seed.clone());
-    for (m, &in_flight) in modes.iter().enumerate() {
-        let d = db.clone();
-        let b = batch.clone();
-        row.rapyer[m] = measure(in_flight, move |_| {
-            let d = d.clone();
-            let b = b.clone();
-            async move {
-                BenchUser::insert_many(&d, &b).await.expect("insert_many");
-            }
-        })
-        .await;
-        let c = raw.clone();
-        let b = batch.clone();
-        row.raw[m] = measure(in_flight, move |_| {
-            let mut c = c.clone();
-            let b = b.clone();
-            async move {
-                let mut pipe = redis::pipe();
-                for u in b.iter() {
-                    let json = serde_json::to_string(u).expect("json");
-                    pipe.cmd("JSON.SET")
+            },
+            move |i| {
+                let mut c = c.clone();
+                async move {
+                    let u = user(i % 1_000);
+                    let json = serde_json::to_string(&u).expect("json");
+                    let _: () = redis::cmd("JSON.SET")
                         .arg(format!("bench:BenchUser:{}", u.id))
                         .arg("$")
                         .arg(json)
-                        .ignore();
+                        .query_async(&mut c)
+                        .await
+                        .expect("JSON.SET");
                 }
-                let _: () = pipe.query_async(&mut c).await.expect("pipeline");
-            }
-        })
-        .await;
-    }
-    rows.push(row);
+            },
+        )
+        .await,
+    );
+
+    let (d, c) = (db.clone(), raw.clone());
+    rows.push(
+        compare(
+            "get / JSON.GET",
+            move |i| {
+                let d = d.clone();
+                async move {
+                    let u = BenchUser::get(&d, i % 1_000).await.expect("get");
+                    std::hint::black_box(u);
+                }
+            },
+            move |i| {
+                let mut c = c.clone();
+                async move {
+                    let text: Vec<u8> = redis::cmd("JSON.GET")
+                        .arg(format!("bench:BenchUser:{}", i % 1_000))
+                        .query_async(&mut c)
+                        .await
+                        .expect("JSON.GET");
+                    let u: BenchUser = serde_json::from_slice(&text).expect("decode");
+                    std::hint::black_box(u);
+                }
+            },
+        )
+        .await,
+    );
+
+    let (d, c) = (db.clone(), raw.clone());
+    rows.push(
+        compare(
+            "get_many(100) / JSON.MGET",
+            move |i| {
+                let d = d.clone();
+                async move {
+                    let start = (i * 100) % 900;
+                    let us = BenchUser::get_many(&d, start..start + 100)
+                        .await
+                        .expect("get_many");
+                    std::hint::black_box(us);
+                }
+            },
+            move |i| {
+                let mut c = c.clone();
+                async move {
+                    let start = (i * 100) % 900;
+                    let mut cmd = redis::cmd("JSON.MGET");
+                    for id in start..start + 100 {
+                        cmd.arg(format!("bench:BenchUser:{id}"));
+                    }
+                    cmd.arg(".");
+                    let texts: Vec<Option<Vec<u8>>> =
+                        cmd.query_async(&mut c).await.expect("JSON.MGET");
+                    let us: Vec<Option<BenchUser>> = texts
+                        .into_iter()
+                        .map(|t| t.map(|t| serde_json::from_slice(&t).expect("decode")))
+                        .collect();
+                    std::hint::black_box(us);
+                }
+            },
+        )
+        .await,
+    );
+
+    let batch = Arc::new(seed);
+    let (d, c, b1, b2) = (db.clone(), raw.clone(), batch.clone(), batch);
+    rows.push(
+        compare(
+            "insert_many(1000) / pipeline of 1000 JSON.SET",
+            move |_| {
+                let d = d.clone();
+                let b = b1.clone();
+                async move {
+                    BenchUser::insert_many(&d, &b).await.expect("insert_many");
+                }
+            },
+            move |_| {
+                let mut c = c.clone();
+                let b = b2.clone();
+                async move {
+                    let mut pipe = redis::pipe();
+                    for u in b.iter() {
+                        let json = serde_json::to_string(u).expect("json");
+                        pipe.cmd("JSON.SET")
+                            .arg(format!("bench:BenchUser:{}", u.id))
+                            .arg("$")
+                            .arg(json)
+                            .ignore();
+                    }
+                    let _: () = pipe.query_async(&mut c).await.expect("pipeline");
+                }
+            },
+        )
+        .await,
+    );
 
     if !full_run() {
         print_table(&rows, &[]);

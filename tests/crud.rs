@@ -11,7 +11,7 @@ use rapyer::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use common::{db, json_get, raw, stored};
+use common::{db, json_get, pttl, raw, stored};
 
 #[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
 struct Address {
@@ -511,12 +511,8 @@ async fn insert_many_with_ttl_is_all_or_nothing() {
             assert_eq!(json_get(&mut raw, &key).await, None, "{key} was written");
         }
     }
-    let pttl: i64 = redis::cmd("PTTL")
-        .arg(&blocker)
-        .query_async(&mut raw)
-        .await
-        .expect("PTTL");
-    assert_eq!(pttl, -1, "the foreign key's expiry is untouched");
+    let left = pttl(&mut raw, &blocker).await;
+    assert_eq!(left, -1, "the foreign key's expiry is untouched");
 }
 
 #[tokio::test]
@@ -529,12 +525,8 @@ async fn model_ttl_is_set_by_every_save() {
     };
     s.save(&db).await.expect("save");
     let key = db.key(&s.key());
-    let pttl: i64 = redis::cmd("PTTL")
-        .arg(&key)
-        .query_async(&mut raw)
-        .await
-        .expect("PTTL");
-    assert!(pttl > 90_000 && pttl <= 100_000, "{pttl}");
+    let left = pttl(&mut raw, &key).await;
+    assert!(left > 90_000 && left <= 100_000, "{left}");
     let ttl = s.ttl(&db).await.expect("ttl").expect("expires");
     assert!(ttl <= Duration::from_secs(100) && ttl > Duration::from_secs(90));
 
@@ -546,12 +538,8 @@ async fn model_ttl_is_set_by_every_save() {
         .await
         .expect("PEXPIRE");
     s.save(&db).await.expect("save again");
-    let pttl: i64 = redis::cmd("PTTL")
-        .arg(&key)
-        .query_async(&mut raw)
-        .await
-        .expect("PTTL");
-    assert!(pttl > 90_000, "{pttl}");
+    let left = pttl(&mut raw, &key).await;
+    assert!(left > 90_000, "{left}");
 
     let many: Vec<Session> = (0..3)
         .map(|_| Session {
@@ -562,12 +550,8 @@ async fn model_ttl_is_set_by_every_save() {
     Session::insert_many(&db, &many).await.expect("insert_many");
     for m in &many {
         assert_eq!(Session::get(&db, m.id).await.expect("get"), *m);
-        let pttl: i64 = redis::cmd("PTTL")
-            .arg(db.key(&m.key()))
-            .query_async(&mut raw)
-            .await
-            .expect("PTTL");
-        assert!(pttl > 90_000, "{pttl}");
+        let left = pttl(&mut raw, &db.key(&m.key())).await;
+        assert!(left > 90_000, "{left}");
     }
 }
 
@@ -718,11 +702,7 @@ async fn script_cache_flushes_never_surface_or_split_a_save() {
     for s in &sessions {
         let key = db.key(&s.key());
         assert!(json_get(&mut raw, &key).await.is_some(), "{key} missing");
-        let pttl: i64 = redis::cmd("PTTL")
-            .arg(&key)
-            .query_async(&mut raw)
-            .await
-            .expect("PTTL");
-        assert!(pttl > 0, "{key} saved without its expiry");
+        let left = pttl(&mut raw, &key).await;
+        assert!(left > 0, "{key} saved without its expiry");
     }
 }

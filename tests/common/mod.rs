@@ -49,3 +49,12 @@ pub(crate) async fn stored(
         serde_json::from_str(&text).expect("JSON.GET $ is a JSON array");
     all.remove(0)
 }
+
+/// `PTTL key`: milliseconds left, -1 without expiry, -2 when the key does not exist.
+pub(crate) async fn pttl(raw: &mut redis::aio::MultiplexedConnection, key: &str) -> i64 {
+    redis::cmd("PTTL")
+        .arg(key)
+        .query_async(raw)
+        .await
+        .expect("PTTL")
+}
