@@ -182,20 +182,90 @@ fn test(filter: &[String]) -> Result<(), String> {
             "warnings",
         ]),
     )?;
-    run_step(
+    let mut totals = TestTotals::default();
+    run_test_step(
         4,
         STEPS,
         cargo()
             .args(["test", "--workspace", "--all-targets"])
             .args(filter),
+        &mut totals,
     )?;
-    run_step(
+    run_test_step(
         5,
         STEPS,
         cargo().args(["test", "--workspace", "--doc"]).args(filter),
+        &mut totals,
     )?;
     println!("==> all {STEPS} steps passed");
+    // One closing line over every test binary, so a summary of the whole run is the last
+    // thing printed (the last binary alone may well have 0 tests).
+    println!(
+        "{} passed, {} failed, {} ignored",
+        totals.passed, totals.failed, totals.ignored
+    );
     Ok(())
+}
+
+/// Test counts summed over the `test result:` lines of cargo test runs.
+#[derive(Default)]
+struct TestTotals {
+    passed: u64,
+    failed: u64,
+    ignored: u64,
+}
+
+impl TestTotals {
+    /// Adds the counts of one `test result: ok. 19 passed; 0 failed; 1 ignored; …` line.
+    fn add_line(&mut self, line: &str) {
+        let Some(rest) = line.trim().strip_prefix("test result:") else {
+            return;
+        };
+        for part in rest.split(';') {
+            let words: Vec<&str> = part.split_whitespace().collect();
+            let (count, what) = match words.as_slice() {
+                [.., count, what] => (count.parse::<u64>().unwrap_or(0), *what),
+                _ => continue,
+            };
+            match what {
+                "passed" => self.passed += count,
+                "failed" => self.failed += count,
+                "ignored" => self.ignored += count,
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Like [`run_step`], echoing the test output as it comes while counting its results.
+fn run_test_step(
+    n: usize,
+    total: usize,
+    cmd: &mut Command,
+    totals: &mut TestTotals,
+) -> Result<(), String> {
+    use std::io::{BufRead, BufReader};
+    let shown = describe(cmd);
+    println!("==> [{n}/{total}] {shown}");
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run {shown}: {e}"))?;
+    if let Some(stdout) = child.stdout.take() {
+        for line in BufReader::new(stdout).lines() {
+            let line = line.map_err(|e| format!("reading output of {shown}: {e}"))?;
+            println!("{line}");
+            totals.add_line(&line);
+        }
+    }
+    let status = child
+        .wait()
+        .map_err(|e| format!("waiting for {shown}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("step {n}/{total} `{shown}` failed ({status})"))
+    }
 }
 
 /// `cargo xtask demo`: the `tour` example against a real server; returns its exit code.
@@ -657,7 +727,21 @@ fn exit_code(status: ExitStatus) -> u8 {
 
 #[cfg(test)]
 mod tests {
-    use super::host_port;
+    use super::{TestTotals, host_port};
+
+    #[test]
+    fn test_totals_sum_result_lines() {
+        let mut totals = TestTotals::default();
+        for line in [
+            "test result: ok. 19 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; finished in 0.82s",
+            "running 3 tests",
+            "test result: FAILED. 2 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out",
+            "test result: ok. 0 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out",
+        ] {
+            totals.add_line(line);
+        }
+        assert_eq!((totals.passed, totals.failed, totals.ignored), (21, 1, 1));
+    }
 
     #[test]
     fn host_port_reads_redis_urls() {
