@@ -151,31 +151,24 @@ pub(crate) async fn exists(db: &Db, key: String) -> Result<bool> {
     }
 }
 
-pub(crate) async fn delete_keys(db: &Db, keys: Vec<String>, op: &'static str) -> Result<bool> {
-    let mut cmd = redis::cmd("DEL");
-    cmd.arg(&keys);
-    let n: u64 = db
-        .query("DEL", keys.len(), &cmd)
-        .await
-        .map_err(|e| Error::redis(op, e))?;
-    Ok(n > 0)
+pub(crate) async fn delete_one(db: &Db, key: String, op: &'static str) -> Result<bool> {
+    Ok(delete_count(db, vec![key], op).await? > 0)
 }
 
-pub(crate) async fn delete_count(db: &Db, keys: Vec<String>) -> Result<usize> {
+pub(crate) async fn delete_count(db: &Db, keys: Vec<String>, op: &'static str) -> Result<usize> {
     if keys.is_empty() {
         return Ok(0);
     }
     let mut cmd = redis::cmd("DEL");
     cmd.arg(&keys);
-    let n: usize = db
-        .query("DEL", keys.len(), &cmd)
+    db.query("DEL", keys.len(), &cmd)
         .await
-        .map_err(|e| Error::redis("delete_many", e))?;
-    Ok(n)
+        .map_err(|e| Error::redis(op, e))
 }
 
 pub(crate) async fn all<M: AtomicModel>(db: &Db) -> Result<Vec<M>> {
-    let pattern = format!("{}*", glob_escape(&db.key(&format!("{}:", M::PREFIX))));
+    // Every key of this model starts with its key for the empty id.
+    let pattern = format!("{}*", glob_escape(&db.model_key(M::PREFIX, "")));
     let mut seen = HashSet::new();
     let mut keys = Vec::new();
     let mut cursor: u64 = 0;

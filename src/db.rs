@@ -80,13 +80,9 @@ impl Db {
     /// The full key of the model `prefix` with this id: `{namespace}{prefix}:{id}`, built in
     /// one allocation.
     pub fn model_key(&self, prefix: &str, id: impl std::fmt::Display) -> String {
-        use std::fmt::Write as _;
         let mut key = String::with_capacity(self.namespace.len() + prefix.len() + 24);
         key.push_str(&self.namespace);
-        key.push_str(prefix);
-        key.push(':');
-        // Writing into a String cannot fail.
-        let _ = write!(key, "{id}");
+        crate::model::push_key(&mut key, prefix, id);
         key
     }
 

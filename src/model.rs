@@ -55,7 +55,9 @@ pub trait AtomicModel: Model {
 
     /// The key of the model with this id, without the `Db`'s namespace: `User:u1`.
     fn key_of(id: impl Display) -> String {
-        format!("{}:{}", Self::PREFIX, id)
+        let mut key = String::new();
+        push_key(&mut key, Self::PREFIX, id);
+        key
     }
 
     /// This model's key, without the `Db`'s namespace: `User:u1`.
@@ -95,13 +97,13 @@ pub trait AtomicModel: Model {
     /// Deletes this model; `true` if it was stored.
     fn delete(&self, db: &Db) -> impl Future<Output = Result<bool>> + Send {
         let key = db.model_key(Self::PREFIX, self.model_id());
-        crud::delete_keys(db, vec![key], "delete")
+        crud::delete_one(db, key, "delete")
     }
 
     /// Deletes the model with this id; `true` if it was stored.
     fn delete_by_id(db: &Db, id: impl Display) -> impl Future<Output = Result<bool>> + Send {
         let key = db.model_key(Self::PREFIX, id);
-        crud::delete_keys(db, vec![key], "delete_by_id")
+        crud::delete_one(db, key, "delete_by_id")
     }
 
     /// Saves every model in one round trip, all or nothing: if any key holds something other
@@ -119,7 +121,7 @@ pub trait AtomicModel: Model {
             .into_iter()
             .map(|id| db.model_key(Self::PREFIX, id))
             .collect();
-        crud::delete_count(db, keys)
+        crud::delete_count(db, keys, "delete_many")
     }
 
     /// Reloads this model from the server, replacing every field.
@@ -148,6 +150,15 @@ pub trait AtomicModel: Model {
         let key = db.model_key(Self::PREFIX, self.model_id());
         crud::ttl(db, key)
     }
+}
+
+/// Appends `{prefix}:{id}` to `key`: the one place the key layout is written down.
+pub(crate) fn push_key(key: &mut String, prefix: &str, id: impl Display) {
+    use std::fmt::Write as _;
+    key.push_str(prefix);
+    key.push(':');
+    // Writing into a String cannot fail.
+    let _ = write!(key, "{id}");
 }
 
 /// A type that can be a model's `#[rapyer(key)]`: anything with a `Display` text that parses

@@ -261,11 +261,7 @@ fn run_test_step(
     let status = child
         .wait()
         .map_err(|e| format!("waiting for {shown}: {e}"))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("step {n}/{total} `{shown}` failed ({status})"))
-    }
+    step_verdict(n, total, &shown, status)
 }
 
 /// `cargo xtask demo`: the `tour` example against a real server; returns its exit code.
@@ -694,6 +690,11 @@ fn run_step(n: usize, total: usize, cmd: &mut Command) -> Result<(), String> {
     let status = cmd
         .status()
         .map_err(|e| format!("cannot run {shown}: {e}"))?;
+    step_verdict(n, total, &shown, status)
+}
+
+/// A step passes when its command exits 0.
+fn step_verdict(n: usize, total: usize, shown: &str, status: ExitStatus) -> Result<(), String> {
     if status.success() {
         Ok(())
     } else {
