@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use crate::db::Db;
 use crate::error::{Error, Result, is_wrong_type};
 use crate::model::AtomicModel;
-use crate::script::{ScriptFailure, library};
+use crate::script::library;
 
 /// RedisJSON's name for its data type, as `TYPE` reports it.
 const JSON_TYPE: &str = "ReJSON-RL";
@@ -84,7 +84,7 @@ pub(crate) async fn save_many<M: AtomicModel>(db: &Db, models: &[M]) -> Result<(
 async fn run_save(db: &Db, keys: &[String], args: &[String]) -> Result<()> {
     match db.run_lua::<i64>(&library::SAVE, keys, args).await {
         Ok(_) => Ok(()),
-        Err(ScriptFailure::Reply { name, message }) => {
+        Err(Error::Script { name, message }) => {
             // `WRONGTYPE <1-based index> <type>`, raised before any write.
             let mut words = message.split_whitespace();
             if words.next() == Some("WRONGTYPE") {
@@ -100,7 +100,7 @@ async fn run_save(db: &Db, keys: &[String], args: &[String]) -> Result<()> {
             }
             Err(Error::Script { name, message })
         }
-        Err(other) => Err(other.into_error()),
+        Err(other) => Err(other),
     }
 }
 

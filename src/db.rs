@@ -1,12 +1,18 @@
 //! The connection handle: one multiplexed, auto-reconnecting connection and a key namespace.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use redis::aio::ConnectionManager;
-use redis::{Cmd, FromRedisValue, Pipeline, RedisError};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::{Cmd, FromRedisValue, Pipeline, RedisError, Value};
 
 use crate::error::{Error, Result};
+use crate::script::{Registry, Scripts};
+
+/// How long a reply may take before the call fails with a timeout. Generous on purpose: a
+/// pipeline of thousands of script calls on a loaded machine must not time out, and a reply
+/// that does time out leaves the caller unsure whether the command ran.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A cheap-to-clone handle on one Redis server, with an optional key namespace.
 ///
@@ -25,6 +31,7 @@ pub struct Db {
     conn: ConnectionManager,
     url: Arc<str>,
     namespace: Arc<str>,
+    scripts: Arc<Registry>,
 }
 
 impl std::fmt::Debug for Db {
@@ -43,7 +50,8 @@ impl Db {
     /// need RediSearch.
     pub async fn connect(url: &str) -> Result<Db> {
         let client = redis::Client::open(url).map_err(|e| Error::redis("connect", e))?;
-        let conn = ConnectionManager::new(client)
+        let config = ConnectionManagerConfig::new().set_response_timeout(Some(RESPONSE_TIMEOUT));
+        let conn = ConnectionManager::new_with_config(client, config)
             .await
             .map_err(|e| Error::redis("connect", e))?;
         tracing::debug!(target: "rapyer::db", url = %redact(url), "connected");
@@ -51,6 +59,7 @@ impl Db {
             conn,
             url: url.into(),
             namespace: "".into(),
+            scripts: Arc::new(Registry::new()),
         })
     }
 
@@ -61,7 +70,17 @@ impl Db {
             conn: self.conn.clone(),
             url: self.url.clone(),
             namespace: namespace.into().into(),
+            scripts: self.scripts.clone(),
         }
+    }
+
+    /// The named scripts of this connection (shared by every clone and namespace of it).
+    pub fn scripts(&self) -> Scripts<'_> {
+        Scripts::new(self)
+    }
+
+    pub(crate) fn registry(&self) -> &Registry {
+        &self.scripts
     }
 
     /// This handle's key namespace (empty by default).
@@ -110,6 +129,23 @@ impl Db {
         let started = Instant::now();
         let mut conn = self.conn.clone();
         let result = pipe.query_async(&mut conn).await;
+        trace_command(op, keys, started, result.is_ok());
+        result
+    }
+}
+
+impl Db {
+    /// Sends every command of `pipe` (which must not be atomic) and returns every raw reply,
+    /// server errors included as [`Value::ServerError`], traced as `op` with `keys` keys.
+    pub(crate) async fn send_raw(
+        &self,
+        op: &'static str,
+        keys: usize,
+        pipe: &Pipeline,
+    ) -> std::result::Result<Vec<Value>, RedisError> {
+        let started = Instant::now();
+        let mut conn = self.conn.clone();
+        let result = conn.req_packed_commands(pipe, 0, pipe.len()).await;
         trace_command(op, keys, started, result.is_ok());
         result
     }

@@ -108,6 +108,34 @@ pub enum Error {
         message: String,
     },
 
+    /// No script is defined under this name.
+    #[error("no script named `{name}` is defined; defined scripts: {known:?}")]
+    UnknownScript {
+        /// The name asked for.
+        name: String,
+        /// Every defined name, sorted.
+        known: Vec<String>,
+    },
+
+    /// A script definition or call was refused before anything was sent: an invalid name, a
+    /// blank body, a different script already under the name, or a key count the script
+    /// does not take.
+    #[error("script `{name}`: {message}")]
+    InvalidScript {
+        /// The script's name.
+        name: String,
+        /// What is wrong.
+        message: String,
+    },
+
+    /// The server is running another script (or function) past its time limit and refuses
+    /// commands until it ends or is killed (`SCRIPT KILL`). Nothing was run.
+    #[error("the server is busy running a script that exceeded its time limit: {message}")]
+    Busy {
+        /// Redis's message.
+        message: String,
+    },
+
     /// A query could not be built or was rejected by RediSearch.
     #[error("invalid query: {message}")]
     InvalidQuery {
@@ -128,7 +156,13 @@ pub enum Error {
 
 impl Error {
     /// Wraps a redis-rs error with the name of the operation that failed.
+    /// A `BUSY` reply becomes [`Error::Busy`].
     pub(crate) fn redis(op: &str, source: redis::RedisError) -> Error {
+        if source.code() == Some("BUSY") {
+            return Error::Busy {
+                message: server_message(&source),
+            };
+        }
         Error::Redis {
             op: op.to_string(),
             source,

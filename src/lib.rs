@@ -6,12 +6,13 @@ mod crud;
 mod db;
 mod error;
 mod model;
-mod script;
+pub mod script;
 mod types;
 
 pub use db::Db;
 pub use error::{Error, Result};
 pub use model::{AtomicModel, Model, ModelKey};
+pub use script::{Call, Keys, Pipeline, Script, Scripts, Slot};
 pub use types::{Bytes, Id, ParseIdError};
 
 /// `#[derive(AtomicModel)]`: see [`AtomicModel`] and the crate documentation.
@@ -19,7 +20,7 @@ pub use rapyer_derive::AtomicModel;
 
 /// Everything a model file needs: `use rapyer::prelude::*;`.
 pub mod prelude {
-    pub use crate::{AtomicModel, Bytes, Db, Error, Id, Model, Result};
+    pub use crate::{AtomicModel, Bytes, Db, Error, Id, Keys, Model, Result};
 }
 
 /// Support for the code `#[derive(AtomicModel)]` generates.
@@ -28,6 +29,7 @@ pub mod prelude {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::model::ModelKey;
+    pub use redis::ToRedisArgs;
     pub use serde;
     pub use std::option::Option::{self, None, Some};
     pub use std::time::Duration;

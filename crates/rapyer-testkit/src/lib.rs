@@ -31,6 +31,9 @@ pub const HOW_TO_FIX: &str = "run `cargo xtask redis` once (it caches redis-serv
 redisearch.so in target/redis-stack/), or set REDIS_URL to a Redis 8 / redis-stack server with the \
 JSON and Search modules (e.g. `docker compose up -d` and REDIS_URL=redis://127.0.0.1:6379)";
 
+/// The data file `SHUTDOWN SAVE` writes and a restarted server loads.
+const DATA_FILE: &str = "rapyer.rdb";
+
 /// The cached Redis binaries of one provisioned folder.
 #[derive(Debug, Clone)]
 pub struct Binaries {
@@ -85,6 +88,8 @@ struct OwnedServer {
     binaries: Binaries,
     port: u16,
     log: PathBuf,
+    /// Where `SHUTDOWN SAVE` writes the data a restart loads.
+    data_dir: PathBuf,
     watchdog: Child,
     // Held so the pipe stays open; the watchdog kills the server when it closes.
     stdin: Option<ChildStdin>,
@@ -104,7 +109,7 @@ impl Server {
     /// Starts the cached binaries on a free 127.0.0.1 port and waits until the server answers.
     pub fn start(binaries: &Binaries) -> Result<Server, String> {
         let port = free_port()?;
-        let owned = OwnedServer::spawn(binaries.clone(), port)?;
+        let owned = OwnedServer::spawn(binaries.clone(), port, false)?;
         let server = Server {
             url: format!("redis://127.0.0.1:{port}/"),
             owned: Some(Mutex::new(owned)),
@@ -136,17 +141,33 @@ impl Server {
         self.owned.is_some()
     }
 
-    /// Stops the server this process started and starts it again on the same port, empty
-    /// (no data, no scripts), then waits until it answers. An external server is not touched
-    /// and gives an error.
+    /// Restarts the server this process started, on the same port, keeping its data and
+    /// nothing else: `SHUTDOWN SAVE` writes every key to disk, the new server loads it, and
+    /// its script cache starts empty, as after a real restart. Connections open at that
+    /// moment are dropped. Returns once the new server answers. An external server is not
+    /// touched and gives an error.
     pub fn restart(&self) -> Result<(), String> {
         let owned = self
             .owned
             .as_ref()
             .ok_or("restart needs a server started by the testkit; REDIS_URL is set")?;
         let mut guard = owned.lock().map_err(|_| "server lock poisoned")?;
+        let client = redis::Client::open(self.url.as_str())
+            .map_err(|e| format!("bad Redis URL {:?}: {e}", self.url))?;
+        let mut conn = client
+            .get_connection_with_timeout(Duration::from_secs(5))
+            .map_err(|e| format!("cannot reach the server to restart it: {e}"))?;
+        // The server exits while answering, so the reply is a dropped connection; whether
+        // the save happened is checked by the new server finding the data file.
+        let _ = redis::cmd("SHUTDOWN").arg("SAVE").query::<()>(&mut conn);
         guard.stop();
-        let fresh = OwnedServer::spawn(guard.binaries.clone(), guard.port)?;
+        if !guard.data_dir.join(DATA_FILE).is_file() {
+            return Err(format!(
+                "SHUTDOWN SAVE left no {DATA_FILE} in {}",
+                guard.data_dir.display()
+            ));
+        }
+        let fresh = OwnedServer::spawn(guard.binaries.clone(), guard.port, true)?;
         *guard = fresh;
         drop(guard);
         self.wait_ready(Duration::from_secs(20))
@@ -210,16 +231,26 @@ impl Server {
 }
 
 impl OwnedServer {
-    fn spawn(binaries: Binaries, port: u16) -> Result<OwnedServer, String> {
+    /// Starts a server on `port`; `keep_data` loads what the last server on this port saved
+    /// (a restart), otherwise it starts empty.
+    fn spawn(binaries: Binaries, port: u16, keep_data: bool) -> Result<OwnedServer, String> {
         let log = std::env::temp_dir().join(format!("rapyer-redis-{port}.log"));
-        // A log left by an earlier server on this port would make a failure's log tail lie.
-        let _ = std::fs::remove_file(&log);
+        let data_dir = std::env::temp_dir().join(format!("rapyer-redis-{port}.data"));
+        if !keep_data {
+            // A log or data file left by an earlier server on this port would make a
+            // failure's log tail lie, or fill the new server with old keys.
+            let _ = std::fs::remove_file(&log);
+            let _ = std::fs::remove_dir_all(&data_dir);
+        }
+        std::fs::create_dir_all(&data_dir)
+            .map_err(|e| format!("cannot create {}: {e}", data_dir.display()))?;
         // The watchdog shell starts the server, then blocks reading its standard input; when
         // this process exits (normally, by panic or by signal) the pipe closes, `cat` returns
         // and the server is killed. No server outlives the tests that started it.
         let script = r#"
 "$0" --port "$1" --bind 127.0.0.1 --save "" --appendonly no --protected-mode yes \
-     --enable-debug-command local --logfile "$4" --loadmodule "$2" --loadmodule "$3" &
+     --enable-debug-command local --logfile "$4" --dir "$5" --dbfilename "$6" \
+     --loadmodule "$2" --loadmodule "$3" &
 pid=$!
 cat >/dev/null
 kill "$pid" 2>/dev/null
@@ -233,6 +264,8 @@ wait "$pid" 2>/dev/null
             .arg(&binaries.rejson)
             .arg(&binaries.redisearch)
             .arg(&log)
+            .arg(&data_dir)
+            .arg(DATA_FILE)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -243,6 +276,7 @@ wait "$pid" 2>/dev/null
             binaries,
             port,
             log,
+            data_dir,
             watchdog,
             stdin,
         })

@@ -1,0 +1,472 @@
+//! Pipelines and transactions of script calls and plain commands, in one round trip.
+
+use std::marker::PhantomData;
+
+use redis::{Cmd, FromRedisValue, RedisError, ServerError, ToRedisArgs, Value};
+
+use super::run::{key_count, script_error};
+use super::{Call, Script};
+use crate::db::Db;
+use crate::error::{Error, Result};
+
+/// Commands per `MULTI … EXEC` segment of a plain pipeline that calls scripts: bounds how
+/// long one segment holds the server and how much it queues there.
+const SEGMENT: usize = 1000;
+
+/// One command of a batch, with the script it calls, if any.
+pub(crate) struct Item {
+    cmd: Cmd,
+    script: Option<Script>,
+    keys: usize,
+}
+
+impl Item {
+    /// An `EVALSHA` of `script` with `keys` keys.
+    pub(crate) fn script(script: Script, cmd: Cmd, keys: usize) -> Item {
+        Item {
+            cmd,
+            script: Some(script),
+            keys,
+        }
+    }
+
+    fn command(cmd: Cmd) -> Item {
+        Item {
+            cmd,
+            script: None,
+            keys: 0,
+        }
+    }
+}
+
+/// Commands sent in one round trip; `atomic` wraps them all in one `MULTI … EXEC`.
+pub(crate) struct Batch {
+    atomic: bool,
+    items: Vec<Item>,
+}
+
+/// How one run of consecutive items was sent.
+struct Segment {
+    len: usize,
+    /// Sent inside `MULTI … EXEC`, after a `SCRIPT LOAD` of each script in `loads`.
+    wrapped: bool,
+    loads: Vec<Script>,
+    /// The scripts of the batch's items, in order (`None` for plain commands).
+    scripts: Vec<Option<Script>>,
+}
+
+impl Batch {
+    pub(crate) fn new(atomic: bool) -> Batch {
+        Batch {
+            atomic,
+            items: Vec::new(),
+        }
+    }
+
+    pub(crate) fn push(&mut self, item: Item) -> usize {
+        self.items.push(item);
+        self.items.len() - 1
+    }
+
+    /// Sends every item in one round trip and returns one reply per item, or the first
+    /// failure.
+    ///
+    /// Every run of items that calls a script is sent as `MULTI`, `SCRIPT LOAD` of each
+    /// script it calls, the items, `EXEC`: the scripts are in the cache when the calls run,
+    /// whatever another client flushes, so no call can fail with NOSCRIPT. An atomic batch
+    /// is one such run; a plain one is cut into runs of at most [`SEGMENT`] commands, and
+    /// runs without scripts are sent bare.
+    pub(crate) async fn send(self, db: &Db, op: &'static str) -> Result<Vec<Value>> {
+        if self.items.is_empty() {
+            return Ok(Vec::new());
+        }
+        let total = self.items.len();
+        let keys: usize = self.items.iter().map(|i| i.keys).sum();
+        let mut pipe = redis::pipe();
+        let mut segments = Vec::new();
+        let mut items = self.items.into_iter().peekable();
+        while items.peek().is_some() {
+            let take = if self.atomic { total } else { SEGMENT };
+            let chunk: Vec<Item> = items.by_ref().take(take).collect();
+            let wrapped = self.atomic || chunk.iter().any(|i| i.script.is_some());
+            let mut loads: Vec<Script> = Vec::new();
+            if wrapped {
+                pipe.cmd("MULTI");
+                for script in chunk.iter().filter_map(|i| i.script.as_ref()) {
+                    if !loads.iter().any(|l| l.sha() == script.sha()) {
+                        pipe.cmd("SCRIPT").arg("LOAD").arg(script.body());
+                        loads.push(script.clone());
+                    }
+                }
+            }
+            let mut scripts = Vec::with_capacity(chunk.len());
+            for item in chunk {
+                pipe.add_command(item.cmd);
+                scripts.push(item.script);
+            }
+            if wrapped {
+                pipe.cmd("EXEC");
+            }
+            segments.push(Segment {
+                len: scripts.len(),
+                wrapped,
+                loads,
+                scripts,
+            });
+        }
+        let replies = db
+            .send_raw(op, keys, &pipe)
+            .await
+            .map_err(|e| Error::redis(op, e))?;
+        read_replies(op, total, segments, replies)
+    }
+}
+
+/// Matches the raw replies of a sent batch to its items.
+fn read_replies(
+    op: &'static str,
+    total: usize,
+    segments: Vec<Segment>,
+    replies: Vec<Value>,
+) -> Result<Vec<Value>> {
+    let mut replies = replies.into_iter();
+    let mut next = || {
+        replies.next().ok_or_else(|| {
+            Error::redis(
+                op,
+                RedisError::from((redis::ErrorKind::Client, "fewer replies than commands")),
+            )
+        })
+    };
+    let mut out = Vec::with_capacity(total);
+    let mut first_failure: Option<Error> = None;
+    let mut note = |failure: Error| {
+        if first_failure.is_none() {
+            first_failure = Some(failure);
+        }
+    };
+    for segment in segments {
+        if !segment.wrapped {
+            for script in &segment.scripts {
+                let reply = next()?;
+                if let Value::ServerError(e) = &reply {
+                    note(item_error(op, script.as_ref(), e, &[]));
+                }
+                out.push(reply);
+            }
+            continue;
+        }
+        // MULTI, then QUEUED (or a queue-time error) for each load and item, then EXEC.
+        if let Value::ServerError(e) = next()? {
+            return Err(Error::redis(op, RedisError::from(e)));
+        }
+        let mut queue_failure: Option<(usize, ServerError)> = None;
+        for position in 0..segment.loads.len() + segment.len {
+            if let Value::ServerError(e) = next()?
+                && queue_failure.is_none()
+            {
+                queue_failure = Some((position, e));
+            }
+        }
+        match next()? {
+            Value::Array(results) if results.len() == segment.loads.len() + segment.len => {
+                let mut results = results.into_iter();
+                let mut load_failures: Vec<(&Script, ServerError)> = Vec::new();
+                for script in &segment.loads {
+                    if let Some(Value::ServerError(e)) = results.next() {
+                        load_failures.push((script, e));
+                    }
+                }
+                for (script, reply) in segment.scripts.iter().zip(results) {
+                    if let Value::ServerError(e) = &reply {
+                        note(item_error(op, script.as_ref(), e, &load_failures));
+                    }
+                    out.push(reply);
+                }
+            }
+            // EXECABORT: a command was refused while queueing, so nothing in this segment ran.
+            exec => {
+                let failure = match queue_failure {
+                    Some((position, e)) if position < segment.loads.len() => {
+                        script_error(&segment.loads[position], &e)
+                    }
+                    Some((position, e)) => {
+                        let script = segment.scripts[position - segment.loads.len()].as_ref();
+                        item_error(op, script, &e, &[])
+                    }
+                    None => Error::redis(op, unexpected_exec(exec)),
+                };
+                note(failure);
+                out.extend(std::iter::repeat_n(Value::Nil, segment.len));
+            }
+        }
+    }
+    match first_failure {
+        Some(failure) => Err(failure),
+        None => Ok(out),
+    }
+}
+
+fn unexpected_exec(exec: Value) -> RedisError {
+    match exec {
+        Value::ServerError(e) => RedisError::from(e),
+        other => RedisError::from((
+            redis::ErrorKind::Client,
+            "unexpected reply to EXEC",
+            format!("{other:?}"),
+        )),
+    }
+}
+
+/// The error for an item that failed with `e`. A script whose `SCRIPT LOAD` failed in the
+/// same segment reports the load's error (e.g. a Lua syntax error), not the NOSCRIPT of its
+/// call.
+fn item_error(
+    op: &'static str,
+    script: Option<&Script>,
+    e: &ServerError,
+    load_failures: &[(&Script, ServerError)],
+) -> Error {
+    match script {
+        Some(script) => {
+            let load = load_failures.iter().find(|(s, _)| s.sha() == script.sha());
+            script_error(script, load.map_or(e, |(_, le)| le))
+        }
+        None if e.code() == "BUSY" => busy(e),
+        None => Error::redis(op, RedisError::from(e.clone())),
+    }
+}
+
+fn busy(e: &ServerError) -> Error {
+    Error::Busy {
+        message: match e.details() {
+            Some(detail) => format!("{} {detail}", e.code()),
+            None => e.code().to_string(),
+        },
+    }
+}
+
+/// Script calls and plain commands sent in one round trip: [`Db::pipeline`] and
+/// [`Db::transaction`].
+///
+/// What each guarantees:
+///
+/// * **Both** send everything in one write, run every command in the order added, never
+///   report NOSCRIPT, and never run a script call twice. The scripts a batch calls are loaded
+///   with `SCRIPT LOAD` inside the same `MULTI … EXEC` as the calls, so a `SCRIPT FLUSH` or
+///   a restart between two batches costs a reload, not a failure.
+/// * **A transaction** is one `MULTI … EXEC`: no other client's command runs in between. A
+///   command refused while queueing (an unknown command, a wrong argument count) aborts
+///   it whole: nothing runs. A command that fails while running (a Lua error, a WRONGTYPE)
+///   fails alone and the others still apply, because Redis does not roll back: put steps
+///   that must all happen or none into one script that checks before it writes.
+/// * **A pipeline** is not isolated: other clients' commands may run between its commands.
+///   When it calls scripts, it is sent as consecutive `MULTI … EXEC` runs of at most 1,000
+///   commands (each with the `SCRIPT LOAD`s it needs), so blocking commands such as `BLPOP`
+///   do not block inside it.
+///
+/// [`execute`](Pipeline::execute) returns one reply per command added, or the first failure.
+/// Keys given to script calls get the handle's namespace; commands added with
+/// [`cmd`](Pipeline::cmd) are sent as they are (build their keys with [`Db::key`]).
+///
+/// ```no_run
+/// use rapyer::{Db, Keys};
+/// # async fn demo(db: &Db) -> rapyer::Result<()> {
+/// db.scripts().define("bump", Keys::Fixed(1), "return redis.call('INCRBY', KEYS[1], ARGV[1])")?;
+/// let mut tx = db.transaction();
+/// let bumped = tx.run_script("bump", &["counter"], &[2]);
+/// tx.cmd(redis::cmd("SET").arg(db.key("marker")).arg("done").to_owned());
+/// let replies = tx.execute().await?;
+/// let counter: i64 = bumped.get(&replies)?;
+/// # Ok(()) }
+/// ```
+#[must_use = "a pipeline does nothing until `execute` is awaited"]
+pub struct Pipeline<'db> {
+    db: &'db Db,
+    batch: Batch,
+    /// The first mistake made while building; `execute` returns it and sends nothing.
+    error: Option<Error>,
+}
+
+impl std::fmt::Debug for Pipeline<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipeline")
+            .field("transaction", &self.batch.atomic)
+            .field("commands", &self.batch.items.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Db {
+    /// A batch of script calls and commands sent in one round trip, in order, never reporting
+    /// NOSCRIPT. See [`Pipeline`].
+    pub fn pipeline(&self) -> Pipeline<'_> {
+        Pipeline::new(self, false)
+    }
+
+    /// A batch run as one `MULTI … EXEC`, with the scripts it calls loaded inside it.
+    /// See [`Pipeline`].
+    pub fn transaction(&self) -> Pipeline<'_> {
+        Pipeline::new(self, true)
+    }
+}
+
+impl<'db> Pipeline<'db> {
+    fn new(db: &'db Db, atomic: bool) -> Pipeline<'db> {
+        Pipeline {
+            db,
+            batch: Batch::new(atomic),
+            error: None,
+        }
+    }
+
+    /// Adds a call of the script defined as `name` (see [`Db::run_script`]). An unknown name
+    /// or a wrong key count makes [`execute`](Pipeline::execute) fail before sending.
+    pub fn run_script(
+        &mut self,
+        name: &str,
+        keys: impl ToRedisArgs,
+        args: impl ToRedisArgs,
+    ) -> Slot {
+        let built = self
+            .db
+            .registry()
+            .lookup(name)
+            .and_then(|script| Ok((self.db.evalsha(&script, &keys, &args)?, script)));
+        self.push_script(built)
+    }
+
+    /// Adds a typed call (from a [`script!`](crate::script!) command or [`Call::new`]).
+    pub fn add<R: FromRedisValue>(&mut self, call: Call<R>) -> Slot<R> {
+        let built = call.command(self.db).map(|cmd| (cmd, call.script().clone()));
+        self.push_script(built).typed()
+    }
+
+    fn push_script(&mut self, built: Result<(Cmd, Script)>) -> Slot {
+        match built {
+            Ok((cmd, script)) => {
+                let keys = key_count(&cmd);
+                let name = script.name().to_string();
+                let index = self.batch.push(Item::script(script, cmd, keys));
+                Slot::new(index, Some(name))
+            }
+            Err(e) => self.fail(e),
+        }
+    }
+
+    /// Adds a plain command, sent as it is. `MULTI`, `EXEC`, `DISCARD`, `WATCH` and
+    /// `UNWATCH` are refused (use [`Db::transaction`]).
+    pub fn cmd(&mut self, cmd: Cmd) -> Slot {
+        let name = match cmd.args_iter().next() {
+            Some(redis::Arg::Simple(name)) => String::from_utf8_lossy(name).to_ascii_uppercase(),
+            _ => String::new(),
+        };
+        if matches!(
+            name.as_str(),
+            "" | "MULTI" | "EXEC" | "DISCARD" | "WATCH" | "UNWATCH"
+        ) {
+            return self.fail(Error::redis(
+                "pipeline",
+                RedisError::from((
+                    redis::ErrorKind::Client,
+                    "this command cannot be added to a pipeline",
+                    format!("`{name}`; use db.transaction() for MULTI/EXEC"),
+                )),
+            ));
+        }
+        Slot::new(self.batch.push(Item::command(cmd)), None)
+    }
+
+    fn fail(&mut self, error: Error) -> Slot {
+        if self.error.is_none() {
+            self.error = Some(error);
+        }
+        // A slot that points past the replies: reading it is an error, but `execute`
+        // already failed with the reason.
+        Slot::new(usize::MAX, None)
+    }
+
+    /// How many commands were added.
+    pub fn len(&self) -> usize {
+        self.batch.items.len()
+    }
+
+    /// Whether nothing was added.
+    pub fn is_empty(&self) -> bool {
+        self.batch.items.is_empty()
+    }
+
+    /// Whether this is a transaction (one `MULTI … EXEC`).
+    pub fn is_transaction(&self) -> bool {
+        self.batch.atomic
+    }
+
+    /// Sends everything in one round trip; returns one reply per command, in order.
+    ///
+    /// Fails without sending anything if a call was built wrong (unknown script, wrong key
+    /// count, refused command). Otherwise returns the first command that failed, as
+    /// [`Error::Script`] (a script's Lua error), [`Error::Busy`] or [`Error::Redis`]; see
+    /// [`Pipeline`] for which other commands took effect.
+    pub async fn execute(self) -> Result<Vec<Value>> {
+        if let Some(error) = self.error {
+            return Err(error);
+        }
+        let op = if self.batch.atomic {
+            "transaction"
+        } else {
+            "pipeline"
+        };
+        self.batch.send(self.db, op).await
+    }
+}
+
+/// Where one command's reply sits in the replies of [`Pipeline::execute`], and how to decode
+/// it.
+#[derive(Debug, Clone)]
+pub struct Slot<T = Value> {
+    index: usize,
+    script: Option<String>,
+    _reply: PhantomData<fn() -> T>,
+}
+
+impl<T: FromRedisValue> Slot<T> {
+    fn new(index: usize, script: Option<String>) -> Slot<T> {
+        Slot {
+            index,
+            script,
+            _reply: PhantomData,
+        }
+    }
+
+    fn typed<U>(self) -> Slot<U> {
+        Slot {
+            index: self.index,
+            script: self.script,
+            _reply: PhantomData,
+        }
+    }
+
+    /// The position of the command in the pipeline.
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// Decodes this command's reply from the replies `execute` returned.
+    pub fn get(&self, replies: &[Value]) -> Result<T> {
+        let op = match &self.script {
+            Some(name) => format!("decoding the reply of script `{name}`"),
+            None => "decoding a pipeline reply".to_string(),
+        };
+        let reply = replies.get(self.index).ok_or_else(|| {
+            Error::redis(
+                &op,
+                RedisError::from((
+                    redis::ErrorKind::Client,
+                    "no reply at this position",
+                    format!("index {} of {}", self.index, replies.len()),
+                )),
+            )
+        })?;
+        T::from_redis_value_ref(reply).map_err(|e| Error::redis(&op, e.into()))
+    }
+}

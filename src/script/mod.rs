@@ -1,0 +1,250 @@
+//! Named Lua scripts: define once, run by name or through a typed command, in pipelines and
+//! transactions too.
+//!
+//! Every script runs with `EVALSHA` and is loaded with `SCRIPT LOAD`, never `EVAL` (Redis 8
+//! evicts scripts cached through `EVAL` once more than 500 are cached). A server that does
+//! not know a script (after a `SCRIPT FLUSH`, a restart or a failover) answers NOSCRIPT;
+//! rapyer then sends `MULTI`, `SCRIPT LOAD`, `EVALSHA`, `EXEC` as one atomic step, in which
+//! the script cannot be missing, so the caller never sees NOSCRIPT and the script runs once.
+//!
+//! Pipelines and transactions load their scripts inside the same `MULTI … EXEC` as the
+//! calls that use them; see [`Pipeline`] for the exact guarantees.
+
+mod batch;
+mod call;
+mod registry;
+mod run;
+
+use std::borrow::Cow;
+use std::sync::{Arc, LazyLock};
+
+pub use batch::{Pipeline, Slot};
+pub use call::{Call, Json};
+pub(crate) use registry::Registry;
+pub use registry::Scripts;
+
+use crate::error::{Error, Result};
+
+/// How many keys a script takes: checked before anything is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Keys {
+    /// Exactly this many keys, every call.
+    Fixed(usize),
+    /// Any number of keys (the script reads `#KEYS`).
+    Dynamic,
+}
+
+impl Keys {
+    /// Whether a call with `n` keys fits.
+    pub fn accepts(self, n: usize) -> bool {
+        match self {
+            Keys::Fixed(k) => k == n,
+            Keys::Dynamic => true,
+        }
+    }
+}
+
+impl std::fmt::Display for Keys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Keys::Fixed(1) => f.write_str("1 key"),
+            Keys::Fixed(n) => write!(f, "{n} keys"),
+            Keys::Dynamic => f.write_str("any number of keys"),
+        }
+    }
+}
+
+/// No keys, or no arguments: `db.run_script("ping", NONE, NONE)`.
+pub const NONE: &[&str] = &[];
+
+/// The prefix of the library's own script names; user scripts cannot take it.
+pub(crate) const RESERVED_PREFIX: &str = "rapyer.";
+
+/// The longest script name accepted.
+const MAX_NAME_LEN: usize = 128;
+
+/// A Lua script with its name, key count and SHA1: cheap to clone (one `Arc`).
+#[derive(Clone)]
+pub struct Script(Arc<Inner>);
+
+struct Inner {
+    name: Cow<'static, str>,
+    keys: Keys,
+    body: Cow<'static, str>,
+    sha: String,
+}
+
+impl std::fmt::Debug for Script {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Script")
+            .field("name", &self.name())
+            .field("keys", &self.keys())
+            .field("sha", &self.sha())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PartialEq for Script {
+    fn eq(&self, other: &Script) -> bool {
+        self.name() == other.name() && self.keys() == other.keys() && self.sha() == other.sha()
+    }
+}
+
+impl Eq for Script {}
+
+impl Script {
+    /// A script named `name` taking `keys`, with the Lua source `body`.
+    ///
+    /// The name is 1 to 128 characters of `A-Z a-z 0-9 _ - . : /`, not starting with
+    /// `rapyer.` (the library's own scripts); the body must not be blank. Syntax errors in the
+    /// body are reported by the server when the script is first loaded, as
+    /// [`Error::Script`].
+    pub fn new(
+        name: impl Into<String>,
+        keys: Keys,
+        body: impl Into<String>,
+    ) -> Result<Script> {
+        let name = name.into();
+        let body = body.into();
+        if let Err(why) = check_name(&name) {
+            return Err(Error::InvalidScript { name, message: why });
+        }
+        if name.starts_with(RESERVED_PREFIX) {
+            return Err(Error::InvalidScript {
+                name,
+                message: format!("names starting with `{RESERVED_PREFIX}` are the library's own"),
+            });
+        }
+        if is_blank(&body) {
+            return Err(Error::InvalidScript {
+                name,
+                message: "the Lua body is empty".into(),
+            });
+        }
+        Ok(Script::build(name.into(), keys, body.into()))
+    }
+
+    /// A script whose name and body were checked at compile time (by [`script!`](crate::script!))
+    /// or belong to the library.
+    #[doc(hidden)]
+    pub fn from_static(name: &'static str, keys: Keys, body: &'static str) -> Script {
+        Script::build(Cow::Borrowed(name), keys, Cow::Borrowed(body))
+    }
+
+    fn build(name: Cow<'static, str>, keys: Keys, body: Cow<'static, str>) -> Script {
+        let sha = sha1_smol::Sha1::from(body.as_bytes()).digest().to_string();
+        Script(Arc::new(Inner {
+            name,
+            keys,
+            body,
+            sha,
+        }))
+    }
+
+    /// The script's registered name.
+    pub fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    /// How many keys it takes.
+    pub fn keys(&self) -> Keys {
+        self.0.keys
+    }
+
+    /// The Lua source.
+    pub fn body(&self) -> &str {
+        &self.0.body
+    }
+
+    /// The SHA1 of the body, in lowercase hex: what `EVALSHA` and `SCRIPT EXISTS` use.
+    pub fn sha(&self) -> &str {
+        &self.0.sha
+    }
+
+    /// An error unless a call with `n` keys fits this script; checked before sending.
+    pub(crate) fn check_key_count(&self, n: usize) -> Result<()> {
+        if self.keys().accepts(n) {
+            return Ok(());
+        }
+        Err(Error::InvalidScript {
+            name: self.name().to_string(),
+            message: format!("takes {}, called with {n}", self.keys()),
+        })
+    }
+}
+
+/// Whether `name` is a valid script name; usable in constants, so [`script!`](crate::script!)
+/// rejects a bad name at compile time.
+#[doc(hidden)]
+pub const fn is_valid_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    if bytes.is_empty() || bytes.len() > MAX_NAME_LEN {
+        return false;
+    }
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        let ok = b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':' | b'/');
+        if !ok {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// Whether `body` has nothing but whitespace; usable in constants.
+#[doc(hidden)]
+pub const fn is_blank(body: &str) -> bool {
+    let bytes = body.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if !bytes[i].is_ascii_whitespace() {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// Whether `name` starts with the library's reserved prefix; usable in constants.
+#[doc(hidden)]
+pub const fn is_reserved_name(name: &str) -> bool {
+    let (n, p) = (name.as_bytes(), RESERVED_PREFIX.as_bytes());
+    if n.len() < p.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < p.len() {
+        if n[i] != p[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+fn check_name(name: &str) -> std::result::Result<(), String> {
+    if is_valid_name(name) {
+        return Ok(());
+    }
+    Err(format!(
+        "a script name is 1 to {MAX_NAME_LEN} characters of A-Z a-z 0-9 _ - . : /"
+    ))
+}
+
+/// The library's own scripts, one file each in `lua/`, registered in every [`Db`](crate::Db)'s
+/// registry under `rapyer.<file name>`.
+pub(crate) mod library {
+    use super::*;
+
+    /// Whole-document saves with an optional expiry, all keys checked before any write.
+    pub(crate) static SAVE: LazyLock<Script> = LazyLock::new(|| {
+        Script::from_static("rapyer.save", Keys::Dynamic, include_str!("../../lua/save.lua"))
+    });
+
+    /// Every library script.
+    pub(crate) fn all() -> [&'static Script; 1] {
+        [&SAVE]
+    }
+}

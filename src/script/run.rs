@@ -1,0 +1,155 @@
+//! Running one script: `EVALSHA`, and on NOSCRIPT one atomic reload-and-run.
+
+use redis::{Cmd, FromRedisValue, RedisError, ServerError, ToRedisArgs, Value};
+
+use super::Script;
+use super::batch::{Batch, Item};
+use crate::db::Db;
+use crate::error::{Error, Result, server_message};
+
+impl Db {
+    /// Runs the script defined as `name` with `keys` (each given this handle's namespace) and
+    /// `args`, and decodes its reply.
+    ///
+    /// `keys` and `args` are anything redis-rs can send: `&["a", "b"]`, a `Vec<String>`, a
+    /// tuple like `("a", 5)`, or [`NONE`](crate::script::NONE). Keys a script builds itself are
+    /// not namespaced.
+    ///
+    /// Errors, all before anything is sent unless noted: an unknown name is
+    /// [`Error::UnknownScript`] listing the defined ones; a key count the script does not
+    /// take is [`Error::InvalidScript`]; a Lua error is [`Error::Script`] with Redis's
+    /// message (sent); a server busy with another script is [`Error::Busy`] (sent).
+    ///
+    /// Replies follow Redis's Lua→RESP rules: a Lua number is truncated to an integer,
+    /// `false` and `nil` become null, and a table stops at its first `nil`. Return floats
+    /// and large numbers as strings (`string.format('%.17g', x)`), or JSON via
+    /// [`Json`](crate::script::Json).
+    pub async fn run_script<T: FromRedisValue>(
+        &self,
+        name: &str,
+        keys: impl ToRedisArgs,
+        args: impl ToRedisArgs,
+    ) -> Result<T> {
+        let script = self.registry().lookup(name)?;
+        let cmd = self.evalsha(&script, &keys, &args)?;
+        let value = self.eval(&script, cmd).await?;
+        decode(&script, value)
+    }
+
+    /// Runs one of the library's scripts on full keys (namespace already applied).
+    pub(crate) async fn run_lua<T: FromRedisValue>(
+        &self,
+        script: &Script,
+        keys: &[String],
+        args: &[impl ToRedisArgs + Sync],
+    ) -> Result<T> {
+        let mut cmd = Cmd::new();
+        cmd.arg("EVALSHA").arg(script.sha()).arg(keys.len());
+        for key in keys {
+            cmd.arg(key);
+        }
+        for a in args {
+            cmd.arg(a);
+        }
+        let value = self.eval(script, cmd).await?;
+        decode(script, value)
+    }
+
+    /// The `EVALSHA` command for `script` with this handle's namespace on every key; an error
+    /// if the key count does not fit the script.
+    pub(crate) fn evalsha(
+        &self,
+        script: &Script,
+        keys: &impl ToRedisArgs,
+        args: &impl ToRedisArgs,
+    ) -> Result<Cmd> {
+        let keys = keys.to_redis_args();
+        script.check_key_count(keys.len())?;
+        let mut cmd = Cmd::new();
+        cmd.arg("EVALSHA").arg(script.sha()).arg(keys.len());
+        let mut full = Vec::new();
+        for key in &keys {
+            full.clear();
+            full.extend_from_slice(self.namespace().as_bytes());
+            full.extend_from_slice(key);
+            cmd.arg(&full[..]);
+        }
+        cmd.arg(args);
+        Ok(cmd)
+    }
+
+    /// Sends an `EVALSHA` built for `script`. On NOSCRIPT the same call is sent again as
+    /// `MULTI, SCRIPT LOAD, EVALSHA, EXEC`: no command of another client can run between the
+    /// load and the call, so it cannot miss, and the script runs exactly once.
+    pub(crate) async fn eval(&self, script: &Script, cmd: Cmd) -> Result<Value> {
+        let keys = key_count(&cmd);
+        let first: std::result::Result<Value, RedisError> = self.query("EVALSHA", keys, &cmd).await;
+        match first {
+            Ok(value) => Ok(value),
+            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+                tracing::debug!(target: "rapyer::script", script = script.name(), "NOSCRIPT, reloading");
+                let mut batch = Batch::new(true);
+                batch.push(Item::script(script.clone(), cmd, keys));
+                let mut values = batch.send(self, "EVALSHA").await?;
+                values.pop().ok_or_else(|| {
+                    Error::redis(
+                        "EVALSHA",
+                        RedisError::from((redis::ErrorKind::Client, "no reply to the script call")),
+                    )
+                })
+            }
+            Err(e) => Err(failure(script, e)),
+        }
+    }
+}
+
+/// The number of keys of an `EVALSHA` command (its third argument).
+pub(crate) fn key_count(cmd: &Cmd) -> usize {
+    match cmd.args_iter().nth(2) {
+        Some(redis::Arg::Simple(n)) => std::str::from_utf8(n)
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// Decodes a script's reply into `T`; a reply of another shape names the script.
+pub(crate) fn decode<T: FromRedisValue>(script: &Script, value: Value) -> Result<T> {
+    T::from_redis_value(value)
+        .map_err(|e| Error::redis(&format!("decoding the reply of script `{}`", script.name()), e.into()))
+}
+
+/// The error for a failed call of `script`: Lua and server replies become
+/// [`Error::Script`] (or [`Error::Busy`]); transport failures stay [`Error::Redis`].
+pub(crate) fn failure(script: &Script, e: RedisError) -> Error {
+    if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() {
+        return Error::redis("EVALSHA", e);
+    }
+    if e.code().is_none() {
+        return Error::redis("EVALSHA", e);
+    }
+    let message = server_message(&e);
+    if message.starts_with("BUSY") {
+        return Error::Busy { message };
+    }
+    Error::Script {
+        name: script.name().to_string(),
+        message,
+    }
+}
+
+/// The error for a script whose call (or load) got the server error `e`.
+pub(crate) fn script_error(script: &Script, e: &ServerError) -> Error {
+    let message = match e.details() {
+        Some(detail) => format!("{} {detail}", e.code()),
+        None => e.code().to_string(),
+    };
+    if e.code() == "BUSY" {
+        return Error::Busy { message };
+    }
+    Error::Script {
+        name: script.name().to_string(),
+        message,
+    }
+}
