@@ -68,17 +68,28 @@ async fn define_run_get_names_and_redefine() {
     assert_eq!(db.scripts().get("bump"), Some(script.clone()));
     assert_eq!(db.scripts().get("nope"), None);
 
-    let n: i64 = db.run_script("bump", &["counter"], &[5]).await.expect("run");
+    let n: i64 = db
+        .run_script("bump", &["counter"], &[5])
+        .await
+        .expect("run");
     assert_eq!(n, 5);
-    let n: i64 = db.run_script("bump", &["counter"], &[-2]).await.expect("run");
+    let n: i64 = db
+        .run_script("bump", &["counter"], &[-2])
+        .await
+        .expect("run");
     assert_eq!(n, 3);
     // The key got the handle's namespace.
-    assert_eq!(get(&mut raw, &db.key("counter")).await.as_deref(), Some("3"));
+    assert_eq!(
+        get(&mut raw, &db.key("counter")).await.as_deref(),
+        Some("3")
+    );
     assert_eq!(get(&mut raw, "counter").await, None);
 
     // The same definition again is a no-op; a different one is refused until replaced.
     assert_eq!(
-        db.scripts().define("bump", Keys::Fixed(1), BUMP).expect("again"),
+        db.scripts()
+            .define("bump", Keys::Fixed(1), BUMP)
+            .expect("again"),
         script
     );
     let other = "return redis.call('DECRBY', KEYS[1], ARGV[1])";
@@ -98,7 +109,10 @@ async fn define_run_get_names_and_redefine() {
         .replace("bump", Keys::Fixed(1), other)
         .expect("replace");
     assert_ne!(replaced.sha(), script.sha());
-    let n: i64 = db.run_script("bump", &["counter"], &[1]).await.expect("run");
+    let n: i64 = db
+        .run_script("bump", &["counter"], &[1])
+        .await
+        .expect("run");
     assert_eq!(n, 2, "the replaced body runs");
 
     // Names are sorted and include the library's own scripts.
@@ -147,10 +161,15 @@ async fn invalid_definitions_and_calls_are_refused_before_sending() {
             Err(Error::InvalidScript { .. })
         ));
     }
-    assert!(db.scripts().define(&"x".repeat(128), Keys::Dynamic, "return 1").is_ok());
+    assert!(
+        db.scripts()
+            .define(&"x".repeat(128), Keys::Dynamic, "return 1")
+            .is_ok()
+    );
     // The library's own scripts cannot be replaced either.
     assert!(matches!(
-        db.scripts().replace("rapyer.save", Keys::Dynamic, "return 1"),
+        db.scripts()
+            .replace("rapyer.save", Keys::Dynamic, "return 1"),
         Err(Error::InvalidScript { .. })
     ));
 
@@ -206,7 +225,10 @@ async fn preload_exists_missing_and_flush() {
     let missing = db.scripts().missing().await.expect("missing");
     assert!(missing.contains(&"one".to_string()) && missing.contains(&"two".to_string()));
     // A flushed script is reloaded on its next use.
-    let n: i64 = db.run_script("two", NONE, NONE).await.expect("run after flush");
+    let n: i64 = db
+        .run_script("two", NONE, NONE)
+        .await
+        .expect("run after flush");
     assert_eq!(n, 2);
     assert!(db.scripts().exists("two").await.expect("exists"));
 
@@ -252,10 +274,17 @@ async fn publish_to_group_alone_by_name_and_in_one_pipeline() {
         .expect("typed call");
     assert_eq!(n, 3);
     for member in ["alice", "bob", "carol"] {
-        assert_eq!(lrange(&mut raw, &format!("{queues}{member}")).await, ["hello"]);
+        assert_eq!(
+            lrange(&mut raw, &format!("{queues}{member}")).await,
+            ["hello"]
+        );
     }
     // Its first call registered it, so it runs by name too.
-    assert!(db.scripts().names().contains(&"publish_to_group".to_string()));
+    assert!(
+        db.scripts()
+            .names()
+            .contains(&"publish_to_group".to_string())
+    );
     let n: i64 = db
         .run_script("publish_to_group", &["group:ops"], (&queues, "by name"))
         .await
@@ -329,7 +358,10 @@ async fn lua_reply_rules_and_exact_decoding() {
     define("falsy", "return false");
     define("truthy", "return true");
     define("holes", "return {1, 2, nil, 4}");
-    define("json", "return cjson.encode({name = 'x\"y', n = 3, list = {1, 2}})");
+    define(
+        "json",
+        "return cjson.encode({name = 'x\"y', n = 3, list = {1, 2}})",
+    );
     define("status", "return redis.status_reply('DONE')");
 
     // A Lua number loses its fraction on the way out: 3.7 arrives as 3.
@@ -343,7 +375,10 @@ async fn lua_reply_rules_and_exact_decoding() {
     let big: i64 = db.run_script("big_text", NONE, NONE).await.expect("big");
     assert_eq!(big, 9_007_199_254_740_993);
     // A number beyond i64 does not arrive as itself.
-    let huge: i64 = db.run_script("huge_number", NONE, NONE).await.expect("huge");
+    let huge: i64 = db
+        .run_script("huge_number", NONE, NONE)
+        .await
+        .expect("huge");
     assert_ne!(huge, 100_000_000_000_000_000_000_i128 as i64);
     // false becomes null, true becomes 1, and a table stops at its first nil.
     let falsy: Option<i64> = db.run_script("falsy", NONE, NONE).await.expect("false");
@@ -386,7 +421,11 @@ async fn script_errors_carry_the_name_and_the_message() {
     let db = db().await;
     let mut raw = raw().await;
     db.scripts()
-        .define("fails", Keys::Fixed(0), "return redis.error_reply('BOOM it failed')")
+        .define(
+            "fails",
+            Keys::Fixed(0),
+            "return redis.error_reply('BOOM it failed')",
+        )
         .expect("define");
     db.scripts()
         .define("raises", Keys::Fixed(0), "error('oops')")
@@ -495,7 +534,10 @@ async fn pipelines_run_everything_in_order() {
     let replies = pipe.execute().await.expect("pipeline");
     assert_eq!(replies.len(), 2_501);
     for (i, slot) in slots.iter().enumerate() {
-        assert_eq!(slot.get(&replies).expect("reply"), redis::Value::Int(i as i64 + 1));
+        assert_eq!(
+            slot.get(&replies).expect("reply"),
+            redis::Value::Int(i as i64 + 1)
+        );
     }
     assert_eq!(len.get(&replies).expect("LLEN"), redis::Value::Int(2_500));
     let stored = lrange(&mut raw, &list).await;
@@ -553,7 +595,11 @@ async fn transactions_apply_together_or_report_what_failed() {
         .define("bump", Keys::Fixed(1), BUMP)
         .expect("define");
     db.scripts()
-        .define("fails", Keys::Fixed(0), "return redis.error_reply('NOPE refused')")
+        .define(
+            "fails",
+            Keys::Fixed(0),
+            "return redis.error_reply('NOPE refused')",
+        )
         .expect("define");
 
     let mut tx = db.transaction();
@@ -564,7 +610,10 @@ async fn transactions_apply_together_or_report_what_failed() {
     assert_eq!(replies.len(), 2);
     assert_eq!(bumped.get(&replies).expect("bump"), redis::Value::Int(10));
     assert_eq!(set.get(&replies).expect("set"), redis::Value::Okay);
-    assert_eq!(get(&mut raw, &db.key("counter")).await.as_deref(), Some("10"));
+    assert_eq!(
+        get(&mut raw, &db.key("counter")).await.as_deref(),
+        Some("10")
+    );
     assert_eq!(get(&mut raw, &db.key("marker")).await.as_deref(), Some("1"));
 
     // A command refused while queueing aborts the whole transaction: nothing applies.
@@ -578,7 +627,10 @@ async fn transactions_apply_together_or_report_what_failed() {
         }
         other => panic!("expected the queueing error, got {other:?}"),
     }
-    assert_eq!(get(&mut raw, &db.key("counter")).await.as_deref(), Some("10"));
+    assert_eq!(
+        get(&mut raw, &db.key("counter")).await.as_deref(),
+        Some("10")
+    );
     assert_eq!(get(&mut raw, &db.key("marker")).await.as_deref(), Some("1"));
 
     // A script failing while the transaction runs is reported by name; Redis still
@@ -594,7 +646,10 @@ async fn transactions_apply_together_or_report_what_failed() {
         }
         other => panic!("expected the script error, got {other:?}"),
     }
-    assert_eq!(get(&mut raw, &db.key("counter")).await.as_deref(), Some("11"));
+    assert_eq!(
+        get(&mut raw, &db.key("counter")).await.as_deref(),
+        Some("11")
+    );
     assert_eq!(get(&mut raw, &db.key("marker")).await.as_deref(), Some("3"));
 }
 
@@ -632,7 +687,10 @@ async fn every_library_script_is_registered_and_loads() {
         .into_iter()
         .filter(|n| n.starts_with("rapyer."))
         .collect();
-    assert_eq!(library, files, "registered library scripts without a file in lua/");
+    assert_eq!(
+        library, files,
+        "registered library scripts without a file in lua/"
+    );
     // Each one compiles on the real server (SCRIPT LOAD answers its SHA1).
     for name in &files {
         let script = db.scripts().get(name).expect("registered");

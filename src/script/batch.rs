@@ -338,7 +338,9 @@ impl<'db> Pipeline<'db> {
 
     /// Adds a typed call (from a [`script!`](crate::script!) command or [`Call::new`]).
     pub fn add<R: FromRedisValue>(&mut self, call: Call<R>) -> Slot<R> {
-        let built = call.command(self.db).map(|cmd| (cmd, call.script().clone()));
+        let built = call
+            .command(self.db)
+            .map(|cmd| (cmd, call.script().clone()));
         self.push_script(built).typed()
     }
 

@@ -99,11 +99,7 @@ impl Script {
     /// `rapyer.` (the library's own scripts); the body must not be blank. Syntax errors in the
     /// body are reported by the server when the script is first loaded, as
     /// [`Error::Script`].
-    pub fn new(
-        name: impl Into<String>,
-        keys: Keys,
-        body: impl Into<String>,
-    ) -> Result<Script> {
+    pub fn new(name: impl Into<String>, keys: Keys, body: impl Into<String>) -> Result<Script> {
         let name = name.into();
         let body = body.into();
         if let Err(why) = check_name(&name) {
@@ -240,7 +236,11 @@ pub(crate) mod library {
 
     /// Whole-document saves with an optional expiry, all keys checked before any write.
     pub(crate) static SAVE: LazyLock<Script> = LazyLock::new(|| {
-        Script::from_static("rapyer.save", Keys::Dynamic, include_str!("../../lua/save.lua"))
+        Script::from_static(
+            "rapyer.save",
+            Keys::Dynamic,
+            include_str!("../../lua/save.lua"),
+        )
     });
 
     /// Every library script.

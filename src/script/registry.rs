@@ -141,13 +141,17 @@ impl<'db> Scripts<'db> {
     /// so are invalid names (see [`Script::new`]) and blank bodies. Nothing is sent: the
     /// script is loaded on first use or by [`Scripts::preload`].
     pub fn define(&self, name: &str, keys: Keys, body: impl Into<String>) -> Result<Script> {
-        self.db.registry().define(Script::new(name, keys, body)?, false)
+        self.db
+            .registry()
+            .define(Script::new(name, keys, body)?, false)
     }
 
     /// Defines `name`, replacing whatever was defined under it. Calls already built keep the
     /// script they were built with.
     pub fn replace(&self, name: &str, keys: Keys, body: impl Into<String>) -> Result<Script> {
-        self.db.registry().define(Script::new(name, keys, body)?, true)
+        self.db
+            .registry()
+            .define(Script::new(name, keys, body)?, true)
     }
 
     /// The script defined as `name`, with its SHA1, key count and body.

@@ -116,8 +116,12 @@ pub(crate) fn key_count(cmd: &Cmd) -> usize {
 
 /// Decodes a script's reply into `T`; a reply of another shape names the script.
 pub(crate) fn decode<T: FromRedisValue>(script: &Script, value: Value) -> Result<T> {
-    T::from_redis_value(value)
-        .map_err(|e| Error::redis(&format!("decoding the reply of script `{}`", script.name()), e.into()))
+    T::from_redis_value(value).map_err(|e| {
+        Error::redis(
+            &format!("decoding the reply of script `{}`", script.name()),
+            e.into(),
+        )
+    })
 }
 
 /// The error for a failed call of `script`: Lua and server replies become

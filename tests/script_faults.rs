@@ -1,0 +1,402 @@
+//! Scripts under faults, against the real server: a second connection flushing the script
+//! cache in a tight loop, a server restart in the middle of a run, and a server busy with
+//! a runaway script. These tests disturb the whole server, so they run one at a time and
+//! live in their own test binary (with their own server).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use rapyer::script::NONE;
+use rapyer::{Db, Error, Keys};
+use redis::AsyncCommands;
+
+use common::{db, raw};
+
+/// One disturbing test at a time.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+const INCR: &str = "return redis.call('INCR', KEYS[1])";
+
+/// A second connection sending `SCRIPT FLUSH` in a tight loop until stopped; returns how
+/// many flushes it sent.
+struct Flusher {
+    stop: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<u64>,
+}
+
+impl Flusher {
+    async fn start() -> Flusher {
+        let mut conn = raw().await;
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let task = tokio::spawn(async move {
+            let mut flushes = 0u64;
+            while !flag.load(Ordering::Relaxed) {
+                let _: () = redis::cmd("SCRIPT")
+                    .arg("FLUSH")
+                    .query_async(&mut conn)
+                    .await
+                    .expect("SCRIPT FLUSH");
+                flushes += 1;
+            }
+            flushes
+        });
+        Flusher { stop, task }
+    }
+
+    async fn stop(self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        self.task.await.expect("flusher task")
+    }
+}
+
+async fn get_i64(raw: &mut redis::aio::MultiplexedConnection, key: &str) -> Option<i64> {
+    raw.get(key).await.expect("GET")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_script_never_reports_noscript_under_a_flush_storm() {
+    let _serial = SERIAL.lock().await;
+    let db = db().await;
+    let mut raw = raw().await;
+    db.scripts()
+        .define("incr", Keys::Fixed(1), INCR)
+        .expect("define");
+    let flusher = Flusher::start().await;
+    let results: Vec<Result<i64, Error>> = futures_util::stream::iter(0..2_000)
+        .map(|_| db.run_script::<i64>("incr", &["counter"], NONE))
+        .buffer_unordered(8)
+        .collect()
+        .await;
+    let flushes = flusher.stop().await;
+    assert!(flushes > 20, "the flusher sent only {flushes} flushes");
+    let failures: Vec<&Error> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+    assert!(failures.is_empty(), "calls failed: {failures:?}");
+    assert_eq!(get_i64(&mut raw, &db.key("counter")).await, Some(2_000));
+}
+
+/// The transaction of the fault tests: the script increments the counter and a plain `SET`
+/// writes the iteration's marker.
+async fn counter_and_marker(db: &Db, i: u64) -> Result<Vec<redis::Value>, Error> {
+    let mut tx = db.transaction();
+    tx.run_script("incr", &["counter"], NONE);
+    tx.cmd(
+        redis::cmd("SET")
+            .arg(db.key(&format!("marker:{i}")))
+            .arg(i)
+            .to_owned(),
+    );
+    tx.execute().await
+}
+
+/// The iterations whose marker is stored.
+async fn applied_markers(raw: &mut redis::aio::MultiplexedConnection, db: &Db, n: u64) -> Vec<u64> {
+    let keys: Vec<String> = (0..n).map(|i| db.key(&format!("marker:{i}"))).collect();
+    let mut applied = Vec::new();
+    for chunk in keys.chunks(500) {
+        let values: Vec<Option<u64>> = raw.mget(chunk).await.expect("MGET");
+        applied.extend(values.into_iter().flatten());
+    }
+    applied
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transactions_are_all_or_nothing_under_a_flush_storm() {
+    let _serial = SERIAL.lock().await;
+    let db = db().await;
+    let mut raw = raw().await;
+    db.scripts()
+        .define("incr", Keys::Fixed(1), INCR)
+        .expect("define");
+    let flusher = Flusher::start().await;
+    let results: Vec<(u64, Result<Vec<redis::Value>, Error>)> =
+        futures_util::stream::iter(0..2_000u64)
+            .map(|i| {
+                let db = &db;
+                async move { (i, counter_and_marker(db, i).await) }
+            })
+            .buffer_unordered(8)
+            .collect()
+            .await;
+    let flushes = flusher.stop().await;
+    assert!(flushes > 20, "the flusher sent only {flushes} flushes");
+    let failures: Vec<_> = results.iter().filter(|(_, r)| r.is_err()).collect();
+    assert!(failures.is_empty(), "transactions failed: {failures:?}");
+    let applied = applied_markers(&mut raw, &db, 2_000).await;
+    assert_eq!(applied, (0..2_000).collect::<Vec<u64>>(), "markers");
+    assert_eq!(get_i64(&mut raw, &db.key("counter")).await, Some(2_000));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelines_keep_their_order_under_a_flush_storm() {
+    let _serial = SERIAL.lock().await;
+    let db = db().await;
+    let mut raw = raw().await;
+    db.scripts()
+        .define(
+            "push",
+            Keys::Fixed(1),
+            "return redis.call('RPUSH', KEYS[1], ARGV[1])",
+        )
+        .expect("define");
+    let list = db.key("list");
+    let flusher = Flusher::start().await;
+    let mut next = 0u64;
+    for _ in 0..200 {
+        let mut pipe = db.pipeline();
+        for _ in 0..20 {
+            if next % 2 == 0 {
+                pipe.run_script("push", &["list"], &[next]);
+            } else {
+                pipe.cmd(redis::cmd("RPUSH").arg(&list).arg(next).to_owned());
+            }
+            next += 1;
+        }
+        pipe.execute().await.expect("pipeline under flushes");
+    }
+    let flushes = flusher.stop().await;
+    assert!(flushes > 20, "the flusher sent only {flushes} flushes");
+    let stored: Vec<u64> = raw.lrange(&list, 0, -1).await.expect("LRANGE");
+    assert_eq!(stored, (0..4_000).collect::<Vec<u64>>());
+}
+
+/// The server's run id: a new one after every restart.
+async fn run_id(raw: &mut redis::aio::MultiplexedConnection) -> String {
+    let info: String = redis::cmd("INFO")
+        .arg("server")
+        .query_async(raw)
+        .await
+        .expect("INFO");
+    info.lines()
+        .find_map(|l| l.strip_prefix("run_id:"))
+        .expect("run_id in INFO")
+        .trim()
+        .to_string()
+}
+
+/// Whether `e` is a transport failure (the connection dropped, refused, or the server still
+/// loading its data), as opposed to a script or command error.
+fn is_transport(e: &Error) -> bool {
+    match e {
+        Error::Redis { source, .. } => {
+            source.is_io_error()
+                || source.is_connection_dropped()
+                || source.is_connection_refusal()
+                || source.is_timeout()
+                || source.code() == Some("LOADING")
+        }
+        _ => false,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_mid_run_costs_a_reload_and_never_half_applies() {
+    let _serial = SERIAL.lock().await;
+    let server = rapyer_testkit::server();
+    assert!(
+        server.is_owned(),
+        "this test restarts the server, which it can only do to a server the testkit \
+         started: unset REDIS_URL"
+    );
+    let db = db().await;
+    db.scripts()
+        .define("incr", Keys::Fixed(1), INCR)
+        .expect("define");
+    let before = run_id(&mut raw().await).await;
+
+    const TRANSACTIONS: u64 = 2_000;
+    let progress = Arc::new(AtomicU64::new(0));
+    let restarter = {
+        let progress = progress.clone();
+        tokio::spawn(async move {
+            while progress.load(Ordering::Relaxed) < 500 {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            tokio::task::spawn_blocking(|| rapyer_testkit::server().restart())
+                .await
+                .expect("restart task")
+        })
+    };
+    let script_calls = {
+        let db = db.clone();
+        let progress = progress.clone();
+        tokio::spawn(async move {
+            let mut outcomes = Vec::new();
+            while progress.load(Ordering::Relaxed) < TRANSACTIONS {
+                let outcome = db
+                    .run_script::<i64>("incr", &["script-counter"], NONE)
+                    .await;
+                if outcome.is_err() {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                outcomes.push(outcome);
+            }
+            outcomes
+        })
+    };
+    let mut outcomes = BTreeMap::new();
+    for i in 0..TRANSACTIONS {
+        let outcome = counter_and_marker(&db, i).await;
+        if outcome.is_err() {
+            // While the server is down every call fails at once; pace the loop so the run
+            // outlasts the restart.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        outcomes.insert(i, outcome);
+        progress.store(i + 1, Ordering::Relaxed);
+    }
+    restarter
+        .await
+        .expect("restarter")
+        .expect("the server restarted");
+    let script_outcomes = script_calls.await.expect("script calls");
+
+    let mut raw = raw().await;
+    assert_ne!(run_id(&mut raw).await, before, "the server did not restart");
+    let failed: Vec<(&u64, &Error)> = outcomes
+        .iter()
+        .filter_map(|(i, o)| o.as_ref().err().map(|e| (i, e)))
+        .collect();
+    let script_failed: Vec<&Error> = script_outcomes
+        .iter()
+        .filter_map(|o| o.as_ref().err())
+        .collect();
+    // Nothing but transport failures while the server was away: no NOSCRIPT, no script error.
+    for (i, e) in &failed {
+        assert!(is_transport(e), "transaction {i} failed with {e:?}");
+    }
+    for e in &script_failed {
+        assert!(is_transport(e), "a script call failed with {e:?}");
+    }
+    assert!(!failed.is_empty(), "no call saw the restart");
+    let last_failure = failed.last().map(|(i, _)| **i).unwrap_or(0);
+    assert!(
+        outcomes.range(last_failure + 1..).count() > 100,
+        "too few transactions ran after the restart"
+    );
+
+    // Every transaction that returned Ok is fully applied, and the counter counts exactly
+    // the applied ones. A transaction whose reply was lost with the connection may have
+    // applied (at most the one in flight); it is applied whole or not at all.
+    let applied = applied_markers(&mut raw, &db, TRANSACTIONS).await;
+    let ok: Vec<u64> = outcomes
+        .iter()
+        .filter(|(_, o)| o.is_ok())
+        .map(|(i, _)| *i)
+        .collect();
+    for i in &ok {
+        assert!(
+            applied.contains(i),
+            "transaction {i} returned Ok but is not applied"
+        );
+    }
+    let counter = get_i64(&mut raw, &db.key("counter")).await.unwrap_or(0);
+    assert_eq!(counter, applied.len() as i64, "counter vs applied markers");
+    let unreported = applied.len() - ok.len();
+    assert!(
+        unreported <= 1,
+        "{unreported} transactions applied though their call failed"
+    );
+    let script_ok = script_outcomes.iter().filter(|o| o.is_ok()).count() as i64;
+    let script_counter = get_i64(&mut raw, &db.key("script-counter"))
+        .await
+        .unwrap_or(0);
+    assert!(
+        script_counter == script_ok || script_counter == script_ok + 1,
+        "script counter {script_counter} vs {script_ok} Ok calls"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_busy_with_a_runaway_script_is_a_typed_error() {
+    let _serial = SERIAL.lock().await;
+    let server = rapyer_testkit::server();
+    let db = db().await;
+    let mut raw = raw().await;
+    let threshold: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("busy-reply-threshold")
+        .query_async(&mut raw)
+        .await
+        .expect("CONFIG GET");
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("busy-reply-threshold")
+        .arg(100)
+        .query_async(&mut raw)
+        .await
+        .expect("CONFIG SET");
+    db.scripts()
+        .define(
+            "spin",
+            Keys::Fixed(0),
+            "local i = 0 while true do i = i + 1 end",
+        )
+        .expect("define");
+    db.scripts()
+        .define("incr", Keys::Fixed(1), INCR)
+        .expect("define");
+    db.scripts().preload().await.expect("preload");
+    // Connections made before the server gets busy: one to be refused, one to kill.
+    let other = Db::connect(server.url())
+        .await
+        .expect("connect")
+        .with_namespace(db.namespace());
+    other
+        .scripts()
+        .define("incr", Keys::Fixed(1), INCR)
+        .expect("define");
+    let mut killer = common::raw().await;
+
+    let spinning = {
+        let db = db.clone();
+        tokio::spawn(async move { db.run_script::<i64>("spin", NONE, NONE).await })
+    };
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    // Another connection: the server refuses it with BUSY while the script runs.
+    let busy = other.run_script::<i64>("incr", &["counter"], NONE).await;
+    let mut pipe = other.pipeline();
+    pipe.run_script("incr", &["counter"], NONE);
+    let busy_pipeline = pipe.execute().await;
+    // Kill the script, then restore the setting.
+    let _: () = redis::cmd("SCRIPT")
+        .arg("KILL")
+        .query_async(&mut killer)
+        .await
+        .expect("SCRIPT KILL");
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("busy-reply-threshold")
+        .arg(&threshold[1])
+        .query_async(&mut killer)
+        .await
+        .expect("CONFIG SET");
+
+    match busy {
+        Err(Error::Busy { message }) => assert!(message.starts_with("BUSY"), "{message}"),
+        other => panic!("expected Error::Busy, got {other:?}"),
+    }
+    match busy_pipeline {
+        Err(Error::Busy { .. }) => {}
+        other => panic!("expected Error::Busy from the pipeline, got {other:?}"),
+    }
+    match spinning.await.expect("spinning task") {
+        Err(Error::Script { name, message }) => {
+            assert_eq!(name, "spin");
+            assert!(message.contains("killed"), "{message}");
+        }
+        other => panic!("expected the killed script's error, got {other:?}"),
+    }
+    // Nothing ran while busy, and the server serves again.
+    assert_eq!(get_i64(&mut raw, &db.key("counter")).await, None);
+    let n: i64 = other
+        .run_script("incr", &["counter"], NONE)
+        .await
+        .expect("after the kill");
+    assert_eq!(n, 1);
+}
