@@ -62,6 +62,20 @@ async fn commands_are_traced_without_values() {
     Secret::get(&db, "s1").await.expect("get");
     Secret::get_many(&db, ["s1", "s2"]).await.expect("get_many");
     Secret::delete_by_id(&db, "s1").await.expect("delete");
+    db.scripts()
+        .define("echo", Keys::Fixed(1), "return ARGV[1]")
+        .expect("define");
+    let _: String = db
+        .run_script("echo", &["k"], &["hunter2"])
+        .await
+        .expect("run_script");
+    let mut pipe = db.pipeline();
+    pipe.run_script("echo", &["k"], &["hunter2"]);
+    pipe.run_script("echo", &["k"], &["hunter2"]);
+    pipe.execute().await.expect("pipeline");
+    let mut tx = db.transaction();
+    tx.run_script("echo", &["k"], &["hunter2"]);
+    tx.execute().await.expect("transaction");
 
     let lines = recorder.0.lock().expect("recorder").clone();
     let commands: Vec<&String> = lines
@@ -73,6 +87,8 @@ async fn commands_are_traced_without_values() {
         ("JSON.GET", 1),
         ("JSON.MGET", 2),
         ("DEL", 1),
+        ("pipeline", 2),
+        ("transaction", 1),
     ] {
         assert!(
             commands

@@ -1,5 +1,5 @@
-//! Compile-time behaviour of `#[derive(AtomicModel)]`: what compiles, and for each mistake
-//! the exact error a user sees (span and message), from `tests/ui/`.
+//! Compile-time behaviour of `#[derive(AtomicModel)]` and `rapyer::script!`: what compiles,
+//! and for each mistake the exact error a user sees (span and message), from `tests/ui/`.
 
 #[test]
 fn derive_ui() {

@@ -440,7 +440,8 @@ impl<T: FromRedisValue> Slot<T> {
         }
     }
 
-    fn typed<U>(self) -> Slot<U> {
+    /// The same slot, decoding the reply as `U`: `let n: i64 = slot.typed().get(&replies)?`.
+    pub fn typed<U: FromRedisValue>(self) -> Slot<U> {
         Slot {
             index: self.index,
             script: self.script,

