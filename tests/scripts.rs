@@ -555,25 +555,17 @@ async fn a_pipeline_built_wrong_sends_nothing() {
     db.scripts()
         .define("bump", Keys::Fixed(1), BUMP)
         .expect("define");
-    let cases: Vec<(&str, Box<dyn Fn(&mut rapyer::Pipeline<'_>)>)> = vec![
-        (
-            "unknown",
-            Box::new(|p| {
-                p.run_script("missing", &["x"], NONE);
-            }),
-        ),
-        (
-            "key count",
-            Box::new(|p| {
-                p.run_script("bump", &["a", "b"], &[1]);
-            }),
-        ),
-        (
-            "multi",
-            Box::new(|p| {
-                p.cmd(redis::cmd("MULTI"));
-            }),
-        ),
+    type AddBad = fn(&mut rapyer::Pipeline<'_>);
+    let cases: Vec<(&str, AddBad)> = vec![
+        ("unknown", |p| {
+            p.run_script("missing", &["x"], NONE);
+        }),
+        ("key count", |p| {
+            p.run_script("bump", &["a", "b"], &[1]);
+        }),
+        ("multi", |p| {
+            p.cmd(redis::cmd("MULTI"));
+        }),
     ];
     for (what, add_bad) in cases {
         let mut pipe = db.pipeline();
