@@ -150,7 +150,7 @@ async fn pipelines_keep_their_order_under_a_flush_storm() {
     for _ in 0..200 {
         let mut pipe = db.pipeline();
         for _ in 0..20 {
-            if next % 2 == 0 {
+            if next.is_multiple_of(2) {
                 pipe.run_script("push", &["list"], &[next]);
             } else {
                 pipe.cmd(redis::cmd("RPUSH").arg(&list).arg(next).to_owned());
