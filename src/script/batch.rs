@@ -277,7 +277,7 @@ fn busy(e: &ServerError) -> Error {
 /// let bumped = tx.run_script("bump", &["counter"], &[2]);
 /// tx.cmd(redis::cmd("SET").arg(db.key("marker")).arg("done").to_owned());
 /// let replies = tx.execute().await?;
-/// let counter: i64 = bumped.get(&replies)?;
+/// let counter: i64 = bumped.typed().get(&replies)?;
 /// # Ok(()) }
 /// ```
 #[must_use = "a pipeline does nothing until `execute` is awaited"]
