@@ -47,7 +47,8 @@ impl Db {
     /// Connects to the Redis at `url` (`redis://[user:pass@]host:port[/db]`).
     ///
     /// The server needs the RedisJSON module (Redis 8, or redis-stack 7.2+); queries also
-    /// need RediSearch.
+    /// need RediSearch. A reply that takes longer than 30 seconds fails the call with a
+    /// timeout ([`Error::Redis`]); whether the command ran is then unknown.
     pub async fn connect(url: &str) -> Result<Db> {
         let client = redis::Client::open(url).map_err(|e| Error::redis("connect", e))?;
         let config = ConnectionManagerConfig::new().set_response_timeout(Some(RESPONSE_TIMEOUT));
