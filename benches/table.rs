@@ -4,6 +4,7 @@
 //!
 //! Each row runs for a fixed time one-at-a-time (1 in flight) and with 64 in flight on one
 //! multiplexed connection. Ratios are rapyer / raw; timings are printed, never asserted.
+//! Bulk rows (1,000 commands per operation) are reported in calls/s.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -123,6 +124,61 @@ struct Row {
     raw: [f64; 2],
 }
 
+impl Row {
+    /// Turns operations/s into calls/s for a row whose operation is `calls` calls.
+    fn per_call(mut self, calls: u64) -> Row {
+        for v in self.rapyer.iter_mut().chain(&mut self.raw) {
+            *v *= calls as f64;
+        }
+        self
+    }
+}
+
+/// Commands per operation of the bulk rows.
+const BATCH: u64 = 1_000;
+
+/// The script rows' Lua, defined in rapyer as [`INCRBY`] and sent raw with the same body.
+const INCRBY_LUA: &str = "return redis.call('INCRBY', KEYS[1], ARGV[1])";
+const INCRBY: &str = "bench.incrby";
+
+/// The key of the `n`th counter the script rows bump: `ns` is `""` for rapyer (which adds
+/// its namespace) and `"bench:"` for raw redis-rs.
+fn counter(ns: &str, n: u64) -> String {
+    format!("{ns}ctr:{}", n % 1_000)
+}
+
+/// [`BATCH`] calls of the script in one rapyer pipeline, or transaction if `atomic`.
+async fn rapyer_script_batch(db: Db, atomic: bool) {
+    let mut pipe = if atomic {
+        db.transaction()
+    } else {
+        db.pipeline()
+    };
+    for n in 0..BATCH {
+        pipe.run_script(INCRBY, counter("", n), 1);
+    }
+    let replies = pipe.execute().await.expect("execute");
+    std::hint::black_box(replies);
+}
+
+/// The same calls as raw `EVALSHA` of the preloaded script `sha` in one redis-rs pipeline,
+/// `MULTI … EXEC` if `atomic`.
+async fn raw_script_batch(mut c: MultiplexedConnection, sha: Arc<str>, atomic: bool) {
+    let mut pipe = redis::pipe();
+    if atomic {
+        pipe.atomic();
+    }
+    for n in 0..BATCH {
+        pipe.cmd("EVALSHA")
+            .arg(&*sha)
+            .arg(1)
+            .arg(counter("bench:", n))
+            .arg(1);
+    }
+    let replies: Vec<redis::Value> = pipe.query_async(&mut c).await.expect("EVALSHA pipeline");
+    std::hint::black_box(replies);
+}
+
 fn print_table(rows: &[Row], limit: &[(String, [Option<f64>; 2])]) {
     println!();
     println!(
@@ -207,7 +263,7 @@ async fn run() {
     println!("benchmarking against {url}, {:?} per cell", cell_time());
 
     // Data every read row needs.
-    let seed: Vec<BenchUser> = (0..1_000).map(user).collect();
+    let seed: Vec<BenchUser> = (0..BATCH).map(user).collect();
     BenchUser::insert_many(&db, &seed).await.expect("seed");
     let payload = serde_json::to_string(&user(1)).expect("payload");
 
@@ -333,8 +389,69 @@ async fn run() {
                 }
             },
         )
+        .await
+        .per_call(BATCH),
+    );
+
+    // Scripts: the same Lua body, keys and arguments on both sides.
+    db.scripts()
+        .define(INCRBY, Keys::Fixed(1), INCRBY_LUA)
+        .expect("define");
+    let script = redis::Script::new(INCRBY_LUA);
+    let (d, c, s) = (db.clone(), raw.clone(), script.clone());
+    rows.push(
+        compare(
+            "run_script / Script::invoke_async",
+            move |i| {
+                let d = d.clone();
+                async move {
+                    let n: i64 = d
+                        .run_script(INCRBY, counter("", i), 1)
+                        .await
+                        .expect("run_script");
+                    std::hint::black_box(n);
+                }
+            },
+            move |i| {
+                let (mut c, s) = (c.clone(), s.clone());
+                async move {
+                    let n: i64 = s
+                        .key(counter("bench:", i))
+                        .arg(1)
+                        .invoke_async(&mut c)
+                        .await
+                        .expect("invoke_async");
+                    std::hint::black_box(n);
+                }
+            },
+        )
         .await,
     );
+
+    // rapyer loads the script inside each MULTI … EXEC; the raw pipelines rely on this load.
+    let sha: Arc<str> = script
+        .load_async(&mut raw.clone())
+        .await
+        .expect("SCRIPT LOAD")
+        .into();
+    for (name, atomic) in [
+        ("pipeline of 1000 run_script / pipe of 1000 EVALSHA", false),
+        (
+            "transaction of 1000 run_script / atomic pipe of 1000 EVALSHA",
+            true,
+        ),
+    ] {
+        let (d, c, sha) = (db.clone(), raw.clone(), sha.clone());
+        rows.push(
+            compare(
+                name,
+                move |_| rapyer_script_batch(d.clone(), atomic),
+                move |_| raw_script_batch(c.clone(), sha.clone(), atomic),
+            )
+            .await
+            .per_call(BATCH),
+        );
+    }
 
     if !full_run() {
         print_table(&rows, &[]);

@@ -341,6 +341,31 @@ async fn dynamic_key_counts() {
     }
     // The typed command with no keys sends none.
     assert_eq!(SET_ALL.call(&db, "x").await.expect("no keys"), 0);
+
+    // A key type that writes two arguments but keeps redis-rs's default `num_of_args` (1)
+    // is counted by what it writes.
+    struct Pair(&'static str, &'static str);
+    impl redis::ToRedisArgs for Pair {
+        fn write_redis_args<W: ?Sized + redis::RedisWrite>(&self, out: &mut W) {
+            out.write_arg(self.0.as_bytes());
+            out.write_arg(self.1.as_bytes());
+        }
+    }
+    let count: i64 = db
+        .run_script("set_all_dynamic", Pair("p1", "p2"), &["pair"])
+        .await
+        .expect("pair of keys");
+    assert_eq!(count, 2);
+    for key in ["p1", "p2"] {
+        assert_eq!(get(&mut raw, &db.key(key)).await.as_deref(), Some("pair"));
+    }
+    db.scripts()
+        .define("one_key", Keys::Fixed(1), "return 1")
+        .expect("define");
+    assert!(matches!(
+        db.run_script::<i64>("one_key", Pair("p1", "p2"), NONE).await,
+        Err(Error::InvalidScript { .. })
+    ));
 }
 
 #[tokio::test]

@@ -4,7 +4,7 @@ use std::marker::PhantomData;
 
 use redis::{Cmd, FromRedisValue, RedisError, ServerError, ToRedisArgs, Value};
 
-use super::run::{key_count, script_error};
+use super::run::script_error;
 use super::{Call, Script};
 use crate::db::Db;
 use crate::error::{Error, Result};
@@ -284,6 +284,8 @@ fn busy(e: &ServerError) -> Error {
 pub struct Pipeline<'db> {
     db: &'db Db,
     batch: Batch,
+    /// The script of the last `run_script`, so a batch of calls looks its name up once.
+    last: Option<Script>,
     /// The first mistake made while building; `execute` returns it and sends nothing.
     error: Option<Error>,
 }
@@ -316,6 +318,7 @@ impl<'db> Pipeline<'db> {
         Pipeline {
             db,
             batch: Batch::new(atomic),
+            last: None,
             error: None,
         }
     }
@@ -328,11 +331,15 @@ impl<'db> Pipeline<'db> {
         keys: impl ToRedisArgs,
         args: impl ToRedisArgs,
     ) -> Slot {
-        let built = self
-            .db
-            .registry()
-            .lookup(name)
-            .and_then(|script| Ok((self.db.evalsha(&script, &keys, &args)?, script)));
+        let script = match self.last.take() {
+            Some(last) if last.name() == name => Ok(last),
+            _ => self.db.registry().lookup(name),
+        };
+        let built = script.and_then(|script| {
+            let (cmd, keys) = self.db.evalsha(&script, &keys, &args)?;
+            self.last = Some(script.clone());
+            Ok((cmd, keys, script))
+        });
         self.push_script(built)
     }
 
@@ -340,17 +347,15 @@ impl<'db> Pipeline<'db> {
     pub fn add<R: FromRedisValue>(&mut self, call: Call<R>) -> Slot<R> {
         let built = call
             .command(self.db)
-            .map(|cmd| (cmd, call.script().clone()));
+            .map(|(cmd, keys)| (cmd, keys, call.script().clone()));
         self.push_script(built).typed()
     }
 
-    fn push_script(&mut self, built: Result<(Cmd, Script)>) -> Slot {
+    fn push_script(&mut self, built: Result<(Cmd, usize, Script)>) -> Slot {
         match built {
-            Ok((cmd, script)) => {
-                let keys = key_count(&cmd);
-                let name = script.name().to_string();
-                let index = self.batch.push(Item::script(script, cmd, keys));
-                Slot::new(index, Some(name))
+            Ok((cmd, keys, script)) => {
+                let index = self.batch.push(Item::script(script.clone(), cmd, keys));
+                Slot::new(index, Some(script))
             }
             Err(e) => self.fail(e),
         }
@@ -427,12 +432,12 @@ impl<'db> Pipeline<'db> {
 #[derive(Debug, Clone)]
 pub struct Slot<T = Value> {
     index: usize,
-    script: Option<String>,
+    script: Option<Script>,
     _reply: PhantomData<fn() -> T>,
 }
 
 impl<T: FromRedisValue> Slot<T> {
-    fn new(index: usize, script: Option<String>) -> Slot<T> {
+    fn new(index: usize, script: Option<Script>) -> Slot<T> {
         Slot {
             index,
             script,
@@ -457,7 +462,7 @@ impl<T: FromRedisValue> Slot<T> {
     /// Decodes this command's reply from the replies `execute` returned.
     pub fn get(&self, replies: &[Value]) -> Result<T> {
         let op = match &self.script {
-            Some(name) => format!("decoding the reply of script `{name}`"),
+            Some(script) => format!("decoding the reply of script `{}`", script.name()),
             None => "decoding a pipeline reply".to_string(),
         };
         let reply = replies.get(self.index).ok_or_else(|| {

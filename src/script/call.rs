@@ -54,13 +54,13 @@ impl<R: FromRedisValue> Call<R> {
     /// is added to `db`'s registry on first use; another script already defined under the same
     /// name is [`Error::InvalidScript`](crate::Error::InvalidScript).
     pub async fn run(self, db: &Db) -> Result<R> {
-        let cmd = self.command(db)?;
-        let value = db.eval(&self.script, cmd).await?;
+        let (cmd, keys) = self.command(db)?;
+        let value = db.eval(&self.script, cmd, keys).await?;
         decode(&self.script, value)
     }
 
-    /// The `EVALSHA` for `db`, after registering the script there.
-    pub(crate) fn command(&self, db: &Db) -> Result<Cmd> {
+    /// The `EVALSHA` for `db` and its key count, after registering the script there.
+    pub(crate) fn command(&self, db: &Db) -> Result<(Cmd, usize)> {
         db.registry().ensure(&self.script)?;
         db.evalsha(&self.script, &self.keys, &self.args)
     }

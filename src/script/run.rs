@@ -1,6 +1,8 @@
 //! Running one script: `EVALSHA`, and on NOSCRIPT one atomic reload-and-run.
 
-use redis::{Cmd, FromRedisValue, RedisError, ServerError, ToRedisArgs, Value};
+use std::io::Write;
+
+use redis::{Cmd, FromRedisValue, RedisError, RedisWrite, ServerError, ToRedisArgs, Value};
 
 use super::Script;
 use super::batch::{Batch, Item};
@@ -31,8 +33,8 @@ impl Db {
         args: impl ToRedisArgs,
     ) -> Result<T> {
         let script = self.registry().lookup(name)?;
-        let cmd = self.evalsha(&script, &keys, &args)?;
-        let value = self.eval(&script, cmd).await?;
+        let (cmd, keys) = self.evalsha(&script, &keys, &args)?;
+        let value = self.eval(&script, cmd, keys).await?;
         decode(&script, value)
     }
 
@@ -43,46 +45,47 @@ impl Db {
         keys: &[String],
         args: &[impl ToRedisArgs + Sync],
     ) -> Result<T> {
-        let mut cmd = Cmd::new();
-        cmd.arg("EVALSHA").arg(script.sha()).arg(keys.len());
+        let mut cmd = evalsha_head(script, keys.len());
         for key in keys {
             cmd.arg(key);
         }
         for a in args {
             cmd.arg(a);
         }
-        let value = self.eval(script, cmd).await?;
+        let value = self.eval(script, cmd, keys.len()).await?;
         decode(script, value)
     }
 
-    /// The `EVALSHA` command for `script` with this handle's namespace on every key; an error
-    /// if the key count does not fit the script.
+    /// The `EVALSHA` command for `script` with this handle's namespace on every key, and its
+    /// key count; an error if the key count does not fit the script. Keys are written
+    /// straight into the command, namespace first, without intermediate copies.
     pub(crate) fn evalsha(
         &self,
         script: &Script,
         keys: &impl ToRedisArgs,
         args: &impl ToRedisArgs,
-    ) -> Result<Cmd> {
-        let keys = keys.to_redis_args();
-        script.check_key_count(keys.len())?;
-        let mut cmd = Cmd::new();
-        cmd.arg("EVALSHA").arg(script.sha()).arg(keys.len());
-        let mut full = Vec::new();
-        for key in &keys {
-            full.clear();
-            full.extend_from_slice(self.namespace().as_bytes());
-            full.extend_from_slice(key);
-            cmd.arg(&full[..]);
-        }
+    ) -> Result<(Cmd, usize)> {
+        let claimed = keys.num_of_args();
+        let mut cmd = evalsha_head(script, claimed);
+        let written = Namespaced::write(&mut cmd, self.namespace(), keys);
+        let (mut cmd, count) = if written == claimed {
+            (cmd, written)
+        } else {
+            // A type whose `num_of_args` is wrong: count its arguments exactly instead.
+            let keys = keys.to_redis_args();
+            let mut cmd = evalsha_head(script, keys.len());
+            Namespaced::write(&mut cmd, self.namespace(), &keys);
+            (cmd, keys.len())
+        };
+        script.check_key_count(count)?;
         cmd.arg(args);
-        Ok(cmd)
+        Ok((cmd, count))
     }
 
     /// Sends an `EVALSHA` built for `script`. On NOSCRIPT the same call is sent again as
     /// `MULTI, SCRIPT LOAD, EVALSHA, EXEC`: no command of another client can run between the
     /// load and the call, so it cannot miss, and the script runs exactly once.
-    pub(crate) async fn eval(&self, script: &Script, cmd: Cmd) -> Result<Value> {
-        let keys = key_count(&cmd);
+    pub(crate) async fn eval(&self, script: &Script, cmd: Cmd, keys: usize) -> Result<Value> {
         let first: std::result::Result<Value, RedisError> = self.query("EVALSHA", keys, &cmd).await;
         match first {
             Ok(value) => Ok(value),
@@ -103,14 +106,45 @@ impl Db {
     }
 }
 
-/// The number of keys of an `EVALSHA` command (its third argument).
-pub(crate) fn key_count(cmd: &Cmd) -> usize {
-    match cmd.args_iter().nth(2) {
-        Some(redis::Arg::Simple(n)) => std::str::from_utf8(n)
-            .ok()
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0),
-        _ => 0,
+/// `EVALSHA <sha> <keys>`, ready for the keys and arguments.
+fn evalsha_head(script: &Script, keys: usize) -> Cmd {
+    let mut cmd = Cmd::new();
+    cmd.arg("EVALSHA").arg(script.sha()).arg(keys);
+    cmd
+}
+
+/// Writes each argument it receives as one command argument prefixed with a namespace.
+struct Namespaced<'a> {
+    cmd: &'a mut Cmd,
+    namespace: &'a [u8],
+    written: usize,
+}
+
+impl Namespaced<'_> {
+    /// Appends `keys` to `cmd`, each prefixed with `namespace`; returns how many.
+    fn write(cmd: &mut Cmd, namespace: &str, keys: &impl ToRedisArgs) -> usize {
+        let mut out = Namespaced {
+            cmd,
+            namespace: namespace.as_bytes(),
+            written: 0,
+        };
+        keys.write_redis_args(&mut out);
+        out.written
+    }
+}
+
+impl RedisWrite for Namespaced<'_> {
+    fn write_arg(&mut self, arg: &[u8]) {
+        let mut next = self.writer_for_next_arg();
+        // Writing into the command's Vec cannot fail.
+        let _ = next.write_all(arg);
+    }
+
+    fn writer_for_next_arg(&mut self) -> impl std::io::Write + '_ {
+        self.written += 1;
+        let mut next = self.cmd.writer_for_next_arg();
+        let _ = next.write_all(self.namespace);
+        next
     }
 }
 
