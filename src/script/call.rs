@@ -132,6 +132,7 @@ macro_rules! script {
         ) -> $ret:ty = $body:expr ;
     ) => {
         $(#[$meta])*
+        // The command is a value named like a constant: `PUBLISH_TO_GROUP.call(..)`.
         #[allow(non_camel_case_types)]
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         $vis struct $NAME;

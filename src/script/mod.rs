@@ -12,14 +12,15 @@
 
 mod batch;
 mod call;
+mod pipeline;
 mod registry;
 mod run;
 
 use std::borrow::Cow;
 use std::sync::{Arc, LazyLock};
 
-pub use batch::{Pipeline, Slot};
 pub use call::{Call, Json};
+pub use pipeline::{Pipeline, Slot};
 pub(crate) use registry::Registry;
 pub use registry::Scripts;
 
