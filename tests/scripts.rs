@@ -363,7 +363,8 @@ async fn dynamic_key_counts() {
         .define("one_key", Keys::Fixed(1), "return 1")
         .expect("define");
     assert!(matches!(
-        db.run_script::<i64>("one_key", Pair("p1", "p2"), NONE).await,
+        db.run_script::<i64>("one_key", Pair("p1", "p2"), NONE)
+            .await,
         Err(Error::InvalidScript { .. })
     ));
 }
