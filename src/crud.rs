@@ -292,7 +292,7 @@ async fn document_error(db: &Db, op: &str, key: &str, e: redis::RedisError) -> E
     }
 }
 
-fn mismatch(key: String, found: String) -> Error {
+pub(crate) fn mismatch(key: String, found: String) -> Error {
     Error::TypeMismatch {
         key,
         path: "$".into(),

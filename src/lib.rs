@@ -5,12 +5,15 @@ extern crate self as rapyer;
 mod crud;
 mod db;
 mod error;
+mod lock;
 mod model;
 pub mod script;
+mod slot;
 mod types;
 
 pub use db::Db;
 pub use error::{Error, Result};
+pub use lock::{LockGuard, LockOptions};
 pub use model::{AtomicModel, Model, ModelKey};
 pub use script::{Call, Keys, Pipeline, Script, Scripts, Slot};
 pub use types::{Bytes, Id, ParseIdError};
@@ -20,7 +23,7 @@ pub use rapyer_derive::AtomicModel;
 
 /// Everything a model file needs: `use rapyer::prelude::*;`.
 pub mod prelude {
-    pub use crate::{AtomicModel, Bytes, Db, Error, Id, Keys, Model, Result};
+    pub use crate::{AtomicModel, Bytes, Db, Error, Id, Keys, LockOptions, Model, Result};
 }
 
 /// Support for the code `#[derive(AtomicModel)]` generates.

@@ -124,6 +124,33 @@ pub trait AtomicModel: Model {
         crud::delete_count(db, keys, "delete_many")
     }
 
+    /// Locks the model with this id and reads it under the lock, in one step.
+    ///
+    /// The lock is a key next to the model's (same namespace, same cluster slot) holding a
+    /// random token, with an expiry (`options.ttl`). Waits up to `options.timeout` while
+    /// another holder has it, then fails with [`Error::LockTimeout`]. A missing model is
+    /// [`Error::NotFound`] and takes no lock. See [`LockGuard`](crate::LockGuard).
+    ///
+    /// ```no_run
+    /// # use rapyer::prelude::*;
+    /// # #[derive(AtomicModel, serde::Serialize, serde::Deserialize)]
+    /// # struct Account { #[rapyer(key)] id: String, balance: i64 }
+    /// # async fn demo(db: &Db) -> rapyer::Result<()> {
+    /// let mut guard = Account::lock(db, "acc-1", LockOptions::default()).await?;
+    /// guard.balance += 10;
+    /// guard.save().await?;      // only while the lock is still ours
+    /// guard.release().await?;
+    /// # Ok(()) }
+    /// ```
+    fn lock(
+        db: &Db,
+        id: impl Display,
+        options: crate::LockOptions,
+    ) -> impl Future<Output = Result<crate::LockGuard<Self>>> + Send {
+        let key = db.model_key(Self::PREFIX, id);
+        crate::lock::lock(db, key, options)
+    }
+
     /// Reloads this model from the server, replacing every field.
     fn refresh(&mut self, db: &Db) -> impl Future<Output = Result<()>> + Send {
         let key = db.model_key(Self::PREFIX, self.model_id());

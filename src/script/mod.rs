@@ -244,8 +244,50 @@ pub(crate) mod library {
         )
     });
 
+    /// Takes a model's lock and reads the model in one step.
+    pub(crate) static LOCK_ACQUIRE: LazyLock<Script> = LazyLock::new(|| {
+        Script::from_static(
+            "rapyer.lock_acquire",
+            Keys::Fixed(2),
+            include_str!("../../lua/lock_acquire.lua"),
+        )
+    });
+
+    /// Saves a locked model only while the lock is held.
+    pub(crate) static LOCK_SAVE: LazyLock<Script> = LazyLock::new(|| {
+        Script::from_static(
+            "rapyer.lock_save",
+            Keys::Fixed(2),
+            include_str!("../../lua/lock_save.lua"),
+        )
+    });
+
+    /// Releases a lock if still held (compare and delete).
+    pub(crate) static LOCK_RELEASE: LazyLock<Script> = LazyLock::new(|| {
+        Script::from_static(
+            "rapyer.lock_release",
+            Keys::Fixed(1),
+            include_str!("../../lua/lock_release.lua"),
+        )
+    });
+
+    /// Renews a lock if still held.
+    pub(crate) static LOCK_EXTEND: LazyLock<Script> = LazyLock::new(|| {
+        Script::from_static(
+            "rapyer.lock_extend",
+            Keys::Fixed(1),
+            include_str!("../../lua/lock_extend.lua"),
+        )
+    });
+
     /// Every library script.
-    pub(crate) fn all() -> [&'static Script; 1] {
-        [&SAVE]
+    pub(crate) fn all() -> [&'static Script; 5] {
+        [
+            &SAVE,
+            &LOCK_ACQUIRE,
+            &LOCK_SAVE,
+            &LOCK_RELEASE,
+            &LOCK_EXTEND,
+        ]
     }
 }

@@ -1,0 +1,17 @@
+-- Take a model's lock and read the model in the same atomic step.
+-- KEYS[1]: the lock key; KEYS[2]: the model key.
+-- ARGV[1]: the holder's token; ARGV[2]: the lock's expiry in milliseconds.
+-- Returns {1, document JSON} when taken, {0, milliseconds the lock has left} when another
+-- holder has it. A missing model is `NOTFOUND` and a key of another type `WRONGTYPE <type>`;
+-- neither takes the lock.
+local t = redis.call('TYPE', KEYS[2])['ok']
+if t == 'none' then
+  return redis.error_reply('NOTFOUND no document at this key')
+end
+if t ~= 'ReJSON-RL' then
+  return redis.error_reply('WRONGTYPE ' .. t)
+end
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return {0, redis.call('PTTL', KEYS[1])}
+end
+return {1, redis.call('JSON.GET', KEYS[2])}
