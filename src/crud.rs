@@ -104,7 +104,23 @@ async fn run_save(db: &Db, keys: &[String], args: &[String]) -> Result<()> {
     }
 }
 
-pub(crate) async fn get<M: DeserializeOwned>(db: &Db, key: String) -> Result<M> {
+/// Reads one document; `rearm` re-arms its expiry in the same step (`refresh_on_read`).
+pub(crate) async fn get<M: DeserializeOwned>(
+    db: &Db,
+    key: String,
+    rearm: Option<Duration>,
+) -> Result<M> {
+    if rearm.is_some() {
+        let reply = mget(db, std::slice::from_ref(&key), rearm).await?;
+        return match reply.into_iter().next().flatten() {
+            Some(bytes) => decode(&key, &bytes),
+            None => match exists(db, key.clone()).await? {
+                // Written between the two looks: read it again the same way.
+                true => Box::pin(get(db, key, rearm)).await,
+                false => Err(Error::NotFound { key }),
+            },
+        };
+    }
     let mut cmd = redis::cmd("JSON.GET");
     cmd.arg(&key);
     let reply: Option<Vec<u8>> = match db.query("JSON.GET", 1, &cmd).await {
@@ -120,11 +136,12 @@ pub(crate) async fn get<M: DeserializeOwned>(db: &Db, key: String) -> Result<M> 
 pub(crate) async fn get_many<M: DeserializeOwned>(
     db: &Db,
     keys: Vec<String>,
+    rearm: Option<Duration>,
 ) -> Result<Vec<Option<M>>> {
     if keys.is_empty() {
         return Ok(Vec::new());
     }
-    let replies = mget(db, &keys).await?;
+    let replies = mget(db, &keys, rearm).await?;
     // JSON.MGET answers nil both for a missing key and for a key of another type; only a
     // nil needs the second look, so the common case stays one round trip.
     let missing: Vec<&String> = keys
@@ -166,7 +183,7 @@ pub(crate) async fn delete_count(db: &Db, keys: Vec<String>, op: &'static str) -
         .map_err(|e| Error::redis(op, e))
 }
 
-pub(crate) async fn all<M: AtomicModel>(db: &Db) -> Result<Vec<M>> {
+pub(crate) async fn all<M: AtomicModel>(db: &Db, rearm: Option<Duration>) -> Result<Vec<M>> {
     // Every key of this model starts with its key for the empty id.
     let pattern = format!("{}*", glob_escape(&db.model_key(M::PREFIX, "")));
     let mut seen = HashSet::new();
@@ -194,7 +211,7 @@ pub(crate) async fn all<M: AtomicModel>(db: &Db) -> Result<Vec<M>> {
     }
     let mut models = Vec::with_capacity(keys.len());
     for chunk in keys.chunks(MGET_CHUNK) {
-        let replies = mget(db, chunk).await?;
+        let replies = mget(db, chunk, rearm).await?;
         for (key, reply) in chunk.iter().zip(replies) {
             // A key deleted between the scan and the read is simply gone.
             if let Some(bytes) = reply {
@@ -233,14 +250,22 @@ pub(crate) async fn ttl(db: &Db, key: String) -> Result<Option<Duration>> {
     }
 }
 
-/// `JSON.MGET` of the documents' roots, one entry per key.
-async fn mget(db: &Db, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
-    let mut cmd = redis::cmd("JSON.MGET");
-    cmd.arg(keys).arg(".");
-    let replies: Vec<Option<Vec<u8>>> = db
-        .query("JSON.MGET", keys.len(), &cmd)
-        .await
-        .map_err(|e| Error::redis("JSON.MGET", e))?;
+/// The documents' roots, one entry per key, `None` for a missing key or one of another type:
+/// one `JSON.MGET`, or with `rearm` one script that also re-arms each document's expiry.
+async fn mget(db: &Db, keys: &[String], rearm: Option<Duration>) -> Result<Vec<Option<Vec<u8>>>> {
+    let replies: Vec<Option<Vec<u8>>> = match rearm {
+        Some(ttl) => {
+            db.run_lua(&library::TOUCH_GET, keys, &[ttl_millis(ttl)])
+                .await?
+        }
+        None => {
+            let mut cmd = redis::cmd("JSON.MGET");
+            cmd.arg(keys).arg(".");
+            db.query("JSON.MGET", keys.len(), &cmd)
+                .await
+                .map_err(|e| Error::redis("JSON.MGET", e))?
+        }
+    };
     if replies.len() != keys.len() {
         return Err(Error::redis(
             "JSON.MGET",

@@ -112,7 +112,12 @@ pub(crate) async fn lock<M: AtomicModel>(
     let lock_key = lock_key(&model_key);
     let token = ulid::Ulid::new().to_string();
     let keys = [lock_key, model_key];
-    let args = [token.as_str(), &millis(options.ttl).to_string()];
+    let rearm = crate::model::read_ttl::<M>().map_or(0, millis);
+    let args = [
+        token.as_str(),
+        &millis(options.ttl).to_string(),
+        &rearm.to_string(),
+    ];
     let started = Instant::now();
     loop {
         let reply = db

@@ -49,6 +49,9 @@ pub trait AtomicModel: Model {
     const PREFIX: &'static str;
     /// The expiry every save sets: `#[rapyer(ttl = SECS)]`.
     const TTL: Option<Duration>;
+    /// Whether reads re-arm the expiry too, in the same step as the read:
+    /// `#[rapyer(ttl = SECS, refresh_on_read)]`.
+    const REFRESH_TTL_ON_READ: bool = false;
 
     /// This model's id, as it appears in its key.
     fn model_id(&self) -> String;
@@ -73,7 +76,7 @@ pub trait AtomicModel: Model {
     /// Loads the model with this id; `Error::NotFound` when there is none.
     fn get(db: &Db, id: impl Display) -> impl Future<Output = Result<Self>> + Send {
         let key = db.model_key(Self::PREFIX, id);
-        crud::get(db, key)
+        crud::get(db, key, read_ttl::<Self>())
     }
 
     /// Loads several models in one `JSON.MGET`, in the order asked, `None` for missing ones.
@@ -85,7 +88,7 @@ pub trait AtomicModel: Model {
             .into_iter()
             .map(|id| db.model_key(Self::PREFIX, id))
             .collect();
-        crud::get_many(db, keys)
+        crud::get_many(db, keys, read_ttl::<Self>())
     }
 
     /// Whether a model with this id is stored.
@@ -155,14 +158,14 @@ pub trait AtomicModel: Model {
     fn refresh(&mut self, db: &Db) -> impl Future<Output = Result<()>> + Send {
         let key = db.model_key(Self::PREFIX, self.model_id());
         async move {
-            *self = crud::get(db, key).await?;
+            *self = crud::get(db, key, read_ttl::<Self>()).await?;
             Ok(())
         }
     }
 
     /// Every stored model of this type (found with `SCAN`, never `KEYS`), in no set order.
     fn all(db: &Db) -> impl Future<Output = Result<Vec<Self>>> + Send {
-        crud::all(db)
+        crud::all(db, read_ttl::<Self>())
     }
 
     /// Sets this model's expiry; `Error::NotFound` when it is not stored.
@@ -180,6 +183,11 @@ pub trait AtomicModel: Model {
 }
 
 /// Appends `{prefix}:{id}` to `key`: the one place the key layout is written down.
+/// The expiry a read of `M` re-arms, if it opted in with `refresh_on_read`.
+pub(crate) fn read_ttl<M: AtomicModel>() -> Option<Duration> {
+    if M::REFRESH_TTL_ON_READ { M::TTL } else { None }
+}
+
 pub(crate) fn push_key(key: &mut String, prefix: &str, id: impl Display) {
     use std::fmt::Write as _;
     key.push_str(prefix);

@@ -102,6 +102,14 @@ struct Session {
 }
 
 #[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[rapyer(prefix = "Visit", ttl = 60, refresh_on_read)]
+struct Visit {
+    #[rapyer(key)]
+    id: String,
+    page: String,
+}
+
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
 struct Counter {
     #[rapyer(key)]
     n: u64,
@@ -553,6 +561,111 @@ async fn model_ttl_is_set_by_every_save() {
         let left = pttl(&mut raw, &db.key(&m.key())).await;
         assert!(left > 90_000, "{left}");
     }
+}
+
+/// Shortens the expiry of `key` to 5 s behind rapyer's back.
+async fn shorten(raw: &mut redis::aio::MultiplexedConnection, key: &str) {
+    let set: i64 = redis::cmd("PEXPIRE")
+        .arg(key)
+        .arg(5_000)
+        .query_async(raw)
+        .await
+        .expect("PEXPIRE");
+    assert_eq!(set, 1, "{key} exists");
+}
+
+#[tokio::test]
+async fn refresh_on_read_rearms_the_expiry_with_every_read() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let visits: Vec<Visit> = (0..3)
+        .map(|i| Visit {
+            id: format!("v{i}"),
+            page: format!("/page/{i}"),
+        })
+        .collect();
+    Visit::insert_many(&db, &visits).await.expect("insert");
+    let key = |i: usize| db.key(&visits[i].key());
+    let rearmed = |left: i64| left > 55_000 && left <= 60_000;
+
+    shorten(&mut raw, &key(0)).await;
+    assert_eq!(Visit::get(&db, "v0").await.expect("get"), visits[0]);
+    assert!(rearmed(pttl(&mut raw, &key(0)).await), "get re-arms");
+
+    for i in 0..3 {
+        shorten(&mut raw, &key(i)).await;
+    }
+    let many = Visit::get_many(&db, ["v0", "missing", "v1"])
+        .await
+        .expect("get_many");
+    assert_eq!(
+        many,
+        vec![Some(visits[0].clone()), None, Some(visits[1].clone())]
+    );
+    assert!(rearmed(pttl(&mut raw, &key(0)).await), "get_many re-arms");
+    assert!(rearmed(pttl(&mut raw, &key(1)).await), "get_many re-arms");
+    assert!(
+        pttl(&mut raw, &key(2)).await <= 5_000,
+        "an unread model is untouched"
+    );
+
+    let mut local = visits[2].clone();
+    local.refresh(&db).await.expect("refresh");
+    assert!(rearmed(pttl(&mut raw, &key(2)).await), "refresh re-arms");
+
+    for i in 0..3 {
+        shorten(&mut raw, &key(i)).await;
+    }
+    assert_eq!(Visit::all(&db).await.expect("all").len(), 3);
+    for i in 0..3 {
+        assert!(rearmed(pttl(&mut raw, &key(i)).await), "all re-arms {i}");
+    }
+
+    shorten(&mut raw, &key(0)).await;
+    let guard = Visit::lock(&db, "v0", LockOptions::default())
+        .await
+        .expect("lock");
+    assert!(rearmed(pttl(&mut raw, &key(0)).await), "lock re-arms");
+    guard.release().await.expect("release");
+
+    // A model without the option leaves the expiry alone on reads.
+    let session = Session {
+        id: Id::default(),
+        user: "ann".into(),
+    };
+    session.save(&db).await.expect("save");
+    let session_key = db.key(&session.key());
+    shorten(&mut raw, &session_key).await;
+    Session::get(&db, session.id).await.expect("get");
+    assert!(pttl(&mut raw, &session_key).await <= 5_000);
+
+    // Missing and foreign keys: the same errors as without the option, nothing touched.
+    assert!(matches!(
+        Visit::get(&db, "nobody").await,
+        Err(Error::NotFound { .. })
+    ));
+    let foreign = db.key("Visit:text");
+    let _: () = redis::cmd("SET")
+        .arg(&foreign)
+        .arg("plain")
+        .query_async(&mut raw)
+        .await
+        .expect("SET");
+    match Visit::get(&db, "text").await {
+        Err(Error::TypeMismatch { key, found, .. }) => {
+            assert_eq!((key.as_str(), found.as_str()), (foreign.as_str(), "string"));
+        }
+        other => panic!("expected TypeMismatch, got {other:?}"),
+    }
+    assert!(matches!(
+        Visit::get_many(&db, ["v0", "text"]).await,
+        Err(Error::TypeMismatch { .. })
+    ));
+    assert_eq!(
+        pttl(&mut raw, &foreign).await,
+        -1,
+        "the foreign key got no expiry"
+    );
 }
 
 #[tokio::test]

@@ -280,14 +280,24 @@ pub(crate) mod library {
         )
     });
 
+    /// Reads documents and re-arms their expiry in one step.
+    pub(crate) static TOUCH_GET: LazyLock<Script> = LazyLock::new(|| {
+        Script::from_static(
+            "rapyer.touch_get",
+            Keys::Dynamic,
+            include_str!("../../lua/touch_get.lua"),
+        )
+    });
+
     /// Every library script.
-    pub(crate) fn all() -> [&'static Script; 5] {
+    pub(crate) fn all() -> [&'static Script; 6] {
         [
             &SAVE,
             &LOCK_ACQUIRE,
             &LOCK_SAVE,
             &LOCK_RELEASE,
             &LOCK_EXTEND,
+            &TOUCH_GET,
         ]
     }
 }

@@ -7,9 +7,10 @@ use syn::{Attribute, LitInt, LitStr};
 pub(crate) const PREFIX: &str = "prefix";
 pub(crate) const TTL: &str = "ttl";
 pub(crate) const KEY: &str = "key";
+pub(crate) const REFRESH_ON_READ: &str = "refresh_on_read";
 
 /// Valid struct attributes, listed in "unknown attribute" errors.
-const STRUCT_ATTRS: &[&str] = &[PREFIX, TTL];
+const STRUCT_ATTRS: &[&str] = &[PREFIX, TTL, REFRESH_ON_READ];
 /// Valid field attributes, listed in "unknown attribute" errors.
 const FIELD_ATTRS: &[&str] = &[KEY];
 
@@ -38,6 +39,8 @@ impl Errors {
 pub(crate) struct StructAttrs {
     pub(crate) prefix: Option<LitStr>,
     pub(crate) ttl: Option<LitInt>,
+    /// The span of the `refresh_on_read` word, when present.
+    pub(crate) refresh_on_read: Option<proc_macro2::Span>,
 }
 
 /// `#[rapyer(...)]` on a field.
@@ -57,6 +60,13 @@ pub(crate) fn struct_attrs(attrs: &[Attribute], errors: &mut Errors) -> StructAt
             } else if meta.path.is_ident(TTL) {
                 let lit: LitInt = meta.value()?.parse()?;
                 set_once(&mut out.ttl, lit, &meta, TTL)
+            } else if meta.path.is_ident(REFRESH_ON_READ) {
+                set_once(
+                    &mut out.refresh_on_read,
+                    meta.path.span(),
+                    &meta,
+                    REFRESH_ON_READ,
+                )
             } else {
                 Err(unknown(&meta, "struct", STRUCT_ATTRS))
             }

@@ -17,6 +17,10 @@ pub(crate) fn expand(model: &Model) -> TokenStream {
             },
             None => quote! { ::rapyer::__private::None },
         };
+        // Only models that opt in override the trait's default (false).
+        let refresh = model.refresh_on_read.then(|| {
+            quote! { const REFRESH_TTL_ON_READ: bool = true; }
+        });
         // Spanned on the key's type, so an unsupported key type is reported there.
         let model_id = quote_spanned! {key.ty.span()=>
             ::rapyer::__private::ModelKey::to_key(&self.#field)
@@ -26,6 +30,7 @@ pub(crate) fn expand(model: &Model) -> TokenStream {
             impl ::rapyer::AtomicModel for #ident {
                 const PREFIX: &'static str = #prefix;
                 const TTL: ::rapyer::__private::Option<::rapyer::__private::Duration> = #ttl;
+                #refresh
 
                 fn model_id(&self) -> ::std::string::String {
                     #model_id

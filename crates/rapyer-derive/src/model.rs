@@ -40,6 +40,8 @@ pub(crate) struct Model {
     pub(crate) prefix: String,
     /// Seconds of expiry set with every save.
     pub(crate) ttl: Option<u64>,
+    /// `refresh_on_read`: reads re-arm the ttl.
+    pub(crate) refresh_on_read: bool,
     /// The `#[rapyer(key)]` field; `None` for a model that can only be nested.
     pub(crate) key: Option<KeyField>,
 }
@@ -146,6 +148,13 @@ impl Model {
             },
             None => None,
         };
+        if let (Some(span), None) = (attrs.refresh_on_read, &attrs.ttl) {
+            errors.push(syn::Error::new(
+                span,
+                "`refresh_on_read` re-arms the model's expiry on every read, and this model has \
+                 none; add one, e.g. #[rapyer(ttl = 300, refresh_on_read)]",
+            ));
+        }
         if key.is_none() {
             // A struct without a key is fine as a nested model, but storage options on it
             // mean the user wanted a stored model and forgot the key.
@@ -170,6 +179,7 @@ impl Model {
             ident: input.ident.clone(),
             prefix,
             ttl,
+            refresh_on_read: attrs.refresh_on_read.is_some(),
             key,
         })
     }
