@@ -336,6 +336,24 @@ pub(crate) fn encode<T: serde::Serialize + ?Sized>(key: &str, value: &T) -> Resu
 
 /// Decodes a document read from `key`. On failure it decodes once more, tracking the path,
 /// so the error says where in the document the data is wrong.
+/// Decodes the reply of a JSONPath read (`[value]`), naming the failing place by its
+/// JSONPath from the document's root (`$.address.zip`).
+pub(crate) fn decode_at<T: DeserializeOwned>(key: &str, at: &str, bytes: &[u8]) -> Result<T> {
+    decode(key, bytes).map_err(|e| match e {
+        Error::Deserialize { key, path, source } => {
+            let inner = path.strip_prefix("[0]").unwrap_or(&path);
+            let inner = inner.trim_start_matches('.');
+            let path = if inner.is_empty() || inner == "." {
+                at.to_string()
+            } else {
+                format!("{at}.{inner}")
+            };
+            Error::Deserialize { key, path, source }
+        }
+        other => other,
+    })
+}
+
 pub(crate) fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T> {
     serde_json::from_slice(bytes).map_err(|first| {
         let mut de = serde_json::Deserializer::from_slice(bytes);
@@ -356,7 +374,7 @@ pub(crate) fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T> 
 
 /// Milliseconds for PEXPIRE, at least 1 so a sub-millisecond TTL still expires rather than
 /// meaning "delete now".
-fn ttl_millis(ttl: Duration) -> u64 {
+pub(crate) fn ttl_millis(ttl: Duration) -> u64 {
     u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 

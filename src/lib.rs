@@ -5,6 +5,7 @@ extern crate self as rapyer;
 mod crud;
 mod db;
 mod error;
+pub mod field;
 mod lock;
 mod model;
 pub mod script;
@@ -13,6 +14,7 @@ mod types;
 
 pub use db::Db;
 pub use error::{Error, Result};
+pub use field::{FieldType, RedisBool, RedisFloat, RedisInt, RedisStr, RedisValue};
 pub use lock::{LockGuard, LockOptions};
 pub use model::{AtomicModel, Model, ModelKey};
 pub use script::{Call, Keys, Pipeline, Script, Scripts, Slot};
@@ -31,6 +33,7 @@ pub mod prelude {
 /// Not public API: anything here may change in any release.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::field::{At, FieldType};
     pub use crate::model::ModelKey;
     pub use redis::ToRedisArgs;
     pub use serde;

@@ -289,9 +289,19 @@ pub(crate) mod library {
         )
     });
 
+    /// One operation on one field of a stored model.
+    pub(crate) static FIELD: LazyLock<Script> = LazyLock::new(|| {
+        Script::from_static(
+            "rapyer.field",
+            Keys::Fixed(1),
+            include_str!("../../lua/field.lua"),
+        )
+    });
+
     /// Every library script.
-    pub(crate) fn all() -> [&'static Script; 6] {
+    pub(crate) fn all() -> [&'static Script; 7] {
         [
+            &FIELD,
             &SAVE,
             &LOCK_ACQUIRE,
             &LOCK_SAVE,

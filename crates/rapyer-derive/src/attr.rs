@@ -8,11 +8,12 @@ pub(crate) const PREFIX: &str = "prefix";
 pub(crate) const TTL: &str = "ttl";
 pub(crate) const KEY: &str = "key";
 pub(crate) const REFRESH_ON_READ: &str = "refresh_on_read";
+pub(crate) const VALUE: &str = "value";
 
 /// Valid struct attributes, listed in "unknown attribute" errors.
 const STRUCT_ATTRS: &[&str] = &[PREFIX, TTL, REFRESH_ON_READ];
 /// Valid field attributes, listed in "unknown attribute" errors.
-const FIELD_ATTRS: &[&str] = &[KEY];
+const FIELD_ATTRS: &[&str] = &[KEY, VALUE];
 
 /// Collects errors so that one compile reports every mistake, not just the first.
 #[derive(Default)]
@@ -48,6 +49,8 @@ pub(crate) struct StructAttrs {
 pub(crate) struct FieldAttrs {
     /// The span of the `key` word, when present.
     pub(crate) key: Option<proc_macro2::Span>,
+    /// The span of the `value` word: the field gets a `RedisValue` handle.
+    pub(crate) value: Option<proc_macro2::Span>,
 }
 
 pub(crate) fn struct_attrs(attrs: &[Attribute], errors: &mut Errors) -> StructAttrs {
@@ -84,6 +87,8 @@ pub(crate) fn field_attrs(attrs: &[Attribute], errors: &mut Errors) -> FieldAttr
         let result = attr.parse_nested_meta(|meta| {
             if meta.path.is_ident(KEY) {
                 set_once(&mut out.key, meta.path.span(), &meta, KEY)
+            } else if meta.path.is_ident(VALUE) {
+                set_once(&mut out.value, meta.path.span(), &meta, VALUE)
             } else {
                 Err(unknown(&meta, "field", FIELD_ATTRS))
             }
@@ -95,28 +100,89 @@ pub(crate) fn field_attrs(attrs: &[Attribute], errors: &mut Errors) -> FieldAttr
     out
 }
 
-/// Whether a field carries a serde attribute that keeps it out of the stored document.
-pub(crate) fn serde_skips(attrs: &[Attribute]) -> Option<proc_macro2::Span> {
-    let mut found = None;
+/// What serde does with a field, as far as its place in the stored document goes.
+#[derive(Default)]
+pub(crate) struct SerdeField {
+    /// `rename = "…"` (or the `serialize` name of `rename(…)`): the field's JSON name.
+    pub(crate) rename: Option<String>,
+    /// `skip`, `skip_serializing` or `skip_deserializing`: not (reliably) in the document.
+    pub(crate) skip: Option<proc_macro2::Span>,
+    /// `flatten`: its fields sit in the parent object, with no path of its own.
+    pub(crate) flatten: bool,
+}
+
+/// Reads a field's `#[serde(...)]` attributes.
+pub(crate) fn serde_field(attrs: &[Attribute]) -> SerdeField {
+    let mut out = SerdeField::default();
+    for_serde_meta(attrs, |meta| {
+        if ["skip", "skip_serializing", "skip_deserializing"]
+            .iter()
+            .any(|name| meta.path.is_ident(name))
+        {
+            out.skip = Some(meta.path.span());
+        } else if meta.path.is_ident("flatten") {
+            out.flatten = true;
+        } else if meta.path.is_ident("rename") {
+            out.rename = serialize_name(meta)?;
+            return Ok(());
+        }
+        skip_value(meta)
+    });
+    out
+}
+
+/// Reads the struct's `#[serde(rename_all = "…")]` (its `serialize` rule).
+pub(crate) fn serde_rename_all(attrs: &[Attribute]) -> Option<String> {
+    let mut out = None;
+    for_serde_meta(attrs, |meta| {
+        if meta.path.is_ident("rename_all") {
+            out = serialize_name(meta)?;
+            return Ok(());
+        }
+        skip_value(meta)
+    });
+    out
+}
+
+/// Calls `f` on each item of every `#[serde(...)]`. Other serde options are serde's
+/// business: a parse failure here is not ours to report.
+fn for_serde_meta(
+    attrs: &[Attribute],
+    mut f: impl FnMut(&syn::meta::ParseNestedMeta<'_>) -> syn::Result<()>,
+) {
     for attr in attrs.iter().filter(|a| a.path().is_ident("serde")) {
-        // Other serde options are serde's business; a parse failure here is not ours to report.
-        let _ = attr.parse_nested_meta(|meta| {
-            if ["skip", "skip_serializing", "skip_deserializing"]
-                .iter()
-                .any(|name| meta.path.is_ident(name))
-            {
-                found = Some(meta.path.span());
-            }
-            if meta.input.peek(syn::Token![=]) {
-                let _: syn::Expr = meta.value()?.parse()?;
-            } else if meta.input.peek(syn::token::Paren) {
-                let _content;
-                syn::parenthesized!(_content in meta.input);
-            }
-            Ok(())
-        });
+        let _ = attr.parse_nested_meta(|meta| f(&meta));
     }
-    found
+}
+
+/// `name = "x"` or `name(serialize = "x", deserialize = "y")`: the serialize side.
+fn serialize_name(meta: &syn::meta::ParseNestedMeta<'_>) -> syn::Result<Option<String>> {
+    if meta.input.peek(syn::Token![=]) {
+        let lit: LitStr = meta.value()?.parse()?;
+        return Ok(Some(lit.value()));
+    }
+    let mut name = None;
+    meta.parse_nested_meta(|inner| {
+        if inner.path.is_ident("serialize") {
+            let lit: LitStr = inner.value()?.parse()?;
+            name = Some(lit.value());
+        } else {
+            let _: syn::Expr = inner.value()?.parse()?;
+        }
+        Ok(())
+    })?;
+    Ok(name)
+}
+
+/// Consumes an item's value (`= expr` or `(…)`) so parsing can go on to the next item.
+fn skip_value(meta: &syn::meta::ParseNestedMeta<'_>) -> syn::Result<()> {
+    if meta.input.peek(syn::Token![=]) {
+        let _: syn::Expr = meta.value()?.parse()?;
+    } else if meta.input.peek(syn::token::Paren) {
+        let _content;
+        syn::parenthesized!(_content in meta.input);
+    }
+    Ok(())
 }
 
 fn rapyer_attrs(attrs: &[Attribute]) -> impl Iterator<Item = &Attribute> {

@@ -1,10 +1,10 @@
 //! Code generation from a validated [`Model`].
 
 use proc_macro2::TokenStream;
-use quote::{quote, quote_spanned};
+use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 
-use crate::model::Model;
+use crate::model::{HandleField, Model};
 
 pub(crate) fn expand(model: &Model) -> TokenStream {
     let ident = &model.ident;
@@ -38,6 +38,7 @@ pub(crate) fn expand(model: &Model) -> TokenStream {
             }
         }
     });
+    let handles = handles(model);
     quote! {
         const _: () = {
             #[automatically_derived]
@@ -45,5 +46,118 @@ pub(crate) fn expand(model: &Model) -> TokenStream {
 
             #stored
         };
+
+        #handles
     }
+}
+
+/// The field accessors: the model's own (for a stored model), its handle type for when it is
+/// nested in another model, and its `FieldType` impl.
+fn handles(model: &Model) -> TokenStream {
+    let ident = &model.ident;
+    let vis = &model.vis;
+    let handle = format_ident!("{}Handle", ident);
+    let doc = format!(
+        "The handle on a `{ident}` nested in a stored model: one accessor per field, plus \
+         `load` and `set` for the whole value. Returned by the parent's accessor."
+    );
+    let nested = model.fields.iter().map(|f| {
+        let accessor = accessor(f);
+        let field = &f.ident;
+        let segment = &f.segment;
+        let make = handle_expr(f, quote! { &mut self.value.#field }, quote! { at });
+        quote! {
+            #accessor {
+                let at = self.at.field(#segment);
+                #make
+            }
+        }
+    });
+    let root = model.key.as_ref().map(|_| {
+        let accessors = model.fields.iter().map(|f| {
+            let accessor = accessor(f);
+            let field = &f.ident;
+            let segment = &f.segment;
+            let make = handle_expr(f, quote! { &mut self.#field }, quote! { at });
+            quote! {
+                #accessor {
+                    let at = ::rapyer::__private::At::root(&*self).field(#segment);
+                    #make
+                }
+            }
+        });
+        quote! {
+            #[automatically_derived]
+            impl #ident {
+                #(#accessors)*
+            }
+        }
+    });
+    quote! {
+        #[doc = #doc]
+        #vis struct #handle<'a> {
+            value: &'a mut #ident,
+            at: ::rapyer::__private::At,
+        }
+
+        #[automatically_derived]
+        impl<'a> #handle<'a> {
+            #(#nested)*
+
+            /// Reads the whole value from the server into the local copy, and returns that.
+            pub async fn load(&mut self, db: &::rapyer::Db) -> ::rapyer::Result<&#ident> {
+                ::rapyer::RedisValue::new(&mut *self.value, self.at.clone())
+                    .load(db)
+                    .await?;
+                ::std::result::Result::Ok(&*self.value)
+            }
+
+            /// Replaces the whole value on the server.
+            pub async fn set(&mut self, db: &::rapyer::Db, value: #ident) -> ::rapyer::Result<()> {
+                ::rapyer::RedisValue::new(&mut *self.value, self.at.clone()).set(db, value).await
+            }
+        }
+
+        #[automatically_derived]
+        impl ::rapyer::FieldType for #ident {
+            type Handle<'a> = #handle<'a>;
+            fn handle(value: &mut Self, at: ::rapyer::__private::At) -> #handle<'_> {
+                #handle { value, at }
+            }
+        }
+
+        #root
+    }
+}
+
+/// `pub fn city(&mut self) -> <handle type>`, with the field's visibility and docs.
+fn accessor(f: &HandleField) -> TokenStream {
+    let vis = &f.vis;
+    let field = &f.ident;
+    let doc = format!("The handle on `{field}`: atomic operations on the stored field.");
+    let ret = handle_type(f);
+    quote! {
+        #[doc = #doc]
+        #vis fn #field(&mut self) -> #ret
+    }
+}
+
+/// The type an accessor returns: the type's `FieldType` handle, or `RedisValue` for a
+/// `#[rapyer(value)]` field.
+fn handle_type(f: &HandleField) -> TokenStream {
+    let ty = &f.ty;
+    if f.value {
+        return quote! { ::rapyer::RedisValue<'_, #ty> };
+    }
+    // Spanned on the type, so a type without a handle is reported at the field.
+    quote_spanned! {ty.span()=> <#ty as ::rapyer::FieldType>::Handle<'_> }
+}
+
+/// The expression building a field's handle on `value` at `at`.
+fn handle_expr(f: &HandleField, value: TokenStream, at: TokenStream) -> TokenStream {
+    let ty = &f.ty;
+    if f.value {
+        return quote! { ::rapyer::RedisValue::<#ty>::new(#value, #at) };
+    }
+    quote_spanned! {ty.span()=> <#ty as ::rapyer::FieldType>::handle(#value, #at) }
 }

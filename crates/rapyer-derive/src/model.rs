@@ -2,7 +2,7 @@
 
 use proc_macro2::Span;
 use syn::spanned::Spanned;
-use syn::{Data, DeriveInput, Fields, Ident, Type};
+use syn::{Data, DeriveInput, Fields, Ident, Type, Visibility};
 
 use crate::attr::{self, Errors};
 
@@ -22,6 +22,7 @@ pub(crate) const RESERVED: &[&str] = &[
     "insert_many",
     "key",
     "key_of",
+    "load",
     "lock",
     "model_id",
     "pipeline",
@@ -29,6 +30,7 @@ pub(crate) const RESERVED: &[&str] = &[
     "save",
     "server_ref",
     "server_ref_for",
+    "set",
     "set_ttl",
     "ttl",
 ];
@@ -36,6 +38,9 @@ pub(crate) const RESERVED: &[&str] = &[
 /// A struct that derives `AtomicModel`.
 pub(crate) struct Model {
     pub(crate) ident: Ident,
+    pub(crate) vis: Visibility,
+    /// The fields that get a handle accessor, in declaration order.
+    pub(crate) fields: Vec<HandleField>,
     /// The key prefix (the struct's name unless `prefix` is given).
     pub(crate) prefix: String,
     /// Seconds of expiry set with every save.
@@ -44,6 +49,17 @@ pub(crate) struct Model {
     pub(crate) refresh_on_read: bool,
     /// The `#[rapyer(key)]` field; `None` for a model that can only be nested.
     pub(crate) key: Option<KeyField>,
+}
+
+/// A field with a handle accessor.
+pub(crate) struct HandleField {
+    pub(crate) ident: Ident,
+    pub(crate) ty: Type,
+    pub(crate) vis: Visibility,
+    /// The JSONPath step from the parent object: `.name` or `["name"]`.
+    pub(crate) segment: String,
+    /// `#[rapyer(value)]`: a `RedisValue` handle whatever the type.
+    pub(crate) value: bool,
 }
 
 /// The field whose value is the model's id.
@@ -90,7 +106,9 @@ impl Model {
         }
 
         let attrs = attr::struct_attrs(&input.attrs, &mut errors);
+        let rename_all = attr::serde_rename_all(&input.attrs);
         let mut key: Option<KeyField> = None;
+        let mut fields = Vec::new();
         for field in &named.named {
             let Some(ident) = field.ident.clone() else {
                 continue;
@@ -115,6 +133,28 @@ impl Model {
                         ty: field.ty.clone(),
                     });
                 }
+                continue;
+            }
+            // Fields serde leaves out of the document, or spreads into the parent, have no
+            // path of their own and so no handle.
+            let serde = attr::serde_field(&field.attrs);
+            if serde.skip.is_some() || serde.flatten {
+                continue;
+            }
+            let json_name = match (serde.rename, &rename_all) {
+                (Some(name), _) => name,
+                (None, Some(rule)) => apply_rename_rule(rule, bare),
+                (None, None) => bare.to_string(),
+            };
+            match path_segment(&json_name) {
+                Ok(segment) => fields.push(HandleField {
+                    ident,
+                    ty: field.ty.clone(),
+                    vis: field.vis.clone(),
+                    segment,
+                    value: field_attrs.value.is_some(),
+                }),
+                Err(why) => errors.push(syn::Error::new(field.span(), why)),
             }
         }
 
@@ -177,6 +217,8 @@ impl Model {
         errors.finish()?;
         Ok(Model {
             ident: input.ident.clone(),
+            vis: input.vis.clone(),
+            fields,
             prefix,
             ttl,
             refresh_on_read: attrs.refresh_on_read.is_some(),
@@ -207,7 +249,7 @@ fn check_key_field(
              with Default for generated ids)",
         ));
     }
-    if let Some(skip) = attr::serde_skips(&field.attrs) {
+    if let Some(skip) = attr::serde_field(&field.attrs).skip {
         errors.push(syn::Error::new(
             skip,
             "the key field must be stored in the document; remove the serde skip",
@@ -219,5 +261,65 @@ fn is_option(ty: &Type) -> bool {
     match ty {
         Type::Path(p) => p.path.segments.last().is_some_and(|s| s.ident == "Option"),
         _ => false,
+    }
+}
+
+/// The JSONPath step to a property named `name`: `.name` for identifier-like names,
+/// `["name"]` otherwise. A name JSONPath cannot address is an error.
+fn path_segment(name: &str) -> Result<String, String> {
+    let mut chars = name.chars();
+    let identifier = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if identifier {
+        return Ok(format!(".{name}"));
+    }
+    if name.is_empty()
+        || name
+            .chars()
+            .any(|c| c == '"' || c == '\\' || c.is_control())
+    {
+        return Err(format!(
+            "the JSON name {name:?} cannot be addressed by a JSONPath, so this field cannot \
+             have a handle; give it another name with #[serde(rename = \"...\")]"
+        ));
+    }
+    Ok(format!("[\"{name}\"]"))
+}
+
+/// serde's `rename_all` rules, applied to a snake_case field name.
+fn apply_rename_rule(rule: &str, field: &str) -> String {
+    let pascal = || {
+        let mut out = String::with_capacity(field.len());
+        let mut upper = true;
+        for c in field.chars() {
+            if c == '_' {
+                upper = true;
+            } else if upper {
+                out.extend(c.to_uppercase());
+                upper = false;
+            } else {
+                out.push(c);
+            }
+        }
+        out
+    };
+    match rule {
+        "lowercase" => field.to_ascii_lowercase(),
+        "UPPERCASE" | "SCREAMING_SNAKE_CASE" => field.to_ascii_uppercase(),
+        "PascalCase" => pascal(),
+        "camelCase" => {
+            let p = pascal();
+            let mut chars = p.chars();
+            match chars.next() {
+                Some(first) => first.to_lowercase().chain(chars).collect(),
+                None => p,
+            }
+        }
+        "kebab-case" => field.replace('_', "-"),
+        "SCREAMING-KEBAB-CASE" => field.replace('_', "-").to_ascii_uppercase(),
+        // snake_case, and rules serde itself rejects.
+        _ => field.to_string(),
     }
 }

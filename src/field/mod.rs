@@ -1,0 +1,261 @@
+//! Typed field handles: `user.age().incr(&db, 1)` changes one field of a stored model on the
+//! server, atomically, and writes the server's result into the local field.
+//!
+//! Every operation is one call of the library's `rapyer.field` script (`lua/field.lua`),
+//! which checks the document and the field's JSON type before it writes, re-arms the model's
+//! expiry in the same step, and returns the field's new value. The handle decodes that value
+//! into the local field; a failed operation leaves the local field as it was.
+//!
+//! A field's handle is chosen by its type through [`FieldType`]: integers get [`RedisInt`],
+//! floats [`RedisFloat`], `String` [`RedisStr`], `bool` [`RedisBool`], nested models their
+//! own handle with one accessor per field, and other types [`RedisValue`] (`load` and `set`).
+
+mod number;
+mod text;
+
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+pub use number::{Float, Integer, RedisFloat, RedisInt};
+pub use text::{RedisBool, RedisStr};
+
+use crate::crud;
+use crate::db::Db;
+use crate::error::{Error, Result};
+use crate::model::{AtomicModel, read_ttl};
+use crate::script::library;
+
+/// A type that can be a field of a model, and the handle its accessor returns.
+///
+/// Implemented for integers, floats, `String`, `bool`, every `#[derive(AtomicModel)]`
+/// struct (nested models), and, with [`RedisValue`] handles, for the other common serde
+/// types. Implement it for your own type with `type Handle<'a> = RedisValue<'a, Self>` (or
+/// mark the field `#[rapyer(value)]`).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` has no rapyer field handle",
+    label = "this field's type has no handle",
+    note = "mark the field #[rapyer(value)] to get a RedisValue handle (load and set), or \
+            implement rapyer::FieldType for the type"
+)]
+pub trait FieldType: Serialize + DeserializeOwned + Send + Sync + 'static {
+    /// The handle of a field of this type.
+    type Handle<'a>;
+
+    /// The handle on `value`, the local copy of the field at `at`.
+    fn handle(value: &mut Self, at: At) -> Self::Handle<'_>;
+}
+
+/// Where a field lives: its model's key, its JSON path, and the model's expiry policy.
+///
+/// Built by the code `#[derive(AtomicModel)]` generates; not constructed by users.
+#[derive(Debug, Clone)]
+pub struct At {
+    /// The model's key without the namespace (`User:u1`).
+    key: String,
+    /// The field's JSONPath (`$.address.city`).
+    path: String,
+    /// The expiry every write re-arms.
+    write_ttl: Option<Duration>,
+    /// The expiry every read re-arms (`refresh_on_read`).
+    read_ttl: Option<Duration>,
+}
+
+impl At {
+    /// The root of the stored model `model`.
+    #[doc(hidden)]
+    pub fn root<M: AtomicModel>(model: &M) -> At {
+        At {
+            key: model.key(),
+            path: "$".to_string(),
+            write_ttl: M::TTL,
+            read_ttl: read_ttl::<M>(),
+        }
+    }
+
+    /// The field reached from here by `segment` (`.name` or `["name"]`, built by the derive).
+    #[doc(hidden)]
+    pub fn field(&self, segment: &str) -> At {
+        let mut path = String::with_capacity(self.path.len() + segment.len());
+        path.push_str(&self.path);
+        path.push_str(segment);
+        At {
+            key: self.key.clone(),
+            path,
+            write_ttl: self.write_ttl,
+            read_ttl: self.read_ttl,
+        }
+    }
+
+    /// The JSONPath of the field.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The model's key, without the namespace.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// Runs `op` on the field and decodes the field's value afterwards. `want` lists the JSON
+    /// types the field may hold; `operands` follow the script's order.
+    pub(crate) async fn run<T: DeserializeOwned>(
+        &self,
+        db: &Db,
+        op: &str,
+        want: Want,
+        operands: &[&str],
+    ) -> Result<T> {
+        let key = db.key(&self.key);
+        let ttl = if op == "get" {
+            self.read_ttl
+        } else {
+            self.write_ttl
+        };
+        let ttl = ttl.map_or(0, crud::ttl_millis).to_string();
+        let mut args: Vec<&str> = Vec::with_capacity(4 + operands.len());
+        args.extend([op, self.path.as_str(), want.types, ttl.as_str()]);
+        args.extend_from_slice(operands);
+        let reply: Vec<u8> = db
+            .run_lua(&library::FIELD, std::slice::from_ref(&key), &args)
+            .await
+            .map_err(|e| self.error(e, &key, want))?;
+        let mut values: Vec<T> = crud::decode_at(&key, &self.path, &reply)?;
+        match values.pop() {
+            Some(value) if values.is_empty() => Ok(value),
+            _ => Err(Error::TypeMismatch {
+                key,
+                path: self.path.clone(),
+                expected: want.describe.to_string(),
+                found: "nothing".to_string(),
+            }),
+        }
+    }
+
+    /// Reads the script's errors: the document missing or of another type, the field of
+    /// another JSON type, an integer overflow.
+    fn error(&self, e: Error, key: &str, want: Want) -> Error {
+        let Error::Script { message, name } = e else {
+            return e;
+        };
+        let (code, rest) = message.split_once(' ').unwrap_or((message.as_str(), ""));
+        match code {
+            "NOTFOUND" => Error::NotFound {
+                key: key.to_string(),
+            },
+            "WRONGTYPE" => crud::mismatch(key.to_string(), rest.to_string()),
+            "TYPEMISMATCH" => Error::TypeMismatch {
+                key: key.to_string(),
+                path: self.path.clone(),
+                expected: want.describe.to_string(),
+                found: rest.to_string(),
+            },
+            "OVERFLOW" => Error::Overflow {
+                key: key.to_string(),
+                path: self.path.clone(),
+            },
+            _ => Error::Script { name, message },
+        }
+    }
+}
+
+/// The JSON types an operation accepts at the field, for the script and for errors.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Want {
+    /// Comma-separated JSON types as `JSON.TYPE` names them, or `*`.
+    types: &'static str,
+    /// What the error says was expected.
+    describe: &'static str,
+}
+
+impl Want {
+    pub(crate) const ANY: Want = Want {
+        types: "*",
+        describe: "any value",
+    };
+    pub(crate) const INTEGER: Want = Want {
+        types: "integer",
+        describe: "an integer",
+    };
+    pub(crate) const NUMBER: Want = Want {
+        types: "number,integer",
+        describe: "a number",
+    };
+    pub(crate) const STRING: Want = Want {
+        types: "string",
+        describe: "a string",
+    };
+    pub(crate) const BOOLEAN: Want = Want {
+        types: "boolean",
+        describe: "a boolean",
+    };
+}
+
+/// Encodes `value` as JSON text for the script, naming the key on failure.
+pub(crate) fn json<T: Serialize + ?Sized>(db: &Db, at: &At, value: &T) -> Result<String> {
+    crud::encode(&db.key(&at.key), value)
+}
+
+/// A handle on a field of any serde type: read it with [`load`](RedisValue::load), replace
+/// it with [`set`](RedisValue::set).
+#[derive(Debug)]
+pub struct RedisValue<'a, T> {
+    value: &'a mut T,
+    at: At,
+}
+
+impl<'a, T: Serialize + DeserializeOwned + Send + Sync> RedisValue<'a, T> {
+    /// The handle on `value` at `at`.
+    pub fn new(value: &'a mut T, at: At) -> RedisValue<'a, T> {
+        RedisValue { value, at }
+    }
+
+    /// Reads the field from the server (its JSONPath, in the field script) into the local
+    /// field, and returns the local field (clone it for an owned copy).
+    pub async fn load(&mut self, db: &Db) -> Result<&T> {
+        *self.value = self.at.run(db, "get", Want::ANY, &[]).await?;
+        Ok(&*self.value)
+    }
+
+    /// Replaces the field on the server with `value` (re-arming the model's expiry) and
+    /// stores the server's result in the local field.
+    pub async fn set(&mut self, db: &Db, value: T) -> Result<()> {
+        let text = json(db, &self.at, &value)?;
+        *self.value = self.at.run(db, "set", Want::ANY, &[&text]).await?;
+        Ok(())
+    }
+
+    /// Where the field lives.
+    pub fn at(&self) -> &At {
+        &self.at
+    }
+}
+
+/// `RedisValue` handles for the serde types that have no richer handle yet.
+macro_rules! value_handles {
+    ($(impl<$($param:ident: $bound:path),*> for $ty:ty;)*) => {
+        $(
+            impl<$($param: $bound),*> FieldType for $ty {
+                type Handle<'a> = RedisValue<'a, Self>;
+                fn handle(value: &mut Self, at: At) -> RedisValue<'_, Self> {
+                    RedisValue::new(value, at)
+                }
+            }
+        )*
+    };
+}
+
+value_handles! {
+    impl<T: FieldType> for Vec<T>;
+    impl<T: FieldType> for Option<T>;
+    impl<V: FieldType> for std::collections::HashMap<String, V>;
+    impl<V: FieldType> for std::collections::BTreeMap<String, V>;
+    impl<> for crate::Bytes;
+    impl<> for crate::Id;
+    impl<> for chrono::DateTime<chrono::Utc>;
+    impl<> for chrono::DateTime<chrono::FixedOffset>;
+    impl<> for chrono::NaiveDate;
+    impl<> for chrono::NaiveDateTime;
+    impl<> for serde_json::Value;
+}

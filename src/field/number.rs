@@ -1,0 +1,174 @@
+//! Handles on numeric fields: exact integer arithmetic over the field type's whole range,
+//! and IEEE floats.
+
+use super::{At, FieldType, Want, json};
+use crate::db::Db;
+use crate::error::Result;
+
+/// An integer type a [`RedisInt`] can hold: every width, signed and unsigned.
+///
+/// Arithmetic is done on decimal text inside the field script, so it is exact over the
+/// type's whole range; a result outside it is [`Error::Overflow`](crate::Error::Overflow)
+/// and changes nothing.
+pub trait Integer: FieldType + Copy + std::fmt::Display {
+    /// The type's lowest value.
+    const LOWEST: i128;
+    /// The type's highest value.
+    const HIGHEST: i128;
+    /// The value widened without loss.
+    fn to_i128(self) -> i128;
+}
+
+/// A float type a [`RedisFloat`] can hold.
+pub trait Float: FieldType + Copy + std::fmt::Display {}
+
+macro_rules! integers {
+    ($($ty:ty),*) => {
+        $(
+            impl Integer for $ty {
+                const LOWEST: i128 = <$ty>::MIN as i128;
+                const HIGHEST: i128 = <$ty>::MAX as i128;
+                fn to_i128(self) -> i128 {
+                    self as i128
+                }
+            }
+
+            impl FieldType for $ty {
+                type Handle<'a> = RedisInt<'a, $ty>;
+                fn handle(value: &mut Self, at: At) -> RedisInt<'_, $ty> {
+                    RedisInt { value, at }
+                }
+            }
+        )*
+    };
+}
+
+integers!(i8, i16, i32, i64, isize, u8, u16, u32, u64, usize);
+
+macro_rules! floats {
+    ($($ty:ty),*) => {
+        $(
+            impl Float for $ty {}
+
+            impl FieldType for $ty {
+                type Handle<'a> = RedisFloat<'a, $ty>;
+                fn handle(value: &mut Self, at: At) -> RedisFloat<'_, $ty> {
+                    RedisFloat { value, at }
+                }
+            }
+        )*
+    };
+}
+
+floats!(f32, f64);
+
+/// A handle on an integer field: `user.age().incr(&db, 1)`.
+#[derive(Debug)]
+pub struct RedisInt<'a, T> {
+    value: &'a mut T,
+    at: At,
+}
+
+impl<T: Integer> RedisInt<'_, T> {
+    /// Adds `by` on the server; returns the new value, also stored in the local field.
+    pub async fn incr(&mut self, db: &Db, by: T) -> Result<T> {
+        self.arith(db, "incr", by.to_i128()).await
+    }
+
+    /// Subtracts `by` on the server; returns the new value, also stored in the local field.
+    pub async fn decr(&mut self, db: &Db, by: T) -> Result<T> {
+        self.arith(db, "incr", -by.to_i128()).await
+    }
+
+    /// Multiplies by `by` on the server; returns the new value, also stored in the local field.
+    pub async fn mul(&mut self, db: &Db, by: T) -> Result<T> {
+        self.arith(db, "mul", by.to_i128()).await
+    }
+
+    async fn arith(&mut self, db: &Db, op: &str, operand: i128) -> Result<T> {
+        let operands = [
+            operand.to_string(),
+            T::LOWEST.to_string(),
+            T::HIGHEST.to_string(),
+        ];
+        let operands = operands.each_ref().map(String::as_str);
+        let new: T = self.at.run(db, op, Want::INTEGER, &operands).await?;
+        *self.value = new;
+        Ok(new)
+    }
+
+    /// Replaces the value on the server.
+    pub async fn set(&mut self, db: &Db, value: T) -> Result<()> {
+        let text = json(db, &self.at, &value)?;
+        *self.value = self.at.run(db, "set", Want::INTEGER, &[&text]).await?;
+        Ok(())
+    }
+
+    /// Reads the value from the server into the local field and returns it.
+    pub async fn load(&mut self, db: &Db) -> Result<T> {
+        let value: T = self.at.run(db, "get", Want::INTEGER, &[]).await?;
+        *self.value = value;
+        Ok(value)
+    }
+
+    /// Where the field lives.
+    pub fn at(&self) -> &At {
+        &self.at
+    }
+}
+
+/// A handle on a float field: `user.score().incr(&db, 0.5)`.
+#[derive(Debug)]
+pub struct RedisFloat<'a, T> {
+    value: &'a mut T,
+    at: At,
+}
+
+impl<T: Float> RedisFloat<'_, T> {
+    /// Adds `by` on the server (IEEE arithmetic); returns the new value, also stored locally.
+    pub async fn incr(&mut self, db: &Db, by: T) -> Result<T> {
+        let operand = json(db, &self.at, &by)?;
+        self.arith(db, "fincr", &operand).await
+    }
+
+    /// Subtracts `by` on the server; returns the new value, also stored locally.
+    pub async fn decr(&mut self, db: &Db, by: T) -> Result<T> {
+        let operand = json(db, &self.at, &by)?;
+        let negated = match operand.strip_prefix('-') {
+            Some(positive) => positive.to_string(),
+            None => format!("-{operand}"),
+        };
+        self.arith(db, "fincr", &negated).await
+    }
+
+    /// Multiplies by `by` on the server; returns the new value, also stored locally.
+    pub async fn mul(&mut self, db: &Db, by: T) -> Result<T> {
+        let operand = json(db, &self.at, &by)?;
+        self.arith(db, "fmul", &operand).await
+    }
+
+    async fn arith(&mut self, db: &Db, op: &str, operand: &str) -> Result<T> {
+        let new: T = self.at.run(db, op, Want::NUMBER, &[operand]).await?;
+        *self.value = new;
+        Ok(new)
+    }
+
+    /// Replaces the value on the server.
+    pub async fn set(&mut self, db: &Db, value: T) -> Result<()> {
+        let text = json(db, &self.at, &value)?;
+        *self.value = self.at.run(db, "set", Want::NUMBER, &[&text]).await?;
+        Ok(())
+    }
+
+    /// Reads the value from the server into the local field and returns it.
+    pub async fn load(&mut self, db: &Db) -> Result<T> {
+        let value: T = self.at.run(db, "get", Want::NUMBER, &[]).await?;
+        *self.value = value;
+        Ok(value)
+    }
+
+    /// Where the field lives.
+    pub fn at(&self) -> &At {
+        &self.at
+    }
+}

@@ -1,0 +1,94 @@
+//! Handles on string and boolean fields.
+
+use super::{At, FieldType, Want, json};
+use crate::db::Db;
+use crate::error::Result;
+
+impl FieldType for String {
+    type Handle<'a> = RedisStr<'a>;
+    fn handle(value: &mut Self, at: At) -> RedisStr<'_> {
+        RedisStr { value, at }
+    }
+}
+
+impl FieldType for bool {
+    type Handle<'a> = RedisBool<'a>;
+    fn handle(value: &mut Self, at: At) -> RedisBool<'_> {
+        RedisBool { value, at }
+    }
+}
+
+/// A handle on a `String` field: `user.name().append(&db, "!")`.
+#[derive(Debug)]
+pub struct RedisStr<'a> {
+    value: &'a mut String,
+    at: At,
+}
+
+impl RedisStr<'_> {
+    /// Replaces the string on the server.
+    pub async fn set(&mut self, db: &Db, value: &str) -> Result<()> {
+        let text = json(db, &self.at, value)?;
+        *self.value = self.at.run(db, "set", Want::STRING, &[&text]).await?;
+        Ok(())
+    }
+
+    /// Appends `suffix` on the server (`JSON.STRAPPEND`); the local field becomes the
+    /// server's whole new string, and its length in bytes is returned.
+    pub async fn append(&mut self, db: &Db, suffix: &str) -> Result<usize> {
+        let text = json(db, &self.at, suffix)?;
+        *self.value = self.at.run(db, "append", Want::STRING, &[&text]).await?;
+        Ok(self.value.len())
+    }
+
+    /// The string's length in bytes on the server (it is read, and stored locally too).
+    pub async fn len(&mut self, db: &Db) -> Result<usize> {
+        Ok(self.load(db).await?.len())
+    }
+
+    /// Reads the string from the server into the local field and returns it.
+    pub async fn load(&mut self, db: &Db) -> Result<String> {
+        let value: String = self.at.run(db, "get", Want::STRING, &[]).await?;
+        self.value.clone_from(&value);
+        Ok(value)
+    }
+
+    /// Where the field lives.
+    pub fn at(&self) -> &At {
+        &self.at
+    }
+}
+
+/// A handle on a `bool` field: `user.active().toggle(&db)`.
+#[derive(Debug)]
+pub struct RedisBool<'a> {
+    value: &'a mut bool,
+    at: At,
+}
+
+impl RedisBool<'_> {
+    /// Replaces the value on the server.
+    pub async fn set(&mut self, db: &Db, value: bool) -> Result<()> {
+        let text = json(db, &self.at, &value)?;
+        *self.value = self.at.run(db, "set", Want::BOOLEAN, &[&text]).await?;
+        Ok(())
+    }
+
+    /// Flips the value on the server (`JSON.TOGGLE`); returns the new value, also stored
+    /// locally.
+    pub async fn toggle(&mut self, db: &Db) -> Result<bool> {
+        *self.value = self.at.run(db, "toggle", Want::BOOLEAN, &[]).await?;
+        Ok(*self.value)
+    }
+
+    /// Reads the value from the server into the local field and returns it.
+    pub async fn load(&mut self, db: &Db) -> Result<bool> {
+        *self.value = self.at.run(db, "get", Want::BOOLEAN, &[]).await?;
+        Ok(*self.value)
+    }
+
+    /// Where the field lives.
+    pub fn at(&self) -> &At {
+        &self.at
+    }
+}

@@ -1,0 +1,530 @@
+//! Typed field handles against the real server: every operation of the numeric, string,
+//! boolean, nested and value handles, with the local field equal to the server's after each
+//! one; exact integers over every width with overflow refused; wrong types and missing
+//! models refused with the document byte-identical; expiry re-armed by writes; and
+//! concurrent increments that lose nothing.
+
+mod common;
+
+use rapyer::prelude::*;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use common::{db, json_get, pttl, raw, stored};
+
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+struct Address {
+    city: String,
+    zip: i64,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+enum Kind {
+    Basic,
+    Premium { since: u16 },
+}
+
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[rapyer(prefix = "Person")]
+#[serde(rename_all = "camelCase")]
+struct Person {
+    #[rapyer(key)]
+    id: String,
+    full_name: String,
+    age: i64,
+    small: i8,
+    tiny: u8,
+    big: u64,
+    score: f64,
+    ratio: f32,
+    active: bool,
+    address: Address,
+    #[serde(rename = "the tags")]
+    tags: Vec<String>,
+    #[rapyer(value)]
+    kind: Kind,
+    nick: Option<String>,
+}
+
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[rapyer(prefix = "Hit", ttl = 60, refresh_on_read)]
+struct Hit {
+    #[rapyer(key)]
+    id: String,
+    hits: i64,
+}
+
+fn person(id: &str) -> Person {
+    Person {
+        id: id.to_string(),
+        full_name: "Ann Lee".into(),
+        age: 41,
+        small: 0,
+        tiny: 0,
+        big: 0,
+        score: 1.5,
+        ratio: 0.25,
+        active: true,
+        address: Address {
+            city: "Paris".into(),
+            zip: 75001,
+        },
+        tags: vec!["a".into()],
+        kind: Kind::Basic,
+        nick: None,
+    }
+}
+
+/// The stored document, as the server has it.
+async fn doc(
+    raw: &mut redis::aio::MultiplexedConnection,
+    db: &Db,
+    p: &Person,
+) -> serde_json::Value {
+    stored(raw, &db.key(&p.key())).await
+}
+
+/// Asserts that the local model equals the stored document.
+async fn assert_mirrors(raw: &mut redis::aio::MultiplexedConnection, db: &Db, p: &Person) {
+    let server: Person = serde_json::from_value(doc(raw, db, p).await).expect("stored Person");
+    assert_eq!(&server, p, "local model differs from the server's");
+}
+
+#[tokio::test]
+async fn integer_operations_are_exact_and_mirrored() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let mut p = person("ints");
+    p.save(&db).await.expect("save");
+
+    assert_eq!(p.age().incr(&db, 5).await.expect("incr"), 46);
+    assert_eq!(p.age().decr(&db, 50).await.expect("decr"), -4);
+    assert_eq!(p.age().mul(&db, -3).await.expect("mul"), 12);
+    assert_eq!(p.age, 12);
+    assert_mirrors(&mut raw, &db, &p).await;
+
+    // Beyond 2^53, where doubles (and Lua numbers) are no longer exact.
+    p.age().set(&db, 9_007_199_254_740_993).await.expect("set");
+    assert_eq!(
+        p.age().incr(&db, 2).await.expect("incr"),
+        9_007_199_254_740_995
+    );
+    assert_eq!(
+        doc(&mut raw, &db, &p).await["age"],
+        json!(9_007_199_254_740_995_i64)
+    );
+    p.age().set(&db, i64::MAX - 1).await.expect("set");
+    assert_eq!(p.age().incr(&db, 1).await.expect("to MAX"), i64::MAX);
+    p.age().set(&db, i64::MIN + 1).await.expect("set");
+    assert_eq!(p.age().decr(&db, 1).await.expect("to MIN"), i64::MIN);
+    assert_eq!(
+        p.big().incr(&db, u64::MAX).await.expect("u64 MAX"),
+        u64::MAX
+    );
+    assert_eq!(doc(&mut raw, &db, &p).await["big"], json!(u64::MAX));
+    assert_eq!(p.tiny().incr(&db, 255).await.expect("u8 MAX"), 255);
+    assert_eq!(p.small().incr(&db, -128).await.expect("i8 MIN"), -128);
+    assert_mirrors(&mut raw, &db, &p).await;
+
+    // Loading reads the server's value into the local field.
+    let _: () = redis::cmd("JSON.SET")
+        .arg(db.key(&p.key()))
+        .arg("$.age")
+        .arg(77)
+        .query_async(&mut raw)
+        .await
+        .expect("JSON.SET");
+    assert_eq!(p.age().load(&db).await.expect("load"), 77);
+    assert_eq!(p.age, 77);
+}
+
+#[tokio::test]
+async fn overflow_changes_nothing_on_the_server_or_locally() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let mut p = person("overflow");
+    p.age = i64::MAX;
+    p.big = u64::MAX;
+    p.tiny = 255;
+    p.small = -128;
+    p.save(&db).await.expect("save");
+    let key = db.key(&p.key());
+    let before = json_get(&mut raw, &key).await;
+    let local = p.clone();
+
+    let outcomes = vec![
+        ("age + 1", p.age().incr(&db, 1).await.map(|_| ())),
+        ("age * 2", p.age().mul(&db, 2).await.map(|_| ())),
+        ("age + MAX", p.age().incr(&db, i64::MAX).await.map(|_| ())),
+        ("big + 1", p.big().incr(&db, 1).await.map(|_| ())),
+        ("tiny + 1", p.tiny().incr(&db, 1).await.map(|_| ())),
+        ("small - 1", p.small().decr(&db, 1).await.map(|_| ())),
+        ("small * -1", p.small().mul(&db, -1).await.map(|_| ())),
+    ];
+    for (what, outcome) in outcomes {
+        match outcome {
+            Err(Error::Overflow { key: k, path }) => {
+                assert_eq!(k, key, "{what}");
+                assert!(path.starts_with("$."), "{what}: {path}");
+            }
+            other => panic!("{what}: expected Overflow, got {other:?}"),
+        }
+    }
+    assert_eq!(
+        json_get(&mut raw, &key).await,
+        before,
+        "the document changed"
+    );
+    assert_eq!(p, local, "the local model changed");
+    // i64::MIN - 1 from the other side.
+    p.age().set(&db, i64::MIN).await.expect("set");
+    assert!(matches!(
+        p.age().decr(&db, 1).await,
+        Err(Error::Overflow { .. })
+    ));
+    assert_eq!(p.age, i64::MIN);
+}
+
+#[tokio::test]
+async fn floats_strings_and_booleans() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let mut p = person("mixed");
+    p.save(&db).await.expect("save");
+
+    assert_eq!(p.score().incr(&db, 0.25).await.expect("incr"), 1.75);
+    assert_eq!(p.score().mul(&db, 4.0).await.expect("mul"), 7.0);
+    assert_eq!(p.score().decr(&db, 10.5).await.expect("decr"), -3.5);
+    assert_eq!(p.ratio().incr(&db, 0.5).await.expect("f32"), 0.75);
+    assert_mirrors(&mut raw, &db, &p).await;
+
+    let hostile = "a'] or 1==1 -- \"quoted\" \\ {x} $.y\nline 🎉";
+    p.full_name().set(&db, hostile).await.expect("set");
+    assert_eq!(doc(&mut raw, &db, &p).await["fullName"], json!(hostile));
+    let len = p.full_name().append(&db, " ✓").await.expect("append");
+    assert_eq!(p.full_name, format!("{hostile} ✓"));
+    assert_eq!(len, p.full_name.len());
+    assert_eq!(p.full_name().len(&db).await.expect("len"), len);
+    assert_mirrors(&mut raw, &db, &p).await;
+
+    assert!(!p.active().toggle(&db).await.expect("toggle"));
+    assert!(p.active().toggle(&db).await.expect("toggle"));
+    p.active().set(&db, false).await.expect("set");
+    assert!(!p.active);
+    assert_eq!(doc(&mut raw, &db, &p).await["active"], json!(false));
+    assert!(!p.active().load(&db).await.expect("load"));
+    assert_mirrors(&mut raw, &db, &p).await;
+}
+
+#[tokio::test]
+async fn nested_models_renamed_fields_and_value_handles() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let mut p = person("nested");
+    p.save(&db).await.expect("save");
+
+    p.address()
+        .city()
+        .set(&db, "Lyon")
+        .await
+        .expect("nested set");
+    assert_eq!(
+        p.address().zip().incr(&db, 1).await.expect("nested incr"),
+        75002
+    );
+    assert_eq!(
+        doc(&mut raw, &db, &p).await["address"],
+        json!({"city": "Lyon", "zip": 75002})
+    );
+    let moved = Address {
+        city: "Nice \"Côte\"".into(),
+        zip: 6000,
+    };
+    p.address()
+        .set(&db, moved.clone())
+        .await
+        .expect("set nested");
+    assert_eq!(p.address, moved);
+    let _: () = redis::cmd("JSON.SET")
+        .arg(db.key(&p.key()))
+        .arg("$.address.zip")
+        .arg(6100)
+        .query_async(&mut raw)
+        .await
+        .expect("JSON.SET");
+    assert_eq!(p.address().load(&db).await.expect("load").zip, 6100);
+    assert_eq!(p.address.zip, 6100);
+
+    // `the tags` is addressed as $["the tags"]; Kind and Option get value handles.
+    p.tags()
+        .set(&db, vec!["x".into(), "y z".into()])
+        .await
+        .expect("tags");
+    assert_eq!(
+        doc(&mut raw, &db, &p).await["the tags"],
+        json!(["x", "y z"])
+    );
+    p.kind()
+        .set(&db, Kind::Premium { since: 2020 })
+        .await
+        .expect("kind");
+    assert_eq!(
+        doc(&mut raw, &db, &p).await["kind"],
+        json!({"Premium": {"since": 2020}})
+    );
+    p.nick().set(&db, Some("annie".into())).await.expect("nick");
+    assert_eq!(
+        p.nick().load(&db).await.expect("load"),
+        &Some("annie".to_string())
+    );
+    p.nick().set(&db, None).await.expect("nick none");
+    assert_eq!(doc(&mut raw, &db, &p).await["nick"], json!(null));
+    assert_eq!(p.full_name().at().path(), "$.fullName");
+    assert_eq!(p.tags().at().path(), "$[\"the tags\"]");
+    assert_mirrors(&mut raw, &db, &p).await;
+
+    // A nested value the server holds in a shape the type cannot take names the place.
+    let _: () = redis::cmd("JSON.SET")
+        .arg(db.key(&p.key()))
+        .arg("$.address.city")
+        .arg(5)
+        .query_async(&mut raw)
+        .await
+        .expect("JSON.SET");
+    match p.address().load(&db).await {
+        Err(Error::Deserialize { path, .. }) => assert_eq!(path, "$.address.city"),
+        other => panic!("expected Deserialize, got {other:?}"),
+    }
+    assert_eq!(p.address.city, "Nice \"Côte\"", "the local value is kept");
+}
+
+#[tokio::test]
+async fn wrong_types_and_missing_models_change_nothing() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let mut p = person("typed");
+    p.save(&db).await.expect("save");
+    let key = db.key(&p.key());
+    for (path, value) in [
+        ("$.age", "\"forty\""),
+        ("$.score", "\"high\""),
+        ("$.fullName", "12"),
+        ("$.active", "\"yes\""),
+    ] {
+        let _: () = redis::cmd("JSON.SET")
+            .arg(&key)
+            .arg(path)
+            .arg(value)
+            .query_async(&mut raw)
+            .await
+            .expect("JSON.SET");
+    }
+    let before = json_get(&mut raw, &key).await;
+    let local = p.clone();
+    let outcomes = vec![
+        ("$.age", "string", p.age().incr(&db, 1).await.map(|_| ())),
+        ("$.age", "string", p.age().set(&db, 3).await),
+        (
+            "$.score",
+            "string",
+            p.score().incr(&db, 1.0).await.map(|_| ()),
+        ),
+        (
+            "$.fullName",
+            "integer",
+            p.full_name().append(&db, "x").await.map(|_| ()),
+        ),
+        (
+            "$.active",
+            "string",
+            p.active().toggle(&db).await.map(|_| ()),
+        ),
+    ];
+    for (want_path, want_found, outcome) in outcomes {
+        match outcome {
+            Err(Error::TypeMismatch {
+                key: k,
+                path,
+                found,
+                ..
+            }) => {
+                assert_eq!((k.as_str(), path.as_str()), (key.as_str(), want_path));
+                assert_eq!(found, want_found, "{want_path}");
+            }
+            other => panic!("{want_path}: expected TypeMismatch, got {other:?}"),
+        }
+    }
+    assert_eq!(
+        json_get(&mut raw, &key).await,
+        before,
+        "the document changed"
+    );
+    assert_eq!(p, local, "the local model changed");
+
+    // A model that was never saved: NotFound, and no key is created.
+    let mut ghost = person("ghost");
+    match ghost.age().incr(&db, 1).await {
+        Err(Error::NotFound { key }) => assert_eq!(key, db.key("Person:ghost")),
+        other => panic!("expected NotFound, got {other:?}"),
+    }
+    assert!(matches!(
+        ghost.full_name().set(&db, "x").await,
+        Err(Error::NotFound { .. })
+    ));
+    assert_eq!(json_get(&mut raw, &db.key("Person:ghost")).await, None);
+    assert_eq!(ghost, person("ghost"));
+
+    // A key holding another Redis type.
+    let _: () = redis::cmd("SET")
+        .arg(db.key("Person:text"))
+        .arg("plain")
+        .query_async(&mut raw)
+        .await
+        .expect("SET");
+    match person("text").age().incr(&db, 1).await {
+        Err(Error::TypeMismatch { path, found, .. }) => {
+            assert_eq!((path.as_str(), found.as_str()), ("$", "string"));
+        }
+        other => panic!("expected TypeMismatch, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn writes_rearm_the_expiry_and_reads_do_with_refresh_on_read() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let mut hit = Hit {
+        id: "h1".into(),
+        hits: 0,
+    };
+    hit.save(&db).await.expect("save");
+    let key = db.key(&hit.key());
+    let shorten = |raw: &mut redis::aio::MultiplexedConnection| {
+        let key = key.clone();
+        let mut raw = raw.clone();
+        async move {
+            let _: () = redis::cmd("PEXPIRE")
+                .arg(&key)
+                .arg(5_000)
+                .query_async(&mut raw)
+                .await
+                .expect("PEXPIRE");
+        }
+    };
+    shorten(&mut raw).await;
+    assert_eq!(hit.hits().incr(&db, 1).await.expect("incr"), 1);
+    assert!(pttl(&mut raw, &key).await > 55_000, "a write re-arms");
+    shorten(&mut raw).await;
+    assert_eq!(hit.hits().load(&db).await.expect("load"), 1);
+    assert!(
+        pttl(&mut raw, &key).await > 55_000,
+        "a read re-arms (refresh_on_read)"
+    );
+
+    // Without a ttl, writes leave the key without expiry.
+    let mut p = person("no-ttl");
+    p.save(&db).await.expect("save");
+    p.age().incr(&db, 1).await.expect("incr");
+    assert_eq!(pttl(&mut raw, &db.key(&p.key())).await, -1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_increments_lose_nothing() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let p = person("counter");
+    p.save(&db).await.expect("save");
+    let mut tasks = Vec::new();
+    for _ in 0..32 {
+        let db = db.clone();
+        let mut mine = p.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut last = 0;
+            for _ in 0..200 {
+                let now = mine.age().incr(&db, 1).await.expect("incr");
+                assert!(now > last, "increments are seen in order by one task");
+                last = now;
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("task");
+    }
+    assert_eq!(doc(&mut raw, &db, &p).await["age"], json!(41 + 6_400));
+}
+
+/// A small deterministic generator (xorshift), so a failure reproduces.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// An i64 of a random magnitude: small, around 2^32, around 2^53, or near the bounds.
+    fn int(&mut self) -> i64 {
+        let raw = self.next() as i64;
+        match self.next() % 5 {
+            0 => raw % 1_000,
+            1 => raw % (1 << 33),
+            2 => raw % (1 << 54),
+            3 => {
+                if raw < 0 {
+                    i64::MIN + (raw % 1_000).abs()
+                } else {
+                    i64::MAX - raw % 1_000
+                }
+            }
+            _ => raw,
+        }
+    }
+}
+
+#[tokio::test]
+async fn server_integer_arithmetic_matches_checked_rust_arithmetic() {
+    let db = db().await;
+    let mut p = person("arith");
+    p.save(&db).await.expect("save");
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    for round in 0..400 {
+        let (start, operand) = (rng.int(), rng.int());
+        let operand = if round % 2 == 1 {
+            operand % 100_000
+        } else {
+            operand
+        };
+        p.age().set(&db, start).await.expect("set");
+        let (expected, outcome) = if round % 3 == 0 {
+            (start.checked_mul(operand), p.age().mul(&db, operand).await)
+        } else {
+            (start.checked_add(operand), p.age().incr(&db, operand).await)
+        };
+        match (expected, outcome) {
+            (Some(want), Ok(got)) => assert_eq!(got, want, "round {round}: {start} op {operand}"),
+            (None, Err(Error::Overflow { .. })) => assert_eq!(p.age, start, "round {round}"),
+            (want, got) => {
+                panic!("round {round}: {start} op {operand}: want {want:?}, got {got:?}")
+            }
+        }
+    }
+    // Unsigned: the same over u64, whose upper half no i64 holds.
+    for round in 0..100 {
+        let start = rng.next();
+        let operand = rng.next() >> (rng.next() % 64);
+        p.big().set(&db, start).await.expect("set");
+        match (start.checked_add(operand), p.big().incr(&db, operand).await) {
+            (Some(want), Ok(got)) => assert_eq!(got, want, "round {round}"),
+            (None, Err(Error::Overflow { .. })) => assert_eq!(p.big, start),
+            (want, got) => panic!("round {round}: {start} + {operand}: want {want:?}, got {got:?}"),
+        }
+        p.big().set(&db, start).await.expect("set");
+        match (start.checked_sub(operand), p.big().decr(&db, operand).await) {
+            (Some(want), Ok(got)) => assert_eq!(got, want, "round {round}"),
+            (None, Err(Error::Overflow { .. })) => {}
+            (want, got) => panic!("round {round}: {start} - {operand}: want {want:?}, got {got:?}"),
+        }
+    }
+}
