@@ -2,17 +2,22 @@
 -- expiry re-armed in the same step, and the field's new value returned.
 -- KEYS[1]: the document's key.
 -- ARGV[1]: the operation: get, set, incr, mul (exact integers), fincr, fmul (floats),
---          append (strings), toggle (booleans).
+--          append (strings), toggle (booleans); on lists: lappend, linsert, lpop, lget,
+--          lset, lremove, lclear, ltrim, lslice, llen.
 -- ARGV[2]: the field's JSONPath (one match, e.g. $.address.city).
 -- ARGV[3]: the JSON types the field may hold, comma-separated (e.g. 'number,integer'), or '*'.
 -- ARGV[4]: an expiry in milliseconds to re-arm on the document, or 0.
 -- ARGV[5..]: the operands: set: the JSON value; incr, mul: the operand, the lowest and the
 --            highest value of the field's integer type (decimal text); fincr, fmul: the
---            operand; append: the JSON string to append.
+--            operand; append: the JSON string to append; lappend: the JSON elements;
+--            linsert: the index, the JSON element; lpop, lget: the index ('' for the last);
+--            lset: the index, the JSON element; lremove: the JSON element; ltrim, lslice: the
+--            start and the stop ('' when omitted), with Python's meaning of negative indices.
 -- Errors: NOTFOUND; WRONGTYPE <redis type> (the key is not a document); TYPEMISMATCH
 -- <json type, or 'nothing' when the path is absent>; OVERFLOW (the result would leave the
--- field's integer type).
--- Returns the field's value afterwards as JSON text: a one-element array.
+-- field's integer type); INDEX <index> <length> (a list index out of range).
+-- Returns the field's value afterwards as JSON text (a one-element array); list operations
+-- return {the list's length afterwards, the element or elements involved as JSON text}.
 local key, op, path, want = KEYS[1], ARGV[1], ARGV[2], ARGV[3]
 local ttl = tonumber(ARGV[4])
 
@@ -141,18 +146,113 @@ local function cmp(x, y)
   return c
 end
 
-if op == 'incr' or op == 'mul' then
-  local current = string.sub(redis.call('JSON.GET', key, path), 2, -2)
-  local result
-  if op == 'incr' then
-    result = add(current, ARGV[5])
-  else
-    result = mul(current, ARGV[5])
+-- Python's list indexing: a negative index counts from the end; nil when out of range.
+local function index(i, len)
+  i = tonumber(i)
+  if i < 0 then
+    i = i + len
   end
-  if cmp(result, ARGV[6]) < 0 or cmp(result, ARGV[7]) > 0 then
+  if i < 0 or i >= len then
+    return nil
+  end
+  return i
+end
+
+-- Python's slice bounds (step 1): clamped into the list, never an error.
+local function bounds(start, stop, len)
+  local function clamp(v, default)
+    if v == '' then
+      return default
+    end
+    v = tonumber(v)
+    if v < 0 then
+      v = math.max(v + len, 0)
+    end
+    return math.min(v, len)
+  end
+  local s, e = clamp(start, 0), clamp(stop, len)
+  return s, math.max(e, s)
+end
+
+local function out_of_range(i, len)
+  return redis.error_reply('INDEX ' .. i .. ' ' .. len)
+end
+
+local result
+if string.sub(op, 1, 1) == 'l' then
+  local len = redis.call('JSON.ARRLEN', key, path)[1]
+  if op == 'lappend' then
+    result = {redis.call('JSON.ARRAPPEND', key, path, unpack(ARGV, 5))[1]}
+  elseif op == 'linsert' then
+    local i = tonumber(ARGV[5])
+    if i < 0 then
+      i = math.max(i + len, 0)
+    end
+    i = math.min(i, len)
+    result = {redis.call('JSON.ARRINSERT', key, path, i, ARGV[6])[1], tostring(i)}
+  elseif op == 'lpop' or op == 'lget' then
+    local i = len - 1
+    if ARGV[5] ~= '' then
+      i = index(ARGV[5], len)
+    end
+    if i == nil or i < 0 then
+      return out_of_range(ARGV[5] == '' and -1 or ARGV[5], len)
+    end
+    if op == 'lpop' then
+      result = {len - 1, redis.call('JSON.ARRPOP', key, path, i)[1], tostring(i)}
+    else
+      result = {len, redis.call('JSON.GET', key, path .. '[' .. i .. ']'), tostring(i)}
+    end
+  elseif op == 'lset' then
+    local i = index(ARGV[5], len)
+    if i == nil then
+      return out_of_range(ARGV[5], len)
+    end
+    redis.call('JSON.SET', key, path .. '[' .. i .. ']', ARGV[6])
+    result = {len, tostring(i)}
+  elseif op == 'lremove' then
+    local i = redis.call('JSON.ARRINDEX', key, path, ARGV[5])[1]
+    if i >= 0 then
+      redis.call('JSON.ARRPOP', key, path, i)
+      result = {len - 1, tostring(i)}
+    else
+      result = {len}
+    end
+  elseif op == 'lclear' then
+    redis.call('JSON.SET', key, path, '[]')
+    result = {0}
+  elseif op == 'ltrim' or op == 'lslice' then
+    local s, e = bounds(ARGV[5], ARGV[6], len)
+    if op == 'lslice' then
+      local part = '[]'
+      if e > s then
+        part = redis.call('JSON.GET', key, path .. '[' .. s .. ':' .. e .. ']')
+      end
+      result = {len, part}
+    elseif e > s then
+      redis.call('JSON.ARRTRIM', key, path, s, e - 1)
+      result = {e - s, tostring(s)}
+    else
+      redis.call('JSON.SET', key, path, '[]')
+      result = {0, tostring(s)}
+    end
+  elseif op == 'llen' then
+    result = {len}
+  else
+    return redis.error_reply('ERR unknown field operation ' .. op)
+  end
+elseif op == 'incr' or op == 'mul' then
+  local current = string.sub(redis.call('JSON.GET', key, path), 2, -2)
+  local value
+  if op == 'incr' then
+    value = add(current, ARGV[5])
+  else
+    value = mul(current, ARGV[5])
+  end
+  if cmp(value, ARGV[6]) < 0 or cmp(value, ARGV[7]) > 0 then
     return redis.error_reply('OVERFLOW the result leaves the field type')
   end
-  redis.call('JSON.SET', key, path, result)
+  redis.call('JSON.SET', key, path, value)
 elseif op == 'set' then
   redis.call('JSON.SET', key, path, ARGV[5])
 elseif op == 'fincr' then
@@ -168,5 +268,8 @@ elseif op ~= 'get' then
 end
 if ttl > 0 then
   redis.call('PEXPIRE', key, ttl)
+end
+if result then
+  return result
 end
 return redis.call('JSON.GET', key, path)

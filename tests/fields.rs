@@ -257,7 +257,7 @@ async fn nested_models_renamed_fields_and_value_handles() {
 
     // `the tags` is addressed as $["the tags"]; Kind and Option get value handles.
     p.tags()
-        .set(&db, vec!["x".into(), "y z".into()])
+        .replace(&db, vec!["x".into(), "y z".into()])
         .await
         .expect("tags");
     assert_eq!(
@@ -527,4 +527,240 @@ async fn server_integer_arithmetic_matches_checked_rust_arithmetic() {
             (want, got) => panic!("round {round}: {start} - {operand}: want {want:?}, got {got:?}"),
         }
     }
+}
+
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[rapyer(prefix = "Board")]
+struct Board {
+    #[rapyer(key)]
+    id: String,
+    items: Vec<i64>,
+    notes: Vec<String>,
+    places: Vec<Address>,
+}
+
+fn board(id: &str) -> Board {
+    Board {
+        id: id.to_string(),
+        items: vec![],
+        notes: vec![],
+        places: vec![],
+    }
+}
+
+async fn stored_board(raw: &mut redis::aio::MultiplexedConnection, db: &Db, b: &Board) -> Board {
+    serde_json::from_value(stored(raw, &db.key(&b.key())).await).expect("stored Board")
+}
+
+#[tokio::test]
+async fn list_operations_mirror_the_server() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let mut b = board("ops");
+    b.save(&db).await.expect("save");
+
+    assert_eq!(b.items().append(&db, 1).await.expect("append"), 1);
+    assert_eq!(b.items().extend(&db, [2, 3, 4]).await.expect("extend"), 4);
+    assert_eq!(b.items().insert(&db, 0, 0).await.expect("insert"), 5);
+    assert_eq!(b.items().insert(&db, -1, 35).await.expect("insert -1"), 6);
+    assert_eq!(b.items().insert(&db, 100, 9).await.expect("insert past"), 7);
+    assert_eq!(b.items, vec![0, 1, 2, 3, 35, 4, 9]);
+    assert_eq!(stored_board(&mut raw, &db, &b).await, b);
+
+    assert_eq!(b.items().pop(&db).await.expect("pop"), 9);
+    assert_eq!(b.items().pop_at(&db, 0).await.expect("pop_at"), 0);
+    assert_eq!(b.items().pop_at(&db, -2).await.expect("pop_at -2"), 35);
+    assert_eq!(b.items().get(&db, -1).await.expect("get"), 4);
+    b.items().set(&db, 1, 20).await.expect("set");
+    assert!(b.items().remove(&db, &3).await.expect("remove"));
+    assert!(!b.items().remove(&db, &99).await.expect("remove absent"));
+    assert_eq!(b.items, vec![1, 20, 4]);
+    assert_eq!(b.items().len(&db).await.expect("len"), 3);
+    assert_eq!(b.items().slice(&db, 1..).await.expect("slice"), vec![20, 4]);
+    assert_eq!(stored_board(&mut raw, &db, &b).await, b);
+
+    b.items().extend(&db, [5, 6, 7]).await.expect("extend");
+    assert_eq!(b.items().trim(&db, (1, -1)).await.expect("trim"), 4);
+    assert_eq!(b.items, vec![20, 4, 5, 6]);
+    b.items().clear(&db).await.expect("clear");
+    assert!(b.items.is_empty());
+    assert_eq!(stored_board(&mut raw, &db, &b).await, b);
+
+    // Hostile strings and nested models as elements; remove compares whole values.
+    let hostile = ["a\"b", "x']", "\\", "new\nline", "🎉", "$.items[0]"];
+    b.notes()
+        .extend(&db, hostile.iter().map(|s| s.to_string()))
+        .await
+        .expect("extend");
+    assert!(
+        b.notes()
+            .remove(&db, &"\\".to_string())
+            .await
+            .expect("remove")
+    );
+    let place = Address {
+        city: "Oslo".into(),
+        zip: 150,
+    };
+    b.places().append(&db, place.clone()).await.expect("append");
+    assert!(b.places().remove(&db, &place).await.expect("remove model"));
+    assert_eq!(stored_board(&mut raw, &db, &b).await, b);
+
+    // A stale local list is reloaded by the next operation.
+    let mut other = b.clone();
+    other
+        .items()
+        .append(&db, 100)
+        .await
+        .expect("append elsewhere");
+    assert_eq!(b.items().append(&db, 200).await.expect("append"), 2);
+    assert_eq!(b.items, vec![100, 200]);
+
+    // Pop on an empty list, and indexes out of range, as Python raises.
+    b.items().clear(&db).await.expect("clear");
+    match b.items().pop(&db).await {
+        Err(Error::IndexOutOfRange {
+            index, len, path, ..
+        }) => {
+            assert_eq!((index, len, path.as_str()), (-1, 0, "$.items"));
+        }
+        other => panic!("expected IndexOutOfRange, got {other:?}"),
+    }
+}
+
+/// Python's `list[i]` position, or `None` where Python raises IndexError.
+fn py_index(i: i64, len: usize) -> Option<usize> {
+    let len = len as i64;
+    let i = if i < 0 { i + len } else { i };
+    (0..len).contains(&i).then_some(i as usize)
+}
+
+/// Python's `list.insert(i, v)`.
+fn py_insert(list: &mut Vec<i64>, i: i64, v: i64) {
+    let len = list.len() as i64;
+    let at = if i < 0 { (i + len).max(0) } else { i.min(len) };
+    list.insert(at as usize, v);
+}
+
+/// Python's `list[start:stop]`.
+fn py_slice(list: &[i64], start: Option<i64>, stop: Option<i64>) -> Vec<i64> {
+    let len = list.len() as i64;
+    let clamp = |v: i64| if v < 0 { (v + len).max(0) } else { v.min(len) };
+    let s = start.map_or(0, clamp);
+    let e = stop.map_or(len, clamp).max(s);
+    list[s as usize..e as usize].to_vec()
+}
+
+#[tokio::test]
+async fn list_indexes_follow_python() {
+    let db = db().await;
+    let mut b = board("python");
+    b.save(&db).await.expect("save");
+    for len in 0..=4usize {
+        let base: Vec<i64> = (0..len as i64).map(|v| v * 10).collect();
+        for i in -6..=6i64 {
+            let cell = format!("len {len}, index {i}");
+            b.items().replace(&db, base.clone()).await.expect("replace");
+            match (py_index(i, len), b.items().get(&db, i).await) {
+                (Some(at), Ok(v)) => assert_eq!(v, base[at], "get {cell}"),
+                (None, Err(Error::IndexOutOfRange { index, len: l, .. })) => {
+                    assert_eq!((index, l), (i, len as u64), "get {cell}")
+                }
+                (want, got) => panic!("get {cell}: want {want:?}, got {got:?}"),
+            }
+            match (py_index(i, len), b.items().pop_at(&db, i).await) {
+                (Some(at), Ok(v)) => {
+                    let mut expected = base.clone();
+                    assert_eq!(v, expected.remove(at), "pop_at {cell}");
+                    assert_eq!(b.items, expected, "pop_at {cell}");
+                }
+                (None, Err(Error::IndexOutOfRange { .. })) => assert_eq!(b.items, base),
+                (want, got) => panic!("pop_at {cell}: want {want:?}, got {got:?}"),
+            }
+            b.items().replace(&db, base.clone()).await.expect("replace");
+            match (py_index(i, len), b.items().set(&db, i, -1).await) {
+                (Some(at), Ok(())) => {
+                    let mut expected = base.clone();
+                    expected[at] = -1;
+                    assert_eq!(b.items, expected, "set {cell}");
+                }
+                (None, Err(Error::IndexOutOfRange { .. })) => assert_eq!(b.items, base),
+                (want, got) => panic!("set {cell}: want {want:?}, got {got:?}"),
+            }
+            b.items().replace(&db, base.clone()).await.expect("replace");
+            b.items().insert(&db, i, 99).await.expect("insert");
+            let mut expected = base.clone();
+            py_insert(&mut expected, i, 99);
+            assert_eq!(b.items, expected, "insert {cell}");
+            assert_eq!(
+                b.items().load(&db).await.expect("load"),
+                &expected,
+                "insert {cell}"
+            );
+        }
+        b.items().replace(&db, base.clone()).await.expect("replace");
+        for start in -6..=6i64 {
+            for stop in -6..=6i64 {
+                let got = b.items().slice(&db, (start, stop)).await.expect("slice");
+                let want = py_slice(&base, Some(start), Some(stop));
+                assert_eq!(got, want, "len {len} [{start}:{stop}]");
+            }
+            let got = b.items().slice(&db, start..).await.expect("slice");
+            assert_eq!(
+                got,
+                py_slice(&base, Some(start), None),
+                "len {len} [{start}:]"
+            );
+            let got = b.items().slice(&db, ..start).await.expect("slice");
+            assert_eq!(
+                got,
+                py_slice(&base, None, Some(start)),
+                "len {len} [:{start}]"
+            );
+            b.items().replace(&db, base.clone()).await.expect("replace");
+            b.items().trim(&db, start..).await.expect("trim");
+            assert_eq!(
+                b.items,
+                py_slice(&base, Some(start), None),
+                "trim {len} [{start}:]"
+            );
+            assert_eq!(
+                b.items().load(&db).await.expect("load"),
+                &py_slice(&base, Some(start), None)
+            );
+            b.items().replace(&db, base.clone()).await.expect("replace");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_appends_keep_every_element() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let b = board("appends");
+    b.save(&db).await.expect("save");
+    let mut tasks = Vec::new();
+    for t in 0..32i64 {
+        let db = db.clone();
+        let mut mine = b.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..200i64 {
+                mine.items()
+                    .append(&db, t * 1_000 + i)
+                    .await
+                    .expect("append");
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("task");
+    }
+    let mut stored = stored_board(&mut raw, &db, &b).await.items;
+    assert_eq!(stored.len(), 6_400);
+    stored.sort_unstable();
+    let mut expected: Vec<i64> = (0..32)
+        .flat_map(|t| (0..200).map(move |i| t * 1_000 + i))
+        .collect();
+    expected.sort_unstable();
+    assert_eq!(stored, expected);
 }

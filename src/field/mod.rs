@@ -10,6 +10,7 @@
 //! floats [`RedisFloat`], `String` [`RedisStr`], `bool` [`RedisBool`], nested models their
 //! own handle with one accessor per field, and other types [`RedisValue`] (`load` and `set`).
 
+mod list;
 mod number;
 mod text;
 
@@ -18,6 +19,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+pub use list::{ListRange, RedisList};
 pub use number::{Float, Integer, RedisFloat, RedisInt};
 pub use text::{RedisBool, RedisStr};
 
@@ -107,8 +109,20 @@ impl At {
         want: Want,
         operands: &[&str],
     ) -> Result<T> {
+        let reply: Vec<u8> = self.call(db, op, want, operands).await?;
+        self.decode_one(db, want, &reply)
+    }
+
+    /// Runs `op` on the field and returns the script's reply as it is.
+    pub(crate) async fn call<R: redis::FromRedisValue>(
+        &self,
+        db: &Db,
+        op: &str,
+        want: Want,
+        operands: &[&str],
+    ) -> Result<R> {
         let key = db.key(&self.key);
-        let ttl = if op == "get" {
+        let ttl = if matches!(op, "get" | "lget" | "lslice" | "llen") {
             self.read_ttl
         } else {
             self.write_ttl
@@ -117,11 +131,20 @@ impl At {
         let mut args: Vec<&str> = Vec::with_capacity(4 + operands.len());
         args.extend([op, self.path.as_str(), want.types, ttl.as_str()]);
         args.extend_from_slice(operands);
-        let reply: Vec<u8> = db
-            .run_lua(&library::FIELD, std::slice::from_ref(&key), &args)
+        db.run_lua(&library::FIELD, std::slice::from_ref(&key), &args)
             .await
-            .map_err(|e| self.error(e, &key, want))?;
-        let mut values: Vec<T> = crud::decode_at(&key, &self.path, &reply)?;
+            .map_err(|e| self.error(e, &key, want))
+    }
+
+    /// Decodes a JSONPath reply holding exactly one value (`[value]`).
+    pub(crate) fn decode_one<T: DeserializeOwned>(
+        &self,
+        db: &Db,
+        want: Want,
+        reply: &[u8],
+    ) -> Result<T> {
+        let key = db.key(&self.key);
+        let mut values: Vec<T> = crud::decode_at(&key, &self.path, reply)?;
         match values.pop() {
             Some(value) if values.is_empty() => Ok(value),
             _ => Err(Error::TypeMismatch {
@@ -155,6 +178,18 @@ impl At {
                 key: key.to_string(),
                 path: self.path.clone(),
             },
+            "INDEX" => {
+                let mut numbers = rest.split(' ').map(str::parse::<i64>);
+                match (numbers.next(), numbers.next()) {
+                    (Some(Ok(index)), Some(Ok(len))) => Error::IndexOutOfRange {
+                        key: key.to_string(),
+                        path: self.path.clone(),
+                        index,
+                        len: len.unsigned_abs(),
+                    },
+                    _ => Error::Script { name, message },
+                }
+            }
             _ => Error::Script { name, message },
         }
     }
@@ -189,6 +224,10 @@ impl Want {
     pub(crate) const BOOLEAN: Want = Want {
         types: "boolean",
         describe: "a boolean",
+    };
+    pub(crate) const ARRAY: Want = Want {
+        types: "array",
+        describe: "a list",
     };
 }
 
@@ -247,7 +286,6 @@ macro_rules! value_handles {
 }
 
 value_handles! {
-    impl<T: FieldType> for Vec<T>;
     impl<T: FieldType> for Option<T>;
     impl<V: FieldType> for std::collections::HashMap<String, V>;
     impl<V: FieldType> for std::collections::BTreeMap<String, V>;
