@@ -3,7 +3,8 @@
 -- KEYS[1]: the document's key.
 -- ARGV[1]: the operation: get, set, incr, mul (exact integers), fincr, fmul (floats),
 --          append (strings), toggle (booleans); on lists: lappend, linsert, lpop, lget,
---          lset, lremove, lclear, ltrim, lslice, llen.
+--          lset, lremove, lclear, ltrim, lslice, llen; on dicts: dset, ddel, dget, dkeys,
+--          dlen, dclear.
 -- ARGV[2]: the field's JSONPath (one match, e.g. $.address.city).
 -- ARGV[3]: the JSON types the field may hold, comma-separated (e.g. 'number,integer'), or '*'.
 -- ARGV[4]: an expiry in milliseconds to re-arm on the document, or 0.
@@ -12,12 +13,18 @@
 --            operand; append: the JSON string to append; lappend: the JSON elements;
 --            linsert: the index, the JSON element; lpop, lget: the index ('' for the last);
 --            lset: the index, the JSON element; lremove: the JSON element; ltrim, lslice: the
---            start and the stop ('' when omitted), with Python's meaning of negative indices.
+--            start and the stop ('' when omitted), with Python's meaning of negative indices;
+--            dset: then for each entry four operands: its JSONPath step ('' when the key cannot
+--            be a path step), its JSON value, a merge patch deleting it and a merge patch
+--            setting it (both used only without a step); ddel, dget: the step ('' when none)
+--            and the merge patch deleting the entry.
 -- Errors: NOTFOUND; WRONGTYPE <redis type> (the key is not a document); TYPEMISMATCH
 -- <json type, or 'nothing' when the path is absent>; OVERFLOW (the result would leave the
 -- field's integer type); INDEX <index> <length> (a list index out of range).
 -- Returns the field's value afterwards as JSON text (a one-element array); list operations
--- return {the list's length afterwards, the element or elements involved as JSON text}.
+-- return {the list's length afterwards, the element or elements involved as JSON text}; dict
+-- operations return {the dict's size afterwards, then for each entry involved its value
+-- before as JSON text: the entry ('[]' when absent), or the whole dict when it has no step}.
 local key, op, path, want = KEYS[1], ARGV[1], ARGV[2], ARGV[3]
 local ttl = tonumber(ARGV[4])
 
@@ -178,8 +185,53 @@ local function out_of_range(i, len)
   return redis.error_reply('INDEX ' .. i .. ' ' .. len)
 end
 
+-- A dict entry's value before a change: by its step, or the whole dict when the key cannot
+-- be a JSONPath step (both quote kinds, a backslash, a control character).
+local function entry(step)
+  if step == '' then
+    return redis.call('JSON.GET', key, path)
+  end
+  return redis.call('JSON.GET', key, path .. step)
+end
+
 local result
-if string.sub(op, 1, 1) == 'l' then
+if string.sub(op, 1, 1) == 'd' then
+  if op == 'dset' then
+    result = {0}
+    for i = 5, #ARGV, 4 do
+      local step = ARGV[i]
+      table.insert(result, entry(step))
+      if step ~= '' then
+        redis.call('JSON.SET', key, path .. step, ARGV[i + 1])
+      else
+        -- A merge patch replaces arrays and scalars but merges objects: delete, then set.
+        redis.call('JSON.MERGE', key, path, ARGV[i + 2])
+        redis.call('JSON.MERGE', key, path, ARGV[i + 3])
+      end
+    end
+  elseif op == 'ddel' then
+    result = {0, entry(ARGV[5])}
+    if ARGV[5] ~= '' then
+      redis.call('JSON.DEL', key, path .. ARGV[5])
+    else
+      redis.call('JSON.MERGE', key, path, ARGV[6])
+    end
+  elseif op == 'dget' then
+    result = {0, entry(ARGV[5])}
+  elseif op == 'dkeys' then
+    result = {0}
+    for _, k in ipairs(redis.call('JSON.OBJKEYS', key, path)[1]) do
+      table.insert(result, k)
+    end
+  elseif op == 'dclear' then
+    redis.call('JSON.SET', key, path, '{}')
+    result = {0}
+  elseif op ~= 'dlen' then
+    return redis.error_reply('ERR unknown field operation ' .. op)
+  end
+  result = result or {0}
+  result[1] = redis.call('JSON.OBJLEN', key, path)[1]
+elseif string.sub(op, 1, 1) == 'l' then
   local len = redis.call('JSON.ARRLEN', key, path)[1]
   if op == 'lappend' then
     result = {redis.call('JSON.ARRAPPEND', key, path, unpack(ARGV, 5))[1]}

@@ -14,7 +14,9 @@ mod types;
 
 pub use db::Db;
 pub use error::{Error, Result};
-pub use field::{FieldType, RedisBool, RedisFloat, RedisInt, RedisStr, RedisValue};
+pub use field::{
+    FieldType, RedisBool, RedisDict, RedisFloat, RedisInt, RedisList, RedisStr, RedisValue,
+};
 pub use lock::{LockGuard, LockOptions};
 pub use model::{AtomicModel, Model, ModelKey};
 pub use script::{Call, Keys, Pipeline, Script, Scripts, Slot};

@@ -764,3 +764,208 @@ async fn concurrent_appends_keep_every_element() {
     expected.sort_unstable();
     assert_eq!(stored, expected);
 }
+
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[rapyer(prefix = "Settings")]
+struct Settings {
+    #[rapyer(key)]
+    id: String,
+    prefs: std::collections::HashMap<String, String>,
+    counts: std::collections::BTreeMap<String, i64>,
+    groups: std::collections::HashMap<String, std::collections::BTreeMap<String, i64>>,
+}
+
+fn settings(id: &str) -> Settings {
+    Settings {
+        id: id.to_string(),
+        prefs: Default::default(),
+        counts: Default::default(),
+        groups: Default::default(),
+    }
+}
+
+async fn stored_settings(
+    raw: &mut redis::aio::MultiplexedConnection,
+    db: &Db,
+    s: &Settings,
+) -> Settings {
+    serde_json::from_value(stored(raw, &db.key(&s.key())).await).expect("stored Settings")
+}
+
+/// Keys that are syntax somewhere: JSONPath, JSON, Lua, RediSearch, shells.
+const HOSTILE_KEYS: &[&str] = &[
+    "a.b",
+    "x y",
+    "q\"uote",
+    "it's",
+    "both \" and '",
+    "['inj']",
+    "$",
+    "*",
+    "\\",
+    "back\\slash\"",
+    "new\nline",
+    "tab\there",
+    "🎉",
+    "]",
+    "[0]",
+    "?(@.x)",
+    "a'] or 1==1 --",
+    "",
+];
+
+#[tokio::test]
+async fn dict_keys_are_data_whatever_they_hold() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let mut s = settings("hostile");
+    s.save(&db).await.expect("save");
+    for (i, key) in HOSTILE_KEYS.iter().enumerate() {
+        let value = format!("v{i} \"{key}\"");
+        assert_eq!(
+            s.prefs()
+                .insert(&db, key, value.clone())
+                .await
+                .expect("insert"),
+            None,
+            "{key:?}"
+        );
+        assert_eq!(
+            s.prefs().get(&db, key).await.expect("get"),
+            Some(value.clone()),
+            "{key:?}"
+        );
+        assert_eq!(
+            s.prefs()
+                .insert(&db, key, format!("{value}!"))
+                .await
+                .expect("again"),
+            Some(value),
+            "{key:?}"
+        );
+    }
+    assert_eq!(stored_settings(&mut raw, &db, &s).await, s);
+    assert_eq!(s.prefs().len(&db).await.expect("len"), HOSTILE_KEYS.len());
+    let mut keys = s.prefs().keys(&db).await.expect("keys");
+    keys.sort();
+    let mut expected: Vec<String> = HOSTILE_KEYS.iter().map(|k| k.to_string()).collect();
+    expected.sort();
+    assert_eq!(keys, expected);
+
+    for key in HOSTILE_KEYS.iter().step_by(2) {
+        assert!(
+            s.prefs().remove(&db, key).await.expect("remove").is_some(),
+            "{key:?}"
+        );
+        assert_eq!(
+            s.prefs().remove(&db, key).await.expect("again"),
+            None,
+            "{key:?}"
+        );
+        assert_eq!(s.prefs().get(&db, key).await.expect("get"), None, "{key:?}");
+    }
+    assert_eq!(stored_settings(&mut raw, &db, &s).await, s);
+
+    s.counts()
+        .update(
+            &db,
+            HOSTILE_KEYS
+                .iter()
+                .enumerate()
+                .map(|(i, k)| (k.to_string(), i as i64)),
+        )
+        .await
+        .expect("update");
+    assert_eq!(s.counts.len(), HOSTILE_KEYS.len());
+    assert_eq!(stored_settings(&mut raw, &db, &s).await, s);
+    s.counts().clear(&db).await.expect("clear");
+    assert!(s.counts.is_empty());
+    assert_eq!(stored_settings(&mut raw, &db, &s).await, s);
+}
+
+#[tokio::test]
+async fn dict_values_are_replaced_whole() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let mut s = settings("objects");
+    s.save(&db).await.expect("save");
+    for key in ["plain", "both \" and '", "back\\slash"] {
+        let first = std::collections::BTreeMap::from([("a".to_string(), 1), ("b".to_string(), 2)]);
+        let second = std::collections::BTreeMap::from([("c".to_string(), 3)]);
+        s.groups()
+            .insert(&db, key, first.clone())
+            .await
+            .expect("insert");
+        let previous = s
+            .groups()
+            .insert(&db, key, second.clone())
+            .await
+            .expect("replace");
+        assert_eq!(previous, Some(first), "{key:?}");
+        assert_eq!(s.groups.get(key), Some(&second), "{key:?}");
+    }
+    assert_eq!(stored_settings(&mut raw, &db, &s).await, s);
+
+    // Wrong types and missing models, as for every handle.
+    let before = json_get(&mut raw, &db.key(&s.key())).await;
+    let _: () = redis::cmd("JSON.SET")
+        .arg(db.key(&s.key()))
+        .arg("$.prefs")
+        .arg("[]")
+        .query_async(&mut raw)
+        .await
+        .expect("JSON.SET");
+    let mid = json_get(&mut raw, &db.key(&s.key())).await;
+    assert_ne!(mid, before);
+    match s.prefs().insert(&db, "k", "v".into()).await {
+        Err(Error::TypeMismatch { path, found, .. }) => {
+            assert_eq!((path.as_str(), found.as_str()), ("$.prefs", "array"));
+        }
+        other => panic!("expected TypeMismatch, got {other:?}"),
+    }
+    assert_eq!(json_get(&mut raw, &db.key(&s.key())).await, mid);
+    assert!(matches!(
+        settings("ghost").prefs().insert(&db, "k", "v".into()).await,
+        Err(Error::NotFound { .. })
+    ));
+}
+
+#[tokio::test]
+async fn random_unicode_keys_round_trip_through_every_dict_operation() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let mut s = settings("random");
+    s.save(&db).await.expect("save");
+    let alphabet: Vec<char> = "aZ09 .'\"\\[]{}$*@?!,:;-_/\n\t\r🎉ü中\u{0}\u{7f}\u{200b}"
+        .chars()
+        .collect();
+    let mut rng = Rng(0xD1B5_4A32_D192_ED03);
+    let mut reference = std::collections::BTreeMap::new();
+    for round in 0..1_500 {
+        let len = (rng.next() % 6) as usize;
+        let key: String = (0..len)
+            .map(|_| alphabet[(rng.next() % alphabet.len() as u64) as usize])
+            .collect();
+        let value = (rng.next() % 1_000) as i64 - 500;
+        match rng.next() % 4 {
+            0 | 1 => {
+                let previous = s.counts().insert(&db, &key, value).await.expect("insert");
+                assert_eq!(
+                    previous,
+                    reference.insert(key.clone(), value),
+                    "round {round} {key:?}"
+                );
+            }
+            2 => {
+                let removed = s.counts().remove(&db, &key).await.expect("remove");
+                assert_eq!(removed, reference.remove(&key), "round {round} {key:?}");
+            }
+            _ => {
+                let got = s.counts().get(&db, &key).await.expect("get");
+                assert_eq!(got, reference.get(&key).copied(), "round {round} {key:?}");
+            }
+        }
+        assert_eq!(s.counts, reference, "local after round {round}");
+    }
+    assert_eq!(stored_settings(&mut raw, &db, &s).await.counts, reference);
+}

@@ -10,6 +10,7 @@
 //! floats [`RedisFloat`], `String` [`RedisStr`], `bool` [`RedisBool`], nested models their
 //! own handle with one accessor per field, and other types [`RedisValue`] (`load` and `set`).
 
+mod dict;
 mod list;
 mod number;
 mod text;
@@ -19,6 +20,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+pub use dict::{Dict, RedisDict};
 pub use list::{ListRange, RedisList};
 pub use number::{Float, Integer, RedisFloat, RedisInt};
 pub use text::{RedisBool, RedisStr};
@@ -122,7 +124,10 @@ impl At {
         operands: &[&str],
     ) -> Result<R> {
         let key = db.key(&self.key);
-        let ttl = if matches!(op, "get" | "lget" | "lslice" | "llen") {
+        let ttl = if matches!(
+            op,
+            "get" | "lget" | "lslice" | "llen" | "dget" | "dkeys" | "dlen"
+        ) {
             self.read_ttl
         } else {
             self.write_ttl
@@ -225,6 +230,10 @@ impl Want {
         types: "boolean",
         describe: "a boolean",
     };
+    pub(crate) const OBJECT: Want = Want {
+        types: "object",
+        describe: "a dict",
+    };
     pub(crate) const ARRAY: Want = Want {
         types: "array",
         describe: "a list",
@@ -287,8 +296,6 @@ macro_rules! value_handles {
 
 value_handles! {
     impl<T: FieldType> for Option<T>;
-    impl<V: FieldType> for std::collections::HashMap<String, V>;
-    impl<V: FieldType> for std::collections::BTreeMap<String, V>;
     impl<> for crate::Bytes;
     impl<> for crate::Id;
     impl<> for chrono::DateTime<chrono::Utc>;
