@@ -2,7 +2,7 @@
 -- expiry re-armed in the same step, and the field's new value returned.
 -- KEYS[1]: the document's key.
 -- ARGV[1]: the operation: get, set, incr, mul (exact integers), fincr, fmul (floats),
---          append (strings), toggle (booleans); on lists: lappend, linsert, lpop, lget,
+--          append (strings), toggle (booleans), tadd (RFC 3339 date-times); on lists: lappend, linsert, lpop, lget,
 --          lset, lremove, lclear, ltrim, lslice, llen; on dicts: dset, ddel, dget, dkeys,
 --          dlen, dclear.
 -- ARGV[2]: the field's JSONPath (one match, e.g. $.address.city).
@@ -10,7 +10,8 @@
 -- ARGV[4]: an expiry in milliseconds to re-arm on the document, or 0.
 -- ARGV[5..]: the operands: set: the JSON value; incr, mul: the operand, the lowest and the
 --            highest value of the field's integer type (decimal text); fincr, fmul: the
---            operand; append: the JSON string to append; lappend: the JSON elements;
+--            operand; append: the JSON string to append; tadd: whole seconds (may be
+--            negative) and nanoseconds (0 to 999999999) to add; lappend: the JSON elements;
 --            linsert: the index, the JSON element; lpop, lget: the index ('' for the last);
 --            lset: the index, the JSON element; lremove: the JSON element; ltrim, lslice: the
 --            start and the stop ('' when omitted), with Python's meaning of negative indices;
@@ -151,6 +152,35 @@ local function cmp(x, y)
     return -c
   end
   return c
+end
+
+-- Days since 1970-01-01 of a proleptic Gregorian date, and back (H. Hinnant's algorithms).
+local function days_from_civil(y, m, d)
+  if m <= 2 then
+    y = y - 1
+  end
+  local era = math.floor(y / 400)
+  local yoe = y - era * 400
+  local doy = math.floor((153 * ((m + 9) % 12) + 2) / 5) + d - 1
+  local doe = yoe * 365 + math.floor(yoe / 4) - math.floor(yoe / 100) + doy
+  return era * 146097 + doe - 719468
+end
+
+local function civil_from_days(z)
+  z = z + 719468
+  local era = math.floor(z / 146097)
+  local doe = z - era * 146097
+  local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524)
+    - math.floor(doe / 146096)) / 365)
+  local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
+  local mp = math.floor((5 * doy + 2) / 153)
+  local d = doy - math.floor((153 * mp + 2) / 5) + 1
+  local m = mp < 10 and mp + 3 or mp - 9
+  local y = yoe + era * 400
+  if m <= 2 then
+    y = y + 1
+  end
+  return y, m, d
 end
 
 -- Python's list indexing: a negative index counts from the end; nil when out of range.
@@ -305,6 +335,34 @@ elseif op == 'incr' or op == 'mul' then
     return redis.error_reply('OVERFLOW the result leaves the field type')
   end
   redis.call('JSON.SET', key, path, value)
+elseif op == 'tadd' then
+  local text = cjson.decode(redis.call('JSON.GET', key, path))[1]
+  local y, mo, d, h, mi, sec, frac, zone = string.match(text,
+    '^(%-?%d+)%-(%d%d)%-(%d%d)T(%d%d):(%d%d):(%d%d)(%.?%d*)(.*)$')
+  if not y or not (zone == 'Z' or string.match(zone, '^[+-]%d%d:%d%d$')) then
+    return redis.error_reply('TYPEMISMATCH string that is not an RFC 3339 date-time')
+  end
+  -- The offset stays as it is, so moving the wall-clock time moves the instant equally.
+  local secs = days_from_civil(tonumber(y), tonumber(mo), tonumber(d)) * 86400
+    + tonumber(h) * 3600 + tonumber(mi) * 60 + tonumber(sec) + tonumber(ARGV[5])
+  local nanos = tonumber(string.sub(string.sub(frac, 2) .. '000000000', 1, 9)) + tonumber(ARGV[6])
+  if nanos >= 1000000000 then
+    nanos, secs = nanos - 1000000000, secs + 1
+  end
+  local days = math.floor(secs / 86400)
+  local rest = secs - days * 86400
+  local ny, nm, nd = civil_from_days(days)
+  local fraction = ''
+  if nanos % 1000000 == 0 and nanos > 0 then
+    fraction = string.format('.%03d', nanos / 1000000)
+  elseif nanos % 1000 == 0 and nanos > 0 then
+    fraction = string.format('.%06d', nanos / 1000)
+  elseif nanos > 0 then
+    fraction = string.format('.%09d', nanos)
+  end
+  local moved = string.format('%04d-%02d-%02dT%02d:%02d:%02d', ny, nm, nd,
+    math.floor(rest / 3600), math.floor(rest % 3600 / 60), rest % 60) .. fraction .. zone
+  redis.call('JSON.SET', key, path, cjson.encode(moved))
 elseif op == 'set' then
   redis.call('JSON.SET', key, path, ARGV[5])
 elseif op == 'fincr' then

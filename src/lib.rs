@@ -15,7 +15,8 @@ mod types;
 pub use db::Db;
 pub use error::{Error, Result};
 pub use field::{
-    FieldType, RedisBool, RedisDict, RedisFloat, RedisInt, RedisList, RedisStr, RedisValue,
+    FieldType, RedisBool, RedisBytes, RedisDatetime, RedisDict, RedisFloat, RedisInt, RedisList,
+    RedisStr, RedisValue,
 };
 pub use lock::{LockGuard, LockOptions};
 pub use model::{AtomicModel, Model, ModelKey};

@@ -969,3 +969,137 @@ async fn random_unicode_keys_round_trip_through_every_dict_operation() {
     }
     assert_eq!(stored_settings(&mut raw, &db, &s).await.counts, reference);
 }
+
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[rapyer(prefix = "Event")]
+struct Event {
+    #[rapyer(key)]
+    id: String,
+    starts: chrono::DateTime<chrono::FixedOffset>,
+    logged: chrono::DateTime<chrono::Utc>,
+    blob: Bytes,
+}
+
+#[tokio::test]
+async fn date_times_move_on_the_server_like_chrono_and_bytes_round_trip() {
+    use chrono::{Duration as Span, FixedOffset, TimeZone, Utc};
+    use std::time::Duration;
+
+    let db = db().await;
+    let mut raw = raw().await;
+    let paris = FixedOffset::east_opt(3600).expect("offset");
+    let mut e = Event {
+        id: "e1".into(),
+        starts: paris
+            .with_ymd_and_hms(2024, 2, 28, 23, 59, 59)
+            .single()
+            .expect("date")
+            + Span::nanoseconds(123_400_000),
+        logged: Utc
+            .with_ymd_and_hms(1999, 12, 31, 23, 59, 59)
+            .single()
+            .expect("date"),
+        blob: Bytes::from(vec![1, 2, 3]),
+    };
+    e.save(&db).await.expect("save");
+    let event_key = db.key(&e.key());
+    let stored_event = |raw: &mut redis::aio::MultiplexedConnection| {
+        let key = event_key.clone();
+        let mut raw = raw.clone();
+        async move {
+            let v = stored(&mut raw, &key).await;
+            serde_json::from_value::<Event>(v).expect("stored Event")
+        }
+    };
+
+    // Across a leap day, midnight and a year end; sub-second precision and offsets kept.
+    let start = e.starts;
+    let moved = e
+        .starts()
+        .add(&db, Duration::from_secs(1))
+        .await
+        .expect("add");
+    assert_eq!(moved, start + Span::seconds(1));
+    assert_eq!(moved.offset(), start.offset());
+    assert_eq!(
+        stored(&mut raw, &event_key).await["starts"],
+        json!("2024-02-29T00:00:00.123400+01:00")
+    );
+    let moved = e
+        .starts()
+        .add(&db, Duration::new(86_400 * 366, 1))
+        .await
+        .expect("add");
+    assert_eq!(
+        moved,
+        start + Span::seconds(1 + 86_400 * 366) + Span::nanoseconds(1)
+    );
+    let moved = e
+        .starts()
+        .sub(&db, Duration::new(86_400 * 366 + 1, 1))
+        .await
+        .expect("sub");
+    assert_eq!(moved, start);
+    let logged = e
+        .logged()
+        .add(&db, Duration::from_millis(1_500))
+        .await
+        .expect("add utc");
+    assert_eq!(logged.to_rfc3339(), "2000-01-01T00:00:00.500+00:00");
+    assert_eq!(
+        stored(&mut raw, &event_key).await["logged"],
+        json!("2000-01-01T00:00:00.500Z")
+    );
+    assert_eq!(stored_event(&mut raw).await, e);
+
+    // Random instants between 1900 and 2100, random offsets, random shifts: as chrono.
+    let mut rng = Rng(0x2545_F491_4F6C_DD1D);
+    for round in 0..200 {
+        // Whole minutes: RFC 3339 (and so chrono's serde form) has no offset seconds.
+        let minutes = (rng.next() % 1_680) as i32 - 840;
+        let offset = FixedOffset::east_opt(minutes * 60).expect("offset");
+        let instant = (rng.next() % 6_311_433_600) as i64 - 2_208_988_800;
+        let nanos = [0, 500_000_000, 123_000, 1, 999_999_999][(rng.next() % 5) as usize];
+        let start = offset
+            .timestamp_opt(instant, nanos)
+            .single()
+            .expect("instant");
+        e.starts().set(&db, start).await.expect("set");
+        let by = Duration::new(
+            rng.next() % 400_000_000,
+            (rng.next() % 1_000_000_000) as u32,
+        );
+        let span = Span::from_std(by).expect("span");
+        let later = e.starts().add(&db, by).await.expect("add");
+        assert_eq!(later, start + span, "round {round}: {start} + {by:?}");
+        assert_eq!(later.offset(), start.offset());
+        let earlier = e.starts().sub(&db, by).await.expect("sub");
+        assert_eq!(earlier, start, "round {round}");
+        let earlier = e.starts().sub(&db, by).await.expect("sub");
+        assert_eq!(earlier, start - span, "round {round}: {start} - {by:?}");
+    }
+    assert_eq!(stored_event(&mut raw).await, e);
+
+    let all_bytes: Vec<u8> = (0..=255).collect();
+    e.blob().set(&db, all_bytes.clone()).await.expect("bytes");
+    assert_eq!(
+        e.blob().load(&db).await.expect("load").as_ref(),
+        &all_bytes[..]
+    );
+    assert_eq!(stored_event(&mut raw).await, e);
+
+    // Text that is not a date-time is a type mismatch, and nothing changes.
+    let _: () = redis::cmd("JSON.SET")
+        .arg(&event_key)
+        .arg("$.starts")
+        .arg("\"next tuesday\"")
+        .query_async(&mut raw)
+        .await
+        .expect("JSON.SET");
+    let before = json_get(&mut raw, &event_key).await;
+    assert!(matches!(
+        e.starts().add(&db, Duration::from_secs(1)).await,
+        Err(Error::TypeMismatch { .. })
+    ));
+    assert_eq!(json_get(&mut raw, &event_key).await, before);
+}

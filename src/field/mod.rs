@@ -14,6 +14,7 @@ mod dict;
 mod list;
 mod number;
 mod text;
+mod time;
 
 use std::time::Duration;
 
@@ -24,6 +25,7 @@ pub use dict::{Dict, RedisDict};
 pub use list::{ListRange, RedisList};
 pub use number::{Float, Integer, RedisFloat, RedisInt};
 pub use text::{RedisBool, RedisStr};
+pub use time::{RedisBytes, RedisDatetime, Zone};
 
 use crate::crud;
 use crate::db::Db;
@@ -296,10 +298,7 @@ macro_rules! value_handles {
 
 value_handles! {
     impl<T: FieldType> for Option<T>;
-    impl<> for crate::Bytes;
     impl<> for crate::Id;
-    impl<> for chrono::DateTime<chrono::Utc>;
-    impl<> for chrono::DateTime<chrono::FixedOffset>;
     impl<> for chrono::NaiveDate;
     impl<> for chrono::NaiveDateTime;
     impl<> for serde_json::Value;
