@@ -16,7 +16,7 @@ pub use db::Db;
 pub use error::{Error, Result};
 pub use field::{
     FieldType, RedisBool, RedisBytes, RedisDatetime, RedisDict, RedisFloat, RedisInt, RedisList,
-    RedisStr, RedisValue,
+    RedisOption, RedisStr, RedisValue,
 };
 pub use lock::{LockGuard, LockOptions};
 pub use model::{AtomicModel, Model, ModelKey};

@@ -277,6 +277,13 @@ async fn nested_models_renamed_fields_and_value_handles() {
         p.nick().load(&db).await.expect("load"),
         &Some("annie".to_string())
     );
+    assert_eq!(
+        p.nick().take(&db).await.expect("take"),
+        Some("annie".to_string())
+    );
+    assert_eq!(p.nick, None);
+    assert_eq!(doc(&mut raw, &db, &p).await["nick"], json!(null));
+    p.nick().set(&db, Some("a".into())).await.expect("nick");
     p.nick().set(&db, None).await.expect("nick none");
     assert_eq!(doc(&mut raw, &db, &p).await["nick"], json!(null));
     assert_eq!(p.full_name().at().path(), "$.fullName");
@@ -944,7 +951,11 @@ async fn random_unicode_keys_round_trip_through_every_dict_operation() {
     for round in 0..1_500 {
         let len = (rng.next() % 6) as usize;
         let key: String = (0..len)
-            .map(|_| alphabet[(rng.next() % alphabet.len() as u64) as usize])
+            .map(|_| match rng.next() % 4 {
+                // Any scalar value at all, now and then.
+                0 => char::from_u32((rng.next() % 0x11_0000) as u32).unwrap_or('\u{fffd}'),
+                _ => alphabet[(rng.next() % alphabet.len() as u64) as usize],
+            })
             .collect();
         let value = (rng.next() % 1_000) as i64 - 500;
         match rng.next() % 4 {

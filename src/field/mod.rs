@@ -7,8 +7,11 @@
 //! into the local field; a failed operation leaves the local field as it was.
 //!
 //! A field's handle is chosen by its type through [`FieldType`]: integers get [`RedisInt`],
-//! floats [`RedisFloat`], `String` [`RedisStr`], `bool` [`RedisBool`], nested models their
-//! own handle with one accessor per field, and other types [`RedisValue`] (`load` and `set`).
+//! floats [`RedisFloat`], `String` [`RedisStr`], `bool` [`RedisBool`], `Vec<T>`
+//! [`RedisList`], `HashMap`/`BTreeMap<String, V>` [`RedisDict`], `chrono` date-times
+//! [`RedisDatetime`], [`crate::Bytes`] [`RedisBytes`], `Option<T>` [`RedisOption`], nested
+//! models their own handle with one accessor per field, and `#[rapyer(value)]` fields (or
+//! types implementing [`FieldType`] that way) [`RedisValue`] (`load` and `set`).
 
 mod dict;
 mod list;
@@ -247,7 +250,8 @@ pub(crate) fn json<T: Serialize + ?Sized>(db: &Db, at: &At, value: &T) -> Result
     crud::encode(&db.key(&at.key), value)
 }
 
-/// A handle on a field of any serde type: read it with [`load`](RedisValue::load), replace
+/// A handle on a field of any serde type (`#[rapyer(value)]`, [`crate::Id`],
+/// `serde_json::Value`, …): read it with [`load`](RedisValue::load), replace
 /// it with [`set`](RedisValue::set).
 #[derive(Debug)]
 pub struct RedisValue<'a, T> {
@@ -297,9 +301,48 @@ macro_rules! value_handles {
 }
 
 value_handles! {
-    impl<T: FieldType> for Option<T>;
     impl<> for crate::Id;
     impl<> for chrono::NaiveDate;
     impl<> for chrono::NaiveDateTime;
     impl<> for serde_json::Value;
+}
+
+impl<T: FieldType> FieldType for Option<T> {
+    type Handle<'a> = RedisOption<'a, T>;
+    fn handle(value: &mut Self, at: At) -> RedisOption<'_, T> {
+        RedisOption { value, at }
+    }
+}
+
+/// A handle on an `Option<T>` field (stored as the value, or `null`).
+#[derive(Debug)]
+pub struct RedisOption<'a, T> {
+    value: &'a mut Option<T>,
+    at: At,
+}
+
+impl<T: FieldType> RedisOption<'_, T> {
+    /// Replaces the value on the server (`None` stores `null`).
+    pub async fn set(&mut self, db: &Db, value: Option<T>) -> Result<()> {
+        let text = json(db, &self.at, &value)?;
+        *self.value = self.at.run(db, "set", Want::ANY, &[&text]).await?;
+        Ok(())
+    }
+
+    /// Stores `null`; returns the value the local field held.
+    pub async fn take(&mut self, db: &Db) -> Result<Option<T>> {
+        let cleared: Option<T> = self.at.run(db, "set", Want::ANY, &["null"]).await?;
+        Ok(std::mem::replace(self.value, cleared))
+    }
+
+    /// Reads the value from the server into the local field, and returns it.
+    pub async fn load(&mut self, db: &Db) -> Result<&Option<T>> {
+        *self.value = self.at.run(db, "get", Want::ANY, &[]).await?;
+        Ok(&*self.value)
+    }
+
+    /// Where the field lives.
+    pub fn at(&self) -> &At {
+        &self.at
+    }
 }
