@@ -1,4 +1,5 @@
-//! A tour of rapyer: define models, save, load, update and delete them.
+//! A tour of rapyer: define models, save, load, change single fields atomically, lock,
+//! expire and delete them.
 //!
 //! Run it with `cargo xtask demo` (which provides a Redis), or against your own Redis 8 /
 //! redis-stack with `REDIS_URL=redis://127.0.0.1:6379 cargo run --example tour`.
@@ -92,6 +93,31 @@ async fn main() -> Result<()> {
         "bob after refresh: age {}, city {}",
         stale.age, stale.address.city
     );
+
+    println!("\n== Field handles: one field changes on the server, the local copy follows");
+    let age = bob.age().incr(&db, 1).await?;
+    bob.tags().append(&db, "reviewer").await?;
+    bob.prefs()
+        .insert(&db, "odd \"key\" ['x']", "any string is a key")
+        .await?;
+    bob.address().city().set(&db, "Marseille").await?;
+    println!(
+        "bob is {age}, tags {:?}, city {}; the server agrees: {}",
+        bob.tags,
+        bob.address.city,
+        User::get(&db, "bob").await? == bob
+    );
+    match bob.age().incr(&db, i64::MAX).await {
+        Err(Error::Overflow { key, path }) => println!("overflow refused at {key} {path}"),
+        other => println!("unexpected: {other:?}"),
+    }
+
+    println!("\n== Locks: read-modify-write that no other holder can interleave");
+    let mut guard = User::lock(&db, "bob", LockOptions::default()).await?;
+    guard.name.push_str(" (locked)");
+    guard.save().await?;
+    guard.release().await?;
+    println!("bob's name is now {:?}", User::get(&db, "bob").await?.name);
 
     println!("\n== Expiry: a model with `ttl` gets it in the same step as each save");
     let session = Session {

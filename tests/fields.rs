@@ -290,6 +290,42 @@ async fn nested_models_renamed_fields_and_value_handles() {
     assert_eq!(p.tags().at().path(), "$[\"the tags\"]");
     assert_mirrors(&mut raw, &db, &p).await;
 
+    p.tags()
+        .append(&db, "plain &str")
+        .await
+        .expect("append &str");
+    assert_eq!(p.tags.last().map(String::as_str), Some("plain &str"));
+    // A list whose stored JSON is not a list is a type mismatch like any other.
+    let _: () = redis::cmd("JSON.SET")
+        .arg(db.key(&p.key()))
+        .arg("$[\"the tags\"]")
+        .arg("\"not a list\"")
+        .query_async(&mut raw)
+        .await
+        .expect("JSON.SET");
+    let before = json_get(&mut raw, &db.key(&p.key())).await;
+    match p.tags().append(&db, "x").await {
+        Err(Error::TypeMismatch {
+            path,
+            found,
+            expected,
+            ..
+        }) => {
+            assert_eq!(
+                (path.as_str(), found.as_str(), expected.as_str()),
+                ("$[\"the tags\"]", "string", "a list")
+            );
+        }
+        other => panic!("expected TypeMismatch, got {other:?}"),
+    }
+    assert_eq!(json_get(&mut raw, &db.key(&p.key())).await, before);
+    // Even replacing checks the type; saving the whole model repairs it.
+    assert!(matches!(
+        p.tags().replace(&db, vec![]).await,
+        Err(Error::TypeMismatch { .. })
+    ));
+    p.save(&db).await.expect("save repairs");
+
     // A nested value the server holds in a shape the type cannot take names the place.
     let _: () = redis::cmd("JSON.SET")
         .arg(db.key(&p.key()))
@@ -924,7 +960,8 @@ async fn dict_values_are_replaced_whole() {
         .expect("JSON.SET");
     let mid = json_get(&mut raw, &db.key(&s.key())).await;
     assert_ne!(mid, before);
-    match s.prefs().insert(&db, "k", "v".into()).await {
+    // Values convert with Into, as in `insert(&db, "k", "v")`; lists the same way.
+    match s.prefs().insert(&db, "k", "v").await {
         Err(Error::TypeMismatch { path, found, .. }) => {
             assert_eq!((path.as_str(), found.as_str()), ("$.prefs", "array"));
         }
@@ -932,7 +969,7 @@ async fn dict_values_are_replaced_whole() {
     }
     assert_eq!(json_get(&mut raw, &db.key(&s.key())).await, mid);
     assert!(matches!(
-        settings("ghost").prefs().insert(&db, "k", "v".into()).await,
+        settings("ghost").prefs().insert(&db, "k", "v").await,
         Err(Error::NotFound { .. })
     ));
 }

@@ -60,7 +60,7 @@ macro_rules! dicts {
 
 dicts!(HashMap, BTreeMap);
 
-/// A handle on a dict field: `user.prefs().insert(&db, "theme", "dark".into())`.
+/// A handle on a dict field: `user.prefs().insert(&db, "theme", "dark")`.
 ///
 /// Any string is a key: `a.b`, `x y`, quotes of either kind, `['inj']`, `$`, `*`, a
 /// backslash, a newline, an emoji, surrounding spaces. A key JSONPath can address (no
@@ -83,8 +83,9 @@ impl<M: Dict> RedisDict<'_, M> {
         &mut self,
         db: &Db,
         key: &str,
-        value: M::Value,
+        value: impl Into<M::Value>,
     ) -> Result<Option<M::Value>> {
+        let value: M::Value = value.into();
         let operands = self.set_operands(db, key, &value)?;
         let operands: Vec<&str> = operands.iter().map(String::as_str).collect();
         let reply: Vec<Value> = self.at.call(db, "dset", Want::OBJECT, &operands).await?;

@@ -105,7 +105,8 @@ pub struct RedisList<'a, T> {
 
 impl<T: FieldType> RedisList<'_, T> {
     /// Appends one element; returns the new length.
-    pub async fn append(&mut self, db: &Db, item: T) -> Result<usize> {
+    pub async fn append(&mut self, db: &Db, item: impl Into<T>) -> Result<usize> {
+        let item: T = item.into();
         let text = json(db, &self.at, &item)?;
         let (len,): (usize,) = self.at.call(db, "lappend", Want::ARRAY, &[&text]).await?;
         self.value.push(item);
@@ -132,7 +133,8 @@ impl<T: FieldType> RedisList<'_, T> {
 
     /// Inserts `item` before position `index`, as Python's `list.insert`: a negative index
     /// counts from the end and an index past either end inserts there. Returns the new length.
-    pub async fn insert(&mut self, db: &Db, index: i64, item: T) -> Result<usize> {
+    pub async fn insert(&mut self, db: &Db, index: i64, item: impl Into<T>) -> Result<usize> {
+        let item: T = item.into();
         let text = json(db, &self.at, &item)?;
         let (len, at): (usize, usize) = self
             .at
@@ -188,7 +190,8 @@ impl<T: FieldType> RedisList<'_, T> {
 
     /// Replaces the element at `index` (negative counts from the end);
     /// [`Error::IndexOutOfRange`](crate::Error::IndexOutOfRange) where Python raises.
-    pub async fn set(&mut self, db: &Db, index: i64, item: T) -> Result<()> {
+    pub async fn set(&mut self, db: &Db, index: i64, item: impl Into<T>) -> Result<()> {
+        let item: T = item.into();
         let text = json(db, &self.at, &item)?;
         let (len, at): (usize, usize) = self
             .at
