@@ -317,6 +317,21 @@ async fn document_error(db: &Db, op: &str, key: &str, e: redis::RedisError) -> E
     }
 }
 
+/// Reads the document errors the library's scripts raise about `key`: `NOTFOUND …` becomes
+/// [`Error::NotFound`] and `WRONGTYPE <type>` a [`Error::TypeMismatch`]; anything else is
+/// returned as it is.
+pub(crate) fn script_document_error(e: Error, key: &str) -> Error {
+    match e {
+        Error::Script { ref message, .. } if message.starts_with("NOTFOUND ") => Error::NotFound {
+            key: key.to_string(),
+        },
+        Error::Script { ref message, .. } if message.starts_with("WRONGTYPE ") => {
+            mismatch(key.to_string(), message["WRONGTYPE ".len()..].to_string())
+        }
+        other => other,
+    }
+}
+
 pub(crate) fn mismatch(key: String, found: String) -> Error {
     Error::TypeMismatch {
         key,

@@ -112,10 +112,10 @@ pub(crate) async fn lock<M: AtomicModel>(
     let lock_key = lock_key(&model_key);
     let token = ulid::Ulid::new().to_string();
     let keys = [lock_key, model_key];
-    let rearm = crate::model::read_ttl::<M>().map_or(0, millis);
+    let rearm = crate::model::read_ttl::<M>().map_or(0, crud::ttl_millis);
     let args = [
         token.as_str(),
-        &millis(options.ttl).to_string(),
+        &crud::ttl_millis(options.ttl).to_string(),
         &rearm.to_string(),
     ];
     let started = Instant::now();
@@ -123,7 +123,7 @@ pub(crate) async fn lock<M: AtomicModel>(
         let reply = db
             .run_lua::<(i64, Value)>(&library::LOCK_ACQUIRE, &keys, &args)
             .await
-            .map_err(|e| model_error(e, &keys[1]))?;
+            .map_err(|e| crud::script_document_error(e, &keys[1]))?;
         match reply {
             (1, Value::BulkString(json)) => {
                 let [lock_key, model_key] = keys;
@@ -173,7 +173,7 @@ impl<M: AtomicModel> LockGuard<M> {
     /// was taken over. Checking and writing are one script.
     pub async fn save(&self) -> Result<()> {
         let json = crud::encode(&self.model_key, &self.model)?;
-        let ttl = M::TTL.map_or(0, millis);
+        let ttl = M::TTL.map_or(0, crud::ttl_millis);
         let keys = [self.lock_key.clone(), self.model_key.clone()];
         let args = [self.token.as_str(), &json, &ttl.to_string()];
         match self
@@ -182,14 +182,14 @@ impl<M: AtomicModel> LockGuard<M> {
             .await
         {
             Ok(_) => Ok(()),
-            Err(e) => Err(self.lost_or(model_error(e, &self.model_key))),
+            Err(e) => Err(self.lost_or(crud::script_document_error(e, &self.model_key))),
         }
     }
 
     /// Renews the lock for `ttl` from now; [`Error::LockLost`] if it was no longer held.
     pub async fn extend(&self, ttl: Duration) -> Result<()> {
         let keys = [self.lock_key.clone()];
-        let args = [self.token.as_str(), &millis(ttl).to_string()];
+        let args = [self.token.as_str(), &crud::ttl_millis(ttl).to_string()];
         match self
             .db
             .run_lua::<i64>(&library::LOCK_EXTEND, &keys, &args)
@@ -261,23 +261,4 @@ async fn release(db: &Db, lock_key: &str, token: &str) -> Result<bool> {
         .run_lua(&library::LOCK_RELEASE, &[lock_key.to_string()], &[token])
         .await?;
     Ok(released == 1)
-}
-
-/// Milliseconds for `PX`/`PEXPIRE`: at least 1, so a zero duration never means "forever".
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
-}
-
-/// Reads the lock scripts' errors about the model key: `NOTFOUND` and `WRONGTYPE <type>`.
-fn model_error(e: Error, model_key: &str) -> Error {
-    match e {
-        Error::Script { ref message, .. } if message.starts_with("NOTFOUND ") => Error::NotFound {
-            key: model_key.to_string(),
-        },
-        Error::Script { ref message, .. } if message.starts_with("WRONGTYPE ") => crud::mismatch(
-            model_key.to_string(),
-            message["WRONGTYPE ".len()..].to_string(),
-        ),
-        other => other,
-    }
 }

@@ -167,17 +167,14 @@ impl At {
     }
 
     /// Reads the script's errors: the document missing or of another type, the field of
-    /// another JSON type, an integer overflow.
+    /// another JSON type, an integer overflow, a list index out of range.
     fn error(&self, e: Error, key: &str, want: Want) -> Error {
-        let Error::Script { message, name } = e else {
-            return e;
+        let (name, message) = match crud::script_document_error(e, key) {
+            Error::Script { name, message } => (name, message),
+            other => return other,
         };
         let (code, rest) = message.split_once(' ').unwrap_or((message.as_str(), ""));
         match code {
-            "NOTFOUND" => Error::NotFound {
-                key: key.to_string(),
-            },
-            "WRONGTYPE" => crud::mismatch(key.to_string(), rest.to_string()),
             "TYPEMISMATCH" => Error::TypeMismatch {
                 key: key.to_string(),
                 path: self.path.clone(),
