@@ -349,8 +349,6 @@ pub(crate) fn encode<T: serde::Serialize + ?Sized>(key: &str, value: &T) -> Resu
     })
 }
 
-/// Decodes a document read from `key`. On failure it decodes once more, tracking the path,
-/// so the error says where in the document the data is wrong.
 /// Decodes the reply of a JSONPath read (`[value]`), naming the failing place by its
 /// JSONPath from the document's root (`$.address.zip`).
 pub(crate) fn decode_at<T: DeserializeOwned>(key: &str, at: &str, bytes: &[u8]) -> Result<T> {
@@ -369,6 +367,8 @@ pub(crate) fn decode_at<T: DeserializeOwned>(key: &str, at: &str, bytes: &[u8]) 
     })
 }
 
+/// Decodes a document read from `key`. On failure it decodes once more, tracking the path,
+/// so the error says where in the document the data is wrong.
 pub(crate) fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T> {
     serde_json::from_slice(bytes).map_err(|first| {
         let mut de = serde_json::Deserializer::from_slice(bytes);

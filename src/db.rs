@@ -133,9 +133,7 @@ impl Db {
         trace_command(op, keys, started, result.is_ok());
         result
     }
-}
 
-impl Db {
     /// Sends every command of `pipe` (which must not be atomic) and returns every raw reply,
     /// server errors included as [`Value::ServerError`], traced as `op` with `keys` keys.
     pub(crate) async fn send_raw(
