@@ -8,6 +8,7 @@ mod error;
 pub mod field;
 mod lock;
 mod model;
+pub mod query;
 pub mod script;
 mod slot;
 mod types;
@@ -20,6 +21,7 @@ pub use field::{
 };
 pub use lock::{LockGuard, LockOptions};
 pub use model::{AtomicModel, Model, ModelKey};
+pub use query::Order;
 pub use script::{Call, Keys, Pipeline, Script, Scripts, Slot};
 pub use types::{Bytes, Id, ParseIdError};
 
@@ -28,7 +30,7 @@ pub use rapyer_derive::AtomicModel;
 
 /// Everything a model file needs: `use rapyer::prelude::*;`.
 pub mod prelude {
-    pub use crate::{AtomicModel, Bytes, Db, Error, Id, Keys, LockOptions, Model, Result};
+    pub use crate::{AtomicModel, Bytes, Db, Error, Id, Keys, LockOptions, Model, Order, Result};
 }
 
 /// Support for the code `#[derive(AtomicModel)]` generates.

@@ -127,6 +127,15 @@ pub trait AtomicModel: Model {
         crud::delete_count(db, keys, "delete_many")
     }
 
+    /// The models matching `expr` (built from `Model::fields()`): see
+    /// [`Find`](crate::query::Find). Needs the index `db.init::<Self>()` creates.
+    fn find(db: &Db, expr: crate::query::Expr) -> crate::query::Find<'_, Self>
+    where
+        Self: crate::query::Indexable,
+    {
+        crate::query::Find::new(db, expr)
+    }
+
     /// Locks the model with this id and reads it under the lock, in one step.
     ///
     /// The lock is a key next to the model's (same namespace, same cluster slot) holding a

@@ -9,11 +9,14 @@ pub(crate) const TTL: &str = "ttl";
 pub(crate) const KEY: &str = "key";
 pub(crate) const REFRESH_ON_READ: &str = "refresh_on_read";
 pub(crate) const VALUE: &str = "value";
+pub(crate) const INDEX: &str = "index";
+/// `index(...)` options.
+const INDEX_OPTIONS: &[&str] = &["text", "sortable", "case_insensitive"];
 
 /// Valid struct attributes, listed in "unknown attribute" errors.
 const STRUCT_ATTRS: &[&str] = &[PREFIX, TTL, REFRESH_ON_READ];
 /// Valid field attributes, listed in "unknown attribute" errors.
-const FIELD_ATTRS: &[&str] = &[KEY, VALUE];
+const FIELD_ATTRS: &[&str] = &[KEY, VALUE, INDEX];
 
 /// Collects errors so that one compile reports every mistake, not just the first.
 #[derive(Default)]
@@ -51,6 +54,16 @@ pub(crate) struct FieldAttrs {
     pub(crate) key: Option<proc_macro2::Span>,
     /// The span of the `value` word: the field gets a `RedisValue` handle.
     pub(crate) value: Option<proc_macro2::Span>,
+    /// `index` or `index(...)`: the field is in the search index.
+    pub(crate) index: Option<IndexAttr>,
+}
+
+/// `#[rapyer(index(text, sortable, case_insensitive))]`.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct IndexAttr {
+    pub(crate) text: bool,
+    pub(crate) sortable: bool,
+    pub(crate) case_insensitive: bool,
 }
 
 pub(crate) fn struct_attrs(attrs: &[Attribute], errors: &mut Errors) -> StructAttrs {
@@ -89,6 +102,24 @@ pub(crate) fn field_attrs(attrs: &[Attribute], errors: &mut Errors) -> FieldAttr
                 set_once(&mut out.key, meta.path.span(), &meta, KEY)
             } else if meta.path.is_ident(VALUE) {
                 set_once(&mut out.value, meta.path.span(), &meta, VALUE)
+            } else if meta.path.is_ident(INDEX) {
+                let mut index = IndexAttr::default();
+                if meta.input.peek(syn::token::Paren) {
+                    meta.parse_nested_meta(|option| {
+                        let flag = if option.path.is_ident("text") {
+                            &mut index.text
+                        } else if option.path.is_ident("sortable") {
+                            &mut index.sortable
+                        } else if option.path.is_ident("case_insensitive") {
+                            &mut index.case_insensitive
+                        } else {
+                            return Err(unknown(&option, "index", INDEX_OPTIONS));
+                        };
+                        *flag = true;
+                        Ok(())
+                    })?;
+                }
+                set_once(&mut out.index, index, &meta, INDEX)
             } else {
                 Err(unknown(&meta, "field", FIELD_ATTRS))
             }

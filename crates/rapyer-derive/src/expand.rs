@@ -39,6 +39,7 @@ pub(crate) fn expand(model: &Model) -> TokenStream {
         }
     });
     let handles = handles(model);
+    let search = search(model);
     quote! {
         const _: () = {
             #[automatically_derived]
@@ -48,6 +49,100 @@ pub(crate) fn expand(model: &Model) -> TokenStream {
         };
 
         #handles
+
+        #search
+    }
+}
+
+/// The search side: `<Name>Fields` (one typed marker per indexed field), the `Indexable`
+/// impl that gives the schema (nested models included), and `fields()` on stored models.
+fn search(model: &Model) -> TokenStream {
+    let ident = &model.ident;
+    let vis = &model.vis;
+    let fields_ident = format_ident!("{}Fields", ident);
+    let indexed: Vec<&HandleField> = model.fields.iter().filter(|f| f.index.is_some()).collect();
+    let doc =
+        format!("The indexed fields of `{ident}`, for building queries: `{ident}::fields()`.");
+    let members = indexed.iter().map(|f| {
+        let (vis, field, ty) = (&f.vis, &f.ident, &f.ty);
+        let member_doc = format!("Conditions on the indexed field `{}`.", f.json_name);
+        let marker = if f.index.is_some_and(|i| i.text) {
+            quote! { ::rapyer::query::TextField }
+        } else {
+            quote_spanned! {ty.span()=> <#ty as ::rapyer::query::Indexable>::Field }
+        };
+        quote! {
+            #[doc = #member_doc]
+            #vis #field: #marker
+        }
+    });
+    let makers = indexed.iter().map(|f| {
+        let (field, ty, json) = (&f.ident, &f.ty, &f.json_name);
+        let name = quote! { ::rapyer::query::join(&name, #json) };
+        if f.index.is_some_and(|i| i.text) {
+            quote! { #field: ::rapyer::query::text_field(#name) }
+        } else {
+            quote_spanned! {ty.span()=> #field: <#ty as ::rapyer::query::Indexable>::field(#name) }
+        }
+    });
+    let schemas = indexed.iter().map(|f| {
+        let (ty, json, segment) = (&f.ty, &f.json_name, &f.segment);
+        let index = f.index.unwrap_or_default();
+        let (text, sortable, ci) = (index.text, index.sortable, index.case_insensitive);
+        // Full-text indexing needs text: a non-String type is a type error here.
+        let text_check = text.then(|| {
+            quote_spanned! {ty.span()=>
+                let _: fn(&#ty) -> &::std::string::String = |v| v;
+            }
+        });
+        quote_spanned! {ty.span()=>
+            #text_check
+            <#ty as ::rapyer::query::Indexable>::schema(
+                &::std::format!("{}{}", path, #segment),
+                &::rapyer::query::join(name, #json),
+                ::rapyer::query::IndexOptions::new(#text, #sortable, #ci),
+                out,
+            );
+        }
+    });
+    let root = model.key.as_ref().map(|_| {
+        quote! {
+            #[automatically_derived]
+            impl #ident {
+                /// The indexed fields, for building queries: `Self::find(&db, f.age.gt(17))`.
+                #vis fn fields() -> #fields_ident {
+                    <#ident as ::rapyer::query::Indexable>::field(::std::string::String::new())
+                }
+            }
+        }
+    });
+    quote! {
+        #[doc = #doc]
+        #vis struct #fields_ident {
+            #(#members,)*
+        }
+
+        #[automatically_derived]
+        impl ::rapyer::query::Indexable for #ident {
+            type Field = #fields_ident;
+
+            #[allow(unused_variables)] // a model without indexed fields ignores its name
+            fn field(name: ::std::string::String) -> #fields_ident {
+                #fields_ident { #(#makers,)* }
+            }
+
+            #[allow(unused_variables)] // a model without indexed fields ignores where it is
+            fn schema(
+                path: &str,
+                name: &str,
+                options: ::rapyer::query::IndexOptions,
+                out: &mut ::std::vec::Vec<::rapyer::query::SchemaField>,
+            ) {
+                #(#schemas)*
+            }
+        }
+
+        #root
     }
 }
 

@@ -60,6 +60,10 @@ pub(crate) struct HandleField {
     pub(crate) segment: String,
     /// `#[rapyer(value)]`: a `RedisValue` handle whatever the type.
     pub(crate) value: bool,
+    /// The field's name in the document (serde's).
+    pub(crate) json_name: String,
+    /// `#[rapyer(index(...))]`: the field is in the search index.
+    pub(crate) index: Option<attr::IndexAttr>,
 }
 
 /// The field whose value is the model's id.
@@ -126,6 +130,12 @@ impl Model {
                 ));
             }
             if let Some(span) = field_attrs.key {
+                if field_attrs.index.is_some() {
+                    errors.push(syn::Error::new(
+                        span,
+                        "the key field is not indexed: find a model by its id with get",
+                    ));
+                }
                 check_key_field(field, span, key.as_ref(), &mut errors);
                 if key.is_none() {
                     key = Some(KeyField {
@@ -139,6 +149,13 @@ impl Model {
             // path of their own and so no handle.
             let serde = attr::serde_field(&field.attrs);
             if serde.skip.is_some() || serde.flatten {
+                if field_attrs.index.is_some() {
+                    errors.push(syn::Error::new(
+                        field.span(),
+                        "a field serde skips or flattens has no place in the document, so it \
+                         cannot be indexed",
+                    ));
+                }
                 continue;
             }
             let json_name = match (serde.rename, &rename_all) {
@@ -153,6 +170,8 @@ impl Model {
                     vis: field.vis.clone(),
                     segment,
                     value: field_attrs.value.is_some(),
+                    json_name,
+                    index: field_attrs.index,
                 }),
                 Err(why) => errors.push(syn::Error::new(field.span(), why)),
             }

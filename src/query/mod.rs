@@ -1,0 +1,18 @@
+//! Typed queries over RediSearch: an index schema from the model's `#[rapyer(index)]`
+//! fields, typed field markers (`User::fields()`), expressions combined with `&`, `|`, `!`,
+//! every value escaped, and `find` that returns every match.
+
+mod expr;
+mod find;
+mod index;
+mod schema;
+
+pub use expr::{
+    BoolField, Expr, FieldName, Numeric, NumericField, TagArrayField, TagField, TextField,
+    escape_tag, escape_text,
+};
+pub use find::{Find, Order};
+pub use index::schema;
+pub use schema::{IndexKind, IndexOptions, Indexable, SchemaField};
+#[doc(hidden)]
+pub use schema::{join, text_field};

@@ -1,0 +1,155 @@
+//! What gets indexed: the schema a model's `#[rapyer(index)]` fields make, chosen by each
+//! field's type through [`Indexable`].
+
+use super::expr::{BoolField, NumericField, TagArrayField, TagField, TextField};
+
+/// How a field is indexed, from its `#[rapyer(index(...))]` options.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct IndexOptions {
+    /// `index(text)`: full-text instead of exact TAG matching.
+    pub text: bool,
+    /// `index(sortable)`: usable in `sort_by`.
+    pub sortable: bool,
+    /// `index(case_insensitive)`: TAG matching ignores case.
+    pub case_insensitive: bool,
+}
+
+impl IndexOptions {
+    /// Options as the derive writes them.
+    pub const fn new(text: bool, sortable: bool, case_insensitive: bool) -> IndexOptions {
+        IndexOptions {
+            text,
+            sortable,
+            case_insensitive,
+        }
+    }
+}
+
+/// The RediSearch type of an indexed field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IndexKind {
+    /// `NUMERIC`: integers and floats.
+    Numeric,
+    /// `TAG`: exact values (strings, booleans, lists of strings).
+    Tag,
+    /// `TEXT`: full-text.
+    Text,
+}
+
+/// One field of an index schema.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchemaField {
+    /// The JSONPath of the value(s) (`$.address.city`, `$.tags[*]`).
+    pub path: String,
+    /// The attribute name queries use (`address.city`).
+    pub name: String,
+    /// The RediSearch type.
+    pub kind: IndexKind,
+    /// The options it was declared with.
+    pub options: IndexOptions,
+}
+
+/// A type that can be indexed, and the typed marker queries use for it.
+///
+/// Implemented for integers and floats (NUMERIC), `String` (TAG, or TEXT with
+/// `index(text)`), `bool` (TAG), `Vec<String>` (a TAG array) and every
+/// `#[derive(AtomicModel)]` struct (its own indexed fields, under the field's name).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be indexed",
+    label = "#[rapyer(index)] on a field of this type",
+    note = "indexable types: integers, floats, String, bool, Vec<String>, and models deriving \
+            AtomicModel (their own #[rapyer(index)] fields)"
+)]
+pub trait Indexable {
+    /// The marker `Model::fields()` holds for such a field.
+    type Field;
+
+    /// The marker for the field indexed as `name`.
+    fn field(name: String) -> Self::Field;
+
+    /// Adds the schema of a field at JSONPath `path`, named `name`.
+    fn schema(path: &str, name: &str, options: IndexOptions, out: &mut Vec<SchemaField>);
+}
+
+/// `parent.child`, or `child` at the root: the name of a nested indexed field.
+#[doc(hidden)]
+pub fn join(parent: &str, child: &str) -> String {
+    if parent.is_empty() {
+        child.to_string()
+    } else {
+        format!("{parent}.{child}")
+    }
+}
+
+fn push(
+    out: &mut Vec<SchemaField>,
+    path: &str,
+    name: &str,
+    kind: IndexKind,
+    options: IndexOptions,
+) {
+    out.push(SchemaField {
+        path: path.to_string(),
+        name: name.to_string(),
+        kind,
+        options,
+    });
+}
+
+macro_rules! numeric {
+    ($($ty:ty),*) => {
+        $(impl Indexable for $ty {
+            type Field = NumericField<$ty>;
+            fn field(name: String) -> NumericField<$ty> {
+                NumericField::new(name)
+            }
+            fn schema(path: &str, name: &str, options: IndexOptions, out: &mut Vec<SchemaField>) {
+                push(out, path, name, IndexKind::Numeric, options);
+            }
+        })*
+    };
+}
+
+numeric!(i8, i16, i32, i64, isize, u8, u16, u32, u64, usize, f32, f64);
+
+impl Indexable for String {
+    type Field = TagField;
+    fn field(name: String) -> TagField {
+        TagField::new(name)
+    }
+    fn schema(path: &str, name: &str, options: IndexOptions, out: &mut Vec<SchemaField>) {
+        let kind = if options.text {
+            IndexKind::Text
+        } else {
+            IndexKind::Tag
+        };
+        push(out, path, name, kind, options);
+    }
+}
+
+impl Indexable for bool {
+    type Field = BoolField;
+    fn field(name: String) -> BoolField {
+        BoolField::new(name)
+    }
+    fn schema(path: &str, name: &str, options: IndexOptions, out: &mut Vec<SchemaField>) {
+        push(out, path, name, IndexKind::Tag, options);
+    }
+}
+
+impl Indexable for Vec<String> {
+    type Field = TagArrayField;
+    fn field(name: String) -> TagArrayField {
+        TagArrayField::new(name)
+    }
+    fn schema(path: &str, name: &str, options: IndexOptions, out: &mut Vec<SchemaField>) {
+        push(out, &format!("{path}[*]"), name, IndexKind::Tag, options);
+    }
+}
+
+/// The full-text marker of a `String` field declared `index(text)`.
+#[doc(hidden)]
+pub fn text_field(name: String) -> TextField {
+    TextField::new(name)
+}

@@ -1,0 +1,326 @@
+//! Typed queries over RediSearch against the real server: exact TAG matching of hostile
+//! values, numeric ranges, nested and array fields, full text, sorting, paging past the
+//! server's page size, counting, deleting, and re-indexing when the schema changes.
+
+mod common;
+
+use rapyer::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use common::{db, raw};
+
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+struct Place {
+    #[rapyer(index)]
+    city: String,
+    zip: i64,
+}
+
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[rapyer(prefix = "Member")]
+struct Member {
+    #[rapyer(key)]
+    id: String,
+    #[rapyer(index)]
+    name: String,
+    #[rapyer(index(sortable))]
+    age: i64,
+    #[rapyer(index)]
+    score: f64,
+    #[rapyer(index(text))]
+    bio: String,
+    #[rapyer(index)]
+    active: bool,
+    #[rapyer(index)]
+    tags: Vec<String>,
+    #[rapyer(index)]
+    place: Place,
+    #[rapyer(index(case_insensitive))]
+    nick: String,
+}
+
+fn member(id: usize, name: &str, age: i64) -> Member {
+    Member {
+        id: format!("m{id}"),
+        name: name.to_string(),
+        age,
+        score: age as f64 / 2.0,
+        bio: format!("likes rust and {name}"),
+        active: id.is_multiple_of(2),
+        tags: vec![format!("t{}", id % 3), "all".into()],
+        place: Place {
+            city: if id.is_multiple_of(2) {
+                "New York".into()
+            } else {
+                "Paris".into()
+            },
+            zip: id as i64,
+        },
+        nick: name.to_uppercase(),
+    }
+}
+
+fn ids(found: &[Member]) -> Vec<String> {
+    let mut ids: Vec<String> = found.iter().map(|m| m.id.clone()).collect();
+    ids.sort();
+    ids
+}
+
+#[tokio::test]
+async fn exact_matching_ranges_nested_arrays_and_text() {
+    let db = db().await;
+    db.init::<Member>().await.expect("init");
+    let members = vec![
+        member(0, "bob", 30),
+        member(1, "bob smith", 40),
+        member(2, "a-b\"c/d@e|f{g} h", 50),
+        member(3, "Bob", 60),
+        member(4, "émoji 🎉 中", 17),
+    ];
+    Member::insert_many(&db, &members).await.expect("insert");
+    db.init::<Member>().await.expect("init again is free");
+    let f = Member::fields();
+
+    let found = Member::find(&db, f.name.eq("bob")).all().await.expect("eq");
+    assert_eq!(ids(&found), ["m0"], "exact and case-sensitive");
+    for m in &members {
+        let found = Member::find(&db, f.name.eq(&m.name))
+            .all()
+            .await
+            .expect("eq");
+        assert_eq!(found, vec![m.clone()], "{:?}", m.name);
+    }
+    let found = Member::find(&db, f.nick.eq("bob")).all().await.expect("ci");
+    assert_eq!(ids(&found), ["m0", "m3"], "case_insensitive");
+    let found = Member::find(&db, f.name.starts_with("bob"))
+        .all()
+        .await
+        .expect("prefix");
+    assert_eq!(ids(&found), ["m0", "m1"]);
+    let found = Member::find(&db, f.name.one_of(["bob", "Bob"]))
+        .all()
+        .await
+        .expect("one_of");
+    assert_eq!(ids(&found), ["m0", "m3"]);
+    let found = Member::find(&db, f.name.ne("bob")).all().await.expect("ne");
+    assert_eq!(ids(&found), ["m1", "m2", "m3", "m4"]);
+
+    assert_eq!(
+        ids(&Member::find(&db, f.age.gt(40)).all().await.expect("gt")),
+        ["m2", "m3"]
+    );
+    assert_eq!(
+        ids(&Member::find(&db, f.age.ge(40)).all().await.expect("ge")),
+        ["m1", "m2", "m3"]
+    );
+    assert_eq!(
+        ids(&Member::find(&db, f.age.lt(30)).all().await.expect("lt")),
+        ["m4"]
+    );
+    assert_eq!(
+        ids(&Member::find(&db, f.age.le(30)).all().await.expect("le")),
+        ["m0", "m4"]
+    );
+    assert_eq!(
+        ids(&Member::find(&db, f.age.between(30, 50))
+            .all()
+            .await
+            .expect("between")),
+        ["m0", "m1", "m2"]
+    );
+    assert_eq!(
+        ids(&Member::find(&db, f.age.one_of([17, 60]))
+            .all()
+            .await
+            .expect("one_of")),
+        ["m3", "m4"]
+    );
+    assert_eq!(
+        ids(&Member::find(&db, f.score.gt(24.5))
+            .all()
+            .await
+            .expect("float")),
+        ["m2", "m3"]
+    );
+    assert!(
+        Member::find(&db, f.age.one_of([]))
+            .all()
+            .await
+            .expect("nothing")
+            .is_empty()
+    );
+
+    assert_eq!(
+        ids(&Member::find(&db, f.active.eq(true))
+            .all()
+            .await
+            .expect("bool")),
+        ["m0", "m2", "m4"]
+    );
+    assert_eq!(
+        ids(&Member::find(&db, f.place.city.eq("New York"))
+            .all()
+            .await
+            .expect("nested")),
+        ["m0", "m2", "m4"]
+    );
+    assert_eq!(
+        ids(&Member::find(&db, f.tags.contains("t1"))
+            .all()
+            .await
+            .expect("tags")),
+        ["m1", "m4"]
+    );
+    assert_eq!(
+        ids(&Member::find(&db, f.tags.any_of(["t0", "t2"]))
+            .all()
+            .await
+            .expect("any_of")),
+        ["m0", "m2", "m3"]
+    );
+    assert_eq!(
+        ids(&Member::find(&db, f.bio.contains("rust"))
+            .all()
+            .await
+            .expect("text"))
+        .len(),
+        5
+    );
+    assert_eq!(
+        ids(&Member::find(&db, f.bio.matches("likes smith"))
+            .all()
+            .await
+            .expect("text")),
+        ["m1"]
+    );
+
+    let q = (f.age.ge(30) & f.active.eq(false)) | !f.place.city.eq("Paris");
+    assert_eq!(
+        ids(&Member::find(&db, q).all().await.expect("combined")),
+        ["m0", "m1", "m2", "m3", "m4"]
+    );
+    let q = f.age.ge(30) & !(f.name.eq("bob") | f.name.eq("Bob"));
+    assert_eq!(
+        ids(&Member::find(&db, q).all().await.expect("combined")),
+        ["m1", "m2"]
+    );
+}
+
+#[tokio::test]
+async fn sorting_limits_counting_first_and_delete() {
+    let db = db().await;
+    db.init::<Member>().await.expect("init");
+    let members: Vec<Member> = (0..30)
+        .map(|i| member(i, &format!("n{i}"), (i * 7 % 30) as i64))
+        .collect();
+    Member::insert_many(&db, &members).await.expect("insert");
+    let f = Member::fields();
+
+    let sorted = Member::find(&db, f.tags.contains("all"))
+        .sort_by(&f.age, Order::Desc)
+        .limit(5, 10)
+        .all()
+        .await
+        .expect("sorted");
+    let ages: Vec<i64> = sorted.iter().map(|m| m.age).collect();
+    assert_eq!(ages, (15..25).rev().collect::<Vec<i64>>());
+    let oldest = Member::find(&db, f.tags.contains("all"))
+        .sort_by(&f.age, Order::Desc)
+        .first()
+        .await
+        .expect("first");
+    assert_eq!(oldest.map(|m| m.age), Some(29));
+    match Member::find(&db, f.tags.contains("all"))
+        .sort_by(&f.score, Order::Asc)
+        .all()
+        .await
+    {
+        Err(Error::InvalidQuery { message }) => assert!(message.contains("sortable"), "{message}"),
+        other => panic!("expected InvalidQuery, got {other:?}"),
+    }
+    assert_eq!(
+        Member::find(&db, f.age.lt(10))
+            .count()
+            .await
+            .expect("count"),
+        10
+    );
+    assert_eq!(
+        Member::find(&db, f.age.lt(10))
+            .delete()
+            .await
+            .expect("delete"),
+        10
+    );
+    assert_eq!(
+        Member::find(&db, f.age.lt(10))
+            .count()
+            .await
+            .expect("count"),
+        0
+    );
+    assert_eq!(Member::all(&db).await.expect("all").len(), 20);
+}
+
+#[tokio::test]
+async fn every_match_is_returned_past_the_page_size() {
+    let db = db().await;
+    db.init::<Member>().await.expect("init");
+    let members: Vec<Member> = (0..12_000)
+        .map(|i| member(i, "many", (i % 100) as i64))
+        .collect();
+    for chunk in members.chunks(2_000) {
+        Member::insert_many(&db, chunk).await.expect("insert");
+    }
+    let f = Member::fields();
+    let found = Member::find(&db, f.name.eq("many"))
+        .all()
+        .await
+        .expect("all");
+    assert_eq!(found.len(), 12_000);
+    let mut seen: Vec<String> = found.into_iter().map(|m| m.id).collect();
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 12_000, "no duplicates");
+    let window = Member::find(&db, f.name.eq("many"))
+        .limit(11_990, 50)
+        .all()
+        .await
+        .expect("limit");
+    assert_eq!(window.len(), 10);
+    assert_eq!(
+        Member::find(&db, f.name.eq("many"))
+            .limit(100, 2_500)
+            .keys()
+            .await
+            .expect("keys")
+            .len(),
+        2_500
+    );
+}
+
+#[tokio::test]
+async fn a_broken_document_is_reported_not_skipped() {
+    let db = db().await;
+    let mut raw = raw().await;
+    db.init::<Member>().await.expect("init");
+    Member::insert_many(&db, &[member(0, "ok", 1), member(1, "ok", 2)])
+        .await
+        .expect("insert");
+    // Indexed fields intact, but `zip` holds text: indexed, and does not decode.
+    let _: () = redis::cmd("JSON.SET")
+        .arg(db.key("Member:m1"))
+        .arg("$.place.zip")
+        .arg("\"zip?\"")
+        .query_async(&mut raw)
+        .await
+        .expect("JSON.SET");
+    let f = Member::fields();
+    match Member::find(&db, f.name.eq("ok")).all().await {
+        Err(Error::Deserialize { key, path, .. }) => {
+            assert_eq!(key, db.key("Member:m1"));
+            assert_eq!(path, "place.zip");
+        }
+        other => panic!("expected Deserialize, got {other:?}"),
+    }
+}
