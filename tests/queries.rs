@@ -324,3 +324,150 @@ async fn a_broken_document_is_reported_not_skipped() {
         other => panic!("expected Deserialize, got {other:?}"),
     }
 }
+
+/// The same documents as `Member`, indexed differently: a schema change.
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[rapyer(prefix = "Member")]
+struct MemberV2 {
+    #[rapyer(key)]
+    id: String,
+    #[rapyer(index)]
+    name: String,
+    #[rapyer(index(sortable))]
+    age: i64,
+    score: f64,
+    bio: String,
+    active: bool,
+    tags: Vec<String>,
+    #[rapyer(index)]
+    place: PlaceV2,
+    nick: String,
+}
+
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+struct PlaceV2 {
+    city: String,
+    #[rapyer(index)]
+    zip: i64,
+}
+
+async fn index_uses(db: &Db) -> i64 {
+    let info: Vec<redis::Value> = redis::cmd("FT.INFO")
+        .arg(format!("idx:{}Member", db.namespace()))
+        .query_async(&mut raw().await)
+        .await
+        .expect("FT.INFO");
+    let at = info
+        .iter()
+        .position(|v| matches!(v, redis::Value::SimpleString(s) if s == "number_of_uses"))
+        .or_else(|| {
+            info.iter()
+                .position(|v| matches!(v, redis::Value::BulkString(b) if b == b"number_of_uses"))
+        })
+        .expect("number_of_uses in FT.INFO");
+    match &info[at + 1] {
+        redis::Value::Int(n) => *n,
+        other => panic!("number_of_uses: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_schema_change_is_found_by_the_next_init() {
+    let db = db().await;
+    db.init::<Member>().await.expect("init");
+    let members: Vec<Member> = (0..50).map(|i| member(i, "v", i as i64)).collect();
+    Member::insert_many(&db, &members).await.expect("insert");
+    let f = Member::fields();
+    for _ in 0..30 {
+        assert_eq!(
+            Member::find(&db, f.name.eq("v"))
+                .count()
+                .await
+                .expect("count"),
+            50
+        );
+    }
+    let uses = index_uses(&db).await;
+    assert!(uses >= 30, "{uses} uses");
+    db.init::<Member>().await.expect("unchanged");
+    let kept = index_uses(&db).await;
+    assert!(
+        kept > uses,
+        "an unchanged schema keeps the index ({uses} -> {kept} uses)"
+    );
+
+    // The new schema indexes place.zip: the next init re-creates the index over the
+    // existing documents, with no manual step.
+    db.init::<MemberV2>().await.expect("migrate");
+    let g = MemberV2::fields();
+    let found = MemberV2::find(&db, g.place.zip.lt(10))
+        .all()
+        .await
+        .expect("new field");
+    assert_eq!(found.len(), 10);
+    let fresh = index_uses(&db).await;
+    assert!(
+        fresh < uses,
+        "the index was re-created ({kept} -> {fresh} uses)"
+    );
+    assert_eq!(MemberV2::all(&db).await.expect("documents kept").len(), 50);
+}
+
+/// A small deterministic generator (xorshift), so a failure reproduces.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+#[tokio::test]
+async fn hostile_values_match_exactly_the_documents_that_hold_them() {
+    let db = db().await;
+    db.init::<Member>().await.expect("init");
+    let punctuation: Vec<char> = (0x21u8..0x7f)
+        .map(char::from)
+        .filter(|c| c.is_ascii_punctuation())
+        .collect();
+    let unicode = ['é', '中', '🎉', 'ß', 'Ω', ' '];
+    let mut rng = Rng(0x1234_5678_9ABC_DEF1);
+    let mut values: Vec<String> = punctuation.iter().map(|c| format!("a{c}b")).collect();
+    values.extend(["", " ", "a b", "bob", "bob smith", "BOB"].map(String::from));
+    for _ in 0..150 {
+        let len = 1 + rng.below(8) as usize;
+        values.push(
+            (0..len)
+                .map(|_| match rng.below(3) {
+                    0 => punctuation[rng.below(punctuation.len() as u64) as usize],
+                    1 => unicode[rng.below(unicode.len() as u64) as usize],
+                    _ => char::from(b'a' + rng.below(3) as u8),
+                })
+                .collect(),
+        );
+    }
+    let members: Vec<Member> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| member(i, v, 1))
+        .collect();
+    Member::insert_many(&db, &members).await.expect("insert");
+    let f = Member::fields();
+    for value in &values {
+        let mut expected: Vec<String> = members
+            .iter()
+            .filter(|m| &m.name == value)
+            .map(|m| m.id.clone())
+            .collect();
+        expected.sort();
+        let found = Member::find(&db, f.name.eq(value)).all().await.expect("eq");
+        assert_eq!(ids(&found), expected, "{value:?}");
+    }
+}

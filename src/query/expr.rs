@@ -256,7 +256,17 @@ impl TagField {
     }
 
     fn tags<'v>(&self, values: impl IntoIterator<Item = &'v str>) -> Expr {
-        let values: Vec<String> = values.into_iter().map(escape_tag).collect();
+        let values: Vec<String> = values
+            .into_iter()
+            .map(|v| {
+                if v.is_empty() {
+                    // The empty tag (indexed with INDEXEMPTY) is written as a quoted nothing.
+                    "\"\"".to_string()
+                } else {
+                    escape_tag(v)
+                }
+            })
+            .collect();
         if values.is_empty() {
             return Expr::Nothing;
         }

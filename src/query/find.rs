@@ -148,12 +148,7 @@ impl<'db, M: AtomicModel + Indexable> Find<'db, M> {
     }
 
     /// One `FT.SEARCH` page: the total number of matches and the hits.
-    async fn page(
-        &self,
-        offset: usize,
-        n: usize,
-        content: bool,
-    ) -> Result<(usize, Vec<Hit>)> {
+    async fn page(&self, offset: usize, n: usize, content: bool) -> Result<(usize, Vec<Hit>)> {
         let index = index_name::<M>(self.db);
         let mut cmd = redis::cmd("FT.SEARCH");
         cmd.arg(&index).arg(self.expr.to_query());

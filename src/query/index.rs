@@ -45,6 +45,8 @@ fn create_args<M: AtomicModel>(db: &Db, schema: &[SchemaField]) -> Vec<String> {
                 if !field.options.case_insensitive {
                     args.push("CASESENSITIVE".into());
                 }
+                // Without it an empty string is not indexed, so `eq("")` could never match.
+                args.push("INDEXEMPTY".into());
             }
         }
         if field.options.sortable {
