@@ -401,10 +401,14 @@ async fn a_schema_change_is_found_by_the_next_init() {
     db.init::<MemberV2>().await.expect("migrate");
     let g = MemberV2::fields();
     let found = MemberV2::find(&db, g.place.zip.lt(10))
+        .sort_by(&g.age, Order::Asc)
         .all()
         .await
         .expect("new field");
     assert_eq!(found.len(), 10);
+    assert!(found.iter().all(|m| m.name == "v"));
+    let ages: Vec<i64> = found.iter().map(|m| m.age).collect();
+    assert_eq!(ages, (0..10).collect::<Vec<i64>>());
     let fresh = index_uses(&db).await;
     assert!(
         fresh < uses,
