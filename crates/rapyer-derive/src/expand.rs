@@ -118,6 +118,8 @@ fn search(model: &Model) -> TokenStream {
     });
     quote! {
         #[doc = #doc]
+        // A model's queries need not use every indexed field's marker.
+        #[allow(dead_code)]
         #vis struct #fields_ident {
             #(#members,)*
         }
