@@ -475,3 +475,176 @@ async fn hostile_values_match_exactly_the_documents_that_hold_them() {
         assert_eq!(ids(&found), expected, "{value:?}");
     }
 }
+
+/// A query kept twice: as the library's expression and as a Rust predicate, so the server's
+/// answer can be checked against evaluating the predicate over the inserted data.
+enum Q {
+    NameEq(String),
+    NameNe(String),
+    NameOneOf(Vec<String>),
+    NamePrefix(String),
+    AgeEq(i64),
+    AgeNe(i64),
+    AgeGt(i64),
+    AgeGe(i64),
+    AgeLt(i64),
+    AgeLe(i64),
+    AgeBetween(i64, i64),
+    AgeOneOf(Vec<i64>),
+    ScoreGt(f64),
+    Active(bool),
+    City(String),
+    Tag(String),
+    TagAny(Vec<String>),
+    And(Box<Q>, Box<Q>),
+    Or(Box<Q>, Box<Q>),
+    Not(Box<Q>),
+}
+
+const NAMES: &[&str] = &[
+    "bob",
+    "bob smith",
+    "Bob",
+    "a-b",
+    "x\"y",
+    "",
+    "a b|c",
+    "émoji🎉",
+];
+const CITIES: &[&str] = &["Paris", "New York", "São Paulo", "x{y}"];
+
+impl Q {
+    fn random(rng: &mut Rng, depth: u32) -> Q {
+        let pick =
+            |rng: &mut Rng, pool: &[&str]| pool[rng.below(pool.len() as u64) as usize].to_string();
+        if depth > 0 && rng.below(3) > 0 {
+            return match rng.below(3) {
+                0 => Q::And(
+                    Box::new(Q::random(rng, depth - 1)),
+                    Box::new(Q::random(rng, depth - 1)),
+                ),
+                1 => Q::Or(
+                    Box::new(Q::random(rng, depth - 1)),
+                    Box::new(Q::random(rng, depth - 1)),
+                ),
+                _ => Q::Not(Box::new(Q::random(rng, depth - 1))),
+            };
+        }
+        let age = rng.below(110) as i64 - 5;
+        match rng.below(17) {
+            0 => Q::NameEq(pick(rng, NAMES)),
+            1 => Q::NameNe(pick(rng, NAMES)),
+            2 => Q::NameOneOf((0..rng.below(3)).map(|_| pick(rng, NAMES)).collect()),
+            3 => Q::NamePrefix(["bo", "a-", "x\"", "ém"][rng.below(4) as usize].to_string()),
+            4 => Q::AgeEq(age),
+            5 => Q::AgeNe(age),
+            6 => Q::AgeGt(age),
+            7 => Q::AgeGe(age),
+            8 => Q::AgeLt(age),
+            9 => Q::AgeLe(age),
+            10 => Q::AgeBetween(age, age + rng.below(30) as i64),
+            11 => Q::AgeOneOf((0..rng.below(4)).map(|_| rng.below(100) as i64).collect()),
+            12 => Q::ScoreGt(rng.below(100) as f64 / 2.0 + 0.25),
+            13 => Q::Active(rng.below(2) == 0),
+            14 => Q::City(pick(rng, CITIES)),
+            15 => Q::Tag(format!("t{}", rng.below(5))),
+            _ => Q::TagAny(
+                (0..rng.below(3))
+                    .map(|_| format!("t{}", rng.below(5)))
+                    .collect(),
+            ),
+        }
+    }
+
+    fn holds(&self, m: &Member) -> bool {
+        match self {
+            Q::NameEq(v) => &m.name == v,
+            Q::NameNe(v) => &m.name != v,
+            Q::NameOneOf(vs) => vs.contains(&m.name),
+            Q::NamePrefix(p) => m.name.starts_with(p.as_str()),
+            Q::AgeEq(v) => m.age == *v,
+            Q::AgeNe(v) => m.age != *v,
+            Q::AgeGt(v) => m.age > *v,
+            Q::AgeGe(v) => m.age >= *v,
+            Q::AgeLt(v) => m.age < *v,
+            Q::AgeLe(v) => m.age <= *v,
+            Q::AgeBetween(a, b) => (*a..=*b).contains(&m.age),
+            Q::AgeOneOf(vs) => vs.contains(&m.age),
+            Q::ScoreGt(v) => m.score > *v,
+            Q::Active(v) => m.active == *v,
+            Q::City(v) => &m.place.city == v,
+            Q::Tag(v) => m.tags.contains(v),
+            Q::TagAny(vs) => vs.iter().any(|v| m.tags.contains(v)),
+            Q::And(a, b) => a.holds(m) && b.holds(m),
+            Q::Or(a, b) => a.holds(m) || b.holds(m),
+            Q::Not(a) => !a.holds(m),
+        }
+    }
+
+    fn expr(&self, f: &MemberFields) -> rapyer::query::Expr {
+        match self {
+            Q::NameEq(v) => f.name.eq(v),
+            Q::NameNe(v) => f.name.ne(v),
+            Q::NameOneOf(vs) => f.name.one_of(vs.iter().map(String::as_str)),
+            Q::NamePrefix(p) => f.name.starts_with(p),
+            Q::AgeEq(v) => f.age.eq(*v),
+            Q::AgeNe(v) => f.age.ne(*v),
+            Q::AgeGt(v) => f.age.gt(*v),
+            Q::AgeGe(v) => f.age.ge(*v),
+            Q::AgeLt(v) => f.age.lt(*v),
+            Q::AgeLe(v) => f.age.le(*v),
+            Q::AgeBetween(a, b) => f.age.between(*a, *b),
+            Q::AgeOneOf(vs) => f.age.one_of(vs.iter().copied()),
+            Q::ScoreGt(v) => f.score.gt(*v),
+            Q::Active(v) => f.active.eq(*v),
+            Q::City(v) => f.place.city.eq(v),
+            Q::Tag(v) => f.tags.contains(v),
+            Q::TagAny(vs) => f.tags.any_of(vs.iter().map(String::as_str)),
+            Q::And(a, b) => a.expr(f) & b.expr(f),
+            Q::Or(a, b) => a.expr(f) | b.expr(f),
+            Q::Not(a) => !a.expr(f),
+        }
+    }
+}
+
+#[tokio::test]
+async fn random_queries_find_exactly_what_the_predicate_selects() {
+    let db = db().await;
+    db.init::<Member>().await.expect("init");
+    let mut rng = Rng(0xA076_1D64_78BD_642F);
+    let members: Vec<Member> = (0..3_000)
+        .map(|i| {
+            let mut m = member(
+                i,
+                NAMES[rng.below(NAMES.len() as u64) as usize],
+                rng.below(100) as i64,
+            );
+            m.score = rng.below(200) as f64 / 4.0;
+            m.active = rng.below(2) == 0;
+            m.place.city = CITIES[rng.below(CITIES.len() as u64) as usize].to_string();
+            m.tags = (0..rng.below(3))
+                .map(|_| format!("t{}", rng.below(5)))
+                .collect();
+            m
+        })
+        .collect();
+    for chunk in members.chunks(1_000) {
+        Member::insert_many(&db, chunk).await.expect("insert");
+    }
+    let f = Member::fields();
+    for round in 0..300 {
+        let q = Q::random(&mut rng, 3);
+        let expr = q.expr(&f);
+        let text = expr.to_query();
+        let mut expected: Vec<String> = members
+            .iter()
+            .filter(|m| q.holds(m))
+            .map(|m| db.key(&m.key()))
+            .collect();
+        expected.sort();
+        let mut found = Member::find(&db, expr).keys().await.expect("query");
+        found.sort();
+        assert_eq!(found.len(), expected.len(), "round {round}: {text}");
+        assert_eq!(found, expected, "round {round}: {text}");
+    }
+}
