@@ -21,7 +21,9 @@ struct Address {
 struct User {
     #[rapyer(key)]
     id: String,
+    #[rapyer(index)]
     name: String,
+    #[rapyer(index(sortable))]
     age: i64,
     tags: Vec<String>,
     prefs: HashMap<String, String>,
@@ -134,6 +136,19 @@ async fn main() -> Result<()> {
     println!(
         "bob now expires in {:?}s",
         bob.ttl(&db).await?.map(|d| d.as_secs())
+    );
+
+    println!("\n== Queries: typed fields, exact matching, every match returned");
+    db.init::<User>().await?;
+    let f = User::fields();
+    let grown_ups = User::find(&db, f.age.ge(30) & !f.name.eq("Bob"))
+        .sort_by(&f.age, Order::Desc)
+        .all()
+        .await?;
+    let names: Vec<&str> = grown_ups.iter().map(|u| u.name.as_str()).collect();
+    println!(
+        "{} -> {names:?}",
+        (f.age.ge(30) & !f.name.eq("Bob")).to_query()
     );
 
     println!("\n== Errors are values: a missing model is NotFound, naming its key");
