@@ -24,6 +24,7 @@ struct BenchUser {
     id: u64,
     name: String,
     email: String,
+    #[rapyer(index)]
     age: i64,
     score: f64,
     active: bool,
@@ -391,6 +392,64 @@ async fn run() {
         )
         .await
         .per_call(BATCH),
+    );
+
+    // Queries: 1,000 matching models found and decoded. rapyer reads the documents in the
+    // search's own reply; the raw baseline is the usual FT.SEARCH of keys, then JSON.MGET.
+    db.init::<BenchUser>().await.expect("init");
+    let (d, c) = (db.clone(), raw.clone());
+    rows.push(
+        compare(
+            "find(1000) / FT.SEARCH + JSON.MGET",
+            move |_| {
+                let d = d.clone();
+                async move {
+                    let f = BenchUser::fields();
+                    let found = BenchUser::find(&d, f.age.ge(0))
+                        .limit(0, 1_000)
+                        .all()
+                        .await
+                        .expect("find");
+                    assert_eq!(found.len(), 1_000);
+                    std::hint::black_box(found);
+                }
+            },
+            move |_| {
+                let mut c = c.clone();
+                async move {
+                    let reply: Vec<redis::Value> = redis::cmd("FT.SEARCH")
+                        .arg("idx:bench:BenchUser")
+                        .arg("@age:[0 +inf]")
+                        .arg("NOCONTENT")
+                        .arg("LIMIT")
+                        .arg(0)
+                        .arg(1_000)
+                        .arg("DIALECT")
+                        .arg(2)
+                        .query_async(&mut c)
+                        .await
+                        .expect("FT.SEARCH");
+                    let keys: Vec<String> = reply[1..]
+                        .iter()
+                        .map(|k| redis::from_redis_value_ref(k).expect("key"))
+                        .collect();
+                    let docs: Vec<Option<String>> = redis::cmd("JSON.MGET")
+                        .arg(&keys)
+                        .arg(".")
+                        .query_async(&mut c)
+                        .await
+                        .expect("JSON.MGET");
+                    let found: Vec<BenchUser> = docs
+                        .iter()
+                        .flatten()
+                        .map(|d| serde_json::from_str(d).expect("decode"))
+                        .collect();
+                    assert_eq!(found.len(), 1_000);
+                    std::hint::black_box(found);
+                }
+            },
+        )
+        .await,
     );
 
     // Scripts: the same Lua body, keys and arguments on both sides.
