@@ -648,3 +648,74 @@ async fn random_queries_find_exactly_what_the_predicate_selects() {
         assert_eq!(found, expected, "round {round}: {text}");
     }
 }
+
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq)]
+enum Plan {
+    Free,
+    Pro,
+    #[serde(rename = "team plus")]
+    TeamPlus,
+}
+
+rapyer::index_as_tag!(Plan);
+
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[rapyer(prefix = "Account")]
+struct Account {
+    #[rapyer(key)]
+    id: String,
+    #[rapyer(index, value)]
+    plan: Plan,
+}
+
+#[tokio::test]
+async fn unit_enums_are_tags() {
+    let db = db().await;
+    db.init::<Account>().await.expect("init");
+    let plans = [Plan::Free, Plan::Pro, Plan::TeamPlus, Plan::Pro];
+    let accounts: Vec<Account> = plans
+        .iter()
+        .enumerate()
+        .map(|(i, plan)| Account {
+            id: format!("a{i}"),
+            plan: *plan,
+        })
+        .collect();
+    Account::insert_many(&db, &accounts).await.expect("insert");
+    let f = Account::fields();
+    let ids = |found: Vec<Account>| {
+        let mut ids: Vec<String> = found.into_iter().map(|a| a.id).collect();
+        ids.sort();
+        ids
+    };
+    assert_eq!(
+        ids(Account::find(&db, f.plan.eq(Plan::Pro))
+            .all()
+            .await
+            .expect("eq")),
+        ["a1", "a3"]
+    );
+    assert_eq!(
+        ids(Account::find(&db, f.plan.eq(Plan::TeamPlus))
+            .all()
+            .await
+            .expect("eq")),
+        ["a2"]
+    );
+    assert_eq!(
+        ids(
+            Account::find(&db, f.plan.one_of([Plan::Free, Plan::TeamPlus]))
+                .all()
+                .await
+                .expect("one_of")
+        ),
+        ["a0", "a2"]
+    );
+    assert_eq!(
+        ids(Account::find(&db, f.plan.ne(Plan::Pro))
+            .all()
+            .await
+            .expect("ne")),
+        ["a0", "a2"]
+    );
+}

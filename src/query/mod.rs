@@ -13,6 +13,6 @@ pub use expr::{
 };
 pub use find::{Find, Order};
 pub use index::schema;
-pub use schema::{IndexKind, IndexOptions, Indexable, SchemaField};
+pub use schema::{EnumField, IndexKind, IndexOptions, Indexable, SchemaField};
 #[doc(hidden)]
 pub use schema::{join, text_field};

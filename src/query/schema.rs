@@ -1,7 +1,11 @@
 //! What gets indexed: the schema a model's `#[rapyer(index)]` fields make, chosen by each
 //! field's type through [`Indexable`].
 
-use super::expr::{BoolField, NumericField, TagArrayField, TagField, TextField};
+use std::marker::PhantomData;
+
+use serde::Serialize;
+
+use super::expr::{BoolField, Expr, NumericField, TagArrayField, TagField, TextField};
 
 /// How a field is indexed, from its `#[rapyer(index(...))]` options.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -53,13 +57,15 @@ pub struct SchemaField {
 /// A type that can be indexed, and the typed marker queries use for it.
 ///
 /// Implemented for integers and floats (NUMERIC), `String` (TAG, or TEXT with
-/// `index(text)`), `bool` (TAG), `Vec<String>` (a TAG array) and every
-/// `#[derive(AtomicModel)]` struct (its own indexed fields, under the field's name).
+/// `index(text)`), `bool` (TAG), `Vec<String>` (a TAG array), every
+/// `#[derive(AtomicModel)]` struct (its own indexed fields, under the field's name), and
+/// unit-only enums passed to [`index_as_tag!`](crate::index_as_tag) (TAG).
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be indexed",
     label = "#[rapyer(index)] on a field of this type",
-    note = "indexable types: integers, floats, String, bool, Vec<String>, and models deriving \
-            AtomicModel (their own #[rapyer(index)] fields)"
+    note = "indexable types: integers, floats, String, bool, Vec<String>, models deriving \
+            AtomicModel (their own #[rapyer(index)] fields), and unit-only enums passed to \
+            rapyer::index_as_tag!"
 )]
 pub trait Indexable {
     /// The marker `Model::fields()` holds for such a field.
@@ -152,4 +158,76 @@ impl Indexable for Vec<String> {
 #[doc(hidden)]
 pub fn text_field(name: String) -> TextField {
     TextField::new(name)
+}
+
+/// An indexed field of a unit-only enum (stored as its variant's name): `plan.eq(Plan::Pro)`.
+/// Make an enum indexable with [`index_as_tag!`](crate::index_as_tag).
+#[derive(Debug, Clone)]
+pub struct EnumField<T> {
+    tag: TagField,
+    _type: PhantomData<fn(T)>,
+}
+
+impl<T: Serialize> EnumField<T> {
+    /// The field indexed as `name`.
+    pub fn new(name: impl Into<String>) -> Self {
+        EnumField {
+            tag: TagField::new(name),
+            _type: PhantomData,
+        }
+    }
+
+    /// The variant's stored text; `None` for a value serde does not write as a string.
+    fn text(value: &T) -> Option<String> {
+        match serde_json::to_value(value) {
+            Ok(serde_json::Value::String(s)) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Exactly `value` (a value not stored as text matches nothing).
+    pub fn eq(&self, value: T) -> Expr {
+        Self::text(&value).map_or(Expr::Nothing, |t| self.tag.eq(&t))
+    }
+    /// Anything but `value`.
+    pub fn ne(&self, value: T) -> Expr {
+        !self.eq(value)
+    }
+    /// One of `values`.
+    pub fn one_of(&self, values: impl IntoIterator<Item = T>) -> Expr {
+        let texts: Vec<String> = values.into_iter().filter_map(|v| Self::text(&v)).collect();
+        self.tag.one_of(texts.iter().map(String::as_str))
+    }
+}
+
+impl<T> super::expr::FieldName for EnumField<T> {
+    fn field_name(&self) -> &str {
+        self.tag.field_name()
+    }
+}
+
+/// Makes unit-only enums (serialized as their variant names) indexable as TAG fields:
+/// `rapyer::index_as_tag!(Plan, Status);`, then `#[rapyer(index)] plan: Plan`.
+#[macro_export]
+macro_rules! index_as_tag {
+    ($($ty:ty),+ $(,)?) => {
+        $(
+            impl $crate::query::Indexable for $ty {
+                type Field = $crate::query::EnumField<$ty>;
+                fn field(name: ::std::string::String) -> Self::Field {
+                    $crate::query::EnumField::new(name)
+                }
+                fn schema(
+                    path: &str,
+                    name: &str,
+                    options: $crate::query::IndexOptions,
+                    out: &mut ::std::vec::Vec<$crate::query::SchemaField>,
+                ) {
+                    <::std::string::String as $crate::query::Indexable>::schema(
+                        path, name, options, out,
+                    );
+                }
+            }
+        )+
+    };
 }
