@@ -232,8 +232,8 @@ fn redis_benchmark(
 /// A raw connection with the same 30 s reply timeout as rapyer's (redis-rs's default,
 /// 500 ms, is shorter than 64 concurrent 1,000-document reads take on a loaded machine).
 async fn raw_conn(url: &str) -> MultiplexedConnection {
-    let config = redis::AsyncConnectionConfig::new()
-        .set_response_timeout(Some(Duration::from_secs(30)));
+    let config =
+        redis::AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_secs(30)));
     redis::Client::open(url)
         .expect("url")
         .get_multiplexed_async_connection_with_config(&config)

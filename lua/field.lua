@@ -2,7 +2,7 @@
 -- expiry re-armed in the same step, and the field's new value returned.
 -- KEYS[1]: the document's key.
 -- ARGV[1]: the operation: get, set, incr, mul (exact integers), fincr, fmul (floats),
---          append (strings), toggle (booleans), tadd (RFC 3339 date-times); on lists: lappend, linsert, lpop, lget,
+--          append (strings), toggle (booleans), tadd, tset (RFC 3339 date-times); on lists: lappend, linsert, lpop, lget,
 --          lset, lremove, lclear, ltrim, lslice, llen; on dicts: dset, ddel, dget, dkeys,
 --          dlen, dclear.
 -- ARGV[2]: the field's JSONPath (one match, e.g. $.address.city).
@@ -11,7 +11,9 @@
 -- ARGV[5..]: the operands: set: the JSON value; incr, mul: the operand, the lowest and the
 --            highest value of the field's integer type (decimal text); fincr, fmul: the
 --            operand; append: the JSON string to append; tadd: whole seconds (may be
---            negative) and nanoseconds (0 to 999999999) to add; lappend: the JSON elements;
+--            negative) and nanoseconds (0 to 999999999) to add, then the JSONPath of the
+--            field's search shadow ('' when not indexed); tset: the JSON string, then the
+--            shadow's JSONPath; lappend: the JSON elements;
 --            linsert: the index, the JSON element; lpop, lget: the index ('' for the last);
 --            lset: the index, the JSON element; lremove: the JSON element; ltrim, lslice: the
 --            start and the stop ('' when omitted), with Python's meaning of negative indices;
@@ -183,6 +185,50 @@ local function civil_from_days(z)
   return y, m, d
 end
 
+-- An RFC 3339 text as wall-clock seconds since the epoch, nanoseconds, and its zone ('Z' or
+-- '+hh:mm'); nil when it is not one.
+local function parse_time(text)
+  local y, mo, d, h, mi, sec, frac, zone = string.match(text,
+    '^(%-?%d+)%-(%d%d)%-(%d%d)T(%d%d):(%d%d):(%d%d)(%.?%d*)(.*)$')
+  if not y or not (zone == 'Z' or string.match(zone, '^[+-]%d%d:%d%d$')) then
+    return nil
+  end
+  local secs = days_from_civil(tonumber(y), tonumber(mo), tonumber(d)) * 86400
+    + tonumber(h) * 3600 + tonumber(mi) * 60 + tonumber(sec)
+  return secs, tonumber(string.sub(string.sub(frac, 2) .. '000000000', 1, 9)), zone
+end
+
+-- The text chrono writes for a wall-clock time: fraction digits 0, 3, 6 or 9, zone kept.
+local function format_time(secs, nanos, zone)
+  local days = math.floor(secs / 86400)
+  local rest = secs - days * 86400
+  local y, m, d = civil_from_days(days)
+  local fraction = ''
+  if nanos % 1000000 == 0 and nanos > 0 then
+    fraction = string.format('.%03d', nanos / 1000000)
+  elseif nanos % 1000 == 0 and nanos > 0 then
+    fraction = string.format('.%06d', nanos / 1000)
+  elseif nanos > 0 then
+    fraction = string.format('.%09d', nanos)
+  end
+  return string.format('%04d-%02d-%02dT%02d:%02d:%02d', y, m, d,
+    math.floor(rest / 3600), math.floor(rest % 3600 / 60), rest % 60) .. fraction .. zone
+end
+
+-- The instant of a wall-clock time in `zone`, in whole microseconds since the epoch: what the
+-- search index stores for an indexed date-time (exact as a double until the year 2255).
+local function instant_micros(secs, nanos, zone)
+  local offset = 0
+  if zone ~= 'Z' then
+    local sign, hh, mm = string.match(zone, '^([+-])(%d%d):(%d%d)$')
+    offset = tonumber(hh) * 3600 + tonumber(mm) * 60
+    if sign == '-' then
+      offset = -offset
+    end
+  end
+  return (secs - offset) * 1000000 + math.floor(nanos / 1000)
+end
+
 -- Python's list indexing: a negative index counts from the end; nil when out of range.
 local function index(i, len)
   i = tonumber(i)
@@ -335,34 +381,32 @@ elseif op == 'incr' or op == 'mul' then
     return redis.error_reply('OVERFLOW the result leaves the field type')
   end
   redis.call('JSON.SET', key, path, value)
-elseif op == 'tadd' then
-  local text = cjson.decode(redis.call('JSON.GET', key, path))[1]
-  local y, mo, d, h, mi, sec, frac, zone = string.match(text,
-    '^(%-?%d+)%-(%d%d)%-(%d%d)T(%d%d):(%d%d):(%d%d)(%.?%d*)(.*)$')
-  if not y or not (zone == 'Z' or string.match(zone, '^[+-]%d%d:%d%d$')) then
+elseif op == 'tadd' or op == 'tset' then
+  local text = ARGV[5]
+  if op == 'tadd' then
+    text = cjson.decode(redis.call('JSON.GET', key, path))[1]
+  else
+    text = cjson.decode(text)
+  end
+  local secs, nanos, zone = parse_time(text)
+  if not secs then
     return redis.error_reply('TYPEMISMATCH string that is not an RFC 3339 date-time')
   end
-  -- The offset stays as it is, so moving the wall-clock time moves the instant equally.
-  local secs = days_from_civil(tonumber(y), tonumber(mo), tonumber(d)) * 86400
-    + tonumber(h) * 3600 + tonumber(mi) * 60 + tonumber(sec) + tonumber(ARGV[5])
-  local nanos = tonumber(string.sub(string.sub(frac, 2) .. '000000000', 1, 9)) + tonumber(ARGV[6])
-  if nanos >= 1000000000 then
-    nanos, secs = nanos - 1000000000, secs + 1
+  local shadow = ARGV[6]
+  if op == 'tadd' then
+    -- The offset stays as it is, so moving the wall-clock time moves the instant equally.
+    secs, nanos = secs + tonumber(ARGV[5]), nanos + tonumber(ARGV[6])
+    if nanos >= 1000000000 then
+      nanos, secs = nanos - 1000000000, secs + 1
+    end
+    shadow = ARGV[7]
+    redis.call('JSON.SET', key, path, cjson.encode(format_time(secs, nanos, zone)))
+  else
+    redis.call('JSON.SET', key, path, ARGV[5])
   end
-  local days = math.floor(secs / 86400)
-  local rest = secs - days * 86400
-  local ny, nm, nd = civil_from_days(days)
-  local fraction = ''
-  if nanos % 1000000 == 0 and nanos > 0 then
-    fraction = string.format('.%03d', nanos / 1000000)
-  elseif nanos % 1000 == 0 and nanos > 0 then
-    fraction = string.format('.%06d', nanos / 1000)
-  elseif nanos > 0 then
-    fraction = string.format('.%09d', nanos)
+  if shadow ~= '' then
+    redis.call('JSON.SET', key, shadow, string.format('%.0f', instant_micros(secs, nanos, zone)))
   end
-  local moved = string.format('%04d-%02d-%02dT%02d:%02d:%02d', ny, nm, nd,
-    math.floor(rest / 3600), math.floor(rest % 3600 / 60), rest % 60) .. fraction .. zone
-  redis.call('JSON.SET', key, path, cjson.encode(moved))
 elseif op == 'set' then
   redis.call('JSON.SET', key, path, ARGV[5])
 elseif op == 'fincr' then

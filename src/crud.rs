@@ -22,7 +22,7 @@ const SCAN_COUNT: usize = 1000;
 
 pub(crate) async fn save<M: AtomicModel>(db: &Db, model: &M) -> Result<()> {
     let key = db.model_key(M::PREFIX, model.model_id());
-    let json = encode(&key, model)?;
+    let json = encode_model(&key, model)?;
     match M::TTL {
         None => {
             let mut cmd = redis::cmd("JSON.SET");
@@ -48,7 +48,7 @@ pub(crate) async fn save_many<M: AtomicModel>(db: &Db, models: &[M]) -> Result<(
     let mut docs = Vec::with_capacity(models.len());
     for model in models {
         let key = db.model_key(M::PREFIX, model.model_id());
-        docs.push(encode(&key, model)?);
+        docs.push(encode_model(&key, model)?);
         keys.push(key);
     }
     match M::TTL {
@@ -347,6 +347,31 @@ pub(crate) fn encode<T: serde::Serialize + ?Sized>(key: &str, value: &T) -> Resu
         key: key.to_string(),
         source,
     })
+}
+
+/// Encodes a whole model as its document: its serde form, plus the instant property next to
+/// each date-time it indexes (what the search index reads, see [`crate::query::INSTANT_SUFFIX`]).
+pub(crate) fn encode_model<M: crate::model::Model>(key: &str, model: &M) -> Result<String> {
+    let mut instants = Vec::new();
+    M::instants(&mut Vec::new(), &mut instants);
+    if instants.is_empty() {
+        return encode(key, model);
+    }
+    encode_with_instants(key, model, &instants)
+}
+
+/// Encodes `value` with the instant property next to each date-time at `instants`.
+pub(crate) fn encode_with_instants<T: serde::Serialize + ?Sized>(
+    key: &str,
+    value: &T,
+    instants: &[Vec<String>],
+) -> Result<String> {
+    let mut doc = serde_json::to_value(value).map_err(|source| Error::Serialize {
+        key: key.to_string(),
+        source,
+    })?;
+    crate::query::add_instants(&mut doc, instants);
+    encode(key, &doc)
 }
 
 /// Decodes the reply of a JSONPath read (`[value]`), naming the failing place by its

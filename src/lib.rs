@@ -38,7 +38,7 @@ pub mod prelude {
 /// Not public API: anything here may change in any release.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::field::{At, FieldType};
+    pub use crate::field::{At, FieldType, set_model};
     pub use crate::model::ModelKey;
     pub use redis::ToRedisArgs;
     pub use serde;

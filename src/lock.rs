@@ -172,7 +172,7 @@ impl<M: AtomicModel> LockGuard<M> {
     /// holder still has the lock; [`Error::LockLost`] and nothing written if it expired or
     /// was taken over. Checking and writing are one script.
     pub async fn save(&self) -> Result<()> {
-        let json = crud::encode(&self.model_key, &self.model)?;
+        let json = crud::encode_model(&self.model_key, &self.model)?;
         let ttl = M::TTL.map_or(0, crud::ttl_millis);
         let keys = [self.lock_key.clone(), self.model_key.clone()];
         let args = [self.token.as_str(), &json, &ttl.to_string()];

@@ -15,7 +15,10 @@ use crate::error::Result;
 ///
 /// Every derived struct implements it, with or without a key field; one without a key can
 /// only be stored nested inside another model. Implemented by the derive, not by hand.
-pub trait Model: Serialize + DeserializeOwned + Send + Sync + 'static {}
+pub trait Model:
+    Serialize + DeserializeOwned + Send + Sync + 'static + crate::query::Indexable
+{
+}
 
 /// A model stored as one RedisJSON document at `{namespace}{PREFIX}:{id}`.
 ///
@@ -129,10 +132,7 @@ pub trait AtomicModel: Model {
 
     /// The models matching `expr` (built from `Model::fields()`): see
     /// [`Find`](crate::query::Find). Needs the index `db.init::<Self>()` creates.
-    fn find(db: &Db, expr: crate::query::Expr) -> crate::query::Find<'_, Self>
-    where
-        Self: crate::query::Indexable,
-    {
+    fn find(db: &Db, expr: crate::query::Expr) -> crate::query::Find<'_, Self> {
         crate::query::Find::new(db, expr)
     }
 

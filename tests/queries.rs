@@ -719,3 +719,153 @@ async fn unit_enums_are_tags() {
         ["a0", "a2"]
     );
 }
+
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+struct Venue {
+    name: String,
+    #[rapyer(index)]
+    opened: chrono::DateTime<chrono::Utc>,
+}
+
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[rapyer(prefix = "Show")]
+struct Show {
+    #[rapyer(key)]
+    id: String,
+    #[rapyer(index(sortable))]
+    starts: chrono::DateTime<chrono::FixedOffset>,
+    #[rapyer(index)]
+    venue: Venue,
+}
+
+#[tokio::test]
+async fn date_times_are_indexed_by_their_instant() {
+    use chrono::{Duration as Span, FixedOffset, TimeZone, Utc};
+    let db = db().await;
+    let mut raw = raw().await;
+    db.init::<Show>().await.expect("init");
+    let tokyo = FixedOffset::east_opt(9 * 3600).expect("offset");
+    let lima = FixedOffset::west_opt(5 * 3600).expect("offset");
+    let base = Utc
+        .with_ymd_and_hms(2025, 3, 1, 12, 0, 0)
+        .single()
+        .expect("date");
+    // The same instant written in different offsets, and neighbours a microsecond apart.
+    let shows: Vec<Show> = (0..6)
+        .map(|i| Show {
+            id: format!("s{i}"),
+            starts: match i % 2 {
+                0 => (base + Span::hours(i)).with_timezone(&tokyo),
+                _ => (base + Span::hours(i)).with_timezone(&lima),
+            } + Span::microseconds(i),
+            venue: Venue {
+                name: format!("v{i}"),
+                opened: base - Span::days(365 * i),
+            },
+        })
+        .collect();
+    Show::insert_many(&db, &shows).await.expect("insert");
+    // The document keeps the RFC 3339 text; the instant sits beside it.
+    let doc = common::stored(&mut raw, &db.key("Show:s1")).await;
+    assert_eq!(
+        doc["starts"],
+        serde_json::json!("2025-03-01T08:00:00.000001-05:00")
+    );
+    assert_eq!(Show::get(&db, "s1").await.expect("get"), shows[1]);
+
+    let f = Show::fields();
+    let ids = |found: Vec<Show>| found.into_iter().map(|s| s.id).collect::<Vec<_>>();
+    let sorted = |q| Show::find(&db, q).sort_by(&f.starts, Order::Asc);
+    assert_eq!(
+        ids(sorted(f.starts.after(base + Span::hours(2)))
+            .all()
+            .await
+            .expect("after")),
+        ["s2", "s3", "s4", "s5"],
+        "after is strict, at microsecond precision"
+    );
+    assert_eq!(
+        ids(sorted(
+            f.starts
+                .before((base + Span::hours(2)).with_timezone(&tokyo))
+        )
+        .all()
+        .await
+        .expect("before")),
+        ["s0", "s1"]
+    );
+    assert_eq!(
+        ids(sorted(f.starts.between(
+            base + Span::hours(1),
+            base + Span::hours(3) + Span::microseconds(3)
+        ))
+        .all()
+        .await
+        .expect("between")),
+        ["s1", "s2", "s3"]
+    );
+    assert_eq!(
+        ids(sorted(f.venue.opened.before(base - Span::days(365 * 3)))
+            .all()
+            .await
+            .expect("nested")),
+        ["s4", "s5"]
+    );
+
+    // Handles keep the instant in step: add, set, and a nested set.
+    let mut s0 = shows[0].clone();
+    s0.starts()
+        .add(&db, std::time::Duration::from_secs(10 * 3600))
+        .await
+        .expect("add");
+    assert_eq!(
+        ids(sorted(f.starts.after(base + Span::hours(9)))
+            .all()
+            .await
+            .expect("after add")),
+        ["s0"]
+    );
+    s0.starts()
+        .set(&db, (base - Span::hours(1)).with_timezone(&lima))
+        .await
+        .expect("set");
+    assert_eq!(
+        ids(sorted(f.starts.before(base))
+            .all()
+            .await
+            .expect("after set")),
+        ["s0"]
+    );
+    let mut s5 = shows[5].clone();
+    s5.venue()
+        .set(
+            &db,
+            Venue {
+                name: "new".into(),
+                opened: base + Span::days(1),
+            },
+        )
+        .await
+        .expect("nested set");
+    assert_eq!(
+        ids(sorted(f.venue.opened.after(base))
+            .all()
+            .await
+            .expect("after nested set")),
+        ["s5"]
+    );
+    // A lock's save writes the instant too.
+    let mut guard = Show::lock(&db, "s3", LockOptions::default())
+        .await
+        .expect("lock");
+    guard.starts = (base + Span::days(30)).with_timezone(&tokyo);
+    guard.save().await.expect("save");
+    guard.release().await.expect("release");
+    assert_eq!(
+        ids(sorted(f.starts.after(base + Span::days(29)))
+            .all()
+            .await
+            .expect("after lock save")),
+        ["s3"]
+    );
+}

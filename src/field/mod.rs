@@ -69,6 +69,8 @@ pub struct At {
     write_ttl: Option<Duration>,
     /// The expiry every read re-arms (`refresh_on_read`).
     read_ttl: Option<Duration>,
+    /// The field is in the search index (a date-time then keeps its instant beside it).
+    indexed: bool,
 }
 
 impl At {
@@ -80,6 +82,23 @@ impl At {
             path: "$".to_string(),
             write_ttl: M::TTL,
             read_ttl: read_ttl::<M>(),
+            indexed: false,
+        }
+    }
+
+    /// The same place, marked as a field of the search index.
+    #[doc(hidden)]
+    pub fn indexed(mut self) -> At {
+        self.indexed = true;
+        self
+    }
+
+    /// The JSONPath of the indexed instant beside this date-time, or `""` when not indexed.
+    pub(crate) fn instant_path(&self) -> String {
+        if self.indexed {
+            crate::query::shadow_path(&self.path)
+        } else {
+            String::new()
         }
     }
 
@@ -94,6 +113,7 @@ impl At {
             path,
             write_ttl: self.write_ttl,
             read_ttl: self.read_ttl,
+            indexed: false,
         }
     }
 
@@ -281,6 +301,22 @@ impl<'a, T: Serialize + DeserializeOwned + Send + Sync> RedisValue<'a, T> {
     pub fn at(&self) -> &At {
         &self.at
     }
+}
+
+/// Replaces a nested model on the server (the `set` of a generated `<Name>Handle`), with
+/// the instant beside each date-time it indexes.
+#[doc(hidden)]
+pub async fn set_model<T: crate::model::Model>(
+    local: &mut T,
+    at: &At,
+    db: &Db,
+    value: T,
+) -> Result<()> {
+    let mut instants = Vec::new();
+    T::instants(&mut Vec::new(), &mut instants);
+    let text = crud::encode_with_instants(&db.key(&at.key), &value, &instants)?;
+    *local = at.run(db, "set", Want::ANY, &[&text]).await?;
+    Ok(())
 }
 
 /// `RedisValue` handles for the serde types that have no richer handle yet.

@@ -65,18 +65,24 @@ where
     }
 
     async fn shift(&mut self, db: &Db, secs: &str, nanos: &str) -> Result<DateTime<Tz>> {
+        let instant = self.at.instant_path();
         let new: DateTime<Tz> = self
             .at
-            .run(db, "tadd", Want::STRING, &[secs, nanos])
+            .run(db, "tadd", Want::STRING, &[secs, nanos, &instant])
             .await?;
         *self.value = new;
         Ok(new)
     }
 
-    /// Replaces the value on the server.
+    /// Replaces the value on the server (and, for an indexed field, the instant the search
+    /// index reads beside it, in the same step).
     pub async fn set(&mut self, db: &Db, value: DateTime<Tz>) -> Result<()> {
         let text = json(db, &self.at, &value)?;
-        *self.value = self.at.run(db, "set", Want::STRING, &[&text]).await?;
+        let instant = self.at.instant_path();
+        *self.value = self
+            .at
+            .run(db, "tset", Want::STRING, &[&text, &instant])
+            .await?;
         Ok(())
     }
 

@@ -377,6 +377,47 @@ impl TextField {
     }
 }
 
+/// An indexed date-time (compared by instant, at microsecond precision):
+/// `starts.after(Utc::now())`.
+#[derive(Debug, Clone)]
+pub struct DateField {
+    name: String,
+}
+
+impl DateField {
+    /// The field indexed as `name`.
+    pub fn new(name: impl Into<String>) -> Self {
+        DateField { name: name.into() }
+    }
+
+    fn range(&self, low: String, high: String) -> Expr {
+        Expr::Leaf(format!("@{}:[{low} {high}]", attribute(&self.name)))
+    }
+
+    /// Strictly before `t`.
+    pub fn before<Tz: chrono::TimeZone>(&self, t: chrono::DateTime<Tz>) -> Expr {
+        let micros = super::schema::instant_micros(&t);
+        self.range("-inf".into(), format!("({micros}"))
+    }
+    /// Strictly after `t`.
+    pub fn after<Tz: chrono::TimeZone>(&self, t: chrono::DateTime<Tz>) -> Expr {
+        let micros = super::schema::instant_micros(&t);
+        self.range(format!("({micros}"), "+inf".into())
+    }
+    /// Between `from` and `to`, both included.
+    pub fn between<Tz: chrono::TimeZone, Tz2: chrono::TimeZone>(
+        &self,
+        from: chrono::DateTime<Tz>,
+        to: chrono::DateTime<Tz2>,
+    ) -> Expr {
+        let (from, to) = (
+            super::schema::instant_micros(&from),
+            super::schema::instant_micros(&to),
+        );
+        self.range(from.to_string(), to.to_string())
+    }
+}
+
 /// A typed field marker, by its index attribute name (what [`sort_by`](crate::query::Find::sort_by) takes).
 pub trait FieldName {
     /// The index attribute name (`address.city`).
@@ -393,7 +434,7 @@ macro_rules! field_names {
     };
 }
 
-field_names!(TagField, BoolField, TagArrayField, TextField);
+field_names!(TagField, BoolField, TagArrayField, TextField, DateField);
 
 impl<T> FieldName for NumericField<T> {
     fn field_name(&self) -> &str {

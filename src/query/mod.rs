@@ -8,11 +8,12 @@ mod index;
 mod schema;
 
 pub use expr::{
-    BoolField, Expr, FieldName, Numeric, NumericField, TagArrayField, TagField, TextField,
-    escape_tag, escape_text,
+    BoolField, DateField, Expr, FieldName, Numeric, NumericField, TagArrayField, TagField,
+    TextField, escape_tag, escape_text,
 };
 pub use find::{Find, Order};
 pub use index::schema;
-pub use schema::{EnumField, IndexKind, IndexOptions, Indexable, SchemaField};
+pub use schema::{EnumField, INSTANT_SUFFIX, IndexKind, IndexOptions, Indexable, SchemaField};
+pub(crate) use schema::{add_instants, shadow_path};
 #[doc(hidden)]
 pub use schema::{join, text_field};

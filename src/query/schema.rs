@@ -5,7 +5,7 @@ use std::marker::PhantomData;
 
 use serde::Serialize;
 
-use super::expr::{BoolField, Expr, NumericField, TagArrayField, TagField, TextField};
+use super::expr::{BoolField, DateField, Expr, NumericField, TagArrayField, TagField, TextField};
 
 /// How a field is indexed, from its `#[rapyer(index(...))]` options.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -57,15 +57,16 @@ pub struct SchemaField {
 /// A type that can be indexed, and the typed marker queries use for it.
 ///
 /// Implemented for integers and floats (NUMERIC), `String` (TAG, or TEXT with
-/// `index(text)`), `bool` (TAG), `Vec<String>` (a TAG array), every
+/// `index(text)`), `bool` (TAG), `Vec<String>` (a TAG array), `chrono` date-times (NUMERIC
+/// on their instant, kept in a property beside the RFC 3339 text), every
 /// `#[derive(AtomicModel)]` struct (its own indexed fields, under the field's name), and
 /// unit-only enums passed to [`index_as_tag!`](crate::index_as_tag) (TAG).
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be indexed",
     label = "#[rapyer(index)] on a field of this type",
-    note = "indexable types: integers, floats, String, bool, Vec<String>, models deriving \
-            AtomicModel (their own #[rapyer(index)] fields), and unit-only enums passed to \
-            rapyer::index_as_tag!"
+    note = "indexable types: integers, floats, String, bool, Vec<String>, chrono DateTime<Utc> \
+            and DateTime<FixedOffset>, models deriving AtomicModel (their own #[rapyer(index)] \
+            fields), and unit-only enums passed to rapyer::index_as_tag!"
 )]
 pub trait Indexable {
     /// The marker `Model::fields()` holds for such a field.
@@ -76,6 +77,60 @@ pub trait Indexable {
 
     /// Adds the schema of a field at JSONPath `path`, named `name`.
     fn schema(path: &str, name: &str, options: IndexOptions, out: &mut Vec<SchemaField>);
+
+    /// Adds the property paths (from this value's root, as property names, `prefix` first)
+    /// of the date-times indexed by instant inside a value of this type.
+    fn instants(prefix: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
+        let _ = (prefix, out);
+    }
+}
+
+/// The suffix of the property next to an indexed date-time that holds its instant in
+/// microseconds since the epoch (RediSearch cannot index RFC 3339 text as a number).
+pub const INSTANT_SUFFIX: &str = "__ts";
+
+/// The JSONPath of the instant property next to the date-time at `path`.
+pub(crate) fn shadow_path(path: &str) -> String {
+    match path.strip_suffix("\"]") {
+        Some(open) => format!("{open}{INSTANT_SUFFIX}\"]"),
+        None => format!("{path}{INSTANT_SUFFIX}"),
+    }
+}
+
+/// The instant of `t` in whole microseconds since the epoch, as the index stores it.
+pub(crate) fn instant_micros<Tz: chrono::TimeZone>(t: &chrono::DateTime<Tz>) -> i64 {
+    t.timestamp_micros()
+}
+
+/// Adds (or refreshes) the instant property next to every indexed date-time in `doc`;
+/// `paths` come from [`Indexable::instants`]. A value that is not RFC 3339 text loses it.
+pub(crate) fn add_instants(doc: &mut serde_json::Value, paths: &[Vec<String>]) {
+    for path in paths {
+        let Some((last, parents)) = path.split_last() else {
+            continue;
+        };
+        let pointer: String = parents
+            .iter()
+            .map(|step| format!("/{}", step.replace('~', "~0").replace('/', "~1")))
+            .collect();
+        let Some(object) = doc.pointer_mut(&pointer).and_then(|n| n.as_object_mut()) else {
+            continue;
+        };
+        let instant = object
+            .get(last)
+            .and_then(serde_json::Value::as_str)
+            .and_then(|text| chrono::DateTime::parse_from_rfc3339(text).ok())
+            .map(|t| instant_micros(&t));
+        let shadow = format!("{last}{INSTANT_SUFFIX}");
+        match instant {
+            Some(micros) => {
+                object.insert(shadow, micros.into());
+            }
+            None => {
+                object.remove(&shadow);
+            }
+        }
+    }
 }
 
 /// `parent.child`, or `child` at the root: the name of a nested indexed field.
@@ -153,6 +208,25 @@ impl Indexable for Vec<String> {
         push(out, &format!("{path}[*]"), name, IndexKind::Tag, options);
     }
 }
+
+macro_rules! instants {
+    ($($tz:ty),*) => {
+        $(impl Indexable for chrono::DateTime<$tz> {
+            type Field = DateField;
+            fn field(name: String) -> DateField {
+                DateField::new(name)
+            }
+            fn schema(path: &str, name: &str, options: IndexOptions, out: &mut Vec<SchemaField>) {
+                push(out, &shadow_path(path), name, IndexKind::Numeric, options);
+            }
+            fn instants(prefix: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
+                out.push(prefix.clone());
+            }
+        })*
+    };
+}
+
+instants!(chrono::Utc, chrono::FixedOffset);
 
 /// The full-text marker of a `String` field declared `index(text)`.
 #[doc(hidden)]

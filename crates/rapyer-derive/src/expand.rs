@@ -105,6 +105,17 @@ fn search(model: &Model) -> TokenStream {
             );
         }
     });
+    let instants = indexed
+        .iter()
+        .filter(|f| !f.index.is_some_and(|i| i.text))
+        .map(|f| {
+            let (ty, json) = (&f.ty, &f.json_name);
+            quote_spanned! {ty.span()=>
+                prefix.push(::std::string::String::from(#json));
+                <#ty as ::rapyer::query::Indexable>::instants(prefix, out);
+                prefix.pop();
+            }
+        });
     let root = model.key.as_ref().map(|_| {
         quote! {
             #[automatically_derived]
@@ -142,6 +153,14 @@ fn search(model: &Model) -> TokenStream {
             ) {
                 #(#schemas)*
             }
+
+            #[allow(unused_variables)] // a model without indexed date-times has none to list
+            fn instants(
+                prefix: &mut ::std::vec::Vec<::std::string::String>,
+                out: &mut ::std::vec::Vec<::std::vec::Vec<::std::string::String>>,
+            ) {
+                #(#instants)*
+            }
         }
 
         #root
@@ -163,9 +182,10 @@ fn handles(model: &Model) -> TokenStream {
         let field = &f.ident;
         let segment = &f.segment;
         let make = handle_expr(f, quote! { &mut self.value.#field }, quote! { at });
+        let mark = f.index.is_some().then(|| quote! { .indexed() });
         quote! {
             #accessor {
-                let at = self.at.field(#segment);
+                let at = self.at.field(#segment)#mark;
                 #make
             }
         }
@@ -176,9 +196,10 @@ fn handles(model: &Model) -> TokenStream {
             let field = &f.ident;
             let segment = &f.segment;
             let make = handle_expr(f, quote! { &mut self.#field }, quote! { at });
+            let mark = f.index.is_some().then(|| quote! { .indexed() });
             quote! {
                 #accessor {
-                    let at = ::rapyer::__private::At::root(&*self).field(#segment);
+                    let at = ::rapyer::__private::At::root(&*self).field(#segment)#mark;
                     #make
                 }
             }
@@ -211,7 +232,7 @@ fn handles(model: &Model) -> TokenStream {
 
             /// Replaces the whole value on the server.
             pub async fn set(&mut self, db: &::rapyer::Db, value: #ident) -> ::rapyer::Result<()> {
-                ::rapyer::RedisValue::new(&mut *self.value, self.at.clone()).set(db, value).await
+                ::rapyer::__private::set_model(&mut *self.value, &self.at, db, value).await
             }
         }
 
