@@ -869,3 +869,40 @@ async fn date_times_are_indexed_by_their_instant() {
         ["s3"]
     );
 }
+
+#[tokio::test]
+async fn delete_removes_every_match_and_nothing_else() {
+    let db = db().await;
+    let mut raw = raw().await;
+    db.init::<Member>().await.expect("init");
+    let members: Vec<Member> = (0..3_000)
+        .map(|i| member(i, if i.is_multiple_of(6) { "keep" } else { "drop" }, 1))
+        .collect();
+    for chunk in members.chunks(1_000) {
+        Member::insert_many(&db, chunk).await.expect("insert");
+    }
+    let f = Member::fields();
+    assert_eq!(
+        Member::find(&db, f.name.eq("drop"))
+            .delete()
+            .await
+            .expect("delete"),
+        2_500
+    );
+    let kept = Member::all(&db).await.expect("all");
+    assert_eq!(kept.len(), 500);
+    assert!(kept.iter().all(|m| m.name == "keep"));
+    let left: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{}Member:*", db.namespace()))
+        .query_async(&mut raw)
+        .await
+        .expect("KEYS");
+    assert_eq!(left.len(), 500, "exactly the matching keys are gone");
+    assert_eq!(
+        Member::find(&db, f.name.eq("drop"))
+            .count()
+            .await
+            .expect("count"),
+        0
+    );
+}

@@ -121,8 +121,17 @@ impl<'db, M: AtomicModel + Indexable> Find<'db, M> {
             let got = keys.len();
             out.extend(keys);
             at += got;
-            if got < n || at >= total {
+            if at >= total {
                 break;
+            }
+            if got < n {
+                // Matches remain but the server stopped returning them: never a silent cap.
+                return Err(Error::InvalidQuery {
+                    message: format!(
+                        "the search returned {at} of {total} matches; RediSearch stops paging \
+                         at MAXSEARCHRESULTS (raise it with FT.CONFIG SET MAXSEARCHRESULTS)"
+                    ),
+                });
             }
         }
         Ok(out)
