@@ -2,9 +2,9 @@
 -- expiry re-armed in the same step, and the field's new value returned.
 -- KEYS[1]: the document's key.
 -- ARGV[1]: the operation: get, set, incr, mul (exact integers), fincr, fmul (floats),
---          append (strings), toggle (booleans), tadd, tset (RFC 3339 date-times); on lists: lappend, linsert, lpop, lget,
---          lset, lremove, lclear, ltrim, lslice, llen; on dicts: dset, ddel, dget, dkeys,
---          dlen, dclear.
+--          append (strings), toggle (booleans), tadd, tset (RFC 3339 date-times); on
+--          lists: lappend, linsert, lpop, lget, lset, lremove, lclear, ltrim, lslice, llen;
+--          on dicts: dset, ddel, dget, dkeys, dlen, dclear.
 -- ARGV[2]: the field's JSONPath (one match, e.g. $.address.city).
 -- ARGV[3]: the JSON types the field may hold, comma-separated (e.g. 'number,integer'), or '*'.
 -- ARGV[4]: an expiry in milliseconds to re-arm on the document, or 0.
