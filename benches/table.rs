@@ -398,8 +398,40 @@ async fn run() {
         .per_call(BATCH),
     );
 
-    // Queries: 1,000 matching models found and decoded. rapyer reads the documents in the
-    // search's own reply; the raw baseline is the usual FT.SEARCH of keys, then JSON.MGET.
+    // Field handles: one atomic increment of one field. rapyer's runs the field script
+    // (document and JSON type checked, exact arithmetic with overflow refused, new value
+    // returned); the raw baseline is a bare JSON.NUMINCRBY, which checks none of that.
+    let (d, c) = (db.clone(), raw.clone());
+    rows.push(
+        compare(
+            "age().incr / JSON.NUMINCRBY",
+            move |i| {
+                let d = d.clone();
+                async move {
+                    let mut u = user(i % 1_000);
+                    let n = u.age().incr(&d, 1).await.expect("incr");
+                    std::hint::black_box(n);
+                }
+            },
+            move |i| {
+                let mut c = c.clone();
+                async move {
+                    let n: String = redis::cmd("JSON.NUMINCRBY")
+                        .arg(format!("bench:BenchUser:{}", i % 1_000))
+                        .arg("$.age")
+                        .arg(1)
+                        .query_async(&mut c)
+                        .await
+                        .expect("JSON.NUMINCRBY");
+                    std::hint::black_box(n);
+                }
+            },
+        )
+        .await,
+    );
+
+    // Queries: 1,000 matching models found and decoded: rapyer pages the search for keys and
+    // reads the documents with JSON.MGET, exactly as the raw baseline does.
     db.init::<BenchUser>().await.expect("init");
     let (d, c) = (db.clone(), raw.clone());
     rows.push(
