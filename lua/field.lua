@@ -31,14 +31,16 @@
 local key, op, path, want = KEYS[1], ARGV[1], ARGV[2], ARGV[3]
 local ttl = tonumber(ARGV[4])
 
-local kind = redis.call('TYPE', key)['ok']
-if kind == 'none' then
+-- One call checks the key and the path: JSON.TYPE answers nil for a missing key and fails
+-- for a key of another type (only then is TYPE asked, to name it).
+local typed, types = pcall(redis.call, 'JSON.TYPE', key, path)
+if not typed then
+  return redis.error_reply('WRONGTYPE ' .. redis.call('TYPE', key)['ok'])
+end
+if not types then
   return redis.error_reply('NOTFOUND no document at this key')
 end
-if kind ~= 'ReJSON-RL' then
-  return redis.error_reply('WRONGTYPE ' .. kind)
-end
-local found = redis.call('JSON.TYPE', key, path)[1] or 'nothing'
+local found = types[1] or 'nothing'
 if want ~= '*' and not string.find(',' .. want .. ',', ',' .. found .. ',', 1, true) then
   return redis.error_reply('TYPEMISMATCH ' .. found)
 end
@@ -381,6 +383,8 @@ elseif op == 'incr' or op == 'mul' then
     return redis.error_reply('OVERFLOW the result leaves the field type')
   end
   redis.call('JSON.SET', key, path, value)
+  -- The exact new value is known: no need to read it back.
+  result = '[' .. value .. ']'
 elseif op == 'tadd' or op == 'tset' then
   local text = ARGV[5]
   if op == 'tadd' then
@@ -410,9 +414,9 @@ elseif op == 'tadd' or op == 'tset' then
 elseif op == 'set' then
   redis.call('JSON.SET', key, path, ARGV[5])
 elseif op == 'fincr' then
-  redis.call('JSON.NUMINCRBY', key, path, ARGV[5])
+  result = redis.call('JSON.NUMINCRBY', key, path, ARGV[5])
 elseif op == 'fmul' then
-  redis.call('JSON.NUMMULTBY', key, path, ARGV[5])
+  result = redis.call('JSON.NUMMULTBY', key, path, ARGV[5])
 elseif op == 'append' then
   redis.call('JSON.STRAPPEND', key, path, ARGV[5])
 elseif op == 'toggle' then
