@@ -21,7 +21,7 @@ const MGET_CHUNK: usize = 500;
 const SCAN_COUNT: usize = 1000;
 
 pub(crate) async fn save<M: AtomicModel>(db: &Db, model: &M) -> Result<()> {
-    let key = db.model_key(M::PREFIX, model.model_id());
+    let key = crate::model::full_key::<M>(db, model.model_id());
     let json = encode_model(&key, model)?;
     match M::TTL {
         None => {
@@ -47,7 +47,7 @@ pub(crate) async fn save_many<M: AtomicModel>(db: &Db, models: &[M]) -> Result<(
     let mut keys = Vec::with_capacity(models.len());
     let mut docs = Vec::with_capacity(models.len());
     for model in models {
-        let key = db.model_key(M::PREFIX, model.model_id());
+        let key = crate::model::full_key::<M>(db, model.model_id());
         docs.push(encode_model(&key, model)?);
         keys.push(key);
     }

@@ -98,11 +98,11 @@ impl Db {
     }
 
     /// The full key of the model `prefix` with this id: `{namespace}{prefix}:{id}`, built in
-    /// one allocation.
+    /// one allocation (for a model without a hash tag; see [`crate::HashTag`]).
     pub fn model_key(&self, prefix: &str, id: impl std::fmt::Display) -> String {
         let mut key = String::with_capacity(self.namespace.len() + prefix.len() + 24);
         key.push_str(&self.namespace);
-        crate::model::push_key(&mut key, prefix, id);
+        crate::model::push_key(&mut key, prefix, crate::model::HashTag::None, id);
         key
     }
 

@@ -20,7 +20,7 @@ pub use field::{
     RedisOption, RedisStr, RedisValue,
 };
 pub use lock::{LockGuard, LockOptions};
-pub use model::{AtomicModel, Model, ModelKey};
+pub use model::{AtomicModel, HashTag, Model, ModelKey};
 pub use query::Order;
 pub use script::{Call, Keys, Pipeline, Script, Scripts, Slot};
 pub use types::{Bytes, Id, ParseIdError};

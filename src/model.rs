@@ -55,6 +55,9 @@ pub trait AtomicModel: Model {
     /// Whether reads re-arm the expiry too, in the same step as the read:
     /// `#[rapyer(ttl = SECS, refresh_on_read)]`.
     const REFRESH_TTL_ON_READ: bool = false;
+    /// The hash tag in this model's keys, which decides their Redis Cluster slot:
+    /// `#[rapyer(hash_tag = "…")]` or `#[rapyer(key, hash_tag)]`. See [`HashTag`].
+    const HASH_TAG: HashTag = HashTag::None;
 
     /// This model's id, as it appears in its key.
     fn model_id(&self) -> String;
@@ -62,7 +65,7 @@ pub trait AtomicModel: Model {
     /// The key of the model with this id, without the `Db`'s namespace: `User:u1`.
     fn key_of(id: impl Display) -> String {
         let mut key = String::new();
-        push_key(&mut key, Self::PREFIX, id);
+        push_key(&mut key, Self::PREFIX, Self::HASH_TAG, id);
         key
     }
 
@@ -78,7 +81,7 @@ pub trait AtomicModel: Model {
 
     /// Loads the model with this id; `Error::NotFound` when there is none.
     fn get(db: &Db, id: impl Display) -> impl Future<Output = Result<Self>> + Send {
-        let key = db.model_key(Self::PREFIX, id);
+        let key = full_key::<Self>(db, id);
         crud::get(db, key, read_ttl::<Self>())
     }
 
@@ -87,28 +90,25 @@ pub trait AtomicModel: Model {
         db: &Db,
         ids: impl IntoIterator<Item = I>,
     ) -> impl Future<Output = Result<Vec<Option<Self>>>> + Send {
-        let keys: Vec<String> = ids
-            .into_iter()
-            .map(|id| db.model_key(Self::PREFIX, id))
-            .collect();
+        let keys: Vec<String> = ids.into_iter().map(|id| full_key::<Self>(db, id)).collect();
         crud::get_many(db, keys, read_ttl::<Self>())
     }
 
     /// Whether a model with this id is stored.
     fn exists(db: &Db, id: impl Display) -> impl Future<Output = Result<bool>> + Send {
-        let key = db.model_key(Self::PREFIX, id);
+        let key = full_key::<Self>(db, id);
         crud::exists(db, key)
     }
 
     /// Deletes this model; `true` if it was stored.
     fn delete(&self, db: &Db) -> impl Future<Output = Result<bool>> + Send {
-        let key = db.model_key(Self::PREFIX, self.model_id());
+        let key = full_key::<Self>(db, self.model_id());
         crud::delete_one(db, key, "delete")
     }
 
     /// Deletes the model with this id; `true` if it was stored.
     fn delete_by_id(db: &Db, id: impl Display) -> impl Future<Output = Result<bool>> + Send {
-        let key = db.model_key(Self::PREFIX, id);
+        let key = full_key::<Self>(db, id);
         crud::delete_one(db, key, "delete_by_id")
     }
 
@@ -123,10 +123,7 @@ pub trait AtomicModel: Model {
         db: &Db,
         ids: impl IntoIterator<Item = I>,
     ) -> impl Future<Output = Result<usize>> + Send {
-        let keys: Vec<String> = ids
-            .into_iter()
-            .map(|id| db.model_key(Self::PREFIX, id))
-            .collect();
+        let keys: Vec<String> = ids.into_iter().map(|id| full_key::<Self>(db, id)).collect();
         crud::delete_count(db, keys, "delete_many")
     }
 
@@ -159,13 +156,13 @@ pub trait AtomicModel: Model {
         id: impl Display,
         options: crate::LockOptions,
     ) -> impl Future<Output = Result<crate::LockGuard<Self>>> + Send {
-        let key = db.model_key(Self::PREFIX, id);
+        let key = full_key::<Self>(db, id);
         crate::lock::lock(db, key, options)
     }
 
     /// Reloads this model from the server, replacing every field.
     fn refresh(&mut self, db: &Db) -> impl Future<Output = Result<()>> + Send {
-        let key = db.model_key(Self::PREFIX, self.model_id());
+        let key = full_key::<Self>(db, self.model_id());
         async move {
             *self = crud::get(db, key, read_ttl::<Self>()).await?;
             Ok(())
@@ -179,14 +176,14 @@ pub trait AtomicModel: Model {
 
     /// Sets this model's expiry; `Error::NotFound` when it is not stored.
     fn set_ttl(&self, db: &Db, ttl: Duration) -> impl Future<Output = Result<()>> + Send {
-        let key = db.model_key(Self::PREFIX, self.model_id());
+        let key = full_key::<Self>(db, self.model_id());
         crud::set_ttl(db, key, ttl)
     }
 
     /// This model's remaining time to live: `None` when it does not expire,
     /// `Error::NotFound` when it is not stored.
     fn ttl(&self, db: &Db) -> impl Future<Output = Result<Option<Duration>>> + Send {
-        let key = db.model_key(Self::PREFIX, self.model_id());
+        let key = full_key::<Self>(db, self.model_id());
         crud::ttl(db, key)
     }
 }
@@ -197,12 +194,46 @@ pub(crate) fn read_ttl<M: AtomicModel>() -> Option<Duration> {
     if M::REFRESH_TTL_ON_READ { M::TTL } else { None }
 }
 
-pub(crate) fn push_key(key: &mut String, prefix: &str, id: impl Display) {
+/// Which part of a model's keys Redis Cluster hashes, so that related keys share a slot (and
+/// one script or transaction may touch them all).
+///
+/// * `None` (the default): `{ns}{Prefix}:{id}`, the whole key decides the slot.
+/// * `Static("bank")` (`#[rapyer(hash_tag = "bank")]`): `{ns}{Prefix}:{bank}:{id}`; every
+///   model with that tag, of any type, shares one slot.
+/// * `Id` (`#[rapyer(key, hash_tag)]` on the key field): `{ns}{Prefix}:{{id}}`; models of
+///   different types with the same id (a user and their cart) share a slot.
+///
+/// A namespace that holds braces of its own comes first in the key, so it would decide the
+/// slot instead: keep braces out of namespaces of tagged models.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HashTag {
+    /// No tag.
+    None,
+    /// This literal tag.
+    Static(&'static str),
+    /// The id is the tag.
+    Id,
+}
+
+/// The one writer of the key layout: `{Prefix}:{id}`, with the model's hash tag.
+pub(crate) fn push_key(key: &mut String, prefix: &str, tag: HashTag, id: impl Display) {
     use std::fmt::Write as _;
     key.push_str(prefix);
     key.push(':');
     // Writing into a String cannot fail.
-    let _ = write!(key, "{id}");
+    let _ = match tag {
+        HashTag::None => write!(key, "{id}"),
+        HashTag::Static(tag) => write!(key, "{{{tag}}}:{id}"),
+        HashTag::Id => write!(key, "{{{id}}}"),
+    };
+}
+
+/// The full key (namespace included) of the `M` with this id.
+pub(crate) fn full_key<M: AtomicModel>(db: &Db, id: impl Display) -> String {
+    let mut key = String::with_capacity(db.namespace().len() + M::PREFIX.len() + 24);
+    key.push_str(db.namespace());
+    push_key(&mut key, M::PREFIX, M::HASH_TAG, id);
+    key
 }
 
 /// A type that can be a model's `#[rapyer(key)]`: anything with a `Display` text that parses

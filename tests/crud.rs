@@ -819,3 +819,120 @@ async fn script_cache_flushes_never_surface_or_split_a_save() {
         assert!(left > 0, "{key} saved without its expiry");
     }
 }
+
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[rapyer(prefix = "Wallet", hash_tag = "bank")]
+struct Wallet {
+    #[rapyer(key)]
+    id: String,
+    cents: i64,
+}
+
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[rapyer(prefix = "Ledger", hash_tag = "bank")]
+struct Ledger {
+    #[rapyer(key)]
+    id: u32,
+    total: i64,
+}
+
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[rapyer(prefix = "Profile")]
+struct Profile {
+    #[rapyer(key, hash_tag)]
+    user: String,
+    bio: String,
+}
+
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[rapyer(prefix = "Cart")]
+struct Cart {
+    #[rapyer(key, hash_tag)]
+    user: String,
+    items: Vec<String>,
+}
+
+/// Redis Cluster's slot of `key` (CRC16/XMODEM of its hash tag), written out here so the
+/// test does not trust the library's own function.
+fn cluster_slot(key: &str) -> u16 {
+    let bytes = key.as_bytes();
+    let tag = match key.find('{') {
+        Some(open) => match key[open + 1..].find('}') {
+            Some(len) if len > 0 => &bytes[open + 1..open + 1 + len],
+            _ => bytes,
+        },
+        None => bytes,
+    };
+    let mut crc: u16 = 0;
+    for &b in tag {
+        crc ^= u16::from(b) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc % 16384
+}
+
+#[tokio::test]
+async fn hash_tags_put_related_models_in_one_slot() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let wallet = Wallet {
+        id: "w1".into(),
+        cents: 500,
+    };
+    let ledger = Ledger { id: 7, total: 500 };
+    wallet.save(&db).await.expect("save");
+    ledger.save(&db).await.expect("save");
+    assert_eq!(wallet.key(), "Wallet:{bank}:w1");
+    assert_eq!(Ledger::key_of(7), "Ledger:{bank}:7");
+    assert_eq!(
+        cluster_slot(&db.key(&wallet.key())),
+        cluster_slot(&db.key(&ledger.key()))
+    );
+    assert!(
+        json_get(&mut raw, &db.key("Wallet:{bank}:w1"))
+            .await
+            .is_some()
+    );
+
+    let profile = Profile {
+        user: "ann".into(),
+        bio: "hi".into(),
+    };
+    let cart = Cart {
+        user: "ann".into(),
+        items: vec!["tea".into()],
+    };
+    profile.save(&db).await.expect("save");
+    cart.save(&db).await.expect("save");
+    assert_eq!(profile.key(), "Profile:{ann}");
+    assert_eq!(
+        cluster_slot(&db.key(&profile.key())),
+        cluster_slot(&db.key(&cart.key()))
+    );
+    // Everything keyed by id keeps working with the tag in the key.
+    assert_eq!(Wallet::get(&db, "w1").await.expect("get"), wallet);
+    assert_eq!(Profile::get(&db, "ann").await.expect("get"), profile);
+    assert_eq!(Cart::all(&db).await.expect("all"), vec![cart.clone()]);
+    assert!(Cart::exists(&db, "ann").await.expect("exists"));
+    let mut guard = Wallet::lock(&db, "w1", LockOptions::default())
+        .await
+        .expect("lock");
+    assert_eq!(
+        cluster_slot(guard.lock_key()),
+        cluster_slot(&db.key(&wallet.key()))
+    );
+    guard.cents += 1;
+    guard.save().await.expect("save");
+    guard.release().await.expect("release");
+    assert_eq!(Wallet::get(&db, "w1").await.expect("get").cents, 501);
+    let mut w = wallet.clone();
+    assert_eq!(w.cents().incr(&db, 9).await.expect("incr"), 510);
+    assert_eq!(Wallet::delete_many(&db, ["w1"]).await.expect("delete"), 1);
+    assert!(Cart::delete_by_id(&db, "ann").await.expect("delete"));
+}

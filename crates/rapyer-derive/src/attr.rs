@@ -10,13 +10,14 @@ pub(crate) const KEY: &str = "key";
 pub(crate) const REFRESH_ON_READ: &str = "refresh_on_read";
 pub(crate) const VALUE: &str = "value";
 pub(crate) const INDEX: &str = "index";
+pub(crate) const HASH_TAG: &str = "hash_tag";
 /// `index(...)` options.
 const INDEX_OPTIONS: &[&str] = &["text", "sortable", "case_insensitive"];
 
 /// Valid struct attributes, listed in "unknown attribute" errors.
-const STRUCT_ATTRS: &[&str] = &[PREFIX, TTL, REFRESH_ON_READ];
+const STRUCT_ATTRS: &[&str] = &[PREFIX, TTL, REFRESH_ON_READ, HASH_TAG];
 /// Valid field attributes, listed in "unknown attribute" errors.
-const FIELD_ATTRS: &[&str] = &[KEY, VALUE, INDEX];
+const FIELD_ATTRS: &[&str] = &[KEY, VALUE, INDEX, HASH_TAG];
 
 /// Collects errors so that one compile reports every mistake, not just the first.
 #[derive(Default)]
@@ -45,6 +46,8 @@ pub(crate) struct StructAttrs {
     pub(crate) ttl: Option<LitInt>,
     /// The span of the `refresh_on_read` word, when present.
     pub(crate) refresh_on_read: Option<proc_macro2::Span>,
+    /// `hash_tag = "…"`: a literal hash tag in every key.
+    pub(crate) hash_tag: Option<LitStr>,
 }
 
 /// `#[rapyer(...)]` on a field.
@@ -56,6 +59,8 @@ pub(crate) struct FieldAttrs {
     pub(crate) value: Option<proc_macro2::Span>,
     /// `index` or `index(...)`: the field is in the search index.
     pub(crate) index: Option<IndexAttr>,
+    /// `hash_tag` on the key field: the id is the keys' hash tag.
+    pub(crate) hash_tag: Option<proc_macro2::Span>,
 }
 
 /// `#[rapyer(index(text, sortable, case_insensitive))]`.
@@ -83,6 +88,9 @@ pub(crate) fn struct_attrs(attrs: &[Attribute], errors: &mut Errors) -> StructAt
                     &meta,
                     REFRESH_ON_READ,
                 )
+            } else if meta.path.is_ident(HASH_TAG) {
+                let lit: LitStr = meta.value()?.parse()?;
+                set_once(&mut out.hash_tag, lit, &meta, HASH_TAG)
             } else {
                 Err(unknown(&meta, "struct", STRUCT_ATTRS))
             }
@@ -102,6 +110,8 @@ pub(crate) fn field_attrs(attrs: &[Attribute], errors: &mut Errors) -> FieldAttr
                 set_once(&mut out.key, meta.path.span(), &meta, KEY)
             } else if meta.path.is_ident(VALUE) {
                 set_once(&mut out.value, meta.path.span(), &meta, VALUE)
+            } else if meta.path.is_ident(HASH_TAG) {
+                set_once(&mut out.hash_tag, meta.path.span(), &meta, HASH_TAG)
             } else if meta.path.is_ident(INDEX) {
                 let mut index = IndexAttr::default();
                 if meta.input.peek(syn::token::Paren) {

@@ -4,7 +4,7 @@ use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 
-use crate::model::{HandleField, Model};
+use crate::model::{HandleField, HashTagModel, Model};
 
 pub(crate) fn expand(model: &Model) -> TokenStream {
     let ident = &model.ident;
@@ -17,10 +17,19 @@ pub(crate) fn expand(model: &Model) -> TokenStream {
             },
             None => quote! { ::rapyer::__private::None },
         };
-        // Only models that opt in override the trait's default (false).
+        // Only models that opt in override the trait's defaults (false, no tag).
         let refresh = model.refresh_on_read.then(|| {
             quote! { const REFRESH_TTL_ON_READ: bool = true; }
         });
+        let hash_tag = match &model.hash_tag {
+            HashTagModel::None => None,
+            HashTagModel::Static(tag) => Some(quote! {
+                const HASH_TAG: ::rapyer::HashTag = ::rapyer::HashTag::Static(#tag);
+            }),
+            HashTagModel::Id => Some(quote! {
+                const HASH_TAG: ::rapyer::HashTag = ::rapyer::HashTag::Id;
+            }),
+        };
         // Spanned on the key's type, so an unsupported key type is reported there.
         let model_id = quote_spanned! {key.ty.span()=>
             ::rapyer::__private::ModelKey::to_key(&self.#field)
@@ -31,6 +40,7 @@ pub(crate) fn expand(model: &Model) -> TokenStream {
                 const PREFIX: &'static str = #prefix;
                 const TTL: ::rapyer::__private::Option<::rapyer::__private::Duration> = #ttl;
                 #refresh
+                #hash_tag
 
                 fn model_id(&self) -> ::std::string::String {
                     #model_id

@@ -47,8 +47,17 @@ pub(crate) struct Model {
     pub(crate) ttl: Option<u64>,
     /// `refresh_on_read`: reads re-arm the ttl.
     pub(crate) refresh_on_read: bool,
+    /// The keys' hash tag.
+    pub(crate) hash_tag: HashTagModel,
     /// The `#[rapyer(key)]` field; `None` for a model that can only be nested.
     pub(crate) key: Option<KeyField>,
+}
+
+/// Which part of the keys decides their cluster slot.
+pub(crate) enum HashTagModel {
+    None,
+    Static(String),
+    Id,
 }
 
 /// A field with a handle accessor.
@@ -113,6 +122,7 @@ impl Model {
         let rename_all = attr::serde_rename_all(&input.attrs);
         let mut key: Option<KeyField> = None;
         let mut fields = Vec::new();
+        let mut id_tag = false;
         for field in &named.named {
             let Some(ident) = field.ident.clone() else {
                 continue;
@@ -128,6 +138,18 @@ impl Model {
                          field and keep its JSON name with #[serde(rename = \"{bare}\")]"
                     ),
                 ));
+            }
+            if let Some(span) = field_attrs.hash_tag {
+                if field_attrs.key.is_none() {
+                    errors.push(syn::Error::new(
+                        span,
+                        "`hash_tag` on a field makes the model's id its keys' hash tag, so it \
+                         goes on the #[rapyer(key)] field; for a fixed tag use \
+                         #[rapyer(hash_tag = \"...\")] on the struct",
+                    ));
+                } else {
+                    id_tag = true;
+                }
             }
             if let Some(span) = field_attrs.key {
                 if field_attrs.index.is_some() {
@@ -233,8 +255,36 @@ impl Model {
                 ));
             }
         }
+        let hash_tag = match (&attrs.hash_tag, id_tag) {
+            (Some(lit), true) => {
+                errors.push(syn::Error::new(
+                    lit.span(),
+                    "a model has one hash tag: a fixed one here, or its id (`hash_tag` on the key)",
+                ));
+                HashTagModel::None
+            }
+            (Some(lit), false) => {
+                let tag = lit.value();
+                if tag.is_empty() || tag.contains(['{', '}']) {
+                    errors.push(syn::Error::new(
+                        lit.span(),
+                        "a hash tag is a non-empty text without braces (rapyer adds them)",
+                    ));
+                }
+                if key.is_none() {
+                    errors.push(syn::Error::new(
+                        lit.span(),
+                        "`hash_tag` applies to a stored model, and this struct has no key field",
+                    ));
+                }
+                HashTagModel::Static(tag)
+            }
+            (None, true) => HashTagModel::Id,
+            (None, false) => HashTagModel::None,
+        };
         errors.finish()?;
         Ok(Model {
+            hash_tag,
             ident: input.ident.clone(),
             vis: input.vis.clone(),
             fields,
