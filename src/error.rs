@@ -191,16 +191,21 @@ pub(crate) fn server_message(err: &redis::RedisError) -> String {
     if let Some(errors) = err.clone().into_server_errors()
         && let Some((_, first)) = errors.first()
     {
-        return match first.details() {
-            Some(detail) => format!("{} {detail}", first.code()),
-            None => first.code().to_string(),
-        };
+        return server_error_text(first);
     }
     match (err.code(), err.detail()) {
         (Some(code), Some(detail)) => format!("{code} {detail}"),
         (Some(code), None) => code.to_string(),
         (None, Some(detail)) => detail.to_string(),
         (None, None) => err.to_string(),
+    }
+}
+
+/// The text of one server error (`code detail`), as Redis sent it.
+pub(crate) fn server_error_text(e: &redis::ServerError) -> String {
+    match e.details() {
+        Some(detail) => format!("{} {detail}", e.code()),
+        None => e.code().to_string(),
     }
 }
 

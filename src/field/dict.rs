@@ -288,10 +288,7 @@ fn from_value<T: DeserializeOwned>(key: &str, path: &str, value: serde_json::Val
 }
 
 fn server_len(reply: &[Value]) -> usize {
-    match reply.first() {
-        Some(Value::Int(n)) => usize::try_from(*n).unwrap_or(0),
-        _ => 0,
-    }
+    super::reply_usize(reply.first())
 }
 
 #[cfg(test)]

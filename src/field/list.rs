@@ -4,7 +4,7 @@ use std::ops::{Range, RangeFrom, RangeFull, RangeInclusive, RangeTo, RangeToIncl
 
 use redis::Value;
 
-use super::{At, FieldType, Want, json};
+use super::{At, FieldType, Want, json, reply_usize};
 use crate::db::Db;
 use crate::error::Result;
 
@@ -298,17 +298,6 @@ fn range_operands(range: &impl ListRange) -> (String, String) {
     let text = |b: Option<i64>| b.map(|v| v.to_string()).unwrap_or_default();
     let (start, stop) = range.bounds();
     (text(start), text(stop))
-}
-
-fn reply_usize(value: Option<&Value>) -> usize {
-    match value {
-        Some(Value::Int(n)) => usize::try_from(*n).unwrap_or(0),
-        Some(Value::BulkString(b)) => std::str::from_utf8(b)
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0),
-        _ => 0,
-    }
 }
 
 #[cfg(test)]

@@ -262,6 +262,18 @@ impl Want {
     };
 }
 
+/// A length or position in a list or dict script's reply (an integer, or its text).
+pub(crate) fn reply_usize(value: Option<&redis::Value>) -> usize {
+    match value {
+        Some(redis::Value::Int(n)) => usize::try_from(*n).unwrap_or(0),
+        Some(redis::Value::BulkString(b)) => std::str::from_utf8(b)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0),
+        _ => 0,
+    }
+}
+
 /// Encodes `value` as JSON text for the script, naming the key on failure.
 pub(crate) fn json<T: Serialize + ?Sized>(db: &Db, at: &At, value: &T) -> Result<String> {
     crud::encode(&db.key(&at.key), value)

@@ -250,9 +250,6 @@ fn item_error(
 
 fn busy(e: &ServerError) -> Error {
     Error::Busy {
-        message: match e.details() {
-            Some(detail) => format!("{} {detail}", e.code()),
-            None => e.code().to_string(),
-        },
+        message: crate::error::server_error_text(e),
     }
 }

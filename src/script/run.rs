@@ -7,7 +7,7 @@ use redis::{Cmd, FromRedisValue, RedisError, RedisWrite, ServerError, ToRedisArg
 use super::Script;
 use super::batch::{Batch, Item};
 use crate::db::Db;
-use crate::error::{Error, Result, server_message};
+use crate::error::{Error, Result, server_error_text, server_message};
 
 impl Db {
     /// Runs the script defined as `name` with `keys` (each given this handle's namespace) and
@@ -179,10 +179,7 @@ pub(crate) fn failure(script: &Script, e: RedisError) -> Error {
 
 /// The error for a script whose call (or load) got the server error `e`.
 pub(crate) fn script_error(script: &Script, e: &ServerError) -> Error {
-    let message = match e.details() {
-        Some(detail) => format!("{} {detail}", e.code()),
-        None => e.code().to_string(),
-    };
+    let message = server_error_text(e);
     if e.code() == "BUSY" {
         return Error::Busy { message };
     }
