@@ -777,23 +777,7 @@ async fn futures_are_send_and_handles_are_shared_across_tasks() {
 async fn script_cache_flushes_never_surface_or_split_a_save() {
     let db = db().await;
     let mut raw = raw().await;
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let flusher = {
-        let stop = stop.clone();
-        let mut conn = common::raw().await;
-        tokio::spawn(async move {
-            let mut flushes = 0u64;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let _: () = redis::cmd("SCRIPT")
-                    .arg("FLUSH")
-                    .query_async(&mut conn)
-                    .await
-                    .expect("SCRIPT FLUSH");
-                flushes += 1;
-            }
-            flushes
-        })
-    };
+    let flusher = common::Flusher::start().await;
     let sessions: Vec<Session> = (0..600)
         .map(|i| Session {
             id: Id::default(),
@@ -809,8 +793,7 @@ async fn script_cache_flushes_never_surface_or_split_a_save() {
             s.save(&db).await.expect("save under flushes");
         }
     }
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let flushes = flusher.await.expect("flusher");
+    let flushes = flusher.stop().await;
     assert!(flushes > 10, "the flusher ran {flushes} times");
     for s in &sessions {
         let key = db.key(&s.key());

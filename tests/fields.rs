@@ -10,7 +10,7 @@ use rapyer::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use common::{db, json_get, pttl, raw, stored};
+use common::{Rng, db, json_get, pttl, raw, stored};
 
 #[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
 struct Address {
@@ -496,33 +496,21 @@ async fn concurrent_increments_lose_nothing() {
     assert_eq!(doc(&mut raw, &db, &p).await["age"], json!(41 + 6_400));
 }
 
-/// A small deterministic generator (xorshift), so a failure reproduces.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    /// An i64 of a random magnitude: small, around 2^32, around 2^53, or near the bounds.
-    fn int(&mut self) -> i64 {
-        let raw = self.next() as i64;
-        match self.next() % 5 {
-            0 => raw % 1_000,
-            1 => raw % (1 << 33),
-            2 => raw % (1 << 54),
-            3 => {
-                if raw < 0 {
-                    i64::MIN + (raw % 1_000).abs()
-                } else {
-                    i64::MAX - raw % 1_000
-                }
+/// An i64 of a random magnitude: small, around 2^32, around 2^53, or near the bounds.
+fn random_int(rng: &mut Rng) -> i64 {
+    let raw = rng.next() as i64;
+    match rng.next() % 5 {
+        0 => raw % 1_000,
+        1 => raw % (1 << 33),
+        2 => raw % (1 << 54),
+        3 => {
+            if raw < 0 {
+                i64::MIN + (raw % 1_000).abs()
+            } else {
+                i64::MAX - raw % 1_000
             }
-            _ => raw,
         }
+        _ => raw,
     }
 }
 
@@ -533,7 +521,7 @@ async fn server_integer_arithmetic_matches_checked_rust_arithmetic() {
     p.save(&db).await.expect("save");
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     for round in 0..400 {
-        let (start, operand) = (rng.int(), rng.int());
+        let (start, operand) = (random_int(&mut rng), random_int(&mut rng));
         let operand = if round % 2 == 1 {
             operand % 100_000
         } else {

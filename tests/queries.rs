@@ -7,7 +7,7 @@ mod common;
 use rapyer::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use common::{db, raw};
+use common::{Rng, db, raw};
 
 #[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
 struct Place {
@@ -415,22 +415,6 @@ async fn a_schema_change_is_found_by_the_next_init() {
         "the index was re-created ({kept} -> {fresh} uses)"
     );
     assert_eq!(MemberV2::all(&db).await.expect("documents kept").len(), 50);
-}
-
-/// A small deterministic generator (xorshift), so a failure reproduces.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
 }
 
 #[tokio::test]

@@ -7,7 +7,7 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -15,45 +15,12 @@ use rapyer::script::NONE;
 use rapyer::{Db, Error, Keys};
 use redis::AsyncCommands;
 
-use common::{db, raw};
+use common::{Flusher, db, raw};
 
 /// One disturbing test at a time.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 const INCR: &str = "return redis.call('INCR', KEYS[1])";
-
-/// A second connection sending `SCRIPT FLUSH` in a tight loop until stopped; returns how
-/// many flushes it sent.
-struct Flusher {
-    stop: Arc<AtomicBool>,
-    task: tokio::task::JoinHandle<u64>,
-}
-
-impl Flusher {
-    async fn start() -> Flusher {
-        let mut conn = raw().await;
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let task = tokio::spawn(async move {
-            let mut flushes = 0u64;
-            while !flag.load(Ordering::Relaxed) {
-                let _: () = redis::cmd("SCRIPT")
-                    .arg("FLUSH")
-                    .query_async(&mut conn)
-                    .await
-                    .expect("SCRIPT FLUSH");
-                flushes += 1;
-            }
-            flushes
-        });
-        Flusher { stop, task }
-    }
-
-    async fn stop(self) -> u64 {
-        self.stop.store(true, Ordering::Relaxed);
-        self.task.await.expect("flusher task")
-    }
-}
 
 async fn get_i64(raw: &mut redis::aio::MultiplexedConnection, key: &str) -> Option<i64> {
     raw.get(key).await.expect("GET")

@@ -58,3 +58,54 @@ pub(crate) async fn pttl(raw: &mut redis::aio::MultiplexedConnection, key: &str)
         .await
         .expect("PTTL")
 }
+
+/// A small deterministic generator (xorshift), so a failing random test reproduces.
+pub(crate) struct Rng(pub(crate) u64);
+
+impl Rng {
+    pub(crate) fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// A number in `0..n`.
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// A second connection sending `SCRIPT FLUSH` in a tight loop until stopped.
+pub(crate) struct Flusher {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<u64>,
+}
+
+impl Flusher {
+    pub(crate) async fn start() -> Flusher {
+        use std::sync::atomic::Ordering;
+        let mut conn = raw().await;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let task = tokio::spawn(async move {
+            let mut flushes = 0u64;
+            while !flag.load(Ordering::Relaxed) {
+                let _: () = redis::cmd("SCRIPT")
+                    .arg("FLUSH")
+                    .query_async(&mut conn)
+                    .await
+                    .expect("SCRIPT FLUSH");
+                flushes += 1;
+            }
+            flushes
+        });
+        Flusher { stop, task }
+    }
+
+    /// Stops the loop; returns how many flushes it sent.
+    pub(crate) async fn stop(self) -> u64 {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.task.await.expect("flusher task")
+    }
+}
