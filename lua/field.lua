@@ -45,6 +45,7 @@ if want ~= '*' and not string.find(',' .. want .. ',', ',' .. found .. ',', 1, t
   return redis.error_reply('TYPEMISMATCH ' .. found)
 end
 
+-- decimal:begin (shared with the ServerOps runtime)
 -- Exact integer arithmetic on decimal text: Lua numbers are doubles, exact only to 2^53.
 local function strip(digits)
   digits = string.gsub(digits, '^0+', '')
@@ -157,6 +158,7 @@ local function cmp(x, y)
   end
   return c
 end
+-- decimal:end
 
 -- Days since 1970-01-01 of a proleptic Gregorian date, and back (H. Hinnant's algorithms).
 local function days_from_civil(y, m, d)

@@ -143,6 +143,30 @@ pub enum Error {
         message: String,
     },
 
+    /// An operation of a ServerOps block or model pipeline failed; nothing the block named
+    /// was changed. `op` is the operation's index in the block (as in
+    /// [`Results`](crate::ops::Results)), and `source` the error that names its key and path.
+    #[error("operation {op} of the block failed, nothing was written: {source}")]
+    Block {
+        /// The failed operation's index, counting from 0 in the order they were added.
+        op: usize,
+        /// What went wrong, naming the key and path.
+        #[source]
+        source: Box<Error>,
+    },
+
+    /// An operation that cannot be done as asked: a slice assignment of the wrong size, a
+    /// slice step of 0, an id that is not one of the model's, … Nothing was changed.
+    #[error("invalid operation at key `{key}` path `{path}`: {message}")]
+    InvalidOp {
+        /// The model's key (without the namespace when refused before sending).
+        key: String,
+        /// The JSON path involved.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+
     /// A transport or server error from Redis.
     #[error("redis error during {op}: {source}")]
     Redis {
@@ -179,7 +203,9 @@ impl Error {
             | Error::Deserialize { key, .. }
             | Error::Serialize { key, .. }
             | Error::LockTimeout { key, .. }
-            | Error::LockLost { key } => Some(key),
+            | Error::LockLost { key }
+            | Error::InvalidOp { key, .. } => Some(key),
+            Error::Block { source, .. } => source.key(),
             _ => None,
         }
     }

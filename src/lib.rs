@@ -8,6 +8,7 @@ mod error;
 pub mod field;
 mod lock;
 mod model;
+pub mod ops;
 pub mod query;
 pub mod script;
 mod slot;
@@ -21,6 +22,7 @@ pub use field::{
 };
 pub use lock::{LockGuard, LockOptions};
 pub use model::{AtomicModel, HashTag, Model, ModelKey};
+pub use ops::ServerOps;
 pub use query::Order;
 pub use script::{Call, Keys, Pipeline, Script, Scripts, Slot};
 pub use types::{Bytes, Id, ParseIdError};
@@ -30,7 +32,9 @@ pub use rapyer_derive::AtomicModel;
 
 /// Everything a model file needs: `use rapyer::prelude::*;`.
 pub mod prelude {
-    pub use crate::{AtomicModel, Bytes, Db, Error, Id, Keys, LockOptions, Model, Order, Result};
+    pub use crate::{
+        AtomicModel, Bytes, Db, Error, Id, Keys, LockOptions, Model, Order, Result, ServerOps,
+    };
 }
 
 /// Support for the code `#[derive(AtomicModel)]` generates.
@@ -40,6 +44,10 @@ pub mod prelude {
 pub mod __private {
     pub use crate::field::{At, FieldType, set_model};
     pub use crate::model::ModelKey;
+    pub use crate::ops::{
+        Bind, Bound, Free, Loc, Ref, Referable, id_member, model_json, set_bound, value_ref,
+    };
+    pub use serde_json;
     pub use redis::ToRedisArgs;
     pub use serde;
     pub use std::option::Option::{self, None, Some};

@@ -16,7 +16,7 @@ use crate::error::Result;
 /// Every derived struct implements it, with or without a key field; one without a key can
 /// only be stored nested inside another model. Implemented by the derive, not by hand.
 pub trait Model:
-    Serialize + DeserializeOwned + Send + Sync + 'static + crate::query::Indexable
+    Serialize + DeserializeOwned + Send + Sync + 'static + crate::query::Indexable + crate::ops::Referable
 {
 }
 
@@ -61,6 +61,57 @@ pub trait AtomicModel: Model {
 
     /// This model's id, as it appears in its key.
     fn model_id(&self) -> String;
+
+    /// The key field's JSON name and the JSON of the id `id` in it (an error when `id` does
+    /// not parse as the key's type): what a whole document copied in as this id carries.
+    #[doc(hidden)]
+    fn id_member(id: &str) -> std::result::Result<(&'static str, String), String>;
+
+    /// A server reference to this stored model, with one accessor per field, for
+    /// [`ServerOps`](crate::ServerOps) blocks: `user.server_ref().age()`.
+    fn server_ref(&self) -> <Self as crate::ops::Referable>::Ref<crate::ops::Free> {
+        Self::server_ref_for(self.model_id())
+    }
+
+    /// A server reference to the stored model with this id, without loading it.
+    fn server_ref_for(id: impl Display) -> <Self as crate::ops::Referable>::Ref<crate::ops::Free> {
+        <Self as crate::ops::Referable>::reference(
+            crate::ops::Loc::root::<Self>(&id.to_string()),
+            crate::ops::Free,
+        )
+    }
+
+    /// Runs field operations on this stored model as one atomic block (one script, all or
+    /// nothing), then writes the changed fields' server values into the local model:
+    ///
+    /// ```no_run
+    /// # use rapyer::prelude::*;
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+    /// # struct User { #[rapyer(key)] id: String, age: i64, tags: Vec<String> }
+    /// # async fn demo(db: &Db, user: &mut User) -> rapyer::Result<()> {
+    /// let (age, len) = user
+    ///     .pipeline(db, |p| (p.age().incr(1), p.tags().append("y")))
+    ///     .await?;
+    /// assert_eq!(age, Some(user.age));
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// Returns what the closure returns, resolved as in
+    /// [`ServerOps::scope`](crate::ServerOps::scope). A failure is
+    /// [`Error::Block`](crate::Error::Block) and leaves the model, local and stored, as it was.
+    fn pipeline<F, R>(
+        &mut self,
+        db: &Db,
+        build: F,
+    ) -> impl Future<Output = Result<R::Output>> + Send
+    where
+        F: for<'o> FnOnce(<Self as crate::ops::Referable>::Ref<crate::ops::Bound<'o>>) -> R + Send,
+        R: crate::ops::Resolve + Send,
+        R::Output: Send,
+    {
+        crate::ops::pipeline(self, db, build)
+    }
 
     /// The key of the model with this id, without the `Db`'s namespace: `User:u1`.
     fn key_of(id: impl Display) -> String {

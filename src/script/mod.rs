@@ -128,6 +128,11 @@ impl Script {
         Script::build(Cow::Borrowed(name), keys, Cow::Borrowed(body))
     }
 
+    /// A script of the library built at run time (a compiled ServerOps block).
+    pub(crate) fn owned(name: String, keys: Keys, body: String) -> Script {
+        Script::build(Cow::Owned(name), keys, Cow::Owned(body))
+    }
+
     fn build(name: Cow<'static, str>, keys: Keys, body: Cow<'static, str>) -> Script {
         let sha = sha1_smol::Sha1::from(body.as_bytes()).digest().to_string();
         Script(Arc::new(Inner {

@@ -30,6 +30,8 @@ pub(crate) fn expand(model: &Model) -> TokenStream {
                 const HASH_TAG: ::rapyer::HashTag = ::rapyer::HashTag::Id;
             }),
         };
+        let key_ty = &key.ty;
+        let key_json = &key.json_name;
         // Spanned on the key's type, so an unsupported key type is reported there.
         let model_id = quote_spanned! {key.ty.span()=>
             ::rapyer::__private::ModelKey::to_key(&self.#field)
@@ -45,11 +47,18 @@ pub(crate) fn expand(model: &Model) -> TokenStream {
                 fn model_id(&self) -> ::std::string::String {
                     #model_id
                 }
+
+                fn id_member(
+                    id: &str,
+                ) -> ::std::result::Result<(&'static str, ::std::string::String), ::std::string::String> {
+                    ::rapyer::__private::id_member::<#key_ty>(#key_json, id)
+                }
             }
         }
     });
     let handles = handles(model);
     let search = search(model);
+    let refs = server_refs(model);
     quote! {
         const _: () = {
             #[automatically_derived]
@@ -61,6 +70,97 @@ pub(crate) fn expand(model: &Model) -> TokenStream {
         #handles
 
         #search
+
+        #refs
+    }
+}
+
+/// `<Name>Ref`: the server reference with one accessor per field, and the `Referable` impl
+/// that makes a `Name` field (or a stored `Name`) reachable from ServerOps blocks.
+fn server_refs(model: &Model) -> TokenStream {
+    let ident = &model.ident;
+    let vis = &model.vis;
+    let name = format_ident!("{}Ref", ident);
+    let doc = format!(
+        "A server reference to a stored `{ident}` (or one nested in a stored model): one \
+         accessor per field, for ServerOps blocks and model pipelines."
+    );
+    let accessors = model.fields.iter().map(|f| {
+        let (fvis, field, ty, json) = (&f.vis, &f.ident, &f.ty, &f.json_name);
+        let mark = f.index.is_some().then(|| quote! { .indexed() });
+        let doc = format!("The server reference to `{field}`.");
+        if f.value {
+            return quote! {
+                #[doc = #doc]
+                #fvis fn #field(&self) -> ::rapyer::ops::ServerRef<#ty, B> {
+                    ::rapyer::__private::value_ref(self.loc.field(#json)#mark, ::std::clone::Clone::clone(&self.bind))
+                }
+            };
+        }
+        let ret = quote_spanned! {ty.span()=> <#ty as ::rapyer::__private::Referable>::Ref<B> };
+        let make = quote_spanned! {ty.span()=>
+            <#ty as ::rapyer::__private::Referable>::reference(
+                self.loc.field(#json)#mark,
+                ::std::clone::Clone::clone(&self.bind),
+            )
+        };
+        quote! {
+            #[doc = #doc]
+            #fvis fn #field(&self) -> #ret {
+                #make
+            }
+        }
+    });
+    quote! {
+        #[doc = #doc]
+        #[derive(Debug, Clone)]
+        #vis struct #name<B: ::rapyer::__private::Bind = ::rapyer::__private::Free> {
+            loc: ::rapyer::__private::Loc,
+            bind: B,
+        }
+
+        #[automatically_derived]
+        impl<B: ::rapyer::__private::Bind> #name<B> {
+            #(#accessors)*
+        }
+
+        #[automatically_derived]
+        impl<'o> #name<::rapyer::__private::Bound<'o>> {
+            /// Replaces the whole value (in a model pipeline).
+            pub fn set(&self, value: #ident) -> ::rapyer::ops::Out<()> {
+                ::rapyer::__private::set_bound(self, value)
+            }
+        }
+
+        #[automatically_derived]
+        impl<B: ::rapyer::__private::Bind> ::rapyer::__private::Ref for #name<B> {
+            type Value = #ident;
+            type Bind = B;
+            fn loc(&self) -> &::rapyer::__private::Loc {
+                &self.loc
+            }
+            fn bind(&self) -> &B {
+                &self.bind
+            }
+            fn want(&self) -> &'static str {
+                "object"
+            }
+            fn encode(value: &#ident) -> ::rapyer::__private::serde_json::Result<::std::string::String> {
+                <#ident as ::rapyer::__private::Referable>::to_json(value)
+            }
+        }
+
+        #[automatically_derived]
+        impl ::rapyer::__private::Referable for #ident {
+            type Ref<B: ::rapyer::__private::Bind> = #name<B>;
+            const WANT: &'static str = "object";
+            fn reference<B: ::rapyer::__private::Bind>(loc: ::rapyer::__private::Loc, bind: B) -> #name<B> {
+                #name { loc, bind }
+            }
+            fn to_json(&self) -> ::rapyer::__private::serde_json::Result<::std::string::String> {
+                ::rapyer::__private::model_json(self)
+            }
+        }
     }
 }
 

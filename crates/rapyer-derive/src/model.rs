@@ -79,6 +79,8 @@ pub(crate) struct HandleField {
 pub(crate) struct KeyField {
     pub(crate) ident: Ident,
     pub(crate) ty: Type,
+    /// The field's name in the document (serde's).
+    pub(crate) json_name: String,
 }
 
 impl Model {
@@ -160,9 +162,15 @@ impl Model {
                 }
                 check_key_field(field, span, key.as_ref(), &mut errors);
                 if key.is_none() {
+                    let json_name = match (attr::serde_field(&field.attrs).rename, &rename_all) {
+                        (Some(name), _) => name,
+                        (None, Some(rule)) => apply_rename_rule(rule, bare),
+                        (None, None) => bare.to_string(),
+                    };
                     key = Some(KeyField {
                         ident,
                         ty: field.ty.clone(),
+                        json_name,
                     });
                 }
                 continue;

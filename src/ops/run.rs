@@ -1,0 +1,269 @@
+//! Running a compiled block: the cluster-slot check, `EVALSHA` through the registry, and
+//! reading its results or its error.
+
+use serde::de::DeserializeOwned;
+
+use super::compile;
+use super::{Op, Out, Param, Program};
+use crate::db::Db;
+use crate::error::{Error, Result};
+use crate::model::AtomicModel;
+
+/// Every operation's result, in the order the operations were added: JSON text, or `None`
+/// for an operation a condition skipped.
+#[derive(Debug, Clone, Default)]
+pub struct Results {
+    values: Vec<Option<String>>,
+    keys: Vec<String>,
+}
+
+impl Results {
+    /// How many operations the block had.
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    /// Whether the block had no operation.
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    /// The result of `out`; `None` when a condition skipped its operation.
+    pub fn get<T: DeserializeOwned>(&self, out: Out<T>) -> Result<Option<T>> {
+        self.value(out.index)
+    }
+
+    /// The result of operation `index` decoded as `T`; `None` when it was skipped or there
+    /// is no such operation.
+    pub fn value<T: DeserializeOwned>(&self, index: usize) -> Result<Option<T>> {
+        let Some(text) = self.raw(index) else {
+            return Ok(None);
+        };
+        serde_json::from_str(text)
+            .map(Some)
+            .map_err(|source| Error::Deserialize {
+                key: self.keys.get(index).cloned().unwrap_or_default(),
+                path: format!("(result of operation {index})"),
+                source,
+            })
+    }
+
+    /// The JSON text of operation `index`'s result; `None` when it was skipped.
+    pub fn raw(&self, index: usize) -> Option<&str> {
+        self.values.get(index).and_then(|v| v.as_deref())
+    }
+}
+
+/// What the closure of a block returns, read from its [`Results`]: an [`Out<T>`] gives
+/// `Option<T>` (`None` when skipped), tuples and `Vec`s give theirs, and `()` gives the
+/// [`Results`] themselves.
+pub trait Resolve {
+    /// What the block returns.
+    type Output;
+    /// Reads it from the results.
+    fn resolve(self, results: &Results) -> Result<Self::Output>;
+}
+
+impl Resolve for () {
+    type Output = Results;
+    fn resolve(self, results: &Results) -> Result<Results> {
+        Ok(results.clone())
+    }
+}
+
+impl<T: DeserializeOwned> Resolve for Out<T> {
+    type Output = Option<T>;
+    fn resolve(self, results: &Results) -> Result<Option<T>> {
+        results.get(self)
+    }
+}
+
+impl<T: DeserializeOwned> Resolve for Vec<Out<T>> {
+    type Output = Vec<Option<T>>;
+    fn resolve(self, results: &Results) -> Result<Vec<Option<T>>> {
+        self.into_iter().map(|o| results.get(o)).collect()
+    }
+}
+
+macro_rules! tuples {
+    ($(($($name:ident),+)),*) => {
+        $(
+            impl<$($name: Resolve),+> Resolve for ($($name,)+) {
+                type Output = ($($name::Output,)+);
+                #[allow(non_snake_case)]
+                fn resolve(self, results: &Results) -> Result<Self::Output> {
+                    let ($($name,)+) = self;
+                    Ok(($($name.resolve(results)?,)+))
+                }
+            }
+        )*
+    };
+}
+
+tuples!((A, B), (A, B, C), (A, B, C, D), (A, B, C, D, E));
+
+/// A changed part of the first document: its field names from the root, and its JSON.
+pub(crate) type Echo = Vec<(Vec<&'static str>, String)>;
+
+/// The full key each operation names first, for messages.
+fn op_keys(db: &Db, ops: &[Op], out: &mut [String]) {
+    for op in ops {
+        match op {
+            Op::Call {
+                params, out: n, ..
+            } => {
+                let first = params.iter().find_map(|p| match p {
+                    Param::Loc(l) => Some(l),
+                    Param::Locs(ls) => ls.first(),
+                    _ => None,
+                });
+                if let (Some(loc), Some(slot)) = (first, out.get_mut(*n)) {
+                    *slot = db.key(&loc.doc.key);
+                }
+            }
+            Op::When {
+                then, otherwise, ..
+            } => {
+                op_keys(db, then, out);
+                op_keys(db, otherwise, out);
+            }
+        }
+    }
+}
+
+/// Runs `program` as one script; with `echo`, also returns the changed parts of the first
+/// document.
+pub(crate) async fn run(db: &Db, program: &Program, echo: bool) -> Result<(Results, Echo)> {
+    let ops = &program.frames[0];
+    let mut keys_of_ops = vec![String::new(); program.count];
+    op_keys(db, ops, &mut keys_of_ops);
+    if program.count == 0 {
+        return Ok((Results::default(), Vec::new()));
+    }
+    let compiled = compile::compile(ops, program.count, echo);
+    let keys: Vec<String> = compiled.docs.iter().map(|d| db.key(&d.key)).collect();
+    if let Some(first) = keys.first() {
+        let slot = crate::slot::hash_slot(first.as_bytes());
+        if keys
+            .iter()
+            .any(|k| crate::slot::hash_slot(k.as_bytes()) != slot)
+        {
+            return Err(Error::CrossSlot { keys });
+        }
+    }
+    let script = compile::script(&compiled.body);
+    db.registry().ensure(&script)?;
+    let reply: Vec<String> = db.run_lua(&script, &keys, &compiled.args).await?;
+    let malformed = || Error::Script {
+        name: script.name().to_string(),
+        message: format!("unexpected reply shape from a block script: {reply:?}"),
+    };
+    match reply.first().map(String::as_str) {
+        Some("ok") if reply.len() > program.count => {
+            let values = reply[1..=program.count]
+                .iter()
+                .map(|v| (!v.is_empty()).then(|| v.clone()))
+                .collect();
+            let mut echoed = Vec::new();
+            for pair in reply[program.count + 1..].chunks(2) {
+                let [root, text] = pair else {
+                    return Err(malformed());
+                };
+                let root: usize = root.parse().map_err(|_| malformed())?;
+                let (_, names) = compiled
+                    .roots
+                    .get(root.wrapping_sub(1))
+                    .ok_or_else(malformed)?;
+                echoed.push((names.clone(), text.clone()));
+            }
+            Ok((
+                Results {
+                    values,
+                    keys: keys_of_ops,
+                },
+                echoed,
+            ))
+        }
+        Some("err") if reply.len() == 7 => {
+            let op = reply[1].parse::<usize>().map_err(|_| malformed())?;
+            let key_no = reply[3].parse::<usize>().map_err(|_| malformed())?;
+            let key = key_no
+                .checked_sub(1)
+                .and_then(|k| keys.get(k))
+                .cloned()
+                .unwrap_or_default();
+            let path = reply[4].clone();
+            let (a, b) = (&reply[5], &reply[6]);
+            let source = match reply[2].as_str() {
+                "notfound" => Error::NotFound { key },
+                "wrongtype" => Error::TypeMismatch {
+                    key,
+                    path,
+                    expected: "a JSON document".into(),
+                    found: format!("a Redis {a}"),
+                },
+                "type" => Error::TypeMismatch {
+                    key,
+                    path,
+                    expected: if a == "*" { "a value".into() } else { a.clone() },
+                    found: b.clone(),
+                },
+                "index" => Error::IndexOutOfRange {
+                    key,
+                    path,
+                    index: a.parse().unwrap_or_default(),
+                    len: b.parse().unwrap_or_default(),
+                },
+                "overflow" => Error::Overflow { key, path },
+                "slice" => Error::InvalidOp {
+                    key,
+                    path,
+                    message: a.clone(),
+                },
+                _ => Error::Script {
+                    name: script.name().to_string(),
+                    message: a.clone(),
+                },
+            };
+            Err(Error::Block {
+                op: op.saturating_sub(1),
+                source: Box::new(source),
+            })
+        }
+        _ => Err(malformed()),
+    }
+}
+
+/// Writes the changed parts of the document into the local model.
+pub(crate) fn apply_echo<M: AtomicModel>(model: &mut M, db: &Db, echo: &Echo) -> Result<()> {
+    if echo.is_empty() {
+        return Ok(());
+    }
+    let key = db.key(&model.key());
+    let mut doc = serde_json::to_value(&*model).map_err(|source| Error::Serialize {
+        key: key.clone(),
+        source,
+    })?;
+    for (names, text) in echo {
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|source| Error::Deserialize {
+                key: key.clone(),
+                path: names.join("."),
+                source,
+            })?;
+        let mut slot = &mut doc;
+        for name in names {
+            let serde_json::Value::Object(map) = slot else {
+                break;
+            };
+            slot = map.entry(name.to_string()).or_insert(serde_json::Value::Null);
+        }
+        *slot = value;
+    }
+    *model = serde_json::from_value(doc).map_err(|source| Error::Deserialize {
+        key,
+        path: ".".into(),
+        source,
+    })?;
+    Ok(())
+}

@@ -1,0 +1,745 @@
+-- The runtime of every compiled ServerOps block (after the decimal helpers of field.lua).
+--
+-- A block never writes until every operation has been checked: each root (a stored
+-- document's field that some operation touches, or the whole document) is read once with
+-- JSON.GET into an overlay, every operation reads and changes the overlay, and only when
+-- the last one has succeeded is each changed root written back with one JSON.SET. A failure
+-- anywhere returns {'err', ...} with nothing written.
+--
+-- Values stay JSON text: a node is {r = text} until an operation needs to look inside an
+-- array ({a = nodes}) or an object ({k = keys, q = quoted keys, m = key -> node}); text
+-- that is never looked into is written back exactly as it was read.
+
+local ROOTS, RES, OP = {}, {}, 0
+
+local function fail(kind, loc, a, b)
+  error({ kind = kind, loc = loc, a = a, b = b }, 0)
+end
+
+-- The end of the JSON value starting at position i of compact JSON text s.
+local function skip(s, i)
+  local c = string.byte(s, i)
+  if c == 34 then
+    local j = i + 1
+    while true do
+      local q = string.find(s, '["\\]', j)
+      if string.byte(s, q) == 92 then
+        j = q + 2
+      else
+        return q
+      end
+    end
+  elseif c == 91 or c == 123 then
+    local depth, j = 0, i
+    while true do
+      local q = string.find(s, '[%[%]{}"]', j)
+      local b = string.byte(s, q)
+      if b == 34 then
+        j = skip(s, q) + 1
+      elseif b == 91 or b == 123 then
+        depth, j = depth + 1, q + 1
+      else
+        depth, j = depth - 1, q + 1
+        if depth == 0 then
+          return q
+        end
+      end
+    end
+  end
+  local q = string.find(s, '[,%]}]', i)
+  if q then
+    return q - 1
+  end
+  return #s
+end
+
+local function typ(n)
+  if n.a then
+    return 'array'
+  elseif n.k then
+    return 'object'
+  end
+  local c = string.byte(n.r, 1)
+  if c == 34 then
+    return 'string'
+  elseif c == 91 then
+    return 'array'
+  elseif c == 123 then
+    return 'object'
+  elseif c == 116 or c == 102 then
+    return 'boolean'
+  elseif c == 110 then
+    return 'null'
+  elseif string.find(n.r, '[.eE]') then
+    return 'number'
+  end
+  return 'integer'
+end
+
+-- The elements of an array node (parsed on first use).
+local function arr(n)
+  if n.a then
+    return n.a
+  end
+  local s, items = n.r, {}
+  if #s > 2 then
+    local i = 2
+    while true do
+      local e = skip(s, i)
+      items[#items + 1] = { r = string.sub(s, i, e) }
+      if string.byte(s, e + 1) == 93 then
+        break
+      end
+      i = e + 2
+    end
+  end
+  n.a, n.r = items, nil
+  return items
+end
+
+-- An object node's members (parsed on first use).
+local function obj(n)
+  if n.k then
+    return n
+  end
+  local s, keys, quoted, members = n.r, {}, {}, {}
+  if #s > 2 then
+    local i = 2
+    while true do
+      local e = skip(s, i)
+      local q = string.sub(s, i, e)
+      local key = cjson.decode(q)
+      local ve = skip(s, e + 2)
+      keys[#keys + 1], quoted[#quoted + 1] = key, q
+      members[key] = { r = string.sub(s, e + 2, ve) }
+      if string.byte(s, ve + 1) == 125 then
+        break
+      end
+      i = ve + 2
+    end
+  end
+  n.k, n.q, n.m, n.r = keys, quoted, members, nil
+  return n
+end
+
+local function enc(n)
+  if n.r then
+    return n.r
+  elseif n.a then
+    local parts = {}
+    for i, e in ipairs(n.a) do
+      parts[i] = enc(e)
+    end
+    return '[' .. table.concat(parts, ',') .. ']'
+  end
+  local parts = {}
+  for i, key in ipairs(n.k) do
+    parts[i] = n.q[i] .. ':' .. enc(n.m[key])
+  end
+  return '{' .. table.concat(parts, ',') .. '}'
+end
+
+local function copy(n)
+  return { r = enc(n) }
+end
+
+local function str(n)
+  return cjson.decode(n.r)
+end
+
+-- A place: L(root, kind, value, kind, value, ...) with kinds f (a field's JSON name),
+-- i (a list index, decimal text) and k (a dict key); S(place, start, stop, step) makes it
+-- a slice of the list there ('' for an omitted bound).
+local function L(root, ...)
+  local steps = { ... }
+  local loc = { root = root, k = {}, v = {} }
+  for i = 1, #steps, 2 do
+    loc.k[#loc.k + 1] = steps[i]
+    loc.v[#loc.v + 1] = steps[i + 1]
+  end
+  return loc
+end
+
+local function S(loc, start, stop, step)
+  loc.slice = { start, stop, step }
+  return loc
+end
+
+local function load(loc)
+  local rt = ROOTS[loc.root]
+  if not rt.loaded then
+    local ok, v = pcall(redis.call, 'JSON.GET', KEYS[rt.key], rt.path)
+    if not ok then
+      local t = redis.call('TYPE', KEYS[rt.key])['ok']
+      fail('wrongtype', { root = loc.root, k = {}, v = {} }, t)
+    end
+    rt.loaded = true
+    if v then
+      if v == '[]' then
+        fail('type', { root = loc.root, k = {}, v = {} }, '*', 'nothing')
+      end
+      rt.node = { r = string.sub(v, 2, -2) }
+    end
+  end
+  return rt
+end
+
+-- A Python index into a list of n elements, or nil when outside it.
+local function index(i, n)
+  i = tonumber(i)
+  if i < 0 then
+    i = i + n
+  end
+  if i < 0 or i >= n then
+    return nil
+  end
+  return i + 1
+end
+
+-- The place made of the first m steps of loc.
+local function prefix(loc, m)
+  local out = { root = loc.root, k = {}, v = {} }
+  for s = 1, m do
+    out.k[s], out.v[s] = loc.k[s], loc.v[s]
+  end
+  return out
+end
+
+local function want(loc, n, w)
+  local t = typ(n)
+  if w == '*' or t == w or (w == 'number' and t == 'integer') then
+    return n
+  end
+  fail('type', loc, w, t)
+end
+
+-- The child of container n at step s of loc, or nil when a dict has no such key.
+local function child(loc, s, n)
+  local kind, v = loc.k[s], loc.v[s]
+  if kind == 'i' then
+    local items = arr(want(prefix(loc, s - 1), n, 'array'))
+    local at = index(v, #items)
+    if not at then
+      fail('index', prefix(loc, s - 1), v, #items)
+    end
+    return items[at]
+  end
+  return obj(want(prefix(loc, s - 1), n, 'object')).m[v]
+end
+
+-- The container holding the last step of loc, walking (and checking) every step before it.
+local function parent(loc)
+  local rt = load(loc)
+  if not rt.node then
+    fail('notfound', loc)
+  end
+  local n = rt.node
+  for s = 1, #loc.k - 1 do
+    n = child(loc, s, n)
+    if not n then
+      fail('type', prefix(loc, s), '*', 'nothing')
+    end
+  end
+  return n
+end
+
+-- The value at a place (its slice, if any, ignored), checked against the JSON type w.
+local function get(loc, w)
+  local n
+  if #loc.k == 0 then
+    local rt = load(loc)
+    if not rt.node then
+      fail('notfound', loc)
+    end
+    n = rt.node
+  else
+    n = child(loc, #loc.k, parent(loc))
+    if not n then
+      fail('type', prefix(loc, #loc.k), w, 'nothing')
+    end
+  end
+  return want(prefix(loc, #loc.k), n, w)
+end
+
+-- The list node a list place or a slice place names.
+local function list_at(loc)
+  return get(loc, 'array')
+end
+
+-- Replaces the value at a place; a dict key (k) that is absent is added, a whole document
+-- that is absent is created.
+local function put(loc, node)
+  local rt = ROOTS[loc.root]
+  rt.dirty = true
+  if #loc.k == 0 then
+    rt.node = node
+    return
+  end
+  local p = parent(loc)
+  local kind, v = loc.k[#loc.k], loc.v[#loc.k]
+  if kind == 'i' then
+    local items = arr(p)
+    items[index(v, #items)] = node
+    return
+  end
+  obj(p)
+  if not p.m[v] then
+    p.k[#p.k + 1] = v
+    p.q[#p.q + 1] = cjson.encode(v)
+  end
+  p.m[v] = node
+end
+
+-- Gives a whole document copied in as a model its own id (the key field's name, its JSON).
+local function own_id(node, name, id)
+  if name == '' then
+    return node
+  end
+  local o = obj(node)
+  if not o.m[name] then
+    o.k[#o.k + 1] = name
+    o.q[#o.q + 1] = cjson.encode(name)
+  end
+  o.m[name] = { r = id }
+  return node
+end
+
+-- Python's slice of a list of n elements: start, step and the number of elements.
+local function bounds(loc, n)
+  local start, stop, step = loc.slice[1], loc.slice[2], loc.slice[3]
+  step = step == '' and 1 or tonumber(step)
+  if step == 0 then
+    fail('slice', loc, 'slice step cannot be zero')
+  end
+  local function adjust(x, default)
+    if x == '' then
+      return default
+    end
+    x = tonumber(x)
+    if x < 0 then
+      x = x + n
+      if x < 0 then
+        x = step < 0 and -1 or 0
+      end
+    elseif x >= n then
+      x = step < 0 and n - 1 or n
+    end
+    return x
+  end
+  start = adjust(start, step < 0 and n - 1 or 0)
+  stop = adjust(stop, step < 0 and -1 or n)
+  local count = 0
+  if step < 0 then
+    if stop < start then
+      count = math.floor((start - stop - 1) / -step) + 1
+    end
+  elseif start < stop then
+    count = math.floor((stop - start - 1) / step) + 1
+  end
+  return start, step, count, stop
+end
+
+-- Copies of the elements a list or slice place names, checked against w.
+local function items_of(loc, w)
+  local items = arr(list_at(loc))
+  local out = {}
+  if not loc.slice then
+    for i, e in ipairs(items) do
+      out[i] = copy(want(loc, e, w))
+    end
+    return out
+  end
+  local start, step, count = bounds(loc, #items)
+  for i = 0, count - 1 do
+    out[i + 1] = copy(want(loc, items[start + i * step + 1], w))
+  end
+  return out
+end
+
+-- Python's `list[slice] = values`.
+local function assign_slice(loc, values)
+  local list = list_at(loc)
+  local items = arr(list)
+  local start, step, count, stop = bounds(loc, #items)
+  if step == 1 then
+    if stop < start then
+      stop = start
+    end
+    local out = {}
+    for i = 1, start do
+      out[#out + 1] = items[i]
+    end
+    for _, v in ipairs(values) do
+      out[#out + 1] = v
+    end
+    for i = stop + 1, #items do
+      out[#out + 1] = items[i]
+    end
+    list.a = out
+  else
+    if #values ~= count then
+      fail('slice', loc, 'attempt to assign sequence of size ' .. #values ..
+        ' to extended slice of size ' .. count)
+    end
+    for i = 0, count - 1 do
+      items[start + i * step + 1] = values[i + 1]
+    end
+  end
+  ROOTS[loc.root].dirty = true
+end
+
+local function json_items(text)
+  return arr({ r = text })
+end
+
+-- Formats a float so that it stays a float; nil when it is not finite.
+local function float(x)
+  if x ~= x or x == math.huge or x == -math.huge then
+    return nil
+  end
+  local s = string.format('%.17g', x)
+  if not string.find(s, '[.e]') then
+    s = s .. '.0'
+  end
+  return s
+end
+
+-- The number at n plus the decimal or float text by, within [lo, hi] for integers.
+local function plus(loc, n, w, by, lo, hi)
+  if w == 'integer' then
+    local r = add(n.r, by)
+    if cmp(r, lo) < 0 or cmp(r, hi) > 0 then
+      fail('overflow', loc)
+    end
+    return r
+  end
+  local r = float(tonumber(n.r) + tonumber(by))
+  if not r then
+    fail('overflow', loc)
+  end
+  return r
+end
+
+-- Operations. Each returns its result as JSON text.
+
+local function op_set(loc, w, value, id_name, id)
+  if loc.slice then
+    assign_slice(loc, json_items(value))
+    return 'null'
+  end
+  if #loc.k == 0 then
+    load(loc)
+    put(loc, own_id({ r = value }, id_name, id))
+    return 'null'
+  end
+  if loc.k[#loc.k] ~= 'k' then
+    get(loc, w)
+  else
+    want(prefix(loc, #loc.k - 1), parent(loc), 'object')
+  end
+  put(loc, { r = value })
+  return 'null'
+end
+
+local function op_incr(loc, w, by, lo, hi)
+  local r = plus(loc, get(loc, w), w, by, lo, hi)
+  put(loc, { r = r })
+  return r
+end
+
+local function op_incr_by(loc, w, by, bw, lo, hi)
+  local b = get(by, bw)
+  local r = plus(loc, get(loc, w), w, b.r, lo, hi)
+  put(loc, { r = r })
+  return r
+end
+
+-- Copies from -> to; w is the JSON type of the whole value, ew of each element when a
+-- slice is involved.
+local function op_assign(from, to, w, ew, id_name, id)
+  local items, value
+  if from.slice then
+    items = items_of(from, ew)
+  else
+    value = copy(get(from, w))
+  end
+  if to.slice then
+    if not items then
+      items = {}
+      for i, e in ipairs(arr(value)) do
+        items[i] = want(from, e, ew)
+      end
+    end
+    assign_slice(to, items)
+    return 'null'
+  end
+  if items then
+    value = { a = items }
+  end
+  if #to.k == 0 then
+    load(to)
+    put(to, own_id(value, id_name, id))
+  else
+    get(to, w)
+    put(to, value)
+  end
+  return 'null'
+end
+
+local function op_swap(x, y, w, x_name, x_id, y_name, y_id)
+  local a, b = copy(get(x, w)), copy(get(y, w))
+  put(x, own_id(b, x_name, x_id))
+  put(y, own_id(a, y_name, y_id))
+  return 'null'
+end
+
+local function op_concat(to, sep, ...)
+  local parts = {}
+  for i, loc in ipairs({ ... }) do
+    parts[i] = str(get(loc, 'string'))
+  end
+  get(to, 'string')
+  local r = cjson.encode(table.concat(parts, sep))
+  put(to, { r = r })
+  return r
+end
+
+local function op_append_from(to, w, from)
+  local values = items_of(from, w)
+  local list = list_at(to)
+  local items = arr(list)
+  for _, v in ipairs(values) do
+    items[#items + 1] = v
+  end
+  ROOTS[to.root].dirty = true
+  return tostring(#items)
+end
+
+local function op_move(from, w, to)
+  local n = #from.k
+  local holder = prefix(from, n - 1)
+  local source = arr(list_at(holder))
+  local target = arr(list_at(to))
+  local at = index(from.v[n], #source)
+  if not at then
+    return 'null'
+  end
+  local item = want(from, source[at], w)
+  table.remove(source, at)
+  target[#target + 1] = item
+  ROOTS[from.root].dirty = true
+  ROOTS[to.root].dirty = true
+  return enc(item)
+end
+
+local function op_list_push(loc, values)
+  local items = arr(list_at(loc))
+  for _, v in ipairs(json_items(values)) do
+    items[#items + 1] = v
+  end
+  ROOTS[loc.root].dirty = true
+  return tostring(#items)
+end
+
+local function op_list_insert(loc, i, value)
+  local list = list_at(loc)
+  local items = arr(list)
+  local at = tonumber(i)
+  if at < 0 then
+    at = math.max(at + #items, 0)
+  end
+  at = math.min(at, #items)
+  table.insert(items, at + 1, { r = value })
+  ROOTS[loc.root].dirty = true
+  return tostring(#items)
+end
+
+local function op_list_pop(loc)
+  local n = #loc.k
+  local holder = prefix(loc, n - 1)
+  local items = arr(list_at(holder))
+  local at = index(loc.v[n], #items)
+  if not at then
+    fail('index', loc, loc.v[n], #items)
+  end
+  local item = table.remove(items, at)
+  ROOTS[loc.root].dirty = true
+  return enc(item)
+end
+
+local function op_clear(loc, w)
+  get(loc, w)
+  if w == 'array' then
+    put(loc, { r = '[]' })
+  else
+    put(loc, { r = '{}' })
+  end
+  return 'null'
+end
+
+local function op_dict_remove(loc)
+  local p = want(prefix(loc, #loc.k - 1), parent(loc), 'object')
+  local key = loc.v[#loc.k]
+  obj(p)
+  local old = p.m[key]
+  if not old then
+    return 'null'
+  end
+  for i, k in ipairs(p.k) do
+    if k == key then
+      table.remove(p.k, i)
+      table.remove(p.q, i)
+      break
+    end
+  end
+  p.m[key] = nil
+  ROOTS[loc.root].dirty = true
+  return enc(old)
+end
+
+local function op_dict_update(loc, entries)
+  local p = obj(get(loc, 'object'))
+  local patch = obj({ r = entries })
+  for i, key in ipairs(patch.k) do
+    if not p.m[key] then
+      p.k[#p.k + 1] = key
+      p.q[#p.q + 1] = patch.q[i]
+    end
+    p.m[key] = patch.m[key]
+  end
+  ROOTS[loc.root].dirty = true
+  return tostring(#p.k)
+end
+
+local function op_str_append(loc, suffix)
+  local r = cjson.encode(str(get(loc, 'string')) .. suffix)
+  put(loc, { r = r })
+  return r
+end
+
+local function op_toggle(loc)
+  local n = get(loc, 'boolean')
+  local r = n.r == 'true' and 'false' or 'true'
+  put(loc, { r = r })
+  return r
+end
+
+-- Conditions: a comparison of two operands, each a place (checked against w) or a JSON
+-- value V(text).
+local function V(text)
+  return { value = text }
+end
+
+local function operand(x, w)
+  if x.value then
+    return { r = x.value }
+  end
+  return get(x, w)
+end
+
+local function bytes_cmp(a, b)
+  if a == b then
+    return 0
+  end
+  local n = math.min(#a, #b)
+  for i = 1, n do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then
+      return x < y and -1 or 1
+    end
+  end
+  return #a < #b and -1 or 1
+end
+
+local function compare(op, w, x, y)
+  local a, b = operand(x, w), operand(y, w)
+  local c
+  if w == 'integer' then
+    c = cmp(a.r, b.r)
+  elseif w == 'number' then
+    local p, q = tonumber(a.r), tonumber(b.r)
+    c = p == q and 0 or (p < q and -1 or 1)
+  elseif w == 'string' then
+    c = bytes_cmp(str(a), str(b))
+  else
+    c = a.r == b.r and 0 or 1
+  end
+  if op == 'eq' then
+    return c == 0
+  elseif op == 'ne' then
+    return c ~= 0
+  elseif op == 'gt' then
+    return c > 0
+  elseif op == 'ge' then
+    return c >= 0
+  elseif op == 'lt' then
+    return c < 0
+  end
+  return c <= 0
+end
+
+-- Declares root i: a part of the document at KEYS[key], at the JSONPath path.
+local function ROOT(i, key, path)
+  ROOTS[i] = { key = key, path = path }
+end
+
+local function display(loc)
+  local rt = ROOTS[loc.root]
+  local parts = { rt.path }
+  for s, kind in ipairs(loc.k) do
+    local v = loc.v[s]
+    if kind == 'i' then
+      parts[#parts + 1] = '[' .. v .. ']'
+    elseif kind == 'f' and string.match(v, '^[%a_][%w_]*$') then
+      parts[#parts + 1] = '.' .. v
+    else
+      parts[#parts + 1] = '[' .. cjson.encode(v) .. ']'
+    end
+  end
+  if loc.slice then
+    local s = loc.slice
+    parts[#parts + 1] = '[' .. s[1] .. ':' .. s[2] .. ':' .. s[3] .. ']'
+  end
+  return table.concat(parts)
+end
+
+-- Runs the block: n operations, then writes each changed root, re-arms expiries
+-- (ARGV[1 .. 2 * #KEYS]: per key the write and the read expiry in ms, '0' for none), and
+-- returns {'ok', each result ('' when skipped by a condition), then with echo each changed
+-- root of the first key: its number and its JSON}. A failure returns
+-- {'err', op, kind, key number, path, detail, detail} and writes nothing.
+local function RUN(n, echo, body)
+  local ok, e = pcall(body)
+  if not ok then
+    if type(e) ~= 'table' then
+      return { 'err', tostring(OP), 'script', '0', '', tostring(e), '' }
+    end
+    local rt = ROOTS[e.loc.root]
+    return { 'err', tostring(OP), e.kind, tostring(rt.key), display(e.loc), tostring(e.a or ''),
+      tostring(e.b or '') }
+  end
+  local out, wrote = { 'ok' }, {}
+  for i = 1, n do
+    out[i + 1] = RES[i] or ''
+  end
+  for i, rt in ipairs(ROOTS) do
+    if rt.dirty then
+      local text = enc(rt.node)
+      redis.call('JSON.SET', KEYS[rt.key], rt.path, text)
+      wrote[rt.key] = true
+      if echo and rt.key == 1 then
+        out[#out + 1] = tostring(i)
+        out[#out + 1] = text
+      end
+    end
+  end
+  for k = 1, #KEYS do
+    local ttl = wrote[k] and ARGV[2 * k - 1] or ARGV[2 * k]
+    if ttl ~= '0' then
+      redis.call('PEXPIRE', KEYS[k], ttl)
+    end
+  end
+  return out
+end
+
+-- The block.
