@@ -55,6 +55,411 @@ fn doc(id: &str) -> Doc {
     }
 }
 
+/// `JSON.GET key $` of every key, to compare before and after a failed block.
+/// `DUMP` of every key (the exact stored bytes), to compare before and after a failed block.
+async fn snapshot(
+    raw: &mut redis::aio::MultiplexedConnection,
+    keys: &[String],
+) -> Vec<Option<Vec<u8>>> {
+    let mut out = Vec::new();
+    for k in keys {
+        out.push(redis::cmd("DUMP").arg(k).query_async(raw).await.expect("DUMP"));
+    }
+    out
+}
+
+// Python's list slicing, written from the language reference, to compare the server with.
+
+/// `slice.indices(len)`: start, stop, step, and the slice's length.
+fn py_indices(len: i64, [start, stop, step]: [Option<i64>; 3]) -> (i64, i64, i64, i64) {
+    let step = step.unwrap_or(1);
+    assert_ne!(step, 0);
+    let adjust = |x: Option<i64>, default: i64| match x {
+        None => default,
+        Some(x) if x < 0 => {
+            let x = x + len;
+            if x < 0 { if step < 0 { -1 } else { 0 } } else { x }
+        }
+        Some(x) if x >= len => if step < 0 { len - 1 } else { len },
+        Some(x) => x,
+    };
+    let start = adjust(start, if step < 0 { len - 1 } else { 0 });
+    let stop = adjust(stop, if step < 0 { -1 } else { len });
+    let count = if step < 0 {
+        if stop < start { (start - stop - 1) / -step + 1 } else { 0 }
+    } else if start < stop {
+        (stop - start - 1) / step + 1
+    } else {
+        0
+    };
+    (start, stop, step, count)
+}
+
+fn py_get<T: Clone>(list: &[T], s: [Option<i64>; 3]) -> Vec<T> {
+    let (start, _, step, count) = py_indices(list.len() as i64, s);
+    (0..count).map(|i| list[(start + i * step) as usize].clone()).collect()
+}
+
+/// `list[s] = values`, or Python's ValueError text.
+fn py_assign<T: Clone>(list: &[T], s: [Option<i64>; 3], values: &[T]) -> Result<Vec<T>, String> {
+    if s[2] == Some(0) {
+        return Err("slice step cannot be zero".into());
+    }
+    let (start, stop, step, count) = py_indices(list.len() as i64, s);
+    let mut out = list.to_vec();
+    if step == 1 {
+        let stop = stop.max(start);
+        out.splice(start as usize..stop as usize, values.iter().cloned());
+        return Ok(out);
+    }
+    if values.len() as i64 != count {
+        return Err(format!(
+            "attempt to assign sequence of size {} to extended slice of size {count}",
+            values.len()
+        ));
+    }
+    for (i, v) in values.iter().enumerate() {
+        out[(start + i as i64 * step) as usize] = v.clone();
+    }
+    Ok(out)
+}
+
+fn nums(list: &[i64]) -> Vec<i64> {
+    list.to_vec()
+}
+
+/// Sets `a.nums` to `list`, runs `a.nums[target] = b.nums[source]` on the server, and
+/// compares with Python.
+async fn check_slice(
+    db: &Db,
+    raw: &mut redis::aio::MultiplexedConnection,
+    list: &[i64],
+    target: [Option<i64>; 3],
+    other: &[i64],
+    source: [Option<i64>; 3],
+) {
+    let mut a = doc("sa");
+    a.nums = nums(list);
+    let mut b = doc("sb");
+    b.nums = nums(other);
+    a.save(db).await.unwrap();
+    b.save(db).await.unwrap();
+    let values = py_get(other, source);
+    let expected = py_assign(list, target, &values);
+    let before = snapshot(raw, &[db.key(&a.key()), db.key(&b.key())]).await;
+    let (ra, rb) = (a.server_ref(), b.server_ref());
+    let got = ServerOps::scope(db, |ops| {
+        ops.assign(
+            rb.nums().slice((source[0], source[1], source[2])),
+            ra.nums().slice((target[0], target[1], target[2])),
+        )
+    })
+    .await;
+    let case = format!("{list:?}[{target:?}] = {other:?}[{source:?}]");
+    match (expected, got) {
+        (Ok(want), Ok(Some(()))) => {
+            let now = stored(raw, &db.key(&a.key())).await;
+            assert_eq!(now["nums"], json!(want), "{case}");
+            assert_eq!(stored(raw, &db.key(&b.key())).await["nums"], json!(other), "{case}");
+        }
+        (Err(why), Err(Error::Block { op: 0, source })) => {
+            match *source {
+                Error::InvalidOp { message, path, .. } => {
+                    assert_eq!(message, why, "{case}");
+                    assert!(path.starts_with("$.nums["), "{case}: {path}");
+                }
+                other => panic!("{case}: {other}"),
+            }
+            assert_eq!(
+                snapshot(raw, &[db.key(&a.key()), db.key(&b.key())]).await,
+                before,
+                "{case}: a failed block changed a key"
+            );
+        }
+        (want, got) => panic!("{case}: expected {want:?}, got {got:?}"),
+    }
+}
+
+#[tokio::test]
+async fn slice_assignment_follows_python() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let l = [0, 1, 2, 3, 4, 5];
+    let o = [10, 11, 12];
+    let all = [None, None, None];
+    #[rustfmt::skip]
+    let cases: &[([Option<i64>; 3], [Option<i64>; 3])] = &[
+        // Resizing slices (no step or step 1).
+        ([Some(0), Some(0), None], all),             // insert at the front
+        ([Some(6), None, None], all),                // append
+        ([Some(1), Some(3), None], all),             // replace 2 with 3
+        ([Some(1), Some(5), None], [Some(0), Some(1), None]), // shrink
+        ([None, None, None], [Some(0), Some(0), None]),       // clear
+        ([None, None, None], all),                   // replace everything
+        ([Some(-2), None, None], all),               // negative start
+        ([None, Some(-2), None], all),               // negative stop
+        ([Some(-100), Some(100), None], all),        // clamped bounds
+        ([Some(4), Some(2), None], all),             // stop before start: insert at 4
+        ([Some(100), Some(200), None], all),         // past the end: append
+        ([Some(-100), Some(-50), None], all),        // before the start: prepend
+        ([Some(2), Some(4), Some(1)], all),          // explicit step 1 still resizes
+        ([Some(3), Some(3), None], [Some(1), None, None]),
+        ([Some(0), Some(6), None], [None, None, Some(-1)]),   // reversed source
+        ([Some(1), Some(2), None], [None, None, Some(2)]),    // stepped source
+        // Extended slices: equal lengths only.
+        ([None, None, Some(2)], all),                // 3 = 3
+        ([Some(1), None, Some(2)], all),             // 3 = 3
+        ([None, None, Some(-2)], all),               // 5, 3, 1
+        ([Some(-1), Some(-4), Some(-1)], all),       // 5, 4, 3
+        ([None, None, Some(-1)], [None, None, None]),         // 6 vs 3: error
+        ([None, None, Some(3)], [Some(0), Some(2), None]),    // 2 = 2
+        ([None, None, Some(2)], [Some(0), Some(2), None]),    // 3 vs 2: error
+        ([Some(5), Some(0), Some(-2)], all),         // 5, 3, 1
+        ([Some(10), None, Some(2)], [Some(0), Some(0), None]), // empty = empty
+        ([Some(0), Some(1), Some(5)], [Some(2), None, None]), // one element
+        ([None, None, Some(7)], [Some(0), Some(1), None]),    // one element, big step
+        ([None, None, Some(-7)], [Some(-1), None, None]),     // last element, backwards
+        ([Some(-3), None, Some(-1)], [None, None, Some(-1)]), // 3, 2, 1, 0 vs 3: error
+        ([None, None, Some(0)], all),                // step 0: error
+        ([Some(1), Some(1), Some(2)], [Some(0), Some(0), None]), // empty extended slice
+        ([None, None, Some(-1)], [Some(0), Some(6), None]),    // only 3 in source: error
+    ];
+    assert!(cases.len() >= 30);
+    for (target, source) in cases {
+        check_slice(&db, &mut raw, &l, *target, &o, *source).await;
+    }
+    // The source and the target may be the same list.
+    let mut a = doc("self");
+    a.nums = vec![1, 2, 3];
+    a.save(&db).await.unwrap();
+    let r = a.server_ref();
+    ServerOps::scope(&db, |ops| ops.assign(r.nums().slice(..), r.nums().slice(1..1)))
+        .await
+        .unwrap();
+    assert_eq!(stored(&mut raw, &db.key(&a.key())).await["nums"], json!([1, 1, 2, 3, 2, 3]));
+}
+
+#[tokio::test]
+async fn slice_assignment_property() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let mut rng = common::Rng(0x5eed_51ce);
+    let bound = |rng: &mut common::Rng, len: i64| -> Option<i64> {
+        match rng.below(4) {
+            0 => None,
+            _ => Some(rng.below((2 * len + 5) as u64) as i64 - len - 2),
+        }
+    };
+    for _ in 0..300 {
+        let len = rng.below(9) as i64;
+        let list: Vec<i64> = (0..len).collect();
+        let olen = rng.below(9) as i64;
+        let other: Vec<i64> = (100..100 + olen).collect();
+        let step = |rng: &mut common::Rng| match rng.below(5) {
+            0 => None,
+            1 => Some(1),
+            2 => Some(-1),
+            _ => Some(rng.below(7) as i64 - 3),
+        };
+        let target = [bound(&mut rng, len), bound(&mut rng, len), step(&mut rng)];
+        let source = [bound(&mut rng, olen), bound(&mut rng, olen), step(&mut rng).filter(|s| *s != 0)];
+        check_slice(&db, &mut raw, &list, target, &other, source).await;
+    }
+}
+
+const HOSTILE: &[&str] = &[
+    "a'] or 1==1 --",
+    "\"",
+    "\\",
+    "{",
+    "|",
+    "@",
+    "line\nbreak",
+    "emoji 🎉",
+    "]) redis.call('FLUSHALL') --",
+    "",
+    " padded ",
+    "a.b[0]$*",
+];
+
+#[tokio::test]
+async fn every_operation_changes_exactly_what_it_names() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let (a, mut b) = (doc("a"), doc("b"));
+    b.flag = true;
+    a.save(&db).await.unwrap();
+    b.save(&db).await.unwrap();
+    let (ra, rb) = (a.server_ref(), b.server_ref());
+    let (n, f, by_field, fby, concat, appended, moved, empty_move, held, missed) =
+        ServerOps::scope(&db, |ops| {
+            let n = ops.incr(ra.n(), -25);
+            let f = ops.incr(ra.f(), 0.25);
+            ops.set(rb.name(), "bob");
+            ops.set(rb.inner(), Inner { city: "Oslo".into(), zip: 150 });
+            ops.set(rb.prefs().entry("new"), "entry");
+            ops.set(rb.items().at(-1), "z");
+            ops.set(rb.maybe(), Some("here".to_string()));
+            ops.set(rb.nums().slice(1..3), vec![7, 8, 9]);
+            let by_field = ops.incr_by_field(rb.n(), ra.inner().zip());
+            let fby = ops.incr_by_field(rb.f(), rb.small());
+            ops.assign(ra.inner().city(), ra.name());
+            ops.assign(rb.inner(), ra.inner());
+            ops.swap(ra.flag(), rb.flag());
+            ops.swap(ra.counts(), rb.counts());
+            let concat = ops.concat([rb.name(), ra.name()], ra.inner().city(), "+");
+            let appended = ops.append_from(rb.items(), ra.items().slice(..2));
+            let moved = ops.move_item(ra.items().at(0), rb.items());
+            let empty_move = ops.move_item(rb.nums().at(50), rb.nums());
+            let held = ops
+                .when(ra.n().lt(0) & rb.name().eq("bob") & !ra.flag().eq(false))
+                .then(|ops| {
+                    ops.set(ra.maybe(), Some("then".to_string()));
+                })
+                .otherwise(|ops| {
+                    ops.set(ra.maybe(), Some("otherwise".to_string()));
+                });
+            let missed = ops.when(ra.small().gt(rb.small()) | ra.f().ge(100.0)).then(|ops| {
+                ops.set(ra.maybe(), Some("never".to_string()));
+            });
+            (n, f, by_field, fby, concat, appended, moved, empty_move, held, missed.out())
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(n, Some(-15));
+    assert_eq!(f, Some(1.75));
+    assert_eq!(by_field, Some(10 + 75000));
+    assert_eq!(fby, Some(101.5));
+    assert_eq!(concat.as_deref(), Some("bob+Paris"));
+    assert_eq!(appended, Some(5));
+    assert_eq!(moved, Some(Some("a".to_string())));
+    assert_eq!(held, Some(true));
+    assert_eq!(missed, Some(false));
+    assert_eq!(empty_move, Some(None));
+
+    let sa = stored(&mut raw, &db.key(&a.key())).await;
+    let sb = stored(&mut raw, &db.key(&b.key())).await;
+    assert_eq!(
+        sa,
+        json!({
+            "id": "a", "n": -15, "small": 100, "f": 1.75, "name": "Paris", "flag": true,
+            "items": ["b", "c"], "nums": [1, 2, 3, 4, 5], "prefs": {"theme": "dark"},
+            "counts": {"x": 1}, "inner": {"city": "bob+Paris", "zip": 150},
+            "maybe": "then"
+        })
+    );
+    assert_eq!(
+        sb,
+        json!({
+            "id": "b", "n": 75010, "small": 100, "f": 101.5, "name": "bob", "flag": false,
+            "items": ["a", "b", "z", "a", "b", "a"], "nums": [1, 7, 8, 9, 4, 5],
+            "prefs": {"theme": "dark", "new": "entry"}, "counts": {"x": 1},
+            "inner": {"city": "Oslo", "zip": 150}, "maybe": "here"
+        })
+    );
+}
+/// Runs a block whose operation 2 fails (after two that would succeed) and checks the
+/// error and that every key is byte-identical afterwards.
+async fn fails_cleanly(
+    db: &Db,
+    raw: &mut redis::aio::MultiplexedConnection,
+    what: &str,
+    failed_op: usize,
+    failing: impl FnOnce(&Ops),
+    check: impl FnOnce(&Error) -> bool,
+) {
+    let keys: Vec<String> = ["a", "b", "c", "d", "missing", "new"]
+        .iter()
+        .map(|id| db.key(&Doc::key_of(id)))
+        .collect();
+    let before = snapshot(raw, &keys).await;
+    let (ra, rb) = (Doc::server_ref_for("a"), Doc::server_ref_for("b"));
+    let got = ServerOps::scope(db, |ops| {
+        ops.incr(ra.n(), 1);
+        ops.append_from(rb.items(), ra.items().slice(..));
+        failing(ops);
+        ops.set(rb.name(), "after");
+    })
+    .await;
+    match got {
+        Err(Error::Block { op, source }) if op == failed_op => {
+            assert!(check(&source), "{what}: unexpected error {source:?}");
+        }
+        other => panic!("{what}: expected operation {failed_op} to fail, got {other:?}"),
+    }
+    assert_eq!(snapshot(raw, &keys).await, before, "{what}: a failed block changed a key");
+}
+
+#[tokio::test]
+async fn a_failing_operation_changes_nothing() {
+    let db = db().await;
+    let mut raw = raw().await;
+    doc("a").save(&db).await.unwrap();
+    doc("b").save(&db).await.unwrap();
+    doc("c").save(&db).await.unwrap();
+    let c = db.key(&Doc::key_of("c"));
+    for (path, value) in [("$.n", "\"text\""), ("$.items", "5"), ("$.name", "7")] {
+        let _: () = redis::cmd("JSON.SET")
+            .arg(&c)
+            .arg(path)
+            .arg(value)
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+    }
+    let d = db.key(&Doc::key_of("d"));
+    let _: () = redis::cmd("SET").arg(&d).arg("plain").query_async(&mut raw).await.unwrap();
+    let (ra, rb, rc) = (
+        Doc::server_ref_for("a"),
+        Doc::server_ref_for("b"),
+        Doc::server_ref_for("c"),
+    );
+    let (rd, missing) = (Doc::server_ref_for("d"), Doc::server_ref_for("missing"));
+    let key_a = db.key(&Doc::key_of("a"));
+    let key_c = c.clone();
+
+    let overflow = |e: &Error| matches!(e, Error::Overflow { key, path } if *key == key_a && path == "$.small");
+    fails_cleanly(&db, &mut raw, "incr overflow", 2, |ops| { ops.incr(ra.small(), 100); }, overflow).await;
+    let mismatch = |path: &'static str, found: &'static str| {
+        let key_c = key_c.clone();
+        move |e: &Error| matches!(e, Error::TypeMismatch { key, path: p, found: f, .. } if *key == key_c && p == path && f == found)
+    };
+    fails_cleanly(&db, &mut raw, "incr on a string", 2, |ops| { ops.incr(rc.n(), 1); }, mismatch("$.n", "string")).await;
+    fails_cleanly(&db, &mut raw, "incr_by_field by a string", 2, |ops| { ops.incr_by_field(ra.n(), rc.n()); }, mismatch("$.n", "string")).await;
+    fails_cleanly(&db, &mut raw, "index out of range", 2, |ops| { ops.set(ra.items().at(10), "x"); },
+        |e| matches!(e, Error::IndexOutOfRange { index: 10, len: 3, path, .. } if path == "$.items")).await;
+    fails_cleanly(&db, &mut raw, "missing document", 2, |ops| { ops.set(missing.name(), "x"); },
+        |e| matches!(e, Error::NotFound { key } if key.ends_with(":missing"))).await;
+    fails_cleanly(&db, &mut raw, "not a document", 2, |ops| { ops.assign(rd.name(), ra.name()); },
+        |e| matches!(e, Error::TypeMismatch { found, .. } if found == "a Redis string")).await;
+    fails_cleanly(&db, &mut raw, "extended slice size", 2, |ops| {
+        ops.assign(ra.items().slice(..), rb.items().slice((None, None, Some(3))));
+    }, |e| matches!(e, Error::InvalidOp { message, .. } if message.contains("extended slice of size"))).await;
+    fails_cleanly(&db, &mut raw, "slice step 0", 2, |ops| {
+        ops.set(ra.nums().slice((None, None, Some(0))), Vec::<i64>::new());
+    }, |e| matches!(e, Error::InvalidOp { message, .. } if message == "slice step cannot be zero")).await;
+    fails_cleanly(&db, &mut raw, "swap with a wrong type", 2, |ops| { ops.swap(ra.name(), rc.name()); },
+        mismatch("$.name", "integer")).await;
+    fails_cleanly(&db, &mut raw, "concat of a wrong type", 2, |ops| { ops.concat([ra.name(), rc.name()], rb.name(), "-"); },
+        mismatch("$.name", "integer")).await;
+    fails_cleanly(&db, &mut raw, "append_from into a non-list", 2, |ops| { ops.append_from(rc.items(), ra.items().slice(..)); },
+        mismatch("$.items", "integer")).await;
+    fails_cleanly(&db, &mut raw, "move_item into a non-list", 2, |ops| { ops.move_item(ra.items().at(0), rc.items()); },
+        mismatch("$.items", "integer")).await;
+    fails_cleanly(&db, &mut raw, "copy_model from a missing model", 2, |ops| { ops.copy_model(missing.clone(), "new"); },
+        |e| matches!(e, Error::NotFound { .. })).await;
+    fails_cleanly(&db, &mut raw, "condition on a wrong type", 2, |ops| {
+        ops.when(rc.n().gt(1)).then(|ops| { ops.set(ra.name(), "x"); });
+    }, mismatch("$.n", "string")).await;
+    fails_cleanly(&db, &mut raw, "missing dict entry", 2, |ops| { ops.incr(ra.counts().entry("nope"), 1); },
+        |e| matches!(e, Error::TypeMismatch { path, found, .. } if path == "$.counts[\"nope\"]" && found == "nothing")).await;
+    fails_cleanly(&db, &mut raw, "float overflow", 3, |ops| { ops.incr(ra.f(), f64::MAX); ops.incr(ra.f(), f64::MAX); },
+        |e| matches!(e, Error::Overflow { .. })).await;
+    fails_cleanly(&db, &mut raw, "pop from an empty list in a branch", 5, |ops| {
+        ops.when(ra.n().gt(-1000)).then(|ops| { ops.incr(ra.n(), 1); ops.set(ra.nums().slice(..), vec![0; 2]); ops.set(ra.nums().at(5), 1); });
+    }, |e| matches!(e, Error::IndexOutOfRange { .. })).await;
+}
+
 #[tokio::test]
 async fn smoke() {
     let db = db().await;

@@ -100,7 +100,19 @@ macro_rules! tuples {
     };
 }
 
-tuples!((A, B), (A, B, C), (A, B, C, D), (A, B, C, D, E));
+tuples!(
+    (A, B),
+    (A, B, C),
+    (A, B, C, D),
+    (A, B, C, D, E),
+    (A, B, C, D, E, F),
+    (A, B, C, D, E, F, G),
+    (A, B, C, D, E, F, G, H),
+    (A, B, C, D, E, F, G, H, I),
+    (A, B, C, D, E, F, G, H, I, J),
+    (A, B, C, D, E, F, G, H, I, J, K),
+    (A, B, C, D, E, F, G, H, I, J, K, L)
+);
 
 /// A changed part of the first document: its field names from the root, and its JSON.
 pub(crate) type Echo = Vec<(Vec<&'static str>, String)>;

@@ -174,6 +174,9 @@ local function load(loc)
       fail('wrongtype', { root = loc.root, k = {}, v = {} }, t)
     end
     rt.loaded = true
+    if not v and rt.path ~= '$' then
+      fail('notfound', { root = loc.root, k = {}, v = {} })
+    end
     if v then
       if v == '[]' then
         fail('type', { root = loc.root, k = {}, v = {} }, '*', 'nothing')
@@ -264,6 +267,11 @@ end
 -- The list node a list place or a slice place names.
 local function list_at(loc)
   return get(loc, 'array')
+end
+
+-- Whether loc is a whole stored document (which may be absent, and then is created).
+local function is_doc(loc)
+  return #loc.k == 0 and ROOTS[loc.root].path == '$'
 end
 
 -- Replaces the value at a place; a dict key (k) that is absent is added, a whole document
@@ -427,12 +435,12 @@ local function op_set(loc, w, value, id_name, id)
     assign_slice(loc, json_items(value))
     return 'null'
   end
-  if #loc.k == 0 then
+  if is_doc(loc) then
     load(loc)
     put(loc, own_id({ r = value }, id_name, id))
     return 'null'
   end
-  if loc.k[#loc.k] ~= 'k' then
+  if #loc.k == 0 or loc.k[#loc.k] ~= 'k' then
     get(loc, w)
   else
     want(prefix(loc, #loc.k - 1), parent(loc), 'object')
@@ -476,7 +484,7 @@ local function op_assign(from, to, w, ew, id_name, id)
   if items then
     value = { a = items }
   end
-  if #to.k == 0 then
+  if is_doc(to) then
     load(to)
     put(to, own_id(value, id_name, id))
   else
