@@ -45,11 +45,11 @@ pub mod __private {
     pub use crate::field::{At, FieldType, set_model};
     pub use crate::model::ModelKey;
     pub use crate::ops::{
-        Bind, Bound, Free, Loc, Ref, Referable, id_member, model_json, set_bound, value_ref,
+        Bind, Bound, Free, Loc, Ref, Referable, Whole, id_member, model_json, set_bound, value_ref,
     };
-    pub use serde_json;
     pub use redis::ToRedisArgs;
     pub use serde;
+    pub use serde_json;
     pub use std::option::Option::{self, None, Some};
     pub use std::time::Duration;
 }

@@ -16,7 +16,13 @@ use crate::error::Result;
 /// Every derived struct implements it, with or without a key field; one without a key can
 /// only be stored nested inside another model. Implemented by the derive, not by hand.
 pub trait Model:
-    Serialize + DeserializeOwned + Send + Sync + 'static + crate::query::Indexable + crate::ops::Referable
+    Serialize
+    + DeserializeOwned
+    + Send
+    + Sync
+    + 'static
+    + crate::query::Indexable
+    + crate::ops::Referable
 {
 }
 

@@ -367,3 +367,72 @@ async fn a_server_busy_with_a_runaway_script_is_a_typed_error() {
         .expect("after the kill");
     assert_eq!(n, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_ops_blocks_never_split_under_a_flush_storm() {
+    let _serial = SERIAL.lock().await;
+    let flushes = common::bank::transfers(&db().await, true).await;
+    assert!(flushes > 0, "the flusher never flushed");
+}
+
+/// The blocks' script cache is bounded by shapes: after a warm-up, 2,000 blocks over 2,000
+/// distinct key pairs (and values) load no script. Serialized so no other test loads one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_ops_blocks_add_no_script_per_key() {
+    use common::bank::Account;
+    use rapyer::prelude::*;
+    let _serial = SERIAL.lock().await;
+    let db = db().await;
+    let mut raw = raw().await;
+    async fn cached(raw: &mut redis::aio::MultiplexedConnection) -> i64 {
+        let info: String = redis::cmd("INFO")
+            .arg("memory")
+            .query_async(raw)
+            .await
+            .expect("INFO");
+        info.lines()
+            .find_map(|l| l.strip_prefix("number_of_cached_scripts:"))
+            .and_then(|v| v.trim().parse().ok())
+            .expect("INFO memory has number_of_cached_scripts")
+    }
+    let block = |i: u32| {
+        let db = db.clone();
+        async move {
+            let (a, b) = (
+                Account::server_ref_for(2 * i),
+                Account::server_ref_for(2 * i + 1),
+            );
+            Account::insert_many(
+                &db,
+                &[
+                    Account {
+                        id: 2 * i,
+                        balance: i as i64,
+                    },
+                    Account {
+                        id: 2 * i + 1,
+                        balance: 1,
+                    },
+                ],
+            )
+            .await
+            .expect("insert");
+            ServerOps::scope(&db, |ops| {
+                ops.incr_by_field(a.balance(), b.balance());
+                ops.when(a.balance().gt(i as i64)).then(|ops| {
+                    ops.set(b.balance(), i as i64 * 7);
+                });
+            })
+            .await
+            .expect("block");
+        }
+    };
+    block(0).await;
+    let before = cached(&mut raw).await;
+    for i in 1..=2_000 {
+        block(i).await;
+    }
+    assert_eq!(cached(&mut raw).await - before, 0, "blocks added scripts");
+    let last = Account::get(&db, 4001).await.expect("get");
+    assert_eq!(last.balance, 14_000);
+}

@@ -63,7 +63,13 @@ async fn snapshot(
 ) -> Vec<Option<Vec<u8>>> {
     let mut out = Vec::new();
     for k in keys {
-        out.push(redis::cmd("DUMP").arg(k).query_async(raw).await.expect("DUMP"));
+        out.push(
+            redis::cmd("DUMP")
+                .arg(k)
+                .query_async(raw)
+                .await
+                .expect("DUMP"),
+        );
     }
     out
 }
@@ -78,15 +84,29 @@ fn py_indices(len: i64, [start, stop, step]: [Option<i64>; 3]) -> (i64, i64, i64
         None => default,
         Some(x) if x < 0 => {
             let x = x + len;
-            if x < 0 { if step < 0 { -1 } else { 0 } } else { x }
+            if x < 0 {
+                if step < 0 { -1 } else { 0 }
+            } else {
+                x
+            }
         }
-        Some(x) if x >= len => if step < 0 { len - 1 } else { len },
+        Some(x) if x >= len => {
+            if step < 0 {
+                len - 1
+            } else {
+                len
+            }
+        }
         Some(x) => x,
     };
     let start = adjust(start, if step < 0 { len - 1 } else { 0 });
     let stop = adjust(stop, if step < 0 { -1 } else { len });
     let count = if step < 0 {
-        if stop < start { (start - stop - 1) / -step + 1 } else { 0 }
+        if stop < start {
+            (start - stop - 1) / -step + 1
+        } else {
+            0
+        }
     } else if start < stop {
         (stop - start - 1) / step + 1
     } else {
@@ -97,7 +117,9 @@ fn py_indices(len: i64, [start, stop, step]: [Option<i64>; 3]) -> (i64, i64, i64
 
 fn py_get<T: Clone>(list: &[T], s: [Option<i64>; 3]) -> Vec<T> {
     let (start, _, step, count) = py_indices(list.len() as i64, s);
-    (0..count).map(|i| list[(start + i * step) as usize].clone()).collect()
+    (0..count)
+        .map(|i| list[(start + i * step) as usize].clone())
+        .collect()
 }
 
 /// `list[s] = values`, or Python's ValueError text.
@@ -142,8 +164,8 @@ async fn check_slice(
     a.nums = nums(list);
     let mut b = doc("sb");
     b.nums = nums(other);
-    a.save(db).await.unwrap();
-    b.save(db).await.unwrap();
+    a.save(db).await.expect("save");
+    b.save(db).await.expect("save");
     let values = py_get(other, source);
     let expected = py_assign(list, target, &values);
     let before = snapshot(raw, &[db.key(&a.key()), db.key(&b.key())]).await;
@@ -160,7 +182,11 @@ async fn check_slice(
         (Ok(want), Ok(Some(()))) => {
             let now = stored(raw, &db.key(&a.key())).await;
             assert_eq!(now["nums"], json!(want), "{case}");
-            assert_eq!(stored(raw, &db.key(&b.key())).await["nums"], json!(other), "{case}");
+            assert_eq!(
+                stored(raw, &db.key(&b.key())).await["nums"],
+                json!(other),
+                "{case}"
+            );
         }
         (Err(why), Err(Error::Block { op: 0, source })) => {
             match *source {
@@ -188,41 +214,42 @@ async fn slice_assignment_follows_python() {
     let o = [10, 11, 12];
     let all = [None, None, None];
     #[rustfmt::skip]
-    let cases: &[([Option<i64>; 3], [Option<i64>; 3])] = &[
+    type Bounds = [Option<i64>; 3];
+    let cases: &[(Bounds, Bounds)] = &[
         // Resizing slices (no step or step 1).
-        ([Some(0), Some(0), None], all),             // insert at the front
-        ([Some(6), None, None], all),                // append
-        ([Some(1), Some(3), None], all),             // replace 2 with 3
+        ([Some(0), Some(0), None], all), // insert at the front
+        ([Some(6), None, None], all),    // append
+        ([Some(1), Some(3), None], all), // replace 2 with 3
         ([Some(1), Some(5), None], [Some(0), Some(1), None]), // shrink
-        ([None, None, None], [Some(0), Some(0), None]),       // clear
-        ([None, None, None], all),                   // replace everything
-        ([Some(-2), None, None], all),               // negative start
-        ([None, Some(-2), None], all),               // negative stop
-        ([Some(-100), Some(100), None], all),        // clamped bounds
-        ([Some(4), Some(2), None], all),             // stop before start: insert at 4
-        ([Some(100), Some(200), None], all),         // past the end: append
-        ([Some(-100), Some(-50), None], all),        // before the start: prepend
-        ([Some(2), Some(4), Some(1)], all),          // explicit step 1 still resizes
+        ([None, None, None], [Some(0), Some(0), None]), // clear
+        ([None, None, None], all),       // replace everything
+        ([Some(-2), None, None], all),   // negative start
+        ([None, Some(-2), None], all),   // negative stop
+        ([Some(-100), Some(100), None], all), // clamped bounds
+        ([Some(4), Some(2), None], all), // stop before start: insert at 4
+        ([Some(100), Some(200), None], all), // past the end: append
+        ([Some(-100), Some(-50), None], all), // before the start: prepend
+        ([Some(2), Some(4), Some(1)], all), // explicit step 1 still resizes
         ([Some(3), Some(3), None], [Some(1), None, None]),
-        ([Some(0), Some(6), None], [None, None, Some(-1)]),   // reversed source
-        ([Some(1), Some(2), None], [None, None, Some(2)]),    // stepped source
+        ([Some(0), Some(6), None], [None, None, Some(-1)]), // reversed source
+        ([Some(1), Some(2), None], [None, None, Some(2)]),  // stepped source
         // Extended slices: equal lengths only.
-        ([None, None, Some(2)], all),                // 3 = 3
-        ([Some(1), None, Some(2)], all),             // 3 = 3
-        ([None, None, Some(-2)], all),               // 5, 3, 1
-        ([Some(-1), Some(-4), Some(-1)], all),       // 5, 4, 3
-        ([None, None, Some(-1)], [None, None, None]),         // 6 vs 3: error
-        ([None, None, Some(3)], [Some(0), Some(2), None]),    // 2 = 2
-        ([None, None, Some(2)], [Some(0), Some(2), None]),    // 3 vs 2: error
-        ([Some(5), Some(0), Some(-2)], all),         // 5, 3, 1
-        ([Some(10), None, Some(2)], [Some(0), Some(0), None]), // empty = empty
-        ([Some(0), Some(1), Some(5)], [Some(2), None, None]), // one element
-        ([None, None, Some(7)], [Some(0), Some(1), None]),    // one element, big step
-        ([None, None, Some(-7)], [Some(-1), None, None]),     // last element, backwards
-        ([Some(-3), None, Some(-1)], [None, None, Some(-1)]), // 3, 2, 1, 0 vs 3: error
-        ([None, None, Some(0)], all),                // step 0: error
+        ([None, None, Some(2)], all),                            // 3 = 3
+        ([Some(1), None, Some(2)], all),                         // 3 = 3
+        ([None, None, Some(-2)], all),                           // 5, 3, 1
+        ([Some(-1), Some(-4), Some(-1)], all),                   // 5, 4, 3
+        ([None, None, Some(-1)], [None, None, None]),            // 6 vs 3: error
+        ([None, None, Some(3)], [Some(0), Some(2), None]),       // 2 = 2
+        ([None, None, Some(2)], [Some(0), Some(2), None]),       // 3 vs 2: error
+        ([Some(5), Some(0), Some(-2)], all),                     // 5, 3, 1
+        ([Some(10), None, Some(2)], [Some(0), Some(0), None]),   // empty = empty
+        ([Some(0), Some(1), Some(5)], [Some(2), None, None]),    // one element
+        ([None, None, Some(7)], [Some(0), Some(1), None]),       // one element, big step
+        ([None, None, Some(-7)], [Some(-1), None, None]),        // last element, backwards
+        ([Some(-3), None, Some(-1)], [None, None, Some(-1)]),    // 3, 2, 1, 0 vs 3: error
+        ([None, None, Some(0)], all),                            // step 0: error
         ([Some(1), Some(1), Some(2)], [Some(0), Some(0), None]), // empty extended slice
-        ([None, None, Some(-1)], [Some(0), Some(6), None]),    // only 3 in source: error
+        ([None, None, Some(-1)], [Some(0), Some(6), None]),      // only 3 in source: error
     ];
     assert!(cases.len() >= 30);
     for (target, source) in cases {
@@ -233,10 +260,15 @@ async fn slice_assignment_follows_python() {
     a.nums = vec![1, 2, 3];
     a.save(&db).await.unwrap();
     let r = a.server_ref();
-    ServerOps::scope(&db, |ops| ops.assign(r.nums().slice(..), r.nums().slice(1..1)))
-        .await
-        .unwrap();
-    assert_eq!(stored(&mut raw, &db.key(&a.key())).await["nums"], json!([1, 1, 2, 3, 2, 3]));
+    ServerOps::scope(&db, |ops| {
+        ops.assign(r.nums().slice(..), r.nums().slice(1..1))
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        stored(&mut raw, &db.key(&a.key())).await["nums"],
+        json!([1, 1, 2, 3, 2, 3])
+    );
 }
 
 #[tokio::test]
@@ -262,7 +294,11 @@ async fn slice_assignment_property() {
             _ => Some(rng.below(7) as i64 - 3),
         };
         let target = [bound(&mut rng, len), bound(&mut rng, len), step(&mut rng)];
-        let source = [bound(&mut rng, olen), bound(&mut rng, olen), step(&mut rng).filter(|s| *s != 0)];
+        let source = [
+            bound(&mut rng, olen),
+            bound(&mut rng, olen),
+            step(&mut rng).filter(|s| *s != 0),
+        ];
         check_slice(&db, &mut raw, &list, target, &other, source).await;
     }
 }
@@ -296,7 +332,13 @@ async fn every_operation_changes_exactly_what_it_names() {
             let n = ops.incr(ra.n(), -25);
             let f = ops.incr(ra.f(), 0.25);
             ops.set(rb.name(), "bob");
-            ops.set(rb.inner(), Inner { city: "Oslo".into(), zip: 150 });
+            ops.set(
+                rb.inner(),
+                Inner {
+                    city: "Oslo".into(),
+                    zip: 150,
+                },
+            );
             ops.set(rb.prefs().entry("new"), "entry");
             ops.set(rb.items().at(-1), "z");
             ops.set(rb.maybe(), Some("here".to_string()));
@@ -319,10 +361,23 @@ async fn every_operation_changes_exactly_what_it_names() {
                 .otherwise(|ops| {
                     ops.set(ra.maybe(), Some("otherwise".to_string()));
                 });
-            let missed = ops.when(ra.small().gt(rb.small()) | ra.f().ge(100.0)).then(|ops| {
-                ops.set(ra.maybe(), Some("never".to_string()));
-            });
-            (n, f, by_field, fby, concat, appended, moved, empty_move, held, missed.out())
+            let missed = ops
+                .when(ra.small().gt(rb.small()) | ra.f().ge(100.0))
+                .then(|ops| {
+                    ops.set(ra.maybe(), Some("never".to_string()));
+                });
+            (
+                n,
+                f,
+                by_field,
+                fby,
+                concat,
+                appended,
+                moved,
+                empty_move,
+                held,
+                missed.out(),
+            )
         })
         .await
         .unwrap_or_else(|e| panic!("{e}"));
@@ -387,7 +442,11 @@ async fn fails_cleanly(
         }
         other => panic!("{what}: expected operation {failed_op} to fail, got {other:?}"),
     }
-    assert_eq!(snapshot(raw, &keys).await, before, "{what}: a failed block changed a key");
+    assert_eq!(
+        snapshot(raw, &keys).await,
+        before,
+        "{what}: a failed block changed a key"
+    );
 }
 
 #[tokio::test]
@@ -408,7 +467,12 @@ async fn a_failing_operation_changes_nothing() {
             .unwrap();
     }
     let d = db.key(&Doc::key_of("d"));
-    let _: () = redis::cmd("SET").arg(&d).arg("plain").query_async(&mut raw).await.unwrap();
+    let _: () = redis::cmd("SET")
+        .arg(&d)
+        .arg("plain")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
     let (ra, rb, rc) = (
         Doc::server_ref_for("a"),
         Doc::server_ref_for("b"),
@@ -419,45 +483,482 @@ async fn a_failing_operation_changes_nothing() {
     let key_c = c.clone();
 
     let overflow = |e: &Error| matches!(e, Error::Overflow { key, path } if *key == key_a && path == "$.small");
-    fails_cleanly(&db, &mut raw, "incr overflow", 2, |ops| { ops.incr(ra.small(), 100); }, overflow).await;
+    fails_cleanly(
+        &db,
+        &mut raw,
+        "incr overflow",
+        2,
+        |ops| {
+            ops.incr(ra.small(), 100);
+        },
+        overflow,
+    )
+    .await;
     let mismatch = |path: &'static str, found: &'static str| {
         let key_c = key_c.clone();
         move |e: &Error| matches!(e, Error::TypeMismatch { key, path: p, found: f, .. } if *key == key_c && p == path && f == found)
     };
-    fails_cleanly(&db, &mut raw, "incr on a string", 2, |ops| { ops.incr(rc.n(), 1); }, mismatch("$.n", "string")).await;
-    fails_cleanly(&db, &mut raw, "incr_by_field by a string", 2, |ops| { ops.incr_by_field(ra.n(), rc.n()); }, mismatch("$.n", "string")).await;
+    fails_cleanly(
+        &db,
+        &mut raw,
+        "incr on a string",
+        2,
+        |ops| {
+            ops.incr(rc.n(), 1);
+        },
+        mismatch("$.n", "string"),
+    )
+    .await;
+    fails_cleanly(
+        &db,
+        &mut raw,
+        "incr_by_field by a string",
+        2,
+        |ops| {
+            ops.incr_by_field(ra.n(), rc.n());
+        },
+        mismatch("$.n", "string"),
+    )
+    .await;
     fails_cleanly(&db, &mut raw, "index out of range", 2, |ops| { ops.set(ra.items().at(10), "x"); },
         |e| matches!(e, Error::IndexOutOfRange { index: 10, len: 3, path, .. } if path == "$.items")).await;
-    fails_cleanly(&db, &mut raw, "missing document", 2, |ops| { ops.set(missing.name(), "x"); },
-        |e| matches!(e, Error::NotFound { key } if key.ends_with(":missing"))).await;
-    fails_cleanly(&db, &mut raw, "not a document", 2, |ops| { ops.assign(rd.name(), ra.name()); },
-        |e| matches!(e, Error::TypeMismatch { found, .. } if found == "a Redis string")).await;
+    fails_cleanly(
+        &db,
+        &mut raw,
+        "missing document",
+        2,
+        |ops| {
+            ops.set(missing.name(), "x");
+        },
+        |e| matches!(e, Error::NotFound { key } if key.ends_with(":missing")),
+    )
+    .await;
+    fails_cleanly(
+        &db,
+        &mut raw,
+        "not a document",
+        2,
+        |ops| {
+            ops.assign(rd.name(), ra.name());
+        },
+        |e| matches!(e, Error::TypeMismatch { found, .. } if found == "a Redis string"),
+    )
+    .await;
     fails_cleanly(&db, &mut raw, "extended slice size", 2, |ops| {
         ops.assign(ra.items().slice(..), rb.items().slice((None, None, Some(3))));
     }, |e| matches!(e, Error::InvalidOp { message, .. } if message.contains("extended slice of size"))).await;
-    fails_cleanly(&db, &mut raw, "slice step 0", 2, |ops| {
-        ops.set(ra.nums().slice((None, None, Some(0))), Vec::<i64>::new());
-    }, |e| matches!(e, Error::InvalidOp { message, .. } if message == "slice step cannot be zero")).await;
-    fails_cleanly(&db, &mut raw, "swap with a wrong type", 2, |ops| { ops.swap(ra.name(), rc.name()); },
-        mismatch("$.name", "integer")).await;
-    fails_cleanly(&db, &mut raw, "concat of a wrong type", 2, |ops| { ops.concat([ra.name(), rc.name()], rb.name(), "-"); },
-        mismatch("$.name", "integer")).await;
-    fails_cleanly(&db, &mut raw, "append_from into a non-list", 2, |ops| { ops.append_from(rc.items(), ra.items().slice(..)); },
-        mismatch("$.items", "integer")).await;
-    fails_cleanly(&db, &mut raw, "move_item into a non-list", 2, |ops| { ops.move_item(ra.items().at(0), rc.items()); },
-        mismatch("$.items", "integer")).await;
-    fails_cleanly(&db, &mut raw, "copy_model from a missing model", 2, |ops| { ops.copy_model(missing.clone(), "new"); },
-        |e| matches!(e, Error::NotFound { .. })).await;
-    fails_cleanly(&db, &mut raw, "condition on a wrong type", 2, |ops| {
-        ops.when(rc.n().gt(1)).then(|ops| { ops.set(ra.name(), "x"); });
-    }, mismatch("$.n", "string")).await;
+    fails_cleanly(
+        &db,
+        &mut raw,
+        "slice step 0",
+        2,
+        |ops| {
+            ops.set(ra.nums().slice((None, None, Some(0))), Vec::<i64>::new());
+        },
+        |e| matches!(e, Error::InvalidOp { message, .. } if message == "slice step cannot be zero"),
+    )
+    .await;
+    fails_cleanly(
+        &db,
+        &mut raw,
+        "swap with a wrong type",
+        2,
+        |ops| {
+            ops.swap(ra.name(), rc.name());
+        },
+        mismatch("$.name", "integer"),
+    )
+    .await;
+    fails_cleanly(
+        &db,
+        &mut raw,
+        "concat of a wrong type",
+        2,
+        |ops| {
+            ops.concat([ra.name(), rc.name()], rb.name(), "-");
+        },
+        mismatch("$.name", "integer"),
+    )
+    .await;
+    fails_cleanly(
+        &db,
+        &mut raw,
+        "append_from into a non-list",
+        2,
+        |ops| {
+            ops.append_from(rc.items(), ra.items().slice(..));
+        },
+        mismatch("$.items", "integer"),
+    )
+    .await;
+    fails_cleanly(
+        &db,
+        &mut raw,
+        "move_item into a non-list",
+        2,
+        |ops| {
+            ops.move_item(ra.items().at(0), rc.items());
+        },
+        mismatch("$.items", "integer"),
+    )
+    .await;
+    fails_cleanly(
+        &db,
+        &mut raw,
+        "copy_model from a missing model",
+        2,
+        |ops| {
+            ops.copy_model(missing.clone(), "new");
+        },
+        |e| matches!(e, Error::NotFound { .. }),
+    )
+    .await;
+    fails_cleanly(
+        &db,
+        &mut raw,
+        "condition on a wrong type",
+        2,
+        |ops| {
+            ops.when(rc.n().gt(1)).then(|ops| {
+                ops.set(ra.name(), "x");
+            });
+        },
+        mismatch("$.n", "string"),
+    )
+    .await;
     fails_cleanly(&db, &mut raw, "missing dict entry", 2, |ops| { ops.incr(ra.counts().entry("nope"), 1); },
         |e| matches!(e, Error::TypeMismatch { path, found, .. } if path == "$.counts[\"nope\"]" && found == "nothing")).await;
-    fails_cleanly(&db, &mut raw, "float overflow", 3, |ops| { ops.incr(ra.f(), f64::MAX); ops.incr(ra.f(), f64::MAX); },
-        |e| matches!(e, Error::Overflow { .. })).await;
-    fails_cleanly(&db, &mut raw, "pop from an empty list in a branch", 5, |ops| {
-        ops.when(ra.n().gt(-1000)).then(|ops| { ops.incr(ra.n(), 1); ops.set(ra.nums().slice(..), vec![0; 2]); ops.set(ra.nums().at(5), 1); });
-    }, |e| matches!(e, Error::IndexOutOfRange { .. })).await;
+    fails_cleanly(
+        &db,
+        &mut raw,
+        "float overflow",
+        3,
+        |ops| {
+            ops.incr(ra.f(), f64::MAX);
+            ops.incr(ra.f(), f64::MAX);
+        },
+        |e| matches!(e, Error::Overflow { .. }),
+    )
+    .await;
+    fails_cleanly(
+        &db,
+        &mut raw,
+        "pop from an empty list in a branch",
+        5,
+        |ops| {
+            ops.when(ra.n().gt(-1000)).then(|ops| {
+                ops.incr(ra.n(), 1);
+                ops.set(ra.nums().slice(..), vec![0; 2]);
+                ops.set(ra.nums().at(5), 1);
+            });
+        },
+        |e| matches!(e, Error::IndexOutOfRange { .. }),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn hostile_values_and_dict_keys_round_trip() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let a = doc("hostile");
+    a.save(&db).await.unwrap();
+    let r = a.server_ref();
+    for (i, v) in HOSTILE.iter().enumerate() {
+        let joined = ServerOps::scope(&db, |ops| {
+            ops.set(r.prefs().entry(*v), *v);
+            ops.set(r.counts().entry(*v), i as i64);
+            ops.incr(r.counts().entry(*v), 1);
+            ops.set(r.name(), *v);
+            ops.concat([r.name(), r.prefs().entry(*v)], r.inner().city(), v)
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{v:?}: {e}"));
+        let want = format!("{v}{v}{v}");
+        assert_eq!(joined.as_deref(), Some(want.as_str()), "{v:?}");
+        let now = stored(&mut raw, &db.key(&a.key())).await;
+        assert_eq!(now["prefs"][*v], json!(v), "{v:?}");
+        assert_eq!(now["counts"][*v], json!(i as i64 + 1), "{v:?}");
+        assert_eq!(now["name"], json!(v), "{v:?}");
+        assert_eq!(
+            now["inner"]["city"],
+            json!(want),
+            "{v:?}: no JSON quotes leak"
+        );
+    }
+    // Conditions compare hostile strings exactly.
+    let hit = ServerOps::scope(&db, |ops| {
+        ops.when(r.name().eq(*HOSTILE.last().unwrap()) & r.name().ne("a.b[0]$"))
+            .then(|_| {})
+            .out()
+    })
+    .await
+    .unwrap();
+    assert_eq!(hit, Some(true));
+    let back = Doc::get(&db, "hostile").await.unwrap();
+    assert_eq!(back.prefs.len(), HOSTILE.len() + 1);
+}
+
+#[tokio::test]
+async fn copy_model_carries_the_new_id_and_keeps_the_ttl_policy() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let a = doc("orig");
+    a.save(&db).await.unwrap();
+    ServerOps::scope(&db, |ops| ops.copy_model(a.server_ref(), "copy"))
+        .await
+        .unwrap();
+    let copy = Doc::get(&db, "copy").await.unwrap();
+    assert_eq!(
+        copy,
+        Doc {
+            id: "copy".into(),
+            ..a.clone()
+        }
+    );
+    // Over an existing model the copy replaces it, keeping the target's id.
+    let mut b = doc("other");
+    b.n = 99;
+    b.save(&db).await.unwrap();
+    ServerOps::scope(&db, |ops| {
+        ops.assign(b.server_ref(), Doc::server_ref_for("copy"))
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        stored(&mut raw, &db.key(&Doc::key_of("copy"))).await["id"],
+        json!("copy")
+    );
+    assert_eq!(Doc::get(&db, "copy").await.unwrap().n, 99);
+    // Whole models swap, each keeping its id.
+    ServerOps::scope(&db, |ops| ops.swap(a.server_ref(), b.server_ref()))
+        .await
+        .unwrap();
+    assert_eq!(
+        Doc::get(&db, "orig").await.unwrap(),
+        Doc {
+            id: "orig".into(),
+            ..b.clone()
+        }
+    );
+    assert_eq!(
+        Doc::get(&db, "other").await.unwrap(),
+        Doc {
+            id: "other".into(),
+            ..a.clone()
+        }
+    );
+}
+
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+#[rapyer(hash_tag = "ops", ttl = 300)]
+struct Session {
+    #[rapyer(key)]
+    id: u32,
+    hits: u64,
+    log: Vec<String>,
+}
+
+#[tokio::test]
+async fn writes_rearm_the_expiry_and_integer_ids_copy_exactly() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let s = Session {
+        id: 7,
+        hits: u64::MAX - 1,
+        log: vec![],
+    };
+    s.save(&db).await.unwrap();
+    let key = db.key(&s.key());
+    let _: () = redis::cmd("PEXPIRE")
+        .arg(&key)
+        .arg(1000)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let hits = ServerOps::scope(&db, |ops| ops.incr(s.server_ref().hits(), 1))
+        .await
+        .unwrap();
+    assert_eq!(hits, Some(u64::MAX), "exact beyond 2^53");
+    assert!(
+        common::pttl(&mut raw, &key).await > 200_000,
+        "a write re-arms the ttl"
+    );
+    let over = ServerOps::scope(&db, |ops| ops.incr(s.server_ref().hits(), 1)).await;
+    assert!(
+        matches!(over, Err(Error::Block { op: 0, ref source }) if matches!(**source, Error::Overflow { .. }))
+    );
+    ServerOps::scope(&db, |ops| ops.copy_model(s.server_ref(), 8))
+        .await
+        .unwrap();
+    assert_eq!(
+        stored(&mut raw, &db.key(&Session::key_of(8))).await["id"],
+        json!(8)
+    );
+    assert!(common::pttl(&mut raw, &db.key(&Session::key_of(8))).await > 200_000);
+    // An id that is not one of the key's type is refused before anything is sent.
+    let bad = ServerOps::scope(&db, |ops| ops.copy_model(s.server_ref(), "x")).await;
+    assert!(
+        matches!(bad, Err(Error::Block { op: 0, ref source }) if matches!(**source, Error::InvalidOp { .. })),
+        "{bad:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_model_pipeline_updates_the_local_fields_from_the_server() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let mut a = doc("pipe");
+    a.save(&db).await.unwrap();
+    // Another client changes the stored model: the pipeline's results are the server's.
+    let _: () = redis::cmd("JSON.SET")
+        .arg(db.key(&a.key()))
+        .arg("$.n")
+        .arg("100")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    a.small = 1; // a local edit to a field the pipeline does not touch
+    let (n, len, popped, toggled, name, removed) = a
+        .pipeline(&db, |p| {
+            (
+                p.n().incr(5),
+                p.items().append("d"),
+                p.nums().pop_at(0),
+                p.flag().toggle(),
+                p.name().append("!"),
+                p.prefs().remove("theme"),
+            )
+        })
+        .await
+        .unwrap();
+    assert_eq!(n, Some(105));
+    assert_eq!(len, Some(4));
+    assert_eq!(popped, Some(1));
+    assert_eq!(toggled, Some(true));
+    assert_eq!(name.as_deref(), Some("ann!"));
+    assert_eq!(removed, Some(Some("dark".to_string())));
+    assert_eq!(a.n, 105, "the local field holds the server's value");
+    assert_eq!(a.items, ["a", "b", "c", "d"]);
+    assert_eq!(a.nums, [2, 3, 4, 5]);
+    assert!(a.flag);
+    assert_eq!(a.name, "ann!");
+    assert!(a.prefs.is_empty());
+    assert_eq!(
+        a.small, 1,
+        "fields the pipeline did not touch keep their local value"
+    );
+    let now = stored(&mut raw, &db.key(&a.key())).await;
+    assert_eq!(now["small"], json!(100));
+    assert_eq!(now["n"], json!(105));
+
+    a.pipeline(&db, |p| {
+        p.counts().update([("y", 2), ("x", 5)]);
+        p.items().insert(0, "first");
+        p.items().set(-1, "last");
+        p.inner().set(Inner {
+            city: "Rome".into(),
+            zip: 1,
+        });
+        p.prefs().insert("k\"'", "v");
+        p.n().decr(6);
+    })
+    .await
+    .unwrap();
+    assert_eq!(a.counts, BTreeMap::from([("x".into(), 5), ("y".into(), 2)]));
+    assert_eq!(a.items, ["first", "a", "b", "c", "last"]);
+    assert_eq!(a.inner.city, "Rome");
+    assert_eq!(a.n, 99);
+    assert_eq!(
+        Doc::get(&db, "pipe").await.unwrap(),
+        Doc {
+            small: 100,
+            ..a.clone()
+        }
+    );
+
+    // A failing pipeline leaves both the local model and the stored one as they were.
+    let local = a.clone();
+    let before = snapshot(&mut raw, &[db.key(&a.key())]).await;
+    let failed = a
+        .pipeline(&db, |p| {
+            p.n().incr(1);
+            p.small().incr(100);
+        })
+        .await;
+    assert!(
+        matches!(failed, Err(Error::Block { op: 1, .. })),
+        "{failed:?}"
+    );
+    assert_eq!(a, local);
+    assert_eq!(snapshot(&mut raw, &[db.key(&a.key())]).await, before);
+}
+
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+struct Untagged {
+    #[rapyer(key)]
+    id: String,
+    n: i64,
+}
+
+#[tokio::test]
+async fn keys_in_different_slots_are_refused_before_sending() {
+    let db = db().await;
+    let (a, b) = (Untagged::server_ref_for("a"), Untagged::server_ref_for("b"));
+    let got = ServerOps::scope(&db, |ops| ops.incr_by_field(a.n(), b.n())).await;
+    match got {
+        Err(Error::CrossSlot { keys }) => assert_eq!(keys.len(), 2),
+        other => panic!("expected CrossSlot, got {other:?}"),
+    }
+    // Tagged models share a slot, whatever their ids.
+    let (x, y) = (Doc::server_ref_for("x1"), Doc::server_ref_for("y2"));
+    let got = ServerOps::scope(&db, |ops| ops.incr_by_field(x.n(), y.n())).await;
+    assert!(
+        matches!(got, Err(Error::Block { source, .. }) if matches!(*source, Error::NotFound { .. }))
+    );
+}
+
+#[tokio::test]
+async fn explain_shows_the_shape_and_no_key_or_value() {
+    let block = |a: &str, b: &str, value: &str| {
+        let (ra, rb) = (Doc::server_ref_for(a), Doc::server_ref_for(b));
+        let value = value.to_string();
+        ServerOps::explain(move |ops| {
+            ops.set(ra.prefs().entry(value.clone()), value.clone());
+            ops.assign(
+                ra.items().slice((1, -1)),
+                rb.items().slice((None, None, Some(2))),
+            );
+            ops.when(ra.n().gt(41) & rb.name().eq(value.as_str()))
+                .then(|ops| {
+                    ops.concat([ra.name(), rb.name()], rb.name(), &value);
+                });
+        })
+    };
+    let one = block("secret-key-1", "secret-key-2", "secret value 🎉");
+    let two = block("k3", "k4", "other");
+    assert_eq!(one, two, "the same shape gives the same script");
+    for needle in ["secret", "🎉", "Doc:", "{ops}"] {
+        assert!(!one.contains(needle), "explain leaks {needle:?}");
+    }
+    // The block's own part (after the runtime) names no field and no number either.
+    let body = one
+        .split("-- The block.")
+        .nth(1)
+        .expect("the block follows the runtime");
+    for needle in ["prefs", "items", "name", "41", "other"] {
+        assert!(
+            !body.contains(needle),
+            "explain's block leaks {needle:?}:\n{body}"
+        );
+    }
+    assert!(one.contains("op_assign") && one.contains("compare('gt'"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_transfers_conserve_the_total() {
+    let flushes = common::bank::transfers(&db().await, false).await;
+    assert_eq!(flushes, 0);
 }
 
 #[tokio::test]

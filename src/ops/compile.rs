@@ -189,10 +189,7 @@ pub(crate) fn compile(ops: &[Op], count: usize, echo: bool) -> Compiled {
         let key = c.roots[i].0 + 1;
         let _ = writeln!(c.body, "ROOT({}, {key}, {arg})", i + 1);
     }
-    let _ = writeln!(
-        c.body,
-        "return RUN({count}, {echo}, function()",
-    );
+    let _ = writeln!(c.body, "return RUN({count}, {echo}, function()",);
     c.ops(ops, 1);
     c.body.push_str("end)\n");
     Compiled {
@@ -230,7 +227,11 @@ impl Compiler {
                     }
                     self.indent(depth);
                     let n = out + 1;
-                    let _ = writeln!(self.body, "OP = {n}; RES[{n}] = {func}({})", args.join(", "));
+                    let _ = writeln!(
+                        self.body,
+                        "OP = {n}; RES[{n}] = {func}({})",
+                        args.join(", ")
+                    );
                 }
                 Op::When {
                     cond,

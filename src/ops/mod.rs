@@ -57,8 +57,8 @@ use std::fmt::Display;
 use std::marker::PhantomData;
 
 pub use refs::{
-    Bind, Bound, DictRef, Free, ListRef, Loc, Map, Ref, Referable, ServerRef, SliceRange,
-    SliceRef, value_ref,
+    Bind, Bound, DictRef, Free, ListRef, Loc, Map, Ref, Referable, ServerRef, SliceRange, SliceRef,
+    value_ref,
 };
 pub use run::{Resolve, Results};
 
@@ -524,7 +524,10 @@ impl Ops {
     /// step needs as many elements as it has. A whole model copied over another keeps the
     /// target's id.
     pub fn assign<A: Ref, B: Ref<Value = A::Value>>(&self, from: A, to: B) -> Out<()> {
-        self.push("op_assign", assign_params(from.loc(), &to, from.element_want()))
+        self.push(
+            "op_assign",
+            assign_params(from.loc(), &to, from.element_want()),
+        )
     }
 
     /// Exchanges the values at `a` and `b`. Whole models keep their ids.
@@ -624,11 +627,14 @@ impl Ops {
         if let Some(message) = &cond.error
             && p.error.is_none()
         {
-            p.error = Some((out, Error::InvalidOp {
-                key: String::new(),
-                path: String::new(),
-                message: message.clone(),
-            }));
+            p.error = Some((
+                out,
+                Error::InvalidOp {
+                    key: String::new(),
+                    path: String::new(),
+                    message: message.clone(),
+                },
+            ));
         }
         let frame = p.frames.last_mut().expect("a block always has a frame");
         frame.push(Op::When {
@@ -834,7 +840,8 @@ where
 // Operations of a model pipeline's bound references.
 
 fn bound<B: Bind>(bind: &B) -> &Ops {
-    bind.ops().expect("bound references always hold their block")
+    bind.ops()
+        .expect("bound references always hold their block")
 }
 
 impl<'a, T: serde::Serialize> ServerRef<T, Bound<'a>> {
@@ -1019,7 +1026,6 @@ impl<M: Map> DictRef<M, Bound<'_>> {
 pub fn set_bound<R: Ref + Clone>(r: &R, value: R::Value) -> Out<()> {
     bound(r.bind()).set(r.clone(), value)
 }
-
 
 /// A model's JSON with the search instant beside each date-time it indexes.
 #[doc(hidden)]

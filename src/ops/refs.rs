@@ -154,9 +154,11 @@ impl Loc {
 
 /// Appends `.name`, or `["name"]` when the name is not a plain identifier.
 pub(crate) fn push_name(out: &mut String, name: &str) {
-    let plain = name.chars().enumerate().all(|(i, c)| {
-        c == '_' || c.is_ascii_alphabetic() || (i > 0 && c.is_ascii_digit())
-    }) && !name.is_empty();
+    let plain = name
+        .chars()
+        .enumerate()
+        .all(|(i, c)| c == '_' || c.is_ascii_alphabetic() || (i > 0 && c.is_ascii_digit()))
+        && !name.is_empty();
     if plain {
         out.push('.');
         out.push_str(name);

@@ -121,9 +121,7 @@ pub(crate) type Echo = Vec<(Vec<&'static str>, String)>;
 fn op_keys(db: &Db, ops: &[Op], out: &mut [String]) {
     for op in ops {
         match op {
-            Op::Call {
-                params, out: n, ..
-            } => {
+            Op::Call { params, out: n, .. } => {
                 let first = params.iter().find_map(|p| match p {
                     Param::Loc(l) => Some(l),
                     Param::Locs(ls) => ls.first(),
@@ -217,7 +215,11 @@ pub(crate) async fn run(db: &Db, program: &Program, echo: bool) -> Result<(Resul
                 "type" => Error::TypeMismatch {
                     key,
                     path,
-                    expected: if a == "*" { "a value".into() } else { a.clone() },
+                    expected: if a == "*" {
+                        "a value".into()
+                    } else {
+                        a.clone()
+                    },
                     found: b.clone(),
                 },
                 "index" => Error::IndexOutOfRange {
@@ -268,7 +270,9 @@ pub(crate) fn apply_echo<M: AtomicModel>(model: &mut M, db: &Db, echo: &Echo) ->
             let serde_json::Value::Object(map) = slot else {
                 break;
             };
-            slot = map.entry(name.to_string()).or_insert(serde_json::Value::Null);
+            slot = map
+                .entry(name.to_string())
+                .or_insert(serde_json::Value::Null);
         }
         *slot = value;
     }

@@ -5,6 +5,8 @@
 
 use rapyer::Db;
 
+pub(crate) mod bank;
+
 /// A `Db` in a fresh namespace named after the running test.
 pub(crate) async fn db() -> Db {
     let server = rapyer_testkit::server();

@@ -151,6 +151,9 @@ fn server_refs(model: &Model) -> TokenStream {
         }
 
         #[automatically_derived]
+        impl<B: ::rapyer::__private::Bind> ::rapyer::__private::Whole for #name<B> {}
+
+        #[automatically_derived]
         impl ::rapyer::__private::Referable for #ident {
             type Ref<B: ::rapyer::__private::Bind> = #name<B>;
             const WANT: &'static str = "object";
