@@ -342,3 +342,99 @@ impl Compiler {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use serde::{Deserialize, Serialize};
+
+    use super::compile;
+    use crate::AtomicModel;
+    use crate::ops::Ops;
+
+    #[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+    #[rapyer(hash_tag = "t")]
+    struct Acct {
+        #[rapyer(key)]
+        id: String,
+        balance: i64,
+        rate: f64,
+        note: String,
+        tags: Vec<String>,
+        prefs: HashMap<String, String>,
+        owner: Owner,
+    }
+
+    #[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+    struct Owner {
+        #[serde(rename = "full name")]
+        name: String,
+        age: u8,
+    }
+
+    /// The block's script part, its keys and its ARGV, as one text.
+    fn compiled(build: impl FnOnce(&Ops)) -> String {
+        let ops = Ops::new();
+        build(&ops);
+        let program = ops.finish().expect("the block builds");
+        let c = compile(&program.frames[0], program.count, false);
+        let keys: Vec<&str> = c.docs.iter().map(|d| d.key.as_str()).collect();
+        format!("{}KEYS {keys:?}\nARGV {:?}\n", c.body, c.args)
+    }
+
+    #[test]
+    fn a_transfer_block() {
+        let (a, b) = (Acct::server_ref_for("a"), Acct::server_ref_for("b"));
+        insta::assert_snapshot!(compiled(|ops| {
+            ops.when(a.balance().ge(30) & !b.note().eq("frozen"))
+                .then(|ops| {
+                    ops.incr(a.balance(), -30);
+                    ops.incr(b.balance(), 30);
+                })
+                .otherwise(|ops| {
+                    ops.concat([a.note(), b.owner().name()], b.note(), ", ");
+                });
+        }));
+    }
+
+    #[test]
+    fn places_share_the_roots_that_cover_them() {
+        let (a, b) = (Acct::server_ref_for("a"), Acct::server_ref_for("b"));
+        insta::assert_snapshot!(compiled(|ops| {
+            ops.set(a.owner().age(), 7);
+            ops.assign(b.owner(), a.owner());
+            ops.set(a.prefs().entry("k'\"]"), "v");
+            ops.assign(
+                a.tags().slice((Some(1), None, Some(-2))),
+                b.tags().slice(..0),
+            );
+            ops.incr_by_field(a.rate(), a.owner().age());
+            ops.copy_model(b.clone(), "c");
+            ops.move_item(b.tags().at(0), a.tags());
+        }));
+    }
+
+    #[test]
+    fn the_text_depends_only_on_the_shape() {
+        let block = |x: &str, y: &str, v: &str, n: i64| {
+            let (a, b) = (Acct::server_ref_for(x), Acct::server_ref_for(y));
+            let ops = Ops::new();
+            ops.set(a.prefs().entry(v), v);
+            ops.incr(b.balance(), n);
+            ops.assign(a.tags().slice(n..), b.tags().slice(..n));
+            let program = ops.finish().expect("builds");
+            compile(&program.frames[0], program.count, false)
+        };
+        let one = block("a", "b", "x", 1);
+        let two = block("zz", "yy", "a value with ' and \" and ]", -5);
+        assert_eq!(one.body, two.body);
+        assert_ne!(one.args, two.args);
+        // Blocks of another shape get another text.
+        let three = block("a", "a", "x", 1);
+        assert_ne!(
+            one.body, three.body,
+            "one key instead of two is another shape"
+        );
+    }
+}
