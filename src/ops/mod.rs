@@ -17,13 +17,15 @@
 //! let (a, b) = (Account::server_ref_for("a"), Account::server_ref_for("b"));
 //! // Move 30 from a to b if a can afford it: one script, checked before it writes.
 //! let moved = ServerOps::scope(db, |ops| {
-//!     ops.when(a.balance().ge(30)).then(|ops| {
-//!         ops.incr(a.balance(), -30);
-//!         ops.incr(b.balance(), 30);
-//!     })
+//!     ops.when(a.balance().ge(30))
+//!         .then(|ops| {
+//!             ops.incr(a.balance(), -30);
+//!             ops.incr(b.balance(), 30);
+//!         })
+//!         .out()
 //! })
 //! .await?;
-//! assert!(moved.is_some());
+//! println!("moved: {moved:?}"); // Some(true) when a could afford it
 //! # Ok(()) }
 //! ```
 //!
@@ -736,14 +738,9 @@ impl Then<'_> {
 }
 
 fn invalid(loc: &Loc, message: &str) -> Error {
-    let described = loc.describe();
-    let path = described
-        .split_once(' ')
-        .map(|(_, p)| p.to_string())
-        .unwrap_or_default();
     Error::InvalidOp {
         key: loc.doc.key.clone(),
-        path,
+        path: loc.path(),
         message: message.to_string(),
     }
 }

@@ -138,9 +138,9 @@ impl Loc {
         self.steps.is_empty() && self.slice.is_none()
     }
 
-    /// The place as a JSONPath, for messages: `User:u1 $.tags[0:2]`.
-    pub(crate) fn describe(&self) -> String {
-        let mut out = format!("{} $", self.doc.key);
+    /// The place's JSONPath, for messages: `$.prefs["k"]`.
+    pub(crate) fn path(&self) -> String {
+        let mut out = String::from("$");
         for step in &self.steps {
             match step {
                 Step::Field(name) => push_name(&mut out, name),
