@@ -961,6 +961,79 @@ async fn concurrent_transfers_conserve_the_total() {
     assert_eq!(flushes, 0);
 }
 
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[rapyer(hash_tag = "ops")]
+struct Event {
+    #[rapyer(key)]
+    id: String,
+    #[rapyer(index)]
+    at: chrono::DateTime<chrono::Utc>,
+    seen: chrono::DateTime<chrono::Utc>,
+    note: Option<String>,
+    tags: Vec<String>,
+    labels: BTreeMap<String, i64>,
+}
+
+#[tokio::test]
+async fn indexed_date_times_are_refused_and_the_rest_is_written() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let t = chrono::DateTime::parse_from_rfc3339("2026-01-02T03:04:05Z")
+        .expect("time")
+        .with_timezone(&chrono::Utc);
+    let mut e = Event {
+        id: "e".into(),
+        at: t,
+        seen: t,
+        note: Some("n".into()),
+        tags: vec!["x".into()],
+        labels: BTreeMap::from([("a".into(), 1)]),
+    };
+    e.save(&db).await.expect("save");
+    let r = e.server_ref();
+    let later = t + chrono::Duration::days(1);
+    // The indexed one keeps a search instant beside it, which a block does not write.
+    let refused = ServerOps::scope(&db, |ops| ops.set(r.at(), later)).await;
+    assert!(
+        matches!(&refused, Err(Error::Block { op: 0, source }) if matches!(**source, Error::InvalidOp { ref path, .. } if path == "$.at")),
+        "{refused:?}"
+    );
+    let copied = ServerOps::scope(&db, |ops| ops.assign(r.seen(), r.at())).await;
+    assert!(
+        copied.is_err(),
+        "assigning into an indexed date-time is refused too"
+    );
+    // A date-time outside the index is a plain value.
+    ServerOps::scope(&db, |ops| {
+        ops.set(r.seen(), later);
+        ops.set(r.note(), None);
+    })
+    .await
+    .expect("block");
+    e.pipeline(&db, |p| {
+        p.tags().extend(["y".to_string(), "z".to_string()]);
+        p.tags().clear();
+        p.tags().replace(vec!["only".to_string()]);
+        p.labels().clear();
+        p.labels().insert("b", 2);
+    })
+    .await
+    .expect("pipeline");
+    assert_eq!(e.tags, ["only"]);
+    assert_eq!(e.labels, BTreeMap::from([("b".into(), 2)]));
+    let back = Event::get(&db, "e").await.expect("get");
+    assert_eq!(back.seen, later);
+    assert_eq!(back.note, None);
+    assert_eq!(back.at, t);
+    assert_eq!(back.tags, ["only"]);
+    let now = stored(&mut raw, &db.key(&e.key())).await;
+    assert_eq!(
+        now["at__ts"],
+        json!(t.timestamp_micros()),
+        "the instant is untouched"
+    );
+}
+
 #[tokio::test]
 async fn smoke() {
     let db = db().await;
