@@ -4,7 +4,8 @@
 //!
 //! Each row runs for a fixed time one-at-a-time (1 in flight) and with 64 in flight on one
 //! multiplexed connection. Ratios are rapyer / raw; timings are printed, never asserted.
-//! Bulk rows (1,000 commands per operation) are reported in calls/s.
+//! Bulk rows (1,000 commands per operation) are reported in calls/s. The ServerOps rows also
+//! get a second table: the bytes each operation puts on the wire, both ways.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -30,6 +31,47 @@ struct BenchUser {
     active: bool,
     tags: Vec<String>,
     prefs: HashMap<String, String>,
+}
+
+/// The lists the slice-move rows move between: the two of a pair share a cluster slot, as
+/// every model of one ServerOps block must.
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[rapyer(prefix = "BenchList", hash_tag = "move")]
+struct BenchList {
+    #[rapyer(key)]
+    id: u64,
+    items: Vec<String>,
+}
+
+/// The model of the 5-operation rows: `BenchUser`'s fields without the search index, so the
+/// rows measure the operations, not RediSearch re-indexing the documents they change.
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[rapyer(prefix = "BenchPipe")]
+struct BenchPipe {
+    #[rapyer(key)]
+    id: u64,
+    name: String,
+    email: String,
+    age: i64,
+    score: f64,
+    active: bool,
+    tags: Vec<String>,
+    prefs: HashMap<String, String>,
+}
+
+impl From<BenchUser> for BenchPipe {
+    fn from(u: BenchUser) -> BenchPipe {
+        BenchPipe {
+            id: u.id,
+            name: u.name,
+            email: u.email,
+            age: u.age,
+            score: u.score,
+            active: u.active,
+            tags: u.tags,
+            prefs: u.prefs,
+        }
+    }
 }
 
 fn user(id: u64) -> BenchUser {
@@ -178,6 +220,128 @@ async fn raw_script_batch(mut c: MultiplexedConnection, sha: Arc<str>, atomic: b
     }
     let replies: Vec<redis::Value> = pipe.query_async(&mut c).await.expect("EVALSHA pipeline");
     std::hint::black_box(replies);
+}
+
+/// Elements in the list the slice-move rows move (a tenth of that in a smoke run).
+fn list_len() -> usize {
+    if full_run() { 10_000 } else { 1_000 }
+}
+
+/// Documents the 5-operation rows spread over (each gets a few appends per run, no more).
+const PIPE_DOCS: u64 = 10_000;
+
+/// Pairs of lists for the slice-move rows, one per in-flight loop (`measure` gives loop `t`
+/// the numbers `t * 1_000_000 …`): each move takes every element of one list of the pair to
+/// the front of the other, so moves alternate direction and the pair always holds
+/// [`list_len`] elements.
+struct Pairs {
+    /// The first id: pair `t` is lists `first + 2t` (full at the start) and `first + 2t + 1`.
+    first: u64,
+    moves: Vec<AtomicU64>,
+}
+
+impl Pairs {
+    /// Seeds 64 pairs from id `first`: one list of each full, the other empty.
+    async fn seed(db: &Db, first: u64) -> Arc<Pairs> {
+        let items: Vec<String> = (0..list_len()).map(|n| format!("item-{n:05}")).collect();
+        let lists: Vec<BenchList> = (0..64u64)
+            .flat_map(|t| {
+                [
+                    BenchList {
+                        id: first + 2 * t,
+                        items: items.clone(),
+                    },
+                    BenchList {
+                        id: first + 2 * t + 1,
+                        items: Vec::new(),
+                    },
+                ]
+            })
+            .collect();
+        BenchList::insert_many(db, &lists)
+            .await
+            .expect("seed lists");
+        Arc::new(Pairs {
+            first,
+            moves: (0..64).map(|_| AtomicU64::new(0)).collect(),
+        })
+    }
+
+    /// The (source, destination) ids of the next move of the loop that got number `i`.
+    fn next(&self, i: u64) -> (u64, u64) {
+        let t = i / 1_000_000;
+        let n = self.moves[t as usize].fetch_add(1, Ordering::Relaxed);
+        let (full, empty) = (self.first + 2 * t, self.first + 2 * t + 1);
+        if n.is_multiple_of(2) {
+            (full, empty)
+        } else {
+            (empty, full)
+        }
+    }
+}
+
+/// The server's `total_net_input_bytes` and `total_net_output_bytes`.
+async fn net_bytes(c: &mut MultiplexedConnection) -> [f64; 2] {
+    let info: String = redis::cmd("INFO")
+        .arg("stats")
+        .query_async(c)
+        .await
+        .expect("INFO stats");
+    let read = |name: &str| -> f64 {
+        info.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("INFO stats has no {name}"))
+    };
+    [
+        read("total_net_input_bytes"),
+        read("total_net_output_bytes"),
+    ]
+}
+
+/// The bytes one `op` puts on the wire: [client to server, server to client], from the
+/// server's own counters over 20 sequential runs (the bench is its only client), less what
+/// reading the counters costs.
+async fn wire<F, Fut>(probe: &MultiplexedConnection, op: F) -> [f64; 2]
+where
+    F: Fn(u64) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    const RUNS: u64 = 20;
+    let mut c = probe.clone();
+    // Warm up (scripts loaded), an even number of runs so the slice moves end where they began.
+    for i in 0..2 {
+        op(i).await;
+    }
+    let a = net_bytes(&mut c).await;
+    let b = net_bytes(&mut c).await;
+    for i in 0..RUNS {
+        op(i).await;
+    }
+    let z = net_bytes(&mut c).await;
+    [0, 1].map(|k| ((z[k] - b[k]) - (b[k] - a[k])) / RUNS as f64)
+}
+
+fn print_wire(rows: &[(String, [f64; 2], [f64; 2])]) {
+    println!();
+    println!(
+        "| operation | rapyer bytes sent | received | raw redis-rs bytes sent | received | ratio |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|");
+    for (name, ours, raw) in rows {
+        println!(
+            "| {name} | {:.0} | {:.0} | {:.0} | {:.0} | {:.3} |",
+            ours[0],
+            ours[1],
+            raw[0],
+            raw[1],
+            (ours[0] + ours[1]) / (raw[0] + raw[1])
+        );
+    }
+    println!(
+        "\nbytes per operation on the wire (the server's total_net_input/output_bytes); \
+         ratio = rapyer / raw redis-rs, both ways together."
+    );
 }
 
 fn print_table(rows: &[Row], limit: &[(String, [Option<f64>; 2])]) {
@@ -548,8 +712,155 @@ async fn run() {
         );
     }
 
+    // ServerOps: a 10,000-element slice moved from one model to another (inserted at the
+    // front of the other list, cleared from the first) in one block, against loading both
+    // lists into the client and writing both back. Each in-flight loop owns a pair of lists.
+    let ours = Pairs::seed(&db, 0).await;
+    let theirs = Pairs::seed(&db, 1_000).await;
+    let d = db.clone();
+    let move_rapyer = move |i: u64| {
+        let (d, ours) = (d.clone(), ours.clone());
+        async move {
+            let (from, to) = ours.next(i);
+            let (src, dst) = (
+                BenchList::server_ref_for(from),
+                BenchList::server_ref_for(to),
+            );
+            ServerOps::scope(&d, |ops| {
+                ops.assign(src.items().slice(..), dst.items().slice(0..0));
+                ops.set(src.items(), Vec::new());
+            })
+            .await
+            .expect("move block");
+        }
+    };
+    let (c, d) = (raw.clone(), db.clone());
+    let move_raw = move |i: u64| {
+        let (mut c, theirs) = (c.clone(), theirs.clone());
+        let (from, to) = theirs.next(i);
+        let src = d.key(&BenchList::key_of(from));
+        let dst = d.key(&BenchList::key_of(to));
+        async move {
+            let (moved, kept): (String, String) = redis::pipe()
+                .cmd("JSON.GET")
+                .arg(&src)
+                .arg("$.items")
+                .cmd("JSON.GET")
+                .arg(&dst)
+                .arg("$.items")
+                .query_async(&mut c)
+                .await
+                .expect("JSON.GET");
+            let [mut moved]: [Vec<String>; 1] = serde_json::from_str(&moved).expect("decode");
+            let [kept]: [Vec<String>; 1] = serde_json::from_str(&kept).expect("decode");
+            moved.extend(kept);
+            let _: () = redis::pipe()
+                .cmd("JSON.SET")
+                .arg(&dst)
+                .arg("$.items")
+                .arg(serde_json::to_string(&moved).expect("json"))
+                .ignore()
+                .cmd("JSON.SET")
+                .arg(&src)
+                .arg("$.items")
+                .arg("[]")
+                .ignore()
+                .query_async(&mut c)
+                .await
+                .expect("JSON.SET");
+        }
+    };
+    let move_name = format!(
+        "move {},{:03}-element slice: ServerOps block / JSON.GET ×2 + JSON.SET ×2",
+        list_len() / 1_000,
+        list_len() % 1_000
+    );
+    rows.push(compare(&move_name, move_rapyer.clone(), move_raw.clone()).await);
+
+    // ServerOps: five operations on one model as one atomic model pipeline (its changed
+    // fields come back into the local model), against the same five as separate JSON
+    // commands, each its own round trip, atomic only one by one.
+    let pipes: Vec<BenchPipe> = (0..PIPE_DOCS).map(|id| user(id).into()).collect();
+    BenchPipe::insert_many(&db, &pipes)
+        .await
+        .expect("seed pipes");
+    let d = db.clone();
+    let five_rapyer = move |i: u64| {
+        let d = d.clone();
+        async move {
+            let mut u: BenchPipe = user(i % PIPE_DOCS).into();
+            let out = u
+                .pipeline(&d, |p| {
+                    (
+                        p.age().incr(1),
+                        p.tags().append("x"),
+                        p.prefs().insert("k", "v"),
+                        p.name().set("renamed user"),
+                        p.active().toggle(),
+                    )
+                })
+                .await
+                .expect("pipeline");
+            std::hint::black_box((out, u));
+        }
+    };
+    let (c, d) = (raw.clone(), db.clone());
+    let five_raw = move |i: u64| {
+        let mut c = c.clone();
+        let key = d.key(&BenchPipe::key_of(i % PIPE_DOCS));
+        async move {
+            let mut send = async |cmd: &mut redis::Cmd| -> redis::Value {
+                cmd.query_async(&mut c).await.expect("JSON command")
+            };
+            let age = send(redis::cmd("JSON.NUMINCRBY").arg(&key).arg("$.age").arg(1)).await;
+            let len = send(
+                redis::cmd("JSON.ARRAPPEND")
+                    .arg(&key)
+                    .arg("$.tags")
+                    .arg("\"x\""),
+            )
+            .await;
+            let ok = send(
+                redis::cmd("JSON.SET")
+                    .arg(&key)
+                    .arg("$.prefs.k")
+                    .arg("\"v\""),
+            )
+            .await;
+            let ok2 = send(
+                redis::cmd("JSON.SET")
+                    .arg(&key)
+                    .arg("$.name")
+                    .arg("\"renamed user\""),
+            )
+            .await;
+            let active = send(redis::cmd("JSON.TOGGLE").arg(&key).arg("$.active")).await;
+            std::hint::black_box((age, len, ok, ok2, active));
+        }
+    };
+    let five_name = "5-op pipeline / JSON.NUMINCRBY, ARRAPPEND, SET, SET, TOGGLE one by one";
+    rows.push(compare(five_name, five_rapyer.clone(), five_raw.clone()).await);
+
+    // What those rows put on the wire, on fresh documents for the 5-op rows.
+    BenchPipe::insert_many(&db, &pipes)
+        .await
+        .expect("reseed pipes");
+    let wire_rows = vec![
+        (
+            move_name,
+            wire(&raw, &move_rapyer).await,
+            wire(&raw, &move_raw).await,
+        ),
+        (
+            five_name.to_string(),
+            wire(&raw, &five_rapyer).await,
+            wire(&raw, &five_raw).await,
+        ),
+    ];
+
     if !full_run() {
         print_table(&rows, &[]);
+        print_wire(&wire_rows);
         println!("(smoke run: `cargo xtask bench table` measures for real)");
         return;
     }
@@ -574,6 +885,7 @@ async fn run() {
         );
     }
     print_table(&rows, &limit);
+    print_wire(&wire_rows);
 }
 
 fn host_port(url: &str) -> (String, String) {

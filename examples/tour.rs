@@ -1,5 +1,5 @@
-//! A tour of rapyer: define models, save, load, change single fields atomically, lock,
-//! expire and delete them.
+//! A tour of rapyer: define models, save, load, change single fields atomically, run
+//! blocks of operations across models on the server, lock, expire and delete them.
 //!
 //! Run it with `cargo xtask demo` (which provides a Redis), or against your own Redis 8 /
 //! redis-stack with `REDIS_URL=redis://127.0.0.1:6379 cargo run --example tour`.
@@ -37,6 +37,16 @@ struct Session {
     #[rapyer(key)]
     id: Id,
     user: String,
+}
+
+/// Models changed together in one ServerOps block share a cluster slot: the hash tag puts
+/// `{bank}` in every wallet's key.
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[rapyer(hash_tag = "bank")]
+struct Wallet {
+    #[rapyer(key)]
+    id: String,
+    balance: i64,
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -114,6 +124,49 @@ async fn main() -> Result<()> {
         other => println!("unexpected: {other:?}"),
     }
 
+    println!("\n== ServerOps: one script across models, all or nothing, nothing loaded");
+    Wallet::insert_many(
+        &db,
+        &[
+            Wallet {
+                id: "ann".into(),
+                balance: 40,
+            },
+            Wallet {
+                id: "bob".into(),
+                balance: 0,
+            },
+        ],
+    )
+    .await?;
+    let (from, to) = (Wallet::server_ref_for("ann"), Wallet::server_ref_for("bob"));
+    for _ in 0..2 {
+        // Move 25 if ann can afford it: checked and done on the server in one step.
+        let moved = ServerOps::scope(&db, |ops| {
+            ops.when(from.balance().ge(25))
+                .then(|ops| {
+                    ops.incr(from.balance(), -25);
+                    ops.incr(to.balance(), 25);
+                })
+                .out()
+        })
+        .await?;
+        let wallets = Wallet::get_many(&db, ["ann", "bob"]).await?;
+        let balances: Vec<i64> = wallets.iter().flatten().map(|w| w.balance).collect();
+        println!("transfer of 25: moved {moved:?}, balances (ann, bob) now {balances:?}");
+    }
+    assert_eq!(Wallet::get(&db, "bob").await?.balance, 25);
+    // A model pipeline: several field operations on one model as one atomic block; the
+    // local copy gets the server's new values.
+    let (age, tags) = bob
+        .pipeline(&db, |p| (p.age().incr(1), p.tags().append("pipelined")))
+        .await?;
+    println!(
+        "pipeline: age -> {age:?}, tags length -> {tags:?}; bob.tags {:?}",
+        bob.tags
+    );
+    assert_eq!(User::get(&db, "bob").await?, bob);
+
     println!("\n== Locks: read-modify-write that no other holder can interleave");
     let mut guard = User::lock(&db, "bob", LockOptions::default()).await?;
     guard.name.push_str(" (locked)");
@@ -162,6 +215,7 @@ async fn main() -> Result<()> {
     println!("{} users stored", everyone.len());
     let removed = User::delete_many(&db, everyone.iter().map(|u| u.id.clone())).await?;
     session.delete(&db).await?;
+    Wallet::delete_many(&db, ["ann", "bob"]).await?;
     println!(
         "deleted {removed} users and the session; {} left",
         User::all(&db).await?.len()

@@ -23,7 +23,8 @@ tasks:
   test [FILTER]  the whole test command: provision, cargo fmt --check, cargo clippy
                  -D warnings, cargo test --workspace --all-targets, cargo test --doc
                  (FILTER is passed to both cargo test runs)
-  demo [EXAMPLE] run an example (default: tour; also: scripts, query) against a real server
+  demo [EXAMPLE] run an example (default: tour; also: scripts, query, server_ops) against
+                 a real server
   bench [NAME]   run one benchmark (default: every [[bench]] target) against a real server
   help           this text
 
