@@ -160,31 +160,74 @@ async fn check_slice(
     other: &[i64],
     source: [Option<i64>; 3],
 ) {
+    check_slice_of(db, raw, list, target, other, source, false).await;
+    check_slice_of(db, raw, list, target, other, source, true).await;
+}
+
+/// A string standing for `x`: plain words, and words with commas, brackets, quotes,
+/// escapes and emoji, so both the fast and the general list scanning are exercised.
+fn word(x: i64) -> String {
+    const POOL: [&str; 8] = ["w", "v", "a,b", "[x]", "q\"", "😀", "{", "t\n"];
+    if x >= 100 {
+        return format!("{}{x}", POOL[(x % 8) as usize]);
+    }
+    format!("w{x}")
+}
+
+/// `check_slice` on the integer list `nums`, or (with `strings`) on the string list
+/// `items` holding the words of the same numbers.
+async fn check_slice_of(
+    db: &Db,
+    raw: &mut redis::aio::MultiplexedConnection,
+    list: &[i64],
+    target: [Option<i64>; 3],
+    other: &[i64],
+    source: [Option<i64>; 3],
+    strings: bool,
+) {
     let mut a = doc("sa");
-    a.nums = nums(list);
     let mut b = doc("sb");
-    b.nums = nums(other);
+    let field = if strings { "items" } else { "nums" };
+    let as_json = |l: &[i64]| -> serde_json::Value {
+        if strings {
+            json!(l.iter().map(|x| word(*x)).collect::<Vec<_>>())
+        } else {
+            json!(l)
+        }
+    };
+    if strings {
+        a.items = list.iter().map(|x| word(*x)).collect();
+        b.items = other.iter().map(|x| word(*x)).collect();
+    } else {
+        a.nums = nums(list);
+        b.nums = nums(other);
+    }
     a.save(db).await.expect("save");
     b.save(db).await.expect("save");
     let values = py_get(other, source);
     let expected = py_assign(list, target, &values);
     let before = snapshot(raw, &[db.key(&a.key()), db.key(&b.key())]).await;
     let (ra, rb) = (a.server_ref(), b.server_ref());
+    let (src, dst) = (
+        (source[0], source[1], source[2]),
+        (target[0], target[1], target[2]),
+    );
     let got = ServerOps::scope(db, |ops| {
-        ops.assign(
-            rb.nums().slice((source[0], source[1], source[2])),
-            ra.nums().slice((target[0], target[1], target[2])),
-        )
+        if strings {
+            ops.assign(rb.items().slice(src), ra.items().slice(dst))
+        } else {
+            ops.assign(rb.nums().slice(src), ra.nums().slice(dst))
+        }
     })
     .await;
-    let case = format!("{list:?}[{target:?}] = {other:?}[{source:?}]");
+    let case = format!("{field}: {list:?}[{target:?}] = {other:?}[{source:?}]");
     match (expected, got) {
         (Ok(want), Ok(Some(()))) => {
             let now = stored(raw, &db.key(&a.key())).await;
-            assert_eq!(now["nums"], json!(want), "{case}");
+            assert_eq!(now[field], as_json(&want), "{case}");
             assert_eq!(
-                stored(raw, &db.key(&b.key())).await["nums"],
-                json!(other),
+                stored(raw, &db.key(&b.key())).await[field],
+                as_json(other),
                 "{case}"
             );
         }
@@ -192,7 +235,7 @@ async fn check_slice(
             match *source {
                 Error::InvalidOp { message, path, .. } => {
                     assert_eq!(message, why, "{case}");
-                    assert!(path.starts_with("$.nums["), "{case}: {path}");
+                    assert!(path.starts_with(&format!("$.{field}[")), "{case}: {path}");
                 }
                 other => panic!("{case}: {other}"),
             }
@@ -1031,6 +1074,33 @@ async fn indexed_date_times_are_refused_and_the_rest_is_written() {
         now["at__ts"],
         json!(t.timestamp_micros()),
         "the instant is untouched"
+    );
+}
+
+#[tokio::test]
+async fn a_block_over_many_documents_writes_every_one() {
+    let db = db().await;
+    let docs: Vec<Doc> = (0..700).map(|i| doc(&format!("many{i}"))).collect();
+    Doc::insert_many(&db, &docs).await.expect("insert");
+    let refs: Vec<_> = docs.iter().map(|d| d.server_ref()).collect();
+    // 700 documents × 2 roots: the commit is split into several JSON.MSETs.
+    let outs = ServerOps::scope(&db, |ops| {
+        refs.iter()
+            .map(|r| {
+                ops.set(r.name(), "many");
+                ops.incr(r.n(), 1)
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .expect("block");
+    assert!(outs.iter().all(|n| *n == Some(11)));
+    let back = Doc::get_many(&db, (0..700).map(|i| format!("many{i}")))
+        .await
+        .expect("get_many");
+    assert!(
+        back.iter()
+            .all(|d| d.as_ref().is_some_and(|d| d.n == 11 && d.name == "many"))
     );
 }
 

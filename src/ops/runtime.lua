@@ -76,24 +76,68 @@ local function typ(n)
   return 'integer'
 end
 
+-- The element boundaries of a raw array's text ({starts, ends}), found once. Arrays of
+-- plain scalars or of strings without escapes are split by one pattern match each; others
+-- are scanned value by value.
+local function spans(n)
+  if n.sp then
+    return n.sp
+  end
+  local s = n.r
+  local st, en = {}, {}
+  local len = #s
+  if len > 2 then
+    local fast = false
+    if not string.find(s, '[\\{%[]', 2) then
+      fast = true
+      if not string.find(s, '"', 2, true) then
+        for p, q in string.gmatch(s, '()[^,%[%]]+()') do
+          st[#st + 1], en[#en + 1] = p, q - 1
+        end
+      else
+        local expect = 2
+        for p, q in string.gmatch(s, '()"[^"]*"()') do
+          if p ~= expect then
+            fast = false
+            break
+          end
+          st[#st + 1], en[#en + 1] = p, q - 1
+          expect = q + 1
+        end
+        if expect ~= len + 1 then
+          fast = false
+        end
+      end
+    end
+    if not fast then
+      st, en = {}, {}
+      local i = 2
+      while true do
+        local e = skip(s, i)
+        st[#st + 1], en[#en + 1] = i, e
+        if string.byte(s, e + 1) == 93 then
+          break
+        end
+        i = e + 2
+      end
+    end
+  end
+  n.sp = { st, en }
+  return n.sp
+end
+
 -- The elements of an array node (parsed on first use).
 local function arr(n)
   if n.a then
     return n.a
   end
   local s, items = n.r, {}
-  if #s > 2 then
-    local i = 2
-    while true do
-      local e = skip(s, i)
-      items[#items + 1] = { r = string.sub(s, i, e) }
-      if string.byte(s, e + 1) == 93 then
-        break
-      end
-      i = e + 2
-    end
+  local sp = spans(n)
+  local st, en = sp[1], sp[2]
+  for i = 1, #st do
+    items[i] = { r = string.sub(s, st[i], en[i]) }
   end
-  n.a, n.r = items, nil
+  n.a, n.r, n.sp = items, nil, nil
   return items
 end
 
@@ -165,23 +209,48 @@ local function S(loc, start, stop, step)
   return loc
 end
 
+-- Reads every root of the document holding loc's root (one JSON.GET for all of them), and
+-- returns loc's root; a missing key is an error unless the root is the whole document.
 local function load(loc)
   local rt = ROOTS[loc.root]
   if not rt.loaded then
-    local ok, v = pcall(redis.call, 'JSON.GET', KEYS[rt.key], rt.path)
+    local mine, paths = {}, {}
+    for _, other in ipairs(ROOTS) do
+      if other.key == rt.key then
+        mine[#mine + 1] = other
+        paths[#paths + 1] = other.path
+      end
+    end
+    local ok, v = pcall(redis.call, 'JSON.GET', KEYS[rt.key], unpack(paths))
     if not ok then
       local t = redis.call('TYPE', KEYS[rt.key])['ok']
       fail('wrongtype', { root = loc.root, k = {}, v = {} }, t)
     end
-    rt.loaded = true
-    if not v and rt.path ~= '$' then
-      fail('notfound', { root = loc.root, k = {}, v = {} })
+    for _, other in ipairs(mine) do
+      other.loaded = true
     end
     if v then
-      if v == '[]' then
-        fail('type', { root = loc.root, k = {}, v = {} }, '*', 'nothing')
+      if #mine == 1 then
+        rt.text = v
+      else
+        local found = obj({ r = v })
+        for _, other in ipairs(mine) do
+          local n = found.m[other.path]
+          other.text = n and n.r or '[]'
+        end
       end
-      rt.node = { r = string.sub(v, 2, -2) }
+      for _, other in ipairs(mine) do
+        if other.text ~= '[]' then
+          other.node = { r = string.sub(other.text, 2, -2) }
+        end
+      end
+    end
+  end
+  if not rt.node then
+    if rt.text then
+      fail('type', { root = loc.root, k = {}, v = {} }, '*', 'nothing')
+    elseif rt.path ~= '$' then
+      fail('notfound', { root = loc.root, k = {}, v = {} })
     end
   end
   return rt
@@ -347,9 +416,93 @@ local function bounds(loc, n)
   return start, step, count, stop
 end
 
+-- Whether the element text s[a..b] is of JSON type w.
+local function text_is(s, a, b, w)
+  if w == '*' then
+    return true
+  end
+  local c = string.byte(s, a)
+  if w == 'string' then
+    return c == 34
+  elseif w == 'boolean' then
+    return c == 116 or c == 102
+  elseif w == 'array' then
+    return c == 91
+  elseif w == 'object' then
+    return c == 123
+  elseif c ~= 45 and (c < 48 or c > 57) then
+    return false
+  elseif w == 'integer' then
+    local q = string.find(s, '[.eE]', a)
+    return not q or q > b
+  end
+  return true
+end
+
+-- Elements in flight are either a list of nodes or {chunk = their JSON texts joined by
+-- commas, n = how many}, which moves a contiguous run of a raw list without splitting it.
+local function vals_text(v)
+  if v.chunk then
+    return v.chunk
+  end
+  local parts = {}
+  for i, e in ipairs(v) do
+    parts[i] = enc(e)
+  end
+  return table.concat(parts, ',')
+end
+
+local function vals_nodes(v)
+  if v.chunk then
+    return arr({ r = '[' .. v.chunk .. ']' })
+  end
+  return v
+end
+
+local function vals_count(v)
+  if v.chunk then
+    if not v.n then
+      v.n = #spans({ r = '[' .. v.chunk .. ']' })[1]
+    end
+    return v.n
+  end
+  return #v
+end
+
+-- The values of a JSON array text.
+local function json_vals(text)
+  return { chunk = string.sub(text, 2, -2) }
+end
+
 -- Copies of the elements a list or slice place names, checked against w.
 local function items_of(loc, w)
-  local items = arr(list_at(loc))
+  local list = list_at(loc)
+  if list.r then
+    local sp = spans(list)
+    local st, en = sp[1], sp[2]
+    local start, step, count = 0, 1, #st
+    if loc.slice then
+      start, step, count = bounds(loc, #st)
+    end
+    if step == 1 then
+      local s, ok = list.r, true
+      if w ~= '*' then
+        for i = start + 1, start + count do
+          if not text_is(s, st[i], en[i], w) then
+            ok = false
+            break
+          end
+        end
+      end
+      if ok then
+        if count == 0 then
+          return { chunk = '', n = 0 }
+        end
+        return { chunk = string.sub(s, st[start + 1], en[start + count]), n = count }
+      end
+    end
+  end
+  local items = arr(list)
   local out = {}
   if not loc.slice then
     for i, e in ipairs(items) do
@@ -367,6 +520,32 @@ end
 -- Python's `list[slice] = values`.
 local function assign_slice(loc, values)
   local list = list_at(loc)
+  if list.r then
+    local sp = spans(list)
+    local st, en = sp[1], sp[2]
+    local n = #st
+    local start, step, _, stop = bounds(loc, n)
+    if step == 1 then
+      if stop < start then
+        stop = start
+      end
+      local s, parts = list.r, {}
+      if start > 0 then
+        parts[#parts + 1] = string.sub(s, 2, en[start])
+      end
+      local mid = vals_text(values)
+      if mid ~= '' then
+        parts[#parts + 1] = mid
+      end
+      if stop < n then
+        parts[#parts + 1] = string.sub(s, st[stop + 1], #s - 1)
+      end
+      list.r, list.sp = '[' .. table.concat(parts, ',') .. ']', nil
+      ROOTS[loc.root].dirty = true
+      return
+    end
+  end
+  values = vals_nodes(values)
   local items = arr(list)
   local start, step, count, stop = bounds(loc, #items)
   if step == 1 then
@@ -396,8 +575,27 @@ local function assign_slice(loc, values)
   ROOTS[loc.root].dirty = true
 end
 
-local function json_items(text)
-  return arr({ r = text })
+-- Appends values to the list node; returns its new length.
+local function append_vals(root, list, values)
+  ROOTS[root].dirty = true
+  if list.r then
+    local mid = vals_text(values)
+    local had = #spans(list)[1]
+    if mid ~= '' then
+      if had == 0 then
+        list.r = '[' .. mid .. ']'
+      else
+        list.r = string.sub(list.r, 1, -2) .. ',' .. mid .. ']'
+      end
+      list.sp = nil
+    end
+    return had + vals_count(values)
+  end
+  local items = arr(list)
+  for _, v in ipairs(vals_nodes(values)) do
+    items[#items + 1] = v
+  end
+  return #items
 end
 
 -- Formats a float so that it stays a float; nil when it is not finite.
@@ -432,7 +630,7 @@ end
 
 local function op_set(loc, w, value, id_name, id)
   if loc.slice then
-    assign_slice(loc, json_items(value))
+    assign_slice(loc, json_vals(value))
     return 'null'
   end
   if is_doc(loc) then
@@ -465,24 +663,16 @@ end
 -- Copies from -> to; w is the JSON type of the whole value, ew of each element when a
 -- slice is involved.
 local function op_assign(from, to, w, ew, id_name, id)
-  local items, value
-  if from.slice then
-    items = items_of(from, ew)
+  local value
+  if from.slice or to.slice then
+    local items = items_of(from, ew)
+    if to.slice then
+      assign_slice(to, items)
+      return 'null'
+    end
+    value = { r = '[' .. vals_text(items) .. ']' }
   else
     value = copy(get(from, w))
-  end
-  if to.slice then
-    if not items then
-      items = {}
-      for i, e in ipairs(arr(value)) do
-        items[i] = want(from, e, ew)
-      end
-    end
-    assign_slice(to, items)
-    return 'null'
-  end
-  if items then
-    value = { a = items }
   end
   if is_doc(to) then
     load(to)
@@ -514,13 +704,7 @@ end
 
 local function op_append_from(to, w, from)
   local values = items_of(from, w)
-  local list = list_at(to)
-  local items = arr(list)
-  for _, v in ipairs(values) do
-    items[#items + 1] = v
-  end
-  ROOTS[to.root].dirty = true
-  return tostring(#items)
+  return tostring(append_vals(to.root, list_at(to), values))
 end
 
 local function op_move(from, w, to)
@@ -541,12 +725,7 @@ local function op_move(from, w, to)
 end
 
 local function op_list_push(loc, values)
-  local items = arr(list_at(loc))
-  for _, v in ipairs(json_items(values)) do
-    items[#items + 1] = v
-  end
-  ROOTS[loc.root].dirty = true
-  return tostring(#items)
+  return tostring(append_vals(loc.root, list_at(loc), json_vals(values)))
 end
 
 local function op_list_insert(loc, i, value)
@@ -730,16 +909,27 @@ local function RUN(n, echo, body)
   for i = 1, n do
     out[i + 1] = RES[i] or ''
   end
+  -- One JSON.MSET per 500 roots (Lua's unpack has a limit of a few thousand values).
+  local writes = {}
   for i, rt in ipairs(ROOTS) do
     if rt.dirty then
       local text = enc(rt.node)
-      redis.call('JSON.SET', KEYS[rt.key], rt.path, text)
+      if #writes >= 1500 then
+        redis.call('JSON.MSET', unpack(writes))
+        writes = {}
+      end
+      writes[#writes + 1] = KEYS[rt.key]
+      writes[#writes + 1] = rt.path
+      writes[#writes + 1] = text
       wrote[rt.key] = true
       if echo and rt.key == 1 then
         out[#out + 1] = tostring(i)
         out[#out + 1] = text
       end
     end
+  end
+  if #writes > 0 then
+    redis.call('JSON.MSET', unpack(writes))
   end
   for k = 1, #KEYS do
     local ttl = wrote[k] and ARGV[2 * k - 1] or ARGV[2 * k]
