@@ -159,7 +159,7 @@ pub enum Error {
     /// slice step of 0, an id that is not one of the model's, … Nothing was changed.
     #[error("invalid operation at key `{key}` path `{path}`: {message}")]
     InvalidOp {
-        /// The model's key (without the namespace when refused before sending).
+        /// The full key.
         key: String,
         /// The JSON path involved.
         path: String,

@@ -1038,7 +1038,8 @@ async fn indexed_date_times_are_refused_and_the_rest_is_written() {
     // The indexed one keeps a search instant beside it, which a block does not write.
     let refused = ServerOps::scope(&db, |ops| ops.set(r.at(), later)).await;
     assert!(
-        matches!(&refused, Err(Error::Block { op: 0, source }) if matches!(**source, Error::InvalidOp { ref path, .. } if path == "$.at")),
+        matches!(&refused, Err(Error::Block { op: 0, source })
+            if matches!(**source, Error::InvalidOp { ref path, ref key, .. } if path == "$.at" && *key == db.key(&e.key()))),
         "{refused:?}"
     );
     let copied = ServerOps::scope(&db, |ops| ops.assign(r.seen(), r.at())).await;

@@ -87,7 +87,7 @@ impl ServerOps {
     {
         let ops = Ops::new();
         let ret = build(&ops);
-        let program = ops.finish()?;
+        let program = ops.finish().map_err(|e| namespaced(db, e))?;
         let results = run::run(db, &program, false).await?.0;
         ret.resolve(&results)
     }
@@ -737,6 +737,32 @@ impl Then<'_> {
     }
 }
 
+/// A block refused while it was built names its keys as the server would: with the `Db`'s
+/// namespace.
+fn namespaced(db: &Db, e: Error) -> Error {
+    match e {
+        Error::Block { op, source } => {
+            let source = match *source {
+                Error::InvalidOp { key, path, message } if !key.is_empty() => Error::InvalidOp {
+                    key: db.key(&key),
+                    path,
+                    message,
+                },
+                Error::Serialize { key, source } => Error::Serialize {
+                    key: db.key(&key),
+                    source,
+                },
+                other => other,
+            };
+            Error::Block {
+                op,
+                source: Box::new(source),
+            }
+        }
+        other => other,
+    }
+}
+
 fn invalid(loc: &Loc, message: &str) -> Error {
     Error::InvalidOp {
         key: loc.doc.key.clone(),
@@ -828,7 +854,7 @@ where
     let ops = Ops::new();
     let root = M::reference(Loc::root::<M>(&model.model_id()), Bound(&ops));
     let ret = build(root);
-    let program = ops.finish()?;
+    let program = ops.finish().map_err(|e| namespaced(db, e))?;
     let (results, echo) = run::run(db, &program, true).await?;
     run::apply_echo(model, db, &echo)?;
     ret.resolve(&results)

@@ -88,7 +88,9 @@ local function spans(n)
   local len = #s
   if len > 2 then
     local fast = false
-    if not string.find(s, '[\\{%[]', 2) then
+    -- Plain finds: a pattern class would be tried at every position.
+    if not (string.find(s, '\\', 2, true) or string.find(s, '{', 2, true)
+        or string.find(s, '[', 2, true)) then
       fast = true
       if not string.find(s, '"', 2, true) then
         for p, q in string.gmatch(s, '()[^,%[%]]+()') do
@@ -477,6 +479,11 @@ end
 -- Copies of the elements a list or slice place names, checked against w.
 local function items_of(loc, w)
   local list = list_at(loc)
+  local sl = loc.slice
+  if list.r and (not sl or (sl[1] == '' and sl[2] == '' and (sl[3] == '' or sl[3] == '1'))) then
+    -- The whole list, verbatim: its elements already sit in a list of this element type.
+    return { chunk = string.sub(list.r, 2, -2), n = list.sp and #list.sp[1] or nil }
+  end
   if list.r then
     local sp = spans(list)
     local st, en = sp[1], sp[2]
