@@ -45,7 +45,7 @@ if want ~= '*' and not string.find(',' .. want .. ',', ',' .. found .. ',', 1, t
   return redis.error_reply('TYPEMISMATCH ' .. found)
 end
 
--- decimal:begin (shared with the ServerOps runtime)
+-- shared:begin (the ServerOps runtime starts with this part)
 -- Exact integer arithmetic on decimal text: Lua numbers are doubles, exact only to 2^53.
 local function strip(digits)
   digits = string.gsub(digits, '^0+', '')
@@ -158,7 +158,19 @@ local function cmp(x, y)
   end
   return c
 end
--- decimal:end
+
+-- Python's list indexing: a negative index counts from the end; nil when out of range.
+local function index(i, len)
+  i = tonumber(i)
+  if i < 0 then
+    i = i + len
+  end
+  if i < 0 or i >= len then
+    return nil
+  end
+  return i
+end
+-- shared:end
 
 -- Days since 1970-01-01 of a proleptic Gregorian date, and back (H. Hinnant's algorithms).
 local function days_from_civil(y, m, d)
@@ -231,18 +243,6 @@ local function instant_micros(secs, nanos, zone)
     end
   end
   return (secs - offset) * 1000000 + math.floor(nanos / 1000)
-end
-
--- Python's list indexing: a negative index counts from the end; nil when out of range.
-local function index(i, len)
-  i = tonumber(i)
-  if i < 0 then
-    i = i + len
-  end
-  if i < 0 or i >= len then
-    return nil
-  end
-  return i
 end
 
 -- Python's slice bounds (step 1): clamped into the list, never an error.

@@ -456,6 +456,9 @@ async fn every_operation_changes_exactly_what_it_names() {
         })
     );
 }
+type Build<'a> = Box<dyn FnOnce(&Ops) + 'a>;
+type Check<'a> = Box<dyn FnOnce(&Error) -> bool + 'a>;
+
 /// Runs a block whose operation 2 fails (after two that would succeed) and checks the
 /// error and that every key is byte-identical afterwards.
 async fn fails_cleanly(
@@ -525,179 +528,178 @@ async fn a_failing_operation_changes_nothing() {
     let key_a = db.key(&Doc::key_of("a"));
     let key_c = c.clone();
 
-    let overflow = |e: &Error| matches!(e, Error::Overflow { key, path } if *key == key_a && path == "$.small");
-    fails_cleanly(
-        &db,
-        &mut raw,
-        "incr overflow",
-        2,
-        |ops| {
-            ops.incr(ra.small(), 100);
-        },
-        overflow,
-    )
-    .await;
-    let mismatch = |path: &'static str, found: &'static str| {
+    let key_a = key_a.as_str();
+    let mismatch = |path: &'static str, found: &'static str| -> Check<'_> {
         let key_c = key_c.clone();
-        move |e: &Error| matches!(e, Error::TypeMismatch { key, path: p, found: f, .. } if *key == key_c && p == path && f == found)
+        Box::new(move |e: &Error| {
+            matches!(e, Error::TypeMismatch { key, path: p, found: f, .. }
+                if *key == key_c && p == path && f == found)
+        })
     };
-    fails_cleanly(
-        &db,
-        &mut raw,
-        "incr on a string",
-        2,
-        |ops| {
-            ops.incr(rc.n(), 1);
-        },
-        mismatch("$.n", "string"),
-    )
-    .await;
-    fails_cleanly(
-        &db,
-        &mut raw,
-        "incr_by_field by a string",
-        2,
-        |ops| {
-            ops.incr_by_field(ra.n(), rc.n());
-        },
-        mismatch("$.n", "string"),
-    )
-    .await;
-    fails_cleanly(&db, &mut raw, "index out of range", 2, |ops| { ops.set(ra.items().at(10), "x"); },
-        |e| matches!(e, Error::IndexOutOfRange { index: 10, len: 3, path, .. } if path == "$.items")).await;
-    fails_cleanly(
-        &db,
-        &mut raw,
-        "missing document",
-        2,
-        |ops| {
-            ops.set(missing.name(), "x");
-        },
-        |e| matches!(e, Error::NotFound { key } if key.ends_with(":missing")),
-    )
-    .await;
-    fails_cleanly(
-        &db,
-        &mut raw,
-        "not a document",
-        2,
-        |ops| {
-            ops.assign(rd.name(), ra.name());
-        },
-        |e| matches!(e, Error::TypeMismatch { found, .. } if found == "a Redis string"),
-    )
-    .await;
-    fails_cleanly(&db, &mut raw, "extended slice size", 2, |ops| {
-        ops.assign(ra.items().slice(..), rb.items().slice((None, None, Some(3))));
-    }, |e| matches!(e, Error::InvalidOp { message, .. } if message.contains("extended slice of size"))).await;
-    fails_cleanly(
-        &db,
-        &mut raw,
-        "slice step 0",
-        2,
-        |ops| {
-            ops.set(ra.nums().slice((None, None, Some(0))), Vec::<i64>::new());
-        },
-        |e| matches!(e, Error::InvalidOp { message, .. } if message == "slice step cannot be zero"),
-    )
-    .await;
-    fails_cleanly(
-        &db,
-        &mut raw,
-        "swap with a wrong type",
-        2,
-        |ops| {
-            ops.swap(ra.name(), rc.name());
-        },
-        mismatch("$.name", "integer"),
-    )
-    .await;
-    fails_cleanly(
-        &db,
-        &mut raw,
-        "concat of a wrong type",
-        2,
-        |ops| {
-            ops.concat([ra.name(), rc.name()], rb.name(), "-");
-        },
-        mismatch("$.name", "integer"),
-    )
-    .await;
-    fails_cleanly(
-        &db,
-        &mut raw,
-        "append_from into a non-list",
-        2,
-        |ops| {
-            ops.append_from(rc.items(), ra.items().slice(..));
-        },
-        mismatch("$.items", "integer"),
-    )
-    .await;
-    fails_cleanly(
-        &db,
-        &mut raw,
-        "move_item into a non-list",
-        2,
-        |ops| {
-            ops.move_item(ra.items().at(0), rc.items());
-        },
-        mismatch("$.items", "integer"),
-    )
-    .await;
-    fails_cleanly(
-        &db,
-        &mut raw,
-        "copy_model from a missing model",
-        2,
-        |ops| {
-            ops.copy_model(missing.clone(), "new");
-        },
-        |e| matches!(e, Error::NotFound { .. }),
-    )
-    .await;
-    fails_cleanly(
-        &db,
-        &mut raw,
-        "condition on a wrong type",
-        2,
-        |ops| {
-            ops.when(rc.n().gt(1)).then(|ops| {
-                ops.set(ra.name(), "x");
-            });
-        },
-        mismatch("$.n", "string"),
-    )
-    .await;
-    fails_cleanly(&db, &mut raw, "missing dict entry", 2, |ops| { ops.incr(ra.counts().entry("nope"), 1); },
-        |e| matches!(e, Error::TypeMismatch { path, found, .. } if path == "$.counts[\"nope\"]" && found == "nothing")).await;
-    fails_cleanly(
-        &db,
-        &mut raw,
-        "float overflow",
-        3,
-        |ops| {
-            ops.incr(ra.f(), f64::MAX);
-            ops.incr(ra.f(), f64::MAX);
-        },
-        |e| matches!(e, Error::Overflow { .. }),
-    )
-    .await;
-    fails_cleanly(
-        &db,
-        &mut raw,
-        "pop from an empty list in a branch",
-        5,
-        |ops| {
-            ops.when(ra.n().gt(-1000)).then(|ops| {
-                ops.incr(ra.n(), 1);
-                ops.set(ra.nums().slice(..), vec![0; 2]);
-                ops.set(ra.nums().at(5), 1);
-            });
-        },
-        |e| matches!(e, Error::IndexOutOfRange { .. }),
-    )
-    .await;
+    let cases: Vec<(&str, usize, Build<'_>, Check<'_>)> = vec![
+        (
+            "incr overflow",
+            2,
+            Box::new(|ops| {
+                ops.incr(ra.small(), 100);
+            }),
+            Box::new(
+                move |e| matches!(e, Error::Overflow { key, path } if key == key_a && path == "$.small"),
+            ),
+        ),
+        (
+            "incr on a string",
+            2,
+            Box::new(|ops| {
+                ops.incr(rc.n(), 1);
+            }),
+            mismatch("$.n", "string"),
+        ),
+        (
+            "incr_by_field by a string",
+            2,
+            Box::new(|ops| {
+                ops.incr_by_field(ra.n(), rc.n());
+            }),
+            mismatch("$.n", "string"),
+        ),
+        (
+            "index out of range",
+            2,
+            Box::new(|ops| {
+                ops.set(ra.items().at(10), "x");
+            }),
+            Box::new(
+                |e| matches!(e, Error::IndexOutOfRange { index: 10, len: 3, path, .. } if path == "$.items"),
+            ),
+        ),
+        (
+            "missing document",
+            2,
+            Box::new(|ops| {
+                ops.set(missing.name(), "x");
+            }),
+            Box::new(|e| matches!(e, Error::NotFound { key } if key.ends_with(":missing"))),
+        ),
+        (
+            "not a document",
+            2,
+            Box::new(|ops| {
+                ops.assign(rd.name(), ra.name());
+            }),
+            Box::new(
+                |e| matches!(e, Error::TypeMismatch { found, .. } if found == "a Redis string"),
+            ),
+        ),
+        (
+            "extended slice size",
+            2,
+            Box::new(|ops| {
+                ops.assign(
+                    ra.items().slice(..),
+                    rb.items().slice((None, None, Some(3))),
+                );
+            }),
+            Box::new(
+                |e| matches!(e, Error::InvalidOp { message, .. } if message.contains("extended slice of size")),
+            ),
+        ),
+        (
+            "slice step 0",
+            2,
+            Box::new(|ops| {
+                ops.set(ra.nums().slice((None, None, Some(0))), Vec::<i64>::new());
+            }),
+            Box::new(
+                |e| matches!(e, Error::InvalidOp { message, .. } if message == "slice step cannot be zero"),
+            ),
+        ),
+        (
+            "swap with a wrong type",
+            2,
+            Box::new(|ops| {
+                ops.swap(ra.name(), rc.name());
+            }),
+            mismatch("$.name", "integer"),
+        ),
+        (
+            "concat of a wrong type",
+            2,
+            Box::new(|ops| {
+                ops.concat([ra.name(), rc.name()], rb.name(), "-");
+            }),
+            mismatch("$.name", "integer"),
+        ),
+        (
+            "append_from into a non-list",
+            2,
+            Box::new(|ops| {
+                ops.append_from(rc.items(), ra.items().slice(..));
+            }),
+            mismatch("$.items", "integer"),
+        ),
+        (
+            "move_item into a non-list",
+            2,
+            Box::new(|ops| {
+                ops.move_item(ra.items().at(0), rc.items());
+            }),
+            mismatch("$.items", "integer"),
+        ),
+        (
+            "copy_model from a missing model",
+            2,
+            Box::new(|ops| {
+                ops.copy_model(missing.clone(), "new");
+            }),
+            Box::new(|e| matches!(e, Error::NotFound { .. })),
+        ),
+        (
+            "condition on a wrong type",
+            2,
+            Box::new(|ops| {
+                ops.when(rc.n().gt(1)).then(|ops| {
+                    ops.set(ra.name(), "x");
+                });
+            }),
+            mismatch("$.n", "string"),
+        ),
+        (
+            "missing dict entry",
+            2,
+            Box::new(|ops| {
+                ops.incr(ra.counts().entry("nope"), 1);
+            }),
+            Box::new(|e| {
+                matches!(e, Error::TypeMismatch { path, found, .. }
+                if path == "$.counts[\"nope\"]" && found == "nothing")
+            }),
+        ),
+        (
+            "float overflow",
+            3,
+            Box::new(|ops| {
+                ops.incr(ra.f(), f64::MAX);
+                ops.incr(ra.f(), f64::MAX);
+            }),
+            Box::new(|e| matches!(e, Error::Overflow { .. })),
+        ),
+        (
+            "an index out of range in a branch",
+            5,
+            Box::new(|ops| {
+                ops.when(ra.n().gt(-1000)).then(|ops| {
+                    ops.incr(ra.n(), 1);
+                    ops.set(ra.nums().slice(..), vec![0; 2]);
+                    ops.set(ra.nums().at(5), 1);
+                });
+            }),
+            Box::new(|e| matches!(e, Error::IndexOutOfRange { .. })),
+        ),
+    ];
+    for (what, op, failing, check) in cases {
+        fails_cleanly(&db, &mut raw, what, op, failing, check).await;
+    }
 }
 
 #[tokio::test]

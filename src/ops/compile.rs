@@ -9,14 +9,14 @@ use super::refs::{Doc, Loc, Step, push_name};
 use super::{CondNode, Op, Operand, Param};
 use crate::script::{Keys, Script};
 
-/// The runtime every block's script starts with: the decimal helpers of `lua/field.lua`,
-/// then `runtime.lua`.
+/// The runtime every block's script starts with: the shared helpers of `lua/field.lua`
+/// (exact decimal arithmetic, Python indexing), then `runtime.lua`.
 static RUNTIME: LazyLock<String> = LazyLock::new(|| {
     let field = include_str!("../../lua/field.lua");
-    let begin = field.find("-- decimal:begin").unwrap_or(0);
+    let begin = field.find("-- shared:begin").unwrap_or(0);
     let end = field
-        .find("-- decimal:end")
-        .map_or(field.len(), |i| i + "-- decimal:end\n".len());
+        .find("-- shared:end")
+        .map_or(field.len(), |i| i + "-- shared:end\n".len());
     let mut out = String::from("-- rapyer ServerOps block\n");
     out.push_str(&field[begin..end]);
     out.push_str(include_str!("runtime.lua"));

@@ -296,25 +296,34 @@ impl<T: Referable, B: Bind> ListRef<T, B> {
     }
 }
 
-impl<T: Referable, B: Bind> Ref for ListRef<T, B> {
-    type Value = Vec<T>;
-    type Bind = B;
-    fn loc(&self) -> &Loc {
-        &self.loc
-    }
-    fn bind(&self) -> &B {
-        &self.bind
-    }
-    fn want(&self) -> &'static str {
-        "array"
-    }
-    fn element_want(&self) -> &'static str {
-        T::WANT
-    }
-    fn encode(value: &Vec<T>) -> serde_json::Result<String> {
-        encode_items(value)
-    }
+/// `Ref` for the references whose value is a `Vec<T>`: lists and slices.
+macro_rules! list_refs {
+    ($($name:ident),*) => {
+        $(
+            impl<T: Referable, B: Bind> Ref for $name<T, B> {
+                type Value = Vec<T>;
+                type Bind = B;
+                fn loc(&self) -> &Loc {
+                    &self.loc
+                }
+                fn bind(&self) -> &B {
+                    &self.bind
+                }
+                fn want(&self) -> &'static str {
+                    "array"
+                }
+                fn element_want(&self) -> &'static str {
+                    T::WANT
+                }
+                fn encode(value: &Vec<T>) -> serde_json::Result<String> {
+                    encode_items(value)
+                }
+            }
+        )*
+    };
 }
+
+list_refs!(ListRef, SliceRef);
 
 fn encode_items<T: Referable>(items: &[T]) -> serde_json::Result<String> {
     let mut out = String::from("[");
@@ -335,26 +344,6 @@ pub struct SliceRef<T, B: Bind = Free> {
     pub(crate) loc: Loc,
     pub(crate) bind: B,
     _value: PhantomData<fn() -> T>,
-}
-
-impl<T: Referable, B: Bind> Ref for SliceRef<T, B> {
-    type Value = Vec<T>;
-    type Bind = B;
-    fn loc(&self) -> &Loc {
-        &self.loc
-    }
-    fn bind(&self) -> &B {
-        &self.bind
-    }
-    fn want(&self) -> &'static str {
-        "array"
-    }
-    fn element_want(&self) -> &'static str {
-        T::WANT
-    }
-    fn encode(value: &Vec<T>) -> serde_json::Result<String> {
-        encode_items(value)
-    }
 }
 
 /// Python slice bounds: `a..b`, `a..`, `..b`, `..`, `(a, b)` (any integers, negative ones

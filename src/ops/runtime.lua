@@ -258,16 +258,10 @@ local function load(loc)
   return rt
 end
 
--- A Python index into a list of n elements, or nil when outside it.
-local function index(i, n)
-  i = tonumber(i)
-  if i < 0 then
-    i = i + n
-  end
-  if i < 0 or i >= n then
-    return nil
-  end
-  return i + 1
+-- The Lua position of Python index i in a list of n elements, or nil when outside it.
+local function at1(i, n)
+  local at = index(i, n)
+  return at and at + 1
 end
 
 -- The place made of the first m steps of loc.
@@ -292,7 +286,7 @@ local function child(loc, s, n)
   local kind, v = loc.k[s], loc.v[s]
   if kind == 'i' then
     local items = arr(want(prefix(loc, s - 1), n, 'array'))
-    local at = index(v, #items)
+    local at = at1(v, #items)
     if not at then
       fail('index', prefix(loc, s - 1), v, #items)
     end
@@ -358,7 +352,7 @@ local function put(loc, node)
   local kind, v = loc.k[#loc.k], loc.v[#loc.k]
   if kind == 'i' then
     local items = arr(p)
-    items[index(v, #items)] = node
+    items[at1(v, #items)] = node
     return
   end
   obj(p)
@@ -719,7 +713,7 @@ local function op_move(from, w, to)
   local holder = prefix(from, n - 1)
   local source = arr(list_at(holder))
   local target = arr(list_at(to))
-  local at = index(from.v[n], #source)
+  local at = at1(from.v[n], #source)
   if not at then
     return 'null'
   end
@@ -752,7 +746,7 @@ local function op_list_pop(loc)
   local n = #loc.k
   local holder = prefix(loc, n - 1)
   local items = arr(list_at(holder))
-  local at = index(loc.v[n], #items)
+  local at = at1(loc.v[n], #items)
   if not at then
     fail('index', loc, loc.v[n], #items)
   end
