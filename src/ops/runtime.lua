@@ -197,8 +197,11 @@ end
 -- i (a list index, decimal text) and k (a dict key); S(place, start, stop, step) makes it
 -- a slice of the list there ('' for an omitted bound).
 local function L(root, ...)
-  local steps = { ... }
   local loc = { root = root, k = {}, v = {} }
+  if select('#', ...) == 0 then
+    return loc
+  end
+  local steps = { ... }
   for i = 1, #steps, 2 do
     loc.k[#loc.k + 1] = steps[i]
     loc.v[#loc.v + 1] = steps[i + 1]
@@ -211,46 +214,23 @@ local function S(loc, start, stop, step)
   return loc
 end
 
--- Reads every root of the document holding loc's root (one JSON.GET for all of them), and
--- returns loc's root; a missing key is an error unless the root is the whole document.
+-- Reads loc's root (one JSON.GET, the first time); a missing key is an error unless the
+-- root is the whole document. (One JSON.GET per root measured faster than one per
+-- document with several paths, whose reply must be parsed.)
 local function load(loc)
   local rt = ROOTS[loc.root]
   if not rt.loaded then
-    local mine, paths = {}, {}
-    for _, other in ipairs(ROOTS) do
-      if other.key == rt.key then
-        mine[#mine + 1] = other
-        paths[#paths + 1] = other.path
-      end
-    end
-    local ok, v = pcall(redis.call, 'JSON.GET', KEYS[rt.key], unpack(paths))
+    local ok, v = pcall(redis.call, 'JSON.GET', KEYS[rt.key], rt.path)
     if not ok then
       local t = redis.call('TYPE', KEYS[rt.key])['ok']
       fail('wrongtype', { root = loc.root, k = {}, v = {} }, t)
     end
-    for _, other in ipairs(mine) do
-      other.loaded = true
-    end
+    rt.loaded = true
     if v then
-      if #mine == 1 then
-        rt.text = v
-      else
-        local found = obj({ r = v })
-        for _, other in ipairs(mine) do
-          local n = found.m[other.path]
-          other.text = n and n.r or '[]'
-        end
+      if v == '[]' then
+        fail('type', { root = loc.root, k = {}, v = {} }, '*', 'nothing')
       end
-      for _, other in ipairs(mine) do
-        if other.text ~= '[]' then
-          other.node = { r = string.sub(other.text, 2, -2) }
-        end
-      end
-    end
-  end
-  if not rt.node then
-    if rt.text then
-      fail('type', { root = loc.root, k = {}, v = {} }, '*', 'nothing')
+      rt.node = { r = string.sub(v, 2, -2) }
     elseif rt.path ~= '$' then
       fail('notfound', { root = loc.root, k = {}, v = {} })
     end
@@ -273,26 +253,27 @@ local function prefix(loc, m)
   return out
 end
 
-local function want(loc, n, w)
+-- n, checked against the JSON type w; a failure names loc, or its first m steps.
+local function want(loc, n, w, m)
   local t = typ(n)
   if w == '*' or t == w or (w == 'number' and t == 'integer') then
     return n
   end
-  fail('type', loc, w, t)
+  fail('type', m and prefix(loc, m) or loc, w, t)
 end
 
 -- The child of container n at step s of loc, or nil when a dict has no such key.
 local function child(loc, s, n)
   local kind, v = loc.k[s], loc.v[s]
   if kind == 'i' then
-    local items = arr(want(prefix(loc, s - 1), n, 'array'))
+    local items = arr(want(loc, n, 'array', s - 1))
     local at = at1(v, #items)
     if not at then
       fail('index', prefix(loc, s - 1), v, #items)
     end
     return items[at]
   end
-  return obj(want(prefix(loc, s - 1), n, 'object')).m[v]
+  return obj(want(loc, n, 'object', s - 1)).m[v]
 end
 
 -- The container holding the last step of loc, walking (and checking) every step before it.
@@ -326,7 +307,7 @@ local function get(loc, w)
       fail('type', prefix(loc, #loc.k), w, 'nothing')
     end
   end
-  return want(prefix(loc, #loc.k), n, w)
+  return want(loc, n, w, #loc.k)
 end
 
 -- The list node a list place or a slice place names.
@@ -642,7 +623,7 @@ local function op_set(loc, w, value, id_name, id)
   if #loc.k == 0 or loc.k[#loc.k] ~= 'k' then
     get(loc, w)
   else
-    want(prefix(loc, #loc.k - 1), parent(loc), 'object')
+    want(loc, parent(loc), 'object', #loc.k - 1)
   end
   put(loc, { r = value })
   return 'null'
@@ -766,7 +747,7 @@ local function op_clear(loc, w)
 end
 
 local function op_dict_remove(loc)
-  local p = want(prefix(loc, #loc.k - 1), parent(loc), 'object')
+  local p = want(loc, parent(loc), 'object', #loc.k - 1)
   local key = loc.v[#loc.k]
   obj(p)
   local old = p.m[key]
