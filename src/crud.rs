@@ -352,12 +352,23 @@ pub(crate) fn encode<T: serde::Serialize + ?Sized>(key: &str, value: &T) -> Resu
 /// Encodes a whole model as its document: its serde form, plus the instant property next to
 /// each date-time it indexes (what the search index reads, see [`crate::query::INSTANT_SUFFIX`]).
 pub(crate) fn encode_model<M: crate::model::Model>(key: &str, model: &M) -> Result<String> {
+    model_text(model).map_err(|source| Error::Serialize {
+        key: key.to_string(),
+        source,
+    })
+}
+
+/// [`encode_model`] without a key to name in the error: serde's form straight to text when
+/// the model indexes no date-time, else through a value that gets the instants.
+pub(crate) fn model_text<M: crate::model::Model>(model: &M) -> serde_json::Result<String> {
     let mut instants = Vec::new();
     M::instants(&mut Vec::new(), &mut instants);
     if instants.is_empty() {
-        return encode(key, model);
+        return serde_json::to_string(model);
     }
-    encode_with_instants(key, model, &instants)
+    let mut doc = serde_json::to_value(model)?;
+    crate::query::add_instants(&mut doc, &instants);
+    serde_json::to_string(&doc)
 }
 
 /// Encodes `value` with the instant property next to each date-time at `instants`.

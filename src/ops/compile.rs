@@ -200,8 +200,9 @@ pub(crate) fn compile(ops: &[Op], count: usize, echo: bool) -> Compiled {
     }
 }
 
+/// A document's expiry in milliseconds as the runtime reads it, `0` for none.
 fn millis(ttl: Option<std::time::Duration>) -> String {
-    ttl.map_or_else(|| "0".to_string(), |d| d.as_millis().max(1).to_string())
+    ttl.map_or(0, crate::crud::ttl_millis).to_string()
 }
 
 impl Compiler {

@@ -909,18 +909,10 @@ impl ServerRef<bool, Bound<'_>> {
 
 impl<T: Referable> ListRef<T, Bound<'_>> {
     fn items(&self, items: &[T]) -> std::result::Result<String, Error> {
-        let mut out = String::from("[");
-        for (i, item) in items.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            out.push_str(&item.to_json().map_err(|source| Error::Serialize {
-                key: self.loc.doc.key.clone(),
-                source,
-            })?);
-        }
-        out.push(']');
-        Ok(out)
+        refs::encode_items(items).map_err(|source| Error::Serialize {
+            key: self.loc.doc.key.clone(),
+            source,
+        })
     }
 
     /// Appends one element; returns the new length.
@@ -1004,29 +996,14 @@ impl<M: Map> DictRef<M, Bound<'_>> {
         &self,
         entries: impl IntoIterator<Item = (K, M::Value)>,
     ) -> Out<usize> {
-        let mut json = String::from("{");
-        let mut error = None;
-        for (i, (k, v)) in entries.into_iter().enumerate() {
-            if i > 0 {
-                json.push(',');
-            }
-            json.push_str(&refs::json_string(&k.into()));
-            json.push(':');
-            match v.to_json() {
-                Ok(text) => json.push_str(&text),
-                Err(source) => {
-                    error.get_or_insert(Error::Serialize {
-                        key: self.loc.doc.key.clone(),
-                        source,
-                    });
-                }
-            }
-        }
-        json.push('}');
-        let params = match error {
-            Some(e) => Err(e),
-            None => Ok(vec![Param::Loc(self.loc.clone()), Param::Arg(json)]),
-        };
+        let entries: Vec<(String, M::Value)> =
+            entries.into_iter().map(|(k, v)| (k.into(), v)).collect();
+        let params = refs::encode_entries(entries.iter().map(|(k, v)| (k, v)))
+            .map_err(|source| Error::Serialize {
+                key: self.loc.doc.key.clone(),
+                source,
+            })
+            .map(|json| vec![Param::Loc(self.loc.clone()), Param::Arg(json)]);
         bound(&self.bind).push("op_dict_update", params)
     }
 
@@ -1053,12 +1030,5 @@ pub fn set_bound<R: Ref + Clone>(r: &R, value: R::Value) -> Out<()> {
 /// A model's JSON with the search instant beside each date-time it indexes.
 #[doc(hidden)]
 pub fn model_json<T: crate::model::Model>(value: &T) -> serde_json::Result<String> {
-    let mut instants = Vec::new();
-    T::instants(&mut Vec::new(), &mut instants);
-    if instants.is_empty() {
-        return serde_json::to_string(value);
-    }
-    let mut doc = serde_json::to_value(value)?;
-    crate::query::add_instants(&mut doc, &instants);
-    serde_json::to_string(&doc)
+    crate::crud::model_text(value)
 }

@@ -325,7 +325,7 @@ macro_rules! list_refs {
 
 list_refs!(ListRef, SliceRef);
 
-fn encode_items<T: Referable>(items: &[T]) -> serde_json::Result<String> {
+pub(crate) fn encode_items<T: Referable>(items: &[T]) -> serde_json::Result<String> {
     let mut out = String::from("[");
     for (i, item) in items.iter().enumerate() {
         if i > 0 {
@@ -417,12 +417,19 @@ impl<V: Referable> Map for BTreeMap<String, V> {
 }
 
 fn encode_map<M: Map>(map: &M) -> serde_json::Result<String> {
+    encode_entries(map.entries())
+}
+
+/// A JSON object of `entries`, in their order, each value as [`Referable::to_json`] writes it.
+pub(crate) fn encode_entries<'v, K: AsRef<str>, V: Referable>(
+    entries: impl IntoIterator<Item = (K, &'v V)>,
+) -> serde_json::Result<String> {
     let mut out = String::from("{");
-    for (i, (k, v)) in map.entries().into_iter().enumerate() {
+    for (i, (k, v)) in entries.into_iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
-        out.push_str(&json_string(k));
+        out.push_str(&json_string(k.as_ref()));
         out.push(':');
         out.push_str(&v.to_json()?);
     }
