@@ -1123,7 +1123,11 @@ async fn smoke() {
     })
     .await
     .unwrap_or_else(|e| panic!("{e}"));
-    println!("{results:?}");
+    // A result read as the wrong type names the key of the operation that made it.
+    match results.value::<bool>(2) {
+        Err(Error::Deserialize { key, .. }) => assert_eq!(key, db.key(&b.key())),
+        other => panic!("expected Deserialize, got {other:?}"),
+    }
     let sa = stored(&mut raw, &db.key(&a.key())).await;
     let sb = stored(&mut raw, &db.key(&b.key())).await;
     println!("{sa}\n{sb}");

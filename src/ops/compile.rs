@@ -34,6 +34,8 @@ pub(crate) struct Compiled {
     pub(crate) args: Vec<String>,
     /// Each root: its key's position in `docs` and its field names from the document.
     pub(crate) roots: Vec<(usize, Vec<&'static str>)>,
+    /// For each operation, the position in `docs` of the first document it names.
+    pub(crate) op_docs: Vec<Option<usize>>,
 }
 
 /// The whole script text of a body.
@@ -80,6 +82,7 @@ struct Compiler {
     roots: Vec<(usize, Vec<&'static str>)>,
     args: Vec<String>,
     body: String,
+    op_docs: Vec<Option<usize>>,
 }
 
 fn visit_locs<'a>(ops: &'a [Op], out: &mut Vec<&'a Loc>) {
@@ -136,6 +139,7 @@ pub(crate) fn compile(ops: &[Op], count: usize, echo: bool) -> Compiled {
         roots: Vec::new(),
         args: Vec::new(),
         body: String::new(),
+        op_docs: vec![None; count],
     };
     // Keys in order of first use; per key, the shortest prefixes that cover every place.
     let mut prefixes: Vec<Vec<Vec<&'static str>>> = Vec::new();
@@ -197,6 +201,7 @@ pub(crate) fn compile(ops: &[Op], count: usize, echo: bool) -> Compiled {
         docs: c.docs,
         args: c.args,
         roots: c.roots,
+        op_docs: c.op_docs,
     }
 }
 
@@ -222,6 +227,14 @@ impl Compiler {
         for op in ops {
             match op {
                 Op::Call { func, params, out } => {
+                    let first = params.iter().find_map(|p| match p {
+                        Param::Loc(l) => Some(l),
+                        Param::Locs(ls) => ls.first(),
+                        Param::Lit(_) | Param::Arg(_) => None,
+                    });
+                    if let (Some(loc), Some(slot)) = (first, self.op_docs.get_mut(*out)) {
+                        *slot = self.doc_index.get(&loc.doc.key).copied();
+                    }
                     let mut args = Vec::with_capacity(params.len());
                     for p in params {
                         args.push(self.param(p));

@@ -4,7 +4,7 @@
 use serde::de::DeserializeOwned;
 
 use super::compile;
-use super::{Op, Out, Param, Program};
+use super::{Out, Program};
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::model::AtomicModel;
@@ -14,7 +14,9 @@ use crate::model::AtomicModel;
 #[derive(Debug, Clone, Default)]
 pub struct Results {
     values: Vec<Option<String>>,
+    /// The block's keys, and for each operation the one it names first (for messages).
     keys: Vec<String>,
+    op_keys: Vec<Option<usize>>,
 }
 
 impl Results {
@@ -42,7 +44,14 @@ impl Results {
         serde_json::from_str(text)
             .map(Some)
             .map_err(|source| Error::Deserialize {
-                key: self.keys.get(index).cloned().unwrap_or_default(),
+                key: self
+                    .op_keys
+                    .get(index)
+                    .copied()
+                    .flatten()
+                    .and_then(|k| self.keys.get(k))
+                    .cloned()
+                    .unwrap_or_default(),
                 path: format!("(result of operation {index})"),
                 source,
             })
@@ -117,36 +126,10 @@ tuples!(
 /// A changed part of the first document: its field names from the root, and its JSON.
 pub(crate) type Echo = Vec<(Vec<&'static str>, String)>;
 
-/// The full key each operation names first, for messages.
-fn op_keys(db: &Db, ops: &[Op], out: &mut [String]) {
-    for op in ops {
-        match op {
-            Op::Call { params, out: n, .. } => {
-                let first = params.iter().find_map(|p| match p {
-                    Param::Loc(l) => Some(l),
-                    Param::Locs(ls) => ls.first(),
-                    _ => None,
-                });
-                if let (Some(loc), Some(slot)) = (first, out.get_mut(*n)) {
-                    *slot = db.key(&loc.doc.key);
-                }
-            }
-            Op::When {
-                then, otherwise, ..
-            } => {
-                op_keys(db, then, out);
-                op_keys(db, otherwise, out);
-            }
-        }
-    }
-}
-
 /// Runs `program` as one script; with `echo`, also returns the changed parts of the first
 /// document.
 pub(crate) async fn run(db: &Db, program: &Program, echo: bool) -> Result<(Results, Echo)> {
     let ops = &program.frames[0];
-    let mut keys_of_ops = vec![String::new(); program.count];
-    op_keys(db, ops, &mut keys_of_ops);
     if program.count == 0 {
         return Ok((Results::default(), Vec::new()));
     }
@@ -189,7 +172,8 @@ pub(crate) async fn run(db: &Db, program: &Program, echo: bool) -> Result<(Resul
             Ok((
                 Results {
                     values,
-                    keys: keys_of_ops,
+                    keys,
+                    op_keys: compiled.op_docs,
                 },
                 echoed,
             ))
