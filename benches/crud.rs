@@ -36,7 +36,8 @@ fn crud(c: &mut Criterion) {
         let db = Db::connect(&url)
             .await
             .expect("connect")
-            .with_namespace("crit:");
+            .with_namespace("crit")
+            .expect("a valid namespace");
         let raw = redis::Client::open(url.as_str())
             .expect("url")
             .get_multiplexed_async_connection()

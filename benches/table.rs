@@ -427,7 +427,8 @@ async fn run() {
     let db = Db::connect(&url)
         .await
         .expect("connect")
-        .with_namespace("bench:");
+        .with_namespace("bench")
+        .expect("a valid namespace");
     let raw = raw_conn(&url).await;
     println!("benchmarking against {url}, {:?} per cell", cell_time());
 
@@ -618,7 +619,7 @@ async fn run() {
                 let mut c = c.clone();
                 async move {
                     let reply: Vec<redis::Value> = redis::cmd("FT.SEARCH")
-                        .arg("idx:bench:BenchUser")
+                        .arg("bench/_rapyer:index:BenchUser")
                         .arg("@age:[0 +inf]")
                         .arg("NOCONTENT")
                         .arg("LIMIT")

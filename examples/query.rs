@@ -48,8 +48,8 @@ fn person(name: &str, age: i64, city: &str, bio: &str, tags: &[&str]) -> Person 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<()> {
     let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-    let db = Db::connect(&url).await?.with_namespace("query-demo:");
-    println!("connected to {url}, every key under the namespace `query-demo:`\n");
+    let db = Db::connect(&url).await?.with_namespace("query-demo/")?;
+    println!("connected to {url}, every key under the namespace `query-demo/`\n");
 
     println!("== init creates the index (again only when the schema changes)");
     db.init::<Person>().await?;

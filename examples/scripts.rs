@@ -26,8 +26,8 @@ return #members
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<()> {
     let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-    let db = Db::connect(&url).await?.with_namespace("scripts-demo:");
-    println!("connected to {url}, every key under the namespace `scripts-demo:`\n");
+    let db = Db::connect(&url).await?.with_namespace("scripts-demo/")?;
+    println!("connected to {url}, every key under the namespace `scripts-demo/`\n");
 
     println!("== Define a script once, run it by name");
     db.scripts().define(

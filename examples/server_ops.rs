@@ -96,8 +96,10 @@ fn job(name: &str) -> Job {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<()> {
     let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-    let db = Db::connect(&url).await?.with_namespace("server-ops-demo:");
-    println!("connected to {url}, every key under the namespace `server-ops-demo:`\n");
+    let db = Db::connect(&url)
+        .await?
+        .with_namespace("server-ops-demo/")?;
+    println!("connected to {url}, every key under the namespace `server-ops-demo/`\n");
 
     println!("== Move pending tasks from one list to another: Python's slice assignment");
     let todo = TaskList {

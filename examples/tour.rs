@@ -52,8 +52,8 @@ struct Wallet {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<()> {
     let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-    let db = Db::connect(&url).await?.with_namespace("tour:");
-    println!("connected to {url}, every key under the namespace `tour:`\n");
+    let db = Db::connect(&url).await?.with_namespace("tour/")?;
+    println!("connected to {url}, every key under the namespace `tour/`\n");
 
     println!("== Models: create, save, load");
     let ann = User {

@@ -105,7 +105,7 @@ async fn run_save(db: &Db, keys: &[String], args: &[String]) -> Result<()> {
 }
 
 /// Reads one document; `rearm` re-arms its expiry in the same step (`refresh_on_read`).
-pub(crate) async fn get<M: DeserializeOwned>(
+pub(crate) async fn get<M: AtomicModel>(
     db: &Db,
     key: String,
     rearm: Option<Duration>,
@@ -113,7 +113,7 @@ pub(crate) async fn get<M: DeserializeOwned>(
     if rearm.is_some() {
         let reply = mget(db, std::slice::from_ref(&key), rearm).await?;
         return match reply.into_iter().next().flatten() {
-            Some(bytes) => decode(&key, &bytes),
+            Some(bytes) => decode_model(db, &key, &bytes),
             None => match exists(db, key.clone()).await? {
                 // Written between the two looks: read it again the same way.
                 true => Box::pin(get(db, key, rearm)).await,
@@ -128,12 +128,12 @@ pub(crate) async fn get<M: DeserializeOwned>(
         Err(e) => return Err(document_error(db, "JSON.GET", &key, e).await),
     };
     match reply {
-        Some(bytes) => decode(&key, &bytes),
+        Some(bytes) => decode_model(db, &key, &bytes),
         None => Err(Error::NotFound { key }),
     }
 }
 
-pub(crate) async fn get_many<M: DeserializeOwned>(
+pub(crate) async fn get_many<M: AtomicModel>(
     db: &Db,
     keys: Vec<String>,
     rearm: Option<Duration>,
@@ -155,7 +155,7 @@ pub(crate) async fn get_many<M: DeserializeOwned>(
     }
     keys.iter()
         .zip(replies)
-        .map(|(key, reply)| reply.map(|bytes| decode(key, &bytes)).transpose())
+        .map(|(key, reply)| reply.map(|bytes| decode_model(db, key, &bytes)).transpose())
         .collect()
 }
 
@@ -185,7 +185,10 @@ pub(crate) async fn delete_count(db: &Db, keys: Vec<String>, op: &'static str) -
 
 pub(crate) async fn all<M: AtomicModel>(db: &Db, rearm: Option<Duration>) -> Result<Vec<M>> {
     // Every key of this model starts with its key for the empty id.
-    let pattern = format!("{}*", glob_escape(&db.model_key(M::PREFIX, "")));
+    let pattern = format!(
+        "{}*",
+        glob_escape(&crate::keys::model_space(db.namespace(), M::PREFIX))
+    );
     let mut seen = HashSet::new();
     let mut keys = Vec::new();
     let mut cursor: u64 = 0;
@@ -215,7 +218,7 @@ pub(crate) async fn all<M: AtomicModel>(db: &Db, rearm: Option<Duration>) -> Res
         for (key, reply) in chunk.iter().zip(replies) {
             // A key deleted between the scan and the read is simply gone.
             if let Some(bytes) = reply {
-                models.push(decode(key, &bytes)?);
+                models.push(decode_model(db, key, &bytes)?);
             }
         }
     }
@@ -401,6 +404,25 @@ pub(crate) fn decode_at<T: DeserializeOwned>(key: &str, at: &str, bytes: &[u8]) 
         }
         other => other,
     })
+}
+
+/// Decodes the model stored at `key`, and checks that the id in its key field is its key's:
+/// a document written there by another client with another id would otherwise load as a
+/// model whose next save goes to another key ([`Error::IdMismatch`]).
+pub(crate) fn decode_model<M: AtomicModel>(db: &Db, key: &str, bytes: &[u8]) -> Result<M> {
+    let model: M = decode(key, bytes)?;
+    let id = model.model_id();
+    let mut expected = String::with_capacity(key.len());
+    expected.push_str(db.namespace());
+    crate::model::push_key(&mut expected, M::PREFIX, M::HASH_TAG, &id);
+    if expected == key {
+        Ok(model)
+    } else {
+        Err(Error::IdMismatch {
+            key: key.to_string(),
+            id,
+        })
+    }
 }
 
 /// Decodes a document read from `key`. On failure it decodes once more, tracking the path,

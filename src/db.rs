@@ -17,13 +17,14 @@ const RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
 /// A cheap-to-clone handle on one Redis server, with an optional key namespace.
 ///
 /// Every clone shares one multiplexed connection that reconnects by itself; commands from
-/// many tasks are pipelined onto it. Every key rapyer builds is `{namespace}{Prefix}:{id}`.
+/// many tasks are pipelined onto it. Every key rapyer builds is `{namespace}{Prefix}:{id}`
+/// (see [`Db::with_namespace`]).
 ///
 /// ```no_run
 /// # async fn demo() -> rapyer::Result<()> {
 /// let db = rapyer::Db::connect("redis://127.0.0.1:6379").await?;
-/// let tenant = db.with_namespace("tenant-a:");
-/// assert_eq!(tenant.key("User:u1"), "tenant-a:User:u1");
+/// let tenant = db.with_namespace("tenant-a/")?;
+/// assert_eq!(tenant.key("User:u1"), "tenant-a/User:u1");
 /// # Ok(()) }
 /// ```
 #[derive(Clone)]
@@ -64,15 +65,32 @@ impl Db {
         })
     }
 
-    /// A handle on the same connection whose keys all start with `namespace`
-    /// (replacing this handle's namespace). Include your own separator, e.g. `"tenant-a:"`.
-    pub fn with_namespace(&self, namespace: impl Into<String>) -> Db {
-        Db {
+    /// A handle on the same connection whose keys all start with `namespace` (replacing this
+    /// handle's namespace; `""` is the root).
+    ///
+    /// A namespace is one or more segments, each ending in `/` (`"tenant-a/"`, `"app/eu/"`;
+    /// the last `/` is added when missing). A segment holds no `:`, `/`, braces, glob
+    /// characters, backslash, whitespace or control characters: so no two namespaces, and no
+    /// namespace and the root, can have a key in common, and the keys of one namespace all
+    /// start with it (a Redis ACL `~tenant-a/*` covers them). Anything else is
+    /// [`Error::InvalidNamespace`].
+    ///
+    /// ```no_run
+    /// # async fn demo() -> rapyer::Result<()> {
+    /// let db = rapyer::Db::connect("redis://127.0.0.1:6379").await?;
+    /// let tenant = db.with_namespace("tenant-a")?;
+    /// assert_eq!(tenant.namespace(), "tenant-a/");
+    /// assert!(db.with_namespace("tenant-a:").is_err());
+    /// # Ok(()) }
+    /// ```
+    pub fn with_namespace(&self, namespace: impl AsRef<str>) -> Result<Db> {
+        let namespace = crate::keys::check_namespace(namespace.as_ref())?;
+        Ok(Db {
             conn: self.conn.clone(),
             url: self.url.clone(),
-            namespace: namespace.into().into(),
+            namespace: namespace.into(),
             scripts: self.scripts.clone(),
-        }
+        })
     }
 
     /// The named scripts of this connection (shared by every clone and namespace of it).

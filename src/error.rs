@@ -167,6 +167,28 @@ pub enum Error {
         message: String,
     },
 
+    /// A namespace that could make key spaces overlap, refused by
+    /// [`Db::with_namespace`](crate::Db::with_namespace): see the crate's key layout.
+    #[error("invalid namespace `{namespace}`: {message}")]
+    InvalidNamespace {
+        /// The namespace as given.
+        namespace: String,
+        /// Why it is refused.
+        message: String,
+    },
+
+    /// The document at `key` carries another id in its key field than the key's (another
+    /// client wrote it there): loading it would give a model that saves to another key.
+    #[error(
+        "the document at key `{key}` holds the id `{id}` in its key field, which is not its key's"
+    )]
+    IdMismatch {
+        /// The full key the document was read from.
+        key: String,
+        /// The id in the document's key field.
+        id: String,
+    },
+
     /// A transport or server error from Redis.
     #[error("redis error during {op}: {source}")]
     Redis {
@@ -204,7 +226,8 @@ impl Error {
             | Error::Serialize { key, .. }
             | Error::LockTimeout { key, .. }
             | Error::LockLost { key }
-            | Error::InvalidOp { key, .. } => Some(key),
+            | Error::InvalidOp { key, .. }
+            | Error::IdMismatch { key, .. } => Some(key),
             Error::Block { source, .. } => source.key(),
             _ => None,
         }

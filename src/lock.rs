@@ -8,9 +8,9 @@ use redis::Value;
 use crate::crud;
 use crate::db::Db;
 use crate::error::{Error, Result};
+use crate::keys::lock_key;
 use crate::model::AtomicModel;
 use crate::script::library;
-use crate::slot::lock_key;
 
 /// How to take a lock: how long it lasts, how long to wait for it, how often to retry.
 ///
@@ -109,7 +109,7 @@ pub(crate) async fn lock<M: AtomicModel>(
     model_key: String,
     options: LockOptions,
 ) -> Result<LockGuard<M>> {
-    let lock_key = lock_key(&model_key);
+    let lock_key = lock_key(db.namespace(), &model_key);
     let token = ulid::Ulid::new().to_string();
     let keys = [lock_key, model_key];
     let rearm = crate::model::read_ttl::<M>().map_or(0, crud::ttl_millis);
@@ -127,7 +127,7 @@ pub(crate) async fn lock<M: AtomicModel>(
         match reply {
             (1, Value::BulkString(json)) => {
                 let [lock_key, model_key] = keys;
-                return match crud::decode::<M>(&model_key, &json) {
+                return match crud::decode_model::<M>(db, &model_key, &json) {
                     Ok(model) => Ok(LockGuard {
                         model,
                         db: db.clone(),

@@ -65,7 +65,8 @@ async fn lock_reads_saves_and_releases() {
     assert_eq!(guard.balance, 150);
     assert_eq!(guard.key(), db.key("Account:a1"));
     let lock_key = guard.lock_key().to_string();
-    assert!(lock_key.starts_with(&db.key("Account:a1")), "{lock_key}");
+    assert!(lock_key.starts_with(&db.key("_rapyer:lock:")), "{lock_key}");
+    assert!(lock_key.ends_with(":Account:a1"), "{lock_key}");
     assert!(exists(&mut raw, &lock_key).await);
     let left = pttl(&mut raw, &lock_key).await;
     assert!(left > 4_000 && left <= 5_000, "lock ttl {left}");

@@ -353,7 +353,7 @@ struct PlaceV2 {
 
 async fn index_uses(db: &Db) -> i64 {
     let info: Vec<redis::Value> = redis::cmd("FT.INFO")
-        .arg(format!("idx:{}Member", db.namespace()))
+        .arg(format!("{}_rapyer:index:Member", db.namespace()))
         .query_async(&mut raw().await)
         .await
         .expect("FT.INFO");

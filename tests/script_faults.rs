@@ -313,7 +313,8 @@ async fn a_server_busy_with_a_runaway_script_is_a_typed_error() {
     let other = Db::connect(server.url())
         .await
         .expect("connect")
-        .with_namespace(db.namespace());
+        .with_namespace(db.namespace())
+        .expect("a valid namespace");
     other
         .scripts()
         .define("incr", Keys::Fixed(1), INCR)

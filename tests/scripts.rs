@@ -124,7 +124,9 @@ async fn define_run_get_names_and_redefine() {
     assert_eq!(names, sorted);
 
     // Another namespace on the same connection shares the registry.
-    let other_ns = db.with_namespace(format!("{}other:", db.namespace()));
+    let other_ns = db
+        .with_namespace(format!("{}other/", db.namespace()))
+        .expect("a valid namespace");
     let n: i64 = other_ns
         .run_script("bump", &["counter"], &[-7])
         .await

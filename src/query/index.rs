@@ -20,9 +20,11 @@ pub fn schema<M: Indexable>() -> Vec<SchemaField> {
     out
 }
 
-/// The name of `M`'s index on `db`: `idx:{namespace}{Prefix}`.
+/// The name of `M`'s index on `db`: `{namespace}_rapyer:index:{Prefix}`, in rapyer's reserved
+/// part of the namespace, so no other model's index (a prefix is one segment) nor another
+/// library's `idx:…` can have it.
 pub(crate) fn index_name<M: AtomicModel>(db: &Db) -> String {
-    format!("idx:{}", db.model_key(M::PREFIX, "").trim_end_matches(':'))
+    crate::keys::index_name(db.namespace(), M::PREFIX)
 }
 
 /// The `FT.CREATE` arguments after the index name.
@@ -32,7 +34,7 @@ fn create_args<M: AtomicModel>(db: &Db, schema: &[SchemaField]) -> Vec<String> {
         "JSON".into(),
         "PREFIX".into(),
         "1".into(),
-        db.model_key(M::PREFIX, ""),
+        crate::keys::model_space(db.namespace(), M::PREFIX),
         "SCHEMA".into(),
     ];
     for field in schema {
@@ -58,11 +60,15 @@ fn create_args<M: AtomicModel>(db: &Db, schema: &[SchemaField]) -> Vec<String> {
 
 impl Db {
     /// Gets `M` ready: loads the defined scripts, and creates `M`'s search index, or
-    /// re-creates it (documents are kept) when its schema changed since the last `init`,
-    /// waiting until existing documents are indexed. An unchanged schema costs two reads.
+    /// re-creates it (documents are kept) when it is not the one `M`'s schema makes, waiting
+    /// until existing documents are indexed.
     ///
-    /// The index covers the keys of `M` in this handle's namespace (`{ns}{Prefix}:`). A
-    /// fingerprint of the schema is kept at `{ns}rapyer:index:{Prefix}`.
+    /// The index covers the keys of `M` in this handle's namespace (`{ns}{Prefix}:`) and is
+    /// named `{ns}_rapyer:index:{Prefix}`. `init` compares the live index (`FT.INFO`: its key
+    /// type, prefixes, stop words and every attribute with its options) with the schema, so an
+    /// index someone else made under that name, or an older schema, is rebuilt; a fingerprint
+    /// of the schema at `{ns}_rapyer:index-schema:{Prefix}` lets other processes see which
+    /// schema was last built. An unchanged index costs one `FT.INFO`.
     pub async fn init<M: AtomicModel + Indexable>(&self) -> Result<()> {
         self.scripts().preload().await?;
         let schema = schema::<M>();
@@ -71,36 +77,48 @@ impl Db {
         }
         let index = index_name::<M>(self);
         let args = create_args::<M>(self, &schema);
-        let fingerprint = sha1_smol::Sha1::from(args.join("\n")).digest().to_string();
-        let marker = self.key(&format!("rapyer:index:{}", M::PREFIX));
+        let wanted = Shape::of_args(&args);
+        let marker = crate::keys::index_marker(self.namespace(), M::PREFIX);
 
-        let stored: Option<String> = self
-            .query("GET", 1, redis::cmd("GET").arg(&marker))
-            .await
-            .map_err(|e| Error::redis("init", e))?;
-        let exists = self.index_info(&index).await?.is_some();
-        if exists && stored.as_deref() == Some(fingerprint.as_str()) {
-            return Ok(());
-        }
-        if exists {
+        let live = self.index_info(&index).await?;
+        if let Some(info) = &live {
+            if Shape::of_info(info).as_ref() == Some(&wanted) {
+                return Ok(());
+            }
             // Without DD: the documents stay, only the index goes.
-            let _: () = self
-                .query("FT.DROPINDEX", 0, redis::cmd("FT.DROPINDEX").arg(&index))
+            match self
+                .query::<()>("FT.DROPINDEX", 0, redis::cmd("FT.DROPINDEX").arg(&index))
                 .await
-                .map_err(|e| Error::redis("FT.DROPINDEX", e))?;
+            {
+                Ok(()) => {}
+                // Another process dropped it first.
+                Err(e) if is_missing_index(&e) => {}
+                Err(e) => return Err(Error::redis("FT.DROPINDEX", e)),
+            }
         }
         let mut create = redis::cmd("FT.CREATE");
         create.arg(&index).arg(&args);
         match self.query::<()>("FT.CREATE", 0, &create).await {
             Ok(()) => {}
-            // Another process created it first, from the same schema or a newer one.
-            Err(e) if e.to_string().contains("already exists") => {}
+            // Another process created it first: keep it only if it is this schema's.
+            Err(e) if e.to_string().contains("already exists") => {
+                let info = self.index_info(&index).await?;
+                if info.as_ref().and_then(|i| Shape::of_info(i)).as_ref() != Some(&wanted) {
+                    return Err(Error::InvalidQuery {
+                        message: format!(
+                            "the index {index} was re-created concurrently with another schema; \
+                             run init again"
+                        ),
+                    });
+                }
+            }
             Err(e) => {
                 return Err(Error::InvalidQuery {
                     message: format!("FT.CREATE {index} failed: {e}"),
                 });
             }
         }
+        let fingerprint = sha1_smol::Sha1::from(args.join("\n")).digest().to_string();
         let _: () = self
             .query("SET", 1, redis::cmd("SET").arg(&marker).arg(&fingerprint))
             .await
@@ -114,21 +132,9 @@ impl Db {
             .query::<Value>("FT.INFO", 0, redis::cmd("FT.INFO").arg(index))
             .await
         {
-            Ok(Value::Array(items)) | Ok(Value::Set(items)) => {
-                let mut pairs = Vec::new();
-                let mut items = items.into_iter();
-                while let (Some(name), Some(value)) = (items.next(), items.next()) {
-                    if let Ok(name) = redis::from_redis_value::<String>(name) {
-                        pairs.push((name, value));
-                    }
-                }
-                Ok(Some(pairs))
+            Ok(reply @ (Value::Array(_) | Value::Set(_) | Value::Map(_))) => {
+                Ok(Some(pairs(&reply)))
             }
-            Ok(Value::Map(map)) => Ok(Some(
-                map.into_iter()
-                    .filter_map(|(k, v)| redis::from_redis_value::<String>(k).ok().map(|k| (k, v)))
-                    .collect(),
-            )),
             Ok(_) => Ok(None),
             Err(e) if is_missing_index(&e) => Ok(None),
             Err(e) => Err(Error::redis("FT.INFO", e)),
@@ -163,4 +169,147 @@ impl Db {
 pub(crate) fn is_missing_index(e: &redis::RedisError) -> bool {
     let message = crate::error::server_message(e).to_lowercase();
     message.contains("unknown index name") || message.contains("no such index")
+}
+
+/// What decides how an index answers: its key type, key prefixes, stop words, and each
+/// attribute with its options. Read from our own `FT.CREATE` arguments and from `FT.INFO`, so
+/// `init` can tell whether the live index is the one the schema makes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Shape {
+    key_type: String,
+    prefixes: Vec<String>,
+    /// `STOPWORDS 0`: `Some(empty)`; the default list: `None`.
+    stopwords: Option<Vec<String>>,
+    /// `(path, name, type, options sorted)`, in schema order.
+    attributes: Vec<(String, String, String, Vec<String>)>,
+}
+
+impl Shape {
+    /// The shape our `FT.CREATE` arguments (after the index name) make.
+    fn of_args(args: &[String]) -> Shape {
+        let mut shape = Shape {
+            key_type: String::new(),
+            prefixes: Vec::new(),
+            stopwords: None,
+            attributes: Vec::new(),
+        };
+        let mut words = args.iter().map(String::as_str).peekable();
+        while let Some(word) = words.next() {
+            match word {
+                "ON" => shape.key_type = words.next().unwrap_or_default().to_string(),
+                "PREFIX" | "STOPWORDS" => {
+                    let n: usize = words.next().and_then(|n| n.parse().ok()).unwrap_or(0);
+                    let list: Vec<String> = words.by_ref().take(n).map(str::to_string).collect();
+                    if word == "PREFIX" {
+                        shape.prefixes = list;
+                    } else {
+                        shape.stopwords = Some(list);
+                    }
+                }
+                "SCHEMA" => break,
+                _ => {}
+            }
+        }
+        while let Some(path) = words.next() {
+            let _as = words.next();
+            let name = words.next().unwrap_or_default().to_string();
+            let kind = words.next().unwrap_or_default().to_string();
+            let mut options = Vec::new();
+            while let Some(&option) = words.peek() {
+                if option.starts_with('$') {
+                    break;
+                }
+                options.push(option.to_string());
+                words.next();
+            }
+            if kind == "TAG" {
+                // A TAG field on JSON reports its (unused) separator as empty.
+                options.extend(["SEPARATOR".to_string(), String::new()]);
+            }
+            options.sort();
+            shape
+                .attributes
+                .push((path.to_string(), name, kind, options));
+        }
+        shape
+    }
+
+    /// The shape of a live index from its `FT.INFO` reply; `None` when the reply lacks a part.
+    fn of_info(info: &[(String, Value)]) -> Option<Shape> {
+        let get = |name: &str| info.iter().find(|(k, _)| k == name).map(|(_, v)| v);
+        let definition = pairs(get("index_definition")?);
+        let text = |v: &Value| redis::from_redis_value_ref::<String>(v).ok();
+        let key_type = definition
+            .iter()
+            .find(|(k, _)| k == "key_type")
+            .and_then(|(_, v)| text(v))?;
+        let prefixes = definition
+            .iter()
+            .find(|(k, _)| k == "prefixes")
+            .and_then(|(_, v)| redis::from_redis_value_ref::<Vec<String>>(v).ok())?;
+        let stopwords = get("stopwords_list")
+            .map(|v| redis::from_redis_value_ref::<Vec<String>>(v).unwrap_or_default());
+        let mut attributes = Vec::new();
+        for attribute in redis::from_redis_value_ref::<Vec<Value>>(get("attributes")?).ok()? {
+            let words: Vec<String> = redis::from_redis_value_ref(&attribute).ok()?;
+            let mut path = None;
+            let mut name = None;
+            let mut kind = None;
+            let mut options = Vec::new();
+            let mut words = words.into_iter();
+            while let Some(word) = words.next() {
+                match word.as_str() {
+                    "identifier" => path = words.next(),
+                    "attribute" => name = words.next(),
+                    "type" => kind = words.next(),
+                    "WEIGHT" => {
+                        // The default weight is implied; any other is a difference.
+                        let weight = words.next().unwrap_or_default();
+                        if weight != "1" {
+                            options.extend(["WEIGHT".to_string(), weight]);
+                        }
+                    }
+                    "SEPARATOR" => {
+                        options.push(word);
+                        options.push(words.next().unwrap_or_default());
+                    }
+                    _ => options.push(word),
+                }
+            }
+            // `FT.INFO` adds `UNF` to every sortable field of a JSON index.
+            options.retain(|o| o != "UNF");
+            options.sort();
+            attributes.push((path?, name?, kind?, options));
+        }
+        Some(Shape {
+            key_type,
+            prefixes,
+            stopwords,
+            attributes,
+        })
+    }
+}
+
+/// A RESP2 list of name/value pairs (or a RESP3 map) as pairs.
+fn pairs(value: &Value) -> Vec<(String, Value)> {
+    match value {
+        Value::Array(items) | Value::Set(items) => items
+            .chunks(2)
+            .filter_map(|pair| match pair {
+                [name, value] => redis::from_redis_value_ref::<String>(name)
+                    .ok()
+                    .map(|name| (name, value.clone())),
+                _ => None,
+            })
+            .collect(),
+        Value::Map(map) => map
+            .iter()
+            .filter_map(|(k, v)| {
+                redis::from_redis_value_ref::<String>(k)
+                    .ok()
+                    .map(|k| (k, v.clone()))
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
 }

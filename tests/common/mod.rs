@@ -14,6 +14,7 @@ pub(crate) async fn db() -> Db {
         .await
         .unwrap_or_else(|e| panic!("cannot connect to {}: {e}", server.url()))
         .with_namespace(rapyer_testkit::test_namespace())
+        .expect("the test namespace is valid")
 }
 
 /// A plain connection, to read and write exactly what is on the server.

@@ -210,15 +210,23 @@ impl Model {
         let prefix = match &attrs.prefix {
             Some(lit) => {
                 let value = lit.value();
-                if value.is_empty() || value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                if let Err(why) = check_prefix(&value) {
+                    errors.push(syn::Error::new(lit.span(), why));
+                }
+                value
+            }
+            None => {
+                let value = input.ident.to_string();
+                if key.is_some()
+                    && let Err(why) = check_prefix(&value)
+                {
                     errors.push(syn::Error::new(
-                        lit.span(),
-                        "the prefix must be non-empty and contain no whitespace",
+                        input.ident.span(),
+                        format!("{why}; the struct's name is the default prefix, so give one with #[rapyer(prefix = \"…\")]"),
                     ));
                 }
                 value
             }
-            None => input.ident.to_string(),
         };
         let ttl = match &attrs.ttl {
             Some(lit) => match lit.base10_parse::<u64>() {
@@ -398,5 +406,30 @@ fn apply_rename_rule(rule: &str, field: &str) -> String {
         "SCREAMING-KEBAB-CASE" => field.replace('_', "-").to_ascii_uppercase(),
         // snake_case, and rules serde itself rejects.
         _ => field.to_string(),
+    }
+}
+
+/// A model prefix is one segment of the key layout `{namespace}{Prefix}:{id}`: it starts with
+/// a letter or digit and holds only letters, digits, `_`, `-` and `.`. So no prefix holds the
+/// `:` that ends it, the `/` that ends a namespace, a glob or brace character, or whitespace,
+/// and none starts with `_`, which begins rapyer's own reserved part (`_rapyer:`). Together
+/// with the namespace rules this makes every key space prefix-free.
+fn check_prefix(prefix: &str) -> Result<(), String> {
+    let mut chars = prefix.chars();
+    match chars.next() {
+        None => return Err("the prefix must not be empty".into()),
+        Some(c) if !c.is_alphanumeric() => {
+            return Err(format!(
+                "the prefix `{prefix}` must start with a letter or digit (`_` begins rapyer's reserved keys)"
+            ));
+        }
+        Some(_) => {}
+    }
+    match chars.find(|&c| !(c.is_alphanumeric() || matches!(c, '_' | '-' | '.'))) {
+        Some(c) => Err(format!(
+            "the prefix `{prefix}` holds {c:?}: a prefix is one key segment of letters, digits, \
+             `_`, `-` and `.`, so that no model's keys fall inside another model's key space"
+        )),
+        None => Ok(()),
     }
 }

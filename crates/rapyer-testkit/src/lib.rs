@@ -331,7 +331,7 @@ pub fn server() -> &'static Server {
     }
 }
 
-/// A key namespace unique to `name` and to this run, ending in `:`.
+/// A key namespace unique to `name` and to this run: `t/{name}/{run}.{n}/`.
 ///
 /// The run part (process id and start time) keeps repeated runs against one long-lived
 /// `REDIS_URL` server from seeing each other's keys.
@@ -356,7 +356,7 @@ pub fn namespace(name: &str) -> String {
             }
         })
         .collect();
-    format!("t:{clean}:{run}.{n}:")
+    format!("t/{clean}/{run}.{n}/")
 }
 
 /// A namespace named after the running test (the test harness names each test's thread

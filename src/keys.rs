@@ -1,0 +1,166 @@
+//! The key layout, and why it is sealed.
+//!
+//! A model's key is `{namespace}{Prefix}:{id}`:
+//!
+//! * a **prefix** is one segment: it starts with a letter or digit and holds only letters,
+//!   digits, `_`, `-` and `.` (checked by the derive);
+//! * a **namespace** is empty (the root) or one or more segments each ending in `/`
+//!   (`tenant-a/`, `app/eu/`); a segment holds no `:`, `/`, glob or brace character,
+//!   backslash, whitespace or control character (checked by [`check_namespace`]);
+//! * an **id** is any text.
+//!
+//! The first `:` of a key therefore ends `{namespace}{Prefix}`, and the last `/` before it
+//! ends the namespace: every key has exactly one reading, so different (namespace, model, id)
+//! triples give different keys, and the keys starting with `{namespace}{Prefix}:` are exactly
+//! that model's in that namespace — no id, prefix or namespace reaches into another key space
+//! (a root key's first segment holds no `/`, a tenant's always does).
+//!
+//! rapyer's own keys (locks, index fingerprints, companion keys) live under
+//! `{namespace}_rapyer:`, which no prefix can take (a prefix never starts with `_`), so no id
+//! can name them; and they start with the namespace, so a Redis ACL key pattern
+//! `~{namespace}*` covers everything rapyer touches for that namespace.
+
+use crate::error::{Error, Result};
+use crate::slot;
+
+/// The segment that begins every key rapyer keeps for itself in a namespace.
+pub(crate) const RESERVED: &str = "_rapyer:";
+
+/// Checks a namespace and gives it its canonical form: `""` stays the root, and a namespace
+/// without its final `/` gets one (`"tenant-a"` → `"tenant-a/"`).
+pub(crate) fn check_namespace(namespace: &str) -> Result<String> {
+    if namespace.is_empty() {
+        return Ok(String::new());
+    }
+    let refuse = |why: String| Error::InvalidNamespace {
+        namespace: namespace.to_string(),
+        message: why,
+    };
+    let body = namespace.strip_suffix('/').unwrap_or(namespace);
+    for segment in body.split('/') {
+        if segment.is_empty() {
+            return Err(refuse(
+                "a namespace is segments ending in `/`, e.g. `tenant-a/` or `app/eu/`; \
+                 this one has an empty segment"
+                    .into(),
+            ));
+        }
+        if let Some(c) = segment.chars().find(|&c| {
+            matches!(c, ':' | '{' | '}' | '*' | '?' | '[' | ']' | '\\')
+                || c.is_whitespace()
+                || c.is_control()
+        }) {
+            let why = if c == ':' {
+                "a namespace holds no `:` (it would make its keys readable as another \
+                 namespace's or the root's); separate segments with `/`, e.g. `tenant-a/`"
+                    .to_string()
+            } else {
+                format!(
+                    "a namespace holds no {c:?}: no `:`, braces (they would decide the cluster \
+                     slot), glob characters, backslash, whitespace or control characters"
+                )
+            };
+            return Err(refuse(why));
+        }
+    }
+    Ok(format!("{body}/"))
+}
+
+/// The key of the lock on the model stored at `model_key` in `namespace`:
+/// `{namespace}_rapyer:lock:{T}:{model key without the namespace}`, where `T` is a short hash
+/// tag chosen so that the lock key lands in the model key's cluster slot.
+pub(crate) fn lock_key(namespace: &str, model_key: &str) -> String {
+    let rest = model_key.strip_prefix(namespace).unwrap_or(model_key);
+    let tag = slot::tag_for(slot::hash_slot(model_key.as_bytes()));
+    let mut key = String::with_capacity(namespace.len() + RESERVED.len() + 12 + rest.len());
+    key.push_str(namespace);
+    key.push_str(RESERVED);
+    key.push_str("lock:{");
+    key.push_str(&tag);
+    key.push_str("}:");
+    key.push_str(rest);
+    key
+}
+
+/// The name of the search index of the model `prefix` in `namespace`:
+/// `{namespace}_rapyer:index:{Prefix}`.
+pub(crate) fn index_name(namespace: &str, prefix: &str) -> String {
+    format!("{namespace}{RESERVED}index:{prefix}")
+}
+
+/// The key holding the fingerprint of that index's schema:
+/// `{namespace}_rapyer:index-schema:{Prefix}`.
+pub(crate) fn index_marker(namespace: &str, prefix: &str) -> String {
+    format!("{namespace}{RESERVED}index-schema:{prefix}")
+}
+
+/// The start shared by every key of the model `prefix` in `namespace`: `{namespace}{Prefix}:`.
+pub(crate) fn model_space(namespace: &str, prefix: &str) -> String {
+    format!("{namespace}{prefix}:")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn namespaces_are_segments_ending_in_a_slash() {
+        assert_eq!(check_namespace("").ok().as_deref(), Some(""));
+        assert_eq!(check_namespace("a").ok().as_deref(), Some("a/"));
+        assert_eq!(check_namespace("a/").ok().as_deref(), Some("a/"));
+        assert_eq!(check_namespace("app/eu").ok().as_deref(), Some("app/eu/"));
+        assert_eq!(
+            check_namespace("t-1.x@y/").ok().as_deref(),
+            Some("t-1.x@y/")
+        );
+        for bad in [
+            "a:",
+            "a:b/",
+            "/",
+            "a//",
+            "//",
+            "/a",
+            "a{b}/",
+            "a}/",
+            "*/",
+            "a?/",
+            "[a]/",
+            "a\\/",
+            "a b/",
+            "a\n/",
+            "a\t",
+            "\u{0}/",
+            "\u{3000}/",
+        ] {
+            assert!(
+                matches!(check_namespace(bad), Err(Error::InvalidNamespace { .. })),
+                "{bad:?} was accepted"
+            );
+        }
+    }
+
+    #[test]
+    fn lock_keys_are_reserved_and_share_the_model_keys_slot() {
+        for (ns, key) in [
+            ("ns/", "ns/User:u1"),
+            ("ns/", "ns/User:{tag}:x"),
+            ("", "User:{u1}"),
+            ("ns/", "ns/User:a}b"),
+            ("ns/", "ns/User:{}x"),
+            ("ns/", "ns/User:x{"),
+            ("ns/", "ns/User:{"),
+            ("", "User:"),
+            ("a/b/", "a/b/User:é🎉"),
+            ("ns/", "ns/User:victim:lock{ns/User:victim}"),
+        ] {
+            let lock = lock_key(ns, key);
+            assert!(lock.starts_with(&format!("{ns}_rapyer:lock:{{")), "{lock}");
+            assert!(lock.ends_with(&key[ns.len()..]), "{lock}");
+            assert_eq!(
+                slot::hash_slot(lock.as_bytes()),
+                slot::hash_slot(key.as_bytes()),
+                "{key} -> {lock}"
+            );
+        }
+    }
+}
