@@ -245,7 +245,6 @@ pub trait AtomicModel: Model {
     }
 }
 
-/// Appends `{prefix}:{id}` to `key`: the one place the key layout is written down.
 /// The expiry a read of `M` re-arms, if it opted in with `refresh_on_read`.
 pub(crate) fn read_ttl<M: AtomicModel>() -> Option<Duration> {
     if M::REFRESH_TTL_ON_READ { M::TTL } else { None }
@@ -260,8 +259,8 @@ pub(crate) fn read_ttl<M: AtomicModel>() -> Option<Duration> {
 /// * `Id` (`#[rapyer(key, hash_tag)]` on the key field): `{ns}{Prefix}:{{id}}`; models of
 ///   different types with the same id (a user and their cart) share a slot.
 ///
-/// A namespace that holds braces of its own comes first in the key, so it would decide the
-/// slot instead: keep braces out of namespaces of tagged models.
+/// Namespaces hold no braces ([`Db::with_namespace`]), so the tag a model declares is the
+/// first in its keys and decides their slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HashTag {
     /// No tag.
@@ -272,7 +271,8 @@ pub enum HashTag {
     Id,
 }
 
-/// The one writer of the key layout: `{Prefix}:{id}`, with the model's hash tag.
+/// The one writer of the key layout: `{Prefix}:{id}`, with the model's hash tag (see the
+/// `keys` module for why the layout is sealed).
 pub(crate) fn push_key(key: &mut String, prefix: &str, tag: HashTag, id: impl Display) {
     use std::fmt::Write as _;
     key.push_str(prefix);
