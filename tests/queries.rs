@@ -619,7 +619,7 @@ async fn random_queries_find_exactly_what_the_predicate_selects() {
     for round in 0..300 {
         let q = Q::random(&mut rng, 3);
         let expr = q.expr(&f);
-        let text = expr.to_query();
+        let text = expr.to_query().expect("query text");
         let mut expected: Vec<String> = members
             .iter()
             .filter(|m| q.holds(m))
