@@ -896,7 +896,11 @@ async fn delete_removes_every_match_and_nothing_else() {
 /// The control characters and every character Rust or RediSearch may treat as whitespace.
 fn separators() -> Vec<char> {
     let mut chars: Vec<char> = (0x01u8..0x20).chain([0x20, 0x7f]).map(char::from).collect();
-    chars.extend((0x80u32..=0x3000).filter_map(char::from_u32).filter(|c| c.is_whitespace()));
+    chars.extend(
+        (0x80u32..=0x3000)
+            .filter_map(char::from_u32)
+            .filter(|c| c.is_whitespace()),
+    );
     chars.extend(['\u{200b}', '\u{feff}']);
     chars
 }
@@ -980,7 +984,9 @@ async fn every_control_and_whitespace_character_matches_exactly_in_a_tag() {
 async fn a_b_and_a_tab_b_are_each_found_by_their_own_value() {
     let db = db().await;
     db.init::<Member>().await.expect("init");
-    let values = ["a b", "a\tb", "a\nb", "a\rb", "a\u{b}b", "a\u{c}b", "a\u{a0}b", "ab"];
+    let values = [
+        "a b", "a\tb", "a\nb", "a\rb", "a\u{b}b", "a\u{c}b", "a\u{a0}b", "ab",
+    ];
     let members: Vec<Member> = values
         .iter()
         .enumerate()
@@ -1000,8 +1006,7 @@ async fn a_b_and_a_tab_b_are_each_found_by_their_own_value() {
 }
 
 #[tokio::test]
-async fn text_words_with_unicode_whitespace_match_exactly_and_control_characters_are_refused()
-{
+async fn text_words_with_unicode_whitespace_match_exactly_and_control_characters_are_refused() {
     let db = db().await;
     db.init::<Member>().await.expect("init");
     let mut bios: Vec<String> = vec!["w z".into(), "wz".into()];
@@ -1072,7 +1077,11 @@ async fn a_nul_is_refused_and_a_refused_delete_deletes_nothing() {
         refusal(Member::find(&db, f.tags.contains(value)).first().await);
         refusal(Member::find(&db, f.name.one_of(["a", value])).all().await);
         refusal(Member::find(&db, f.bio.contains(value)).all().await);
-        refusal(Member::find(&db, f.name.eq(value) | f.age.ge(0)).delete().await);
+        refusal(
+            Member::find(&db, f.name.eq(value) | f.age.ge(0))
+                .delete()
+                .await,
+        );
         refusal(Member::find(&db, !f.name.eq(value)).delete().await);
     }
     assert_eq!(member_keys(&db).await, before, "nothing was deleted");
@@ -1086,7 +1095,16 @@ async fn empty_or_blank_searches_are_refused_and_delete_nothing() {
     Member::insert_many(&db, &members).await.expect("insert");
     let before = member_keys(&db).await;
     let f = Member::fields();
-    for input in ["", " ", "   ", "\t", "\n", " \t\r\n ", "\u{a0}", "\u{3000} \u{2028}"] {
+    for input in [
+        "",
+        " ",
+        "   ",
+        "\t",
+        "\n",
+        " \t\r\n ",
+        "\u{a0}",
+        "\u{3000} \u{2028}",
+    ] {
         let queries = [
             f.bio.matches(input),
             f.bio.contains(input),
@@ -1112,7 +1130,11 @@ async fn empty_or_blank_searches_are_refused_and_delete_nothing() {
 async fn a_prefix_shorter_than_the_server_minimum_is_refused() {
     let db = db().await;
     db.init::<Member>().await.expect("init");
-    let members = vec![member(0, "bob", 1), member(1, "éa", 2), member(2, "中文", 3)];
+    let members = vec![
+        member(0, "bob", 1),
+        member(1, "éa", 2),
+        member(2, "中文", 3),
+    ];
     Member::insert_many(&db, &members).await.expect("insert");
     let f = Member::fields();
     let message = refusal(Member::find(&db, f.name.starts_with("b")).all().await);
@@ -1195,7 +1217,9 @@ async fn random_unicode_tag_values_find_exactly_their_documents_or_are_refused()
     db.init::<Member>().await.expect("init");
     let separators = separators();
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
-    let values: Vec<String> = (0..600).map(|_| any_string(&mut rng, &separators)).collect();
+    let values: Vec<String> = (0..600)
+        .map(|_| any_string(&mut rng, &separators))
+        .collect();
     // A value with a NUL is indexed cut at the NUL by the server: it is never stored here,
     // and querying it is refused.
     let stored: Vec<&String> = values.iter().filter(|v| !v.contains('\0')).collect();
@@ -1243,14 +1267,23 @@ async fn numbers_beyond_two_to_the_53_compare_as_doubles() {
     db.init::<Big>().await.expect("init");
     let exact = 1u64 << 53;
     let bigs = [
-        Big { id: "b0".into(), n: exact },
-        Big { id: "b1".into(), n: exact + 1 },
+        Big {
+            id: "b0".into(),
+            n: exact,
+        },
+        Big {
+            id: "b1".into(),
+            n: exact + 1,
+        },
     ];
     Big::insert_many(&db, &bigs).await.expect("insert");
     let f = Big::fields();
     // 2^53 + 1 has no double of its own: both documents are "equal" to either number,
     // and neither is greater than 2^53.
-    assert_eq!(Big::find(&db, f.n.eq(exact + 1)).count().await.expect("eq"), 2);
+    assert_eq!(
+        Big::find(&db, f.n.eq(exact + 1)).count().await.expect("eq"),
+        2
+    );
     assert_eq!(Big::find(&db, f.n.eq(exact)).count().await.expect("eq"), 2);
     assert_eq!(Big::find(&db, f.n.gt(exact)).count().await.expect("gt"), 0);
     // The documents themselves keep the exact integers.

@@ -190,7 +190,10 @@ mod tests {
         for c in (1u8..0x20).chain([0x7f]).map(char::from) {
             assert_eq!(tag_value(&format!("{c}x{c}")), Ok(format!("\"{c}x{c}\"")));
         }
-        assert_eq!(tag_value("é\u{a0}中\u{3000}🎉").as_deref(), Ok("\"é\u{a0}中\u{3000}🎉\""));
+        assert_eq!(
+            tag_value("é\u{a0}中\u{3000}🎉").as_deref(),
+            Ok("\"é\u{a0}中\u{3000}🎉\"")
+        );
     }
 
     #[test]
