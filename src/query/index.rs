@@ -33,12 +33,14 @@ fn create_args<M: AtomicModel>(db: &Db, schema: &[SchemaField]) -> Vec<String> {
         "PREFIX".into(),
         "1".into(),
         db.model_key(M::PREFIX, ""),
+        "SCHEMA".into(),
     ];
     // Without it, TEXT drops English stopwords: `contains("the")` would match nothing.
+    // Index options go before SCHEMA.
     if schema.iter().any(|f| f.kind == IndexKind::Text) {
-        args.extend(["STOPWORDS".into(), "0".into()]);
+        let schema_at = args.len() - 1;
+        args.splice(schema_at..schema_at, ["STOPWORDS".to_string(), "0".into()]);
     }
-    args.push("SCHEMA".into());
     for field in schema {
         args.extend([field.path.clone(), "AS".into(), field.name.clone()]);
         match field.kind {
