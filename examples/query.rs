@@ -84,19 +84,19 @@ async fn main() -> Result<()> {
     let q = f.age.between(20, 40) & f.address.city.eq("Paris");
     println!(
         "{} -> {:?}",
-        q.to_query(),
+        q.to_query()?,
         names(&Person::find(&db, q).all().await?)
     );
     let q = f.tags.contains("dev") & !f.bio.contains("quoting");
     println!(
         "{} -> {:?}",
-        q.to_query(),
+        q.to_query()?,
         names(&Person::find(&db, q).all().await?)
     );
     let q = f.bio.matches("rust") | f.age.gt(50);
     println!(
         "{} -> {:?}",
-        q.to_query(),
+        q.to_query()?,
         names(&Person::find(&db, q).all().await?)
     );
 

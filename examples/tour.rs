@@ -201,7 +201,7 @@ async fn main() -> Result<()> {
     let names: Vec<&str> = grown_ups.iter().map(|u| u.name.as_str()).collect();
     println!(
         "{} -> {names:?}",
-        (f.age.ge(30) & !f.name.eq("Bob")).to_query()
+        (f.age.ge(30) & !f.name.eq("Bob")).to_query()?
     );
 
     println!("\n== Errors are values: a missing model is NotFound, naming its key");

@@ -425,7 +425,9 @@ async fn hostile_values_match_exactly_the_documents_that_hold_them() {
         .map(char::from)
         .filter(|c| c.is_ascii_punctuation())
         .collect();
-    let unicode = ['é', '中', '🎉', 'ß', 'Ω', ' '];
+    let unicode = [
+        'é', '中', '🎉', 'ß', 'Ω', ' ', '\t', '\n', '\r', '\u{1}', '\u{7f}', '\u{a0}', '\u{3000}',
+    ];
     let mut rng = Rng(0x1234_5678_9ABC_DEF1);
     let mut values: Vec<String> = punctuation.iter().map(|c| format!("a{c}b")).collect();
     values.extend(["", " ", "a b", "bob", "bob smith", "BOB"].map(String::from));
@@ -619,7 +621,7 @@ async fn random_queries_find_exactly_what_the_predicate_selects() {
     for round in 0..300 {
         let q = Q::random(&mut rng, 3);
         let expr = q.expr(&f);
-        let text = expr.to_query();
+        let text = expr.to_query().expect("query text");
         let mut expected: Vec<String> = members
             .iter()
             .filter(|m| q.holds(m))
@@ -889,4 +891,401 @@ async fn delete_removes_every_match_and_nothing_else() {
             .expect("count"),
         0
     );
+}
+
+/// The control characters and every character Rust or RediSearch may treat as whitespace.
+fn separators() -> Vec<char> {
+    let mut chars: Vec<char> = (0x01u8..0x20).chain([0x20, 0x7f]).map(char::from).collect();
+    chars.extend(
+        (0x80u32..=0x3000)
+            .filter_map(char::from_u32)
+            .filter(|c| c.is_whitespace()),
+    );
+    chars.extend(['\u{200b}', '\u{feff}']);
+    chars
+}
+
+/// The error of a query that must be refused before anything is sent.
+fn refusal<T: std::fmt::Debug>(result: rapyer::Result<T>) -> String {
+    match result {
+        Err(Error::InvalidQuery { message }) => message,
+        other => panic!("expected InvalidQuery, got {other:?}"),
+    }
+}
+
+async fn member_keys(db: &Db) -> Vec<String> {
+    let mut keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{}Member:*", db.namespace()))
+        .query_async(&mut raw().await)
+        .await
+        .expect("KEYS");
+    keys.sort();
+    keys
+}
+
+#[tokio::test]
+async fn every_control_and_whitespace_character_matches_exactly_in_a_tag() {
+    let db = db().await;
+    db.init::<Member>().await.expect("init");
+    let mut values: Vec<String> = vec!["ab".into(), "a".into(), "b".into()];
+    for c in separators() {
+        values.extend([
+            format!("a{c}b"),
+            format!("{c}ab"),
+            format!("ab{c}"),
+            format!("{c}"),
+            format!("{c}{c}"),
+        ]);
+    }
+    let members: Vec<Member> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let mut m = member(i, v, 1);
+            m.tags = vec![v.clone()];
+            m
+        })
+        .collect();
+    Member::insert_many(&db, &members).await.expect("insert");
+    let f = Member::fields();
+    for (i, value) in values.iter().enumerate() {
+        let expected = [format!("m{i}")];
+        let found = Member::find(&db, f.name.eq(value)).all().await.expect("eq");
+        assert_eq!(ids(&found), expected, "eq {value:?}");
+        let found = Member::find(&db, f.tags.contains(value))
+            .all()
+            .await
+            .expect("contains");
+        assert_eq!(ids(&found), expected, "tags {value:?}");
+        let count = Member::find(&db, f.name.ne(value))
+            .count()
+            .await
+            .expect("ne");
+        assert_eq!(count, values.len() - 1, "ne {value:?}");
+    }
+    // A prefix holding a separator reaches exactly the values that start with it.
+    for c in separators() {
+        let prefix = format!("a{c}");
+        let mut expected: Vec<String> = members
+            .iter()
+            .filter(|m| m.name.starts_with(&prefix))
+            .map(|m| m.id.clone())
+            .collect();
+        expected.sort();
+        let found = Member::find(&db, f.name.starts_with(&prefix))
+            .all()
+            .await
+            .expect("starts_with");
+        assert_eq!(ids(&found), expected, "starts_with {prefix:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_b_and_a_tab_b_are_each_found_by_their_own_value() {
+    let db = db().await;
+    db.init::<Member>().await.expect("init");
+    let values = [
+        "a b", "a\tb", "a\nb", "a\rb", "a\u{b}b", "a\u{c}b", "a\u{a0}b", "ab",
+    ];
+    let members: Vec<Member> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| member(i, v, 1))
+        .collect();
+    Member::insert_many(&db, &members).await.expect("insert");
+    let f = Member::fields();
+    for (i, value) in values.iter().enumerate() {
+        let found = Member::find(&db, f.name.eq(value)).all().await.expect("eq");
+        assert_eq!(found, vec![members[i].clone()], "{value:?}");
+    }
+    let found = Member::find(&db, f.name.one_of(["a\tb", "a b"]))
+        .all()
+        .await
+        .expect("one_of");
+    assert_eq!(ids(&found), ["m0", "m1"]);
+}
+
+#[tokio::test]
+async fn text_words_with_unicode_whitespace_match_exactly_and_control_characters_are_refused() {
+    let db = db().await;
+    db.init::<Member>().await.expect("init");
+    let mut bios: Vec<String> = vec!["w z".into(), "wz".into()];
+    let wide: Vec<char> = separators().into_iter().filter(|c| !c.is_ascii()).collect();
+    for c in &wide {
+        bios.extend([format!("w{c}z"), format!("{c}wz"), format!("wz{c}")]);
+    }
+    let members: Vec<Member> = bios
+        .iter()
+        .enumerate()
+        .map(|(i, bio)| {
+            let mut m = member(i, "t", 1);
+            m.bio = bio.clone();
+            m
+        })
+        .collect();
+    Member::insert_many(&db, &members).await.expect("insert");
+    let f = Member::fields();
+    // Unicode whitespace does not split indexed words: each word is found by itself only.
+    for (i, bio) in bios.iter().enumerate().skip(1) {
+        let expected = [format!("m{i}")];
+        let found = Member::find(&db, f.bio.contains(bio))
+            .all()
+            .await
+            .expect("contains");
+        assert_eq!(ids(&found), expected, "contains {bio:?}");
+        let found = Member::find(&db, f.bio.matches(bio))
+            .all()
+            .await
+            .expect("matches");
+        assert_eq!(ids(&found), expected, "matches {bio:?}");
+    }
+    // Space and tab split words on both sides.
+    let found = Member::find(&db, f.bio.matches("z\tw"))
+        .all()
+        .await
+        .expect("tab");
+    assert_eq!(ids(&found), ["m0"]);
+    // A control character is dropped from indexed words: such a word is refused, anywhere.
+    for c in (0x01u8..0x20).chain([0x7f]).map(char::from) {
+        for word in [format!("w{c}z"), format!("{c}wz"), format!("wz{c}")] {
+            refusal(Member::find(&db, f.bio.contains(&word)).all().await);
+            if c != '\t' {
+                refusal(Member::find(&db, f.bio.matches(&word)).all().await);
+                refusal(Member::find(&db, f.bio.prefix(&word)).all().await);
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_nul_is_refused_and_a_refused_delete_deletes_nothing() {
+    let db = db().await;
+    db.init::<Member>().await.expect("init");
+    let members: Vec<Member> = ["a", "a b", "b", ""]
+        .iter()
+        .enumerate()
+        .map(|(i, v)| member(i, v, 1))
+        .collect();
+    Member::insert_many(&db, &members).await.expect("insert");
+    let before = member_keys(&db).await;
+    assert_eq!(before.len(), 4);
+    let f = Member::fields();
+    for value in ["\0", "a\0", "\0a", "a\0b"] {
+        let message = refusal(Member::find(&db, f.name.eq(value)).all().await);
+        assert!(message.contains("NUL"), "{message}");
+        refusal(Member::find(&db, f.name.ne(value)).count().await);
+        refusal(Member::find(&db, f.tags.contains(value)).first().await);
+        refusal(Member::find(&db, f.name.one_of(["a", value])).all().await);
+        refusal(Member::find(&db, f.bio.contains(value)).all().await);
+        refusal(
+            Member::find(&db, f.name.eq(value) | f.age.ge(0))
+                .delete()
+                .await,
+        );
+        refusal(Member::find(&db, !f.name.eq(value)).delete().await);
+    }
+    assert_eq!(member_keys(&db).await, before, "nothing was deleted");
+}
+
+#[tokio::test]
+async fn empty_or_blank_searches_are_refused_and_delete_nothing() {
+    let db = db().await;
+    db.init::<Member>().await.expect("init");
+    let members: Vec<Member> = (0..5).map(|i| member(i, "bob", 1)).collect();
+    Member::insert_many(&db, &members).await.expect("insert");
+    let before = member_keys(&db).await;
+    let f = Member::fields();
+    for input in [
+        "",
+        " ",
+        "   ",
+        "\t",
+        "\n",
+        " \t\r\n ",
+        "\u{a0}",
+        "\u{3000} \u{2028}",
+    ] {
+        let queries = [
+            f.bio.matches(input),
+            f.bio.contains(input),
+            f.bio.prefix(input),
+            f.name.starts_with(input),
+            f.bio.matches(input) | f.age.ge(0),
+        ];
+        for q in queries {
+            refusal(Member::find(&db, q.clone()).all().await);
+            refusal(Member::find(&db, q.clone()).count().await);
+            refusal(Member::find(&db, q.clone()).first().await);
+            refusal(Member::find(&db, q).delete().await);
+        }
+        // What a search box hands over: a user's empty input deletes nothing.
+        refusal(Member::find(&db, f.bio.matches(input)).delete().await);
+    }
+    // Only separators: no word at all.
+    refusal(Member::find(&db, f.bio.matches("-- , !")).delete().await);
+    assert_eq!(member_keys(&db).await, before, "nothing was deleted");
+}
+
+#[tokio::test]
+async fn a_prefix_shorter_than_the_server_minimum_is_refused() {
+    let db = db().await;
+    db.init::<Member>().await.expect("init");
+    let members = vec![
+        member(0, "bob", 1),
+        member(1, "éa", 2),
+        member(2, "中文", 3),
+    ];
+    Member::insert_many(&db, &members).await.expect("insert");
+    let f = Member::fields();
+    let message = refusal(Member::find(&db, f.name.starts_with("b")).all().await);
+    assert!(message.contains("MINPREFIX"), "{message}");
+    let message = refusal(Member::find(&db, f.bio.prefix("l")).all().await);
+    assert!(message.contains("MINPREFIX"), "{message}");
+    let found = Member::find(&db, f.name.starts_with("bo"))
+        .all()
+        .await
+        .expect("two bytes");
+    assert_eq!(ids(&found), ["m0"]);
+    // The server counts bytes: one two-byte or three-byte character is enough.
+    let found = Member::find(&db, f.name.starts_with("é"))
+        .all()
+        .await
+        .expect("é");
+    assert_eq!(ids(&found), ["m1"]);
+    let found = Member::find(&db, f.name.starts_with("中"))
+        .all()
+        .await
+        .expect("中");
+    assert_eq!(ids(&found), ["m2"]);
+    let found = Member::find(&db, f.bio.prefix("li"))
+        .all()
+        .await
+        .expect("text prefix");
+    assert_eq!(found.len(), 3);
+}
+
+#[tokio::test]
+async fn stopwords_are_ordinary_words() {
+    let db = db().await;
+    db.init::<Member>().await.expect("init");
+    let mut with_the = member(0, "a", 1);
+    with_the.bio = "to be or not to be, that is the question".into();
+    let mut without = member(1, "b", 1);
+    without.bio = "a question".into();
+    Member::insert_many(&db, &[with_the, without])
+        .await
+        .expect("insert");
+    let f = Member::fields();
+    let found = Member::find(&db, f.bio.contains("the"))
+        .all()
+        .await
+        .expect("the");
+    assert_eq!(ids(&found), ["m0"]);
+    let found = Member::find(&db, f.bio.matches("to be or not"))
+        .all()
+        .await
+        .expect("stopwords");
+    assert_eq!(ids(&found), ["m0"]);
+    let found = Member::find(&db, f.bio.matches("a question"))
+        .all()
+        .await
+        .expect("a");
+    assert_eq!(ids(&found), ["m1"]);
+}
+
+/// A random string of 1 to 6 characters from all of Unicode, leaning on the characters that
+/// break naive escaping: ASCII (NUL and controls included), whitespace, quotes, backslash.
+fn any_string(rng: &mut Rng, separators: &[char]) -> String {
+    let len = 1 + rng.below(6) as usize;
+    (0..len)
+        .map(|_| match rng.below(10) {
+            0..=2 => char::from(rng.below(0x80) as u8),
+            3 => separators[rng.below(separators.len() as u64) as usize],
+            4 => ['"', '\\', '{', '}', '|', '*', '@', '-'][rng.below(8) as usize],
+            _ => loop {
+                if let Some(c) = char::from_u32(rng.below(0x11_0000) as u32) {
+                    break c;
+                }
+            },
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn random_unicode_tag_values_find_exactly_their_documents_or_are_refused() {
+    let db = db().await;
+    db.init::<Member>().await.expect("init");
+    let separators = separators();
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let values: Vec<String> = (0..600)
+        .map(|_| any_string(&mut rng, &separators))
+        .collect();
+    // A value with a NUL is indexed cut at the NUL by the server: it is never stored here,
+    // and querying it is refused.
+    let stored: Vec<&String> = values.iter().filter(|v| !v.contains('\0')).collect();
+    assert!(stored.len() < values.len(), "the draw holds NULs");
+    // Each stored value twice or once, so a query must find every holder.
+    let members: Vec<Member> = stored
+        .iter()
+        .chain(stored.iter().step_by(3))
+        .enumerate()
+        .map(|(i, v)| member(i, v, 1))
+        .collect();
+    for chunk in members.chunks(500) {
+        Member::insert_many(&db, chunk).await.expect("insert");
+    }
+    let f = Member::fields();
+    for value in &values {
+        if value.contains('\0') {
+            let message = refusal(Member::find(&db, f.name.eq(value)).keys().await);
+            assert!(message.contains("NUL"), "{message}");
+            continue;
+        }
+        let mut expected: Vec<String> = members
+            .iter()
+            .filter(|m| &m.name == value)
+            .map(|m| m.id.clone())
+            .collect();
+        expected.sort();
+        let found = Member::find(&db, f.name.eq(value)).all().await.expect("eq");
+        assert_eq!(ids(&found), expected, "{value:?}");
+    }
+}
+
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[rapyer(prefix = "Big")]
+struct Big {
+    #[rapyer(key)]
+    id: String,
+    #[rapyer(index)]
+    n: u64,
+}
+
+#[tokio::test]
+async fn numbers_beyond_two_to_the_53_compare_as_doubles() {
+    let db = db().await;
+    db.init::<Big>().await.expect("init");
+    let exact = 1u64 << 53;
+    let bigs = [
+        Big {
+            id: "b0".into(),
+            n: exact,
+        },
+        Big {
+            id: "b1".into(),
+            n: exact + 1,
+        },
+    ];
+    Big::insert_many(&db, &bigs).await.expect("insert");
+    let f = Big::fields();
+    // 2^53 + 1 has no double of its own: both documents are "equal" to either number,
+    // and neither is greater than 2^53.
+    assert_eq!(
+        Big::find(&db, f.n.eq(exact + 1)).count().await.expect("eq"),
+        2
+    );
+    assert_eq!(Big::find(&db, f.n.eq(exact)).count().await.expect("eq"), 2);
+    assert_eq!(Big::find(&db, f.n.gt(exact)).count().await.expect("gt"), 0);
+    // The documents themselves keep the exact integers.
+    assert_eq!(Big::get(&db, "b1").await.expect("get").n, exact + 1);
 }

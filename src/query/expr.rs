@@ -1,8 +1,11 @@
 //! Query expressions: typed field markers, the expression tree, and its compilation to
-//! RediSearch query syntax with every value escaped.
+//! RediSearch query syntax with every value escaped (or refused, see [`super::escape`]).
 
 use std::marker::PhantomData;
 use std::ops::{BitAnd, BitOr, Not};
+
+use super::escape::{attribute, check_prefix, tag_value, text_word_checked, text_words};
+use crate::error::{Error, Result};
 
 /// A query: a tree of conditions on indexed fields, combined with `&`, `|` and `!`.
 ///
@@ -11,7 +14,17 @@ use std::ops::{BitAnd, BitOr, Not};
 /// let age = NumericField::<i64>::new("age");
 /// let name = TagField::new("name");
 /// let q = age.ge(18) & !name.eq("bob smith");
-/// assert_eq!(q.to_query(), r"(@age:[18 +inf] -@name:{bob\ smith})");
+/// assert_eq!(q.to_query().unwrap(), r#"(@age:[18 +inf] -@name:{"bob smith"})"#);
+/// ```
+///
+/// A condition that cannot be matched exactly (a NUL in a value, an empty search, a
+/// one-byte prefix) is kept as [`Expr::Refused`]; it makes the whole query
+/// [`Error::InvalidQuery`] when it runs, before anything is sent:
+///
+/// ```
+/// # use rapyer::query::{TagField, TextField};
+/// let q = TextField::new("bio").matches("") | TagField::new("name").eq("bob");
+/// assert!(matches!(q.to_query(), Err(rapyer::Error::InvalidQuery { .. })));
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub enum Expr {
@@ -27,14 +40,38 @@ pub enum Expr {
     Or(Vec<Expr>),
     /// The condition does not hold.
     Not(Box<Expr>),
+    /// A condition that cannot be matched exactly, and why: a query holding one fails with
+    /// [`Error::InvalidQuery`] carrying this message, and sends nothing.
+    Refused(String),
 }
 
 impl Expr {
-    /// The RediSearch query text (dialect 2).
-    pub fn to_query(&self) -> String {
+    /// The RediSearch query text (dialect 2), or [`Error::InvalidQuery`] when a condition
+    /// was refused.
+    pub fn to_query(&self) -> Result<String> {
+        if let Some(message) = self.refusal() {
+            return Err(Error::InvalidQuery {
+                message: message.to_string(),
+            });
+        }
         let mut out = String::new();
         self.write(&mut out);
-        out
+        Ok(out)
+    }
+
+    /// The first refusal in the tree, if any.
+    fn refusal(&self) -> Option<&str> {
+        match self {
+            Expr::Refused(message) => Some(message),
+            Expr::And(parts) | Expr::Or(parts) => parts.iter().find_map(Expr::refusal),
+            Expr::Not(inner) => inner.refusal(),
+            Expr::All | Expr::Nothing | Expr::Leaf(_) => None,
+        }
+    }
+
+    /// A leaf, or the refusal of its value.
+    fn leaf(text: std::result::Result<String, String>) -> Expr {
+        text.map_or_else(Expr::Refused, Expr::Leaf)
     }
 
     fn write(&self, out: &mut String) {
@@ -43,6 +80,8 @@ impl Expr {
             // Simplified away by the operators; alone, the query is not sent at all.
             Expr::Nothing => out.push_str("-*"),
             Expr::Leaf(text) => out.push_str(text),
+            // `to_query` returns the refusal before writing anything.
+            Expr::Refused(_) => {}
             Expr::And(parts) | Expr::Or(parts) => {
                 let separator = if matches!(self, Expr::And(_)) {
                     " "
@@ -77,6 +116,8 @@ impl BitAnd for Expr {
     type Output = Expr;
     fn bitand(self, rhs: Expr) -> Expr {
         match (self, rhs) {
+            // A refusal must surface, whatever it is combined with.
+            (refused @ Expr::Refused(_), _) | (_, refused @ Expr::Refused(_)) => refused,
             (Expr::Nothing, _) | (_, Expr::Nothing) => Expr::Nothing,
             (Expr::All, other) | (other, Expr::All) => other,
             (Expr::And(mut a), Expr::And(b)) => {
@@ -96,6 +137,7 @@ impl BitOr for Expr {
     type Output = Expr;
     fn bitor(self, rhs: Expr) -> Expr {
         match (self, rhs) {
+            (refused @ Expr::Refused(_), _) | (_, refused @ Expr::Refused(_)) => refused,
             (Expr::All, _) | (_, Expr::All) => Expr::All,
             (Expr::Nothing, other) | (other, Expr::Nothing) => other,
             (Expr::Or(mut a), Expr::Or(b)) => {
@@ -118,27 +160,10 @@ impl Not for Expr {
             Expr::All => Expr::Nothing,
             Expr::Nothing => Expr::All,
             Expr::Not(inner) => *inner,
+            refused @ Expr::Refused(_) => refused,
             other => Expr::Not(Box::new(other)),
         }
     }
-}
-
-/// Escapes a TAG value: a backslash before every ASCII punctuation character and space,
-/// and nothing else (verified against RediSearch: this matches hostile values exactly).
-pub fn escape_tag(value: &str) -> String {
-    let mut out = String::with_capacity(value.len() + 8);
-    for c in value.chars() {
-        if c.is_ascii_punctuation() || c == ' ' {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// Escapes a TEXT term the same way: punctuation and spaces lose their query meaning.
-pub fn escape_text(term: &str) -> String {
-    escape_tag(term)
 }
 
 /// A number as query syntax: integers exactly, floats in their shortest exact form,
@@ -175,11 +200,6 @@ macro_rules! numerics {
 }
 
 numerics!(int: i8, i16, i32, i64, isize, u8, u16, u32, u64, usize; float: f32, f64);
-
-/// The name of an indexed field as the query writes it (`address.city` → `address\.city`).
-fn attribute(name: &str) -> String {
-    escape_tag(name)
-}
 
 /// An indexed numeric field: `age.gt(17)`.
 #[derive(Debug, Clone)]
@@ -256,25 +276,18 @@ impl TagField {
     }
 
     fn tags<'v>(&self, values: impl IntoIterator<Item = &'v str>) -> Expr {
-        let values: Vec<String> = values
-            .into_iter()
-            .map(|v| {
-                if v.is_empty() {
-                    // The empty tag (indexed with INDEXEMPTY) is written as a quoted nothing.
-                    "\"\"".to_string()
-                } else {
-                    escape_tag(v)
-                }
-            })
-            .collect();
-        if values.is_empty() {
-            return Expr::Nothing;
+        // Quoted, so the empty tag (indexed with INDEXEMPTY) is `""` like any other value.
+        let values: std::result::Result<Vec<String>, String> =
+            values.into_iter().map(tag_value).collect();
+        match values {
+            Err(message) => Expr::Refused(message),
+            Ok(values) if values.is_empty() => Expr::Nothing,
+            Ok(values) => Expr::Leaf(format!(
+                "@{}:{{{}}}",
+                attribute(&self.name),
+                values.join(" | ")
+            )),
         }
-        Expr::Leaf(format!(
-            "@{}:{{{}}}",
-            attribute(&self.name),
-            values.join(" | ")
-        ))
     }
 
     /// Exactly `value`.
@@ -289,13 +302,18 @@ impl TagField {
     pub fn one_of<'v>(&self, values: impl IntoIterator<Item = &'v str>) -> Expr {
         self.tags(values)
     }
-    /// Starting with `prefix`.
+    /// Starting with `prefix` (at least 2 bytes, not only whitespace; a shorter prefix
+    /// would silently match nothing, so it is refused).
+    ///
+    /// RediSearch expands a prefix to at most `MAXEXPANSIONS` (200) distinct values.
     pub fn starts_with(&self, prefix: &str) -> Expr {
-        Expr::Leaf(format!(
-            "@{}:{{{}*}}",
-            attribute(&self.name),
-            escape_tag(prefix)
-        ))
+        Expr::leaf(check_prefix(prefix).and_then(|()| {
+            Ok(format!(
+                "@{}:{{{}*}}",
+                attribute(&self.name),
+                tag_value(prefix)?
+            ))
+        }))
     }
 }
 
@@ -351,29 +369,29 @@ impl TextField {
         TextField { name: name.into() }
     }
 
-    /// Every word of `words` appears (stemmed, as full-text search does).
+    /// Every word of `words` appears (stemmed, as full-text search does). `words` is split
+    /// where RediSearch splits indexed text (space, tab, ASCII punctuation but `_`); input
+    /// with no word in it is refused, never "everything".
     pub fn matches(&self, words: &str) -> Expr {
-        let terms: Vec<String> = words.split_whitespace().map(escape_text).collect();
-        if terms.is_empty() {
-            return Expr::All;
-        }
-        Expr::Leaf(format!("@{}:({})", attribute(&self.name), terms.join(" ")))
+        Expr::leaf(
+            text_words(words)
+                .map(|terms| format!("@{}:({})", attribute(&self.name), terms.join(" "))),
+        )
     }
-    /// The word `word` appears.
+    /// The word `word` appears (one word: a separator in it is refused).
     pub fn contains(&self, word: &str) -> Expr {
-        Expr::Leaf(format!(
-            "@{}:({})",
-            attribute(&self.name),
-            escape_text(word)
-        ))
+        Expr::leaf(
+            text_word_checked(word).map(|term| format!("@{}:({term})", attribute(&self.name))),
+        )
     }
-    /// A word starting with `prefix` appears.
+    /// A word starting with `prefix` appears (one word of at least 2 bytes).
+    ///
+    /// RediSearch expands a prefix to at most `MAXEXPANSIONS` (200) distinct words.
     pub fn prefix(&self, prefix: &str) -> Expr {
-        Expr::Leaf(format!(
-            "@{}:({}*)",
-            attribute(&self.name),
-            escape_text(prefix)
-        ))
+        Expr::leaf(check_prefix(prefix).and_then(|()| {
+            let term = text_word_checked(prefix)?;
+            Ok(format!("@{}:({term}*)", attribute(&self.name)))
+        }))
     }
 }
 
@@ -446,12 +464,15 @@ impl<T> FieldName for NumericField<T> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn tag_escaping_touches_punctuation_and_spaces_only() {
-        assert_eq!(escape_tag("bob smith"), r"bob\ smith");
-        assert_eq!(escape_tag(r#"a-b"c/d@e|f{g}"#), r#"a\-b\"c\/d\@e\|f\{g\}"#);
-        assert_eq!(escape_tag("émoji🎉中"), "émoji🎉中");
-        assert_eq!(escape_tag(r"\"), r"\\");
+    fn text(expr: Expr) -> String {
+        expr.to_query().expect("a query that is not refused")
+    }
+
+    fn refusal(expr: Expr) -> String {
+        match expr.to_query() {
+            Err(Error::InvalidQuery { message }) => message,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
     }
 
     #[test]
@@ -460,32 +481,84 @@ mod tests {
         let score = NumericField::<f64>::new("score");
         let city = TagField::new("address.city");
         let tags = TagArrayField::new("tags");
-        assert_eq!(age.gt(17).to_query(), "@age:[(17 +inf]");
-        assert_eq!(age.lt(-3).to_query(), "@age:[-inf (-3]");
-        assert_eq!(score.le(0.1).to_query(), "@score:[-inf 0.1]");
-        assert_eq!(score.ge(f64::INFINITY).to_query(), "@score:[+inf +inf]");
+        assert_eq!(text(age.gt(17)), "@age:[(17 +inf]");
+        assert_eq!(text(age.lt(-3)), "@age:[-inf (-3]");
+        assert_eq!(text(score.le(0.1)), "@score:[-inf 0.1]");
+        assert_eq!(text(score.ge(f64::INFINITY)), "@score:[+inf +inf]");
+        assert_eq!(text(city.eq("New York")), r#"@address\.city:{"New York"}"#);
         assert_eq!(
-            city.eq("New York").to_query(),
-            r"@address\.city:{New\ York}"
+            text(age.between(1, 2) | tags.any_of(["a", "b c"])),
+            r#"(@age:[1 2] | @tags:{"a" | "b c"})"#
         );
         assert_eq!(
-            (age.between(1, 2) | tags.any_of(["a", "b c"])).to_query(),
-            r"(@age:[1 2] | @tags:{a | b\ c})"
-        );
-        assert_eq!(
-            (!(age.eq(1) & city.ne("x"))).to_query(),
-            r"-(@age:[1 1] -@address\.city:{x})"
+            text(!(age.eq(1) & city.ne("x"))),
+            r#"-(@age:[1 1] -@address\.city:{"x"})"#
         );
         assert_eq!(age.one_of([]), Expr::Nothing);
         assert_eq!(age.one_of([]) | age.eq(1), age.eq(1));
         assert_eq!(!age.one_of([]), Expr::All);
         assert_eq!(
-            TagField::new("n").starts_with("ab-").to_query(),
-            r"@n:{ab\-*}"
+            text(TagField::new("n").starts_with("ab-")),
+            r#"@n:{"ab-"*}"#
         );
         assert_eq!(
-            TextField::new("bio").matches("rust  dev").to_query(),
+            text(TextField::new("bio").matches("rust  dev")),
             "@bio:(rust dev)"
         );
+    }
+
+    #[test]
+    fn control_characters_and_quotes_are_written_inside_a_quoted_tag() {
+        let name = TagField::new("name");
+        assert_eq!(text(name.eq("a\tb")), "@name:{\"a\tb\"}");
+        assert_eq!(text(name.eq("\u{1}")), "@name:{\"\u{1}\"}");
+        assert_eq!(text(name.eq(r#"say "\""#)), r#"@name:{"say \"\\\""}"#);
+        assert_eq!(text(name.eq("")), r#"@name:{""}"#);
+        assert_eq!(
+            text(name.one_of(["a\nb", "\u{3000}"])),
+            "@name:{\"a\nb\" | \"\u{3000}\"}"
+        );
+    }
+
+    #[test]
+    fn text_words_are_split_like_the_server_splits_them() {
+        let bio = TextField::new("bio");
+        assert_eq!(
+            text(bio.matches("Rust-lang, tokio\tsnake_case")),
+            r"@bio:(Rust lang tokio snake\_case)"
+        );
+        assert_eq!(text(bio.contains("the")), "@bio:(the)");
+        assert_eq!(text(bio.prefix("中")), "@bio:(中*)");
+    }
+
+    #[test]
+    fn a_refusal_wins_over_every_combination_and_says_why() {
+        let name = TagField::new("name");
+        let bio = TextField::new("bio");
+        let age = NumericField::<i64>::new("age");
+        assert!(refusal(name.eq("a\0b")).contains("NUL"));
+        assert!(refusal(name.one_of(["ok", "a\0"])).contains("NUL"));
+        assert!(refusal(bio.matches("")).contains("empty"));
+        assert!(refusal(bio.matches(" \t ")).contains("empty"));
+        assert!(refusal(bio.matches("--")).contains("no word"));
+        assert!(refusal(bio.contains("")).contains("empty"));
+        assert!(refusal(bio.contains("two words")).contains("one word"));
+        assert!(refusal(bio.contains("a\nb")).contains("drops"));
+        assert!(refusal(bio.prefix("")).contains("empty"));
+        assert!(refusal(bio.prefix("a")).contains("MINPREFIX"));
+        assert!(refusal(name.starts_with("a")).contains("MINPREFIX"));
+        assert!(refusal(name.starts_with("  ")).contains("empty"));
+        let bad = || bio.matches("");
+        for combined in [
+            bad() | Expr::All,
+            Expr::All | bad(),
+            bad() & Expr::Nothing,
+            Expr::Nothing & bad(),
+            !bad(),
+            age.one_of([]) | !(age.eq(1) & bad()),
+            Expr::And(vec![age.eq(1), Expr::Not(Box::new(bad()))]),
+        ] {
+            assert!(refusal(combined).contains("empty"));
+        }
     }
 }

@@ -44,7 +44,7 @@ pub struct Find<'db, M> {
 impl<M> std::fmt::Debug for Find<'_, M> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Find")
-            .field("query", &self.expr.to_query())
+            .field("query", &self.expr)
             .field("sort", &self.sort)
             .field("limit", &self.window)
             .finish()
@@ -77,10 +77,12 @@ impl<'db, M: AtomicModel + Indexable> Find<'db, M> {
 
     /// The number of matches (the limit is not applied).
     pub async fn count(self) -> Result<usize> {
+        // A refused condition is reported before anything is sent.
+        let query = self.expr.to_query()?;
         if self.expr == Expr::Nothing {
             return Ok(0);
         }
-        let (total, _) = self.page(0, 0).await?;
+        let (total, _) = self.page(&query, 0, 0).await?;
         Ok(total)
     }
 
@@ -109,6 +111,9 @@ impl<'db, M: AtomicModel + Indexable> Find<'db, M> {
 
     /// The keys of every match (within the limit), paging through the search results.
     pub async fn keys(self) -> Result<Vec<String>> {
+        // A refused condition is reported before anything is sent (a refused `delete`
+        // deletes nothing).
+        let query = self.expr.to_query()?;
         if self.expr == Expr::Nothing {
             return Ok(Vec::new());
         }
@@ -117,7 +122,7 @@ impl<'db, M: AtomicModel + Indexable> Find<'db, M> {
         let mut at = offset;
         while out.len() < wanted {
             let n = PAGE.min(wanted - out.len());
-            let (total, keys) = self.page(at, n).await?;
+            let (total, keys) = self.page(&query, at, n).await?;
             let got = keys.len();
             out.extend(keys);
             at += got;
@@ -149,10 +154,10 @@ impl<'db, M: AtomicModel + Indexable> Find<'db, M> {
     }
 
     /// One `FT.SEARCH` page: the total number of matches and the matching keys.
-    async fn page(&self, offset: usize, n: usize) -> Result<(usize, Vec<String>)> {
+    async fn page(&self, query: &str, offset: usize, n: usize) -> Result<(usize, Vec<String>)> {
         let index = index_name::<M>(self.db);
         let mut cmd = redis::cmd("FT.SEARCH");
-        cmd.arg(&index).arg(self.expr.to_query());
+        cmd.arg(&index).arg(query);
         if let Some((field, order)) = &self.sort {
             self.check_sortable(field)?;
             let order = match order {

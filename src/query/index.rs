@@ -37,6 +37,12 @@ fn create_args<M: AtomicModel>(db: &Db, schema: &[SchemaField]) -> Vec<String> {
         crate::keys::model_space(db.namespace(), M::PREFIX),
         "SCHEMA".into(),
     ];
+    // Without it, TEXT drops English stopwords: `contains("the")` would match nothing.
+    // Index options go before SCHEMA.
+    if schema.iter().any(|f| f.kind == IndexKind::Text) {
+        let schema_at = args.len() - 1;
+        args.splice(schema_at..schema_at, ["STOPWORDS".to_string(), "0".into()]);
+    }
     for field in schema {
         args.extend([field.path.clone(), "AS".into(), field.name.clone()]);
         match field.kind {

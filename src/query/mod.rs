@@ -2,14 +2,16 @@
 //! fields, typed field markers (`User::fields()`), expressions combined with `&`, `|`, `!`,
 //! every value escaped, and `find` that returns every match.
 
+mod escape;
 mod expr;
 mod find;
 mod index;
 mod schema;
 
+pub use escape::{escape_tag, escape_text};
 pub use expr::{
     BoolField, DateField, Expr, FieldName, Numeric, NumericField, TagArrayField, TagField,
-    TextField, escape_tag, escape_text,
+    TextField,
 };
 pub use find::{Find, Order};
 pub use index::schema;
