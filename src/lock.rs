@@ -214,7 +214,7 @@ impl<M: AtomicModel> LockGuard<M> {
         let ttl = M::TTL.map_or(0, crud::ttl_millis).to_string();
         let mut args = vec![self.token.clone(), ttl, mode.to_string()];
         if mode == "whole" {
-            args.push(crud::encode(&self.model_key, &now)?);
+            args.push(crud::encode_model(&self.model_key, &self.model)?);
         } else {
             for change in &changes {
                 args.push(change.holder.clone());
@@ -230,13 +230,14 @@ impl<M: AtomicModel> LockGuard<M> {
             // The changes have no place to go: write the whole model, still under the lock.
             args.truncate(2);
             args.push("whole".into());
-            args.push(crud::encode(&self.model_key, &now)?);
+            args.push(crud::encode_model(&self.model_key, &self.model)?);
             self.run_save(&args).await?;
         }
         self.baseline = now;
         Ok(())
     }
 
+    /// Runs the save script with `args` (after the keys); its reply, or the error it names.
     async fn run_save(&self, args: &[String]) -> Result<i64> {
         let keys = [self.lock_key.clone(), self.model_key.clone()];
         self.db
@@ -489,7 +490,15 @@ mod tests {
 
     #[test]
     fn an_object_with_a_changed_unsafe_name_is_written_whole() {
-        for name in ["a'] or 1==1 --", "q\"", "new\nline", "🎉", "a.b", "", "sp ace"] {
+        for name in [
+            "a'] or 1==1 --",
+            "q\"",
+            "new\nline",
+            "🎉",
+            "a.b",
+            "",
+            "sp ace",
+        ] {
             let old = json!({"id": "x", "prefs": {"ok": 1}});
             let mut new = old.clone();
             new["prefs"][name] = json!(2);
