@@ -374,6 +374,24 @@ pub(crate) fn model_text<M: crate::model::Model>(model: &M) -> serde_json::Resul
     serde_json::to_string(&doc)
 }
 
+/// [`encode_model`] as a JSON value rather than text: the same members, instants included
+/// (what a lock's save compares to find what its holder changed).
+pub(crate) fn encode_model_value<M: crate::model::Model>(
+    key: &str,
+    model: &M,
+) -> Result<serde_json::Value> {
+    let mut doc = serde_json::to_value(model).map_err(|source| Error::Serialize {
+        key: key.to_string(),
+        source,
+    })?;
+    let mut instants = Vec::new();
+    M::instants(&mut Vec::new(), &mut instants);
+    if !instants.is_empty() {
+        crate::query::add_instants(&mut doc, &instants);
+    }
+    Ok(doc)
+}
+
 /// Encodes `value` with the instant property next to each date-time at `instants`.
 pub(crate) fn encode_with_instants<T: serde::Serialize + ?Sized>(
     key: &str,

@@ -66,17 +66,24 @@ impl LockOptions {
 }
 
 /// A model locked for this holder, with a copy read under the lock: deref it to read and
-/// change fields, [`save`](LockGuard::save) to write them while the lock holds.
+/// change fields, [`save`](LockGuard::save) to write what changed while the lock holds.
 ///
 /// Dropping a guard that was not released releases it in the background when a tokio
-/// runtime is running; otherwise the lock expires after its ttl.
+/// runtime is running; otherwise the lock expires after its ttl. A background release that
+/// cannot reach the server is retried until it can, or until the lock would have expired.
 #[must_use = "dropping the guard releases the lock"]
 pub struct LockGuard<M: AtomicModel> {
     model: M,
+    /// The model as last read or saved, encoded as `save` encodes it: what `save` compares
+    /// the model with to find what this holder changed.
+    baseline: serde_json::Value,
     db: Db,
     model_key: String,
     lock_key: String,
     token: String,
+    /// When the lock expires at the latest (the last ttl asked for, counted from before the
+    /// call): a release that failed is retried until then, never after.
+    expires_at: Instant,
     released: bool,
 }
 
@@ -120,6 +127,7 @@ pub(crate) async fn lock<M: AtomicModel>(
     ];
     let started = Instant::now();
     loop {
+        let asked = Instant::now();
         let reply = db
             .run_lua::<(i64, Value)>(&library::LOCK_ACQUIRE, &keys, &args)
             .await
@@ -127,18 +135,24 @@ pub(crate) async fn lock<M: AtomicModel>(
         match reply {
             (1, Value::BulkString(json)) => {
                 let [lock_key, model_key] = keys;
-                return match crud::decode_model::<M>(db, &model_key, &json) {
-                    Ok(model) => Ok(LockGuard {
+                let read = crud::decode_model::<M>(db, &model_key, &json).and_then(|model| {
+                    let baseline = crud::encode_model_value(&model_key, &model)?;
+                    Ok((model, baseline))
+                });
+                return match read {
+                    Ok((model, baseline)) => Ok(LockGuard {
                         model,
+                        baseline,
                         db: db.clone(),
                         model_key,
                         lock_key,
                         token,
+                        expires_at: asked + options.ttl,
                         released: false,
                     }),
                     Err(e) => {
                         // Nothing to hand out: give the lock back, then report the document.
-                        let _ = release(db, &lock_key, &token).await;
+                        let _ = release_or_retry(db, &lock_key, &token, asked + options.ttl).await;
                         Err(e)
                     }
                 };
@@ -168,28 +182,77 @@ pub(crate) async fn lock<M: AtomicModel>(
 }
 
 impl<M: AtomicModel> LockGuard<M> {
-    /// Saves the model (the whole document, at the locked key, with the model's ttl) if this
-    /// holder still has the lock; [`Error::LockLost`] and nothing written if it expired or
-    /// was taken over. Checking and writing are one script.
-    pub async fn save(&self) -> Result<()> {
-        let json = crud::encode_model(&self.model_key, &self.model)?;
-        let ttl = M::TTL.map_or(0, crud::ttl_millis);
-        let keys = [self.lock_key.clone(), self.model_key.clone()];
-        let args = [self.token.as_str(), &json, &ttl.to_string()];
-        match self
-            .db
-            .run_lua::<i64>(&library::LOCK_SAVE, &keys, &args)
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) => Err(self.lost_or(crud::script_document_error(e, &self.model_key))),
+    /// Writes what this holder changed since the model was read under the lock (or since the
+    /// last successful `save`), if this holder still has the lock; [`Error::LockLost`] and
+    /// nothing written if it expired or was taken over. Checking and writing are one script.
+    ///
+    /// What is written: the model is encoded as [`AtomicModel::save`] encodes it (indexed
+    /// date-times with their instant beside them) and compared with the same encoding of
+    /// the copy read under the lock, member by member, into nested objects. Each member
+    /// that differs is written at its own path (set, or deleted when it is gone); members
+    /// that did not change are not written, so a change made meanwhile by code that takes
+    /// no lock (a field handle's `incr`, say) keeps its value. A list is one value: a
+    /// changed list is written whole. An object holding a changed member whose name is not
+    /// plainly safe in a JSONPath (anything but ASCII letters, digits, `_` and `-`, such as
+    /// a dict key with quotes or a newline) is written whole, so no name is ever parsed as
+    /// path syntax. When the document is gone, or an object holding a change is no longer
+    /// an object on the server, the whole model is written instead (as a save without a
+    /// lock would). When something was written, a model with a ttl has its expiry re-armed.
+    ///
+    /// When nothing changed, the lock is still checked and nothing is written (not even
+    /// the expiry). After a successful save the written model becomes the new baseline, so
+    /// a second save writes only what changed after the first. The guard's copy is not
+    /// re-read: fields others changed meanwhile keep, locally, the value read under the lock.
+    pub async fn save(&mut self) -> Result<()> {
+        let now = crud::encode_model_value(&self.model_key, &self.model)?;
+        let mut changes = Vec::new();
+        let mode = if diff_object("$", &self.baseline, &now, &mut changes) {
+            "changes"
+        } else {
+            "whole"
+        };
+        let ttl = M::TTL.map_or(0, crud::ttl_millis).to_string();
+        let mut args = vec![self.token.clone(), ttl, mode.to_string()];
+        if mode == "whole" {
+            args.push(crud::encode_model(&self.model_key, &self.model)?);
+        } else {
+            for change in &changes {
+                args.push(change.holder.clone());
+                args.push(change.path.clone());
+                args.push(match change.value {
+                    Some(value) => crud::encode(&self.model_key, value)?,
+                    None => String::new(),
+                });
+            }
         }
+        let written = self.run_save(&args).await?;
+        if written < 0 {
+            // The changes have no place to go: write the whole model, still under the lock.
+            args.truncate(2);
+            args.push("whole".into());
+            args.push(crud::encode_model(&self.model_key, &self.model)?);
+            self.run_save(&args).await?;
+        }
+        self.baseline = now;
+        Ok(())
+    }
+
+    /// Runs the save script with `args` (after the keys); its reply, or the error it names.
+    async fn run_save(&self, args: &[String]) -> Result<i64> {
+        let keys = [self.lock_key.clone(), self.model_key.clone()];
+        self.db
+            .run_lua::<i64>(&library::LOCK_SAVE, &keys, args)
+            .await
+            .map_err(|e| self.lost_or(crud::script_document_error(e, &self.model_key)))
     }
 
     /// Renews the lock for `ttl` from now; [`Error::LockLost`] if it was no longer held.
-    pub async fn extend(&self, ttl: Duration) -> Result<()> {
+    pub async fn extend(&mut self, ttl: Duration) -> Result<()> {
         let keys = [self.lock_key.clone()];
         let args = [self.token.as_str(), &crud::ttl_millis(ttl).to_string()];
+        // Whether a call that fails in transit renewed the lock is unknown: a later release
+        // keeps retrying as long as it might have.
+        self.expires_at = self.expires_at.max(Instant::now() + ttl);
         match self
             .db
             .run_lua::<i64>(&library::LOCK_EXTEND, &keys, &args)
@@ -203,9 +266,14 @@ impl<M: AtomicModel> LockGuard<M> {
     /// Releases the lock, only if this holder still has it (compare and delete in one
     /// script). [`Error::LockLost`] if it had expired or been taken over; another holder's
     /// lock is never deleted.
+    ///
+    /// When the release fails on the way (the connection dropped, or no reply in time), the
+    /// error is returned and the release goes on in the background: it is retried until
+    /// the server answers, so the lock is freed as soon as the server is reachable again,
+    /// and given up only when the lock's ttl would have expired it anyway.
     pub async fn release(mut self) -> Result<()> {
         self.released = true;
-        match release(&self.db, &self.lock_key, &self.token).await? {
+        match release_or_retry(&self.db, &self.lock_key, &self.token, self.expires_at).await? {
             true => Ok(()),
             false => Err(self.lost()),
         }
@@ -246,14 +314,13 @@ impl<M: AtomicModel> Drop for LockGuard<M> {
             let db = self.db.clone();
             let lock_key = std::mem::take(&mut self.lock_key);
             let token = std::mem::take(&mut self.token);
-            runtime.spawn(async move {
-                if let Err(e) = release(&db, &lock_key, &token).await {
-                    tracing::debug!(target: "rapyer::lock", error = %e, "background release failed");
-                }
-            });
+            runtime.spawn(release_until(db, lock_key, token, self.expires_at));
         }
     }
 }
+
+/// The longest pause between two tries of a release that could not reach the server.
+const RELEASE_RETRY_MAX_PAUSE: Duration = Duration::from_millis(200);
 
 /// Compare-and-delete of a lock; `true` if this token held it.
 async fn release(db: &Db, lock_key: &str, token: &str) -> Result<bool> {
@@ -261,4 +328,203 @@ async fn release(db: &Db, lock_key: &str, token: &str) -> Result<bool> {
         .run_lua(&library::LOCK_RELEASE, &[lock_key.to_string()], &[token])
         .await?;
     Ok(released == 1)
+}
+
+/// [`release`], and when it fails on the way, the same release retried in the background
+/// (see [`release_until`]); the first failure is returned.
+async fn release_or_retry(db: &Db, lock_key: &str, token: &str, until: Instant) -> Result<bool> {
+    match release(db, lock_key, token).await {
+        Err(e) if is_transport(&e) => {
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(release_until(
+                    db.clone(),
+                    lock_key.to_string(),
+                    token.to_string(),
+                    until,
+                ));
+            }
+            Err(e)
+        }
+        other => other,
+    }
+}
+
+/// Releases the lock, retrying while the server cannot be reached, until `until` (when the
+/// lock expires by itself). A retry after a failure in transit is safe: the release only
+/// deletes the lock while it still holds this token.
+async fn release_until(db: Db, lock_key: String, token: String, until: Instant) {
+    let mut pause = Duration::from_millis(10);
+    loop {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            tracing::debug!(target: "rapyer::lock", "gave up releasing: the lock has expired");
+            return;
+        }
+        match tokio::time::timeout(left, release(&db, &lock_key, &token)).await {
+            Ok(Err(e)) if is_transport(&e) => {
+                tracing::debug!(target: "rapyer::lock", error = %e, "background release failed, retrying");
+            }
+            Ok(Err(e)) => {
+                tracing::debug!(target: "rapyer::lock", error = %e, "background release failed");
+                return;
+            }
+            Ok(Ok(_)) | Err(_) => return,
+        }
+        tokio::time::sleep(pause.min(left)).await;
+        pause = (pause * 2).min(RELEASE_RETRY_MAX_PAUSE);
+    }
+}
+
+/// Whether `e` is a failure on the way to or from the server (the command may not have
+/// run), rather than an answer.
+fn is_transport(e: &Error) -> bool {
+    match e {
+        Error::Redis { source, .. } => {
+            source.is_io_error()
+                || source.is_connection_dropped()
+                || source.is_connection_refusal()
+                || source.is_timeout()
+        }
+        _ => false,
+    }
+}
+
+/// One member a holder changed: `value` written at `path` (`None`: deleted), inside the
+/// object at `holder`.
+#[derive(Debug, PartialEq)]
+struct Change<'a> {
+    holder: String,
+    path: String,
+    value: Option<&'a serde_json::Value>,
+}
+
+/// Adds to `out` the changes that turn `old` into `new`, both objects at JSONPath `at`, and
+/// returns `true`; returns `false` (adding nothing) when they cannot be placed member by
+/// member (one is not an object, or a changed member's name is not a plainly safe path
+/// step) and the value at `at` must be written whole.
+fn diff_object<'a>(
+    at: &str,
+    old: &serde_json::Value,
+    new: &'a serde_json::Value,
+    out: &mut Vec<Change<'a>>,
+) -> bool {
+    let (Some(old), Some(new)) = (old.as_object(), new.as_object()) else {
+        return false;
+    };
+    let changed = new
+        .keys()
+        .filter(|name| old.get(*name) != new.get(*name))
+        .chain(old.keys().filter(|name| !new.contains_key(*name)));
+    let changed: Vec<&String> = changed.collect();
+    if !changed.iter().all(|name| plain_name(name)) {
+        return false;
+    }
+    for name in changed {
+        let path = format!("{at}[\"{name}\"]");
+        match (old.get(name), new.get(name)) {
+            (Some(before), Some(after)) if diff_object(&path, before, after, out) => {}
+            (_, value) => out.push(Change {
+                holder: at.to_string(),
+                path,
+                value,
+            }),
+        }
+    }
+    true
+}
+
+/// Whether a member name can be a JSONPath step as it is: ASCII letters, digits, `_`, `-`.
+/// Dict keys are data and may be anything; any other name travels only inside a JSON value.
+fn plain_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn changes(old: serde_json::Value, new: &serde_json::Value) -> Option<Vec<String>> {
+        let mut out = Vec::new();
+        diff_object("$", &old, new, &mut out).then(|| {
+            out.iter()
+                .map(|c| match c.value {
+                    Some(v) => format!("{} {} = {v}", c.holder, c.path),
+                    None => format!("{} {} del", c.holder, c.path),
+                })
+                .collect()
+        })
+    }
+
+    #[test]
+    fn only_changed_members_are_written_each_at_its_own_path() {
+        let old = json!({"id": "a", "score": 1, "name": "ann", "tags": ["x"]});
+        assert_eq!(changes(old.clone(), &old), Some(vec![]));
+        let new = json!({"id": "a", "score": 1, "name": "bob", "tags": ["x", "y"]});
+        assert_eq!(
+            changes(old, &new),
+            Some(vec![
+                r#"$ $["name"] = "bob""#.to_string(),
+                r#"$ $["tags"] = ["x","y"]"#.to_string(),
+            ])
+        );
+    }
+
+    #[test]
+    fn nested_objects_are_compared_member_by_member() {
+        let old = json!({"a": {"b": {"c": 1, "d": 2}, "e": 3}, "gone": {"x": 1}});
+        let new = json!({"a": {"b": {"c": 1, "d": 5}, "e": 3, "f": null}});
+        assert_eq!(
+            changes(old, &new),
+            Some(vec![
+                r#"$["a"]["b"] $["a"]["b"]["d"] = 5"#.to_string(),
+                r#"$["a"] $["a"]["f"] = null"#.to_string(),
+                r#"$ $["gone"] del"#.to_string(),
+            ])
+        );
+    }
+
+    #[test]
+    fn an_object_with_a_changed_unsafe_name_is_written_whole() {
+        for name in [
+            "a'] or 1==1 --",
+            "q\"",
+            "new\nline",
+            "🎉",
+            "a.b",
+            "",
+            "sp ace",
+        ] {
+            let old = json!({"id": "x", "prefs": {"ok": 1}});
+            let mut new = old.clone();
+            new["prefs"][name] = json!(2);
+            assert_eq!(
+                changes(old, &new),
+                Some(vec![format!("$ $[\"prefs\"] = {}", new["prefs"])]),
+                "{name:?}"
+            );
+        }
+        // An unsafe name unchanged beside a changed safe one does not widen the write.
+        let old = json!({"prefs": {"a'b": 1, "ok": 1}});
+        let new = json!({"prefs": {"a'b": 1, "ok": 2}});
+        assert_eq!(
+            changes(old, &new),
+            Some(vec![r#"$["prefs"] $["prefs"]["ok"] = 2"#.to_string()])
+        );
+        // At the root, nothing can hold the write: the whole document is written.
+        assert_eq!(changes(json!({"a b": 1}), &json!({"a b": 2})), None);
+        assert_eq!(changes(json!({"a": 1}), &json!([1])), None);
+    }
+
+    #[test]
+    fn plain_names_are_letters_digits_underscore_and_dash() {
+        assert!(plain_name("balance_2-x"));
+        for name in ["", "a b", "a.b", "a\"", "a'", "a[0]", "é", "$", "*", "a\\"] {
+            assert!(!plain_name(name), "{name:?}");
+        }
+    }
 }

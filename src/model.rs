@@ -204,7 +204,7 @@ pub trait AtomicModel: Model {
     /// # async fn demo(db: &Db) -> rapyer::Result<()> {
     /// let mut guard = Account::lock(db, "acc-1", LockOptions::default()).await?;
     /// guard.balance += 10;
-    /// guard.save().await?;      // only while the lock is still ours
+    /// guard.save().await?;      // the changed members, only while the lock is still ours
     /// guard.release().await?;
     /// # Ok(()) }
     /// ```

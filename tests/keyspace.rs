@@ -97,7 +97,7 @@ async fn get_text(key: &str) -> Option<String> {
 async fn no_id_reaches_another_models_lock() {
     let db = db().await;
     user("victim", "v").save(&db).await.expect("save victim");
-    let guard = User::lock(&db, "victim", LockOptions::default())
+    let mut guard = User::lock(&db, "victim", LockOptions::default())
         .await
         .expect("lock victim");
     let lock_key = guard.lock_key().to_string();

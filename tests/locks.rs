@@ -1,14 +1,23 @@
 //! Locks on models against the real server: taking and releasing, waiting and timing out,
 //! expiry of a vanished holder, a lost lock refusing to save, extension, background release
-//! on drop, and no lost update among concurrent read-modify-write holders.
+//! on drop, no lost update among concurrent read-modify-write holders, a save that writes
+//! only what its holder changed (lock-free changes made meanwhile survive, hostile dict keys
+//! round-trip), and a release cut off in transit that still frees the lock once the server
+//! is reachable again.
 
 mod common;
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use rapyer::prelude::*;
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
 
 use common::{db, pttl, raw, stored};
 
@@ -27,6 +36,41 @@ struct Ticket {
     #[rapyer(key)]
     id: String,
     seat: String,
+}
+
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+struct Stats {
+    wins: i64,
+    losses: i64,
+}
+
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[rapyer(prefix = "Player")]
+struct Player {
+    #[rapyer(key)]
+    id: String,
+    name: String,
+    stats: Stats,
+    prefs: BTreeMap<String, String>,
+}
+
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[rapyer(prefix = "Gig", ttl = 60)]
+struct Gig {
+    #[rapyer(key)]
+    id: String,
+    #[rapyer(index)]
+    starts: chrono::DateTime<chrono::Utc>,
+    seats: i64,
+}
+
+fn player(id: &str) -> Player {
+    Player {
+        id: id.to_string(),
+        name: "ann".into(),
+        stats: Stats { wins: 0, losses: 0 },
+        prefs: BTreeMap::from([("theme".to_string(), "dark".to_string())]),
+    }
 }
 
 fn account(id: &str, balance: i64) -> Account {
@@ -280,4 +324,442 @@ async fn concurrent_read_modify_write_under_the_lock_loses_nothing() {
         stored(&mut raw, &db.key("Account:shared")).await["balance"],
         400
     );
+}
+
+/// `DUMP key`: the stored value's exact serialization.
+async fn dump(raw: &mut redis::aio::MultiplexedConnection, key: &str) -> Vec<u8> {
+    redis::cmd("DUMP")
+        .arg(key)
+        .query_async(raw)
+        .await
+        .expect("DUMP")
+}
+
+/// Polls until `key` is gone; fails if it is still there after `within`.
+async fn wait_gone(raw: &mut redis::aio::MultiplexedConnection, key: &str, within: Duration) {
+    let deadline = Instant::now() + within;
+    while exists(raw, key).await {
+        assert!(
+            Instant::now() < deadline,
+            "{key} still held after {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// A TCP relay between a `Db` and the test server that can go down. While down it cuts each
+/// connection as soon as the client sends anything (the command never reaches the server,
+/// the client sees its connection drop) and refuses new connections.
+struct Relay {
+    url: String,
+    down: Arc<AtomicBool>,
+    cuts: Arc<AtomicUsize>,
+}
+
+impl Relay {
+    async fn start() -> Relay {
+        // redis://[user:pass@]host:port[/db] -> the same URL through the relay.
+        let server = rapyer_testkit::server().url();
+        let (scheme, rest) = server.split_once("://").expect("a redis:// URL");
+        let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        let (user, upstream) = match authority.rfind('@') {
+            Some(at) => authority.split_at(at + 1),
+            None => ("", authority),
+        };
+        let upstream = upstream.to_string();
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind relay");
+        let local = listener.local_addr().expect("relay address");
+        let down = Arc::new(AtomicBool::new(false));
+        let cuts = Arc::new(AtomicUsize::new(0));
+        let (d, c) = (down.clone(), cuts.clone());
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                if d.load(Ordering::SeqCst) {
+                    continue; // refused: the socket is dropped at once
+                }
+                tokio::spawn(relay_one(client, upstream.clone(), d.clone(), c.clone()));
+            }
+        });
+        Relay {
+            url: format!("{scheme}://{user}{local}{path}"),
+            down,
+            cuts,
+        }
+    }
+
+    /// A `Db` whose only connection goes through the relay, in the test's own namespace.
+    async fn db(&self) -> Db {
+        Db::connect(&self.url)
+            .await
+            .expect("connect through the relay")
+            .with_namespace(rapyer_testkit::test_namespace())
+            .expect("the test namespace is valid")
+    }
+
+    fn go_down(&self) {
+        self.down.store(true, Ordering::SeqCst);
+    }
+
+    fn come_back(&self) {
+        self.down.store(false, Ordering::SeqCst);
+    }
+
+    fn cuts(&self) -> usize {
+        self.cuts.load(Ordering::SeqCst)
+    }
+}
+
+async fn relay_one(
+    client: TcpStream,
+    upstream: String,
+    down: Arc<AtomicBool>,
+    cuts: Arc<AtomicUsize>,
+) {
+    let Ok(server) = TcpStream::connect(&upstream).await else {
+        return;
+    };
+    let (mut from_client, mut to_client) = client.into_split();
+    let (mut from_server, mut to_server) = server.into_split();
+    let replies = tokio::spawn(async move {
+        let _ = tokio::io::copy(&mut from_server, &mut to_client).await;
+    });
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match from_client.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if down.load(Ordering::SeqCst) {
+            cuts.fetch_add(1, Ordering::SeqCst);
+            break;
+        }
+        if to_server.write_all(&buf[..n]).await.is_err() {
+            break;
+        }
+    }
+    // Dropping every half closes both sockets.
+    replies.abort();
+}
+
+#[tokio::test]
+async fn a_release_cut_off_in_transit_frees_the_lock_once_the_server_is_reachable_again() {
+    let relay = Relay::start().await;
+    let db = relay.db().await;
+    let mut raw = raw().await;
+    account("cut", 1).save(&db).await.expect("save");
+    let long = LockOptions::default().ttl(Duration::from_secs(30));
+    let guard = Account::lock(&db, "cut", long).await.expect("lock");
+    let lock_key = guard.lock_key().to_string();
+
+    relay.go_down();
+    match guard.release().await {
+        Err(Error::Redis { .. }) => {}
+        other => panic!("expected the cut release to fail with Error::Redis, got {other:?}"),
+    }
+    assert!(relay.cuts() >= 1, "the release was sent and cut off");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        exists(&mut raw, &lock_key).await,
+        "nothing reached the server while the relay was down"
+    );
+    relay.come_back();
+    // The lock's ttl is 30 s: only a retried release frees it this soon.
+    wait_gone(&mut raw, &lock_key, Duration::from_secs(5)).await;
+    Account::lock(&db, "cut", quick())
+        .await
+        .expect("free again")
+        .release()
+        .await
+        .expect("release");
+}
+
+#[tokio::test]
+async fn a_dropped_guard_whose_release_is_cut_off_frees_the_lock_once_the_server_is_reachable_again()
+ {
+    let relay = Relay::start().await;
+    let db = relay.db().await;
+    let mut raw = raw().await;
+    account("cut-drop", 1).save(&db).await.expect("save");
+    let long = LockOptions::default().ttl(Duration::from_secs(30));
+    let guard = Account::lock(&db, "cut-drop", long).await.expect("lock");
+    let lock_key = guard.lock_key().to_string();
+
+    relay.go_down();
+    drop(guard);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while relay.cuts() == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the background release was never sent"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        exists(&mut raw, &lock_key).await,
+        "the cut release did not run"
+    );
+    relay.come_back();
+    wait_gone(&mut raw, &lock_key, Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn save_writes_the_holders_change_and_keeps_a_lock_free_incr_made_meanwhile() {
+    let db = db().await;
+    let mut raw = raw().await;
+    account("beside", 100).save(&db).await.expect("save");
+    player("beside").save(&db).await.expect("save");
+
+    let mut guard = Account::lock(&db, "beside", quick()).await.expect("lock");
+    let mut holder = Player::lock(&db, "beside", quick()).await.expect("lock");
+    // Another task, taking no lock, changes other fields between the lock and the save.
+    let other = {
+        let db = db.clone();
+        tokio::spawn(async move {
+            let mut account = Account::get(&db, "beside").await.expect("get");
+            let balance = account.balance().incr(&db, 5).await.expect("incr");
+            let mut player = Player::get(&db, "beside").await.expect("get");
+            let wins = player
+                .stats()
+                .wins()
+                .incr(&db, 3)
+                .await
+                .expect("nested incr");
+            (balance, wins)
+        })
+    };
+    assert_eq!(other.await.expect("task"), (105, 3));
+
+    guard.owner = "bob".into();
+    guard.save().await.expect("save");
+    assert_eq!(
+        stored(&mut raw, &db.key("Account:beside")).await,
+        json!({"id": "beside", "balance": 105, "owner": "bob"})
+    );
+    // Inside a nested object too: the holder's `losses` and the other task's `wins`.
+    holder.stats.losses = 2;
+    holder.name = "zoe".into();
+    holder.save().await.expect("save");
+    assert_eq!(
+        stored(&mut raw, &db.key("Player:beside")).await,
+        json!({
+            "id": "beside",
+            "name": "zoe",
+            "stats": {"wins": 3, "losses": 2},
+            "prefs": {"theme": "dark"},
+        })
+    );
+    guard.release().await.expect("release");
+    holder.release().await.expect("release");
+}
+
+#[tokio::test]
+async fn a_save_with_no_changes_writes_nothing_and_still_checks_the_lock() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let ticket = Ticket {
+        id: "same".into(),
+        seat: "1A".into(),
+    };
+    ticket.save(&db).await.expect("save");
+    let key = db.key("Ticket:same");
+    let mut guard = Ticket::lock(&db, "same", quick()).await.expect("lock");
+    // A lock-free change and a shorter expiry, made after the lock read the model.
+    let _: () = redis::cmd("JSON.SET")
+        .arg(&key)
+        .arg("$.seat")
+        .arg("\"9Z\"")
+        .query_async(&mut raw)
+        .await
+        .expect("JSON.SET");
+    let _: () = raw.pexpire(&key, 50_000).await.expect("PEXPIRE");
+    let before = dump(&mut raw, &key).await;
+
+    guard.save().await.expect("save with nothing changed");
+    assert_eq!(
+        dump(&mut raw, &key).await,
+        before,
+        "the document is untouched"
+    );
+    assert_eq!(stored(&mut raw, &key).await["seat"], "9Z");
+    assert!(
+        pttl(&mut raw, &key).await <= 50_000,
+        "the expiry is untouched"
+    );
+    guard.release().await.expect("release");
+
+    // Nothing to write, but a lost lock is still LockLost.
+    let brief = LockOptions::default().ttl(Duration::from_millis(50));
+    let mut lost = Ticket::lock(&db, "same", brief).await.expect("lock");
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    match lost.save().await {
+        Err(Error::LockLost { key: lost_key }) => assert_eq!(lost_key, key),
+        other => panic!("expected LockLost, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_second_save_writes_only_what_changed_since_the_first() {
+    let db = db().await;
+    let mut raw = raw().await;
+    account("twice", 10).save(&db).await.expect("save");
+    let key = db.key("Account:twice");
+    let mut guard = Account::lock(&db, "twice", quick()).await.expect("lock");
+    guard.owner = "bob".into();
+    guard.save().await.expect("first save");
+    assert_eq!(stored(&mut raw, &key).await["owner"], "bob");
+
+    // Changed after the first save by code that takes no lock.
+    let _: () = redis::cmd("JSON.SET")
+        .arg(&key)
+        .arg("$.owner")
+        .arg("\"zed\"")
+        .query_async(&mut raw)
+        .await
+        .expect("JSON.SET");
+    guard.balance = 11;
+    guard.save().await.expect("second save");
+    assert_eq!(
+        stored(&mut raw, &key).await,
+        json!({"id": "twice", "balance": 11, "owner": "zed"}),
+        "the second save wrote the balance only, not the owner it had already saved"
+    );
+    guard.release().await.expect("release");
+}
+
+#[tokio::test]
+async fn hostile_dict_keys_round_trip_through_guard_save() {
+    let db = db().await;
+    let mut raw = raw().await;
+    player("hostile").save(&db).await.expect("save");
+    let hostile = [
+        "a'] or 1==1 --",
+        "\"",
+        "'",
+        "both \" and '",
+        "[\"x\"]",
+        "new\nline",
+        "back\\slash",
+        "🎉",
+        " lead",
+        "a.b",
+        "$",
+        "*",
+        "{",
+        "|",
+        "@",
+        "",
+    ];
+    let mut guard = Player::lock(&db, "hostile", quick()).await.expect("lock");
+    for (i, name) in hostile.iter().enumerate() {
+        guard.prefs.insert(name.to_string(), format!("{name}#{i}"));
+    }
+    // A lock-free change beside the dict survives its write.
+    let mut other = Player::get(&db, "hostile").await.expect("get");
+    other.stats().wins().incr(&db, 1).await.expect("incr");
+    guard.save().await.expect("save");
+    let mut expected = guard.prefs.clone();
+    let back = Player::get(&db, "hostile").await.expect("get");
+    assert_eq!(back.prefs, expected);
+    assert_eq!(back.stats.wins, 1);
+    assert_eq!(back.prefs.len(), hostile.len() + 1);
+
+    // Removing and changing hostile keys in a second save.
+    guard.prefs.remove("a'] or 1==1 --");
+    guard.prefs.remove("new\nline");
+    guard
+        .prefs
+        .insert("both \" and '".into(), "changed ']\n".into());
+    expected.remove("a'] or 1==1 --");
+    expected.remove("new\nline");
+    expected.insert("both \" and '".into(), "changed ']\n".into());
+    guard.save().await.expect("second save");
+    let back = Player::get(&db, "hostile").await.expect("get");
+    assert_eq!(back.prefs, expected);
+    assert_eq!(back.stats.wins, 1);
+    assert_eq!(
+        stored(&mut raw, &db.key("Player:hostile")).await["prefs"],
+        serde_json::to_value(&expected).expect("json")
+    );
+    guard.release().await.expect("release");
+}
+
+#[tokio::test]
+async fn an_indexed_date_time_saved_under_the_lock_keeps_its_instant_in_step() {
+    use chrono::TimeZone;
+    let db = db().await;
+    let mut raw = raw().await;
+    let first = chrono::Utc
+        .with_ymd_and_hms(2030, 1, 2, 3, 4, 5)
+        .single()
+        .expect("date");
+    let gig = Gig {
+        id: "g1".into(),
+        starts: first,
+        seats: 10,
+    };
+    gig.save(&db).await.expect("save");
+    let key = db.key("Gig:g1");
+    assert_eq!(
+        stored(&mut raw, &key).await["starts__ts"],
+        first.timestamp_micros()
+    );
+    let mut guard = Gig::lock(&db, "g1", quick()).await.expect("lock");
+    let mut other = Gig::get(&db, "g1").await.expect("get");
+    other.seats().decr(&db, 1).await.expect("lock-free decr");
+    let _: () = raw.pexpire(&key, 5_000).await.expect("PEXPIRE");
+
+    let later = first + chrono::Duration::days(3);
+    guard.starts = later;
+    guard.save().await.expect("save");
+    let doc = stored(&mut raw, &key).await;
+    assert_eq!(doc["starts"], json!(later));
+    assert_eq!(doc["starts__ts"], later.timestamp_micros());
+    assert_eq!(doc["seats"], 9, "the lock-free decrement survives");
+    let left = pttl(&mut raw, &key).await;
+    assert!(
+        left > 55_000,
+        "a save that wrote re-arms the model's ttl ({left})"
+    );
+    guard.release().await.expect("release");
+}
+
+#[tokio::test]
+async fn a_save_whose_changes_have_no_place_left_writes_the_whole_model() {
+    let db = db().await;
+    let mut raw = raw().await;
+    // The document was deleted under the lock: nothing changed writes nothing, a change
+    // writes the whole model back.
+    account("gone", 3).save(&db).await.expect("save");
+    let key = db.key("Account:gone");
+    let mut guard = Account::lock(&db, "gone", quick()).await.expect("lock");
+    let _: () = raw.del(&key).await.expect("DEL");
+    guard.save().await.expect("save with nothing changed");
+    assert!(!exists(&mut raw, &key).await, "nothing written");
+    guard.balance = 4;
+    guard.save().await.expect("save");
+    assert_eq!(
+        stored(&mut raw, &key).await,
+        json!({"id": "gone", "balance": 4, "owner": "ann"})
+    );
+    guard.release().await.expect("release");
+
+    // The object holding a change is no longer an object on the server.
+    player("reshaped").save(&db).await.expect("save");
+    let key = db.key("Player:reshaped");
+    let mut guard = Player::lock(&db, "reshaped", quick()).await.expect("lock");
+    let _: () = redis::cmd("JSON.SET")
+        .arg(&key)
+        .arg("$.stats")
+        .arg("5")
+        .query_async(&mut raw)
+        .await
+        .expect("JSON.SET");
+    guard.stats.wins = 7;
+    guard.save().await.expect("save");
+    assert_eq!(
+        stored(&mut raw, &key).await,
+        serde_json::to_value(&*guard).expect("json")
+    );
+    guard.release().await.expect("release");
 }
