@@ -544,7 +544,7 @@ async fn a_failing_operation_changes_nothing() {
                 ops.incr(ra.small(), 100);
             }),
             Box::new(
-                move |e| matches!(e, Error::Overflow { key, path } if key == key_a && path == "$.small"),
+                move |e| matches!(e, Error::Overflow { key, path, kind } if key == key_a && path == "$.small" && *kind == "i8"),
             ),
         ),
         (
