@@ -20,8 +20,19 @@ pub(crate) fn non_finite_path<T: Serialize + ?Sized>(value: &T, text: &str) -> O
     if !text.contains("null") {
         return None;
     }
+    // A first walk only looks (most nulls are `None`s); a second one tracks the path.
     let mut path = String::new();
-    match value.serialize(Finder { path: &mut path }) {
+    let found = value.serialize(Finder {
+        path: &mut path,
+        track: false,
+    });
+    if !matches!(found, Err(Stop::NonFinite(_))) {
+        return None;
+    }
+    match value.serialize(Finder {
+        path: &mut path,
+        track: true,
+    }) {
         Err(Stop::NonFinite(at)) => Some(at),
         _ => None,
     }
@@ -56,6 +67,8 @@ impl ser::Error for Stop {
 struct Finder<'p> {
     /// The path of the value being serialized; children append to it and cut it back.
     path: &'p mut String,
+    /// Whether to keep `path` (and read map keys) at all.
+    track: bool,
 }
 
 /// Appends a member name the way JSONPath writes it: `.name`, or `["name"]` when the name
@@ -85,22 +98,36 @@ impl Finder<'_> {
         }
     }
 
+    /// The finder of a child value, sharing the path.
+    fn child(&mut self) -> Finder<'_> {
+        Finder {
+            path: self.path,
+            track: self.track,
+        }
+    }
+
     /// Serializes `value` as the member `name` of the current value.
     fn member<T: Serialize + ?Sized>(&mut self, name: &str, value: &T) -> Result<(), Stop> {
+        if !self.track {
+            return value.serialize(self.child());
+        }
         let len = self.path.len();
         push_member(self.path, name);
-        value.serialize(Finder { path: self.path })?;
+        value.serialize(self.child())?;
         self.path.truncate(len);
         Ok(())
     }
 
     /// Serializes `value` as element `index` of the current value.
     fn element<T: Serialize + ?Sized>(&mut self, index: usize, value: &T) -> Result<(), Stop> {
+        if !self.track {
+            return value.serialize(self.child());
+        }
         let len = self.path.len();
         self.path.push('[');
         self.path.push_str(&index.to_string());
         self.path.push(']');
-        value.serialize(Finder { path: self.path })?;
+        value.serialize(self.child())?;
         self.path.truncate(len);
         Ok(())
     }
@@ -119,7 +146,9 @@ struct Compound<'p> {
 impl<'p> Compound<'p> {
     fn new(finder: Finder<'p>, variant: Option<&str>) -> Compound<'p> {
         let outer = finder.path.len();
-        if let Some(variant) = variant {
+        if let Some(variant) = variant
+            && finder.track
+        {
             push_member(finder.path, variant);
         }
         Compound {
@@ -318,6 +347,9 @@ impl ser::SerializeMap for Compound<'_> {
     // serde_json writes a map key as a string: a string as it is, a number or a bool as its
     // text.
     fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), Stop> {
+        if !self.finder.track {
+            return Ok(());
+        }
         self.key = match serde_json::to_value(key) {
             Ok(serde_json::Value::String(s)) => s,
             Ok(other) => other.to_string(),

@@ -1034,7 +1034,7 @@ async fn non_finite_floats_are_refused_by_every_save_and_nothing_is_written() {
         );
         assert_non_finite(
             "insert_many with ttl",
-            Probe::insert_many(&db, &[probe.clone()]).await,
+            Probe::insert_many(&db, std::slice::from_ref(&probe)).await,
             &probe_key,
             "$.value",
         );
