@@ -73,7 +73,7 @@ struct Finder<'p> {
 
 /// Appends a member name the way JSONPath writes it: `.name`, or `["name"]` when the name
 /// is not a plain identifier.
-fn push_member(path: &mut String, name: &str) {
+pub(crate) fn push_member(path: &mut String, name: &str) {
     let plain = !name.is_empty()
         && name
             .chars()
