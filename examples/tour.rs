@@ -120,7 +120,9 @@ async fn main() -> Result<()> {
         User::get(&db, "bob").await? == bob
     );
     match bob.age().incr(&db, i64::MAX).await {
-        Err(Error::Overflow { key, path }) => println!("overflow refused at {key} {path}"),
+        Err(Error::Overflow { key, path, kind }) => {
+            println!("{kind} overflow refused at {key} {path}")
+        }
         other => println!("unexpected: {other:?}"),
     }
 

@@ -10,7 +10,7 @@
 -- ARGV[4]: an expiry in milliseconds to re-arm on the document, or 0.
 -- ARGV[5..]: the operands: set: the JSON value; incr, mul: the operand, the lowest and the
 --            highest value of the field's integer type (decimal text); fincr, fmul: the
---            operand; append: the JSON string to append; tadd: whole seconds (may be
+--            operand, then the largest finite value of the field's float type; append: the JSON string to append; tadd: whole seconds (may be
 --            negative) and nanoseconds (0 to 999999999) to add, then the JSONPath of the
 --            field's search shadow ('' when not indexed); tset: the JSON string, then the
 --            shadow's JSONPath; lappend: the JSON elements;
@@ -23,7 +23,7 @@
 --            and the merge patch deleting the entry.
 -- Errors: NOTFOUND; WRONGTYPE <redis type> (the key is not a document); TYPEMISMATCH
 -- <json type, or 'nothing' when the path is absent>; OVERFLOW (the result would leave the
--- field's integer type); INDEX <index> <length> (a list index out of range).
+-- field's integer type, or a float result is not finite or beyond the float type); INDEX <index> <length> (a list index out of range).
 -- Returns the field's value afterwards as JSON text (a one-element array); list operations
 -- return {the list's length afterwards, the element or elements involved as JSON text}; dict
 -- operations return {the dict's size afterwards, then for each entry involved its value
@@ -415,10 +415,21 @@ elseif op == 'tadd' or op == 'tset' then
   end
 elseif op == 'set' then
   redis.call('JSON.SET', key, path, ARGV[5])
-elseif op == 'fincr' then
-  result = redis.call('JSON.NUMINCRBY', key, path, ARGV[5])
-elseif op == 'fmul' then
-  result = redis.call('JSON.NUMMULTBY', key, path, ARGV[5])
+elseif op == 'fincr' or op == 'fmul' then
+  -- RedisJSON computes in doubles as Lua does, so the same result is checked first: it
+  -- refuses an infinite one with an untyped error and stores an f32 past f32::MAX.
+  local current = tonumber(string.sub(redis.call('JSON.GET', key, path), 2, -2))
+  local by = tonumber(ARGV[5])
+  local value = op == 'fincr' and current + by or current * by
+  local highest = tonumber(ARGV[6])
+  if value ~= value or value > highest or value < -highest then
+    return redis.error_reply('OVERFLOW the result leaves the field type')
+  end
+  if op == 'fincr' then
+    result = redis.call('JSON.NUMINCRBY', key, path, ARGV[5])
+  else
+    result = redis.call('JSON.NUMMULTBY', key, path, ARGV[5])
+  end
 elseif op == 'append' then
   redis.call('JSON.STRAPPEND', key, path, ARGV[5])
 elseif op == 'toggle' then

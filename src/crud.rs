@@ -66,7 +66,8 @@ pub(crate) async fn save_many<M: AtomicModel>(db: &Db, models: &[M]) -> Result<(
                     check_not_foreign(db, &all).await?;
                     Err(Error::redis("insert_many", e))
                 }
-                Err(e) => Err(Error::redis("insert_many", e)),
+                // Refused whole before it runs, like any write at the memory limit.
+                Err(e) => Err(Error::redis("insert_many", e).naming(&keys[0])),
             }
         }
         // An expiry per key needs a script: MULTI would still expire the other keys when
@@ -308,7 +309,7 @@ async fn key_type(db: &Db, key: &str) -> Result<String> {
 }
 
 /// The error for a failed document command: `TypeMismatch` naming the key's actual type
-/// when it holds another Redis type, else the server's error.
+/// when it holds another Redis type, `OutOfMemory` naming the key, else the server's error.
 async fn document_error(db: &Db, op: &str, key: &str, e: redis::RedisError) -> Error {
     if is_wrong_type(&e) {
         match key_type(db, key).await {
@@ -316,15 +317,19 @@ async fn document_error(db: &Db, op: &str, key: &str, e: redis::RedisError) -> E
             Err(_) => mismatch(key.to_string(), "another Redis type".into()),
         }
     } else {
-        Error::redis(op, e)
+        Error::redis(op, e).naming(key)
     }
 }
 
 /// Reads the document errors the library's scripts raise about `key`: `NOTFOUND …` becomes
-/// [`Error::NotFound`] and `WRONGTYPE <type>` a [`Error::TypeMismatch`]; anything else is
-/// returned as it is.
+/// [`Error::NotFound`], `WRONGTYPE <type>` a [`Error::TypeMismatch`], and an out-of-memory
+/// refusal names `key` (a lock script's first key is the lock's, not the model's); anything
+/// else is returned as it is.
 pub(crate) fn script_document_error(e: Error, key: &str) -> Error {
     match e {
+        Error::OutOfMemory { .. } => Error::OutOfMemory {
+            key: key.to_string(),
+        },
         Error::Script { ref message, .. } if message.starts_with("NOTFOUND ") => Error::NotFound {
             key: key.to_string(),
         },
@@ -344,21 +349,49 @@ pub(crate) fn mismatch(key: String, found: String) -> Error {
     }
 }
 
-/// Serializes a value bound for `key`.
-pub(crate) fn encode<T: serde::Serialize + ?Sized>(key: &str, value: &T) -> Result<String> {
-    serde_json::to_string(value).map_err(|source| Error::Serialize {
+/// Serializes a value bound for `key` at the JSONPath `path`; a NaN or infinite float in it
+/// is [`Error::NonFinite`] naming its path (`$.scores[2]`).
+pub(crate) fn encode<T: serde::Serialize + ?Sized>(
+    key: &str,
+    path: &str,
+    value: &T,
+) -> Result<String> {
+    let text = serde_json::to_string(value).map_err(|source| Error::Serialize {
         key: key.to_string(),
         source,
-    })
+    })?;
+    check_finite(key, path, value, &text)?;
+    Ok(text)
+}
+
+/// Refuses `text`, the JSON of `value` bound for `key` at `path`, when `value` holds a NaN or
+/// infinite float: serde_json writes those as `null`, which would be stored and then fail
+/// every load.
+pub(crate) fn check_finite<T: serde::Serialize + ?Sized>(
+    key: &str,
+    path: &str,
+    value: &T,
+    text: &str,
+) -> Result<()> {
+    match crate::finite::non_finite_path(value, text) {
+        None => Ok(()),
+        Some(inner) => Err(Error::NonFinite {
+            key: key.to_string(),
+            path: format!("{path}{inner}"),
+        }),
+    }
 }
 
 /// Encodes a whole model as its document: its serde form, plus the instant property next to
 /// each date-time it indexes (what the search index reads, see [`crate::query::INSTANT_SUFFIX`]).
+/// A NaN or infinite float anywhere in it is [`Error::NonFinite`].
 pub(crate) fn encode_model<M: crate::model::Model>(key: &str, model: &M) -> Result<String> {
-    model_text(model).map_err(|source| Error::Serialize {
+    let text = model_text(model).map_err(|source| Error::Serialize {
         key: key.to_string(),
         source,
-    })
+    })?;
+    check_finite(key, "$", model, &text)?;
+    Ok(text)
 }
 
 /// [`encode_model`] without a key to name in the error: serde's form straight to text when
@@ -375,7 +408,8 @@ pub(crate) fn model_text<M: crate::model::Model>(model: &M) -> serde_json::Resul
 }
 
 /// [`encode_model`] as a JSON value rather than text: the same members, instants included
-/// (what a lock's save compares to find what its holder changed).
+/// (what a lock's save compares to find what its holder changed). A NaN or infinite float
+/// anywhere in it is [`Error::NonFinite`], as `to_value` would turn it into `null`.
 pub(crate) fn encode_model_value<M: crate::model::Model>(
     key: &str,
     model: &M,
@@ -384,6 +418,10 @@ pub(crate) fn encode_model_value<M: crate::model::Model>(
         key: key.to_string(),
         source,
     })?;
+    if contains_null(&doc) {
+        // The value has no text to search yet; a `null` in it may be a float `to_value` hid.
+        check_finite(key, "$", model, "null")?;
+    }
     let mut instants = Vec::new();
     M::instants(&mut Vec::new(), &mut instants);
     if !instants.is_empty() {
@@ -392,9 +430,21 @@ pub(crate) fn encode_model_value<M: crate::model::Model>(
     Ok(doc)
 }
 
-/// Encodes `value` with the instant property next to each date-time at `instants`.
+/// Whether `value` holds a `null` anywhere.
+fn contains_null(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::Null => true,
+        serde_json::Value::Array(items) => items.iter().any(contains_null),
+        serde_json::Value::Object(members) => members.values().any(contains_null),
+        _ => false,
+    }
+}
+
+/// Encodes `value`, bound for `key` at `path`, with the instant property next to each
+/// date-time at `instants`; a NaN or infinite float in it is [`Error::NonFinite`].
 pub(crate) fn encode_with_instants<T: serde::Serialize + ?Sized>(
     key: &str,
+    path: &str,
     value: &T,
     instants: &[Vec<String>],
 ) -> Result<String> {
@@ -403,7 +453,10 @@ pub(crate) fn encode_with_instants<T: serde::Serialize + ?Sized>(
         source,
     })?;
     crate::query::add_instants(&mut doc, instants);
-    encode(key, &doc)
+    let text = encode(key, path, &doc)?;
+    // `to_value` turned a non-finite float into `null`: look in the value itself.
+    check_finite(key, path, value, &text)?;
+    Ok(text)
 }
 
 /// Decodes the reply of a JSONPath read (`[value]`), naming the failing place by its

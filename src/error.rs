@@ -45,13 +45,20 @@ pub enum Error {
         len: u64,
     },
 
-    /// An integer operation would leave the range of its type; nothing was changed.
-    #[error("integer overflow at key `{key}` path `{path}`")]
+    /// A number operation's result would leave the range of the field's type (an integer
+    /// outside `i8` … `u64`, a float beyond `f32::MAX` for an `f32`, an infinite `f64`);
+    /// nothing was changed.
+    #[error(
+        "number overflow ({kind}) at key `{key}` path `{path}`: the result does not fit the type"
+    )]
     Overflow {
         /// The full key.
         key: String,
         /// The JSON path of the number.
         path: String,
+        /// What overflowed: the Rust type of the number (`i64`, `u8`, `f32`, `f64`, …), or
+        /// `number` when it is not known.
+        kind: &'static str,
     },
 
     /// A stored document (or part of one) does not decode into the Rust type.
@@ -198,16 +205,49 @@ pub enum Error {
         #[source]
         source: redis::RedisError,
     },
+
+    /// A float to be written is NaN or infinite, which JSON cannot hold (serde_json would
+    /// write `null`, and the document would no longer load). Refused before anything was
+    /// sent: nothing was written.
+    #[error(
+        "the float at key `{key}` path `{path}` is NaN or infinite, which JSON cannot hold; nothing was written"
+    )]
+    NonFinite {
+        /// The full key the value was meant for.
+        key: String,
+        /// The JSONPath of the float: the place written, then the float's place inside the
+        /// value (`$.scores[2]`, `$.prefs.a`).
+        path: String,
+    },
+
+    /// The server is at its `maxmemory` limit and refused the write (policy `noeviction`,
+    /// or nothing left to evict): `OOM command not allowed when used memory > 'maxmemory'`.
+    /// Every write path reports it this way, and nothing was written: Redis refuses the
+    /// first write of a command or script, and every rapyer script writes nothing before
+    /// that first write. A ServerOps block or model pipeline returns it directly, not
+    /// inside [`Error::Block`]: no operation failed, the commit was refused.
+    #[error(
+        "the server is out of memory (used memory > maxmemory) and refused the write to `{key}`; nothing was written"
+    )]
+    OutOfMemory {
+        /// The key written: the document's key, or the first key of a bulk call, a block or
+        /// a named script; empty when the call named no key.
+        key: String,
+    },
 }
 
 impl Error {
     /// Wraps a redis-rs error with the name of the operation that failed.
-    /// A `BUSY` reply becomes [`Error::Busy`].
+    /// A `BUSY` reply becomes [`Error::Busy`], an `OOM` one [`Error::OutOfMemory`] without a
+    /// key (the caller names it with [`Error::naming`]).
     pub(crate) fn redis(op: &str, source: redis::RedisError) -> Error {
         if source.code() == Some("BUSY") {
             return Error::Busy {
                 message: server_message(&source),
             };
+        }
+        if source.code().is_some() && is_out_of_memory(&server_message(&source)) {
+            return Error::OutOfMemory { key: String::new() };
         }
         Error::Redis {
             op: op.to_string(),
@@ -227,11 +267,33 @@ impl Error {
             | Error::LockTimeout { key, .. }
             | Error::LockLost { key }
             | Error::InvalidOp { key, .. }
-            | Error::IdMismatch { key, .. } => Some(key),
+            | Error::IdMismatch { key, .. }
+            | Error::NonFinite { key, .. } => Some(key),
+            Error::OutOfMemory { key } => (!key.is_empty()).then_some(key.as_str()),
             Error::Block { source, .. } => source.key(),
             _ => None,
         }
     }
+}
+
+impl Error {
+    /// Names `key` in an [`Error::OutOfMemory`] that names none yet (the decoders of server
+    /// replies do not know which key a command wrote); any other error is returned as it is.
+    pub(crate) fn naming(self, key: &str) -> Error {
+        match self {
+            Error::OutOfMemory { key: named } if named.is_empty() => Error::OutOfMemory {
+                key: key.to_string(),
+            },
+            other => other,
+        }
+    }
+}
+
+/// Whether a server error's text is Redis's refusal of a write at its `maxmemory` limit: the
+/// reply itself (`OOM command not allowed when used memory > 'maxmemory'.`), or the same
+/// text inside a script's error.
+pub(crate) fn is_out_of_memory(message: &str) -> bool {
+    message.starts_with("OOM ") || message.contains("OOM command not allowed")
 }
 
 /// The full text of a server error reply (`code detail`), for matching on well-known replies.

@@ -6,6 +6,7 @@ mod crud;
 mod db;
 mod error;
 pub mod field;
+mod finite;
 mod keys;
 mod lock;
 mod model;

@@ -220,7 +220,7 @@ impl<M: AtomicModel> LockGuard<M> {
                 args.push(change.holder.clone());
                 args.push(change.path.clone());
                 args.push(match change.value {
-                    Some(value) => crud::encode(&self.model_key, value)?,
+                    Some(value) => crud::encode(&self.model_key, &change.path, value)?,
                     None => String::new(),
                 });
             }

@@ -911,3 +911,147 @@ async fn hash_tags_put_related_models_in_one_slot() {
     assert_eq!(Wallet::delete_many(&db, ["w1"]).await.expect("delete"), 1);
     assert!(Cart::delete_by_id(&db, "ann").await.expect("delete"));
 }
+
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[rapyer(prefix = "Reading")]
+struct Reading {
+    #[rapyer(key)]
+    id: String,
+    value: f64,
+    ratio: f32,
+    samples: Vec<f64>,
+    by_name: BTreeMap<String, Option<f64>>,
+    place: Option<Address>,
+}
+
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[rapyer(prefix = "Probe", ttl = 100)]
+struct Probe {
+    #[rapyer(key)]
+    id: String,
+    value: f64,
+}
+
+fn reading(id: &str) -> Reading {
+    Reading {
+        id: id.into(),
+        value: 1.5,
+        ratio: 0.5,
+        samples: vec![1.0, 2.0, 3.0],
+        by_name: BTreeMap::from([("none".to_string(), None), ("x y".to_string(), Some(1.0))]),
+        place: None,
+    }
+}
+
+/// Asserts a non-finite refusal naming `key` and `path`.
+fn assert_non_finite(what: &str, outcome: Result<(), Error>, key: &str, path: &str) {
+    match outcome {
+        Err(Error::NonFinite { key: k, path: p }) => {
+            assert_eq!(k, key, "{what}");
+            assert_eq!(p, path, "{what}");
+        }
+        other => panic!("{what}: expected NonFinite at {path}, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn non_finite_floats_are_refused_by_every_save_and_nothing_is_written() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let stored_one = reading("r1");
+    stored_one.save(&db).await.expect("save");
+    Probe {
+        id: "p1".into(),
+        value: 1.0,
+    }
+    .save(&db)
+    .await
+    .expect("save");
+    let key = db.key(&Reading::key_of("r1"));
+    let probe_key = db.key(&Probe::key_of("p1"));
+    let before = json_get(&mut raw, &key).await;
+    let probe_before = json_get(&mut raw, &probe_key).await;
+    for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+        let variants: Vec<(&str, Reading)> = vec![
+            (
+                "$.value",
+                Reading {
+                    value: bad,
+                    ..reading("r1")
+                },
+            ),
+            (
+                "$.ratio",
+                Reading {
+                    ratio: bad as f32,
+                    ..reading("r1")
+                },
+            ),
+            ("$.samples[2]", {
+                let mut r = reading("r1");
+                r.samples[2] = bad;
+                r
+            }),
+            ("$.by_name[\"x y\"]", {
+                let mut r = reading("r1");
+                r.by_name.insert("x y".into(), Some(bad));
+                r
+            }),
+        ];
+        for (path, model) in variants {
+            assert_non_finite("save", model.save(&db).await, &key, path);
+            let fresh = reading("r2");
+            assert_non_finite(
+                "insert_many",
+                Reading::insert_many(&db, &[fresh.clone(), model.clone()]).await,
+                &key,
+                path,
+            );
+            assert!(
+                json_get(&mut raw, &db.key(&Reading::key_of("r2")))
+                    .await
+                    .is_none(),
+                "insert_many wrote another model"
+            );
+        }
+        let probe = Probe {
+            id: "p1".into(),
+            value: bad,
+        };
+        assert_non_finite(
+            "save with ttl",
+            probe.save(&db).await,
+            &probe_key,
+            "$.value",
+        );
+        assert_non_finite(
+            "insert_many with ttl",
+            Probe::insert_many(&db, std::slice::from_ref(&probe)).await,
+            &probe_key,
+            "$.value",
+        );
+        let mut guard = Reading::lock(&db, "r1", LockOptions::default())
+            .await
+            .expect("lock");
+        guard.samples.push(bad);
+        assert_non_finite("lock save", guard.save().await, &key, "$.samples[3]");
+        guard.release().await.expect("release");
+
+        assert_eq!(
+            json_get(&mut raw, &key).await,
+            before,
+            "{bad}: the document changed"
+        );
+        assert_eq!(json_get(&mut raw, &probe_key).await, probe_before);
+        assert_eq!(Reading::get(&db, "r1").await.expect("readable"), stored_one);
+        assert_eq!(Reading::all(&db).await.expect("all").len(), 1);
+    }
+    // Genuine nulls (None) are still written.
+    let mut with_nulls = reading("r3");
+    with_nulls.by_name.insert("n".into(), None);
+    with_nulls
+        .save(&db)
+        .await
+        .expect("a None is not a non-finite float");
+    assert_eq!(Reading::get(&db, "r3").await.expect("get"), with_nulls);
+}

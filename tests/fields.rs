@@ -6,6 +6,8 @@
 
 mod common;
 
+use std::collections::HashMap;
+
 use rapyer::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -153,19 +155,24 @@ async fn overflow_changes_nothing_on_the_server_or_locally() {
     let local = p.clone();
 
     let outcomes = vec![
-        ("age + 1", p.age().incr(&db, 1).await.map(|_| ())),
-        ("age * 2", p.age().mul(&db, 2).await.map(|_| ())),
-        ("age + MAX", p.age().incr(&db, i64::MAX).await.map(|_| ())),
-        ("big + 1", p.big().incr(&db, 1).await.map(|_| ())),
-        ("tiny + 1", p.tiny().incr(&db, 1).await.map(|_| ())),
-        ("small - 1", p.small().decr(&db, 1).await.map(|_| ())),
-        ("small * -1", p.small().mul(&db, -1).await.map(|_| ())),
+        ("age + 1", "i64", p.age().incr(&db, 1).await.map(|_| ())),
+        ("age * 2", "i64", p.age().mul(&db, 2).await.map(|_| ())),
+        (
+            "age + MAX",
+            "i64",
+            p.age().incr(&db, i64::MAX).await.map(|_| ()),
+        ),
+        ("big + 1", "u64", p.big().incr(&db, 1).await.map(|_| ())),
+        ("tiny + 1", "u8", p.tiny().incr(&db, 1).await.map(|_| ())),
+        ("small - 1", "i8", p.small().decr(&db, 1).await.map(|_| ())),
+        ("small * -1", "i8", p.small().mul(&db, -1).await.map(|_| ())),
     ];
-    for (what, outcome) in outcomes {
+    for (what, ty, outcome) in outcomes {
         match outcome {
-            Err(Error::Overflow { key: k, path }) => {
+            Err(Error::Overflow { key: k, path, kind }) => {
                 assert_eq!(k, key, "{what}");
                 assert!(path.starts_with("$."), "{what}: {path}");
+                assert_eq!(kind, ty, "{what}");
             }
             other => panic!("{what}: expected Overflow, got {other:?}"),
         }
@@ -1138,4 +1145,244 @@ async fn date_times_move_on_the_server_like_chrono_and_bytes_round_trip() {
         Err(Error::TypeMismatch { .. })
     ));
     assert_eq!(json_get(&mut raw, &event_key).await, before);
+}
+
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+struct Point {
+    x: f64,
+    y: f32,
+}
+
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[rapyer(prefix = "Gauge")]
+struct Gauge {
+    #[rapyer(key)]
+    id: String,
+    value: f64,
+    small: f32,
+    at: Point,
+    samples: Vec<f64>,
+    named: HashMap<String, f64>,
+    maybe: Option<f64>,
+}
+
+fn gauge(id: &str) -> Gauge {
+    Gauge {
+        id: id.into(),
+        value: 1.5,
+        small: 0.5,
+        at: Point { x: 1.0, y: 2.0 },
+        samples: vec![1.0, 2.0],
+        named: HashMap::from([("a".to_string(), 1.0)]),
+        maybe: None,
+    }
+}
+
+/// Asserts a non-finite refusal naming `key` and `path`.
+fn assert_non_finite<T: std::fmt::Debug>(
+    what: &str,
+    outcome: Result<T, Error>,
+    key: &str,
+    path: &str,
+) {
+    match outcome {
+        Err(Error::NonFinite { key: k, path: p }) => {
+            assert_eq!(k, key, "{what}");
+            assert_eq!(p, path, "{what}");
+        }
+        other => panic!("{what}: expected NonFinite at {path}, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn non_finite_floats_are_refused_by_every_handle_write_and_nothing_is_written() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let mut g = gauge("g1");
+    g.save(&db).await.expect("save");
+    let key = db.key(&g.key());
+    let before = json_get(&mut raw, &key).await;
+    let local = g.clone();
+    for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+        let bad32 = bad as f32;
+        assert_non_finite("set", g.value().set(&db, bad).await, &key, "$.value");
+        assert_non_finite("incr", g.value().incr(&db, bad).await, &key, "$.value");
+        assert_non_finite("decr", g.value().decr(&db, bad).await, &key, "$.value");
+        assert_non_finite("mul", g.value().mul(&db, bad).await, &key, "$.value");
+        assert_non_finite("f32 set", g.small().set(&db, bad32).await, &key, "$.small");
+        assert_non_finite(
+            "f32 incr",
+            g.small().incr(&db, bad32).await,
+            &key,
+            "$.small",
+        );
+        assert_non_finite(
+            "nested set",
+            g.at().set(&db, Point { x: bad, y: 0.0 }).await,
+            &key,
+            "$.at.x",
+        );
+        assert_non_finite(
+            "nested field",
+            g.at().y().set(&db, bad32).await,
+            &key,
+            "$.at.y",
+        );
+        assert_non_finite(
+            "append",
+            g.samples().append(&db, bad).await,
+            &key,
+            "$.samples",
+        );
+        assert_non_finite(
+            "extend",
+            g.samples().extend(&db, [3.0, bad]).await,
+            &key,
+            "$.samples",
+        );
+        assert_non_finite(
+            "list insert",
+            g.samples().insert(&db, 0, bad).await,
+            &key,
+            "$.samples",
+        );
+        assert_non_finite(
+            "list set",
+            g.samples().set(&db, 0, bad).await,
+            &key,
+            "$.samples",
+        );
+        assert_non_finite(
+            "list replace",
+            g.samples().replace(&db, vec![0.0, 1.0, bad]).await,
+            &key,
+            "$.samples[2]",
+        );
+        assert_non_finite(
+            "dict insert",
+            g.named().insert(&db, "b c", bad).await,
+            &key,
+            "$.named[\"b c\"]",
+        );
+        assert_non_finite(
+            "dict update",
+            g.named()
+                .update(&db, [("ok".to_string(), 1.0), ("z".to_string(), bad)])
+                .await,
+            &key,
+            "$.named[\"z\"]",
+        );
+        assert_non_finite(
+            "dict replace",
+            g.named()
+                .replace(&db, HashMap::from([("k".to_string(), bad)]))
+                .await,
+            &key,
+            "$.named.k",
+        );
+        assert_non_finite(
+            "option set",
+            g.maybe().set(&db, Some(bad)).await,
+            &key,
+            "$.maybe",
+        );
+        assert_eq!(
+            json_get(&mut raw, &key).await,
+            before,
+            "{bad}: the document changed"
+        );
+        assert_eq!(g, local, "{bad}: the local model changed");
+        assert_eq!(Gauge::get(&db, "g1").await.expect("still readable"), local);
+    }
+}
+
+#[tokio::test]
+async fn float_results_that_overflow_their_type_are_refused_and_nothing_is_written() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let mut g = gauge("g2");
+    g.value = 1.5e308;
+    g.small = 3.0e38;
+    g.save(&db).await.expect("save");
+    let key = db.key(&g.key());
+    let before = json_get(&mut raw, &key).await;
+    let local = g.clone();
+    let outcomes = vec![
+        (
+            "f64 + 1.5e308",
+            "f64",
+            "$.value",
+            g.value().incr(&db, 1.5e308).await,
+        ),
+        (
+            "f64 - (-1.5e308)",
+            "f64",
+            "$.value",
+            g.value().decr(&db, -1.5e308).await,
+        ),
+        ("f64 * 10", "f64", "$.value", g.value().mul(&db, 10.0).await),
+        (
+            "f64 * -10",
+            "f64",
+            "$.value",
+            g.value().mul(&db, -10.0).await,
+        ),
+    ];
+    let outcomes32 = vec![
+        (
+            "f32 + 1e38",
+            "f32",
+            "$.small",
+            g.small().incr(&db, 1.0e38).await,
+        ),
+        ("f32 * 2", "f32", "$.small", g.small().mul(&db, 2.0).await),
+        ("f32 * -2", "f32", "$.small", g.small().mul(&db, -2.0).await),
+        (
+            "f32 - 3.4e38",
+            "f32",
+            "$.small",
+            g.small().decr(&db, -f32::MAX).await,
+        ),
+    ];
+    let all = outcomes
+        .into_iter()
+        .map(|(w, t, p, o)| (w, t, p, o.map(|_| ())))
+        .chain(
+            outcomes32
+                .into_iter()
+                .map(|(w, t, p, o)| (w, t, p, o.map(|_| ()))),
+        );
+    for (what, ty, at, outcome) in all {
+        match outcome {
+            Err(Error::Overflow { key: k, path, kind }) => {
+                assert_eq!(k, key, "{what}");
+                assert_eq!(path, at, "{what}");
+                assert_eq!(kind, ty, "{what}");
+            }
+            other => panic!("{what}: expected Overflow, got {other:?}"),
+        }
+    }
+    let message = g
+        .small()
+        .incr(&db, 1.0e38)
+        .await
+        .expect_err("overflow")
+        .to_string();
+    assert!(message.contains("number overflow (f32)"), "{message}");
+    assert_eq!(
+        json_get(&mut raw, &key).await,
+        before,
+        "the document changed"
+    );
+    assert_eq!(g, local, "the local model changed");
+    // Within range, both still work.
+    let small = g
+        .small()
+        .incr(&db, -1.0e38)
+        .await
+        .expect("f32 within range");
+    assert!((small - 2.0e38).abs() < 1.0e32, "{small}");
+    let value = g.value().mul(&db, 0.5).await.expect("f64 within range");
+    assert!((value - 0.75e308).abs() < 1.0e294, "{value}");
+    assert_eq!(Gauge::get(&db, "g2").await.expect("readable"), g);
 }

@@ -544,7 +544,7 @@ async fn a_failing_operation_changes_nothing() {
                 ops.incr(ra.small(), 100);
             }),
             Box::new(
-                move |e| matches!(e, Error::Overflow { key, path } if key == key_a && path == "$.small"),
+                move |e| matches!(e, Error::Overflow { key, path, kind } if key == key_a && path == "$.small" && *kind == "i8"),
             ),
         ),
         (
@@ -1132,4 +1132,311 @@ async fn smoke() {
     let sb = stored(&mut raw, &db.key(&b.key())).await;
     println!("{sa}\n{sb}");
     assert_eq!((sa["n"].clone(), sb["n"].clone()), (json!(10), json!(15)));
+}
+
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[rapyer(hash_tag = "ops")]
+struct Meter {
+    #[rapyer(key)]
+    id: String,
+    value: f64,
+    small: f32,
+    samples: Vec<f64>,
+    named: HashMap<String, f64>,
+}
+
+fn meter(id: &str) -> Meter {
+    Meter {
+        id: id.into(),
+        value: 1.5,
+        small: 0.5,
+        samples: vec![1.0, 2.0],
+        named: HashMap::from([("a".to_string(), 1.0)]),
+    }
+}
+
+/// The failed operation's index and its error, from a block's outcome.
+fn block_error<T: std::fmt::Debug>(what: &str, outcome: Result<T, Error>) -> (usize, Error) {
+    match outcome {
+        Err(Error::Block { op, source }) => (op, *source),
+        other => panic!("{what}: expected a Block error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn non_finite_floats_are_refused_by_blocks_and_pipelines_before_sending() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let mut m = meter("nf");
+    m.save(&db).await.unwrap();
+    let key = db.key(&m.key());
+    let keys = [key.clone()];
+    let before = snapshot(&mut raw, &keys).await;
+    let local = m.clone();
+    let r = Meter::server_ref_for("nf");
+    for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+        let bad32 = bad as f32;
+        let mut whole = meter("nf");
+        whole.samples.push(bad);
+        let outcomes: Vec<(&str, &str, (usize, Error))> = vec![
+            (
+                "set",
+                "$.value",
+                block_error(
+                    "set",
+                    ServerOps::scope(&db, |ops| {
+                        ops.incr(r.value(), 1.0);
+                        ops.set(r.value(), bad);
+                    })
+                    .await,
+                ),
+            ),
+            (
+                "incr",
+                "$.value",
+                block_error(
+                    "incr",
+                    ServerOps::scope(&db, |ops| {
+                        ops.incr(r.value(), 1.0);
+                        ops.incr(r.value(), bad);
+                    })
+                    .await,
+                ),
+            ),
+            (
+                "f32 incr",
+                "$.small",
+                block_error(
+                    "f32 incr",
+                    ServerOps::scope(&db, |ops| {
+                        ops.incr(r.value(), 1.0);
+                        ops.incr(r.small(), bad32);
+                    })
+                    .await,
+                ),
+            ),
+            (
+                "list set",
+                "$.samples[1]",
+                block_error(
+                    "list set",
+                    ServerOps::scope(&db, |ops| {
+                        ops.incr(r.value(), 1.0);
+                        ops.set(r.samples(), vec![0.0, bad]);
+                    })
+                    .await,
+                ),
+            ),
+            (
+                "whole model set",
+                "$.samples[2]",
+                block_error(
+                    "whole model set",
+                    ServerOps::scope(&db, |ops| {
+                        ops.incr(r.value(), 1.0);
+                        ops.set(r.clone(), whole.clone());
+                    })
+                    .await,
+                ),
+            ),
+            (
+                "pipeline set",
+                "$.value",
+                block_error(
+                    "pipeline set",
+                    m.pipeline(&db, |p| {
+                        p.value().incr(1.0);
+                        p.value().set(bad);
+                    })
+                    .await,
+                ),
+            ),
+            (
+                "pipeline decr",
+                "$.small",
+                block_error(
+                    "pipeline decr",
+                    m.pipeline(&db, |p| {
+                        p.value().incr(1.0);
+                        p.small().decr(bad32);
+                    })
+                    .await,
+                ),
+            ),
+            (
+                "pipeline append",
+                "$.samples[0]",
+                block_error(
+                    "pipeline append",
+                    m.pipeline(&db, |p| {
+                        p.value().incr(1.0);
+                        p.samples().append(bad);
+                    })
+                    .await,
+                ),
+            ),
+            (
+                "pipeline insert",
+                "$.samples",
+                block_error(
+                    "pipeline insert",
+                    m.pipeline(&db, |p| {
+                        p.value().incr(1.0);
+                        p.samples().insert(0, bad);
+                    })
+                    .await,
+                ),
+            ),
+            (
+                "pipeline dict update",
+                "$.named.z",
+                block_error(
+                    "pipeline dict update",
+                    m.pipeline(&db, |p| {
+                        p.value().incr(1.0);
+                        p.named().update([("ok", 1.0), ("z", bad)]);
+                    })
+                    .await,
+                ),
+            ),
+        ];
+        for (what, path, (op, source)) in outcomes {
+            assert_eq!(op, 1, "{bad} {what}: the failing operation");
+            match source {
+                Error::NonFinite { key: k, path: p } => {
+                    assert_eq!(k, key, "{bad} {what}");
+                    assert_eq!(p, path, "{bad} {what}");
+                }
+                other => panic!("{bad} {what}: expected NonFinite, got {other:?}"),
+            }
+        }
+        // A dict entry's path is written the block's way; only its start is fixed.
+        let (_, source) = block_error(
+            "dict entry",
+            m.pipeline(&db, |p| {
+                p.named().insert("k", bad);
+            })
+            .await,
+        );
+        assert!(
+            matches!(&source, Error::NonFinite { path, .. } if path.starts_with("$.named")),
+            "{bad} dict entry: {source:?}"
+        );
+        assert_eq!(
+            snapshot(&mut raw, &keys).await,
+            before,
+            "{bad}: the document changed"
+        );
+        assert_eq!(m, local, "{bad}: the local model changed");
+        assert_eq!(Meter::get(&db, "nf").await.unwrap(), local);
+    }
+}
+
+#[tokio::test]
+async fn float_overflow_in_blocks_and_pipelines_names_the_type_and_writes_nothing() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let mut m = meter("ov");
+    m.value = 1.5e308;
+    m.small = 3.0e38;
+    m.save(&db).await.unwrap();
+    let key = db.key(&m.key());
+    let keys = [key.clone()];
+    let before = snapshot(&mut raw, &keys).await;
+    let local = m.clone();
+    let r = Meter::server_ref_for("ov");
+    let outcomes: Vec<(&str, &str, &str, (usize, Error))> = vec![
+        (
+            "f32 incr",
+            "f32",
+            "$.small",
+            block_error(
+                "f32 incr",
+                ServerOps::scope(&db, |ops| {
+                    ops.incr(r.value(), -1.0);
+                    ops.incr(r.small(), 1.0e38);
+                })
+                .await,
+            ),
+        ),
+        (
+            "f32 incr by a field",
+            "f32",
+            "$.small",
+            block_error(
+                "f32 incr by a field",
+                ServerOps::scope(&db, |ops| {
+                    ops.incr(r.value(), -1.0);
+                    ops.incr_by_field(r.small(), r.value());
+                })
+                .await,
+            ),
+        ),
+        (
+            "f64 incr",
+            "f64",
+            "$.value",
+            block_error(
+                "f64 incr",
+                ServerOps::scope(&db, |ops| {
+                    ops.incr(r.small(), -1.0);
+                    ops.incr(r.value(), 1.5e308);
+                })
+                .await,
+            ),
+        ),
+        (
+            "pipeline f32 decr",
+            "f32",
+            "$.small",
+            block_error(
+                "pipeline f32 decr",
+                m.pipeline(&db, |p| {
+                    p.value().incr(-1.0);
+                    p.small().decr(-1.0e38);
+                })
+                .await,
+            ),
+        ),
+        (
+            "pipeline f64 incr",
+            "f64",
+            "$.value",
+            block_error(
+                "pipeline f64 incr",
+                m.pipeline(&db, |p| {
+                    p.small().incr(-1.0);
+                    p.value().incr(f64::MAX);
+                })
+                .await,
+            ),
+        ),
+    ];
+    for (what, ty, path, (op, source)) in outcomes {
+        assert_eq!(op, 1, "{what}: the failing operation");
+        match source {
+            Error::Overflow {
+                key: k,
+                path: p,
+                kind,
+            } => {
+                assert_eq!(k, key, "{what}");
+                assert_eq!(p, path, "{what}");
+                assert_eq!(kind, ty, "{what}");
+            }
+            other => panic!("{what}: expected Overflow, got {other:?}"),
+        }
+    }
+    assert_eq!(
+        snapshot(&mut raw, &keys).await,
+        before,
+        "the document changed"
+    );
+    assert_eq!(m, local, "the local model changed");
+    // Within range the same operations run.
+    let small = ServerOps::scope(&db, |ops| ops.incr(r.small(), -1.0e38))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!((small - 2.0e38).abs() < 1.0e32, "{small}");
 }

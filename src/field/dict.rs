@@ -194,11 +194,15 @@ impl<M: Dict> RedisDict<'_, M> {
         &self.at
     }
 
-    /// The four script operands that set `key` to `value`.
+    /// The four script operands that set `key` to `value`. A non-finite float in `value` is
+    /// refused naming the entry's path (`$.prefs["key"]`).
     fn set_operands(&self, db: &Db, key: &str, value: &M::Value) -> Result<[String; 4]> {
+        let entry = self
+            .at
+            .field(&format!("[{}]", serde_json::Value::String(key.to_string())));
         Ok([
             step(key),
-            json(db, &self.at, value)?,
+            json(db, &entry, value)?,
             patch(db, &self.at, key, None::<&()>)?,
             patch(db, &self.at, key, Some(value))?,
         ])

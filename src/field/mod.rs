@@ -204,6 +204,7 @@ impl At {
             "OVERFLOW" => Error::Overflow {
                 key: key.to_string(),
                 path: self.path.clone(),
+                kind: "number",
             },
             "INDEX" => {
                 let mut numbers = rest.split(' ').map(str::parse::<i64>);
@@ -274,9 +275,11 @@ pub(crate) fn reply_usize(value: Option<&redis::Value>) -> usize {
     }
 }
 
-/// Encodes `value` as JSON text for the script, naming the key on failure.
+/// Encodes `value` as JSON text for the script, naming the key on failure; a NaN or infinite
+/// float in it is [`Error::NonFinite`] naming the field's path (and the float's place in the
+/// value), refused before anything is sent.
 pub(crate) fn json<T: Serialize + ?Sized>(db: &Db, at: &At, value: &T) -> Result<String> {
-    crud::encode(&db.key(&at.key), value)
+    crud::encode(&db.key(&at.key), &at.path, value)
 }
 
 /// A handle on a field of any serde type (`#[rapyer(value)]`, [`crate::Id`],
@@ -326,7 +329,7 @@ pub async fn set_model<T: crate::model::Model>(
 ) -> Result<()> {
     let mut instants = Vec::new();
     T::instants(&mut Vec::new(), &mut instants);
-    let text = crud::encode_with_instants(&db.key(&at.key), &value, &instants)?;
+    let text = crud::encode_with_instants(&db.key(&at.key), &at.path, &value, &instants)?;
     *local = at.run(db, "set", Want::ANY, &[&text]).await?;
     Ok(())
 }

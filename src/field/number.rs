@@ -1,9 +1,9 @@
 //! Handles on numeric fields: exact integer arithmetic over the field type's whole range,
-//! and IEEE floats.
+//! and IEEE floats that never become infinite or leave their type.
 
 use super::{At, FieldType, Want, json};
 use crate::db::Db;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// An integer type a [`RedisInt`] can hold: every width, signed and unsigned.
 ///
@@ -20,7 +20,14 @@ pub trait Integer: FieldType + Copy + std::fmt::Display {
 }
 
 /// A float type a [`RedisFloat`] can hold.
-pub trait Float: FieldType + Copy + std::fmt::Display {}
+///
+/// A result that is not finite, or beyond the type's range (`f32::MAX` for an `f32`), is
+/// [`Error::Overflow`](crate::Error::Overflow) and changes nothing.
+pub trait Float: FieldType + Copy + std::fmt::Display {
+    /// The type's largest finite value, widened to `f64`.
+    #[doc(hidden)]
+    const HIGHEST: f64;
+}
 
 macro_rules! integers {
     ($($ty:ty),*) => {
@@ -48,7 +55,9 @@ integers!(i8, i16, i32, i64, isize, u8, u16, u32, u64, usize);
 macro_rules! floats {
     ($($ty:ty),*) => {
         $(
-            impl Float for $ty {}
+            impl Float for $ty {
+                const HIGHEST: f64 = <$ty>::MAX as f64;
+            }
 
             impl FieldType for $ty {
                 type Handle<'a> = RedisFloat<'a, $ty>;
@@ -61,6 +70,18 @@ macro_rules! floats {
 }
 
 floats!(f32, f64);
+
+/// Names the Rust number type `T` in an [`Error::Overflow`](crate::Error::Overflow).
+fn overflow_of<T>(e: Error) -> Error {
+    match e {
+        Error::Overflow { key, path, .. } => Error::Overflow {
+            key,
+            path,
+            kind: std::any::type_name::<T>(),
+        },
+        other => other,
+    }
+}
 
 /// A handle on an integer field: `user.age().incr(&db, 1)`.
 #[derive(Debug)]
@@ -92,7 +113,11 @@ impl<T: Integer> RedisInt<'_, T> {
             T::HIGHEST.to_string(),
         ];
         let operands = operands.each_ref().map(String::as_str);
-        let new: T = self.at.run(db, op, Want::INTEGER, &operands).await?;
+        let new: T = self
+            .at
+            .run(db, op, Want::INTEGER, &operands)
+            .await
+            .map_err(overflow_of::<T>)?;
         *self.value = new;
         Ok(new)
     }
@@ -148,7 +173,12 @@ impl<T: Float> RedisFloat<'_, T> {
     }
 
     async fn arith(&mut self, db: &Db, op: &str, operand: &str) -> Result<T> {
-        let new: T = self.at.run(db, op, Want::NUMBER, &[operand]).await?;
+        let highest = format!("{:?}", T::HIGHEST);
+        let new: T = self
+            .at
+            .run(db, op, Want::NUMBER, &[operand, &highest])
+            .await
+            .map_err(overflow_of::<T>)?;
         *self.value = new;
         Ok(new)
     }

@@ -251,7 +251,8 @@ pub trait Numeric: Referable + Copy + Display {
     /// The JSON type (`integer` or `number`).
     #[doc(hidden)]
     const WANT_NUMBER: &'static str;
-    /// The lowest and highest value as decimal text (unused for floats).
+    /// The lowest and highest value as decimal text (empty for `f64`, which only needs to
+    /// stay finite).
     #[doc(hidden)]
     fn range() -> (String, String);
     /// The value as the decimal text the script reads, and its negation; `None` for a float
@@ -300,8 +301,13 @@ macro_rules! float_numeric {
             impl Numeric for $ty {
                 type Kind = Float;
                 const WANT_NUMBER: &'static str = "number";
+                // f64: any finite result; f32: within its range, which the script checks.
                 fn range() -> (String, String) {
-                    (String::new(), String::new())
+                    if <$ty>::MAX as f64 == f64::MAX {
+                        (String::new(), String::new())
+                    } else {
+                        (format!("{:?}", <$ty>::MIN as f64), format!("{:?}", <$ty>::MAX as f64))
+                    }
                 }
                 fn text(self, negate: bool) -> Option<String> {
                     let x = if negate { -(self as f64) } else { self as f64 };
@@ -473,10 +479,12 @@ impl Ops {
     /// assignment from the given elements; on a dict entry it adds the entry if absent.
     pub fn set<R: Ref>(&self, target: R, value: impl Into<R::Value>) -> Out<()> {
         let params = writable(target.loc()).and_then(|()| {
-            let json = R::encode(&value.into()).map_err(|source| Error::Serialize {
+            let value = value.into();
+            let json = R::encode(&value).map_err(|source| Error::Serialize {
                 key: target.loc().doc.key.clone(),
                 source,
             })?;
+            crate::crud::check_finite(&target.loc().doc.key, &target.loc().path(), &value, &json)?;
             let (name, id) = id_fix(target.loc())?;
             Ok(vec![
                 Param::Loc(target.loc().clone()),
@@ -752,6 +760,10 @@ fn namespaced(db: &Db, e: Error) -> Error {
                     key: db.key(&key),
                     source,
                 },
+                Error::NonFinite { key, path } => Error::NonFinite {
+                    key: db.key(&key),
+                    path,
+                },
                 other => other,
             };
             Error::Block {
@@ -799,9 +811,10 @@ fn incr_params<T: Numeric>(
     by: T,
     negate: bool,
 ) -> std::result::Result<Vec<Param>, Error> {
-    let text = by
-        .text(negate)
-        .ok_or_else(|| invalid(loc, "cannot add a number that is not finite"))?;
+    let text = by.text(negate).ok_or_else(|| Error::NonFinite {
+        key: loc.doc.key.clone(),
+        path: loc.path(),
+    })?;
     let (lo, hi) = T::range();
     Ok(vec![
         Param::Loc(loc.clone()),
@@ -909,10 +922,12 @@ impl ServerRef<bool, Bound<'_>> {
 
 impl<T: Referable> ListRef<T, Bound<'_>> {
     fn items(&self, items: &[T]) -> std::result::Result<String, Error> {
-        refs::encode_items(items).map_err(|source| Error::Serialize {
+        let json = refs::encode_items(items).map_err(|source| Error::Serialize {
             key: self.loc.doc.key.clone(),
             source,
-        })
+        })?;
+        crate::crud::check_finite(&self.loc.doc.key, &self.loc.path(), items, &json)?;
+        Ok(json)
     }
 
     /// Appends one element; returns the new length.
@@ -932,12 +947,16 @@ impl<T: Referable> ListRef<T, Bound<'_>> {
     /// Inserts before `index` (Python's `insert`: clamped, negative from the end); returns
     /// the new length.
     pub fn insert(&self, index: i64, value: impl Into<T>) -> Out<usize> {
+        let value = value.into();
         let params = value
-            .into()
             .to_json()
             .map_err(|source| Error::Serialize {
                 key: self.loc.doc.key.clone(),
                 source,
+            })
+            .and_then(|json| {
+                crate::crud::check_finite(&self.loc.doc.key, &self.loc.path(), &value, &json)?;
+                Ok(json)
             })
             .map(|json| {
                 vec![
@@ -1002,6 +1021,16 @@ impl<M: Map> DictRef<M, Bound<'_>> {
             .map_err(|source| Error::Serialize {
                 key: self.loc.doc.key.clone(),
                 source,
+            })
+            .and_then(|json| {
+                // serde_json writes a non-finite float as `null`: without one, there is none.
+                let may_hide = json.contains("null");
+                for (k, v) in entries.iter().filter(|_| may_hide) {
+                    let mut path = self.loc.path();
+                    crate::finite::push_member(&mut path, k);
+                    crate::crud::check_finite(&self.loc.doc.key, &path, v, &json)?;
+                }
+                Ok(json)
             })
             .map(|json| vec![Param::Loc(self.loc.clone()), Param::Arg(json)]);
         bound(&self.bind).push("op_dict_update", params)

@@ -176,7 +176,7 @@ pub(crate) fn json_string(s: &str) -> String {
 /// A reference to a place holding a `Self::Value`: the argument type of [`Ops`] methods.
 pub trait Ref {
     /// The Rust type of the value at this place.
-    type Value;
+    type Value: Serialize;
     /// How the reference is bound.
     type Bind: Bind;
     /// Where it points.

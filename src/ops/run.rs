@@ -212,7 +212,11 @@ pub(crate) async fn run(db: &Db, program: &Program, echo: bool) -> Result<(Resul
                     index: a.parse().unwrap_or_default(),
                     len: b.parse().unwrap_or_default(),
                 },
-                "overflow" => Error::Overflow { key, path },
+                "overflow" => Error::Overflow {
+                    key,
+                    path,
+                    kind: number_kind(a, b),
+                },
                 "slice" => Error::InvalidOp {
                     key,
                     path,
@@ -230,6 +234,32 @@ pub(crate) async fn run(db: &Db, program: &Program, echo: bool) -> Result<(Resul
         }
         _ => Err(malformed()),
     }
+}
+
+/// The Rust number type whose range the script checked, from the bounds it was given (the
+/// texts of [`Numeric::range`](super::Numeric::range)): empty for `f64`.
+fn number_kind(lo: &str, hi: &str) -> &'static str {
+    fn range<T: super::Numeric>() -> (String, String) {
+        T::range()
+    }
+    let kinds: [(&'static str, (String, String)); 9] = [
+        ("i8", range::<i8>()),
+        ("i16", range::<i16>()),
+        ("i32", range::<i32>()),
+        ("i64", range::<i64>()),
+        ("u8", range::<u8>()),
+        ("u16", range::<u16>()),
+        ("u32", range::<u32>()),
+        ("u64", range::<u64>()),
+        ("f32", range::<f32>()),
+    ];
+    if lo.is_empty() && hi.is_empty() {
+        return "f64";
+    }
+    kinds
+        .into_iter()
+        .find(|(_, (l, h))| l == lo && h == hi)
+        .map_or("number", |(name, _)| name)
 }
 
 /// Writes the changed parts of the document into the local model.

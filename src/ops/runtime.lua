@@ -592,18 +592,20 @@ local function float(x)
   return s
 end
 
--- The number at n plus the decimal or float text by, within [lo, hi] for integers.
+-- The number at n plus the decimal or float text by, within [lo, hi] for integers and f32.
 local function plus(loc, n, w, by, lo, hi)
   if w == 'integer' then
     local r = add(n.r, by)
     if cmp(r, lo) < 0 or cmp(r, hi) > 0 then
-      fail('overflow', loc)
+      fail('overflow', loc, lo, hi)
     end
     return r
   end
-  local r = float(tonumber(n.r) + tonumber(by))
-  if not r then
-    fail('overflow', loc)
+  -- A float stays finite, and within [lo, hi] when given (an f32).
+  local x = tonumber(n.r) + tonumber(by)
+  local r = float(x)
+  if not r or (lo ~= '' and (x < tonumber(lo) or x > tonumber(hi))) then
+    fail('overflow', loc, lo, hi)
   end
   return r
 end

@@ -7,7 +7,7 @@ use redis::{Cmd, FromRedisValue, RedisError, RedisWrite, ServerError, ToRedisArg
 use super::Script;
 use super::batch::{Batch, Item};
 use crate::db::Db;
-use crate::error::{Error, Result, server_error_text, server_message};
+use crate::error::{Error, Result, is_out_of_memory, server_error_text, server_message};
 
 impl Db {
     /// Runs the script defined as `name` with `keys` (each given this handle's namespace) and
@@ -85,14 +85,24 @@ impl Db {
     /// Sends an `EVALSHA` built for `script`. On NOSCRIPT the same call is sent again as
     /// `MULTI, SCRIPT LOAD, EVALSHA, EXEC`: no command of another client can run between the
     /// load and the call, so it cannot miss, and the script runs exactly once.
+    /// An out-of-memory refusal names the call's first key.
     pub(crate) async fn eval(&self, script: &Script, cmd: Cmd, keys: usize) -> Result<Value> {
-        let first: std::result::Result<Value, RedisError> = self.query("EVALSHA", keys, &cmd).await;
+        self.eval_once(script, &cmd, keys)
+            .await
+            .map_err(|e| match first_key(&cmd, keys) {
+                Some(key) => e.naming(&key),
+                None => e,
+            })
+    }
+
+    async fn eval_once(&self, script: &Script, cmd: &Cmd, keys: usize) -> Result<Value> {
+        let first: std::result::Result<Value, RedisError> = self.query("EVALSHA", keys, cmd).await;
         match first {
             Ok(value) => Ok(value),
             Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
                 tracing::debug!(target: "rapyer::script", script = script.name(), "NOSCRIPT, reloading");
                 let mut batch = Batch::new(true);
-                batch.push(Item::script(script.clone(), cmd, keys));
+                batch.push(Item::script(script.clone(), cmd.clone(), keys));
                 let mut values = batch.send(self, "EVALSHA").await?;
                 values.pop().ok_or_else(|| {
                     Error::redis(
@@ -103,6 +113,17 @@ impl Db {
             }
             Err(e) => Err(failure(script, e)),
         }
+    }
+}
+
+/// The first key of an `EVALSHA` command (its fourth argument), when it has keys.
+fn first_key(cmd: &Cmd, keys: usize) -> Option<String> {
+    if keys == 0 {
+        return None;
+    }
+    match cmd.args_iter().nth(3) {
+        Some(redis::Arg::Simple(key)) => Some(String::from_utf8_lossy(key).into_owned()),
+        _ => None,
     }
 }
 
@@ -171,6 +192,9 @@ pub(crate) fn failure(script: &Script, e: RedisError) -> Error {
     if message.starts_with("BUSY") {
         return Error::Busy { message };
     }
+    if is_out_of_memory(&message) {
+        return Error::OutOfMemory { key: String::new() };
+    }
     Error::Script {
         name: script.name().to_string(),
         message,
@@ -182,6 +206,9 @@ pub(crate) fn script_error(script: &Script, e: &ServerError) -> Error {
     let message = server_error_text(e);
     if e.code() == "BUSY" {
         return Error::Busy { message };
+    }
+    if is_out_of_memory(&message) {
+        return Error::OutOfMemory { key: String::new() };
     }
     Error::Script {
         name: script.name().to_string(),
