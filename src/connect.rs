@@ -125,9 +125,7 @@ impl ConnectOptions {
     /// `rediss://` server, e.g. one with a private CA.
     #[cfg(feature = "tls")]
     pub fn tls_root_cert(mut self, pem: impl Into<Vec<u8>>) -> ConnectOptions {
-        self.tls
-            .get_or_insert_with(empty_certificates)
-            .root_cert = Some(pem.into());
+        self.tls.get_or_insert_with(empty_certificates).root_cert = Some(pem.into());
         self
     }
 
@@ -139,9 +137,7 @@ impl ConnectOptions {
         cert_pem: impl Into<Vec<u8>>,
         key_pem: impl Into<Vec<u8>>,
     ) -> ConnectOptions {
-        self.tls
-            .get_or_insert_with(empty_certificates)
-            .client_tls = Some(redis::ClientTlsConfig {
+        self.tls.get_or_insert_with(empty_certificates).client_tls = Some(redis::ClientTlsConfig {
             client_cert: cert_pem.into(),
             client_key: key_pem.into(),
         });
