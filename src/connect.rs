@@ -38,7 +38,8 @@ use crate::error::{Error, Result};
 pub struct ConnectOptions {
     /// How long a reply may take (default 30 s; `None` waits forever). A call whose reply
     /// does not come in time fails with [`Error::Redis`] whose source `is_timeout()`; the
-    /// command may or may not have run on the server.
+    /// command may or may not have run on the server. The default is generous on purpose:
+    /// a pipeline of thousands of script calls on a loaded machine must not time out.
     pub response_timeout: Option<Duration>,
     /// How long one attempt to open a connection may take (default 1 s; `None` leaves it
     /// to the operating system). Matters when the server's host does not answer at all.
