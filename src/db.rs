@@ -1,18 +1,14 @@
 //! The connection handle: one multiplexed, auto-reconnecting connection and a key namespace.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::aio::{ConnectionLike, ConnectionManager};
 use redis::{Cmd, FromRedisValue, Pipeline, RedisError, Value};
 
-use crate::error::{Error, Result};
+use crate::connect::ConnectOptions;
+use crate::error::Result;
 use crate::script::{Registry, Scripts};
-
-/// How long a reply may take before the call fails with a timeout. Generous on purpose: a
-/// pipeline of thousands of script calls on a loaded machine must not time out, and a reply
-/// that does time out leaves the caller unsure whether the command ran.
-const RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A cheap-to-clone handle on one Redis server, with an optional key namespace.
 ///
@@ -45,17 +41,23 @@ impl std::fmt::Debug for Db {
 }
 
 impl Db {
-    /// Connects to the Redis at `url` (`redis://[user:pass@]host:port[/db]`).
+    /// Connects to the Redis at `url` (`redis://[user:pass@]host:port[/db]`, or
+    /// `rediss://…` with the `tls` feature) with the default [`ConnectOptions`].
     ///
     /// The server needs the RedisJSON module (Redis 8, or redis-stack 7.2+); queries also
     /// need RediSearch. A reply that takes longer than 30 seconds fails the call with a
-    /// timeout ([`Error::Redis`]); whether the command ran is then unknown.
+    /// timeout ([`Error::Redis`](crate::Error::Redis)); whether the command ran is then unknown.
     pub async fn connect(url: &str) -> Result<Db> {
-        let client = redis::Client::open(url).map_err(|e| Error::redis("connect", e))?;
-        let config = ConnectionManagerConfig::new().set_response_timeout(Some(RESPONSE_TIMEOUT));
-        let conn = ConnectionManager::new_with_config(client, config)
-            .await
-            .map_err(|e| Error::redis("connect", e))?;
+        Db::connect_with(url, ConnectOptions::default()).await
+    }
+
+    /// Connects to the Redis at `url` with these timeouts and reconnect budget (and, with
+    /// the `tls` feature, certificates); see [`ConnectOptions`].
+    ///
+    /// Fails with [`Error::Redis`](crate::Error::Redis) (operation `connect`) when the URL is invalid or no
+    /// connection could be made within the reconnect budget.
+    pub async fn connect_with(url: &str, options: ConnectOptions) -> Result<Db> {
+        let conn = crate::connect::open(url, &options).await?;
         tracing::debug!(target: "rapyer::db", url = %redact(url), "connected");
         Ok(Db {
             conn,

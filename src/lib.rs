@@ -2,6 +2,7 @@
 
 extern crate self as rapyer;
 
+mod connect;
 mod crud;
 mod db;
 mod error;
@@ -16,6 +17,7 @@ pub mod script;
 mod slot;
 mod types;
 
+pub use connect::ConnectOptions;
 pub use db::Db;
 pub use error::{Error, Result};
 pub use field::{

