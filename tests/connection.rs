@@ -76,7 +76,8 @@ async fn while_the_server_is_down_each_call_fails_fast_and_calls_succeed_again_o
     let db = Db::connect_with(server.url(), fail_fast())
         .await
         .expect("connect")
-        .with_namespace(rapyer_testkit::test_namespace());
+        .with_namespace(rapyer_testkit::test_namespace())
+        .expect("the test namespace is valid");
     let mut c = counter("outage");
     c.save(&db).await.expect("save before the outage");
 
@@ -170,7 +171,8 @@ async fn a_reply_slower_than_the_response_timeout_fails_the_call_as_a_timeout() 
     )
     .await
     .expect("connect")
-    .with_namespace(rapyer_testkit::test_namespace());
+    .with_namespace(rapyer_testkit::test_namespace())
+    .expect("the test namespace is valid");
     counter("slow").save(&db).await.expect("save");
     // A second client pauses every client's commands for 2 s, as a stalled server would.
     let mut pauser = redis::Client::open(server.url())
@@ -251,7 +253,9 @@ async fn an_acl_user_in_the_url_saves_gets_and_runs_field_ops_on_its_own_keys_on
         !shown.contains(&password),
         "Debug shows the password: {shown}"
     );
-    let db = db.with_namespace(namespace.clone());
+    let db = db
+        .with_namespace(namespace.clone())
+        .expect("the test namespace is valid");
     save_get_incr_and_block(&db, &mut admin).await;
 
     // Outside its key pattern the same user is refused, so the calls above were its own.
@@ -336,7 +340,8 @@ mod tls {
         )
         .await
         .expect("connect over TLS")
-        .with_namespace(rapyer_testkit::test_namespace());
+        .with_namespace(rapyer_testkit::test_namespace())
+        .expect("the test namespace is valid");
         let mut raw = raw().await;
         save_get_incr_and_block(&db, &mut raw).await;
     }
