@@ -997,7 +997,7 @@ async fn explain_shows_the_shape_and_no_key_or_value() {
             "explain's block leaks {needle:?}:\n{body}"
         );
     }
-    assert!(one.contains("op_assign") && one.contains("compare('gt'"));
+    assert!(one.contains("OPS.op_assign = op_assign") && one.contains("local function compare("));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -193,24 +193,30 @@ local function str(n)
   return cjson.decode(n.r)
 end
 
--- A place: L(root, kind, value, kind, value, ...) with kinds f (a field's JSON name),
--- i (a list index, decimal text) and k (a dict key); S(place, start, stop, step) makes it
--- a slice of the list there ('' for an omitted bound).
-local function L(root, ...)
-  local loc = { root = root, k = {}, v = {} }
-  if select('#', ...) == 0 then
-    return loc
+-- The program travels in ARGV after the expiries (see MAIN): NX reads the next value.
+local AT = 0
+
+local function NX()
+  AT = AT + 1
+  local v = ARGV[AT]
+  if v == nil then
+    error('the block program ends early', 0)
   end
-  local steps = { ... }
-  for i = 1, #steps, 2 do
-    loc.k[#loc.k + 1] = steps[i]
-    loc.v[#loc.v + 1] = steps[i + 1]
-  end
-  return loc
+  return v
 end
 
-local function S(loc, start, stop, step)
-  loc.slice = { start, stop, step }
+-- A place: the root's number, the number of steps, each step's kind and value (kinds f:
+-- a field's JSON name, i: a list index in decimal, k: a dict key), then 's' and the slice's
+-- start, stop and step ('' for an omitted bound) for a slice of the list there, or ''.
+local function read_loc()
+  local loc = { root = tonumber(NX()), k = {}, v = {} }
+  for s = 1, tonumber(NX()) do
+    loc.k[s] = NX()
+    loc.v[s] = NX()
+  end
+  if NX() == 's' then
+    loc.slice = { NX(), NX(), NX() }
+  end
   return loc
 end
 
@@ -922,4 +928,94 @@ local function RUN(n, echo, body)
   return out
 end
 
--- The block.
+-- The operations a program may call, by name: filled in after this runtime with only the
+-- operations the script's blocks use.
+local OPS = {}
+
+-- A condition: 'and' or 'or' and two conditions, 'not' and one, or 'cmp', the comparison,
+-- the JSON type and two operands, each 'l' and a place or 'v' and a JSON value.
+local function read_operand()
+  if NX() == 'v' then
+    return V(NX())
+  end
+  return read_loc()
+end
+
+local function read_cond()
+  local t = NX()
+  if t == 'and' or t == 'or' then
+    return { t, read_cond(), read_cond() }
+  elseif t == 'not' then
+    return { t, read_cond() }
+  end
+  local op, w = NX(), NX()
+  return { 'cmp', op, w, read_operand(), read_operand() }
+end
+
+local function test(c)
+  local t = c[1]
+  if t == 'and' then
+    return test(c[2]) and test(c[3])
+  elseif t == 'or' then
+    return test(c[2]) or test(c[3])
+  elseif t == 'not' then
+    return not test(c[2])
+  end
+  return compare(c[2], c[3], c[4], c[5])
+end
+
+-- A list of statements: their number, then each one: an operation's name, its number and
+-- its arguments (their number, then each one: 'l' and a place, or 'v' and a value), or
+-- 'w', the condition's number, the condition and the two branches (each a list).
+local function read_block()
+  local block = {}
+  for i = 1, tonumber(NX()) do
+    local name, out = NX(), tonumber(NX())
+    if name == 'w' then
+      block[i] = { out = out, cond = read_cond(), yes = read_block(), no = read_block() }
+    else
+      local f = OPS[name]
+      if not f then
+        error('unknown block operation ' .. name, 0)
+      end
+      local args, n = {}, tonumber(NX())
+      for a = 1, n do
+        if NX() == 'l' then
+          args[a] = read_loc()
+        else
+          args[a] = NX()
+        end
+      end
+      block[i] = { out = out, f = f, args = args, n = n }
+    end
+  end
+  return block
+end
+
+local function exec(block)
+  for _, st in ipairs(block) do
+    OP = st.out
+    if st.cond then
+      local yes = test(st.cond)
+      RES[OP] = tostring(yes)
+      exec(yes and st.yes or st.no)
+    else
+      RES[OP] = st.f(unpack(st.args, 1, st.n))
+    end
+  end
+end
+
+-- Runs the block ARGV describes: after the expiries (2 per key), '1' to echo the changed
+-- roots of the first key or '0', the number of operations, the number of roots and each
+-- root's key number and JSONPath, then the statements (see read_block). The whole program
+-- is read before the first operation runs.
+local function MAIN()
+  AT = 2 * #KEYS
+  local echo, n = NX() == '1', tonumber(NX())
+  for i = 1, tonumber(NX()) do
+    ROOT(i, tonumber(NX()), NX())
+  end
+  return RUN(n, echo, function()
+    exec(read_block())
+  end)
+end
