@@ -220,26 +220,21 @@ impl Compiler {
                     self.uses.insert(func);
                     self.push(*func);
                     self.push((out + 1).to_string());
-                    let n: usize = params
-                        .iter()
-                        .map(|p| match p {
-                            Param::Locs(ls) => ls.len(),
-                            _ => 1,
-                        })
-                        .sum();
-                    self.push(n.to_string());
+                    let mut kinds = String::new();
+                    for p in params {
+                        match p {
+                            Param::Loc(_) => kinds.push('l'),
+                            Param::Locs(ls) => kinds.extend(ls.iter().map(|_| 'l')),
+                            Param::Lit(_) | Param::Arg(_) => kinds.push('v'),
+                        }
+                    }
+                    self.push(kinds);
                     for p in params {
                         match p {
                             Param::Loc(loc) => self.loc(loc),
                             Param::Locs(locs) => locs.iter().for_each(|l| self.loc(l)),
-                            Param::Lit(lit) => {
-                                self.push("v");
-                                self.push(*lit);
-                            }
-                            Param::Arg(value) => {
-                                self.push("v");
-                                self.push(value.clone());
-                            }
+                            Param::Lit(lit) => self.push(*lit),
+                            Param::Arg(value) => self.push(value.clone()),
                         }
                     }
                 }
@@ -252,8 +247,14 @@ impl Compiler {
                     self.push("w");
                     self.push((out + 1).to_string());
                     self.cond(cond);
-                    self.block(then);
-                    self.block(otherwise);
+                    // Each branch with its length, so the one not taken is skipped.
+                    for branch in [then, otherwise] {
+                        let outer = std::mem::take(&mut self.args);
+                        self.block(branch);
+                        let inner = std::mem::replace(&mut self.args, outer);
+                        self.push(inner.len().to_string());
+                        self.args.extend(inner);
+                    }
                 }
             }
         }
@@ -300,8 +301,9 @@ impl Compiler {
         }
     }
 
-    /// `l`, the root's number, the steps after the root (each its kind and value), then the
-    /// slice (`s` and its three bounds) or `''`.
+    /// The root's number alone for the root itself; else the number and `+`, the number
+    /// of steps after the root (each its kind and value), then the slice (`s` and its three
+    /// bounds) or `''`.
     fn loc(&mut self, loc: &Loc) {
         let k = self.doc_index[&loc.doc.key];
         let prefix = static_prefix(loc);
@@ -311,8 +313,11 @@ impl Compiler {
             .position(|(rk, r)| *rk == k && prefix.starts_with(r))
             .expect("every place has a root");
         let skip = self.roots[root].1.len();
-        self.push("l");
-        self.push((root + 1).to_string());
+        if loc.steps.len() == skip && loc.slice.is_none() {
+            self.push((root + 1).to_string());
+            return;
+        }
+        self.push(format!("{}+", root + 1));
         self.push((loc.steps.len() - skip).to_string());
         for step in &loc.steps[skip..] {
             let (kind, value) = match step {
