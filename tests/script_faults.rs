@@ -527,7 +527,7 @@ async fn run_shape(db: &Db, raw: &mut redis::aio::MultiplexedConnection, id: u32
     for (step, kind) in kinds.iter().enumerate() {
         apply_op(&mut local, *kind, step as u32);
     }
-    let stored = common::stored(raw, &db.key(&Shape::key_of(&id))).await;
+    let stored = common::stored(raw, &db.key(&Shape::key_of(id))).await;
     let expected = serde_json::to_value(&local).expect("json");
     assert_eq!(stored, expected, "block {kinds:?} on {id}");
 }
@@ -624,7 +624,7 @@ async fn k_identical_increments_for_every_k_run_one_script() {
     }
     assert_eq!(memory_info(&mut raw, "number_of_cached_scripts").await, 1);
     assert_eq!(db.scripts().block_count(), 1);
-    let stored = common::stored(&mut raw, &db.key(&Shape::key_of(&1))).await;
+    let stored = common::stored(&mut raw, &db.key(&Shape::key_of(1))).await;
     assert_eq!(stored["n"], 400 * 401 / 2);
 }
 
