@@ -599,10 +599,8 @@ async fn four_hundred_distinct_block_shapes_keep_the_server_script_memory_small(
 async fn k_identical_increments_for_every_k_run_one_script() {
     use rapyer::prelude::*;
     let _serial = SERIAL.lock().await;
-    let db = Db::connect(rapyer_testkit::server().url())
-        .await
-        .expect("connect")
-        .with_namespace(db().await.namespace());
+    // A connection of its own, so a registry of its own.
+    let db = db().await;
     let mut raw = raw().await;
     flush_scripts(&mut raw).await;
     Shape {
@@ -631,10 +629,8 @@ async fn k_identical_increments_for_every_k_run_one_script() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_block_script_cache_keeps_its_configured_bound_and_evicted_shapes_run_again() {
     let _serial = SERIAL.lock().await;
-    let db = Db::connect(rapyer_testkit::server().url())
-        .await
-        .expect("connect")
-        .with_namespace(db().await.namespace());
+    // A connection of its own, so a registry of its own.
+    let db = db().await;
     let mut raw = raw().await;
     assert_eq!(
         db.scripts().block_capacity(),
