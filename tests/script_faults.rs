@@ -451,3 +451,251 @@ async fn server_ops_blocks_add_no_script_per_key() {
     let last = Account::get(&db, 4001).await.expect("get");
     assert_eq!(last.balance, 14_000);
 }
+
+/// A model with fields for several kinds of block operation.
+#[derive(
+    rapyer::AtomicModel, serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Default,
+)]
+#[rapyer(hash_tag = "shapes")]
+struct Shape {
+    #[rapyer(key)]
+    id: u32,
+    n: i64,
+    m: i64,
+    text: String,
+    label: String,
+}
+
+/// The kinds of operation the shape tests combine, each applied on the server by a block
+/// and to a local copy, to compare.
+const KINDS: u32 = 6;
+
+/// Adds operation `kind` to a block on the shape `id`.
+fn add_op(ops: &rapyer::ops::Ops, id: u32, kind: u32, step: u32) {
+    use rapyer::prelude::*;
+    let s = Shape::server_ref_for(id);
+    match kind {
+        0 => drop(ops.incr(s.n(), 1)),
+        1 => drop(ops.set(s.text(), format!("t{step}"))),
+        2 => drop(ops.incr_by_field(s.n(), s.m())),
+        3 => drop(ops.concat([s.text(), s.label()], s.label(), "+")),
+        4 => drop(ops.swap(s.n(), s.m())),
+        _ => drop(
+            ops.when(s.n().ge(s.m()))
+                .then(|ops| {
+                    ops.assign(s.text(), s.label());
+                })
+                .out(),
+        ),
+    }
+}
+
+/// The same operation on a local copy.
+fn apply_op(shape: &mut Shape, kind: u32, step: u32) {
+    match kind {
+        0 => shape.n += 1,
+        1 => shape.text = format!("t{step}"),
+        2 => shape.n += shape.m,
+        3 => shape.label = format!("{}+{}", shape.text, shape.label),
+        4 => std::mem::swap(&mut shape.n, &mut shape.m),
+        _ => {
+            if shape.n >= shape.m {
+                shape.label = shape.text.clone();
+            }
+        }
+    }
+}
+
+/// Stores a fresh shape `id`, runs the block of operation kinds `kinds` on it, and checks
+/// the stored document against the same operations applied locally.
+async fn run_shape(db: &Db, raw: &mut redis::aio::MultiplexedConnection, id: u32, kinds: &[u32]) {
+    use rapyer::prelude::*;
+    let mut local = Shape {
+        id,
+        n: 1,
+        m: 3,
+        text: "a".into(),
+        label: "b".into(),
+    };
+    local.save(db).await.expect("save");
+    ServerOps::scope(db, |ops| {
+        for (step, kind) in kinds.iter().enumerate() {
+            add_op(ops, id, *kind, step as u32);
+        }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("block {kinds:?}: {e}"));
+    for (step, kind) in kinds.iter().enumerate() {
+        apply_op(&mut local, *kind, step as u32);
+    }
+    let stored = common::stored(raw, &db.key(&Shape::key_of(id))).await;
+    let expected = serde_json::to_value(&local).expect("json");
+    assert_eq!(stored, expected, "block {kinds:?} on {id}");
+}
+
+/// A number from `INFO memory`.
+async fn memory_info(raw: &mut redis::aio::MultiplexedConnection, field: &str) -> i64 {
+    let info: String = redis::cmd("INFO")
+        .arg("memory")
+        .query_async(raw)
+        .await
+        .expect("INFO");
+    info.lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("INFO memory has no {field}"))
+}
+
+/// What the server's script caches take: the scripts' text and the Lua heap.
+async fn script_memory(raw: &mut redis::aio::MultiplexedConnection) -> i64 {
+    memory_info(raw, "used_memory_scripts_eval").await
+        + memory_info(raw, "used_memory_vm_eval").await
+}
+
+async fn flush_scripts(raw: &mut redis::aio::MultiplexedConnection) {
+    let _: () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .arg("SYNC")
+        .query_async(raw)
+        .await
+        .expect("SCRIPT FLUSH");
+}
+
+/// The operation kinds of distinct block number `i`: its digits in base [`KINDS`], so no
+/// two blocks have the same sequence of operations.
+fn sequence(i: u32) -> Vec<u32> {
+    let (mut i, mut out) = (i + KINDS, Vec::new());
+    while i > 0 {
+        out.push(i % KINDS);
+        i /= KINDS;
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_hundred_distinct_block_shapes_keep_the_server_script_memory_small() {
+    let _serial = SERIAL.lock().await;
+    let db = db().await;
+    let mut raw = raw().await;
+    flush_scripts(&mut raw).await;
+    let before = script_memory(&mut raw).await;
+    let mut seen = std::collections::BTreeSet::new();
+    for i in 0..400 {
+        let kinds = sequence(i);
+        assert!(seen.insert(kinds.clone()), "shape {i} repeats");
+        run_shape(&db, &mut raw, i, &kinds).await;
+        assert!(db.scripts().block_count() <= db.scripts().block_capacity());
+    }
+    let grown = script_memory(&mut raw).await - before;
+    assert!(
+        grown < 16 << 20,
+        "400 block shapes grew the server's script memory by {grown} bytes"
+    );
+    let cached = memory_info(&mut raw, "number_of_cached_scripts").await;
+    assert!(cached <= 64, "{cached} scripts cached for 400 block shapes");
+    assert!(db.scripts().block_count() as i64 <= cached.max(1) + 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn k_identical_increments_for_every_k_run_one_script() {
+    use rapyer::prelude::*;
+    let _serial = SERIAL.lock().await;
+    // A connection of its own, so a registry of its own.
+    let db = db().await;
+    let mut raw = raw().await;
+    flush_scripts(&mut raw).await;
+    Shape {
+        id: 1,
+        ..Shape::default()
+    }
+    .save(&db)
+    .await
+    .expect("save");
+    let s = Shape::server_ref_for(1);
+    for k in 1..=400i64 {
+        ServerOps::scope(&db, |ops| {
+            for _ in 0..k {
+                ops.incr(s.n(), 1);
+            }
+        })
+        .await
+        .expect("block");
+    }
+    assert_eq!(memory_info(&mut raw, "number_of_cached_scripts").await, 1);
+    assert_eq!(db.scripts().block_count(), 1);
+    let stored = common::stored(&mut raw, &db.key(&Shape::key_of(1))).await;
+    assert_eq!(stored["n"], 400 * 401 / 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_block_script_cache_keeps_its_configured_bound_and_evicted_shapes_run_again() {
+    let _serial = SERIAL.lock().await;
+    // A connection of its own, so a registry of its own.
+    let db = db().await;
+    let mut raw = raw().await;
+    assert_eq!(
+        db.scripts().block_capacity(),
+        rapyer::script::DEFAULT_BLOCK_CAPACITY
+    );
+    db.scripts().set_block_capacity(8);
+    assert_eq!(db.scripts().block_capacity(), 8);
+    // 50 blocks, each using another set of operation kinds: 50 scripts.
+    let set = |mask: u32| {
+        (0..KINDS)
+            .filter(|k| mask & (1 << k) != 0)
+            .collect::<Vec<u32>>()
+    };
+    for mask in 1..=50 {
+        run_shape(&db, &mut raw, mask, &set(mask)).await;
+        assert!(db.scripts().block_count() <= 8, "after set {mask}");
+    }
+    assert_eq!(db.scripts().block_count(), 8);
+    // The first sets are long gone from the registry; with the server's copy flushed too,
+    // they are rebuilt and sent again, and still correct.
+    flush_scripts(&mut raw).await;
+    for mask in 1..=4 {
+        run_shape(&db, &mut raw, 100 + mask, &set(mask)).await;
+    }
+    assert!(db.scripts().block_count() <= 8);
+    // Lowering the bound drops the least recently used at once.
+    db.scripts().set_block_capacity(2);
+    assert_eq!(db.scripts().block_count(), 2);
+    run_shape(&db, &mut raw, 200, &set(63)).await;
+    assert_eq!(db.scripts().block_count(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn block_scripts_are_cached_where_the_server_can_evict_them() {
+    let _serial = SERIAL.lock().await;
+    let db = db().await;
+    let mut raw = raw().await;
+    flush_scripts(&mut raw).await;
+    run_shape(&db, &mut raw, 1, &[0, 1]).await;
+    assert_eq!(memory_info(&mut raw, "number_of_cached_scripts").await, 1);
+    // Redis keeps 500 scripts cached by EVAL and evicts the oldest; a SCRIPT LOADed one
+    // would stay and make 501.
+    for i in 0..500 {
+        let _: i64 = redis::cmd("EVAL")
+            .arg(format!("return {i}"))
+            .arg(0)
+            .query_async(&mut raw)
+            .await
+            .expect("EVAL");
+    }
+    assert_eq!(memory_info(&mut raw, "number_of_cached_scripts").await, 500);
+    // Named scripts are still loaded for good, and preload sends no block script.
+    db.scripts()
+        .define("incr", Keys::Fixed(1), INCR)
+        .expect("define");
+    let loaded = db.scripts().preload().await.expect("preload");
+    assert_eq!(loaded, db.scripts().names().len());
+    assert!(
+        db.scripts()
+            .names()
+            .iter()
+            .all(|n| !n.starts_with("rapyer.block."))
+    );
+    // The evicted block script comes back with the next block, which is still right.
+    run_shape(&db, &mut raw, 2, &[1, 0]).await;
+    flush_scripts(&mut raw).await;
+}

@@ -36,11 +36,15 @@
 //! same type.
 //!
 //! How a block runs:
-//! - **Compiled by shape.** Keys travel in `KEYS`, every value, index, dict key and field
-//!   name in `ARGV`: the script's text depends only on the sequence of operation kinds, so
-//!   blocks of the same shape share one cached script ([`ServerOps::explain`] shows it). It
-//!   is registered in the `Db`'s script registry and run by `EVALSHA`, reloaded in the same
-//!   atomic step if the server lost it.
+//! - **One script per set of operations.** Keys travel in `KEYS`; the block itself (its
+//!   operations in order, their places, values and conditions) travels as a program in
+//!   `ARGV`, which the script reads before it runs anything. The script holds the runtime's
+//!   interpreter and the operations the block uses, so it depends only on that set: a loop
+//!   adding 400 increments runs the same script as one increment, and blocks share a
+//!   handful of scripts ([`ServerOps::explain`] shows one). It is kept in the `Db`'s bounded
+//!   cache of block scripts ([`Scripts::set_block_capacity`](crate::script::Scripts)) and
+//!   run by `EVALSHA`; if the server lost it, it is sent as one `EVAL` of its text, in the
+//!   same atomic step, which the server may evict later.
 //! - **All or nothing.** The script reads every part of a document the block touches once,
 //!   runs every operation on that copy, checking keys, JSON types, indices, slice sizes,
 //!   integer ranges and condition operands, and writes the changed parts back only when the
@@ -92,8 +96,11 @@ impl ServerOps {
         ret.resolve(&results)
     }
 
-    /// The Lua script the block `build` would run. It holds no key and no value: those
-    /// travel as `KEYS` and `ARGV`.
+    /// The Lua script the block `build` would run: the block runtime's interpreter with the
+    /// pieces the block's operations need, and the table of those operations. It holds no
+    /// key, no value and not even the order of the operations: the block itself travels as
+    /// a program in `ARGV`, its keys in `KEYS`, so every block using the same operations
+    /// runs the same script.
     pub fn explain<F, R>(build: F) -> String
     where
         F: FnOnce(&Ops) -> R,
@@ -101,7 +108,7 @@ impl ServerOps {
         let ops = Ops::new();
         build(&ops);
         let program = ops.inner.into_inner();
-        compile::script_text(&compile::compile(&program.frames[0], program.count, false).body)
+        compile::script_text(&compile::compile(&program.frames[0], program.count, false).uses)
     }
 }
 

@@ -144,8 +144,7 @@ pub(crate) async fn run(db: &Db, program: &Program, echo: bool) -> Result<(Resul
             return Err(Error::CrossSlot { keys });
         }
     }
-    let script = compile::script(&compiled.body);
-    db.registry().ensure(&script)?;
+    let script = compile::script(db.registry(), &compiled);
     let reply: Vec<String> = db.run_lua(&script, &keys, &compiled.args).await?;
     let malformed = || Error::Script {
         name: script.name().to_string(),

@@ -1,11 +1,14 @@
 //! Named Lua scripts: define once, run by name or through a typed command, in pipelines and
 //! transactions too.
 //!
-//! Every script runs with `EVALSHA` and is loaded with `SCRIPT LOAD`, never `EVAL` (Redis 8
-//! evicts scripts cached through `EVAL` once more than 500 are cached). A server that does
-//! not know a script (after a `SCRIPT FLUSH`, a restart or a failover) answers NOSCRIPT;
-//! rapyer then sends `MULTI`, `SCRIPT LOAD`, `EVALSHA`, `EXEC` as one atomic step, in which
-//! the script cannot be missing, so the caller never sees NOSCRIPT and the script runs once.
+//! Every script runs with `EVALSHA`. A server that does not know a script (after a
+//! `SCRIPT FLUSH`, a restart or a failover) answers NOSCRIPT, and nothing ran. A named script
+//! is then loaded with `SCRIPT LOAD` (which Redis never evicts): rapyer sends `MULTI`,
+//! `SCRIPT LOAD`, `EVALSHA`, `EXEC` as one atomic step, in which the script cannot be
+//! missing, so the caller never sees NOSCRIPT and the script runs once. A ServerOps block's
+//! script is sent again as `EVAL` of its text instead: one command, so just as atomic, and
+//! Redis 8 keeps scripts cached by `EVAL` in an LRU of 500 (an `EVALSHA` refreshes one), so
+//! block scripts a program no longer runs leave the server's memory.
 //!
 //! Pipelines and transactions load their scripts inside the same `MULTI … EXEC` as the
 //! calls that use them; see [`Pipeline`] for the exact guarantees.
@@ -22,7 +25,7 @@ use std::sync::{Arc, LazyLock};
 pub use call::{Call, Json};
 pub use pipeline::{Pipeline, Slot};
 pub(crate) use registry::Registry;
-pub use registry::Scripts;
+pub use registry::{DEFAULT_BLOCK_CAPACITY, Scripts};
 
 use crate::error::{Error, Result};
 
@@ -73,6 +76,8 @@ struct Inner {
     keys: Keys,
     body: Cow<'static, str>,
     sha: String,
+    /// A ServerOps block's script: reloaded with `EVAL`, never `SCRIPT LOAD`ed.
+    block: bool,
 }
 
 impl std::fmt::Debug for Script {
@@ -128,9 +133,14 @@ impl Script {
         Script::build(Cow::Borrowed(name), keys, Cow::Borrowed(body))
     }
 
-    /// A script of the library built at run time (a compiled ServerOps block).
-    pub(crate) fn owned(name: String, keys: Keys, body: String) -> Script {
-        Script::build(Cow::Owned(name), keys, Cow::Owned(body))
+    /// The script of ServerOps blocks, built at run time: reloaded with `EVAL` (evictable
+    /// by the server), never `SCRIPT LOAD`ed.
+    pub(crate) fn block(name: String, keys: Keys, body: String) -> Script {
+        let mut script = Script::build(Cow::Owned(name), keys, Cow::Owned(body));
+        if let Some(inner) = Arc::get_mut(&mut script.0) {
+            inner.block = true;
+        }
+        script
     }
 
     fn build(name: Cow<'static, str>, keys: Keys, body: Cow<'static, str>) -> Script {
@@ -140,7 +150,13 @@ impl Script {
             keys,
             body,
             sha,
+            block: false,
         }))
+    }
+
+    /// Whether this is a ServerOps block's script (reloaded with `EVAL`).
+    pub(crate) fn is_block(&self) -> bool {
+        self.0.block
     }
 
     /// The script's registered name.

@@ -1,7 +1,7 @@
 //! The per-connection registry of named scripts, and the `db.scripts()` handle on it.
 
 use std::collections::HashMap;
-use std::sync::{PoisonError, RwLock};
+use std::sync::{Mutex, PoisonError, RwLock};
 
 use redis::Value;
 
@@ -9,15 +9,47 @@ use super::{Keys, Script, library};
 use crate::db::Db;
 use crate::error::{Error, Result};
 
-/// The scripts known to one connection (shared by every clone and namespace of a [`Db`]).
+/// How many ServerOps block scripts a registry keeps unless told otherwise
+/// ([`Scripts::set_block_capacity`]).
+pub const DEFAULT_BLOCK_CAPACITY: usize = 256;
+
+/// The scripts known to one connection (shared by every clone and namespace of a [`Db`]):
+/// the named ones (the user's and the library's), kept until replaced, and apart from them
+/// the scripts of ServerOps blocks, in a bounded least-recently-used cache.
 pub(crate) struct Registry {
     scripts: RwLock<HashMap<String, Script>>,
+    blocks: Mutex<Blocks>,
+}
+
+/// Block scripts by shape, each with the tick of its last use.
+struct Blocks {
+    capacity: usize,
+    tick: u64,
+    by_shape: HashMap<String, (Script, u64)>,
+}
+
+impl Blocks {
+    /// Drops the least recently used scripts until at most `capacity` are left.
+    fn trim(&mut self) {
+        while self.by_shape.len() > self.capacity {
+            let oldest = self
+                .by_shape
+                .iter()
+                .min_by_key(|(_, (_, tick))| *tick)
+                .map(|(shape, _)| shape.clone());
+            match oldest {
+                Some(shape) => self.by_shape.remove(&shape),
+                None => break,
+            };
+        }
+    }
 }
 
 impl std::fmt::Debug for Registry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Registry")
             .field("names", &self.names())
+            .field("blocks", &self.block_count())
             .finish()
     }
 }
@@ -31,7 +63,51 @@ impl Registry {
             .collect();
         Registry {
             scripts: RwLock::new(scripts),
+            blocks: Mutex::new(Blocks {
+                capacity: DEFAULT_BLOCK_CAPACITY,
+                tick: 0,
+                by_shape: HashMap::new(),
+            }),
         }
+    }
+
+    /// The block script for `shape`, built with `build` unless cached; the least recently
+    /// used one is dropped when the cache is full (the server keeps or evicts it on its
+    /// own; a dropped shape is rebuilt on its next use).
+    pub(crate) fn block(&self, shape: &str, build: impl FnOnce() -> Script) -> Script {
+        let mut blocks = self.blocks.lock().unwrap_or_else(PoisonError::into_inner);
+        blocks.tick += 1;
+        let tick = blocks.tick;
+        if let Some((script, used)) = blocks.by_shape.get_mut(shape) {
+            *used = tick;
+            return script.clone();
+        }
+        let script = build();
+        blocks
+            .by_shape
+            .insert(shape.to_string(), (script.clone(), tick));
+        blocks.trim();
+        script
+    }
+
+    /// How many block scripts are cached.
+    pub(crate) fn block_count(&self) -> usize {
+        let blocks = self.blocks.lock().unwrap_or_else(PoisonError::into_inner);
+        blocks.by_shape.len()
+    }
+
+    /// The most block scripts kept.
+    pub(crate) fn block_capacity(&self) -> usize {
+        let blocks = self.blocks.lock().unwrap_or_else(PoisonError::into_inner);
+        blocks.capacity
+    }
+
+    /// Sets the most block scripts kept (at least 1), dropping the least recently used
+    /// beyond it.
+    pub(crate) fn set_block_capacity(&self, capacity: usize) {
+        let mut blocks = self.blocks.lock().unwrap_or_else(PoisonError::into_inner);
+        blocks.capacity = capacity.max(1);
+        blocks.trim();
     }
 
     /// Adds `script`; the same definition again is a no-op, a different one under a taken
@@ -159,13 +235,38 @@ impl<'db> Scripts<'db> {
         self.db.registry().get(name)
     }
 
-    /// Every defined name, sorted (the library's own `rapyer.*` scripts included).
+    /// Every defined name, sorted (the library's own `rapyer.*` scripts included, the
+    /// scripts of ServerOps blocks not: see [`Scripts::block_count`]).
     pub fn names(&self) -> Vec<String> {
         self.db.registry().names()
     }
 
+    /// How many ServerOps block scripts this connection keeps right now: at most
+    /// [`Scripts::block_capacity`].
+    ///
+    /// A block's script depends only on which operations it uses (not on their number,
+    /// order, keys or values), so most programs need a handful. The cache is least recently
+    /// used first out; a dropped script is rebuilt when a block needs it again. On the
+    /// server, block scripts are cached by `EVAL`, which Redis evicts beyond 500, so they
+    /// never pile up there either.
+    pub fn block_count(&self) -> usize {
+        self.db.registry().block_count()
+    }
+
+    /// The most ServerOps block scripts kept, [`DEFAULT_BLOCK_CAPACITY`] unless set.
+    pub fn block_capacity(&self) -> usize {
+        self.db.registry().block_capacity()
+    }
+
+    /// Sets the most ServerOps block scripts kept (at least 1) for this connection (every
+    /// clone and namespace of the handle); the least recently used beyond it are dropped.
+    pub fn set_block_capacity(&self, capacity: usize) {
+        self.db.registry().set_block_capacity(capacity);
+    }
+
     /// Loads every defined script into the server's script cache with `SCRIPT LOAD`, in one
-    /// round trip; returns how many were loaded. A script the server cannot compile is
+    /// round trip; returns how many were loaded. ServerOps block scripts are not among them:
+    /// they are sent with `EVAL` when the server lacks them. A script the server cannot compile is
     /// [`Error::Script`] naming it.
     ///
     /// Preloading is optional (a missing script is loaded on first use) and lasts until the

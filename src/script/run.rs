@@ -82,9 +82,11 @@ impl Db {
         Ok((cmd, count))
     }
 
-    /// Sends an `EVALSHA` built for `script`. On NOSCRIPT the same call is sent again as
-    /// `MULTI, SCRIPT LOAD, EVALSHA, EXEC`: no command of another client can run between the
-    /// load and the call, so it cannot miss, and the script runs exactly once.
+    /// Sends an `EVALSHA` built for `script`. On NOSCRIPT (nothing ran) the same call is sent
+    /// again as `MULTI, SCRIPT LOAD, EVALSHA, EXEC`: no command of another client can run
+    /// between the load and the call, so it cannot miss, and the script runs exactly once. A
+    /// block's script is sent again as one `EVAL` of its text instead, which caches it where
+    /// the server may evict it (see the [module](super)).
     /// An out-of-memory refusal names the call's first key.
     pub(crate) async fn eval(&self, script: &Script, cmd: Cmd, keys: usize) -> Result<Value> {
         self.eval_once(script, &cmd, keys)
@@ -99,6 +101,23 @@ impl Db {
         let first: std::result::Result<Value, RedisError> = self.query("EVALSHA", keys, cmd).await;
         match first {
             Ok(value) => Ok(value),
+            Err(e)
+                if script.is_block()
+                    && e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
+            {
+                tracing::debug!(target: "rapyer::script", script = script.name(), "NOSCRIPT, sending the block's text");
+                let mut again = Cmd::new();
+                again.arg("EVAL").arg(script.body());
+                // Everything after `EVALSHA <sha>`: the key count, the keys, the arguments.
+                for arg in cmd.args_iter().skip(2) {
+                    if let redis::Arg::Simple(bytes) = arg {
+                        again.arg(bytes);
+                    }
+                }
+                self.query("EVAL", keys, &again)
+                    .await
+                    .map_err(|e| failure(script, e))
+            }
             Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
                 tracing::debug!(target: "rapyer::script", script = script.name(), "NOSCRIPT, reloading");
                 let mut batch = Batch::new(true);
