@@ -75,7 +75,7 @@ impl Db {
     /// characters, backslash, whitespace or control characters: so no two namespaces, and no
     /// namespace and the root, can have a key in common, and the keys of one namespace all
     /// start with it (a Redis ACL `~tenant-a/*` covers them). Anything else is
-    /// [`Error::InvalidNamespace`].
+    /// [`Error::InvalidNamespace`](crate::Error::InvalidNamespace).
     ///
     /// ```no_run
     /// # async fn demo() -> rapyer::Result<()> {

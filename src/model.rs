@@ -192,10 +192,11 @@ pub trait AtomicModel: Model {
 
     /// Locks the model with this id and reads it under the lock, in one step.
     ///
-    /// The lock is a key next to the model's (same namespace, same cluster slot) holding a
+    /// The lock is a key in rapyer's reserved part of the namespace
+    /// (`{ns}_rapyer:lock:…`, in the model's cluster slot, out of every id's reach) holding a
     /// random token, with an expiry (`options.ttl`). Waits up to `options.timeout` while
-    /// another holder has it, then fails with [`Error::LockTimeout`]. A missing model is
-    /// [`Error::NotFound`] and takes no lock. See [`LockGuard`](crate::LockGuard).
+    /// another holder has it, then fails with [`Error::LockTimeout`](crate::Error::LockTimeout).
+    /// A missing model is [`Error::NotFound`](crate::Error::NotFound) and takes no lock. See [`LockGuard`](crate::LockGuard).
     ///
     /// ```no_run
     /// # use rapyer::prelude::*;
