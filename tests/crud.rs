@@ -11,7 +11,7 @@ use rapyer::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use common::{db, json_get, pttl, raw, stored};
+use common::{cluster_slot, db, json_get, pttl, raw, stored};
 
 #[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
 struct Address {
@@ -825,31 +825,6 @@ struct Cart {
     #[rapyer(key, hash_tag)]
     user: String,
     items: Vec<String>,
-}
-
-/// Redis Cluster's slot of `key` (CRC16/XMODEM of its hash tag), written out here so the
-/// test does not trust the library's own function.
-fn cluster_slot(key: &str) -> u16 {
-    let bytes = key.as_bytes();
-    let tag = match key.find('{') {
-        Some(open) => match key[open + 1..].find('}') {
-            Some(len) if len > 0 => &bytes[open + 1..open + 1 + len],
-            _ => bytes,
-        },
-        None => bytes,
-    };
-    let mut crc: u16 = 0;
-    for &b in tag {
-        crc ^= u16::from(b) << 8;
-        for _ in 0..8 {
-            crc = if crc & 0x8000 != 0 {
-                (crc << 1) ^ 0x1021
-            } else {
-                crc << 1
-            };
-        }
-    }
-    crc % 16384
 }
 
 #[tokio::test]

@@ -5,7 +5,7 @@ mod common;
 
 use std::collections::HashMap;
 
-use common::{db, raw};
+use common::{cluster_slot, db, raw};
 use rapyer::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -164,8 +164,8 @@ async fn hostile_ids_round_trip_on_every_key_form_and_lock() {
             .await
             .expect("lock");
         assert_eq!(
-            rapyer_slot(guard.lock_key()),
-            rapyer_slot(&db.key(&Wallet::key_of(&id)))
+            cluster_slot(guard.lock_key()),
+            cluster_slot(&db.key(&Wallet::key_of(&id)))
         );
         guard.balance += 1;
         guard.save().await.expect("locked save");
@@ -198,32 +198,6 @@ async fn hostile_ids_round_trip_on_every_key_form_and_lock() {
         Wallet::all(&db).await.expect("wallets stay").len(),
         ids.len()
     );
-}
-
-/// The cluster slot of a key, by the Redis Cluster rule (CRC16 of the hash tag, or of the
-/// whole key), written out here so the test does not trust rapyer's own.
-fn rapyer_slot(key: &str) -> u16 {
-    let bytes = key.as_bytes();
-    let tag = bytes
-        .iter()
-        .position(|&b| b == b'{')
-        .and_then(|open| {
-            let len = bytes[open + 1..].iter().position(|&b| b == b'}')?;
-            (len > 0).then(|| &bytes[open + 1..open + 1 + len])
-        })
-        .unwrap_or(bytes);
-    let mut crc: u16 = 0;
-    for &byte in tag {
-        crc ^= u16::from(byte) << 8;
-        for _ in 0..8 {
-            crc = if crc & 0x8000 != 0 {
-                (crc << 1) ^ 0x1021
-            } else {
-                crc << 1
-            };
-        }
-    }
-    crc % 16384
 }
 
 #[tokio::test]
