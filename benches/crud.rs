@@ -58,7 +58,7 @@ fn crud(c: &mut Criterion) {
             let mut conn = raw.clone();
             let json = serde_json::to_string(&u).expect("json");
             let _: () = redis::cmd("JSON.SET")
-                .arg("crit:CritUser:1")
+                .arg("crit/CritUser:1")
                 .arg("$")
                 .arg(json)
                 .query_async(&mut conn)
@@ -77,7 +77,7 @@ fn crud(c: &mut Criterion) {
         b.to_async(&rt).iter(|| async {
             let mut conn = raw.clone();
             let text: Vec<u8> = redis::cmd("JSON.GET")
-                .arg("crit:CritUser:1")
+                .arg("crit/CritUser:1")
                 .query_async(&mut conn)
                 .await
                 .expect("JSON.GET");

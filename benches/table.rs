@@ -185,7 +185,7 @@ const INCRBY_LUA: &str = "return redis.call('INCRBY', KEYS[1], ARGV[1])";
 const INCRBY: &str = "bench.incrby";
 
 /// The key of the `n`th counter the script rows bump: `ns` is `""` for rapyer (which adds
-/// its namespace) and `"bench:"` for raw redis-rs.
+/// its namespace) and `"bench/"` for raw redis-rs.
 fn counter(ns: &str, n: u64) -> String {
     format!("{ns}ctr:{}", n % 1_000)
 }
@@ -215,7 +215,7 @@ async fn raw_script_batch(mut c: MultiplexedConnection, sha: Arc<str>, atomic: b
         pipe.cmd("EVALSHA")
             .arg(&*sha)
             .arg(1)
-            .arg(counter("bench:", n))
+            .arg(counter("bench/", n))
             .arg(1);
     }
     let replies: Vec<redis::Value> = pipe.query_async(&mut c).await.expect("EVALSHA pipeline");
@@ -455,7 +455,7 @@ async fn run() {
                     let u = user(i % 1_000);
                     let json = serde_json::to_string(&u).expect("json");
                     let _: () = redis::cmd("JSON.SET")
-                        .arg(format!("bench:BenchUser:{}", u.id))
+                        .arg(format!("bench/BenchUser:{}", u.id))
                         .arg("$")
                         .arg(json)
                         .query_async(&mut c)
@@ -482,7 +482,7 @@ async fn run() {
                 let mut c = c.clone();
                 async move {
                     let text: Vec<u8> = redis::cmd("JSON.GET")
-                        .arg(format!("bench:BenchUser:{}", i % 1_000))
+                        .arg(format!("bench/BenchUser:{}", i % 1_000))
                         .query_async(&mut c)
                         .await
                         .expect("JSON.GET");
@@ -514,7 +514,7 @@ async fn run() {
                     let start = (i * 100) % 900;
                     let mut cmd = redis::cmd("JSON.MGET");
                     for id in start..start + 100 {
-                        cmd.arg(format!("bench:BenchUser:{id}"));
+                        cmd.arg(format!("bench/BenchUser:{id}"));
                     }
                     cmd.arg(".");
                     let texts: Vec<Option<Vec<u8>>> =
@@ -550,7 +550,7 @@ async fn run() {
                     for u in b.iter() {
                         let json = serde_json::to_string(u).expect("json");
                         pipe.cmd("JSON.SET")
-                            .arg(format!("bench:BenchUser:{}", u.id))
+                            .arg(format!("bench/BenchUser:{}", u.id))
                             .arg("$")
                             .arg(json)
                             .ignore();
@@ -582,7 +582,7 @@ async fn run() {
                 let mut c = c.clone();
                 async move {
                     let n: String = redis::cmd("JSON.NUMINCRBY")
-                        .arg(format!("bench:BenchUser:{}", i % 1_000))
+                        .arg(format!("bench/BenchUser:{}", i % 1_000))
                         .arg("$.age")
                         .arg(1)
                         .query_async(&mut c)
@@ -676,7 +676,7 @@ async fn run() {
                 let (mut c, s) = (c.clone(), s.clone());
                 async move {
                     let n: i64 = s
-                        .key(counter("bench:", i))
+                        .key(counter("bench/", i))
                         .arg(1)
                         .invoke_async(&mut c)
                         .await
@@ -867,7 +867,7 @@ async fn run() {
     }
     // The physical limit: redis-benchmark, same commands, same payload.
     let (host, port) = host_port(&url);
-    let key = "bench:BenchUser:1";
+    let key = "bench/BenchUser:1";
     let mut limit = Vec::new();
     for (name, args) in [
         (
