@@ -373,7 +373,12 @@ pub(crate) fn check_finite<T: serde::Serialize + ?Sized>(
     value: &T,
     text: &str,
 ) -> Result<()> {
-    match crate::finite::non_finite_path(value, text) {
+    non_finite(key, path, crate::finite::non_finite_path(value, text))
+}
+
+/// [`Error::NonFinite`] at `path` plus `found` (a path inside the value), if one was found.
+fn non_finite(key: &str, path: &str, found: Option<String>) -> Result<()> {
+    match found {
         None => Ok(()),
         Some(inner) => Err(Error::NonFinite {
             key: key.to_string(),
@@ -418,26 +423,14 @@ pub(crate) fn encode_model_value<M: crate::model::Model>(
         key: key.to_string(),
         source,
     })?;
-    if contains_null(&doc) {
-        // The value has no text to search yet; a `null` in it may be a float `to_value` hid.
-        check_finite(key, "$", model, "null")?;
-    }
+    // There is no text to search for a `null` here: walk the model itself.
+    non_finite(key, "$", crate::finite::find(model))?;
     let mut instants = Vec::new();
     M::instants(&mut Vec::new(), &mut instants);
     if !instants.is_empty() {
         crate::query::add_instants(&mut doc, &instants);
     }
     Ok(doc)
-}
-
-/// Whether `value` holds a `null` anywhere.
-fn contains_null(value: &serde_json::Value) -> bool {
-    match value {
-        serde_json::Value::Null => true,
-        serde_json::Value::Array(items) => items.iter().any(contains_null),
-        serde_json::Value::Object(members) => members.values().any(contains_null),
-        _ => false,
-    }
 }
 
 /// Encodes `value`, bound for `key` at `path`, with the instant property next to each

@@ -20,6 +20,12 @@ pub(crate) fn non_finite_path<T: Serialize + ?Sized>(value: &T, text: &str) -> O
     if !text.contains("null") {
         return None;
     }
+    find(value)
+}
+
+/// The JSONPath of the first NaN or infinite float in `value`, relative to the value, found
+/// by walking it (for a value that has no serde_json text to search first).
+pub(crate) fn find<T: Serialize + ?Sized>(value: &T) -> Option<String> {
     // A first walk only looks (most nulls are `None`s); a second one tracks the path.
     let mut path = String::new();
     let found = value.serialize(Finder {
