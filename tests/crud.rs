@@ -11,7 +11,7 @@ use rapyer::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use common::{cluster_slot, db, json_get, pttl, raw, stored};
+use common::{assert_non_finite, cluster_slot, db, json_get, pttl, raw, stored};
 
 #[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
 struct Address {
@@ -915,17 +915,6 @@ fn reading(id: &str) -> Reading {
         samples: vec![1.0, 2.0, 3.0],
         by_name: BTreeMap::from([("none".to_string(), None), ("x y".to_string(), Some(1.0))]),
         place: None,
-    }
-}
-
-/// Asserts a non-finite refusal naming `key` and `path`.
-fn assert_non_finite(what: &str, outcome: Result<(), Error>, key: &str, path: &str) {
-    match outcome {
-        Err(Error::NonFinite { key: k, path: p }) => {
-            assert_eq!(k, key, "{what}");
-            assert_eq!(p, path, "{what}");
-        }
-        other => panic!("{what}: expected NonFinite at {path}, got {other:?}"),
     }
 }
 

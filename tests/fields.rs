@@ -12,7 +12,7 @@ use rapyer::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use common::{Rng, db, json_get, pttl, raw, stored};
+use common::{Rng, assert_non_finite, db, json_get, pttl, raw, stored};
 
 #[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
 struct Address {
@@ -1175,22 +1175,6 @@ fn gauge(id: &str) -> Gauge {
         samples: vec![1.0, 2.0],
         named: HashMap::from([("a".to_string(), 1.0)]),
         maybe: None,
-    }
-}
-
-/// Asserts a non-finite refusal naming `key` and `path`.
-fn assert_non_finite<T: std::fmt::Debug>(
-    what: &str,
-    outcome: Result<T, Error>,
-    key: &str,
-    path: &str,
-) {
-    match outcome {
-        Err(Error::NonFinite { key: k, path: p }) => {
-            assert_eq!(k, key, "{what}");
-            assert_eq!(p, path, "{what}");
-        }
-        other => panic!("{what}: expected NonFinite at {path}, got {other:?}"),
     }
 }
 

@@ -137,3 +137,19 @@ pub(crate) fn cluster_slot(key: &str) -> u16 {
     }
     crc % 16384
 }
+
+/// Asserts a non-finite refusal naming `key` and `path`.
+pub(crate) fn assert_non_finite<T: std::fmt::Debug>(
+    what: &str,
+    outcome: Result<T, rapyer::Error>,
+    key: &str,
+    path: &str,
+) {
+    match outcome {
+        Err(rapyer::Error::NonFinite { key: k, path: p }) => {
+            assert_eq!(k, key, "{what}");
+            assert_eq!(p, path, "{what}");
+        }
+        other => panic!("{what}: expected NonFinite at {path}, got {other:?}"),
+    }
+}
