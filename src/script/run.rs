@@ -199,7 +199,8 @@ pub(crate) fn decode<T: FromRedisValue>(script: &Script, value: Value) -> Result
 }
 
 /// The error for a failed call of `script`: Lua and server replies become
-/// [`Error::Script`] (or [`Error::Busy`]); transport failures stay [`Error::Redis`].
+/// [`Error::Script`] (or [`Error::Busy`], [`Error::OutOfMemory`]); transport failures stay
+/// [`Error::Redis`].
 pub(crate) fn failure(script: &Script, e: RedisError) -> Error {
     if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() {
         return Error::redis("EVALSHA", e);
@@ -207,23 +208,19 @@ pub(crate) fn failure(script: &Script, e: RedisError) -> Error {
     if e.code().is_none() {
         return Error::redis("EVALSHA", e);
     }
-    let message = server_message(&e);
-    if message.starts_with("BUSY") {
-        return Error::Busy { message };
-    }
-    if is_out_of_memory(&message) {
-        return Error::OutOfMemory { key: String::new() };
-    }
-    Error::Script {
-        name: script.name().to_string(),
-        message,
-    }
+    from_server_text(script, server_message(&e))
 }
 
 /// The error for a script whose call (or load) got the server error `e`.
 pub(crate) fn script_error(script: &Script, e: &ServerError) -> Error {
-    let message = server_error_text(e);
-    if e.code() == "BUSY" {
+    from_server_text(script, server_error_text(e))
+}
+
+/// The error for a script the server refused with `message` (`code detail`): a busy server,
+/// out of memory, or the script's own error.
+fn from_server_text(script: &Script, message: String) -> Error {
+    // The code is the first word: `BUSY`, not `BUSYGROUP` (a stream error of the script's).
+    if message.split(' ').next() == Some("BUSY") {
         return Error::Busy { message };
     }
     if is_out_of_memory(&message) {
