@@ -377,7 +377,7 @@ pub(crate) fn check_finite<T: serde::Serialize + ?Sized>(
 }
 
 /// [`Error::NonFinite`] at `path` plus `found` (a path inside the value), if one was found.
-fn non_finite(key: &str, path: &str, found: Option<String>) -> Result<()> {
+pub(crate) fn non_finite(key: &str, path: &str, found: Option<String>) -> Result<()> {
     match found {
         None => Ok(()),
         Some(inner) => Err(Error::NonFinite {

@@ -1031,11 +1031,12 @@ impl<M: Map> DictRef<M, Bound<'_>> {
             })
             .and_then(|json| {
                 // serde_json writes a non-finite float as `null`: without one, there is none.
-                let may_hide = json.contains("null");
-                for (k, v) in entries.iter().filter(|_| may_hide) {
-                    let mut path = self.loc.path();
-                    crate::finite::push_member(&mut path, k);
-                    crate::crud::check_finite(&self.loc.doc.key, &path, v, &json)?;
+                if json.contains("null") {
+                    for (k, v) in &entries {
+                        let mut path = self.loc.path();
+                        crate::finite::push_member(&mut path, k);
+                        crate::crud::non_finite(&self.loc.doc.key, &path, crate::finite::find(v))?;
+                    }
                 }
                 Ok(json)
             })
