@@ -446,8 +446,12 @@ pub(crate) fn encode_with_instants<T: serde::Serialize + ?Sized>(
         source,
     })?;
     crate::query::add_instants(&mut doc, instants);
-    let text = encode(key, path, &doc)?;
-    // `to_value` turned a non-finite float into `null`: look in the value itself.
+    let text = serde_json::to_string(&doc).map_err(|source| Error::Serialize {
+        key: key.to_string(),
+        source,
+    })?;
+    // `to_value` turned a non-finite float into `null`: look in the value itself (the
+    // document, a `serde_json::Value`, cannot hold one).
     check_finite(key, path, value, &text)?;
     Ok(text)
 }
@@ -476,10 +480,7 @@ pub(crate) fn decode_at<T: DeserializeOwned>(key: &str, at: &str, bytes: &[u8]) 
 pub(crate) fn decode_model<M: AtomicModel>(db: &Db, key: &str, bytes: &[u8]) -> Result<M> {
     let model: M = decode(key, bytes)?;
     let id = model.model_id();
-    let mut expected = String::with_capacity(key.len());
-    expected.push_str(db.namespace());
-    crate::model::push_key(&mut expected, M::PREFIX, M::HASH_TAG, &id);
-    if expected == key {
+    if crate::model::full_key::<M>(db, &id) == key {
         Ok(model)
     } else {
         Err(Error::IdMismatch {
