@@ -723,3 +723,83 @@ async fn every_library_script_is_registered_and_loads() {
         assert_eq!(sha, script.sha(), "{name}");
     }
 }
+
+#[tokio::test]
+async fn a_command_refused_in_a_pipeline_fails_alone_and_every_other_command_applies() {
+    let db = db().await;
+    let mut raw = raw().await;
+    db.scripts()
+        .define("bump", Keys::Fixed(1), BUMP)
+        .expect("define");
+    let (wrong_arity, unknown) = (400, 1_100);
+    let mut pipe = db.pipeline();
+    for i in 0..1_500usize {
+        match i {
+            _ if i == wrong_arity => {
+                pipe.cmd(redis::cmd("SET").arg(db.key("arity")).to_owned());
+            }
+            _ if i == unknown => {
+                pipe.cmd(redis::cmd("NO.SUCH.COMMAND").arg(1).to_owned());
+            }
+            // Script calls between plain commands, in the same stretch as the bad ones.
+            _ if i % 5 == 0 => {
+                pipe.run_script("bump", &["counter"], &[1]);
+            }
+            _ => {
+                pipe.cmd(
+                    redis::cmd("SET")
+                        .arg(db.key(&format!("k{i}")))
+                        .arg(i)
+                        .to_owned(),
+                );
+            }
+        }
+    }
+    let replies = pipe.execute_each().await.expect("the pipeline was sent");
+    assert_eq!(replies.len(), 1_500);
+    let mut bumps = 0;
+    for (i, reply) in replies.iter().enumerate() {
+        match (i, reply) {
+            (i, Err(Error::Redis { op, source })) if i == wrong_arity => {
+                assert!(source.to_string().contains("wrong number"), "{source}");
+                assert!(op.contains("400"), "the error names its index: {op}");
+            }
+            (i, Err(Error::Redis { op, source })) if i == unknown => {
+                assert!(source.to_string().contains("unknown command"), "{source}");
+                assert!(op.contains("1100"), "the error names its index: {op}");
+            }
+            (i, Ok(redis::Value::Int(n))) if i % 5 == 0 => {
+                bumps += 1;
+                assert_eq!(*n, bumps, "script call {i}");
+            }
+            (i, Ok(redis::Value::Okay)) if i % 5 != 0 => {}
+            (i, other) => panic!("command {i}: {other:?}"),
+        }
+    }
+    assert_eq!(
+        get(&mut raw, &db.key("counter")).await,
+        Some(bumps.to_string())
+    );
+    for i in (0..1_500usize).filter(|i| i % 5 != 0 && *i != wrong_arity && *i != unknown) {
+        assert_eq!(
+            get(&mut raw, &db.key(&format!("k{i}"))).await,
+            Some(i.to_string()),
+            "command {i} took effect"
+        );
+    }
+    assert_eq!(get(&mut raw, &db.key("arity")).await, None);
+
+    // `execute` reports the first failure, and the others still applied.
+    let mut pipe = db.pipeline();
+    pipe.cmd(redis::cmd("SET").arg(db.key("first")).to_owned());
+    pipe.run_script("bump", &["second"], &[7]);
+    pipe.cmd(redis::cmd("SET").arg(db.key("third")).arg("3").to_owned());
+    match pipe.execute().await {
+        Err(Error::Redis { source, .. }) => {
+            assert!(source.to_string().contains("wrong number"), "{source}")
+        }
+        other => panic!("expected the arity error, got {other:?}"),
+    }
+    assert_eq!(get(&mut raw, &db.key("second")).await.as_deref(), Some("7"));
+    assert_eq!(get(&mut raw, &db.key("third")).await.as_deref(), Some("3"));
+}

@@ -80,14 +80,22 @@ impl Batch {
     }
 
     /// Sends every item in one round trip and returns one reply per item, or the first
-    /// failure.
-    ///
-    /// Every run of items that calls a script is sent as `MULTI`, `SCRIPT LOAD` of each
-    /// script it calls, the items, `EXEC`: the scripts are in the cache when the calls run,
-    /// whatever another client flushes, so no call can fail with NOSCRIPT. An atomic batch
-    /// is one such run; a plain one is cut into runs of at most [`SEGMENT`] commands, and
-    /// runs without scripts are sent bare.
+    /// failure (see [`send_each`](Batch::send_each)).
     pub(crate) async fn send(self, db: &Db, op: &'static str) -> Result<Vec<Value>> {
+        self.send_each(db, op).await?.into_iter().collect()
+    }
+
+    /// Sends every item in one round trip and returns, per item, its reply or the typed
+    /// error of its own failure; the outer error is a failure of the round trip itself.
+    ///
+    /// An atomic batch is sent as `MULTI`, a `SCRIPT LOAD` of each script it calls, the
+    /// items, `EXEC`: the scripts are in the cache when the calls run, whatever another
+    /// client flushes, so no call can fail with NOSCRIPT. A plain batch wraps only its
+    /// script calls that way — each run of consecutive calls (at most [`SEGMENT`]) with the
+    /// loads it needs — and sends its plain commands bare, so a plain command Redis refuses
+    /// while queueing (a wrong argument count, an unknown command) cannot abort anything
+    /// but itself. The order of the items is kept.
+    pub(crate) async fn send_each(self, db: &Db, op: &'static str) -> Result<Vec<Result<Value>>> {
         if self.items.is_empty() {
             return Ok(Vec::new());
         }
@@ -96,10 +104,22 @@ impl Batch {
         let mut pipe = redis::pipe();
         let mut segments = Vec::new();
         let mut items = self.items.into_iter().peekable();
-        while items.peek().is_some() {
-            let take = if self.atomic { total } else { SEGMENT };
-            let chunk: Vec<Item> = items.by_ref().take(take).collect();
-            let wrapped = self.atomic || chunk.iter().any(|i| i.script.is_some());
+        while let Some(first) = items.peek() {
+            let wrapped = self.atomic || first.script.is_some();
+            let mut chunk = Vec::new();
+            while let Some(item) = items.peek() {
+                let fits = if self.atomic {
+                    true
+                } else if wrapped {
+                    item.script.is_some() && chunk.len() < SEGMENT
+                } else {
+                    item.script.is_none()
+                };
+                if !fits {
+                    break;
+                }
+                chunk.extend(items.next());
+            }
             let mut loads: Vec<Script> = Vec::new();
             if wrapped {
                 pipe.cmd("MULTI");
@@ -133,13 +153,13 @@ impl Batch {
     }
 }
 
-/// Matches the raw replies of a sent batch to its items.
+/// Matches the raw replies of a sent batch to its items: per item, its reply or its error.
 fn read_replies(
     op: &'static str,
     total: usize,
     segments: Vec<Segment>,
     replies: Vec<Value>,
-) -> Result<Vec<Value>> {
+) -> Result<Vec<Result<Value>>> {
     let mut replies = replies.into_iter();
     let mut next = || {
         replies.next().ok_or_else(|| {
@@ -149,21 +169,16 @@ fn read_replies(
             )
         })
     };
-    let mut out = Vec::with_capacity(total);
-    let mut first_failure: Option<Error> = None;
-    let mut note = |failure: Error| {
-        if first_failure.is_none() {
-            first_failure = Some(failure);
-        }
-    };
+    let mut out: Vec<Result<Value>> = Vec::with_capacity(total);
     for segment in segments {
+        let start = out.len();
         if !segment.wrapped {
             for script in &segment.scripts {
-                let reply = next()?;
-                if let Value::ServerError(e) = &reply {
-                    note(item_error(op, script.as_ref(), e, &[]));
-                }
-                out.push(reply);
+                let index = out.len();
+                out.push(match next()? {
+                    Value::ServerError(e) => Err(item_error(op, index, script.as_ref(), &e, &[])),
+                    reply => Ok(reply),
+                });
             }
             continue;
         }
@@ -171,12 +186,10 @@ fn read_replies(
         if let Value::ServerError(e) = next()? {
             return Err(Error::redis(op, RedisError::from(e)));
         }
-        let mut queue_failure: Option<(usize, ServerError)> = None;
+        let mut queue_failures: Vec<(usize, ServerError)> = Vec::new();
         for position in 0..segment.loads.len() + segment.len {
-            if let Value::ServerError(e) = next()?
-                && queue_failure.is_none()
-            {
-                queue_failure = Some((position, e));
+            if let Value::ServerError(e) = next()? {
+                queue_failures.push((position, e));
             }
         }
         match next()? {
@@ -189,33 +202,56 @@ fn read_replies(
                     }
                 }
                 for (script, reply) in segment.scripts.iter().zip(results) {
-                    if let Value::ServerError(e) = &reply {
-                        note(item_error(op, script.as_ref(), e, &load_failures));
-                    }
-                    out.push(reply);
+                    let index = out.len();
+                    out.push(match reply {
+                        Value::ServerError(e) => {
+                            Err(item_error(op, index, script.as_ref(), &e, &load_failures))
+                        }
+                        reply => Ok(reply),
+                    });
                 }
             }
-            // EXECABORT: a command was refused while queueing, so nothing in this segment ran.
+            // EXECABORT: a command was refused while queueing, so nothing in this segment
+            // ran. Each refused item reports its own refusal; the others, the first one.
             exec => {
-                let failure = match queue_failure {
-                    Some((position, e)) if position < segment.loads.len() => {
-                        script_error(&segment.loads[position], &e)
+                let loads = segment.loads.len();
+                let first = match queue_failures.first() {
+                    Some((position, e)) if *position < loads => {
+                        script_error(&segment.loads[*position], e)
                     }
-                    Some((position, e)) => {
-                        let script = segment.scripts[position - segment.loads.len()].as_ref();
-                        item_error(op, script, &e, &[])
-                    }
+                    Some((position, e)) => item_error(
+                        op,
+                        start + position - loads,
+                        segment.scripts[position - loads].as_ref(),
+                        e,
+                        &[],
+                    ),
                     None => Error::redis(op, unexpected_exec(exec)),
                 };
-                note(failure);
-                out.extend(std::iter::repeat_n(Value::Nil, segment.len));
+                for (i, script) in segment.scripts.iter().enumerate() {
+                    let own = queue_failures.iter().find(|(p, _)| *p == loads + i);
+                    out.push(Err(match own {
+                        Some((_, e)) => item_error(op, start + i, script.as_ref(), e, &[]),
+                        None => aborted(op, start + i, &first),
+                    }));
+                }
             }
         }
     }
-    match first_failure {
-        Some(failure) => Err(failure),
-        None => Ok(out),
-    }
+    Ok(out)
+}
+
+/// The error of an item that did not run because another command of its `MULTI … EXEC`
+/// was refused while queueing (`first`).
+fn aborted(op: &'static str, index: usize, first: &Error) -> Error {
+    Error::redis(
+        &format!("{op} command {index}"),
+        RedisError::from((
+            redis::ErrorKind::Client,
+            "not run: its MULTI … EXEC was aborted",
+            first.to_string(),
+        )),
+    )
 }
 
 fn unexpected_exec(exec: Value) -> RedisError {
@@ -229,11 +265,12 @@ fn unexpected_exec(exec: Value) -> RedisError {
     }
 }
 
-/// The error for an item that failed with `e`. A script whose `SCRIPT LOAD` failed in the
-/// same segment reports the load's error (e.g. a Lua syntax error), not the NOSCRIPT of its
-/// call.
+/// The error for the item at `index` that failed with `e`. A script whose `SCRIPT LOAD`
+/// failed in the same segment reports the load's error (e.g. a Lua syntax error), not the
+/// NOSCRIPT of its call. A plain command's error names its index.
 fn item_error(
     op: &'static str,
+    index: usize,
     script: Option<&Script>,
     e: &ServerError,
     load_failures: &[(&Script, ServerError)],
@@ -244,7 +281,10 @@ fn item_error(
             script_error(script, load.map_or(e, |(_, le)| le))
         }
         None if e.code() == "BUSY" => busy(e),
-        None => Error::redis(op, RedisError::from(e.clone())),
+        None => Error::redis(
+            &format!("{op} command {index}"),
+            RedisError::from(e.clone()),
+        ),
     }
 }
 

@@ -188,6 +188,25 @@ impl<'db> Pipeline<'db> {
         };
         self.batch.send(self.db, op).await
     }
+
+    /// Sends everything in one round trip, like [`execute`](Pipeline::execute), and returns
+    /// each command's own outcome, in order: its reply, or the typed error it failed with
+    /// ([`Error::Script`] for a script call, [`Error::Busy`], or [`Error::Redis`] whose
+    /// operation names the command's index). In a pipeline a failing command fails alone and
+    /// every other reply is here; in a transaction aborted while queueing, every command
+    /// reports the abort. The outer error is a batch built wrong (nothing sent) or a failure
+    /// of the round trip itself (the outcome of each command is then unknown).
+    pub async fn execute_each(self) -> Result<Vec<Result<Value>>> {
+        if let Some(error) = self.error {
+            return Err(error);
+        }
+        let op = if self.batch.is_atomic() {
+            "transaction"
+        } else {
+            "pipeline"
+        };
+        self.batch.send_each(self.db, op).await
+    }
 }
 
 /// Where one command's reply sits in the replies of [`Pipeline::execute`], and how to decode
