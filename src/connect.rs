@@ -176,7 +176,7 @@ pub(crate) async fn open(url: &str, options: &ConnectOptions) -> Result<Connecti
         .map_err(|e| Error::redis("connect", e))
 }
 
-fn client(url: &str, options: &ConnectOptions) -> redis::RedisResult<redis::Client> {
+pub(crate) fn client(url: &str, options: &ConnectOptions) -> redis::RedisResult<redis::Client> {
     #[cfg(feature = "tls")]
     if let Some(certificates) = &options.tls {
         return redis::Client::build_with_tls(url, certificates.clone());

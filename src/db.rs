@@ -7,7 +7,7 @@ use redis::aio::{ConnectionLike, ConnectionManager};
 use redis::{Cmd, FromRedisValue, Pipeline, RedisError, Value};
 
 use crate::connect::ConnectOptions;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::script::{Registry, Scripts};
 
 /// A cheap-to-clone handle on one Redis server, with an optional key namespace.
@@ -26,6 +26,9 @@ use crate::script::{Registry, Scripts};
 #[derive(Clone)]
 pub struct Db {
     conn: ConnectionManager,
+    /// The client `conn` was opened with: a way to reach the server that does not depend on
+    /// the runtime `conn` runs on (see [`Db::blocking_connection`]).
+    client: redis::Client,
     url: Arc<str>,
     namespace: Arc<str>,
     scripts: Arc<Registry>,
@@ -58,9 +61,12 @@ impl Db {
     /// connection could be made within the reconnect budget.
     pub async fn connect_with(url: &str, options: ConnectOptions) -> Result<Db> {
         let conn = crate::connect::open(url, &options).await?;
+        let client =
+            crate::connect::client(url, &options).map_err(|e| Error::redis("connect", e))?;
         tracing::debug!(target: "rapyer::db", url = %redact(url), "connected");
         Ok(Db {
             conn,
+            client,
             url: url.into(),
             namespace: "".into(),
             scripts: Arc::new(Registry::new()),
@@ -89,6 +95,7 @@ impl Db {
         let namespace = crate::keys::check_namespace(namespace.as_ref())?;
         Ok(Db {
             conn: self.conn.clone(),
+            client: self.client.clone(),
             url: self.url.clone(),
             namespace: namespace.into(),
             scripts: self.scripts.clone(),
@@ -124,6 +131,19 @@ impl Db {
         key.push_str(&self.namespace);
         crate::model::push_key(&mut key, prefix, crate::model::HashTag::None, id);
         key
+    }
+
+    /// A new blocking connection to the same server, for work that must finish when no
+    /// runtime can drive the shared connection any more (a lock released while the runtime
+    /// shuts down): connecting, and each reply, waits at most `timeout`.
+    pub(crate) fn blocking_connection(
+        &self,
+        timeout: std::time::Duration,
+    ) -> std::result::Result<redis::Connection, RedisError> {
+        let conn = self.client.get_connection_with_timeout(timeout)?;
+        conn.set_read_timeout(Some(timeout))?;
+        conn.set_write_timeout(Some(timeout))?;
+        Ok(conn)
     }
 
     /// Sends one command and decodes its reply, traced as `op` with `keys` keys.

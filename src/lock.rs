@@ -68,8 +68,10 @@ impl LockOptions {
 /// A model locked for this holder, with a copy read under the lock: deref it to read and
 /// change fields, [`save`](LockGuard::save) to write what changed while the lock holds.
 ///
-/// Dropping a guard that was not released releases it in the background when a tokio
-/// runtime is running; otherwise the lock expires after its ttl. A background release that
+/// Dropping a guard that was not released releases it in the background on the running
+/// tokio runtime; with no runtime, or when the runtime shuts down before the release ran
+/// (a guard dropped as `block_on` or `#[tokio::main]` returns), it is released on a
+/// blocking connection of its own before the runtime is gone. A background release that
 /// cannot reach the server is retried until it can, or until the lock would have expired.
 #[must_use = "dropping the guard releases the lock"]
 pub struct LockGuard<M: AtomicModel> {
@@ -125,13 +127,34 @@ pub(crate) async fn lock<M: AtomicModel>(
         &crud::ttl_millis(options.ttl).to_string(),
         &rearm.to_string(),
     ];
+    // From the moment a try is sent until its answer is read, the lock may be ours with no
+    // guard to free it: if this future is dropped then (a `timeout`, a `select!`) or the
+    // answer is lost in transit, `in_flight` releases this token in the background.
+    let mut in_flight = InFlight {
+        release: Some(PendingRelease::new(
+            db,
+            &keys[0],
+            &token,
+            Instant::now() + options.ttl,
+        )),
+        armed: false,
+    };
     let started = Instant::now();
     loop {
         let asked = Instant::now();
-        let reply = db
+        in_flight.arm(asked + options.ttl);
+        let reply = match db
             .run_lua::<(i64, Value)>(&library::LOCK_ACQUIRE, &keys, &args)
             .await
-            .map_err(|e| crud::script_document_error(e, &keys[1]))?;
+        {
+            Ok(reply) => reply,
+            Err(e) => {
+                // A server's answer (NOTFOUND, WRONGTYPE, BUSY, OOM) took no lock; a failure
+                // in transit may have.
+                in_flight.armed = is_transport(&e);
+                return Err(crud::script_document_error(e, &keys[1]));
+            }
+        };
         match reply {
             (1, Value::BulkString(json)) => {
                 let [lock_key, model_key] = keys;
@@ -140,24 +163,32 @@ pub(crate) async fn lock<M: AtomicModel>(
                     Ok((model, baseline))
                 });
                 return match read {
-                    Ok((model, baseline)) => Ok(LockGuard {
-                        model,
-                        baseline,
-                        db: db.clone(),
-                        model_key,
-                        lock_key,
-                        token,
-                        expires_at: asked + options.ttl,
-                        released: false,
-                    }),
+                    Ok((model, baseline)) => {
+                        // The guard owns the lock from here on: its drop or release frees it.
+                        in_flight.armed = false;
+                        Ok(LockGuard {
+                            model,
+                            baseline,
+                            db: db.clone(),
+                            model_key,
+                            lock_key,
+                            token,
+                            expires_at: asked + options.ttl,
+                            released: false,
+                        })
+                    }
                     Err(e) => {
                         // Nothing to hand out: give the lock back, then report the document.
+                        // Cancelled meanwhile, `in_flight` still gives it back.
                         let _ = release_or_retry(db, &lock_key, &token, asked + options.ttl).await;
+                        in_flight.armed = false;
                         Err(e)
                     }
                 };
             }
             (_, left) => {
+                // Another holder has it: nothing of ours to free while this try waits.
+                in_flight.armed = false;
                 let waited = started.elapsed();
                 if waited >= options.timeout {
                     return Err(Error::LockTimeout {
@@ -271,9 +302,15 @@ impl<M: AtomicModel> LockGuard<M> {
     /// error is returned and the release goes on in the background: it is retried until
     /// the server answers, so the lock is freed as soon as the server is reachable again,
     /// and given up only when the lock's ttl would have expired it anyway.
+    ///
+    /// Dropping this future before it finishes (a `timeout`, a `select!`) drops the guard,
+    /// which releases the lock in the background as a dropped guard does.
     pub async fn release(mut self) -> Result<()> {
+        let outcome =
+            release_or_retry(&self.db, &self.lock_key, &self.token, self.expires_at).await;
+        // Answered, or handed to a background retry: nothing left for the guard's drop.
         self.released = true;
-        match release_or_retry(&self.db, &self.lock_key, &self.token, self.expires_at).await? {
+        match outcome? {
             true => Ok(()),
             false => Err(self.lost()),
         }
@@ -308,14 +345,133 @@ impl<M: AtomicModel> Drop for LockGuard<M> {
         if self.released {
             return;
         }
-        // Release in the background when a runtime can run it; otherwise the lock simply
-        // expires after its ttl.
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            let db = self.db.clone();
-            let lock_key = std::mem::take(&mut self.lock_key);
-            let token = std::mem::take(&mut self.token);
-            runtime.spawn(release_until(db, lock_key, token, self.expires_at));
+        PendingRelease::new(&self.db, &self.lock_key, &self.token, self.expires_at).spawn();
+    }
+}
+
+/// The acquisition try in flight: while `armed`, the lock may be held under its token with
+/// no guard to free it, so dropping this releases it in the background.
+struct InFlight {
+    release: Option<PendingRelease>,
+    armed: bool,
+}
+
+impl InFlight {
+    /// Marks a try as sent; the lock it may take lasts until `until`.
+    fn arm(&mut self, until: Instant) {
+        if let Some(release) = &mut self.release {
+            release.until = until;
         }
+        self.armed = true;
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        match self.release.take() {
+            // Released after the try on the same connection, so after it on the server: a
+            // compare-and-delete that frees the lock if the try took it, and does nothing if
+            // it did not.
+            Some(release) if self.armed => release.spawn(),
+            Some(mut release) => release.done = true,
+            None => {}
+        }
+    }
+}
+
+/// A release this process owes the server (a dropped guard's, a release cut off in transit,
+/// a cancelled acquisition's). It runs on the current tokio runtime, retried while the
+/// server cannot be reached (see [`release_until`]). If it cannot run there — no runtime,
+/// or the runtime shuts down before it finishes (a guard dropped as `block_on` or
+/// `#[tokio::main]` returns) — its drop runs it on a blocking connection of its own before
+/// the runtime is gone, for at most [`BLOCKING_RELEASE_BUDGET`].
+struct PendingRelease {
+    db: Db,
+    lock_key: String,
+    token: String,
+    until: Instant,
+    done: bool,
+}
+
+impl PendingRelease {
+    fn new(db: &Db, lock_key: &str, token: &str, until: Instant) -> PendingRelease {
+        PendingRelease {
+            db: db.clone(),
+            lock_key: lock_key.to_string(),
+            token: token.to_string(),
+            until,
+            done: false,
+        }
+    }
+
+    /// Runs the release in the background; without a runtime, right here, blocking.
+    fn spawn(self) {
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                // A runtime that is shutting down drops the task, unfinished or unstarted:
+                // the drop below then releases with a blocking connection.
+                runtime.spawn(async move {
+                    let mut release = self;
+                    release_until(
+                        &release.db,
+                        &release.lock_key,
+                        &release.token,
+                        release.until,
+                    )
+                    .await;
+                    release.done = true;
+                });
+            }
+            Err(_) => drop(self),
+        }
+    }
+}
+
+impl Drop for PendingRelease {
+    fn drop(&mut self) {
+        if !self.done {
+            release_blocking(&self.db, &self.lock_key, &self.token, self.until);
+        }
+    }
+}
+
+/// The longest a release run without a runtime (at shutdown, or from a drop outside any
+/// runtime) blocks its thread while the server cannot be reached; the lock then expires
+/// after its ttl.
+const BLOCKING_RELEASE_BUDGET: Duration = Duration::from_secs(2);
+
+/// Compare-and-delete of a lock on a blocking connection of its own, retried while the
+/// server cannot be reached, until `until` or [`BLOCKING_RELEASE_BUDGET`] from now.
+fn release_blocking(db: &Db, lock_key: &str, token: &str, until: Instant) {
+    let deadline = until.min(Instant::now() + BLOCKING_RELEASE_BUDGET);
+    let mut pause = Duration::from_millis(10);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            tracing::debug!(target: "rapyer::lock", "gave up a blocking release: out of time");
+            return;
+        }
+        // `EVAL` of the text: a fresh connection cannot know whether the server has it.
+        let outcome = db.blocking_connection(left).and_then(|mut conn| {
+            redis::cmd("EVAL")
+                .arg(library::LOCK_RELEASE.body())
+                .arg(1)
+                .arg(lock_key)
+                .arg(token)
+                .query::<i64>(&mut conn)
+        });
+        match outcome {
+            Ok(_) => return,
+            Err(e) if e.is_io_error() || e.is_connection_refusal() || e.is_timeout() => {
+                tracing::debug!(target: "rapyer::lock", error = %e, "blocking release failed, retrying");
+            }
+            Err(e) => {
+                tracing::debug!(target: "rapyer::lock", error = %e, "blocking release failed");
+                return;
+            }
+        }
+        std::thread::sleep(pause.min(left));
+        pause = (pause * 2).min(RELEASE_RETRY_MAX_PAUSE);
     }
 }
 
@@ -335,14 +491,7 @@ async fn release(db: &Db, lock_key: &str, token: &str) -> Result<bool> {
 async fn release_or_retry(db: &Db, lock_key: &str, token: &str, until: Instant) -> Result<bool> {
     match release(db, lock_key, token).await {
         Err(e) if is_transport(&e) => {
-            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                runtime.spawn(release_until(
-                    db.clone(),
-                    lock_key.to_string(),
-                    token.to_string(),
-                    until,
-                ));
-            }
+            PendingRelease::new(db, lock_key, token, until).spawn();
             Err(e)
         }
         other => other,
@@ -352,7 +501,7 @@ async fn release_or_retry(db: &Db, lock_key: &str, token: &str, until: Instant) 
 /// Releases the lock, retrying while the server cannot be reached, until `until` (when the
 /// lock expires by itself). A retry after a failure in transit is safe: the release only
 /// deletes the lock while it still holds this token.
-async fn release_until(db: Db, lock_key: String, token: String, until: Instant) {
+async fn release_until(db: &Db, lock_key: &str, token: &str, until: Instant) {
     let mut pause = Duration::from_millis(10);
     loop {
         let left = until.saturating_duration_since(Instant::now());
@@ -360,7 +509,7 @@ async fn release_until(db: Db, lock_key: String, token: String, until: Instant) 
             tracing::debug!(target: "rapyer::lock", "gave up releasing: the lock has expired");
             return;
         }
-        match tokio::time::timeout(left, release(&db, &lock_key, &token)).await {
+        match tokio::time::timeout(left, release(db, lock_key, token)).await {
             Ok(Err(e)) if is_transport(&e) => {
                 tracing::debug!(target: "rapyer::lock", error = %e, "background release failed, retrying");
             }

@@ -763,3 +763,172 @@ async fn a_save_whose_changes_have_no_place_left_writes_the_whole_model() {
     );
     guard.release().await.expect("release");
 }
+
+/// Polls `fut` at most `polls` times (yielding to the runtime in between) and drops it if it
+/// is still pending: a cancellation at a chosen point, independent of timer resolution.
+async fn cancel_after<F: std::future::Future>(polls: u64, fut: F) -> Option<F::Output> {
+    let mut fut = std::pin::pin!(fut);
+    for _ in 0..polls {
+        let step = std::future::poll_fn(|cx| std::task::Poll::Ready(fut.as_mut().poll(cx))).await;
+        if let std::task::Poll::Ready(out) = step {
+            return Some(out);
+        }
+        tokio::task::yield_now().await;
+    }
+    None
+}
+
+/// Fails unless a fresh `lock()` on `id` succeeds within a short poll (background releases
+/// of cancelled calls may still be on their way), then releases it.
+async fn assert_free(db: &Db, id: &str, what: &str) {
+    let options = LockOptions::default()
+        .ttl(Duration::from_secs(30))
+        .timeout(Duration::from_secs(2));
+    match Account::lock(db, id, options).await {
+        Ok(guard) => guard.release().await.expect("release"),
+        Err(e) => panic!("{what}: the lock stayed held: {e}"),
+    }
+}
+
+#[tokio::test]
+async fn a_lock_call_cancelled_at_any_point_leaves_no_lock_behind() {
+    let db = db().await;
+    account("cancel", 0).save(&db).await.expect("save");
+    let mut rng = common::Rng(0x5eed_0010);
+    let long = LockOptions::default()
+        .ttl(Duration::from_secs(30))
+        .timeout(Duration::from_millis(50));
+    let mut taken = 0;
+    for round in 0..300 {
+        let call = Account::lock(&db, "cancel", long.clone());
+        let outcome = if round % 2 == 0 {
+            cancel_after(rng.below(8), call).await
+        } else {
+            let within = Duration::from_micros(rng.below(1_500));
+            tokio::time::timeout(within, call).await.ok()
+        };
+        if let Some(Ok(guard)) = outcome {
+            taken += 1;
+            guard.release().await.expect("release");
+        }
+        if round % 30 == 29 {
+            assert_free(&db, "cancel", &format!("after round {round}")).await;
+        }
+    }
+    assert!(taken < 300, "some calls were cancelled");
+    assert_free(&db, "cancel", "at the end").await;
+}
+
+#[tokio::test]
+async fn a_release_cancelled_at_any_point_still_frees_the_lock() {
+    let db = db().await;
+    let mut raw = raw().await;
+    account("cancel-release", 0).save(&db).await.expect("save");
+    let long = LockOptions::default().ttl(Duration::from_secs(30));
+    for polls in 0..6 {
+        let guard = Account::lock(&db, "cancel-release", long.clone())
+            .await
+            .expect("lock");
+        let lock_key = guard.lock_key().to_string();
+        let _ = cancel_after(polls, guard.release()).await;
+        // The lock's ttl is 30 s: only a release carried on after the cancel frees it now.
+        wait_gone(&mut raw, &lock_key, Duration::from_secs(2)).await;
+    }
+}
+
+/// Locks `id` inside `runtime`, drops the guard as the `block_on` future ends, then drops the
+/// runtime; returns the lock's key.
+fn lock_and_drop_at_the_end_of_block_on(runtime: tokio::runtime::Runtime, id: &str) -> String {
+    let lock_key = runtime.block_on(async {
+        let db = db().await;
+        account(id, 1).save(&db).await.expect("save");
+        let long = LockOptions::default().ttl(Duration::from_secs(30));
+        let guard = Account::lock(&db, id, long).await.expect("lock");
+        guard.lock_key().to_string()
+        // `guard` is dropped here, as the future `block_on` runs completes.
+    });
+    drop(runtime);
+    lock_key
+}
+
+/// Whether `key` exists, asked from a runtime of its own.
+fn exists_now(key: &str) -> bool {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let mut raw = raw().await;
+        exists(&mut raw, key).await
+    })
+}
+
+#[test]
+fn a_guard_dropped_as_a_current_thread_block_on_returns_is_released() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let lock_key = lock_and_drop_at_the_end_of_block_on(runtime, "end-current");
+    // The runtime is gone and the lock's ttl is 30 s: the release ran before it went.
+    assert!(!exists_now(&lock_key), "{lock_key} stayed held");
+}
+
+#[test]
+fn a_guard_dropped_as_a_multi_thread_block_on_returns_is_released() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let lock_key = lock_and_drop_at_the_end_of_block_on(runtime, "end-multi");
+    assert!(!exists_now(&lock_key), "{lock_key} stayed held");
+}
+
+#[test]
+fn a_guard_dropped_outside_any_runtime_is_released() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let (guard, lock_key) = runtime.block_on(async {
+        let db = db().await;
+        account("outside", 1).save(&db).await.expect("save");
+        let long = LockOptions::default().ttl(Duration::from_secs(30));
+        let guard = Account::lock(&db, "outside", long).await.expect("lock");
+        let lock_key = guard.lock_key().to_string();
+        (guard, lock_key)
+    });
+    drop(guard);
+    assert!(!exists_now(&lock_key), "{lock_key} stayed held");
+    drop(runtime);
+}
+
+#[tokio::test]
+async fn a_release_cancelled_while_cut_off_frees_the_lock_once_the_server_is_reachable_again() {
+    let relay = Relay::start().await;
+    let db = relay.db().await;
+    let mut raw = raw().await;
+    account("cut-cancel", 1).save(&db).await.expect("save");
+    let long = LockOptions::default().ttl(Duration::from_secs(30));
+    for polls in 1..4 {
+        let guard = Account::lock(&db, "cut-cancel", long.clone())
+            .await
+            .expect("lock");
+        let lock_key = guard.lock_key().to_string();
+        relay.go_down();
+        let cuts = relay.cuts();
+        // Sent into the cut connection, then dropped before any answer.
+        let _ = cancel_after(polls, guard.release()).await;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while relay.cuts() == cuts {
+            assert!(Instant::now() < deadline, "the release was never sent");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(exists(&mut raw, &lock_key).await, "nothing got through");
+        relay.come_back();
+        // The lock's ttl is 30 s: only a release carried on after the cancel frees it now.
+        wait_gone(&mut raw, &lock_key, Duration::from_secs(5)).await;
+    }
+}
