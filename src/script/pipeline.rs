@@ -24,11 +24,15 @@ use crate::error::{Error, Result};
 ///   fails alone and the others still apply, because Redis does not roll back: put steps
 ///   that must all happen or none into one script that checks before it writes.
 /// * **A pipeline** is not isolated: other clients' commands may run between its commands.
-///   When it calls scripts, it is sent as consecutive `MULTI … EXEC` runs of at most 1,000
-///   commands (each with the `SCRIPT LOAD`s it needs), so blocking commands such as `BLPOP`
-///   do not block inside it.
+///   Every command fails alone: plain commands are sent bare, so one Redis refuses (an
+///   unknown command, a wrong argument count) touches nothing else; each run of consecutive
+///   script calls (at most 1,000) is sent as `MULTI`, the `SCRIPT LOAD`s it needs, the
+///   calls, `EXEC`, and rapyer builds those calls so that none is refused while queueing.
+///   Only an ACL refusal of a call (`NOPERM`) would abort the other calls of its run.
+///   Blocking commands such as `BLPOP` never sit inside a `MULTI`.
 ///
-/// [`execute`](Pipeline::execute) returns one reply per command added, or the first failure.
+/// [`execute`](Pipeline::execute) returns one reply per command added, or the first failure;
+/// [`execute_each`](Pipeline::execute_each) returns each command's own reply or error.
 /// Keys given to script calls get the handle's namespace; commands added with
 /// [`cmd`](Pipeline::cmd) are sent as they are (build their keys with [`Db::key`]).
 ///
