@@ -2,8 +2,9 @@
 //! expiry of a vanished holder, a lost lock refusing to save, extension, background release
 //! on drop, no lost update among concurrent read-modify-write holders, a save that writes
 //! only what its holder changed (lock-free changes made meanwhile survive, hostile dict keys
-//! round-trip), and a release cut off in transit that still frees the lock once the server
-//! is reachable again.
+//! round-trip), a release cut off in transit that still frees the lock once the server is
+//! reachable again, and cancellation and shutdown: a `lock()` or `release()` dropped half-way
+//! and a guard dropped as its runtime ends leave no lock held.
 
 mod common;
 
