@@ -85,24 +85,25 @@ pub(crate) async fn save_many<M: AtomicModel>(db: &Db, models: &[M]) -> Result<(
 async fn run_save(db: &Db, keys: &[String], args: &[String]) -> Result<()> {
     match db.run_lua::<i64>(&library::SAVE, keys, args).await {
         Ok(_) => Ok(()),
-        Err(Error::Script { name, message }) => {
-            // `WRONGTYPE <1-based index> <type>`, raised before any write.
-            let mut words = message.split_whitespace();
-            if words.next() == Some("WRONGTYPE") {
-                let index = words.next().and_then(|i| i.parse::<usize>().ok());
-                if let Some(key) = index.and_then(|i| keys.get(i.wrapping_sub(1))) {
-                    return Err(Error::TypeMismatch {
-                        key: key.clone(),
-                        path: "$".into(),
-                        expected: EXPECTED_DOCUMENT.into(),
-                        found: words.next().unwrap_or("another type").to_string(),
-                    });
-                }
-            }
-            Err(Error::Script { name, message })
-        }
-        Err(other) => Err(other),
+        Err(e) => Err(indexed_mismatch(e, keys)),
     }
+}
+
+/// Reads the refusal of a script over many documents, `WRONGTYPE <1-based index> <type>`
+/// (raised before any write), as a [`Error::TypeMismatch`] naming that key; any other error
+/// is returned as it is.
+fn indexed_mismatch(e: Error, keys: &[String]) -> Error {
+    if let Error::Script { message, .. } = &e {
+        let mut words = message.split_whitespace();
+        if words.next() == Some("WRONGTYPE") {
+            let index = words.next().and_then(|i| i.parse::<usize>().ok());
+            if let Some(key) = index.and_then(|i| keys.get(i.wrapping_sub(1))) {
+                let found = words.next().unwrap_or("another type").to_string();
+                return mismatch(key.clone(), found);
+            }
+        }
+    }
+    e
 }
 
 /// Reads one document; `rearm` re-arms its expiry in the same step (`refresh_on_read`).
@@ -169,19 +170,22 @@ pub(crate) async fn exists(db: &Db, key: String) -> Result<bool> {
     }
 }
 
-pub(crate) async fn delete_one(db: &Db, key: String, op: &'static str) -> Result<bool> {
-    Ok(delete_count(db, vec![key], op).await? > 0)
+/// Deletes the document at `key` (see [`delete_count`]); `true` if there was one.
+pub(crate) async fn delete_one(db: &Db, key: String) -> Result<bool> {
+    Ok(delete_count(db, vec![key]).await? > 0)
 }
 
-pub(crate) async fn delete_count(db: &Db, keys: Vec<String>, op: &'static str) -> Result<usize> {
+/// Deletes the documents at `keys` in one script, all or nothing: a key holding another
+/// Redis type refuses the whole call with [`Error::TypeMismatch`] naming the first such key
+/// (in the order given), and nothing is deleted. Returns how many documents were deleted.
+pub(crate) async fn delete_count(db: &Db, keys: Vec<String>) -> Result<usize> {
     if keys.is_empty() {
         return Ok(0);
     }
-    let mut cmd = redis::cmd("DEL");
-    cmd.arg(&keys);
-    db.query("DEL", keys.len(), &cmd)
-        .await
-        .map_err(|e| Error::redis(op, e))
+    match db.run_lua::<u64>(&library::DELETE, &keys, &[] as &[&str]).await {
+        Ok(n) => Ok(usize::try_from(n).unwrap_or(usize::MAX)),
+        Err(e) => Err(indexed_mismatch(e, &keys)),
+    }
 }
 
 pub(crate) async fn all<M: AtomicModel>(db: &Db, rearm: Option<Duration>) -> Result<Vec<M>> {
@@ -226,29 +230,27 @@ pub(crate) async fn all<M: AtomicModel>(db: &Db, rearm: Option<Duration>) -> Res
     Ok(models)
 }
 
+/// Sets the expiry of the document at `key`, checking in the same script that it is one:
+/// [`Error::NotFound`] when the key is missing, [`Error::TypeMismatch`] when it holds another
+/// Redis type (whose expiry is left as it was).
 pub(crate) async fn set_ttl(db: &Db, key: String, ttl: Duration) -> Result<()> {
-    let mut cmd = redis::cmd("PEXPIRE");
-    cmd.arg(&key).arg(ttl_millis(ttl));
-    let set: i64 = db
-        .query("PEXPIRE", 1, &cmd)
-        .await
-        .map_err(|e| Error::redis("set_ttl", e))?;
-    if set == 1 {
-        Ok(())
-    } else {
-        Err(Error::NotFound { key })
+    let keys = [key];
+    let args = [ttl_millis(ttl).to_string()];
+    match db.run_lua::<i64>(&library::EXPIRE, &keys, &args).await {
+        Ok(_) => Ok(()),
+        Err(e) => Err(script_document_error(e, &keys[0])),
     }
 }
 
+/// The remaining time to live of the document at `key` (`None`: no expiry), with the same
+/// errors as [`set_ttl`].
 pub(crate) async fn ttl(db: &Db, key: String) -> Result<Option<Duration>> {
-    let mut cmd = redis::cmd("PTTL");
-    cmd.arg(&key);
-    let ms: i64 = db
-        .query("PTTL", 1, &cmd)
-        .await
-        .map_err(|e| Error::redis("ttl", e))?;
+    let keys = [key];
+    let ms = match db.run_lua::<i64>(&library::EXPIRE, &keys, &[""]).await {
+        Ok(ms) => ms,
+        Err(e) => return Err(script_document_error(e, &keys[0])),
+    };
     match ms {
-        -2 => Err(Error::NotFound { key }),
         ms if ms < 0 => Ok(None),
         ms => Ok(Some(Duration::from_millis(ms.unsigned_abs()))),
     }

@@ -1019,3 +1019,150 @@ async fn non_finite_floats_are_refused_by_every_save_and_nothing_is_written() {
         .expect("a None is not a non-finite float");
     assert_eq!(Reading::get(&db, "r3").await.expect("get"), with_nulls);
 }
+
+/// Puts a key of each non-document Redis type at `User:<type>`, each with an absolute
+/// expiry (so that "unchanged" can be compared exactly), and returns `(id, key, type)`.
+async fn foreign_keys(
+    db: &Db,
+    raw: &mut redis::aio::MultiplexedConnection,
+) -> Vec<(String, String, &'static str)> {
+    let mut out = Vec::new();
+    for kind in ["string", "hash", "list", "set", "zset", "stream"] {
+        let id = format!("foreign-{kind}");
+        let key = db.key(&User::key_of(&id));
+        let mut cmd = match kind {
+            "string" => redis::cmd("SET"),
+            "hash" => redis::cmd("HSET"),
+            "list" => redis::cmd("RPUSH"),
+            "set" => redis::cmd("SADD"),
+            "zset" => redis::cmd("ZADD"),
+            _ => redis::cmd("XADD"),
+        };
+        cmd.arg(&key);
+        match kind {
+            "string" => cmd.arg("text"),
+            "hash" => cmd.arg("f").arg("v"),
+            "zset" => cmd.arg(1).arg("m"),
+            "stream" => cmd.arg("*").arg("f").arg("v"),
+            _ => cmd.arg("x"),
+        };
+        let _: redis::Value = cmd.query_async(raw).await.expect("write a foreign key");
+        let _: () = redis::cmd("PEXPIREAT")
+            .arg(&key)
+            .arg(4_102_444_800_000_i64) // 2100-01-01
+            .query_async(raw)
+            .await
+            .expect("PEXPIREAT");
+        out.push((id, key, kind));
+    }
+    out
+}
+
+/// `DUMP key` and `PEXPIRETIME key`: the key's exact value and expiry.
+async fn snapshot(raw: &mut redis::aio::MultiplexedConnection, key: &str) -> (Vec<u8>, i64) {
+    let dump: Vec<u8> = redis::cmd("DUMP")
+        .arg(key)
+        .query_async(raw)
+        .await
+        .expect("DUMP");
+    let at: i64 = redis::cmd("PEXPIRETIME")
+        .arg(key)
+        .query_async(raw)
+        .await
+        .expect("PEXPIRETIME");
+    (dump, at)
+}
+
+fn assert_foreign<T: std::fmt::Debug>(op: &str, result: Result<T>, key: &str, kind: &str) {
+    match result {
+        Err(Error::TypeMismatch {
+            key: k,
+            path,
+            found,
+            ..
+        }) => {
+            assert_eq!(k, key, "{op} on a {kind}");
+            assert_eq!(path, "$", "{op} on a {kind}");
+            assert_eq!(found, kind, "{op} on a {kind}");
+        }
+        other => panic!("{op} on a {kind}: expected TypeMismatch, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn deletes_and_expiries_touch_only_documents_and_leave_every_other_type_as_it_was() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let foreign = foreign_keys(&db, &mut raw).await;
+    user("doc").save(&db).await.expect("save");
+    let doc_key = db.key(&User::key_of("doc"));
+    let doc_before = json_get(&mut raw, &doc_key).await;
+    for (id, key, kind) in &foreign {
+        let before = snapshot(&mut raw, key).await;
+        let u = user(id);
+        assert_foreign("delete", u.delete(&db).await, key, kind);
+        assert_foreign("delete_by_id", User::delete_by_id(&db, id).await, key, kind);
+        // All or nothing: a foreign key anywhere refuses the whole call, the document and
+        // the missing id included.
+        assert_foreign(
+            "delete_many",
+            User::delete_many(&db, ["doc", "missing", id.as_str()]).await,
+            key,
+            kind,
+        );
+        assert_foreign(
+            "set_ttl",
+            u.set_ttl(&db, Duration::from_secs(5)).await,
+            key,
+            kind,
+        );
+        assert_foreign("ttl", u.ttl(&db).await, key, kind);
+        assert_eq!(snapshot(&mut raw, key).await, before, "the {kind} changed");
+        assert_eq!(json_get(&mut raw, &doc_key).await, doc_before);
+        assert_eq!(pttl(&mut raw, &doc_key).await, -1, "the document got an expiry");
+    }
+    // The first foreign key in the order asked is the one named.
+    assert_foreign(
+        "delete_many",
+        User::delete_many(&db, ["doc", "foreign-set", "foreign-hash"]).await,
+        &db.key(&User::key_of("foreign-set")),
+        "set",
+    );
+    // A foreign key without an expiry gets none from set_ttl.
+    let plain = db.key(&User::key_of("plain"));
+    let _: () = redis::cmd("SET")
+        .arg(&plain)
+        .arg("v")
+        .query_async(&mut raw)
+        .await
+        .expect("SET");
+    assert_foreign(
+        "set_ttl",
+        user("plain").set_ttl(&db, Duration::from_secs(5)).await,
+        &plain,
+        "string",
+    );
+    assert_eq!(pttl(&mut raw, &plain).await, -1);
+
+    // Documents behave as before.
+    let d = user("doc");
+    d.set_ttl(&db, Duration::from_secs(50)).await.expect("set_ttl");
+    assert!(d.ttl(&db).await.expect("ttl").is_some());
+    assert!(pttl(&mut raw, &doc_key).await > 0);
+    user("doc2").save(&db).await.expect("save");
+    assert_eq!(
+        User::delete_many(&db, ["doc", "missing", "doc2", "doc"])
+            .await
+            .expect("delete_many"),
+        2
+    );
+    assert_eq!(json_get(&mut raw, &doc_key).await, None);
+    for (_, key, kind) in &foreign {
+        let exists: bool = redis::cmd("EXISTS")
+            .arg(key)
+            .query_async(&mut raw)
+            .await
+            .expect("EXISTS");
+        assert!(exists, "the {kind} was deleted");
+    }
+}
