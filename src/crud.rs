@@ -378,14 +378,39 @@ pub(crate) fn check_finite<T: serde::Serialize + ?Sized>(
     non_finite(key, path, crate::finite::non_finite_path(value, text))
 }
 
-/// [`Error::NonFinite`] at `path` plus `found` (a path inside the value), if one was found.
-pub(crate) fn non_finite(key: &str, path: &str, found: Option<String>) -> Result<()> {
+/// The error for a value a document cannot hold, found at `path` plus its place inside the
+/// value: [`Error::NonFinite`] for a NaN or infinite float, [`Error::Overflow`] (of kind
+/// `i128`/`u128`) for an integer beyond `i64::MIN ..= u64::MAX`.
+pub(crate) fn non_finite(key: &str, path: &str, found: Option<crate::finite::Found>) -> Result<()> {
+    use crate::finite::Unholdable;
     match found {
         None => Ok(()),
-        Some(inner) => Err(Error::NonFinite {
+        Some(found) => {
+            let key = key.to_string();
+            let path = format!("{path}{}", found.path);
+            Err(match found.what {
+                Unholdable::NonFinite => Error::NonFinite { key, path },
+                Unholdable::TooWide(kind) => Error::Overflow { key, path, kind },
+            })
+        }
+    }
+}
+
+/// The error for a value bound for `key` at `path` that serde_json refused to encode: the
+/// value a document cannot hold, when that is why (`to_value` refuses an integer beyond
+/// `i64`/`u64`), else [`Error::Serialize`].
+fn serialize_error<T: serde::Serialize + ?Sized>(
+    key: &str,
+    path: &str,
+    value: &T,
+    source: serde_json::Error,
+) -> Error {
+    match non_finite(key, path, crate::finite::find(value)) {
+        Err(e) => e,
+        Ok(()) => Error::Serialize {
             key: key.to_string(),
-            path: format!("{path}{inner}"),
-        }),
+            source,
+        },
     }
 }
 
@@ -393,10 +418,7 @@ pub(crate) fn non_finite(key: &str, path: &str, found: Option<String>) -> Result
 /// each date-time it indexes (what the search index reads, see [`crate::query::INSTANT_SUFFIX`]).
 /// A NaN or infinite float anywhere in it is [`Error::NonFinite`].
 pub(crate) fn encode_model<M: crate::model::Model>(key: &str, model: &M) -> Result<String> {
-    let text = model_text(model).map_err(|source| Error::Serialize {
-        key: key.to_string(),
-        source,
-    })?;
+    let text = model_text(model).map_err(|source| serialize_error(key, "$", model, source))?;
     check_finite(key, "$", model, &text)?;
     Ok(text)
 }
@@ -421,10 +443,8 @@ pub(crate) fn encode_model_value<M: crate::model::Model>(
     key: &str,
     model: &M,
 ) -> Result<serde_json::Value> {
-    let mut doc = serde_json::to_value(model).map_err(|source| Error::Serialize {
-        key: key.to_string(),
-        source,
-    })?;
+    let mut doc =
+        serde_json::to_value(model).map_err(|source| serialize_error(key, "$", model, source))?;
     // There is no text to search for a `null` here: walk the model itself.
     non_finite(key, "$", crate::finite::find(model))?;
     let mut instants = Vec::new();
@@ -443,10 +463,8 @@ pub(crate) fn encode_with_instants<T: serde::Serialize + ?Sized>(
     value: &T,
     instants: &[Vec<String>],
 ) -> Result<String> {
-    let mut doc = serde_json::to_value(value).map_err(|source| Error::Serialize {
-        key: key.to_string(),
-        source,
-    })?;
+    let mut doc =
+        serde_json::to_value(value).map_err(|source| serialize_error(key, path, value, source))?;
     crate::query::add_instants(&mut doc, instants);
     let text = serde_json::to_string(&doc).map_err(|source| Error::Serialize {
         key: key.to_string(),

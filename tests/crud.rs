@@ -1166,3 +1166,141 @@ async fn deletes_and_expiries_touch_only_documents_and_leave_every_other_type_as
         assert!(exists, "the {kind} was deleted");
     }
 }
+
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[rapyer(prefix = "Wide")]
+struct Wide {
+    #[rapyer(key)]
+    id: String,
+    // An i128 needs no attribute; `#[rapyer(value)]` works the same.
+    signed: i128,
+    #[rapyer(value)]
+    unsigned: u128,
+    #[rapyer(value)]
+    many: Vec<i128>,
+}
+
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[rapyer(prefix = "WideTtl", ttl = 100)]
+struct WideTtl {
+    #[rapyer(key)]
+    id: String,
+    #[rapyer(value)]
+    unsigned: u128,
+}
+
+fn wide(id: &str) -> Wide {
+    Wide {
+        id: id.into(),
+        signed: i128::from(i64::MIN),
+        unsigned: u128::from(u64::MAX),
+        many: vec![0, i128::from(u64::MAX)],
+    }
+}
+
+fn assert_too_wide(op: &str, result: Result<()>, key: &str, path: &str, kind: &str) {
+    let err = result.expect_err(op);
+    let inner = match &err {
+        Error::Block { source, .. } => source.as_ref(),
+        other => other,
+    };
+    match inner {
+        Error::Overflow { key: k, path: p, kind: t } => {
+            assert_eq!((k.as_str(), p.as_str(), *t), (key, path, kind), "{op}");
+        }
+        other => panic!("{op}: expected Overflow, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn integers_beyond_what_a_document_holds_exactly_are_refused_before_anything_is_written() {
+    let db = db().await;
+    let mut raw = raw().await;
+    // The edges RedisJSON holds exactly are stored and read back exactly.
+    let mut w = wide("w1");
+    w.save(&db).await.expect("save");
+    assert_eq!(Wide::get(&db, "w1").await.expect("get"), w);
+    let key = db.key(&w.key());
+    let before = json_get(&mut raw, &key).await;
+
+    let too_wide: [(i128, u128); 3] = [
+        (i128::from(i64::MIN) - 1, u128::from(u64::MAX) + 1),
+        (i128::MAX, u128::MAX),
+        (i128::MIN, u128::from(u64::MAX) * 10),
+    ];
+    for (signed, unsigned) in too_wide {
+        let cases: Vec<(&str, &str, Wide)> = vec![
+            ("$.signed", "i128", Wide { signed, ..wide("w1") }),
+            ("$.unsigned", "u128", Wide { unsigned, ..wide("w1") }),
+            ("$.many[1]", "i128", Wide { many: vec![0, signed], ..wide("w1") }),
+        ];
+        for (path, kind, model) in cases {
+            assert_too_wide("save", model.save(&db).await, &key, path, kind);
+            assert_too_wide(
+                "insert_many",
+                Wide::insert_many(&db, &[wide("w2"), model.clone()]).await,
+                &key,
+                path,
+                kind,
+            );
+            let mut guard = Wide::lock(&db, "w1", LockOptions::default())
+                .await
+                .expect("lock");
+            *guard = model.clone();
+            assert_too_wide("lock save", guard.save().await, &key, path, kind);
+            guard.release().await.expect("release");
+        }
+        let ttl_model = WideTtl {
+            id: "t1".into(),
+            unsigned,
+        };
+        let ttl_key = db.key(&ttl_model.key());
+        assert_too_wide("save with ttl", ttl_model.save(&db).await, &ttl_key, "$.unsigned", "u128");
+        assert_too_wide(
+            "insert_many with ttl",
+            WideTtl::insert_many(&db, std::slice::from_ref(&ttl_model)).await,
+            &ttl_key,
+            "$.unsigned",
+            "u128",
+        );
+        assert_eq!(json_get(&mut raw, &ttl_key).await, None);
+
+        let local = w.clone();
+        assert_too_wide("handle set", w.signed().set(&db, signed).await, &key, "$.signed", "i128");
+        assert_too_wide(
+            "handle set",
+            w.unsigned().set(&db, unsigned).await,
+            &key,
+            "$.unsigned",
+            "u128",
+        );
+        assert_too_wide(
+            "handle set",
+            w.many().set(&db, vec![signed]).await,
+            &key,
+            "$.many[0]",
+            "i128",
+        );
+        assert_eq!(w, local, "a refused set changed the local model");
+        assert_too_wide(
+            "pipeline set",
+            w.pipeline(&db, |p| p.unsigned().set(unsigned)).await.map(|_| ()),
+            &key,
+            "$.unsigned",
+            "u128",
+        );
+        assert_eq!(w, local, "a refused pipeline changed the local model");
+        let target = w.server_ref().signed();
+        assert_too_wide(
+            "ServerOps set",
+            ServerOps::scope(&db, |ops| ops.set(target, signed)).await.map(|_| ()),
+            &key,
+            "$.signed",
+            "i128",
+        );
+
+        assert_eq!(json_get(&mut raw, &key).await, before, "the document changed");
+        assert_eq!(json_get(&mut raw, &db.key(&Wide::key_of("w2"))).await, None);
+        assert_eq!(Wide::get(&db, "w1").await.expect("still loads"), w);
+    }
+}

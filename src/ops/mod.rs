@@ -771,6 +771,11 @@ fn namespaced(db: &Db, e: Error) -> Error {
                     key: db.key(&key),
                     path,
                 },
+                Error::Overflow { key, path, kind } => Error::Overflow {
+                    key: db.key(&key),
+                    path,
+                    kind,
+                },
                 other => other,
             };
             Error::Block {
@@ -1030,8 +1035,8 @@ impl<M: Map> DictRef<M, Bound<'_>> {
                 source,
             })
             .and_then(|json| {
-                // serde_json writes a non-finite float as `null`: without one, there is none.
-                if json.contains("null") {
+                // Without a `null` or a long number in the text, no value hides one.
+                if crate::finite::may_hide(&json) {
                     for (k, v) in &entries {
                         let mut path = self.loc.path();
                         crate::finite::push_member(&mut path, k);
