@@ -1304,3 +1304,50 @@ async fn integers_beyond_what_a_document_holds_exactly_are_refused_before_anythi
         assert_eq!(Wide::get(&db, "w1").await.expect("still loads"), w);
     }
 }
+
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[rapyer(prefix = "Floats32")]
+struct Floats32 {
+    #[rapyer(key)]
+    id: String,
+    one: f32,
+    many: Vec<f32>,
+}
+
+#[tokio::test]
+async fn every_finite_f32_a_save_writes_loads_back_bit_for_bit() {
+    let db = db().await;
+    let mut rng = common::Rng(0x5eed_f32);
+    let mut many = vec![
+        f32::MAX,
+        f32::MIN,
+        f32::MIN_POSITIVE,
+        -f32::MIN_POSITIVE,
+        f32::from_bits(1), // the smallest subnormal
+        f32::from_bits(0x007f_ffff),
+        f32::EPSILON,
+        0.1,
+        -0.0,
+        16_777_217.0,
+    ];
+    while many.len() < 5_000 {
+        let x = f32::from_bits(rng.next() as u32);
+        if x.is_finite() {
+            many.push(x);
+        }
+    }
+    for (i, chunk) in many.chunks(500).enumerate() {
+        let model = Floats32 {
+            id: format!("f{i}"),
+            one: chunk[0],
+            many: chunk.to_vec(),
+        };
+        model.save(&db).await.expect("save");
+        Floats32::insert_many(&db, std::slice::from_ref(&model))
+            .await
+            .expect("insert_many");
+        let back = Floats32::get(&db, &model.id).await.expect("loads");
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&back.many), bits(&model.many), "chunk {i}");
+    }
+}
