@@ -530,10 +530,18 @@ pub(crate) fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T> 
     })
 }
 
+/// The longest expiry rapyer sets, in milliseconds (about 3,168 years): Redis refuses a
+/// `PEXPIRE` whose deadline passes `i64::MAX` ms, and a script that handles the expiry as
+/// a Lua number passes it on as text that is an integer only below 10^14. A longer expiry
+/// would fail inside a script after its write, so it is capped to this instead.
+pub(crate) const MAX_TTL_MILLIS: u64 = 99_999_999_999_999;
+
 /// Milliseconds for PEXPIRE, at least 1 so a sub-millisecond TTL still expires rather than
-/// meaning "delete now".
+/// meaning "delete now", and at most [`MAX_TTL_MILLIS`].
 pub(crate) fn ttl_millis(ttl: Duration) -> u64 {
-    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
+    u64::try_from(ttl.as_millis())
+        .unwrap_or(u64::MAX)
+        .clamp(1, MAX_TTL_MILLIS)
 }
 
 /// Escapes the glob characters of a literal key part for `SCAN MATCH`.
@@ -562,5 +570,7 @@ mod tests {
     fn ttl_never_rounds_to_delete() {
         assert_eq!(ttl_millis(Duration::from_micros(10)), 1);
         assert_eq!(ttl_millis(Duration::from_secs(2)), 2000);
+        assert_eq!(ttl_millis(Duration::MAX), MAX_TTL_MILLIS);
+        assert_eq!(ttl_millis(Duration::from_millis(MAX_TTL_MILLIS)), MAX_TTL_MILLIS);
     }
 }

@@ -1351,3 +1351,54 @@ async fn every_finite_f32_a_save_writes_loads_back_bit_for_bit() {
         assert_eq!(bits(&back.many), bits(&model.many), "chunk {i}");
     }
 }
+
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[rapyer(prefix = "Forever", ttl = 18446744073709551615)]
+struct Forever {
+    #[rapyer(key)]
+    id: String,
+    n: i64,
+}
+
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[rapyer(prefix = "Millennia", ttl = 100000000000)]
+struct Millennia {
+    #[rapyer(key)]
+    id: String,
+    n: i64,
+}
+
+/// Milliseconds until a key expires: a key written with a "forever" expiry expires, but
+/// not within a thousand years.
+async fn expires_in_millennia(raw: &mut redis::aio::MultiplexedConnection, key: &str, what: &str) {
+    let left = pttl(raw, key).await;
+    assert!(left > 1000 * 365 * 86_400_000, "{what}: {left} ms left");
+}
+
+#[tokio::test]
+async fn expiries_too_long_for_redis_are_capped_and_every_write_with_one_succeeds_whole() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let mut f = Forever { id: "f".into(), n: 1 };
+    f.save(&db).await.expect("save");
+    let key = db.key(&f.key());
+    expires_in_millennia(&mut raw, &key, "save").await;
+    Forever::insert_many(&db, std::slice::from_ref(&f))
+        .await
+        .expect("insert_many");
+    assert_eq!(f.n().incr(&db, 1).await.expect("handle incr"), 2);
+    assert_eq!(stored(&mut raw, &key).await["n"], 2);
+    f.pipeline(&db, |p| p.n().incr(1)).await.expect("pipeline");
+    assert_eq!(stored(&mut raw, &key).await["n"], 3);
+    f.set_ttl(&db, Duration::MAX).await.expect("set_ttl");
+    expires_in_millennia(&mut raw, &key, "set_ttl").await;
+
+    let mut m = Millennia { id: "m".into(), n: 1 };
+    m.save(&db).await.expect("save");
+    let key = db.key(&m.key());
+    expires_in_millennia(&mut raw, &key, "save").await;
+    assert_eq!(m.n().incr(&db, 1).await.expect("handle incr"), 2);
+    m.pipeline(&db, |p| p.n().incr(1)).await.expect("pipeline");
+    assert_eq!(stored(&mut raw, &key).await["n"], 3);
+    expires_in_millennia(&mut raw, &key, "field write").await;
+}
