@@ -530,10 +530,12 @@ pub(crate) fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T> 
     })
 }
 
-/// The longest expiry rapyer sets, in milliseconds (about 3,168 years): Redis refuses a
-/// `PEXPIRE` whose deadline passes `i64::MAX` ms, and a script that handles the expiry as
-/// a Lua number passes it on as text that is an integer only below 10^14. A longer expiry
-/// would fail inside a script after its write, so it is capped to this instead.
+/// The longest expiry rapyer sets, in milliseconds (about 3,168 years). Redis refuses a
+/// `PEXPIRE` whose deadline passes `i64::MAX` ms (`invalid expire time`) or whose argument
+/// is not an integer (a Lua number beyond ~1e17 is passed on as `1e+19`), and a Lua number
+/// is exact only below 2^53 (verified on Redis 8.2): a longer expiry failed inside the
+/// save, field and block scripts after their write, so it is capped to this round value,
+/// well inside every limit.
 pub(crate) const MAX_TTL_MILLIS: u64 = 99_999_999_999_999;
 
 /// Milliseconds for PEXPIRE, at least 1 so a sub-millisecond TTL still expires rather than
