@@ -367,15 +367,17 @@ pub(crate) fn encode<T: serde::Serialize + ?Sized>(
 }
 
 /// Refuses `text`, the JSON of `value` bound for `key` at `path`, when `value` holds a NaN or
-/// infinite float: serde_json writes those as `null`, which would be stored and then fail
-/// every load.
+/// infinite float (serde_json writes those as `null`, which would be stored and then fail
+/// every load), an integer beyond `i64::MIN ..= u64::MAX`, or nests too deep for a document
+/// there ([`crate::depth`]).
 pub(crate) fn check_finite<T: serde::Serialize + ?Sized>(
     key: &str,
     path: &str,
     value: &T,
     text: &str,
 ) -> Result<()> {
-    non_finite(key, path, crate::finite::non_finite_path(value, text))
+    non_finite(key, path, crate::finite::non_finite_path(value, text))?;
+    crate::depth::check(key, path, text)
 }
 
 /// The error for a value a document cannot hold, found at `path` plus its place inside the

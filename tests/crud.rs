@@ -1402,3 +1402,108 @@ async fn expiries_too_long_for_redis_are_capped_and_every_write_with_one_succeed
     assert_eq!(stored(&mut raw, &key).await["n"], 3);
     expires_in_millennia(&mut raw, &key, "field write").await;
 }
+
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[rapyer(prefix = "Deep")]
+struct Deep {
+    #[rapyer(key)]
+    id: String,
+    payload: serde_json::Value,
+}
+
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[rapyer(prefix = "DeepTtl", ttl = 100)]
+struct DeepTtl {
+    #[rapyer(key)]
+    id: String,
+    payload: serde_json::Value,
+}
+
+/// `levels` arrays, one inside the other.
+fn nested(levels: usize) -> serde_json::Value {
+    (0..levels).fold(json!(1), |inner, _| json!([inner]))
+}
+
+fn assert_too_deep(op: &str, result: Result<()>, key: &str, path: &str) {
+    let err = result.expect_err(op);
+    let inner = match &err {
+        Error::Block { source, .. } => source.as_ref(),
+        other => other,
+    };
+    match inner {
+        Error::InvalidOp { key: k, path: p, message } => {
+            assert_eq!((k.as_str(), p.as_str()), (key, path), "{op}: {message}");
+            assert!(message.contains("127"), "{op}: {message}");
+        }
+        other => panic!("{op}: expected InvalidOp, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn documents_deeper_than_redisjson_and_serde_json_allow_are_refused_before_anything_is_written() {
+    let db = db().await;
+    let mut raw = raw().await;
+    // 127 levels (the root object and 126 arrays) is the deepest both accept.
+    let mut d = Deep {
+        id: "d".into(),
+        payload: nested(126),
+    };
+    d.save(&db).await.expect("save at the limit");
+    assert_eq!(Deep::get(&db, "d").await.expect("loads at the limit"), d);
+    d.payload = nested(3);
+    d.save(&db).await.expect("save");
+    let key = db.key(&d.key());
+    let before = json_get(&mut raw, &key).await;
+
+    let too_deep = Deep {
+        id: "d".into(),
+        payload: nested(127),
+    };
+    assert_too_deep("save", too_deep.save(&db).await, &key, "$");
+    assert_too_deep(
+        "insert_many",
+        Deep::insert_many(&db, &[Deep { id: "e".into(), payload: json!(1) }, too_deep.clone()]).await,
+        &key,
+        "$",
+    );
+    let first = DeepTtl {
+        id: "a".into(),
+        payload: json!(1),
+    };
+    let deep_ttl = DeepTtl {
+        id: "b".into(),
+        payload: nested(127),
+    };
+    assert_too_deep(
+        "insert_many with ttl",
+        DeepTtl::insert_many(&db, &[first.clone(), deep_ttl.clone()]).await,
+        &db.key(&deep_ttl.key()),
+        "$",
+    );
+    assert_eq!(
+        json_get(&mut raw, &db.key(&first.key())).await,
+        None,
+        "insert_many with ttl wrote the documents before the refused one"
+    );
+    assert_too_deep(
+        "handle set",
+        d.payload().set(&db, nested(127)).await,
+        &key,
+        "$.payload",
+    );
+    assert_too_deep(
+        "pipeline set",
+        d.pipeline(&db, |p| p.payload().set(nested(127))).await.map(|_| ()),
+        &key,
+        "$.payload",
+    );
+    let mut guard = Deep::lock(&db, "d", LockOptions::default())
+        .await
+        .expect("lock");
+    guard.payload = nested(127);
+    assert_too_deep("lock save", guard.save().await, &key, "$[\"payload\"]");
+    guard.release().await.expect("release");
+    assert_eq!(json_get(&mut raw, &key).await, before, "the document changed");
+    assert_eq!(json_get(&mut raw, &db.key("Deep:e")).await, None);
+    assert_eq!(Deep::get(&db, "d").await.expect("loads"), d);
+}

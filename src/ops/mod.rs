@@ -1035,6 +1035,7 @@ impl<M: Map> DictRef<M, Bound<'_>> {
                 source,
             })
             .and_then(|json| {
+                crate::depth::check(&self.loc.doc.key, &self.loc.path(), &json)?;
                 // Without a `null` or a long number in the text, no value hides one.
                 if crate::finite::may_hide(&json) {
                     for (k, v) in &entries {
