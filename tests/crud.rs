@@ -1026,10 +1026,18 @@ async fn foreign_keys(
     db: &Db,
     raw: &mut redis::aio::MultiplexedConnection,
 ) -> Vec<(String, String, &'static str)> {
+    foreign_keys_of::<User>(db, raw).await
+}
+
+/// [`foreign_keys`] at the keys of the model `M`.
+async fn foreign_keys_of<M: AtomicModel>(
+    db: &Db,
+    raw: &mut redis::aio::MultiplexedConnection,
+) -> Vec<(String, String, &'static str)> {
     let mut out = Vec::new();
     for kind in ["string", "hash", "list", "set", "zset", "stream"] {
         let id = format!("foreign-{kind}");
-        let key = db.key(&User::key_of(&id));
+        let key = db.key(&M::key_of(&id));
         let mut cmd = match kind {
             "string" => redis::cmd("SET"),
             "hash" => redis::cmd("HSET"),
@@ -1506,4 +1514,42 @@ async fn documents_deeper_than_redisjson_and_serde_json_allow_are_refused_before
     assert_eq!(json_get(&mut raw, &key).await, before, "the document changed");
     assert_eq!(json_get(&mut raw, &db.key("Deep:e")).await, None);
     assert_eq!(Deep::get(&db, "d").await.expect("loads"), d);
+}
+
+#[tokio::test]
+async fn copying_a_model_onto_a_key_of_another_type_is_refused_and_leaves_it_as_it_was() {
+    let db = db().await;
+    let mut raw = raw().await;
+    // Wallets share a hash tag, so a block may copy one onto another's id.
+    let foreign = foreign_keys_of::<Wallet>(&db, &mut raw).await;
+    let source = Wallet {
+        id: "source".into(),
+        cents: 5,
+    };
+    source.save(&db).await.expect("save");
+    for (id, key, kind) in &foreign {
+        let before = snapshot(&mut raw, key).await;
+        let from = source.server_ref();
+        let result = ServerOps::scope(&db, |ops| ops.copy_model(from, id)).await;
+        match result {
+            Err(Error::Block { source, .. }) => match *source {
+                Error::TypeMismatch { key: k, .. } => assert_eq!(&k, key, "copy onto a {kind}"),
+                other => panic!("copy onto a {kind}: expected TypeMismatch, got {other:?}"),
+            },
+            other => panic!("copy onto a {kind}: expected Block, got {other:?}"),
+        }
+        assert_eq!(snapshot(&mut raw, key).await, before, "the {kind} changed");
+    }
+    // Onto a missing id, the copy is made, with its own id.
+    let from = source.server_ref();
+    ServerOps::scope(&db, |ops| ops.copy_model(from, "copy"))
+        .await
+        .expect("copy");
+    assert_eq!(
+        Wallet::get(&db, "copy").await.expect("get"),
+        Wallet {
+            id: "copy".into(),
+            cents: 5
+        }
+    );
 }
