@@ -182,7 +182,10 @@ pub(crate) async fn delete_count(db: &Db, keys: Vec<String>) -> Result<usize> {
     if keys.is_empty() {
         return Ok(0);
     }
-    match db.run_lua::<u64>(&library::DELETE, &keys, &[] as &[&str]).await {
+    match db
+        .run_lua::<u64>(&library::DELETE, &keys, &[] as &[&str])
+        .await
+    {
         Ok(n) => Ok(usize::try_from(n).unwrap_or(usize::MAX)),
         Err(e) => Err(indexed_mismatch(e, &keys)),
     }
@@ -575,6 +578,9 @@ mod tests {
         assert_eq!(ttl_millis(Duration::from_micros(10)), 1);
         assert_eq!(ttl_millis(Duration::from_secs(2)), 2000);
         assert_eq!(ttl_millis(Duration::MAX), MAX_TTL_MILLIS);
-        assert_eq!(ttl_millis(Duration::from_millis(MAX_TTL_MILLIS)), MAX_TTL_MILLIS);
+        assert_eq!(
+            ttl_millis(Duration::from_millis(MAX_TTL_MILLIS)),
+            MAX_TTL_MILLIS
+        );
     }
 }

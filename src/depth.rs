@@ -135,7 +135,9 @@ mod tests {
         // Many brackets side by side are not depth.
         assert!(check("k", "$.a.b.c", &"[1],".repeat(500)).is_ok());
         match check("k", "$.a", &nested(200)) {
-            Err(Error::InvalidOp { key, path, .. }) => assert_eq!((key, path), ("k".into(), "$.a".into())),
+            Err(Error::InvalidOp { key, path, .. }) => {
+                assert_eq!((key, path), ("k".into(), "$.a".into()))
+            }
             other => panic!("{other:?}"),
         }
     }
