@@ -1631,3 +1631,53 @@ async fn copying_a_model_onto_a_key_of_another_type_is_refused_and_leaves_it_as_
         }
     );
 }
+
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[rapyer(prefix = "BigKey", hash_tag = "big")]
+struct BigKey {
+    #[rapyer(key)]
+    id: i128,
+    n: i64,
+}
+
+#[tokio::test]
+async fn an_id_wider_than_a_document_holds_is_refused_before_it_is_written() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let one = BigKey { id: 1, n: 5 };
+    one.save(&db).await.expect("save");
+    let wide = i128::MAX;
+    let wide_key = db.key(&BigKey::key_of(wide));
+    assert_too_wide(
+        "save",
+        BigKey { id: wide, n: 5 }.save(&db).await,
+        &wide_key,
+        "$.id",
+        "i128",
+    );
+    let from = one.server_ref();
+    let copied = ServerOps::scope(&db, |ops| ops.copy_model(from, wide)).await;
+    match copied {
+        Err(Error::Block { source, .. }) => match *source {
+            Error::InvalidOp { key, .. } => assert_eq!(key, wide_key),
+            other => panic!("copy: expected InvalidOp, got {other:?}"),
+        },
+        other => panic!("copy: expected Block, got {other:?}"),
+    }
+    let set = ServerOps::scope(&db, |ops| {
+        ops.set(BigKey::server_ref_for(wide), BigKey { id: wide, n: 6 })
+    })
+    .await;
+    assert!(matches!(set, Err(Error::Block { .. })), "{set:?}");
+    assert_eq!(json_get(&mut raw, &wide_key).await, None);
+    // Within the range, a copy is exact.
+    let edge = i128::from(u64::MAX);
+    let from = one.server_ref();
+    ServerOps::scope(&db, |ops| ops.copy_model(from, edge))
+        .await
+        .expect("copy");
+    assert_eq!(
+        BigKey::get(&db, edge).await.expect("get"),
+        BigKey { id: edge, n: 5 }
+    );
+}

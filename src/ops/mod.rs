@@ -864,6 +864,14 @@ pub fn id_member<K: std::str::FromStr + serde::Serialize>(
     let parsed: K = id
         .parse()
         .map_err(|_| format!("`{id}` does not parse as the model's key type"))?;
+    // A NaN float id would be stored as `null`, an `i128`/`u128` one beyond what a document
+    // holds as a float: either way the copy would no longer load.
+    if crate::finite::find(&parsed).is_some() {
+        return Err(format!(
+            "the id `{id}` has no exact form in a document (a NaN or infinite float, or an \
+             integer beyond i64::MIN ..= u64::MAX)"
+        ));
+    }
     serde_json::to_string(&parsed)
         .map(|json| (name, json))
         .map_err(|e| e.to_string())
