@@ -158,6 +158,13 @@ mod tests {
         }
     }
 
+    #[test]
+    fn serde_json_loads_exactly_max_depth_levels() {
+        let nested = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        assert!(serde_json::from_str::<serde_json::Value>(&nested(MAX_DEPTH)).is_ok());
+        assert!(serde_json::from_str::<serde_json::Value>(&nested(MAX_DEPTH + 1)).is_err());
+    }
+
     /// Random values, with strings full of brackets, quotes and backslashes: the depth read
     /// from serde_json's text is the value's own.
     #[test]
