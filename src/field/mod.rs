@@ -42,7 +42,7 @@ use crate::script::library;
 /// struct (nested models), and, with [`RedisValue`] handles, for the other common serde
 /// types. `i128` and `u128` get a `RedisValue` handle too: stored as JSON integers, they
 /// hold exactly what RedisJSON does, `i64::MIN ..= u64::MAX`, and every write of a wider
-/// value is refused before it is sent ([`Error::Overflow`](crate::Error::Overflow)). Implement it for your own type with `type Handle<'a> = RedisValue<'a, Self>` (or
+/// value is refused before it is sent ([`Error::Overflow`]). Implement it for your own type with `type Handle<'a> = RedisValue<'a, Self>` (or
 /// mark the field `#[rapyer(value)]`).
 #[diagnostic::on_unimplemented(
     message = "`{Self}` has no rapyer field handle",
