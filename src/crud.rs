@@ -85,24 +85,25 @@ pub(crate) async fn save_many<M: AtomicModel>(db: &Db, models: &[M]) -> Result<(
 async fn run_save(db: &Db, keys: &[String], args: &[String]) -> Result<()> {
     match db.run_lua::<i64>(&library::SAVE, keys, args).await {
         Ok(_) => Ok(()),
-        Err(Error::Script { name, message }) => {
-            // `WRONGTYPE <1-based index> <type>`, raised before any write.
-            let mut words = message.split_whitespace();
-            if words.next() == Some("WRONGTYPE") {
-                let index = words.next().and_then(|i| i.parse::<usize>().ok());
-                if let Some(key) = index.and_then(|i| keys.get(i.wrapping_sub(1))) {
-                    return Err(Error::TypeMismatch {
-                        key: key.clone(),
-                        path: "$".into(),
-                        expected: EXPECTED_DOCUMENT.into(),
-                        found: words.next().unwrap_or("another type").to_string(),
-                    });
-                }
-            }
-            Err(Error::Script { name, message })
-        }
-        Err(other) => Err(other),
+        Err(e) => Err(indexed_mismatch(e, keys)),
     }
+}
+
+/// Reads the refusal of a script over many documents, `WRONGTYPE <1-based index> <type>`
+/// (raised before any write), as a [`Error::TypeMismatch`] naming that key; any other error
+/// is returned as it is.
+fn indexed_mismatch(e: Error, keys: &[String]) -> Error {
+    if let Error::Script { message, .. } = &e {
+        let mut words = message.split_whitespace();
+        if words.next() == Some("WRONGTYPE") {
+            let index = words.next().and_then(|i| i.parse::<usize>().ok());
+            if let Some(key) = index.and_then(|i| keys.get(i.wrapping_sub(1))) {
+                let found = words.next().unwrap_or("another type").to_string();
+                return mismatch(key.clone(), found);
+            }
+        }
+    }
+    e
 }
 
 /// Reads one document; `rearm` re-arms its expiry in the same step (`refresh_on_read`).
@@ -169,19 +170,25 @@ pub(crate) async fn exists(db: &Db, key: String) -> Result<bool> {
     }
 }
 
-pub(crate) async fn delete_one(db: &Db, key: String, op: &'static str) -> Result<bool> {
-    Ok(delete_count(db, vec![key], op).await? > 0)
+/// Deletes the document at `key` (see [`delete_count`]); `true` if there was one.
+pub(crate) async fn delete_one(db: &Db, key: String) -> Result<bool> {
+    Ok(delete_count(db, vec![key]).await? > 0)
 }
 
-pub(crate) async fn delete_count(db: &Db, keys: Vec<String>, op: &'static str) -> Result<usize> {
+/// Deletes the documents at `keys` in one script, all or nothing: a key holding another
+/// Redis type refuses the whole call with [`Error::TypeMismatch`] naming the first such key
+/// (in the order given), and nothing is deleted. Returns how many documents were deleted.
+pub(crate) async fn delete_count(db: &Db, keys: Vec<String>) -> Result<usize> {
     if keys.is_empty() {
         return Ok(0);
     }
-    let mut cmd = redis::cmd("DEL");
-    cmd.arg(&keys);
-    db.query("DEL", keys.len(), &cmd)
+    match db
+        .run_lua::<u64>(&library::DELETE, &keys, &[] as &[&str])
         .await
-        .map_err(|e| Error::redis(op, e))
+    {
+        Ok(n) => Ok(usize::try_from(n).unwrap_or(usize::MAX)),
+        Err(e) => Err(indexed_mismatch(e, &keys)),
+    }
 }
 
 pub(crate) async fn all<M: AtomicModel>(db: &Db, rearm: Option<Duration>) -> Result<Vec<M>> {
@@ -226,29 +233,27 @@ pub(crate) async fn all<M: AtomicModel>(db: &Db, rearm: Option<Duration>) -> Res
     Ok(models)
 }
 
+/// Sets the expiry of the document at `key`, checking in the same script that it is one:
+/// [`Error::NotFound`] when the key is missing, [`Error::TypeMismatch`] when it holds another
+/// Redis type (whose expiry is left as it was).
 pub(crate) async fn set_ttl(db: &Db, key: String, ttl: Duration) -> Result<()> {
-    let mut cmd = redis::cmd("PEXPIRE");
-    cmd.arg(&key).arg(ttl_millis(ttl));
-    let set: i64 = db
-        .query("PEXPIRE", 1, &cmd)
-        .await
-        .map_err(|e| Error::redis("set_ttl", e))?;
-    if set == 1 {
-        Ok(())
-    } else {
-        Err(Error::NotFound { key })
+    let keys = [key];
+    let args = [ttl_millis(ttl).to_string()];
+    match db.run_lua::<i64>(&library::EXPIRE, &keys, &args).await {
+        Ok(_) => Ok(()),
+        Err(e) => Err(script_document_error(e, &keys[0])),
     }
 }
 
+/// The remaining time to live of the document at `key` (`None`: no expiry), with the same
+/// errors as [`set_ttl`].
 pub(crate) async fn ttl(db: &Db, key: String) -> Result<Option<Duration>> {
-    let mut cmd = redis::cmd("PTTL");
-    cmd.arg(&key);
-    let ms: i64 = db
-        .query("PTTL", 1, &cmd)
-        .await
-        .map_err(|e| Error::redis("ttl", e))?;
+    let keys = [key];
+    let ms = match db.run_lua::<i64>(&library::EXPIRE, &keys, &[""]).await {
+        Ok(ms) => ms,
+        Err(e) => return Err(script_document_error(e, &keys[0])),
+    };
     match ms {
-        -2 => Err(Error::NotFound { key }),
         ms if ms < 0 => Ok(None),
         ms => Ok(Some(Duration::from_millis(ms.unsigned_abs()))),
     }
@@ -365,25 +370,52 @@ pub(crate) fn encode<T: serde::Serialize + ?Sized>(
 }
 
 /// Refuses `text`, the JSON of `value` bound for `key` at `path`, when `value` holds a NaN or
-/// infinite float: serde_json writes those as `null`, which would be stored and then fail
-/// every load.
+/// infinite float (serde_json writes those as `null`, which would be stored and then fail
+/// every load), an integer beyond `i64::MIN ..= u64::MAX`, or nests too deep for a document
+/// there ([`crate::depth`]).
 pub(crate) fn check_finite<T: serde::Serialize + ?Sized>(
     key: &str,
     path: &str,
     value: &T,
     text: &str,
 ) -> Result<()> {
-    non_finite(key, path, crate::finite::non_finite_path(value, text))
+    non_finite(key, path, crate::finite::non_finite_path(value, text))?;
+    crate::depth::check(key, path, text)
 }
 
-/// [`Error::NonFinite`] at `path` plus `found` (a path inside the value), if one was found.
-pub(crate) fn non_finite(key: &str, path: &str, found: Option<String>) -> Result<()> {
+/// The error for a value a document cannot hold, found at `path` plus its place inside the
+/// value: [`Error::NonFinite`] for a NaN or infinite float, [`Error::Overflow`] (of kind
+/// `i128`/`u128`) for an integer beyond `i64::MIN ..= u64::MAX`.
+pub(crate) fn non_finite(key: &str, path: &str, found: Option<crate::finite::Found>) -> Result<()> {
+    use crate::finite::Unholdable;
     match found {
         None => Ok(()),
-        Some(inner) => Err(Error::NonFinite {
+        Some(found) => {
+            let key = key.to_string();
+            let path = format!("{path}{}", found.path);
+            Err(match found.what {
+                Unholdable::NonFinite => Error::NonFinite { key, path },
+                Unholdable::TooWide(kind) => Error::Overflow { key, path, kind },
+            })
+        }
+    }
+}
+
+/// The error for a value bound for `key` at `path` that serde_json refused to encode: the
+/// value a document cannot hold, when that is why (`to_value` refuses an integer beyond
+/// `i64`/`u64`), else [`Error::Serialize`].
+fn serialize_error<T: serde::Serialize + ?Sized>(
+    key: &str,
+    path: &str,
+    value: &T,
+    source: serde_json::Error,
+) -> Error {
+    match non_finite(key, path, crate::finite::find(value)) {
+        Err(e) => e,
+        Ok(()) => Error::Serialize {
             key: key.to_string(),
-            path: format!("{path}{inner}"),
-        }),
+            source,
+        },
     }
 }
 
@@ -391,10 +423,7 @@ pub(crate) fn non_finite(key: &str, path: &str, found: Option<String>) -> Result
 /// each date-time it indexes (what the search index reads, see [`crate::query::INSTANT_SUFFIX`]).
 /// A NaN or infinite float anywhere in it is [`Error::NonFinite`].
 pub(crate) fn encode_model<M: crate::model::Model>(key: &str, model: &M) -> Result<String> {
-    let text = model_text(model).map_err(|source| Error::Serialize {
-        key: key.to_string(),
-        source,
-    })?;
+    let text = model_text(model).map_err(|source| serialize_error(key, "$", model, source))?;
     check_finite(key, "$", model, &text)?;
     Ok(text)
 }
@@ -419,10 +448,8 @@ pub(crate) fn encode_model_value<M: crate::model::Model>(
     key: &str,
     model: &M,
 ) -> Result<serde_json::Value> {
-    let mut doc = serde_json::to_value(model).map_err(|source| Error::Serialize {
-        key: key.to_string(),
-        source,
-    })?;
+    let mut doc =
+        serde_json::to_value(model).map_err(|source| serialize_error(key, "$", model, source))?;
     // There is no text to search for a `null` here: walk the model itself.
     non_finite(key, "$", crate::finite::find(model))?;
     let mut instants = Vec::new();
@@ -441,10 +468,8 @@ pub(crate) fn encode_with_instants<T: serde::Serialize + ?Sized>(
     value: &T,
     instants: &[Vec<String>],
 ) -> Result<String> {
-    let mut doc = serde_json::to_value(value).map_err(|source| Error::Serialize {
-        key: key.to_string(),
-        source,
-    })?;
+    let mut doc =
+        serde_json::to_value(value).map_err(|source| serialize_error(key, path, value, source))?;
     crate::query::add_instants(&mut doc, instants);
     let text = serde_json::to_string(&doc).map_err(|source| Error::Serialize {
         key: key.to_string(),
@@ -510,10 +535,20 @@ pub(crate) fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T> 
     })
 }
 
+/// The longest expiry rapyer sets, in milliseconds (about 3,168 years). Redis refuses a
+/// `PEXPIRE` whose deadline passes `i64::MAX` ms (`invalid expire time`) or whose argument
+/// is not an integer (a Lua number beyond ~1e17 is passed on as `1e+19`), and a Lua number
+/// is exact only below 2^53 (verified on Redis 8.2): a longer expiry failed inside the
+/// save, field and block scripts after their write, so it is capped to this round value,
+/// well inside every limit.
+pub(crate) const MAX_TTL_MILLIS: u64 = 99_999_999_999_999;
+
 /// Milliseconds for PEXPIRE, at least 1 so a sub-millisecond TTL still expires rather than
-/// meaning "delete now".
+/// meaning "delete now", and at most [`MAX_TTL_MILLIS`].
 pub(crate) fn ttl_millis(ttl: Duration) -> u64 {
-    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
+    u64::try_from(ttl.as_millis())
+        .unwrap_or(u64::MAX)
+        .clamp(1, MAX_TTL_MILLIS)
 }
 
 /// Escapes the glob characters of a literal key part for `SCAN MATCH`.
@@ -542,5 +577,10 @@ mod tests {
     fn ttl_never_rounds_to_delete() {
         assert_eq!(ttl_millis(Duration::from_micros(10)), 1);
         assert_eq!(ttl_millis(Duration::from_secs(2)), 2000);
+        assert_eq!(ttl_millis(Duration::MAX), MAX_TTL_MILLIS);
+        assert_eq!(
+            ttl_millis(Duration::from_millis(MAX_TTL_MILLIS)),
+            MAX_TTL_MILLIS
+        );
     }
 }

@@ -46,8 +46,9 @@ pub enum Error {
     },
 
     /// A number operation's result would leave the range of the field's type (an integer
-    /// outside `i8` … `u64`, a float beyond `f32::MAX` for an `f32`, an infinite `f64`);
-    /// nothing was changed.
+    /// outside `i8` … `u64`, a float beyond `f32::MAX` for an `f32`, an infinite `f64`), or
+    /// an `i128`/`u128` being written is beyond `i64::MIN ..= u64::MAX`, which a document
+    /// holds only as a float (`kind` names the type); nothing was changed.
     #[error(
         "number overflow ({kind}) at key `{key}` path `{path}`: the result does not fit the type"
     )]

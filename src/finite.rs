@@ -1,61 +1,117 @@
-//! Finding a NaN or infinite float in a value about to be written.
+//! Finding a value about to be written that a document cannot hold exactly: a NaN or
+//! infinite float, or an integer beyond `i64::MIN ..= u64::MAX`.
 //!
 //! JSON has no form for NaN or the infinities, and serde_json writes them as `null`
 //! without an error, so a model holding one would be stored and then fail every later
-//! load. The encoders serialize as usual and, only when the text holds `null` at all, walk
-//! the value once more with [`Finder`], a serializer that writes nothing and stops at the
-//! first float that is not finite, tracking its JSONPath. A document without `null` costs
-//! one substring search.
+//! load. serde_json writes an `i128` or `u128` with all its digits, but RedisJSON holds
+//! integers only within `i64::MIN ..= u64::MAX` (verified on RedisJSON 2.8) and stores a
+//! wider one as a float (`1.8446744073709552e19`), which then fails every load as that
+//! integer type. The encoders serialize as usual and, only when the text holds `null` or a
+//! run of 19 digits at all, walk the value once more with [`Finder`], a serializer that
+//! writes nothing and stops at the first such value, tracking its JSONPath. A document
+//! without either costs one substring search and one skipping scan for digits.
 
 use std::fmt;
 
 use serde::Serialize;
 use serde::ser;
 
-/// The JSONPath of the first NaN or infinite float in `value`, relative to the value
-/// (`""` for the value itself, `.scores[2]`, `["a b"].x`), when `text`, the value's
-/// serde_json form, could hide one. `None` when every float is finite.
-pub(crate) fn non_finite_path<T: Serialize + ?Sized>(value: &T, text: &str) -> Option<String> {
-    // serde_json writes a non-finite float as `null`: without one, there is none.
-    if !text.contains("null") {
+/// What a document cannot hold, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Found {
+    /// The JSONPath of the value, relative to the value walked (`""` for the value itself,
+    /// `.scores[2]`, `["a b"].x`).
+    pub(crate) path: String,
+    /// Why it cannot be held.
+    pub(crate) what: Unholdable,
+}
+
+/// Why a value cannot be written into a document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Unholdable {
+    /// A NaN or infinite float.
+    NonFinite,
+    /// An integer of this Rust type (`i128`, `u128`) outside `i64::MIN ..= u64::MAX`.
+    TooWide(&'static str),
+}
+
+/// The first value in `value` that a document cannot hold exactly, when `text`, the value's
+/// serde_json form, could hide one ([`may_hide`]). `None` when there is none.
+pub(crate) fn non_finite_path<T: Serialize + ?Sized>(value: &T, text: &str) -> Option<Found> {
+    if !may_hide(text) {
         return None;
     }
     find(value)
 }
 
-/// The JSONPath of the first NaN or infinite float in `value`, relative to the value, found
-/// by walking it (for a value that has no serde_json text to search first).
-pub(crate) fn find<T: Serialize + ?Sized>(value: &T) -> Option<String> {
+/// Whether `text`, serde_json's form of a value, could hold something a document cannot:
+/// a non-finite float is written as `null`, and an integer beyond `i64`/`u64` has at least
+/// 19 digits in a row. Without either, there is none.
+pub(crate) fn may_hide(text: &str) -> bool {
+    text.contains("null") || has_digit_run(text.as_bytes(), WIDE_DIGITS)
+}
+
+/// The fewest digits of an integer outside `i64::MIN ..= u64::MAX` (`-9223372036854775809`).
+const WIDE_DIGITS: usize = 19;
+
+/// Whether `bytes` holds `n` ASCII digits in a row. Looks at the last byte of each window
+/// of `n` first, so text without long numbers is skipped `n` bytes at a time.
+fn has_digit_run(bytes: &[u8], n: usize) -> bool {
+    let mut end = n - 1;
+    while end < bytes.len() {
+        if !bytes[end].is_ascii_digit() {
+            end += n;
+            continue;
+        }
+        let run = bytes[..=end]
+            .iter()
+            .rev()
+            .take(n)
+            .take_while(|b| b.is_ascii_digit())
+            .count();
+        if run == n {
+            return true;
+        }
+        // The run ending here starts at `end + 1 - run`; a window of `n` digits that holds
+        // any of it starts there too, so it ends at `end + 1 - run + n - 1`.
+        end = end - run + n;
+    }
+    false
+}
+
+/// The first value in `value` that a document cannot hold exactly, found by walking it
+/// (for a value that has no serde_json text to search first).
+pub(crate) fn find<T: Serialize + ?Sized>(value: &T) -> Option<Found> {
     // A first walk only looks (most nulls are `None`s); a second one tracks the path.
     let mut path = String::new();
     let found = value.serialize(Finder {
         path: &mut path,
         track: false,
     });
-    if !matches!(found, Err(Stop::NonFinite(_))) {
+    if !matches!(found, Err(Stop::Found(..))) {
         return None;
     }
     match value.serialize(Finder {
         path: &mut path,
         track: true,
     }) {
-        Err(Stop::NonFinite(at)) => Some(at),
+        Err(Stop::Found(path, what)) => Some(Found { path, what }),
         _ => None,
     }
 }
 
-/// Why the walk stopped: a non-finite float at this path, or the value's own serializer
-/// failed (serde_json would then have failed first, so it does not happen).
+/// Why the walk stopped: a value a document cannot hold at this path, or the value's own
+/// serializer failed (serde_json would then have failed first, so it does not happen).
 #[derive(Debug)]
 enum Stop {
-    NonFinite(String),
+    Found(String, Unholdable),
     Other,
 }
 
 impl fmt::Display for Stop {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Stop::NonFinite(path) => write!(f, "non-finite float at {path}"),
+            Stop::Found(path, _) => write!(f, "a value a document cannot hold at {path}"),
             Stop::Other => f.write_str("serialization failed"),
         }
     }
@@ -69,7 +125,8 @@ impl ser::Error for Stop {
     }
 }
 
-/// A serializer that writes nothing and fails at the first float that is not finite.
+/// A serializer that writes nothing and fails at the first float that is not finite or
+/// integer too wide for a document.
 struct Finder<'p> {
     /// The path of the value being serialized; children append to it and cut it back.
     path: &'p mut String,
@@ -100,7 +157,15 @@ impl Finder<'_> {
         if finite {
             Ok(())
         } else {
-            Err(Stop::NonFinite(self.path.clone()))
+            Err(Stop::Found(self.path.clone(), Unholdable::NonFinite))
+        }
+    }
+
+    fn integer(&self, fits: bool, kind: &'static str) -> Result<(), Stop> {
+        if fits {
+            Ok(())
+        } else {
+            Err(Stop::Found(self.path.clone(), Unholdable::TooWide(kind)))
         }
     }
 
@@ -209,8 +274,11 @@ impl<'p> ser::Serializer for Finder<'p> {
     fn serialize_i64(self, _: i64) -> Result<(), Stop> {
         Ok(())
     }
-    fn serialize_i128(self, _: i128) -> Result<(), Stop> {
-        Ok(())
+    fn serialize_i128(self, v: i128) -> Result<(), Stop> {
+        self.integer(
+            (i128::from(i64::MIN)..=i128::from(u64::MAX)).contains(&v),
+            "i128",
+        )
     }
     fn serialize_u8(self, _: u8) -> Result<(), Stop> {
         Ok(())
@@ -224,8 +292,8 @@ impl<'p> ser::Serializer for Finder<'p> {
     fn serialize_u64(self, _: u64) -> Result<(), Stop> {
         Ok(())
     }
-    fn serialize_u128(self, _: u128) -> Result<(), Stop> {
-        Ok(())
+    fn serialize_u128(self, v: u128) -> Result<(), Stop> {
+        self.integer(v <= u128::from(u64::MAX), "u128")
     }
     fn serialize_char(self, _: char) -> Result<(), Stop> {
         Ok(())
@@ -404,12 +472,17 @@ impl ser::SerializeStructVariant for Compound<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::non_finite_path;
+    use super::{Unholdable, has_digit_run, non_finite_path};
     use std::collections::BTreeMap;
 
     fn find<T: serde::Serialize>(value: &T) -> Option<String> {
         let text = serde_json::to_string(value).expect("serializes");
-        non_finite_path(value, &text)
+        non_finite_path(value, &text).map(|found| found.path)
+    }
+
+    fn too_wide<T: serde::Serialize>(value: &T) -> Option<(String, Unholdable)> {
+        let text = serde_json::to_string(value).expect("serializes");
+        non_finite_path(value, &text).map(|found| (found.path, found.what))
     }
 
     #[derive(serde::Serialize)]
@@ -458,5 +531,52 @@ mod tests {
         let mut o = outer();
         o.none = Some(f64::NAN);
         assert_eq!(find(&o).as_deref(), Some(".none"));
+    }
+
+    #[test]
+    fn integers_beyond_what_a_document_holds_are_found_with_their_path() {
+        let edges: [i128; 4] = [i64::MIN.into(), u64::MAX.into(), 0, -1];
+        for v in edges {
+            assert_eq!(too_wide(&v), None, "{v}");
+            assert_eq!(too_wide(&vec![v, v]), None, "{v}");
+        }
+        assert_eq!(too_wide(&u128::from(u64::MAX)), None);
+        let low = i128::from(i64::MIN) - 1;
+        let high = i128::from(u64::MAX) + 1;
+        assert_eq!(
+            too_wide(&vec![0, low]),
+            Some(("[1]".into(), Unholdable::TooWide("i128")))
+        );
+        assert_eq!(
+            too_wide(&BTreeMap::from([("a b".to_string(), high)])),
+            Some(("[\"a b\"]".into(), Unholdable::TooWide("i128")))
+        );
+        assert_eq!(
+            too_wide(&Some(u128::MAX)),
+            Some((String::new(), Unholdable::TooWide("u128")))
+        );
+        // A long digit run in a string only costs a walk, never an error.
+        assert_eq!(too_wide(&"12345678901234567890123"), None);
+    }
+
+    #[test]
+    fn digit_runs_are_found_wherever_they_are() {
+        for n in [1, 2, 5, 19] {
+            for len in 0..60 {
+                for start in 0..len {
+                    for run in 0..=(len - start) {
+                        let mut text = vec![b'x'; len];
+                        for b in &mut text[start..start + run] {
+                            *b = b'7';
+                        }
+                        assert_eq!(
+                            has_digit_run(&text, n),
+                            run >= n,
+                            "n {n} len {len} start {start} run {run}"
+                        );
+                    }
+                }
+            }
+        }
     }
 }

@@ -157,16 +157,18 @@ pub trait AtomicModel: Model {
         crud::exists(db, key)
     }
 
-    /// Deletes this model; `true` if it was stored.
+    /// Deletes this model; `true` if it was stored. A key holding another Redis type is
+    /// [`Error::TypeMismatch`](crate::Error::TypeMismatch) and is left as it is.
     fn delete(&self, db: &Db) -> impl Future<Output = Result<bool>> + Send {
         let key = full_key::<Self>(db, self.model_id());
-        crud::delete_one(db, key, "delete")
+        crud::delete_one(db, key)
     }
 
-    /// Deletes the model with this id; `true` if it was stored.
+    /// Deletes the model with this id; `true` if it was stored. A key holding another Redis
+    /// type is [`Error::TypeMismatch`](crate::Error::TypeMismatch) and is left as it is.
     fn delete_by_id(db: &Db, id: impl Display) -> impl Future<Output = Result<bool>> + Send {
         let key = full_key::<Self>(db, id);
-        crud::delete_one(db, key, "delete_by_id")
+        crud::delete_one(db, key)
     }
 
     /// Saves every model in one round trip, all or nothing: if any key holds something other
@@ -175,13 +177,16 @@ pub trait AtomicModel: Model {
         crud::save_many(db, models)
     }
 
-    /// Deletes the models with these ids in one command; returns how many were stored.
+    /// Deletes the models with these ids in one script; returns how many were stored
+    /// (missing ids count nothing). All or nothing: when a key holds another Redis type, the
+    /// call is [`Error::TypeMismatch`](crate::Error::TypeMismatch) naming the first such key
+    /// and nothing is deleted.
     fn delete_many<I: Display>(
         db: &Db,
         ids: impl IntoIterator<Item = I>,
     ) -> impl Future<Output = Result<usize>> + Send {
         let keys: Vec<String> = ids.into_iter().map(|id| full_key::<Self>(db, id)).collect();
-        crud::delete_count(db, keys, "delete_many")
+        crud::delete_count(db, keys)
     }
 
     /// The models matching `expr` (built from `Model::fields()`): see
@@ -232,14 +237,16 @@ pub trait AtomicModel: Model {
         crud::all(db, read_ttl::<Self>())
     }
 
-    /// Sets this model's expiry; `Error::NotFound` when it is not stored.
+    /// Sets this model's expiry; `Error::NotFound` when it is not stored,
+    /// `Error::TypeMismatch` (expiry untouched) when its key holds another Redis type.
     fn set_ttl(&self, db: &Db, ttl: Duration) -> impl Future<Output = Result<()>> + Send {
         let key = full_key::<Self>(db, self.model_id());
         crud::set_ttl(db, key, ttl)
     }
 
     /// This model's remaining time to live: `None` when it does not expire,
-    /// `Error::NotFound` when it is not stored.
+    /// `Error::NotFound` when it is not stored, `Error::TypeMismatch` when its key holds
+    /// another Redis type.
     fn ttl(&self, db: &Db) -> impl Future<Output = Result<Option<Duration>>> + Send {
         let key = full_key::<Self>(db, self.model_id());
         crud::ttl(db, key)

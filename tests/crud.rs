@@ -1019,3 +1019,665 @@ async fn non_finite_floats_are_refused_by_every_save_and_nothing_is_written() {
         .expect("a None is not a non-finite float");
     assert_eq!(Reading::get(&db, "r3").await.expect("get"), with_nulls);
 }
+
+/// Puts a key of each non-document Redis type at `User:<type>`, each with an absolute
+/// expiry (so that "unchanged" can be compared exactly), and returns `(id, key, type)`.
+async fn foreign_keys(
+    db: &Db,
+    raw: &mut redis::aio::MultiplexedConnection,
+) -> Vec<(String, String, &'static str)> {
+    foreign_keys_of::<User>(db, raw).await
+}
+
+/// [`foreign_keys`] at the keys of the model `M`.
+async fn foreign_keys_of<M: AtomicModel>(
+    db: &Db,
+    raw: &mut redis::aio::MultiplexedConnection,
+) -> Vec<(String, String, &'static str)> {
+    let mut out = Vec::new();
+    for kind in ["string", "hash", "list", "set", "zset", "stream"] {
+        let id = format!("foreign-{kind}");
+        let key = db.key(&M::key_of(&id));
+        let mut cmd = match kind {
+            "string" => redis::cmd("SET"),
+            "hash" => redis::cmd("HSET"),
+            "list" => redis::cmd("RPUSH"),
+            "set" => redis::cmd("SADD"),
+            "zset" => redis::cmd("ZADD"),
+            _ => redis::cmd("XADD"),
+        };
+        cmd.arg(&key);
+        match kind {
+            "string" => cmd.arg("text"),
+            "hash" => cmd.arg("f").arg("v"),
+            "zset" => cmd.arg(1).arg("m"),
+            "stream" => cmd.arg("*").arg("f").arg("v"),
+            _ => cmd.arg("x"),
+        };
+        let _: redis::Value = cmd.query_async(raw).await.expect("write a foreign key");
+        let _: () = redis::cmd("PEXPIREAT")
+            .arg(&key)
+            .arg(4_102_444_800_000_i64) // 2100-01-01
+            .query_async(raw)
+            .await
+            .expect("PEXPIREAT");
+        out.push((id, key, kind));
+    }
+    out
+}
+
+/// `DUMP key` and `PEXPIRETIME key`: the key's exact value and expiry.
+async fn snapshot(raw: &mut redis::aio::MultiplexedConnection, key: &str) -> (Vec<u8>, i64) {
+    let dump: Vec<u8> = redis::cmd("DUMP")
+        .arg(key)
+        .query_async(raw)
+        .await
+        .expect("DUMP");
+    let at: i64 = redis::cmd("PEXPIRETIME")
+        .arg(key)
+        .query_async(raw)
+        .await
+        .expect("PEXPIRETIME");
+    (dump, at)
+}
+
+fn assert_foreign<T: std::fmt::Debug>(op: &str, result: Result<T>, key: &str, kind: &str) {
+    match result {
+        Err(Error::TypeMismatch {
+            key: k,
+            path,
+            found,
+            ..
+        }) => {
+            assert_eq!(k, key, "{op} on a {kind}");
+            assert_eq!(path, "$", "{op} on a {kind}");
+            assert_eq!(found, kind, "{op} on a {kind}");
+        }
+        other => panic!("{op} on a {kind}: expected TypeMismatch, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn deletes_and_expiries_touch_only_documents_and_leave_every_other_type_as_it_was() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let foreign = foreign_keys(&db, &mut raw).await;
+    user("doc").save(&db).await.expect("save");
+    let doc_key = db.key(&User::key_of("doc"));
+    let doc_before = json_get(&mut raw, &doc_key).await;
+    for (id, key, kind) in &foreign {
+        let before = snapshot(&mut raw, key).await;
+        let u = user(id);
+        assert_foreign("delete", u.delete(&db).await, key, kind);
+        assert_foreign("delete_by_id", User::delete_by_id(&db, id).await, key, kind);
+        // All or nothing: a foreign key anywhere refuses the whole call, the document and
+        // the missing id included.
+        assert_foreign(
+            "delete_many",
+            User::delete_many(&db, ["doc", "missing", id.as_str()]).await,
+            key,
+            kind,
+        );
+        assert_foreign(
+            "set_ttl",
+            u.set_ttl(&db, Duration::from_secs(5)).await,
+            key,
+            kind,
+        );
+        assert_foreign("ttl", u.ttl(&db).await, key, kind);
+        assert_eq!(snapshot(&mut raw, key).await, before, "the {kind} changed");
+        assert_eq!(json_get(&mut raw, &doc_key).await, doc_before);
+        assert_eq!(
+            pttl(&mut raw, &doc_key).await,
+            -1,
+            "the document got an expiry"
+        );
+    }
+    // The first foreign key in the order asked is the one named.
+    assert_foreign(
+        "delete_many",
+        User::delete_many(&db, ["doc", "foreign-set", "foreign-hash"]).await,
+        &db.key(&User::key_of("foreign-set")),
+        "set",
+    );
+    // A foreign key without an expiry gets none from set_ttl.
+    let plain = db.key(&User::key_of("plain"));
+    let _: () = redis::cmd("SET")
+        .arg(&plain)
+        .arg("v")
+        .query_async(&mut raw)
+        .await
+        .expect("SET");
+    assert_foreign(
+        "set_ttl",
+        user("plain").set_ttl(&db, Duration::from_secs(5)).await,
+        &plain,
+        "string",
+    );
+    assert_eq!(pttl(&mut raw, &plain).await, -1);
+
+    // Documents behave as before.
+    let d = user("doc");
+    d.set_ttl(&db, Duration::from_secs(50))
+        .await
+        .expect("set_ttl");
+    assert!(d.ttl(&db).await.expect("ttl").is_some());
+    assert!(pttl(&mut raw, &doc_key).await > 0);
+    user("doc2").save(&db).await.expect("save");
+    assert_eq!(
+        User::delete_many(&db, ["doc", "missing", "doc2", "doc"])
+            .await
+            .expect("delete_many"),
+        2
+    );
+    assert_eq!(json_get(&mut raw, &doc_key).await, None);
+    for (_, key, kind) in &foreign {
+        let exists: bool = redis::cmd("EXISTS")
+            .arg(key)
+            .query_async(&mut raw)
+            .await
+            .expect("EXISTS");
+        assert!(exists, "the {kind} was deleted");
+    }
+}
+
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[rapyer(prefix = "Wide")]
+struct Wide {
+    #[rapyer(key)]
+    id: String,
+    // An i128 needs no attribute; `#[rapyer(value)]` works the same.
+    signed: i128,
+    #[rapyer(value)]
+    unsigned: u128,
+    #[rapyer(value)]
+    many: Vec<i128>,
+}
+
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[rapyer(prefix = "WideTtl", ttl = 100)]
+struct WideTtl {
+    #[rapyer(key)]
+    id: String,
+    #[rapyer(value)]
+    unsigned: u128,
+}
+
+fn wide(id: &str) -> Wide {
+    Wide {
+        id: id.into(),
+        signed: i128::from(i64::MIN),
+        unsigned: u128::from(u64::MAX),
+        many: vec![0, i128::from(u64::MAX)],
+    }
+}
+
+fn assert_too_wide(op: &str, result: Result<()>, key: &str, path: &str, kind: &str) {
+    let err = result.expect_err(op);
+    let inner = match &err {
+        Error::Block { source, .. } => source.as_ref(),
+        other => other,
+    };
+    match inner {
+        Error::Overflow {
+            key: k,
+            path: p,
+            kind: t,
+        } => {
+            assert_eq!((k.as_str(), p.as_str(), *t), (key, path, kind), "{op}");
+        }
+        other => panic!("{op}: expected Overflow, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn integers_beyond_what_a_document_holds_exactly_are_refused_before_anything_is_written() {
+    let db = db().await;
+    let mut raw = raw().await;
+    // The edges RedisJSON holds exactly are stored and read back exactly.
+    let mut w = wide("w1");
+    w.save(&db).await.expect("save");
+    assert_eq!(Wide::get(&db, "w1").await.expect("get"), w);
+    let key = db.key(&w.key());
+    let before = json_get(&mut raw, &key).await;
+
+    let too_wide: [(i128, u128); 3] = [
+        (i128::from(i64::MIN) - 1, u128::from(u64::MAX) + 1),
+        (i128::MAX, u128::MAX),
+        (i128::MIN, u128::from(u64::MAX) * 10),
+    ];
+    for (signed, unsigned) in too_wide {
+        let cases: Vec<(&str, &str, Wide)> = vec![
+            (
+                "$.signed",
+                "i128",
+                Wide {
+                    signed,
+                    ..wide("w1")
+                },
+            ),
+            (
+                "$.unsigned",
+                "u128",
+                Wide {
+                    unsigned,
+                    ..wide("w1")
+                },
+            ),
+            (
+                "$.many[1]",
+                "i128",
+                Wide {
+                    many: vec![0, signed],
+                    ..wide("w1")
+                },
+            ),
+        ];
+        for (path, kind, model) in cases {
+            assert_too_wide("save", model.save(&db).await, &key, path, kind);
+            assert_too_wide(
+                "insert_many",
+                Wide::insert_many(&db, &[wide("w2"), model.clone()]).await,
+                &key,
+                path,
+                kind,
+            );
+            let mut guard = Wide::lock(&db, "w1", LockOptions::default())
+                .await
+                .expect("lock");
+            *guard = model.clone();
+            assert_too_wide("lock save", guard.save().await, &key, path, kind);
+            guard.release().await.expect("release");
+        }
+        let ttl_model = WideTtl {
+            id: "t1".into(),
+            unsigned,
+        };
+        let ttl_key = db.key(&ttl_model.key());
+        assert_too_wide(
+            "save with ttl",
+            ttl_model.save(&db).await,
+            &ttl_key,
+            "$.unsigned",
+            "u128",
+        );
+        assert_too_wide(
+            "insert_many with ttl",
+            WideTtl::insert_many(&db, std::slice::from_ref(&ttl_model)).await,
+            &ttl_key,
+            "$.unsigned",
+            "u128",
+        );
+        assert_eq!(json_get(&mut raw, &ttl_key).await, None);
+
+        let local = w.clone();
+        assert_too_wide(
+            "handle set",
+            w.signed().set(&db, signed).await,
+            &key,
+            "$.signed",
+            "i128",
+        );
+        assert_too_wide(
+            "handle set",
+            w.unsigned().set(&db, unsigned).await,
+            &key,
+            "$.unsigned",
+            "u128",
+        );
+        assert_too_wide(
+            "handle set",
+            w.many().set(&db, vec![signed]).await,
+            &key,
+            "$.many[0]",
+            "i128",
+        );
+        assert_eq!(w, local, "a refused set changed the local model");
+        assert_too_wide(
+            "pipeline set",
+            w.pipeline(&db, |p| p.unsigned().set(unsigned))
+                .await
+                .map(|_| ()),
+            &key,
+            "$.unsigned",
+            "u128",
+        );
+        assert_eq!(w, local, "a refused pipeline changed the local model");
+        let target = w.server_ref().signed();
+        assert_too_wide(
+            "ServerOps set",
+            ServerOps::scope(&db, |ops| ops.set(target, signed))
+                .await
+                .map(|_| ()),
+            &key,
+            "$.signed",
+            "i128",
+        );
+
+        assert_eq!(
+            json_get(&mut raw, &key).await,
+            before,
+            "the document changed"
+        );
+        assert_eq!(json_get(&mut raw, &db.key(&Wide::key_of("w2"))).await, None);
+        assert_eq!(Wide::get(&db, "w1").await.expect("still loads"), w);
+    }
+}
+
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[rapyer(prefix = "Floats32")]
+struct Floats32 {
+    #[rapyer(key)]
+    id: String,
+    one: f32,
+    many: Vec<f32>,
+}
+
+#[tokio::test]
+async fn every_finite_f32_a_save_writes_loads_back_bit_for_bit() {
+    let db = db().await;
+    let mut rng = common::Rng(0x05ee_df32);
+    let mut many = vec![
+        f32::MAX,
+        f32::MIN,
+        f32::MIN_POSITIVE,
+        -f32::MIN_POSITIVE,
+        f32::from_bits(1), // the smallest subnormal
+        f32::from_bits(0x007f_ffff),
+        f32::EPSILON,
+        0.1,
+        -0.0,
+        16_777_217.0,
+    ];
+    while many.len() < 5_000 {
+        let x = f32::from_bits(rng.next() as u32);
+        if x.is_finite() {
+            many.push(x);
+        }
+    }
+    for (i, chunk) in many.chunks(500).enumerate() {
+        let model = Floats32 {
+            id: format!("f{i}"),
+            one: chunk[0],
+            many: chunk.to_vec(),
+        };
+        model.save(&db).await.expect("save");
+        Floats32::insert_many(&db, std::slice::from_ref(&model))
+            .await
+            .expect("insert_many");
+        let back = Floats32::get(&db, &model.id).await.expect("loads");
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&back.many), bits(&model.many), "chunk {i}");
+    }
+}
+
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[rapyer(prefix = "Forever", ttl = 18446744073709551615)]
+struct Forever {
+    #[rapyer(key)]
+    id: String,
+    n: i64,
+}
+
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[rapyer(prefix = "Millennia", ttl = 100000000000)]
+struct Millennia {
+    #[rapyer(key)]
+    id: String,
+    n: i64,
+}
+
+/// Milliseconds until a key expires: a key written with a "forever" expiry expires, but
+/// not within a thousand years.
+async fn expires_in_millennia(raw: &mut redis::aio::MultiplexedConnection, key: &str, what: &str) {
+    let left = pttl(raw, key).await;
+    assert!(left > 1000 * 365 * 86_400_000, "{what}: {left} ms left");
+}
+
+#[tokio::test]
+async fn expiries_too_long_for_redis_are_capped_and_every_write_with_one_succeeds_whole() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let mut f = Forever {
+        id: "f".into(),
+        n: 1,
+    };
+    f.save(&db).await.expect("save");
+    let key = db.key(&f.key());
+    expires_in_millennia(&mut raw, &key, "save").await;
+    Forever::insert_many(&db, std::slice::from_ref(&f))
+        .await
+        .expect("insert_many");
+    assert_eq!(f.n().incr(&db, 1).await.expect("handle incr"), 2);
+    assert_eq!(stored(&mut raw, &key).await["n"], 2);
+    f.pipeline(&db, |p| p.n().incr(1)).await.expect("pipeline");
+    assert_eq!(stored(&mut raw, &key).await["n"], 3);
+    f.set_ttl(&db, Duration::MAX).await.expect("set_ttl");
+    expires_in_millennia(&mut raw, &key, "set_ttl").await;
+
+    let mut m = Millennia {
+        id: "m".into(),
+        n: 1,
+    };
+    m.save(&db).await.expect("save");
+    let key = db.key(&m.key());
+    expires_in_millennia(&mut raw, &key, "save").await;
+    assert_eq!(m.n().incr(&db, 1).await.expect("handle incr"), 2);
+    m.pipeline(&db, |p| p.n().incr(1)).await.expect("pipeline");
+    assert_eq!(stored(&mut raw, &key).await["n"], 3);
+    expires_in_millennia(&mut raw, &key, "field write").await;
+}
+
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[rapyer(prefix = "Deep")]
+struct Deep {
+    #[rapyer(key)]
+    id: String,
+    payload: serde_json::Value,
+}
+
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[rapyer(prefix = "DeepTtl", ttl = 100)]
+struct DeepTtl {
+    #[rapyer(key)]
+    id: String,
+    payload: serde_json::Value,
+}
+
+/// `levels` arrays, one inside the other.
+fn nested(levels: usize) -> serde_json::Value {
+    (0..levels).fold(json!(1), |inner, _| json!([inner]))
+}
+
+fn assert_too_deep(op: &str, result: Result<()>, key: &str, path: &str) {
+    let err = result.expect_err(op);
+    let inner = match &err {
+        Error::Block { source, .. } => source.as_ref(),
+        other => other,
+    };
+    match inner {
+        Error::InvalidOp {
+            key: k,
+            path: p,
+            message,
+        } => {
+            assert_eq!((k.as_str(), p.as_str()), (key, path), "{op}: {message}");
+            assert!(message.contains("127"), "{op}: {message}");
+        }
+        other => panic!("{op}: expected InvalidOp, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn documents_deeper_than_redisjson_and_serde_json_allow_are_refused_before_anything_is_written()
+ {
+    let db = db().await;
+    let mut raw = raw().await;
+    // 127 levels (the root object and 126 arrays) is the deepest both accept.
+    let mut d = Deep {
+        id: "d".into(),
+        payload: nested(126),
+    };
+    d.save(&db).await.expect("save at the limit");
+    assert_eq!(Deep::get(&db, "d").await.expect("loads at the limit"), d);
+    d.payload = nested(3);
+    d.save(&db).await.expect("save");
+    let key = db.key(&d.key());
+    let before = json_get(&mut raw, &key).await;
+
+    let too_deep = Deep {
+        id: "d".into(),
+        payload: nested(127),
+    };
+    assert_too_deep("save", too_deep.save(&db).await, &key, "$");
+    assert_too_deep(
+        "insert_many",
+        Deep::insert_many(
+            &db,
+            &[
+                Deep {
+                    id: "e".into(),
+                    payload: json!(1),
+                },
+                too_deep.clone(),
+            ],
+        )
+        .await,
+        &key,
+        "$",
+    );
+    let first = DeepTtl {
+        id: "a".into(),
+        payload: json!(1),
+    };
+    let deep_ttl = DeepTtl {
+        id: "b".into(),
+        payload: nested(127),
+    };
+    assert_too_deep(
+        "insert_many with ttl",
+        DeepTtl::insert_many(&db, &[first.clone(), deep_ttl.clone()]).await,
+        &db.key(&deep_ttl.key()),
+        "$",
+    );
+    assert_eq!(
+        json_get(&mut raw, &db.key(&first.key())).await,
+        None,
+        "insert_many with ttl wrote the documents before the refused one"
+    );
+    assert_too_deep(
+        "handle set",
+        d.payload().set(&db, nested(127)).await,
+        &key,
+        "$.payload",
+    );
+    assert_too_deep(
+        "pipeline set",
+        d.pipeline(&db, |p| p.payload().set(nested(127)))
+            .await
+            .map(|_| ()),
+        &key,
+        "$.payload",
+    );
+    let mut guard = Deep::lock(&db, "d", LockOptions::default())
+        .await
+        .expect("lock");
+    guard.payload = nested(127);
+    assert_too_deep("lock save", guard.save().await, &key, "$[\"payload\"]");
+    guard.release().await.expect("release");
+    assert_eq!(
+        json_get(&mut raw, &key).await,
+        before,
+        "the document changed"
+    );
+    assert_eq!(json_get(&mut raw, &db.key("Deep:e")).await, None);
+    assert_eq!(Deep::get(&db, "d").await.expect("loads"), d);
+}
+
+#[tokio::test]
+async fn copying_a_model_onto_a_key_of_another_type_is_refused_and_leaves_it_as_it_was() {
+    let db = db().await;
+    let mut raw = raw().await;
+    // Wallets share a hash tag, so a block may copy one onto another's id.
+    let foreign = foreign_keys_of::<Wallet>(&db, &mut raw).await;
+    let source = Wallet {
+        id: "source".into(),
+        cents: 5,
+    };
+    source.save(&db).await.expect("save");
+    for (id, key, kind) in &foreign {
+        let before = snapshot(&mut raw, key).await;
+        let from = source.server_ref();
+        let result = ServerOps::scope(&db, |ops| ops.copy_model(from, id)).await;
+        match result {
+            Err(Error::Block { source, .. }) => match *source {
+                Error::TypeMismatch { key: k, .. } => assert_eq!(&k, key, "copy onto a {kind}"),
+                other => panic!("copy onto a {kind}: expected TypeMismatch, got {other:?}"),
+            },
+            other => panic!("copy onto a {kind}: expected Block, got {other:?}"),
+        }
+        assert_eq!(snapshot(&mut raw, key).await, before, "the {kind} changed");
+    }
+    // Onto a missing id, the copy is made, with its own id.
+    let from = source.server_ref();
+    ServerOps::scope(&db, |ops| ops.copy_model(from, "copy"))
+        .await
+        .expect("copy");
+    assert_eq!(
+        Wallet::get(&db, "copy").await.expect("get"),
+        Wallet {
+            id: "copy".into(),
+            cents: 5
+        }
+    );
+}
+
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[rapyer(prefix = "BigKey", hash_tag = "big")]
+struct BigKey {
+    #[rapyer(key)]
+    id: i128,
+    n: i64,
+}
+
+#[tokio::test]
+async fn an_id_wider_than_a_document_holds_is_refused_before_it_is_written() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let one = BigKey { id: 1, n: 5 };
+    one.save(&db).await.expect("save");
+    let wide = i128::MAX;
+    let wide_key = db.key(&BigKey::key_of(wide));
+    assert_too_wide(
+        "save",
+        BigKey { id: wide, n: 5 }.save(&db).await,
+        &wide_key,
+        "$.id",
+        "i128",
+    );
+    let from = one.server_ref();
+    let copied = ServerOps::scope(&db, |ops| ops.copy_model(from, wide)).await;
+    match copied {
+        Err(Error::Block { source, .. }) => match *source {
+            Error::InvalidOp { key, .. } => assert_eq!(key, wide_key),
+            other => panic!("copy: expected InvalidOp, got {other:?}"),
+        },
+        other => panic!("copy: expected Block, got {other:?}"),
+    }
+    let set = ServerOps::scope(&db, |ops| {
+        ops.set(BigKey::server_ref_for(wide), BigKey { id: wide, n: 6 })
+    })
+    .await;
+    assert!(matches!(set, Err(Error::Block { .. })), "{set:?}");
+    assert_eq!(json_get(&mut raw, &wide_key).await, None);
+    // Within the range, a copy is exact.
+    let edge = i128::from(u64::MAX);
+    let from = one.server_ref();
+    ServerOps::scope(&db, |ops| ops.copy_model(from, edge))
+        .await
+        .expect("copy");
+    assert_eq!(
+        BigKey::get(&db, edge).await.expect("get"),
+        BigKey { id: edge, n: 5 }
+    );
+}

@@ -180,4 +180,17 @@ async fn every_write_path() {
     // RedisJSON flags JSON.NUMINCRBY (like DEL, ARRPOP, ARRTRIM, CLEAR) without `denyoom`:
     // a write that cannot grow the document is allowed at the limit.
     assert_eq!(a.ratio().incr(&db, 1.0).await.expect("float incr"), 1.5);
+    // Expiries and deletes (each a script that checks the key's type first) free or keep
+    // memory, so they run at the limit too.
+    a.set_ttl(&db, std::time::Duration::from_secs(600))
+        .await
+        .expect("set_ttl at the limit");
+    assert!(a.ttl(&db).await.expect("ttl at the limit").is_some());
+    assert_eq!(
+        Tank::delete_many(&db, ["a", "b"])
+            .await
+            .expect("delete_many at the limit"),
+        2
+    );
+    assert!(json_get(&mut raw, &ka).await.is_none());
 }

@@ -40,7 +40,9 @@ use crate::script::library;
 ///
 /// Implemented for integers, floats, `String`, `bool`, every `#[derive(AtomicModel)]`
 /// struct (nested models), and, with [`RedisValue`] handles, for the other common serde
-/// types. Implement it for your own type with `type Handle<'a> = RedisValue<'a, Self>` (or
+/// types. `i128` and `u128` get a `RedisValue` handle too: stored as JSON integers, they
+/// hold exactly what RedisJSON does, `i64::MIN ..= u64::MAX`, and every write of a wider
+/// value is refused before it is sent ([`Error::Overflow`]). Implement it for your own type with `type Handle<'a> = RedisValue<'a, Self>` (or
 /// mark the field `#[rapyer(value)]`).
 #[diagnostic::on_unimplemented(
     message = "`{Self}` has no rapyer field handle",
@@ -348,7 +350,12 @@ macro_rules! value_handles {
     };
 }
 
+// RedisJSON holds integers exactly only within `i64::MIN ..= u64::MAX`: an `i128`/`u128` is
+// written as a JSON integer when it fits, and refused before sending (`Error::Overflow`)
+// when it does not, as it would be stored as a float that no longer loads.
 value_handles! {
+    impl<> for i128;
+    impl<> for u128;
     impl<> for crate::Id;
     impl<> for chrono::NaiveDate;
     impl<> for chrono::NaiveDateTime;

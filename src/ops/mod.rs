@@ -771,6 +771,11 @@ fn namespaced(db: &Db, e: Error) -> Error {
                     key: db.key(&key),
                     path,
                 },
+                Error::Overflow { key, path, kind } => Error::Overflow {
+                    key: db.key(&key),
+                    path,
+                    kind,
+                },
                 other => other,
             };
             Error::Block {
@@ -859,6 +864,14 @@ pub fn id_member<K: std::str::FromStr + serde::Serialize>(
     let parsed: K = id
         .parse()
         .map_err(|_| format!("`{id}` does not parse as the model's key type"))?;
+    // A NaN float id would be stored as `null`, an `i128`/`u128` one beyond what a document
+    // holds as a float: either way the copy would no longer load.
+    if crate::finite::find(&parsed).is_some() {
+        return Err(format!(
+            "the id `{id}` has no exact form in a document (a NaN or infinite float, or an \
+             integer beyond i64::MIN ..= u64::MAX)"
+        ));
+    }
     serde_json::to_string(&parsed)
         .map(|json| (name, json))
         .map_err(|e| e.to_string())
@@ -1030,8 +1043,9 @@ impl<M: Map> DictRef<M, Bound<'_>> {
                 source,
             })
             .and_then(|json| {
-                // serde_json writes a non-finite float as `null`: without one, there is none.
-                if json.contains("null") {
+                crate::depth::check(&self.loc.doc.key, &self.loc.path(), &json)?;
+                // Without a `null` or a long number in the text, no value hides one.
+                if crate::finite::may_hide(&json) {
                     for (k, v) in &entries {
                         let mut path = self.loc.path();
                         crate::finite::push_member(&mut path, k);

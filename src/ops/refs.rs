@@ -198,7 +198,8 @@ pub trait Ref {
     fn encode(value: &Self::Value) -> serde_json::Result<String>;
 }
 
-/// A type whose values a server reference can point at. Implemented for integers, floats,
+/// A type whose values a server reference can point at. Implemented for integers (`i128`
+/// and `u128` within `i64::MIN ..= u64::MAX`, with `set` only), floats,
 /// `String`, `bool`, `Vec<T>`, `HashMap`/`BTreeMap<String, V>`, `Option<T>`, date-times,
 /// [`Bytes`](crate::Bytes), [`Id`](crate::Id), `serde_json::Value` and every
 /// `#[derive(AtomicModel)]` struct (which gets its own `<Name>Ref`).
@@ -477,7 +478,7 @@ macro_rules! scalar_refs {
     };
 }
 
-scalar_refs!("integer", false: i8, i16, i32, i64, isize, u8, u16, u32, u64, usize);
+scalar_refs!("integer", false: i8, i16, i32, i64, isize, u8, u16, u32, u64, usize, i128, u128);
 scalar_refs!("number", false: f32, f64);
 scalar_refs!("string", false: String, crate::Bytes, crate::Id, chrono::NaiveDate);
 scalar_refs!("boolean", false: bool);

@@ -142,13 +142,15 @@ impl<'db, M: AtomicModel + Indexable> Find<'db, M> {
         Ok(out)
     }
 
-    /// Deletes every match (within the limit); returns how many were deleted.
+    /// Deletes every match (within the limit); returns how many were deleted. Matches are
+    /// deleted in chunks of 500, each all or nothing: a match whose key holds another Redis
+    /// type by then is `Error::TypeMismatch`, and its chunk is not deleted.
     pub async fn delete(self) -> Result<usize> {
         let db = self.db;
         let keys = self.keys().await?;
         let mut deleted = 0;
         for chunk in keys.chunks(DELETE_CHUNK) {
-            deleted += crud::delete_count(db, chunk.to_vec(), "delete").await?;
+            deleted += crud::delete_count(db, chunk.to_vec()).await?;
         }
         Ok(deleted)
     }

@@ -310,6 +310,24 @@ pub(crate) mod library {
         )
     });
 
+    /// Deletes documents, all keys checked before any delete.
+    pub(crate) static DELETE: LazyLock<Script> = LazyLock::new(|| {
+        Script::from_static(
+            "rapyer.delete",
+            Keys::Dynamic,
+            include_str!("../../lua/delete.lua"),
+        )
+    });
+
+    /// Sets or reads a document's expiry, only on a document.
+    pub(crate) static EXPIRE: LazyLock<Script> = LazyLock::new(|| {
+        Script::from_static(
+            "rapyer.expire",
+            Keys::Fixed(1),
+            include_str!("../../lua/expire.lua"),
+        )
+    });
+
     /// One operation on one field of a stored model.
     pub(crate) static FIELD: LazyLock<Script> = LazyLock::new(|| {
         Script::from_static(
@@ -320,7 +338,7 @@ pub(crate) mod library {
     });
 
     /// Every library script.
-    pub(crate) fn all() -> [&'static Script; 7] {
+    pub(crate) fn all() -> [&'static Script; 9] {
         [
             &FIELD,
             &SAVE,
@@ -329,6 +347,8 @@ pub(crate) mod library {
             &LOCK_RELEASE,
             &LOCK_EXTEND,
             &TOUCH_GET,
+            &DELETE,
+            &EXPIRE,
         ]
     }
 }

@@ -1,0 +1,16 @@
+-- Delete documents, all or nothing: only keys that hold a JSON document.
+-- KEYS: the documents' keys (a key may repeat; a missing key counts nothing).
+-- Every key is checked before the first delete: a key holding anything but a JSON document
+-- fails the whole call with `WRONGTYPE <index> <type>` and nothing is deleted.
+-- Returns how many documents were deleted.
+for i = 1, #KEYS do
+  local t = redis.call('TYPE', KEYS[i])['ok']
+  if t ~= 'none' and t ~= 'ReJSON-RL' then
+    return redis.error_reply('WRONGTYPE ' .. i .. ' ' .. t)
+  end
+end
+local deleted = 0
+for i = 1, #KEYS do
+  deleted = deleted + redis.call('DEL', KEYS[i])
+end
+return deleted
