@@ -116,6 +116,17 @@ impl<M: AtomicModel> DerefMut for LockGuard<M> {
     }
 }
 
+/// When a lock asked for at `asked` with `ttl` expires at the latest: the ttl as the server
+/// receives it (capped, see [`crud::ttl_millis`]), saturating where `Instant` ends, so a ttl
+/// of `Duration::MAX` cannot overflow.
+fn expiry(asked: Instant, ttl: Duration) -> Instant {
+    let ttl = Duration::from_millis(crud::ttl_millis(ttl));
+    asked
+        .checked_add(ttl)
+        .or_else(|| asked.checked_add(Duration::from_secs(u32::MAX.into())))
+        .unwrap_or(asked)
+}
+
 /// Takes the lock on the model stored at `model_key` (see [`AtomicModel::lock`]).
 pub(crate) async fn lock<M: AtomicModel>(
     db: &Db,
@@ -139,14 +150,14 @@ pub(crate) async fn lock<M: AtomicModel>(
             db,
             &keys[0],
             &token,
-            Instant::now() + options.ttl,
+            expiry(Instant::now(), options.ttl),
         )),
         armed: false,
     };
     let started = Instant::now();
     loop {
         let asked = Instant::now();
-        in_flight.arm(asked + options.ttl);
+        in_flight.arm(expiry(asked, options.ttl));
         let reply = match db
             .run_lua::<(i64, Value)>(&library::LOCK_ACQUIRE, &keys, &args)
             .await
@@ -177,14 +188,15 @@ pub(crate) async fn lock<M: AtomicModel>(
                             model_key,
                             lock_key,
                             token,
-                            expires_at: asked + options.ttl,
+                            expires_at: expiry(asked, options.ttl),
                             released: false,
                         })
                     }
                     Err(e) => {
                         // Nothing to hand out: give the lock back, then report the document.
                         // Cancelled meanwhile, `in_flight` still gives it back.
-                        let _ = release_or_retry(db, &lock_key, &token, asked + options.ttl).await;
+                        let _ = release_or_retry(db, &lock_key, &token, expiry(asked, options.ttl))
+                            .await;
                         in_flight.armed = false;
                         Err(e)
                     }
@@ -287,7 +299,7 @@ impl<M: AtomicModel> LockGuard<M> {
         let args = [self.token.as_str(), &crud::ttl_millis(ttl).to_string()];
         // Whether a call that fails in transit renewed the lock is unknown: a later release
         // keeps retrying as long as it might have.
-        self.expires_at = self.expires_at.max(Instant::now() + ttl);
+        self.expires_at = self.expires_at.max(expiry(Instant::now(), ttl));
         match self
             .db
             .run_lua::<i64>(&library::LOCK_EXTEND, &keys, &args)

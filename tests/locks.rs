@@ -933,3 +933,30 @@ async fn a_release_cancelled_while_cut_off_frees_the_lock_once_the_server_is_rea
         wait_gone(&mut raw, &lock_key, Duration::from_secs(5)).await;
     }
 }
+
+#[tokio::test]
+async fn a_lock_asked_for_with_the_longest_ttl_is_held_released_and_extended_without_panicking() {
+    let db = db().await;
+    let mut raw = raw().await;
+    account("forever", 1).save(&db).await.expect("save");
+    let options = LockOptions::default().ttl(Duration::MAX);
+    let mut guard = Account::lock(&db, "forever", options)
+        .await
+        .expect("lock with Duration::MAX");
+    let lock_key = guard.lock_key().to_string();
+    // The server holds it with the capped expiry (about 3,168 years), not forever.
+    let left = pttl(&mut raw, &lock_key).await;
+    assert!(left > 1_000_000_000_000, "lock ttl {left}");
+    guard
+        .extend(Duration::MAX)
+        .await
+        .expect("extend by Duration::MAX");
+    guard.balance = 2;
+    guard.save().await.expect("save under the lock");
+    guard.release().await.expect("release");
+    assert!(!exists(&mut raw, &lock_key).await, "the lock key is gone");
+    assert_eq!(
+        stored(&mut raw, &db.key("Account:forever")).await,
+        serde_json::json!({"id": "forever", "balance": 2, "owner": "ann"})
+    );
+}
