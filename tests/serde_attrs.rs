@@ -17,7 +17,8 @@ use rapyer::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use common::{db, json_get, raw, stored};
+use common::{db, raw, stored};
+
 
 /// One model per `rename_all` rule, all fields indexed integers, so the schema lists every
 /// field's JSON name. Declared through `macro_rules!` with `$field:ident` names, which is
@@ -191,4 +192,139 @@ async fn handles_and_queries_reach_the_fields_every_rename_rule_names() {
     check_rule!(&db, &mut raw, Screaming);
     check_rule!(&db, &mut raw, Kebab);
     check_rule!(&db, &mut raw, ScreamingKebab);
+}
+
+/// A model whose field names *and* types come in through `macro_rules!` fragments
+/// (`$name:ident`, `$ty:ty`: types arrive wrapped in invisible groups).
+macro_rules! declare_model {
+    ($(#[$attr:meta])* $vis:vis $model:ident, key $key:ident: $key_ty:ty,
+     indexed { $($iname:ident: $ity:ty),* },
+     text { $($tname:ident: $tty:ty),* },
+     plain { $($(#[$fattr:meta])* $fvis:vis $name:ident: $ty:ty),* }) => {
+        #[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+        $(#[$attr])*
+        $vis struct $model {
+            #[rapyer(key)]
+            $key: $key_ty,
+            $(
+                #[rapyer(index)]
+                $iname: $ity,
+            )*
+            $(
+                #[rapyer(index(text))]
+                $tname: $tty,
+            )*
+            $($(#[$fattr])* $fvis $name: $ty,)*
+        }
+    };
+}
+
+declare_model!(#[rapyer(prefix = "FromMacro")] #[serde(rename_all = "camelCase")] pub(crate) FromMacro,
+    key id: String,
+    indexed { count: i64, label: String, at: DateTime<Utc>, inner: Inner },
+    text { about_me: String },
+    plain {
+        nick: Option<String>,
+        pub(crate) tags: Vec<String>,
+        #[serde(rename = "the scores")] scores: BTreeMap<String, f64>,
+        #[rapyer(value)] pair: (i64, String)
+    });
+
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+struct Inner {
+    #[rapyer(index)]
+    depth: i64,
+}
+
+#[tokio::test]
+async fn a_model_declared_by_a_macro_with_fragment_names_and_types_works_like_any_other() {
+    let db = db().await;
+    let mut raw = raw().await;
+    db.init::<FromMacro>().await.expect("init");
+    let at = Utc.with_ymd_and_hms(2024, 5, 6, 7, 8, 9).single().expect("a valid instant");
+    let mut m = FromMacro {
+        id: "m".into(),
+        count: 1,
+        label: "a".into(),
+        at,
+        ..FromMacro::default()
+    };
+    m.save(&db).await.expect("save");
+    assert_eq!(m.count().incr(&db, 2).await.expect("incr"), 3);
+    m.nick().set(&db, Some("n".into())).await.expect("option set");
+    m.tags().append(&db, "t".to_string()).await.expect("append");
+    m.scores().insert(&db, "s", 1.5).await.expect("insert");
+    m.inner().depth().incr(&db, 4).await.expect("nested incr");
+    m.pair().set(&db, (7, "x".into())).await.expect("value set");
+    m.about_me().set(&db, "quiet person".into()).await.expect("text set");
+    let (label, depth) = m
+        .pipeline(&db, |p| (p.label().append("b"), p.inner().depth().incr(1)))
+        .await
+        .expect("pipeline");
+    assert_eq!((label, depth), (Some("ab".to_string()), Some(5)));
+    let key = db.key(&m.key());
+    let doc = stored(&mut raw, &key).await;
+    assert_eq!(doc["count"], json!(3));
+    assert_eq!(doc["nick"], json!("n"));
+    assert_eq!(doc["tags"], json!(["t"]));
+    assert_eq!(doc["the scores"], json!({"s": 1.5}));
+    assert_eq!(doc["pair"], json!([7, "x"]));
+    assert_eq!(doc["inner"], json!({"depth": 5}));
+    assert_eq!(doc["label"], json!("ab"));
+    assert_eq!(FromMacro::get(&db, "m").await.expect("get"), m);
+    let f = FromMacro::fields();
+    for query in [
+        f.count.eq(3),
+        f.label.eq("ab"),
+        f.at.between(at, at),
+        f.inner.depth.eq(5),
+        f.about_me.matches("quiet"),
+    ] {
+        let found = FromMacro::find(&db, query).all().await.expect("find");
+        assert_eq!(found, vec![m.clone()]);
+    }
+}
+
+/// Types passed as single tokens (`$ty:tt`): their spans are the caller's, not the macro's.
+macro_rules! declare_tt_model {
+    ($model:ident { $($name:ident: $ty:tt),* }) => {
+        #[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+        struct $model {
+            #[rapyer(key)]
+            id: String,
+            $(
+                #[rapyer(index)]
+                $name: $ty,
+            )*
+        }
+    };
+}
+
+declare_tt_model!(FromTokens { hits: i64, name: String, inner: Inner });
+
+#[tokio::test]
+async fn a_model_whose_types_a_macro_passes_as_single_tokens_works_like_any_other() {
+    let db = db().await;
+    let mut raw = raw().await;
+    db.init::<FromTokens>().await.expect("init");
+    let mut m = FromTokens {
+        id: "t".into(),
+        hits: 1,
+        name: "n".into(),
+        inner: Inner { depth: 2 },
+    };
+    m.save(&db).await.expect("save");
+    m.hits().incr(&db, 1).await.expect("incr");
+    m.inner().depth().incr(&db, 1).await.expect("nested incr");
+    let key = db.key(&m.key());
+    assert_eq!(
+        stored(&mut raw, &key).await,
+        json!({"id": "t", "hits": 2, "name": "n", "inner": {"depth": 3}})
+    );
+    let f = FromTokens::fields();
+    let found = FromTokens::find(&db, f.hits.eq(2) & f.inner.depth.eq(3) & f.name.eq("n"))
+        .all()
+        .await
+        .expect("find");
+    assert_eq!(found, vec![m]);
 }

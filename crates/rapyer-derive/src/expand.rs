@@ -32,10 +32,11 @@ pub(crate) fn expand(model: &Model) -> TokenStream {
         };
         let key_ty = &key.ty;
         let key_json = &key.json_name;
-        // Spanned on the key's type, so an unsupported key type is reported there.
-        let model_id = quote_spanned! {key.ty.span()=>
-            ::rapyer::__private::ModelKey::to_key(&self.#field)
-        };
+        // The call's path is spanned on the key's type, so an unsupported key type is reported
+        // there. Only paths take a field's span: a local name (`self`, a parameter) spanned
+        // on tokens a `macro_rules!` caller passed in would not resolve (hygiene).
+        let to_key = quote_spanned! {key.ty.span()=> ::rapyer::__private::ModelKey::to_key };
+        let model_id = quote! { #to_key(&self.#field) };
         quote! {
             #[automatically_derived]
             impl ::rapyer::AtomicModel for #ident {
@@ -102,8 +103,10 @@ fn server_refs(model: &Model) -> TokenStream {
             };
         }
         let ret = quote_spanned! {ty.span()=> <#ty as ::rapyer::__private::Referable>::Ref<B> };
-        let make = quote_spanned! {ty.span()=>
-            <#ty as ::rapyer::__private::Referable>::reference(
+        let reference =
+            quote_spanned! {ty.span()=> <#ty as ::rapyer::__private::Referable>::reference };
+        let make = quote! {
+            #reference(
                 self.loc.field(#json)#mark,
                 ::std::clone::Clone::clone(&self.bind),
             )
@@ -181,9 +184,9 @@ fn patch(model: &Model) -> TokenStream {
         let write = if f.value {
             quote! { ::rapyer::__private::patch_value(&mut self.#field, rest, value) }
         } else {
-            quote_spanned! {ty.span()=>
-                <#ty as ::rapyer::__private::Referable>::patch(&mut self.#field, rest, value)
-            }
+            let patch =
+                quote_spanned! {ty.span()=> <#ty as ::rapyer::__private::Referable>::patch };
+            quote! { #patch(&mut self.#field, rest, value) }
         };
         quote! {
             if *name == #json {
@@ -258,7 +261,8 @@ fn search(model: &Model) -> TokenStream {
         if f.index.is_some_and(|i| i.text) {
             quote! { #field: ::rapyer::query::text_field(#name) }
         } else {
-            quote_spanned! {ty.span()=> #field: <#ty as ::rapyer::query::Indexable>::field(#name) }
+            let make = quote_spanned! {ty.span()=> <#ty as ::rapyer::query::Indexable>::field };
+            quote! { #field: #make(#name) }
         }
     });
     let schemas = indexed.iter().map(|f| {
@@ -271,9 +275,10 @@ fn search(model: &Model) -> TokenStream {
                 let _: fn(&#ty) -> &::std::string::String = |v| v;
             }
         });
-        quote_spanned! {ty.span()=>
+        let schema = quote_spanned! {ty.span()=> <#ty as ::rapyer::query::Indexable>::schema };
+        quote! {
             #text_check
-            <#ty as ::rapyer::query::Indexable>::schema(
+            #schema(
                 &::std::format!("{}{}", path, #segment),
                 &::rapyer::query::join(name, #json),
                 ::rapyer::query::IndexOptions::new(#text, #sortable, #ci),
@@ -286,9 +291,11 @@ fn search(model: &Model) -> TokenStream {
         .filter(|f| !f.index.is_some_and(|i| i.text))
         .map(|f| {
             let (ty, json) = (&f.ty, &f.json_name);
-            quote_spanned! {ty.span()=>
+            let instants =
+                quote_spanned! {ty.span()=> <#ty as ::rapyer::query::Indexable>::instants };
+            quote! {
                 prefix.push(::std::string::String::from(#json));
-                <#ty as ::rapyer::query::Indexable>::instants(prefix, out);
+                #instants(prefix, out);
                 prefix.pop();
             }
         });
