@@ -328,3 +328,93 @@ async fn a_model_whose_types_a_macro_passes_as_single_tokens_works_like_any_othe
         .expect("find");
     assert_eq!(found, vec![m]);
 }
+
+/// A nested model with a field serde skips.
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+struct Place {
+    city: String,
+    zip: i64,
+    #[serde(skip)]
+    visits: u32,
+}
+
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+#[rapyer(prefix = "Cached")]
+struct Cached {
+    #[rapyer(key)]
+    id: String,
+    count: i64,
+    untouched: i64,
+    place: Place,
+    #[serde(skip)]
+    cache: Vec<String>,
+    #[serde(skip_deserializing)]
+    computed: i64,
+}
+
+fn cached(id: &str) -> Cached {
+    Cached {
+        id: id.into(),
+        count: 1,
+        untouched: 5,
+        place: Place {
+            city: "Oslo".into(),
+            zip: 10,
+            visits: 3,
+        },
+        cache: vec!["warm".into()],
+        computed: 0,
+    }
+}
+
+#[tokio::test]
+async fn a_model_pipeline_writes_back_only_the_fields_its_block_changed() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let mut m = cached("c");
+    m.save(&db).await.expect("save");
+    let key = db.key(&m.key());
+    // Local-only state: skipped fields, and a field changed locally but not saved.
+    m.computed = 42;
+    m.untouched = 99;
+    let (count, zip) = m
+        .pipeline(&db, |p| (p.count().incr(2), p.place().zip().incr(1)))
+        .await
+        .expect("pipeline");
+    assert_eq!((count, zip), (Some(3), Some(11)));
+    assert_eq!(m.count, 3);
+    assert_eq!(m.place.zip, 11);
+    assert_eq!(m.cache, vec!["warm".to_string()], "a skipped field was reset");
+    assert_eq!(m.place.visits, 3, "a nested skipped field was reset");
+    assert_eq!(m.computed, 42, "a skip_deserializing field was reset");
+    assert_eq!(m.untouched, 99, "a field the block did not change was overwritten");
+    assert_eq!(stored(&mut raw, &key).await["untouched"], json!(5));
+
+    // Replacing a nested model or the whole model keeps the local-only fields too.
+    m.pipeline(&db, |p| {
+        p.place().set(Place {
+            city: "Rome".into(),
+            zip: 1,
+            visits: 0,
+        })
+    })
+    .await
+    .expect("nested set");
+    assert_eq!((m.place.city.as_str(), m.place.zip), ("Rome", 1));
+    assert_eq!(m.place.visits, 3, "a nested skipped field was reset by set");
+    let mut other = cached("c");
+    other.count = 50;
+    other.cache = vec![];
+    m.pipeline(&db, |p| p.set(other.clone()))
+        .await
+        .expect("whole set");
+    assert_eq!(m.count, 50);
+    assert_eq!(m.untouched, 5, "the whole model came from the server");
+    assert_eq!(m.cache, vec!["warm".to_string()], "set reset a skipped field");
+    assert_eq!(m.computed, 42, "set reset a skip_deserializing field");
+    let mut expected = Cached::get(&db, "c").await.expect("get");
+    expected.cache = m.cache.clone();
+    expected.computed = 42;
+    expected.place.visits = 3;
+    assert_eq!(m, expected);
+}

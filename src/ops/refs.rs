@@ -232,6 +232,12 @@ pub trait Referable: Serialize + DeserializeOwned + Send + Sync + 'static {
     fn patch(&mut self, names: &[&str], value: serde_json::Value) -> serde_json::Result<()> {
         patch_value(self, names, value)
     }
+    /// Moves the parts of `old` that are not in the document (fields serde skips, in this
+    /// value and the models nested in it) into this value, just read from the document.
+    #[doc(hidden)]
+    fn keep_local(&mut self, old: &mut Self) {
+        let _ = old;
+    }
 }
 
 /// `Referable::patch` for a value with no fields of its own: `names` must be empty.

@@ -194,6 +194,11 @@ fn patch(model: &Model) -> TokenStream {
             }
         }
     });
+    let nested = model.fields.iter().filter(|f| !f.with && !f.value).map(|f| {
+        let (field, ty) = (&f.ident, &f.ty);
+        let keep = quote_spanned! {ty.span()=> <#ty as ::rapyer::__private::Referable>::keep_local };
+        quote! { #keep(&mut self.#field, &mut old.#field); }
+    });
     quote! {
         fn patch(
             &mut self,
@@ -201,14 +206,19 @@ fn patch(model: &Model) -> TokenStream {
             value: ::rapyer::__private::serde_json::Value,
         ) -> ::rapyer::__private::serde_json::Result<()> {
             let ::rapyer::__private::Some((name, rest)) = names.split_first() else {
-                #[allow(unused_mut)] // a model without skipped fields moves none back
                 let mut whole: Self = ::rapyer::__private::serde_json::from_value(value)?;
-                #(::std::mem::swap(&mut whole.#local_only, &mut self.#local_only);)*
+                ::rapyer::__private::Referable::keep_local(&mut whole, self);
                 *self = whole;
                 return ::std::result::Result::Ok(());
             };
             #(#arms)*
             ::std::result::Result::Err(::rapyer::__private::no_field(name))
+        }
+
+        #[allow(unused_variables)] // a model without skipped or nested fields keeps nothing
+        fn keep_local(&mut self, old: &mut Self) {
+            #(::std::mem::swap(&mut self.#local_only, &mut old.#local_only);)*
+            #(#nested)*
         }
     }
 }
