@@ -13,6 +13,7 @@ mod common;
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, TimeZone, Utc};
+use rapyer::Error;
 use rapyer::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -417,4 +418,171 @@ async fn a_model_pipeline_writes_back_only_the_fields_its_block_changed() {
     expected.computed = 42;
     expected.place.visits = 3;
     assert_eq!(m, expected);
+}
+
+mod upper {
+    //! A `serialize_with`/`deserialize_with` pair: stored upper-case, read back lower-case.
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(crate) fn ser<S: Serializer>(v: &str, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&v.to_uppercase())
+    }
+
+    pub(crate) fn de<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+        String::deserialize(d).map(|v| v.to_lowercase())
+    }
+}
+
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[rapyer(prefix = "Stamped")]
+struct Stamped {
+    #[rapyer(key)]
+    id: String,
+    #[rapyer(index)]
+    count: i64,
+    #[serde(with = "chrono::serde::ts_seconds")]
+    created: DateTime<Utc>,
+    #[serde(serialize_with = "upper::ser", deserialize_with = "upper::de")]
+    shout: String,
+    place: Place,
+}
+
+#[tokio::test]
+async fn fields_serde_encodes_with_functions_of_their_own_keep_working_through_save_get_and_blocks()
+{
+    let db = db().await;
+    let mut raw = raw().await;
+    db.init::<Stamped>().await.expect("init");
+    let created = Utc.with_ymd_and_hms(2024, 1, 2, 3, 4, 5).single().expect("instant");
+    let mut m = Stamped {
+        id: "s".into(),
+        count: 1,
+        created,
+        shout: "hey".into(),
+        place: Place::default(),
+    };
+    m.save(&db).await.expect("save");
+    let key = db.key(&m.key());
+    let doc = stored(&mut raw, &key).await;
+    assert_eq!(doc["created"], json!(created.timestamp()));
+    assert_eq!(doc["shout"], json!("HEY"));
+    assert_eq!(Stamped::get(&db, "s").await.expect("get"), m);
+    // Handles and pipelines on the other fields leave them as serde wrote them.
+    m.count().incr(&db, 1).await.expect("incr");
+    m.pipeline(&db, |p| (p.count().incr(1), p.place().zip().incr(1)))
+        .await
+        .expect("pipeline");
+    let ops_ref = Stamped::server_ref_for("s");
+    ServerOps::scope(&db, |ops| ops.incr(ops_ref.count(), 1))
+        .await
+        .expect("block");
+    m.count += 1;
+    assert_eq!(Stamped::get(&db, "s").await.expect("get after ops"), m);
+    let doc = stored(&mut raw, &key).await;
+    assert_eq!(doc["created"], json!(created.timestamp()));
+    assert_eq!(doc["shout"], json!("HEY"));
+    let found = Stamped::find(&db, Stamped::fields().count.eq(4))
+        .all()
+        .await
+        .expect("find");
+    assert_eq!(found, vec![m]);
+}
+
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+#[rapyer(prefix = "Sparse")]
+struct Sparse {
+    #[rapyer(key)]
+    id: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    nick: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    tags: Vec<String>,
+    #[serde(skip_serializing_if = "is_zero", default)]
+    hits: i64,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty", default)]
+    scores: BTreeMap<String, i64>,
+    #[serde(skip_serializing_if = "String::is_empty", default)]
+    #[rapyer(index)]
+    label: String,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
+}
+
+/// The error of an operation on a field serde left out of the document.
+fn assert_absent<T: std::fmt::Debug>(what: &str, outcome: rapyer::Result<T>, key: &str, at: &str) {
+    let error = match outcome {
+        Err(Error::Block { source, .. }) => *source,
+        Err(other) => other,
+        Ok(v) => panic!("{what}: expected an error on an absent field, got {v:?}"),
+    };
+    match error {
+        Error::TypeMismatch {
+            key: k,
+            path,
+            found,
+            ..
+        } => {
+            assert_eq!((k.as_str(), path.as_str(), found.as_str()), (key, at, "nothing"), "{what}");
+        }
+        other => panic!("{what}: expected TypeMismatch, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn fields_serde_skips_when_empty_read_as_skipped_and_ops_on_them_while_absent_are_typed_errors()
+{
+    let db = db().await;
+    let mut raw = raw().await;
+    db.init::<Sparse>().await.expect("init");
+    let mut m = Sparse {
+        id: "p".into(),
+        ..Sparse::default()
+    };
+    m.save(&db).await.expect("save");
+    let key = db.key(&m.key());
+    let before = stored(&mut raw, &key).await;
+    assert_eq!(before, json!({"id": "p"}), "serde's form: every skipped field absent");
+    // Absent reads as the value serde skipped.
+    assert_eq!(Sparse::get(&db, "p").await.expect("get"), m);
+    let local = m.clone();
+    assert_absent("load", m.nick().load(&db).await, &key, "$.nick");
+    assert_absent("incr", m.hits().incr(&db, 1).await, &key, "$.hits");
+    assert_absent("append", m.tags().append(&db, "a".to_string()).await, &key, "$.tags");
+    assert_absent("insert", m.scores().insert(&db, "k", 1).await, &key, "$.scores");
+    assert_absent("str append", m.label().append(&db, "x").await, &key, "$.label");
+    assert_absent(
+        "pipeline",
+        m.pipeline(&db, |p| (p.nick().set(Some("n".to_string())), p.hits().incr(1)))
+            .await,
+        &key,
+        "$.nick",
+    );
+    let r = Sparse::server_ref_for("p");
+    assert_absent(
+        "block",
+        ServerOps::scope(&db, |ops| ops.incr(r.hits(), 1)).await,
+        &key,
+        "$.hits",
+    );
+    assert_eq!(stored(&mut raw, &key).await, before, "nothing was written");
+    assert_eq!(m, local, "the local model changed");
+    // Saved with values serde keeps, the fields are there, and every operation reaches them.
+    m.hits = 1;
+    m.label = "-".into();
+    m.save(&db).await.expect("save");
+    assert_eq!(m.hits().incr(&db, 1).await.expect("incr"), 2);
+    m.pipeline(&db, |p| p.label().append("x")).await.expect("pipeline");
+    assert_eq!(m.label, "-x");
+    ServerOps::scope(&db, |ops| ops.incr(r.hits(), 1))
+        .await
+        .expect("block");
+    m.hits = 3;
+    assert_eq!(Sparse::get(&db, "p").await.expect("get"), m);
+    let found = Sparse::find(&db, Sparse::fields().label.eq("-x"))
+        .all()
+        .await
+        .expect("find");
+    assert_eq!(found, vec![m]);
 }
