@@ -32,11 +32,10 @@ pub(crate) fn expand(model: &Model) -> TokenStream {
         };
         let key_ty = &key.ty;
         let key_json = &key.json_name;
-        // The call's path is spanned on the key's type, so an unsupported key type is reported
-        // there. Only paths take a field's span: a local name (`self`, a parameter) spanned
-        // on tokens a `macro_rules!` caller passed in would not resolve (hygiene).
-        let to_key = quote_spanned! {key.ty.span()=> ::rapyer::__private::ModelKey::to_key };
-        let model_id = quote! { #to_key(&self.#field) };
+        // Located at the key's type, so an unsupported key type is reported there.
+        let model_id = quote_spanned! {at_type(&key.ty)=>
+            ::rapyer::__private::ModelKey::to_key(&self.#field)
+        };
         quote! {
             #[automatically_derived]
             impl ::rapyer::AtomicModel for #ident {
@@ -102,14 +101,13 @@ fn server_refs(model: &Model) -> TokenStream {
                 }
             };
         }
-        let ret = quote_spanned! {ty.span()=> <#ty as ::rapyer::__private::Referable>::Ref<B> };
-        let reference =
-            quote_spanned! {ty.span()=> <#ty as ::rapyer::__private::Referable>::reference };
-        let make = quote! {
-            #reference(
-                self.loc.field(#json)#mark,
-                ::std::clone::Clone::clone(&self.bind),
-            )
+        let ret = quote_spanned! {at_type(ty)=> <#ty as ::rapyer::__private::Referable>::Ref<B> };
+        let args = quote! {
+            self.loc.field(#json)#mark,
+            ::std::clone::Clone::clone(&self.bind)
+        };
+        let make = quote_spanned! {at_type(ty)=>
+            <#ty as ::rapyer::__private::Referable>::reference(#args)
         };
         quote! {
             #[doc = #doc]
@@ -184,9 +182,8 @@ fn patch(model: &Model) -> TokenStream {
         let write = if f.value {
             quote! { ::rapyer::__private::patch_value(&mut self.#field, rest, value) }
         } else {
-            let patch =
-                quote_spanned! {ty.span()=> <#ty as ::rapyer::__private::Referable>::patch };
-            quote! { #patch(&mut self.#field, rest, value) }
+            let args = quote! { &mut self.#field, rest, value };
+            quote_spanned! {at_type(ty)=> <#ty as ::rapyer::__private::Referable>::patch(#args) }
         };
         quote! {
             if *name == #json {
@@ -196,8 +193,8 @@ fn patch(model: &Model) -> TokenStream {
     });
     let nested = model.fields.iter().filter(|f| !f.with && !f.value).map(|f| {
         let (field, ty) = (&f.ident, &f.ty);
-        let keep = quote_spanned! {ty.span()=> <#ty as ::rapyer::__private::Referable>::keep_local };
-        quote! { #keep(&mut self.#field, &mut old.#field); }
+        let args = quote! { &mut self.#field, &mut old.#field };
+        quote_spanned! {at_type(ty)=> <#ty as ::rapyer::__private::Referable>::keep_local(#args); }
     });
     quote! {
         fn patch(
@@ -258,7 +255,7 @@ fn search(model: &Model) -> TokenStream {
         let marker = if f.index.is_some_and(|i| i.text) {
             quote! { ::rapyer::query::TextField }
         } else {
-            quote_spanned! {ty.span()=> <#ty as ::rapyer::query::Indexable>::Field }
+            quote_spanned! {at_type(ty)=> <#ty as ::rapyer::query::Indexable>::Field }
         };
         quote! {
             #[doc = #member_doc]
@@ -271,8 +268,7 @@ fn search(model: &Model) -> TokenStream {
         if f.index.is_some_and(|i| i.text) {
             quote! { #field: ::rapyer::query::text_field(#name) }
         } else {
-            let make = quote_spanned! {ty.span()=> <#ty as ::rapyer::query::Indexable>::field };
-            quote! { #field: #make(#name) }
+            quote_spanned! {at_type(ty)=> #field: <#ty as ::rapyer::query::Indexable>::field(#name) }
         }
     });
     let schemas = indexed.iter().map(|f| {
@@ -281,19 +277,22 @@ fn search(model: &Model) -> TokenStream {
         let (text, sortable, ci) = (index.text, index.sortable, index.case_insensitive);
         // Full-text indexing needs text: a non-String type is a type error here.
         let text_check = text.then(|| {
-            quote_spanned! {ty.span()=>
+            quote_spanned! {at_type(ty)=>
                 let _: fn(&#ty) -> &::std::string::String = |v| v;
             }
         });
-        let schema = quote_spanned! {ty.span()=> <#ty as ::rapyer::query::Indexable>::schema };
+        let args = quote! {
+            &::std::format!("{}{}", path, #segment),
+            &::rapyer::query::join(name, #json),
+            ::rapyer::query::IndexOptions::new(#text, #sortable, #ci),
+            out
+        };
+        let schema = quote_spanned! {at_type(ty)=>
+            <#ty as ::rapyer::query::Indexable>::schema(#args);
+        };
         quote! {
             #text_check
-            #schema(
-                &::std::format!("{}{}", path, #segment),
-                &::rapyer::query::join(name, #json),
-                ::rapyer::query::IndexOptions::new(#text, #sortable, #ci),
-                out,
-            );
+            #schema
         }
     });
     let instants = indexed
@@ -301,11 +300,13 @@ fn search(model: &Model) -> TokenStream {
         .filter(|f| !f.index.is_some_and(|i| i.text))
         .map(|f| {
             let (ty, json) = (&f.ty, &f.json_name);
-            let instants =
-                quote_spanned! {ty.span()=> <#ty as ::rapyer::query::Indexable>::instants };
+            let args = quote! { prefix, out };
+            let instants = quote_spanned! {at_type(ty)=>
+                <#ty as ::rapyer::query::Indexable>::instants(#args);
+            };
             quote! {
                 prefix.push(::std::string::String::from(#json));
-                #instants(prefix, out);
+                #instants
                 prefix.pop();
             }
         });
@@ -467,7 +468,7 @@ fn handle_type(f: &HandleField) -> TokenStream {
         return quote! { ::rapyer::RedisValue<'_, #ty> };
     }
     // Spanned on the type, so a type without a handle is reported at the field.
-    quote_spanned! {ty.span()=> <#ty as ::rapyer::FieldType>::Handle<'_> }
+    quote_spanned! {at_type(ty)=> <#ty as ::rapyer::FieldType>::Handle<'_> }
 }
 
 /// The expression building a field's handle on `value` at `at`.
@@ -476,5 +477,12 @@ fn handle_expr(f: &HandleField, value: TokenStream, at: TokenStream) -> TokenStr
     if f.value {
         return quote! { ::rapyer::RedisValue::<#ty>::new(#value, #at) };
     }
-    quote_spanned! {ty.span()=> <#ty as ::rapyer::FieldType>::handle(#value, #at) }
+    quote_spanned! {at_type(ty)=> <#ty as ::rapyer::FieldType>::handle(#value, #at) }
+}
+
+/// A span located at a field's type, for errors about the type, that resolves names as the
+/// derive's own tokens do: a type's own span can come from a `macro_rules!` caller, and local
+/// names (`self`, parameters) spanned with it would not resolve there (hygiene).
+fn at_type(ty: &syn::Type) -> proc_macro2::Span {
+    proc_macro2::Span::call_site().located_at(ty.span())
 }
