@@ -20,7 +20,6 @@ use serde_json::json;
 
 use common::{db, raw, stored};
 
-
 /// One model per `rename_all` rule, all fields indexed integers, so the schema lists every
 /// field's JSON name. Declared through `macro_rules!` with `$field:ident` names, which is
 /// also the hygiene case of a model whose field names come from a macro.
@@ -104,7 +103,10 @@ rule_model!(ScreamingKebab, "SCREAMING-KEBAB-CASE", "RuleScreamingKebab", {
 
 /// `rename_all(serialize = …, deserialize = …)`: the document holds the serialize names.
 #[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
-#[serde(rename_all(serialize = "SCREAMING-KEBAB-CASE", deserialize = "SCREAMING-KEBAB-CASE"))]
+#[serde(rename_all(
+    serialize = "SCREAMING-KEBAB-CASE",
+    deserialize = "SCREAMING-KEBAB-CASE"
+))]
 #[rapyer(prefix = "RuleSplit")]
 struct Split {
     #[rapyer(key)]
@@ -145,17 +147,32 @@ fn every_rename_all_rule_names_fields_exactly_as_serde_does() {
         ("SCREAMING_SNAKE_CASE", names(Screaming::default())),
         ("kebab-case", names(Kebab::default())),
         ("SCREAMING-KEBAB-CASE", names(ScreamingKebab::default())),
-        ("rename_all(serialize, deserialize)", names(Split::default())),
+        (
+            "rename_all(serialize, deserialize)",
+            names(Split::default()),
+        ),
     ];
     for (rule, (derived, serde)) in cases {
         assert_eq!(derived, serde, "{rule}");
     }
     // The cases the old rules got wrong, spelled out.
     assert!(names(Lower::default()).0.contains(&"user_name".to_string()));
-    assert!(names(Lower::default()).0.contains(&"HTTPServer".to_string()));
-    assert!(names(Pascal::default()).0.contains(&"ärgerWert".to_string()));
+    assert!(
+        names(Lower::default())
+            .0
+            .contains(&"HTTPServer".to_string())
+    );
+    assert!(
+        names(Pascal::default())
+            .0
+            .contains(&"ärgerWert".to_string())
+    );
     assert!(names(Pascal::default()).0.contains(&"Xärger".to_string()));
-    assert!(names(Upper::default()).0.contains(&"äRGER_WERT".to_string()));
+    assert!(
+        names(Upper::default())
+            .0
+            .contains(&"äRGER_WERT".to_string())
+    );
 }
 
 /// Saves a numbered model, bumps every field through its handle, compares the document
@@ -221,15 +238,15 @@ macro_rules! declare_model {
 }
 
 declare_model!(#[rapyer(prefix = "FromMacro")] #[serde(rename_all = "camelCase")] pub(crate) FromMacro,
-    key id: String,
-    indexed { count: i64, label: String, at: DateTime<Utc>, inner: Inner },
-    text { about_me: String },
-    plain {
-        nick: Option<String>,
-        pub(crate) tags: Vec<String>,
-        #[serde(rename = "the scores")] scores: BTreeMap<String, f64>,
-        #[rapyer(value)] pair: (i64, String)
-    });
+key id: String,
+indexed { count: i64, label: String, at: DateTime<Utc>, inner: Inner },
+text { about_me: String },
+plain {
+    nick: Option<String>,
+    pub(crate) tags: Vec<String>,
+    #[serde(rename = "the scores")] scores: BTreeMap<String, f64>,
+    #[rapyer(value)] pair: (i64, String)
+});
 
 #[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
 struct Inner {
@@ -242,7 +259,10 @@ async fn a_model_declared_by_a_macro_with_fragment_names_and_types_works_like_an
     let db = db().await;
     let mut raw = raw().await;
     db.init::<FromMacro>().await.expect("init");
-    let at = Utc.with_ymd_and_hms(2024, 5, 6, 7, 8, 9).single().expect("a valid instant");
+    let at = Utc
+        .with_ymd_and_hms(2024, 5, 6, 7, 8, 9)
+        .single()
+        .expect("a valid instant");
     let mut m = FromMacro {
         id: "m".into(),
         count: 1,
@@ -252,12 +272,18 @@ async fn a_model_declared_by_a_macro_with_fragment_names_and_types_works_like_an
     };
     m.save(&db).await.expect("save");
     assert_eq!(m.count().incr(&db, 2).await.expect("incr"), 3);
-    m.nick().set(&db, Some("n".into())).await.expect("option set");
+    m.nick()
+        .set(&db, Some("n".into()))
+        .await
+        .expect("option set");
     m.tags().append(&db, "t".to_string()).await.expect("append");
     m.scores().insert(&db, "s", 1.5).await.expect("insert");
     m.inner().depth().incr(&db, 4).await.expect("nested incr");
     m.pair().set(&db, (7, "x".into())).await.expect("value set");
-    m.about_me().set(&db, "quiet person".into()).await.expect("text set");
+    m.about_me()
+        .set(&db, "quiet person")
+        .await
+        .expect("text set");
     let (label, depth) = m
         .pipeline(&db, |p| (p.label().append("b"), p.inner().depth().incr(1)))
         .await
@@ -301,7 +327,11 @@ macro_rules! declare_tt_model {
     };
 }
 
-declare_tt_model!(FromTokens { hits: i64, name: String, inner: Inner });
+declare_tt_model!(FromTokens {
+    hits: i64,
+    name: String,
+    inner: Inner
+});
 
 #[tokio::test]
 async fn a_model_whose_types_a_macro_passes_as_single_tokens_works_like_any_other() {
@@ -385,10 +415,17 @@ async fn a_model_pipeline_writes_back_only_the_fields_its_block_changed() {
     assert_eq!((count, zip), (Some(3), Some(11)));
     assert_eq!(m.count, 3);
     assert_eq!(m.place.zip, 11);
-    assert_eq!(m.cache, vec!["warm".to_string()], "a skipped field was reset");
+    assert_eq!(
+        m.cache,
+        vec!["warm".to_string()],
+        "a skipped field was reset"
+    );
     assert_eq!(m.place.visits, 3, "a nested skipped field was reset");
     assert_eq!(m.computed, 42, "a skip_deserializing field was reset");
-    assert_eq!(m.untouched, 99, "a field the block did not change was overwritten");
+    assert_eq!(
+        m.untouched, 99,
+        "a field the block did not change was overwritten"
+    );
     assert_eq!(stored(&mut raw, &key).await["untouched"], json!(5));
 
     // Replacing a nested model or the whole model keeps the local-only fields too.
@@ -411,7 +448,11 @@ async fn a_model_pipeline_writes_back_only_the_fields_its_block_changed() {
         .expect("whole set");
     assert_eq!(m.count, 50);
     assert_eq!(m.untouched, 5, "the whole model came from the server");
-    assert_eq!(m.cache, vec!["warm".to_string()], "set reset a skipped field");
+    assert_eq!(
+        m.cache,
+        vec!["warm".to_string()],
+        "set reset a skipped field"
+    );
     assert_eq!(m.computed, 42, "set reset a skip_deserializing field");
     let mut expected = Cached::get(&db, "c").await.expect("get");
     expected.cache = m.cache.clone();
@@ -453,7 +494,10 @@ async fn fields_serde_encodes_with_functions_of_their_own_keep_working_through_s
     let db = db().await;
     let mut raw = raw().await;
     db.init::<Stamped>().await.expect("init");
-    let created = Utc.with_ymd_and_hms(2024, 1, 2, 3, 4, 5).single().expect("instant");
+    let created = Utc
+        .with_ymd_and_hms(2024, 1, 2, 3, 4, 5)
+        .single()
+        .expect("instant");
     let mut m = Stamped {
         id: "s".into(),
         count: 1,
@@ -524,7 +568,11 @@ fn assert_absent<T: std::fmt::Debug>(what: &str, outcome: rapyer::Result<T>, key
             found,
             ..
         } => {
-            assert_eq!((k.as_str(), path.as_str(), found.as_str()), (key, at, "nothing"), "{what}");
+            assert_eq!(
+                (k.as_str(), path.as_str(), found.as_str()),
+                (key, at, "nothing"),
+                "{what}"
+            );
         }
         other => panic!("{what}: expected TypeMismatch, got {other:?}"),
     }
@@ -532,7 +580,7 @@ fn assert_absent<T: std::fmt::Debug>(what: &str, outcome: rapyer::Result<T>, key
 
 #[tokio::test]
 async fn fields_serde_skips_when_empty_read_as_skipped_and_ops_on_them_while_absent_are_typed_errors()
-{
+ {
     let db = db().await;
     let mut raw = raw().await;
     db.init::<Sparse>().await.expect("init");
@@ -543,19 +591,40 @@ async fn fields_serde_skips_when_empty_read_as_skipped_and_ops_on_them_while_abs
     m.save(&db).await.expect("save");
     let key = db.key(&m.key());
     let before = stored(&mut raw, &key).await;
-    assert_eq!(before, json!({"id": "p"}), "serde's form: every skipped field absent");
+    assert_eq!(
+        before,
+        json!({"id": "p"}),
+        "serde's form: every skipped field absent"
+    );
     // Absent reads as the value serde skipped.
     assert_eq!(Sparse::get(&db, "p").await.expect("get"), m);
     let local = m.clone();
     assert_absent("load", m.nick().load(&db).await, &key, "$.nick");
     assert_absent("incr", m.hits().incr(&db, 1).await, &key, "$.hits");
-    assert_absent("append", m.tags().append(&db, "a".to_string()).await, &key, "$.tags");
-    assert_absent("insert", m.scores().insert(&db, "k", 1).await, &key, "$.scores");
-    assert_absent("str append", m.label().append(&db, "x").await, &key, "$.label");
+    assert_absent(
+        "append",
+        m.tags().append(&db, "a".to_string()).await,
+        &key,
+        "$.tags",
+    );
+    assert_absent(
+        "insert",
+        m.scores().insert(&db, "k", 1).await,
+        &key,
+        "$.scores",
+    );
+    assert_absent(
+        "str append",
+        m.label().append(&db, "x").await,
+        &key,
+        "$.label",
+    );
     assert_absent(
         "pipeline",
-        m.pipeline(&db, |p| (p.nick().set(Some("n".to_string())), p.hits().incr(1)))
-            .await,
+        m.pipeline(&db, |p| {
+            (p.nick().set(Some("n".to_string())), p.hits().incr(1))
+        })
+        .await,
         &key,
         "$.nick",
     );
@@ -573,7 +642,9 @@ async fn fields_serde_skips_when_empty_read_as_skipped_and_ops_on_them_while_abs
     m.label = "-".into();
     m.save(&db).await.expect("save");
     assert_eq!(m.hits().incr(&db, 1).await.expect("incr"), 2);
-    m.pipeline(&db, |p| p.label().append("x")).await.expect("pipeline");
+    m.pipeline(&db, |p| p.label().append("x"))
+        .await
+        .expect("pipeline");
     assert_eq!(m.label, "-x");
     ServerOps::scope(&db, |ops| ops.incr(r.hits(), 1))
         .await

@@ -259,7 +259,9 @@ pub fn patch_value<T: DeserializeOwned>(
 /// The error of a part of a document that has no field in the local model.
 #[doc(hidden)]
 pub fn no_field(name: &str) -> serde_json::Error {
-    serde::de::Error::custom(format_args!("no field `{name}` in the local model to write back"))
+    serde::de::Error::custom(format_args!(
+        "no field `{name}` in the local model to write back"
+    ))
 }
 
 /// A reference to a scalar (or any whole value): numbers, strings, booleans, options,
