@@ -188,6 +188,8 @@ pub(crate) struct SerdeStruct {
     /// `transparent`, `into`, `from`, `try_from` or `remote`: the document is not an object
     /// of the struct's fields. The word and its span.
     pub(crate) not_an_object: Option<(String, proc_macro2::Span)>,
+    /// `deny_unknown_fields`: the document may hold nothing but the fields.
+    pub(crate) deny_unknown_fields: bool,
 }
 
 /// Reads the struct's `#[serde(...)]` attributes.
@@ -197,6 +199,9 @@ pub(crate) fn serde_struct(attrs: &[Attribute]) -> SerdeStruct {
         if meta.path.is_ident("rename_all") {
             out.rename_all = serialize_name(meta)?;
             return Ok(());
+        }
+        if meta.path.is_ident("deny_unknown_fields") {
+            out.deny_unknown_fields = true;
         }
         if let Some(name) = ["transparent", "into", "from", "try_from", "remote"]
             .into_iter()

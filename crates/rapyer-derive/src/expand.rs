@@ -310,6 +310,35 @@ fn search(model: &Model) -> TokenStream {
                 prefix.pop();
             }
         });
+    // An indexed date-time stores its search instant as the property `<name>__ts` beside it
+    // (rapyer::query::INSTANT_SUFFIX): serde's deny_unknown_fields would refuse it on every
+    // read, and a field of that name would be overwritten by it.
+    let strict = indexed
+        .iter()
+        .filter(|f| !f.value && !f.index.is_some_and(|i| i.text))
+        .filter_map(|f| {
+            let (ty, json) = (&f.ty, &f.json_name);
+            let shadow = format!("{json}__ts");
+            let why = if model.fields.iter().any(|g| g.json_name == shadow) {
+                format!("the field `{shadow}` would be overwritten by it; rename one of them")
+            } else if model.deny_unknown_fields {
+                "#[serde(deny_unknown_fields)] would refuse to read it back; drop \
+                 deny_unknown_fields or the index"
+                    .to_string()
+            } else {
+                return None;
+            };
+            let message = format!(
+                "`{json}` is an indexed date-time, which stores its search instant as the \
+                 property `{shadow}` beside it, and {why}"
+            );
+            Some(quote_spanned! {at_type(ty)=>
+                const _: () = ::std::assert!(
+                    !<#ty as ::rapyer::__private::Referable>::SHADOWED,
+                    #message
+                );
+            })
+        });
     let root = model.key.as_ref().map(|_| {
         quote! {
             #[automatically_derived]
@@ -356,6 +385,8 @@ fn search(model: &Model) -> TokenStream {
                 #(#instants)*
             }
         }
+
+        #(#strict)*
 
         #root
     }

@@ -54,6 +54,9 @@ pub(crate) struct Model {
     /// Fields serde leaves out of the document: they keep their local value when a model
     /// pipeline writes the model's stored state back into it.
     pub(crate) local_only: Vec<Ident>,
+    /// `#[serde(deny_unknown_fields)]`: no property beside the fields may be stored, so
+    /// no indexed date-time (whose search instant is such a property).
+    pub(crate) deny_unknown_fields: bool,
 }
 
 /// Which part of the keys decides their cluster slot.
@@ -138,7 +141,7 @@ impl Model {
                 ),
             ));
         }
-        let rename_all = serde_struct.rename_all;
+        let rename_all = serde_struct.rename_all.clone();
         let mut local_only = Vec::new();
         let mut key: Option<KeyField> = None;
         let mut fields = Vec::new();
@@ -348,6 +351,7 @@ impl Model {
             refresh_on_read: attrs.refresh_on_read.is_some(),
             key,
             local_only,
+            deny_unknown_fields: serde_struct.deny_unknown_fields,
         })
     }
 }
