@@ -46,7 +46,7 @@ pub mod prelude {
 /// Not public API: anything here may change in any release.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::field::{At, FieldType, set_model};
+    pub use crate::field::{At, FieldType, load_model, set_model};
     pub use crate::model::{ModelKey, NoHandle, SerdeWithField};
     pub use crate::ops::{
         Bind, Bound, Free, Loc, Ref, Referable, Whole, id_member, model_json, no_field,

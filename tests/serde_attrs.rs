@@ -461,6 +461,40 @@ async fn a_model_pipeline_writes_back_only_the_fields_its_block_changed() {
     assert_eq!(m, expected);
 }
 
+#[tokio::test]
+async fn a_nested_handles_load_and_set_keep_the_fields_serde_skips() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let mut m = cached("h");
+    m.save(&db).await.expect("save");
+    let key = db.key(&m.key());
+    m.place()
+        .set(
+            &db,
+            Place {
+                city: "Rome".into(),
+                zip: 2,
+                visits: 0,
+            },
+        )
+        .await
+        .expect("set");
+    assert_eq!(
+        stored(&mut raw, &key).await["place"],
+        json!({"city": "Rome", "zip": 2})
+    );
+    assert_eq!(
+        (m.place.city.as_str(), m.place.zip, m.place.visits),
+        ("Rome", 2, 3)
+    );
+    m.place.zip = 0;
+    m.place().load(&db).await.expect("load");
+    assert_eq!(
+        (m.place.city.as_str(), m.place.zip, m.place.visits),
+        ("Rome", 2, 3)
+    );
+}
+
 mod upper {
     //! A `serialize_with`/`deserialize_with` pair: stored upper-case, read back lower-case.
     use serde::{Deserialize, Deserializer, Serializer};

@@ -330,7 +330,20 @@ pub async fn set_model<T: crate::model::Model>(
     let mut instants = Vec::new();
     T::instants(&mut Vec::new(), &mut instants);
     let text = crud::encode_with_instants(&db.key(&at.key), &at.path, &value, &instants)?;
-    *local = at.run(db, "set", Want::ANY, &[&text]).await?;
+    let mut stored: T = at.run(db, "set", Want::ANY, &[&text]).await?;
+    // Fields serde skips are local-only: no server operation changes them.
+    crate::ops::Referable::keep_local(&mut stored, local);
+    *local = stored;
+    Ok(())
+}
+
+/// Reads a nested model from the server into `local` (the `load` of a generated
+/// `<Name>Handle`); the fields serde skips keep their local value.
+#[doc(hidden)]
+pub async fn load_model<T: crate::model::Model>(local: &mut T, at: &At, db: &Db) -> Result<()> {
+    let mut stored: T = at.run(db, "get", Want::ANY, &[]).await?;
+    crate::ops::Referable::keep_local(&mut stored, local);
+    *local = stored;
     Ok(())
 }
 

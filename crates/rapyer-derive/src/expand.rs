@@ -453,15 +453,15 @@ fn handles(model: &Model) -> TokenStream {
         impl<'a> #handle<'a> {
             #(#nested)*
 
-            /// Reads the whole value from the server into the local copy, and returns that.
+            /// Reads the whole value from the server into the local copy, and returns that;
+            /// fields serde skips keep their local value.
             pub async fn load(&mut self, db: &::rapyer::Db) -> ::rapyer::Result<&#ident> {
-                ::rapyer::RedisValue::new(&mut *self.value, self.at.clone())
-                    .load(db)
-                    .await?;
+                ::rapyer::__private::load_model(&mut *self.value, &self.at, db).await?;
                 ::std::result::Result::Ok(&*self.value)
             }
 
-            /// Replaces the whole value on the server.
+            /// Replaces the whole value on the server; the local copy takes the stored value,
+            /// and fields serde skips keep their local value.
             pub async fn set(&mut self, db: &::rapyer::Db, value: #ident) -> ::rapyer::Result<()> {
                 ::rapyer::__private::set_model(&mut *self.value, &self.at, db, value).await
             }
