@@ -613,7 +613,7 @@ fn assert_absent<T: std::fmt::Debug>(what: &str, outcome: rapyer::Result<T>, key
 }
 
 #[tokio::test]
-async fn fields_serde_skips_when_empty_read_as_skipped_and_ops_on_them_while_absent_are_typed_errors()
+async fn fields_serde_skips_when_empty_read_as_skipped_and_other_ops_on_them_while_absent_are_typed_errors()
  {
     let db = db().await;
     let mut raw = raw().await;
@@ -632,8 +632,13 @@ async fn fields_serde_skips_when_empty_read_as_skipped_and_ops_on_them_while_abs
     );
     // Absent reads as the value serde skipped.
     assert_eq!(Sparse::get(&db, "p").await.expect("get"), m);
+    m.nick = Some("stale".into());
+    assert_eq!(
+        m.nick().load(&db).await.expect("load"),
+        &None,
+        "absent is None"
+    );
     let local = m.clone();
-    assert_absent("load", m.nick().load(&db).await, &key, "$.nick");
     assert_absent("incr", m.hits().incr(&db, 1).await, &key, "$.hits");
     assert_absent(
         "append",
@@ -671,6 +676,9 @@ async fn fields_serde_skips_when_empty_read_as_skipped_and_ops_on_them_while_abs
     );
     assert_eq!(stored(&mut raw, &key).await, before, "nothing was written");
     assert_eq!(m, local, "the local model changed");
+    // An option's `set` writes the field (a whole value at a member path).
+    m.nick().set(&db, Some("n".into())).await.expect("option set");
+    assert_eq!(stored(&mut raw, &key).await["nick"], json!("n"));
     // Saved with values serde keeps, the fields are there, and every operation reaches them.
     m.hits = 1;
     m.label = "-".into();

@@ -396,9 +396,25 @@ impl<T: FieldType> RedisOption<'_, T> {
         Ok(std::mem::replace(self.value, cleared))
     }
 
-    /// Reads the value from the server into the local field, and returns it.
+    /// Reads the value from the server into the local field, and returns it. A field absent
+    /// from the document (`#[serde(skip_serializing_if = "Option::is_none")]` leaves it out)
+    /// is `None`, as serde reads it.
     pub async fn load(&mut self, db: &Db) -> Result<&Option<T>> {
-        *self.value = self.at.run(db, "get", Want::ANY, &[]).await?;
+        let reply: Vec<u8> = self.at.call(db, "get", Want::ANY, &[]).await?;
+        let key = db.key(&self.at.key);
+        let mut values: Vec<Option<T>> = crud::decode_at(&key, &self.at.path, &reply)?;
+        *self.value = match values.pop() {
+            None => None,
+            Some(value) if values.is_empty() => value,
+            Some(_) => {
+                return Err(Error::TypeMismatch {
+                    key,
+                    path: self.at.path.clone(),
+                    expected: Want::ANY.describe.to_string(),
+                    found: "several values".to_string(),
+                });
+            }
+        };
         Ok(&*self.value)
     }
 
