@@ -677,7 +677,10 @@ async fn fields_serde_skips_when_empty_read_as_skipped_and_other_ops_on_them_whi
     assert_eq!(stored(&mut raw, &key).await, before, "nothing was written");
     assert_eq!(m, local, "the local model changed");
     // An option's `set` writes the field (a whole value at a member path).
-    m.nick().set(&db, Some("n".into())).await.expect("option set");
+    m.nick()
+        .set(&db, Some("n".into()))
+        .await
+        .expect("option set");
     assert_eq!(stored(&mut raw, &key).await["nick"], json!("n"));
     // Saved with values serde keeps, the fields are there, and every operation reaches them.
     m.hits = 1;

@@ -141,7 +141,6 @@ impl Model {
                 ),
             ));
         }
-        let rename_all = serde_struct.rename_all.clone();
         let mut local_only = Vec::new();
         let mut key: Option<KeyField> = None;
         let mut fields = Vec::new();
@@ -183,11 +182,8 @@ impl Model {
                 }
                 check_key_field(field, span, key.as_ref(), &mut errors);
                 if key.is_none() {
-                    let json_name = match (attr::serde_field(&field.attrs).rename, &rename_all) {
-                        (Some(name), _) => name,
-                        (None, Some(rule)) => apply_rename_rule(rule, bare),
-                        (None, None) => bare.to_string(),
-                    };
+                    let serde = attr::serde_field(&field.attrs);
+                    let json_name = json_name(&serde, &serde_struct, bare, field, &mut errors);
                     key = Some(KeyField {
                         ident,
                         ty: field.ty.clone(),
@@ -212,11 +208,7 @@ impl Model {
                 }
                 continue;
             }
-            let json_name = match (serde.rename, &rename_all) {
-                (Some(name), _) => name,
-                (None, Some(rule)) => apply_rename_rule(rule, bare),
-                (None, None) => bare.to_string(),
-            };
+            let json_name = json_name(&serde, &serde_struct, bare, field, &mut errors);
             if let Some((word, span)) = &serde.with {
                 let what = [
                     field_attrs.index.is_some().then_some("indexed"),
@@ -247,6 +239,22 @@ impl Model {
                 }),
                 Err(why) => errors.push(syn::Error::new(field.span(), why)),
             }
+        }
+
+        // Two fields serde writes under one name would be one property of the document.
+        let mut seen: Vec<&str> = key.iter().map(|k| k.json_name.as_str()).collect();
+        for f in &fields {
+            if seen.contains(&f.json_name.as_str()) {
+                errors.push(syn::Error::new(
+                    f.ident.span(),
+                    format!(
+                        "another field is already stored as {:?}; give one of them another name \
+                         with #[serde(rename = \"...\")]",
+                        f.json_name
+                    ),
+                ));
+            }
+            seen.push(&f.json_name);
         }
 
         let prefix = match &attrs.prefix {
@@ -354,6 +362,44 @@ impl Model {
             deny_unknown_fields: serde_struct.deny_unknown_fields,
         })
     }
+}
+
+/// The field's name in the document: serde's serialize name. serde must read the field back
+/// by that name too (its deserialize name or an alias), or no stored model could be read.
+fn json_name(
+    serde: &attr::SerdeField,
+    rules: &attr::SerdeStruct,
+    bare: &str,
+    field: &syn::Field,
+    errors: &mut Errors,
+) -> String {
+    let by_rule = |rule: &Option<String>| match rule {
+        Some(rule) => apply_rename_rule(rule, bare),
+        None => bare.to_string(),
+    };
+    let written = serde
+        .rename
+        .clone()
+        .unwrap_or_else(|| by_rule(&rules.rename_all));
+    let read = serde
+        .rename_de
+        .clone()
+        .unwrap_or_else(|| by_rule(&rules.rename_all_de));
+    if !serde.skip_de && written != read && !serde.aliases.contains(&written) {
+        let span = field
+            .ident
+            .as_ref()
+            .map_or_else(|| field.span(), |i| i.span());
+        errors.push(syn::Error::new(
+            span,
+            format!(
+                "serde writes this field as {written:?} and reads it as {read:?}, so no stored \
+                 model could be read back; make the serialize and deserialize names agree, or \
+                 add #[serde(alias = {written:?})]"
+            ),
+        ));
+    }
+    written
 }
 
 fn check_key_field(
