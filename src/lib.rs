@@ -47,10 +47,11 @@ pub mod prelude {
 /// Not public API: anything here may change in any release.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::field::{At, FieldType, set_model};
-    pub use crate::model::ModelKey;
+    pub use crate::field::{At, FieldType, load_model, set_model};
+    pub use crate::model::{ModelKey, NoHandle, SerdeWithField};
     pub use crate::ops::{
-        Bind, Bound, Free, Loc, Ref, Referable, Whole, id_member, model_json, set_bound, value_ref,
+        Bind, Bound, Free, Loc, Ref, Referable, Whole, id_member, model_json, no_field,
+        patch_value, set_bound, value_ref,
     };
     pub use redis::ToRedisArgs;
     pub use serde;

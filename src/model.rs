@@ -318,3 +318,25 @@ impl<T: Display + std::str::FromStr> ModelKey for T {
         self.to_string()
     }
 }
+
+/// What the accessor of a field with `#[serde(with = …)]` (or `serialize_with`,
+/// `deserialize_with`, `getter`) returns; the accessor cannot be called (see
+/// [`SerdeWithField`]).
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy)]
+pub struct NoHandle;
+
+/// Never implemented: the bound that makes a call to the accessor of a field serde
+/// (de)serializes with functions of its own a compile error that says why. Handles, blocks
+/// and the search index write and read a field as its type's own serde form, which such a
+/// field is not stored as.
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "this field is (de)serialized by functions of its own (#[serde(with = …)], \
+               serialize_with, deserialize_with), so it has no rapyer handle or server reference",
+    label = "no handle: handles would write the type's own serde form, not the field's",
+    note = "wrap the field's type in a newtype whose Serialize/Deserialize do the conversion, \
+            drop the serde `with`, and mark the field #[rapyer(value)]; the whole model's save \
+            and get honour `with` as they are"
+)]
+pub trait SerdeWithField {}

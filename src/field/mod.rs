@@ -332,7 +332,20 @@ pub async fn set_model<T: crate::model::Model>(
     let mut instants = Vec::new();
     T::instants(&mut Vec::new(), &mut instants);
     let text = crud::encode_with_instants(&db.key(&at.key), &at.path, &value, &instants)?;
-    *local = at.run(db, "set", Want::ANY, &[&text]).await?;
+    let mut stored: T = at.run(db, "set", Want::ANY, &[&text]).await?;
+    // Fields serde skips are local-only: no server operation changes them.
+    crate::ops::Referable::keep_local(&mut stored, local);
+    *local = stored;
+    Ok(())
+}
+
+/// Reads a nested model from the server into `local` (the `load` of a generated
+/// `<Name>Handle`); the fields serde skips keep their local value.
+#[doc(hidden)]
+pub async fn load_model<T: crate::model::Model>(local: &mut T, at: &At, db: &Db) -> Result<()> {
+    let mut stored: T = at.run(db, "get", Want::ANY, &[]).await?;
+    crate::ops::Referable::keep_local(&mut stored, local);
+    *local = stored;
     Ok(())
 }
 
@@ -390,9 +403,25 @@ impl<T: FieldType> RedisOption<'_, T> {
         Ok(std::mem::replace(self.value, cleared))
     }
 
-    /// Reads the value from the server into the local field, and returns it.
+    /// Reads the value from the server into the local field, and returns it. A field absent
+    /// from the document (`#[serde(skip_serializing_if = "Option::is_none")]` leaves it out)
+    /// is `None`, as serde reads it.
     pub async fn load(&mut self, db: &Db) -> Result<&Option<T>> {
-        *self.value = self.at.run(db, "get", Want::ANY, &[]).await?;
+        let reply: Vec<u8> = self.at.call(db, "get", Want::ANY, &[]).await?;
+        let key = db.key(&self.at.key);
+        let mut values: Vec<Option<T>> = crud::decode_at(&key, &self.at.path, &reply)?;
+        *self.value = match values.pop() {
+            None => None,
+            Some(value) if values.is_empty() => value,
+            Some(_) => {
+                return Err(Error::TypeMismatch {
+                    key,
+                    path: self.at.path.clone(),
+                    expected: Want::ANY.describe.to_string(),
+                    found: "several values".to_string(),
+                });
+            }
+        };
         Ok(&*self.value)
     }
 

@@ -66,6 +66,8 @@ pub use refs::{
     Bind, Bound, DictRef, Free, ListRef, Loc, Map, Ref, Referable, ServerRef, SliceRange, SliceRef,
     value_ref,
 };
+#[doc(hidden)]
+pub use refs::{no_field, patch_value};
 pub use run::{Resolve, Results};
 
 use crate::db::Db;

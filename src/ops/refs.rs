@@ -227,6 +227,42 @@ pub trait Referable: Serialize + DeserializeOwned + Send + Sync + 'static {
     fn to_json(&self) -> serde_json::Result<String> {
         serde_json::to_string(self)
     }
+    /// Writes the stored value found at the field names `names` below this one into the
+    /// local value. Models write only that field (their own `patch`); others take the whole.
+    #[doc(hidden)]
+    fn patch(&mut self, names: &[&str], value: serde_json::Value) -> serde_json::Result<()> {
+        patch_value(self, names, value)
+    }
+    /// Moves the parts of `old` that are not in the document (fields serde skips, in this
+    /// value and the models nested in it) into this value, just read from the document.
+    #[doc(hidden)]
+    fn keep_local(&mut self, old: &mut Self) {
+        let _ = old;
+    }
+}
+
+/// `Referable::patch` for a value with no fields of its own: `names` must be empty.
+#[doc(hidden)]
+pub fn patch_value<T: DeserializeOwned>(
+    slot: &mut T,
+    names: &[&str],
+    value: serde_json::Value,
+) -> serde_json::Result<()> {
+    match names.first() {
+        None => {
+            *slot = serde_json::from_value(value)?;
+            Ok(())
+        }
+        Some(name) => Err(no_field(name)),
+    }
+}
+
+/// The error of a part of a document that has no field in the local model.
+#[doc(hidden)]
+pub fn no_field(name: &str) -> serde_json::Error {
+    serde::de::Error::custom(format_args!(
+        "no field `{name}` in the local model to write back"
+    ))
 }
 
 /// A reference to a scalar (or any whole value): numbers, strings, booleans, options,

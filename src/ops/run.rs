@@ -261,38 +261,31 @@ fn number_kind(lo: &str, hi: &str) -> &'static str {
         .map_or("number", |(name, _)| name)
 }
 
-/// Writes the changed parts of the document into the local model.
+/// Writes the changed parts of the document into the local model, field by field: fields
+/// the block did not change, and fields serde leaves out of the document, keep their local
+/// value (a round trip of the whole model through serde would reset the skipped ones).
 pub(crate) fn apply_echo<M: AtomicModel>(model: &mut M, db: &Db, echo: &Echo) -> Result<()> {
-    if echo.is_empty() {
-        return Ok(());
-    }
-    let key = db.key(&model.key());
-    let mut doc = serde_json::to_value(&*model).map_err(|source| Error::Serialize {
-        key: key.clone(),
-        source,
-    })?;
     for (names, text) in echo {
+        let path = || {
+            let mut path = String::from("$");
+            for name in names {
+                super::refs::push_name(&mut path, name);
+            }
+            path
+        };
         let value: serde_json::Value =
             serde_json::from_str(text).map_err(|source| Error::Deserialize {
-                key: key.clone(),
-                path: names.join("."),
+                key: db.key(&model.key()),
+                path: path(),
                 source,
             })?;
-        let mut slot = &mut doc;
-        for name in names {
-            let serde_json::Value::Object(map) = slot else {
-                break;
-            };
-            slot = map
-                .entry(name.to_string())
-                .or_insert(serde_json::Value::Null);
-        }
-        *slot = value;
+        model
+            .patch(names, value)
+            .map_err(|source| Error::Deserialize {
+                key: db.key(&model.key()),
+                path: path(),
+                source,
+            })?;
     }
-    *model = serde_json::from_value(doc).map_err(|source| Error::Deserialize {
-        key,
-        path: ".".into(),
-        source,
-    })?;
     Ok(())
 }

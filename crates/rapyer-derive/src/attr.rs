@@ -146,16 +146,29 @@ pub(crate) fn field_attrs(attrs: &[Attribute], errors: &mut Errors) -> FieldAttr
 pub(crate) struct SerdeField {
     /// `rename = "…"` (or the `serialize` name of `rename(…)`): the field's JSON name.
     pub(crate) rename: Option<String>,
+    /// The name serde reads the field by, when `rename` gives one (`rename = "…"` or the
+    /// `deserialize` name of `rename(…)`).
+    pub(crate) rename_de: Option<String>,
+    /// `alias = "…"`: more names serde reads the field by.
+    pub(crate) aliases: Vec<String>,
+    /// `skip_deserializing` (or `skip`): serde never reads the field.
+    pub(crate) skip_de: bool,
     /// `skip`, `skip_serializing` or `skip_deserializing`: not (reliably) in the document.
     pub(crate) skip: Option<proc_macro2::Span>,
     /// `flatten`: its fields sit in the parent object, with no path of its own.
     pub(crate) flatten: bool,
+    /// `with`, `serialize_with`, `deserialize_with` or `getter`: the stored form is not the
+    /// type's own serde form, which every handle writes and reads. The span of the word.
+    pub(crate) with: Option<(String, proc_macro2::Span)>,
 }
 
 /// Reads a field's `#[serde(...)]` attributes.
 pub(crate) fn serde_field(attrs: &[Attribute]) -> SerdeField {
     let mut out = SerdeField::default();
     for_serde_meta(attrs, |meta| {
+        if meta.path.is_ident("skip") || meta.path.is_ident("skip_deserializing") {
+            out.skip_de = true;
+        }
         if ["skip", "skip_serializing", "skip_deserializing"]
             .iter()
             .any(|name| meta.path.is_ident(name))
@@ -163,8 +176,17 @@ pub(crate) fn serde_field(attrs: &[Attribute]) -> SerdeField {
             out.skip = Some(meta.path.span());
         } else if meta.path.is_ident("flatten") {
             out.flatten = true;
+        } else if let Some(name) = ["with", "serialize_with", "deserialize_with", "getter"]
+            .into_iter()
+            .find(|name| meta.path.is_ident(name))
+        {
+            out.with = Some((name.to_string(), meta.path.span()));
+        } else if meta.path.is_ident("alias") {
+            let lit: LitStr = meta.value()?.parse()?;
+            out.aliases.push(lit.value());
+            return Ok(());
         } else if meta.path.is_ident("rename") {
-            out.rename = serialize_name(meta)?;
+            (out.rename, out.rename_de) = names(meta)?;
             return Ok(());
         }
         skip_value(meta)
@@ -172,13 +194,36 @@ pub(crate) fn serde_field(attrs: &[Attribute]) -> SerdeField {
     out
 }
 
-/// Reads the struct's `#[serde(rename_all = "…")]` (its `serialize` rule).
-pub(crate) fn serde_rename_all(attrs: &[Attribute]) -> Option<String> {
-    let mut out = None;
+/// What serde does with the struct as a whole, as far as the stored document goes.
+#[derive(Default)]
+pub(crate) struct SerdeStruct {
+    /// `rename_all = "…"` (or the `serialize` rule of `rename_all(…)`).
+    pub(crate) rename_all: Option<String>,
+    /// The rule serde reads names by (`rename_all = "…"` or the `deserialize` rule).
+    pub(crate) rename_all_de: Option<String>,
+    /// `transparent`, `into`, `from`, `try_from` or `remote`: the document is not an object
+    /// of the struct's fields. The word and its span.
+    pub(crate) not_an_object: Option<(String, proc_macro2::Span)>,
+    /// `deny_unknown_fields`: the document may hold nothing but the fields.
+    pub(crate) deny_unknown_fields: bool,
+}
+
+/// Reads the struct's `#[serde(...)]` attributes.
+pub(crate) fn serde_struct(attrs: &[Attribute]) -> SerdeStruct {
+    let mut out = SerdeStruct::default();
     for_serde_meta(attrs, |meta| {
         if meta.path.is_ident("rename_all") {
-            out = serialize_name(meta)?;
+            (out.rename_all, out.rename_all_de) = names(meta)?;
             return Ok(());
+        }
+        if meta.path.is_ident("deny_unknown_fields") {
+            out.deny_unknown_fields = true;
+        }
+        if let Some(name) = ["transparent", "into", "from", "try_from", "remote"]
+            .into_iter()
+            .find(|name| meta.path.is_ident(name))
+        {
+            out.not_an_object = Some((name.to_string(), meta.path.span()));
         }
         skip_value(meta)
     });
@@ -196,23 +241,27 @@ fn for_serde_meta(
     }
 }
 
-/// `name = "x"` or `name(serialize = "x", deserialize = "y")`: the serialize side.
-fn serialize_name(meta: &syn::meta::ParseNestedMeta<'_>) -> syn::Result<Option<String>> {
+/// `name = "x"` or `name(serialize = "x", deserialize = "y")`: the serialize and the
+/// deserialize side.
+fn names(meta: &syn::meta::ParseNestedMeta<'_>) -> syn::Result<(Option<String>, Option<String>)> {
     if meta.input.peek(syn::Token![=]) {
         let lit: LitStr = meta.value()?.parse()?;
-        return Ok(Some(lit.value()));
+        return Ok((Some(lit.value()), Some(lit.value())));
     }
-    let mut name = None;
+    let (mut ser, mut de) = (None, None);
     meta.parse_nested_meta(|inner| {
         if inner.path.is_ident("serialize") {
             let lit: LitStr = inner.value()?.parse()?;
-            name = Some(lit.value());
+            ser = Some(lit.value());
+        } else if inner.path.is_ident("deserialize") {
+            let lit: LitStr = inner.value()?.parse()?;
+            de = Some(lit.value());
         } else {
             let _: syn::Expr = inner.value()?.parse()?;
         }
         Ok(())
     })?;
-    Ok(name)
+    Ok((ser, de))
 }
 
 /// Consumes an item's value (`= expr` or `(…)`) so parsing can go on to the next item.

@@ -32,8 +32,8 @@ pub(crate) fn expand(model: &Model) -> TokenStream {
         };
         let key_ty = &key.ty;
         let key_json = &key.json_name;
-        // Spanned on the key's type, so an unsupported key type is reported there.
-        let model_id = quote_spanned! {key.ty.span()=>
+        // Located at the key's type, so an unsupported key type is reported there.
+        let model_id = quote_spanned! {at_type(&key.ty)=>
             ::rapyer::__private::ModelKey::to_key(&self.#field)
         };
         quote! {
@@ -79,6 +79,7 @@ pub(crate) fn expand(model: &Model) -> TokenStream {
 /// that makes a `Name` field (or a stored `Name`) reachable from ServerOps blocks.
 fn server_refs(model: &Model) -> TokenStream {
     let ident = &model.ident;
+    let patch = patch(model);
     let vis = &model.vis;
     let name = format_ident!("{}Ref", ident);
     let doc = format!(
@@ -89,6 +90,9 @@ fn server_refs(model: &Model) -> TokenStream {
         let (fvis, field, ty, json) = (&f.vis, &f.ident, &f.ty, &f.json_name);
         let mark = f.index.is_some().then(|| quote! { .indexed() });
         let doc = format!("The server reference to `{field}`.");
+        if f.with {
+            return refused(f, quote! { &'__a self });
+        }
         if f.value {
             return quote! {
                 #[doc = #doc]
@@ -97,12 +101,13 @@ fn server_refs(model: &Model) -> TokenStream {
                 }
             };
         }
-        let ret = quote_spanned! {ty.span()=> <#ty as ::rapyer::__private::Referable>::Ref<B> };
-        let make = quote_spanned! {ty.span()=>
-            <#ty as ::rapyer::__private::Referable>::reference(
-                self.loc.field(#json)#mark,
-                ::std::clone::Clone::clone(&self.bind),
-            )
+        let ret = quote_spanned! {at_type(ty)=> <#ty as ::rapyer::__private::Referable>::Ref<B> };
+        let args = quote! {
+            self.loc.field(#json)#mark,
+            ::std::clone::Clone::clone(&self.bind)
+        };
+        let make = quote_spanned! {at_type(ty)=>
+            <#ty as ::rapyer::__private::Referable>::reference(#args)
         };
         quote! {
             #[doc = #doc]
@@ -163,6 +168,74 @@ fn server_refs(model: &Model) -> TokenStream {
             fn to_json(&self) -> ::rapyer::__private::serde_json::Result<::std::string::String> {
                 ::rapyer::__private::model_json(self)
             }
+            #patch
+        }
+    }
+}
+
+/// `Referable::patch`: writes a part of the stored document (found by its field names) into
+/// the local value, leaving every other field, and the fields serde skips, as they are.
+fn patch(model: &Model) -> TokenStream {
+    let local_only = &model.local_only;
+    let arms = model.fields.iter().filter(|f| !f.with).map(|f| {
+        let (field, ty, json) = (&f.ident, &f.ty, &f.json_name);
+        let write = if f.value {
+            quote! { ::rapyer::__private::patch_value(&mut self.#field, rest, value) }
+        } else {
+            let args = quote! { &mut self.#field, rest, value };
+            quote_spanned! {at_type(ty)=> <#ty as ::rapyer::__private::Referable>::patch(#args) }
+        };
+        quote! {
+            if *name == #json {
+                return #write;
+            }
+        }
+    });
+    let nested = model.fields.iter().filter(|f| !f.with && !f.value).map(|f| {
+        let (field, ty) = (&f.ident, &f.ty);
+        let args = quote! { &mut self.#field, &mut old.#field };
+        quote_spanned! {at_type(ty)=> <#ty as ::rapyer::__private::Referable>::keep_local(#args); }
+    });
+    quote! {
+        fn patch(
+            &mut self,
+            names: &[&str],
+            value: ::rapyer::__private::serde_json::Value,
+        ) -> ::rapyer::__private::serde_json::Result<()> {
+            let ::rapyer::__private::Some((name, rest)) = names.split_first() else {
+                let mut whole: Self = ::rapyer::__private::serde_json::from_value(value)?;
+                ::rapyer::__private::Referable::keep_local(&mut whole, self);
+                *self = whole;
+                return ::std::result::Result::Ok(());
+            };
+            #(#arms)*
+            ::std::result::Result::Err(::rapyer::__private::no_field(name))
+        }
+
+        #[allow(unused_variables)] // a model without skipped or nested fields keeps nothing
+        fn keep_local(&mut self, old: &mut Self) {
+            #(::std::mem::swap(&mut self.#local_only, &mut old.#local_only);)*
+            #(#nested)*
+        }
+    }
+}
+
+/// The accessor of a field serde (de)serializes with functions of its own: it compiles, and
+/// a call to it does not, with a message that says why and what to do instead.
+fn refused(f: &HandleField, receiver: TokenStream) -> TokenStream {
+    let (vis, field) = (&f.vis, &f.ident);
+    let doc = format!(
+        "`{field}` is (de)serialized by functions of its own (`#[serde(with = …)]`), so it has \
+         no handle: calling this is a compile error. Wrap its type in a newtype whose \
+         `Serialize`/`Deserialize` do the conversion and mark the field `#[rapyer(value)]`."
+    );
+    quote! {
+        #[doc = #doc]
+        #vis fn #field<'__a>(#receiver) -> ::rapyer::__private::NoHandle
+        where
+            &'__a ::rapyer::__private::NoHandle: ::rapyer::__private::SerdeWithField,
+        {
+            ::rapyer::__private::NoHandle
         }
     }
 }
@@ -182,7 +255,7 @@ fn search(model: &Model) -> TokenStream {
         let marker = if f.index.is_some_and(|i| i.text) {
             quote! { ::rapyer::query::TextField }
         } else {
-            quote_spanned! {ty.span()=> <#ty as ::rapyer::query::Indexable>::Field }
+            quote_spanned! {at_type(ty)=> <#ty as ::rapyer::query::Indexable>::Field }
         };
         quote! {
             #[doc = #member_doc]
@@ -195,7 +268,7 @@ fn search(model: &Model) -> TokenStream {
         if f.index.is_some_and(|i| i.text) {
             quote! { #field: ::rapyer::query::text_field(#name) }
         } else {
-            quote_spanned! {ty.span()=> #field: <#ty as ::rapyer::query::Indexable>::field(#name) }
+            quote_spanned! {at_type(ty)=> #field: <#ty as ::rapyer::query::Indexable>::field(#name) }
         }
     });
     let schemas = indexed.iter().map(|f| {
@@ -204,18 +277,22 @@ fn search(model: &Model) -> TokenStream {
         let (text, sortable, ci) = (index.text, index.sortable, index.case_insensitive);
         // Full-text indexing needs text: a non-String type is a type error here.
         let text_check = text.then(|| {
-            quote_spanned! {ty.span()=>
+            quote_spanned! {at_type(ty)=>
                 let _: fn(&#ty) -> &::std::string::String = |v| v;
             }
         });
-        quote_spanned! {ty.span()=>
+        let args = quote! {
+            &::std::format!("{}{}", path, #segment),
+            &::rapyer::query::join(name, #json),
+            ::rapyer::query::IndexOptions::new(#text, #sortable, #ci),
+            out
+        };
+        let schema = quote_spanned! {at_type(ty)=>
+            <#ty as ::rapyer::query::Indexable>::schema(#args);
+        };
+        quote! {
             #text_check
-            <#ty as ::rapyer::query::Indexable>::schema(
-                &::std::format!("{}{}", path, #segment),
-                &::rapyer::query::join(name, #json),
-                ::rapyer::query::IndexOptions::new(#text, #sortable, #ci),
-                out,
-            );
+            #schema
         }
     });
     let instants = indexed
@@ -223,11 +300,44 @@ fn search(model: &Model) -> TokenStream {
         .filter(|f| !f.index.is_some_and(|i| i.text))
         .map(|f| {
             let (ty, json) = (&f.ty, &f.json_name);
-            quote_spanned! {ty.span()=>
+            let args = quote! { prefix, out };
+            let instants = quote_spanned! {at_type(ty)=>
+                <#ty as ::rapyer::query::Indexable>::instants(#args);
+            };
+            quote! {
                 prefix.push(::std::string::String::from(#json));
-                <#ty as ::rapyer::query::Indexable>::instants(prefix, out);
+                #instants
                 prefix.pop();
             }
+        });
+    // An indexed date-time stores its search instant as the property `<name>__ts` beside it
+    // (rapyer::query::INSTANT_SUFFIX): serde's deny_unknown_fields would refuse it on every
+    // read, and a field of that name would be overwritten by it.
+    let strict = indexed
+        .iter()
+        .filter(|f| !f.value && !f.index.is_some_and(|i| i.text))
+        .filter_map(|f| {
+            let (ty, json) = (&f.ty, &f.json_name);
+            let shadow = format!("{json}__ts");
+            let why = if model.fields.iter().any(|g| g.json_name == shadow) {
+                format!("the field `{shadow}` would be overwritten by it; rename one of them")
+            } else if model.deny_unknown_fields {
+                "#[serde(deny_unknown_fields)] would refuse to read it back; drop \
+                 deny_unknown_fields or the index"
+                    .to_string()
+            } else {
+                return None;
+            };
+            let message = format!(
+                "`{json}` is an indexed date-time, which stores its search instant as the \
+                 property `{shadow}` beside it, and {why}"
+            );
+            Some(quote_spanned! {at_type(ty)=>
+                const _: () = ::std::assert!(
+                    !<#ty as ::rapyer::__private::Referable>::SHADOWED,
+                    #message
+                );
+            })
         });
     let root = model.key.as_ref().map(|_| {
         quote! {
@@ -276,6 +386,8 @@ fn search(model: &Model) -> TokenStream {
             }
         }
 
+        #(#strict)*
+
         #root
     }
 }
@@ -291,6 +403,9 @@ fn handles(model: &Model) -> TokenStream {
          `load` and `set` for the whole value. Returned by the parent's accessor."
     );
     let nested = model.fields.iter().map(|f| {
+        if f.with {
+            return refused(f, quote! { &'__a mut self });
+        }
         let accessor = accessor(f);
         let field = &f.ident;
         let segment = &f.segment;
@@ -305,6 +420,9 @@ fn handles(model: &Model) -> TokenStream {
     });
     let root = model.key.as_ref().map(|_| {
         let accessors = model.fields.iter().map(|f| {
+            if f.with {
+                return refused(f, quote! { &'__a mut self });
+            }
             let accessor = accessor(f);
             let field = &f.ident;
             let segment = &f.segment;
@@ -335,15 +453,15 @@ fn handles(model: &Model) -> TokenStream {
         impl<'a> #handle<'a> {
             #(#nested)*
 
-            /// Reads the whole value from the server into the local copy, and returns that.
+            /// Reads the whole value from the server into the local copy, and returns that;
+            /// fields serde skips keep their local value.
             pub async fn load(&mut self, db: &::rapyer::Db) -> ::rapyer::Result<&#ident> {
-                ::rapyer::RedisValue::new(&mut *self.value, self.at.clone())
-                    .load(db)
-                    .await?;
+                ::rapyer::__private::load_model(&mut *self.value, &self.at, db).await?;
                 ::std::result::Result::Ok(&*self.value)
             }
 
-            /// Replaces the whole value on the server.
+            /// Replaces the whole value on the server; the local copy takes the stored value,
+            /// and fields serde skips keep their local value.
             pub async fn set(&mut self, db: &::rapyer::Db, value: #ident) -> ::rapyer::Result<()> {
                 ::rapyer::__private::set_model(&mut *self.value, &self.at, db, value).await
             }
@@ -381,7 +499,7 @@ fn handle_type(f: &HandleField) -> TokenStream {
         return quote! { ::rapyer::RedisValue<'_, #ty> };
     }
     // Spanned on the type, so a type without a handle is reported at the field.
-    quote_spanned! {ty.span()=> <#ty as ::rapyer::FieldType>::Handle<'_> }
+    quote_spanned! {at_type(ty)=> <#ty as ::rapyer::FieldType>::Handle<'_> }
 }
 
 /// The expression building a field's handle on `value` at `at`.
@@ -390,5 +508,12 @@ fn handle_expr(f: &HandleField, value: TokenStream, at: TokenStream) -> TokenStr
     if f.value {
         return quote! { ::rapyer::RedisValue::<#ty>::new(#value, #at) };
     }
-    quote_spanned! {ty.span()=> <#ty as ::rapyer::FieldType>::handle(#value, #at) }
+    quote_spanned! {at_type(ty)=> <#ty as ::rapyer::FieldType>::handle(#value, #at) }
+}
+
+/// A span located at a field's type, for errors about the type, that resolves names as the
+/// derive's own tokens do: a type's own span can come from a `macro_rules!` caller, and local
+/// names (`self`, parameters) spanned with it would not resolve there (hygiene).
+fn at_type(ty: &syn::Type) -> proc_macro2::Span {
+    proc_macro2::Span::call_site().located_at(ty.span())
 }

@@ -51,6 +51,12 @@ pub(crate) struct Model {
     pub(crate) hash_tag: HashTagModel,
     /// The `#[rapyer(key)]` field; `None` for a model that can only be nested.
     pub(crate) key: Option<KeyField>,
+    /// Fields serde leaves out of the document: they keep their local value when a model
+    /// pipeline writes the model's stored state back into it.
+    pub(crate) local_only: Vec<Ident>,
+    /// `#[serde(deny_unknown_fields)]`: no property beside the fields may be stored, so
+    /// no indexed date-time (whose search instant is such a property).
+    pub(crate) deny_unknown_fields: bool,
 }
 
 /// Which part of the keys decides their cluster slot.
@@ -73,6 +79,9 @@ pub(crate) struct HandleField {
     pub(crate) json_name: String,
     /// `#[rapyer(index(...))]`: the field is in the search index.
     pub(crate) index: Option<attr::IndexAttr>,
+    /// `#[serde(with = …)]` and kin: the accessors exist only to refuse, at the call, with a
+    /// message that says why and what to do.
+    pub(crate) with: bool,
 }
 
 /// The field whose value is the model's id.
@@ -121,7 +130,18 @@ impl Model {
         }
 
         let attrs = attr::struct_attrs(&input.attrs, &mut errors);
-        let rename_all = attr::serde_rename_all(&input.attrs);
+        let serde_struct = attr::serde_struct(&input.attrs);
+        if let Some((word, span)) = &serde_struct.not_an_object {
+            errors.push(syn::Error::new(
+                *span,
+                format!(
+                    "#[serde({word})] stores this struct as something other than an object of \
+                     its fields, which rapyer's handles and paths address one by one; store the \
+                     value as a #[rapyer(value)] field of a model instead"
+                ),
+            ));
+        }
+        let mut local_only = Vec::new();
         let mut key: Option<KeyField> = None;
         let mut fields = Vec::new();
         let mut id_tag = false;
@@ -162,11 +182,8 @@ impl Model {
                 }
                 check_key_field(field, span, key.as_ref(), &mut errors);
                 if key.is_none() {
-                    let json_name = match (attr::serde_field(&field.attrs).rename, &rename_all) {
-                        (Some(name), _) => name,
-                        (None, Some(rule)) => apply_rename_rule(rule, bare),
-                        (None, None) => bare.to_string(),
-                    };
+                    let serde = attr::serde_field(&field.attrs);
+                    let json_name = json_name(&serde, &serde_struct, bare, field, &mut errors);
                     key = Some(KeyField {
                         ident,
                         ty: field.ty.clone(),
@@ -178,6 +195,9 @@ impl Model {
             // Fields serde leaves out of the document, or spreads into the parent, have no
             // path of their own and so no handle.
             let serde = attr::serde_field(&field.attrs);
+            if serde.skip.is_some() {
+                local_only.push(ident.clone());
+            }
             if serde.skip.is_some() || serde.flatten {
                 if field_attrs.index.is_some() {
                     errors.push(syn::Error::new(
@@ -188,11 +208,24 @@ impl Model {
                 }
                 continue;
             }
-            let json_name = match (serde.rename, &rename_all) {
-                (Some(name), _) => name,
-                (None, Some(rule)) => apply_rename_rule(rule, bare),
-                (None, None) => bare.to_string(),
-            };
+            let json_name = json_name(&serde, &serde_struct, bare, field, &mut errors);
+            if let Some((word, span)) = &serde.with {
+                let what = [
+                    field_attrs.index.is_some().then_some("indexed"),
+                    field_attrs.value.map(|_| "a #[rapyer(value)] field"),
+                ];
+                for what in what.into_iter().flatten() {
+                    errors.push(syn::Error::new(
+                        *span,
+                        format!(
+                            "a field with #[serde({word} = …)] cannot be {what}: rapyer's handles, \
+                             blocks and search index read and write the type's own serde form; \
+                             wrap the type in a newtype whose Serialize/Deserialize do the \
+                             conversion, and mark the field #[rapyer(value)]"
+                        ),
+                    ));
+                }
+            }
             match path_segment(&json_name) {
                 Ok(segment) => fields.push(HandleField {
                     ident,
@@ -202,9 +235,26 @@ impl Model {
                     value: field_attrs.value.is_some(),
                     json_name,
                     index: field_attrs.index,
+                    with: serde.with.is_some(),
                 }),
                 Err(why) => errors.push(syn::Error::new(field.span(), why)),
             }
+        }
+
+        // Two fields serde writes under one name would be one property of the document.
+        let mut seen: Vec<&str> = key.iter().map(|k| k.json_name.as_str()).collect();
+        for f in &fields {
+            if seen.contains(&f.json_name.as_str()) {
+                errors.push(syn::Error::new(
+                    f.ident.span(),
+                    format!(
+                        "another field is already stored as {:?}; give one of them another name \
+                         with #[serde(rename = \"...\")]",
+                        f.json_name
+                    ),
+                ));
+            }
+            seen.push(&f.json_name);
         }
 
         let prefix = match &attrs.prefix {
@@ -308,8 +358,48 @@ impl Model {
             ttl,
             refresh_on_read: attrs.refresh_on_read.is_some(),
             key,
+            local_only,
+            deny_unknown_fields: serde_struct.deny_unknown_fields,
         })
     }
+}
+
+/// The field's name in the document: serde's serialize name. serde must read the field back
+/// by that name too (its deserialize name or an alias), or no stored model could be read.
+fn json_name(
+    serde: &attr::SerdeField,
+    rules: &attr::SerdeStruct,
+    bare: &str,
+    field: &syn::Field,
+    errors: &mut Errors,
+) -> String {
+    let by_rule = |rule: &Option<String>| match rule {
+        Some(rule) => apply_rename_rule(rule, bare),
+        None => bare.to_string(),
+    };
+    let written = serde
+        .rename
+        .clone()
+        .unwrap_or_else(|| by_rule(&rules.rename_all));
+    let read = serde
+        .rename_de
+        .clone()
+        .unwrap_or_else(|| by_rule(&rules.rename_all_de));
+    if !serde.skip_de && written != read && !serde.aliases.contains(&written) {
+        let span = field
+            .ident
+            .as_ref()
+            .map_or_else(|| field.span(), |i| i.span());
+        errors.push(syn::Error::new(
+            span,
+            format!(
+                "serde writes this field as {written:?} and reads it as {read:?}, so no stored \
+                 model could be read back; make the serialize and deserialize names agree, or \
+                 add #[serde(alias = {written:?})]"
+            ),
+        ));
+    }
+    written
 }
 
 fn check_key_field(
@@ -334,10 +424,21 @@ fn check_key_field(
              with Default for generated ids)",
         ));
     }
-    if let Some(skip) = attr::serde_field(&field.attrs).skip {
+    let serde = attr::serde_field(&field.attrs);
+    if let Some(skip) = serde.skip {
         errors.push(syn::Error::new(
             skip,
             "the key field must be stored in the document; remove the serde skip",
+        ));
+    }
+    if let Some((word, span)) = serde.with {
+        errors.push(syn::Error::new(
+            span,
+            format!(
+                "the key field cannot use #[serde({word} = …)]: its stored form must be the \
+                 key type's own, which is what ids are read and written as; use a newtype \
+                 with its own Serialize/Deserialize as the key type"
+            ),
         ));
     }
 }
@@ -345,6 +446,9 @@ fn check_key_field(
 fn is_option(ty: &Type) -> bool {
     match ty {
         Type::Path(p) => p.path.segments.last().is_some_and(|s| s.ident == "Option"),
+        // A `$ty:ty` passed through `macro_rules!` arrives wrapped in an invisible group.
+        Type::Group(g) => is_option(&g.elem),
+        Type::Paren(p) => is_option(&p.elem),
         _ => false,
     }
 }
@@ -373,17 +477,21 @@ fn path_segment(name: &str) -> Result<String, String> {
     Ok(format!("[\"{name}\"]"))
 }
 
-/// serde's `rename_all` rules, applied to a snake_case field name.
-fn apply_rename_rule(rule: &str, field: &str) -> String {
+/// serde's `rename_all` rules for struct fields, exactly as serde_derive applies them
+/// (`internals/case.rs`, `apply_to_field`) to the field's name without `r#`: `lowercase` and
+/// `snake_case` keep the name as it is, the others change ASCII letters only, and
+/// `PascalCase`/`camelCase` drop every `_` and capitalise the letter after it. A rule serde
+/// does not know is serde's error to report; here it changes nothing.
+pub(crate) fn apply_rename_rule(rule: &str, field: &str) -> String {
     let pascal = || {
         let mut out = String::with_capacity(field.len());
-        let mut upper = true;
+        let mut capitalize = true;
         for c in field.chars() {
             if c == '_' {
-                upper = true;
-            } else if upper {
-                out.extend(c.to_uppercase());
-                upper = false;
+                capitalize = true;
+            } else if capitalize {
+                out.push(c.to_ascii_uppercase());
+                capitalize = false;
             } else {
                 out.push(c);
             }
@@ -391,20 +499,21 @@ fn apply_rename_rule(rule: &str, field: &str) -> String {
         out
     };
     match rule {
-        "lowercase" => field.to_ascii_lowercase(),
         "UPPERCASE" | "SCREAMING_SNAKE_CASE" => field.to_ascii_uppercase(),
         "PascalCase" => pascal(),
         "camelCase" => {
             let p = pascal();
             let mut chars = p.chars();
             match chars.next() {
-                Some(first) => first.to_lowercase().chain(chars).collect(),
+                Some(first) => std::iter::once(first.to_ascii_lowercase())
+                    .chain(chars)
+                    .collect(),
                 None => p,
             }
         }
         "kebab-case" => field.replace('_', "-"),
-        "SCREAMING-KEBAB-CASE" => field.replace('_', "-").to_ascii_uppercase(),
-        // snake_case, and rules serde itself rejects.
+        "SCREAMING-KEBAB-CASE" => field.to_ascii_uppercase().replace('_', "-"),
+        // lowercase, snake_case, and rules serde itself rejects.
         _ => field.to_string(),
     }
 }

@@ -46,3 +46,19 @@ fn every_mistake_is_reported_at_once() {
     });
     insta::assert_snapshot!(out);
 }
+
+#[test]
+fn serde_skip_and_with_fields() {
+    insta::assert_snapshot!(expand(quote! {
+        #[serde(rename_all = "camelCase")]
+        struct Event {
+            #[rapyer(key)]
+            id: String,
+            user_name: String,
+            #[serde(skip)]
+            cache: Vec<String>,
+            #[serde(with = "chrono::serde::ts_seconds")]
+            created: chrono::DateTime<chrono::Utc>,
+        }
+    }));
+}
