@@ -1,0 +1,84 @@
+//! The entry point of ServerOps blocks: run one, or show its script.
+
+use super::builder::Ops;
+use super::compile;
+use super::run::{self, Resolve};
+use crate::db::Db;
+use crate::error::{Error, Result};
+
+/// The entry point of ServerOps blocks: [`ServerOps::scope`] runs one,
+/// [`ServerOps::explain`] shows its script.
+#[derive(Debug)]
+pub struct ServerOps;
+
+impl ServerOps {
+    /// Builds a block with `build` and runs it on the server as one script, all or nothing.
+    ///
+    /// Returns what `build` returns, resolved: an [`Out`] becomes the operation's result
+    /// (`None` when a condition skipped it), tuples and `Vec`s of them likewise, and `()`
+    /// becomes [`Results`], every operation's result in order.
+    ///
+    /// [`Out`]: super::Out
+    /// [`Results`]: super::Results
+    pub async fn scope<F, R>(db: &Db, build: F) -> Result<R::Output>
+    where
+        F: FnOnce(&Ops) -> R,
+        R: Resolve,
+    {
+        let ops = Ops::new();
+        let ret = build(&ops);
+        let program = ops.finish().map_err(|e| namespaced(db, e))?;
+        let results = run::run(db, &program, false).await?.0;
+        ret.resolve(&results)
+    }
+
+    /// The Lua script the block `build` would run: the block runtime's interpreter with the
+    /// pieces the block's operations need, and the table of those operations. It holds no
+    /// key, no value and not even the order of the operations: the block itself travels as
+    /// a program in `ARGV`, its keys in `KEYS`, so every block using the same operations
+    /// runs the same script.
+    pub fn explain<F, R>(build: F) -> String
+    where
+        F: FnOnce(&Ops) -> R,
+    {
+        let ops = Ops::new();
+        build(&ops);
+        let program = ops.inner.into_inner();
+        compile::script_text(&compile::compile(&program.frames[0], program.count, false).uses)
+    }
+}
+
+/// A block refused while it was built names its keys as the server would: with the `Db`'s
+/// namespace.
+pub(super) fn namespaced(db: &Db, e: Error) -> Error {
+    match e {
+        Error::Block { op, source } => {
+            let source = match *source {
+                Error::InvalidOp { key, path, message } if !key.is_empty() => Error::InvalidOp {
+                    key: db.key(&key),
+                    path,
+                    message,
+                },
+                Error::Serialize { key, source } => Error::Serialize {
+                    key: db.key(&key),
+                    source,
+                },
+                Error::NonFinite { key, path } => Error::NonFinite {
+                    key: db.key(&key),
+                    path,
+                },
+                Error::Overflow { key, path, kind } => Error::Overflow {
+                    key: db.key(&key),
+                    path,
+                    kind,
+                },
+                other => other,
+            };
+            Error::Block {
+                op,
+                source: Box::new(source),
+            }
+        }
+        other => other,
+    }
+}
