@@ -37,6 +37,7 @@ pub use rapyer_derive::AtomicModel;
 
 /// Everything a model file needs: `use rapyer::prelude::*;`.
 pub mod prelude {
+    pub use crate::ops::BoundRef;
     pub use crate::{
         AtomicModel, Bytes, Db, Error, Id, Keys, LockOptions, Model, Order, Result, ServerOps,
     };

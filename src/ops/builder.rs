@@ -1,20 +1,14 @@
 //! The `Ops` builder: a block's operations in order, conditionals with `When` and `Then`.
+//! (`Ops` and its operations are in `vocabulary.rs`: an inherent method's errors name it
+//! `Ops::op` only when it is defined beside the type.)
 
 use std::cell::RefCell;
 
 use super::Out;
 use super::cond::Cond;
 use super::program::{Op, Param, Program};
+use super::vocabulary::Ops;
 use crate::error::{Error, Result};
-
-/// The operations of one block, handed to the closure of [`ServerOps::scope`]. Each method
-/// adds one operation and returns its [`Out`].
-///
-/// [`ServerOps::scope`]: super::ServerOps::scope
-#[derive(Debug)]
-pub struct Ops {
-    pub(super) inner: RefCell<Program>,
-}
 
 impl Ops {
     pub(super) fn new() -> Ops {
@@ -60,6 +54,7 @@ impl Ops {
         }
         Out::new(out)
     }
+
     /// A conditional: `ops.when(cond).then(|ops| …).otherwise(|ops| …)`. The condition is
     /// evaluated on the server when the block runs, seeing the block's earlier operations.
     pub fn when(&self, cond: Cond) -> When<'_> {

@@ -1,8 +1,8 @@
 //! The entry point of ServerOps blocks: run one, or show its script.
 
-use super::builder::Ops;
 use super::compile;
 use super::run::{self, Resolve};
+use super::vocabulary::Ops;
 use crate::db::Db;
 use crate::error::{Error, Result};
 

@@ -68,13 +68,14 @@ mod refs;
 mod run;
 mod vocabulary;
 
-pub use builder::{Ops, Then, When};
+pub use builder::{Then, When};
 pub(crate) use cond::CondNode;
 #[doc(hidden)]
 pub use cond::Operand;
 pub use cond::{Comparable, Cond, IntoOperand, Ordered};
 pub use entry::ServerOps;
 pub use numeric::{Accepts, Float, Int, Numeric};
+pub use pipeline::BoundRef;
 pub(crate) use pipeline::pipeline;
 #[doc(hidden)]
 pub use pipeline::{model_json, set_bound};
@@ -87,6 +88,6 @@ pub use refs::{
 #[doc(hidden)]
 pub use refs::{no_field, patch_value};
 pub use run::{Resolve, Results};
-pub use vocabulary::Whole;
 #[doc(hidden)]
 pub use vocabulary::id_member;
+pub use vocabulary::{Append, Clear, Insert, Ops, Whole};

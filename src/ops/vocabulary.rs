@@ -1,14 +1,23 @@
 //! The operations of a block, each defined once: `ops.op(target, …)` in a ServerOps
 //! block, and the same operation as `target.op(…)` on a model pipeline's references.
 
+use std::cell::RefCell;
 use std::fmt::Display;
 
-use super::builder::Ops;
 use super::numeric::{Accepts, Numeric};
-use super::program::{Out, Param};
-use super::refs::{Bind, DictRef, ListRef, Loc, Map, Ref, Referable, ServerRef, Step};
+use super::program::{Out, Param, Program};
+use super::refs::{self, Bind, DictRef, ListRef, Loc, Map, Ref, Referable, ServerRef, Step};
 use crate::error::{Error, Result};
 use crate::model::AtomicModel;
+
+/// The operations of one block, handed to the closure of [`ServerOps::scope`]. Each method
+/// adds one operation and returns its [`Out`].
+///
+/// [`ServerOps::scope`]: super::ServerOps::scope
+#[derive(Debug)]
+pub struct Ops {
+    pub(super) inner: RefCell<Program>,
+}
 
 /// References that name a whole value (not a slice): what [`Ops::swap`] exchanges.
 pub trait Whole: Ref {}
@@ -169,6 +178,203 @@ impl Ops {
         let to = M::server_ref_for(to_id);
         self.push("op_assign", assign_params(from.loc(), &to, "*"))
     }
+
+    /// Subtracts `by` from the number at `target`; returns the new value, with the checks
+    /// of [`Ops::incr`].
+    pub fn decr<R: Ref>(&self, target: R, by: R::Value) -> Out<R::Value>
+    where
+        R::Value: Numeric,
+    {
+        self.push("op_incr", incr_params(target.loc(), by, true))
+    }
+
+    /// Flips the boolean at `target`; returns the new value.
+    pub fn toggle<R: Ref<Value = bool>>(&self, target: R) -> Out<bool> {
+        self.push("op_toggle", Ok(vec![Param::Loc(target.loc().clone())]))
+    }
+
+    /// Appends to the string or the list at `target`: a `&str` suffix to a string (returns
+    /// the new string), one element to a list (returns the list's new length).
+    pub fn append<R: Append<X>, X>(&self, target: R, value: X) -> Out<R::Output> {
+        R::push_append(self, target, value)
+    }
+
+    /// Appends every element of `values` to `list`; returns its new length.
+    pub fn extend<T: Referable, L: Bind>(
+        &self,
+        list: ListRef<T, L>,
+        values: impl IntoIterator<Item = T>,
+    ) -> Out<usize> {
+        let values: Vec<T> = values.into_iter().collect();
+        let params = list_items(&list.loc, &values)
+            .map(|json| vec![Param::Loc(list.loc.clone()), Param::Arg(json)]);
+        self.push("op_list_push", params)
+    }
+
+    /// Inserts into the list or the dict at `target`. In a list, `value` goes before the
+    /// index `at` (Python's `insert`: clamped, negative from the end) and the list's new
+    /// length is returned; in a dict, the entry `at` is set to `value`, added if absent.
+    pub fn insert<R: Insert<K, X>, K, X>(&self, target: R, at: K, value: X) -> Out<R::Output> {
+        R::push_insert(self, target, at, value)
+    }
+
+    /// Removes and returns the last element of `list`; [`Error::IndexOutOfRange`] when it is
+    /// empty.
+    pub fn pop<T: Referable, L: Bind>(&self, list: ListRef<T, L>) -> Out<T> {
+        self.pop_at(list, -1)
+    }
+
+    /// Removes and returns the element of `list` at `index` (negative from the end);
+    /// [`Error::IndexOutOfRange`] outside.
+    pub fn pop_at<T: Referable, L: Bind>(&self, list: ListRef<T, L>, index: i64) -> Out<T> {
+        let loc = list.loc.then(Step::Index(index));
+        self.push("op_list_pop", Ok(vec![Param::Loc(loc)]))
+    }
+
+    /// Removes the entry `key` of `dict`; returns its value, `None` if it was absent.
+    pub fn remove<M: Map, D: Bind>(
+        &self,
+        dict: DictRef<M, D>,
+        key: impl Into<String>,
+    ) -> Out<Option<M::Value>> {
+        let loc = dict.loc.then(Step::Key(key.into()));
+        self.push("op_dict_remove", Ok(vec![Param::Loc(loc)]))
+    }
+
+    /// Sets every entry of `entries` in `dict`, in order; returns the dict's new size.
+    pub fn update<M: Map, D: Bind, K: Into<String>>(
+        &self,
+        dict: DictRef<M, D>,
+        entries: impl IntoIterator<Item = (K, M::Value)>,
+    ) -> Out<usize> {
+        let entries: Vec<(String, M::Value)> =
+            entries.into_iter().map(|(k, v)| (k.into(), v)).collect();
+        let params = refs::encode_entries(entries.iter().map(|(k, v)| (k, v)))
+            .map_err(|source| Error::Serialize {
+                key: dict.loc.doc.key.clone(),
+                source,
+            })
+            .and_then(|json| {
+                crate::depth::check(&dict.loc.doc.key, &dict.loc.path(), &json)?;
+                // Without a `null` or a long number in the text, no value hides one.
+                if crate::finite::may_hide(&json) {
+                    for (k, v) in &entries {
+                        let mut path = dict.loc.path();
+                        crate::finite::push_member(&mut path, k);
+                        crate::crud::non_finite(&dict.loc.doc.key, &path, crate::finite::find(v))?;
+                    }
+                }
+                Ok(json)
+            })
+            .map(|json| vec![Param::Loc(dict.loc.clone()), Param::Arg(json)]);
+        self.push("op_dict_update", params)
+    }
+
+    /// Empties the list or the dict at `target`.
+    pub fn clear<R: Clear>(&self, target: R) -> Out<()> {
+        let want = target.want();
+        self.push(
+            "op_clear",
+            Ok(vec![Param::Loc(target.loc().clone()), Param::Lit(want)]),
+        )
+    }
+}
+
+/// The references [`Ops::append`] appends to: a string (a `&str` suffix) and a list (one
+/// element).
+pub trait Append<X>: Ref + sealed::Sealed {
+    /// What the operation returns: the new string, or the list's new length.
+    type Output;
+    /// Adds the operation to `ops`.
+    #[doc(hidden)]
+    fn push_append(ops: &Ops, target: Self, value: X) -> Out<Self::Output>;
+}
+
+impl<B: Bind> Append<&str> for ServerRef<String, B> {
+    type Output = String;
+    fn push_append(ops: &Ops, target: Self, suffix: &str) -> Out<String> {
+        ops.push(
+            "op_str_append",
+            Ok(vec![
+                Param::Loc(target.loc.clone()),
+                Param::Arg(suffix.to_string()),
+            ]),
+        )
+    }
+}
+
+impl<T: Referable, B: Bind, X: Into<T>> Append<X> for ListRef<T, B> {
+    type Output = usize;
+    fn push_append(ops: &Ops, target: Self, value: X) -> Out<usize> {
+        ops.extend(target, [value.into()])
+    }
+}
+
+/// The references [`Ops::insert`] inserts into: a list (at an `i64` index) and a dict
+/// (under a key).
+pub trait Insert<K, X>: Ref + sealed::Sealed {
+    /// What the operation returns: the list's new length, or `()` for a dict.
+    type Output;
+    /// Adds the operation to `ops`.
+    #[doc(hidden)]
+    fn push_insert(ops: &Ops, target: Self, at: K, value: X) -> Out<Self::Output>;
+}
+
+impl<T: Referable, B: Bind, X: Into<T>> Insert<i64, X> for ListRef<T, B> {
+    type Output = usize;
+    fn push_insert(ops: &Ops, target: Self, index: i64, value: X) -> Out<usize> {
+        let value = value.into();
+        let params = value
+            .to_json()
+            .map_err(|source| Error::Serialize {
+                key: target.loc.doc.key.clone(),
+                source,
+            })
+            .and_then(|json| {
+                crate::crud::check_finite(&target.loc.doc.key, &target.loc.path(), &value, &json)?;
+                Ok(json)
+            })
+            .map(|json| {
+                vec![
+                    Param::Loc(target.loc.clone()),
+                    Param::Arg(index.to_string()),
+                    Param::Arg(json),
+                ]
+            });
+        ops.push("op_list_insert", params)
+    }
+}
+
+impl<M: Map, B: Bind, K: Into<String>, X: Into<M::Value>> Insert<K, X> for DictRef<M, B> {
+    type Output = ();
+    fn push_insert(ops: &Ops, target: Self, key: K, value: X) -> Out<()> {
+        ops.set(target.entry(key), value.into())
+    }
+}
+
+/// The references [`Ops::clear`] empties: lists and dicts.
+pub trait Clear: Ref + sealed::Sealed {}
+impl<T: Referable, B: Bind> Clear for ListRef<T, B> {}
+impl<M: Map, B: Bind> Clear for DictRef<M, B> {}
+
+mod sealed {
+    use super::{Bind, DictRef, ListRef, Map, Referable, ServerRef};
+
+    pub trait Sealed {}
+    impl<B: Bind> Sealed for ServerRef<String, B> {}
+    impl<T: Referable, B: Bind> Sealed for ListRef<T, B> {}
+    impl<M: Map, B: Bind> Sealed for DictRef<M, B> {}
+}
+
+/// The elements `items` as the JSON array a list operation sends, checked for values that
+/// would not be stored as given (non-finite floats, numbers beyond a document's range).
+fn list_items<T: Referable>(loc: &Loc, items: &[T]) -> Result<String> {
+    let json = refs::encode_items(items).map_err(|source| Error::Serialize {
+        key: loc.doc.key.clone(),
+        source,
+    })?;
+    crate::crud::check_finite(&loc.doc.key, &loc.path(), items, &json)?;
+    Ok(json)
 }
 
 pub(super) fn invalid(loc: &Loc, message: &str) -> Error {
