@@ -1501,3 +1501,229 @@ async fn nested_branches_skip_exactly_the_branch_not_taken() {
     assert_eq!(stored["small"], 101);
     assert_eq!(stored["inner"]["zip"], 75005);
 }
+
+// One vocabulary: every operation of a model pipeline in a block, and every operation of a
+// block in a model pipeline.
+
+#[tokio::test]
+async fn a_block_has_every_operation_of_a_model_pipeline() {
+    let db = db().await;
+    let mut raw = raw().await;
+    doc("a").save(&db).await.unwrap();
+    doc("b").save(&db).await.unwrap();
+    let (ra, rb) = (Doc::server_ref_for("a"), Doc::server_ref_for("b"));
+    let (scalars, lists, dicts) = ServerOps::scope(&db, |ops| {
+        (
+            (
+                ops.decr(ra.n(), 3),
+                ops.toggle(ra.flag()),
+                ops.append(ra.name(), "!"),
+            ),
+            (
+                ops.append(ra.items(), "d"),
+                ops.extend(ra.nums(), [6, 7]),
+                ops.insert(ra.items(), 0, "first"),
+                ops.pop(ra.nums()),
+                ops.pop_at(ra.nums(), 0),
+                ops.clear(rb.items()),
+            ),
+            (
+                ops.insert(ra.prefs(), "k\"'", "v"),
+                ops.remove(ra.prefs(), "theme"),
+                ops.remove(ra.prefs(), "absent"),
+                ops.update(ra.counts(), [("y", 2), ("x", 5)]),
+                ops.clear(rb.prefs()),
+            ),
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        scalars,
+        (Some(7), Some(true), Some("ann!".to_string())),
+        "decr, toggle, append to a string"
+    );
+    assert_eq!(
+        lists,
+        (Some(4), Some(7), Some(5), Some(7), Some(1), Some(())),
+        "append, extend, insert, pop, pop_at, clear of a list"
+    );
+    assert_eq!(
+        dicts,
+        (
+            Some(()),
+            Some(Some("dark".to_string())),
+            Some(None),
+            Some(2),
+            Some(())
+        ),
+        "insert, remove (present and absent), update, clear of a dict"
+    );
+    let a = stored(&mut raw, &db.key(&Doc::key_of("a"))).await;
+    assert_eq!(a["n"], json!(7));
+    assert_eq!(a["flag"], json!(true));
+    assert_eq!(a["name"], json!("ann!"));
+    assert_eq!(a["items"], json!(["first", "a", "b", "c", "d"]));
+    assert_eq!(a["nums"], json!([2, 3, 4, 5, 6]));
+    assert_eq!(a["prefs"], json!({"k\"'": "v"}));
+    assert_eq!(a["counts"], json!({"x": 5, "y": 2}));
+    let b = stored(&mut raw, &db.key(&Doc::key_of("b"))).await;
+    assert_eq!(b["items"], json!([]));
+    assert_eq!(b["prefs"], json!({}));
+    assert_eq!(b["name"], json!("ann"), "b's other fields are untouched");
+}
+
+#[tokio::test]
+async fn a_failing_pipeline_operation_in_a_block_changes_nothing() {
+    let db = db().await;
+    let mut raw = raw().await;
+    for id in ["a", "b"] {
+        doc(id).save(&db).await.unwrap();
+    }
+    let (ra, missing) = (Doc::server_ref_for("a"), Doc::server_ref_for("missing"));
+    // `fails_cleanly` adds two operations before these and one after.
+    let cases: Vec<(&str, usize, Build<'_>, Check<'_>)> = vec![
+        (
+            "decr beyond i8::MAX",
+            2,
+            Box::new(|ops| {
+                ops.decr(ra.small(), -100);
+            }),
+            Box::new(|e| matches!(e, Error::Overflow { kind, .. } if *kind == "i8")),
+        ),
+        (
+            "pop of a list the block emptied",
+            3,
+            Box::new(|ops| {
+                ops.clear(ra.nums());
+                ops.pop(ra.nums());
+            }),
+            Box::new(|e| matches!(e, Error::IndexOutOfRange { .. })),
+        ),
+        (
+            "toggle in a missing document",
+            2,
+            Box::new(|ops| {
+                ops.toggle(missing.flag());
+            }),
+            Box::new(|e| matches!(e, Error::NotFound { .. })),
+        ),
+        (
+            "append to a string in a missing document",
+            2,
+            Box::new(|ops| {
+                ops.append(missing.name(), "x");
+            }),
+            Box::new(|e| matches!(e, Error::NotFound { .. })),
+        ),
+        (
+            "extend a list in a missing document after an update",
+            3,
+            Box::new(|ops| {
+                ops.update(ra.counts(), [("z", 1)]);
+                ops.extend(missing.nums(), [1]);
+            }),
+            Box::new(|e| matches!(e, Error::NotFound { .. })),
+        ),
+        (
+            "remove from a dict after an insert, then pop_at outside",
+            4,
+            Box::new(|ops| {
+                ops.insert(ra.prefs(), "new", "v");
+                ops.remove(ra.prefs(), "theme");
+                ops.pop_at(ra.items(), 10);
+            }),
+            Box::new(|e| matches!(e, Error::IndexOutOfRange { .. })),
+        ),
+    ];
+    for (what, op, failing, check) in cases {
+        fails_cleanly(&db, &mut raw, what, op, failing, check).await;
+    }
+}
+
+#[tokio::test]
+async fn a_model_pipeline_has_every_operation_of_a_block() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let mut a = doc("pipe-ops");
+    a.save(&db).await.unwrap();
+    let (sum, joined, len, moved, held, (assigned, swapped, copied)) = a
+        .pipeline(&db, |p| {
+            (
+                p.f().incr_by_field(p.n()),
+                p.name().concat([p.inner().city(), p.name()], "-"),
+                p.items().append_from(p.items().slice(0..1)),
+                p.items().at(0).move_item(p.items()),
+                p.when(p.n().gt(5))
+                    .then(|_| {
+                        p.n().incr(1);
+                    })
+                    .otherwise(|_| {
+                        p.n().incr(100);
+                    }),
+                (
+                    p.name().assign(p.prefs().entry("theme")),
+                    p.inner().city().swap(p.prefs().entry("theme")),
+                    p.copy_model("pipe-copy"),
+                ),
+            )
+        })
+        .await
+        .unwrap();
+    assert_eq!(sum, Some(11.5), "incr_by_field");
+    assert_eq!(
+        joined.as_deref(),
+        Some("Paris-ann"),
+        "concat into the string"
+    );
+    assert_eq!(len, Some(4), "append_from");
+    assert_eq!(moved.flatten().as_deref(), Some("a"), "move_item");
+    assert_eq!(held, Some(true), "when took the `then` branch");
+    assert_eq!((assigned, swapped, copied), (Some(()), Some(()), Some(())));
+
+    let expected = json!({
+        "id": "pipe-ops",
+        "n": 11,
+        "small": 100,
+        "f": 11.5,
+        "name": "Paris-ann",
+        "flag": false,
+        "items": ["b", "c", "a", "a"],
+        "nums": [1, 2, 3, 4, 5],
+        "prefs": {"theme": "Paris"},
+        "counts": {"x": 1},
+        "inner": {"city": "Paris-ann", "zip": 75000},
+        "maybe": null,
+    });
+    assert_eq!(stored(&mut raw, &db.key(&a.key())).await, expected);
+    assert_eq!(
+        serde_json::to_value(&a).unwrap(),
+        expected,
+        "the local model holds the server's values"
+    );
+    let mut copy = expected.clone();
+    copy["id"] = json!("pipe-copy");
+    assert_eq!(
+        stored(&mut raw, &db.key(&Doc::key_of("pipe-copy"))).await,
+        copy,
+        "copy_model wrote the whole model under the new id"
+    );
+
+    // A failing block operation leaves the local model and the stored one as they were.
+    let local = a.clone();
+    let keys = [db.key(&a.key()), db.key(&Doc::key_of("pipe-copy"))];
+    let before = snapshot(&mut raw, &keys).await;
+    let failed = a
+        .pipeline(&db, |p| {
+            p.copy_model("pipe-copy");
+            p.n().set(100);
+            p.small().incr_by_field(p.n())
+        })
+        .await;
+    assert!(
+        matches!(&failed, Err(Error::Block { op: 2, source }) if matches!(**source, Error::Overflow { .. })),
+        "{failed:?}"
+    );
+    assert_eq!(a, local);
+    assert_eq!(snapshot(&mut raw, &keys).await, before);
+}
