@@ -35,6 +35,11 @@
 //! between numbers, `concat` of strings, `assign` and `swap` between references to the
 //! same type.
 //!
+//! A model pipeline (`model.pipeline(&db, |p| …)`) is the same machine with one vocabulary:
+//! each operation is defined once, as an [`Ops`] method, and a reference bound to a pipeline
+//! has it as a method of its own, `r.op(…)` adding `ops.op(r, …)` (the ones for any
+//! reference, `assign`, `swap`, `move_item`, `copy_model` and `when`, through [`BoundRef`]).
+//!
 //! How a block runs:
 //! - **One script per set of operations.** Keys travel in `KEYS`; the block itself (its
 //!   operations in order, their places, values and conditions) travels as a program in
