@@ -1,5 +1,26 @@
 //! The operations of a block, each defined once: `ops.op(target, …)` in a ServerOps
-//! block, and the same operation as `target.op(…)` on a model pipeline's references.
+//! block, and the same operation as `target.op(…)` on a model pipeline's references
+//! (`pipeline.rs` forwards each one here).
+//!
+//! | `Ops` method | on a pipeline's reference |
+//! | --- | --- |
+//! | `set(r, v)` | `r.set(v)`; a list's `set(i, v)` and `replace(v)`, a model's `set(v)` |
+//! | `incr(r, by)`, `decr(r, by)` | `r.incr(by)`, `r.decr(by)` |
+//! | `incr_by_field(r, other)` | `r.incr_by_field(other)` |
+//! | `toggle(r)` | `r.toggle()` |
+//! | `append(r, x)` (string or list), `extend(list, xs)` | `r.append(x)`, `list.extend(xs)` |
+//! | `insert(r, at, v)` (list or dict) | `r.insert(at, v)` |
+//! | `pop(list)`, `pop_at(list, i)` | `list.pop()`, `list.pop_at(i)` |
+//! | `remove(dict, k)`, `update(dict, entries)` | `dict.remove(k)`, `dict.update(entries)` |
+//! | `clear(r)` (list or dict) | `r.clear()` |
+//! | `concat(sources, into, sep)` | `into.concat(sources, sep)` |
+//! | `append_from(list, from)` | `list.append_from(from)` |
+//! | `assign(from, to)`, `swap(a, b)` | `from.assign(to)`, `a.swap(b)` ([`BoundRef`]) |
+//! | `move_item(from, to)` | `from.move_item(to)` ([`BoundRef`]) |
+//! | `copy_model(from, id)` | `from.copy_model(id)` ([`BoundRef`]) |
+//! | `when(cond)` (in `builder.rs`) | `r.when(cond)` ([`BoundRef`]) |
+//!
+//! [`BoundRef`]: super::BoundRef
 
 use std::cell::RefCell;
 use std::fmt::Display;
@@ -377,7 +398,7 @@ fn list_items<T: Referable>(loc: &Loc, items: &[T]) -> Result<String> {
     Ok(json)
 }
 
-pub(super) fn invalid(loc: &Loc, message: &str) -> Error {
+fn invalid(loc: &Loc, message: &str) -> Error {
     Error::InvalidOp {
         key: loc.doc.key.clone(),
         path: loc.path(),
@@ -386,7 +407,7 @@ pub(super) fn invalid(loc: &Loc, message: &str) -> Error {
 }
 
 /// Refuses writes to an indexed date-time (its search instant would go stale).
-pub(super) fn writable(loc: &Loc) -> Result<()> {
+fn writable(loc: &Loc) -> Result<()> {
     if loc.indexed && loc.shadowed {
         return Err(invalid(
             loc,
@@ -398,7 +419,7 @@ pub(super) fn writable(loc: &Loc) -> Result<()> {
 }
 
 /// The key field's name and the id's JSON, for a whole document; empty otherwise.
-pub(super) fn id_fix(loc: &Loc) -> Result<(String, String)> {
+fn id_fix(loc: &Loc) -> Result<(String, String)> {
     if !loc.is_document() {
         return Ok((String::new(), String::new()));
     }
@@ -408,7 +429,7 @@ pub(super) fn id_fix(loc: &Loc) -> Result<(String, String)> {
     }
 }
 
-pub(super) fn incr_params<T: Numeric>(
+fn incr_params<T: Numeric>(
     loc: &Loc,
     by: T,
     negate: bool,
@@ -427,7 +448,7 @@ pub(super) fn incr_params<T: Numeric>(
     ])
 }
 
-pub(super) fn assign_params<B: Ref>(
+fn assign_params<B: Ref>(
     from: &Loc,
     to: &B,
     element_want: &'static str,
