@@ -314,7 +314,13 @@ if string.sub(op, 1, 1) == 'd' then
 elseif string.sub(op, 1, 1) == 'l' then
   local len = redis.call('JSON.ARRLEN', key, path)[1]
   if op == 'lappend' then
-    result = {redis.call('JSON.ARRAPPEND', key, path, unpack(ARGV, 5))[1]}
+    -- In runs of 1,000: Lua's unpack refuses a few thousand values at once. The key and the
+    -- path were checked above, so no run after the first can fail.
+    local n = len
+    for i = 5, #ARGV, 1000 do
+      n = redis.call('JSON.ARRAPPEND', key, path, unpack(ARGV, i, math.min(i + 999, #ARGV)))[1]
+    end
+    result = {n}
   elseif op == 'linsert' then
     local i = tonumber(ARGV[5])
     if i < 0 then

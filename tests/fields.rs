@@ -1370,3 +1370,150 @@ async fn float_results_that_overflow_their_type_are_refused_and_nothing_is_writt
     assert!((value - 0.75e308).abs() < 1.0e294, "{value}");
     assert_eq!(Gauge::get(&db, "g2").await.expect("readable"), g);
 }
+
+/// `extend` of 100,000 items, far past Lua's unpack limit (8,000 values), is one step: every
+/// item lands, in order, and the local list equals the stored one.
+#[tokio::test]
+async fn extend_of_a_hundred_thousand_items_lands_every_item() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let mut b = board("extend");
+    b.items = vec![-1, -2];
+    b.save(&db).await.expect("save");
+    let len = b
+        .items()
+        .extend(&db, (0..100_000).map(|i| i * 3 - 7))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(len, 100_002);
+    let key = db.key(&b.key());
+    let stored_len: Vec<usize> = redis::cmd("JSON.ARRLEN")
+        .arg(&key)
+        .arg("$.items")
+        .query_async(&mut raw)
+        .await
+        .expect("JSON.ARRLEN");
+    assert_eq!(stored_len, vec![100_002]);
+    let mut want = vec![-1, -2];
+    want.extend((0..100_000).map(|i| i * 3 - 7));
+    assert_eq!(b.items, want);
+    assert_eq!(stored_board(&mut raw, &db, &b).await.items, want);
+}
+
+/// Keys no JSONPath step can address (backslash, control characters, both quote kinds,
+/// whitespace at an end), each with an emoji, brackets, dots and `$` besides.
+fn merge_key(i: usize) -> String {
+    match i % 5 {
+        0 => format!("k{i}\\[\"$\"].🎉"),
+        1 => format!("k{i}\n'\"*"),
+        2 => format!(" k{i}.['x']"),
+        3 => format!("k{i}\t🎉 "),
+        _ => format!("k{i}\"{{}}'"),
+    }
+}
+
+/// 5,000 hostile keys into a dict of 100,000 entries: one `update`, the stored dict equal to
+/// the local one (each key once cost a copy of the whole dict in the reply: 74 s, 14 GB).
+#[tokio::test]
+async fn five_thousand_hostile_keys_update_a_hundred_thousand_entry_dict() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let mut s = settings("big-dict");
+    s.counts = (0..100_000).map(|i| (format!("plain{i}"), i)).collect();
+    s.save(&db).await.expect("save");
+    let entries: Vec<(String, i64)> = (0..5_000)
+        .map(|i| (merge_key(i), i as i64 - 2_500))
+        .chain((0..50).map(|i| (format!("plain{i}"), -(i as i64))))
+        .collect();
+    s.counts()
+        .update(&db, entries.clone())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s.counts.len(), 105_000);
+    for (k, v) in &entries {
+        assert_eq!(s.counts.get(k), Some(v), "{k:?}");
+    }
+    assert_eq!(stored_settings(&mut raw, &db, &s).await, s);
+    // And again over the same keys: replaced, not merged or duplicated.
+    s.counts()
+        .update(&db, entries.iter().map(|(k, v)| (k.clone(), v * 2)))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s.counts.len(), 105_000);
+    assert_eq!(stored_settings(&mut raw, &db, &s).await, s);
+    assert_eq!(s.counts().len(&db).await.expect("len"), 105_000);
+}
+
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[rapyer(prefix = "Sparse")]
+struct Sparse {
+    #[rapyer(key)]
+    id: String,
+    opts: HashMap<String, Option<i64>>,
+    nested: HashMap<String, std::collections::BTreeMap<String, Option<i64>>>,
+}
+
+/// `None` is stored as `null` under every key, on the merge path too (where a merge patch's
+/// `null` would delete the entry), also inside an object value; the local map equals what
+/// the server holds after each call.
+#[tokio::test]
+async fn none_values_are_stored_as_null_under_every_key() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let mut s = Sparse {
+        id: "nulls".into(),
+        opts: HashMap::from([("keep".to_string(), Some(1))]),
+        nested: HashMap::new(),
+    };
+    s.save(&db).await.expect("save");
+    let key = db.key(&s.key());
+    let stored_sparse = |raw: &mut redis::aio::MultiplexedConnection| {
+        let (key, mut raw) = (key.clone(), raw.clone());
+        async move {
+            serde_json::from_value::<Sparse>(stored(&mut raw, &key).await).expect("stored Sparse")
+        }
+    };
+    for key in ["plain", "back\\slash", "both \" and '", " lead", "new\nline"] {
+        assert_eq!(s.opts().insert(&db, key, None).await.expect("insert"), None);
+        assert_eq!(s.opts.get(key), Some(&None), "{key:?}");
+        let back = stored_sparse(&mut raw).await;
+        assert_eq!(back.opts.get(key), Some(&None), "{key:?}: stored as null");
+        assert_eq!(back, s, "{key:?}");
+        // Replacing null by a value and back returns what the server had.
+        assert_eq!(
+            s.opts().insert(&db, key, Some(5)).await.expect("again"),
+            Some(None),
+            "{key:?}"
+        );
+        assert_eq!(s.opts().get(&db, key).await.expect("get"), Some(Some(5)));
+        assert_eq!(stored_sparse(&mut raw).await, s, "{key:?}");
+    }
+    s.opts()
+        .update(
+            &db,
+            [
+                ("back\\slash".to_string(), None),
+                ("u\\pdated".to_string(), None),
+                ("plain".to_string(), None),
+                ("x\ny".to_string(), Some(2)),
+            ],
+        )
+        .await
+        .expect("update");
+    assert_eq!(s.opts.get("u\\pdated"), Some(&None));
+    assert_eq!(stored_sparse(&mut raw).await, s);
+    let inner = std::collections::BTreeMap::from([("gone?".to_string(), None), ("n".to_string(), Some(3))]);
+    for key in ["plain", "both \" and '"] {
+        s.nested()
+            .insert(&db, key, inner.clone())
+            .await
+            .expect("nested insert");
+    }
+    s.nested()
+        .update(&db, [("tab\t".to_string(), inner.clone())])
+        .await
+        .expect("nested update");
+    let text = json_get(&mut raw, &key).await.expect("stored");
+    assert_eq!(text.matches("\"gone?\":null").count(), 3, "{text}");
+    assert_eq!(stored_sparse(&mut raw).await, s);
+}

@@ -1501,3 +1501,95 @@ async fn nested_branches_skip_exactly_the_branch_not_taken() {
     assert_eq!(stored["small"], 101);
     assert_eq!(stored["inner"]["zip"], 75005);
 }
+
+/// A 50,000-element slice of a 110,000-element integer list moves whole, in place and
+/// appended (the element type check once cost a search to the end of the list per element:
+/// 334 s of server time).
+#[tokio::test]
+async fn a_fifty_thousand_element_integer_slice_moves_whole() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let (mut a, mut b) = (doc("big-a"), doc("big-b"));
+    a.nums = (0..110_000).collect();
+    b.nums = (0..110_000).map(|x| -x).collect();
+    a.save(&db).await.expect("save");
+    b.save(&db).await.expect("save");
+    let (ra, rb) = (a.server_ref(), b.server_ref());
+    let appended = ServerOps::scope(&db, |ops| {
+        ops.assign(rb.nums().slice(30_000..80_000), ra.nums().slice(10..20));
+        ops.append_from(rb.nums(), ra.nums().slice(..50_000))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let mut want_a = a.nums.clone();
+    want_a.splice(10..20, b.nums[30_000..80_000].iter().copied());
+    let mut want_b = b.nums.clone();
+    want_b.extend(&want_a[..50_000]);
+    assert_eq!(appended, Some(want_b.len()));
+    assert_eq!(stored(&mut raw, &db.key(&a.key())).await["nums"], json!(want_a));
+    assert_eq!(stored(&mut raw, &db.key(&b.key())).await["nums"], json!(want_b));
+}
+
+/// Integers at both ends of i64 (beyond 2^53, where a double is not exact) keep every digit
+/// when a slice of them moves: whole runs, extended slices, and appends.
+#[tokio::test]
+async fn integers_at_the_ends_of_i64_stay_exact_in_a_moved_slice() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let edges = vec![
+        i64::MIN,
+        i64::MAX,
+        i64::MIN + 1,
+        i64::MAX - 1,
+        -(1 << 53) - 1,
+        (1 << 53) + 1,
+        0,
+        -1,
+    ];
+    let (mut a, mut b) = (doc("edge-a"), doc("edge-b"));
+    a.nums = edges.clone();
+    b.nums = vec![7; 8];
+    a.save(&db).await.expect("save");
+    b.save(&db).await.expect("save");
+    let (ra, rb) = (a.server_ref(), b.server_ref());
+    ServerOps::scope(&db, |ops| {
+        ops.assign(ra.nums().slice(1..7), rb.nums().slice(0..1));
+        ops.assign(ra.nums().slice((None, None, Some(2))), rb.nums().slice((Some(-4), None, None)));
+        ops.append_from(rb.nums(), ra.nums().slice((Some(-1), None, Some(-1))));
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let mut want = edges[1..7].to_vec();
+    want.extend(&b.nums[1..4]);
+    want.extend([edges[0], edges[2], edges[4], edges[6]]);
+    want.extend(edges.iter().rev());
+    let text: String = redis::cmd("JSON.GET")
+        .arg(db.key(&b.key()))
+        .arg("$.nums")
+        .query_async(&mut raw)
+        .await
+        .expect("JSON.GET");
+    let exact = format!(
+        "[[{}]]",
+        want.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
+    );
+    assert_eq!(text, exact);
+}
+
+/// A concat of more sources than Lua can unpack at once (8,000) still runs.
+#[tokio::test]
+async fn a_concat_of_ten_thousand_sources_runs() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let d = doc("many-sources");
+    d.save(&db).await.expect("save");
+    let r = d.server_ref();
+    let joined = ServerOps::scope(&db, |ops| {
+        ops.concat(std::iter::repeat_n(r.inner().city(), 10_000), r.name(), ",")
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let want = vec!["Paris"; 10_000].join(",");
+    assert_eq!(joined.as_deref(), Some(want.as_str()));
+    assert_eq!(stored(&mut raw, &db.key(&d.key())).await["name"], json!(want));
+}

@@ -424,8 +424,9 @@ local function text_is(s, a, b, w)
   elseif c ~= 45 and (c < 48 or c > 57) then
     return false
   elseif w == 'integer' then
-    local q = string.find(s, '[.eE]', a)
-    return not q or q > b
+    -- Only the element's own text: a search from a to the end of the list would cost the
+    -- rest of the list per element (quadratic over a slice).
+    return not string.find(string.sub(s, a, b), '[.eE]')
   end
   return true
 end
@@ -689,10 +690,14 @@ local function op_swap(x, y, w, x_name, x_id, y_name, y_id)
   return 'null'
 end
 
-local function op_concat(to, sep, ...)
+-- The arguments of the operation being run (see run_block): read from here by an
+-- operation with any number of places, which Lua's unpack cannot pass (~8,000 values).
+local ARGS, NARGS = {}, 0
+
+local function op_concat(to, sep)
   local parts = {}
-  for i, loc in ipairs({ ... }) do
-    parts[i] = str(get(loc, 'string'))
+  for i = 3, NARGS do
+    parts[i - 2] = str(get(ARGS[i], 'string'))
   end
   get(to, 'string')
   local r = cjson.encode(table.concat(parts, sep))
@@ -982,8 +987,6 @@ end
 -- as it runs keeps the per-call cost low (a Lua function call or table costs ~0.1 µs here);
 -- nothing is written before RUN has run every statement, so a failure anywhere still
 -- writes nothing.
-local ARGS = {}
-
 local function run_block()
   AT = AT + 1
   for _ = 1, tonumber(ARGV[AT]) do
@@ -1017,7 +1020,8 @@ local function run_block()
           ARGS[a] = ARGV[AT]
         end
       end
-      RES[out] = f(unpack(ARGS, 1, n))
+      NARGS = n
+      RES[out] = f(unpack(ARGS, 1, math.min(n, 16)))
     end
   end
 end
