@@ -1593,3 +1593,57 @@ async fn a_concat_of_ten_thousand_sources_runs() {
     assert_eq!(joined.as_deref(), Some(want.as_str()));
     assert_eq!(stored(&mut raw, &db.key(&d.key())).await["name"], json!(want));
 }
+
+/// Many removals, re-insertions and appends in one block: each costs what it touches (a
+/// removal once searched the whole key list, an append copied the whole list), and the
+/// stored dict and list equal Python's result, every key once.
+#[tokio::test]
+async fn many_removals_and_appends_in_one_block_store_each_key_once() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let mut d = doc("churn");
+    d.counts = (0..20_000).map(|i| (format!("k{i}"), i)).collect();
+    d.nums = (0..20_000).collect();
+    d.save(&db).await.expect("save");
+    let (removed, missing, size) = d
+        .pipeline(&db, |r| {
+            let mut removed = Vec::new();
+            for i in (0..20_000).step_by(2) {
+                removed.push(r.counts().remove(format!("k{i}")));
+            }
+            let missing = r.counts().remove("k0");
+            r.counts().insert("k0", -1);
+            let size = r.counts().update([("k2", -2), ("new", 5)]);
+            r.counts().remove("k2");
+            for i in 0..2_000 {
+                r.nums().append(-i);
+            }
+            (removed, missing, size)
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(removed.len(), 10_000);
+    assert!(removed.iter().enumerate().all(|(i, v)| *v == Some(Some(2 * i as i64))));
+    assert_eq!(missing, Some(None));
+    assert_eq!(size, Some(10_003));
+    let mut want: BTreeMap<String, i64> = (1..20_000)
+        .step_by(2)
+        .map(|i| (format!("k{i}"), i))
+        .collect();
+    want.insert("k0".into(), -1);
+    want.insert("new".into(), 5);
+    let text: String = redis::cmd("JSON.GET")
+        .arg(db.key(&d.key()))
+        .arg("$.counts")
+        .query_async(&mut raw)
+        .await
+        .expect("JSON.GET");
+    assert_eq!(text.matches("\"k0\":").count(), 1, "each key once");
+    let stored_doc = stored(&mut raw, &db.key(&d.key())).await;
+    assert_eq!(stored_doc["counts"], json!(want));
+    let mut nums: Vec<i64> = (0..20_000).collect();
+    nums.extend((0..2_000).map(|i| -i));
+    assert_eq!(stored_doc["nums"], json!(nums));
+    assert_eq!(d.counts, want, "the local copy mirrors the server");
+    assert_eq!(d.nums, nums);
+}

@@ -141,9 +141,17 @@ local function enc(n)
     end
     return '[' .. table.concat(parts, ',') .. ']'
   end
-  local parts = {}
+  -- A removed member is a gap in the key list (see op_dict_remove); a key removed and added
+  -- again appears twice there, and is written once.
+  local parts, seen = {}, n.dead and {}
   for i, key in ipairs(n.k) do
-    parts[i] = n.q[i] .. ':' .. enc(n.m[key])
+    local m = n.m[key]
+    if m and not (seen and seen[key]) then
+      if seen then
+        seen[key] = true
+      end
+      parts[#parts + 1] = n.q[i] .. ':' .. enc(m)
+    end
   end
   return '{' .. table.concat(parts, ',') .. '}'
 end
@@ -535,10 +543,13 @@ local function assign_slice(loc, values)
   ROOTS[loc.root].dirty = true
 end
 
--- Appends values to the list node; returns its new length.
+-- Appends values to the list node; returns its new length. The first append to a list's
+-- text joins texts; later ones go to its elements, so that k appends do not copy the list
+-- k times.
 local function append_vals(root, list, values)
   ROOTS[root].dirty = true
-  if list.r then
+  if list.r and not list.grown then
+    list.grown = true
     local mid = vals_text(values)
     local had = #spans(list)[1]
     if mid ~= '' then
@@ -738,14 +749,10 @@ local function op_dict_remove(loc)
   if not old then
     return 'null'
   end
-  for i, k in ipairs(p.k) do
-    if k == key then
-      table.remove(p.k, i)
-      table.remove(p.q, i)
-      break
-    end
-  end
+  -- Left in the key list as a gap that enc skips: finding its place would cost the dict's
+  -- size per removal.
   p.m[key] = nil
+  p.dead = (p.dead or 0) + 1
   ROOTS[loc.root].dirty = true
   return enc(old)
 end
@@ -761,7 +768,7 @@ local function op_dict_update(loc, entries)
     p.m[key] = patch.m[key]
   end
   ROOTS[loc.root].dirty = true
-  return tostring(#p.k)
+  return tostring(#p.k - (p.dead or 0))
 end
 
 local function op_str_append(loc, suffix)
