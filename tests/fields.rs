@@ -1473,7 +1473,13 @@ async fn none_values_are_stored_as_null_under_every_key() {
             serde_json::from_value::<Sparse>(stored(&mut raw, &key).await).expect("stored Sparse")
         }
     };
-    for key in ["plain", "back\\slash", "both \" and '", " lead", "new\nline"] {
+    for key in [
+        "plain",
+        "back\\slash",
+        "both \" and '",
+        " lead",
+        "new\nline",
+    ] {
         assert_eq!(s.opts().insert(&db, key, None).await.expect("insert"), None);
         assert_eq!(s.opts.get(key), Some(&None), "{key:?}");
         let back = stored_sparse(&mut raw).await;
@@ -1502,7 +1508,8 @@ async fn none_values_are_stored_as_null_under_every_key() {
         .expect("update");
     assert_eq!(s.opts.get("u\\pdated"), Some(&None));
     assert_eq!(stored_sparse(&mut raw).await, s);
-    let inner = std::collections::BTreeMap::from([("gone?".to_string(), None), ("n".to_string(), Some(3))]);
+    let inner =
+        std::collections::BTreeMap::from([("gone?".to_string(), None), ("n".to_string(), Some(3))]);
     for key in ["plain", "both \" and '"] {
         s.nested()
             .insert(&db, key, inner.clone())

@@ -1526,8 +1526,14 @@ async fn a_fifty_thousand_element_integer_slice_moves_whole() {
     let mut want_b = b.nums.clone();
     want_b.extend(&want_a[..50_000]);
     assert_eq!(appended, Some(want_b.len()));
-    assert_eq!(stored(&mut raw, &db.key(&a.key())).await["nums"], json!(want_a));
-    assert_eq!(stored(&mut raw, &db.key(&b.key())).await["nums"], json!(want_b));
+    assert_eq!(
+        stored(&mut raw, &db.key(&a.key())).await["nums"],
+        json!(want_a)
+    );
+    assert_eq!(
+        stored(&mut raw, &db.key(&b.key())).await["nums"],
+        json!(want_b)
+    );
 }
 
 /// Integers at both ends of i64 (beyond 2^53, where a double is not exact) keep every digit
@@ -1554,7 +1560,10 @@ async fn integers_at_the_ends_of_i64_stay_exact_in_a_moved_slice() {
     let (ra, rb) = (a.server_ref(), b.server_ref());
     ServerOps::scope(&db, |ops| {
         ops.assign(ra.nums().slice(1..7), rb.nums().slice(0..1));
-        ops.assign(ra.nums().slice((None, None, Some(2))), rb.nums().slice((Some(-4), None, None)));
+        ops.assign(
+            ra.nums().slice((None, None, Some(2))),
+            rb.nums().slice((Some(-4), None, None)),
+        );
         ops.append_from(rb.nums(), ra.nums().slice((Some(-1), None, Some(-1))));
     })
     .await
@@ -1571,7 +1580,10 @@ async fn integers_at_the_ends_of_i64_stay_exact_in_a_moved_slice() {
         .expect("JSON.GET");
     let exact = format!(
         "[[{}]]",
-        want.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
+        want.iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
     );
     assert_eq!(text, exact);
 }
@@ -1591,7 +1603,10 @@ async fn a_concat_of_ten_thousand_sources_runs() {
     .unwrap_or_else(|e| panic!("{e}"));
     let want = vec!["Paris"; 10_000].join(",");
     assert_eq!(joined.as_deref(), Some(want.as_str()));
-    assert_eq!(stored(&mut raw, &db.key(&d.key())).await["name"], json!(want));
+    assert_eq!(
+        stored(&mut raw, &db.key(&d.key())).await["name"],
+        json!(want)
+    );
 }
 
 /// Many removals, re-insertions and appends in one block: each costs what it touches (a
@@ -1623,7 +1638,12 @@ async fn many_removals_and_appends_in_one_block_store_each_key_once() {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(removed.len(), 10_000);
-    assert!(removed.iter().enumerate().all(|(i, v)| *v == Some(Some(2 * i as i64))));
+    assert!(
+        removed
+            .iter()
+            .enumerate()
+            .all(|(i, v)| *v == Some(Some(2 * i as i64)))
+    );
     assert_eq!(missing, Some(None));
     assert_eq!(size, Some(10_003));
     let mut want: BTreeMap<String, i64> = (1..20_000)

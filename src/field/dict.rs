@@ -142,7 +142,12 @@ impl<M: Dict> RedisDict<'_, M> {
     {
         let reply: Vec<Value> = self
             .at
-            .call(db, "dget", Want::OBJECT, &[&step(key), "", &quote(db, &self.at, key)?])
+            .call(
+                db,
+                "dget",
+                Want::OBJECT,
+                &[&step(key), "", &quote(db, &self.at, key)?],
+            )
             .await?;
         let value = self.previous(db, reply.get(1))?;
         if let Some(value) = &value
@@ -273,7 +278,12 @@ impl<M: Dict> RedisDict<'_, M> {
     /// `text` with every `null` a merge patch would drop (the value itself, members of
     /// objects outside arrays; a merge patch keeps arrays whole) replaced by `placeholder`,
     /// made on first use.
-    fn nulls_as_placeholder(&self, db: &Db, text: &str, placeholder: &mut String) -> Result<String> {
+    fn nulls_as_placeholder(
+        &self,
+        db: &Db,
+        text: &str,
+        placeholder: &mut String,
+    ) -> Result<String> {
         let serialize = |source| Error::Serialize {
             key: db.key(self.at.key()),
             source,
