@@ -1524,3 +1524,76 @@ async fn none_values_are_stored_as_null_under_every_key() {
     assert_eq!(text.matches("\"gone?\":null").count(), 3, "{text}");
     assert_eq!(stored_sparse(&mut raw).await, s);
 }
+
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[rapyer(prefix = "Deep")]
+struct Deep {
+    #[rapyer(key)]
+    id: String,
+    items: Vec<serde_json::Value>,
+    map: HashMap<String, serde_json::Value>,
+}
+
+/// A JSON value nested `levels` deep: `[[[…]]]`.
+fn nested(levels: usize) -> serde_json::Value {
+    (1..levels).fold(json!([]), |inner, _| json!([inner]))
+}
+
+/// A value nested deeper than RedisJSON parses (128 levels), far into a big `extend` or
+/// `update` (whose writes go in several commands), is refused before anything is sent:
+/// a typed error naming the place, and the document byte-identical.
+#[tokio::test]
+async fn values_nested_too_deep_are_refused_before_any_write() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let mut d = Deep {
+        id: "deep".into(),
+        items: vec![json!(1)],
+        map: HashMap::from([("a".to_string(), json!(1))]),
+    };
+    d.save(&db).await.expect("save");
+    let key = db.key(&d.key());
+    let dump = |raw: &mut redis::aio::MultiplexedConnection| {
+        let (key, mut raw) = (key.clone(), raw.clone());
+        async move {
+            let bytes: Option<Vec<u8>> = redis::cmd("DUMP")
+                .arg(&key)
+                .query_async(&mut raw)
+                .await
+                .expect("DUMP");
+            bytes
+        }
+    };
+    let before = dump(&mut raw).await;
+    let local = d.clone();
+
+    let mut items: Vec<serde_json::Value> = (0..5_000).map(|i| json!(i)).collect();
+    items.push(nested(128));
+    match d.items().extend(&db, items).await {
+        Err(Error::InvalidOp { path, .. }) => assert_eq!(path, "$.items[5001]"),
+        other => panic!("expected InvalidOp, got {other:?}"),
+    }
+    let mut entries: Vec<(String, serde_json::Value)> =
+        (0..3_000).map(|i| (format!("k{i}"), json!(i))).collect();
+    entries.push(("deep".into(), nested(128)));
+    match d.map().update(&db, entries).await {
+        Err(Error::InvalidOp { path, .. }) => assert_eq!(path, "$.map[\"deep\"]"),
+        other => panic!("expected InvalidOp, got {other:?}"),
+    }
+    // On the merge path the patch adds a level: 127 is already too deep there.
+    let entries: Vec<(String, serde_json::Value)> = (0..3_000)
+        .map(|i| (format!("k{i}\\"), json!(i)))
+        .chain([("deep\\".to_string(), nested(127))])
+        .collect();
+    match d.map().update(&db, entries).await {
+        Err(Error::InvalidOp { path, .. }) => assert_eq!(path, "$.map[\"deep\\\\\"]"),
+        other => panic!("expected InvalidOp, got {other:?}"),
+    }
+    assert_eq!(dump(&mut raw).await, before, "nothing written");
+    assert_eq!(d, local, "the local model unchanged");
+    // 127 levels is what RedisJSON still parses, by a path step.
+    d.map()
+        .insert(&db, "ok", nested(127))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+}

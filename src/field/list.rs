@@ -124,6 +124,12 @@ impl<T: FieldType> RedisList<'_, T> {
             .iter()
             .map(|item| json(db, &self.at, item))
             .collect::<Result<Vec<String>>>()?;
+        // Appended in several commands: a value RedisJSON would refuse is refused here,
+        // before the first.
+        for (i, text) in texts.iter().enumerate() {
+            let at = self.at.field(&format!("[{}]", self.value.len() + i));
+            check_nesting(db, &at, text, MAX_NESTING)?;
+        }
         let operands: Vec<&str> = texts.iter().map(String::as_str).collect();
         let (len,): (usize,) = self.at.call(db, "lappend", Want::ARRAY, &operands).await?;
         self.value.extend(items);
@@ -292,6 +298,50 @@ impl<T: FieldType> RedisList<'_, T> {
     fn decode_element(&self, db: &Db, bytes: &[u8]) -> Result<T> {
         crate::crud::decode_at(&db.key(self.at.key()), self.at.path(), bytes)
     }
+}
+
+/// The most levels of arrays and objects RedisJSON parses in one value (128 fails with
+/// "recursion limit exceeded").
+pub(super) const MAX_NESTING: usize = 127;
+
+/// Refuses the JSON `text` bound for `at` when it nests arrays and objects more than `limit`
+/// levels deep: [`Error::InvalidOp`](crate::Error::InvalidOp) naming the place.
+pub(super) fn check_nesting(db: &Db, at: &At, text: &str, limit: usize) -> Result<()> {
+    if !text.contains(['[', '{']) {
+        return Ok(());
+    }
+    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for b in text.bytes() {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    if deepest <= limit {
+        return Ok(());
+    }
+    Err(crate::Error::InvalidOp {
+        key: db.key(at.key()),
+        path: at.path().to_string(),
+        message: format!(
+            "the value nests {deepest} levels of arrays and objects; RedisJSON parses at most {limit} here"
+        ),
+    })
 }
 
 fn range_operands(range: &impl ListRange) -> (String, String) {
