@@ -1667,3 +1667,52 @@ async fn many_removals_and_appends_in_one_block_store_each_key_once() {
     assert_eq!(d.counts, want, "the local copy mirrors the server");
     assert_eq!(d.nums, nums);
 }
+
+/// An integer list holding something else (a float, an exponent, a string, written by
+/// another client) fails a slice move with `TypeMismatch` naming the element, and nothing is
+/// written, wherever the element sits in a long run.
+#[tokio::test]
+async fn a_non_integer_element_in_a_moved_integer_slice_is_refused() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let (a, b) = (doc("odd-a"), doc("odd-b"));
+    a.save(&db).await.expect("save");
+    b.save(&db).await.expect("save");
+    let keys = [db.key(&a.key()), db.key(&b.key())];
+    for (odd, found) in [
+        ("2.5", "number"),
+        ("1e3", "number"),
+        ("\"7\"", "string"),
+        ("true", "boolean"),
+    ] {
+        let mut list: Vec<String> = (0..3_000).map(|i| i.to_string()).collect();
+        list[2_500] = odd.to_string();
+        let _: () = redis::cmd("JSON.SET")
+            .arg(&keys[0])
+            .arg("$.nums")
+            .arg(format!("[{}]", list.join(",")))
+            .query_async(&mut raw)
+            .await
+            .expect("JSON.SET");
+        let before = snapshot(&mut raw, &keys).await;
+        let (ra, rb) = (a.server_ref(), b.server_ref());
+        let got = ServerOps::scope(&db, |ops| {
+            ops.append_from(rb.nums(), ra.nums().slice(100..2_900));
+        })
+        .await;
+        match got {
+            Err(Error::Block { op: 0, source }) => match *source {
+                Error::TypeMismatch { path, found: f, .. } => {
+                    assert_eq!(
+                        (path.as_str(), f.as_str()),
+                        ("$.nums[2500]", found),
+                        "{odd}"
+                    );
+                }
+                other => panic!("{odd}: {other:?}"),
+            },
+            other => panic!("{odd}: expected a failed block, got {other:?}"),
+        }
+        assert_eq!(snapshot(&mut raw, &keys).await, before, "{odd}");
+    }
+}

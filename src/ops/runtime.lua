@@ -56,8 +56,19 @@ local function spans(n)
         or string.find(s, '[', 2, true)) then
       fast = true
       if not string.find(s, '"', 2, true) then
-        for p, q in string.gmatch(s, '()[^,%[%]]+()') do
-          st[#st + 1], en[#en + 1] = p, q - 1
+        -- Plain scalars: the elements lie between commas (a plain find per element measured
+        -- twice as fast as a gmatch with position captures).
+        local i, n = 2, 0
+        while true do
+          local q = string.find(s, ',', i, true)
+          n = n + 1
+          st[n] = i
+          if not q then
+            en[n] = len - 1
+            break
+          end
+          en[n] = q - 1
+          i = q + 1
         end
       else
         local expect = 2
@@ -437,6 +448,18 @@ local function json_vals(text)
   return { chunk = string.sub(text, 2, -2) }
 end
 
+-- Element e at index i of the list (or slice) place loc, checked against w; a failure names
+-- the element ($.nums[2500]), not the slice.
+local function want_item(loc, e, w, i)
+  local t = typ(e)
+  if w == '*' or t == w or (w == 'number' and t == 'integer') then
+    return e
+  end
+  local at = prefix(loc, #loc.k)
+  at.k[#at.k + 1], at.v[#at.v + 1] = 'i', tostring(i)
+  fail('type', at, w, t)
+end
+
 -- Copies of the elements a list or slice place names, checked against w.
 local function items_of(loc, w)
   local list = list_at(loc)
@@ -454,19 +477,28 @@ local function items_of(loc, w)
     end
     if step == 1 then
       local s, ok = list.r, true
+      if count == 0 then
+        return { chunk = '', n = 0 }
+      end
+      -- Each element's first byte, then for integers the run's text once: numbers alone
+      -- hold no '.', 'e' or 'E' but in a non-integer (plain finds, memchr speed).
       if w ~= '*' then
+        local each = w == 'integer' and 'number' or w
         for i = start + 1, start + count do
-          if not text_is(s, st[i], en[i], w) then
+          if not text_is(s, st[i], en[i], each) then
             ok = false
             break
           end
         end
       end
       if ok then
-        if count == 0 then
-          return { chunk = '', n = 0 }
+        local chunk = string.sub(s, st[start + 1], en[start + count])
+        if w == 'integer' and (string.find(chunk, '.', 1, true) or string.find(chunk, 'e', 1, true)
+            or string.find(chunk, 'E', 1, true)) then
+          ok = false
+        else
+          return { chunk = chunk, n = count }
         end
-        return { chunk = string.sub(s, st[start + 1], en[start + count]), n = count }
       end
     end
   end
@@ -474,13 +506,14 @@ local function items_of(loc, w)
   local out = {}
   if not loc.slice then
     for i, e in ipairs(items) do
-      out[i] = copy(want(loc, e, w))
+      out[i] = copy(want_item(loc, e, w, i - 1))
     end
     return out
   end
   local start, step, count = bounds(loc, #items)
   for i = 0, count - 1 do
-    out[i + 1] = copy(want(loc, items[start + i * step + 1], w))
+    local at = start + i * step
+    out[i + 1] = copy(want_item(loc, items[at + 1], w, at))
   end
   return out
 end
