@@ -448,6 +448,10 @@ local function json_vals(text)
   return { chunk = string.sub(text, 2, -2) }
 end
 
+-- The bytes that show a run of JSON values is not all numbers, or not all integers.
+local NUM_NOT = { '"', '[', '{', 't', 'f', 'n' }
+local INT_NOT = { '"', '[', '{', 't', 'f', 'n', '.', 'e', 'E' }
+
 -- Element e at index i of the list (or slice) place loc, checked against w; a failure names
 -- the element ($.nums[2500]), not the slice.
 local function want_item(loc, e, w, i)
@@ -480,25 +484,27 @@ local function items_of(loc, w)
       if count == 0 then
         return { chunk = '', n = 0 }
       end
-      -- Each element's first byte, then for integers the run's text once: numbers alone
-      -- hold no '.', 'e' or 'E' but in a non-integer (plain finds, memchr speed).
-      if w ~= '*' then
-        local each = w == 'integer' and 'number' or w
+      local chunk = string.sub(s, st[start + 1], en[start + count])
+      if w == 'integer' or w == 'number' then
+        -- The run's text at once, with plain finds (memchr speed): without a string, a
+        -- literal or a container, every element is a number; an integer holds no '.', 'e'
+        -- or 'E'.
+        for _, c in ipairs(w == 'integer' and INT_NOT or NUM_NOT) do
+          if string.find(chunk, c, 1, true) then
+            ok = false
+            break
+          end
+        end
+      elseif w ~= '*' then
         for i = start + 1, start + count do
-          if not text_is(s, st[i], en[i], each) then
+          if not text_is(s, st[i], en[i], w) then
             ok = false
             break
           end
         end
       end
       if ok then
-        local chunk = string.sub(s, st[start + 1], en[start + count])
-        if w == 'integer' and (string.find(chunk, '.', 1, true) or string.find(chunk, 'e', 1, true)
-            or string.find(chunk, 'E', 1, true)) then
-          ok = false
-        else
-          return { chunk = chunk, n = count }
-        end
+        return { chunk = chunk, n = count }
       end
     end
   end
