@@ -22,9 +22,9 @@
 --            patch setting them, and the placeholder string written there for null ('' for
 --            each when there is none); then for each entry three operands: its JSONPath
 --            step ('' when the key cannot be a path step), its JSON value (used with a step)
---            and its key as JSON text (used without one, to find its value before);
---            ddel, dget: the step ('' when none), the merge patch deleting the entry (ddel),
---            and the key as JSON text.
+--            and how to read its value before ('' with '0'): a JSONPath step, or the key as
+--            JSON text when no step reads it; ddel, dget: the step ('' when none), the merge
+--            patch deleting the entry (ddel), and how to read it.
 -- Errors: NOTFOUND; WRONGTYPE <redis type> (the key is not a document); TYPEMISMATCH
 -- <json type, or 'nothing' when the path is absent>; OVERFLOW (the result would leave the
 -- field's integer type, or a float result is not finite or beyond the float type); INDEX <index> <length> (a list index out of range).
@@ -325,17 +325,19 @@ local function member(s, quoted)
   end
 end
 
--- A dict entry's value as JSON text in a one-element array ('[]' when absent): by its step,
--- or, for a key no step can address (see dset), found in the dict's text (read once).
+-- A dict entry's value as JSON text in a one-element array ('[]' when absent), found by
+-- `read`: a JSONPath step (reads take the escapes \" and \\, which writes do not), or, for a
+-- key no step reads (one starting with a space, which the path parser drops), the key as
+-- JSON text, looked up in the dict's text (read once).
 local dict_text
-local function entry(step, quoted)
-  if step ~= '' then
-    return redis.call('JSON.GET', key, path .. step)
+local function entry(read)
+  if string.byte(read, 1) == 91 then
+    return redis.call('JSON.GET', key, path .. read)
   end
   if not dict_text then
     dict_text = string.sub(redis.call('JSON.GET', key, path), 2, -2)
   end
-  local v = member(dict_text, quoted)
+  local v = member(dict_text, read)
   if v then
     return '[' .. v .. ']'
   end
@@ -349,7 +351,7 @@ if string.sub(op, 1, 1) == 'd' then
     result = {0}
     if ARGV[5] == '1' then
       for i = 9, #ARGV, 3 do
-        table.insert(result, entry(ARGV[i], ARGV[i + 2]))
+        table.insert(result, entry(ARGV[i + 2]))
       end
     end
     for i = 9, #ARGV, 3 do
@@ -370,14 +372,14 @@ if string.sub(op, 1, 1) == 'd' then
       redis.call('JSON.SET', key, path .. '..[?(@=="' .. ARGV[8] .. '")]', 'null')
     end
   elseif op == 'ddel' then
-    result = {0, entry(ARGV[5], ARGV[7])}
+    result = {0, entry(ARGV[7])}
     if ARGV[5] ~= '' then
       redis.call('JSON.DEL', key, path .. ARGV[5])
     elseif result[2] ~= '[]' then
       redis.call('JSON.MERGE', key, path, ARGV[6])
     end
   elseif op == 'dget' then
-    result = {0, entry(ARGV[5], ARGV[7])}
+    result = {0, entry(ARGV[7])}
   elseif op == 'dkeys' then
     result = {0}
     for _, k in ipairs(redis.call('JSON.OBJKEYS', key, path)[1]) do

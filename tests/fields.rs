@@ -1442,6 +1442,28 @@ async fn five_thousand_hostile_keys_update_a_hundred_thousand_entry_dict() {
     assert_eq!(s.counts.len(), 105_000);
     assert_eq!(stored_settings(&mut raw, &db, &s).await, s);
     assert_eq!(s.counts().len(&db).await.expect("len"), 105_000);
+    // One key at a time, each kind: the value from before, read on the server.
+    for i in 10..15 {
+        let (key, was) = (merge_key(i), (i as i64 - 2_500) * 2);
+        let got = s.counts().insert(&db, &key, 1).await.expect("insert");
+        assert_eq!(got, Some(was), "{key:?}");
+        assert_eq!(
+            s.counts().get(&db, &key).await.expect("get"),
+            Some(1),
+            "{key:?}"
+        );
+        assert_eq!(
+            s.counts().remove(&db, &key).await.expect("remove"),
+            Some(1),
+            "{key:?}"
+        );
+        assert_eq!(
+            s.counts().get(&db, &key).await.expect("get"),
+            None,
+            "{key:?}"
+        );
+    }
+    assert_eq!(stored_settings(&mut raw, &db, &s).await, s);
 }
 
 #[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
