@@ -1619,3 +1619,40 @@ async fn values_nested_too_deep_are_refused_before_any_write() {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
 }
+
+/// A key no path step reaches (it starts with a space) is looked up in the dict's text: the
+/// same key inside an entry's value is not the dict's own entry.
+#[tokio::test]
+async fn a_key_held_by_a_nested_map_is_not_taken_for_the_dicts_own() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let mut s = settings("nested-same-key");
+    s.save(&db).await.expect("save");
+    let inner = std::collections::BTreeMap::from([(" lead".to_string(), 7)]);
+    s.groups()
+        .insert(&db, "first", inner.clone())
+        .await
+        .expect("insert");
+    assert_eq!(s.groups().get(&db, " lead").await.expect("get"), None);
+    assert_eq!(
+        s.groups()
+            .insert(&db, " lead", inner.clone())
+            .await
+            .expect("insert"),
+        None
+    );
+    let other = std::collections::BTreeMap::from([("x".to_string(), 1)]);
+    assert_eq!(
+        s.groups()
+            .insert(&db, " lead", other.clone())
+            .await
+            .expect("again"),
+        Some(inner.clone())
+    );
+    assert_eq!(
+        s.groups().remove(&db, " lead").await.expect("remove"),
+        Some(other)
+    );
+    assert_eq!(s.groups().remove(&db, " lead").await.expect("again"), None);
+    assert_eq!(stored_settings(&mut raw, &db, &s).await, s);
+}
