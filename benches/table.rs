@@ -921,11 +921,6 @@ fn bound_samples() -> usize {
         .unwrap_or(5)
 }
 
-/// `n` in a full run, a tenth of it in a smoke run.
-fn scaled(n: usize) -> usize {
-    if full_run() { n } else { n / 10 }
-}
-
 /// Microseconds the server spent in the commands whose `INFO commandstats` names start with
 /// one of `prefixes` (scripts' own calls are counted again under their names, so a script
 /// row counts only `evalsha`/`eval`).
@@ -986,34 +981,57 @@ where
 const SCRIPT_CMDS: &[&str] = &["evalsha", "eval:"];
 const JSON_CMDS: &[&str] = &["json."];
 
-/// The rows that bound one big operation's cost: each linear in the data it moves, next to
-/// raw redis-rs sending the bare commands that do the same.
+/// The rows that bound one big operation's cost, at a tenth of the size and at the full size
+/// (a tenth and a hundredth in a smoke run) to show each is linear in the data it moves, next
+/// to raw redis-rs sending the bare commands that do the same.
 async fn bound_rows(db: &Db, raw: &MultiplexedConnection) -> Vec<Bound> {
     let mut rows = Vec::new();
+    let divisors = if full_run() { [10, 1] } else { [100, 10] };
+    for (n, divisor) in divisors.into_iter().enumerate() {
+        let scaled = |size: usize| size / divisor;
+        bound_rows_at(db, raw, &scaled, n as u64 * 10, &mut rows).await;
+    }
+    rows
+}
+
+/// The bound rows with every size passed through `scaled`, on models from id `first`.
+async fn bound_rows_at(
+    db: &Db,
+    raw: &MultiplexedConnection,
+    scaled: &dyn Fn(usize) -> usize,
+    first: u64,
+    rows: &mut Vec<Bound>,
+) {
     let (list, slice) = (scaled(110_000), scaled(50_000));
     let (start, stop) = (scaled(30_000), scaled(30_000) + slice);
 
     // An integer slice moved over the same number of elements of another list (sizes stay).
     let pair = [
         BenchBig {
-            id: 1,
+            id: first + 1,
             nums: (0..list as i64).collect(),
             counts: HashMap::new(),
         },
         BenchBig {
-            id: 2,
+            id: first + 2,
             nums: (0..list as i64).map(|x| -x).collect(),
             counts: HashMap::new(),
         },
     ];
     BenchBig::insert_many(db, &pair).await.expect("seed lists");
-    let (src, dst) = (db.key(&BenchBig::key_of(1)), db.key(&BenchBig::key_of(2)));
+    let (src, dst) = (
+        db.key(&BenchBig::key_of(first + 1)),
+        db.key(&BenchBig::key_of(first + 2)),
+    );
     let rapyer = sample(
         raw,
         SCRIPT_CMDS,
         || async {},
         || async {
-            let (a, b) = (BenchBig::server_ref_for(1), BenchBig::server_ref_for(2));
+            let (a, b) = (
+                BenchBig::server_ref_for(first + 1),
+                BenchBig::server_ref_for(first + 2),
+            );
             ServerOps::scope(db, |ops| {
                 ops.assign(
                     a.nums().slice(start as i64..stop as i64),
@@ -1066,7 +1084,7 @@ async fn bound_rows(db: &Db, raw: &MultiplexedConnection) -> Vec<Bound> {
     let (size, keys) = (scaled(100_000), scaled(5_000));
     let counts: HashMap<String, i64> = (0..size as i64).map(|i| (format!("plain{i}"), i)).collect();
     let big = BenchBig {
-        id: 3,
+        id: first + 3,
         nums: Vec::new(),
         counts,
     };
@@ -1104,7 +1122,7 @@ async fn bound_rows(db: &Db, raw: &MultiplexedConnection) -> Vec<Bound> {
     .await;
     let patch =
         serde_json::to_string(&entries.iter().cloned().collect::<HashMap<_, _>>()).expect("patch");
-    let dict_key = db.key(&BenchBig::key_of(3));
+    let dict_key = db.key(&BenchBig::key_of(first + 3));
     let theirs = sample(
         raw,
         JSON_CMDS,
@@ -1130,9 +1148,9 @@ async fn bound_rows(db: &Db, raw: &MultiplexedConnection) -> Vec<Bound> {
     let items = scaled(100_000);
     let values: Vec<i64> = (0..items as i64).collect();
     let texts: Vec<String> = values.iter().map(i64::to_string).collect();
-    let list_key = db.key(&BenchBig::key_of(4));
+    let list_key = db.key(&BenchBig::key_of(first + 4));
     let empty = BenchBig {
-        id: 4,
+        id: first + 4,
         nums: Vec::new(),
         counts: HashMap::new(),
     };
@@ -1159,7 +1177,6 @@ async fn bound_rows(db: &Db, raw: &MultiplexedConnection) -> Vec<Bound> {
         rapyer,
         raw: theirs,
     });
-    rows
 }
 
 fn print_bounds(rows: &[Bound]) {
