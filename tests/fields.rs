@@ -1530,6 +1530,30 @@ async fn none_values_are_stored_as_null_under_every_key() {
         .expect("update");
     assert_eq!(s.opts.get("u\\pdated"), Some(&None));
     assert_eq!(stored_sparse(&mut raw).await, s);
+    // A key given twice keeps its last value, null or not.
+    s.opts()
+        .update(
+            &db,
+            [
+                ("twice\\".to_string(), None),
+                ("twice\\".to_string(), Some(3)),
+            ],
+        )
+        .await
+        .expect("update with a key twice");
+    s.opts()
+        .update(
+            &db,
+            [
+                ("again\\".to_string(), Some(4)),
+                ("again\\".to_string(), None),
+            ],
+        )
+        .await
+        .expect("update with a key twice, null last");
+    assert_eq!(s.opts.get("twice\\"), Some(&Some(3)));
+    assert_eq!(s.opts.get("again\\"), Some(&None));
+    assert_eq!(stored_sparse(&mut raw).await, s);
     let inner =
         std::collections::BTreeMap::from([("gone?".to_string(), None), ("n".to_string(), Some(3))]);
     for key in ["plain", "both \" and '"] {

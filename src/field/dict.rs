@@ -263,6 +263,11 @@ impl<M: Dict> RedisDict<'_, M> {
                 }
             }
         }
+        // A key given twice keeps its last value, which may hold no placeholder: the script
+        // looks for one only when some value does (its filter fails on no match).
+        if !placeholder.is_empty() && !merged.iter().any(|(_, text)| text.contains(&placeholder)) {
+            placeholder.clear();
+        }
         let (mut delete, mut set) = (String::new(), String::new());
         for (quoted, text) in &merged {
             // Only an object value would be merged into the one there.
