@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use redis::Value;
 
-use super::list::{MAX_NESTING, check_nesting};
+use super::list::check_nesting;
 use super::{At, FieldType, Want, json};
 use crate::db::Db;
 use crate::error::{Error, Result};
@@ -231,7 +231,7 @@ impl<M: Dict> RedisDict<'_, M> {
             let text = json(db, &entry, value)?;
             let step = step(key);
             if !step.is_empty() {
-                check_nesting(db, &entry, &text, MAX_NESTING)?;
+                check_nesting(db, &entry, &text, false)?;
                 let read = if previous {
                     step.clone()
                 } else {
@@ -240,8 +240,7 @@ impl<M: Dict> RedisDict<'_, M> {
                 triples.extend([step, text, read]);
                 continue;
             }
-            // Inside a merge patch, one level deeper.
-            check_nesting(db, &entry, &text, MAX_NESTING - 1)?;
+            check_nesting(db, &entry, &text, true)?;
             let quoted = quote(db, &self.at, key)?;
             let text = if text.contains("null") {
                 self.nulls_as_placeholder(db, &text, &mut placeholder)?

@@ -108,6 +108,7 @@ impl<T: FieldType> RedisList<'_, T> {
     pub async fn append(&mut self, db: &Db, item: impl Into<T>) -> Result<usize> {
         let item: T = item.into();
         let text = json(db, &self.at, &item)?;
+        check_nesting(db, &self.at.field("[-1]"), &text, false)?;
         let (len,): (usize,) = self.at.call(db, "lappend", Want::ARRAY, &[&text]).await?;
         self.value.push(item);
         self.sync(db, len).await?;
@@ -127,8 +128,12 @@ impl<T: FieldType> RedisList<'_, T> {
         // Appended in several commands: a value RedisJSON would refuse is refused here,
         // before the first.
         for (i, text) in texts.iter().enumerate() {
-            let at = self.at.field(&format!("[{}]", self.value.len() + i));
-            check_nesting(db, &at, text, MAX_NESTING)?;
+            // Only an array or object can nest (checked before naming the place: a scalar
+            // costs no allocation).
+            if text.starts_with(['[', '{']) {
+                let at = self.at.field(&format!("[{}]", self.value.len() + i));
+                check_nesting(db, &at, text, false)?;
+            }
         }
         let operands: Vec<&str> = texts.iter().map(String::as_str).collect();
         let (len,): (usize,) = self.at.call(db, "lappend", Want::ARRAY, &operands).await?;
@@ -142,6 +147,7 @@ impl<T: FieldType> RedisList<'_, T> {
     pub async fn insert(&mut self, db: &Db, index: i64, item: impl Into<T>) -> Result<usize> {
         let item: T = item.into();
         let text = json(db, &self.at, &item)?;
+        check_nesting(db, &self.at.field(&format!("[{index}]")), &text, false)?;
         let (len, at): (usize, usize) = self
             .at
             .call(db, "linsert", Want::ARRAY, &[&index.to_string(), &text])
@@ -199,6 +205,7 @@ impl<T: FieldType> RedisList<'_, T> {
     pub async fn set(&mut self, db: &Db, index: i64, item: impl Into<T>) -> Result<()> {
         let item: T = item.into();
         let text = json(db, &self.at, &item)?;
+        check_nesting(db, &self.at.field(&format!("[{index}]")), &text, false)?;
         let (len, at): (usize, usize) = self
             .at
             .call(db, "lset", Want::ARRAY, &[&index.to_string(), &text])
@@ -300,16 +307,21 @@ impl<T: FieldType> RedisList<'_, T> {
     }
 }
 
-/// The most levels of arrays and objects RedisJSON parses in one value (128 fails with
-/// "recursion limit exceeded").
+/// The most levels of arrays and objects one JSON text may nest: RedisJSON refuses a value
+/// of 128 ("recursion limit exceeded"), and serde_json, which reads the document back, a
+/// document of 128.
 pub(super) const MAX_NESTING: usize = 127;
 
-/// Refuses the JSON `text` bound for `at` when it nests arrays and objects more than `limit`
-/// levels deep: [`Error::InvalidOp`](crate::Error::InvalidOp) naming the place.
-pub(super) fn check_nesting(db: &Db, at: &At, text: &str, limit: usize) -> Result<()> {
+/// Refuses the JSON `text` bound for `at` when, placed there, the document would nest arrays
+/// and objects more than [`MAX_NESTING`] levels deep (it could not be read back), or, inside
+/// a merge patch (`in_patch`, one level more), RedisJSON would refuse it:
+/// [`Error::InvalidOp`](crate::Error::InvalidOp) naming the place.
+pub(super) fn check_nesting(db: &Db, at: &At, text: &str, in_patch: bool) -> Result<()> {
     if !text.contains(['[', '{']) {
         return Ok(());
     }
+    let above = containers_above(at.path());
+    let limit = MAX_NESTING.saturating_sub(above.max(usize::from(in_patch)));
     let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
     for b in text.bytes() {
         if in_string {
@@ -339,9 +351,34 @@ pub(super) fn check_nesting(db: &Db, at: &At, text: &str, limit: usize) -> Resul
         key: db.key(at.key()),
         path: at.path().to_string(),
         message: format!(
-            "the value nests {deepest} levels of arrays and objects; RedisJSON parses at most {limit} here"
+            "the value nests {deepest} levels of arrays and objects under {above} of the \
+             document; neither RedisJSON nor serde_json parses a document deeper than {MAX_NESTING}"
         ),
     })
+}
+
+/// How many arrays and objects hold the value at the JSONPath `path` (`$.a["b"][2]`: 3),
+/// counting its segments: `.name`, `[index]` and `["name"]` (a JSON string).
+fn containers_above(path: &str) -> usize {
+    let bytes = path.as_bytes();
+    let (mut count, mut i) = (0, 1);
+    while i < bytes.len() {
+        count += 1;
+        if bytes[i] == b'[' && bytes.get(i + 1) == Some(&b'"') {
+            // Past the JSON string: its closing quote is the first one not escaped.
+            i += 2;
+            while i < bytes.len() && bytes[i] != b'"' {
+                i += if bytes[i] == b'\\' { 2 } else { 1 };
+            }
+            i += 2;
+        } else {
+            i += 1;
+            while i < bytes.len() && bytes[i] != b'.' && bytes[i] != b'[' {
+                i += 1;
+            }
+        }
+    }
+    count
 }
 
 fn range_operands(range: &impl ListRange) -> (String, String) {
@@ -368,5 +405,16 @@ mod tests {
         assert_eq!(python_bounds(&(-4..=-1), 5), (1, 5));
         assert_eq!(python_bounds(&(..=1), 5), (0, 2));
         assert_eq!(python_bounds(&(7..), 5), (5, 5));
+    }
+
+    #[test]
+    fn containers_above_a_value_are_its_path_segments() {
+        assert_eq!(containers_above("$"), 0);
+        assert_eq!(containers_above("$.items"), 1);
+        assert_eq!(containers_above("$.items[5001]"), 2);
+        assert_eq!(containers_above("$.address.city"), 2);
+        assert_eq!(containers_above("$[\"the tags\"][0]"), 2);
+        assert_eq!(containers_above("$.map[\"a.b[\\\"]\\\\\"]"), 2);
+        assert_eq!(containers_above("$.map[\"x\"].y[3]"), 4);
     }
 }
