@@ -1716,3 +1716,119 @@ async fn a_non_integer_element_in_a_moved_integer_slice_is_refused() {
         assert_eq!(snapshot(&mut raw, &keys).await, before, "{odd}");
     }
 }
+
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[rapyer(hash_tag = "ops")]
+struct Nest {
+    #[rapyer(key)]
+    id: String,
+    items: Vec<serde_json::Value>,
+    map: HashMap<String, serde_json::Value>,
+}
+
+/// A JSON value nested `levels` deep: `[[[…]]]`.
+fn nested(levels: usize) -> serde_json::Value {
+    (1..levels).fold(json!([]), |inner, _| json!([inner]))
+}
+
+/// A value that would nest the document deeper than RedisJSON or serde_json parse (127
+/// levels) is refused by every block operation that writes one, before anything is sent
+/// (it was an untyped script error, and 126 levels under `$.items` were stored, after which
+/// the document no longer loaded); 125 there is written and reads back.
+#[tokio::test]
+async fn values_nested_too_deep_are_refused_by_blocks_before_sending() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let mut n = Nest {
+        id: "deep".into(),
+        items: vec![json!(1)],
+        map: HashMap::new(),
+    };
+    n.save(&db).await.expect("save");
+    let keys = [db.key(&n.key())];
+    let before = snapshot(&mut raw, &keys).await;
+    let r = n.server_ref();
+    let cases: Vec<(&str, Build)> = vec![
+        (
+            "set an element",
+            Box::new(|ops| {
+                ops.set(r.items().at(0), nested(126));
+            }),
+        ),
+        (
+            "set a slice",
+            Box::new(|ops| {
+                ops.set(r.items().slice(0..0), vec![nested(126)]);
+            }),
+        ),
+        (
+            "set a dict entry",
+            Box::new(|ops| {
+                ops.set(r.map().entry("k"), nested(126));
+            }),
+        ),
+        (
+            "set the list",
+            Box::new(|ops| {
+                ops.set(r.items(), vec![nested(126)]);
+            }),
+        ),
+    ];
+    for (what, build) in cases {
+        match ServerOps::scope(&db, |ops| build(ops)).await {
+            Err(Error::Block { op: 0, source }) => {
+                assert!(
+                    matches!(*source, Error::InvalidOp { .. }),
+                    "{what}: {source:?}"
+                );
+            }
+            other => panic!("{what}: expected InvalidOp, got {other:?}"),
+        }
+    }
+    let piped = n
+        .pipeline(&db, |p| {
+            p.items().append(json!(2));
+            p.items().extend([nested(126)]);
+        })
+        .await;
+    assert!(
+        matches!(&piped, Err(Error::Block { op: 1, source }) if matches!(**source, Error::InvalidOp { .. })),
+        "{piped:?}"
+    );
+    for (what, piped) in [
+        (
+            "insert",
+            n.pipeline(&db, |p| {
+                p.items().insert(0, nested(126));
+            })
+            .await,
+        ),
+        (
+            "dict insert",
+            n.pipeline(&db, |p| {
+                p.map().insert("k", nested(126));
+            })
+            .await,
+        ),
+        (
+            "dict update",
+            n.pipeline(&db, |p| {
+                p.map().update([("k", nested(126))]);
+            })
+            .await,
+        ),
+    ] {
+        assert!(
+            matches!(&piped, Err(Error::Block { op: 0, source }) if matches!(**source, Error::InvalidOp { .. })),
+            "{what}: {piped:?}"
+        );
+    }
+    assert_eq!(snapshot(&mut raw, &keys).await, before, "nothing written");
+    n.pipeline(&db, |p| {
+        p.items().append(nested(125));
+        p.map().insert("k", nested(125));
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(Nest::get(&db, "deep").await.expect("get"), n);
+}

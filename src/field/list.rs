@@ -307,54 +307,14 @@ impl<T: FieldType> RedisList<'_, T> {
     }
 }
 
-/// The most levels of arrays and objects one JSON text may nest: RedisJSON refuses a value
-/// of 128 ("recursion limit exceeded"), and serde_json, which reads the document back, a
-/// document of 128.
-pub(super) const MAX_NESTING: usize = 127;
-
-/// Refuses the JSON `text` bound for `at` when, placed there, the document would nest arrays
-/// and objects more than [`MAX_NESTING`] levels deep (it could not be read back), or, inside
-/// a merge patch (`in_patch`, one level more), RedisJSON would refuse it:
-/// [`Error::InvalidOp`](crate::Error::InvalidOp) naming the place.
+/// Refuses the JSON `text` bound for `at` when, placed there, the document would nest too
+/// deep (see [`crate::crud::check_nesting`]; `in_patch`: inside a merge patch).
 pub(super) fn check_nesting(db: &Db, at: &At, text: &str, in_patch: bool) -> Result<()> {
     if !text.contains(['[', '{']) {
         return Ok(());
     }
     let above = containers_above(at.path());
-    let limit = MAX_NESTING.saturating_sub(above.max(usize::from(in_patch)));
-    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
-    for b in text.bytes() {
-        if in_string {
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_string = false;
-            }
-            continue;
-        }
-        match b {
-            b'"' => in_string = true,
-            b'[' | b'{' => {
-                depth += 1;
-                deepest = deepest.max(depth);
-            }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    if deepest <= limit {
-        return Ok(());
-    }
-    Err(crate::Error::InvalidOp {
-        key: db.key(at.key()),
-        path: at.path().to_string(),
-        message: format!(
-            "the value nests {deepest} levels of arrays and objects under {above} of the \
-             document; neither RedisJSON nor serde_json parses a document deeper than {MAX_NESTING}"
-        ),
-    })
+    crate::crud::check_nesting(&db.key(at.key()), at.path(), above, text, in_patch)
 }
 
 /// How many arrays and objects hold the value at the JSONPath `path` (`$.a["b"][2]`: 3),

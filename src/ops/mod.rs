@@ -491,7 +491,10 @@ impl Ops {
                 key: target.loc().doc.key.clone(),
                 source,
             })?;
-            crate::crud::check_finite(&target.loc().doc.key, &target.loc().path(), &value, &json)?;
+            let loc = target.loc();
+            crate::crud::check_finite(&loc.doc.key, &loc.path(), &value, &json)?;
+            // On a slice the value is the list's new run: the list's own level.
+            crate::crud::check_nesting(&loc.doc.key, &loc.path(), loc.steps.len(), &json, false)?;
             let (name, id) = id_fix(target.loc())?;
             Ok(vec![
                 Param::Loc(target.loc().clone()),
@@ -934,6 +937,14 @@ impl<T: Referable> ListRef<T, Bound<'_>> {
             source,
         })?;
         crate::crud::check_finite(&self.loc.doc.key, &self.loc.path(), items, &json)?;
+        // The items' array stands for the list itself.
+        crate::crud::check_nesting(
+            &self.loc.doc.key,
+            &self.loc.path(),
+            self.loc.steps.len(),
+            &json,
+            false,
+        )?;
         Ok(json)
     }
 
@@ -963,6 +974,13 @@ impl<T: Referable> ListRef<T, Bound<'_>> {
             })
             .and_then(|json| {
                 crate::crud::check_finite(&self.loc.doc.key, &self.loc.path(), &value, &json)?;
+                crate::crud::check_nesting(
+                    &self.loc.doc.key,
+                    &format!("{}[{index}]", self.loc.path()),
+                    self.loc.steps.len() + 1,
+                    &json,
+                    false,
+                )?;
                 Ok(json)
             })
             .map(|json| {
@@ -1038,6 +1056,14 @@ impl<M: Map> DictRef<M, Bound<'_>> {
                         crate::crud::non_finite(&self.loc.doc.key, &path, crate::finite::find(v))?;
                     }
                 }
+                // The entries' object stands for the dict itself.
+                crate::crud::check_nesting(
+                    &self.loc.doc.key,
+                    &self.loc.path(),
+                    self.loc.steps.len(),
+                    &json,
+                    false,
+                )?;
                 Ok(json)
             })
             .map(|json| vec![Param::Loc(self.loc.clone()), Param::Arg(json)]);
