@@ -528,23 +528,6 @@ fn glob_escape(literal: &str) -> String {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn glob_escape_keeps_literals_literal() {
-        assert_eq!(glob_escape("t:a*b?[c]\\"), "t:a\\*b\\?\\[c\\]\\\\");
-        assert_eq!(glob_escape("User:"), "User:");
-    }
-
-    #[test]
-    fn ttl_never_rounds_to_delete() {
-        assert_eq!(ttl_millis(Duration::from_micros(10)), 1);
-        assert_eq!(ttl_millis(Duration::from_secs(2)), 2000);
-    }
-}
-
 /// The most levels of arrays and objects a JSON text may nest: RedisJSON refuses a value of
 /// 128 ("recursion limit exceeded"), and serde_json, which reads documents back, a document
 /// of 128.
@@ -604,4 +587,21 @@ fn nesting(text: &str) -> usize {
         }
     }
     deepest
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glob_escape_keeps_literals_literal() {
+        assert_eq!(glob_escape("t:a*b?[c]\\"), "t:a\\*b\\?\\[c\\]\\\\");
+        assert_eq!(glob_escape("User:"), "User:");
+    }
+
+    #[test]
+    fn ttl_never_rounds_to_delete() {
+        assert_eq!(ttl_millis(Duration::from_micros(10)), 1);
+        assert_eq!(ttl_millis(Duration::from_secs(2)), 2000);
+    }
 }
