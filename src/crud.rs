@@ -528,67 +528,6 @@ fn glob_escape(literal: &str) -> String {
     out
 }
 
-/// The most levels of arrays and objects a JSON text may nest: RedisJSON refuses a value of
-/// 128 ("recursion limit exceeded"), and serde_json, which reads documents back, a document
-/// of 128.
-pub(crate) const MAX_NESTING: usize = 127;
-
-/// Refuses the JSON `text` bound for `key` at `path`, under `above` arrays and objects of the
-/// document, when the document would then nest deeper than [`MAX_NESTING`] (it could not be
-/// read back), or when RedisJSON would refuse the text itself (`in_patch`: a merge patch,
-/// one level more): [`Error::InvalidOp`] naming the place, before anything is sent.
-pub(crate) fn check_nesting(
-    key: &str,
-    path: &str,
-    above: usize,
-    text: &str,
-    in_patch: bool,
-) -> Result<()> {
-    if !text.contains(['[', '{']) {
-        return Ok(());
-    }
-    let limit = MAX_NESTING.saturating_sub(above.max(usize::from(in_patch)));
-    let deepest = nesting(text);
-    if deepest <= limit {
-        return Ok(());
-    }
-    Err(Error::InvalidOp {
-        key: key.to_string(),
-        path: path.to_string(),
-        message: format!(
-            "the value nests {deepest} levels of arrays and objects under {above} of the \
-             document; neither RedisJSON nor serde_json parses a document deeper than {MAX_NESTING}"
-        ),
-    })
-}
-
-/// The deepest nesting of arrays and objects in the JSON `text`.
-fn nesting(text: &str) -> usize {
-    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
-    for b in text.bytes() {
-        if in_string {
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_string = false;
-            }
-            continue;
-        }
-        match b {
-            b'"' => in_string = true,
-            b'[' | b'{' => {
-                depth += 1;
-                deepest = deepest.max(depth);
-            }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    deepest
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,6 +5,7 @@ extern crate self as rapyer;
 mod connect;
 mod crud;
 mod db;
+mod depth;
 mod error;
 pub mod field;
 mod finite;

@@ -229,9 +229,11 @@ impl<M: Dict> RedisDict<'_, M> {
                 .at
                 .field(&format!("[{}]", serde_json::Value::String(key.clone())));
             let text = json(db, &entry, value)?;
+            // Writes go in several commands: a value the document cannot hold there is refused
+            // before the first.
+            check_nesting(db, &entry, &text)?;
             let step = step(key);
             if !step.is_empty() {
-                check_nesting(db, &entry, &text, false)?;
                 let read = if previous {
                     step.clone()
                 } else {
@@ -240,7 +242,6 @@ impl<M: Dict> RedisDict<'_, M> {
                 triples.extend([step, text, read]);
                 continue;
             }
-            check_nesting(db, &entry, &text, true)?;
             let quoted = quote(db, &self.at, key)?;
             let text = if text.contains("null") {
                 self.nulls_as_placeholder(db, &text, &mut placeholder)?

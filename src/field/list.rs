@@ -108,7 +108,7 @@ impl<T: FieldType> RedisList<'_, T> {
     pub async fn append(&mut self, db: &Db, item: impl Into<T>) -> Result<usize> {
         let item: T = item.into();
         let text = json(db, &self.at, &item)?;
-        check_nesting(db, &self.at.field("[-1]"), &text, false)?;
+        check_nesting(db, &self.at.field("[-1]"), &text)?;
         let (len,): (usize,) = self.at.call(db, "lappend", Want::ARRAY, &[&text]).await?;
         self.value.push(item);
         self.sync(db, len).await?;
@@ -132,7 +132,7 @@ impl<T: FieldType> RedisList<'_, T> {
             // costs no allocation).
             if text.starts_with(['[', '{']) {
                 let at = self.at.field(&format!("[{}]", self.value.len() + i));
-                check_nesting(db, &at, text, false)?;
+                check_nesting(db, &at, text)?;
             }
         }
         let operands: Vec<&str> = texts.iter().map(String::as_str).collect();
@@ -147,7 +147,7 @@ impl<T: FieldType> RedisList<'_, T> {
     pub async fn insert(&mut self, db: &Db, index: i64, item: impl Into<T>) -> Result<usize> {
         let item: T = item.into();
         let text = json(db, &self.at, &item)?;
-        check_nesting(db, &self.at.field(&format!("[{index}]")), &text, false)?;
+        check_nesting(db, &self.at.field(&format!("[{index}]")), &text)?;
         let (len, at): (usize, usize) = self
             .at
             .call(db, "linsert", Want::ARRAY, &[&index.to_string(), &text])
@@ -205,7 +205,7 @@ impl<T: FieldType> RedisList<'_, T> {
     pub async fn set(&mut self, db: &Db, index: i64, item: impl Into<T>) -> Result<()> {
         let item: T = item.into();
         let text = json(db, &self.at, &item)?;
-        check_nesting(db, &self.at.field(&format!("[{index}]")), &text, false)?;
+        check_nesting(db, &self.at.field(&format!("[{index}]")), &text)?;
         let (len, at): (usize, usize) = self
             .at
             .call(db, "lset", Want::ARRAY, &[&index.to_string(), &text])
@@ -308,37 +308,12 @@ impl<T: FieldType> RedisList<'_, T> {
 }
 
 /// Refuses the JSON `text` bound for `at` when, placed there, the document would nest too
-/// deep (see [`crate::crud::check_nesting`]; `in_patch`: inside a merge patch).
-pub(super) fn check_nesting(db: &Db, at: &At, text: &str, in_patch: bool) -> Result<()> {
+/// deep to parse or load ([`crate::depth`]): `InvalidOp` naming the place.
+pub(super) fn check_nesting(db: &Db, at: &At, text: &str) -> Result<()> {
     if !text.contains(['[', '{']) {
         return Ok(());
     }
-    let above = containers_above(at.path());
-    crate::crud::check_nesting(&db.key(at.key()), at.path(), above, text, in_patch)
-}
-
-/// How many arrays and objects hold the value at the JSONPath `path` (`$.a["b"][2]`: 3),
-/// counting its segments: `.name`, `[index]` and `["name"]` (a JSON string).
-fn containers_above(path: &str) -> usize {
-    let bytes = path.as_bytes();
-    let (mut count, mut i) = (0, 1);
-    while i < bytes.len() {
-        count += 1;
-        if bytes[i] == b'[' && bytes.get(i + 1) == Some(&b'"') {
-            // Past the JSON string: its closing quote is the first one not escaped.
-            i += 2;
-            while i < bytes.len() && bytes[i] != b'"' {
-                i += if bytes[i] == b'\\' { 2 } else { 1 };
-            }
-            i += 2;
-        } else {
-            i += 1;
-            while i < bytes.len() && bytes[i] != b'.' && bytes[i] != b'[' {
-                i += 1;
-            }
-        }
-    }
-    count
+    crate::depth::check(&db.key(at.key()), at.path(), text)
 }
 
 fn range_operands(range: &impl ListRange) -> (String, String) {
@@ -365,16 +340,5 @@ mod tests {
         assert_eq!(python_bounds(&(-4..=-1), 5), (1, 5));
         assert_eq!(python_bounds(&(..=1), 5), (0, 2));
         assert_eq!(python_bounds(&(7..), 5), (5, 5));
-    }
-
-    #[test]
-    fn containers_above_a_value_are_its_path_segments() {
-        assert_eq!(containers_above("$"), 0);
-        assert_eq!(containers_above("$.items"), 1);
-        assert_eq!(containers_above("$.items[5001]"), 2);
-        assert_eq!(containers_above("$.address.city"), 2);
-        assert_eq!(containers_above("$[\"the tags\"][0]"), 2);
-        assert_eq!(containers_above("$.map[\"a.b[\\\"]\\\\\"]"), 2);
-        assert_eq!(containers_above("$.map[\"x\"].y[3]"), 4);
     }
 }

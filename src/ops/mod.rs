@@ -493,8 +493,8 @@ impl Ops {
             })?;
             let loc = target.loc();
             crate::crud::check_finite(&loc.doc.key, &loc.path(), &value, &json)?;
-            // On a slice the value is the list's new run: the list's own level.
-            crate::crud::check_nesting(&loc.doc.key, &loc.path(), loc.steps.len(), &json, false)?;
+            // On a slice the value is the list's new run, at the list's own level.
+            crate::depth::check(&loc.doc.key, &loc.path(), &json)?;
             let (name, id) = id_fix(target.loc())?;
             Ok(vec![
                 Param::Loc(target.loc().clone()),
@@ -938,13 +938,7 @@ impl<T: Referable> ListRef<T, Bound<'_>> {
         })?;
         crate::crud::check_finite(&self.loc.doc.key, &self.loc.path(), items, &json)?;
         // The items' array stands for the list itself.
-        crate::crud::check_nesting(
-            &self.loc.doc.key,
-            &self.loc.path(),
-            self.loc.steps.len(),
-            &json,
-            false,
-        )?;
+        crate::depth::check(&self.loc.doc.key, &self.loc.path(), &json)?;
         Ok(json)
     }
 
@@ -974,12 +968,11 @@ impl<T: Referable> ListRef<T, Bound<'_>> {
             })
             .and_then(|json| {
                 crate::crud::check_finite(&self.loc.doc.key, &self.loc.path(), &value, &json)?;
-                crate::crud::check_nesting(
+                // The element sits one level below the list.
+                crate::depth::check(
                     &self.loc.doc.key,
                     &format!("{}[{index}]", self.loc.path()),
-                    self.loc.steps.len() + 1,
                     &json,
-                    false,
                 )?;
                 Ok(json)
             })
@@ -1048,6 +1041,7 @@ impl<M: Map> DictRef<M, Bound<'_>> {
                 source,
             })
             .and_then(|json| {
+                crate::depth::check(&self.loc.doc.key, &self.loc.path(), &json)?;
                 // serde_json writes a non-finite float as `null`: without one, there is none.
                 if json.contains("null") {
                     for (k, v) in &entries {
@@ -1056,14 +1050,6 @@ impl<M: Map> DictRef<M, Bound<'_>> {
                         crate::crud::non_finite(&self.loc.doc.key, &path, crate::finite::find(v))?;
                     }
                 }
-                // The entries' object stands for the dict itself.
-                crate::crud::check_nesting(
-                    &self.loc.doc.key,
-                    &self.loc.path(),
-                    self.loc.steps.len(),
-                    &json,
-                    false,
-                )?;
                 Ok(json)
             })
             .map(|json| vec![Param::Loc(self.loc.clone()), Param::Arg(json)]);
