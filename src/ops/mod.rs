@@ -1041,7 +1041,6 @@ impl<M: Map> DictRef<M, Bound<'_>> {
                 source,
             })
             .and_then(|json| {
-                crate::depth::check(&self.loc.doc.key, &self.loc.path(), &json)?;
                 // serde_json writes a non-finite float as `null`: without one, there is none.
                 if json.contains("null") {
                     for (k, v) in &entries {
@@ -1050,6 +1049,11 @@ impl<M: Map> DictRef<M, Bound<'_>> {
                         crate::crud::non_finite(&self.loc.doc.key, &path, crate::finite::find(v))?;
                     }
                 }
+                Ok(json)
+            })
+            // The entries' object stands for the dict itself.
+            .and_then(|json| {
+                crate::depth::check(&self.loc.doc.key, &self.loc.path(), &json)?;
                 Ok(json)
             })
             .map(|json| vec![Param::Loc(self.loc.clone()), Param::Arg(json)]);
