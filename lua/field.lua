@@ -174,6 +174,7 @@ local function index(i, len)
   end
   return i
 end
+
 -- The end of the JSON value starting at position i of compact JSON text s.
 local function skip(s, i)
   local c = string.byte(s, i)
