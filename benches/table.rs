@@ -43,6 +43,16 @@ struct BenchList {
     items: Vec<String>,
 }
 
+/// The model of the bound rows: big lists and a big dict, the two of a pair in one slot.
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[rapyer(prefix = "BenchBig", hash_tag = "big")]
+struct BenchBig {
+    #[rapyer(key)]
+    id: u64,
+    nums: Vec<i64>,
+    counts: HashMap<String, i64>,
+}
+
 /// The model of the 5-operation rows: `BenchUser`'s fields without the search index, so the
 /// rows measure the operations, not RediSearch re-indexing the documents they change.
 #[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
@@ -859,9 +869,12 @@ async fn run() {
         ),
     ];
 
+    let bounds = bound_rows(&db, &raw).await;
+
     if !full_run() {
         print_table(&rows, &[]);
         print_wire(&wire_rows);
+        print_bounds(&bounds);
         println!("(smoke run: `cargo xtask bench table` measures for real)");
         return;
     }
@@ -887,6 +900,308 @@ async fn run() {
     }
     print_table(&rows, &limit);
     print_wire(&wire_rows);
+    print_bounds(&bounds);
+}
+
+/// One bound row: the median of each side's samples, [wall ms, server ms].
+struct Bound {
+    name: String,
+    rapyer: [f64; 2],
+    raw: [f64; 2],
+}
+
+/// Samples per side of a bound row (1 in a smoke run; `RAPYER_BENCH_SAMPLES`, default 5).
+fn bound_samples() -> usize {
+    if !full_run() {
+        return 1;
+    }
+    std::env::var("RAPYER_BENCH_SAMPLES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5)
+}
+
+/// Microseconds the server spent in the commands whose `INFO commandstats` names start with
+/// one of `prefixes` (scripts' own calls are counted again under their names, so a script
+/// row counts only `evalsha`/`eval`).
+async fn server_usec(c: &mut MultiplexedConnection, prefixes: &[&str]) -> f64 {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(c)
+        .await
+        .expect("INFO commandstats");
+    info.lines()
+        .filter_map(|l| l.strip_prefix("cmdstat_"))
+        .filter(|l| prefixes.iter().any(|p| l.starts_with(p)))
+        .filter_map(|l| {
+            l.split(",usec=")
+                .nth(1)?
+                .split(',')
+                .next()?
+                .parse::<f64>()
+                .ok()
+        })
+        .sum()
+}
+
+/// Runs `prepare` then `op` (timed) `bound_samples()` times; the medians of the wall time
+/// and of the server's time in the commands named by `prefixes`, in ms.
+async fn sample<P, PF, F, FF>(
+    probe: &MultiplexedConnection,
+    prefixes: &[&str],
+    prepare: P,
+    op: F,
+) -> [f64; 2]
+where
+    P: Fn() -> PF,
+    PF: Future<Output = ()>,
+    F: Fn() -> FF,
+    FF: Future<Output = ()>,
+{
+    let mut c = probe.clone();
+    // Warm up (scripts loaded), untimed.
+    prepare().await;
+    op().await;
+    let (mut wall, mut server) = (Vec::new(), Vec::new());
+    for _ in 0..bound_samples() {
+        prepare().await;
+        let before = server_usec(&mut c, prefixes).await;
+        let started = Instant::now();
+        op().await;
+        wall.push(started.elapsed().as_secs_f64() * 1e3);
+        server.push((server_usec(&mut c, prefixes).await - before) / 1e3);
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    [median(wall), median(server)]
+}
+
+const SCRIPT_CMDS: &[&str] = &["evalsha", "eval:"];
+const JSON_CMDS: &[&str] = &["json."];
+
+/// The rows that bound one big operation's cost, at a tenth of the size and at the full size
+/// (a tenth and a hundredth in a smoke run) to show each is linear in the data it moves, next
+/// to raw redis-rs sending the bare commands that do the same.
+async fn bound_rows(db: &Db, raw: &MultiplexedConnection) -> Vec<Bound> {
+    let mut rows = Vec::new();
+    let divisors = if full_run() { [10, 1] } else { [100, 10] };
+    for (n, divisor) in divisors.into_iter().enumerate() {
+        let scaled = |size: usize| size / divisor;
+        bound_rows_at(db, raw, &scaled, n as u64 * 10, &mut rows).await;
+    }
+    rows
+}
+
+/// The bound rows with every size passed through `scaled`, on models from id `first`.
+async fn bound_rows_at(
+    db: &Db,
+    raw: &MultiplexedConnection,
+    scaled: &dyn Fn(usize) -> usize,
+    first: u64,
+    rows: &mut Vec<Bound>,
+) {
+    let (list, slice) = (scaled(110_000), scaled(50_000));
+    let (start, stop) = (scaled(30_000), scaled(30_000) + slice);
+
+    // An integer slice moved over the same number of elements of another list (sizes stay).
+    let pair = [
+        BenchBig {
+            id: first + 1,
+            nums: (0..list as i64).collect(),
+            counts: HashMap::new(),
+        },
+        BenchBig {
+            id: first + 2,
+            nums: (0..list as i64).map(|x| -x).collect(),
+            counts: HashMap::new(),
+        },
+    ];
+    BenchBig::insert_many(db, &pair).await.expect("seed lists");
+    let (src, dst) = (
+        db.key(&BenchBig::key_of(first + 1)),
+        db.key(&BenchBig::key_of(first + 2)),
+    );
+    let rapyer = sample(
+        raw,
+        SCRIPT_CMDS,
+        || async {},
+        || async {
+            let (a, b) = (
+                BenchBig::server_ref_for(first + 1),
+                BenchBig::server_ref_for(first + 2),
+            );
+            ServerOps::scope(db, |ops| {
+                ops.assign(
+                    a.nums().slice(start as i64..stop as i64),
+                    b.nums().slice(0..slice as i64),
+                );
+            })
+            .await
+            .expect("slice move");
+        },
+    )
+    .await;
+    let theirs = sample(
+        raw,
+        JSON_CMDS,
+        || async {},
+        || async {
+            let mut c = raw.clone();
+            let (part, whole): (String, String) = redis::pipe()
+                .cmd("JSON.GET")
+                .arg(&src)
+                .arg(format!("$.nums[{start}:{stop}]"))
+                .cmd("JSON.GET")
+                .arg(&dst)
+                .arg("$.nums")
+                .query_async(&mut c)
+                .await
+                .expect("JSON.GET");
+            let part: Vec<i64> = serde_json::from_str(&part).expect("decode");
+            let [mut whole]: [Vec<i64>; 1] = serde_json::from_str(&whole).expect("decode");
+            whole.splice(0..slice, part);
+            let _: () = redis::cmd("JSON.SET")
+                .arg(&dst)
+                .arg("$.nums")
+                .arg(serde_json::to_string(&whole).expect("json"))
+                .query_async(&mut c)
+                .await
+                .expect("JSON.SET");
+        },
+    )
+    .await;
+    rows.push(Bound {
+        name: format!(
+            "{slice}-element i64 slice of a {list}-element list: ServerOps assign / JSON.GET ×2 + JSON.SET"
+        ),
+        rapyer,
+        raw: theirs,
+    });
+
+    // Hostile keys (no JSONPath step reaches them) into a big dict: update / one JSON.MERGE.
+    let (size, keys) = (scaled(100_000), scaled(5_000));
+    let counts: HashMap<String, i64> = (0..size as i64).map(|i| (format!("plain{i}"), i)).collect();
+    let big = BenchBig {
+        id: first + 3,
+        nums: Vec::new(),
+        counts,
+    };
+    big.save(db).await.expect("seed dict");
+    let entries: Vec<(String, i64)> = (0..keys)
+        .map(|i| {
+            (
+                format!(
+                    "k{i}\"'
+🎉 "
+                ),
+                i as i64,
+            )
+        })
+        .collect();
+    // The local copy mirrors the server's dict (after the warm-up, with the keys), so no
+    // reload is measured; it is cloned before the clock starts.
+    let local = std::cell::RefCell::new(big.clone());
+    let next = std::cell::RefCell::new(None);
+    let rapyer = sample(
+        raw,
+        SCRIPT_CMDS,
+        || async {
+            *next.borrow_mut() = Some(local.borrow().clone());
+        },
+        || async {
+            let mut m: BenchBig = next.borrow_mut().take().expect("prepared");
+            m.counts()
+                .update(db, entries.clone())
+                .await
+                .expect("update");
+            *local.borrow_mut() = m;
+        },
+    )
+    .await;
+    let patch =
+        serde_json::to_string(&entries.iter().cloned().collect::<HashMap<_, _>>()).expect("patch");
+    let dict_key = db.key(&BenchBig::key_of(first + 3));
+    let theirs = sample(
+        raw,
+        JSON_CMDS,
+        || async {},
+        || async {
+            let _: () = redis::cmd("JSON.MERGE")
+                .arg(&dict_key)
+                .arg("$.counts")
+                .arg(&patch)
+                .query_async(&mut raw.clone())
+                .await
+                .expect("JSON.MERGE");
+        },
+    )
+    .await;
+    rows.push(Bound {
+        name: format!("{keys} hostile keys into a {size}-entry dict: update / JSON.MERGE"),
+        rapyer,
+        raw: theirs,
+    });
+
+    // extend of many items onto an empty list / one JSON.ARRAPPEND of them all.
+    let items = scaled(100_000);
+    let values: Vec<i64> = (0..items as i64).collect();
+    let texts: Vec<String> = values.iter().map(i64::to_string).collect();
+    let list_key = db.key(&BenchBig::key_of(first + 4));
+    let empty = BenchBig {
+        id: first + 4,
+        nums: Vec::new(),
+        counts: HashMap::new(),
+    };
+    let reset = || async {
+        empty.save(db).await.expect("reset list");
+    };
+    let rapyer = sample(raw, SCRIPT_CMDS, reset, || async {
+        let mut m = empty.clone();
+        m.nums().extend(db, values.clone()).await.expect("extend");
+    })
+    .await;
+    let theirs = sample(raw, JSON_CMDS, reset, || async {
+        let _: Vec<usize> = redis::cmd("JSON.ARRAPPEND")
+            .arg(&list_key)
+            .arg("$.nums")
+            .arg(&texts)
+            .query_async(&mut raw.clone())
+            .await
+            .expect("JSON.ARRAPPEND");
+    })
+    .await;
+    rows.push(Bound {
+        name: format!("extend of {items} i64 items: RedisList::extend / JSON.ARRAPPEND"),
+        rapyer,
+        raw: theirs,
+    });
+}
+
+fn print_bounds(rows: &[Bound]) {
+    println!();
+    println!(
+        "| big operation | rapyer ms | server ms | raw redis-rs ms | server ms | ratio (wall) | ratio (server) |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    for r in rows {
+        println!(
+            "| {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.2} | {:.2} |",
+            r.name,
+            r.rapyer[0],
+            r.rapyer[1],
+            r.raw[0],
+            r.raw[1],
+            r.rapyer[0] / r.raw[0],
+            r.rapyer[1] / r.raw[1]
+        );
+    }
+    println!(
+        "\nmedian of {} one-at-a-time runs; server ms = the server's own time in the commands \
+         (INFO commandstats); ratio = rapyer / raw redis-rs in the same run.",
+        bound_samples()
+    );
 }
 
 fn host_port(url: &str) -> (String, String) {

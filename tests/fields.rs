@@ -1370,3 +1370,317 @@ async fn float_results_that_overflow_their_type_are_refused_and_nothing_is_writt
     assert!((value - 0.75e308).abs() < 1.0e294, "{value}");
     assert_eq!(Gauge::get(&db, "g2").await.expect("readable"), g);
 }
+
+/// `extend` of 100,000 items, far past Lua's unpack limit (8,000 values), is one step: every
+/// item lands, in order, and the local list equals the stored one.
+#[tokio::test]
+async fn extend_of_a_hundred_thousand_items_lands_every_item() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let mut b = board("extend");
+    b.items = vec![-1, -2];
+    b.save(&db).await.expect("save");
+    let len = b
+        .items()
+        .extend(&db, (0..100_000).map(|i| i * 3 - 7))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(len, 100_002);
+    let key = db.key(&b.key());
+    let stored_len: Vec<usize> = redis::cmd("JSON.ARRLEN")
+        .arg(&key)
+        .arg("$.items")
+        .query_async(&mut raw)
+        .await
+        .expect("JSON.ARRLEN");
+    assert_eq!(stored_len, vec![100_002]);
+    let mut want = vec![-1, -2];
+    want.extend((0..100_000).map(|i| i * 3 - 7));
+    assert_eq!(b.items, want);
+    assert_eq!(stored_board(&mut raw, &db, &b).await.items, want);
+}
+
+/// Keys no JSONPath step can address (backslash, control characters, both quote kinds,
+/// whitespace at an end), each with an emoji, brackets, dots and `$` besides.
+fn merge_key(i: usize) -> String {
+    match i % 5 {
+        0 => format!("k{i}\\[\"$\"].🎉"),
+        1 => format!("k{i}\n'\"*"),
+        2 => format!(" k{i}.['x']"),
+        3 => format!("k{i}\t🎉 "),
+        _ => format!("k{i}\"{{}}'"),
+    }
+}
+
+/// 5,000 hostile keys into a dict of 100,000 entries: one `update`, the stored dict equal to
+/// the local one (each key once cost a copy of the whole dict in the reply: 74 s, 14 GB).
+#[tokio::test]
+async fn five_thousand_hostile_keys_update_a_hundred_thousand_entry_dict() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let mut s = settings("big-dict");
+    s.counts = (0..100_000).map(|i| (format!("plain{i}"), i)).collect();
+    s.save(&db).await.expect("save");
+    let entries: Vec<(String, i64)> = (0..5_000)
+        .map(|i| (merge_key(i), i as i64 - 2_500))
+        .chain((0..50).map(|i| (format!("plain{i}"), -(i as i64))))
+        .collect();
+    s.counts()
+        .update(&db, entries.clone())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s.counts.len(), 105_000);
+    for (k, v) in &entries {
+        assert_eq!(s.counts.get(k), Some(v), "{k:?}");
+    }
+    assert_eq!(stored_settings(&mut raw, &db, &s).await, s);
+    // And again over the same keys: replaced, not merged or duplicated.
+    s.counts()
+        .update(&db, entries.iter().map(|(k, v)| (k.clone(), v * 2)))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s.counts.len(), 105_000);
+    assert_eq!(stored_settings(&mut raw, &db, &s).await, s);
+    assert_eq!(s.counts().len(&db).await.expect("len"), 105_000);
+    // One key at a time, each kind: the value from before, read on the server.
+    for i in 10..15 {
+        let (key, was) = (merge_key(i), (i as i64 - 2_500) * 2);
+        let got = s.counts().insert(&db, &key, 1).await.expect("insert");
+        assert_eq!(got, Some(was), "{key:?}");
+        assert_eq!(
+            s.counts().get(&db, &key).await.expect("get"),
+            Some(1),
+            "{key:?}"
+        );
+        assert_eq!(
+            s.counts().remove(&db, &key).await.expect("remove"),
+            Some(1),
+            "{key:?}"
+        );
+        assert_eq!(
+            s.counts().get(&db, &key).await.expect("get"),
+            None,
+            "{key:?}"
+        );
+    }
+    assert_eq!(stored_settings(&mut raw, &db, &s).await, s);
+}
+
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[rapyer(prefix = "Sparse")]
+struct Sparse {
+    #[rapyer(key)]
+    id: String,
+    opts: HashMap<String, Option<i64>>,
+    nested: HashMap<String, std::collections::BTreeMap<String, Option<i64>>>,
+}
+
+/// `None` is stored as `null` under every key, on the merge path too (where a merge patch's
+/// `null` would delete the entry), also inside an object value; the local map equals what
+/// the server holds after each call.
+#[tokio::test]
+async fn none_values_are_stored_as_null_under_every_key() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let mut s = Sparse {
+        id: "nulls".into(),
+        opts: HashMap::from([("keep".to_string(), Some(1))]),
+        nested: HashMap::new(),
+    };
+    s.save(&db).await.expect("save");
+    let key = db.key(&s.key());
+    let stored_sparse = |raw: &mut redis::aio::MultiplexedConnection| {
+        let (key, mut raw) = (key.clone(), raw.clone());
+        async move {
+            serde_json::from_value::<Sparse>(stored(&mut raw, &key).await).expect("stored Sparse")
+        }
+    };
+    for key in [
+        "plain",
+        "back\\slash",
+        "both \" and '",
+        " lead",
+        "new\nline",
+    ] {
+        assert_eq!(s.opts().insert(&db, key, None).await.expect("insert"), None);
+        assert_eq!(s.opts.get(key), Some(&None), "{key:?}");
+        let back = stored_sparse(&mut raw).await;
+        assert_eq!(back.opts.get(key), Some(&None), "{key:?}: stored as null");
+        assert_eq!(back, s, "{key:?}");
+        // Replacing null by a value and back returns what the server had.
+        assert_eq!(
+            s.opts().insert(&db, key, Some(5)).await.expect("again"),
+            Some(None),
+            "{key:?}"
+        );
+        assert_eq!(s.opts().get(&db, key).await.expect("get"), Some(Some(5)));
+        assert_eq!(stored_sparse(&mut raw).await, s, "{key:?}");
+    }
+    s.opts()
+        .update(
+            &db,
+            [
+                ("back\\slash".to_string(), None),
+                ("u\\pdated".to_string(), None),
+                ("plain".to_string(), None),
+                ("x\ny".to_string(), Some(2)),
+            ],
+        )
+        .await
+        .expect("update");
+    assert_eq!(s.opts.get("u\\pdated"), Some(&None));
+    assert_eq!(stored_sparse(&mut raw).await, s);
+    // A key given twice keeps its last value, null or not.
+    s.opts()
+        .update(
+            &db,
+            [
+                ("twice\\".to_string(), None),
+                ("twice\\".to_string(), Some(3)),
+            ],
+        )
+        .await
+        .expect("update with a key twice");
+    s.opts()
+        .update(
+            &db,
+            [
+                ("again\\".to_string(), Some(4)),
+                ("again\\".to_string(), None),
+            ],
+        )
+        .await
+        .expect("update with a key twice, null last");
+    assert_eq!(s.opts.get("twice\\"), Some(&Some(3)));
+    assert_eq!(s.opts.get("again\\"), Some(&None));
+    assert_eq!(stored_sparse(&mut raw).await, s);
+    let inner =
+        std::collections::BTreeMap::from([("gone?".to_string(), None), ("n".to_string(), Some(3))]);
+    for key in ["plain", "both \" and '"] {
+        s.nested()
+            .insert(&db, key, inner.clone())
+            .await
+            .expect("nested insert");
+    }
+    s.nested()
+        .update(&db, [("tab\t".to_string(), inner.clone())])
+        .await
+        .expect("nested update");
+    let text = json_get(&mut raw, &key).await.expect("stored");
+    assert_eq!(text.matches("\"gone?\":null").count(), 3, "{text}");
+    assert_eq!(stored_sparse(&mut raw).await, s);
+}
+
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[rapyer(prefix = "Deep")]
+struct Deep {
+    #[rapyer(key)]
+    id: String,
+    items: Vec<serde_json::Value>,
+    map: HashMap<String, serde_json::Value>,
+}
+
+/// A JSON value nested `levels` deep: `[[[…]]]`.
+fn nested(levels: usize) -> serde_json::Value {
+    (1..levels).fold(json!([]), |inner, _| json!([inner]))
+}
+
+/// A value that would nest the document deeper than RedisJSON or serde_json parse (127
+/// levels), far into a big `extend` or `update` (whose writes go in several commands), is
+/// refused before anything is sent: a typed error naming the place, the document
+/// byte-identical. (RedisJSON takes a 127-level value under `$.map["k"]`, and then the
+/// document no longer loads.)
+#[tokio::test]
+async fn values_nested_too_deep_are_refused_before_any_write() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let mut d = Deep {
+        id: "deep".into(),
+        items: vec![json!(1)],
+        map: HashMap::from([("a".to_string(), json!(1))]),
+    };
+    d.save(&db).await.expect("save");
+    let key = db.key(&d.key());
+    let dump = |raw: &mut redis::aio::MultiplexedConnection| {
+        let (key, mut raw) = (key.clone(), raw.clone());
+        async move {
+            let bytes: Option<Vec<u8>> = redis::cmd("DUMP")
+                .arg(&key)
+                .query_async(&mut raw)
+                .await
+                .expect("DUMP");
+            bytes
+        }
+    };
+    let before = dump(&mut raw).await;
+    let local = d.clone();
+
+    // Under `$.items[i]` (2 levels) a value may nest 125.
+    let mut items: Vec<serde_json::Value> = (0..5_000).map(|i| json!(i)).collect();
+    items.push(nested(126));
+    match d.items().extend(&db, items).await {
+        Err(Error::InvalidOp { path, .. }) => assert_eq!(path, "$.items[5001]"),
+        other => panic!("expected InvalidOp, got {other:?}"),
+    }
+    for deep_key in ["deep", "deep\\"] {
+        let entries: Vec<(String, serde_json::Value)> = (0..3_000)
+            .map(|i| (format!("k{i}{deep_key}"), json!(i)))
+            .chain([(deep_key.to_string(), nested(126))])
+            .collect();
+        match d.map().update(&db, entries).await {
+            Err(Error::InvalidOp { path, .. }) => {
+                assert_eq!(path, format!("$.map[{}]", json!(deep_key)));
+            }
+            other => panic!("expected InvalidOp, got {other:?}"),
+        }
+    }
+    assert_eq!(dump(&mut raw).await, before, "nothing written");
+    assert_eq!(d, local, "the local model unchanged");
+    // 125 levels there is what can be written and read back.
+    d.map()
+        .insert(&db, "ok\\", nested(125))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    d.items()
+        .append(&db, nested(125))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(Deep::get(&db, "deep").await.expect("get"), d);
+}
+
+/// A key no path step reaches (it starts with a space) is looked up in the dict's text: the
+/// same key inside an entry's value is not the dict's own entry.
+#[tokio::test]
+async fn a_key_held_by_a_nested_map_is_not_taken_for_the_dicts_own() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let mut s = settings("nested-same-key");
+    s.save(&db).await.expect("save");
+    let inner = std::collections::BTreeMap::from([(" lead".to_string(), 7)]);
+    s.groups()
+        .insert(&db, "first", inner.clone())
+        .await
+        .expect("insert");
+    assert_eq!(s.groups().get(&db, " lead").await.expect("get"), None);
+    assert_eq!(
+        s.groups()
+            .insert(&db, " lead", inner.clone())
+            .await
+            .expect("insert"),
+        None
+    );
+    let other = std::collections::BTreeMap::from([("x".to_string(), 1)]);
+    assert_eq!(
+        s.groups()
+            .insert(&db, " lead", other.clone())
+            .await
+            .expect("again"),
+        Some(inner.clone())
+    );
+    assert_eq!(
+        s.groups().remove(&db, " lead").await.expect("remove"),
+        Some(other)
+    );
+    assert_eq!(s.groups().remove(&db, " lead").await.expect("again"), None);
+    assert_eq!(stored_settings(&mut raw, &db, &s).await, s);
+}

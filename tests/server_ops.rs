@@ -1727,3 +1727,334 @@ async fn a_model_pipeline_has_every_operation_of_a_block() {
     assert_eq!(a, local);
     assert_eq!(snapshot(&mut raw, &keys).await, before);
 }
+
+/// A 50,000-element slice of a 110,000-element integer list moves whole, in place and
+/// appended (the element type check once cost a search to the end of the list per element:
+/// 334 s of server time).
+#[tokio::test]
+async fn a_fifty_thousand_element_integer_slice_moves_whole() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let (mut a, mut b) = (doc("big-a"), doc("big-b"));
+    a.nums = (0..110_000).collect();
+    b.nums = (0..110_000).map(|x| -x).collect();
+    a.save(&db).await.expect("save");
+    b.save(&db).await.expect("save");
+    let (ra, rb) = (a.server_ref(), b.server_ref());
+    let appended = ServerOps::scope(&db, |ops| {
+        ops.assign(rb.nums().slice(30_000..80_000), ra.nums().slice(10..20));
+        ops.append_from(rb.nums(), ra.nums().slice(..50_000))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let mut want_a = a.nums.clone();
+    want_a.splice(10..20, b.nums[30_000..80_000].iter().copied());
+    let mut want_b = b.nums.clone();
+    want_b.extend(&want_a[..50_000]);
+    assert_eq!(appended, Some(want_b.len()));
+    assert_eq!(
+        stored(&mut raw, &db.key(&a.key())).await["nums"],
+        json!(want_a)
+    );
+    assert_eq!(
+        stored(&mut raw, &db.key(&b.key())).await["nums"],
+        json!(want_b)
+    );
+}
+
+/// Integers at both ends of i64 (beyond 2^53, where a double is not exact) keep every digit
+/// when a slice of them moves: whole runs, extended slices, and appends.
+#[tokio::test]
+async fn integers_at_the_ends_of_i64_stay_exact_in_a_moved_slice() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let edges = vec![
+        i64::MIN,
+        i64::MAX,
+        i64::MIN + 1,
+        i64::MAX - 1,
+        -(1 << 53) - 1,
+        (1 << 53) + 1,
+        0,
+        -1,
+    ];
+    let (mut a, mut b) = (doc("edge-a"), doc("edge-b"));
+    a.nums = edges.clone();
+    b.nums = vec![7; 8];
+    a.save(&db).await.expect("save");
+    b.save(&db).await.expect("save");
+    let (ra, rb) = (a.server_ref(), b.server_ref());
+    ServerOps::scope(&db, |ops| {
+        ops.assign(ra.nums().slice(1..7), rb.nums().slice(0..1));
+        ops.assign(
+            ra.nums().slice((None, None, Some(2))),
+            rb.nums().slice((Some(-4), None, None)),
+        );
+        ops.append_from(rb.nums(), ra.nums().slice((Some(-1), None, Some(-1))));
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let mut want = edges[1..7].to_vec();
+    want.extend(&b.nums[1..4]);
+    want.extend([edges[0], edges[2], edges[4], edges[6]]);
+    want.extend(edges.iter().rev());
+    let text: String = redis::cmd("JSON.GET")
+        .arg(db.key(&b.key()))
+        .arg("$.nums")
+        .query_async(&mut raw)
+        .await
+        .expect("JSON.GET");
+    let exact = format!(
+        "[[{}]]",
+        want.iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    assert_eq!(text, exact);
+}
+
+/// A concat of more sources than Lua can unpack at once (8,000) still runs.
+#[tokio::test]
+async fn a_concat_of_ten_thousand_sources_runs() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let d = doc("many-sources");
+    d.save(&db).await.expect("save");
+    let r = d.server_ref();
+    let joined = ServerOps::scope(&db, |ops| {
+        ops.concat(std::iter::repeat_n(r.inner().city(), 10_000), r.name(), ",")
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let want = vec!["Paris"; 10_000].join(",");
+    assert_eq!(joined.as_deref(), Some(want.as_str()));
+    assert_eq!(
+        stored(&mut raw, &db.key(&d.key())).await["name"],
+        json!(want)
+    );
+}
+
+/// Many removals, re-insertions and appends in one block: each costs what it touches (a
+/// removal once searched the whole key list, an append copied the whole list), and the
+/// stored dict and list equal Python's result, every key once.
+#[tokio::test]
+async fn many_removals_and_appends_in_one_block_store_each_key_once() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let mut d = doc("churn");
+    d.counts = (0..20_000).map(|i| (format!("k{i}"), i)).collect();
+    d.nums = (0..20_000).collect();
+    d.save(&db).await.expect("save");
+    let (removed, missing, size) = d
+        .pipeline(&db, |r| {
+            let mut removed = Vec::new();
+            for i in (0..20_000).step_by(2) {
+                removed.push(r.counts().remove(format!("k{i}")));
+            }
+            let missing = r.counts().remove("k0");
+            r.counts().insert("k0", -1);
+            let size = r.counts().update([("k2", -2), ("new", 5)]);
+            r.counts().remove("k2");
+            for i in 0..2_000 {
+                r.nums().append(-i);
+            }
+            (removed, missing, size)
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(removed.len(), 10_000);
+    assert!(
+        removed
+            .iter()
+            .enumerate()
+            .all(|(i, v)| *v == Some(Some(2 * i as i64)))
+    );
+    assert_eq!(missing, Some(None));
+    assert_eq!(size, Some(10_003));
+    let mut want: BTreeMap<String, i64> = (1..20_000)
+        .step_by(2)
+        .map(|i| (format!("k{i}"), i))
+        .collect();
+    want.insert("k0".into(), -1);
+    want.insert("new".into(), 5);
+    let text: String = redis::cmd("JSON.GET")
+        .arg(db.key(&d.key()))
+        .arg("$.counts")
+        .query_async(&mut raw)
+        .await
+        .expect("JSON.GET");
+    assert_eq!(text.matches("\"k0\":").count(), 1, "each key once");
+    let stored_doc = stored(&mut raw, &db.key(&d.key())).await;
+    assert_eq!(stored_doc["counts"], json!(want));
+    let mut nums: Vec<i64> = (0..20_000).collect();
+    nums.extend((0..2_000).map(|i| -i));
+    assert_eq!(stored_doc["nums"], json!(nums));
+    assert_eq!(d.counts, want, "the local copy mirrors the server");
+    assert_eq!(d.nums, nums);
+}
+
+/// An integer list holding something else (a float, an exponent, a string, written by
+/// another client) fails a slice move with `TypeMismatch` naming the element, and nothing is
+/// written, wherever the element sits in a long run.
+#[tokio::test]
+async fn a_non_integer_element_in_a_moved_integer_slice_is_refused() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let (a, b) = (doc("odd-a"), doc("odd-b"));
+    a.save(&db).await.expect("save");
+    b.save(&db).await.expect("save");
+    let keys = [db.key(&a.key()), db.key(&b.key())];
+    for (odd, found) in [
+        ("2.5", "number"),
+        ("1e3", "number"),
+        ("\"7\"", "string"),
+        ("true", "boolean"),
+    ] {
+        let mut list: Vec<String> = (0..3_000).map(|i| i.to_string()).collect();
+        list[2_500] = odd.to_string();
+        let _: () = redis::cmd("JSON.SET")
+            .arg(&keys[0])
+            .arg("$.nums")
+            .arg(format!("[{}]", list.join(",")))
+            .query_async(&mut raw)
+            .await
+            .expect("JSON.SET");
+        let before = snapshot(&mut raw, &keys).await;
+        let (ra, rb) = (a.server_ref(), b.server_ref());
+        let got = ServerOps::scope(&db, |ops| {
+            ops.append_from(rb.nums(), ra.nums().slice(100..2_900));
+        })
+        .await;
+        match got {
+            Err(Error::Block { op: 0, source }) => match *source {
+                Error::TypeMismatch { path, found: f, .. } => {
+                    assert_eq!(
+                        (path.as_str(), f.as_str()),
+                        ("$.nums[2500]", found),
+                        "{odd}"
+                    );
+                }
+                other => panic!("{odd}: {other:?}"),
+            },
+            other => panic!("{odd}: expected a failed block, got {other:?}"),
+        }
+        assert_eq!(snapshot(&mut raw, &keys).await, before, "{odd}");
+    }
+}
+
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[rapyer(hash_tag = "ops")]
+struct Nest {
+    #[rapyer(key)]
+    id: String,
+    items: Vec<serde_json::Value>,
+    map: HashMap<String, serde_json::Value>,
+}
+
+/// A JSON value nested `levels` deep: `[[[…]]]`.
+fn nested(levels: usize) -> serde_json::Value {
+    (1..levels).fold(json!([]), |inner, _| json!([inner]))
+}
+
+/// A value that would nest the document deeper than RedisJSON or serde_json parse (127
+/// levels) is refused by every block operation that writes one, before anything is sent
+/// (it was an untyped script error, and 126 levels under `$.items` were stored, after which
+/// the document no longer loaded); 125 there is written and reads back.
+#[tokio::test]
+async fn values_nested_too_deep_are_refused_by_blocks_before_sending() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let mut n = Nest {
+        id: "deep".into(),
+        items: vec![json!(1)],
+        map: HashMap::new(),
+    };
+    n.save(&db).await.expect("save");
+    let keys = [db.key(&n.key())];
+    let before = snapshot(&mut raw, &keys).await;
+    let r = n.server_ref();
+    let cases: Vec<(&str, Build)> = vec![
+        (
+            "set an element",
+            Box::new(|ops| {
+                ops.set(r.items().at(0), nested(126));
+            }),
+        ),
+        (
+            "set a slice",
+            Box::new(|ops| {
+                ops.set(r.items().slice(0..0), vec![nested(126)]);
+            }),
+        ),
+        (
+            "set a dict entry",
+            Box::new(|ops| {
+                ops.set(r.map().entry("k"), nested(126));
+            }),
+        ),
+        (
+            "set the list",
+            Box::new(|ops| {
+                ops.set(r.items(), vec![nested(126)]);
+            }),
+        ),
+    ];
+    for (what, build) in cases {
+        match ServerOps::scope(&db, |ops| build(ops)).await {
+            Err(Error::Block { op: 0, source }) => {
+                assert!(
+                    matches!(*source, Error::InvalidOp { .. }),
+                    "{what}: {source:?}"
+                );
+            }
+            other => panic!("{what}: expected InvalidOp, got {other:?}"),
+        }
+    }
+    let piped = n
+        .pipeline(&db, |p| {
+            p.items().append(json!(2));
+            p.items().extend([nested(126)]);
+        })
+        .await;
+    assert!(
+        matches!(&piped, Err(Error::Block { op: 1, source }) if matches!(**source, Error::InvalidOp { .. })),
+        "{piped:?}"
+    );
+    for (what, piped) in [
+        (
+            "insert",
+            n.pipeline(&db, |p| {
+                p.items().insert(0, nested(126));
+            })
+            .await,
+        ),
+        (
+            "dict insert",
+            n.pipeline(&db, |p| {
+                p.map().insert("k", nested(126));
+            })
+            .await,
+        ),
+        (
+            "dict update",
+            n.pipeline(&db, |p| {
+                p.map().update([("k", nested(126))]);
+            })
+            .await,
+        ),
+    ] {
+        assert!(
+            matches!(&piped, Err(Error::Block { op: 0, source }) if matches!(**source, Error::InvalidOp { .. })),
+            "{what}: {piped:?}"
+        );
+    }
+    assert_eq!(snapshot(&mut raw, &keys).await, before, "nothing written");
+    n.pipeline(&db, |p| {
+        p.items().append(nested(125));
+        p.map().insert("k", nested(125));
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(Nest::get(&db, "deep").await.expect("get"), n);
+}

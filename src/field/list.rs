@@ -108,6 +108,7 @@ impl<T: FieldType> RedisList<'_, T> {
     pub async fn append(&mut self, db: &Db, item: impl Into<T>) -> Result<usize> {
         let item: T = item.into();
         let text = json(db, &self.at, &item)?;
+        check_nesting(db, &self.at.field("[-1]"), &text)?;
         let (len,): (usize,) = self.at.call(db, "lappend", Want::ARRAY, &[&text]).await?;
         self.value.push(item);
         self.sync(db, len).await?;
@@ -124,6 +125,16 @@ impl<T: FieldType> RedisList<'_, T> {
             .iter()
             .map(|item| json(db, &self.at, item))
             .collect::<Result<Vec<String>>>()?;
+        // Appended in several commands: a value RedisJSON would refuse is refused here,
+        // before the first.
+        for (i, text) in texts.iter().enumerate() {
+            // Only an array or object can nest (checked before naming the place: a scalar
+            // costs no allocation).
+            if text.starts_with(['[', '{']) {
+                let at = self.at.field(&format!("[{}]", self.value.len() + i));
+                check_nesting(db, &at, text)?;
+            }
+        }
         let operands: Vec<&str> = texts.iter().map(String::as_str).collect();
         let (len,): (usize,) = self.at.call(db, "lappend", Want::ARRAY, &operands).await?;
         self.value.extend(items);
@@ -136,6 +147,7 @@ impl<T: FieldType> RedisList<'_, T> {
     pub async fn insert(&mut self, db: &Db, index: i64, item: impl Into<T>) -> Result<usize> {
         let item: T = item.into();
         let text = json(db, &self.at, &item)?;
+        check_nesting(db, &self.at.field(&format!("[{index}]")), &text)?;
         let (len, at): (usize, usize) = self
             .at
             .call(db, "linsert", Want::ARRAY, &[&index.to_string(), &text])
@@ -193,6 +205,7 @@ impl<T: FieldType> RedisList<'_, T> {
     pub async fn set(&mut self, db: &Db, index: i64, item: impl Into<T>) -> Result<()> {
         let item: T = item.into();
         let text = json(db, &self.at, &item)?;
+        check_nesting(db, &self.at.field(&format!("[{index}]")), &text)?;
         let (len, at): (usize, usize) = self
             .at
             .call(db, "lset", Want::ARRAY, &[&index.to_string(), &text])
@@ -292,6 +305,15 @@ impl<T: FieldType> RedisList<'_, T> {
     fn decode_element(&self, db: &Db, bytes: &[u8]) -> Result<T> {
         crate::crud::decode_at(&db.key(self.at.key()), self.at.path(), bytes)
     }
+}
+
+/// Refuses the JSON `text` bound for `at` when, placed there, the document would nest too
+/// deep to parse or load ([`crate::depth`]): `InvalidOp` naming the place.
+pub(super) fn check_nesting(db: &Db, at: &At, text: &str) -> Result<()> {
+    if !text.contains(['[', '{']) {
+        return Ok(());
+    }
+    crate::depth::check(&db.key(at.key()), at.path(), text)
 }
 
 fn range_operands(range: &impl ListRange) -> (String, String) {

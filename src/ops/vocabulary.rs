@@ -352,7 +352,9 @@ impl<T: Referable, B: Bind, X: Into<T>> Insert<i64, X> for ListRef<T, B> {
                 source,
             })
             .and_then(|json| {
-                crate::crud::check_finite(&target.loc.doc.key, &target.loc.path(), &value, &json)?;
+                // The element sits one level below the list.
+                let at = format!("{}[{index}]", target.loc.path());
+                crate::crud::check_finite(&target.loc.doc.key, &at, &value, &json)?;
                 Ok(json)
             })
             .map(|json| {
