@@ -1277,7 +1277,7 @@ async fn non_finite_floats_are_refused_by_blocks_and_pipelines_before_sending() 
             ),
             (
                 "pipeline insert",
-                "$.samples",
+                "$.samples[0]",
                 block_error(
                     "pipeline insert",
                     m.pipeline(&db, |p| {
