@@ -25,9 +25,11 @@
 --            and how to read its value before ('' with '0'): a JSONPath step, or the key as
 --            JSON text when no step reads it; ddel, dget: the step ('' when none), the merge
 --            patch deleting the entry (ddel), and how to read it.
--- Errors: NOTFOUND; WRONGTYPE <redis type> (the key is not a document); TYPEMISMATCH
--- <json type, or 'nothing' when the path is absent>; OVERFLOW (the result would leave the
--- field's integer type, or a float result is not finite or beyond the float type); INDEX <index> <length> (a list index out of range).
+-- Errors: typed failures (lua/lib/failure.lua): notfound; wrongtype (the key is not a
+-- document); type (the field's JSON type is not one of ARGV[3], or the date-time text is
+-- not RFC 3339); overflow (the result would leave the field's integer type, or a float
+-- result is not finite or beyond the float type); index (a list index out of range).
+-- The shared library (lua/lib/*.lua) is put before this script (src/script/lua.rs).
 -- Returns the field's value afterwards as JSON text (a one-element array); list operations
 -- return {the list's length afterwards, the element or elements involved as JSON text}; dict
 -- operations return {the dict's size afterwards, then for each entry involved (none for dset
@@ -39,179 +41,16 @@ local ttl = tonumber(ARGV[4])
 -- for a key of another type (only then is TYPE asked, to name it).
 local typed, types = pcall(redis.call, 'JSON.TYPE', key, path)
 if not typed then
-  return redis.error_reply('WRONGTYPE ' .. redis.call('TYPE', key)['ok'])
+  return failure('wrongtype', 0, 1, '$', redis.call('TYPE', key)['ok'])
 end
 if not types then
-  return redis.error_reply('NOTFOUND no document at this key')
+  return failure('notfound', 0, 1, '$')
 end
 local found = types[1] or 'nothing'
 if want ~= '*' and not string.find(',' .. want .. ',', ',' .. found .. ',', 1, true) then
-  return redis.error_reply('TYPEMISMATCH ' .. found)
+  return failure('type', 0, 1, path, want, found)
 end
 
--- shared:begin (the ServerOps runtime starts with this part)
--- Exact integer arithmetic on decimal text: Lua numbers are doubles, exact only to 2^53.
-local function strip(digits)
-  digits = string.gsub(digits, '^0+', '')
-  if digits == '' then
-    return '0'
-  end
-  return digits
-end
-
-local function split(n)
-  if string.sub(n, 1, 1) == '-' then
-    return true, string.sub(n, 2)
-  end
-  return false, n
-end
-
-local function signed(negative, digits)
-  if negative and digits ~= '0' then
-    return '-' .. digits
-  end
-  return digits
-end
-
-local function ucmp(a, b)
-  if #a ~= #b then
-    return #a < #b and -1 or 1
-  end
-  if a == b then
-    return 0
-  end
-  return a < b and -1 or 1
-end
-
-local function uadd(a, b)
-  local out, carry, i, j = {}, 0, #a, #b
-  while i > 0 or j > 0 or carry > 0 do
-    local s = carry
-    if i > 0 then s = s + string.byte(a, i) - 48 end
-    if j > 0 then s = s + string.byte(b, j) - 48 end
-    table.insert(out, 1, s % 10)
-    carry = math.floor(s / 10)
-    i, j = i - 1, j - 1
-  end
-  return strip(table.concat(out))
-end
-
-local function usub(a, b) -- a >= b
-  local out, borrow, i, j = {}, 0, #a, #b
-  while i > 0 do
-    local s = string.byte(a, i) - 48 - borrow
-    if j > 0 then s = s - (string.byte(b, j) - 48) end
-    if s < 0 then
-      s, borrow = s + 10, 1
-    else
-      borrow = 0
-    end
-    table.insert(out, 1, s)
-    i, j = i - 1, j - 1
-  end
-  return strip(table.concat(out))
-end
-
-local function umul(a, b)
-  local out = {}
-  for k = 1, #a + #b do
-    out[k] = 0
-  end
-  for i = #a, 1, -1 do
-    for j = #b, 1, -1 do
-      local p = (string.byte(a, i) - 48) * (string.byte(b, j) - 48) + out[i + j]
-      out[i + j] = p % 10
-      out[i + j - 1] = out[i + j - 1] + math.floor(p / 10)
-    end
-  end
-  for k = #out, 2, -1 do
-    out[k - 1] = out[k - 1] + math.floor(out[k] / 10)
-    out[k] = out[k] % 10
-  end
-  return strip(table.concat(out))
-end
-
-local function add(x, y)
-  local xn, xd = split(x)
-  local yn, yd = split(y)
-  if xn == yn then
-    return signed(xn, uadd(xd, yd))
-  end
-  local c = ucmp(xd, yd)
-  if c >= 0 then
-    return signed(xn, usub(xd, yd))
-  end
-  return signed(yn, usub(yd, xd))
-end
-
-local function mul(x, y)
-  local xn, xd = split(x)
-  local yn, yd = split(y)
-  return signed(xn ~= yn, umul(xd, yd))
-end
-
-local function cmp(x, y)
-  local xn, xd = split(x)
-  local yn, yd = split(y)
-  if xn ~= yn then
-    return xn and -1 or 1
-  end
-  local c = ucmp(xd, yd)
-  if xn then
-    return -c
-  end
-  return c
-end
-
--- Python's list indexing: a negative index counts from the end; nil when out of range.
-local function index(i, len)
-  i = tonumber(i)
-  if i < 0 then
-    i = i + len
-  end
-  if i < 0 or i >= len then
-    return nil
-  end
-  return i
-end
-
--- The end of the JSON value starting at position i of compact JSON text s.
-local function skip(s, i)
-  local c = string.byte(s, i)
-  if c == 34 then
-    local j = i + 1
-    while true do
-      local q = string.find(s, '["\\]', j)
-      if string.byte(s, q) == 92 then
-        j = q + 2
-      else
-        return q
-      end
-    end
-  elseif c == 91 or c == 123 then
-    local depth, j = 0, i
-    while true do
-      local q = string.find(s, '[%[%]{}"]', j)
-      local b = string.byte(s, q)
-      if b == 34 then
-        j = skip(s, q) + 1
-      elseif b == 91 or b == 123 then
-        depth, j = depth + 1, q + 1
-      else
-        depth, j = depth - 1, q + 1
-        if depth == 0 then
-          return q
-        end
-      end
-    end
-  end
-  local q = string.find(s, '[,%]}]', i)
-  if q then
-    return q - 1
-  end
-  return #s
-end
--- shared:end
 
 -- Days since 1970-01-01 of a proleptic Gregorian date, and back (H. Hinnant's algorithms).
 local function days_from_civil(y, m, d)
@@ -286,24 +125,8 @@ local function instant_micros(secs, nanos, zone)
   return (secs - offset) * 1000000 + math.floor(nanos / 1000)
 end
 
--- Python's slice bounds (step 1): clamped into the list, never an error.
-local function bounds(start, stop, len)
-  local function clamp(v, default)
-    if v == '' then
-      return default
-    end
-    v = tonumber(v)
-    if v < 0 then
-      v = math.max(v + len, 0)
-    end
-    return math.min(v, len)
-  end
-  local s, e = clamp(start, 0), clamp(stop, len)
-  return s, math.max(e, s)
-end
-
 local function out_of_range(i, len)
-  return redis.error_reply('INDEX ' .. i .. ' ' .. len)
+  return failure('index', 0, 1, path, i, len)
 end
 
 -- The JSON text of the member of the compact object text s whose key RedisJSON writes as
@@ -422,11 +245,7 @@ elseif string.sub(op, 1, 1) == 'l' then
     end
     result = {n}
   elseif op == 'linsert' then
-    local i = tonumber(ARGV[5])
-    if i < 0 then
-      i = math.max(i + len, 0)
-    end
-    i = math.min(i, len)
+    local i = insert_at(ARGV[5], len)
     result = {redis.call('JSON.ARRINSERT', key, path, i, ARGV[6])[1], tostring(i)}
   elseif op == 'lpop' or op == 'lget' then
     local i = len - 1
@@ -460,7 +279,9 @@ elseif string.sub(op, 1, 1) == 'l' then
     redis.call('JSON.SET', key, path, '[]')
     result = {0}
   elseif op == 'ltrim' or op == 'lslice' then
-    local s, e = bounds(ARGV[5], ARGV[6], len)
+    -- Python's slice with step 1: clamped into the list, never an error.
+    local s, _, count = slice(ARGV[5], ARGV[6], '', len)
+    local e = s + count
     if op == 'lslice' then
       local part = '[]'
       if e > s then
@@ -488,7 +309,7 @@ elseif op == 'incr' or op == 'mul' then
     value = mul(current, ARGV[5])
   end
   if cmp(value, ARGV[6]) < 0 or cmp(value, ARGV[7]) > 0 then
-    return redis.error_reply('OVERFLOW the result leaves the field type')
+    return failure('overflow', 0, 1, path, ARGV[6], ARGV[7])
   end
   redis.call('JSON.SET', key, path, value)
   -- The exact new value is known: no need to read it back.
@@ -502,7 +323,7 @@ elseif op == 'tadd' or op == 'tset' then
   end
   local secs, nanos, zone = parse_time(text)
   if not secs then
-    return redis.error_reply('TYPEMISMATCH string that is not an RFC 3339 date-time')
+    return failure('type', 0, 1, path, want, 'string that is not an RFC 3339 date-time')
   end
   local shadow = ARGV[6]
   if op == 'tadd' then
@@ -529,7 +350,7 @@ elseif op == 'fincr' or op == 'fmul' then
   local value = op == 'fincr' and current + by or current * by
   local highest = tonumber(ARGV[6])
   if value ~= value or value > highest or value < -highest then
-    return redis.error_reply('OVERFLOW the result leaves the field type')
+    return failure('overflow', 0, 1, path, '-' .. ARGV[6], ARGV[6])
   end
   if op == 'fincr' then
     result = redis.call('JSON.NUMINCRBY', key, path, ARGV[5])

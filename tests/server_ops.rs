@@ -587,9 +587,7 @@ async fn a_failing_operation_changes_nothing() {
             Box::new(|ops| {
                 ops.assign(rd.name(), ra.name());
             }),
-            Box::new(
-                |e| matches!(e, Error::TypeMismatch { found, .. } if found == "a Redis string"),
-            ),
+            Box::new(|e| matches!(e, Error::TypeMismatch { found, .. } if found == "string")),
         ),
         (
             "extended slice size",

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use redis::Value;
 
 use super::list::check_nesting;
-use super::{At, FieldType, Want, json};
+use super::{At, FieldOp, FieldType, Want, json};
 use crate::db::Db;
 use crate::error::{Error, Result};
 
@@ -95,7 +95,10 @@ impl<M: Dict> RedisDict<'_, M> {
         let entries = [(key.to_string(), value)];
         let operands = self.set_operands(db, &entries, true)?;
         let operands: Vec<&str> = operands.iter().map(String::as_str).collect();
-        let reply: Vec<Value> = self.at.call(db, "dset", Want::OBJECT, &operands).await?;
+        let reply: Vec<Value> = self
+            .at
+            .call(db, FieldOp::DictSet, Want::OBJECT, &operands)
+            .await?;
         let previous = self.previous(db, reply.get(1))?;
         let [(key, value)] = entries;
         self.value.put(key, value);
@@ -117,7 +120,10 @@ impl<M: Dict> RedisDict<'_, M> {
         }
         let operands = self.set_operands(db, &entries, false)?;
         let operands: Vec<&str> = operands.iter().map(String::as_str).collect();
-        let reply: Vec<Value> = self.at.call(db, "dset", Want::OBJECT, &operands).await?;
+        let reply: Vec<Value> = self
+            .at
+            .call(db, FieldOp::DictSet, Want::OBJECT, &operands)
+            .await?;
         for (key, value) in entries {
             self.value.put(key, value);
         }
@@ -131,7 +137,7 @@ impl<M: Dict> RedisDict<'_, M> {
         let read = read_operand(db, &self.at, key)?;
         let reply: Vec<Value> = self
             .at
-            .call(db, "ddel", Want::OBJECT, &[&step, &delete, &read])
+            .call(db, FieldOp::DictDel, Want::OBJECT, &[&step, &delete, &read])
             .await?;
         let previous = self.previous(db, reply.get(1))?;
         self.value.take(key);
@@ -148,7 +154,7 @@ impl<M: Dict> RedisDict<'_, M> {
             .at
             .call(
                 db,
-                "dget",
+                FieldOp::DictGet,
                 Want::OBJECT,
                 &[&step(key), "", &read_operand(db, &self.at, key)?],
             )
@@ -165,7 +171,10 @@ impl<M: Dict> RedisDict<'_, M> {
 
     /// Every key on the server, in the stored order.
     pub async fn keys(&mut self, db: &Db) -> Result<Vec<String>> {
-        let reply: Vec<Value> = self.at.call(db, "dkeys", Want::OBJECT, &[]).await?;
+        let reply: Vec<Value> = self
+            .at
+            .call(db, FieldOp::DictKeys, Want::OBJECT, &[])
+            .await?;
         reply[1.min(reply.len())..]
             .iter()
             .map(|k| match k {
@@ -179,27 +188,36 @@ impl<M: Dict> RedisDict<'_, M> {
 
     /// Removes every entry.
     pub async fn clear(&mut self, db: &Db) -> Result<()> {
-        let reply: Vec<Value> = self.at.call(db, "dclear", Want::OBJECT, &[]).await?;
+        let reply: Vec<Value> = self
+            .at
+            .call(db, FieldOp::DictClear, Want::OBJECT, &[])
+            .await?;
         self.value.empty();
         self.sync(db, &reply).await
     }
 
     /// The number of entries on the server.
     pub async fn len(&mut self, db: &Db) -> Result<usize> {
-        let reply: Vec<Value> = self.at.call(db, "dlen", Want::OBJECT, &[]).await?;
+        let reply: Vec<Value> = self
+            .at
+            .call(db, FieldOp::DictLen, Want::OBJECT, &[])
+            .await?;
         Ok(server_len(&reply))
     }
 
     /// Replaces the whole dict.
     pub async fn replace(&mut self, db: &Db, map: M) -> Result<()> {
         let text = json(db, &self.at, &map)?;
-        *self.value = self.at.run(db, "set", Want::OBJECT, &[&text]).await?;
+        *self.value = self
+            .at
+            .run(db, FieldOp::Set, Want::OBJECT, &[&text])
+            .await?;
         Ok(())
     }
 
     /// Reads the whole dict from the server into the local field, and returns it.
     pub async fn load(&mut self, db: &Db) -> Result<&M> {
-        *self.value = self.at.run(db, "get", Want::OBJECT, &[]).await?;
+        *self.value = self.at.run(db, FieldOp::Get, Want::OBJECT, &[]).await?;
         Ok(&*self.value)
     }
 

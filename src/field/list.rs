@@ -4,7 +4,7 @@ use std::ops::{Range, RangeFrom, RangeFull, RangeInclusive, RangeTo, RangeToIncl
 
 use redis::Value;
 
-use super::{At, FieldType, Want, json, reply_usize};
+use super::{At, FieldOp, FieldType, Want, json, reply_usize};
 use crate::db::Db;
 use crate::error::Result;
 
@@ -109,7 +109,10 @@ impl<T: FieldType> RedisList<'_, T> {
         let item: T = item.into();
         let text = json(db, &self.at, &item)?;
         check_nesting(db, &self.at.field("[-1]"), &text)?;
-        let (len,): (usize,) = self.at.call(db, "lappend", Want::ARRAY, &[&text]).await?;
+        let (len,): (usize,) = self
+            .at
+            .call(db, FieldOp::ListAppend, Want::ARRAY, &[&text])
+            .await?;
         self.value.push(item);
         self.sync(db, len).await?;
         Ok(len)
@@ -136,7 +139,10 @@ impl<T: FieldType> RedisList<'_, T> {
             }
         }
         let operands: Vec<&str> = texts.iter().map(String::as_str).collect();
-        let (len,): (usize,) = self.at.call(db, "lappend", Want::ARRAY, &operands).await?;
+        let (len,): (usize,) = self
+            .at
+            .call(db, FieldOp::ListAppend, Want::ARRAY, &operands)
+            .await?;
         self.value.extend(items);
         self.sync(db, len).await?;
         Ok(len)
@@ -150,7 +156,12 @@ impl<T: FieldType> RedisList<'_, T> {
         check_nesting(db, &self.at.field(&format!("[{index}]")), &text)?;
         let (len, at): (usize, usize) = self
             .at
-            .call(db, "linsert", Want::ARRAY, &[&index.to_string(), &text])
+            .call(
+                db,
+                FieldOp::ListInsert,
+                Want::ARRAY,
+                &[&index.to_string(), &text],
+            )
             .await?;
         if at <= self.value.len() {
             self.value.insert(at, item);
@@ -171,8 +182,10 @@ impl<T: FieldType> RedisList<'_, T> {
     }
 
     async fn pop_where(&mut self, db: &Db, index: String) -> Result<T> {
-        let (len, item, at): (usize, Vec<u8>, usize) =
-            self.at.call(db, "lpop", Want::ARRAY, &[&index]).await?;
+        let (len, item, at): (usize, Vec<u8>, usize) = self
+            .at
+            .call(db, FieldOp::ListPop, Want::ARRAY, &[&index])
+            .await?;
         let item: T = self.decode_element(db, &item)?;
         if self.value.len() == len + 1 && at < self.value.len() {
             self.value.remove(at);
@@ -189,7 +202,7 @@ impl<T: FieldType> RedisList<'_, T> {
     {
         let (len, item, at): (usize, Vec<u8>, usize) = self
             .at
-            .call(db, "lget", Want::ARRAY, &[&index.to_string()])
+            .call(db, FieldOp::ListGet, Want::ARRAY, &[&index.to_string()])
             .await?;
         let item: T = self.at.decode_one(db, Want::ARRAY, &item)?;
         if self.value.len() == len
@@ -208,7 +221,12 @@ impl<T: FieldType> RedisList<'_, T> {
         check_nesting(db, &self.at.field(&format!("[{index}]")), &text)?;
         let (len, at): (usize, usize) = self
             .at
-            .call(db, "lset", Want::ARRAY, &[&index.to_string(), &text])
+            .call(
+                db,
+                FieldOp::ListSet,
+                Want::ARRAY,
+                &[&index.to_string(), &text],
+            )
             .await?;
         if self.value.len() == len
             && let Some(slot) = self.value.get_mut(at)
@@ -225,7 +243,10 @@ impl<T: FieldType> RedisList<'_, T> {
         T: PartialEq,
     {
         let text = json(db, &self.at, item)?;
-        let reply: Vec<Value> = self.at.call(db, "lremove", Want::ARRAY, &[&text]).await?;
+        let reply: Vec<Value> = self
+            .at
+            .call(db, FieldOp::ListRemove, Want::ARRAY, &[&text])
+            .await?;
         let len = reply_usize(reply.first());
         let at = reply.get(1).map(|v| reply_usize(Some(v)));
         if let Some(at) = at
@@ -239,7 +260,10 @@ impl<T: FieldType> RedisList<'_, T> {
 
     /// Empties the list.
     pub async fn clear(&mut self, db: &Db) -> Result<()> {
-        let (len,): (usize,) = self.at.call(db, "lclear", Want::ARRAY, &[]).await?;
+        let (len,): (usize,) = self
+            .at
+            .call(db, FieldOp::ListClear, Want::ARRAY, &[])
+            .await?;
         self.value.clear();
         self.sync(db, len).await
     }
@@ -249,7 +273,7 @@ impl<T: FieldType> RedisList<'_, T> {
         let (start, stop) = range_operands(&range);
         let (len, _start): (usize, usize) = self
             .at
-            .call(db, "ltrim", Want::ARRAY, &[&start, &stop])
+            .call(db, FieldOp::ListTrim, Want::ARRAY, &[&start, &stop])
             .await?;
         let (from, to) = python_bounds(&range, self.value.len());
         self.value.truncate(to);
@@ -264,27 +288,27 @@ impl<T: FieldType> RedisList<'_, T> {
         let (start, stop) = range_operands(&range);
         let (_len, part): (usize, Vec<u8>) = self
             .at
-            .call(db, "lslice", Want::ARRAY, &[&start, &stop])
+            .call(db, FieldOp::ListSlice, Want::ARRAY, &[&start, &stop])
             .await?;
         crate::crud::decode_at(&db.key(self.at.key()), self.at.path(), &part)
     }
 
     /// The list's length on the server.
     pub async fn len(&mut self, db: &Db) -> Result<usize> {
-        let (len,): (usize,) = self.at.call(db, "llen", Want::ARRAY, &[]).await?;
+        let (len,): (usize,) = self.at.call(db, FieldOp::ListLen, Want::ARRAY, &[]).await?;
         Ok(len)
     }
 
     /// Replaces the whole list.
     pub async fn replace(&mut self, db: &Db, items: Vec<T>) -> Result<()> {
         let text = json(db, &self.at, &items)?;
-        *self.value = self.at.run(db, "set", Want::ARRAY, &[&text]).await?;
+        *self.value = self.at.run(db, FieldOp::Set, Want::ARRAY, &[&text]).await?;
         Ok(())
     }
 
     /// Reads the whole list from the server into the local field, and returns it.
     pub async fn load(&mut self, db: &Db) -> Result<&Vec<T>> {
-        *self.value = self.at.run(db, "get", Want::ARRAY, &[]).await?;
+        *self.value = self.at.run(db, FieldOp::Get, Want::ARRAY, &[]).await?;
         Ok(&*self.value)
     }
 

@@ -16,6 +16,7 @@
 mod dict;
 mod list;
 mod number;
+mod op;
 mod text;
 mod time;
 
@@ -30,10 +31,13 @@ pub use number::{Float, Integer, RedisFloat, RedisInt};
 pub use text::{RedisBool, RedisStr};
 pub use time::{RedisBytes, RedisDatetime, Zone};
 
+pub(crate) use op::FieldOp;
+
 use crate::crud;
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::model::{AtomicModel, read_ttl};
+use crate::script::failure::{self, Failure};
 use crate::script::library;
 
 /// A type that can be a field of a model, and the handle its accessor returns.
@@ -134,7 +138,7 @@ impl At {
     pub(crate) async fn run<T: DeserializeOwned>(
         &self,
         db: &Db,
-        op: &str,
+        op: FieldOp,
         want: Want,
         operands: &[&str],
     ) -> Result<T> {
@@ -146,26 +150,28 @@ impl At {
     pub(crate) async fn call<R: redis::FromRedisValue>(
         &self,
         db: &Db,
-        op: &str,
+        op: FieldOp,
         want: Want,
         operands: &[&str],
     ) -> Result<R> {
         let key = db.key(&self.key);
-        let ttl = if matches!(
-            op,
-            "get" | "lget" | "lslice" | "llen" | "dget" | "dkeys" | "dlen"
-        ) {
+        let ttl = if op.reads_only() {
             self.read_ttl
         } else {
             self.write_ttl
         };
         let ttl = ttl.map_or(0, crud::ttl_millis).to_string();
         let mut args: Vec<&str> = Vec::with_capacity(4 + operands.len());
-        args.extend([op, self.path.as_str(), want.types, ttl.as_str()]);
+        args.extend([op.lua_name(), self.path.as_str(), want.types, ttl.as_str()]);
         args.extend_from_slice(operands);
         db.run_lua(&library::FIELD, std::slice::from_ref(&key), &args)
             .await
-            .map_err(|e| self.error(e, &key, want))
+            .map_err(|e| match Failure::read(&e) {
+                Some(failure) => {
+                    failure.into_error(std::slice::from_ref(&key), library::FIELD.name())
+                }
+                None => crud::script_document_error(e, &key),
+            })
     }
 
     /// Decodes a JSONPath reply holding exactly one value (`[value]`).
@@ -182,87 +188,31 @@ impl At {
             _ => Err(Error::TypeMismatch {
                 key,
                 path: self.path.clone(),
-                expected: want.describe.to_string(),
+                expected: failure::expected(want.types).to_string(),
                 found: "nothing".to_string(),
             }),
         }
     }
-
-    /// Reads the script's errors: the document missing or of another type, the field of
-    /// another JSON type, an integer overflow, a list index out of range.
-    fn error(&self, e: Error, key: &str, want: Want) -> Error {
-        let (name, message) = match crud::script_document_error(e, key) {
-            Error::Script { name, message } => (name, message),
-            other => return other,
-        };
-        let (code, rest) = message.split_once(' ').unwrap_or((message.as_str(), ""));
-        match code {
-            "TYPEMISMATCH" => Error::TypeMismatch {
-                key: key.to_string(),
-                path: self.path.clone(),
-                expected: want.describe.to_string(),
-                found: rest.to_string(),
-            },
-            "OVERFLOW" => Error::Overflow {
-                key: key.to_string(),
-                path: self.path.clone(),
-                kind: "number",
-            },
-            "INDEX" => {
-                let mut numbers = rest.split(' ').map(str::parse::<i64>);
-                match (numbers.next(), numbers.next()) {
-                    (Some(Ok(index)), Some(Ok(len))) => Error::IndexOutOfRange {
-                        key: key.to_string(),
-                        path: self.path.clone(),
-                        index,
-                        len: len.unsigned_abs(),
-                    },
-                    _ => Error::Script { name, message },
-                }
-            }
-            _ => Error::Script { name, message },
-        }
-    }
 }
 
-/// The JSON types an operation accepts at the field, for the script and for errors.
+/// The JSON types an operation accepts at the field, for the script (and, through
+/// [`failure::expected`], for errors).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Want {
     /// Comma-separated JSON types as `JSON.TYPE` names them, or `*`.
     types: &'static str,
-    /// What the error says was expected.
-    describe: &'static str,
 }
 
 impl Want {
-    pub(crate) const ANY: Want = Want {
-        types: "*",
-        describe: "any value",
-    };
-    pub(crate) const INTEGER: Want = Want {
-        types: "integer",
-        describe: "an integer",
-    };
+    pub(crate) const ANY: Want = Want { types: "*" };
+    pub(crate) const INTEGER: Want = Want { types: "integer" };
     pub(crate) const NUMBER: Want = Want {
         types: "number,integer",
-        describe: "a number",
     };
-    pub(crate) const STRING: Want = Want {
-        types: "string",
-        describe: "a string",
-    };
-    pub(crate) const BOOLEAN: Want = Want {
-        types: "boolean",
-        describe: "a boolean",
-    };
-    pub(crate) const OBJECT: Want = Want {
-        types: "object",
-        describe: "a dict",
-    };
-    pub(crate) const ARRAY: Want = Want {
-        types: "array",
-        describe: "a list",
-    };
+    pub(crate) const STRING: Want = Want { types: "string" };
+    pub(crate) const BOOLEAN: Want = Want { types: "boolean" };
+    pub(crate) const OBJECT: Want = Want { types: "object" };
+    pub(crate) const ARRAY: Want = Want { types: "array" };
 }
 
 /// A length or position in a list or dict script's reply (an integer, or its text).
@@ -302,7 +252,7 @@ impl<'a, T: Serialize + DeserializeOwned + Send + Sync> RedisValue<'a, T> {
     /// Reads the field from the server (its JSONPath, in the field script) into the local
     /// field, and returns the local field (clone it for an owned copy).
     pub async fn load(&mut self, db: &Db) -> Result<&T> {
-        *self.value = self.at.run(db, "get", Want::ANY, &[]).await?;
+        *self.value = self.at.run(db, FieldOp::Get, Want::ANY, &[]).await?;
         Ok(&*self.value)
     }
 
@@ -310,7 +260,7 @@ impl<'a, T: Serialize + DeserializeOwned + Send + Sync> RedisValue<'a, T> {
     /// stores the server's result in the local field.
     pub async fn set(&mut self, db: &Db, value: T) -> Result<()> {
         let text = json(db, &self.at, &value)?;
-        *self.value = self.at.run(db, "set", Want::ANY, &[&text]).await?;
+        *self.value = self.at.run(db, FieldOp::Set, Want::ANY, &[&text]).await?;
         Ok(())
     }
 
@@ -332,7 +282,7 @@ pub async fn set_model<T: crate::model::Model>(
     let mut instants = Vec::new();
     T::instants(&mut Vec::new(), &mut instants);
     let text = crud::encode_with_instants(&db.key(&at.key), &at.path, &value, &instants)?;
-    let mut stored: T = at.run(db, "set", Want::ANY, &[&text]).await?;
+    let mut stored: T = at.run(db, FieldOp::Set, Want::ANY, &[&text]).await?;
     // Fields serde skips are local-only: no server operation changes them.
     crate::ops::Referable::keep_local(&mut stored, local);
     *local = stored;
@@ -343,7 +293,7 @@ pub async fn set_model<T: crate::model::Model>(
 /// `<Name>Handle`); the fields serde skips keep their local value.
 #[doc(hidden)]
 pub async fn load_model<T: crate::model::Model>(local: &mut T, at: &At, db: &Db) -> Result<()> {
-    let mut stored: T = at.run(db, "get", Want::ANY, &[]).await?;
+    let mut stored: T = at.run(db, FieldOp::Get, Want::ANY, &[]).await?;
     crate::ops::Referable::keep_local(&mut stored, local);
     *local = stored;
     Ok(())
@@ -393,13 +343,13 @@ impl<T: FieldType> RedisOption<'_, T> {
     /// Replaces the value on the server (`None` stores `null`).
     pub async fn set(&mut self, db: &Db, value: Option<T>) -> Result<()> {
         let text = json(db, &self.at, &value)?;
-        *self.value = self.at.run(db, "set", Want::ANY, &[&text]).await?;
+        *self.value = self.at.run(db, FieldOp::Set, Want::ANY, &[&text]).await?;
         Ok(())
     }
 
     /// Stores `null`; returns the value the local field held.
     pub async fn take(&mut self, db: &Db) -> Result<Option<T>> {
-        let cleared: Option<T> = self.at.run(db, "set", Want::ANY, &["null"]).await?;
+        let cleared: Option<T> = self.at.run(db, FieldOp::Set, Want::ANY, &["null"]).await?;
         Ok(std::mem::replace(self.value, cleared))
     }
 
@@ -407,7 +357,7 @@ impl<T: FieldType> RedisOption<'_, T> {
     /// from the document (`#[serde(skip_serializing_if = "Option::is_none")]` leaves it out)
     /// is `None`, as serde reads it.
     pub async fn load(&mut self, db: &Db) -> Result<&Option<T>> {
-        let reply: Vec<u8> = self.at.call(db, "get", Want::ANY, &[]).await?;
+        let reply: Vec<u8> = self.at.call(db, FieldOp::Get, Want::ANY, &[]).await?;
         let key = db.key(&self.at.key);
         let mut values: Vec<Option<T>> = crud::decode_at(&key, &self.at.path, &reply)?;
         *self.value = match values.pop() {
@@ -417,7 +367,7 @@ impl<T: FieldType> RedisOption<'_, T> {
                 return Err(Error::TypeMismatch {
                     key,
                     path: self.at.path.clone(),
-                    expected: Want::ANY.describe.to_string(),
+                    expected: failure::expected(Want::ANY.types).to_string(),
                     found: "several values".to_string(),
                 });
             }

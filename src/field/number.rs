@@ -1,7 +1,7 @@
 //! Handles on numeric fields: exact integer arithmetic over the field type's whole range,
 //! and IEEE floats that never become infinite or leave their type.
 
-use super::{At, FieldType, Want, json};
+use super::{At, FieldOp, FieldType, Want, json};
 use crate::db::Db;
 use crate::error::{Error, Result};
 
@@ -93,20 +93,20 @@ pub struct RedisInt<'a, T> {
 impl<T: Integer> RedisInt<'_, T> {
     /// Adds `by` on the server; returns the new value, also stored in the local field.
     pub async fn incr(&mut self, db: &Db, by: T) -> Result<T> {
-        self.arith(db, "incr", by.to_i128()).await
+        self.arith(db, FieldOp::Incr, by.to_i128()).await
     }
 
     /// Subtracts `by` on the server; returns the new value, also stored in the local field.
     pub async fn decr(&mut self, db: &Db, by: T) -> Result<T> {
-        self.arith(db, "incr", -by.to_i128()).await
+        self.arith(db, FieldOp::Incr, -by.to_i128()).await
     }
 
     /// Multiplies by `by` on the server; returns the new value, also stored in the local field.
     pub async fn mul(&mut self, db: &Db, by: T) -> Result<T> {
-        self.arith(db, "mul", by.to_i128()).await
+        self.arith(db, FieldOp::Mul, by.to_i128()).await
     }
 
-    async fn arith(&mut self, db: &Db, op: &str, operand: i128) -> Result<T> {
+    async fn arith(&mut self, db: &Db, op: FieldOp, operand: i128) -> Result<T> {
         let operands = [
             operand.to_string(),
             T::LOWEST.to_string(),
@@ -125,13 +125,16 @@ impl<T: Integer> RedisInt<'_, T> {
     /// Replaces the value on the server.
     pub async fn set(&mut self, db: &Db, value: T) -> Result<()> {
         let text = json(db, &self.at, &value)?;
-        *self.value = self.at.run(db, "set", Want::INTEGER, &[&text]).await?;
+        *self.value = self
+            .at
+            .run(db, FieldOp::Set, Want::INTEGER, &[&text])
+            .await?;
         Ok(())
     }
 
     /// Reads the value from the server into the local field and returns it.
     pub async fn load(&mut self, db: &Db) -> Result<T> {
-        let value: T = self.at.run(db, "get", Want::INTEGER, &[]).await?;
+        let value: T = self.at.run(db, FieldOp::Get, Want::INTEGER, &[]).await?;
         *self.value = value;
         Ok(value)
     }
@@ -153,7 +156,7 @@ impl<T: Float> RedisFloat<'_, T> {
     /// Adds `by` on the server (IEEE arithmetic); returns the new value, also stored locally.
     pub async fn incr(&mut self, db: &Db, by: T) -> Result<T> {
         let operand = json(db, &self.at, &by)?;
-        self.arith(db, "fincr", &operand).await
+        self.arith(db, FieldOp::FloatIncr, &operand).await
     }
 
     /// Subtracts `by` on the server; returns the new value, also stored locally.
@@ -163,16 +166,16 @@ impl<T: Float> RedisFloat<'_, T> {
             Some(positive) => positive.to_string(),
             None => format!("-{operand}"),
         };
-        self.arith(db, "fincr", &negated).await
+        self.arith(db, FieldOp::FloatIncr, &negated).await
     }
 
     /// Multiplies by `by` on the server; returns the new value, also stored locally.
     pub async fn mul(&mut self, db: &Db, by: T) -> Result<T> {
         let operand = json(db, &self.at, &by)?;
-        self.arith(db, "fmul", &operand).await
+        self.arith(db, FieldOp::FloatMul, &operand).await
     }
 
-    async fn arith(&mut self, db: &Db, op: &str, operand: &str) -> Result<T> {
+    async fn arith(&mut self, db: &Db, op: FieldOp, operand: &str) -> Result<T> {
         let highest = format!("{:?}", T::HIGHEST);
         let new: T = self
             .at
@@ -186,13 +189,16 @@ impl<T: Float> RedisFloat<'_, T> {
     /// Replaces the value on the server.
     pub async fn set(&mut self, db: &Db, value: T) -> Result<()> {
         let text = json(db, &self.at, &value)?;
-        *self.value = self.at.run(db, "set", Want::NUMBER, &[&text]).await?;
+        *self.value = self
+            .at
+            .run(db, FieldOp::Set, Want::NUMBER, &[&text])
+            .await?;
         Ok(())
     }
 
     /// Reads the value from the server into the local field and returns it.
     pub async fn load(&mut self, db: &Db) -> Result<T> {
-        let value: T = self.at.run(db, "get", Want::NUMBER, &[]).await?;
+        let value: T = self.at.run(db, FieldOp::Get, Want::NUMBER, &[]).await?;
         *self.value = value;
         Ok(value)
     }

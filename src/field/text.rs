@@ -1,6 +1,6 @@
 //! Handles on string and boolean fields.
 
-use super::{At, FieldType, Want, json};
+use super::{At, FieldOp, FieldType, Want, json};
 use crate::db::Db;
 use crate::error::Result;
 
@@ -29,7 +29,10 @@ impl RedisStr<'_> {
     /// Replaces the string on the server.
     pub async fn set(&mut self, db: &Db, value: &str) -> Result<()> {
         let text = json(db, &self.at, value)?;
-        *self.value = self.at.run(db, "set", Want::STRING, &[&text]).await?;
+        *self.value = self
+            .at
+            .run(db, FieldOp::Set, Want::STRING, &[&text])
+            .await?;
         Ok(())
     }
 
@@ -37,7 +40,10 @@ impl RedisStr<'_> {
     /// server's whole new string, and its length in bytes is returned.
     pub async fn append(&mut self, db: &Db, suffix: &str) -> Result<usize> {
         let text = json(db, &self.at, suffix)?;
-        *self.value = self.at.run(db, "append", Want::STRING, &[&text]).await?;
+        *self.value = self
+            .at
+            .run(db, FieldOp::Append, Want::STRING, &[&text])
+            .await?;
         Ok(self.value.len())
     }
 
@@ -48,7 +54,7 @@ impl RedisStr<'_> {
 
     /// Reads the string from the server into the local field and returns it.
     pub async fn load(&mut self, db: &Db) -> Result<String> {
-        let value: String = self.at.run(db, "get", Want::STRING, &[]).await?;
+        let value: String = self.at.run(db, FieldOp::Get, Want::STRING, &[]).await?;
         self.value.clone_from(&value);
         Ok(value)
     }
@@ -70,20 +76,23 @@ impl RedisBool<'_> {
     /// Replaces the value on the server.
     pub async fn set(&mut self, db: &Db, value: bool) -> Result<()> {
         let text = json(db, &self.at, &value)?;
-        *self.value = self.at.run(db, "set", Want::BOOLEAN, &[&text]).await?;
+        *self.value = self
+            .at
+            .run(db, FieldOp::Set, Want::BOOLEAN, &[&text])
+            .await?;
         Ok(())
     }
 
     /// Flips the value on the server (`JSON.TOGGLE`); returns the new value, also stored
     /// locally.
     pub async fn toggle(&mut self, db: &Db) -> Result<bool> {
-        *self.value = self.at.run(db, "toggle", Want::BOOLEAN, &[]).await?;
+        *self.value = self.at.run(db, FieldOp::Toggle, Want::BOOLEAN, &[]).await?;
         Ok(*self.value)
     }
 
     /// Reads the value from the server into the local field and returns it.
     pub async fn load(&mut self, db: &Db) -> Result<bool> {
-        *self.value = self.at.run(db, "get", Want::BOOLEAN, &[]).await?;
+        *self.value = self.at.run(db, FieldOp::Get, Want::BOOLEAN, &[]).await?;
         Ok(*self.value)
     }
 

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, FixedOffset, Utc};
 
-use super::{At, FieldType, Want, json};
+use super::{At, FieldOp, FieldType, Want, json};
 use crate::db::Db;
 use crate::error::Result;
 use crate::types::Bytes;
@@ -68,7 +68,7 @@ where
         let instant = self.at.instant_path();
         let new: DateTime<Tz> = self
             .at
-            .run(db, "tadd", Want::STRING, &[secs, nanos, &instant])
+            .run(db, FieldOp::TimeAdd, Want::STRING, &[secs, nanos, &instant])
             .await?;
         *self.value = new;
         Ok(new)
@@ -81,14 +81,14 @@ where
         let instant = self.at.instant_path();
         *self.value = self
             .at
-            .run(db, "tset", Want::STRING, &[&text, &instant])
+            .run(db, FieldOp::TimeSet, Want::STRING, &[&text, &instant])
             .await?;
         Ok(())
     }
 
     /// Reads the value from the server into the local field and returns it.
     pub async fn load(&mut self, db: &Db) -> Result<DateTime<Tz>> {
-        let value: DateTime<Tz> = self.at.run(db, "get", Want::STRING, &[]).await?;
+        let value: DateTime<Tz> = self.at.run(db, FieldOp::Get, Want::STRING, &[]).await?;
         *self.value = value;
         Ok(value)
     }
@@ -117,13 +117,16 @@ impl RedisBytes<'_> {
     /// Replaces the bytes on the server.
     pub async fn set(&mut self, db: &Db, value: impl Into<Bytes>) -> Result<()> {
         let text = json(db, &self.at, &value.into())?;
-        *self.value = self.at.run(db, "set", Want::STRING, &[&text]).await?;
+        *self.value = self
+            .at
+            .run(db, FieldOp::Set, Want::STRING, &[&text])
+            .await?;
         Ok(())
     }
 
     /// Reads the bytes from the server into the local field, and returns them.
     pub async fn load(&mut self, db: &Db) -> Result<&Bytes> {
-        *self.value = self.at.run(db, "get", Want::STRING, &[]).await?;
+        *self.value = self.at.run(db, FieldOp::Get, Want::STRING, &[]).await?;
         Ok(&*self.value)
     }
 

@@ -8,6 +8,7 @@ use super::{Out, Program};
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::model::AtomicModel;
+use crate::script::failure::Failure;
 
 /// Every operation's result, in the order the operations were added: JSON text, or `None`
 /// for an operation a condition skipped.
@@ -145,7 +146,16 @@ pub(crate) async fn run(db: &Db, program: &Program, echo: bool) -> Result<(Resul
         }
     }
     let script = compile::script(db.registry(), &compiled);
-    let reply: Vec<String> = db.run_lua(&script, &keys, &compiled.args).await?;
+    let reply: Vec<String> = db
+        .run_lua(&script, &keys, &compiled.args)
+        .await
+        .map_err(|e| match Failure::read(&e) {
+            Some(failure) => Error::Block {
+                op: failure.op().saturating_sub(1),
+                source: Box::new(failure.into_error(&keys, script.name())),
+            },
+            None => e,
+        })?;
     let malformed = || Error::Script {
         name: script.name().to_string(),
         message: format!("unexpected reply shape from a block script: {reply:?}"),
@@ -177,88 +187,8 @@ pub(crate) async fn run(db: &Db, program: &Program, echo: bool) -> Result<(Resul
                 echoed,
             ))
         }
-        Some("err") if reply.len() == 7 => {
-            let op = reply[1].parse::<usize>().map_err(|_| malformed())?;
-            let key_no = reply[3].parse::<usize>().map_err(|_| malformed())?;
-            let key = key_no
-                .checked_sub(1)
-                .and_then(|k| keys.get(k))
-                .cloned()
-                .unwrap_or_default();
-            let path = reply[4].clone();
-            let (a, b) = (&reply[5], &reply[6]);
-            let source = match reply[2].as_str() {
-                "notfound" => Error::NotFound { key },
-                "wrongtype" => Error::TypeMismatch {
-                    key,
-                    path,
-                    expected: "a JSON document".into(),
-                    found: format!("a Redis {a}"),
-                },
-                "type" => Error::TypeMismatch {
-                    key,
-                    path,
-                    expected: if a == "*" {
-                        "a value".into()
-                    } else {
-                        a.clone()
-                    },
-                    found: b.clone(),
-                },
-                "index" => Error::IndexOutOfRange {
-                    key,
-                    path,
-                    index: a.parse().unwrap_or_default(),
-                    len: b.parse().unwrap_or_default(),
-                },
-                "overflow" => Error::Overflow {
-                    key,
-                    path,
-                    kind: number_kind(a, b),
-                },
-                "slice" => Error::InvalidOp {
-                    key,
-                    path,
-                    message: a.clone(),
-                },
-                _ => Error::Script {
-                    name: script.name().to_string(),
-                    message: a.clone(),
-                },
-            };
-            Err(Error::Block {
-                op: op.saturating_sub(1),
-                source: Box::new(source),
-            })
-        }
         _ => Err(malformed()),
     }
-}
-
-/// The Rust number type whose range the script checked, from the bounds it was given (the
-/// texts of [`Numeric::range`](super::Numeric::range)): empty for `f64`.
-fn number_kind(lo: &str, hi: &str) -> &'static str {
-    fn range<T: super::Numeric>() -> (String, String) {
-        T::range()
-    }
-    let kinds: [(&'static str, (String, String)); 9] = [
-        ("i8", range::<i8>()),
-        ("i16", range::<i16>()),
-        ("i32", range::<i32>()),
-        ("i64", range::<i64>()),
-        ("u8", range::<u8>()),
-        ("u16", range::<u16>()),
-        ("u32", range::<u32>()),
-        ("u64", range::<u64>()),
-        ("f32", range::<f32>()),
-    ];
-    if lo.is_empty() && hi.is_empty() {
-        return "f64";
-    }
-    kinds
-        .into_iter()
-        .find(|(_, (l, h))| l == lo && h == hi)
-        .map_or("number", |(name, _)| name)
 }
 
 /// Writes the changed parts of the document into the local model, field by field: fields

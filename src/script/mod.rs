@@ -15,6 +15,8 @@
 
 mod batch;
 mod call;
+pub(crate) mod failure;
+pub(crate) mod lua;
 mod pipeline;
 mod registry;
 mod run;
@@ -328,13 +330,10 @@ pub(crate) mod library {
         )
     });
 
-    /// One operation on one field of a stored model.
+    /// One operation on one field of a stored model (`lua/field.lua` after the shared
+    /// library).
     pub(crate) static FIELD: LazyLock<Script> = LazyLock::new(|| {
-        Script::from_static(
-            "rapyer.field",
-            Keys::Fixed(1),
-            include_str!("../../lua/field.lua"),
-        )
+        Script::from_static("rapyer.field", Keys::Fixed(1), super::lua::FIELD.as_str())
     });
 
     /// Every library script.

@@ -8,6 +8,8 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::LazyLock;
 
+use crate::script::lua::{self, names};
+
 /// One top-level definition of the runtime, with the comment above it.
 #[derive(Debug)]
 struct Piece {
@@ -23,46 +25,46 @@ struct Runtime {
     defined_by: HashMap<String, usize>,
 }
 
-/// The decimal helpers shared with `lua/field.lua`, then `runtime.lua`, in pieces.
+/// The shared Lua library (`lua/lib/*.lua`), then the block runtime (`lua/block.lua`), in
+/// pieces.
 static RUNTIME: LazyLock<Runtime> = LazyLock::new(|| {
-    let field = include_str!("../../../lua/field.lua");
-    let shared = field
-        .split_once("-- shared:begin")
-        .and_then(|(_, rest)| rest.split_once('\n'))
-        .map_or("", |(_, rest)| rest);
-    let shared = shared
-        .split_once("-- shared:end")
-        .map_or(shared, |(s, _)| s);
-    let mut source = String::from(shared);
-    source.push_str(include_str!("../runtime.lua"));
-    split(&source)
+    let sources: Vec<&str> = lua::LIB
+        .iter()
+        .map(|(_, source)| *source)
+        .chain([lua::BLOCK])
+        .collect();
+    split(&sources)
 });
 
-/// Cuts `source` before each top-level `local`, giving each piece the comment lines right
-/// above it; text before the first `local` (the file's own comment) is dropped.
-fn split(source: &str) -> Runtime {
+/// Cuts each of `sources` before each top-level `local`, giving each piece the comment
+/// lines right above it; text before a source's first `local` (the file's own comment) is
+/// dropped.
+fn split(sources: &[&'static str]) -> Runtime {
     let mut texts: Vec<Vec<&str>> = Vec::new();
     let mut pending: Vec<&str> = Vec::new();
-    for line in source.lines() {
-        if line.starts_with("local ") {
-            let mut piece = std::mem::take(&mut pending);
-            piece.push(line);
-            texts.push(piece);
-        } else if line.starts_with("--") {
-            pending.push(line);
-        } else {
-            // A blank or indented line: the comment gathered so far belonged to the code
-            // above, not to the next definition.
-            if let Some(last) = texts.last_mut() {
+    for source in sources {
+        // Until the file's first definition, text is the file's own comment.
+        let mut header = true;
+        for line in source.lines() {
+            if line.starts_with("local ") {
+                header = false;
+                let mut piece = std::mem::take(&mut pending);
+                piece.push(line);
+                texts.push(piece);
+            } else if line.starts_with("--") {
+                pending.push(line);
+            } else if header {
+                pending.clear();
+            } else if let Some(last) = texts.last_mut() {
+                // A blank or indented line: the comment gathered so far belonged to the code
+                // above, not to the next definition.
                 last.append(&mut pending);
                 last.push(line);
-            } else {
-                pending.clear();
             }
         }
-    }
-    if let Some(last) = texts.last_mut() {
-        last.append(&mut pending);
+        if let Some(last) = texts.last_mut() {
+            last.append(&mut pending);
+        }
     }
     let mut defined_by = HashMap::new();
     for (i, lines) in texts.iter().enumerate() {
@@ -80,7 +82,7 @@ fn split(source: &str) -> Runtime {
         .enumerate()
         .map(|(i, lines)| {
             let text = lines.join("\n") + "\n";
-            let mut needs: Vec<usize> = names_used(&text)
+            let mut needs: Vec<usize> = names(&text, false)
                 .into_iter()
                 .filter_map(|n| defined_by.get(n).copied())
                 .filter(|&j| j != i)
@@ -109,40 +111,6 @@ fn defines(head: &str) -> Vec<String> {
         .map(|n| n.trim().to_string())
         .filter(|n| !n.is_empty())
         .collect()
-}
-
-/// The identifiers of Lua `text` outside comments and string literals, except field names
-/// (after `.` or `:`).
-fn names_used(text: &str) -> BTreeSet<&str> {
-    let bytes = text.as_bytes();
-    let mut out = BTreeSet::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
-        if b == b'-' && bytes.get(i + 1) == Some(&b'-') {
-            while i < bytes.len() && bytes[i] != b'\n' {
-                i += 1;
-            }
-        } else if b == b'\'' || b == b'"' {
-            i += 1;
-            while i < bytes.len() && bytes[i] != b {
-                i += if bytes[i] == b'\\' { 2 } else { 1 };
-            }
-            i += 1;
-        } else if b.is_ascii_alphabetic() || b == b'_' {
-            let start = i;
-            while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
-                i += 1;
-            }
-            let field = start > 0 && matches!(bytes[start - 1], b'.' | b':');
-            if !field {
-                out.insert(&text[start..i]);
-            }
-        } else {
-            i += 1;
-        }
-    }
-    out
 }
 
 /// The script for blocks that call the operations `uses`: the pieces they and the
@@ -182,7 +150,7 @@ pub(super) fn assemble(uses: &BTreeSet<&'static str>) -> String {
 mod tests {
     use std::collections::BTreeSet;
 
-    use super::{RUNTIME, assemble, names_used};
+    use super::{RUNTIME, assemble, names};
 
     #[test]
     fn every_top_level_name_of_the_runtime_is_defined_once() {
@@ -198,7 +166,10 @@ mod tests {
 
     #[test]
     fn strings_comments_and_fields_are_not_dependencies() {
-        let used = names_used("-- get\nlocal x = fail('index', n.arr, \"put\") + t:enc()\n");
+        let used = names(
+            "-- get\nlocal x = fail('index', n.arr, \"put\") + t:enc()\n",
+            false,
+        );
         assert_eq!(
             used,
             BTreeSet::from(["fail", "local", "n", "t", "x"]),

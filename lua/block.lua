@@ -1,10 +1,12 @@
--- The runtime of every compiled ServerOps block (after the decimal helpers of field.lua).
+-- The runtime of every compiled ServerOps block (after the shared library, lua/lib/*.lua;
+-- both are cut into pieces by src/ops/compile/pieces.rs, and a block's script carries the
+-- pieces its operations need).
 --
 -- A block never writes until every operation has been checked: each root (a stored
 -- document's field that some operation touches, or the whole document) is read once with
 -- JSON.GET into an overlay, every operation reads and changes the overlay, and only when
 -- the last one has succeeded is each changed root written back with one JSON.SET. A failure
--- anywhere returns {'err', ...} with nothing written.
+-- anywhere returns a typed failure (lua/lib/failure.lua) with nothing written.
 --
 -- Values stay JSON text: a node is {r = text} until an operation needs to look inside an
 -- array ({a = nodes}) or an object ({k = keys, q = quoted keys, m = key -> node}); text
@@ -354,37 +356,12 @@ local function own_id(node, name, id)
   return node
 end
 
--- Python's slice of a list of n elements: start, step and the number of elements.
+-- Python's slice of a list of n elements at the slice place loc: start, step, the number
+-- of elements and the adjusted stop.
 local function bounds(loc, n)
-  local start, stop, step = loc.slice[1], loc.slice[2], loc.slice[3]
-  step = step == '' and 1 or tonumber(step)
-  if step == 0 then
+  local start, step, count, stop = slice(loc.slice[1], loc.slice[2], loc.slice[3], n)
+  if not start then
     fail('slice', loc, 'slice step cannot be zero')
-  end
-  local function adjust(x, default)
-    if x == '' then
-      return default
-    end
-    x = tonumber(x)
-    if x < 0 then
-      x = x + n
-      if x < 0 then
-        x = step < 0 and -1 or 0
-      end
-    elseif x >= n then
-      x = step < 0 and n - 1 or n
-    end
-    return x
-  end
-  start = adjust(start, step < 0 and n - 1 or 0)
-  stop = adjust(stop, step < 0 and -1 or n)
-  local count = 0
-  if step < 0 then
-    if stop < start then
-      count = math.floor((start - stop - 1) / -step) + 1
-    end
-  elseif start < stop then
-    count = math.floor((stop - start - 1) / step) + 1
   end
   return start, step, count, stop
 end
@@ -747,11 +724,7 @@ end
 local function op_list_insert(loc, i, value)
   local list = list_at(loc)
   local items = arr(list)
-  local at = tonumber(i)
-  if at < 0 then
-    at = math.max(at + #items, 0)
-  end
-  at = math.min(at, #items)
+  local at = insert_at(i, #items)
   table.insert(items, at + 1, { r = value })
   ROOTS[loc.root].dirty = true
   return tostring(#items)
@@ -905,17 +878,16 @@ end
 -- Runs the block: n operations, then writes each changed root, re-arms expiries
 -- (ARGV[1 .. 2 * #KEYS]: per key the write and the read expiry in ms, '0' for none), and
 -- returns {'ok', each result ('' when skipped by a condition), then with echo each changed
--- root of the first key: its number and its JSON}. A failure returns
--- {'err', op, kind, key number, path, detail, detail} and writes nothing.
+-- root of the first key: its number and its JSON}. A failure returns a typed failure
+-- naming the operation (lua/lib/failure.lua; a Lua error is code 'script') and writes
+-- nothing.
 local function RUN(n, echo, body)
   local ok, e = pcall(body)
   if not ok then
     if type(e) ~= 'table' then
-      return { 'err', tostring(OP), 'script', '0', '', tostring(e), '' }
+      return failure('script', OP, 0, '', tostring(e), '')
     end
-    local rt = ROOTS[e.loc.root]
-    return { 'err', tostring(OP), e.kind, tostring(rt.key), display(e.loc), tostring(e.a or ''),
-      tostring(e.b or '') }
+    return failure(e.kind, OP, ROOTS[e.loc.root].key, display(e.loc), e.a, e.b)
   end
   local out, wrote = { 'ok' }, {}
   for i = 1, n do

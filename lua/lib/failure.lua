@@ -1,0 +1,15 @@
+-- rapyer's Lua library: the one shape of a typed failure, for the field script and the
+-- block runtime alike, decoded by one Rust function (src/script/failure.rs).
+
+-- The error reply of a typed failure: 'RAPYER ' and the JSON array [code, operation, key,
+-- path, a, b]: the operation's number in a block (1-based; 0 outside a block), the key's
+-- number in KEYS (0 for none), the JSONPath it is about, and two details, by code:
+-- notfound (none); wrongtype (the key's Redis type); type (the JSON types wanted,
+-- comma-separated or '*', and the JSON type found, 'nothing' when absent); index (the index
+-- and the list's length); overflow (the lowest and the highest value allowed, as decimal
+-- text; '' for a float that only must stay finite); slice (Python's message); script (the
+-- Lua error's message).
+local function failure(code, op, key, path, a, b)
+  return redis.error_reply('RAPYER ' .. cjson.encode({ code, op, key, path, tostring(a or ''),
+    tostring(b or '') }))
+end

@@ -1,0 +1,175 @@
+//! The operations of the field script (`lua/field.lua`), by name: the one place their Lua
+//! spelling is written on the Rust side.
+
+/// One operation of the field script (`ARGV[1]` of `rapyer.field`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FieldOp {
+    /// Reads the field.
+    Get,
+    /// Replaces the field with a JSON value.
+    Set,
+    /// Adds to an integer (exact decimal arithmetic, range-checked).
+    Incr,
+    /// Multiplies an integer (exact decimal arithmetic, range-checked).
+    Mul,
+    /// Adds to a float.
+    FloatIncr,
+    /// Multiplies a float.
+    FloatMul,
+    /// Appends to a string.
+    Append,
+    /// Flips a boolean.
+    Toggle,
+    /// Moves an RFC 3339 date-time by a duration.
+    TimeAdd,
+    /// Replaces an RFC 3339 date-time (and its search instant).
+    TimeSet,
+    /// Appends elements to a list.
+    ListAppend,
+    /// Inserts an element into a list (Python's `insert`).
+    ListInsert,
+    /// Removes and returns a list element.
+    ListPop,
+    /// Reads a list element.
+    ListGet,
+    /// Replaces a list element.
+    ListSet,
+    /// Removes the first element equal to a value.
+    ListRemove,
+    /// Empties a list.
+    ListClear,
+    /// Keeps a slice of a list.
+    ListTrim,
+    /// Reads a slice of a list.
+    ListSlice,
+    /// A list's length.
+    ListLen,
+    /// Sets dict entries.
+    DictSet,
+    /// Removes a dict entry.
+    DictDel,
+    /// Reads a dict entry.
+    DictGet,
+    /// A dict's keys.
+    DictKeys,
+    /// A dict's size.
+    DictLen,
+    /// Empties a dict.
+    DictClear,
+}
+
+impl FieldOp {
+    /// Every operation.
+    #[cfg(test)]
+    pub(crate) const ALL: [FieldOp; 26] = [
+        FieldOp::Get,
+        FieldOp::Set,
+        FieldOp::Incr,
+        FieldOp::Mul,
+        FieldOp::FloatIncr,
+        FieldOp::FloatMul,
+        FieldOp::Append,
+        FieldOp::Toggle,
+        FieldOp::TimeAdd,
+        FieldOp::TimeSet,
+        FieldOp::ListAppend,
+        FieldOp::ListInsert,
+        FieldOp::ListPop,
+        FieldOp::ListGet,
+        FieldOp::ListSet,
+        FieldOp::ListRemove,
+        FieldOp::ListClear,
+        FieldOp::ListTrim,
+        FieldOp::ListSlice,
+        FieldOp::ListLen,
+        FieldOp::DictSet,
+        FieldOp::DictDel,
+        FieldOp::DictGet,
+        FieldOp::DictKeys,
+        FieldOp::DictLen,
+        FieldOp::DictClear,
+    ];
+
+    /// Its name in the field script.
+    pub(crate) fn lua_name(self) -> &'static str {
+        match self {
+            FieldOp::Get => "get",
+            FieldOp::Set => "set",
+            FieldOp::Incr => "incr",
+            FieldOp::Mul => "mul",
+            FieldOp::FloatIncr => "fincr",
+            FieldOp::FloatMul => "fmul",
+            FieldOp::Append => "append",
+            FieldOp::Toggle => "toggle",
+            FieldOp::TimeAdd => "tadd",
+            FieldOp::TimeSet => "tset",
+            FieldOp::ListAppend => "lappend",
+            FieldOp::ListInsert => "linsert",
+            FieldOp::ListPop => "lpop",
+            FieldOp::ListGet => "lget",
+            FieldOp::ListSet => "lset",
+            FieldOp::ListRemove => "lremove",
+            FieldOp::ListClear => "lclear",
+            FieldOp::ListTrim => "ltrim",
+            FieldOp::ListSlice => "lslice",
+            FieldOp::ListLen => "llen",
+            FieldOp::DictSet => "dset",
+            FieldOp::DictDel => "ddel",
+            FieldOp::DictGet => "dget",
+            FieldOp::DictKeys => "dkeys",
+            FieldOp::DictLen => "dlen",
+            FieldOp::DictClear => "dclear",
+        }
+    }
+
+    /// Whether it only reads (and so re-arms the read expiry, not the write one).
+    pub(crate) fn reads_only(self) -> bool {
+        matches!(
+            self,
+            FieldOp::Get
+                | FieldOp::ListGet
+                | FieldOp::ListSlice
+                | FieldOp::ListLen
+                | FieldOp::DictGet
+                | FieldOp::DictKeys
+                | FieldOp::DictLen
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::FieldOp;
+    use crate::script::lua::FIELD_MAIN;
+
+    /// The operation names `lua/field.lua` dispatches on: every `op == '…'` comparison.
+    fn handled() -> BTreeSet<&'static str> {
+        FIELD_MAIN
+            .split("op == '")
+            .skip(1)
+            .filter_map(|rest| rest.split('\'').next())
+            .collect()
+    }
+
+    #[test]
+    fn every_operation_is_spelled_as_the_script_handles_it() {
+        let spelled: BTreeSet<&str> = FieldOp::ALL.iter().map(|op| op.lua_name()).collect();
+        assert_eq!(
+            spelled.len(),
+            FieldOp::ALL.len(),
+            "two operations share a name"
+        );
+        let handled = handled();
+        // Both ways: no enum spelling the script ignores, no script branch the enum lacks
+        // (`op ~= 'get'` and `op ~= 'dlen'` close their chains, and count as handled).
+        let closing: BTreeSet<&str> = FIELD_MAIN
+            .split("op ~= '")
+            .skip(1)
+            .filter_map(|rest| rest.split('\'').next())
+            .collect();
+        let all: BTreeSet<&str> = handled.union(&closing).copied().collect();
+        assert_eq!(spelled, all);
+    }
+}
