@@ -5,6 +5,7 @@
 use std::cell::RefCell;
 
 use super::Out;
+use super::block_op::BlockOp;
 use super::cond::Cond;
 use super::program::{Op, Param, Program};
 use super::vocabulary::Ops;
@@ -35,7 +36,7 @@ impl Ops {
     /// Adds `func(params…)`; an `Err` param list records the first build error instead.
     pub(crate) fn push<T>(
         &self,
-        func: &'static str,
+        func: BlockOp,
         params: std::result::Result<Vec<Param>, Error>,
     ) -> Out<T> {
         let mut p = self.inner.borrow_mut();

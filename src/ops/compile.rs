@@ -217,8 +217,8 @@ impl Compiler {
                     if let (Some(loc), Some(slot)) = (first, self.op_docs.get_mut(*out)) {
                         *slot = self.doc_index.get(&loc.doc.key).copied();
                     }
-                    self.uses.insert(func);
-                    self.push(*func);
+                    self.uses.insert(func.lua_name());
+                    self.push(func.lua_name());
                     self.push((out + 1).to_string());
                     let mut kinds = String::new();
                     for p in params {

@@ -62,6 +62,7 @@
 //! [`Error::Block`]: crate::Error::Block
 //! [`Error::CrossSlot`]: crate::Error::CrossSlot
 
+mod block_op;
 mod builder;
 mod compile;
 mod cond;

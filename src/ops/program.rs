@@ -2,6 +2,7 @@
 
 use std::marker::PhantomData;
 
+use super::block_op::BlockOp;
 use super::cond::CondNode;
 use super::refs::Loc;
 use crate::error::Error;
@@ -52,7 +53,7 @@ pub(crate) enum Param {
 pub(crate) enum Op {
     /// `RES[out] = func(params…)`.
     Call {
-        func: &'static str,
+        func: BlockOp,
         params: Vec<Param>,
         out: usize,
     },

@@ -25,6 +25,7 @@
 use std::cell::RefCell;
 use std::fmt::Display;
 
+use super::block_op::BlockOp;
 use super::numeric::{Accepts, Numeric};
 use super::program::{Out, Param, Program};
 use super::refs::{self, Bind, DictRef, ListRef, Loc, Map, Ref, Referable, ServerRef, Step};
@@ -66,7 +67,7 @@ impl Ops {
                 Param::Arg(id),
             ])
         });
-        self.push("op_set", params)
+        self.push(BlockOp::Set, params)
     }
 
     /// Adds `by` (negative to subtract) to the number at `target`; returns the new value.
@@ -76,7 +77,7 @@ impl Ops {
     where
         R::Value: Numeric,
     {
-        self.push("op_incr", incr_params(target.loc(), by, false))
+        self.push(BlockOp::Incr, incr_params(target.loc(), by, false))
     }
 
     /// Adds the number at `by` to the number at `target`; returns the new value. Integers
@@ -89,7 +90,7 @@ impl Ops {
     {
         let (lo, hi) = <A::Value as Numeric>::range();
         self.push(
-            "op_incr_by",
+            BlockOp::IncrBy,
             Ok(vec![
                 Param::Loc(target.loc().clone()),
                 Param::Lit(<A::Value as Numeric>::WANT_NUMBER),
@@ -107,7 +108,7 @@ impl Ops {
     /// target's id.
     pub fn assign<A: Ref, B: Ref<Value = A::Value>>(&self, from: A, to: B) -> Out<()> {
         self.push(
-            "op_assign",
+            BlockOp::Assign,
             assign_params(from.loc(), &to, from.element_want()),
         )
     }
@@ -129,7 +130,7 @@ impl Ops {
                     Param::Arg(bi),
                 ])
             });
-        self.push("op_swap", params)
+        self.push(BlockOp::Swap, params)
     }
 
     /// Joins the strings at `sources` with `separator` into the string at `into`; returns
@@ -142,7 +143,7 @@ impl Ops {
     {
         let locs: Vec<Loc> = sources.into_iter().map(|s| s.loc().clone()).collect();
         self.push(
-            "op_concat",
+            BlockOp::Concat,
             Ok(vec![
                 Param::Loc(into.loc().clone()),
                 Param::Arg(separator.to_string()),
@@ -158,7 +159,7 @@ impl Ops {
         from: A,
     ) -> Out<usize> {
         self.push(
-            "op_append_from",
+            BlockOp::AppendFrom,
             Ok(vec![
                 Param::Loc(list.loc.clone()),
                 Param::Lit(T::WANT),
@@ -186,7 +187,7 @@ impl Ops {
                 "move_item takes a list element: `list.at(i)`",
             )),
         };
-        self.push("op_move", params)
+        self.push(BlockOp::Move, params)
     }
 
     /// Copies the model at `from` to the model of the same type with id `to_id`, creating
@@ -197,7 +198,7 @@ impl Ops {
         to_id: impl Display,
     ) -> Out<()> {
         let to = M::server_ref_for(to_id);
-        self.push("op_assign", assign_params(from.loc(), &to, "*"))
+        self.push(BlockOp::Assign, assign_params(from.loc(), &to, "*"))
     }
 
     /// Subtracts `by` from the number at `target`; returns the new value, with the checks
@@ -206,12 +207,12 @@ impl Ops {
     where
         R::Value: Numeric,
     {
-        self.push("op_incr", incr_params(target.loc(), by, true))
+        self.push(BlockOp::Incr, incr_params(target.loc(), by, true))
     }
 
     /// Flips the boolean at `target`; returns the new value.
     pub fn toggle<R: Ref<Value = bool>>(&self, target: R) -> Out<bool> {
-        self.push("op_toggle", Ok(vec![Param::Loc(target.loc().clone())]))
+        self.push(BlockOp::Toggle, Ok(vec![Param::Loc(target.loc().clone())]))
     }
 
     /// Appends to the string or the list at `target`: a `&str` suffix to a string (returns
@@ -229,7 +230,7 @@ impl Ops {
         let values: Vec<T> = values.into_iter().collect();
         let params = list_items(&list.loc, &values)
             .map(|json| vec![Param::Loc(list.loc.clone()), Param::Arg(json)]);
-        self.push("op_list_push", params)
+        self.push(BlockOp::ListPush, params)
     }
 
     /// Inserts into the list or the dict at `target`. In a list, `value` goes before the
@@ -249,7 +250,7 @@ impl Ops {
     /// [`Error::IndexOutOfRange`] outside.
     pub fn pop_at<T: Referable, L: Bind>(&self, list: ListRef<T, L>, index: i64) -> Out<T> {
         let loc = list.loc.then(Step::Index(index));
-        self.push("op_list_pop", Ok(vec![Param::Loc(loc)]))
+        self.push(BlockOp::ListPop, Ok(vec![Param::Loc(loc)]))
     }
 
     /// Removes the entry `key` of `dict`; returns its value, `None` if it was absent.
@@ -259,7 +260,7 @@ impl Ops {
         key: impl Into<String>,
     ) -> Out<Option<M::Value>> {
         let loc = dict.loc.then(Step::Key(key.into()));
-        self.push("op_dict_remove", Ok(vec![Param::Loc(loc)]))
+        self.push(BlockOp::DictRemove, Ok(vec![Param::Loc(loc)]))
     }
 
     /// Sets every entry of `entries` in `dict`, in order; returns the dict's new size.
@@ -288,14 +289,14 @@ impl Ops {
                 Ok(json)
             })
             .map(|json| vec![Param::Loc(dict.loc.clone()), Param::Arg(json)]);
-        self.push("op_dict_update", params)
+        self.push(BlockOp::DictUpdate, params)
     }
 
     /// Empties the list or the dict at `target`.
     pub fn clear<R: Clear>(&self, target: R) -> Out<()> {
         let want = target.want();
         self.push(
-            "op_clear",
+            BlockOp::Clear,
             Ok(vec![Param::Loc(target.loc().clone()), Param::Lit(want)]),
         )
     }
@@ -315,7 +316,7 @@ impl<B: Bind> Append<&str> for ServerRef<String, B> {
     type Output = String;
     fn push_append(ops: &Ops, target: Self, suffix: &str) -> Out<String> {
         ops.push(
-            "op_str_append",
+            BlockOp::StrAppend,
             Ok(vec![
                 Param::Loc(target.loc.clone()),
                 Param::Arg(suffix.to_string()),
@@ -364,7 +365,7 @@ impl<T: Referable, B: Bind, X: Into<T>> Insert<i64, X> for ListRef<T, B> {
                     Param::Arg(json),
                 ]
             });
-        ops.push("op_list_insert", params)
+        ops.push(BlockOp::ListInsert, params)
     }
 }
 
