@@ -1,5 +1,6 @@
 -- rapyer's Lua library: exact integer arithmetic on decimal text. Part of the field script
--- (lua/field.lua) and of the block runtime (lua/block.lua), assembled in Rust (src/script/lua.rs).
+-- (lua/field.lua) and of the block runtime (lua/block.lua), assembled in Rust (see
+-- src/script/lua.rs).
 
 -- Exact integer arithmetic on decimal text: Lua numbers are doubles, exact only to 2^53.
 local function strip(digits)

@@ -166,7 +166,7 @@ pub(crate) fn compile(ops: &[Op], count: usize, echo: bool) -> Compiled {
             }
         }
     }
-    // The layout `MAIN` in runtime.lua reads.
+    // The layout `MAIN` in lua/block.lua reads.
     for doc in &c.docs {
         c.args.push(millis(doc.write_ttl));
         c.args.push(millis(doc.read_ttl));
@@ -203,7 +203,7 @@ impl Compiler {
         self.args.push(value.into());
     }
 
-    /// A list of statements, as `read_block` in runtime.lua reads it.
+    /// A list of statements, as `run_block` in lua/block.lua reads it.
     fn block(&mut self, ops: &[Op]) {
         self.push(ops.len().to_string());
         for op in ops {
