@@ -887,7 +887,9 @@ local function RUN(n, echo, body)
     if type(e) ~= 'table' then
       return failure('script', OP, 0, '', tostring(e), '')
     end
-    return failure(e.kind, OP, ROOTS[e.loc.root].key, display(e.loc), e.a, e.b)
+    -- A key of another Redis type is about the whole key ($), as the field script says.
+    local path = e.kind == 'wrongtype' and '$' or display(e.loc)
+    return failure(e.kind, OP, ROOTS[e.loc.root].key, path, e.a, e.b)
   end
   local out, wrote = { 'ok' }, {}
   for i = 1, n do

@@ -2056,3 +2056,110 @@ async fn values_nested_too_deep_are_refused_by_blocks_before_sending() {
     .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(Nest::get(&db, "deep").await.expect("get"), n);
 }
+
+/// A field handle and a block report the same failure in the same words: both scripts reply
+/// with one typed-failure shape (`lua/lib/failure.lua`), read by one decoder.
+#[tokio::test]
+async fn field_handles_and_blocks_word_a_failure_alike() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let mut d = doc("alike");
+    d.save(&db).await.expect("save");
+    let r = Doc::server_ref_for("alike");
+    let key = db.key(&Doc::key_of("alike"));
+    let block = |e: Error| match e {
+        Error::Block { source, .. } => *source,
+        other => panic!("expected Block, got {other:?}"),
+    };
+
+    // The field holds a string where an integer is wanted.
+    redis::cmd("JSON.SET")
+        .arg(&key)
+        .arg("$.n")
+        .arg("\"ten\"")
+        .query_async::<()>(&mut raw)
+        .await
+        .expect("JSON.SET");
+    let from_field = d
+        .n()
+        .incr(&db, 1)
+        .await
+        .expect_err("a string is no integer");
+    let from_block = block(
+        ServerOps::scope(&db, |ops| {
+            ops.incr(r.n(), 1);
+        })
+        .await
+        .expect_err("a string is no integer"),
+    );
+    assert!(
+        matches!(&from_field, Error::TypeMismatch { path, expected, found, .. }
+            if path == "$.n" && expected == "an integer" && found == "string"),
+        "{from_field:?}"
+    );
+    assert_eq!(from_field.to_string(), from_block.to_string());
+
+    // An index outside the list.
+    let from_field = d
+        .items()
+        .set(&db, 10, "x")
+        .await
+        .expect_err("no element 10");
+    let from_block = block(
+        ServerOps::scope(&db, |ops| {
+            ops.set(r.items().at(10), "x");
+        })
+        .await
+        .expect_err("no element 10"),
+    );
+    assert!(
+        matches!(
+            &from_field,
+            Error::IndexOutOfRange {
+                index: 10,
+                len: 3,
+                ..
+            }
+        ),
+        "{from_field:?}"
+    );
+    assert_eq!(from_field.to_string(), from_block.to_string());
+
+    // A key of another Redis type.
+    redis::cmd("SET")
+        .arg(&key)
+        .arg("plain")
+        .query_async::<()>(&mut raw)
+        .await
+        .expect("SET");
+    let from_field = d.flag().toggle(&db).await.expect_err("not a document");
+    let from_block = block(
+        ServerOps::scope(&db, |ops| {
+            ops.toggle(r.flag());
+        })
+        .await
+        .expect_err("not a document"),
+    );
+    assert!(
+        matches!(&from_field, Error::TypeMismatch { path, found, .. } if path == "$" && found == "string"),
+        "{from_field:?}"
+    );
+    assert_eq!(from_field.to_string(), from_block.to_string());
+
+    // No document at all.
+    let mut gone = doc("alike-gone");
+    let r_gone = Doc::server_ref_for("alike-gone");
+    let from_field = gone.n().incr(&db, 1).await.expect_err("no document");
+    let from_block = block(
+        ServerOps::scope(&db, |ops| {
+            ops.incr(r_gone.n(), 1);
+        })
+        .await
+        .expect_err("no document"),
+    );
+    assert!(
+        matches!(&from_field, Error::NotFound { .. }),
+        "{from_field:?}"
+    );
+    assert_eq!(from_field.to_string(), from_block.to_string());
+}
