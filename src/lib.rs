@@ -2,6 +2,7 @@
 
 extern crate self as rapyer;
 
+mod codec;
 mod connect;
 mod crud;
 mod db;
@@ -25,8 +26,9 @@ pub use field::{
     FieldType, RedisBool, RedisBytes, RedisDatetime, RedisDict, RedisFloat, RedisInt, RedisList,
     RedisOption, RedisStr, RedisValue,
 };
+pub use keys::HashTag;
 pub use lock::{LockGuard, LockOptions};
-pub use model::{AtomicModel, HashTag, Model, ModelKey};
+pub use model::{AtomicModel, Model, ModelKey};
 pub use ops::ServerOps;
 pub use query::Order;
 pub use script::{Call, Keys, Pipeline, Script, Scripts, Slot};
@@ -47,7 +49,9 @@ pub mod prelude {
 /// Not public API: anything here may change in any release.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::codec::Document;
     pub use crate::field::{At, FieldType, load_model, set_model};
+    pub use crate::keys::KeySettings;
     pub use crate::model::{ModelKey, NoHandle, SerdeWithField};
     pub use crate::ops::{
         Bind, Bound, Free, Loc, Ref, Referable, Whole, id_member, model_json, no_field,

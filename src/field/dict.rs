@@ -217,13 +217,13 @@ impl<M: Dict> RedisDict<'_, M> {
         let full_key = db.key(self.at.key());
         if step(key).is_empty() {
             let mut whole: Vec<serde_json::Map<String, serde_json::Value>> =
-                crate::crud::decode_at(&full_key, self.at.path(), bytes)?;
+                crate::codec::decode_at(&full_key, self.at.path(), bytes)?;
             return match whole.pop().and_then(|mut map| map.remove(key)) {
                 Some(value) => from_value(&full_key, self.at.path(), value).map(Some),
                 None => Ok(None),
             };
         }
-        let mut values: Vec<M::Value> = crate::crud::decode_at(&full_key, self.at.path(), bytes)?;
+        let mut values: Vec<M::Value> = crate::codec::decode_at(&full_key, self.at.path(), bytes)?;
         Ok(values.pop())
     }
 

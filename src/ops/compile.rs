@@ -195,7 +195,7 @@ pub(crate) fn compile(ops: &[Op], count: usize, echo: bool) -> Compiled {
 
 /// A document's expiry in milliseconds as the runtime reads it, `0` for none.
 fn millis(ttl: Option<std::time::Duration>) -> String {
-    ttl.map_or(0, crate::crud::ttl_millis).to_string()
+    ttl.map_or(0, crate::codec::ttl_millis).to_string()
 }
 
 impl Compiler {

@@ -72,7 +72,7 @@ pub use run::{Resolve, Results};
 
 use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::model::AtomicModel;
+use crate::keys::KeySettings;
 use refs::Step;
 
 /// The entry point of ServerOps blocks: [`ServerOps::scope`] runs one,
@@ -493,7 +493,7 @@ impl Ops {
                 key: target.loc().doc.key.clone(),
                 source,
             })?;
-            crate::crud::check_finite(&target.loc().doc.key, &target.loc().path(), &value, &json)?;
+            crate::codec::check_finite(&target.loc().doc.key, &target.loc().path(), &value, &json)?;
             let (name, id) = id_fix(target.loc())?;
             Ok(vec![
                 Param::Loc(target.loc().clone()),
@@ -628,12 +628,12 @@ impl Ops {
 
     /// Copies the model at `from` to the model of the same type with id `to_id`, creating
     /// or replacing it; the copy carries `to_id` in its key field.
-    pub fn copy_model<M: AtomicModel, R: Ref<Value = M>>(
+    pub fn copy_model<M: KeySettings + Referable, R: Ref<Value = M>>(
         &self,
         from: R,
         to_id: impl Display,
     ) -> Out<()> {
-        let to = M::server_ref_for(to_id);
+        let to = M::reference(Loc::root::<M>(&to_id.to_string()), Free);
         self.push("op_assign", assign_params(from.loc(), &to, "*"))
     }
 
@@ -882,7 +882,7 @@ pub fn id_member<K: std::str::FromStr + serde::Serialize>(
 /// The model pipeline behind `model.pipeline(&db, |p| …)`.
 pub(crate) async fn pipeline<M, F, R>(model: &mut M, db: &Db, build: F) -> Result<R::Output>
 where
-    M: AtomicModel,
+    M: KeySettings + Referable,
     F: for<'o> FnOnce(M::Ref<Bound<'o>>) -> R,
     R: Resolve,
 {
@@ -948,7 +948,7 @@ impl<T: Referable> ListRef<T, Bound<'_>> {
             key: self.loc.doc.key.clone(),
             source,
         })?;
-        crate::crud::check_finite(&self.loc.doc.key, &self.loc.path(), items, &json)?;
+        crate::codec::check_finite(&self.loc.doc.key, &self.loc.path(), items, &json)?;
         Ok(json)
     }
 
@@ -977,7 +977,7 @@ impl<T: Referable> ListRef<T, Bound<'_>> {
                 source,
             })
             .and_then(|json| {
-                crate::crud::check_finite(&self.loc.doc.key, &self.loc.path(), &value, &json)?;
+                crate::codec::check_finite(&self.loc.doc.key, &self.loc.path(), &value, &json)?;
                 Ok(json)
             })
             .map(|json| {
@@ -1051,7 +1051,7 @@ impl<M: Map> DictRef<M, Bound<'_>> {
                     for (k, v) in &entries {
                         let mut path = self.loc.path();
                         crate::finite::push_member(&mut path, k);
-                        crate::crud::non_finite(&self.loc.doc.key, &path, crate::finite::find(v))?;
+                        crate::codec::non_finite(&self.loc.doc.key, &path, crate::finite::find(v))?;
                     }
                 }
                 Ok(json)
@@ -1082,6 +1082,6 @@ pub fn set_bound<R: Ref + Clone>(r: &R, value: R::Value) -> Out<()> {
 
 /// A model's JSON with the search instant beside each date-time it indexes.
 #[doc(hidden)]
-pub fn model_json<T: crate::model::Model>(value: &T) -> serde_json::Result<String> {
-    crate::crud::model_text(value)
+pub fn model_json<T: crate::codec::Document>(value: &T) -> serde_json::Result<String> {
+    crate::codec::model_text(value)
 }

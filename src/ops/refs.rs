@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::Ops;
-use crate::model::{AtomicModel, read_ttl};
+use crate::keys::{KeySettings, key_of, read_ttl};
 
 /// How a reference is bound: [`Free`] references are arguments of [`Ops`] methods;
 /// [`Bound`] ones (the `p` of a model pipeline) also have the field operations
@@ -92,10 +92,10 @@ pub struct Loc {
 impl Loc {
     /// The root of the stored model `M` with id `id`.
     #[doc(hidden)]
-    pub fn root<M: AtomicModel>(id: &str) -> Loc {
+    pub fn root<M: KeySettings>(id: &str) -> Loc {
         Loc {
             doc: Arc::new(Doc {
-                key: M::key_of(id),
+                key: key_of::<M>(id),
                 write_ttl: M::TTL,
                 read_ttl: read_ttl::<M>(),
                 id: M::id_member(id),

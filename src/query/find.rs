@@ -7,10 +7,11 @@ use redis::Value;
 use super::expr::{Expr, FieldName};
 use super::index::{index_name, schema};
 use super::schema::Indexable;
+use crate::codec::Document;
 use crate::crud;
 use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::model::{AtomicModel, read_ttl};
+use crate::keys::{KeySettings, read_ttl};
 
 /// Results fetched per `FT.SEARCH` page.
 const PAGE: usize = 1000;
@@ -51,7 +52,7 @@ impl<M> std::fmt::Debug for Find<'_, M> {
     }
 }
 
-impl<'db, M: AtomicModel + Indexable> Find<'db, M> {
+impl<'db, M: KeySettings + Document + Indexable> Find<'db, M> {
     pub(crate) fn new(db: &'db Db, expr: Expr) -> Find<'db, M> {
         Find {
             db,
