@@ -14,6 +14,7 @@ mod keys;
 mod lock;
 mod model;
 pub mod ops;
+mod path;
 pub mod query;
 pub mod script;
 mod slot;

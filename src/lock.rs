@@ -10,6 +10,7 @@ use crate::codec::{self, Document};
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::keys::{KeySettings, lock_key, read_ttl};
+use crate::path::push_entry;
 use crate::script::library;
 
 mod release;
@@ -394,11 +395,14 @@ fn diff_object<'a>(
         .filter(|name| old.get(*name) != new.get(*name))
         .chain(old.keys().filter(|name| !new.contains_key(*name)));
     let changed: Vec<&String> = changed.collect();
+    // Only plain names are written member by member (every other one the object carries
+    // whole), though `push_entry` would address more of them.
     if !changed.iter().all(|name| plain_name(name)) {
         return false;
     }
     for name in changed {
-        let path = format!("{at}[\"{name}\"]");
+        let mut path = at.to_string();
+        push_entry(&mut path, name);
         match (old.get(name), new.get(name)) {
             (Some(before), Some(after)) if diff_object(&path, before, after, out) => {}
             (_, value) => out.push(Change {

@@ -197,9 +197,9 @@ impl<M: Dict> RedisDict<'_, M> {
     /// The four script operands that set `key` to `value`. A non-finite float in `value` is
     /// refused naming the entry's path (`$.prefs["key"]`).
     fn set_operands(&self, db: &Db, key: &str, value: &M::Value) -> Result<[String; 4]> {
-        let entry = self
-            .at
-            .field(&format!("[{}]", serde_json::Value::String(key.to_string())));
+        let mut entry_step = String::new();
+        crate::path::push_entry_text(&mut entry_step, key);
+        let entry = self.at.field(&entry_step);
         Ok([
             step(key),
             json(db, &entry, value)?,
@@ -247,21 +247,12 @@ impl<M: Dict> RedisDict<'_, M> {
     }
 }
 
-/// The JSONPath step to `key`: `["key"]`, or `['key']` when it holds a double quote; empty
-/// when no step can address it: both quote kinds, a backslash, a control character, or
-/// whitespace at its start or end (verified: RedisJSON's parser reads `[" a"]` as `a`).
+/// The JSONPath step to `key` ([`push_entry`](crate::path::push_entry)), or empty when no
+/// step addresses it: the script then reads and writes the entry inside the whole dict.
 fn step(key: &str) -> String {
-    if key.chars().any(|c| c == '\\' || c.is_control())
-        || key.starts_with(char::is_whitespace)
-        || key.ends_with(char::is_whitespace)
-    {
-        return String::new();
-    }
-    match (key.contains('"'), key.contains('\'')) {
-        (false, _) => format!("[\"{key}\"]"),
-        (true, false) => format!("['{key}']"),
-        (true, true) => String::new(),
-    }
+    let mut step = String::new();
+    crate::path::push_entry(&mut step, key);
+    step
 }
 
 /// The merge patch `{key: value}`, or `{key: null}` (which deletes the key).
@@ -293,24 +284,4 @@ fn from_value<T: DeserializeOwned>(key: &str, path: &str, value: serde_json::Val
 
 fn server_len(reply: &[Value]) -> usize {
     super::reply_usize(reply.first())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::step;
-
-    #[test]
-    fn keys_become_path_steps_only_when_plainly_addressable() {
-        assert_eq!(step("a.b"), "[\"a.b\"]");
-        assert_eq!(step("['inj']"), "[\"['inj']\"]");
-        assert_eq!(step("q\"uote"), "['q\"uote']");
-        assert_eq!(step("both \" and '"), "");
-        assert_eq!(step("back\\slash"), "");
-        assert_eq!(step("new\nline"), "");
-        assert_eq!(step("🎉"), "[\"🎉\"]");
-        assert_eq!(step(" "), "");
-        assert_eq!(step(" lead"), "");
-        assert_eq!(step("trail "), "");
-        assert_eq!(step("in side"), "[\"in side\"]");
-    }
 }

@@ -1050,7 +1050,7 @@ impl<M: Map> DictRef<M, Bound<'_>> {
                 if crate::finite::may_hide(&json) {
                     for (k, v) in &entries {
                         let mut path = self.loc.path();
-                        crate::finite::push_member(&mut path, k);
+                        crate::path::push_member_text(&mut path, k);
                         crate::codec::non_finite(&self.loc.doc.key, &path, crate::finite::find(v))?;
                     }
                 }

@@ -273,7 +273,7 @@ pub(crate) fn apply_echo<M: KeySettings + super::Referable>(
         let path = || {
             let mut path = String::from("$");
             for name in names {
-                super::refs::push_name(&mut path, name);
+                crate::path::push_member_text(&mut path, name);
             }
             path
         };
