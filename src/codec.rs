@@ -23,6 +23,10 @@ pub trait Document: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// The property paths (from the document's root) of the date-times indexed by instant
     /// inside this model (see [`Indexable::instants`](crate::query::Indexable::instants)).
     fn instant_paths(out: &mut Vec<Vec<String>>);
+
+    /// Moves the parts of `old` that are not in the document (fields serde skips, in this
+    /// model and the models nested in it) into this model, just read from the document.
+    fn keep_local(&mut self, old: &mut Self);
 }
 
 /// Reads the refusal of a script over many documents, `WRONGTYPE <1-based index> <type>`

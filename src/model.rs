@@ -273,6 +273,10 @@ impl<M: Model> crate::codec::Document for M {
     fn instant_paths(out: &mut Vec<Vec<String>>) {
         <M as crate::query::Indexable>::instants(&mut Vec::new(), out);
     }
+
+    fn keep_local(&mut self, old: &mut Self) {
+        <M as crate::ops::Referable>::keep_local(self, old);
+    }
 }
 
 /// The full key (namespace included) of the `M` with this id.

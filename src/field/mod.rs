@@ -323,18 +323,13 @@ impl<'a, T: Serialize + DeserializeOwned + Send + Sync> RedisValue<'a, T> {
 /// Replaces a nested model on the server (the `set` of a generated `<Name>Handle`), with
 /// the instant beside each date-time it indexes.
 #[doc(hidden)]
-pub async fn set_model<T: Document + crate::ops::Referable>(
-    local: &mut T,
-    at: &At,
-    db: &Db,
-    value: T,
-) -> Result<()> {
+pub async fn set_model<T: Document>(local: &mut T, at: &At, db: &Db, value: T) -> Result<()> {
     let mut instants = Vec::new();
     T::instant_paths(&mut instants);
     let text = codec::encode_with_instants(&db.key(&at.key), &at.path, &value, &instants)?;
     let mut stored: T = at.run(db, "set", Want::ANY, &[&text]).await?;
     // Fields serde skips are local-only: no server operation changes them.
-    crate::ops::Referable::keep_local(&mut stored, local);
+    Document::keep_local(&mut stored, local);
     *local = stored;
     Ok(())
 }
@@ -342,13 +337,9 @@ pub async fn set_model<T: Document + crate::ops::Referable>(
 /// Reads a nested model from the server into `local` (the `load` of a generated
 /// `<Name>Handle`); the fields serde skips keep their local value.
 #[doc(hidden)]
-pub async fn load_model<T: Document + crate::ops::Referable>(
-    local: &mut T,
-    at: &At,
-    db: &Db,
-) -> Result<()> {
+pub async fn load_model<T: Document>(local: &mut T, at: &At, db: &Db) -> Result<()> {
     let mut stored: T = at.run(db, "get", Want::ANY, &[]).await?;
-    crate::ops::Referable::keep_local(&mut stored, local);
+    Document::keep_local(&mut stored, local);
     *local = stored;
     Ok(())
 }
