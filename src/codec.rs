@@ -19,6 +19,11 @@ const EXPECTED_DOCUMENT: &str = "a JSON document";
 /// [`Model`](crate::Model); never implemented by hand.
 ///
 /// Not public API: anything here may change in any release.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a rapyer model",
+    label = "not a model",
+    note = "derive `AtomicModel` (with `Serialize` and `Deserialize`) on `{Self}`"
+)]
 pub trait Document: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// The property paths (from the document's root) of the date-times indexed by instant
     /// inside this model (see [`Indexable::instants`](crate::query::Indexable::instants)).

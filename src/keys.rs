@@ -31,6 +31,11 @@ use crate::slot;
 /// declares the same items, set by the derive); never implemented by hand.
 ///
 /// Not public API: anything here may change in any release.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be stored on its own: it has no `#[rapyer(key)]` field",
+    label = "not a stored model",
+    note = "mark the field that identifies a `{Self}` with `#[rapyer(key)]` (use `rapyer::Id` for generated ids); a model without a key can only be nested inside another model"
+)]
 pub trait KeySettings: Send + Sync + 'static {
     /// The key prefix (see [`AtomicModel::PREFIX`](crate::AtomicModel::PREFIX)).
     const PREFIX: &'static str;

@@ -264,7 +264,7 @@ fn number_kind(lo: &str, hi: &str) -> &'static str {
 /// Writes the changed parts of the document into the local model, field by field: fields
 /// the block did not change, and fields serde leaves out of the document, keep their local
 /// value (a round trip of the whole model through serde would reset the skipped ones).
-pub(crate) fn apply_echo<M: KeySettings + super::Referable>(
+pub(crate) fn apply_echo<M: KeySettings + super::refs::Referable>(
     model: &mut M,
     db: &Db,
     echo: &Echo,
