@@ -1,4 +1,5 @@
-//! The key layout, and why it is sealed.
+//! The key layout and a stored model's key settings ([`KeySettings`]), and why the layout is
+//! sealed.
 //!
 //! A model's key is `{namespace}{Prefix}:{id}`:
 //!
