@@ -147,7 +147,7 @@ pub trait AtomicModel: Model {
         ids: impl IntoIterator<Item = I>,
     ) -> impl Future<Output = Result<Vec<Option<Self>>>> + Send {
         let keys: Vec<String> = ids.into_iter().map(|id| full_key::<Self>(db, id)).collect();
-        crud::get_many(db, keys, read_ttl::<Self>())
+        crate::documents::get_many(db, keys, read_ttl::<Self>())
     }
 
     /// Whether a model with this id is stored.
@@ -185,7 +185,7 @@ pub trait AtomicModel: Model {
         ids: impl IntoIterator<Item = I>,
     ) -> impl Future<Output = Result<usize>> + Send {
         let keys: Vec<String> = ids.into_iter().map(|id| full_key::<Self>(db, id)).collect();
-        crud::delete_count(db, keys)
+        crate::documents::delete_count(db, keys)
     }
 
     /// The models matching `expr` (built from `Model::fields()`): see
