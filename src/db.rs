@@ -124,15 +124,6 @@ impl Db {
         key
     }
 
-    /// The full key of the model `prefix` with this id: `{namespace}{prefix}:{id}`, built in
-    /// one allocation (for a model without a hash tag; see [`crate::HashTag`]).
-    pub fn model_key(&self, prefix: &str, id: impl std::fmt::Display) -> String {
-        let mut key = String::with_capacity(self.namespace.len() + prefix.len() + 24);
-        key.push_str(&self.namespace);
-        crate::model::push_key(&mut key, prefix, crate::model::HashTag::None, id);
-        key
-    }
-
     /// A new blocking connection to the same server, for work that must finish when no
     /// runtime can drive the shared connection any more (a lock released while the runtime
     /// shuts down): connecting, and each reply, waits at most `timeout`.

@@ -2,10 +2,12 @@
 
 extern crate self as rapyer;
 
+mod codec;
 mod connect;
 mod crud;
 mod db;
 mod depth;
+mod documents;
 mod error;
 pub mod field;
 mod finite;
@@ -13,6 +15,7 @@ mod keys;
 mod lock;
 mod model;
 pub mod ops;
+mod path;
 pub mod query;
 pub mod script;
 mod slot;
@@ -25,8 +28,9 @@ pub use field::{
     FieldType, RedisBool, RedisBytes, RedisDatetime, RedisDict, RedisFloat, RedisInt, RedisList,
     RedisOption, RedisStr, RedisValue,
 };
+pub use keys::HashTag;
 pub use lock::{LockGuard, LockOptions};
-pub use model::{AtomicModel, HashTag, Model, ModelKey};
+pub use model::{AtomicModel, Model, ModelKey};
 pub use ops::ServerOps;
 pub use query::Order;
 pub use script::{Call, Keys, Pipeline, Script, Scripts, Slot};
@@ -48,7 +52,9 @@ pub mod prelude {
 /// Not public API: anything here may change in any release.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::codec::Document;
     pub use crate::field::{At, FieldType, load_model, set_model};
+    pub use crate::keys::KeySettings;
     pub use crate::model::{ModelKey, NoHandle, SerdeWithField};
     pub use crate::ops::{
         Bind, Bound, Free, Loc, Ref, Referable, Whole, id_member, model_json, no_field,

@@ -30,10 +30,10 @@ pub use number::{Float, Integer, RedisFloat, RedisInt};
 pub use text::{RedisBool, RedisStr};
 pub use time::{RedisBytes, RedisDatetime, Zone};
 
-use crate::crud;
+use crate::codec::{self, Document};
 use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::model::{AtomicModel, read_ttl};
+use crate::keys::{KeySettings, key_of, read_ttl};
 use crate::script::library;
 
 /// A type that can be a field of a model, and the handle its accessor returns.
@@ -78,9 +78,9 @@ pub struct At {
 impl At {
     /// The root of the stored model `model`.
     #[doc(hidden)]
-    pub fn root<M: AtomicModel>(model: &M) -> At {
+    pub fn root<M: KeySettings>(model: &M) -> At {
         At {
-            key: model.key(),
+            key: key_of::<M>(model.model_id()),
             path: "$".to_string(),
             write_ttl: M::TTL,
             read_ttl: read_ttl::<M>(),
@@ -98,7 +98,7 @@ impl At {
     /// The JSONPath of the indexed instant beside this date-time, or `""` when not indexed.
     pub(crate) fn instant_path(&self) -> String {
         if self.indexed {
-            crate::query::shadow_path(&self.path)
+            crate::codec::shadow_path(&self.path)
         } else {
             String::new()
         }
@@ -159,7 +159,7 @@ impl At {
         } else {
             self.write_ttl
         };
-        let ttl = ttl.map_or(0, crud::ttl_millis).to_string();
+        let ttl = ttl.map_or(0, codec::ttl_millis).to_string();
         let mut args: Vec<&str> = Vec::with_capacity(4 + operands.len());
         args.extend([op, self.path.as_str(), want.types, ttl.as_str()]);
         args.extend_from_slice(operands);
@@ -176,7 +176,7 @@ impl At {
         reply: &[u8],
     ) -> Result<T> {
         let key = db.key(&self.key);
-        let mut values: Vec<T> = crud::decode_at(&key, &self.path, reply)?;
+        let mut values: Vec<T> = codec::decode_at(&key, &self.path, reply)?;
         match values.pop() {
             Some(value) if values.is_empty() => Ok(value),
             _ => Err(Error::TypeMismatch {
@@ -191,7 +191,7 @@ impl At {
     /// Reads the script's errors: the document missing or of another type, the field of
     /// another JSON type, an integer overflow, a list index out of range.
     fn error(&self, e: Error, key: &str, want: Want) -> Error {
-        let (name, message) = match crud::script_document_error(e, key) {
+        let (name, message) = match codec::script_document_error(e, key) {
             Error::Script { name, message } => (name, message),
             other => return other,
         };
@@ -281,7 +281,7 @@ pub(crate) fn reply_usize(value: Option<&redis::Value>) -> usize {
 /// float in it is [`Error::NonFinite`] naming the field's path (and the float's place in the
 /// value), refused before anything is sent.
 pub(crate) fn json<T: Serialize + ?Sized>(db: &Db, at: &At, value: &T) -> Result<String> {
-    crud::encode(&db.key(&at.key), &at.path, value)
+    codec::encode(&db.key(&at.key), &at.path, value)
 }
 
 /// A handle on a field of any serde type (`#[rapyer(value)]`, [`crate::Id`],
@@ -323,18 +323,13 @@ impl<'a, T: Serialize + DeserializeOwned + Send + Sync> RedisValue<'a, T> {
 /// Replaces a nested model on the server (the `set` of a generated `<Name>Handle`), with
 /// the instant beside each date-time it indexes.
 #[doc(hidden)]
-pub async fn set_model<T: crate::model::Model>(
-    local: &mut T,
-    at: &At,
-    db: &Db,
-    value: T,
-) -> Result<()> {
+pub async fn set_model<T: Document>(local: &mut T, at: &At, db: &Db, value: T) -> Result<()> {
     let mut instants = Vec::new();
-    T::instants(&mut Vec::new(), &mut instants);
-    let text = crud::encode_with_instants(&db.key(&at.key), &at.path, &value, &instants)?;
+    T::instant_paths(&mut instants);
+    let text = codec::encode_with_instants(&db.key(&at.key), &at.path, &value, &instants)?;
     let mut stored: T = at.run(db, "set", Want::ANY, &[&text]).await?;
     // Fields serde skips are local-only: no server operation changes them.
-    crate::ops::Referable::keep_local(&mut stored, local);
+    Document::keep_local(&mut stored, local);
     *local = stored;
     Ok(())
 }
@@ -342,9 +337,9 @@ pub async fn set_model<T: crate::model::Model>(
 /// Reads a nested model from the server into `local` (the `load` of a generated
 /// `<Name>Handle`); the fields serde skips keep their local value.
 #[doc(hidden)]
-pub async fn load_model<T: crate::model::Model>(local: &mut T, at: &At, db: &Db) -> Result<()> {
+pub async fn load_model<T: Document>(local: &mut T, at: &At, db: &Db) -> Result<()> {
     let mut stored: T = at.run(db, "get", Want::ANY, &[]).await?;
-    crate::ops::Referable::keep_local(&mut stored, local);
+    Document::keep_local(&mut stored, local);
     *local = stored;
     Ok(())
 }
@@ -409,7 +404,7 @@ impl<T: FieldType> RedisOption<'_, T> {
     pub async fn load(&mut self, db: &Db) -> Result<&Option<T>> {
         let reply: Vec<u8> = self.at.call(db, "get", Want::ANY, &[]).await?;
         let key = db.key(&self.at.key);
-        let mut values: Vec<Option<T>> = crud::decode_at(&key, &self.at.path, &reply)?;
+        let mut values: Vec<Option<T>> = codec::decode_at(&key, &self.at.path, &reply)?;
         *self.value = match values.pop() {
             None => None,
             Some(value) if values.is_empty() => value,

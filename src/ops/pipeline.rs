@@ -14,12 +14,12 @@ use super::vocabulary::Ops;
 use super::vocabulary::Whole;
 use crate::db::Db;
 use crate::error::Result;
-use crate::model::AtomicModel;
+use crate::keys::KeySettings;
 
 /// The model pipeline behind `model.pipeline(&db, |p| …)`.
 pub(crate) async fn pipeline<M, F, R>(model: &mut M, db: &Db, build: F) -> Result<R::Output>
 where
-    M: AtomicModel,
+    M: KeySettings + Referable,
     F: for<'o> FnOnce(M::Ref<Bound<'o>>) -> R,
     R: Resolve,
 {
@@ -232,7 +232,7 @@ pub trait BoundRef<'a>: Ref<Bind = Bound<'a>> + Clone {
     /// replacing it: [`Ops::copy_model`].
     fn copy_model(&self, to_id: impl Display) -> Out<()>
     where
-        Self::Value: AtomicModel,
+        Self::Value: KeySettings + Referable,
     {
         self.bind().0.copy_model(self.clone(), to_id)
     }
@@ -254,6 +254,6 @@ pub fn set_bound<R: Ref + Clone>(r: &R, value: R::Value) -> Out<()> {
 
 /// A model's JSON with the search instant beside each date-time it indexes.
 #[doc(hidden)]
-pub fn model_json<T: crate::model::Model>(value: &T) -> serde_json::Result<String> {
-    crate::crud::model_text(value)
+pub fn model_json<T: crate::codec::Document>(value: &T) -> serde_json::Result<String> {
+    crate::codec::model_text(value)
 }

@@ -10,7 +10,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::Ops;
-use crate::model::{AtomicModel, read_ttl};
+use crate::keys::{KeySettings, key_of, read_ttl};
+use crate::path::{push_entry_text, push_member_text};
 
 /// How a reference is bound: [`Free`] references are arguments of [`Ops`] methods;
 /// [`Bound`] ones (the `p` of a model pipeline) also have the field operations
@@ -92,10 +93,10 @@ pub struct Loc {
 impl Loc {
     /// The root of the stored model `M` with id `id`.
     #[doc(hidden)]
-    pub fn root<M: AtomicModel>(id: &str) -> Loc {
+    pub fn root<M: KeySettings>(id: &str) -> Loc {
         Loc {
             doc: Arc::new(Doc {
-                key: M::key_of(id),
+                key: key_of::<M>(id),
                 write_ttl: M::TTL,
                 read_ttl: read_ttl::<M>(),
                 id: M::id_member(id),
@@ -143,29 +144,12 @@ impl Loc {
         let mut out = String::from("$");
         for step in &self.steps {
             match step {
-                Step::Field(name) => push_name(&mut out, name),
+                Step::Field(name) => push_member_text(&mut out, name),
                 Step::Index(i) => out.push_str(&format!("[{i}]")),
-                Step::Key(k) => out.push_str(&format!("[{}]", json_string(k))),
+                Step::Key(k) => push_entry_text(&mut out, k),
             }
         }
         out
-    }
-}
-
-/// Appends `.name`, or `["name"]` when the name is not a plain identifier.
-pub(crate) fn push_name(out: &mut String, name: &str) {
-    let plain = name
-        .chars()
-        .enumerate()
-        .all(|(i, c)| c == '_' || c.is_ascii_alphabetic() || (i > 0 && c.is_ascii_digit()))
-        && !name.is_empty();
-    if plain {
-        out.push('.');
-        out.push_str(name);
-    } else {
-        out.push('[');
-        out.push_str(&json_string(name));
-        out.push(']');
     }
 }
 

@@ -27,9 +27,9 @@ use std::fmt::Display;
 
 use super::numeric::{Accepts, Numeric};
 use super::program::{Out, Param, Program};
-use super::refs::{self, Bind, DictRef, ListRef, Loc, Map, Ref, Referable, ServerRef, Step};
+use super::refs::{self, Bind, DictRef, Free, ListRef, Loc, Map, Ref, Referable, ServerRef, Step};
 use crate::error::{Error, Result};
-use crate::model::AtomicModel;
+use crate::keys::KeySettings;
 
 /// The operations of one block, handed to the closure of [`ServerOps::scope`]. Each method
 /// adds one operation and returns its [`Out`].
@@ -56,7 +56,7 @@ impl Ops {
                 key: target.loc().doc.key.clone(),
                 source,
             })?;
-            crate::crud::check_finite(&target.loc().doc.key, &target.loc().path(), &value, &json)?;
+            crate::codec::check_finite(&target.loc().doc.key, &target.loc().path(), &value, &json)?;
             let (name, id) = id_fix(target.loc())?;
             Ok(vec![
                 Param::Loc(target.loc().clone()),
@@ -191,12 +191,12 @@ impl Ops {
 
     /// Copies the model at `from` to the model of the same type with id `to_id`, creating
     /// or replacing it; the copy carries `to_id` in its key field.
-    pub fn copy_model<M: AtomicModel, R: Ref<Value = M>>(
+    pub fn copy_model<M: KeySettings + Referable, R: Ref<Value = M>>(
         &self,
         from: R,
         to_id: impl Display,
     ) -> Out<()> {
-        let to = M::server_ref_for(to_id);
+        let to = M::reference(Loc::root::<M>(&to_id.to_string()), Free);
         self.push("op_assign", assign_params(from.loc(), &to, "*"))
     }
 
@@ -281,8 +281,8 @@ impl Ops {
                 if crate::finite::may_hide(&json) {
                     for (k, v) in &entries {
                         let mut path = dict.loc.path();
-                        crate::finite::push_member(&mut path, k);
-                        crate::crud::non_finite(&dict.loc.doc.key, &path, crate::finite::find(v))?;
+                        crate::path::push_member_text(&mut path, k);
+                        crate::codec::non_finite(&dict.loc.doc.key, &path, crate::finite::find(v))?;
                     }
                 }
                 Ok(json)
@@ -354,7 +354,7 @@ impl<T: Referable, B: Bind, X: Into<T>> Insert<i64, X> for ListRef<T, B> {
             .and_then(|json| {
                 // The element sits one level below the list.
                 let at = format!("{}[{index}]", target.loc.path());
-                crate::crud::check_finite(&target.loc.doc.key, &at, &value, &json)?;
+                crate::codec::check_finite(&target.loc.doc.key, &at, &value, &json)?;
                 Ok(json)
             })
             .map(|json| {
@@ -396,7 +396,7 @@ fn list_items<T: Referable>(loc: &Loc, items: &[T]) -> Result<String> {
         key: loc.doc.key.clone(),
         source,
     })?;
-    crate::crud::check_finite(&loc.doc.key, &loc.path(), items, &json)?;
+    crate::codec::check_finite(&loc.doc.key, &loc.path(), items, &json)?;
     Ok(json)
 }
 

@@ -414,12 +414,12 @@ impl DateField {
 
     /// Strictly before `t`.
     pub fn before<Tz: chrono::TimeZone>(&self, t: chrono::DateTime<Tz>) -> Expr {
-        let micros = super::schema::instant_micros(&t);
+        let micros = crate::codec::instant_micros(&t);
         self.range("-inf".into(), format!("({micros}"))
     }
     /// Strictly after `t`.
     pub fn after<Tz: chrono::TimeZone>(&self, t: chrono::DateTime<Tz>) -> Expr {
-        let micros = super::schema::instant_micros(&t);
+        let micros = crate::codec::instant_micros(&t);
         self.range(format!("({micros}"), "+inf".into())
     }
     /// Between `from` and `to`, both included.
@@ -429,8 +429,8 @@ impl DateField {
         to: chrono::DateTime<Tz2>,
     ) -> Expr {
         let (from, to) = (
-            super::schema::instant_micros(&from),
-            super::schema::instant_micros(&to),
+            crate::codec::instant_micros(&from),
+            crate::codec::instant_micros(&to),
         );
         self.range(from.to_string(), to.to_string())
     }

@@ -7,10 +7,11 @@ use redis::Value;
 use super::expr::{Expr, FieldName};
 use super::index::{index_name, schema};
 use super::schema::Indexable;
-use crate::crud;
+use crate::codec::Document;
 use crate::db::Db;
+use crate::documents;
 use crate::error::{Error, Result};
-use crate::model::{AtomicModel, read_ttl};
+use crate::keys::{KeySettings, read_ttl};
 
 /// Results fetched per `FT.SEARCH` page.
 const PAGE: usize = 1000;
@@ -51,7 +52,7 @@ impl<M> std::fmt::Debug for Find<'_, M> {
     }
 }
 
-impl<'db, M: AtomicModel + Indexable> Find<'db, M> {
+impl<'db, M: KeySettings + Document + Indexable> Find<'db, M> {
     pub(crate) fn new(db: &'db Db, expr: Expr) -> Find<'db, M> {
         Find {
             db,
@@ -103,7 +104,7 @@ impl<'db, M: AtomicModel + Indexable> Find<'db, M> {
         let keys = self.keys().await?;
         let mut models = Vec::with_capacity(keys.len());
         for chunk in keys.chunks(PAGE) {
-            let found = crud::get_many::<M>(db, chunk.to_vec(), read_ttl::<M>()).await?;
+            let found = documents::get_many::<M>(db, chunk.to_vec(), read_ttl::<M>()).await?;
             models.extend(found.into_iter().flatten());
         }
         Ok(models)
@@ -150,7 +151,7 @@ impl<'db, M: AtomicModel + Indexable> Find<'db, M> {
         let keys = self.keys().await?;
         let mut deleted = 0;
         for chunk in keys.chunks(DELETE_CHUNK) {
-            deleted += crud::delete_count(db, chunk.to_vec()).await?;
+            deleted += documents::delete_count(db, chunk.to_vec()).await?;
         }
         Ok(deleted)
     }

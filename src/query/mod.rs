@@ -8,6 +8,7 @@ mod find;
 mod index;
 mod schema;
 
+pub use crate::codec::INSTANT_SUFFIX;
 pub use escape::{escape_tag, escape_text};
 pub use expr::{
     BoolField, DateField, Expr, FieldName, Numeric, NumericField, TagArrayField, TagField,
@@ -15,7 +16,6 @@ pub use expr::{
 };
 pub use find::{Find, Order};
 pub use index::schema;
-pub use schema::{EnumField, INSTANT_SUFFIX, IndexKind, IndexOptions, Indexable, SchemaField};
-pub(crate) use schema::{add_instants, shadow_path};
+pub use schema::{EnumField, IndexKind, IndexOptions, Indexable, SchemaField};
 #[doc(hidden)]
 pub use schema::{join, text_field};

@@ -6,6 +6,7 @@ use std::marker::PhantomData;
 use serde::Serialize;
 
 use super::expr::{BoolField, DateField, Expr, NumericField, TagArrayField, TagField, TextField};
+use crate::codec::shadow_path;
 
 /// How a field is indexed, from its `#[rapyer(index(...))]` options.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -82,54 +83,6 @@ pub trait Indexable {
     /// of the date-times indexed by instant inside a value of this type.
     fn instants(prefix: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
         let _ = (prefix, out);
-    }
-}
-
-/// The suffix of the property next to an indexed date-time that holds its instant in
-/// microseconds since the epoch (RediSearch cannot index RFC 3339 text as a number).
-pub const INSTANT_SUFFIX: &str = "__ts";
-
-/// The JSONPath of the instant property next to the date-time at `path`.
-pub(crate) fn shadow_path(path: &str) -> String {
-    match path.strip_suffix("\"]") {
-        Some(open) => format!("{open}{INSTANT_SUFFIX}\"]"),
-        None => format!("{path}{INSTANT_SUFFIX}"),
-    }
-}
-
-/// The instant of `t` in whole microseconds since the epoch, as the index stores it.
-pub(crate) fn instant_micros<Tz: chrono::TimeZone>(t: &chrono::DateTime<Tz>) -> i64 {
-    t.timestamp_micros()
-}
-
-/// Adds (or refreshes) the instant property next to every indexed date-time in `doc`;
-/// `paths` come from [`Indexable::instants`]. A value that is not RFC 3339 text loses it.
-pub(crate) fn add_instants(doc: &mut serde_json::Value, paths: &[Vec<String>]) {
-    for path in paths {
-        let Some((last, parents)) = path.split_last() else {
-            continue;
-        };
-        let pointer: String = parents
-            .iter()
-            .map(|step| format!("/{}", step.replace('~', "~0").replace('/', "~1")))
-            .collect();
-        let Some(object) = doc.pointer_mut(&pointer).and_then(|n| n.as_object_mut()) else {
-            continue;
-        };
-        let instant = object
-            .get(last)
-            .and_then(serde_json::Value::as_str)
-            .and_then(|text| chrono::DateTime::parse_from_rfc3339(text).ok())
-            .map(|t| instant_micros(&t));
-        let shadow = format!("{last}{INSTANT_SUFFIX}");
-        match instant {
-            Some(micros) => {
-                object.insert(shadow, micros.into());
-            }
-            None => {
-                object.remove(&shadow);
-            }
-        }
     }
 }
 

@@ -6,7 +6,7 @@ use redis::{Cmd, FromRedisValue, ParsingError, ToRedisArgs, Value};
 use serde::de::DeserializeOwned;
 
 use super::Script;
-use super::run::decode;
+use super::reply::decode;
 use crate::db::Db;
 use crate::error::Result;
 

@@ -17,6 +17,7 @@ mod batch;
 mod call;
 mod pipeline;
 mod registry;
+mod reply;
 mod run;
 
 use std::borrow::Cow;
