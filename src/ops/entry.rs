@@ -37,6 +37,28 @@ impl ServerOps {
     /// key, no value and not even the order of the operations: the block itself travels as
     /// a program in `ARGV`, its keys in `KEYS`, so every block using the same operations
     /// runs the same script.
+    ///
+    /// ```
+    /// use rapyer::prelude::*;
+    ///
+    /// #[derive(AtomicModel, serde::Serialize, serde::Deserialize)]
+    /// #[rapyer(hash_tag = "team")]
+    /// struct User { #[rapyer(key)] id: String, age: i64, tags: Vec<String> }
+    ///
+    /// let (a, b) = (User::server_ref_for("a"), User::server_ref_for("b"));
+    /// let one = ServerOps::explain(|ops| {
+    ///     ops.set(a.age(), 1);
+    /// });
+    /// // Other places, two documents, three operations: the same set of operations.
+    /// let other = ServerOps::explain(|ops| {
+    ///     ops.set(b.tags().at(1), "x");
+    ///     ops.set(a.tags().slice(0..2), vec!["y".to_string()]);
+    ///     ops.set(b.age(), 2);
+    /// });
+    /// assert_eq!(one, other);
+    /// // Another operation, another script.
+    /// assert_ne!(one, ServerOps::explain(|ops| { ops.incr(a.age(), 1); }));
+    /// ```
     pub fn explain<F, R>(build: F) -> String
     where
         F: FnOnce(&Ops) -> R,

@@ -74,7 +74,9 @@ impl Db {
     /// type, prefixes, stop words and every attribute with its options) with the schema, so an
     /// index someone else made under that name, or an older schema, is rebuilt; a fingerprint
     /// of the schema at `{ns}_rapyer:index-schema:{Prefix}` lets other processes see which
-    /// schema was last built. An unchanged index costs one `FT.INFO`.
+    /// schema was last built. An unchanged index costs two round trips: the `SCRIPT LOAD`s
+    /// of every defined script ([`Scripts::preload`](crate::Scripts::preload)), then one
+    /// `FT.INFO`.
     pub async fn init<M: AtomicModel + Indexable>(&self) -> Result<()> {
         self.scripts().preload().await?;
         let schema = schema::<M>();
