@@ -33,7 +33,53 @@
 //! accessor per field; lists add `.slice(range)` (Python's slicing) and `.at(i)`, dicts
 //! `.entry(key)`. What an operation accepts is decided by the types: `incr_by_field`
 //! between numbers, `concat` of strings, `assign` and `swap` between references to the
-//! same type.
+//! same type. A mistake of that kind does not compile:
+//!
+//! ```compile_fail
+//! # use rapyer::prelude::*;
+//! # #[derive(AtomicModel, serde::Serialize, serde::Deserialize)]
+//! # #[rapyer(hash_tag = "bank")]
+//! # struct Account { #[rapyer(key)] id: String, owner: String, balance: i64 }
+//! # async fn demo(db: &Db) -> rapyer::Result<()> {
+//! let a = Account::server_ref_for("a");
+//! ServerOps::scope(db, |ops| {
+//!     ops.incr(a.owner(), 1); // `owner` is a String: only numbers are increased
+//! })
+//! .await?;
+//! # Ok(()) }
+//! ```
+//!
+//! ```compile_fail
+//! # use rapyer::prelude::*;
+//! # #[derive(AtomicModel, serde::Serialize, serde::Deserialize)]
+//! # #[rapyer(hash_tag = "bank")]
+//! # struct Account { #[rapyer(key)] id: String, owner: String, balance: i64 }
+//! # async fn demo(db: &Db) -> rapyer::Result<()> {
+//! let (a, b) = (Account::server_ref_for("a"), Account::server_ref_for("b"));
+//! ServerOps::scope(db, |ops| {
+//!     ops.swap(a.balance(), b.owner()); // an i64 and a String: swap needs one type
+//! })
+//! .await?;
+//! # Ok(()) }
+//! ```
+//!
+//! ```compile_fail
+//! # use rapyer::prelude::*;
+//! # #[derive(AtomicModel, serde::Serialize, serde::Deserialize)]
+//! # #[rapyer(hash_tag = "bank")]
+//! # struct Account { #[rapyer(key)] id: String, owner: String, balance: i64 }
+//! # async fn demo(db: &Db) -> rapyer::Result<()> {
+//! let a = Account::server_ref_for("a");
+//! ServerOps::scope(db, |ops| {
+//!     ops.incr(a.balance(), 0.5); // an integer field is increased only by integers
+//! })
+//! .await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Keys are checked when the block runs, not when it compiles: a block over models whose
+//! keys hash to different cluster slots (no shared `#[rapyer(hash_tag = "…")]`) compiles,
+//! and fails with [`Error::CrossSlot`] before anything is sent.
 //!
 //! A model pipeline (`model.pipeline(&db, |p| …)`) is the same machine with one vocabulary:
 //! each operation is defined once, as an [`Ops`] method, and a reference bound to a pipeline
