@@ -8,6 +8,25 @@ use crate::error::{Error, Result};
 
 /// The entry point of ServerOps blocks: [`ServerOps::scope`] runs one,
 /// [`ServerOps::explain`] shows its script.
+///
+/// ```no_run
+/// use rapyer::prelude::*;
+///
+/// #[derive(AtomicModel, serde::Serialize, serde::Deserialize)]
+/// #[rapyer(hash_tag = "team")] // every key of a block shares one cluster slot
+/// struct Board { #[rapyer(key)] id: String, tasks: Vec<String>, views: i64 }
+///
+/// # async fn demo(db: &Db) -> rapyer::Result<()> {
+/// let (todo, done) = (Board::server_ref_for("todo"), Board::server_ref_for("done"));
+/// // One script, all or nothing, nothing read into the client.
+/// let (moved, views) = ServerOps::scope(db, |ops| {
+///     let moved = ops.move_item(todo.tasks().at(0), done.tasks()); // pop todo[0], append it
+///     let views = ops.incr_by_field(done.views(), todo.views());
+///     (moved, views)
+/// })
+/// .await?; // (Option<Option<String>>, Option<i64>)
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct ServerOps;
 
