@@ -65,18 +65,18 @@ fn create_args<M: AtomicModel>(db: &Db, schema: &[SchemaField]) -> Vec<String> {
 }
 
 impl Db {
-    /// Gets `M` ready: loads the defined scripts, and creates `M`'s search index, or
-    /// re-creates it (documents are kept) when it is not the one `M`'s schema makes, waiting
-    /// until existing documents are indexed.
+    /// Gets `M` ready: loads every defined script, the library's own and yours (one round
+    /// trip of `SCRIPT LOAD`s on every call, as [`Scripts::preload`](crate::Scripts::preload)),
+    /// then creates `M`'s search index, or re-creates it (documents are kept) when it is not
+    /// the one `M`'s schema makes, waiting until existing documents are indexed. So `init` on
+    /// an unchanged index costs two round trips: the scripts, then one `FT.INFO`.
     ///
     /// The index covers the keys of `M` in this handle's namespace (`{ns}{Prefix}:`) and is
     /// named `{ns}_rapyer:index:{Prefix}`. `init` compares the live index (`FT.INFO`: its key
     /// type, prefixes, stop words and every attribute with its options) with the schema, so an
     /// index someone else made under that name, or an older schema, is rebuilt; a fingerprint
     /// of the schema at `{ns}_rapyer:index-schema:{Prefix}` lets other processes see which
-    /// schema was last built. An unchanged index costs two round trips: the `SCRIPT LOAD`s
-    /// of every defined script ([`Scripts::preload`](crate::Scripts::preload)), then one
-    /// `FT.INFO`.
+    /// schema was last built. An unchanged index costs one `FT.INFO`.
     pub async fn init<M: AtomicModel + Indexable>(&self) -> Result<()> {
         self.scripts().preload().await?;
         let schema = schema::<M>();
