@@ -181,8 +181,8 @@ impl Db {
     }
 }
 
-/// One event per command or script sent: what ran, on how many keys, how long it took.
-/// Values never appear in traces.
+/// One event per round trip (a command, a script call, or a whole pipeline or transaction):
+/// what ran, on how many keys, how long it took. Values never appear in traces.
 pub(crate) fn trace_command(op: &'static str, keys: usize, started: Instant, ok: bool) {
     tracing::debug!(
         target: "rapyer::command",

@@ -8,6 +8,21 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Everything that can go wrong, each variant naming the key (and JSON path) involved.
 ///
 /// Match on the variant; new variants may be added, so keep a `_` arm.
+///
+/// ```no_run
+/// use rapyer::prelude::*;
+///
+/// #[derive(AtomicModel, serde::Serialize, serde::Deserialize)]
+/// struct User { #[rapyer(key)] id: String, age: i64 }
+///
+/// # async fn demo(db: &Db) -> rapyer::Result<()> {
+/// match User::get(db, "ann").await {
+///     Ok(user) => println!("ann is {}", user.age),
+///     Err(Error::NotFound { key }) => println!("nothing stored at {key}"),
+///     Err(e) => return Err(e), // the others name their key too: `e.key()`
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {

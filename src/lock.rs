@@ -73,6 +73,25 @@ impl LockOptions {
 /// A model locked for this holder, with a copy read under the lock: deref it to read and
 /// change fields, [`save`](LockGuard::save) to write what changed while the lock holds.
 ///
+/// ```no_run
+/// use rapyer::prelude::*;
+/// use std::time::Duration;
+///
+/// #[derive(AtomicModel, serde::Serialize, serde::Deserialize)]
+/// struct Account { #[rapyer(key)] id: String, balance: i64, note: String }
+///
+/// # async fn demo(db: &Db) -> rapyer::Result<()> {
+/// let options = LockOptions::default().ttl(Duration::from_secs(5)).timeout(Duration::from_secs(1));
+/// let mut guard = Account::lock(db, "acc-1", options).await?; // LockTimeout after 1 s
+/// guard.balance += 10;                       // a fresh copy, read under the lock
+/// guard.save().await?;                       // writes `balance` only; LockLost if expired
+/// guard.extend(Duration::from_secs(5)).await?;
+/// guard.note = "audited".into();
+/// guard.save().await?;                       // writes `note` only
+/// guard.release().await?;                    // compare-and-delete of this holder's token
+/// # Ok(()) }
+/// ```
+///
 /// Dropping a guard that was not released releases it in the background on the running
 /// tokio runtime; with no runtime, or when the runtime shuts down before the release ran
 /// (a guard dropped as `block_on` or `#[tokio::main]` returns), it is released on a

@@ -49,6 +49,20 @@ pub trait Model:
 /// assert_eq!(User::get(db, "u1").await?, user);
 /// # Ok(()) }
 /// ```
+///
+/// A struct without a `#[rapyer(key)]` field is a [`Model`] that can only be stored nested
+/// inside another one; storing it on its own does not compile:
+///
+/// ```compile_fail
+/// use rapyer::prelude::*;
+///
+/// #[derive(AtomicModel, serde::Serialize, serde::Deserialize)]
+/// struct Address { city: String }
+///
+/// # async fn demo(db: &Db) -> rapyer::Result<()> {
+/// Address { city: "Paris".into() }.save(db).await?; // no key: not an AtomicModel
+/// # Ok(()) }
+/// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be stored on its own: it has no `#[rapyer(key)]` field",
     label = "not a stored model",

@@ -12,6 +12,45 @@
 //! [`RedisDatetime`], [`crate::Bytes`] [`RedisBytes`], `Option<T>` [`RedisOption`], nested
 //! models their own handle with one accessor per field, and `#[rapyer(value)]` fields (or
 //! types implementing [`FieldType`] that way) [`RedisValue`] (`load` and `set`).
+//!
+//! ```no_run
+//! use rapyer::prelude::*;
+//! use std::collections::HashMap;
+//!
+//! #[derive(AtomicModel, serde::Serialize, serde::Deserialize)]
+//! struct Address { city: String }
+//!
+//! #[derive(AtomicModel, serde::Serialize, serde::Deserialize)]
+//! struct User {
+//!     #[rapyer(key)] id: String,
+//!     age: i64,
+//!     name: String,
+//!     tags: Vec<String>,
+//!     prefs: HashMap<String, String>,
+//!     address: Address,
+//! }
+//!
+//! # async fn demo(db: &Db, user: &mut User) -> rapyer::Result<()> {
+//! let age = user.age().incr(db, 1).await?;      // Overflow, never a silent wrap
+//! assert_eq!(age, user.age);                    // the local field holds the server's value
+//! user.name().append(db, "!").await?;
+//! user.tags().insert(db, 0, "new").await?;      // Python's list.insert
+//! let last = user.tags().pop(db).await?;
+//! user.prefs().insert(db, "a.b [\"c\"]", "v").await?; // a key is data, never a JSONPath
+//! user.address().city().set(db, "Paris").await?; // nested models, field by field
+//! # Ok(()) }
+//! ```
+//!
+//! A handle has only the operations its type supports; a string has no `incr`:
+//!
+//! ```compile_fail
+//! # use rapyer::prelude::*;
+//! # #[derive(AtomicModel, serde::Serialize, serde::Deserialize)]
+//! # struct User { #[rapyer(key)] id: String, age: i64, name: String }
+//! # async fn demo(db: &Db, user: &mut User) -> rapyer::Result<()> {
+//! user.name().incr(db, 1).await?; // `name` is a RedisStr: append, len, set, load
+//! # Ok(()) }
+//! ```
 
 mod dict;
 mod list;

@@ -65,9 +65,11 @@ fn create_args<M: KeySettings>(db: &Db, schema: &[SchemaField]) -> Vec<String> {
 }
 
 impl Db {
-    /// Gets `M` ready: loads the defined scripts, and creates `M`'s search index, or
-    /// re-creates it (documents are kept) when it is not the one `M`'s schema makes, waiting
-    /// until existing documents are indexed.
+    /// Gets `M` ready: loads every defined script, the library's own and yours (one round
+    /// trip of `SCRIPT LOAD`s on every call, as [`Scripts::preload`](crate::Scripts::preload)),
+    /// then creates `M`'s search index, or re-creates it (documents are kept) when it is not
+    /// the one `M`'s schema makes, waiting until existing documents are indexed. So `init` on
+    /// an unchanged index costs two round trips: the scripts, then one `FT.INFO`.
     ///
     /// The index covers the keys of `M` in this handle's namespace (`{ns}{Prefix}:`) and is
     /// named `{ns}_rapyer:index:{Prefix}`. `init` compares the live index (`FT.INFO`: its key

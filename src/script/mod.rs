@@ -12,6 +12,50 @@
 //!
 //! Pipelines and transactions load their scripts inside the same `MULTI … EXEC` as the
 //! calls that use them; see [`Pipeline`] for the exact guarantees.
+//!
+//! ```no_run
+//! use rapyer::{Db, Keys};
+//!
+//! rapyer::script! {
+//!     /// Pushes `message` onto the queue of every member of `group`; returns how many.
+//!     pub PUBLISH_TO_GROUP("publish_to_group", keys(group), args(message: &str)) -> i64 = r#"
+//!         local members = redis.call('SMEMBERS', KEYS[1])
+//!         for _, m in ipairs(members) do redis.call('RPUSH', 'queue:' .. m, ARGV[1]) end
+//!         return #members
+//!     "#;
+//! }
+//!
+//! # async fn demo(db: &Db) -> rapyer::Result<()> {
+//! // By name: defined once per connection, keys and arguments checked when it runs.
+//! db.scripts().define("bump", Keys::Fixed(1), "return redis.call('INCRBY', KEYS[1], ARGV[1])")?;
+//! let visits: i64 = db.run_script("bump", &["visits"], &[5]).await?; // keys get the namespace
+//!
+//! // Typed: the signature carries the keys and arguments.
+//! let reached = PUBLISH_TO_GROUP.call(db, "group:chat", "hello").await?;
+//!
+//! // Many calls in one round trip, none of them able to meet NOSCRIPT.
+//! let mut pipe = db.pipeline(); // or db.transaction(), all or none
+//! let a = pipe.add(PUBLISH_TO_GROUP.prepare("group:a", "hi"));
+//! pipe.run_script("bump", &["visits"], &[1]);
+//! let replies = pipe.execute().await?;
+//! let reached_a: i64 = a.get(&replies)?;
+//! # Ok(()) }
+//! ```
+//!
+//! A typed command takes exactly its keys and arguments, of their types:
+//!
+//! ```compile_fail
+//! # use rapyer::Db;
+//! rapyer::script! {
+//!     /// Pushes `message` onto the queue of every member of `group`; returns how many.
+//!     pub PUBLISH_TO_GROUP("publish_to_group", keys(group), args(message: &str)) -> i64 = r#"
+//!         return 0
+//!     "#;
+//! }
+//! # async fn demo(db: &Db) -> rapyer::Result<()> {
+//! PUBLISH_TO_GROUP.call(db, "group:chat", 42).await?; // `message` is a &str
+//! # Ok(()) }
+//! ```
 
 mod batch;
 mod call;
