@@ -1952,11 +1952,6 @@ struct Nest {
     map: HashMap<String, serde_json::Value>,
 }
 
-/// A JSON value nested `levels` deep: `[[[…]]]`.
-fn nested(levels: usize) -> serde_json::Value {
-    (1..levels).fold(json!([]), |inner, _| json!([inner]))
-}
-
 /// A value that would nest the document deeper than RedisJSON or serde_json parse (127
 /// levels) is refused by every block operation that writes one, before anything is sent
 /// (it was an untyped script error, and 126 levels under `$.items` were stored, after which
@@ -1978,25 +1973,25 @@ async fn values_nested_too_deep_are_refused_by_blocks_before_sending() {
         (
             "set an element",
             Box::new(|ops| {
-                ops.set(r.items().at(0), nested(126));
+                ops.set(r.items().at(0), common::nested(126));
             }),
         ),
         (
             "set a slice",
             Box::new(|ops| {
-                ops.set(r.items().slice(0..0), vec![nested(126)]);
+                ops.set(r.items().slice(0..0), vec![common::nested(126)]);
             }),
         ),
         (
             "set a dict entry",
             Box::new(|ops| {
-                ops.set(r.map().entry("k"), nested(126));
+                ops.set(r.map().entry("k"), common::nested(126));
             }),
         ),
         (
             "set the list",
             Box::new(|ops| {
-                ops.set(r.items(), vec![nested(126)]);
+                ops.set(r.items(), vec![common::nested(126)]);
             }),
         ),
     ];
@@ -2014,7 +2009,7 @@ async fn values_nested_too_deep_are_refused_by_blocks_before_sending() {
     let piped = n
         .pipeline(&db, |p| {
             p.items().append(json!(2));
-            p.items().extend([nested(126)]);
+            p.items().extend([common::nested(126)]);
         })
         .await;
     assert!(
@@ -2025,21 +2020,21 @@ async fn values_nested_too_deep_are_refused_by_blocks_before_sending() {
         (
             "insert",
             n.pipeline(&db, |p| {
-                p.items().insert(0, nested(126));
+                p.items().insert(0, common::nested(126));
             })
             .await,
         ),
         (
             "dict insert",
             n.pipeline(&db, |p| {
-                p.map().insert("k", nested(126));
+                p.map().insert("k", common::nested(126));
             })
             .await,
         ),
         (
             "dict update",
             n.pipeline(&db, |p| {
-                p.map().update([("k", nested(126))]);
+                p.map().update([("k", common::nested(126))]);
             })
             .await,
         ),
@@ -2051,8 +2046,8 @@ async fn values_nested_too_deep_are_refused_by_blocks_before_sending() {
     }
     assert_eq!(snapshot(&mut raw, &keys).await, before, "nothing written");
     n.pipeline(&db, |p| {
-        p.items().append(nested(125));
-        p.map().insert("k", nested(125));
+        p.items().append(common::nested(125));
+        p.map().insert("k", common::nested(125));
     })
     .await
     .unwrap_or_else(|e| panic!("{e}"));

@@ -175,6 +175,15 @@ impl<'db> Pipeline<'db> {
         self.batch.is_atomic()
     }
 
+    /// What this batch is called in traces and errors.
+    fn op(&self) -> &'static str {
+        if self.batch.is_atomic() {
+            "transaction"
+        } else {
+            "pipeline"
+        }
+    }
+
     /// Sends everything in one round trip; returns one reply per command, in order.
     ///
     /// Fails without sending anything if a call was built wrong (unknown script, wrong key
@@ -185,11 +194,7 @@ impl<'db> Pipeline<'db> {
         if let Some(error) = self.error {
             return Err(error);
         }
-        let op = if self.batch.is_atomic() {
-            "transaction"
-        } else {
-            "pipeline"
-        };
+        let op = self.op();
         self.batch.send(self.db, op).await
     }
 
@@ -204,11 +209,7 @@ impl<'db> Pipeline<'db> {
         if let Some(error) = self.error {
             return Err(error);
         }
-        let op = if self.batch.is_atomic() {
-            "transaction"
-        } else {
-            "pipeline"
-        };
+        let op = self.op();
         self.batch.send_each(self.db, op).await
     }
 }
