@@ -42,20 +42,9 @@ pub mod prelude {
     };
 }
 
-/// Support for the code `#[derive(AtomicModel)]` generates.
+/// Support for the code `#[derive(AtomicModel)]`, `script!` and `index_as_tag!` generate.
 ///
 /// Not public API: anything here may change in any release.
 #[doc(hidden)]
-pub mod __private {
-    pub use crate::field::{At, FieldType, load_model, set_model};
-    pub use crate::model::{ModelKey, NoHandle, SerdeWithField};
-    pub use crate::ops::{
-        Bind, Bound, Free, Loc, Ref, Referable, Whole, id_member, model_json, no_field,
-        patch_value, set_bound, value_ref,
-    };
-    pub use redis::ToRedisArgs;
-    pub use serde;
-    pub use serde_json;
-    pub use std::option::Option::{self, None, Some};
-    pub use std::time::Duration;
-}
+#[path = "private.rs"]
+pub mod __private;

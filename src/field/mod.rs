@@ -77,8 +77,7 @@ pub struct At {
 
 impl At {
     /// The root of the stored model `model`.
-    #[doc(hidden)]
-    pub fn root<M: AtomicModel>(model: &M) -> At {
+    pub(crate) fn root<M: AtomicModel>(model: &M) -> At {
         At {
             key: model.key(),
             path: "$".to_string(),
@@ -89,8 +88,7 @@ impl At {
     }
 
     /// The same place, marked as a field of the search index.
-    #[doc(hidden)]
-    pub fn indexed(mut self) -> At {
+    pub(crate) fn indexed(mut self) -> At {
         self.indexed = true;
         self
     }
@@ -105,8 +103,7 @@ impl At {
     }
 
     /// The field reached from here by `segment` (`.name` or `["name"]`, built by the derive).
-    #[doc(hidden)]
-    pub fn field(&self, segment: &str) -> At {
+    pub(crate) fn field(&self, segment: &str) -> At {
         let mut path = String::with_capacity(self.path.len() + segment.len());
         path.push_str(&self.path);
         path.push_str(segment);
@@ -318,35 +315,6 @@ impl<'a, T: Serialize + DeserializeOwned + Send + Sync> RedisValue<'a, T> {
     pub fn at(&self) -> &At {
         &self.at
     }
-}
-
-/// Replaces a nested model on the server (the `set` of a generated `<Name>Handle`), with
-/// the instant beside each date-time it indexes.
-#[doc(hidden)]
-pub async fn set_model<T: crate::model::Model>(
-    local: &mut T,
-    at: &At,
-    db: &Db,
-    value: T,
-) -> Result<()> {
-    let mut instants = Vec::new();
-    T::instants(&mut Vec::new(), &mut instants);
-    let text = crud::encode_with_instants(&db.key(&at.key), &at.path, &value, &instants)?;
-    let mut stored: T = at.run(db, "set", Want::ANY, &[&text]).await?;
-    // Fields serde skips are local-only: no server operation changes them.
-    crate::ops::Referable::keep_local(&mut stored, local);
-    *local = stored;
-    Ok(())
-}
-
-/// Reads a nested model from the server into `local` (the `load` of a generated
-/// `<Name>Handle`); the fields serde skips keep their local value.
-#[doc(hidden)]
-pub async fn load_model<T: crate::model::Model>(local: &mut T, at: &At, db: &Db) -> Result<()> {
-    let mut stored: T = at.run(db, "get", Want::ANY, &[]).await?;
-    crate::ops::Referable::keep_local(&mut stored, local);
-    *local = stored;
-    Ok(())
 }
 
 /// `RedisValue` handles for the serde types that have no richer handle yet.

@@ -55,7 +55,7 @@
 //!   (`#[rapyer(hash_tag = "…")]`).
 
 mod compile;
-mod refs;
+pub(crate) mod refs;
 mod run;
 
 use std::cell::RefCell;
@@ -64,10 +64,7 @@ use std::marker::PhantomData;
 
 pub use refs::{
     Bind, Bound, DictRef, Free, ListRef, Loc, Map, Ref, Referable, ServerRef, SliceRange, SliceRef,
-    value_ref,
 };
-#[doc(hidden)]
-pub use refs::{no_field, patch_value};
 pub use run::{Resolve, Results};
 
 use crate::db::Db;
@@ -856,28 +853,6 @@ fn assign_params<B: Ref>(
     ])
 }
 
-/// The JSON of a key field's value for the id `id`: used when a whole document is copied
-/// in as the model with that id.
-#[doc(hidden)]
-pub fn id_member<K: std::str::FromStr + serde::Serialize>(
-    name: &'static str,
-    id: &str,
-) -> std::result::Result<(&'static str, String), String> {
-    let parsed: K = id
-        .parse()
-        .map_err(|_| format!("`{id}` does not parse as the model's key type"))?;
-    // A NaN float id would be stored as `null`, an `i128`/`u128` one beyond what a document
-    // holds as a float: either way the copy would no longer load.
-    if crate::finite::find(&parsed).is_some() {
-        return Err(format!(
-            "the id `{id}` has no exact form in a document (a NaN or infinite float, or an \
-             integer beyond i64::MIN ..= u64::MAX)"
-        ));
-    }
-    serde_json::to_string(&parsed)
-        .map(|json| (name, json))
-        .map_err(|e| e.to_string())
-}
 
 /// The model pipeline behind `model.pipeline(&db, |p| …)`.
 pub(crate) async fn pipeline<M, F, R>(model: &mut M, db: &Db, build: F) -> Result<R::Output>
@@ -897,7 +872,8 @@ where
 
 // Operations of a model pipeline's bound references.
 
-fn bound<B: Bind>(bind: &B) -> &Ops {
+/// The block a bound reference adds its operations to.
+pub(crate) fn bound<B: Bind>(bind: &B) -> &Ops {
     bind.ops()
         .expect("bound references always hold their block")
 }
@@ -1072,16 +1048,4 @@ impl<M: Map> DictRef<M, Bound<'_>> {
             Ok(vec![Param::Loc(self.loc.clone()), Param::Lit("object")]),
         )
     }
-}
-
-/// `set` of a generated `<Name>Ref` in a model pipeline: replaces the whole model.
-#[doc(hidden)]
-pub fn set_bound<R: Ref + Clone>(r: &R, value: R::Value) -> Out<()> {
-    bound(r.bind()).set(r.clone(), value)
-}
-
-/// A model's JSON with the search instant beside each date-time it indexes.
-#[doc(hidden)]
-pub fn model_json<T: crate::model::Model>(value: &T) -> serde_json::Result<String> {
-    crate::crud::model_text(value)
 }

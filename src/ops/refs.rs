@@ -91,8 +91,7 @@ pub struct Loc {
 
 impl Loc {
     /// The root of the stored model `M` with id `id`.
-    #[doc(hidden)]
-    pub fn root<M: AtomicModel>(id: &str) -> Loc {
+    pub(crate) fn root<M: AtomicModel>(id: &str) -> Loc {
         Loc {
             doc: Arc::new(Doc {
                 key: M::key_of(id),
@@ -108,14 +107,12 @@ impl Loc {
     }
 
     /// The field `name` (its JSON name) of the model here.
-    #[doc(hidden)]
-    pub fn field(&self, name: &'static str) -> Loc {
+    pub(crate) fn field(&self, name: &'static str) -> Loc {
         self.then(Step::Field(name))
     }
 
     /// The same place, marked as a field of the search index.
-    #[doc(hidden)]
-    pub fn indexed(mut self) -> Loc {
+    pub(crate) fn indexed(mut self) -> Loc {
         self.indexed = true;
         self
     }
@@ -242,7 +239,6 @@ pub trait Referable: Serialize + DeserializeOwned + Send + Sync + 'static {
 }
 
 /// `Referable::patch` for a value with no fields of its own: `names` must be empty.
-#[doc(hidden)]
 pub fn patch_value<T: DeserializeOwned>(
     slot: &mut T,
     names: &[&str],
@@ -258,7 +254,6 @@ pub fn patch_value<T: DeserializeOwned>(
 }
 
 /// The error of a part of a document that has no field in the local model.
-#[doc(hidden)]
 pub fn no_field(name: &str) -> serde_json::Error {
     serde::de::Error::custom(format_args!(
         "no field `{name}` in the local model to write back"
@@ -277,8 +272,7 @@ pub struct ServerRef<T, B: Bind = Free> {
 
 impl<T: Serialize, B: Bind> ServerRef<T, B> {
     /// A reference to `loc` holding JSON of type `want` (`*` for any).
-    #[doc(hidden)]
-    pub fn new(loc: Loc, bind: B, want: &'static str) -> ServerRef<T, B> {
+    pub(crate) fn new(loc: Loc, bind: B, want: &'static str) -> ServerRef<T, B> {
         ServerRef {
             loc,
             bind,
@@ -569,12 +563,6 @@ macro_rules! map_refs {
 }
 
 map_refs!(HashMap, BTreeMap);
-
-/// The reference of a `#[rapyer(value)]` field: the value as a whole.
-#[doc(hidden)]
-pub fn value_ref<T: Serialize, B: Bind>(loc: Loc, bind: B) -> ServerRef<T, B> {
-    ServerRef::new(loc, bind, "*")
-}
 
 impl<T, B: Bind> Clone for ServerRef<T, B> {
     fn clone(&self) -> Self {

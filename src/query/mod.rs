@@ -6,7 +6,7 @@ mod escape;
 mod expr;
 mod find;
 mod index;
-mod schema;
+pub(crate) mod schema;
 
 pub use escape::{escape_tag, escape_text};
 pub use expr::{
@@ -17,5 +17,3 @@ pub use find::{Find, Order};
 pub use index::schema;
 pub use schema::{EnumField, INSTANT_SUFFIX, IndexKind, IndexOptions, Indexable, SchemaField};
 pub(crate) use schema::{add_instants, shadow_path};
-#[doc(hidden)]
-pub use schema::{join, text_field};
