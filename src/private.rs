@@ -17,7 +17,8 @@ pub mod v1 {
     pub use crate::ops::{Bind, Bound, Free, Loc, Out, Ref, Referable, ServerRef, Whole};
     pub use crate::query::schema::join;
     pub use crate::query::{EnumField, IndexOptions, Indexable, SchemaField, TextField};
-    pub use crate::script::{Call, Keys, Script, is_blank, is_reserved_name, is_valid_name};
+    pub use crate::script::names::{is_blank, is_reserved_name, is_valid_name};
+    pub use crate::script::{Call, Keys, Script};
     pub use crate::{Db, Result};
     pub use redis::ToRedisArgs;
     pub use serde;
@@ -52,6 +53,11 @@ pub mod v1 {
         at: At,
     ) -> RedisValue<'_, T> {
         RedisValue::new(value, at)
+    }
+
+    /// A script whose name and body `script!` checked at compile time.
+    pub fn static_script(name: &'static str, keys: Keys, body: &'static str) -> Script {
+        Script::from_static(name, keys, body)
     }
 
     /// A field's `#[rapyer(index(...))]` options.

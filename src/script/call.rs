@@ -150,7 +150,7 @@ macro_rules! script {
             pub fn script(&self) -> &'static $crate::__private::v1::Script {
                 static SCRIPT: ::std::sync::LazyLock<$crate::__private::v1::Script> =
                     ::std::sync::LazyLock::new(|| {
-                        $crate::__private::v1::Script::from_static($NAME::NAME, $NAME::KEYS, $NAME::LUA)
+                        $crate::__private::v1::static_script($NAME::NAME, $NAME::KEYS, $NAME::LUA)
                     });
                 &SCRIPT
             }
