@@ -853,7 +853,6 @@ fn assign_params<B: Ref>(
     ])
 }
 
-
 /// The model pipeline behind `model.pipeline(&db, |p| …)`.
 pub(crate) async fn pipeline<M, F, R>(model: &mut M, db: &Db, build: F) -> Result<R::Output>
 where

@@ -24,8 +24,8 @@ use std::borrow::Cow;
 use std::sync::{Arc, LazyLock};
 
 pub use call::{Call, Json};
-pub use pipeline::{Pipeline, Slot};
 use names::{MAX_NAME_LEN, RESERVED_PREFIX, is_blank, is_valid_name};
+pub use pipeline::{Pipeline, Slot};
 pub(crate) use registry::Registry;
 pub use registry::{DEFAULT_BLOCK_CAPACITY, Scripts};
 
