@@ -40,6 +40,8 @@ pub mod prelude {
     pub use crate::{
         AtomicModel, Bytes, Db, Error, Id, Keys, LockOptions, Model, Order, Result, ServerOps,
     };
+    // Makes `save`, `get`, … on a model without a key a compile error that says to add one.
+    pub use crate::__private::v1::Keyless as _;
 }
 
 /// Support for the code `#[derive(AtomicModel)]`, `script!` and `index_as_tag!` generate.

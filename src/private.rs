@@ -8,6 +8,9 @@
 /// `::rapyer::__private::v1::…`; a derive and a runtime of different versions then fail to
 /// resolve a path rather than compile against items whose meaning changed.
 pub mod v1 {
+    use std::fmt::Display;
+    use std::future::Future;
+
     use serde::Serialize;
     use serde::de::DeserializeOwned;
 
@@ -15,8 +18,14 @@ pub mod v1 {
     pub use crate::model::{AtomicModel, HashTag, Model, ModelKey, NoHandle, SerdeWithField};
     pub use crate::ops::refs::{no_field, patch_value};
     pub use crate::ops::{Bind, Bound, Free, Loc, Out, Ref, Referable, ServerRef, Whole};
+    pub use crate::query::refused::{
+        BoolCondition, DateCondition, EnumCondition, IndexedField, TagArrayCondition, TagCondition,
+        TextCondition,
+    };
     pub use crate::query::schema::join;
-    pub use crate::query::{EnumField, IndexOptions, Indexable, SchemaField, TextField};
+    pub use crate::query::{
+        EnumField, IndexOptions, Indexable, NotIndexed, SchemaField, TextField,
+    };
     pub use crate::script::names::{is_blank, is_reserved_name, is_valid_name};
     pub use crate::script::{Call, Keys, Script};
     pub use crate::{Db, Result};
@@ -128,5 +137,112 @@ pub mod v1 {
         Referable::keep_local(&mut stored, local);
         *local = stored;
         Ok(())
+    }
+
+    /// A stored-model call's future, boxed so that its type does not depend on the bound
+    /// that refuses the call (an unboxed one would repeat the error at the future and at
+    /// its `.await`).
+    pub type Refused<'a, T> = std::pin::Pin<Box<dyn Future<Output = Result<T>> + Send + 'a>>;
+
+    /// The stored-model methods of [`AtomicModel`] on a model without a `#[rapyer(key)]`
+    /// field, which the derive implements this for instead: a call fails to compile with
+    /// `AtomicModel`'s message saying to add the key (rather than "no method `save`").
+    /// In scope through `rapyer::prelude`.
+    pub trait Keyless: Sized {
+        /// See [`AtomicModel::save`].
+        fn save<'a>(&'a self, db: &'a Db) -> Refused<'a, ()>
+        where
+            Self: AtomicModel + 'a,
+        {
+            Box::pin(AtomicModel::save(self, db))
+        }
+
+        /// See [`AtomicModel::get`].
+        fn get<'a>(db: &'a Db, id: impl Display + Send + 'a) -> Refused<'a, Self>
+        where
+            Self: AtomicModel + 'a,
+        {
+            Box::pin(<Self as AtomicModel>::get(db, id))
+        }
+
+        /// See [`AtomicModel::exists`].
+        fn exists<'a>(db: &'a Db, id: impl Display + Send + 'a) -> Refused<'a, bool>
+        where
+            Self: AtomicModel + 'a,
+        {
+            Box::pin(<Self as AtomicModel>::exists(db, id))
+        }
+
+        /// See [`AtomicModel::delete`].
+        fn delete<'a>(&'a self, db: &'a Db) -> Refused<'a, bool>
+        where
+            Self: AtomicModel + 'a,
+        {
+            Box::pin(AtomicModel::delete(self, db))
+        }
+
+        /// See [`AtomicModel::delete_by_id`].
+        fn delete_by_id<'a>(db: &'a Db, id: impl Display + Send + 'a) -> Refused<'a, bool>
+        where
+            Self: AtomicModel + 'a,
+        {
+            Box::pin(<Self as AtomicModel>::delete_by_id(db, id))
+        }
+
+        /// See [`AtomicModel::insert_many`].
+        fn insert_many<'a>(db: &'a Db, models: &'a [Self]) -> Refused<'a, ()>
+        where
+            Self: AtomicModel + 'a,
+        {
+            Box::pin(<Self as AtomicModel>::insert_many(db, models))
+        }
+
+        /// See [`AtomicModel::all`].
+        fn all<'a>(db: &'a Db) -> Refused<'a, Vec<Self>>
+        where
+            Self: AtomicModel + 'a,
+        {
+            Box::pin(<Self as AtomicModel>::all(db))
+        }
+
+        /// See [`AtomicModel::refresh`].
+        fn refresh<'a>(&'a mut self, db: &'a Db) -> Refused<'a, ()>
+        where
+            Self: AtomicModel + 'a,
+        {
+            Box::pin(AtomicModel::refresh(self, db))
+        }
+
+        /// See [`AtomicModel::find`].
+        fn find(db: &Db, expr: crate::query::Expr) -> crate::query::Find<'_, Self>
+        where
+            Self: AtomicModel,
+        {
+            <Self as AtomicModel>::find(db, expr)
+        }
+
+        /// See [`AtomicModel::key`].
+        fn key(&self) -> String
+        where
+            Self: AtomicModel,
+        {
+            AtomicModel::key(self)
+        }
+
+        /// See [`AtomicModel::server_ref_for`].
+        fn server_ref_for(id: impl Display) -> <Self as Referable>::Ref<Free>
+        where
+            Self: AtomicModel,
+        {
+            <Self as AtomicModel>::server_ref_for(id)
+        }
+
+        /// See [`AtomicModel::server_ref`].
+        fn server_ref(&self) -> <Self as Referable>::Ref<Free>
+        where
+            Self: AtomicModel,
+        {
+            AtomicModel::server_ref(self)
+        }
     }
 }

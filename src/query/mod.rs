@@ -6,6 +6,7 @@ mod escape;
 mod expr;
 mod find;
 mod index;
+pub(crate) mod refused;
 pub(crate) mod schema;
 
 pub use escape::{escape_tag, escape_text};
@@ -15,5 +16,6 @@ pub use expr::{
 };
 pub use find::{Find, Order};
 pub use index::schema;
+pub use refused::NotIndexed;
 pub use schema::{EnumField, INSTANT_SUFFIX, IndexKind, IndexOptions, Indexable, SchemaField};
 pub(crate) use schema::{add_instants, shadow_path};

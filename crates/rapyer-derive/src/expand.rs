@@ -56,6 +56,14 @@ pub(crate) fn expand(model: &Model) -> TokenStream {
             }
         }
     });
+    // A struct without a key gets the stored-model methods only to refuse them, with a
+    // message saying to add the key.
+    let keyless = model.key.is_none().then(|| {
+        quote! {
+            #[automatically_derived]
+            impl ::rapyer::__private::v1::Keyless for #ident {}
+        }
+    });
     let (handle_type, handle_impls) = handles(model);
     let (fields_type, search_impls, search_checks) = search(model);
     let (ref_type, ref_impls) = server_refs(model);
@@ -73,6 +81,8 @@ pub(crate) fn expand(model: &Model) -> TokenStream {
             impl ::rapyer::__private::v1::Model for #ident {}
 
             #stored
+
+            #keyless
 
             #handle_impls
 
@@ -259,8 +269,11 @@ fn search(model: &Model) -> (TokenStream, TokenStream, TokenStream) {
     let vis = &model.vis;
     let fields_ident = format_ident!("{}Fields", ident);
     let indexed: Vec<&HandleField> = model.fields.iter().filter(|f| f.index.is_some()).collect();
-    let doc =
-        format!("The indexed fields of `{ident}`, for building queries: `{ident}::fields()`.");
+    let doc = format!(
+        "The fields of `{ident}` for building queries (`{ident}::fields()`): each indexed \
+         field has its conditions; a condition on any other is a compile error saying to \
+         index it."
+    );
     let members = indexed.iter().map(|f| {
         let (vis, field, ty) = (&f.vis, &f.ident, &f.ty);
         let member_doc = format!("Conditions on the indexed field `{}`.", f.json_name);
@@ -273,6 +286,24 @@ fn search(model: &Model) -> (TokenStream, TokenStream, TokenStream) {
             #[doc = #member_doc]
             #vis #field: #marker
         }
+    });
+    // The other fields are there to refuse queries with a message saying to index them.
+    let unindexed: Vec<&HandleField> = model.fields.iter().filter(|f| f.index.is_none()).collect();
+    let unindexed_members = unindexed.iter().map(|f| {
+        let (vis, field) = (&f.vis, &f.ident);
+        let member_doc = format!(
+            "`{}` is not indexed: a condition on it is a compile error saying to add \
+             `#[rapyer(index)]`.",
+            f.json_name
+        );
+        quote! {
+            #[doc = #member_doc]
+            #vis #field: ::rapyer::__private::v1::NotIndexed
+        }
+    });
+    let unindexed_makers = unindexed.iter().map(|f| {
+        let field = &f.ident;
+        quote! { #field: ::rapyer::__private::v1::NotIndexed }
     });
     let makers = indexed.iter().map(|f| {
         let (field, ty, json) = (&f.ident, &f.ty, &f.json_name);
@@ -368,6 +399,7 @@ fn search(model: &Model) -> (TokenStream, TokenStream, TokenStream) {
         #[allow(dead_code)]
         #vis struct #fields_ident {
             #(#members,)*
+            #(#unindexed_members,)*
         }
     };
     let impls = quote! {
@@ -377,7 +409,7 @@ fn search(model: &Model) -> (TokenStream, TokenStream, TokenStream) {
 
             #[allow(unused_variables)] // a model without indexed fields ignores its name
             fn field(name: ::std::string::String) -> #fields_ident {
-                #fields_ident { #(#makers,)* }
+                #fields_ident { #(#makers,)* #(#unindexed_makers,)* }
             }
 
             #[allow(unused_variables)] // a model without indexed fields ignores where it is
