@@ -280,7 +280,11 @@ fn search(model: &Model) -> (TokenStream, TokenStream, TokenStream) {
         let marker = if f.index.is_some_and(|i| i.text) {
             quote! { ::rapyer::__private::v1::TextField }
         } else {
-            quote_spanned! {at_type(ty)=> <#ty as ::rapyer::__private::v1::Indexable>::Field }
+            // The type located as one place, as in every other use of the type below: a type
+            // that is not indexable is then the same error at the same place each time, which
+            // the compiler reports once.
+            let ty = located(ty, at_type(ty));
+            quote_spanned! {at_type(&f.ty)=> <#ty as ::rapyer::__private::v1::Indexable>::Field }
         };
         quote! {
             #[doc = #member_doc]
@@ -311,7 +315,8 @@ fn search(model: &Model) -> (TokenStream, TokenStream, TokenStream) {
         if f.index.is_some_and(|i| i.text) {
             quote! { #field: ::rapyer::__private::v1::text_field(#name) }
         } else {
-            quote_spanned! {at_type(ty)=> #field: <#ty as ::rapyer::__private::v1::Indexable>::field(#name) }
+            let lty = located(ty, at_type(ty));
+            quote_spanned! {at_type(ty)=> #field: <#lty as ::rapyer::__private::v1::Indexable>::field(#name) }
         }
     });
     let schemas = indexed.iter().map(|f| {
@@ -330,8 +335,9 @@ fn search(model: &Model) -> (TokenStream, TokenStream, TokenStream) {
             ::rapyer::__private::v1::index_options(#text, #sortable, #ci),
             out
         };
+        let lty = located(ty, at_type(ty));
         let schema = quote_spanned! {at_type(ty)=>
-            <#ty as ::rapyer::__private::v1::Indexable>::schema(#args);
+            <#lty as ::rapyer::__private::v1::Indexable>::schema(#args);
         };
         quote! {
             #text_check
@@ -344,8 +350,9 @@ fn search(model: &Model) -> (TokenStream, TokenStream, TokenStream) {
         .map(|f| {
             let (ty, json) = (&f.ty, &f.json_name);
             let args = quote! { prefix, out };
+            let lty = located(ty, at_type(ty));
             let instants = quote_spanned! {at_type(ty)=>
-                <#ty as ::rapyer::__private::v1::Indexable>::instants(#args);
+                <#lty as ::rapyer::__private::v1::Indexable>::instants(#args);
             };
             quote! {
                 prefix.push(::std::string::String::from(#json));
@@ -562,4 +569,32 @@ fn handle_expr(f: &HandleField, value: TokenStream, at: TokenStream) -> TokenStr
 /// names (`self`, parameters) spanned with it would not resolve there (hygiene).
 fn at_type(ty: &syn::Type) -> proc_macro2::Span {
     proc_macro2::Span::call_site().located_at(ty.span())
+}
+
+/// The tokens of `ty`, each spanned at `at`, so that an error about the whole type is the
+/// same error at the same place as the errors about its uses (reported once). Names in a
+/// type resolve at the derive's call site as they do in the user's tokens; a `$crate` from
+/// a `macro_rules!` caller keeps its own span, which it resolves by.
+fn located(ty: &syn::Type, at: proc_macro2::Span) -> TokenStream {
+    fn relocate(tokens: TokenStream, at: proc_macro2::Span) -> TokenStream {
+        tokens
+            .into_iter()
+            .map(|mut tree| {
+                match &tree {
+                    proc_macro2::TokenTree::Group(group) => {
+                        let mut inner = proc_macro2::Group::new(
+                            group.delimiter(),
+                            relocate(group.stream(), at),
+                        );
+                        inner.set_span(at);
+                        tree = proc_macro2::TokenTree::Group(inner);
+                    }
+                    proc_macro2::TokenTree::Ident(ident) if ident == "$crate" => {}
+                    _ => tree.set_span(at),
+                }
+                tree
+            })
+            .collect()
+    }
+    relocate(quote::ToTokens::to_token_stream(ty), at)
 }
