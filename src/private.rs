@@ -107,8 +107,9 @@ pub mod v1 {
     }
 
     /// `set` of a generated `<Name>Ref` in a model pipeline: replaces the whole model.
-    pub fn set_bound<R: Ref + Clone>(r: &R, value: R::Value) -> Out<()> {
-        crate::ops::bound(r.bind()).set(r.clone(), value)
+    pub fn set_bound<'o, R: Ref<Bind = Bound<'o>> + Clone>(r: &R, value: R::Value) -> Out<()> {
+        let Bound(ops) = *r.bind();
+        ops.set(r.clone(), value)
     }
 
     /// A model's JSON with the search instant beside each date-time it indexes.

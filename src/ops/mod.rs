@@ -871,8 +871,7 @@ where
 
 // Operations of a model pipeline's bound references.
 
-/// The block a bound reference adds its operations to.
-pub(crate) fn bound<B: Bind>(bind: &B) -> &Ops {
+fn bound<B: Bind>(bind: &B) -> &Ops {
     bind.ops()
         .expect("bound references always hold their block")
 }
