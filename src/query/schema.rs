@@ -279,22 +279,24 @@ impl<T> super::expr::FieldName for EnumField<T> {
 macro_rules! index_as_tag {
     ($($ty:ty),+ $(,)?) => {
         $(
-            impl $crate::__private::v1::Indexable for $ty {
-                type Field = $crate::__private::v1::EnumField<$ty>;
-                fn field(name: ::std::string::String) -> Self::Field {
-                    $crate::__private::v1::EnumField::new(name)
+            const _: () = {
+                impl $crate::__private::v1::Indexable for $ty {
+                    type Field = $crate::__private::v1::EnumField<$ty>;
+                    fn field(name: ::std::string::String) -> Self::Field {
+                        $crate::__private::v1::EnumField::new(name)
+                    }
+                    fn schema(
+                        path: &str,
+                        name: &str,
+                        options: $crate::__private::v1::IndexOptions,
+                        out: &mut ::std::vec::Vec<$crate::__private::v1::SchemaField>,
+                    ) {
+                        <::std::string::String as $crate::__private::v1::Indexable>::schema(
+                            path, name, options, out,
+                        );
+                    }
                 }
-                fn schema(
-                    path: &str,
-                    name: &str,
-                    options: $crate::__private::v1::IndexOptions,
-                    out: &mut ::std::vec::Vec<$crate::__private::v1::SchemaField>,
-                ) {
-                    <::std::string::String as $crate::__private::v1::Indexable>::schema(
-                        path, name, options, out,
-                    );
-                }
-            }
+            };
         )+
     };
 }
