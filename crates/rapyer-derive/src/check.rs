@@ -6,9 +6,9 @@ use proc_macro2::Span;
 use syn::Type;
 use syn::spanned::Spanned;
 
-use crate::ast;
 use crate::attr::{self, Errors};
 use crate::model::{HandleField, HashTagModel, KeyField, Model};
+use crate::{ast, case};
 
 /// Names of model methods a field accessor must not shadow. Accessors are inherent methods,
 /// which silently win over trait methods, so a field named `save` would hide `save`.
@@ -329,7 +329,7 @@ fn hash_tag(
 fn json_name(field: &ast::Field<'_>, rules: &attr::SerdeStruct, errors: &mut Errors) -> String {
     let (serde, bare) = (&field.serde, field.bare.as_str());
     let by_rule = |rule: &Option<String>| match rule {
-        Some(rule) => apply_rename_rule(rule, bare),
+        Some(rule) => case::apply_rename_rule(rule, bare),
         None => bare.to_string(),
     };
     let written = serde
@@ -427,47 +427,6 @@ fn path_segment(name: &str) -> Result<String, String> {
         ));
     }
     Ok(format!("[\"{name}\"]"))
-}
-
-/// serde's `rename_all` rules for struct fields, exactly as serde_derive applies them
-/// (`internals/case.rs`, `apply_to_field`) to the field's name without `r#`: `lowercase` and
-/// `snake_case` keep the name as it is, the others change ASCII letters only, and
-/// `PascalCase`/`camelCase` drop every `_` and capitalise the letter after it. A rule serde
-/// does not know is serde's error to report; here it changes nothing.
-fn apply_rename_rule(rule: &str, field: &str) -> String {
-    let pascal = || {
-        let mut out = String::with_capacity(field.len());
-        let mut capitalize = true;
-        for c in field.chars() {
-            if c == '_' {
-                capitalize = true;
-            } else if capitalize {
-                out.push(c.to_ascii_uppercase());
-                capitalize = false;
-            } else {
-                out.push(c);
-            }
-        }
-        out
-    };
-    match rule {
-        "UPPERCASE" | "SCREAMING_SNAKE_CASE" => field.to_ascii_uppercase(),
-        "PascalCase" => pascal(),
-        "camelCase" => {
-            let p = pascal();
-            let mut chars = p.chars();
-            match chars.next() {
-                Some(first) => std::iter::once(first.to_ascii_lowercase())
-                    .chain(chars)
-                    .collect(),
-                None => p,
-            }
-        }
-        "kebab-case" => field.replace('_', "-"),
-        "SCREAMING-KEBAB-CASE" => field.to_ascii_uppercase().replace('_', "-"),
-        // lowercase, snake_case, and rules serde itself rejects.
-        _ => field.to_string(),
-    }
 }
 
 /// A model prefix is one segment of the key layout `{namespace}{Prefix}:{id}`: it starts with

@@ -11,6 +11,7 @@ use proc_macro::TokenStream;
 
 mod ast;
 mod attr;
+mod case;
 mod check;
 mod expand;
 mod model;
