@@ -45,24 +45,13 @@ pub mod prelude {
     pub use crate::{
         AtomicModel, Bytes, Db, Error, Id, Keys, LockOptions, Model, Order, Result, ServerOps,
     };
+    // Makes `save`, `get`, … on a model without a key a compile error that says to add one.
+    pub use crate::__private::v1::Keyless as _;
 }
 
-/// Support for the code `#[derive(AtomicModel)]` generates.
+/// Support for the code `#[derive(AtomicModel)]`, `script!` and `index_as_tag!` generate.
 ///
 /// Not public API: anything here may change in any release.
 #[doc(hidden)]
-pub mod __private {
-    pub use crate::codec::Document;
-    pub use crate::field::{At, FieldType, load_model, set_model};
-    pub use crate::keys::KeySettings;
-    pub use crate::model::{ModelKey, NoHandle, SerdeWithField};
-    pub use crate::ops::{
-        Bind, Bound, Free, Loc, Ref, Referable, Whole, id_member, model_json, no_field,
-        patch_value, set_bound, value_ref,
-    };
-    pub use redis::ToRedisArgs;
-    pub use serde;
-    pub use serde_json;
-    pub use std::option::Option::{self, None, Some};
-    pub use std::time::Duration;
-}
+#[path = "private.rs"]
+pub mod __private;

@@ -65,7 +65,7 @@ pub trait Model:
 /// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be stored on its own: it has no `#[rapyer(key)]` field",
-    label = "not a stored model",
+    label = "not a stored model: add `#[rapyer(key)]` to the field that identifies it",
     note = "mark the field that identifies a `{Self}` with `#[rapyer(key)]` (use `rapyer::Id` for generated ids); a model without a key can only be nested inside another model"
 )]
 pub trait AtomicModel: Model {

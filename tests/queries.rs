@@ -1289,3 +1289,30 @@ async fn numbers_beyond_two_to_the_53_compare_as_doubles() {
     // The documents themselves keep the exact integers.
     assert_eq!(Big::get(&db, "b1").await.expect("get").n, exact + 1);
 }
+
+#[tokio::test]
+async fn a_raw_unescaped_condition_is_sent_as_written_and_combines_with_typed_ones() {
+    let db = db().await;
+    db.init::<Member>().await.expect("init");
+    let members: Vec<Member> = (0..6)
+        .map(|i| member(i, &format!("n{i}"), 20 + i as i64))
+        .collect();
+    Member::insert_many(&db, &members).await.expect("insert");
+    let f = Member::fields();
+
+    // The same condition, typed and raw, finds the same documents.
+    let raw_query = rapyer::query::Expr::raw_unescaped("@age:[22 23]");
+    assert_eq!(raw_query.to_query().expect("query"), "@age:[22 23]");
+    let raw_found = Member::find(&db, raw_query).all().await.expect("raw");
+    let typed_found = Member::find(&db, f.age.between(22, 23))
+        .all()
+        .await
+        .expect("typed");
+    assert_eq!(ids(&raw_found), ["m2", "m3"]);
+    assert_eq!(ids(&raw_found), ids(&typed_found));
+
+    // Combined with typed conditions by & and !, as any condition.
+    let both = f.active.eq(true) & !rapyer::query::Expr::raw_unescaped("@age:[24 +inf]");
+    let found = Member::find(&db, both).all().await.expect("combined");
+    assert_eq!(ids(&found), ["m0", "m2"]);
+}

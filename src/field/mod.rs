@@ -69,7 +69,7 @@ pub use number::{Float, Integer, RedisFloat, RedisInt};
 pub use text::{RedisBool, RedisStr};
 pub use time::{RedisBytes, RedisDatetime, Zone};
 
-use crate::codec::{self, Document};
+use crate::codec;
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::keys::{KeySettings, key_of, read_ttl};
@@ -116,8 +116,7 @@ pub struct At {
 
 impl At {
     /// The root of the stored model `model`.
-    #[doc(hidden)]
-    pub fn root<M: KeySettings>(model: &M) -> At {
+    pub(crate) fn root<M: KeySettings>(model: &M) -> At {
         At {
             key: key_of::<M>(model.model_id()),
             path: "$".to_string(),
@@ -128,8 +127,7 @@ impl At {
     }
 
     /// The same place, marked as a field of the search index.
-    #[doc(hidden)]
-    pub fn indexed(mut self) -> At {
+    pub(crate) fn indexed(mut self) -> At {
         self.indexed = true;
         self
     }
@@ -144,8 +142,7 @@ impl At {
     }
 
     /// The field reached from here by `segment` (`.name` or `["name"]`, built by the derive).
-    #[doc(hidden)]
-    pub fn field(&self, segment: &str) -> At {
+    pub(crate) fn field(&self, segment: &str) -> At {
         let mut path = String::with_capacity(self.path.len() + segment.len());
         path.push_str(&self.path);
         path.push_str(segment);
@@ -357,30 +354,6 @@ impl<'a, T: Serialize + DeserializeOwned + Send + Sync> RedisValue<'a, T> {
     pub fn at(&self) -> &At {
         &self.at
     }
-}
-
-/// Replaces a nested model on the server (the `set` of a generated `<Name>Handle`), with
-/// the instant beside each date-time it indexes.
-#[doc(hidden)]
-pub async fn set_model<T: Document>(local: &mut T, at: &At, db: &Db, value: T) -> Result<()> {
-    let mut instants = Vec::new();
-    T::instant_paths(&mut instants);
-    let text = codec::encode_with_instants(&db.key(&at.key), &at.path, &value, &instants)?;
-    let mut stored: T = at.run(db, "set", Want::ANY, &[&text]).await?;
-    // Fields serde skips are local-only: no server operation changes them.
-    Document::keep_local(&mut stored, local);
-    *local = stored;
-    Ok(())
-}
-
-/// Reads a nested model from the server into `local` (the `load` of a generated
-/// `<Name>Handle`); the fields serde skips keep their local value.
-#[doc(hidden)]
-pub async fn load_model<T: Document>(local: &mut T, at: &At, db: &Db) -> Result<()> {
-    let mut stored: T = at.run(db, "get", Want::ANY, &[]).await?;
-    Document::keep_local(&mut stored, local);
-    *local = stored;
-    Ok(())
 }
 
 /// `RedisValue` handles for the serde types that have no richer handle yet.

@@ -119,7 +119,7 @@ mod entry;
 mod numeric;
 mod pipeline;
 mod program;
-mod refs;
+pub(crate) mod refs;
 mod run;
 mod vocabulary;
 
@@ -132,17 +132,10 @@ pub use entry::ServerOps;
 pub use numeric::{Accepts, Float, Int, Numeric};
 pub use pipeline::BoundRef;
 pub(crate) use pipeline::pipeline;
-#[doc(hidden)]
-pub use pipeline::{model_json, set_bound};
 pub use program::Out;
 pub(crate) use program::{Op, Param, Program};
 pub use refs::{
     Bind, Bound, DictRef, Free, ListRef, Loc, Map, Ref, Referable, ServerRef, SliceRange, SliceRef,
-    value_ref,
 };
-#[doc(hidden)]
-pub use refs::{no_field, patch_value};
 pub use run::{Resolve, Results};
-#[doc(hidden)]
-pub use vocabulary::id_member;
 pub use vocabulary::{Append, Clear, Insert, Ops, Whole};

@@ -35,11 +35,6 @@ where
 // Operations of a model pipeline's bound references: `r.op(…)` adds `ops.op(r, …)` (see
 // `vocabulary.rs`, where each operation is defined) to the block the reference is bound to.
 
-fn bound<B: Bind>(bind: &B) -> &Ops {
-    bind.ops()
-        .expect("bound references always hold their block")
-}
-
 impl<'a, T: serde::Serialize> ServerRef<T, Bound<'a>> {
     /// Replaces the value: [`Ops::set`].
     pub fn set(&self, value: impl Into<T>) -> Out<()> {
@@ -245,15 +240,3 @@ pub trait BoundRef<'a>: Ref<Bind = Bound<'a>> + Clone {
 }
 
 impl<'a, R: Ref<Bind = Bound<'a>> + Clone> BoundRef<'a> for R {}
-
-/// `set` of a generated `<Name>Ref` in a model pipeline: replaces the whole model.
-#[doc(hidden)]
-pub fn set_bound<R: Ref + Clone>(r: &R, value: R::Value) -> Out<()> {
-    bound(r.bind()).set(r.clone(), value)
-}
-
-/// A model's JSON with the search instant beside each date-time it indexes.
-#[doc(hidden)]
-pub fn model_json<T: crate::codec::Document>(value: &T) -> serde_json::Result<String> {
-    crate::codec::model_text(value)
-}

@@ -92,8 +92,7 @@ pub struct Loc {
 
 impl Loc {
     /// The root of the stored model `M` with id `id`.
-    #[doc(hidden)]
-    pub fn root<M: KeySettings>(id: &str) -> Loc {
+    pub(crate) fn root<M: KeySettings>(id: &str) -> Loc {
         Loc {
             doc: Arc::new(Doc {
                 key: key_of::<M>(id),
@@ -109,14 +108,12 @@ impl Loc {
     }
 
     /// The field `name` (its JSON name) of the model here.
-    #[doc(hidden)]
-    pub fn field(&self, name: &'static str) -> Loc {
+    pub(crate) fn field(&self, name: &'static str) -> Loc {
         self.then(Step::Field(name))
     }
 
     /// The same place, marked as a field of the search index.
-    #[doc(hidden)]
-    pub fn indexed(mut self) -> Loc {
+    pub(crate) fn indexed(mut self) -> Loc {
         self.indexed = true;
         self
     }
@@ -226,7 +223,6 @@ pub trait Referable: Serialize + DeserializeOwned + Send + Sync + 'static {
 }
 
 /// `Referable::patch` for a value with no fields of its own: `names` must be empty.
-#[doc(hidden)]
 pub fn patch_value<T: DeserializeOwned>(
     slot: &mut T,
     names: &[&str],
@@ -242,7 +238,6 @@ pub fn patch_value<T: DeserializeOwned>(
 }
 
 /// The error of a part of a document that has no field in the local model.
-#[doc(hidden)]
 pub fn no_field(name: &str) -> serde_json::Error {
     serde::de::Error::custom(format_args!(
         "no field `{name}` in the local model to write back"
@@ -261,8 +256,7 @@ pub struct ServerRef<T, B: Bind = Free> {
 
 impl<T: Serialize, B: Bind> ServerRef<T, B> {
     /// A reference to `loc` holding JSON of type `want` (`*` for any).
-    #[doc(hidden)]
-    pub fn new(loc: Loc, bind: B, want: &'static str) -> ServerRef<T, B> {
+    pub(crate) fn new(loc: Loc, bind: B, want: &'static str) -> ServerRef<T, B> {
         ServerRef {
             loc,
             bind,
@@ -553,12 +547,6 @@ macro_rules! map_refs {
 }
 
 map_refs!(HashMap, BTreeMap);
-
-/// The reference of a `#[rapyer(value)]` field: the value as a whole.
-#[doc(hidden)]
-pub fn value_ref<T: Serialize, B: Bind>(loc: Loc, bind: B) -> ServerRef<T, B> {
-    ServerRef::new(loc, bind, "*")
-}
 
 impl<T, B: Bind> Clone for ServerRef<T, B> {
     fn clone(&self) -> Self {

@@ -466,26 +466,3 @@ fn assign_params<B: Ref>(
         Param::Arg(id),
     ])
 }
-
-/// The JSON of a key field's value for the id `id`: used when a whole document is copied
-/// in as the model with that id.
-#[doc(hidden)]
-pub fn id_member<K: std::str::FromStr + serde::Serialize>(
-    name: &'static str,
-    id: &str,
-) -> std::result::Result<(&'static str, String), String> {
-    let parsed: K = id
-        .parse()
-        .map_err(|_| format!("`{id}` does not parse as the model's key type"))?;
-    // A NaN float id would be stored as `null`, an `i128`/`u128` one beyond what a document
-    // holds as a float: either way the copy would no longer load.
-    if crate::finite::find(&parsed).is_some() {
-        return Err(format!(
-            "the id `{id}` has no exact form in a document (a NaN or infinite float, or an \
-             integer beyond i64::MIN ..= u64::MAX)"
-        ));
-    }
-    serde_json::to_string(&parsed)
-        .map(|json| (name, json))
-        .map_err(|e| e.to_string())
-}

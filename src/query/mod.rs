@@ -76,7 +76,8 @@ mod escape;
 mod expr;
 mod find;
 mod index;
-mod schema;
+pub(crate) mod refused;
+pub(crate) mod schema;
 
 pub use crate::codec::INSTANT_SUFFIX;
 pub use escape::{escape_tag, escape_text};
@@ -86,6 +87,5 @@ pub use expr::{
 };
 pub use find::{Find, Order};
 pub use index::schema;
+pub use refused::NotIndexed;
 pub use schema::{EnumField, IndexKind, IndexOptions, Indexable, SchemaField};
-#[doc(hidden)]
-pub use schema::{join, text_field};

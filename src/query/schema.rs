@@ -5,7 +5,7 @@ use std::marker::PhantomData;
 
 use serde::Serialize;
 
-use super::expr::{BoolField, DateField, Expr, NumericField, TagArrayField, TagField, TextField};
+use super::expr::{BoolField, DateField, Expr, NumericField, TagArrayField, TagField};
 use crate::codec::shadow_path;
 
 /// How a field is indexed, from its `#[rapyer(index(...))]` options.
@@ -87,7 +87,6 @@ pub trait Indexable {
 }
 
 /// `parent.child`, or `child` at the root: the name of a nested indexed field.
-#[doc(hidden)]
 pub fn join(parent: &str, child: &str) -> String {
     if parent.is_empty() {
         child.to_string()
@@ -181,12 +180,6 @@ macro_rules! instants {
 
 instants!(chrono::Utc, chrono::FixedOffset);
 
-/// The full-text marker of a `String` field declared `index(text)`.
-#[doc(hidden)]
-pub fn text_field(name: String) -> TextField {
-    TextField::new(name)
-}
-
 /// An indexed field of a unit-only enum (stored as its variant's name): `plan.eq(Plan::Pro)`.
 /// Make an enum indexable with [`index_as_tag!`](crate::index_as_tag).
 #[derive(Debug, Clone)]
@@ -239,22 +232,24 @@ impl<T> super::expr::FieldName for EnumField<T> {
 macro_rules! index_as_tag {
     ($($ty:ty),+ $(,)?) => {
         $(
-            impl $crate::query::Indexable for $ty {
-                type Field = $crate::query::EnumField<$ty>;
-                fn field(name: ::std::string::String) -> Self::Field {
-                    $crate::query::EnumField::new(name)
+            const _: () = {
+                impl $crate::__private::v1::Indexable for $ty {
+                    type Field = $crate::__private::v1::EnumField<$ty>;
+                    fn field(name: ::std::string::String) -> Self::Field {
+                        $crate::__private::v1::EnumField::new(name)
+                    }
+                    fn schema(
+                        path: &str,
+                        name: &str,
+                        options: $crate::__private::v1::IndexOptions,
+                        out: &mut ::std::vec::Vec<$crate::__private::v1::SchemaField>,
+                    ) {
+                        <::std::string::String as $crate::__private::v1::Indexable>::schema(
+                            path, name, options, out,
+                        );
+                    }
                 }
-                fn schema(
-                    path: &str,
-                    name: &str,
-                    options: $crate::query::IndexOptions,
-                    out: &mut ::std::vec::Vec<$crate::query::SchemaField>,
-                ) {
-                    <::std::string::String as $crate::query::Indexable>::schema(
-                        path, name, options, out,
-                    );
-                }
-            }
+            };
         )+
     };
 }

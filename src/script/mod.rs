@@ -59,6 +59,7 @@
 
 mod batch;
 mod call;
+pub(crate) mod names;
 mod pipeline;
 mod registry;
 mod reply;
@@ -68,6 +69,7 @@ use std::borrow::Cow;
 use std::sync::{Arc, LazyLock};
 
 pub use call::{Call, Json};
+use names::{MAX_NAME_LEN, RESERVED_PREFIX, is_blank, is_valid_name};
 pub use pipeline::{Pipeline, Slot};
 pub(crate) use registry::Registry;
 pub use registry::{DEFAULT_BLOCK_CAPACITY, Scripts};
@@ -105,12 +107,6 @@ impl std::fmt::Display for Keys {
 
 /// No keys, or no arguments: `db.run_script("ping", NONE, NONE)`.
 pub const NONE: &[&str] = &[];
-
-/// The prefix of the library's own script names; user scripts cannot take it.
-pub(crate) const RESERVED_PREFIX: &str = "rapyer.";
-
-/// The longest script name accepted.
-const MAX_NAME_LEN: usize = 128;
 
 /// A Lua script with its name, key count and SHA1: cheap to clone (one `Arc`).
 #[derive(Clone)]
@@ -173,8 +169,7 @@ impl Script {
 
     /// A script whose name and body were checked at compile time (by [`script!`](crate::script!))
     /// or belong to the library.
-    #[doc(hidden)]
-    pub fn from_static(name: &'static str, keys: Keys, body: &'static str) -> Script {
+    pub(crate) fn from_static(name: &'static str, keys: Keys, body: &'static str) -> Script {
         Script::build(Cow::Borrowed(name), keys, Cow::Borrowed(body))
     }
 
@@ -234,57 +229,6 @@ impl Script {
             message: format!("takes {}, called with {n}", self.keys()),
         })
     }
-}
-
-/// Whether `name` is a valid script name; usable in constants, so [`script!`](crate::script!)
-/// rejects a bad name at compile time.
-#[doc(hidden)]
-pub const fn is_valid_name(name: &str) -> bool {
-    let bytes = name.as_bytes();
-    if bytes.is_empty() || bytes.len() > MAX_NAME_LEN {
-        return false;
-    }
-    let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
-        let ok = b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':' | b'/');
-        if !ok {
-            return false;
-        }
-        i += 1;
-    }
-    true
-}
-
-/// Whether `body` has nothing but whitespace; usable in constants.
-#[doc(hidden)]
-pub const fn is_blank(body: &str) -> bool {
-    let bytes = body.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        if !bytes[i].is_ascii_whitespace() {
-            return false;
-        }
-        i += 1;
-    }
-    true
-}
-
-/// Whether `name` starts with the library's reserved prefix; usable in constants.
-#[doc(hidden)]
-pub const fn is_reserved_name(name: &str) -> bool {
-    let (n, p) = (name.as_bytes(), RESERVED_PREFIX.as_bytes());
-    if n.len() < p.len() {
-        return false;
-    }
-    let mut i = 0;
-    while i < p.len() {
-        if n[i] != p[i] {
-            return false;
-        }
-        i += 1;
-    }
-    true
 }
 
 fn check_name(name: &str) -> std::result::Result<(), String> {

@@ -118,7 +118,7 @@ impl Registry {
             if *existing == script {
                 return Ok(existing.clone());
             }
-            if !replace || super::is_reserved_name(script.name()) {
+            if !replace || super::names::is_reserved_name(script.name()) {
                 return Err(conflict(existing, &script));
             }
         }
