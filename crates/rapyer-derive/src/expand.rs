@@ -84,7 +84,7 @@ fn server_refs(model: &Model) -> TokenStream {
     let name = format_ident!("{}Ref", ident);
     let doc = format!(
         "A server reference to a stored `{ident}` (or one nested in a stored model): one \
-         accessor per field, for ServerOps blocks and model pipelines."
+         accessor per field, for ServerOps blocks and models' atomic blocks."
     );
     let accessors = model.fields.iter().map(|f| {
         let (fvis, field, ty, json) = (&f.vis, &f.ident, &f.ty, &f.json_name);
@@ -131,7 +131,7 @@ fn server_refs(model: &Model) -> TokenStream {
 
         #[automatically_derived]
         impl<'o> #name<::rapyer::__private::Bound<'o>> {
-            /// Replaces the whole value (in a model pipeline).
+            /// Replaces the whole value (in a model's atomic block).
             pub fn set(&self, value: #ident) -> ::rapyer::ops::Out<()> {
                 ::rapyer::__private::set_bound(self, value)
             }
