@@ -33,7 +33,7 @@ pub use lock::{LockGuard, LockOptions};
 pub use model::{AtomicModel, Model, ModelKey};
 pub use ops::ServerOps;
 pub use query::Order;
-pub use script::{Call, Keys, Pipeline, Script, Scripts, Slot};
+pub use script::{Call, Keys, Pipeline, Reply, Script, Scripts};
 pub use types::{Bytes, Id, ParseIdError};
 
 /// `#[derive(AtomicModel)]`: see [`AtomicModel`] and the crate documentation.

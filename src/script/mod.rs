@@ -68,7 +68,7 @@ use std::borrow::Cow;
 use std::sync::{Arc, LazyLock};
 
 pub use call::{Call, Json};
-pub use pipeline::{Pipeline, Slot};
+pub use pipeline::{Pipeline, Reply};
 pub(crate) use registry::Registry;
 pub use registry::{DEFAULT_BLOCK_CAPACITY, Scripts};
 
