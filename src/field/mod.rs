@@ -52,6 +52,8 @@
 //! # Ok(()) }
 //! ```
 
+mod boolean;
+mod bytes;
 mod dict;
 mod list;
 mod number;
@@ -63,11 +65,13 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+pub use boolean::RedisBool;
+pub use bytes::RedisBytes;
 pub use dict::{Dict, RedisDict};
 pub use list::{ListRange, RedisList};
 pub use number::{Float, Integer, RedisFloat, RedisInt};
-pub use text::{RedisBool, RedisStr};
-pub use time::{RedisBytes, RedisDatetime, Zone};
+pub use text::RedisStr;
+pub use time::{RedisDatetime, Zone};
 
 use crate::codec::{self, Document};
 use crate::db::Db;
