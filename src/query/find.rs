@@ -20,6 +20,7 @@ const DELETE_CHUNK: usize = 500;
 
 /// A sort order for [`Find::sort_by`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Order {
     /// Smallest first.
     Asc,

@@ -33,6 +33,7 @@ impl IndexOptions {
 
 /// The RediSearch type of an indexed field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum IndexKind {
     /// `NUMERIC`: integers and floats.
     Numeric,
