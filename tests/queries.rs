@@ -207,6 +207,75 @@ async fn exact_matching_ranges_nested_arrays_and_text() {
 }
 
 #[tokio::test]
+async fn sort_by_takes_any_indexed_field_not_only_sortable_ones() {
+    let db = db().await;
+    db.init::<Member>().await.expect("init");
+    let members: Vec<Member> = (0..30)
+        .map(|i| member(i, &format!("n{i}"), (i * 7 % 30) as i64))
+        .collect();
+    Member::insert_many(&db, &members).await.expect("insert");
+    let f = Member::fields();
+    let all = || Member::find(&db, f.tags.contains("all"));
+
+    // `score` is a NUMERIC field without `sortable`.
+    let by_score = all()
+        .sort_by(&f.score, Order::Asc)
+        .limit(5, 10)
+        .all()
+        .await
+        .expect("sorted by score");
+    let scores: Vec<f64> = by_score.iter().map(|m| m.score).collect();
+    let expected: Vec<f64> = (5..15).map(|age| age as f64 / 2.0).collect();
+    assert_eq!(scores, expected);
+
+    // `name` is a TAG field without `sortable`: sorted as text ("n10" before "n2").
+    let mut names: Vec<String> = members.iter().map(|m| m.name.clone()).collect();
+    names.sort();
+    let by_name = all()
+        .sort_by(&f.name, Order::Desc)
+        .limit(3, 4)
+        .all()
+        .await
+        .expect("sorted by name");
+    let got: Vec<&str> = by_name.iter().map(|m| m.name.as_str()).collect();
+    let want: Vec<&str> = names
+        .iter()
+        .rev()
+        .skip(3)
+        .take(4)
+        .map(String::as_str)
+        .collect();
+    assert_eq!(got, want);
+
+    // `bio` is a TEXT field without `sortable`.
+    let mut bios: Vec<String> = members.iter().map(|m| m.bio.clone()).collect();
+    bios.sort();
+    let by_bio = all()
+        .sort_by(&f.bio, Order::Asc)
+        .limit(0, 5)
+        .all()
+        .await
+        .expect("sorted by bio");
+    let got: Vec<&str> = by_bio.iter().map(|m| m.bio.as_str()).collect();
+    let want: Vec<&str> = bios.iter().take(5).map(String::as_str).collect();
+    assert_eq!(got, want);
+
+    // A name that is not an indexed field is refused before anything is sent.
+    struct NotIndexed;
+    impl rapyer::query::FieldName for NotIndexed {
+        fn field_name(&self) -> &str {
+            "nickname"
+        }
+    }
+    match all().sort_by(&NotIndexed, Order::Asc).all().await {
+        Err(Error::InvalidQuery { message }) => {
+            assert!(message.contains("not an indexed field"), "{message}")
+        }
+        other => panic!("expected InvalidQuery, got {other:?}"),
+    }
+}
+
+#[tokio::test]
 async fn sorting_limits_counting_first_and_delete() {
     let db = db().await;
     db.init::<Member>().await.expect("init");
@@ -230,14 +299,6 @@ async fn sorting_limits_counting_first_and_delete() {
         .await
         .expect("first");
     assert_eq!(oldest.map(|m| m.age), Some(29));
-    match Member::find(&db, f.tags.contains("all"))
-        .sort_by(&f.score, Order::Asc)
-        .all()
-        .await
-    {
-        Err(Error::InvalidQuery { message }) => assert!(message.contains("sortable"), "{message}"),
-        other => panic!("expected InvalidQuery, got {other:?}"),
-    }
     assert_eq!(
         Member::find(&db, f.age.lt(10))
             .count()

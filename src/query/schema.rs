@@ -14,7 +14,8 @@ use crate::codec::shadow_path;
 pub struct IndexOptions {
     /// `index(text)`: full-text instead of exact TAG matching.
     pub text: bool,
-    /// `index(sortable)`: usable in `sort_by`.
+    /// `index(sortable)`: the index keeps the value, so `sort_by` on it is faster (every
+    /// indexed field can be sorted by).
     pub sortable: bool,
     /// `index(case_insensitive)`: TAG matching ignores case.
     pub case_insensitive: bool,
