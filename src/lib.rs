@@ -24,9 +24,11 @@ mod types;
 pub use connect::ConnectOptions;
 pub use db::Db;
 pub use error::{Error, Result};
+#[cfg(feature = "chrono")]
+pub use field::RedisDatetime;
 pub use field::{
-    FieldType, RedisBool, RedisBytes, RedisDatetime, RedisDict, RedisFloat, RedisInt, RedisList,
-    RedisOption, RedisStr, RedisValue,
+    FieldType, RedisBool, RedisBytes, RedisDict, RedisFloat, RedisInt, RedisList, RedisOption,
+    RedisStr, RedisValue,
 };
 pub use keys::HashTag;
 pub use lock::{LockGuard, LockOptions};

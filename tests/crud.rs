@@ -1,5 +1,8 @@
 //! Models with CRUD and bulk operations, against the real server: every result is checked
 //! by reading the server back with plain commands.
+//!
+//! The shared `User` model holds date-times, so these tests need the `chrono` feature.
+#![cfg(feature = "chrono")]
 
 mod common;
 

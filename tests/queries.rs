@@ -767,6 +767,7 @@ async fn unit_enums_are_tags() {
     );
 }
 
+#[cfg(feature = "chrono")]
 #[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
 struct Venue {
     name: String,
@@ -774,6 +775,7 @@ struct Venue {
     opened: chrono::DateTime<chrono::Utc>,
 }
 
+#[cfg(feature = "chrono")]
 #[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[rapyer(prefix = "Show")]
 struct Show {
@@ -785,6 +787,7 @@ struct Show {
     venue: Venue,
 }
 
+#[cfg(feature = "chrono")]
 #[tokio::test]
 async fn date_times_are_indexed_by_their_instant() {
     use chrono::{Duration as Span, FixedOffset, TimeZone, Utc};

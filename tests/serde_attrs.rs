@@ -4,9 +4,13 @@
 //! empty (`skip_serializing_if`) work while absent; fields serde (de)serializes `with`
 //! functions of its own keep working through `save`/`get`; and a model declared inside a
 //! `macro_rules!` works like any other.
+//!
+//! Its models hold date-times (serde's own `with` forms among them), so these tests need the
+//! `chrono` feature.
 
 // Field names in every case style are what the rename tests are about.
 #![allow(non_snake_case)]
+#![cfg(feature = "chrono")]
 
 mod common;
 

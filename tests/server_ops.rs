@@ -1006,6 +1006,7 @@ async fn concurrent_transfers_conserve_the_total() {
     assert_eq!(flushes, 0);
 }
 
+#[cfg(feature = "chrono")]
 #[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[rapyer(hash_tag = "ops")]
 struct Event {
@@ -1019,6 +1020,7 @@ struct Event {
     labels: BTreeMap<String, i64>,
 }
 
+#[cfg(feature = "chrono")]
 #[tokio::test]
 async fn indexed_date_times_are_refused_and_the_rest_is_written() {
     let db = db().await;

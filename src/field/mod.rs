@@ -58,6 +58,7 @@ mod dict;
 mod list;
 mod number;
 mod text;
+#[cfg(feature = "chrono")]
 mod time;
 
 use std::time::Duration;
@@ -71,6 +72,7 @@ pub use dict::{Dict, RedisDict};
 pub use list::{ListRange, RedisList};
 pub use number::{Float, Integer, RedisFloat, RedisInt};
 pub use text::RedisStr;
+#[cfg(feature = "chrono")]
 pub use time::{RedisDatetime, Zone};
 
 use crate::codec::{self, Document};
@@ -139,6 +141,7 @@ impl At {
     }
 
     /// The JSONPath of the indexed instant beside this date-time, or `""` when not indexed.
+    #[cfg(feature = "chrono")]
     pub(crate) fn instant_path(&self) -> String {
         if self.indexed {
             crate::codec::shadow_path(&self.path)
@@ -408,9 +411,13 @@ value_handles! {
     impl<> for i128;
     impl<> for u128;
     impl<> for crate::Id;
+    impl<> for serde_json::Value;
+}
+
+#[cfg(feature = "chrono")]
+value_handles! {
     impl<> for chrono::NaiveDate;
     impl<> for chrono::NaiveDateTime;
-    impl<> for serde_json::Value;
 }
 
 impl<T: FieldType> FieldType for Option<T> {

@@ -1,4 +1,4 @@
-//! The handle on date-time fields.
+//! The handle on date-time fields (only with the `chrono` feature, on by default).
 
 use std::time::Duration;
 
@@ -34,7 +34,7 @@ macro_rules! datetimes {
 datetimes!(Utc, FixedOffset);
 
 /// A handle on a date-time field (stored as RFC 3339 text with its offset):
-/// `event.starts().add(&db, Duration::from_secs(3600))`.
+/// `event.starts().add(&db, Duration::from_secs(3600))`. Only with the `chrono` feature.
 #[derive(Debug)]
 pub struct RedisDatetime<'a, Tz: chrono::TimeZone> {
     value: &'a mut DateTime<Tz>,

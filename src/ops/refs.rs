@@ -500,9 +500,12 @@ macro_rules! scalar_refs {
 
 scalar_refs!("integer", false: i8, i16, i32, i64, isize, u8, u16, u32, u64, usize, i128, u128);
 scalar_refs!("number", false: f32, f64);
-scalar_refs!("string", false: String, crate::Bytes, crate::Id, chrono::NaiveDate);
+scalar_refs!("string", false: String, crate::Bytes, crate::Id);
 scalar_refs!("boolean", false: bool);
 scalar_refs!("*", false: serde_json::Value);
+#[cfg(feature = "chrono")]
+scalar_refs!("string", false: chrono::NaiveDate);
+#[cfg(feature = "chrono")]
 scalar_refs!("string", true: chrono::NaiveDateTime, chrono::DateTime<chrono::Utc>,
     chrono::DateTime<chrono::FixedOffset>);
 

@@ -5,7 +5,10 @@ use std::marker::PhantomData;
 
 use serde::Serialize;
 
-use super::expr::{BoolField, DateField, Expr, NumericField, TagArrayField, TagField, TextField};
+#[cfg(feature = "chrono")]
+use super::expr::DateField;
+use super::expr::{BoolField, Expr, NumericField, TagArrayField, TagField, TextField};
+#[cfg(feature = "chrono")]
 use crate::codec::shadow_path;
 
 /// How a field is indexed, from its `#[rapyer(index(...))]` options.
@@ -164,6 +167,7 @@ impl Indexable for Vec<String> {
     }
 }
 
+#[cfg(feature = "chrono")]
 macro_rules! instants {
     ($($tz:ty),*) => {
         $(impl Indexable for chrono::DateTime<$tz> {
@@ -181,6 +185,7 @@ macro_rules! instants {
     };
 }
 
+#[cfg(feature = "chrono")]
 instants!(chrono::Utc, chrono::FixedOffset);
 
 /// The full-text marker of a `String` field declared `index(text)`.
