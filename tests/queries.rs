@@ -206,14 +206,20 @@ async fn exact_matching_ranges_nested_arrays_and_text() {
     );
 }
 
-#[tokio::test]
-async fn sort_by_takes_any_indexed_field_not_only_sortable_ones() {
-    let db = db().await;
+/// An index over 30 stored members, `n0` to `n29`, whose ages are 0 to 29 in another order.
+async fn thirty_members(db: &Db) -> Vec<Member> {
     db.init::<Member>().await.expect("init");
     let members: Vec<Member> = (0..30)
         .map(|i| member(i, &format!("n{i}"), (i * 7 % 30) as i64))
         .collect();
-    Member::insert_many(&db, &members).await.expect("insert");
+    Member::insert_many(db, &members).await.expect("insert");
+    members
+}
+
+#[tokio::test]
+async fn sort_by_takes_any_indexed_field_not_only_sortable_ones() {
+    let db = db().await;
+    let members = thirty_members(&db).await;
     let f = Member::fields();
     let all = || Member::find(&db, f.tags.contains("all"));
 
@@ -228,37 +234,11 @@ async fn sort_by_takes_any_indexed_field_not_only_sortable_ones() {
     let expected: Vec<f64> = (5..15).map(|age| age as f64 / 2.0).collect();
     assert_eq!(scores, expected);
 
-    // `name` is a TAG field without `sortable`: sorted as text ("n10" before "n2").
-    let mut names: Vec<String> = members.iter().map(|m| m.name.clone()).collect();
-    names.sort();
-    let by_name = all()
-        .sort_by(&f.name, Order::Desc)
-        .limit(3, 4)
-        .all()
-        .await
-        .expect("sorted by name");
-    let got: Vec<&str> = by_name.iter().map(|m| m.name.as_str()).collect();
-    let want: Vec<&str> = names
-        .iter()
-        .rev()
-        .skip(3)
-        .take(4)
-        .map(String::as_str)
-        .collect();
-    assert_eq!(got, want);
-
-    // `bio` is a TEXT field without `sortable`.
-    let mut bios: Vec<String> = members.iter().map(|m| m.bio.clone()).collect();
-    bios.sort();
-    let by_bio = all()
-        .sort_by(&f.bio, Order::Asc)
-        .limit(0, 5)
-        .all()
-        .await
-        .expect("sorted by bio");
-    let got: Vec<&str> = by_bio.iter().map(|m| m.bio.as_str()).collect();
-    let want: Vec<&str> = bios.iter().take(5).map(String::as_str).collect();
-    assert_eq!(got, want);
+    // `name` is a TAG field and `bio` a TEXT field, neither `sortable`: sorted as text
+    // ("n10" before "n2").
+    let name = |m: &Member| m.name.clone();
+    sorted_as_text(&db, &members, &f.name, name, Order::Desc, (3, 4)).await;
+    sorted_as_text(&db, &members, &f.bio, |m| m.bio.clone(), Order::Asc, (0, 5)).await;
 
     // A name that is not an indexed field is refused before anything is sent.
     struct NotIndexed;
@@ -275,14 +255,35 @@ async fn sort_by_takes_any_indexed_field_not_only_sortable_ones() {
     }
 }
 
+/// Checks that `find(..).sort_by(field, order).limit(offset, n)` returns the members whose
+/// `text` comes at those places when every member's text is sorted here.
+async fn sorted_as_text(
+    db: &Db,
+    members: &[Member],
+    field: &impl rapyer::query::FieldName,
+    text: fn(&Member) -> String,
+    order: Order,
+    (offset, n): (usize, usize),
+) {
+    let mut texts: Vec<String> = members.iter().map(text).collect();
+    texts.sort();
+    if order == Order::Desc {
+        texts.reverse();
+    }
+    let found = Member::find(db, Member::fields().tags.contains("all"))
+        .sort_by(field, order)
+        .limit(offset, n)
+        .all()
+        .await
+        .expect("sorted");
+    let got: Vec<String> = found.iter().map(text).collect();
+    assert_eq!(got, texts[offset..offset + n]);
+}
+
 #[tokio::test]
 async fn sorting_limits_counting_first_and_delete() {
     let db = db().await;
-    db.init::<Member>().await.expect("init");
-    let members: Vec<Member> = (0..30)
-        .map(|i| member(i, &format!("n{i}"), (i * 7 % 30) as i64))
-        .collect();
-    Member::insert_many(&db, &members).await.expect("insert");
+    thirty_members(&db).await;
     let f = Member::fields();
 
     let sorted = Member::find(&db, f.tags.contains("all"))
