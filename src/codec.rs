@@ -282,6 +282,7 @@ pub(crate) fn ttl_millis(ttl: Duration) -> u64 {
 pub const INSTANT_SUFFIX: &str = "__ts";
 
 /// The JSONPath of the instant property next to the date-time at `path`.
+#[cfg(feature = "chrono")]
 pub(crate) fn shadow_path(path: &str) -> String {
     match path.strip_suffix("\"]") {
         Some(open) => format!("{open}{INSTANT_SUFFIX}\"]"),
@@ -290,6 +291,7 @@ pub(crate) fn shadow_path(path: &str) -> String {
 }
 
 /// The instant of `t` in whole microseconds since the epoch, as the index stores it.
+#[cfg(feature = "chrono")]
 pub(crate) fn instant_micros<Tz: chrono::TimeZone>(t: &chrono::DateTime<Tz>) -> i64 {
     t.timestamp_micros()
 }
@@ -311,8 +313,7 @@ pub(crate) fn add_instants(doc: &mut serde_json::Value, paths: &[Vec<String>]) {
         let instant = object
             .get(last)
             .and_then(serde_json::Value::as_str)
-            .and_then(|text| chrono::DateTime::parse_from_rfc3339(text).ok())
-            .map(|t| instant_micros(&t));
+            .and_then(instant_of_text);
         let shadow = format!("{last}{INSTANT_SUFFIX}");
         match instant {
             Some(micros) => {
@@ -323,6 +324,21 @@ pub(crate) fn add_instants(doc: &mut serde_json::Value, paths: &[Vec<String>]) {
             }
         }
     }
+}
+
+/// The instant of RFC 3339 `text`, as [`instant_micros`] gives it; `None` for other text.
+#[cfg(feature = "chrono")]
+fn instant_of_text(text: &str) -> Option<i64> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|t| instant_micros(&t))
+}
+
+/// Without the `chrono` feature no type is an indexed date-time, so no instant path leads
+/// here.
+#[cfg(not(feature = "chrono"))]
+fn instant_of_text(_text: &str) -> Option<i64> {
+    None
 }
 
 #[cfg(test)]

@@ -166,8 +166,8 @@ pub enum Error {
         message: String,
     },
 
-    /// An operation of a ServerOps block or model pipeline failed; nothing the block named
-    /// was changed. `op` is the operation's index in the block (as in
+    /// An operation of a ServerOps block or a model's atomic block failed; nothing the block
+    /// named was changed. `op` is the operation's index in the block (as in
     /// [`Results`](crate::ops::Results)), and `source` the error that names its key and path.
     #[error("operation {op} of the block failed, nothing was written: {source}")]
     Block {
@@ -240,8 +240,8 @@ pub enum Error {
     /// or nothing left to evict): `OOM command not allowed when used memory > 'maxmemory'`.
     /// Every write path reports it this way, and nothing was written: Redis refuses the
     /// first write of a command or script, and every rapyer script writes nothing before
-    /// that first write. A ServerOps block or model pipeline returns it directly, not
-    /// inside [`Error::Block`]: no operation failed, the commit was refused.
+    /// that first write. A ServerOps block or a model's atomic block returns it directly,
+    /// not inside [`Error::Block`]: no operation failed, the commit was refused.
     #[error(
         "the server is out of memory (used memory > maxmemory) and refused the write to `{key}`; nothing was written"
     )]

@@ -66,6 +66,7 @@ pub trait KeySettings: Send + Sync + 'static {
 /// Namespaces hold no braces ([`Db::with_namespace`](crate::Db::with_namespace)), so the tag a
 /// model declares is the first in its keys and decides their slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum HashTag {
     /// No tag.
     None,

@@ -24,16 +24,18 @@ mod types;
 pub use connect::ConnectOptions;
 pub use db::Db;
 pub use error::{Error, Result};
+#[cfg(feature = "chrono")]
+pub use field::RedisDatetime;
 pub use field::{
-    FieldType, RedisBool, RedisBytes, RedisDatetime, RedisDict, RedisFloat, RedisInt, RedisList,
-    RedisOption, RedisStr, RedisValue,
+    FieldType, RedisBool, RedisBytes, RedisDict, RedisFloat, RedisInt, RedisList, RedisOption,
+    RedisStr, RedisValue,
 };
 pub use keys::HashTag;
 pub use lock::{LockGuard, LockOptions};
 pub use model::{AtomicModel, Model, ModelKey};
 pub use ops::ServerOps;
 pub use query::Order;
-pub use script::{Call, Keys, Pipeline, Script, Scripts, Slot};
+pub use script::{Call, Keys, Pipeline, Reply, Script, Scripts};
 pub use types::{Bytes, Id, ParseIdError};
 
 /// `#[derive(AtomicModel)]`: see [`AtomicModel`] and the crate documentation.

@@ -112,7 +112,7 @@ pub trait AtomicModel: Model {
     /// # struct User { #[rapyer(key)] id: String, age: i64, tags: Vec<String> }
     /// # async fn demo(db: &Db, user: &mut User) -> rapyer::Result<()> {
     /// let (age, len) = user
-    ///     .pipeline(db, |p| (p.age().incr(1), p.tags().append("y")))
+    ///     .atomic(db, |m| (m.age().incr(1), m.tags().append("y")))
     ///     .await?;
     /// assert_eq!(age, Some(user.age));
     /// # Ok(()) }
@@ -121,17 +121,13 @@ pub trait AtomicModel: Model {
     /// Returns what the closure returns, resolved as in
     /// [`ServerOps::scope`](crate::ServerOps::scope). A failure is
     /// [`Error::Block`](crate::Error::Block) and leaves the model, local and stored, as it was.
-    fn pipeline<F, R>(
-        &mut self,
-        db: &Db,
-        build: F,
-    ) -> impl Future<Output = Result<R::Output>> + Send
+    fn atomic<F, R>(&mut self, db: &Db, build: F) -> impl Future<Output = Result<R::Output>> + Send
     where
         F: for<'o> FnOnce(<Self as crate::ops::Referable>::Ref<crate::ops::Bound<'o>>) -> R + Send,
         R: crate::ops::Resolve + Send,
         R::Output: Send,
     {
-        crate::ops::pipeline(self, db, build)
+        crate::ops::atomic(self, db, build)
     }
 
     /// The key of the model with this id, without the `Db`'s namespace: `User:u1`.

@@ -20,9 +20,10 @@ pub mod v1 {
     pub use crate::model::{AtomicModel, Model, ModelKey, NoHandle, SerdeWithField};
     pub use crate::ops::refs::{no_field, patch_value};
     pub use crate::ops::{Bind, Bound, Free, Loc, Out, Ref, Referable, ServerRef, Whole};
+    #[cfg(feature = "chrono")]
+    pub use crate::query::refused::DateCondition;
     pub use crate::query::refused::{
-        BoolCondition, DateCondition, EnumCondition, IndexedField, TagArrayCondition, TagCondition,
-        TextCondition,
+        BoolCondition, EnumCondition, IndexedField, TagArrayCondition, TagCondition, TextCondition,
     };
     pub use crate::query::schema::join;
     pub use crate::query::{
@@ -108,7 +109,7 @@ pub mod v1 {
             .map_err(|e| e.to_string())
     }
 
-    /// `set` of a generated `<Name>Ref` in a model pipeline: replaces the whole model.
+    /// `set` of a generated `<Name>Ref` in a model's atomic block: replaces the whole model.
     pub fn set_bound<'o, R: Ref<Bind = Bound<'o>> + Clone>(r: &R, value: R::Value) -> Out<()> {
         let Bound(ops) = *r.bind();
         ops.set(r.clone(), value)

@@ -1013,6 +1013,7 @@ async fn random_unicode_keys_round_trip_through_every_dict_operation() {
     assert_eq!(stored_settings(&mut raw, &db, &s).await.counts, reference);
 }
 
+#[cfg(feature = "chrono")]
 #[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[rapyer(prefix = "Event")]
 struct Event {
@@ -1023,6 +1024,7 @@ struct Event {
     blob: Bytes,
 }
 
+#[cfg(feature = "chrono")]
 #[tokio::test]
 async fn date_times_move_on_the_server_like_chrono_and_bytes_round_trip() {
     use chrono::{Duration as Span, FixedOffset, TimeZone, Utc};

@@ -52,10 +52,13 @@
 //! # Ok(()) }
 //! ```
 
+mod boolean;
+mod bytes;
 mod dict;
 mod list;
 mod number;
 mod text;
+#[cfg(feature = "chrono")]
 mod time;
 
 use std::time::Duration;
@@ -63,11 +66,14 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+pub use boolean::RedisBool;
+pub use bytes::RedisBytes;
 pub use dict::{Dict, RedisDict};
 pub use list::{ListRange, RedisList};
 pub use number::{Float, Integer, RedisFloat, RedisInt};
-pub use text::{RedisBool, RedisStr};
-pub use time::{RedisBytes, RedisDatetime, Zone};
+pub use text::RedisStr;
+#[cfg(feature = "chrono")]
+pub use time::{RedisDatetime, Zone};
 
 use crate::codec;
 use crate::db::Db;
@@ -133,6 +139,7 @@ impl At {
     }
 
     /// The JSONPath of the indexed instant beside this date-time, or `""` when not indexed.
+    #[cfg(feature = "chrono")]
     pub(crate) fn instant_path(&self) -> String {
         if self.indexed {
             crate::codec::shadow_path(&self.path)
@@ -377,9 +384,13 @@ value_handles! {
     impl<> for i128;
     impl<> for u128;
     impl<> for crate::Id;
+    impl<> for serde_json::Value;
+}
+
+#[cfg(feature = "chrono")]
+value_handles! {
     impl<> for chrono::NaiveDate;
     impl<> for chrono::NaiveDateTime;
-    impl<> for serde_json::Value;
 }
 
 impl<T: FieldType> FieldType for Option<T> {

@@ -81,9 +81,9 @@
 //! keys hash to different cluster slots (no shared `#[rapyer(hash_tag = "…")]`) compiles,
 //! and fails with [`Error::CrossSlot`] before anything is sent.
 //!
-//! A model pipeline (`model.pipeline(&db, |p| …)`) is the same machine with one vocabulary:
-//! each operation is defined once, as an [`Ops`] method, and a reference bound to a pipeline
-//! has it as a method of its own, `r.op(…)` adding `ops.op(r, …)` (the ones for any
+//! A model's atomic block (`model.atomic(&db, |m| …)`) is the same machine with one
+//! vocabulary: each operation is defined once, as an [`Ops`] method, and a reference bound to
+//! such a block has it as a method of its own, `r.op(…)` adding `ops.op(r, …)` (the ones for any
 //! reference, `assign`, `swap`, `move_item`, `copy_model` and `when`, through [`BoundRef`]).
 //!
 //! How a block runs:
@@ -112,17 +112,19 @@
 //! [`Error::Block`]: crate::Error::Block
 //! [`Error::CrossSlot`]: crate::Error::CrossSlot
 
+mod atomic;
 mod builder;
 mod compile;
 mod cond;
 mod entry;
 mod numeric;
-mod pipeline;
 mod program;
 pub(crate) mod refs;
 mod run;
 mod vocabulary;
 
+pub use atomic::BoundRef;
+pub(crate) use atomic::atomic;
 pub use builder::{Then, When};
 pub(crate) use cond::CondNode;
 #[doc(hidden)]
@@ -130,8 +132,6 @@ pub use cond::Operand;
 pub use cond::{Comparable, Cond, IntoOperand, Ordered};
 pub use entry::ServerOps;
 pub use numeric::{Accepts, Float, Int, Numeric};
-pub use pipeline::BoundRef;
-pub(crate) use pipeline::pipeline;
 pub use program::Out;
 pub(crate) use program::{Op, Param, Program};
 pub use refs::{

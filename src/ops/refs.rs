@@ -1,5 +1,5 @@
-//! Server references: typed places in stored documents, which ServerOps blocks and model
-//! pipelines operate on without loading them.
+//! Server references: typed places in stored documents, which ServerOps blocks and models'
+//! atomic blocks operate on without loading them.
 
 use std::collections::{BTreeMap, HashMap};
 use std::marker::PhantomData;
@@ -14,8 +14,8 @@ use crate::keys::{KeySettings, key_of, read_ttl};
 use crate::path::{push_entry_text, push_member_text};
 
 /// How a reference is bound: [`Free`] references are arguments of [`Ops`] methods;
-/// [`Bound`] ones (the `p` of a model pipeline) also have the field operations
-/// (`p.age().incr(1)`) that add themselves to the block.
+/// [`Bound`] ones (the `m` of `model.atomic(&db, |m| …)`) also have the field operations
+/// (`m.age().incr(1)`) that add themselves to the block.
 pub trait Bind: Clone + sealed::Sealed {
     /// The block this reference adds operations to, if bound.
     #[doc(hidden)]
@@ -38,7 +38,7 @@ impl Bind for Free {
     }
 }
 
-/// A reference bound to the model pipeline it was handed to.
+/// A reference bound to the atomic block it was handed to.
 #[derive(Debug, Clone, Copy)]
 pub struct Bound<'a>(pub(crate) &'a Ops);
 
@@ -494,9 +494,12 @@ macro_rules! scalar_refs {
 
 scalar_refs!("integer", false: i8, i16, i32, i64, isize, u8, u16, u32, u64, usize, i128, u128);
 scalar_refs!("number", false: f32, f64);
-scalar_refs!("string", false: String, crate::Bytes, crate::Id, chrono::NaiveDate);
+scalar_refs!("string", false: String, crate::Bytes, crate::Id);
 scalar_refs!("boolean", false: bool);
 scalar_refs!("*", false: serde_json::Value);
+#[cfg(feature = "chrono")]
+scalar_refs!("string", false: chrono::NaiveDate);
+#[cfg(feature = "chrono")]
 scalar_refs!("string", true: chrono::NaiveDateTime, chrono::DateTime<chrono::Utc>,
     chrono::DateTime<chrono::FixedOffset>);
 

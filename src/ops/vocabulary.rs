@@ -1,8 +1,8 @@
 //! The operations of a block, each defined once: `ops.op(target, …)` in a ServerOps
-//! block, and the same operation as `target.op(…)` on a model pipeline's references
-//! (`pipeline.rs` forwards each one here).
+//! block, and the same operation as `target.op(…)` on the references of a model's atomic
+//! block (`atomic.rs` forwards each one here).
 //!
-//! | `Ops` method | on a pipeline's reference |
+//! | `Ops` method | on an atomic block's reference |
 //! | --- | --- |
 //! | `set(r, v)` | `r.set(v)`; a list's `set(i, v)` and `replace(v)`, a model's `set(v)` |
 //! | `incr(r, by)`, `decr(r, by)` | `r.incr(by)`, `r.decr(by)` |

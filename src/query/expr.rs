@@ -462,12 +462,14 @@ impl TextField {
 }
 
 /// An indexed date-time (compared by instant, at microsecond precision):
-/// `starts.after(Utc::now())`.
+/// `starts.after(Utc::now())`. Only with the `chrono` feature.
+#[cfg(feature = "chrono")]
 #[derive(Debug, Clone)]
 pub struct DateField {
     name: String,
 }
 
+#[cfg(feature = "chrono")]
 impl DateField {
     /// The field indexed as `name`.
     pub fn new(name: impl Into<String>) -> Self {
@@ -518,7 +520,9 @@ macro_rules! field_names {
     };
 }
 
-field_names!(TagField, BoolField, TagArrayField, TextField, DateField);
+field_names!(TagField, BoolField, TagArrayField, TextField);
+#[cfg(feature = "chrono")]
+field_names!(DateField);
 
 impl<T> FieldName for NumericField<T> {
     fn field_name(&self) -> &str {

@@ -20,6 +20,7 @@ const DELETE_CHUNK: usize = 500;
 
 /// A sort order for [`Find::sort_by`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Order {
     /// Smallest first.
     Asc,
@@ -63,7 +64,9 @@ impl<'db, M: KeySettings + Document + Indexable> Find<'db, M> {
         }
     }
 
-    /// Sorts by a field indexed `index(sortable)`; any other field is
+    /// Sorts by any indexed field, NUMERIC, TAG or TEXT: RediSearch sorts by fields not
+    /// declared `index(sortable)` too, which only makes sorting by them faster (the index
+    /// keeps their values). A name that is not an indexed field of `M` is
     /// [`Error::InvalidQuery`] when the query runs.
     pub fn sort_by(mut self, field: &impl FieldName, order: Order) -> Self {
         self.sort = Some((field.field_name().to_string(), order));
@@ -162,7 +165,7 @@ impl<'db, M: KeySettings + Document + Indexable> Find<'db, M> {
         let mut cmd = redis::cmd("FT.SEARCH");
         cmd.arg(&index).arg(query);
         if let Some((field, order)) = &self.sort {
-            self.check_sortable(field)?;
+            self.check_indexed(field)?;
             let order = match order {
                 Order::Asc => "ASC",
                 Order::Desc => "DESC",
@@ -183,15 +186,12 @@ impl<'db, M: KeySettings + Document + Indexable> Find<'db, M> {
         parse_page(reply)
     }
 
-    fn check_sortable(&self, field: &str) -> Result<()> {
-        let sortable = schema::<M>()
-            .iter()
-            .any(|f| f.name == field && f.options.sortable);
-        if sortable {
+    fn check_indexed(&self, field: &str) -> Result<()> {
+        if schema::<M>().iter().any(|f| f.name == field) {
             return Ok(());
         }
         Err(Error::InvalidQuery {
-            message: format!("`{field}` is not sortable; index it with #[rapyer(index(sortable))]"),
+            message: format!("`{field}` is not an indexed field; index it with #[rapyer(index)]"),
         })
     }
 }

@@ -81,9 +81,10 @@ pub(crate) mod schema;
 
 pub use crate::codec::INSTANT_SUFFIX;
 pub use escape::{escape_tag, escape_text};
+#[cfg(feature = "chrono")]
+pub use expr::DateField;
 pub use expr::{
-    BoolField, DateField, Expr, FieldName, Numeric, NumericField, TagArrayField, TagField,
-    TextField,
+    BoolField, Expr, FieldName, Numeric, NumericField, TagArrayField, TagField, TextField,
 };
 pub use find::{Find, Order};
 pub use index::schema;

@@ -7,7 +7,9 @@
 //! implements, so a call is one error saying what to write instead; the lifetime keeps the
 //! bound from being checked where the method is defined.
 
-use super::expr::{BoolField, DateField, Expr, TagArrayField, TagField, TextField};
+#[cfg(feature = "chrono")]
+use super::expr::DateField;
+use super::expr::{BoolField, Expr, TagArrayField, TagField, TextField};
 use super::schema::EnumField;
 
 /// Methods of `$field` that fail to compile with `$bound`'s message.
@@ -91,6 +93,7 @@ refuse! {
     two: [between]
 }
 
+#[cfg(feature = "chrono")]
 refuse! {
     impl[] DateField => DateCondition {
         message = "a date-time field compares instants: its conditions are `before`, `after` and `between`",

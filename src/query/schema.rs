@@ -5,7 +5,10 @@ use std::marker::PhantomData;
 
 use serde::Serialize;
 
-use super::expr::{BoolField, DateField, Expr, NumericField, TagArrayField, TagField};
+#[cfg(feature = "chrono")]
+use super::expr::DateField;
+use super::expr::{BoolField, Expr, NumericField, TagArrayField, TagField};
+#[cfg(feature = "chrono")]
 use crate::codec::shadow_path;
 
 /// How a field is indexed, from its `#[rapyer(index(...))]` options.
@@ -14,7 +17,8 @@ use crate::codec::shadow_path;
 pub struct IndexOptions {
     /// `index(text)`: full-text instead of exact TAG matching.
     pub text: bool,
-    /// `index(sortable)`: usable in `sort_by`.
+    /// `index(sortable)`: the index keeps the value, so `sort_by` on it is faster (every
+    /// indexed field can be sorted by).
     pub sortable: bool,
     /// `index(case_insensitive)`: TAG matching ignores case.
     pub case_insensitive: bool,
@@ -33,6 +37,7 @@ impl IndexOptions {
 
 /// The RediSearch type of an indexed field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum IndexKind {
     /// `NUMERIC`: integers and floats.
     Numeric,
@@ -161,6 +166,7 @@ impl Indexable for Vec<String> {
     }
 }
 
+#[cfg(feature = "chrono")]
 macro_rules! instants {
     ($($tz:ty),*) => {
         $(impl Indexable for chrono::DateTime<$tz> {
@@ -178,6 +184,7 @@ macro_rules! instants {
     };
 }
 
+#[cfg(feature = "chrono")]
 instants!(chrono::Utc, chrono::FixedOffset);
 
 /// An indexed field of a unit-only enum (stored as its variant's name): `plan.eq(Plan::Pro)`.

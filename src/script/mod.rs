@@ -70,7 +70,7 @@ use std::sync::{Arc, LazyLock};
 
 pub use call::{Call, Json};
 use names::{MAX_NAME_LEN, RESERVED_PREFIX, is_blank, is_valid_name};
-pub use pipeline::{Pipeline, Slot};
+pub use pipeline::{Pipeline, Reply};
 pub(crate) use registry::Registry;
 pub use registry::{DEFAULT_BLOCK_CAPACITY, Scripts};
 

