@@ -788,7 +788,7 @@ async fn run() {
     );
     rows.push(compare(&move_name, move_rapyer.clone(), move_raw.clone()).await);
 
-    // ServerOps: five operations on one model as one atomic model pipeline (its changed
+    // ServerOps: five operations on one model as one `atomic` block (its changed
     // fields come back into the local model), against the same five as separate JSON
     // commands, each its own round trip, atomic only one by one.
     let pipes: Vec<BenchPipe> = (0..PIPE_DOCS).map(|id| user(id).into()).collect();
@@ -801,7 +801,7 @@ async fn run() {
         async move {
             let mut u: BenchPipe = user(i % PIPE_DOCS).into();
             let out = u
-                .pipeline(&d, |p| {
+                .atomic(&d, |p| {
                     (
                         p.age().incr(1),
                         p.tags().append("x"),
@@ -811,7 +811,7 @@ async fn run() {
                     )
                 })
                 .await
-                .expect("pipeline");
+                .expect("atomic block");
             std::hint::black_box((out, u));
         }
     };
@@ -849,7 +849,7 @@ async fn run() {
             std::hint::black_box((age, len, ok, ok2, active));
         }
     };
-    let five_name = "5-op pipeline / JSON.NUMINCRBY, ARRAPPEND, SET, SET, TOGGLE one by one";
+    let five_name = "5-op atomic block / JSON.NUMINCRBY, ARRAPPEND, SET, SET, TOGGLE one by one";
     rows.push(compare(five_name, five_rapyer.clone(), five_raw.clone()).await);
 
     // What those rows put on the wire, on fresh documents for the 5-op rows.

@@ -1,6 +1,6 @@
 //! ServerOps: typed work across stored models that runs on the server as one script, all or
 //! nothing, without loading the models: moving list slices, aggregating counters, building
-//! strings, swapping, conditionals, queue transfers, and a model's own pipeline.
+//! strings, swapping, conditionals, queue transfers, and a model's own atomic block.
 //!
 //! Run it with `cargo xtask demo server_ops` (which provides a Redis), or against your own
 //! Redis 8 / redis-stack with `REDIS_URL=redis://127.0.0.1:6379 cargo run --example server_ops`.
@@ -254,7 +254,7 @@ async fn main() -> Result<()> {
     assert!(incoming.jobs.is_empty());
     assert_eq!(working.jobs, vec![job("resize"), job("email")]);
 
-    println!("\n== A model pipeline: several field operations on one model, one atomic step");
+    println!("\n== An atomic block: several field operations on one model, one atomic step");
     let mut ann = User {
         id: "ann".into(),
         age: 41,
@@ -263,7 +263,7 @@ async fn main() -> Result<()> {
     };
     ann.save(&db).await?;
     let (age, tags) = ann
-        .pipeline(&db, |p| (p.age().incr(1), p.tags().append("y")))
+        .atomic(&db, |p| (p.age().incr(1), p.tags().append("y")))
         .await?;
     println!(
         "age -> {age:?}, tags length -> {tags:?}; the local model follows: age {}, tags {:?}",
@@ -274,7 +274,7 @@ async fn main() -> Result<()> {
 
     println!("\n== All or nothing: the 2nd operation fails, the 1st is not written either");
     let failed = ann
-        .pipeline(&db, |p| (p.age().incr(1), p.level().incr(100)))
+        .atomic(&db, |p| (p.age().incr(1), p.level().incr(100)))
         .await;
     match &failed {
         Err(Error::Block { op, source }) => {

@@ -158,13 +158,13 @@ async fn main() -> Result<()> {
         println!("transfer of 25: moved {moved:?}, balances (ann, bob) now {balances:?}");
     }
     assert_eq!(Wallet::get(&db, "bob").await?.balance, 25);
-    // A model pipeline: several field operations on one model as one atomic block; the
+    // An atomic block: several field operations on one model as one script; the
     // local copy gets the server's new values.
     let (age, tags) = bob
-        .pipeline(&db, |p| (p.age().incr(1), p.tags().append("pipelined")))
+        .atomic(&db, |p| (p.age().incr(1), p.tags().append("atomic")))
         .await?;
     println!(
-        "pipeline: age -> {age:?}, tags length -> {tags:?}; bob.tags {:?}",
+        "atomic: age -> {age:?}, tags length -> {tags:?}; bob.tags {:?}",
         bob.tags
     );
     assert_eq!(User::get(&db, "bob").await?, bob);

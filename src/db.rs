@@ -124,15 +124,6 @@ impl Db {
         key
     }
 
-    /// The full key of the model `prefix` with this id: `{namespace}{prefix}:{id}`, built in
-    /// one allocation (for a model without a hash tag; see [`crate::HashTag`]).
-    pub fn model_key(&self, prefix: &str, id: impl std::fmt::Display) -> String {
-        let mut key = String::with_capacity(self.namespace.len() + prefix.len() + 24);
-        key.push_str(&self.namespace);
-        crate::model::push_key(&mut key, prefix, crate::model::HashTag::None, id);
-        key
-    }
-
     /// A new blocking connection to the same server, for work that must finish when no
     /// runtime can drive the shared connection any more (a lock released while the runtime
     /// shuts down): connecting, and each reply, waits at most `timeout`.
@@ -190,8 +181,8 @@ impl Db {
     }
 }
 
-/// One event per command or script sent: what ran, on how many keys, how long it took.
-/// Values never appear in traces.
+/// One event per round trip (a command, a script call, or a whole pipeline or transaction):
+/// what ran, on how many keys, how long it took. Values never appear in traces.
 pub(crate) fn trace_command(op: &'static str, keys: usize, started: Instant, ok: bool) {
     tracing::debug!(
         target: "rapyer::command",

@@ -8,6 +8,21 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Everything that can go wrong, each variant naming the key (and JSON path) involved.
 ///
 /// Match on the variant; new variants may be added, so keep a `_` arm.
+///
+/// ```no_run
+/// use rapyer::prelude::*;
+///
+/// #[derive(AtomicModel, serde::Serialize, serde::Deserialize)]
+/// struct User { #[rapyer(key)] id: String, age: i64 }
+///
+/// # async fn demo(db: &Db) -> rapyer::Result<()> {
+/// match User::get(db, "ann").await {
+///     Ok(user) => println!("ann is {}", user.age),
+///     Err(Error::NotFound { key }) => println!("nothing stored at {key}"),
+///     Err(e) => return Err(e), // the others name their key too: `e.key()`
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -151,8 +166,8 @@ pub enum Error {
         message: String,
     },
 
-    /// An operation of a ServerOps block or model pipeline failed; nothing the block named
-    /// was changed. `op` is the operation's index in the block (as in
+    /// An operation of a ServerOps block or a model's atomic block failed; nothing the block
+    /// named was changed. `op` is the operation's index in the block (as in
     /// [`Results`](crate::ops::Results)), and `source` the error that names its key and path.
     #[error("operation {op} of the block failed, nothing was written: {source}")]
     Block {
@@ -225,8 +240,8 @@ pub enum Error {
     /// or nothing left to evict): `OOM command not allowed when used memory > 'maxmemory'`.
     /// Every write path reports it this way, and nothing was written: Redis refuses the
     /// first write of a command or script, and every rapyer script writes nothing before
-    /// that first write. A ServerOps block or model pipeline returns it directly, not
-    /// inside [`Error::Block`]: no operation failed, the commit was refused.
+    /// that first write. A ServerOps block or a model's atomic block returns it directly,
+    /// not inside [`Error::Block`]: no operation failed, the commit was refused.
     #[error(
         "the server is out of memory (used memory > maxmemory) and refused the write to `{key}`; nothing was written"
     )]

@@ -16,6 +16,8 @@ use std::fmt;
 use serde::Serialize;
 use serde::ser;
 
+use crate::path::push_member_text;
+
 /// What a document cannot hold, and where.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Found {
@@ -134,24 +136,6 @@ struct Finder<'p> {
     track: bool,
 }
 
-/// Appends a member name the way JSONPath writes it: `.name`, or `["name"]` when the name
-/// is not a plain identifier.
-pub(crate) fn push_member(path: &mut String, name: &str) {
-    let plain = !name.is_empty()
-        && name
-            .chars()
-            .enumerate()
-            .all(|(i, c)| c == '_' || c.is_ascii_alphabetic() || (i > 0 && c.is_ascii_digit()));
-    if plain {
-        path.push('.');
-        path.push_str(name);
-    } else {
-        path.push('[');
-        path.push_str(&serde_json::Value::String(name.to_string()).to_string());
-        path.push(']');
-    }
-}
-
 impl Finder<'_> {
     fn float(&self, finite: bool) -> Result<(), Stop> {
         if finite {
@@ -183,7 +167,7 @@ impl Finder<'_> {
             return value.serialize(self.child());
         }
         let len = self.path.len();
-        push_member(self.path, name);
+        push_member_text(self.path, name);
         value.serialize(self.child())?;
         self.path.truncate(len);
         Ok(())
@@ -220,7 +204,7 @@ impl<'p> Compound<'p> {
         if let Some(variant) = variant
             && finder.track
         {
-            push_member(finder.path, variant);
+            push_member_text(finder.path, variant);
         }
         Compound {
             finder,

@@ -1,4 +1,5 @@
-//! The key layout, and why it is sealed.
+//! The key layout and a stored model's key settings ([`KeySettings`]), and why the layout is
+//! sealed.
 //!
 //! A model's key is `{namespace}{Prefix}:{id}`:
 //!
@@ -20,8 +21,94 @@
 //! can name them; and they start with the namespace, so a Redis ACL key pattern
 //! `~{namespace}*` covers everything rapyer touches for that namespace.
 
+use std::fmt::Display;
+use std::time::Duration;
+
 use crate::error::{Error, Result};
 use crate::slot;
+
+/// A stored model's key settings: what every layer below the model facade needs to build its
+/// keys, expiries and ids. Implemented for every [`AtomicModel`](crate::AtomicModel) (which
+/// declares the same items, set by the derive); never implemented by hand.
+///
+/// Not public API: anything here may change in any release.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be stored on its own: it has no `#[rapyer(key)]` field",
+    label = "not a stored model",
+    note = "mark the field that identifies a `{Self}` with `#[rapyer(key)]` (use `rapyer::Id` for generated ids); a model without a key can only be nested inside another model"
+)]
+pub trait KeySettings: Send + Sync + 'static {
+    /// The key prefix (see [`AtomicModel::PREFIX`](crate::AtomicModel::PREFIX)).
+    const PREFIX: &'static str;
+    /// The expiry every save sets.
+    const TTL: Option<Duration>;
+    /// Whether reads re-arm the expiry too.
+    const REFRESH_TTL_ON_READ: bool;
+    /// The hash tag in this model's keys.
+    const HASH_TAG: HashTag;
+
+    /// This model's id, as it appears in its key.
+    fn model_id(&self) -> String;
+
+    /// The key field's JSON name and the JSON of the id `id` in it.
+    fn id_member(id: &str) -> std::result::Result<(&'static str, String), String>;
+}
+
+/// Which part of a model's keys Redis Cluster hashes, so that related keys share a slot (and
+/// one script or transaction may touch them all).
+///
+/// * `None` (the default): `{ns}{Prefix}:{id}`, the whole key decides the slot.
+/// * `Static("bank")` (`#[rapyer(hash_tag = "bank")]`): `{ns}{Prefix}:{bank}:{id}`; every
+///   model with that tag, of any type, shares one slot.
+/// * `Id` (`#[rapyer(key, hash_tag)]` on the key field): `{ns}{Prefix}:{{id}}`; models of
+///   different types with the same id (a user and their cart) share a slot.
+///
+/// Namespaces hold no braces ([`Db::with_namespace`](crate::Db::with_namespace)), so the tag a
+/// model declares is the first in its keys and decides their slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HashTag {
+    /// No tag.
+    None,
+    /// This literal tag.
+    Static(&'static str),
+    /// The id is the tag.
+    Id,
+}
+
+/// The one writer of the key layout: `{Prefix}:{id}`, with the model's hash tag (see the
+/// module's docs for why the layout is sealed).
+pub(crate) fn push_key(key: &mut String, prefix: &str, tag: HashTag, id: impl Display) {
+    use std::fmt::Write as _;
+    key.push_str(prefix);
+    key.push(':');
+    // Writing into a String cannot fail.
+    let _ = match tag {
+        HashTag::None => write!(key, "{id}"),
+        HashTag::Static(tag) => write!(key, "{{{tag}}}:{id}"),
+        HashTag::Id => write!(key, "{{{id}}}"),
+    };
+}
+
+/// The key of the `M` with this id, without a namespace: `User:u1`.
+pub(crate) fn key_of<M: KeySettings>(id: impl Display) -> String {
+    let mut key = String::new();
+    push_key(&mut key, M::PREFIX, M::HASH_TAG, id);
+    key
+}
+
+/// The full key of the `M` with this id in `namespace`: `{namespace}{Prefix}:{id}`.
+pub(crate) fn full_key<M: KeySettings>(namespace: &str, id: impl Display) -> String {
+    let mut key = String::with_capacity(namespace.len() + M::PREFIX.len() + 24);
+    key.push_str(namespace);
+    push_key(&mut key, M::PREFIX, M::HASH_TAG, id);
+    key
+}
+
+/// The expiry a read of `M` re-arms, if it opted in with `refresh_on_read`.
+pub(crate) fn read_ttl<M: KeySettings>() -> Option<Duration> {
+    if M::REFRESH_TTL_ON_READ { M::TTL } else { None }
+}
 
 /// The segment that begins every key rapyer keeps for itself in a namespace.
 pub(crate) const RESERVED: &str = "_rapyer:";

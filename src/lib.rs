@@ -2,10 +2,12 @@
 
 extern crate self as rapyer;
 
+mod codec;
 mod connect;
 mod crud;
 mod db;
 mod depth;
+mod documents;
 mod error;
 pub mod field;
 mod finite;
@@ -13,6 +15,7 @@ mod keys;
 mod lock;
 mod model;
 pub mod ops;
+mod path;
 pub mod query;
 pub mod script;
 mod slot;
@@ -21,15 +24,18 @@ mod types;
 pub use connect::ConnectOptions;
 pub use db::Db;
 pub use error::{Error, Result};
+#[cfg(feature = "chrono")]
+pub use field::RedisDatetime;
 pub use field::{
-    FieldType, RedisBool, RedisBytes, RedisDatetime, RedisDict, RedisFloat, RedisInt, RedisList,
-    RedisOption, RedisStr, RedisValue,
+    FieldType, RedisBool, RedisBytes, RedisDict, RedisFloat, RedisInt, RedisList, RedisOption,
+    RedisStr, RedisValue,
 };
+pub use keys::HashTag;
 pub use lock::{LockGuard, LockOptions};
-pub use model::{AtomicModel, HashTag, Model, ModelKey};
+pub use model::{AtomicModel, Model, ModelKey};
 pub use ops::ServerOps;
 pub use query::Order;
-pub use script::{Call, Keys, Pipeline, Script, Scripts, Slot};
+pub use script::{Call, Keys, Pipeline, Reply, Script, Scripts};
 pub use types::{Bytes, Id, ParseIdError};
 
 /// `#[derive(AtomicModel)]`: see [`AtomicModel`] and the crate documentation.
@@ -41,22 +47,13 @@ pub mod prelude {
     pub use crate::{
         AtomicModel, Bytes, Db, Error, Id, Keys, LockOptions, Model, Order, Result, ServerOps,
     };
+    // Makes `save`, `get`, … on a model without a key a compile error that says to add one.
+    pub use crate::__private::v1::Keyless as _;
 }
 
-/// Support for the code `#[derive(AtomicModel)]` generates.
+/// Support for the code `#[derive(AtomicModel)]`, `script!` and `index_as_tag!` generate.
 ///
 /// Not public API: anything here may change in any release.
 #[doc(hidden)]
-pub mod __private {
-    pub use crate::field::{At, FieldType, load_model, set_model};
-    pub use crate::model::{ModelKey, NoHandle, SerdeWithField};
-    pub use crate::ops::{
-        Bind, Bound, Free, Loc, Ref, Referable, Whole, id_member, model_json, no_field,
-        patch_value, set_bound, value_ref,
-    };
-    pub use redis::ToRedisArgs;
-    pub use serde;
-    pub use serde_json;
-    pub use std::option::Option::{self, None, Some};
-    pub use std::time::Duration;
-}
+#[path = "private.rs"]
+pub mod __private;

@@ -1,15 +1,16 @@
-//! Locks on stored models: [`AtomicModel::lock`] and the [`LockGuard`] it returns.
+//! Locks on stored models: [`AtomicModel::lock`](crate::AtomicModel::lock) and the
+//! [`LockGuard`] it returns.
 
 use std::ops::{Deref, DerefMut};
 use std::time::{Duration, Instant};
 
 use redis::Value;
 
-use crate::crud;
+use crate::codec::{self, Document};
 use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::keys::lock_key;
-use crate::model::AtomicModel;
+use crate::keys::{KeySettings, lock_key, read_ttl};
+use crate::path::push_entry;
 use crate::script::library;
 
 mod release;
@@ -72,13 +73,32 @@ impl LockOptions {
 /// A model locked for this holder, with a copy read under the lock: deref it to read and
 /// change fields, [`save`](LockGuard::save) to write what changed while the lock holds.
 ///
+/// ```no_run
+/// use rapyer::prelude::*;
+/// use std::time::Duration;
+///
+/// #[derive(AtomicModel, serde::Serialize, serde::Deserialize)]
+/// struct Account { #[rapyer(key)] id: String, balance: i64, note: String }
+///
+/// # async fn demo(db: &Db) -> rapyer::Result<()> {
+/// let options = LockOptions::default().ttl(Duration::from_secs(5)).timeout(Duration::from_secs(1));
+/// let mut guard = Account::lock(db, "acc-1", options).await?; // LockTimeout after 1 s
+/// guard.balance += 10;                       // a fresh copy, read under the lock
+/// guard.save().await?;                       // writes `balance` only; LockLost if expired
+/// guard.extend(Duration::from_secs(5)).await?;
+/// guard.note = "audited".into();
+/// guard.save().await?;                       // writes `note` only
+/// guard.release().await?;                    // compare-and-delete of this holder's token
+/// # Ok(()) }
+/// ```
+///
 /// Dropping a guard that was not released releases it in the background on the running
 /// tokio runtime; with no runtime, or when the runtime shuts down before the release ran
 /// (a guard dropped as `block_on` or `#[tokio::main]` returns), it is released on a
 /// blocking connection of its own before the runtime is gone. A background release that
 /// cannot reach the server is retried until it can, or until the lock would have expired.
 #[must_use = "dropping the guard releases the lock"]
-pub struct LockGuard<M: AtomicModel> {
+pub struct LockGuard<M: KeySettings + Document> {
     model: M,
     /// The model as last read or saved, encoded as `save` encodes it: what `save` compares
     /// the model with to find what this holder changed.
@@ -93,7 +113,7 @@ pub struct LockGuard<M: AtomicModel> {
     released: bool,
 }
 
-impl<M: AtomicModel + std::fmt::Debug> std::fmt::Debug for LockGuard<M> {
+impl<M: KeySettings + Document + std::fmt::Debug> std::fmt::Debug for LockGuard<M> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LockGuard")
             .field("model", &self.model)
@@ -103,32 +123,33 @@ impl<M: AtomicModel + std::fmt::Debug> std::fmt::Debug for LockGuard<M> {
     }
 }
 
-impl<M: AtomicModel> Deref for LockGuard<M> {
+impl<M: KeySettings + Document> Deref for LockGuard<M> {
     type Target = M;
     fn deref(&self) -> &M {
         &self.model
     }
 }
 
-impl<M: AtomicModel> DerefMut for LockGuard<M> {
+impl<M: KeySettings + Document> DerefMut for LockGuard<M> {
     fn deref_mut(&mut self) -> &mut M {
         &mut self.model
     }
 }
 
 /// When a lock asked for at `asked` with `ttl` expires at the latest: the ttl as the server
-/// receives it (capped, see [`crud::ttl_millis`]), saturating where `Instant` ends, so a ttl
+/// receives it (capped, see [`codec::ttl_millis`]), saturating where `Instant` ends, so a ttl
 /// of `Duration::MAX` cannot overflow.
 fn expiry(asked: Instant, ttl: Duration) -> Instant {
-    let ttl = Duration::from_millis(crud::ttl_millis(ttl));
+    let ttl = Duration::from_millis(codec::ttl_millis(ttl));
     asked
         .checked_add(ttl)
         .or_else(|| asked.checked_add(Duration::from_secs(u32::MAX.into())))
         .unwrap_or(asked)
 }
 
-/// Takes the lock on the model stored at `model_key` (see [`AtomicModel::lock`]).
-pub(crate) async fn lock<M: AtomicModel>(
+/// Takes the lock on the model stored at `model_key` (see
+/// [`AtomicModel::lock`](crate::AtomicModel::lock)).
+pub(crate) async fn lock<M: KeySettings + Document>(
     db: &Db,
     model_key: String,
     options: LockOptions,
@@ -136,10 +157,10 @@ pub(crate) async fn lock<M: AtomicModel>(
     let lock_key = lock_key(db.namespace(), &model_key);
     let token = ulid::Ulid::new().to_string();
     let keys = [lock_key, model_key];
-    let rearm = crate::model::read_ttl::<M>().map_or(0, crud::ttl_millis);
+    let rearm = read_ttl::<M>().map_or(0, codec::ttl_millis);
     let args = [
         token.as_str(),
-        &crud::ttl_millis(options.ttl).to_string(),
+        &codec::ttl_millis(options.ttl).to_string(),
         &rearm.to_string(),
     ];
     // From the moment a try is sent until its answer is read, the lock may be ours with no
@@ -167,16 +188,17 @@ pub(crate) async fn lock<M: AtomicModel>(
                 // A server's answer (NOTFOUND, WRONGTYPE, BUSY, OOM) took no lock; a failure
                 // in transit may have.
                 in_flight.armed = is_transport(&e);
-                return Err(crud::script_document_error(e, &keys[1]));
+                return Err(codec::script_document_error(e, &keys[1]));
             }
         };
         match reply {
             (1, Value::BulkString(json)) => {
                 let [lock_key, model_key] = keys;
-                let read = crud::decode_model::<M>(db, &model_key, &json).and_then(|model| {
-                    let baseline = crud::encode_model_value(&model_key, &model)?;
-                    Ok((model, baseline))
-                });
+                let read =
+                    codec::decode_model::<M>(db.namespace(), &model_key, &json).and_then(|model| {
+                        let baseline = codec::encode_model_value(&model_key, &model)?;
+                        Ok((model, baseline))
+                    });
                 return match read {
                     Ok((model, baseline)) => {
                         // The guard owns the lock from here on: its drop or release frees it.
@@ -228,13 +250,13 @@ pub(crate) async fn lock<M: AtomicModel>(
     }
 }
 
-impl<M: AtomicModel> LockGuard<M> {
+impl<M: KeySettings + Document> LockGuard<M> {
     /// Writes what this holder changed since the model was read under the lock (or since the
     /// last successful `save`), if this holder still has the lock; [`Error::LockLost`] and
     /// nothing written if it expired or was taken over. Checking and writing are one script.
     ///
-    /// What is written: the model is encoded as [`AtomicModel::save`] encodes it (indexed
-    /// date-times with their instant beside them) and compared with the same encoding of
+    /// What is written: the model is encoded as [`AtomicModel::save`](crate::AtomicModel::save)
+    /// encodes it (indexed date-times with their instant beside them) and compared with the same encoding of
     /// the copy read under the lock, member by member, into nested objects. Each member
     /// that differs is written at its own path (set, or deleted when it is gone); members
     /// that did not change are not written, so a change made meanwhile by code that takes
@@ -251,23 +273,23 @@ impl<M: AtomicModel> LockGuard<M> {
     /// a second save writes only what changed after the first. The guard's copy is not
     /// re-read: fields others changed meanwhile keep, locally, the value read under the lock.
     pub async fn save(&mut self) -> Result<()> {
-        let now = crud::encode_model_value(&self.model_key, &self.model)?;
+        let now = codec::encode_model_value(&self.model_key, &self.model)?;
         let mut changes = Vec::new();
         let mode = if diff_object("$", &self.baseline, &now, &mut changes) {
             "changes"
         } else {
             "whole"
         };
-        let ttl = M::TTL.map_or(0, crud::ttl_millis).to_string();
+        let ttl = M::TTL.map_or(0, codec::ttl_millis).to_string();
         let mut args = vec![self.token.clone(), ttl, mode.to_string()];
         if mode == "whole" {
-            args.push(crud::encode_model(&self.model_key, &self.model)?);
+            args.push(codec::encode_model(&self.model_key, &self.model)?);
         } else {
             for change in &changes {
                 args.push(change.holder.clone());
                 args.push(change.path.clone());
                 args.push(match change.value {
-                    Some(value) => crud::encode(&self.model_key, &change.path, value)?,
+                    Some(value) => codec::encode(&self.model_key, &change.path, value)?,
                     None => String::new(),
                 });
             }
@@ -277,7 +299,7 @@ impl<M: AtomicModel> LockGuard<M> {
             // The changes have no place to go: write the whole model, still under the lock.
             args.truncate(2);
             args.push("whole".into());
-            args.push(crud::encode_model(&self.model_key, &self.model)?);
+            args.push(codec::encode_model(&self.model_key, &self.model)?);
             self.run_save(&args).await?;
         }
         self.baseline = now;
@@ -290,13 +312,13 @@ impl<M: AtomicModel> LockGuard<M> {
         self.db
             .run_lua::<i64>(&library::LOCK_SAVE, &keys, args)
             .await
-            .map_err(|e| self.lost_or(crud::script_document_error(e, &self.model_key)))
+            .map_err(|e| self.lost_or(codec::script_document_error(e, &self.model_key)))
     }
 
     /// Renews the lock for `ttl` from now; [`Error::LockLost`] if it was no longer held.
     pub async fn extend(&mut self, ttl: Duration) -> Result<()> {
         let keys = [self.lock_key.clone()];
-        let args = [self.token.as_str(), &crud::ttl_millis(ttl).to_string()];
+        let args = [self.token.as_str(), &codec::ttl_millis(ttl).to_string()];
         // Whether a call that fails in transit renewed the lock is unknown: a later release
         // keeps retrying as long as it might have.
         self.expires_at = self.expires_at.max(expiry(Instant::now(), ttl));
@@ -356,7 +378,7 @@ impl<M: AtomicModel> LockGuard<M> {
     }
 }
 
-impl<M: AtomicModel> Drop for LockGuard<M> {
+impl<M: KeySettings + Document> Drop for LockGuard<M> {
     fn drop(&mut self) {
         if self.released {
             return;
@@ -392,11 +414,14 @@ fn diff_object<'a>(
         .filter(|name| old.get(*name) != new.get(*name))
         .chain(old.keys().filter(|name| !new.contains_key(*name)));
     let changed: Vec<&String> = changed.collect();
+    // Only plain names are written member by member (every other one the object carries
+    // whole), though `push_entry` would address more of them.
     if !changed.iter().all(|name| plain_name(name)) {
         return false;
     }
     for name in changed {
-        let path = format!("{at}[\"{name}\"]");
+        let mut path = at.to_string();
+        push_entry(&mut path, name);
         match (old.get(name), new.get(name)) {
             (Some(before), Some(after)) if diff_object(&path, before, after, out) => {}
             (_, value) => out.push(Change {

@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 use crate::crud;
 use crate::db::Db;
 use crate::error::Result;
+use crate::keys::{self, HashTag};
 
 /// A struct that derives `AtomicModel`: a serde type that rapyer can store and address.
 ///
@@ -48,9 +49,23 @@ pub trait Model:
 /// assert_eq!(User::get(db, "u1").await?, user);
 /// # Ok(()) }
 /// ```
+///
+/// A struct without a `#[rapyer(key)]` field is a [`Model`] that can only be stored nested
+/// inside another one; storing it on its own does not compile:
+///
+/// ```compile_fail
+/// use rapyer::prelude::*;
+///
+/// #[derive(AtomicModel, serde::Serialize, serde::Deserialize)]
+/// struct Address { city: String }
+///
+/// # async fn demo(db: &Db) -> rapyer::Result<()> {
+/// Address { city: "Paris".into() }.save(db).await?; // no key: not an AtomicModel
+/// # Ok(()) }
+/// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be stored on its own: it has no `#[rapyer(key)]` field",
-    label = "not a stored model",
+    label = "not a stored model: add `#[rapyer(key)]` to the field that identifies it",
     note = "mark the field that identifies a `{Self}` with `#[rapyer(key)]` (use `rapyer::Id` for generated ids); a model without a key can only be nested inside another model"
 )]
 pub trait AtomicModel: Model {
@@ -97,7 +112,7 @@ pub trait AtomicModel: Model {
     /// # struct User { #[rapyer(key)] id: String, age: i64, tags: Vec<String> }
     /// # async fn demo(db: &Db, user: &mut User) -> rapyer::Result<()> {
     /// let (age, len) = user
-    ///     .pipeline(db, |p| (p.age().incr(1), p.tags().append("y")))
+    ///     .atomic(db, |m| (m.age().incr(1), m.tags().append("y")))
     ///     .await?;
     /// assert_eq!(age, Some(user.age));
     /// # Ok(()) }
@@ -106,24 +121,18 @@ pub trait AtomicModel: Model {
     /// Returns what the closure returns, resolved as in
     /// [`ServerOps::scope`](crate::ServerOps::scope). A failure is
     /// [`Error::Block`](crate::Error::Block) and leaves the model, local and stored, as it was.
-    fn pipeline<F, R>(
-        &mut self,
-        db: &Db,
-        build: F,
-    ) -> impl Future<Output = Result<R::Output>> + Send
+    fn atomic<F, R>(&mut self, db: &Db, build: F) -> impl Future<Output = Result<R::Output>> + Send
     where
         F: for<'o> FnOnce(<Self as crate::ops::Referable>::Ref<crate::ops::Bound<'o>>) -> R + Send,
         R: crate::ops::Resolve + Send,
         R::Output: Send,
     {
-        crate::ops::pipeline(self, db, build)
+        crate::ops::atomic(self, db, build)
     }
 
     /// The key of the model with this id, without the `Db`'s namespace: `User:u1`.
     fn key_of(id: impl Display) -> String {
-        let mut key = String::new();
-        push_key(&mut key, Self::PREFIX, Self::HASH_TAG, id);
-        key
+        keys::key_of::<Self>(id)
     }
 
     /// This model's key, without the `Db`'s namespace: `User:u1`.
@@ -148,7 +157,7 @@ pub trait AtomicModel: Model {
         ids: impl IntoIterator<Item = I>,
     ) -> impl Future<Output = Result<Vec<Option<Self>>>> + Send {
         let keys: Vec<String> = ids.into_iter().map(|id| full_key::<Self>(db, id)).collect();
-        crud::get_many(db, keys, read_ttl::<Self>())
+        crate::documents::get_many(db, keys, read_ttl::<Self>())
     }
 
     /// Whether a model with this id is stored.
@@ -186,7 +195,7 @@ pub trait AtomicModel: Model {
         ids: impl IntoIterator<Item = I>,
     ) -> impl Future<Output = Result<usize>> + Send {
         let keys: Vec<String> = ids.into_iter().map(|id| full_key::<Self>(db, id)).collect();
-        crud::delete_count(db, keys)
+        crate::documents::delete_count(db, keys)
     }
 
     /// The models matching `expr` (built from `Model::fields()`): see
@@ -253,52 +262,41 @@ pub trait AtomicModel: Model {
     }
 }
 
-/// The expiry a read of `M` re-arms, if it opted in with `refresh_on_read`.
-pub(crate) fn read_ttl<M: AtomicModel>() -> Option<Duration> {
-    if M::REFRESH_TTL_ON_READ { M::TTL } else { None }
+/// Every stored model gives the layers below the facade its key settings.
+impl<M: AtomicModel> keys::KeySettings for M {
+    const PREFIX: &'static str = <M as AtomicModel>::PREFIX;
+    const TTL: Option<Duration> = <M as AtomicModel>::TTL;
+    const REFRESH_TTL_ON_READ: bool = <M as AtomicModel>::REFRESH_TTL_ON_READ;
+    const HASH_TAG: HashTag = <M as AtomicModel>::HASH_TAG;
+
+    fn model_id(&self) -> String {
+        <M as AtomicModel>::model_id(self)
+    }
+
+    fn id_member(id: &str) -> std::result::Result<(&'static str, String), String> {
+        <M as AtomicModel>::id_member(id)
+    }
 }
 
-/// Which part of a model's keys Redis Cluster hashes, so that related keys share a slot (and
-/// one script or transaction may touch them all).
-///
-/// * `None` (the default): `{ns}{Prefix}:{id}`, the whole key decides the slot.
-/// * `Static("bank")` (`#[rapyer(hash_tag = "bank")]`): `{ns}{Prefix}:{bank}:{id}`; every
-///   model with that tag, of any type, shares one slot.
-/// * `Id` (`#[rapyer(key, hash_tag)]` on the key field): `{ns}{Prefix}:{{id}}`; models of
-///   different types with the same id (a user and their cart) share a slot.
-///
-/// Namespaces hold no braces ([`Db::with_namespace`]), so the tag a model declares is the
-/// first in its keys and decides their slot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HashTag {
-    /// No tag.
-    None,
-    /// This literal tag.
-    Static(&'static str),
-    /// The id is the tag.
-    Id,
-}
+/// Every model gives the codec the search instants its documents carry.
+impl<M: Model> crate::codec::Document for M {
+    fn instant_paths(out: &mut Vec<Vec<String>>) {
+        <M as crate::query::Indexable>::instants(&mut Vec::new(), out);
+    }
 
-/// The one writer of the key layout: `{Prefix}:{id}`, with the model's hash tag (see the
-/// `keys` module for why the layout is sealed).
-pub(crate) fn push_key(key: &mut String, prefix: &str, tag: HashTag, id: impl Display) {
-    use std::fmt::Write as _;
-    key.push_str(prefix);
-    key.push(':');
-    // Writing into a String cannot fail.
-    let _ = match tag {
-        HashTag::None => write!(key, "{id}"),
-        HashTag::Static(tag) => write!(key, "{{{tag}}}:{id}"),
-        HashTag::Id => write!(key, "{{{id}}}"),
-    };
+    fn keep_local(&mut self, old: &mut Self) {
+        <M as crate::ops::Referable>::keep_local(self, old);
+    }
 }
 
 /// The full key (namespace included) of the `M` with this id.
-pub(crate) fn full_key<M: AtomicModel>(db: &Db, id: impl Display) -> String {
-    let mut key = String::with_capacity(db.namespace().len() + M::PREFIX.len() + 24);
-    key.push_str(db.namespace());
-    push_key(&mut key, M::PREFIX, M::HASH_TAG, id);
-    key
+fn full_key<M: AtomicModel>(db: &Db, id: impl Display) -> String {
+    keys::full_key::<M>(db.namespace(), id)
+}
+
+/// The expiry a read of `M` re-arms, if it opted in with `refresh_on_read`.
+fn read_ttl<M: AtomicModel>() -> Option<Duration> {
+    keys::read_ttl::<M>()
 }
 
 /// A type that can be a model's `#[rapyer(key)]`: anything with a `Display` text that parses

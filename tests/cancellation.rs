@@ -110,11 +110,11 @@ async fn operations_cancelled_at_random_points_leave_no_half_applied_block_and_n
     for round in 0..rounds {
         match round % 8 {
             0 => {
-                let run = blocks.pipeline(&db, |p| {
+                let run = blocks.atomic(&db, |p| {
                     p.a().incr(1);
                     p.b().incr(1);
                 });
-                both.note("a model pipeline", cancel_randomly(&mut rng, run).await);
+                both.note("an atomic block", cancel_randomly(&mut rng, run).await);
             }
             1 => {
                 let r = Pair::server_ref_for("blocks");

@@ -55,7 +55,7 @@ async fn save_get_incr_and_block(db: &Db, raw: &mut redis::aio::MultiplexedConne
     assert_eq!(c.n().incr(db, 41).await.expect("incr"), 42);
     assert_eq!(stored(raw, &key).await["n"], json!(42));
     let (n, len) = c
-        .pipeline(db, |p| (p.n().incr(1), p.tags().append("b")))
+        .atomic(db, |p| (p.n().incr(1), p.tags().append("b")))
         .await
         .expect("block");
     assert_eq!((n, len), (Some(43), Some(2)));

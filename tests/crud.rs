@@ -1,5 +1,8 @@
 //! Models with CRUD and bulk operations, against the real server: every result is checked
 //! by reading the server back with plain commands.
+//!
+//! The shared `User` model holds date-times, so these tests need the `chrono` feature.
+#![cfg(feature = "chrono")]
 
 mod common;
 
@@ -1334,15 +1337,15 @@ async fn integers_beyond_what_a_document_holds_exactly_are_refused_before_anythi
         );
         assert_eq!(w, local, "a refused set changed the local model");
         assert_too_wide(
-            "pipeline set",
-            w.pipeline(&db, |p| p.unsigned().set(unsigned))
+            "atomic set",
+            w.atomic(&db, |p| p.unsigned().set(unsigned))
                 .await
                 .map(|_| ()),
             &key,
             "$.unsigned",
             "u128",
         );
-        assert_eq!(w, local, "a refused pipeline changed the local model");
+        assert_eq!(w, local, "a refused atomic block changed the local model");
         let target = w.server_ref().signed();
         assert_too_wide(
             "ServerOps set",
@@ -1450,7 +1453,9 @@ async fn expiries_too_long_for_redis_are_capped_and_every_write_with_one_succeed
         .expect("insert_many");
     assert_eq!(f.n().incr(&db, 1).await.expect("handle incr"), 2);
     assert_eq!(stored(&mut raw, &key).await["n"], 2);
-    f.pipeline(&db, |p| p.n().incr(1)).await.expect("pipeline");
+    f.atomic(&db, |p| p.n().incr(1))
+        .await
+        .expect("atomic block");
     assert_eq!(stored(&mut raw, &key).await["n"], 3);
     f.set_ttl(&db, Duration::MAX).await.expect("set_ttl");
     expires_in_millennia(&mut raw, &key, "set_ttl").await;
@@ -1463,7 +1468,9 @@ async fn expiries_too_long_for_redis_are_capped_and_every_write_with_one_succeed
     let key = db.key(&m.key());
     expires_in_millennia(&mut raw, &key, "save").await;
     assert_eq!(m.n().incr(&db, 1).await.expect("handle incr"), 2);
-    m.pipeline(&db, |p| p.n().incr(1)).await.expect("pipeline");
+    m.atomic(&db, |p| p.n().incr(1))
+        .await
+        .expect("atomic block");
     assert_eq!(stored(&mut raw, &key).await["n"], 3);
     expires_in_millennia(&mut raw, &key, "field write").await;
 }
@@ -1572,8 +1579,8 @@ async fn documents_deeper_than_redisjson_and_serde_json_allow_are_refused_before
         "$.payload",
     );
     assert_too_deep(
-        "pipeline set",
-        d.pipeline(&db, |p| p.payload().set(nested(127)))
+        "atomic set",
+        d.atomic(&db, |p| p.payload().set(nested(127)))
             .await
             .map(|_| ()),
         &key,

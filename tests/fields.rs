@@ -1013,6 +1013,7 @@ async fn random_unicode_keys_round_trip_through_every_dict_operation() {
     assert_eq!(stored_settings(&mut raw, &db, &s).await.counts, reference);
 }
 
+#[cfg(feature = "chrono")]
 #[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[rapyer(prefix = "Event")]
 struct Event {
@@ -1023,6 +1024,7 @@ struct Event {
     blob: Bytes,
 }
 
+#[cfg(feature = "chrono")]
 #[tokio::test]
 async fn date_times_move_on_the_server_like_chrono_and_bytes_round_trip() {
     use chrono::{Duration as Span, FixedOffset, TimeZone, Utc};
@@ -1580,11 +1582,6 @@ struct Deep {
     map: HashMap<String, serde_json::Value>,
 }
 
-/// A JSON value nested `levels` deep: `[[[…]]]`.
-fn nested(levels: usize) -> serde_json::Value {
-    (1..levels).fold(json!([]), |inner, _| json!([inner]))
-}
-
 /// A value that would nest the document deeper than RedisJSON or serde_json parse (127
 /// levels), far into a big `extend` or `update` (whose writes go in several commands), is
 /// refused before anything is sent: a typed error naming the place, the document
@@ -1617,7 +1614,7 @@ async fn values_nested_too_deep_are_refused_before_any_write() {
 
     // Under `$.items[i]` (2 levels) a value may nest 125.
     let mut items: Vec<serde_json::Value> = (0..5_000).map(|i| json!(i)).collect();
-    items.push(nested(126));
+    items.push(common::nested(126));
     match d.items().extend(&db, items).await {
         Err(Error::InvalidOp { path, .. }) => assert_eq!(path, "$.items[5001]"),
         other => panic!("expected InvalidOp, got {other:?}"),
@@ -1625,7 +1622,7 @@ async fn values_nested_too_deep_are_refused_before_any_write() {
     for deep_key in ["deep", "deep\\"] {
         let entries: Vec<(String, serde_json::Value)> = (0..3_000)
             .map(|i| (format!("k{i}{deep_key}"), json!(i)))
-            .chain([(deep_key.to_string(), nested(126))])
+            .chain([(deep_key.to_string(), common::nested(126))])
             .collect();
         match d.map().update(&db, entries).await {
             Err(Error::InvalidOp { path, .. }) => {
@@ -1638,11 +1635,11 @@ async fn values_nested_too_deep_are_refused_before_any_write() {
     assert_eq!(d, local, "the local model unchanged");
     // 125 levels there is what can be written and read back.
     d.map()
-        .insert(&db, "ok\\", nested(125))
+        .insert(&db, "ok\\", common::nested(125))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     d.items()
-        .append(&db, nested(125))
+        .append(&db, common::nested(125))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(Deep::get(&db, "deep").await.expect("get"), d);

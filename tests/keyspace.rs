@@ -602,12 +602,12 @@ async fn a_user_limited_to_the_namespace_runs_every_operation() {
         2
     );
     assert_eq!(u.score().incr(&db, 5).await.expect("incr"), 5);
-    u.pipeline(&db, |p| {
+    u.atomic(&db, |p| {
         p.score().incr(1);
         p.name().append("!");
     })
     .await
-    .expect("pipeline");
+    .expect("atomic block");
     let wallets = [
         Wallet {
             id: "w1".into(),

@@ -55,6 +55,7 @@ struct Player {
     prefs: BTreeMap<String, String>,
 }
 
+#[cfg(feature = "chrono")]
 #[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[rapyer(prefix = "Gig", ttl = 60)]
 struct Gig {
@@ -685,6 +686,7 @@ async fn hostile_dict_keys_round_trip_through_guard_save() {
     guard.release().await.expect("release");
 }
 
+#[cfg(feature = "chrono")]
 #[tokio::test]
 async fn an_indexed_date_time_saved_under_the_lock_keeps_its_instant_in_step() {
     use chrono::TimeZone;

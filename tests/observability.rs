@@ -1,5 +1,5 @@
-//! Every command and script rapyer sends is a `tracing` event with the operation, the key
-//! count and the duration, and never a value.
+//! Every round trip rapyer makes (a command, a script call, a whole pipeline) is one
+//! `tracing` event with the operation, the key count and the duration, and never a value.
 
 mod common;
 

@@ -134,8 +134,8 @@ async fn every_write_path() {
     assert_oom("dict insert", a.labels().insert(&db, "x", "y").await, &ka);
     assert_eq!(a, local, "a refused handle changed the local model");
     assert_oom(
-        "model pipeline",
-        a.pipeline(&db, |p| {
+        "atomic block",
+        a.atomic(&db, |p| {
             p.level().incr(1);
             p.items().append("z");
         })

@@ -206,14 +206,84 @@ async fn exact_matching_ranges_nested_arrays_and_text() {
     );
 }
 
-#[tokio::test]
-async fn sorting_limits_counting_first_and_delete() {
-    let db = db().await;
+/// An index over 30 stored members, `n0` to `n29`, whose ages are 0 to 29 in another order.
+async fn thirty_members(db: &Db) -> Vec<Member> {
     db.init::<Member>().await.expect("init");
     let members: Vec<Member> = (0..30)
         .map(|i| member(i, &format!("n{i}"), (i * 7 % 30) as i64))
         .collect();
-    Member::insert_many(&db, &members).await.expect("insert");
+    Member::insert_many(db, &members).await.expect("insert");
+    members
+}
+
+#[tokio::test]
+async fn sort_by_takes_any_indexed_field_not_only_sortable_ones() {
+    let db = db().await;
+    let members = thirty_members(&db).await;
+    let f = Member::fields();
+    let all = || Member::find(&db, f.tags.contains("all"));
+
+    // `score` is a NUMERIC field without `sortable`.
+    let by_score = all()
+        .sort_by(&f.score, Order::Asc)
+        .limit(5, 10)
+        .all()
+        .await
+        .expect("sorted by score");
+    let scores: Vec<f64> = by_score.iter().map(|m| m.score).collect();
+    let expected: Vec<f64> = (5..15).map(|age| age as f64 / 2.0).collect();
+    assert_eq!(scores, expected);
+
+    // `name` is a TAG field and `bio` a TEXT field, neither `sortable`: sorted as text
+    // ("n10" before "n2").
+    let name = |m: &Member| m.name.clone();
+    sorted_as_text(&db, &members, &f.name, name, Order::Desc, (3, 4)).await;
+    sorted_as_text(&db, &members, &f.bio, |m| m.bio.clone(), Order::Asc, (0, 5)).await;
+
+    // A name that is not an indexed field is refused before anything is sent.
+    struct NotIndexed;
+    impl rapyer::query::FieldName for NotIndexed {
+        fn field_name(&self) -> &str {
+            "nickname"
+        }
+    }
+    match all().sort_by(&NotIndexed, Order::Asc).all().await {
+        Err(Error::InvalidQuery { message }) => {
+            assert!(message.contains("not an indexed field"), "{message}")
+        }
+        other => panic!("expected InvalidQuery, got {other:?}"),
+    }
+}
+
+/// Checks that `find(..).sort_by(field, order).limit(offset, n)` returns the members whose
+/// `text` comes at those places when every member's text is sorted here.
+async fn sorted_as_text(
+    db: &Db,
+    members: &[Member],
+    field: &impl rapyer::query::FieldName,
+    text: fn(&Member) -> String,
+    order: Order,
+    (offset, n): (usize, usize),
+) {
+    let mut texts: Vec<String> = members.iter().map(text).collect();
+    texts.sort();
+    if order == Order::Desc {
+        texts.reverse();
+    }
+    let found = Member::find(db, Member::fields().tags.contains("all"))
+        .sort_by(field, order)
+        .limit(offset, n)
+        .all()
+        .await
+        .expect("sorted");
+    let got: Vec<String> = found.iter().map(text).collect();
+    assert_eq!(got, texts[offset..offset + n]);
+}
+
+#[tokio::test]
+async fn sorting_limits_counting_first_and_delete() {
+    let db = db().await;
+    thirty_members(&db).await;
     let f = Member::fields();
 
     let sorted = Member::find(&db, f.tags.contains("all"))
@@ -230,14 +300,6 @@ async fn sorting_limits_counting_first_and_delete() {
         .await
         .expect("first");
     assert_eq!(oldest.map(|m| m.age), Some(29));
-    match Member::find(&db, f.tags.contains("all"))
-        .sort_by(&f.score, Order::Asc)
-        .all()
-        .await
-    {
-        Err(Error::InvalidQuery { message }) => assert!(message.contains("sortable"), "{message}"),
-        other => panic!("expected InvalidQuery, got {other:?}"),
-    }
     assert_eq!(
         Member::find(&db, f.age.lt(10))
             .count()
@@ -706,6 +768,7 @@ async fn unit_enums_are_tags() {
     );
 }
 
+#[cfg(feature = "chrono")]
 #[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
 struct Venue {
     name: String,
@@ -713,6 +776,7 @@ struct Venue {
     opened: chrono::DateTime<chrono::Utc>,
 }
 
+#[cfg(feature = "chrono")]
 #[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[rapyer(prefix = "Show")]
 struct Show {
@@ -724,6 +788,7 @@ struct Show {
     venue: Venue,
 }
 
+#[cfg(feature = "chrono")]
 #[tokio::test]
 async fn date_times_are_indexed_by_their_instant() {
     use chrono::{Duration as Span, FixedOffset, TimeZone, Utc};
@@ -1288,4 +1353,31 @@ async fn numbers_beyond_two_to_the_53_compare_as_doubles() {
     assert_eq!(Big::find(&db, f.n.gt(exact)).count().await.expect("gt"), 0);
     // The documents themselves keep the exact integers.
     assert_eq!(Big::get(&db, "b1").await.expect("get").n, exact + 1);
+}
+
+#[tokio::test]
+async fn a_raw_unescaped_condition_is_sent_as_written_and_combines_with_typed_ones() {
+    let db = db().await;
+    db.init::<Member>().await.expect("init");
+    let members: Vec<Member> = (0..6)
+        .map(|i| member(i, &format!("n{i}"), 20 + i as i64))
+        .collect();
+    Member::insert_many(&db, &members).await.expect("insert");
+    let f = Member::fields();
+
+    // The same condition, typed and raw, finds the same documents.
+    let raw_query = rapyer::query::Expr::raw_unescaped("@age:[22 23]");
+    assert_eq!(raw_query.to_query().expect("query"), "@age:[22 23]");
+    let raw_found = Member::find(&db, raw_query).all().await.expect("raw");
+    let typed_found = Member::find(&db, f.age.between(22, 23))
+        .all()
+        .await
+        .expect("typed");
+    assert_eq!(ids(&raw_found), ["m2", "m3"]);
+    assert_eq!(ids(&raw_found), ids(&typed_found));
+
+    // Combined with typed conditions by & and !, as any condition.
+    let both = f.active.eq(true) & !rapyer::query::Expr::raw_unescaped("@age:[24 +inf]");
+    let found = Member::find(&db, both).all().await.expect("combined");
+    assert_eq!(ids(&found), ["m0", "m2"]);
 }

@@ -549,21 +549,21 @@ async fn pipelines_run_everything_in_order() {
         .expect("define");
     let list = db.key("list");
     let mut pipe = db.pipeline();
-    let mut slots = Vec::new();
+    let mut pushed = Vec::new();
     for i in 0..2_500 {
         // Script calls and plain commands interleaved, across several MULTI segments.
         if i % 3 == 0 {
-            slots.push(pipe.cmd(redis::cmd("RPUSH").arg(&list).arg(i).to_owned()));
+            pushed.push(pipe.cmd(redis::cmd("RPUSH").arg(&list).arg(i).to_owned()));
         } else {
-            slots.push(pipe.run_script("push", &["list"], &[i]));
+            pushed.push(pipe.run_script("push", &["list"], &[i]));
         }
     }
     let len = pipe.cmd(redis::cmd("LLEN").arg(&list).to_owned());
     let replies = pipe.execute().await.expect("pipeline");
     assert_eq!(replies.len(), 2_501);
-    for (i, slot) in slots.iter().enumerate() {
+    for (i, reply) in pushed.iter().enumerate() {
         assert_eq!(
-            slot.get(&replies).expect("reply"),
+            reply.get(&replies).expect("reply"),
             redis::Value::Int(i as i64 + 1)
         );
     }

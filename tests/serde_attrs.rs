@@ -1,12 +1,16 @@
 //! serde's attributes honoured exactly, against the real server: every `rename_all` rule
 //! names fields as serde does (ASCII and non-ASCII names), handles and queries reach them;
-//! a model pipeline writes back only the fields its block changed; fields serde skips when
+//! an atomic block writes back only the fields its block changed; fields serde skips when
 //! empty (`skip_serializing_if`) work while absent; fields serde (de)serializes `with`
 //! functions of its own keep working through `save`/`get`; and a model declared inside a
 //! `macro_rules!` works like any other.
+//!
+//! Its models hold date-times (serde's own `with` forms among them), so these tests need the
+//! `chrono` feature.
 
 // Field names in every case style are what the rename tests are about.
 #![allow(non_snake_case)]
+#![cfg(feature = "chrono")]
 
 mod common;
 
@@ -285,9 +289,9 @@ async fn a_model_declared_by_a_macro_with_fragment_names_and_types_works_like_an
         .await
         .expect("text set");
     let (label, depth) = m
-        .pipeline(&db, |p| (p.label().append("b"), p.inner().depth().incr(1)))
+        .atomic(&db, |p| (p.label().append("b"), p.inner().depth().incr(1)))
         .await
-        .expect("pipeline");
+        .expect("atomic block");
     assert_eq!((label, depth), (Some("ab".to_string()), Some(5)));
     let key = db.key(&m.key());
     let doc = stored(&mut raw, &key).await;
@@ -399,7 +403,7 @@ fn cached(id: &str) -> Cached {
 }
 
 #[tokio::test]
-async fn a_model_pipeline_writes_back_only_the_fields_its_block_changed() {
+async fn an_atomic_block_writes_back_only_the_fields_its_block_changed() {
     let db = db().await;
     let mut raw = raw().await;
     let mut m = cached("c");
@@ -409,9 +413,9 @@ async fn a_model_pipeline_writes_back_only_the_fields_its_block_changed() {
     m.computed = 42;
     m.untouched = 99;
     let (count, zip) = m
-        .pipeline(&db, |p| (p.count().incr(2), p.place().zip().incr(1)))
+        .atomic(&db, |p| (p.count().incr(2), p.place().zip().incr(1)))
         .await
-        .expect("pipeline");
+        .expect("atomic block");
     assert_eq!((count, zip), (Some(3), Some(11)));
     assert_eq!(m.count, 3);
     assert_eq!(m.place.zip, 11);
@@ -429,7 +433,7 @@ async fn a_model_pipeline_writes_back_only_the_fields_its_block_changed() {
     assert_eq!(stored(&mut raw, &key).await["untouched"], json!(5));
 
     // Replacing a nested model or the whole model keeps the local-only fields too.
-    m.pipeline(&db, |p| {
+    m.atomic(&db, |p| {
         p.place().set(Place {
             city: "Rome".into(),
             zip: 1,
@@ -443,7 +447,7 @@ async fn a_model_pipeline_writes_back_only_the_fields_its_block_changed() {
     let mut other = cached("c");
     other.count = 50;
     other.cache = vec![];
-    m.pipeline(&db, |p| p.set(other.clone()))
+    m.atomic(&db, |p| p.set(other.clone()))
         .await
         .expect("whole set");
     assert_eq!(m.count, 50);
@@ -545,11 +549,11 @@ async fn fields_serde_encodes_with_functions_of_their_own_keep_working_through_s
     assert_eq!(doc["created"], json!(created.timestamp()));
     assert_eq!(doc["shout"], json!("HEY"));
     assert_eq!(Stamped::get(&db, "s").await.expect("get"), m);
-    // Handles and pipelines on the other fields leave them as serde wrote them.
+    // Handles and atomic blocks on the other fields leave them as serde wrote them.
     m.count().incr(&db, 1).await.expect("incr");
-    m.pipeline(&db, |p| (p.count().incr(1), p.place().zip().incr(1)))
+    m.atomic(&db, |p| (p.count().incr(1), p.place().zip().incr(1)))
         .await
-        .expect("pipeline");
+        .expect("atomic block");
     let ops_ref = Stamped::server_ref_for("s");
     ServerOps::scope(&db, |ops| ops.incr(ops_ref.count(), 1))
         .await
@@ -659,8 +663,8 @@ async fn fields_serde_skips_when_empty_read_as_skipped_and_other_ops_on_them_whi
         "$.label",
     );
     assert_absent(
-        "pipeline",
-        m.pipeline(&db, |p| {
+        "atomic block",
+        m.atomic(&db, |p| {
             (p.nick().set(Some("n".to_string())), p.hits().incr(1))
         })
         .await,
@@ -687,9 +691,9 @@ async fn fields_serde_skips_when_empty_read_as_skipped_and_other_ops_on_them_whi
     m.label = "-".into();
     m.save(&db).await.expect("save");
     assert_eq!(m.hits().incr(&db, 1).await.expect("incr"), 2);
-    m.pipeline(&db, |p| p.label().append("x"))
+    m.atomic(&db, |p| p.label().append("x"))
         .await
-        .expect("pipeline");
+        .expect("atomic block");
     assert_eq!(m.label, "-x");
     ServerOps::scope(&db, |ops| ops.incr(r.hits(), 1))
         .await

@@ -1,4 +1,4 @@
-//! ServerOps blocks and model pipelines against the real server: every operation, Python's
+//! ServerOps blocks and models' atomic blocks against the real server: every operation, Python's
 //! slice assignment, all-or-nothing failures, conditionals and concurrency.
 
 mod common;
@@ -848,12 +848,12 @@ async fn writes_rearm_the_expiry_and_integer_ids_copy_exactly() {
 }
 
 #[tokio::test]
-async fn a_model_pipeline_updates_the_local_fields_from_the_server() {
+async fn an_atomic_block_updates_the_local_fields_from_the_server() {
     let db = db().await;
     let mut raw = raw().await;
     let mut a = doc("pipe");
     a.save(&db).await.unwrap();
-    // Another client changes the stored model: the pipeline's results are the server's.
+    // Another client changes the stored model: the block's results are the server's.
     let _: () = redis::cmd("JSON.SET")
         .arg(db.key(&a.key()))
         .arg("$.n")
@@ -861,9 +861,9 @@ async fn a_model_pipeline_updates_the_local_fields_from_the_server() {
         .query_async(&mut raw)
         .await
         .unwrap();
-    a.small = 1; // a local edit to a field the pipeline does not touch
+    a.small = 1; // a local edit to a field the block does not touch
     let (n, len, popped, toggled, name, removed) = a
-        .pipeline(&db, |p| {
+        .atomic(&db, |p| {
             (
                 p.n().incr(5),
                 p.items().append("d"),
@@ -889,13 +889,13 @@ async fn a_model_pipeline_updates_the_local_fields_from_the_server() {
     assert!(a.prefs.is_empty());
     assert_eq!(
         a.small, 1,
-        "fields the pipeline did not touch keep their local value"
+        "fields the block did not touch keep their local value"
     );
     let now = stored(&mut raw, &db.key(&a.key())).await;
     assert_eq!(now["small"], json!(100));
     assert_eq!(now["n"], json!(105));
 
-    a.pipeline(&db, |p| {
+    a.atomic(&db, |p| {
         p.counts().update([("y", 2), ("x", 5)]);
         p.items().insert(0, "first");
         p.items().set(-1, "last");
@@ -920,11 +920,11 @@ async fn a_model_pipeline_updates_the_local_fields_from_the_server() {
         }
     );
 
-    // A failing pipeline leaves both the local model and the stored one as they were.
+    // A failing atomic block leaves both the local model and the stored one as they were.
     let local = a.clone();
     let before = snapshot(&mut raw, &[db.key(&a.key())]).await;
     let failed = a
-        .pipeline(&db, |p| {
+        .atomic(&db, |p| {
             p.n().incr(1);
             p.small().incr(100);
         })
@@ -1004,6 +1004,7 @@ async fn concurrent_transfers_conserve_the_total() {
     assert_eq!(flushes, 0);
 }
 
+#[cfg(feature = "chrono")]
 #[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[rapyer(hash_tag = "ops")]
 struct Event {
@@ -1017,6 +1018,7 @@ struct Event {
     labels: BTreeMap<String, i64>,
 }
 
+#[cfg(feature = "chrono")]
 #[tokio::test]
 async fn indexed_date_times_are_refused_and_the_rest_is_written() {
     let db = db().await;
@@ -1054,7 +1056,7 @@ async fn indexed_date_times_are_refused_and_the_rest_is_written() {
     })
     .await
     .expect("block");
-    e.pipeline(&db, |p| {
+    e.atomic(&db, |p| {
         p.tags().extend(["y".to_string(), "z".to_string()]);
         p.tags().clear();
         p.tags().replace(vec!["only".to_string()]);
@@ -1062,7 +1064,7 @@ async fn indexed_date_times_are_refused_and_the_rest_is_written() {
         p.labels().insert("b", 2);
     })
     .await
-    .expect("pipeline");
+    .expect("atomic block");
     assert_eq!(e.tags, ["only"]);
     assert_eq!(e.labels, BTreeMap::from([("b".into(), 2)]));
     let back = Event::get(&db, "e").await.expect("get");
@@ -1162,7 +1164,7 @@ fn block_error<T: std::fmt::Debug>(what: &str, outcome: Result<T, Error>) -> (us
 }
 
 #[tokio::test]
-async fn non_finite_floats_are_refused_by_blocks_and_pipelines_before_sending() {
+async fn non_finite_floats_are_refused_by_blocks_and_atomic_blocks_before_sending() {
     let db = db().await;
     let mut raw = raw().await;
     let mut m = meter("nf");
@@ -1238,11 +1240,11 @@ async fn non_finite_floats_are_refused_by_blocks_and_pipelines_before_sending() 
                 ),
             ),
             (
-                "pipeline set",
+                "atomic set",
                 "$.value",
                 block_error(
-                    "pipeline set",
-                    m.pipeline(&db, |p| {
+                    "atomic set",
+                    m.atomic(&db, |p| {
                         p.value().incr(1.0);
                         p.value().set(bad);
                     })
@@ -1250,11 +1252,11 @@ async fn non_finite_floats_are_refused_by_blocks_and_pipelines_before_sending() 
                 ),
             ),
             (
-                "pipeline decr",
+                "atomic decr",
                 "$.small",
                 block_error(
-                    "pipeline decr",
-                    m.pipeline(&db, |p| {
+                    "atomic decr",
+                    m.atomic(&db, |p| {
                         p.value().incr(1.0);
                         p.small().decr(bad32);
                     })
@@ -1262,11 +1264,11 @@ async fn non_finite_floats_are_refused_by_blocks_and_pipelines_before_sending() 
                 ),
             ),
             (
-                "pipeline append",
+                "atomic append",
                 "$.samples[0]",
                 block_error(
-                    "pipeline append",
-                    m.pipeline(&db, |p| {
+                    "atomic append",
+                    m.atomic(&db, |p| {
                         p.value().incr(1.0);
                         p.samples().append(bad);
                     })
@@ -1274,11 +1276,11 @@ async fn non_finite_floats_are_refused_by_blocks_and_pipelines_before_sending() 
                 ),
             ),
             (
-                "pipeline insert",
+                "atomic insert",
                 "$.samples[0]",
                 block_error(
-                    "pipeline insert",
-                    m.pipeline(&db, |p| {
+                    "atomic insert",
+                    m.atomic(&db, |p| {
                         p.value().incr(1.0);
                         p.samples().insert(0, bad);
                     })
@@ -1286,11 +1288,11 @@ async fn non_finite_floats_are_refused_by_blocks_and_pipelines_before_sending() 
                 ),
             ),
             (
-                "pipeline dict update",
+                "atomic dict update",
                 "$.named.z",
                 block_error(
-                    "pipeline dict update",
-                    m.pipeline(&db, |p| {
+                    "atomic dict update",
+                    m.atomic(&db, |p| {
                         p.value().incr(1.0);
                         p.named().update([("ok", 1.0), ("z", bad)]);
                     })
@@ -1311,7 +1313,7 @@ async fn non_finite_floats_are_refused_by_blocks_and_pipelines_before_sending() 
         // A dict entry's path is written the block's way; only its start is fixed.
         let (_, source) = block_error(
             "dict entry",
-            m.pipeline(&db, |p| {
+            m.atomic(&db, |p| {
                 p.named().insert("k", bad);
             })
             .await,
@@ -1331,7 +1333,7 @@ async fn non_finite_floats_are_refused_by_blocks_and_pipelines_before_sending() 
 }
 
 #[tokio::test]
-async fn float_overflow_in_blocks_and_pipelines_names_the_type_and_writes_nothing() {
+async fn float_overflow_in_blocks_and_atomic_blocks_names_the_type_and_writes_nothing() {
     let db = db().await;
     let mut raw = raw().await;
     let mut m = meter("ov");
@@ -1384,12 +1386,12 @@ async fn float_overflow_in_blocks_and_pipelines_names_the_type_and_writes_nothin
             ),
         ),
         (
-            "pipeline f32 decr",
+            "atomic f32 decr",
             "f32",
             "$.small",
             block_error(
-                "pipeline f32 decr",
-                m.pipeline(&db, |p| {
+                "atomic f32 decr",
+                m.atomic(&db, |p| {
                     p.value().incr(-1.0);
                     p.small().decr(-1.0e38);
                 })
@@ -1397,12 +1399,12 @@ async fn float_overflow_in_blocks_and_pipelines_names_the_type_and_writes_nothin
             ),
         ),
         (
-            "pipeline f64 incr",
+            "atomic f64 incr",
             "f64",
             "$.value",
             block_error(
-                "pipeline f64 incr",
-                m.pipeline(&db, |p| {
+                "atomic f64 incr",
+                m.atomic(&db, |p| {
                     p.small().incr(-1.0);
                     p.value().incr(f64::MAX);
                 })
@@ -1500,11 +1502,11 @@ async fn nested_branches_skip_exactly_the_branch_not_taken() {
     assert_eq!(stored["inner"]["zip"], 75005);
 }
 
-// One vocabulary: every operation of a model pipeline in a block, and every operation of a
-// block in a model pipeline.
+// One vocabulary: every operation of an atomic block in a ServerOps block, and every
+// operation of a ServerOps block in an atomic block.
 
 #[tokio::test]
-async fn a_block_has_every_operation_of_a_model_pipeline() {
+async fn a_block_has_every_operation_of_an_atomic_block() {
     let db = db().await;
     let mut raw = raw().await;
     doc("a").save(&db).await.unwrap();
@@ -1572,7 +1574,7 @@ async fn a_block_has_every_operation_of_a_model_pipeline() {
 }
 
 #[tokio::test]
-async fn a_failing_pipeline_operation_in_a_block_changes_nothing() {
+async fn a_failing_atomic_block_operation_in_a_block_changes_nothing() {
     let db = db().await;
     let mut raw = raw().await;
     for id in ["a", "b"] {
@@ -1640,13 +1642,13 @@ async fn a_failing_pipeline_operation_in_a_block_changes_nothing() {
 }
 
 #[tokio::test]
-async fn a_model_pipeline_has_every_operation_of_a_block() {
+async fn an_atomic_block_has_every_operation_of_a_block() {
     let db = db().await;
     let mut raw = raw().await;
     let mut a = doc("pipe-ops");
     a.save(&db).await.unwrap();
     let (sum, joined, len, moved, held, (assigned, swapped, copied)) = a
-        .pipeline(&db, |p| {
+        .atomic(&db, |p| {
             (
                 p.f().incr_by_field(p.n()),
                 p.name().concat([p.inner().city(), p.name()], "-"),
@@ -1712,7 +1714,7 @@ async fn a_model_pipeline_has_every_operation_of_a_block() {
     let keys = [db.key(&a.key()), db.key(&Doc::key_of("pipe-copy"))];
     let before = snapshot(&mut raw, &keys).await;
     let failed = a
-        .pipeline(&db, |p| {
+        .atomic(&db, |p| {
             p.copy_model("pipe-copy");
             p.n().set(100);
             p.small().incr_by_field(p.n())
@@ -1845,7 +1847,7 @@ async fn many_removals_and_appends_in_one_block_store_each_key_once() {
     d.nums = (0..20_000).collect();
     d.save(&db).await.expect("save");
     let (removed, missing, size) = d
-        .pipeline(&db, |r| {
+        .atomic(&db, |r| {
             let mut removed = Vec::new();
             for i in (0..20_000).step_by(2) {
                 removed.push(r.counts().remove(format!("k{i}")));
@@ -1950,11 +1952,6 @@ struct Nest {
     map: HashMap<String, serde_json::Value>,
 }
 
-/// A JSON value nested `levels` deep: `[[[…]]]`.
-fn nested(levels: usize) -> serde_json::Value {
-    (1..levels).fold(json!([]), |inner, _| json!([inner]))
-}
-
 /// A value that would nest the document deeper than RedisJSON or serde_json parse (127
 /// levels) is refused by every block operation that writes one, before anything is sent
 /// (it was an untyped script error, and 126 levels under `$.items` were stored, after which
@@ -1976,25 +1973,25 @@ async fn values_nested_too_deep_are_refused_by_blocks_before_sending() {
         (
             "set an element",
             Box::new(|ops| {
-                ops.set(r.items().at(0), nested(126));
+                ops.set(r.items().at(0), common::nested(126));
             }),
         ),
         (
             "set a slice",
             Box::new(|ops| {
-                ops.set(r.items().slice(0..0), vec![nested(126)]);
+                ops.set(r.items().slice(0..0), vec![common::nested(126)]);
             }),
         ),
         (
             "set a dict entry",
             Box::new(|ops| {
-                ops.set(r.map().entry("k"), nested(126));
+                ops.set(r.map().entry("k"), common::nested(126));
             }),
         ),
         (
             "set the list",
             Box::new(|ops| {
-                ops.set(r.items(), vec![nested(126)]);
+                ops.set(r.items(), vec![common::nested(126)]);
             }),
         ),
     ];
@@ -2010,9 +2007,9 @@ async fn values_nested_too_deep_are_refused_by_blocks_before_sending() {
         }
     }
     let piped = n
-        .pipeline(&db, |p| {
+        .atomic(&db, |p| {
             p.items().append(json!(2));
-            p.items().extend([nested(126)]);
+            p.items().extend([common::nested(126)]);
         })
         .await;
     assert!(
@@ -2022,22 +2019,22 @@ async fn values_nested_too_deep_are_refused_by_blocks_before_sending() {
     for (what, piped) in [
         (
             "insert",
-            n.pipeline(&db, |p| {
-                p.items().insert(0, nested(126));
+            n.atomic(&db, |p| {
+                p.items().insert(0, common::nested(126));
             })
             .await,
         ),
         (
             "dict insert",
-            n.pipeline(&db, |p| {
-                p.map().insert("k", nested(126));
+            n.atomic(&db, |p| {
+                p.map().insert("k", common::nested(126));
             })
             .await,
         ),
         (
             "dict update",
-            n.pipeline(&db, |p| {
-                p.map().update([("k", nested(126))]);
+            n.atomic(&db, |p| {
+                p.map().update([("k", common::nested(126))]);
             })
             .await,
         ),
@@ -2048,9 +2045,9 @@ async fn values_nested_too_deep_are_refused_by_blocks_before_sending() {
         );
     }
     assert_eq!(snapshot(&mut raw, &keys).await, before, "nothing written");
-    n.pipeline(&db, |p| {
-        p.items().append(nested(125));
-        p.map().insert("k", nested(125));
+    n.atomic(&db, |p| {
+        p.items().append(common::nested(125));
+        p.map().insert("k", common::nested(125));
     })
     .await
     .unwrap_or_else(|e| panic!("{e}"));

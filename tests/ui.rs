@@ -1,5 +1,8 @@
 //! Compile-time behaviour of `#[derive(AtomicModel)]` and `rapyer::script!`: what compiles,
 //! and for each mistake the exact error a user sees (span and message), from `tests/ui/`.
+//!
+//! The expected messages are those of the default features (some name `chrono` types).
+#![cfg(feature = "chrono")]
 
 #[test]
 fn derive_ui() {

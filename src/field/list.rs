@@ -290,7 +290,7 @@ impl<T: FieldType> RedisList<'_, T> {
             .at
             .call(db, FieldOp::ListSlice, Want::ARRAY, &[&start, &stop])
             .await?;
-        crate::crud::decode_at(&db.key(self.at.key()), self.at.path(), &part)
+        crate::codec::decode_at(&db.key(self.at.key()), self.at.path(), &part)
     }
 
     /// The list's length on the server.
@@ -327,7 +327,7 @@ impl<T: FieldType> RedisList<'_, T> {
     }
 
     fn decode_element(&self, db: &Db, bytes: &[u8]) -> Result<T> {
-        crate::crud::decode_at(&db.key(self.at.key()), self.at.path(), bytes)
+        crate::codec::decode_at(&db.key(self.at.key()), self.at.path(), bytes)
     }
 }
 

@@ -12,12 +12,54 @@
 //! [`RedisDatetime`], [`crate::Bytes`] [`RedisBytes`], `Option<T>` [`RedisOption`], nested
 //! models their own handle with one accessor per field, and `#[rapyer(value)]` fields (or
 //! types implementing [`FieldType`] that way) [`RedisValue`] (`load` and `set`).
+//!
+//! ```no_run
+//! use rapyer::prelude::*;
+//! use std::collections::HashMap;
+//!
+//! #[derive(AtomicModel, serde::Serialize, serde::Deserialize)]
+//! struct Address { city: String }
+//!
+//! #[derive(AtomicModel, serde::Serialize, serde::Deserialize)]
+//! struct User {
+//!     #[rapyer(key)] id: String,
+//!     age: i64,
+//!     name: String,
+//!     tags: Vec<String>,
+//!     prefs: HashMap<String, String>,
+//!     address: Address,
+//! }
+//!
+//! # async fn demo(db: &Db, user: &mut User) -> rapyer::Result<()> {
+//! let age = user.age().incr(db, 1).await?;      // Overflow, never a silent wrap
+//! assert_eq!(age, user.age);                    // the local field holds the server's value
+//! user.name().append(db, "!").await?;
+//! user.tags().insert(db, 0, "new").await?;      // Python's list.insert
+//! let last = user.tags().pop(db).await?;
+//! user.prefs().insert(db, "a.b [\"c\"]", "v").await?; // a key is data, never a JSONPath
+//! user.address().city().set(db, "Paris").await?; // nested models, field by field
+//! # Ok(()) }
+//! ```
+//!
+//! A handle has only the operations its type supports; a string has no `incr`:
+//!
+//! ```compile_fail
+//! # use rapyer::prelude::*;
+//! # #[derive(AtomicModel, serde::Serialize, serde::Deserialize)]
+//! # struct User { #[rapyer(key)] id: String, age: i64, name: String }
+//! # async fn demo(db: &Db, user: &mut User) -> rapyer::Result<()> {
+//! user.name().incr(db, 1).await?; // `name` is a RedisStr: append, len, set, load
+//! # Ok(()) }
+//! ```
 
+mod boolean;
+mod bytes;
 mod dict;
 mod list;
 mod number;
 mod op;
 mod text;
+#[cfg(feature = "chrono")]
 mod time;
 
 use std::time::Duration;
@@ -25,18 +67,21 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+pub use boolean::RedisBool;
+pub use bytes::RedisBytes;
 pub use dict::{Dict, RedisDict};
 pub use list::{ListRange, RedisList};
 pub use number::{Float, Integer, RedisFloat, RedisInt};
-pub use text::{RedisBool, RedisStr};
-pub use time::{RedisBytes, RedisDatetime, Zone};
+pub use text::RedisStr;
+#[cfg(feature = "chrono")]
+pub use time::{RedisDatetime, Zone};
 
 pub(crate) use op::FieldOp;
 
-use crate::crud;
+use crate::codec;
 use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::model::{AtomicModel, read_ttl};
+use crate::keys::{KeySettings, key_of, read_ttl};
 use crate::script::failure::{self, Failure};
 use crate::script::library;
 
@@ -81,10 +126,9 @@ pub struct At {
 
 impl At {
     /// The root of the stored model `model`.
-    #[doc(hidden)]
-    pub fn root<M: AtomicModel>(model: &M) -> At {
+    pub(crate) fn root<M: KeySettings>(model: &M) -> At {
         At {
-            key: model.key(),
+            key: key_of::<M>(model.model_id()),
             path: "$".to_string(),
             write_ttl: M::TTL,
             read_ttl: read_ttl::<M>(),
@@ -93,24 +137,23 @@ impl At {
     }
 
     /// The same place, marked as a field of the search index.
-    #[doc(hidden)]
-    pub fn indexed(mut self) -> At {
+    pub(crate) fn indexed(mut self) -> At {
         self.indexed = true;
         self
     }
 
     /// The JSONPath of the indexed instant beside this date-time, or `""` when not indexed.
+    #[cfg(feature = "chrono")]
     pub(crate) fn instant_path(&self) -> String {
         if self.indexed {
-            crate::query::shadow_path(&self.path)
+            crate::codec::shadow_path(&self.path)
         } else {
             String::new()
         }
     }
 
     /// The field reached from here by `segment` (`.name` or `["name"]`, built by the derive).
-    #[doc(hidden)]
-    pub fn field(&self, segment: &str) -> At {
+    pub(crate) fn field(&self, segment: &str) -> At {
         let mut path = String::with_capacity(self.path.len() + segment.len());
         path.push_str(&self.path);
         path.push_str(segment);
@@ -160,7 +203,7 @@ impl At {
         } else {
             self.write_ttl
         };
-        let ttl = ttl.map_or(0, crud::ttl_millis).to_string();
+        let ttl = ttl.map_or(0, codec::ttl_millis).to_string();
         let mut args: Vec<&str> = Vec::with_capacity(4 + operands.len());
         args.extend([op.lua_name(), self.path.as_str(), want.types, ttl.as_str()]);
         args.extend_from_slice(operands);
@@ -170,7 +213,7 @@ impl At {
                 Some(failure) => {
                     failure.into_error(std::slice::from_ref(&key), library::FIELD.name())
                 }
-                None => crud::script_document_error(e, &key),
+                None => codec::script_document_error(e, &key),
             })
     }
 
@@ -182,7 +225,7 @@ impl At {
         reply: &[u8],
     ) -> Result<T> {
         let key = db.key(&self.key);
-        let mut values: Vec<T> = crud::decode_at(&key, &self.path, reply)?;
+        let mut values: Vec<T> = codec::decode_at(&key, &self.path, reply)?;
         match values.pop() {
             Some(value) if values.is_empty() => Ok(value),
             _ => Err(Error::TypeMismatch {
@@ -231,7 +274,7 @@ pub(crate) fn reply_usize(value: Option<&redis::Value>) -> usize {
 /// float in it is [`Error::NonFinite`] naming the field's path (and the float's place in the
 /// value), refused before anything is sent.
 pub(crate) fn json<T: Serialize + ?Sized>(db: &Db, at: &At, value: &T) -> Result<String> {
-    crud::encode(&db.key(&at.key), &at.path, value)
+    codec::encode(&db.key(&at.key), &at.path, value)
 }
 
 /// A handle on a field of any serde type (`#[rapyer(value)]`, [`crate::Id`],
@@ -270,35 +313,6 @@ impl<'a, T: Serialize + DeserializeOwned + Send + Sync> RedisValue<'a, T> {
     }
 }
 
-/// Replaces a nested model on the server (the `set` of a generated `<Name>Handle`), with
-/// the instant beside each date-time it indexes.
-#[doc(hidden)]
-pub async fn set_model<T: crate::model::Model>(
-    local: &mut T,
-    at: &At,
-    db: &Db,
-    value: T,
-) -> Result<()> {
-    let mut instants = Vec::new();
-    T::instants(&mut Vec::new(), &mut instants);
-    let text = crud::encode_with_instants(&db.key(&at.key), &at.path, &value, &instants)?;
-    let mut stored: T = at.run(db, FieldOp::Set, Want::ANY, &[&text]).await?;
-    // Fields serde skips are local-only: no server operation changes them.
-    crate::ops::Referable::keep_local(&mut stored, local);
-    *local = stored;
-    Ok(())
-}
-
-/// Reads a nested model from the server into `local` (the `load` of a generated
-/// `<Name>Handle`); the fields serde skips keep their local value.
-#[doc(hidden)]
-pub async fn load_model<T: crate::model::Model>(local: &mut T, at: &At, db: &Db) -> Result<()> {
-    let mut stored: T = at.run(db, FieldOp::Get, Want::ANY, &[]).await?;
-    crate::ops::Referable::keep_local(&mut stored, local);
-    *local = stored;
-    Ok(())
-}
-
 /// `RedisValue` handles for the serde types that have no richer handle yet.
 macro_rules! value_handles {
     ($(impl<$($param:ident: $bound:path),*> for $ty:ty;)*) => {
@@ -320,9 +334,13 @@ value_handles! {
     impl<> for i128;
     impl<> for u128;
     impl<> for crate::Id;
+    impl<> for serde_json::Value;
+}
+
+#[cfg(feature = "chrono")]
+value_handles! {
     impl<> for chrono::NaiveDate;
     impl<> for chrono::NaiveDateTime;
-    impl<> for serde_json::Value;
 }
 
 impl<T: FieldType> FieldType for Option<T> {
@@ -359,7 +377,7 @@ impl<T: FieldType> RedisOption<'_, T> {
     pub async fn load(&mut self, db: &Db) -> Result<&Option<T>> {
         let reply: Vec<u8> = self.at.call(db, FieldOp::Get, Want::ANY, &[]).await?;
         let key = db.key(&self.at.key);
-        let mut values: Vec<Option<T>> = crud::decode_at(&key, &self.at.path, &reply)?;
+        let mut values: Vec<Option<T>> = codec::decode_at(&key, &self.at.path, &reply)?;
         *self.value = match values.pop() {
             None => None,
             Some(value) if values.is_empty() => value,

@@ -25,7 +25,6 @@ pub trait Integer: FieldType + Copy + std::fmt::Display {
 /// [`Error::Overflow`](crate::Error::Overflow) and changes nothing.
 pub trait Float: FieldType + Copy + std::fmt::Display {
     /// The type's largest finite value, widened to `f64`.
-    #[doc(hidden)]
     const HIGHEST: f64;
 }
 

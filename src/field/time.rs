@@ -1,4 +1,4 @@
-//! Handles on date-time and byte fields.
+//! The handle on date-time fields (only with the `chrono` feature, on by default).
 
 use std::time::Duration;
 
@@ -7,7 +7,6 @@ use chrono::{DateTime, FixedOffset, Utc};
 use super::{At, FieldOp, FieldType, Want, json};
 use crate::db::Db;
 use crate::error::Result;
-use crate::types::Bytes;
 
 /// A time zone whose date-times a [`RedisDatetime`] can hold: `Utc` and `FixedOffset`.
 pub trait Zone: chrono::TimeZone + Send + Sync + 'static
@@ -35,7 +34,7 @@ macro_rules! datetimes {
 datetimes!(Utc, FixedOffset);
 
 /// A handle on a date-time field (stored as RFC 3339 text with its offset):
-/// `event.starts().add(&db, Duration::from_secs(3600))`.
+/// `event.starts().add(&db, Duration::from_secs(3600))`. Only with the `chrono` feature.
 #[derive(Debug)]
 pub struct RedisDatetime<'a, Tz: chrono::TimeZone> {
     value: &'a mut DateTime<Tz>,
@@ -91,43 +90,6 @@ where
         let value: DateTime<Tz> = self.at.run(db, FieldOp::Get, Want::STRING, &[]).await?;
         *self.value = value;
         Ok(value)
-    }
-
-    /// Where the field lives.
-    pub fn at(&self) -> &At {
-        &self.at
-    }
-}
-
-impl FieldType for Bytes {
-    type Handle<'a> = RedisBytes<'a>;
-    fn handle(value: &mut Self, at: At) -> RedisBytes<'_> {
-        RedisBytes { value, at }
-    }
-}
-
-/// A handle on a [`Bytes`] field (stored as base64 text).
-#[derive(Debug)]
-pub struct RedisBytes<'a> {
-    value: &'a mut Bytes,
-    at: At,
-}
-
-impl RedisBytes<'_> {
-    /// Replaces the bytes on the server.
-    pub async fn set(&mut self, db: &Db, value: impl Into<Bytes>) -> Result<()> {
-        let text = json(db, &self.at, &value.into())?;
-        *self.value = self
-            .at
-            .run(db, FieldOp::Set, Want::STRING, &[&text])
-            .await?;
-        Ok(())
-    }
-
-    /// Reads the bytes from the server into the local field, and returns them.
-    pub async fn load(&mut self, db: &Db) -> Result<&Bytes> {
-        *self.value = self.at.run(db, FieldOp::Get, Want::STRING, &[]).await?;
-        Ok(&*self.value)
     }
 
     /// Where the field lives.

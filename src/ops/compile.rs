@@ -12,8 +12,9 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-use super::refs::{Doc, Loc, Step, push_name};
+use super::refs::{Doc, Loc, Step};
 use super::{CondNode, Op, Operand, Param};
+use crate::path::{push_member, push_member_text};
 use crate::script::{Keys, Script};
 
 mod pieces;
@@ -178,7 +179,11 @@ pub(crate) fn compile(ops: &[Op], count: usize, echo: bool) -> Compiled {
         let (k, names) = &c.roots[i];
         let mut path = String::from("$");
         for name in names {
-            push_name(&mut path, name);
+            // The derive refuses field names no step can address; a message path is what
+            // such a name always got.
+            if !push_member(&mut path, name) {
+                push_member_text(&mut path, name);
+            }
         }
         c.args.push((k + 1).to_string());
         c.args.push(path);
@@ -195,7 +200,7 @@ pub(crate) fn compile(ops: &[Op], count: usize, echo: bool) -> Compiled {
 
 /// A document's expiry in milliseconds as the runtime reads it, `0` for none.
 fn millis(ttl: Option<std::time::Duration>) -> String {
-    ttl.map_or(0, crate::crud::ttl_millis).to_string()
+    ttl.map_or(0, crate::codec::ttl_millis).to_string()
 }
 
 impl Compiler {

@@ -8,6 +8,25 @@ use crate::error::{Error, Result};
 
 /// The entry point of ServerOps blocks: [`ServerOps::scope`] runs one,
 /// [`ServerOps::explain`] shows its script.
+///
+/// ```no_run
+/// use rapyer::prelude::*;
+///
+/// #[derive(AtomicModel, serde::Serialize, serde::Deserialize)]
+/// #[rapyer(hash_tag = "team")] // every key of a block shares one cluster slot
+/// struct Board { #[rapyer(key)] id: String, tasks: Vec<String>, views: i64 }
+///
+/// # async fn demo(db: &Db) -> rapyer::Result<()> {
+/// let (todo, done) = (Board::server_ref_for("todo"), Board::server_ref_for("done"));
+/// // One script, all or nothing, nothing read into the client.
+/// let (moved, views) = ServerOps::scope(db, |ops| {
+///     let moved = ops.move_item(todo.tasks().at(0), done.tasks()); // pop todo[0], append it
+///     let views = ops.incr_by_field(done.views(), todo.views());
+///     (moved, views)
+/// })
+/// .await?; // (Option<Option<String>>, Option<i64>)
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct ServerOps;
 
@@ -37,6 +56,28 @@ impl ServerOps {
     /// key, no value and not even the order of the operations: the block itself travels as
     /// a program in `ARGV`, its keys in `KEYS`, so every block using the same operations
     /// runs the same script.
+    ///
+    /// ```
+    /// use rapyer::prelude::*;
+    ///
+    /// #[derive(AtomicModel, serde::Serialize, serde::Deserialize)]
+    /// #[rapyer(hash_tag = "team")]
+    /// struct User { #[rapyer(key)] id: String, age: i64, tags: Vec<String> }
+    ///
+    /// let (a, b) = (User::server_ref_for("a"), User::server_ref_for("b"));
+    /// let one = ServerOps::explain(|ops| {
+    ///     ops.set(a.age(), 1);
+    /// });
+    /// // Other places, two documents, three operations: the same set of operations.
+    /// let other = ServerOps::explain(|ops| {
+    ///     ops.set(b.tags().at(1), "x");
+    ///     ops.set(a.tags().slice(0..2), vec!["y".to_string()]);
+    ///     ops.set(b.age(), 2);
+    /// });
+    /// assert_eq!(one, other);
+    /// // Another operation, another script.
+    /// assert_ne!(one, ServerOps::explain(|ops| { ops.incr(a.age(), 1); }));
+    /// ```
     pub fn explain<F, R>(build: F) -> String
     where
         F: FnOnce(&Ops) -> R,

@@ -33,25 +33,75 @@
 //! accessor per field; lists add `.slice(range)` (Python's slicing) and `.at(i)`, dicts
 //! `.entry(key)`. What an operation accepts is decided by the types: `incr_by_field`
 //! between numbers, `concat` of strings, `assign` and `swap` between references to the
-//! same type.
+//! same type. A mistake of that kind does not compile:
 //!
-//! A model pipeline (`model.pipeline(&db, |p| …)`) is the same machine with one vocabulary:
-//! each operation is defined once, as an [`Ops`] method, and a reference bound to a pipeline
-//! has it as a method of its own, `r.op(…)` adding `ops.op(r, …)` (the ones for any
+//! ```compile_fail
+//! # use rapyer::prelude::*;
+//! # #[derive(AtomicModel, serde::Serialize, serde::Deserialize)]
+//! # #[rapyer(hash_tag = "bank")]
+//! # struct Account { #[rapyer(key)] id: String, owner: String, balance: i64 }
+//! # async fn demo(db: &Db) -> rapyer::Result<()> {
+//! let a = Account::server_ref_for("a");
+//! ServerOps::scope(db, |ops| {
+//!     ops.incr(a.owner(), 1); // `owner` is a String: only numbers are increased
+//! })
+//! .await?;
+//! # Ok(()) }
+//! ```
+//!
+//! ```compile_fail
+//! # use rapyer::prelude::*;
+//! # #[derive(AtomicModel, serde::Serialize, serde::Deserialize)]
+//! # #[rapyer(hash_tag = "bank")]
+//! # struct Account { #[rapyer(key)] id: String, owner: String, balance: i64 }
+//! # async fn demo(db: &Db) -> rapyer::Result<()> {
+//! let (a, b) = (Account::server_ref_for("a"), Account::server_ref_for("b"));
+//! ServerOps::scope(db, |ops| {
+//!     ops.swap(a.balance(), b.owner()); // an i64 and a String: swap needs one type
+//! })
+//! .await?;
+//! # Ok(()) }
+//! ```
+//!
+//! ```compile_fail
+//! # use rapyer::prelude::*;
+//! # #[derive(AtomicModel, serde::Serialize, serde::Deserialize)]
+//! # #[rapyer(hash_tag = "bank")]
+//! # struct Account { #[rapyer(key)] id: String, owner: String, balance: i64 }
+//! # async fn demo(db: &Db) -> rapyer::Result<()> {
+//! let a = Account::server_ref_for("a");
+//! ServerOps::scope(db, |ops| {
+//!     ops.incr(a.balance(), 0.5); // an integer field is increased only by integers
+//! })
+//! .await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Keys are checked when the block runs, not when it compiles: a block over models whose
+//! keys hash to different cluster slots (no shared `#[rapyer(hash_tag = "…")]`) compiles,
+//! and fails with [`Error::CrossSlot`] before anything is sent.
+//!
+//! A model's atomic block (`model.atomic(&db, |m| …)`) is the same machine with one
+//! vocabulary: each operation is defined once, as an [`Ops`] method, and a reference bound to
+//! such a block has it as a method of its own, `r.op(…)` adding `ops.op(r, …)` (the ones for any
 //! reference, `assign`, `swap`, `move_item`, `copy_model` and `when`, through [`BoundRef`]).
 //!
 //! How a block runs:
 //! - **One script per set of operations.** Keys travel in `KEYS`; the block itself (its
 //!   operations in order, their places, values and conditions) travels as a program in
-//!   `ARGV`, which the script reads before it runs anything. The script holds the runtime's
-//!   interpreter and the operations the block uses, so it depends only on that set: a loop
-//!   adding 400 increments runs the same script as one increment, and blocks share a
-//!   handful of scripts ([`ServerOps::explain`] shows one). It is kept in the `Db`'s bounded
+//!   `ARGV`, which the script reads as it runs. The script holds the runtime's interpreter
+//!   and the runtime operations the block calls, so its text depends only on that set
+//!   (`incr` and `decr` are one, so are `assign` and `copy_model`; `when` adds none): not
+//!   on the number or order of operations, the places they act on, keys, values or how
+//!   many documents the block names. A loop adding 400 increments runs the same script as
+//!   one increment, and blocks share a handful of scripts ([`ServerOps::explain`] shows
+//!   one). It is kept in the `Db`'s bounded
 //!   cache of block scripts ([`Scripts::set_block_capacity`](crate::script::Scripts)) and
 //!   run by `EVALSHA`; if the server lost it, it is sent as one `EVAL` of its text, in the
 //!   same atomic step, which the server may evict later.
-//! - **All or nothing.** The script reads every part of a document the block touches once,
-//!   runs every operation on that copy, checking keys, JSON types, indices, slice sizes,
+//! - **All or nothing.** The script reads every part of a document the block touches once
+//!   (one `JSON.GET` per touched field, down to its first list index or dict key, or per
+//!   whole document), runs every operation on that copy, checking keys, JSON types, indices, slice sizes,
 //!   integer ranges and condition operands, and writes the changed parts back only when the
 //!   last operation has succeeded. A failure is [`Error::Block`] naming the operation's
 //!   index, wrapping the error that names its key and path; every key is then unchanged.
@@ -62,18 +112,20 @@
 //! [`Error::Block`]: crate::Error::Block
 //! [`Error::CrossSlot`]: crate::Error::CrossSlot
 
+mod atomic;
 mod block_op;
 mod builder;
 mod compile;
 mod cond;
 mod entry;
 mod numeric;
-mod pipeline;
 mod program;
-mod refs;
+pub(crate) mod refs;
 mod run;
 mod vocabulary;
 
+pub use atomic::BoundRef;
+pub(crate) use atomic::atomic;
 pub use builder::{Then, When};
 pub(crate) use cond::CondNode;
 #[doc(hidden)]
@@ -81,19 +133,10 @@ pub use cond::Operand;
 pub use cond::{Comparable, Cond, IntoOperand, Ordered};
 pub use entry::ServerOps;
 pub use numeric::{Accepts, Float, Int, Numeric};
-pub use pipeline::BoundRef;
-pub(crate) use pipeline::pipeline;
-#[doc(hidden)]
-pub use pipeline::{model_json, set_bound};
 pub use program::Out;
 pub(crate) use program::{Op, Param, Program};
 pub use refs::{
     Bind, Bound, DictRef, Free, ListRef, Loc, Map, Ref, Referable, ServerRef, SliceRange, SliceRef,
-    value_ref,
 };
-#[doc(hidden)]
-pub use refs::{no_field, patch_value};
 pub use run::{Resolve, Results};
-#[doc(hidden)]
-pub use vocabulary::id_member;
 pub use vocabulary::{Append, Clear, Insert, Ops, Whole};

@@ -1,5 +1,5 @@
-//! Server references: typed places in stored documents, which ServerOps blocks and model
-//! pipelines operate on without loading them.
+//! Server references: typed places in stored documents, which ServerOps blocks and models'
+//! atomic blocks operate on without loading them.
 
 use std::collections::{BTreeMap, HashMap};
 use std::marker::PhantomData;
@@ -10,11 +10,12 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::Ops;
-use crate::model::{AtomicModel, read_ttl};
+use crate::keys::{KeySettings, key_of, read_ttl};
+use crate::path::{push_entry_text, push_member_text};
 
 /// How a reference is bound: [`Free`] references are arguments of [`Ops`] methods;
-/// [`Bound`] ones (the `p` of a model pipeline) also have the field operations
-/// (`p.age().incr(1)`) that add themselves to the block.
+/// [`Bound`] ones (the `m` of `model.atomic(&db, |m| …)`) also have the field operations
+/// (`m.age().incr(1)`) that add themselves to the block.
 pub trait Bind: Clone + sealed::Sealed {
     /// The block this reference adds operations to, if bound.
     #[doc(hidden)]
@@ -37,7 +38,7 @@ impl Bind for Free {
     }
 }
 
-/// A reference bound to the model pipeline it was handed to.
+/// A reference bound to the atomic block it was handed to.
 #[derive(Debug, Clone, Copy)]
 pub struct Bound<'a>(pub(crate) &'a Ops);
 
@@ -91,11 +92,10 @@ pub struct Loc {
 
 impl Loc {
     /// The root of the stored model `M` with id `id`.
-    #[doc(hidden)]
-    pub fn root<M: AtomicModel>(id: &str) -> Loc {
+    pub(crate) fn root<M: KeySettings>(id: &str) -> Loc {
         Loc {
             doc: Arc::new(Doc {
-                key: M::key_of(id),
+                key: key_of::<M>(id),
                 write_ttl: M::TTL,
                 read_ttl: read_ttl::<M>(),
                 id: M::id_member(id),
@@ -108,14 +108,12 @@ impl Loc {
     }
 
     /// The field `name` (its JSON name) of the model here.
-    #[doc(hidden)]
-    pub fn field(&self, name: &'static str) -> Loc {
+    pub(crate) fn field(&self, name: &'static str) -> Loc {
         self.then(Step::Field(name))
     }
 
     /// The same place, marked as a field of the search index.
-    #[doc(hidden)]
-    pub fn indexed(mut self) -> Loc {
+    pub(crate) fn indexed(mut self) -> Loc {
         self.indexed = true;
         self
     }
@@ -143,29 +141,12 @@ impl Loc {
         let mut out = String::from("$");
         for step in &self.steps {
             match step {
-                Step::Field(name) => push_name(&mut out, name),
+                Step::Field(name) => push_member_text(&mut out, name),
                 Step::Index(i) => out.push_str(&format!("[{i}]")),
-                Step::Key(k) => out.push_str(&format!("[{}]", json_string(k))),
+                Step::Key(k) => push_entry_text(&mut out, k),
             }
         }
         out
-    }
-}
-
-/// Appends `.name`, or `["name"]` when the name is not a plain identifier.
-pub(crate) fn push_name(out: &mut String, name: &str) {
-    let plain = name
-        .chars()
-        .enumerate()
-        .all(|(i, c)| c == '_' || c.is_ascii_alphabetic() || (i > 0 && c.is_ascii_digit()))
-        && !name.is_empty();
-    if plain {
-        out.push('.');
-        out.push_str(name);
-    } else {
-        out.push('[');
-        out.push_str(&json_string(name));
-        out.push(']');
     }
 }
 
@@ -242,7 +223,6 @@ pub trait Referable: Serialize + DeserializeOwned + Send + Sync + 'static {
 }
 
 /// `Referable::patch` for a value with no fields of its own: `names` must be empty.
-#[doc(hidden)]
 pub fn patch_value<T: DeserializeOwned>(
     slot: &mut T,
     names: &[&str],
@@ -258,7 +238,6 @@ pub fn patch_value<T: DeserializeOwned>(
 }
 
 /// The error of a part of a document that has no field in the local model.
-#[doc(hidden)]
 pub fn no_field(name: &str) -> serde_json::Error {
     serde::de::Error::custom(format_args!(
         "no field `{name}` in the local model to write back"
@@ -277,8 +256,7 @@ pub struct ServerRef<T, B: Bind = Free> {
 
 impl<T: Serialize, B: Bind> ServerRef<T, B> {
     /// A reference to `loc` holding JSON of type `want` (`*` for any).
-    #[doc(hidden)]
-    pub fn new(loc: Loc, bind: B, want: &'static str) -> ServerRef<T, B> {
+    pub(crate) fn new(loc: Loc, bind: B, want: &'static str) -> ServerRef<T, B> {
         ServerRef {
             loc,
             bind,
@@ -516,9 +494,12 @@ macro_rules! scalar_refs {
 
 scalar_refs!("integer", false: i8, i16, i32, i64, isize, u8, u16, u32, u64, usize, i128, u128);
 scalar_refs!("number", false: f32, f64);
-scalar_refs!("string", false: String, crate::Bytes, crate::Id, chrono::NaiveDate);
+scalar_refs!("string", false: String, crate::Bytes, crate::Id);
 scalar_refs!("boolean", false: bool);
 scalar_refs!("*", false: serde_json::Value);
+#[cfg(feature = "chrono")]
+scalar_refs!("string", false: chrono::NaiveDate);
+#[cfg(feature = "chrono")]
 scalar_refs!("string", true: chrono::NaiveDateTime, chrono::DateTime<chrono::Utc>,
     chrono::DateTime<chrono::FixedOffset>);
 
@@ -569,12 +550,6 @@ macro_rules! map_refs {
 }
 
 map_refs!(HashMap, BTreeMap);
-
-/// The reference of a `#[rapyer(value)]` field: the value as a whole.
-#[doc(hidden)]
-pub fn value_ref<T: Serialize, B: Bind>(loc: Loc, bind: B) -> ServerRef<T, B> {
-    ServerRef::new(loc, bind, "*")
-}
 
 impl<T, B: Bind> Clone for ServerRef<T, B> {
     fn clone(&self) -> Self {

@@ -7,7 +7,7 @@ use super::compile;
 use super::{Out, Program};
 use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::model::AtomicModel;
+use crate::keys::{KeySettings, key_of};
 use crate::script::failure::Failure;
 
 /// Every operation's result, in the order the operations were added: JSON text, or `None`
@@ -194,25 +194,29 @@ pub(crate) async fn run(db: &Db, program: &Program, echo: bool) -> Result<(Resul
 /// Writes the changed parts of the document into the local model, field by field: fields
 /// the block did not change, and fields serde leaves out of the document, keep their local
 /// value (a round trip of the whole model through serde would reset the skipped ones).
-pub(crate) fn apply_echo<M: AtomicModel>(model: &mut M, db: &Db, echo: &Echo) -> Result<()> {
+pub(crate) fn apply_echo<M: KeySettings + super::refs::Referable>(
+    model: &mut M,
+    db: &Db,
+    echo: &Echo,
+) -> Result<()> {
     for (names, text) in echo {
         let path = || {
             let mut path = String::from("$");
             for name in names {
-                super::refs::push_name(&mut path, name);
+                crate::path::push_member_text(&mut path, name);
             }
             path
         };
         let value: serde_json::Value =
             serde_json::from_str(text).map_err(|source| Error::Deserialize {
-                key: db.key(&model.key()),
+                key: db.key(&key_of::<M>(model.model_id())),
                 path: path(),
                 source,
             })?;
         model
             .patch(names, value)
             .map_err(|source| Error::Deserialize {
-                key: db.key(&model.key()),
+                key: db.key(&key_of::<M>(model.model_id())),
                 path: path(),
                 source,
             })?;

@@ -1,8 +1,8 @@
 //! The operations of a block, each defined once: `ops.op(target, …)` in a ServerOps
-//! block, and the same operation as `target.op(…)` on a model pipeline's references
-//! (`pipeline.rs` forwards each one here).
+//! block, and the same operation as `target.op(…)` on the references of a model's atomic
+//! block (`atomic.rs` forwards each one here).
 //!
-//! | `Ops` method | on a pipeline's reference |
+//! | `Ops` method | on an atomic block's reference |
 //! | --- | --- |
 //! | `set(r, v)` | `r.set(v)`; a list's `set(i, v)` and `replace(v)`, a model's `set(v)` |
 //! | `incr(r, by)`, `decr(r, by)` | `r.incr(by)`, `r.decr(by)` |
@@ -28,9 +28,9 @@ use std::fmt::Display;
 use super::block_op::BlockOp;
 use super::numeric::{Accepts, Numeric};
 use super::program::{Out, Param, Program};
-use super::refs::{self, Bind, DictRef, ListRef, Loc, Map, Ref, Referable, ServerRef, Step};
+use super::refs::{self, Bind, DictRef, Free, ListRef, Loc, Map, Ref, Referable, ServerRef, Step};
 use crate::error::{Error, Result};
-use crate::model::AtomicModel;
+use crate::keys::KeySettings;
 
 /// The operations of one block, handed to the closure of [`ServerOps::scope`]. Each method
 /// adds one operation and returns its [`Out`].
@@ -57,7 +57,7 @@ impl Ops {
                 key: target.loc().doc.key.clone(),
                 source,
             })?;
-            crate::crud::check_finite(&target.loc().doc.key, &target.loc().path(), &value, &json)?;
+            crate::codec::check_finite(&target.loc().doc.key, &target.loc().path(), &value, &json)?;
             let (name, id) = id_fix(target.loc())?;
             Ok(vec![
                 Param::Loc(target.loc().clone()),
@@ -192,12 +192,12 @@ impl Ops {
 
     /// Copies the model at `from` to the model of the same type with id `to_id`, creating
     /// or replacing it; the copy carries `to_id` in its key field.
-    pub fn copy_model<M: AtomicModel, R: Ref<Value = M>>(
+    pub fn copy_model<M: KeySettings + Referable, R: Ref<Value = M>>(
         &self,
         from: R,
         to_id: impl Display,
     ) -> Out<()> {
-        let to = M::server_ref_for(to_id);
+        let to = M::reference(Loc::root::<M>(&to_id.to_string()), Free);
         self.push(BlockOp::Assign, assign_params(from.loc(), &to, "*"))
     }
 
@@ -282,8 +282,8 @@ impl Ops {
                 if crate::finite::may_hide(&json) {
                     for (k, v) in &entries {
                         let mut path = dict.loc.path();
-                        crate::finite::push_member(&mut path, k);
-                        crate::crud::non_finite(&dict.loc.doc.key, &path, crate::finite::find(v))?;
+                        crate::path::push_member_text(&mut path, k);
+                        crate::codec::non_finite(&dict.loc.doc.key, &path, crate::finite::find(v))?;
                     }
                 }
                 Ok(json)
@@ -355,7 +355,7 @@ impl<T: Referable, B: Bind, X: Into<T>> Insert<i64, X> for ListRef<T, B> {
             .and_then(|json| {
                 // The element sits one level below the list.
                 let at = format!("{}[{index}]", target.loc.path());
-                crate::crud::check_finite(&target.loc.doc.key, &at, &value, &json)?;
+                crate::codec::check_finite(&target.loc.doc.key, &at, &value, &json)?;
                 Ok(json)
             })
             .map(|json| {
@@ -397,7 +397,7 @@ fn list_items<T: Referable>(loc: &Loc, items: &[T]) -> Result<String> {
         key: loc.doc.key.clone(),
         source,
     })?;
-    crate::crud::check_finite(&loc.doc.key, &loc.path(), items, &json)?;
+    crate::codec::check_finite(&loc.doc.key, &loc.path(), items, &json)?;
     Ok(json)
 }
 
@@ -466,27 +466,4 @@ fn assign_params<B: Ref>(
         Param::Arg(name),
         Param::Arg(id),
     ])
-}
-
-/// The JSON of a key field's value for the id `id`: used when a whole document is copied
-/// in as the model with that id.
-#[doc(hidden)]
-pub fn id_member<K: std::str::FromStr + serde::Serialize>(
-    name: &'static str,
-    id: &str,
-) -> std::result::Result<(&'static str, String), String> {
-    let parsed: K = id
-        .parse()
-        .map_err(|_| format!("`{id}` does not parse as the model's key type"))?;
-    // A NaN float id would be stored as `null`, an `i128`/`u128` one beyond what a document
-    // holds as a float: either way the copy would no longer load.
-    if crate::finite::find(&parsed).is_some() {
-        return Err(format!(
-            "the id `{id}` has no exact form in a document (a NaN or infinite float, or an \
-             integer beyond i64::MIN ..= u64::MAX)"
-        ));
-    }
-    serde_json::to_string(&parsed)
-        .map(|json| (name, json))
-        .map_err(|e| e.to_string())
 }

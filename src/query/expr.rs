@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 /// ```
 ///
 /// A condition that cannot be matched exactly (a NUL in a value, an empty search, a
-/// one-byte prefix) is kept as [`Expr::Refused`]; it makes the whole query
+/// one-byte prefix) is kept in the tree as a refusal; it makes the whole query
 /// [`Error::InvalidQuery`] when it runs, before anything is sent:
 ///
 /// ```
@@ -26,8 +26,15 @@ use crate::error::{Error, Result};
 /// let q = TextField::new("bio").matches("") | TagField::new("name").eq("bob");
 /// assert!(matches!(q.to_query(), Err(rapyer::Error::InvalidQuery { .. })));
 /// ```
+///
+/// The tree is opaque: every condition comes from a typed field marker, which escapes its
+/// values. Query text written by hand goes in only through [`Expr::raw_unescaped`].
 #[derive(Debug, Clone, PartialEq)]
-pub enum Expr {
+pub struct Expr(Node);
+
+/// The expression tree behind [`Expr`].
+#[derive(Debug, Clone, PartialEq)]
+enum Node {
     /// Every document.
     All,
     /// No document (e.g. `one_of` an empty list); never sent to the server.
@@ -35,55 +42,93 @@ pub enum Expr {
     /// One condition, already in query syntax.
     Leaf(String),
     /// Every condition holds.
-    And(Vec<Expr>),
+    And(Vec<Node>),
     /// Any condition holds.
-    Or(Vec<Expr>),
+    Or(Vec<Node>),
     /// The condition does not hold.
-    Not(Box<Expr>),
+    Not(Box<Node>),
     /// A condition that cannot be matched exactly, and why: a query holding one fails with
     /// [`Error::InvalidQuery`] carrying this message, and sends nothing.
     Refused(String),
 }
 
 impl Expr {
+    /// Every document (`*`).
+    // Named as the enum variant it was, so code that wrote `Expr::All` keeps compiling.
+    #[allow(non_upper_case_globals)]
+    pub const All: Expr = Expr(Node::All);
+
+    /// No document (e.g. `one_of` an empty list); a query of only this is never sent to the
+    /// server.
+    // Named as the enum variant it was, so code that wrote `Expr::Nothing` keeps compiling.
+    #[allow(non_upper_case_globals)]
+    pub const Nothing: Expr = Expr(Node::Nothing);
+
+    /// A condition written by hand in RediSearch query syntax (dialect 2), sent exactly as
+    /// given: **nothing in `text` is escaped or checked**. A user value spliced into it can
+    /// change what the query means (`@name:{x} | *`); build conditions from the typed field
+    /// markers instead, which escape every value, and use this only for syntax they do not
+    /// cover.
+    ///
+    /// ```
+    /// # use rapyer::query::{Expr, NumericField};
+    /// let q = NumericField::<i64>::new("age").ge(18) & Expr::raw_unescaped("@bio:%%rust%%");
+    /// assert_eq!(q.to_query().unwrap(), "(@age:[18 +inf] @bio:%%rust%%)");
+    /// ```
+    pub fn raw_unescaped(text: impl Into<String>) -> Expr {
+        Expr(Node::Leaf(text.into()))
+    }
+
     /// The RediSearch query text (dialect 2), or [`Error::InvalidQuery`] when a condition
     /// was refused.
     pub fn to_query(&self) -> Result<String> {
-        if let Some(message) = self.refusal() {
+        if let Some(message) = self.0.refusal() {
             return Err(Error::InvalidQuery {
                 message: message.to_string(),
             });
         }
         let mut out = String::new();
-        self.write(&mut out);
+        self.0.write(&mut out);
         Ok(out)
     }
 
-    /// The first refusal in the tree, if any.
-    fn refusal(&self) -> Option<&str> {
-        match self {
-            Expr::Refused(message) => Some(message),
-            Expr::And(parts) | Expr::Or(parts) => parts.iter().find_map(Expr::refusal),
-            Expr::Not(inner) => inner.refusal(),
-            Expr::All | Expr::Nothing | Expr::Leaf(_) => None,
-        }
+    /// A condition already in query syntax, its values escaped by the caller.
+    fn leaf_text(text: String) -> Expr {
+        Expr(Node::Leaf(text))
     }
 
     /// A leaf, or the refusal of its value.
     fn leaf(text: std::result::Result<String, String>) -> Expr {
-        text.map_or_else(Expr::Refused, Expr::Leaf)
+        Expr(text.map_or_else(Node::Refused, Node::Leaf))
+    }
+
+    /// A condition refused, and why.
+    fn refused(message: String) -> Expr {
+        Expr(Node::Refused(message))
+    }
+}
+
+impl Node {
+    /// The first refusal in the tree, if any.
+    fn refusal(&self) -> Option<&str> {
+        match self {
+            Node::Refused(message) => Some(message),
+            Node::And(parts) | Node::Or(parts) => parts.iter().find_map(Node::refusal),
+            Node::Not(inner) => inner.refusal(),
+            Node::All | Node::Nothing | Node::Leaf(_) => None,
+        }
     }
 
     fn write(&self, out: &mut String) {
         match self {
-            Expr::All => out.push('*'),
+            Node::All => out.push('*'),
             // Simplified away by the operators; alone, the query is not sent at all.
-            Expr::Nothing => out.push_str("-*"),
-            Expr::Leaf(text) => out.push_str(text),
+            Node::Nothing => out.push_str("-*"),
+            Node::Leaf(text) => out.push_str(text),
             // `to_query` returns the refusal before writing anything.
-            Expr::Refused(_) => {}
-            Expr::And(parts) | Expr::Or(parts) => {
-                let separator = if matches!(self, Expr::And(_)) {
+            Node::Refused(_) => {}
+            Node::And(parts) | Node::Or(parts) => {
+                let separator = if matches!(self, Node::And(_)) {
                     " "
                 } else {
                     " | "
@@ -97,10 +142,10 @@ impl Expr {
                 }
                 out.push(')');
             }
-            Expr::Not(inner) => {
+            Node::Not(inner) => {
                 out.push('-');
                 match **inner {
-                    Expr::Leaf(_) | Expr::And(_) | Expr::Or(_) => inner.write(out),
+                    Node::Leaf(_) | Node::And(_) | Node::Or(_) => inner.write(out),
                     _ => {
                         out.push('(');
                         inner.write(out);
@@ -115,20 +160,27 @@ impl Expr {
 impl BitAnd for Expr {
     type Output = Expr;
     fn bitand(self, rhs: Expr) -> Expr {
+        Expr(self.0.bitand(rhs.0))
+    }
+}
+
+impl BitAnd for Node {
+    type Output = Node;
+    fn bitand(self, rhs: Node) -> Node {
         match (self, rhs) {
             // A refusal must surface, whatever it is combined with.
-            (refused @ Expr::Refused(_), _) | (_, refused @ Expr::Refused(_)) => refused,
-            (Expr::Nothing, _) | (_, Expr::Nothing) => Expr::Nothing,
-            (Expr::All, other) | (other, Expr::All) => other,
-            (Expr::And(mut a), Expr::And(b)) => {
+            (refused @ Node::Refused(_), _) | (_, refused @ Node::Refused(_)) => refused,
+            (Node::Nothing, _) | (_, Node::Nothing) => Node::Nothing,
+            (Node::All, other) | (other, Node::All) => other,
+            (Node::And(mut a), Node::And(b)) => {
                 a.extend(b);
-                Expr::And(a)
+                Node::And(a)
             }
-            (Expr::And(mut a), b) => {
+            (Node::And(mut a), b) => {
                 a.push(b);
-                Expr::And(a)
+                Node::And(a)
             }
-            (a, b) => Expr::And(vec![a, b]),
+            (a, b) => Node::And(vec![a, b]),
         }
     }
 }
@@ -136,19 +188,26 @@ impl BitAnd for Expr {
 impl BitOr for Expr {
     type Output = Expr;
     fn bitor(self, rhs: Expr) -> Expr {
+        Expr(self.0.bitor(rhs.0))
+    }
+}
+
+impl BitOr for Node {
+    type Output = Node;
+    fn bitor(self, rhs: Node) -> Node {
         match (self, rhs) {
-            (refused @ Expr::Refused(_), _) | (_, refused @ Expr::Refused(_)) => refused,
-            (Expr::All, _) | (_, Expr::All) => Expr::All,
-            (Expr::Nothing, other) | (other, Expr::Nothing) => other,
-            (Expr::Or(mut a), Expr::Or(b)) => {
+            (refused @ Node::Refused(_), _) | (_, refused @ Node::Refused(_)) => refused,
+            (Node::All, _) | (_, Node::All) => Node::All,
+            (Node::Nothing, other) | (other, Node::Nothing) => other,
+            (Node::Or(mut a), Node::Or(b)) => {
                 a.extend(b);
-                Expr::Or(a)
+                Node::Or(a)
             }
-            (Expr::Or(mut a), b) => {
+            (Node::Or(mut a), b) => {
                 a.push(b);
-                Expr::Or(a)
+                Node::Or(a)
             }
-            (a, b) => Expr::Or(vec![a, b]),
+            (a, b) => Node::Or(vec![a, b]),
         }
     }
 }
@@ -156,12 +215,19 @@ impl BitOr for Expr {
 impl Not for Expr {
     type Output = Expr;
     fn not(self) -> Expr {
+        Expr(!self.0)
+    }
+}
+
+impl Not for Node {
+    type Output = Node;
+    fn not(self) -> Node {
         match self {
-            Expr::All => Expr::Nothing,
-            Expr::Nothing => Expr::All,
-            Expr::Not(inner) => *inner,
-            refused @ Expr::Refused(_) => refused,
-            other => Expr::Not(Box::new(other)),
+            Node::All => Node::Nothing,
+            Node::Nothing => Node::All,
+            Node::Not(inner) => *inner,
+            refused @ Node::Refused(_) => refused,
+            other => Node::Not(Box::new(other)),
         }
     }
 }
@@ -218,7 +284,7 @@ impl<T: Numeric> NumericField<T> {
     }
 
     fn range(&self, low: String, high: String) -> Expr {
-        Expr::Leaf(format!("@{}:[{low} {high}]", attribute(&self.name)))
+        Expr::leaf_text(format!("@{}:[{low} {high}]", attribute(&self.name)))
     }
 
     /// Equal to `v`.
@@ -280,9 +346,9 @@ impl TagField {
         let values: std::result::Result<Vec<String>, String> =
             values.into_iter().map(tag_value).collect();
         match values {
-            Err(message) => Expr::Refused(message),
+            Err(message) => Expr::refused(message),
             Ok(values) if values.is_empty() => Expr::Nothing,
-            Ok(values) => Expr::Leaf(format!(
+            Ok(values) => Expr::leaf_text(format!(
                 "@{}:{{{}}}",
                 attribute(&self.name),
                 values.join(" | ")
@@ -331,7 +397,7 @@ impl BoolField {
 
     /// Equal to `value`.
     pub fn eq(&self, value: bool) -> Expr {
-        Expr::Leaf(format!("@{}:{{{value}}}", attribute(&self.name)))
+        Expr::leaf_text(format!("@{}:{{{value}}}", attribute(&self.name)))
     }
 }
 
@@ -396,12 +462,14 @@ impl TextField {
 }
 
 /// An indexed date-time (compared by instant, at microsecond precision):
-/// `starts.after(Utc::now())`.
+/// `starts.after(Utc::now())`. Only with the `chrono` feature.
+#[cfg(feature = "chrono")]
 #[derive(Debug, Clone)]
 pub struct DateField {
     name: String,
 }
 
+#[cfg(feature = "chrono")]
 impl DateField {
     /// The field indexed as `name`.
     pub fn new(name: impl Into<String>) -> Self {
@@ -409,17 +477,17 @@ impl DateField {
     }
 
     fn range(&self, low: String, high: String) -> Expr {
-        Expr::Leaf(format!("@{}:[{low} {high}]", attribute(&self.name)))
+        Expr::leaf_text(format!("@{}:[{low} {high}]", attribute(&self.name)))
     }
 
     /// Strictly before `t`.
     pub fn before<Tz: chrono::TimeZone>(&self, t: chrono::DateTime<Tz>) -> Expr {
-        let micros = super::schema::instant_micros(&t);
+        let micros = crate::codec::instant_micros(&t);
         self.range("-inf".into(), format!("({micros}"))
     }
     /// Strictly after `t`.
     pub fn after<Tz: chrono::TimeZone>(&self, t: chrono::DateTime<Tz>) -> Expr {
-        let micros = super::schema::instant_micros(&t);
+        let micros = crate::codec::instant_micros(&t);
         self.range(format!("({micros}"), "+inf".into())
     }
     /// Between `from` and `to`, both included.
@@ -429,8 +497,8 @@ impl DateField {
         to: chrono::DateTime<Tz2>,
     ) -> Expr {
         let (from, to) = (
-            super::schema::instant_micros(&from),
-            super::schema::instant_micros(&to),
+            crate::codec::instant_micros(&from),
+            crate::codec::instant_micros(&to),
         );
         self.range(from.to_string(), to.to_string())
     }
@@ -452,7 +520,9 @@ macro_rules! field_names {
     };
 }
 
-field_names!(TagField, BoolField, TagArrayField, TextField, DateField);
+field_names!(TagField, BoolField, TagArrayField, TextField);
+#[cfg(feature = "chrono")]
+field_names!(DateField);
 
 impl<T> FieldName for NumericField<T> {
     fn field_name(&self) -> &str {
@@ -556,7 +626,7 @@ mod tests {
             Expr::Nothing & bad(),
             !bad(),
             age.one_of([]) | !(age.eq(1) & bad()),
-            Expr::And(vec![age.eq(1), Expr::Not(Box::new(bad()))]),
+            Expr(Node::And(vec![age.eq(1).0, Node::Not(Box::new(bad().0))])),
         ] {
             assert!(refusal(combined).contains("empty"));
         }

@@ -7,10 +7,11 @@ use redis::Value;
 use super::expr::{Expr, FieldName};
 use super::index::{index_name, schema};
 use super::schema::Indexable;
-use crate::crud;
+use crate::codec::Document;
 use crate::db::Db;
+use crate::documents;
 use crate::error::{Error, Result};
-use crate::model::{AtomicModel, read_ttl};
+use crate::keys::{KeySettings, read_ttl};
 
 /// Results fetched per `FT.SEARCH` page.
 const PAGE: usize = 1000;
@@ -19,6 +20,7 @@ const DELETE_CHUNK: usize = 500;
 
 /// A sort order for [`Find::sort_by`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Order {
     /// Smallest first.
     Asc,
@@ -51,7 +53,7 @@ impl<M> std::fmt::Debug for Find<'_, M> {
     }
 }
 
-impl<'db, M: AtomicModel + Indexable> Find<'db, M> {
+impl<'db, M: KeySettings + Document + Indexable> Find<'db, M> {
     pub(crate) fn new(db: &'db Db, expr: Expr) -> Find<'db, M> {
         Find {
             db,
@@ -62,7 +64,9 @@ impl<'db, M: AtomicModel + Indexable> Find<'db, M> {
         }
     }
 
-    /// Sorts by a field indexed `index(sortable)`; any other field is
+    /// Sorts by any indexed field, NUMERIC, TAG or TEXT: RediSearch sorts by fields not
+    /// declared `index(sortable)` too, which only makes sorting by them faster (the index
+    /// keeps their values). A name that is not an indexed field of `M` is
     /// [`Error::InvalidQuery`] when the query runs.
     pub fn sort_by(mut self, field: &impl FieldName, order: Order) -> Self {
         self.sort = Some((field.field_name().to_string(), order));
@@ -103,7 +107,7 @@ impl<'db, M: AtomicModel + Indexable> Find<'db, M> {
         let keys = self.keys().await?;
         let mut models = Vec::with_capacity(keys.len());
         for chunk in keys.chunks(PAGE) {
-            let found = crud::get_many::<M>(db, chunk.to_vec(), read_ttl::<M>()).await?;
+            let found = documents::get_many::<M>(db, chunk.to_vec(), read_ttl::<M>()).await?;
             models.extend(found.into_iter().flatten());
         }
         Ok(models)
@@ -150,7 +154,7 @@ impl<'db, M: AtomicModel + Indexable> Find<'db, M> {
         let keys = self.keys().await?;
         let mut deleted = 0;
         for chunk in keys.chunks(DELETE_CHUNK) {
-            deleted += crud::delete_count(db, chunk.to_vec()).await?;
+            deleted += documents::delete_count(db, chunk.to_vec()).await?;
         }
         Ok(deleted)
     }
@@ -161,7 +165,7 @@ impl<'db, M: AtomicModel + Indexable> Find<'db, M> {
         let mut cmd = redis::cmd("FT.SEARCH");
         cmd.arg(&index).arg(query);
         if let Some((field, order)) = &self.sort {
-            self.check_sortable(field)?;
+            self.check_indexed(field)?;
             let order = match order {
                 Order::Asc => "ASC",
                 Order::Desc => "DESC",
@@ -182,15 +186,12 @@ impl<'db, M: AtomicModel + Indexable> Find<'db, M> {
         parse_page(reply)
     }
 
-    fn check_sortable(&self, field: &str) -> Result<()> {
-        let sortable = schema::<M>()
-            .iter()
-            .any(|f| f.name == field && f.options.sortable);
-        if sortable {
+    fn check_indexed(&self, field: &str) -> Result<()> {
+        if schema::<M>().iter().any(|f| f.name == field) {
             return Ok(());
         }
         Err(Error::InvalidQuery {
-            message: format!("`{field}` is not sortable; index it with #[rapyer(index(sortable))]"),
+            message: format!("`{field}` is not an indexed field; index it with #[rapyer(index)]"),
         })
     }
 }

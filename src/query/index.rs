@@ -8,7 +8,7 @@ use redis::Value;
 use super::schema::{IndexKind, IndexOptions, Indexable, SchemaField};
 use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::model::AtomicModel;
+use crate::keys::KeySettings;
 
 /// How long `init` waits for a (re-)created index to finish indexing existing documents.
 const INDEXING_TIMEOUT: Duration = Duration::from_secs(600);
@@ -23,12 +23,12 @@ pub fn schema<M: Indexable>() -> Vec<SchemaField> {
 /// The name of `M`'s index on `db`: `{namespace}_rapyer:index:{Prefix}`, in rapyer's reserved
 /// part of the namespace, so no other model's index (a prefix is one segment) nor another
 /// library's `idx:…` can have it.
-pub(crate) fn index_name<M: AtomicModel>(db: &Db) -> String {
+pub(crate) fn index_name<M: KeySettings>(db: &Db) -> String {
     crate::keys::index_name(db.namespace(), M::PREFIX)
 }
 
 /// The `FT.CREATE` arguments after the index name.
-fn create_args<M: AtomicModel>(db: &Db, schema: &[SchemaField]) -> Vec<String> {
+fn create_args<M: KeySettings>(db: &Db, schema: &[SchemaField]) -> Vec<String> {
     let mut args = vec![
         "ON".to_string(),
         "JSON".into(),
@@ -65,9 +65,11 @@ fn create_args<M: AtomicModel>(db: &Db, schema: &[SchemaField]) -> Vec<String> {
 }
 
 impl Db {
-    /// Gets `M` ready: loads the defined scripts, and creates `M`'s search index, or
-    /// re-creates it (documents are kept) when it is not the one `M`'s schema makes, waiting
-    /// until existing documents are indexed.
+    /// Gets `M` ready: loads every defined script, the library's own and yours (one round
+    /// trip of `SCRIPT LOAD`s on every call, as [`Scripts::preload`](crate::Scripts::preload)),
+    /// then creates `M`'s search index, or re-creates it (documents are kept) when it is not
+    /// the one `M`'s schema makes, waiting until existing documents are indexed. So `init` on
+    /// an unchanged index costs two round trips: the scripts, then one `FT.INFO`.
     ///
     /// The index covers the keys of `M` in this handle's namespace (`{ns}{Prefix}:`) and is
     /// named `{ns}_rapyer:index:{Prefix}`. `init` compares the live index (`FT.INFO`: its key
@@ -75,7 +77,7 @@ impl Db {
     /// index someone else made under that name, or an older schema, is rebuilt; a fingerprint
     /// of the schema at `{ns}_rapyer:index-schema:{Prefix}` lets other processes see which
     /// schema was last built. An unchanged index costs one `FT.INFO`.
-    pub async fn init<M: AtomicModel + Indexable>(&self) -> Result<()> {
+    pub async fn init<M: KeySettings + Indexable>(&self) -> Result<()> {
         self.scripts().preload().await?;
         let schema = schema::<M>();
         if schema.is_empty() {

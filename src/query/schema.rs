@@ -5,7 +5,11 @@ use std::marker::PhantomData;
 
 use serde::Serialize;
 
-use super::expr::{BoolField, DateField, Expr, NumericField, TagArrayField, TagField, TextField};
+#[cfg(feature = "chrono")]
+use super::expr::DateField;
+use super::expr::{BoolField, Expr, NumericField, TagArrayField, TagField};
+#[cfg(feature = "chrono")]
+use crate::codec::shadow_path;
 
 /// How a field is indexed, from its `#[rapyer(index(...))]` options.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -13,7 +17,8 @@ use super::expr::{BoolField, DateField, Expr, NumericField, TagArrayField, TagFi
 pub struct IndexOptions {
     /// `index(text)`: full-text instead of exact TAG matching.
     pub text: bool,
-    /// `index(sortable)`: usable in `sort_by`.
+    /// `index(sortable)`: the index keeps the value, so `sort_by` on it is faster (every
+    /// indexed field can be sorted by).
     pub sortable: bool,
     /// `index(case_insensitive)`: TAG matching ignores case.
     pub case_insensitive: bool,
@@ -32,6 +37,7 @@ impl IndexOptions {
 
 /// The RediSearch type of an indexed field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum IndexKind {
     /// `NUMERIC`: integers and floats.
     Numeric,
@@ -85,56 +91,7 @@ pub trait Indexable {
     }
 }
 
-/// The suffix of the property next to an indexed date-time that holds its instant in
-/// microseconds since the epoch (RediSearch cannot index RFC 3339 text as a number).
-pub const INSTANT_SUFFIX: &str = "__ts";
-
-/// The JSONPath of the instant property next to the date-time at `path`.
-pub(crate) fn shadow_path(path: &str) -> String {
-    match path.strip_suffix("\"]") {
-        Some(open) => format!("{open}{INSTANT_SUFFIX}\"]"),
-        None => format!("{path}{INSTANT_SUFFIX}"),
-    }
-}
-
-/// The instant of `t` in whole microseconds since the epoch, as the index stores it.
-pub(crate) fn instant_micros<Tz: chrono::TimeZone>(t: &chrono::DateTime<Tz>) -> i64 {
-    t.timestamp_micros()
-}
-
-/// Adds (or refreshes) the instant property next to every indexed date-time in `doc`;
-/// `paths` come from [`Indexable::instants`]. A value that is not RFC 3339 text loses it.
-pub(crate) fn add_instants(doc: &mut serde_json::Value, paths: &[Vec<String>]) {
-    for path in paths {
-        let Some((last, parents)) = path.split_last() else {
-            continue;
-        };
-        let pointer: String = parents
-            .iter()
-            .map(|step| format!("/{}", step.replace('~', "~0").replace('/', "~1")))
-            .collect();
-        let Some(object) = doc.pointer_mut(&pointer).and_then(|n| n.as_object_mut()) else {
-            continue;
-        };
-        let instant = object
-            .get(last)
-            .and_then(serde_json::Value::as_str)
-            .and_then(|text| chrono::DateTime::parse_from_rfc3339(text).ok())
-            .map(|t| instant_micros(&t));
-        let shadow = format!("{last}{INSTANT_SUFFIX}");
-        match instant {
-            Some(micros) => {
-                object.insert(shadow, micros.into());
-            }
-            None => {
-                object.remove(&shadow);
-            }
-        }
-    }
-}
-
 /// `parent.child`, or `child` at the root: the name of a nested indexed field.
-#[doc(hidden)]
 pub fn join(parent: &str, child: &str) -> String {
     if parent.is_empty() {
         child.to_string()
@@ -209,6 +166,7 @@ impl Indexable for Vec<String> {
     }
 }
 
+#[cfg(feature = "chrono")]
 macro_rules! instants {
     ($($tz:ty),*) => {
         $(impl Indexable for chrono::DateTime<$tz> {
@@ -226,13 +184,8 @@ macro_rules! instants {
     };
 }
 
+#[cfg(feature = "chrono")]
 instants!(chrono::Utc, chrono::FixedOffset);
-
-/// The full-text marker of a `String` field declared `index(text)`.
-#[doc(hidden)]
-pub fn text_field(name: String) -> TextField {
-    TextField::new(name)
-}
 
 /// An indexed field of a unit-only enum (stored as its variant's name): `plan.eq(Plan::Pro)`.
 /// Make an enum indexable with [`index_as_tag!`](crate::index_as_tag).
@@ -286,22 +239,24 @@ impl<T> super::expr::FieldName for EnumField<T> {
 macro_rules! index_as_tag {
     ($($ty:ty),+ $(,)?) => {
         $(
-            impl $crate::query::Indexable for $ty {
-                type Field = $crate::query::EnumField<$ty>;
-                fn field(name: ::std::string::String) -> Self::Field {
-                    $crate::query::EnumField::new(name)
+            const _: () = {
+                impl $crate::__private::v1::Indexable for $ty {
+                    type Field = $crate::__private::v1::EnumField<$ty>;
+                    fn field(name: ::std::string::String) -> Self::Field {
+                        $crate::__private::v1::EnumField::new(name)
+                    }
+                    fn schema(
+                        path: &str,
+                        name: &str,
+                        options: $crate::__private::v1::IndexOptions,
+                        out: &mut ::std::vec::Vec<$crate::__private::v1::SchemaField>,
+                    ) {
+                        <::std::string::String as $crate::__private::v1::Indexable>::schema(
+                            path, name, options, out,
+                        );
+                    }
                 }
-                fn schema(
-                    path: &str,
-                    name: &str,
-                    options: $crate::query::IndexOptions,
-                    out: &mut ::std::vec::Vec<$crate::query::SchemaField>,
-                ) {
-                    <::std::string::String as $crate::query::Indexable>::schema(
-                        path, name, options, out,
-                    );
-                }
-            }
+            };
         )+
     };
 }

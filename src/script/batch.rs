@@ -4,7 +4,7 @@
 use redis::{Cmd, RedisError, ServerError, Value};
 
 use super::Script;
-use super::run::script_error;
+use super::reply::script_error;
 use crate::db::Db;
 use crate::error::{Error, Result};
 

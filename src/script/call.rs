@@ -6,7 +6,7 @@ use redis::{Cmd, FromRedisValue, ParsingError, ToRedisArgs, Value};
 use serde::de::DeserializeOwned;
 
 use super::Script;
-use super::run::decode;
+use super::reply::decode;
 use crate::db::Db;
 use crate::error::Result;
 
@@ -137,53 +137,55 @@ macro_rules! script {
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         $vis struct $NAME;
 
-        impl $NAME {
-            /// The name the script is registered under.
-            pub const NAME: &'static str = $name;
-            /// The Lua source.
-            pub const LUA: &'static str = $body;
-            /// How many keys the script takes.
-            pub const KEYS: $crate::Keys =
-                $crate::Keys::Fixed(<[&str]>::len(&[$(stringify!($key)),*]));
+        const _: () = {
+            impl $NAME {
+                /// The name the script is registered under.
+                pub const NAME: &'static str = $name;
+                /// The Lua source.
+                pub const LUA: &'static str = $body;
+                /// How many keys the script takes.
+                pub const KEYS: $crate::__private::v1::Keys =
+                    $crate::__private::v1::Keys::Fixed(<[&str]>::len(&[$(stringify!($key)),*]));
 
-            /// The script (name, key count, body and SHA1), built once.
-            pub fn script(&self) -> &'static $crate::script::Script {
-                static SCRIPT: ::std::sync::LazyLock<$crate::script::Script> =
-                    ::std::sync::LazyLock::new(|| {
-                        $crate::script::Script::from_static($NAME::NAME, $NAME::KEYS, $NAME::LUA)
-                    });
-                &SCRIPT
-            }
+                /// The script (name, key count, body and SHA1), built once.
+                pub fn script(&self) -> &'static $crate::__private::v1::Script {
+                    static SCRIPT: ::std::sync::LazyLock<$crate::__private::v1::Script> =
+                        ::std::sync::LazyLock::new(|| {
+                            $crate::__private::v1::static_script($NAME::NAME, $NAME::KEYS, $NAME::LUA)
+                        });
+                    &SCRIPT
+                }
 
-            /// A call with these keys and arguments, to run or to add to a pipeline.
-            pub fn prepare(&self, $($key: &str,)* $($arg: $ty),*) -> $crate::script::Call<$ret> {
-                let keys: &[&str] = &[$($key),*];
-                let mut args: ::std::vec::Vec<::std::vec::Vec<u8>> = ::std::vec::Vec::new();
-                $( $crate::__private::ToRedisArgs::write_redis_args(&$arg, &mut args); )*
-                $crate::script::Call::new(self.script(), keys, args)
-            }
+                /// A call with these keys and arguments, to run or to add to a pipeline.
+                pub fn prepare(&self, $($key: &str,)* $($arg: $ty),*) -> $crate::__private::v1::Call<$ret> {
+                    let keys: &[&str] = &[$($key),*];
+                    let mut args: ::std::vec::Vec<::std::vec::Vec<u8>> = ::std::vec::Vec::new();
+                    $( $crate::__private::v1::ToRedisArgs::write_redis_args(&$arg, &mut args); )*
+                    $crate::__private::v1::Call::new(self.script(), keys, args)
+                }
 
-            /// Runs the script on `db` and decodes its reply.
-            pub async fn call(
-                &self,
-                db: &$crate::Db,
-                $($key: &str,)*
-                $($arg: $ty),*
-            ) -> $crate::Result<$ret> {
-                self.prepare($($key,)* $($arg),*).run(db).await
+                /// Runs the script on `db` and decodes its reply.
+                pub async fn call(
+                    &self,
+                    db: &$crate::__private::v1::Db,
+                    $($key: &str,)*
+                    $($arg: $ty),*
+                ) -> $crate::__private::v1::Result<$ret> {
+                    self.prepare($($key,)* $($arg),*).run(db).await
+                }
             }
-        }
+        };
 
         const _: () = {
             ::std::assert!(
-                $crate::script::is_valid_name($NAME::NAME),
+                $crate::__private::v1::is_valid_name($NAME::NAME),
                 "a script name is 1 to 128 characters of A-Z a-z 0-9 _ - . : /"
             );
             ::std::assert!(
-                !$crate::script::is_reserved_name($NAME::NAME),
+                !$crate::__private::v1::is_reserved_name($NAME::NAME),
                 "script names starting with `rapyer.` are the library's own"
             );
-            ::std::assert!(!$crate::script::is_blank($NAME::LUA), "the Lua body is empty");
+            ::std::assert!(!$crate::__private::v1::is_blank($NAME::LUA), "the Lua body is empty");
         };
     };
 }

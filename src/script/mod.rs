@@ -12,20 +12,67 @@
 //!
 //! Pipelines and transactions load their scripts inside the same `MULTI … EXEC` as the
 //! calls that use them; see [`Pipeline`] for the exact guarantees.
+//!
+//! ```no_run
+//! use rapyer::{Db, Keys};
+//!
+//! rapyer::script! {
+//!     /// Pushes `message` onto the queue of every member of `group`; returns how many.
+//!     pub PUBLISH_TO_GROUP("publish_to_group", keys(group), args(message: &str)) -> i64 = r#"
+//!         local members = redis.call('SMEMBERS', KEYS[1])
+//!         for _, m in ipairs(members) do redis.call('RPUSH', 'queue:' .. m, ARGV[1]) end
+//!         return #members
+//!     "#;
+//! }
+//!
+//! # async fn demo(db: &Db) -> rapyer::Result<()> {
+//! // By name: defined once per connection, keys and arguments checked when it runs.
+//! db.scripts().define("bump", Keys::Fixed(1), "return redis.call('INCRBY', KEYS[1], ARGV[1])")?;
+//! let visits: i64 = db.run_script("bump", &["visits"], &[5]).await?; // keys get the namespace
+//!
+//! // Typed: the signature carries the keys and arguments.
+//! let reached = PUBLISH_TO_GROUP.call(db, "group:chat", "hello").await?;
+//!
+//! // Many calls in one round trip, none of them able to meet NOSCRIPT.
+//! let mut pipe = db.pipeline(); // or db.transaction(), all or none
+//! let a = pipe.add(PUBLISH_TO_GROUP.prepare("group:a", "hi"));
+//! pipe.run_script("bump", &["visits"], &[1]);
+//! let replies = pipe.execute().await?;
+//! let reached_a: i64 = a.get(&replies)?;
+//! # Ok(()) }
+//! ```
+//!
+//! A typed command takes exactly its keys and arguments, of their types:
+//!
+//! ```compile_fail
+//! # use rapyer::Db;
+//! rapyer::script! {
+//!     /// Pushes `message` onto the queue of every member of `group`; returns how many.
+//!     pub PUBLISH_TO_GROUP("publish_to_group", keys(group), args(message: &str)) -> i64 = r#"
+//!         return 0
+//!     "#;
+//! }
+//! # async fn demo(db: &Db) -> rapyer::Result<()> {
+//! PUBLISH_TO_GROUP.call(db, "group:chat", 42).await?; // `message` is a &str
+//! # Ok(()) }
+//! ```
 
 mod batch;
 mod call;
 pub(crate) mod failure;
 pub(crate) mod lua;
+pub(crate) mod names;
 mod pipeline;
 mod registry;
+mod reply;
 mod run;
 
 use std::borrow::Cow;
 use std::sync::{Arc, LazyLock};
 
 pub use call::{Call, Json};
-pub use pipeline::{Pipeline, Slot};
+use names::{MAX_NAME_LEN, RESERVED_PREFIX, is_blank, is_valid_name};
+pub use pipeline::{Pipeline, Reply};
 pub(crate) use registry::Registry;
 pub use registry::{DEFAULT_BLOCK_CAPACITY, Scripts};
 
@@ -62,12 +109,6 @@ impl std::fmt::Display for Keys {
 
 /// No keys, or no arguments: `db.run_script("ping", NONE, NONE)`.
 pub const NONE: &[&str] = &[];
-
-/// The prefix of the library's own script names; user scripts cannot take it.
-pub(crate) const RESERVED_PREFIX: &str = "rapyer.";
-
-/// The longest script name accepted.
-const MAX_NAME_LEN: usize = 128;
 
 /// A Lua script with its name, key count and SHA1: cheap to clone (one `Arc`).
 #[derive(Clone)]
@@ -130,8 +171,7 @@ impl Script {
 
     /// A script whose name and body were checked at compile time (by [`script!`](crate::script!))
     /// or belong to the library.
-    #[doc(hidden)]
-    pub fn from_static(name: &'static str, keys: Keys, body: &'static str) -> Script {
+    pub(crate) fn from_static(name: &'static str, keys: Keys, body: &'static str) -> Script {
         Script::build(Cow::Borrowed(name), keys, Cow::Borrowed(body))
     }
 
@@ -191,57 +231,6 @@ impl Script {
             message: format!("takes {}, called with {n}", self.keys()),
         })
     }
-}
-
-/// Whether `name` is a valid script name; usable in constants, so [`script!`](crate::script!)
-/// rejects a bad name at compile time.
-#[doc(hidden)]
-pub const fn is_valid_name(name: &str) -> bool {
-    let bytes = name.as_bytes();
-    if bytes.is_empty() || bytes.len() > MAX_NAME_LEN {
-        return false;
-    }
-    let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
-        let ok = b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':' | b'/');
-        if !ok {
-            return false;
-        }
-        i += 1;
-    }
-    true
-}
-
-/// Whether `body` has nothing but whitespace; usable in constants.
-#[doc(hidden)]
-pub const fn is_blank(body: &str) -> bool {
-    let bytes = body.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        if !bytes[i].is_ascii_whitespace() {
-            return false;
-        }
-        i += 1;
-    }
-    true
-}
-
-/// Whether `name` starts with the library's reserved prefix; usable in constants.
-#[doc(hidden)]
-pub const fn is_reserved_name(name: &str) -> bool {
-    let (n, p) = (name.as_bytes(), RESERVED_PREFIX.as_bytes());
-    if n.len() < p.len() {
-        return false;
-    }
-    let mut i = 0;
-    while i < p.len() {
-        if n[i] != p[i] {
-            return false;
-        }
-        i += 1;
-    }
-    true
 }
 
 fn check_name(name: &str) -> std::result::Result<(), String> {

@@ -1,4 +1,5 @@
-//! The public batch: [`Pipeline`] (plain or transaction) and the [`Slot`] of each reply.
+//! The public batch: [`Pipeline`] (plain or transaction) and the [`Reply`] handle of each
+//! command.
 
 use std::marker::PhantomData;
 
@@ -97,7 +98,7 @@ impl<'db> Pipeline<'db> {
         name: &str,
         keys: impl ToRedisArgs,
         args: impl ToRedisArgs,
-    ) -> Slot {
+    ) -> Reply {
         let script = match self.last.take() {
             Some(last) if last.name() == name => Ok(last),
             _ => self.db.registry().lookup(name),
@@ -111,18 +112,18 @@ impl<'db> Pipeline<'db> {
     }
 
     /// Adds a typed call (from a [`script!`](crate::script!) command or [`Call::new`]).
-    pub fn add<R: FromRedisValue>(&mut self, call: Call<R>) -> Slot<R> {
+    pub fn add<R: FromRedisValue>(&mut self, call: Call<R>) -> Reply<R> {
         let built = call
             .command(self.db)
             .map(|(cmd, keys)| (cmd, keys, call.script().clone()));
         self.push_script(built).typed()
     }
 
-    fn push_script(&mut self, built: Result<(Cmd, usize, Script)>) -> Slot {
+    fn push_script(&mut self, built: Result<(Cmd, usize, Script)>) -> Reply {
         match built {
             Ok((cmd, keys, script)) => {
                 let index = self.batch.push(Item::script(script.clone(), cmd, keys));
-                Slot::new(index, Some(script))
+                Reply::new(index, Some(script))
             }
             Err(e) => self.fail(e),
         }
@@ -130,7 +131,7 @@ impl<'db> Pipeline<'db> {
 
     /// Adds a plain command, sent as it is. `MULTI`, `EXEC`, `DISCARD`, `WATCH` and
     /// `UNWATCH` are refused (use [`Db::transaction`]).
-    pub fn cmd(&mut self, cmd: Cmd) -> Slot {
+    pub fn cmd(&mut self, cmd: Cmd) -> Reply {
         let name = match cmd.args_iter().next() {
             Some(redis::Arg::Simple(name)) => String::from_utf8_lossy(name).to_ascii_uppercase(),
             _ => String::new(),
@@ -148,16 +149,16 @@ impl<'db> Pipeline<'db> {
                 )),
             ));
         }
-        Slot::new(self.batch.push(Item::command(cmd)), None)
+        Reply::new(self.batch.push(Item::command(cmd)), None)
     }
 
-    fn fail(&mut self, error: Error) -> Slot {
+    fn fail(&mut self, error: Error) -> Reply {
         if self.error.is_none() {
             self.error = Some(error);
         }
-        // A slot that points past the replies: reading it is an error, but `execute`
+        // A reply handle that points past the replies: reading it is an error, but `execute`
         // already failed with the reason.
-        Slot::new(usize::MAX, None)
+        Reply::new(usize::MAX, None)
     }
 
     /// How many commands were added.
@@ -175,6 +176,15 @@ impl<'db> Pipeline<'db> {
         self.batch.is_atomic()
     }
 
+    /// What this batch is called in traces and errors.
+    fn op(&self) -> &'static str {
+        if self.batch.is_atomic() {
+            "transaction"
+        } else {
+            "pipeline"
+        }
+    }
+
     /// Sends everything in one round trip; returns one reply per command, in order.
     ///
     /// Fails without sending anything if a call was built wrong (unknown script, wrong key
@@ -185,11 +195,7 @@ impl<'db> Pipeline<'db> {
         if let Some(error) = self.error {
             return Err(error);
         }
-        let op = if self.batch.is_atomic() {
-            "transaction"
-        } else {
-            "pipeline"
-        };
+        let op = self.op();
         self.batch.send(self.db, op).await
     }
 
@@ -204,36 +210,32 @@ impl<'db> Pipeline<'db> {
         if let Some(error) = self.error {
             return Err(error);
         }
-        let op = if self.batch.is_atomic() {
-            "transaction"
-        } else {
-            "pipeline"
-        };
+        let op = self.op();
         self.batch.send_each(self.db, op).await
     }
 }
 
-/// Where one command's reply sits in the replies of [`Pipeline::execute`], and how to decode
-/// it.
+/// One command's reply in a [`Pipeline`]: where it sits in the replies of
+/// [`Pipeline::execute`], and how to decode it (`reply.get(&replies)`).
 #[derive(Debug, Clone)]
-pub struct Slot<T = Value> {
+pub struct Reply<T = Value> {
     index: usize,
     script: Option<Script>,
     _reply: PhantomData<fn() -> T>,
 }
 
-impl<T: FromRedisValue> Slot<T> {
-    fn new(index: usize, script: Option<Script>) -> Slot<T> {
-        Slot {
+impl<T: FromRedisValue> Reply<T> {
+    fn new(index: usize, script: Option<Script>) -> Reply<T> {
+        Reply {
             index,
             script,
             _reply: PhantomData,
         }
     }
 
-    /// The same slot, decoding the reply as `U`: `let n: i64 = slot.typed().get(&replies)?`.
-    pub fn typed<U: FromRedisValue>(self) -> Slot<U> {
-        Slot {
+    /// The same reply, decoded as `U`: `let n: i64 = reply.typed().get(&replies)?`.
+    pub fn typed<U: FromRedisValue>(self) -> Reply<U> {
+        Reply {
             index: self.index,
             script: self.script,
             _reply: PhantomData,

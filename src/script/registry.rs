@@ -118,7 +118,7 @@ impl Registry {
             if *existing == script {
                 return Ok(existing.clone());
             }
-            if !replace || super::is_reserved_name(script.name()) {
+            if !replace || super::names::is_reserved_name(script.name()) {
                 return Err(conflict(existing, &script));
             }
         }
@@ -284,7 +284,7 @@ impl<'db> Scripts<'db> {
             .map_err(|e| Error::redis("SCRIPT LOAD", e))?;
         for (script, reply) in scripts.iter().zip(&replies) {
             if let Value::ServerError(e) = reply {
-                return Err(super::run::script_error(script, e));
+                return Err(super::reply::script_error(script, e));
             }
         }
         Ok(scripts.len())

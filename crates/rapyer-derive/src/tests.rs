@@ -62,3 +62,83 @@ fn serde_skip_and_with_fields() {
         }
     }));
 }
+
+#[test]
+fn indexed_fields_of_every_kind() {
+    insta::assert_snapshot!(expand(quote! {
+        struct Person {
+            #[rapyer(key)]
+            id: String,
+            #[rapyer(index)]
+            age: i64,
+            #[rapyer(index(sortable))]
+            score: f64,
+            #[rapyer(index(case_insensitive))]
+            city: String,
+            #[rapyer(index(text))]
+            bio: String,
+            #[rapyer(index)]
+            active: bool,
+            #[rapyer(index)]
+            tags: Vec<String>,
+            #[rapyer(index)]
+            joined: chrono::DateTime<chrono::Utc>,
+            #[rapyer(index)]
+            address: Address,
+            notes: String,
+        }
+    }));
+}
+
+#[test]
+fn hash_tag_from_the_id() {
+    insta::assert_snapshot!(expand(quote! {
+        struct Order {
+            #[rapyer(key, hash_tag)]
+            id: String,
+            total: i64,
+        }
+    }));
+}
+
+#[test]
+fn fixed_hash_tag_with_ttl_refreshed_on_read() {
+    insta::assert_snapshot!(expand(quote! {
+        #[rapyer(hash_tag = "bank", ttl = 60, refresh_on_read)]
+        struct Account {
+            #[rapyer(key)]
+            id: u64,
+        }
+    }));
+}
+
+#[test]
+fn value_fields() {
+    insta::assert_snapshot!(expand(quote! {
+        struct Shipment {
+            #[rapyer(key)]
+            id: rapyer::Id,
+            #[rapyer(value)]
+            route: Route,
+            #[rapyer(value, index)]
+            status: Status,
+        }
+    }));
+}
+
+#[test]
+fn rename_all_and_rename_give_the_stored_names() {
+    insta::assert_snapshot!(expand(quote! {
+        #[serde(rename_all = "kebab-case")]
+        struct Profile {
+            #[rapyer(key)]
+            user_id: String,
+            #[rapyer(index)]
+            first_name: String,
+            #[serde(rename = "Last")]
+            last_name: String,
+            #[serde(rename(serialize = "mail", deserialize = "mail"))]
+            e_mail: String,
+        }
+    }));
+}

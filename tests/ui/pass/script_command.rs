@@ -24,9 +24,9 @@ async fn run(db: &rapyer::Db) -> rapyer::Result<()> {
     let _: String = PING.call(db).await?;
     let _: Vec<Option<i64>> = TRANSFER.call(db, "a", "b", 5, "rent", &["x".to_string()]).await?;
     let mut pipe = db.pipeline();
-    let slot = pipe.add(STATS.prepare("k"));
+    let reply = pipe.add(STATS.prepare("k"));
     let replies = pipe.execute().await?;
-    let rapyer::script::Json(_stats) = slot.get(&replies)?;
+    let rapyer::script::Json(_stats) = reply.get(&replies)?;
     assert_eq!(TRANSFER::KEYS, rapyer::Keys::Fixed(2));
     assert_eq!(TRANSFER.script().name(), "transfer");
     Ok(())

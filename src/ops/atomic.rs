@@ -1,4 +1,4 @@
-//! The model pipeline behind `model.pipeline(&db, |p| …)`: a block whose references are
+//! A model's atomic block, behind `model.atomic(&db, |m| …)`: a block whose references are
 //! bound to it, and whose results are written back into the local model.
 
 use std::fmt::Display;
@@ -14,12 +14,12 @@ use super::vocabulary::Ops;
 use super::vocabulary::Whole;
 use crate::db::Db;
 use crate::error::Result;
-use crate::model::AtomicModel;
+use crate::keys::KeySettings;
 
-/// The model pipeline behind `model.pipeline(&db, |p| …)`.
-pub(crate) async fn pipeline<M, F, R>(model: &mut M, db: &Db, build: F) -> Result<R::Output>
+/// A model's atomic block, behind `model.atomic(&db, |m| …)`.
+pub(crate) async fn atomic<M, F, R>(model: &mut M, db: &Db, build: F) -> Result<R::Output>
 where
-    M: AtomicModel,
+    M: KeySettings + Referable,
     F: for<'o> FnOnce(M::Ref<Bound<'o>>) -> R,
     R: Resolve,
 {
@@ -32,13 +32,8 @@ where
     ret.resolve(&results)
 }
 
-// Operations of a model pipeline's bound references: `r.op(…)` adds `ops.op(r, …)` (see
+// Operations of an atomic block's bound references: `r.op(…)` adds `ops.op(r, …)` (see
 // `vocabulary.rs`, where each operation is defined) to the block the reference is bound to.
-
-fn bound<B: Bind>(bind: &B) -> &Ops {
-    bind.ops()
-        .expect("bound references always hold their block")
-}
 
 impl<'a, T: serde::Serialize> ServerRef<T, Bound<'a>> {
     /// Replaces the value: [`Ops::set`].
@@ -179,9 +174,9 @@ impl<M: Map> DictRef<M, Bound<'_>> {
     }
 }
 
-/// The block operations every reference of a model pipeline has, whatever it points at
-/// (a field, a list element, a nested model, the model itself): `r.op(…)` adds
-/// `ops.op(r, …)` to the pipeline. In `rapyer::prelude`.
+/// The block operations every reference of a model's atomic block has, whatever it points
+/// at (a field, a list element, a nested model, the model itself): `r.op(…)` adds
+/// `ops.op(r, …)` to the block. In `rapyer::prelude`.
 ///
 /// ```no_run
 /// use rapyer::prelude::*;
@@ -198,9 +193,9 @@ impl<M: Map> DictRef<M, Bound<'_>> {
 /// # async fn demo(db: &Db, queue: &mut Queue) -> rapyer::Result<()> {
 /// // Move the first task to `done` when there is one, and keep a copy of the whole queue.
 /// let moved = queue
-///     .pipeline(db, |p| {
-///         p.copy_model("backup");
-///         p.todo().at(0).move_item(p.done())
+///     .atomic(db, |m| {
+///         m.copy_model("backup");
+///         m.todo().at(0).move_item(m.done())
 ///     })
 ///     .await?;
 /// # Ok(()) }
@@ -232,28 +227,16 @@ pub trait BoundRef<'a>: Ref<Bind = Bound<'a>> + Clone {
     /// replacing it: [`Ops::copy_model`].
     fn copy_model(&self, to_id: impl Display) -> Out<()>
     where
-        Self::Value: AtomicModel,
+        Self::Value: KeySettings + Referable,
     {
         self.bind().0.copy_model(self.clone(), to_id)
     }
 
-    /// A conditional in this pipeline: `p.when(cond).then(|ops| …).otherwise(|ops| …)`,
-    /// evaluated on the server, seeing the pipeline's earlier operations: [`Ops::when`].
+    /// A conditional in this block: `m.when(cond).then(|ops| …).otherwise(|ops| …)`,
+    /// evaluated on the server, seeing the block's earlier operations: [`Ops::when`].
     fn when(&self, cond: Cond) -> When<'a> {
         self.bind().0.when(cond)
     }
 }
 
 impl<'a, R: Ref<Bind = Bound<'a>> + Clone> BoundRef<'a> for R {}
-
-/// `set` of a generated `<Name>Ref` in a model pipeline: replaces the whole model.
-#[doc(hidden)]
-pub fn set_bound<R: Ref + Clone>(r: &R, value: R::Value) -> Out<()> {
-    bound(r.bind()).set(r.clone(), value)
-}
-
-/// A model's JSON with the search instant beside each date-time it indexes.
-#[doc(hidden)]
-pub fn model_json<T: crate::model::Model>(value: &T) -> serde_json::Result<String> {
-    crate::crud::model_text(value)
-}

@@ -1,0 +1,121 @@
+//! Many stored documents by key, in one round trip each: reads (`JSON.MGET`, or a script
+//! that also re-arms expiries), all-or-nothing deletes, and the `TYPE` checks that name a
+//! key holding another Redis type. Used by the whole-document operations (`crud`) and by
+//! queries (`find`), which both hold keys.
+
+use std::time::Duration;
+
+use crate::codec::{Document, decode_model, indexed_mismatch, mismatch, ttl_millis};
+use crate::db::Db;
+use crate::error::{Error, Result};
+use crate::keys::KeySettings;
+use crate::script::library;
+
+/// RedisJSON's name for its data type, as `TYPE` reports it.
+pub(crate) const JSON_TYPE: &str = "ReJSON-RL";
+
+/// The documents at `keys`, in order, `None` for a missing key; a key holding another Redis
+/// type is [`Error::TypeMismatch`]. `rearm` re-arms each document's expiry in the same step.
+pub(crate) async fn get_many<M: KeySettings + Document>(
+    db: &Db,
+    keys: Vec<String>,
+    rearm: Option<Duration>,
+) -> Result<Vec<Option<M>>> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let replies = mget(db, &keys, rearm).await?;
+    // JSON.MGET answers nil both for a missing key and for a key of another type; only a
+    // nil needs the second look, so the common case stays one round trip.
+    let missing: Vec<&String> = keys
+        .iter()
+        .zip(&replies)
+        .filter(|(_, reply)| reply.is_none())
+        .map(|(key, _)| key)
+        .collect();
+    if !missing.is_empty() {
+        check_not_foreign(db, &missing).await?;
+    }
+    keys.iter()
+        .zip(replies)
+        .map(|(key, reply)| {
+            reply
+                .map(|bytes| decode_model(db.namespace(), key, &bytes))
+                .transpose()
+        })
+        .collect()
+}
+
+/// Deletes the documents at `keys` in one script, all or nothing: a key holding another
+/// Redis type refuses the whole call with [`Error::TypeMismatch`] naming the first such key
+/// (in the order given), and nothing is deleted. Returns how many documents were deleted.
+pub(crate) async fn delete_count(db: &Db, keys: Vec<String>) -> Result<usize> {
+    if keys.is_empty() {
+        return Ok(0);
+    }
+    match db
+        .run_lua::<u64>(&library::DELETE, &keys, &[] as &[&str])
+        .await
+    {
+        Ok(n) => Ok(usize::try_from(n).unwrap_or(usize::MAX)),
+        Err(e) => Err(indexed_mismatch(e, &keys)),
+    }
+}
+
+/// The documents' roots, one entry per key, `None` for a missing key or one of another type:
+/// one `JSON.MGET`, or with `rearm` one script that also re-arms each document's expiry.
+pub(crate) async fn mget(
+    db: &Db,
+    keys: &[String],
+    rearm: Option<Duration>,
+) -> Result<Vec<Option<Vec<u8>>>> {
+    let replies: Vec<Option<Vec<u8>>> = match rearm {
+        Some(ttl) => {
+            db.run_lua(&library::TOUCH_GET, keys, &[ttl_millis(ttl)])
+                .await?
+        }
+        None => {
+            let mut cmd = redis::cmd("JSON.MGET");
+            cmd.arg(keys).arg(".");
+            db.query("JSON.MGET", keys.len(), &cmd)
+                .await
+                .map_err(|e| Error::redis("JSON.MGET", e))?
+        }
+    };
+    if replies.len() != keys.len() {
+        return Err(Error::redis(
+            "JSON.MGET",
+            redis::RedisError::from((
+                redis::ErrorKind::UnexpectedReturnType,
+                "JSON.MGET answered a different number of values than keys asked",
+            )),
+        ));
+    }
+    Ok(replies)
+}
+
+/// Fails with `TypeMismatch` for the first key that holds something other than a document.
+pub(crate) async fn check_not_foreign(db: &Db, keys: &[&String]) -> Result<()> {
+    let mut pipe = redis::pipe();
+    for key in keys {
+        pipe.cmd("TYPE").arg(*key);
+    }
+    let types: Vec<String> = db
+        .query_pipeline("TYPE", keys.len(), &pipe)
+        .await
+        .map_err(|e| Error::redis("TYPE", e))?;
+    for (key, found) in keys.iter().zip(types) {
+        if found != "none" && found != JSON_TYPE {
+            return Err(mismatch((*key).clone(), found));
+        }
+    }
+    Ok(())
+}
+
+pub(crate) async fn key_type(db: &Db, key: &str) -> Result<String> {
+    let mut cmd = redis::cmd("TYPE");
+    cmd.arg(key);
+    db.query("TYPE", 1, &cmd)
+        .await
+        .map_err(|e| Error::redis("TYPE", e))
+}
