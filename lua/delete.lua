@@ -1,12 +1,13 @@
 -- Delete documents, all or nothing: only keys that hold a JSON document.
 -- KEYS: the documents' keys (a key may repeat; a missing key counts nothing).
 -- Every key is checked before the first delete: a key holding anything but a JSON document
--- fails the whole call with `WRONGTYPE <index> <type>` and nothing is deleted.
+-- fails the whole call with a typed failure (lua/lib/failure.lua, put before this script)
+-- naming it, and nothing is deleted.
 -- Returns how many documents were deleted.
 for i = 1, #KEYS do
   local t = redis.call('TYPE', KEYS[i])['ok']
   if t ~= 'none' and t ~= 'ReJSON-RL' then
-    return redis.error_reply('WRONGTYPE ' .. i .. ' ' .. t)
+    return failure('wrongtype', 0, i, '$', t)
   end
 end
 local deleted = 0

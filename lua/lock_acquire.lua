@@ -3,14 +3,14 @@
 -- ARGV[1]: the holder's token; ARGV[2]: the lock's expiry in milliseconds; ARGV[3]: the
 -- model's expiry to re-arm on this read in milliseconds (refresh_on_read), or 0.
 -- Returns {1, document JSON} when taken, {0, milliseconds the lock has left} when another
--- holder has it. A missing model is `NOTFOUND` and a key of another type `WRONGTYPE <type>`;
--- neither takes the lock.
+-- holder has it. A missing model or a key of another type is a typed failure
+-- (lua/lib/failure.lua, put before this script); neither takes the lock.
 local t = redis.call('TYPE', KEYS[2])['ok']
 if t == 'none' then
-  return redis.error_reply('NOTFOUND no document at this key')
+  return failure('notfound', 0, 2, '$')
 end
 if t ~= 'ReJSON-RL' then
-  return redis.error_reply('WRONGTYPE ' .. t)
+  return failure('wrongtype', 0, 2, '$', t)
 end
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
   return {0, redis.call('PTTL', KEYS[1])}

@@ -10,7 +10,8 @@
 -- or -1 when the changes cannot be placed (the document is gone, or an object holding a
 -- change is not an object any more): nothing is written, and the caller saves it whole.
 -- A lock that expired or was taken over is `LOCKLOST` and nothing is written; a key of
--- another type is `WRONGTYPE <type>`. Everything is checked before the first write.
+-- another type is a typed failure (lua/lib/failure.lua, put before this script).
+-- Everything is checked before the first write.
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return redis.error_reply('LOCKLOST the lock expired or has another holder')
 end
@@ -20,7 +21,7 @@ if not whole and #ARGV < 4 then
 end
 local t = redis.call('TYPE', KEYS[2])['ok']
 if t ~= 'none' and t ~= 'ReJSON-RL' then
-  return redis.error_reply('WRONGTYPE ' .. t)
+  return failure('wrongtype', 0, 2, '$', t)
 end
 local written = 1
 if whole then

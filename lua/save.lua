@@ -2,11 +2,12 @@
 -- KEYS: the documents' keys.
 -- ARGV[1]: expiry in milliseconds, or 0 for none; ARGV[1 + i]: the JSON text for KEYS[i].
 -- Every key is checked before the first write: a key holding anything but a JSON document
--- fails the whole call with `WRONGTYPE <index> <type>` and nothing is written.
+-- fails the whole call with a typed failure (lua/lib/failure.lua, put before this script)
+-- naming it, and nothing is written.
 for i = 1, #KEYS do
   local t = redis.call('TYPE', KEYS[i])['ok']
   if t ~= 'none' and t ~= 'ReJSON-RL' then
-    return redis.error_reply('WRONGTYPE ' .. i .. ' ' .. t)
+    return failure('wrongtype', 0, i, '$', t)
   end
 end
 local ttl = tonumber(ARGV[1])

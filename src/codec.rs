@@ -34,42 +34,6 @@ pub trait Document: Serialize + DeserializeOwned + Send + Sync + 'static {
     fn keep_local(&mut self, old: &mut Self);
 }
 
-/// Reads the refusal of a script over many documents, `WRONGTYPE <1-based index> <type>`
-/// (raised before any write), as a [`Error::TypeMismatch`] naming that key; any other error
-/// is returned as it is.
-pub(crate) fn indexed_mismatch(e: Error, keys: &[String]) -> Error {
-    if let Error::Script { message, .. } = &e {
-        let mut words = message.split_whitespace();
-        if words.next() == Some("WRONGTYPE") {
-            let index = words.next().and_then(|i| i.parse::<usize>().ok());
-            if let Some(key) = index.and_then(|i| keys.get(i.wrapping_sub(1))) {
-                let found = words.next().unwrap_or("another type").to_string();
-                return mismatch(key.clone(), found);
-            }
-        }
-    }
-    e
-}
-
-/// Reads the document errors the library's scripts raise about `key`: `NOTFOUND …` becomes
-/// [`Error::NotFound`], `WRONGTYPE <type>` a [`Error::TypeMismatch`], and an out-of-memory
-/// refusal names `key` (a lock script's first key is the lock's, not the model's); anything
-/// else is returned as it is.
-pub(crate) fn script_document_error(e: Error, key: &str) -> Error {
-    match e {
-        Error::OutOfMemory { .. } => Error::OutOfMemory {
-            key: key.to_string(),
-        },
-        Error::Script { ref message, .. } if message.starts_with("NOTFOUND ") => Error::NotFound {
-            key: key.to_string(),
-        },
-        Error::Script { ref message, .. } if message.starts_with("WRONGTYPE ") => {
-            mismatch(key.to_string(), message["WRONGTYPE ".len()..].to_string())
-        }
-        other => other,
-    }
-}
-
 pub(crate) fn mismatch(key: String, found: String) -> Error {
     Error::TypeMismatch {
         key,

@@ -4,15 +4,12 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use crate::codec::{
-    Document, decode_model, encode_model, indexed_mismatch, mismatch, script_document_error,
-    ttl_millis,
-};
+use crate::codec::{Document, decode_model, encode_model, mismatch, ttl_millis};
 use crate::db::Db;
 use crate::documents::{JSON_TYPE, check_not_foreign, delete_count, key_type, mget};
 use crate::error::{Error, Result, is_wrong_type};
 use crate::keys::{KeySettings, full_key};
-use crate::script::library;
+use crate::script::{failure, library};
 
 /// Keys per `JSON.MGET` when loading many documents.
 const MGET_CHUNK: usize = 500;
@@ -84,7 +81,7 @@ pub(crate) async fn save_many<M: KeySettings + Document>(db: &Db, models: &[M]) 
 async fn run_save(db: &Db, keys: &[String], args: &[String]) -> Result<()> {
     match db.run_lua::<i64>(&library::SAVE, keys, args).await {
         Ok(_) => Ok(()),
-        Err(e) => Err(indexed_mismatch(e, keys)),
+        Err(e) => Err(failure::keyed_error(e, keys)),
     }
 }
 
@@ -184,7 +181,7 @@ pub(crate) async fn set_ttl(db: &Db, key: String, ttl: Duration) -> Result<()> {
     let args = [ttl_millis(ttl).to_string()];
     match db.run_lua::<i64>(&library::EXPIRE, &keys, &args).await {
         Ok(_) => Ok(()),
-        Err(e) => Err(script_document_error(e, &keys[0])),
+        Err(e) => Err(failure::document_error(e, &keys[0])),
     }
 }
 
@@ -194,7 +191,7 @@ pub(crate) async fn ttl(db: &Db, key: String) -> Result<Option<Duration>> {
     let keys = [key];
     let ms = match db.run_lua::<i64>(&library::EXPIRE, &keys, &[""]).await {
         Ok(ms) => ms,
-        Err(e) => return Err(script_document_error(e, &keys[0])),
+        Err(e) => return Err(failure::document_error(e, &keys[0])),
     };
     match ms {
         ms if ms < 0 => Ok(None),

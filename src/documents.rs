@@ -5,10 +5,11 @@
 
 use std::time::Duration;
 
-use crate::codec::{Document, decode_model, indexed_mismatch, mismatch, ttl_millis};
+use crate::codec::{Document, decode_model, mismatch, ttl_millis};
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::keys::KeySettings;
+use crate::script::failure;
 use crate::script::library;
 
 /// RedisJSON's name for its data type, as `TYPE` reports it.
@@ -58,7 +59,7 @@ pub(crate) async fn delete_count(db: &Db, keys: Vec<String>) -> Result<usize> {
         .await
     {
         Ok(n) => Ok(usize::try_from(n).unwrap_or(usize::MAX)),
-        Err(e) => Err(indexed_mismatch(e, &keys)),
+        Err(e) => Err(failure::keyed_error(e, &keys)),
     }
 }
 

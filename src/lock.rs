@@ -11,7 +11,7 @@ use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::keys::{KeySettings, lock_key, read_ttl};
 use crate::path::push_entry;
-use crate::script::library;
+use crate::script::{failure, library};
 
 mod release;
 
@@ -188,7 +188,7 @@ pub(crate) async fn lock<M: KeySettings + Document>(
                 // A server's answer (NOTFOUND, WRONGTYPE, BUSY, OOM) took no lock; a failure
                 // in transit may have.
                 in_flight.armed = is_transport(&e);
-                return Err(codec::script_document_error(e, &keys[1]));
+                return Err(failure::document_error(e, &keys[1]));
             }
         };
         match reply {
@@ -312,7 +312,7 @@ impl<M: KeySettings + Document> LockGuard<M> {
         self.db
             .run_lua::<i64>(&library::LOCK_SAVE, &keys, args)
             .await
-            .map_err(|e| self.lost_or(codec::script_document_error(e, &self.model_key)))
+            .map_err(|e| self.lost_or(failure::document_error(e, &self.model_key)))
     }
 
     /// Renews the lock for `ttl` from now; [`Error::LockLost`] if it was no longer held.

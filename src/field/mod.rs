@@ -82,7 +82,7 @@ use crate::codec;
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::keys::{KeySettings, key_of, read_ttl};
-use crate::script::failure::{self, Failure};
+use crate::script::failure;
 use crate::script::library;
 
 /// A type that can be a field of a model, and the handle its accessor returns.
@@ -209,12 +209,7 @@ impl At {
         args.extend_from_slice(operands);
         db.run_lua(&library::FIELD, std::slice::from_ref(&key), &args)
             .await
-            .map_err(|e| match Failure::read(&e) {
-                Some(failure) => {
-                    failure.into_error(std::slice::from_ref(&key), library::FIELD.name())
-                }
-                None => codec::script_document_error(e, &key),
-            })
+            .map_err(|e| failure::document_error(e, &key))
     }
 
     /// Decodes a JSONPath reply holding exactly one value (`[value]`).

@@ -152,7 +152,7 @@ pub(crate) async fn run(db: &Db, program: &Program, echo: bool) -> Result<(Resul
         .map_err(|e| match Failure::read(&e) {
             Some(failure) => Error::Block {
                 op: failure.op().saturating_sub(1),
-                source: Box::new(failure.into_error(&keys, script.name())),
+                source: Box::new(failure.into_error(&keys)),
             },
             None => e,
         })?;

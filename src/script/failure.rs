@@ -13,6 +13,8 @@ const MARK: &str = "RAPYER ";
 /// A typed failure a library script reported.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Failure {
+    /// The script that reported it.
+    script: String,
     /// What failed: `notfound`, `wrongtype`, `type`, `index`, `overflow`, `slice`, `script`.
     code: String,
     /// The operation's number in a block, from 1; 0 outside a block.
@@ -29,12 +31,13 @@ pub(crate) struct Failure {
 impl Failure {
     /// The typed failure `e` carries, or `None` for any other error.
     pub(crate) fn read(e: &Error) -> Option<Failure> {
-        let Error::Script { message, .. } = e else {
+        let Error::Script { name, message } = e else {
             return None;
         };
         let json = message.strip_prefix(MARK)?;
         let (code, op, key, path, a, b) = serde_json::from_str(json).ok()?;
         Some(Failure {
+            script: name.clone(),
             code,
             op,
             key,
@@ -49,16 +52,22 @@ impl Failure {
         self.op
     }
 
-    /// The error, naming the key of `keys` (the script's `KEYS`, full keys) it is about;
-    /// `script` names the script for the codes with no variant of their own.
-    pub(crate) fn into_error(self, keys: &[String], script: &str) -> Error {
+    /// The error, naming the key of `keys` (the script's `KEYS`, full keys) it is about.
+    pub(crate) fn into_error(self, keys: &[String]) -> Error {
         let key = self
             .key
             .checked_sub(1)
             .and_then(|k| keys.get(k))
             .cloned()
             .unwrap_or_default();
-        let Failure { path, a, b, .. } = self;
+        self.naming(key)
+    }
+
+    /// The error, naming `key` (a full key).
+    fn naming(self, key: String) -> Error {
+        let Failure {
+            script, path, a, b, ..
+        } = self;
         match self.code.as_str() {
             "notfound" => Error::NotFound { key },
             "wrongtype" => Error::TypeMismatch {
@@ -90,10 +99,34 @@ impl Failure {
                 message: a,
             },
             _ => Error::Script {
-                name: script.to_string(),
+                name: script,
                 message: a,
             },
         }
+    }
+}
+
+/// The error of a library script that works on one document, `key` (a full key): its typed
+/// failure, always about that document, and an out-of-memory refusal naming it (a lock
+/// script's first key is the lock's, not the model's); any other error as it is.
+pub(crate) fn document_error(e: Error, key: &str) -> Error {
+    if let Error::OutOfMemory { .. } = e {
+        return Error::OutOfMemory {
+            key: key.to_string(),
+        };
+    }
+    match Failure::read(&e) {
+        Some(failure) => failure.naming(key.to_string()),
+        None => e,
+    }
+}
+
+/// The error of a library script over the documents `keys` (full keys, in `KEYS` order):
+/// its typed failure naming the key it is about; any other error as it is.
+pub(crate) fn keyed_error(e: Error, keys: &[String]) -> Error {
+    match Failure::read(&e) {
+        Some(failure) => failure.into_error(keys),
+        None => e,
     }
 }
 
@@ -150,7 +183,7 @@ mod tests {
     #[test]
     fn a_failure_reads_into_the_variant_its_code_names() {
         let keys = ["ns:User:a".to_string(), "ns:User:b".to_string()];
-        let read = |m: &str| Failure::read(&script(m)).map(|f| f.into_error(&keys, "s"));
+        let read = |m: &str| Failure::read(&script(m)).map(|f| f.into_error(&keys));
         assert!(matches!(
             read(r#"RAPYER ["type",0,2,"$.age","integer","string"]"#),
             Some(Error::TypeMismatch { key, path, expected, found })

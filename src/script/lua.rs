@@ -12,8 +12,21 @@ pub(crate) const LIB: [(&str, &str); 4] = [
     ("decimal", include_str!("../../lua/lib/decimal.lua")),
     ("json", include_str!("../../lua/lib/json.lua")),
     ("list", include_str!("../../lua/lib/list.lua")),
-    ("failure", include_str!("../../lua/lib/failure.lua")),
+    ("failure", FAILURE),
 ];
+
+/// The library's typed-failure helper (`lua/lib/failure.lua`), which every library script
+/// that reports a failure starts with.
+const FAILURE: &str = include_str!("../../lua/lib/failure.lua");
+
+/// A library script that reports typed failures: the failure helper, then `body`.
+pub(crate) fn reporting(body: &str) -> String {
+    let mut text = String::with_capacity(FAILURE.len() + 1 + body.len());
+    text.push_str(FAILURE);
+    text.push('\n');
+    text.push_str(body);
+    text
+}
 
 /// The source of the field script's own part (`lua/field.lua`).
 pub(crate) const FIELD_MAIN: &str = include_str!("../../lua/field.lua");
@@ -118,7 +131,11 @@ mod tests {
     #[test]
     fn every_function_the_scripts_call_is_defined() {
         let block = format!("{}{BLOCK}", LIB.map(|(_, p)| p).concat());
-        for (script, source) in [("field", FIELD.as_str()), ("block", block.as_str())] {
+        let mut scripts = vec![("the block runtime", block.as_str())];
+        for script in crate::script::library::all() {
+            scripts.push((script.name(), script.body()));
+        }
+        for (script, source) in scripts {
             // Local functions and local variables (a function held in one is called too).
             let defined: Vec<&str> = source
                 .split("local ")
@@ -132,7 +149,7 @@ mod tests {
             for name in names(source, true) {
                 assert!(
                     defined.contains(&name) || GLOBALS.contains(&name),
-                    "the {script} script calls {name}, which nothing defines"
+                    "{script} calls {name}, which nothing defines"
                 );
             }
         }

@@ -249,28 +249,32 @@ pub(crate) mod library {
 
     /// Whole-document saves with an optional expiry, all keys checked before any write.
     pub(crate) static SAVE: LazyLock<Script> = LazyLock::new(|| {
-        Script::from_static(
-            "rapyer.save",
+        Script::build(
+            Cow::Borrowed("rapyer.save"),
             Keys::Dynamic,
-            include_str!("../../lua/save.lua"),
+            Cow::Owned(super::lua::reporting(include_str!("../../lua/save.lua"))),
         )
     });
 
     /// Takes a model's lock and reads the model in one step.
     pub(crate) static LOCK_ACQUIRE: LazyLock<Script> = LazyLock::new(|| {
-        Script::from_static(
-            "rapyer.lock_acquire",
+        Script::build(
+            Cow::Borrowed("rapyer.lock_acquire"),
             Keys::Fixed(2),
-            include_str!("../../lua/lock_acquire.lua"),
+            Cow::Owned(super::lua::reporting(include_str!(
+                "../../lua/lock_acquire.lua"
+            ))),
         )
     });
 
     /// Saves a locked model only while the lock is held.
     pub(crate) static LOCK_SAVE: LazyLock<Script> = LazyLock::new(|| {
-        Script::from_static(
-            "rapyer.lock_save",
+        Script::build(
+            Cow::Borrowed("rapyer.lock_save"),
             Keys::Fixed(2),
-            include_str!("../../lua/lock_save.lua"),
+            Cow::Owned(super::lua::reporting(include_str!(
+                "../../lua/lock_save.lua"
+            ))),
         )
     });
 
@@ -303,19 +307,19 @@ pub(crate) mod library {
 
     /// Deletes documents, all keys checked before any delete.
     pub(crate) static DELETE: LazyLock<Script> = LazyLock::new(|| {
-        Script::from_static(
-            "rapyer.delete",
+        Script::build(
+            Cow::Borrowed("rapyer.delete"),
             Keys::Dynamic,
-            include_str!("../../lua/delete.lua"),
+            Cow::Owned(super::lua::reporting(include_str!("../../lua/delete.lua"))),
         )
     });
 
     /// Sets or reads a document's expiry, only on a document.
     pub(crate) static EXPIRE: LazyLock<Script> = LazyLock::new(|| {
-        Script::from_static(
-            "rapyer.expire",
+        Script::build(
+            Cow::Borrowed("rapyer.expire"),
             Keys::Fixed(1),
-            include_str!("../../lua/expire.lua"),
+            Cow::Owned(super::lua::reporting(include_str!("../../lua/expire.lua"))),
         )
     });
 
