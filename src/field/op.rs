@@ -21,8 +21,12 @@ pub(crate) enum FieldOp {
     /// Flips a boolean.
     Toggle,
     /// Moves an RFC 3339 date-time by a duration.
+    // Used by the date-time handle, which exists with the `chrono` feature; the field script
+    // has the operation either way.
+    #[cfg_attr(not(feature = "chrono"), allow(dead_code))]
     TimeAdd,
     /// Replaces an RFC 3339 date-time (and its search instant).
+    #[cfg_attr(not(feature = "chrono"), allow(dead_code))]
     TimeSet,
     /// Appends elements to a list.
     ListAppend,
