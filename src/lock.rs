@@ -185,8 +185,8 @@ pub(crate) async fn lock<M: KeySettings + Document>(
         {
             Ok(reply) => reply,
             Err(e) => {
-                // A server's answer (a typed failure: no document, a key of another type; BUSY, OOM) took no lock; a failure
-                // in transit may have.
+                // A server's answer (no document, a key of another type, BUSY, OOM) took no
+                // lock; a failure in transit may have.
                 in_flight.armed = is_transport(&e);
                 return Err(failure::document_error(e, &keys[1]));
             }
