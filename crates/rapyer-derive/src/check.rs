@@ -416,7 +416,10 @@ fn path_segment(name: &str) -> Result<String, String> {
     if identifier {
         return Ok(format!(".{name}"));
     }
+    // RedisJSON drops a step's leading space (`[" a"]` reads `a`): such a name would address
+    // another member.
     if name.is_empty()
+        || name.starts_with(' ')
         || name
             .chars()
             .any(|c| c == '"' || c == '\\' || c.is_control())

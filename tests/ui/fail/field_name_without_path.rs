@@ -8,6 +8,9 @@ struct Odd {
     id: String,
     #[serde(rename = "say \"hi\"")]
     greeting: String,
+    // RedisJSON reads `[" lead"]` as the member `lead`.
+    #[serde(rename = " lead")]
+    lead: String,
 }
 
 fn main() {}
