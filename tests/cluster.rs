@@ -505,3 +505,62 @@ fn a_guard_dropped_as_its_runtime_ends_is_released_on_a_cluster() {
     });
     assert!(!held, "{lock_key} stayed held");
 }
+
+#[tokio::test]
+async fn a_pipeline_applies_each_command_once_while_its_slot_is_migrating() {
+    let cluster = rapyer_testkit::cluster();
+    let db = db().await;
+    let mut raw = raw().await;
+    db.scripts()
+        .define(
+            "cluster_step",
+            Keys::Fixed(1),
+            "return redis.call('INCRBY', KEYS[1], ARGV[1])",
+        )
+        .expect("define");
+    // One slot (one hash tag), three counters.
+    let keys = ["{mig}a", "{mig}b", "{mig}c"].map(|k| db.key(k));
+    for key in &keys {
+        let _: () = redis::cmd("SET")
+            .arg(key)
+            .arg(0)
+            .query_async(&mut raw)
+            .await
+            .expect("SET");
+    }
+    let slot = common_slot(&keys[0]);
+    let from = cluster.owner_of(slot).expect("owner");
+    let to = cluster
+        .nodes()
+        .expect("nodes")
+        .into_iter()
+        .find(|n| n.primary && !n.failed && n.id != from.id)
+        .expect("another primary");
+    let migration = cluster
+        .begin_migration(slot, &to.id)
+        .expect("begin")
+        .expect("a real move");
+    // `b` and `c` have moved, `a` has not: their commands get ASK, its command runs.
+    cluster
+        .migrate_keys(&migration, Some(&[keys[1].as_str(), keys[2].as_str()]))
+        .expect("move b and c");
+    let mut pipe = db.pipeline();
+    pipe.cmd(redis::cmd("INCRBY").arg(&keys[0]).arg(1).to_owned());
+    pipe.cmd(redis::cmd("INCRBY").arg(&keys[1]).arg(1).to_owned());
+    let _ = pipe.run_script("cluster_step", &["{mig}a"], &[10]);
+    let _ = pipe.run_script("cluster_step", &["{mig}c"], &[10]);
+    let replies = pipe.execute_each().await.expect("pipeline");
+    cluster.finish_migration(&migration).expect("finish");
+    let mut now = Vec::new();
+    for key in &keys {
+        let n: i64 = redis::cmd("GET")
+            .arg(key)
+            .query_async(&mut raw)
+            .await
+            .expect("GET");
+        now.push(n);
+    }
+    assert!(replies.iter().all(Result::is_ok), "{replies:?}");
+    assert_eq!(now, [11, 1, 10], "every command applied exactly once");
+    cluster.migrate_slot(slot, &from.id).expect("migrate back");
+}

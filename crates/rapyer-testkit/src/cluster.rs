@@ -172,10 +172,22 @@ impl Cluster {
     }
 
     /// Moves `slot`, with its keys, to the primary `to` (a node id), the way a reshard does:
-    /// `SETSLOT … IMPORTING` on the target, `SETSLOT … MIGRATING` on the source, `MIGRATE`
-    /// of its keys in batches, then `SETSLOT … NODE` on both and on every other primary.
+    /// [`begin_migration`](Cluster::begin_migration), [`migrate_keys`](Cluster::migrate_keys)
+    /// of every key left in the slot, [`finish_migration`](Cluster::finish_migration).
     /// Moving a slot to its owner does nothing.
     pub fn migrate_slot(&self, slot: u16, to: &str) -> Result<(), String> {
+        let Some(migration) = self.begin_migration(slot, to)? else {
+            return Ok(());
+        };
+        self.migrate_keys(&migration, None)?;
+        self.finish_migration(&migration)
+    }
+
+    /// Starts moving `slot` to the primary `to`: `SETSLOT … IMPORTING` on the target, then
+    /// `SETSLOT … MIGRATING` on the source. From then on a command for a key of the slot
+    /// that the source no longer holds is answered `ASK` (go to the target). `None` when
+    /// `to` already serves the slot.
+    pub fn begin_migration(&self, slot: u16, to: &str) -> Result<Option<Migration>, String> {
         let nodes = self.nodes()?;
         let source = nodes
             .iter()
@@ -186,35 +198,28 @@ impl Cluster {
             .find(|n| n.primary && n.id == to)
             .ok_or_else(|| format!("no primary with id {to}"))?;
         if source.id == target.id {
-            return Ok(());
+            return Ok(None);
         }
-        let mut src = connect(&source.url())?;
-        let mut dst = connect(&target.url())?;
-        let setslot = |conn: &mut Connection, state: &str, id: &str| {
-            redis::cmd("CLUSTER")
-                .arg("SETSLOT")
-                .arg(slot)
-                .arg(state)
-                .arg(id)
-                .query::<()>(conn)
-                .map_err(|e| format!("CLUSTER SETSLOT {slot} {state} {id}: {e}"))
+        let migration = Migration {
+            slot,
+            source: source.clone(),
+            target: target.clone(),
         };
-        setslot(&mut dst, "IMPORTING", &source.id)?;
-        setslot(&mut src, "MIGRATING", &target.id)?;
-        let (host, port) = target
+        setslot(&mut connect(&target.url())?, slot, "IMPORTING", &source.id)?;
+        setslot(&mut connect(&source.url())?, slot, "MIGRATING", &target.id)?;
+        Ok(Some(migration))
+    }
+
+    /// Moves `keys` of the migrating slot (`None`: every key left in it) from the source to
+    /// the target with `MIGRATE … KEYS`, in batches of 100.
+    pub fn migrate_keys(&self, migration: &Migration, keys: Option<&[&str]>) -> Result<(), String> {
+        let mut src = connect(&migration.source.url())?;
+        let (host, port) = migration
+            .target
             .addr
             .rsplit_once(':')
-            .ok_or_else(|| format!("bad node address {}", target.addr))?;
-        loop {
-            let keys: Vec<Vec<u8>> = redis::cmd("CLUSTER")
-                .arg("GETKEYSINSLOT")
-                .arg(slot)
-                .arg(100)
-                .query(&mut src)
-                .map_err(|e| format!("CLUSTER GETKEYSINSLOT {slot}: {e}"))?;
-            if keys.is_empty() {
-                break;
-            }
+            .ok_or_else(|| format!("bad node address {}", migration.target.addr))?;
+        let send = |src: &mut Connection, batch: &[Vec<u8>]| {
             redis::cmd("MIGRATE")
                 .arg(host)
                 .arg(port)
@@ -223,19 +228,42 @@ impl Cluster {
                 .arg(10_000)
                 .arg("REPLACE")
                 .arg("KEYS")
-                .arg(&keys)
-                .query::<()>(&mut src)
-                .map_err(|e| format!("MIGRATE of slot {slot}: {e}"))?;
+                .arg(batch)
+                .query::<()>(src)
+                .map_err(|e| format!("MIGRATE of slot {}: {e}", migration.slot))
+        };
+        if let Some(keys) = keys {
+            let keys: Vec<Vec<u8>> = keys.iter().map(|k| k.as_bytes().to_vec()).collect();
+            for batch in keys.chunks(100) {
+                send(&mut src, batch)?;
+            }
+            return Ok(());
         }
-        setslot(&mut dst, "NODE", &target.id)?;
-        setslot(&mut src, "NODE", &target.id)?;
-        for other in nodes
-            .iter()
-            .filter(|n| n.primary && !n.failed && n.id != source.id && n.id != target.id)
-        {
-            // The others would learn it by gossip; telling them makes the move visible now.
-            let mut conn = connect(&other.url())?;
-            setslot(&mut conn, "NODE", &target.id)?;
+        loop {
+            let batch: Vec<Vec<u8>> = redis::cmd("CLUSTER")
+                .arg("GETKEYSINSLOT")
+                .arg(migration.slot)
+                .arg(100)
+                .query(&mut src)
+                .map_err(|e| format!("CLUSTER GETKEYSINSLOT {}: {e}", migration.slot))?;
+            if batch.is_empty() {
+                return Ok(());
+            }
+            send(&mut src, &batch)?;
+        }
+    }
+
+    /// Ends a migration: moves the keys still on the source, then `SETSLOT … NODE` on the
+    /// target, the source and every other primary (which would otherwise learn it by gossip).
+    pub fn finish_migration(&self, migration: &Migration) -> Result<(), String> {
+        self.migrate_keys(migration, None)?;
+        let (slot, to) = (migration.slot, &migration.target.id);
+        setslot(&mut connect(&migration.target.url())?, slot, "NODE", to)?;
+        setslot(&mut connect(&migration.source.url())?, slot, "NODE", to)?;
+        for other in self.nodes()?.iter().filter(|n| {
+            n.primary && !n.failed && n.id != migration.source.id && n.id != migration.target.id
+        }) {
+            setslot(&mut connect(&other.url())?, slot, "NODE", to)?;
         }
         Ok(())
     }
@@ -340,6 +368,27 @@ impl Cluster {
         }
         Ok(())
     }
+}
+
+/// A slot on its way from one primary to another (see [`Cluster::begin_migration`]).
+#[derive(Debug, Clone)]
+pub struct Migration {
+    /// The slot being moved.
+    pub slot: u16,
+    /// The primary that served it.
+    pub source: ClusterNode,
+    /// The primary that will serve it.
+    pub target: ClusterNode,
+}
+
+fn setslot(conn: &mut Connection, slot: u16, state: &str, id: &str) -> Result<(), String> {
+    redis::cmd("CLUSTER")
+        .arg("SETSLOT")
+        .arg(slot)
+        .arg(state)
+        .arg(id)
+        .query::<()>(conn)
+        .map_err(|e| format!("CLUSTER SETSLOT {slot} {state} {id}: {e}"))
 }
 
 /// The one cluster of this process: `REDIS_CLUSTER_URLS` when set, else six cached servers

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 mod cluster;
 #[cfg(feature = "tls")]
 mod tls;
-pub use cluster::{CLUSTER_URLS_ENV, Cluster, ClusterNode, cluster};
+pub use cluster::{CLUSTER_URLS_ENV, Cluster, ClusterNode, Migration, cluster};
 #[cfg(feature = "tls")]
 pub use tls::TlsProxy;
 
