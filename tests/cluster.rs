@@ -12,6 +12,9 @@ use redis::cluster_async::ClusterConnection;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+mod common;
+use common::cluster_slot;
+
 #[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[rapyer(prefix = "Item")]
 struct Item {
@@ -95,36 +98,37 @@ async fn pttl(raw: &mut ClusterConnection, key: &str) -> i64 {
         .expect("PTTL")
 }
 
+/// Held by the tests that change the cluster's topology (slot moves, failovers), so that
+/// one does not look for a slot's owner while another moves it.
+static TOPOLOGY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Defines `name` as a script that adds `ARGV[1]` to the counter at `KEYS[1]`.
+fn define_add(db: &Db, name: &str) {
+    db.scripts()
+        .define(
+            name,
+            Keys::Fixed(1),
+            "return redis.call('INCRBY', KEYS[1], ARGV[1])",
+        )
+        .expect("define");
+}
+
+/// The counter at `key`.
+async fn counter(raw: &mut ClusterConnection, key: &str) -> i64 {
+    redis::cmd("GET")
+        .arg(key)
+        .query_async(raw)
+        .await
+        .expect("GET")
+}
+
 /// The address of the primary serving `key` now.
 fn node_of(key: &str) -> String {
-    let slot = common_slot(key);
+    let slot = cluster_slot(key);
     rapyer_testkit::cluster()
         .owner_of(slot)
         .expect("a primary serves every slot")
         .addr
-}
-
-fn common_slot(key: &str) -> u16 {
-    let bytes = key.as_bytes();
-    let tag = match key.find('{') {
-        Some(open) => match key[open + 1..].find('}') {
-            Some(len) if len > 0 => &bytes[open + 1..open + 1 + len],
-            _ => bytes,
-        },
-        None => bytes,
-    };
-    let mut crc: u16 = 0;
-    for &b in tag {
-        crc ^= u16::from(b) << 8;
-        for _ in 0..8 {
-            crc = if crc & 0x8000 != 0 {
-                (crc << 1) ^ 0x1021
-            } else {
-                crc << 1
-            };
-        }
-    }
-    crc % 16384
 }
 
 /// Ids that are hard to route and to keep apart: braces (a hash tag of their own), globs,
@@ -133,6 +137,7 @@ const HOSTILE: [&str; 8] = ["{x}", "a}{b", "*", "a:b", "x\ny", "", "🦀", "{}"]
 
 #[test]
 fn the_testkit_cluster_has_three_primaries_each_with_a_replica() {
+    let _topology = TOPOLOGY.blocking_lock();
     let nodes = rapyer_testkit::cluster().nodes().expect("nodes");
     let primaries: Vec<_> = nodes.iter().filter(|n| n.primary).collect();
     assert!(primaries.len() >= 3, "{nodes:?}");
@@ -339,7 +344,7 @@ async fn field_handles_locks_and_blocks_work_on_a_cluster() {
     // Models in different slots cannot share a block.
     item("f2", 0).save(&db).await.expect("save");
     let keys = [db.key("Item:f1"), db.key("Item:f2")];
-    assert_ne!(common_slot(&keys[0]), common_slot(&keys[1]));
+    assert_ne!(cluster_slot(&keys[0]), cluster_slot(&keys[1]));
     let (x, y) = (Item::server_ref_for("f1"), Item::server_ref_for("f2"));
     let refused = ServerOps::scope(&db, |ops| (ops.incr(x.n(), 1), ops.incr(y.n(), 1))).await;
     assert!(
@@ -352,13 +357,7 @@ async fn field_handles_locks_and_blocks_work_on_a_cluster() {
 #[tokio::test]
 async fn named_scripts_reload_on_every_node_after_a_flush() {
     let db = db().await;
-    db.scripts()
-        .define(
-            "cluster_bump",
-            Keys::Fixed(1),
-            "return redis.call('INCRBY', KEYS[1], ARGV[1])",
-        )
-        .expect("define");
+    define_add(&db, "cluster_bump");
     let keys: Vec<String> = (0..12).map(|i| format!("counter{i}")).collect();
     let nodes: HashSet<String> = keys.iter().map(|k| node_of(&db.key(k))).collect();
     assert!(nodes.len() >= 2, "{nodes:?}");
@@ -386,13 +385,7 @@ async fn named_scripts_reload_on_every_node_after_a_flush() {
 async fn pipelines_span_slots_and_transactions_stay_in_one() {
     let db = db().await;
     let mut raw = raw().await;
-    db.scripts()
-        .define(
-            "cluster_add",
-            Keys::Fixed(1),
-            "return redis.call('INCRBY', KEYS[1], ARGV[1])",
-        )
-        .expect("define");
+    define_add(&db, "cluster_add");
     db.scripts().flush().await.expect("flush");
     let mut pipe = db.pipeline();
     let keys: Vec<String> = (0..10).map(|i| format!("p{i}")).collect();
@@ -406,11 +399,7 @@ async fn pipelines_span_slots_and_transactions_stay_in_one() {
     for (key, reply) in keys.iter().zip(replies) {
         let first: i64 = reply.typed().get(&values).expect("reply");
         assert_eq!(first, 5);
-        let now: i64 = redis::cmd("GET")
-            .arg(db.key(key))
-            .query_async(&mut raw)
-            .await
-            .expect("GET");
+        let now = counter(&mut raw, &db.key(key)).await;
         assert_eq!(now, 6, "{key}: applied once each, in order within its slot");
     }
 
@@ -428,11 +417,7 @@ async fn pipelines_span_slots_and_transactions_stay_in_one() {
         Err(Error::CrossSlot { keys }) => assert_eq!(keys.len(), 2, "{keys:?}"),
         other => panic!("a transaction across slots ran: {other:?}"),
     }
-    let p0: i64 = redis::cmd("GET")
-        .arg(db.key("p0"))
-        .query_async(&mut raw)
-        .await
-        .expect("GET");
+    let p0 = counter(&mut raw, &db.key("p0")).await;
     assert_eq!(p0, 6, "nothing of the refused transaction ran");
 }
 
@@ -452,12 +437,13 @@ async fn searches_are_refused_on_a_cluster() {
 
 #[tokio::test]
 async fn a_model_whose_slot_moved_is_read_and_changed_on_its_new_primary() {
+    let _topology = TOPOLOGY.lock().await;
     let cluster = rapyer_testkit::cluster();
     let db = db().await;
     let mut it = item("moving", 1);
     it.save(&db).await.expect("save");
     let key = db.key("Item:moving");
-    let slot = common_slot(&key);
+    let slot = cluster_slot(&key);
     let from = cluster.owner_of(slot).expect("owner");
     let to = cluster
         .nodes()
@@ -508,16 +494,11 @@ fn a_guard_dropped_as_its_runtime_ends_is_released_on_a_cluster() {
 
 #[tokio::test]
 async fn a_pipeline_applies_each_command_once_while_its_slot_is_migrating() {
+    let _topology = TOPOLOGY.lock().await;
     let cluster = rapyer_testkit::cluster();
     let db = db().await;
     let mut raw = raw().await;
-    db.scripts()
-        .define(
-            "cluster_step",
-            Keys::Fixed(1),
-            "return redis.call('INCRBY', KEYS[1], ARGV[1])",
-        )
-        .expect("define");
+    define_add(&db, "cluster_step");
     // One slot (one hash tag), three counters.
     let keys = ["{mig}a", "{mig}b", "{mig}c"].map(|k| db.key(k));
     for key in &keys {
@@ -528,7 +509,7 @@ async fn a_pipeline_applies_each_command_once_while_its_slot_is_migrating() {
             .await
             .expect("SET");
     }
-    let slot = common_slot(&keys[0]);
+    let slot = cluster_slot(&keys[0]);
     let from = cluster.owner_of(slot).expect("owner");
     let to = cluster
         .nodes()
@@ -553,14 +534,62 @@ async fn a_pipeline_applies_each_command_once_while_its_slot_is_migrating() {
     cluster.finish_migration(&migration).expect("finish");
     let mut now = Vec::new();
     for key in &keys {
-        let n: i64 = redis::cmd("GET")
-            .arg(key)
-            .query_async(&mut raw)
-            .await
-            .expect("GET");
-        now.push(n);
+        now.push(counter(&mut raw, key).await);
     }
     assert!(replies.iter().all(Result::is_ok), "{replies:?}");
     assert_eq!(now, [11, 1, 10], "every command applied exactly once");
     cluster.migrate_slot(slot, &from.id).expect("migrate back");
+}
+
+#[tokio::test]
+async fn a_promoted_replica_that_lacks_a_script_never_surfaces_noscript() {
+    let _topology = TOPOLOGY.lock().await;
+    let cluster = rapyer_testkit::cluster();
+    if !cluster.is_owned() {
+        return; // a failover of someone else's cluster is not ours to make
+    }
+    let db = db().await;
+    let mut raw = raw().await;
+    define_add(&db, "cluster_failover");
+    let key = db.key("{fo}n");
+    let n: i64 = db
+        .run_script("cluster_failover", &["{fo}n"], &[1])
+        .await
+        .expect("run");
+    assert_eq!(n, 1);
+    let old = cluster.owner_of(cluster_slot(&key)).expect("owner");
+    let replica = cluster
+        .nodes()
+        .expect("nodes")
+        .into_iter()
+        .find(|r| r.primary_id.as_deref() == Some(old.id.as_str()))
+        .expect("a replica");
+    // Whatever reached the replica's script cache, it has nothing once promoted.
+    let mut on_replica = redis::Client::open(replica.url())
+        .expect("url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("replica connection");
+    let _: () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut on_replica)
+        .await
+        .expect("SCRIPT FLUSH on the replica");
+    let promoted = tokio::task::spawn_blocking(move || cluster.failover(&old.addr))
+        .await
+        .expect("join")
+        .expect("failover");
+    assert_eq!(promoted.id, replica.id);
+    let n: i64 = db
+        .run_script("cluster_failover", &["{fo}n"], &[1])
+        .await
+        .expect("run on the promoted replica");
+    assert_eq!(n, 2);
+    assert_eq!(counter(&mut raw, &key).await, 2);
+    // Give the shard back to its first primary, as the other tests found it.
+    let addr = promoted.addr.clone();
+    tokio::task::spawn_blocking(move || cluster.failover(&addr))
+        .await
+        .expect("join")
+        .expect("failover back");
 }

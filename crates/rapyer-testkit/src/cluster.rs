@@ -171,6 +171,50 @@ impl Cluster {
         self.owned_at(addr)?.start_again()
     }
 
+    /// Promotes the replica of the primary at `addr` (`host:port`) with `CLUSTER FAILOVER`
+    /// (a manual failover: the primary pauses its clients until the replica has caught up,
+    /// so nothing is lost) and waits until the replica serves the slots and the cluster is
+    /// `ok` again with the old primary as its replica. Returns the new primary.
+    pub fn failover(&self, addr: &str) -> Result<ClusterNode, String> {
+        let nodes = self.nodes()?;
+        let primary = nodes
+            .iter()
+            .find(|n| n.primary && n.addr == addr)
+            .ok_or_else(|| format!("no primary at {addr}"))?;
+        let replica = nodes
+            .iter()
+            .find(|n| !n.failed && n.primary_id.as_deref() == Some(primary.id.as_str()))
+            .ok_or_else(|| format!("the primary at {addr} has no replica"))?;
+        // A manual failover needs the replica in sync; one that times out (5 s on the
+        // server's side) changes nothing, so it is asked again.
+        self.wait_ok(Duration::from_secs(20))?;
+        for _ in 0..3 {
+            redis::cmd("CLUSTER")
+                .arg("FAILOVER")
+                .query::<()>(&mut connect(&replica.url())?)
+                .map_err(|e| format!("CLUSTER FAILOVER on {}: {e}", replica.addr))?;
+            let deadline = Instant::now() + Duration::from_secs(8);
+            while Instant::now() < deadline {
+                let now = self.nodes()?;
+                let promoted = now
+                    .iter()
+                    .find(|n| n.id == replica.id && n.primary && !n.slots.is_empty());
+                // The old primary is seen as the new one's replica once the switch has spread.
+                let demoted = now
+                    .iter()
+                    .any(|n| n.id == primary.id && n.primary_id.as_deref() == Some(&replica.id));
+                if let Some(promoted) = promoted.cloned()
+                    && demoted
+                    && self.check_ok().is_ok()
+                {
+                    return Ok(promoted);
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        Err(format!("{} was not promoted after 3 tries", replica.addr))
+    }
+
     /// Moves `slot`, with its keys, to the primary `to` (a node id), the way a reshard does:
     /// [`begin_migration`](Cluster::begin_migration), [`migrate_keys`](Cluster::migrate_keys)
     /// of every key left in the slot, [`finish_migration`](Cluster::finish_migration).
