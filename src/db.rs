@@ -12,10 +12,11 @@ use crate::connect::ConnectOptions;
 use crate::error::{Error, Result};
 use crate::script::{Registry, Scripts};
 
-/// A cheap-to-clone handle on one Redis server, with an optional key namespace.
+/// A cheap-to-clone handle on one Redis server (or one Redis Cluster, see
+/// [`Db::connect_cluster`]), with an optional key namespace.
 ///
-/// Every clone shares one multiplexed connection that reconnects by itself; commands from
-/// many tasks are pipelined onto it. Every key rapyer builds is `{namespace}{Prefix}:{id}`
+/// Every clone shares one multiplexed connection (one per node on a cluster) that reconnects
+/// by itself; commands from many tasks are pipelined onto it. Every key rapyer builds is `{namespace}{Prefix}:{id}`
 /// (see [`Db::with_namespace`]).
 ///
 /// ```no_run
@@ -420,5 +421,9 @@ mod tests {
     fn redacts_credentials() {
         assert_eq!(redact("redis://u:secret@h:1/0"), "redis://***@h:1/0");
         assert_eq!(redact("redis://h:1"), "redis://h:1");
+        assert_eq!(
+            redact("redis://u:a@h:1/,redis://u:b@h:2/"),
+            "redis://***@h:1/,redis://***@h:2/"
+        );
     }
 }

@@ -32,6 +32,14 @@ struct Session {
     user: String,
 }
 
+/// A model whose reads re-arm its expiry: `get_many` runs a script per slot.
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[rapyer(prefix = "Visit", ttl = 60, refresh_on_read)]
+struct Visit {
+    #[rapyer(key)]
+    id: String,
+}
+
 /// Accounts changed together in one block: one hash tag, one slot.
 #[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[rapyer(prefix = "Account", hash_tag = "bank")]
@@ -265,6 +273,50 @@ async fn bulk_operations_group_keys_by_slot() {
     for s in &sessions {
         assert!(pttl(&mut raw, &db.key(&s.key())).await > 290_000);
     }
+
+    // Reads that re-arm expiries: one script per slot.
+    let visits: Vec<Visit> = (0..20)
+        .map(|i| Visit {
+            id: format!("v{i}"),
+        })
+        .collect();
+    Visit::insert_many(&db, &visits)
+        .await
+        .expect("insert visits");
+    for v in &visits {
+        let _: () = redis::cmd("PEXPIRE")
+            .arg(db.key(&v.key()))
+            .arg(5_000)
+            .query_async(&mut raw)
+            .await
+            .expect("PEXPIRE");
+    }
+    let read = Visit::get_many(&db, visits.iter().map(|v| v.id.clone()))
+        .await
+        .expect("get_many with refresh_on_read");
+    assert_eq!(read.into_iter().flatten().collect::<Vec<_>>(), visits);
+    for v in &visits {
+        assert!(pttl(&mut raw, &db.key(&v.key())).await > 50_000);
+    }
+
+    // All or nothing per slot: the slot of the foreign key keeps its document, another
+    // slot's part goes.
+    Item::insert_many(&db, &[item("{z}1", 0), item("solo", 0)])
+        .await
+        .expect("insert");
+    let foreign_z = db.key("Item:{z}x");
+    let _: () = redis::cmd("SET")
+        .arg(&foreign_z)
+        .arg("x")
+        .query_async(&mut raw)
+        .await
+        .expect("SET");
+    assert!(matches!(
+        Item::delete_many(&db, ["{z}1", "{z}x", "solo"]).await,
+        Err(Error::TypeMismatch { key, .. }) if key == foreign_z
+    ));
+    assert!(stored(&mut raw, &db.key("Item:{z}1")).await.is_some());
+    assert_eq!(stored(&mut raw, &db.key("Item:solo")).await, None);
 
     let deleted = Item::delete_many(&db, &ids).await.expect("delete_many");
     assert_eq!(deleted, items.len());
