@@ -69,7 +69,7 @@ impl Db {
         tracing::debug!(target: "rapyer::db", url = %redact(url), "connected");
         Ok(Db {
             conn: Connection::Standalone(conn),
-            client: Client::Standalone(client),
+            client: Client::Standalone(Box::new(client)),
             url: url.into(),
             namespace: "".into(),
             scripts: Arc::new(Registry::new()),
@@ -384,7 +384,8 @@ impl ConnectionLike for Connection {
 /// How to open a connection of one's own (see [`Db::blocking_connection`]).
 #[derive(Clone)]
 enum Client {
-    Standalone(redis::Client),
+    // Boxed: either one is hundreds of bytes, which every clone of a `Db` would copy.
+    Standalone(Box<redis::Client>),
     Cluster(Box<redis::cluster::ClusterClient>),
 }
 
