@@ -7,6 +7,10 @@
 //! * otherwise the server cached by `cargo xtask redis` in `target/redis-stack/`
 //!   (or `RAPYER_REDIS_DIR`), started on a free 127.0.0.1 port.
 //!
+//! [`cluster()`] likewise gives a test binary one Redis Cluster: `REDIS_CLUSTER_URLS` when set,
+//! else six cached servers (three primaries, three replicas) started once, with helpers to
+//! list its nodes, move a slot and fail a primary over.
+//!
 //! A started server is stopped when the process that started it exits, however it exits:
 //! a small watchdog shell holds the server's pid and kills it as soon as its standard input
 //! (a pipe held by this process) closes.
