@@ -121,6 +121,16 @@ fn define_add(db: &Db, name: &str) {
         .expect("define");
 }
 
+/// Puts a plain string (not a document) at `key`.
+async fn set_string(raw: &mut ClusterConnection, key: &str) {
+    let _: () = redis::cmd("SET")
+        .arg(key)
+        .arg("x")
+        .query_async(raw)
+        .await
+        .expect("SET");
+}
+
 /// The counter at `key`.
 async fn counter(raw: &mut ClusterConnection, key: &str) -> i64 {
     redis::cmd("GET")
@@ -250,12 +260,7 @@ async fn bulk_operations_group_keys_by_slot() {
 
     // A key of another type on one slot: `get_many` names it.
     let foreign = db.key("Item:foreign");
-    let _: () = redis::cmd("SET")
-        .arg(&foreign)
-        .arg("x")
-        .query_async(&mut raw)
-        .await
-        .expect("SET");
+    set_string(&mut raw, &foreign).await;
     assert!(matches!(
         Item::get_many(&db, ["b1", "foreign"]).await,
         Err(Error::TypeMismatch { key, .. }) if key == foreign
@@ -305,12 +310,7 @@ async fn bulk_operations_group_keys_by_slot() {
         .await
         .expect("insert");
     let foreign_z = db.key("Item:{z}x");
-    let _: () = redis::cmd("SET")
-        .arg(&foreign_z)
-        .arg("x")
-        .query_async(&mut raw)
-        .await
-        .expect("SET");
+    set_string(&mut raw, &foreign_z).await;
     assert!(matches!(
         Item::delete_many(&db, ["{z}1", "{z}x", "solo"]).await,
         Err(Error::TypeMismatch { key, .. }) if key == foreign_z
