@@ -184,3 +184,45 @@ pub(crate) fn client(url: &str, options: &ConnectOptions) -> redis::RedisResult<
     let _ = options;
     redis::Client::open(url)
 }
+
+/// The redis-rs cluster client for the seed URLs `nodes` with `options`: the reply and
+/// connection timeouts apply to every node, `reconnect_retries` bounds how often a request
+/// is retried (after a redirect, a lost node or a topology change), and the retry pauses
+/// start at `reconnect_min_delay` and stop growing at `reconnect_max_delay`.
+pub(crate) fn cluster_client(
+    nodes: &[&str],
+    options: &ConnectOptions,
+) -> redis::RedisResult<redis::cluster::ClusterClient> {
+    let mut builder = redis::cluster::ClusterClientBuilder::new(nodes.iter().copied())
+        .retries(u32::try_from(options.reconnect_retries).unwrap_or(u32::MAX))
+        .min_retry_wait(millis(options.reconnect_min_delay));
+    if let Some(max) = options.reconnect_max_delay {
+        builder = builder.max_retry_wait(millis(max));
+    }
+    if let Some(timeout) = options.response_timeout {
+        builder = builder.response_timeout(timeout);
+    }
+    if let Some(timeout) = options.connect_timeout {
+        builder = builder.connection_timeout(timeout);
+    }
+    #[cfg(feature = "tls")]
+    if let Some(certificates) = &options.tls {
+        builder = builder.certs(certificates.clone());
+    }
+    builder.build()
+}
+
+/// Opens the cluster connection for the seed URLs `nodes`: it reads the slot map from the
+/// first seed that answers and keeps it current on redirects.
+pub(crate) async fn open_cluster(
+    client: &redis::cluster::ClusterClient,
+) -> Result<redis::cluster_async::ClusterConnection> {
+    client
+        .get_async_connection()
+        .await
+        .map_err(|e| Error::redis("connect", e))
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}

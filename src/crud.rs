@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::codec::{Document, decode_model, encode_model, mismatch, ttl_millis};
 use crate::db::Db;
-use crate::documents::{JSON_TYPE, check_not_foreign, delete_count, key_type, mget};
+use crate::documents::{JSON_TYPE, check_not_foreign, delete_count, key_type, mget, slot_groups};
 use crate::error::{Error, Result, is_wrong_type};
 use crate::keys::{KeySettings, full_key};
 use crate::script::{failure, library};
@@ -36,6 +36,8 @@ pub(crate) async fn save<M: KeySettings + Document>(db: &Db, model: &M) -> Resul
     }
 }
 
+/// Writes every model, all or nothing; on a cluster, all or nothing per hash slot (one
+/// command or script per slot, all sent at once).
 pub(crate) async fn save_many<M: KeySettings + Document>(db: &Db, models: &[M]) -> Result<()> {
     if models.is_empty() {
         return Ok(());
@@ -47,6 +49,24 @@ pub(crate) async fn save_many<M: KeySettings + Document>(db: &Db, models: &[M]) 
         docs.push(encode_model(&key, model)?);
         keys.push(key);
     }
+    if !db.is_cluster() {
+        return save_in_slot::<M>(db, keys, docs).await;
+    }
+    let mut docs: Vec<Option<String>> = docs.into_iter().map(Some).collect();
+    let groups = slot_groups(db, &keys).into_iter().map(|positions| {
+        let group_keys: Vec<String> = positions.iter().map(|&i| keys[i].clone()).collect();
+        let group_docs: Vec<String> = positions.iter().filter_map(|&i| docs[i].take()).collect();
+        save_in_slot::<M>(db, group_keys, group_docs)
+    });
+    let groups: Vec<_> = groups.collect();
+    futures_util::future::join_all(groups)
+        .await
+        .into_iter()
+        .collect()
+}
+
+/// [`save_many`] of keys that share one slot (or every key, on a single server).
+async fn save_in_slot<M: KeySettings>(db: &Db, keys: Vec<String>, docs: Vec<String>) -> Result<()> {
     match M::TTL {
         // JSON.MSET checks every key's type before it writes any (verified on RedisJSON
         // 2.8): one command, all or nothing.
@@ -139,25 +159,29 @@ pub(crate) async fn all<M: KeySettings + Document>(
     );
     let mut seen = HashSet::new();
     let mut keys = Vec::new();
-    let mut cursor: u64 = 0;
-    loop {
-        let mut cmd = redis::cmd("SCAN");
-        cmd.arg(cursor)
-            .arg("MATCH")
-            .arg(&pattern)
-            .arg("COUNT")
-            .arg(SCAN_COUNT)
-            .arg("TYPE")
-            .arg(JSON_TYPE);
-        let (next, page): (u64, Vec<String>) = db
-            .query("SCAN", 0, &cmd)
-            .await
-            .map_err(|e| Error::redis("all", e))?;
-        // SCAN may return a key more than once; keep the first.
-        keys.extend(page.into_iter().filter(|k| seen.insert(k.clone())));
-        cursor = next;
-        if cursor == 0 {
-            break;
+    // On a cluster, every primary holds its own part of the keys: each is scanned in turn.
+    for node in db.primaries().await? {
+        let mut cursor: u64 = 0;
+        loop {
+            let mut cmd = redis::cmd("SCAN");
+            cmd.arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(SCAN_COUNT)
+                .arg("TYPE")
+                .arg(JSON_TYPE);
+            let (next, page): (u64, Vec<String>) = db
+                .query_at("SCAN", node.as_ref(), &cmd)
+                .await
+                .map_err(|e| Error::redis("all", e))?;
+            // SCAN may return a key more than once (and a key moving between two nodes
+            // may be seen on both); keep the first.
+            keys.extend(page.into_iter().filter(|k| seen.insert(k.clone())));
+            cursor = next;
+            if cursor == 0 {
+                break;
+            }
         }
     }
     let mut models = Vec::with_capacity(keys.len());

@@ -1,19 +1,22 @@
-//! The connection handle: one multiplexed, auto-reconnecting connection and a key namespace.
+//! The connection handle: one multiplexed, auto-reconnecting connection (to one server, or
+//! to every node of a Redis Cluster) and a key namespace.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use redis::aio::{ConnectionLike, ConnectionManager};
-use redis::{Cmd, FromRedisValue, Pipeline, RedisError, Value};
+use redis::cluster_async::ClusterConnection;
+use redis::{Cmd, FromRedisValue, Pipeline, RedisError, RedisFuture, Value};
 
 use crate::connect::ConnectOptions;
 use crate::error::{Error, Result};
 use crate::script::{Registry, Scripts};
 
-/// A cheap-to-clone handle on one Redis server, with an optional key namespace.
+/// A cheap-to-clone handle on one Redis server (or one Redis Cluster, see
+/// [`Db::connect_cluster`]), with an optional key namespace.
 ///
-/// Every clone shares one multiplexed connection that reconnects by itself; commands from
-/// many tasks are pipelined onto it. Every key rapyer builds is `{namespace}{Prefix}:{id}`
+/// Every clone shares one multiplexed connection (one per node on a cluster) that reconnects
+/// by itself; commands from many tasks are pipelined onto it. Every key rapyer builds is `{namespace}{Prefix}:{id}`
 /// (see [`Db::with_namespace`]).
 ///
 /// ```no_run
@@ -25,10 +28,10 @@ use crate::script::{Registry, Scripts};
 /// ```
 #[derive(Clone)]
 pub struct Db {
-    conn: ConnectionManager,
+    conn: Connection,
     /// The client `conn` was opened with: a way to reach the server that does not depend on
     /// the runtime `conn` runs on (see [`Db::blocking_connection`]).
-    client: redis::Client,
+    client: Client,
     url: Arc<str>,
     namespace: Arc<str>,
     scripts: Arc<Registry>,
@@ -65,12 +68,67 @@ impl Db {
             crate::connect::client(url, &options).map_err(|e| Error::redis("connect", e))?;
         tracing::debug!(target: "rapyer::db", url = %redact(url), "connected");
         Ok(Db {
-            conn,
-            client,
+            conn: Connection::Standalone(conn),
+            client: Client::Standalone(Box::new(client)),
             url: url.into(),
             namespace: "".into(),
             scripts: Arc::new(Registry::new()),
         })
+    }
+
+    /// Connects to the Redis Cluster reachable through the seed URLs `nodes` (any of its
+    /// nodes; the others are found from the cluster's slot map) with the default
+    /// [`ConnectOptions`]. See [`Db::connect_cluster_with`].
+    ///
+    /// ```no_run
+    /// # async fn demo() -> rapyer::Result<()> {
+    /// let db = rapyer::Db::connect_cluster(["redis://10.0.0.1:6379", "redis://10.0.0.2:6379"]).await?;
+    /// assert!(db.is_cluster());
+    /// # Ok(()) }
+    /// ```
+    pub async fn connect_cluster<I, S>(nodes: I) -> Result<Db>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        Db::connect_cluster_with(nodes, ConnectOptions::default()).await
+    }
+
+    /// Connects to the Redis Cluster reachable through the seed URLs `nodes` with these
+    /// options: `response_timeout` and `connect_timeout` apply to every node,
+    /// `reconnect_retries` bounds how often one request is retried (after a redirect, a lost
+    /// node or a topology change), and the pauses between retries go from
+    /// `reconnect_min_delay` up to `reconnect_max_delay`.
+    ///
+    /// Every operation works as on one server, with the differences the README's "Cluster"
+    /// section lists: what is atomic is what shares one hash slot, and searches
+    /// ([`Error::ClusterUnsupported`](crate::Error::ClusterUnsupported)) are not supported yet.
+    /// Fails with [`Error::Redis`](crate::Error::Redis) (operation `connect`) when no seed is
+    /// a valid URL or none answers.
+    pub async fn connect_cluster_with<I, S>(nodes: I, options: ConnectOptions) -> Result<Db>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let nodes: Vec<String> = nodes.into_iter().map(|n| n.as_ref().to_string()).collect();
+        let seeds: Vec<&str> = nodes.iter().map(String::as_str).collect();
+        let client = crate::connect::cluster_client(&seeds, &options)
+            .map_err(|e| Error::redis("connect", e))?;
+        let conn = crate::connect::open_cluster(&client).await?;
+        let url = seeds.join(",");
+        tracing::debug!(target: "rapyer::db", url = %redact(&url), "connected to a cluster");
+        Ok(Db {
+            conn: Connection::Cluster(conn),
+            client: Client::Cluster(Box::new(client)),
+            url: url.into(),
+            namespace: "".into(),
+            scripts: Arc::new(Registry::new()),
+        })
+    }
+
+    /// Whether this handle is connected to a Redis Cluster ([`Db::connect_cluster`]).
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.conn, Connection::Cluster(_))
     }
 
     /// A handle on the same connection whose keys all start with `namespace` (replacing this
@@ -127,14 +185,83 @@ impl Db {
     /// A new blocking connection to the same server, for work that must finish when no
     /// runtime can drive the shared connection any more (a lock released while the runtime
     /// shuts down): connecting, and each reply, waits at most `timeout`.
+    /// On a cluster, a blocking cluster connection that routes each command by its key.
     pub(crate) fn blocking_connection(
         &self,
         timeout: std::time::Duration,
-    ) -> std::result::Result<redis::Connection, RedisError> {
-        let conn = self.client.get_connection_with_timeout(timeout)?;
-        conn.set_read_timeout(Some(timeout))?;
-        conn.set_write_timeout(Some(timeout))?;
-        Ok(conn)
+    ) -> std::result::Result<Box<dyn redis::ConnectionLike>, RedisError> {
+        match &self.client {
+            Client::Standalone(client) => {
+                let conn = client.get_connection_with_timeout(timeout)?;
+                conn.set_read_timeout(Some(timeout))?;
+                conn.set_write_timeout(Some(timeout))?;
+                Ok(Box::new(conn))
+            }
+            Client::Cluster(client) => {
+                let conn = client.get_connection()?;
+                conn.set_read_timeout(Some(timeout))?;
+                conn.set_write_timeout(Some(timeout))?;
+                Ok(Box::new(conn))
+            }
+        }
+    }
+
+    /// The addresses (`host`, `port`) of the cluster's primaries, as the cluster reports
+    /// them now (`CLUSTER SHARDS` would need Redis 7; `CLUSTER SLOTS` is older and enough).
+    /// One entry, `None`, on a single server: "the server".
+    pub(crate) async fn primaries(&self) -> Result<Vec<Option<(String, u16)>>> {
+        if !self.is_cluster() {
+            return Ok(vec![None]);
+        }
+        let mut cmd = redis::cmd("CLUSTER");
+        cmd.arg("SLOTS");
+        let slots: Vec<Value> = self
+            .query("CLUSTER SLOTS", 0, &cmd)
+            .await
+            .map_err(|e| Error::redis("CLUSTER SLOTS", e))?;
+        let mut primaries: Vec<(String, u16)> = Vec::new();
+        for range in slots {
+            // [start, end, [host, port, id, …], replicas…]
+            let Value::Array(parts) = range else { continue };
+            let Some(Value::Array(primary)) = parts.get(2) else {
+                continue;
+            };
+            let host = primary
+                .first()
+                .and_then(|h| String::from_redis_value(h.clone()).ok());
+            let port = primary
+                .get(1)
+                .and_then(|p| u16::from_redis_value(p.clone()).ok());
+            if let (Some(host), Some(port)) = (host, port)
+                && !primaries.contains(&(host.clone(), port))
+            {
+                primaries.push((host, port));
+            }
+        }
+        Ok(primaries.into_iter().map(Some).collect())
+    }
+
+    /// Sends one command to the node `at` (`None`: wherever the command's key routes it).
+    pub(crate) async fn query_at<T: FromRedisValue>(
+        &self,
+        op: &'static str,
+        at: Option<&(String, u16)>,
+        cmd: &Cmd,
+    ) -> std::result::Result<T, RedisError> {
+        let (Connection::Cluster(conn), Some((host, port))) = (&self.conn, at) else {
+            return self.query(op, 0, cmd).await;
+        };
+        let started = Instant::now();
+        let mut conn = conn.clone();
+        let routing = redis::cluster_routing::RoutingInfo::SingleNode(
+            redis::cluster_routing::SingleNodeRoutingInfo::ByAddress {
+                host: host.clone(),
+                port: *port,
+            },
+        );
+        let result = conn.route_command(cmd.clone(), routing).await;
+        trace_command(op, 0, started, result.is_ok());
+        T::from_redis_value(result?.extract_error()?).map_err(RedisError::from)
     }
 
     /// Sends one command and decodes its reply, traced as `op` with `keys` keys.
@@ -151,13 +278,22 @@ impl Db {
         result
     }
 
-    /// Sends a pipeline (or transaction) in one round trip, traced as `op` with `keys` keys.
+    /// Sends a plain pipeline (not a transaction) in one round trip, traced as `op` with
+    /// `keys` keys. On a cluster its commands travel as separate requests (see
+    /// [`Db::send_raw`]), so they may span slots.
     pub(crate) async fn query_pipeline<T: FromRedisValue>(
         &self,
         op: &'static str,
         keys: usize,
         pipe: &Pipeline,
     ) -> std::result::Result<T, RedisError> {
+        if self.is_cluster() {
+            let mut values = Vec::with_capacity(pipe.len());
+            for value in self.send_raw(op, keys, pipe).await? {
+                values.push(value.extract_error()?);
+            }
+            return T::from_redis_value(Value::Array(values)).map_err(RedisError::from);
+        }
         let started = Instant::now();
         let mut conn = self.conn.clone();
         let result = pipe.query_async(&mut conn).await;
@@ -167,6 +303,14 @@ impl Db {
 
     /// Sends every command of `pipe` (which must not be atomic) and returns every raw reply,
     /// server errors included as [`Value::ServerError`], traced as `op` with `keys` keys.
+    ///
+    /// On a cluster, a pipe that starts with `MULTI` is sent whole to the node of its keys
+    /// (which must share one slot): a redirect aborts the `MULTI`, so redis-rs's re-sending
+    /// of the whole pipe after one runs nothing twice. Any other pipe is sent one command per
+    /// request, all at once: redis-rs re-sends a whole pipe when one reply is a redirect,
+    /// which would run the commands that had succeeded a second time, while one command is
+    /// only re-sent when it did not run. Each command goes to its own key's node (a command
+    /// for every node, such as `SCRIPT LOAD`, to all of them).
     pub(crate) async fn send_raw(
         &self,
         op: &'static str,
@@ -175,10 +319,74 @@ impl Db {
     ) -> std::result::Result<Vec<Value>, RedisError> {
         let started = Instant::now();
         let mut conn = self.conn.clone();
-        let result = conn.req_packed_commands(pipe, 0, pipe.len()).await;
+        let starts_with_multi = pipe
+            .cmd_iter()
+            .next()
+            .and_then(|c| c.args_iter().next())
+            .is_some_and(
+                |a| matches!(a, redis::Arg::Simple(name) if name.eq_ignore_ascii_case(b"MULTI")),
+            );
+        let result = match &self.conn {
+            Connection::Cluster(cluster) if !starts_with_multi => {
+                let sends = pipe.cmd_iter().map(|cmd| {
+                    let mut conn = cluster.clone();
+                    // A server error comes back as this command's reply value, as in a pipeline.
+                    async move { conn.req_packed_command(cmd).await }
+                });
+                futures_util::future::join_all(sends)
+                    .await
+                    .into_iter()
+                    .collect()
+            }
+            _ => conn.req_packed_commands(pipe, 0, pipe.len()).await,
+        };
         trace_command(op, keys, started, result.is_ok());
         result
     }
+}
+
+/// The connection every clone of a [`Db`] shares: to one server, or to a whole cluster
+/// (redis-rs routes each command to the node owning its key's slot and follows redirects).
+#[derive(Clone)]
+enum Connection {
+    Standalone(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Connection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Connection::Standalone(conn) => conn.req_packed_command(cmd),
+            Connection::Cluster(conn) => conn.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Connection::Standalone(conn) => conn.req_packed_commands(cmd, offset, count),
+            Connection::Cluster(conn) => conn.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Connection::Standalone(conn) => conn.get_db(),
+            Connection::Cluster(conn) => conn.get_db(),
+        }
+    }
+}
+
+/// How to open a connection of one's own (see [`Db::blocking_connection`]).
+#[derive(Clone)]
+enum Client {
+    // Boxed: either one is hundreds of bytes, which every clone of a `Db` would copy.
+    Standalone(Box<redis::Client>),
+    Cluster(Box<redis::cluster::ClusterClient>),
 }
 
 /// One event per round trip (a command, a script call, or a whole pipeline or transaction):
@@ -193,8 +401,11 @@ pub(crate) fn trace_command(op: &'static str, keys: usize, started: Instant, ok:
     );
 }
 
-/// The URL without its password, for logs and Debug output.
+/// The URL (or comma-separated seed URLs) without passwords, for logs and Debug output.
 fn redact(url: &str) -> String {
+    if url.contains(',') {
+        return url.split(',').map(redact).collect::<Vec<_>>().join(",");
+    }
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
             format!("{}://***@{}", &url[..scheme], &url[at + 1..])
@@ -211,5 +422,9 @@ mod tests {
     fn redacts_credentials() {
         assert_eq!(redact("redis://u:secret@h:1/0"), "redis://***@h:1/0");
         assert_eq!(redact("redis://h:1"), "redis://h:1");
+        assert_eq!(
+            redact("redis://u:a@h:1/,redis://u:b@h:2/"),
+            "redis://***@h:1/,redis://***@h:2/"
+        );
     }
 }

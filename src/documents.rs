@@ -50,10 +50,17 @@ pub(crate) async fn get_many<M: KeySettings + Document>(
 /// Deletes the documents at `keys` in one script, all or nothing: a key holding another
 /// Redis type refuses the whole call with [`Error::TypeMismatch`] naming the first such key
 /// (in the order given), and nothing is deleted. Returns how many documents were deleted.
+///
+/// On a cluster, one script per hash slot (all sent at once): all or nothing per slot.
 pub(crate) async fn delete_count(db: &Db, keys: Vec<String>) -> Result<usize> {
     if keys.is_empty() {
         return Ok(0);
     }
+    let counts = per_slot(db, &keys, |group| delete_in_slot(db, group)).await?;
+    Ok(counts.into_iter().map(|(_, n)| n).sum())
+}
+
+async fn delete_in_slot(db: &Db, keys: Vec<String>) -> Result<usize> {
     match db
         .run_lua::<u64>(&library::DELETE, &keys, &[] as &[&str])
         .await
@@ -65,7 +72,31 @@ pub(crate) async fn delete_count(db: &Db, keys: Vec<String>) -> Result<usize> {
 
 /// The documents' roots, one entry per key, `None` for a missing key or one of another type:
 /// one `JSON.MGET`, or with `rearm` one script that also re-arms each document's expiry.
+///
+/// On a cluster, one command per hash slot (all sent at once), the replies put back in order.
 pub(crate) async fn mget(
+    db: &Db,
+    keys: &[String],
+    rearm: Option<Duration>,
+) -> Result<Vec<Option<Vec<u8>>>> {
+    if !db.is_cluster() {
+        return mget_in_slot(db, keys, rearm).await;
+    }
+    let groups = per_slot(db, keys, |group| async move {
+        mget_in_slot(db, &group, rearm).await
+    })
+    .await?;
+    let mut out = vec![None; keys.len()];
+    for (positions, replies) in groups {
+        for (position, reply) in positions.into_iter().zip(replies) {
+            out[position] = reply;
+        }
+    }
+    Ok(out)
+}
+
+/// [`mget`] of keys that share one slot.
+async fn mget_in_slot(
     db: &Db,
     keys: &[String],
     rearm: Option<Duration>,
@@ -111,6 +142,49 @@ pub(crate) async fn check_not_foreign(db: &Db, keys: &[&String]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Runs `run` once per cluster hash slot of `keys` (once with every key on a single server),
+/// all at once, each with the keys of its slot in their given order; returns each group's
+/// positions in `keys` with its result, or the first failure in the order of the groups.
+pub(crate) async fn per_slot<'a, T, F, Fut>(
+    db: &Db,
+    keys: &[String],
+    run: F,
+) -> Result<Vec<(Vec<usize>, T)>>
+where
+    F: Fn(Vec<String>) -> Fut,
+    Fut: std::future::Future<Output = Result<T>> + 'a,
+{
+    let groups = slot_groups(db, keys);
+    let runs = groups
+        .iter()
+        .map(|positions| run(positions.iter().map(|&i| keys[i].clone()).collect()));
+    let results = futures_util::future::join_all(runs).await;
+    groups
+        .into_iter()
+        .zip(results)
+        .map(|(positions, result)| result.map(|value| (positions, value)))
+        .collect()
+}
+
+/// The positions of `keys` grouped by hash slot, groups in the order of their first key; one
+/// group of every position on a single server.
+pub(crate) fn slot_groups(db: &Db, keys: &[String]) -> Vec<Vec<usize>> {
+    if !db.is_cluster() {
+        return vec![(0..keys.len()).collect()];
+    }
+    let mut group_of: std::collections::HashMap<u16, usize> = std::collections::HashMap::new();
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    for (i, key) in keys.iter().enumerate() {
+        let slot = crate::slot::hash_slot(key.as_bytes());
+        let g = *group_of.entry(slot).or_insert_with(|| {
+            groups.push(Vec::new());
+            groups.len() - 1
+        });
+        groups[g].push(i);
+    }
+    groups
 }
 
 pub(crate) async fn key_type(db: &Db, key: &str) -> Result<String> {

@@ -117,7 +117,7 @@ fn release_blocking(db: &Db, lock_key: &str, token: &str, until: Instant) {
                 .arg(1)
                 .arg(lock_key)
                 .arg(token)
-                .query::<i64>(&mut conn)
+                .query::<i64>(&mut *conn)
         });
         match outcome {
             Ok(_) => return,

@@ -161,6 +161,10 @@ impl<'db, M: KeySettings + Document + Indexable> Find<'db, M> {
 
     /// One `FT.SEARCH` page: the total number of matches and the matching keys.
     async fn page(&self, query: &str, offset: usize, n: usize) -> Result<(usize, Vec<String>)> {
+        // One FT.SEARCH would search one shard's index only, silently missing the rest.
+        if self.db.is_cluster() {
+            return Err(Error::ClusterUnsupported { operation: "find" });
+        }
         let index = index_name::<M>(self.db);
         let mut cmd = redis::cmd("FT.SEARCH");
         cmd.arg(&index).arg(query);

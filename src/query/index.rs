@@ -83,6 +83,10 @@ impl Db {
         if schema.is_empty() {
             return Ok(());
         }
+        // The pinned RediSearch has no coordinator: an index on one node covers its shard only.
+        if self.is_cluster() {
+            return Err(Error::ClusterUnsupported { operation: "init" });
+        }
         let index = index_name::<M>(self);
         let args = create_args::<M>(self, &schema);
         let wanted = Shape::of_args(&args);

@@ -43,6 +43,9 @@ impl Item {
 pub(crate) struct Batch {
     atomic: bool,
     items: Vec<Item>,
+    /// The index of the first item in the batch the caller built (a cluster sends a plain
+    /// batch's items one by one), for the errors that name an item by its index.
+    first: usize,
 }
 
 /// How one run of consecutive items was sent.
@@ -60,6 +63,7 @@ impl Batch {
         Batch {
             atomic,
             items: Vec::new(),
+            first: 0,
         }
     }
 
@@ -95,10 +99,28 @@ impl Batch {
     /// loads it needs — and sends its plain commands bare, so a plain command Redis refuses
     /// while queueing (a wrong argument count, an unknown command) cannot abort anything
     /// but itself. The order of the items is kept.
+    ///
+    /// On a cluster, a transaction whose keys span hash slots is [`Error::CrossSlot`] before
+    /// anything is sent, and a plain batch is sent one item per request (see
+    /// [`send_to_cluster`](Batch::send_to_cluster)).
     pub(crate) async fn send_each(self, db: &Db, op: &'static str) -> Result<Vec<Result<Value>>> {
         if self.items.is_empty() {
             return Ok(Vec::new());
         }
+        if db.is_cluster() {
+            if self.atomic {
+                self.check_one_slot()?;
+            } else if self.items.len() > 1 {
+                return self.send_to_cluster(db, op).await;
+            }
+        }
+        // What a refused transaction names: each item's keys, or a plain command's first
+        // argument.
+        let named: Vec<String> = if db.is_cluster() {
+            self.items.iter().flat_map(Item::named_keys).collect()
+        } else {
+            Vec::new()
+        };
         let total = self.items.len();
         let keys: usize = self.items.iter().map(|i| i.keys).sum();
         let mut pipe = redis::pipe();
@@ -145,17 +167,143 @@ impl Batch {
                 scripts,
             });
         }
-        let replies = db
-            .send_raw(op, keys, &pipe)
-            .await
-            .map_err(|e| Error::redis(op, e))?;
-        read_replies(op, total, segments, replies)
+        let first = self.first;
+        let replies = db.send_raw(op, keys, &pipe).await.map_err(|e| {
+            // redis-rs refuses a transaction whose plain commands span slots.
+            if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::CrossSlot) {
+                Error::CrossSlot { keys: named }
+            } else {
+                Error::redis(op, e)
+            }
+        })?;
+        read_replies(op, first, total, segments, replies)
     }
+
+    /// A plain batch on a cluster: each item is sent as a request of its own (a script call
+    /// with its `SCRIPT LOAD` in one `MULTI … EXEC`), because redis-rs re-sends a whole
+    /// pipeline when one of its replies is a redirect, which would run the others twice.
+    /// The items of one hash slot are sent one after another, in order; the slots' runs go
+    /// at once, so items of different slots keep no order between them.
+    fn send_to_cluster<'a>(
+        self,
+        db: &'a Db,
+        op: &'static str,
+    ) -> futures_util::future::BoxFuture<'a, Result<Vec<Result<Value>>>> {
+        let total = self.items.len();
+        let mut runs: Vec<(Option<u16>, Vec<Batch>)> = Vec::new();
+        for (index, item) in self.items.into_iter().enumerate() {
+            let slot = item.first_key().map(crate::slot::hash_slot);
+            let single = Batch {
+                atomic: false,
+                items: vec![item],
+                first: self.first + index,
+            };
+            match runs.iter_mut().find(|(s, _)| *s == slot && slot.is_some()) {
+                Some((_, run)) => run.push(single),
+                None => runs.push((slot, vec![single])),
+            }
+        }
+        Box::pin(async move {
+            let sends = runs.into_iter().map(|(_, run)| async move {
+                let mut replies = Vec::with_capacity(run.len());
+                for single in run {
+                    let index = single.first;
+                    let mut reply = Box::pin(single.send_each(db, op)).await?;
+                    replies.push((index, reply.pop().unwrap_or_else(|| Err(no_reply(op)))));
+                }
+                Ok::<_, Error>(replies)
+            });
+            let mut out: Vec<Option<Result<Value>>> = (0..total).map(|_| None).collect();
+            for run in futures_util::future::join_all(sends).await {
+                for (index, reply) in run? {
+                    out[index - self.first] = Some(reply);
+                }
+            }
+            Ok(out
+                .into_iter()
+                .map(|reply| reply.unwrap_or_else(|| Err(no_reply(op))))
+                .collect())
+        })
+    }
+
+    /// Fails with [`Error::CrossSlot`] naming the keys when the batch's script calls (whose
+    /// keys are known exactly) name keys of more than one hash slot.
+    fn check_one_slot(&self) -> Result<()> {
+        let keys: Vec<String> = self.items.iter().flat_map(Item::keys).collect();
+        let Some(first) = keys.first() else {
+            return Ok(());
+        };
+        let slot = crate::slot::hash_slot(first.as_bytes());
+        if keys
+            .iter()
+            .any(|k| crate::slot::hash_slot(k.as_bytes()) != slot)
+        {
+            return Err(Error::CrossSlot { keys });
+        }
+        Ok(())
+    }
+}
+
+impl Item {
+    /// The keys of a script call (`EVALSHA sha n key…`); none for a plain command.
+    fn keys(&self) -> Vec<String> {
+        if self.script.is_none() {
+            return Vec::new();
+        }
+        self.cmd
+            .args_iter()
+            .skip(3)
+            .take(self.keys)
+            .filter_map(|arg| match arg {
+                redis::Arg::Simple(key) => Some(String::from_utf8_lossy(key).into_owned()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The keys a refusal names: a script call's keys, else a plain command's first argument.
+    fn named_keys(&self) -> Vec<String> {
+        match &self.script {
+            Some(_) => self.keys(),
+            None => self
+                .first_key()
+                .map(|k| String::from_utf8_lossy(k).into_owned())
+                .into_iter()
+                .collect(),
+        }
+    }
+
+    /// The key that decides where the item goes: a script call's first key, else a plain
+    /// command's first argument (where most commands take their key).
+    fn first_key(&self) -> Option<&[u8]> {
+        let at = if self.script.is_some() && self.keys > 0 {
+            3
+        } else if self.script.is_none() {
+            1
+        } else {
+            return None;
+        };
+        match self.cmd.args_iter().nth(at) {
+            Some(redis::Arg::Simple(key)) => Some(key),
+            _ => None,
+        }
+    }
+}
+
+fn no_reply(op: &'static str) -> Error {
+    Error::redis(
+        op,
+        RedisError::from((
+            redis::ErrorKind::Client,
+            "no reply to a command of the batch",
+        )),
+    )
 }
 
 /// Matches the raw replies of a sent batch to its items: per item, its reply or its error.
 fn read_replies(
     op: &'static str,
+    first: usize,
     total: usize,
     segments: Vec<Segment>,
     replies: Vec<Value>,
@@ -171,10 +319,10 @@ fn read_replies(
     };
     let mut out: Vec<Result<Value>> = Vec::with_capacity(total);
     for segment in segments {
-        let start = out.len();
+        let start = first + out.len();
         if !segment.wrapped {
             for script in &segment.scripts {
-                let index = out.len();
+                let index = first + out.len();
                 out.push(match next()? {
                     Value::ServerError(e) => Err(item_error(op, index, script.as_ref(), &e, &[])),
                     reply => Ok(reply),
@@ -202,7 +350,7 @@ fn read_replies(
                     }
                 }
                 for (script, reply) in segment.scripts.iter().zip(results) {
-                    let index = out.len();
+                    let index = first + out.len();
                     out.push(match reply {
                         Value::ServerError(e) => {
                             Err(item_error(op, index, script.as_ref(), &e, &load_failures))

@@ -12,7 +12,9 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, ExitStatus, Stdio};
 
-use rapyer_testkit::{Binaries, REDIS_URL_ENV, Server, stack_dir, workspace_root};
+use rapyer_testkit::{
+    Binaries, CLUSTER_URLS_ENV, Cluster, REDIS_URL_ENV, Server, stack_dir, workspace_root,
+};
 
 const USAGE: &str = "\
 usage: cargo xtask <task> [args]
@@ -28,7 +30,8 @@ tasks:
                  --features tls --test connection tls::), cargo test --doc (FILTER
                  replaces `tls::` and is passed to every cargo test run)
   demo [EXAMPLE] run an example (default: tour; also: scripts, query, server_ops) against
-                 a real server
+                 a real server; `demo cluster` runs the tour on a local Redis Cluster of
+                 3 primaries and 3 replicas
   bench [NAME]   run one benchmark (default: every [[bench]] target) against a real server
   help           this text
 
@@ -36,6 +39,8 @@ environment:
   REDIS_URL         use this server (Redis 8 or redis-stack, with JSON and Search) instead
                     of starting the cached one, e.g. redis://127.0.0.1:6379 after
                     `docker compose up -d`
+  REDIS_CLUSTER_URLS  comma-separated seed URLs of a Redis Cluster for `demo cluster`
+                    and tests/cluster.rs, instead of starting one
   RAPYER_REDIS_DIR  where the cached binaries live (default: target/redis-stack/)
 ";
 
@@ -305,6 +310,9 @@ fn run_test_step(
 
 /// `cargo xtask demo [EXAMPLE]`: one example against a real server; returns its exit code.
 fn demo(example: &str) -> Result<u8, String> {
+    if example == "cluster" {
+        return demo_cluster();
+    }
     let path = workspace_root()
         .join("examples")
         .join(format!("{example}.rs"));
@@ -323,6 +331,32 @@ fn demo(example: &str) -> Result<u8, String> {
         .status()
         .map_err(|e| format!("cannot run {}: {e}", describe(&cmd)))?;
     // `server` is dropped on return, which stops a server this process started.
+    Ok(exit_code(status))
+}
+
+/// `cargo xtask demo cluster`: the tour on a Redis Cluster (`REDIS_CLUSTER_URLS`, or six
+/// cached servers started for the run and stopped after it).
+fn demo_cluster() -> Result<u8, String> {
+    let cluster = match std::env::var(CLUSTER_URLS_ENV) {
+        Ok(urls) if !urls.trim().is_empty() => {
+            println!("redis: using {CLUSTER_URLS_ENV}={urls}");
+            Cluster::external(urls.split(',').map(|u| u.trim().to_string()).collect())?
+        }
+        _ => {
+            provision()?;
+            let cluster = Cluster::start_cached()?;
+            println!("redis: started a cluster at {}", cluster.urls().join(","));
+            cluster
+        }
+    };
+    let mut cmd = cargo();
+    cmd.args(["run", "--quiet", "--example", "tour"])
+        .env(CLUSTER_URLS_ENV, cluster.urls().join(","));
+    println!("==> {}", describe(&cmd));
+    let status = cmd
+        .status()
+        .map_err(|e| format!("cannot run {}: {e}", describe(&cmd)))?;
+    // `cluster` is dropped on return, which stops the nodes this process started.
     Ok(exit_code(status))
 }
 

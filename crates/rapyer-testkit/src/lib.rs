@@ -7,6 +7,10 @@
 //! * otherwise the server cached by `cargo xtask redis` in `target/redis-stack/`
 //!   (or `RAPYER_REDIS_DIR`), started on a free 127.0.0.1 port.
 //!
+//! [`cluster()`] likewise gives a test binary one Redis Cluster: `REDIS_CLUSTER_URLS` when set,
+//! else six cached servers (three primaries, three replicas) started once, with helpers to
+//! list its nodes, move a slot and fail a primary over.
+//!
 //! A started server is stopped when the process that started it exits, however it exits:
 //! a small watchdog shell holds the server's pid and kills it as soon as its standard input
 //! (a pipe held by this process) closes.
@@ -21,8 +25,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+mod cluster;
 #[cfg(feature = "tls")]
 mod tls;
+pub use cluster::{CLUSTER_URLS_ENV, Cluster, ClusterNode, Migration, cluster};
 #[cfg(feature = "tls")]
 pub use tls::TlsProxy;
 
@@ -95,6 +101,8 @@ struct OwnedServer {
     log: PathBuf,
     /// Where `SHUTDOWN SAVE` writes the data a restart loads.
     data_dir: PathBuf,
+    /// Arguments added to the server's command line (a cluster node's settings).
+    extra: Vec<String>,
     watchdog: Child,
     // Held so the pipe stays open; the watchdog kills the server when it closes.
     stdin: Option<ChildStdin>,
@@ -113,8 +121,13 @@ impl Server {
 
     /// Starts the cached binaries on a free 127.0.0.1 port and waits until the server answers.
     pub fn start(binaries: &Binaries) -> Result<Server, String> {
-        let port = free_port()?;
-        let owned = OwnedServer::spawn(binaries.clone(), port, false)?;
+        Server::start_on(binaries, free_port()?, Vec::new())
+    }
+
+    /// Starts the binaries on `port` with `extra` command-line arguments and waits until
+    /// the server answers.
+    fn start_on(binaries: &Binaries, port: u16, extra: Vec<String>) -> Result<Server, String> {
+        let owned = OwnedServer::spawn(binaries.clone(), port, false, extra)?;
         let server = Server {
             url: format!("redis://127.0.0.1:{port}/"),
             owned: Some(Mutex::new(owned)),
@@ -197,7 +210,12 @@ impl Server {
         if guard.stdin.is_some() {
             return Ok(());
         }
-        let fresh = OwnedServer::spawn(guard.binaries.clone(), guard.port, true)?;
+        let fresh = OwnedServer::spawn(
+            guard.binaries.clone(),
+            guard.port,
+            true,
+            guard.extra.clone(),
+        )?;
         *guard = fresh;
         drop(guard);
         self.wait_ready(Duration::from_secs(20))
@@ -263,7 +281,12 @@ impl Server {
 impl OwnedServer {
     /// Starts a server on `port`; `keep_data` loads what the last server on this port saved
     /// (a restart), otherwise it starts empty.
-    fn spawn(binaries: Binaries, port: u16, keep_data: bool) -> Result<OwnedServer, String> {
+    fn spawn(
+        binaries: Binaries,
+        port: u16,
+        keep_data: bool,
+        extra: Vec<String>,
+    ) -> Result<OwnedServer, String> {
         let log = std::env::temp_dir().join(format!("rapyer-redis-{port}.log"));
         let data_dir = std::env::temp_dir().join(format!("rapyer-redis-{port}.data"));
         if !keep_data {
@@ -278,9 +301,11 @@ impl OwnedServer {
         // this process exits (normally, by panic or by signal) the pipe closes, `cat` returns
         // and the server is killed. No server outlives the tests that started it.
         let script = r#"
-"$0" --port "$1" --bind 127.0.0.1 --save "" --appendonly no --protected-mode yes \
-     --enable-debug-command local --logfile "$4" --dir "$5" --dbfilename "$6" \
-     --loadmodule "$2" --loadmodule "$3" &
+port=$1 rejson=$2 search=$3 log=$4 dir=$5 file=$6
+shift 6
+"$0" --port "$port" --bind 127.0.0.1 --save "" --appendonly no --protected-mode yes \
+     --enable-debug-command local --logfile "$log" --dir "$dir" --dbfilename "$file" \
+     --loadmodule "$rejson" --loadmodule "$search" "$@" &
 pid=$!
 cat >/dev/null
 kill "$pid" 2>/dev/null
@@ -296,6 +321,7 @@ wait "$pid" 2>/dev/null
             .arg(&log)
             .arg(&data_dir)
             .arg(DATA_FILE)
+            .args(&extra)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -307,6 +333,7 @@ wait "$pid" 2>/dev/null
             port,
             log,
             data_dir,
+            extra,
             watchdog,
             stdin,
         })

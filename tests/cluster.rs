@@ -1,0 +1,647 @@
+//! Every non-query operation on a real Redis Cluster of three primaries and three replicas
+//! (started by the testkit, or `REDIS_CLUSTER_URLS`): effects are read back with plain
+//! commands routed by redis-rs's own cluster client, models land on several primaries, and
+//! the testkit's slot migration moves a model's slot under a live `Db`.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use rapyer::prelude::*;
+use rapyer::{Error, Keys, LockOptions, ServerOps};
+use redis::cluster_async::ClusterConnection;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+mod common;
+use common::cluster_slot;
+
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[rapyer(prefix = "Item")]
+struct Item {
+    #[rapyer(key)]
+    id: String,
+    n: i64,
+    tags: Vec<String>,
+}
+
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[rapyer(prefix = "Session", ttl = 300)]
+struct Session {
+    #[rapyer(key)]
+    id: String,
+    user: String,
+}
+
+/// A model whose reads re-arm its expiry: `get_many` runs a script per slot.
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[rapyer(prefix = "Visit", ttl = 60, refresh_on_read)]
+struct Visit {
+    #[rapyer(key)]
+    id: String,
+}
+
+/// Accounts changed together in one block: one hash tag, one slot.
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[rapyer(prefix = "Account", hash_tag = "bank")]
+struct Account {
+    #[rapyer(key)]
+    id: u32,
+    balance: i64,
+}
+
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[rapyer(prefix = "Doc")]
+struct Indexed {
+    #[rapyer(key)]
+    id: String,
+    #[rapyer(index)]
+    n: i64,
+}
+
+fn item(id: &str, n: i64) -> Item {
+    Item {
+        id: id.into(),
+        n,
+        tags: vec!["a".into()],
+    }
+}
+
+/// A `Db` on the test binary's cluster, in a namespace of the running test's own.
+async fn db() -> Db {
+    let cluster = rapyer_testkit::cluster();
+    Db::connect_cluster(cluster.urls())
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to {:?}: {e}", cluster.urls()))
+        .with_namespace(rapyer_testkit::test_namespace())
+        .expect("the test namespace is valid")
+}
+
+/// redis-rs's own cluster connection, to read back exactly what is stored.
+async fn raw() -> ClusterConnection {
+    redis::cluster::ClusterClient::new(rapyer_testkit::cluster().urls().to_vec())
+        .expect("cluster client")
+        .get_async_connection()
+        .await
+        .expect("raw cluster connection")
+}
+
+async fn stored(raw: &mut ClusterConnection, key: &str) -> Option<serde_json::Value> {
+    let text: Option<String> = redis::cmd("JSON.GET")
+        .arg(key)
+        .arg("$")
+        .query_async(raw)
+        .await
+        .expect("JSON.GET");
+    text.map(|t| {
+        let mut all: Vec<serde_json::Value> = serde_json::from_str(&t).expect("JSON array");
+        all.remove(0)
+    })
+}
+
+async fn pttl(raw: &mut ClusterConnection, key: &str) -> i64 {
+    redis::cmd("PTTL")
+        .arg(key)
+        .query_async(raw)
+        .await
+        .expect("PTTL")
+}
+
+/// Held by the tests that change the cluster's topology (slot moves, failovers), so that
+/// one does not look for a slot's owner while another moves it.
+static TOPOLOGY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Defines `name` as a script that adds `ARGV[1]` to the counter at `KEYS[1]`.
+fn define_add(db: &Db, name: &str) {
+    db.scripts()
+        .define(
+            name,
+            Keys::Fixed(1),
+            "return redis.call('INCRBY', KEYS[1], ARGV[1])",
+        )
+        .expect("define");
+}
+
+/// Puts a plain string (not a document) at `key`.
+async fn set_string(raw: &mut ClusterConnection, key: &str) {
+    let _: () = redis::cmd("SET")
+        .arg(key)
+        .arg("x")
+        .query_async(raw)
+        .await
+        .expect("SET");
+}
+
+/// The counter at `key`.
+async fn counter(raw: &mut ClusterConnection, key: &str) -> i64 {
+    redis::cmd("GET")
+        .arg(key)
+        .query_async(raw)
+        .await
+        .expect("GET")
+}
+
+/// The address of the primary serving `key` now.
+fn node_of(key: &str) -> String {
+    let slot = cluster_slot(key);
+    rapyer_testkit::cluster()
+        .owner_of(slot)
+        .expect("a primary serves every slot")
+        .addr
+}
+
+/// Ids that are hard to route and to keep apart: braces (a hash tag of their own), globs,
+/// separators, a newline, the empty id, an emoji.
+const HOSTILE: [&str; 8] = ["{x}", "a}{b", "*", "a:b", "x\ny", "", "🦀", "{}"];
+
+#[test]
+fn the_testkit_cluster_has_three_primaries_each_with_a_replica() {
+    let _topology = TOPOLOGY.blocking_lock();
+    let nodes = rapyer_testkit::cluster().nodes().expect("nodes");
+    let primaries: Vec<_> = nodes.iter().filter(|n| n.primary).collect();
+    assert!(primaries.len() >= 3, "{nodes:?}");
+    let served: u32 = primaries
+        .iter()
+        .flat_map(|n| &n.slots)
+        .map(|&(a, b)| u32::from(b - a) + 1)
+        .sum();
+    assert_eq!(served, 16384);
+    if rapyer_testkit::cluster().is_owned() {
+        for p in &primaries {
+            assert!(
+                nodes
+                    .iter()
+                    .any(|n| n.primary_id.as_deref() == Some(p.id.as_str())),
+                "{} has no replica: {nodes:?}",
+                p.addr
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn crud_works_on_a_cluster_and_models_spread_over_the_primaries() {
+    let db = db().await;
+    assert!(db.is_cluster());
+    let mut raw = raw().await;
+    let mut nodes = HashSet::new();
+    for i in 0..30 {
+        let it = item(&format!("i{i}"), i);
+        it.save(&db).await.expect("save");
+        let key = db.key(&it.key());
+        assert_eq!(
+            stored(&mut raw, &key).await,
+            Some(json!({"id": format!("i{i}"), "n": i, "tags": ["a"]}))
+        );
+        nodes.insert(node_of(&key));
+    }
+    assert!(nodes.len() >= 2, "every model landed on {nodes:?}");
+
+    let mut back = Item::get(&db, "i7").await.expect("get");
+    assert_eq!(back, item("i7", 7));
+    assert!(Item::exists(&db, "i7").await.expect("exists"));
+    assert!(!Item::exists(&db, "nope").await.expect("exists"));
+    assert!(matches!(
+        Item::get(&db, "nope").await,
+        Err(Error::NotFound { .. })
+    ));
+    back.n = 70;
+    back.save(&db).await.expect("save again");
+    let mut stale = item("i7", 0);
+    stale.refresh(&db).await.expect("refresh");
+    assert_eq!(stale.n, 70);
+
+    back.set_ttl(&db, Duration::from_secs(100))
+        .await
+        .expect("set_ttl");
+    let left = back.ttl(&db).await.expect("ttl").expect("an expiry");
+    assert!(left > Duration::from_secs(90), "{left:?}");
+    assert!(pttl(&mut raw, &db.key("Item:i7")).await > 90_000);
+
+    let s = Session {
+        id: "s1".into(),
+        user: "ann".into(),
+    };
+    s.save(&db).await.expect("save with ttl");
+    assert!(pttl(&mut raw, &db.key("Session:s1")).await > 290_000);
+
+    assert!(back.delete(&db).await.expect("delete"));
+    assert_eq!(stored(&mut raw, &db.key("Item:i7")).await, None);
+    assert!(!Item::delete_by_id(&db, "i7").await.expect("delete again"));
+}
+
+#[tokio::test]
+async fn bulk_operations_group_keys_by_slot() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let mut items: Vec<Item> = (0..60).map(|i| item(&format!("b{i}"), i)).collect();
+    items.extend(HOSTILE.iter().map(|id| item(id, -1)));
+    Item::insert_many(&db, &items).await.expect("insert_many");
+    let nodes: HashSet<String> = items.iter().map(|i| node_of(&db.key(&i.key()))).collect();
+    assert!(nodes.len() >= 2, "{nodes:?}");
+    for it in &items {
+        assert_eq!(
+            stored(&mut raw, &db.key(&it.key())).await,
+            Some(serde_json::to_value(it).expect("json")),
+            "{:?}",
+            it.id
+        );
+    }
+
+    let mut ids: Vec<String> = items.iter().map(|i| i.id.clone()).collect();
+    ids.insert(5, "missing".into());
+    let got = Item::get_many(&db, &ids).await.expect("get_many");
+    assert_eq!(got.len(), ids.len());
+    for (id, got) in ids.iter().zip(&got) {
+        match got {
+            Some(it) => assert_eq!(&it.id, id),
+            None => assert_eq!(id, "missing"),
+        }
+    }
+
+    // A key of another type on one slot: `get_many` names it.
+    let foreign = db.key("Item:foreign");
+    set_string(&mut raw, &foreign).await;
+    assert!(matches!(
+        Item::get_many(&db, ["b1", "foreign"]).await,
+        Err(Error::TypeMismatch { key, .. }) if key == foreign
+    ));
+
+    let sessions: Vec<Session> = (0..20)
+        .map(|i| Session {
+            id: format!("s{i}"),
+            user: "u".into(),
+        })
+        .collect();
+    Session::insert_many(&db, &sessions)
+        .await
+        .expect("insert_many with ttl");
+    for s in &sessions {
+        assert!(pttl(&mut raw, &db.key(&s.key())).await > 290_000);
+    }
+
+    // Reads that re-arm expiries: one script per slot.
+    let visits: Vec<Visit> = (0..20)
+        .map(|i| Visit {
+            id: format!("v{i}"),
+        })
+        .collect();
+    Visit::insert_many(&db, &visits)
+        .await
+        .expect("insert visits");
+    for v in &visits {
+        let _: () = redis::cmd("PEXPIRE")
+            .arg(db.key(&v.key()))
+            .arg(5_000)
+            .query_async(&mut raw)
+            .await
+            .expect("PEXPIRE");
+    }
+    let read = Visit::get_many(&db, visits.iter().map(|v| v.id.clone()))
+        .await
+        .expect("get_many with refresh_on_read");
+    assert_eq!(read.into_iter().flatten().collect::<Vec<_>>(), visits);
+    for v in &visits {
+        assert!(pttl(&mut raw, &db.key(&v.key())).await > 50_000);
+    }
+
+    // All or nothing per slot: the slot of the foreign key keeps its document, another
+    // slot's part goes.
+    Item::insert_many(&db, &[item("{z}1", 0), item("solo", 0)])
+        .await
+        .expect("insert");
+    let foreign_z = db.key("Item:{z}x");
+    set_string(&mut raw, &foreign_z).await;
+    assert!(matches!(
+        Item::delete_many(&db, ["{z}1", "{z}x", "solo"]).await,
+        Err(Error::TypeMismatch { key, .. }) if key == foreign_z
+    ));
+    assert!(stored(&mut raw, &db.key("Item:{z}1")).await.is_some());
+    assert_eq!(stored(&mut raw, &db.key("Item:solo")).await, None);
+
+    let deleted = Item::delete_many(&db, &ids).await.expect("delete_many");
+    assert_eq!(deleted, items.len());
+    for it in &items {
+        assert_eq!(stored(&mut raw, &db.key(&it.key())).await, None);
+    }
+}
+
+#[tokio::test]
+async fn all_scans_every_primary_without_duplicates() {
+    let db = db().await;
+    let items: Vec<Item> = (0..100).map(|i| item(&format!("a{i}"), i)).collect();
+    Item::insert_many(&db, &items).await.expect("insert_many");
+    // Another namespace's models are not this one's.
+    let other = db.with_namespace("elsewhere").expect("namespace");
+    let other = other
+        .with_namespace(format!("{}x", db.namespace()))
+        .expect("namespace");
+    item("a1", 1).save(&other).await.expect("save elsewhere");
+    let mut all = Item::all(&db).await.expect("all");
+    all.sort_by_key(|i| i.n);
+    assert_eq!(all, items);
+    Item::delete_many(&other, ["a1"]).await.expect("clean up");
+}
+
+#[tokio::test]
+async fn field_handles_locks_and_blocks_work_on_a_cluster() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let mut it = item("f1", 1);
+    it.save(&db).await.expect("save");
+    assert_eq!(it.n().incr(&db, 41).await.expect("incr"), 42);
+    it.tags().append(&db, "b").await.expect("append");
+    assert_eq!(
+        stored(&mut raw, &db.key("Item:f1")).await,
+        Some(json!({"id": "f1", "n": 42, "tags": ["a", "b"]}))
+    );
+
+    let (n, len) = it
+        .atomic(&db, |p| (p.n().incr(1), p.tags().append("c")))
+        .await
+        .expect("atomic block");
+    assert_eq!((n, len), (Some(43), Some(3)));
+
+    let mut guard = Item::lock(&db, "f1", LockOptions::default())
+        .await
+        .expect("lock");
+    guard.n = 100;
+    guard.save().await.expect("save under the lock");
+    let lock_key = guard.lock_key().to_string();
+    guard.release().await.expect("release");
+    let held: bool = redis::cmd("EXISTS")
+        .arg(&lock_key)
+        .query_async(&mut raw)
+        .await
+        .expect("EXISTS");
+    assert!(!held);
+    assert_eq!(
+        stored(&mut raw, &db.key("Item:f1")).await.expect("doc")["n"],
+        100
+    );
+
+    // Models that share a hash tag share a slot: one block moves money between them.
+    Account { id: 1, balance: 10 }
+        .save(&db)
+        .await
+        .expect("save");
+    Account { id: 2, balance: 0 }.save(&db).await.expect("save");
+    let (a, b) = (Account::server_ref_for(1), Account::server_ref_for(2));
+    ServerOps::scope(&db, |ops| {
+        (ops.incr(a.balance(), -4), ops.incr(b.balance(), 4))
+    })
+    .await
+    .expect("transfer");
+    assert_eq!(Account::get(&db, 2).await.expect("get").balance, 4);
+
+    // Models in different slots cannot share a block.
+    item("f2", 0).save(&db).await.expect("save");
+    let keys = [db.key("Item:f1"), db.key("Item:f2")];
+    assert_ne!(cluster_slot(&keys[0]), cluster_slot(&keys[1]));
+    let (x, y) = (Item::server_ref_for("f1"), Item::server_ref_for("f2"));
+    let refused = ServerOps::scope(&db, |ops| (ops.incr(x.n(), 1), ops.incr(y.n(), 1))).await;
+    assert!(
+        matches!(refused, Err(Error::CrossSlot { .. })),
+        "{refused:?}"
+    );
+    assert_eq!(stored(&mut raw, &keys[0]).await.expect("doc")["n"], 100);
+}
+
+#[tokio::test]
+async fn named_scripts_reload_on_every_node_after_a_flush() {
+    let db = db().await;
+    define_add(&db, "cluster_bump");
+    let keys: Vec<String> = (0..12).map(|i| format!("counter{i}")).collect();
+    let nodes: HashSet<String> = keys.iter().map(|k| node_of(&db.key(k))).collect();
+    assert!(nodes.len() >= 2, "{nodes:?}");
+    for key in &keys {
+        let n: i64 = db
+            .run_script("cluster_bump", &[key], &[1])
+            .await
+            .expect("run");
+        assert_eq!(n, 1);
+    }
+    db.scripts().flush().await.expect("flush on every node");
+    assert!(!db.scripts().exists("cluster_bump").await.expect("exists"));
+    for key in &keys {
+        let n: i64 = db
+            .run_script("cluster_bump", &[key], &[1])
+            .await
+            .expect("run after a flush");
+        assert_eq!(n, 2);
+    }
+    db.scripts().preload().await.expect("preload");
+    assert!(db.scripts().missing().await.expect("missing").is_empty());
+}
+
+#[tokio::test]
+async fn pipelines_span_slots_and_transactions_stay_in_one() {
+    let db = db().await;
+    let mut raw = raw().await;
+    define_add(&db, "cluster_add");
+    db.scripts().flush().await.expect("flush");
+    let mut pipe = db.pipeline();
+    let keys: Vec<String> = (0..10).map(|i| format!("p{i}")).collect();
+    let mut replies = Vec::new();
+    for key in &keys {
+        replies.push(pipe.run_script("cluster_add", &[key], &[5]));
+        pipe.cmd(redis::cmd("INCRBY").arg(db.key(key)).arg(1).to_owned());
+    }
+    let values = pipe.execute().await.expect("pipeline across slots");
+    assert_eq!(values.len(), 20);
+    for (key, reply) in keys.iter().zip(replies) {
+        let first: i64 = reply.typed().get(&values).expect("reply");
+        assert_eq!(first, 5);
+        let now = counter(&mut raw, &db.key(key)).await;
+        assert_eq!(now, 6, "{key}: applied once each, in order within its slot");
+    }
+
+    // One slot: the keys share a hash tag.
+    let mut tx = db.transaction();
+    let bumped = tx.run_script("cluster_add", &["{t}a"], &[2]);
+    tx.cmd(redis::cmd("SET").arg(db.key("{t}b")).arg("x").to_owned());
+    let values = tx.execute().await.expect("transaction in one slot");
+    assert_eq!(bumped.typed::<i64>().get(&values).expect("reply"), 2);
+
+    let mut tx = db.transaction();
+    let _ = tx.run_script("cluster_add", &["p0"], &[1]);
+    let _ = tx.run_script("cluster_add", &["p1"], &[1]);
+    match tx.execute().await {
+        Err(Error::CrossSlot { keys }) => assert_eq!(keys.len(), 2, "{keys:?}"),
+        other => panic!("a transaction across slots ran: {other:?}"),
+    }
+    let p0 = counter(&mut raw, &db.key("p0")).await;
+    assert_eq!(p0, 6, "nothing of the refused transaction ran");
+}
+
+#[tokio::test]
+async fn searches_are_refused_on_a_cluster() {
+    let db = db().await;
+    assert!(matches!(
+        db.init::<Indexed>().await,
+        Err(Error::ClusterUnsupported { operation: "init" })
+    ));
+    let found = Indexed::find(&db, Indexed::fields().n.gt(1)).all().await;
+    assert!(
+        matches!(found, Err(Error::ClusterUnsupported { operation: "find" })),
+        "{found:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_model_whose_slot_moved_is_read_and_changed_on_its_new_primary() {
+    let _topology = TOPOLOGY.lock().await;
+    let cluster = rapyer_testkit::cluster();
+    let db = db().await;
+    let mut it = item("moving", 1);
+    it.save(&db).await.expect("save");
+    let key = db.key("Item:moving");
+    let slot = cluster_slot(&key);
+    let from = cluster.owner_of(slot).expect("owner");
+    let to = cluster
+        .nodes()
+        .expect("nodes")
+        .into_iter()
+        .find(|n| n.primary && !n.failed && n.id != from.id)
+        .expect("another primary");
+    cluster.migrate_slot(slot, &to.id).expect("migrate");
+    assert_eq!(cluster.owner_of(slot).expect("owner").id, to.id);
+    assert_eq!(
+        Item::get(&db, "moving").await.expect("get after the move"),
+        it
+    );
+    assert_eq!(it.n().incr(&db, 1).await.expect("incr after the move"), 2);
+    let all = Item::all(&db).await.expect("all");
+    assert_eq!(all.len(), 1);
+    cluster.migrate_slot(slot, &from.id).expect("migrate back");
+    assert_eq!(Item::get(&db, "moving").await.expect("get").n, 2);
+}
+
+#[test]
+fn a_guard_dropped_as_its_runtime_ends_is_released_on_a_cluster() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let lock_key = runtime.block_on(async {
+        let db = db().await;
+        item("g1", 0).save(&db).await.expect("save");
+        let long = LockOptions::default().ttl(Duration::from_secs(30));
+        let guard = Item::lock(&db, "g1", long).await.expect("lock");
+        guard.lock_key().to_string()
+    });
+    drop(runtime);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let held: bool = runtime.block_on(async {
+        redis::cmd("EXISTS")
+            .arg(&lock_key)
+            .query_async(&mut raw().await)
+            .await
+            .expect("EXISTS")
+    });
+    assert!(!held, "{lock_key} stayed held");
+}
+
+#[tokio::test]
+async fn a_pipeline_applies_each_command_once_while_its_slot_is_migrating() {
+    let _topology = TOPOLOGY.lock().await;
+    let cluster = rapyer_testkit::cluster();
+    let db = db().await;
+    let mut raw = raw().await;
+    define_add(&db, "cluster_step");
+    // One slot (one hash tag), three counters.
+    let keys = ["{mig}a", "{mig}b", "{mig}c"].map(|k| db.key(k));
+    for key in &keys {
+        let _: () = redis::cmd("SET")
+            .arg(key)
+            .arg(0)
+            .query_async(&mut raw)
+            .await
+            .expect("SET");
+    }
+    let slot = cluster_slot(&keys[0]);
+    let from = cluster.owner_of(slot).expect("owner");
+    let to = cluster
+        .nodes()
+        .expect("nodes")
+        .into_iter()
+        .find(|n| n.primary && !n.failed && n.id != from.id)
+        .expect("another primary");
+    let migration = cluster
+        .begin_migration(slot, &to.id)
+        .expect("begin")
+        .expect("a real move");
+    // `b` and `c` have moved, `a` has not: their commands get ASK, its command runs.
+    cluster
+        .migrate_keys(&migration, Some(&[keys[1].as_str(), keys[2].as_str()]))
+        .expect("move b and c");
+    let mut pipe = db.pipeline();
+    pipe.cmd(redis::cmd("INCRBY").arg(&keys[0]).arg(1).to_owned());
+    pipe.cmd(redis::cmd("INCRBY").arg(&keys[1]).arg(1).to_owned());
+    let _ = pipe.run_script("cluster_step", &["{mig}a"], &[10]);
+    let _ = pipe.run_script("cluster_step", &["{mig}c"], &[10]);
+    let replies = pipe.execute_each().await.expect("pipeline");
+    cluster.finish_migration(&migration).expect("finish");
+    let mut now = Vec::new();
+    for key in &keys {
+        now.push(counter(&mut raw, key).await);
+    }
+    assert!(replies.iter().all(Result::is_ok), "{replies:?}");
+    assert_eq!(now, [11, 1, 10], "every command applied exactly once");
+    cluster.migrate_slot(slot, &from.id).expect("migrate back");
+}
+
+#[tokio::test]
+async fn a_promoted_replica_that_lacks_a_script_never_surfaces_noscript() {
+    let _topology = TOPOLOGY.lock().await;
+    let cluster = rapyer_testkit::cluster();
+    if !cluster.is_owned() {
+        return; // a failover of someone else's cluster is not ours to make
+    }
+    let db = db().await;
+    let mut raw = raw().await;
+    define_add(&db, "cluster_failover");
+    let key = db.key("{fo}n");
+    let n: i64 = db
+        .run_script("cluster_failover", &["{fo}n"], &[1])
+        .await
+        .expect("run");
+    assert_eq!(n, 1);
+    let old = cluster.owner_of(cluster_slot(&key)).expect("owner");
+    let replica = cluster
+        .nodes()
+        .expect("nodes")
+        .into_iter()
+        .find(|r| r.primary_id.as_deref() == Some(old.id.as_str()))
+        .expect("a replica");
+    // Whatever reached the replica's script cache, it has nothing once promoted.
+    let mut on_replica = redis::Client::open(replica.url())
+        .expect("url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("replica connection");
+    let _: () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut on_replica)
+        .await
+        .expect("SCRIPT FLUSH on the replica");
+    let promoted = tokio::task::spawn_blocking(move || cluster.failover(&old.addr))
+        .await
+        .expect("join")
+        .expect("failover");
+    assert_eq!(promoted.id, replica.id);
+    let n: i64 = db
+        .run_script("cluster_failover", &["{fo}n"], &[1])
+        .await
+        .expect("run on the promoted replica");
+    assert_eq!(n, 2);
+    assert_eq!(counter(&mut raw, &key).await, 2);
+    // Give the shard back to its first primary, as the other tests found it.
+    let addr = promoted.addr.clone();
+    tokio::task::spawn_blocking(move || cluster.failover(&addr))
+        .await
+        .expect("join")
+        .expect("failover back");
+}
