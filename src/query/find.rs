@@ -6,6 +6,7 @@ use redis::Value;
 
 use super::expr::{Expr, FieldName};
 use super::index::{index_name, schema};
+use super::merge::{self, Hit};
 use super::schema::Indexable;
 use crate::codec::Document;
 use crate::db::Db;
@@ -86,8 +87,14 @@ impl<'db, M: KeySettings + Document + Indexable> Find<'db, M> {
         if self.expr == Expr::Nothing {
             return Ok(0);
         }
-        let (total, _) = self.page(&query, 0, 0).await?;
-        Ok(total)
+        let nodes = self.db.primaries().await?;
+        let totals = futures_util::future::try_join_all(
+            nodes
+                .iter()
+                .map(|node| self.page(node.as_ref(), &query, 0, 0, false)),
+        )
+        .await?;
+        Ok(totals.into_iter().map(|(total, _)| total).sum())
     }
 
     /// The first match (after sorting), if any.
@@ -122,13 +129,67 @@ impl<'db, M: KeySettings + Document + Indexable> Find<'db, M> {
             return Ok(Vec::new());
         }
         let (offset, wanted) = self.window.unwrap_or((0, usize::MAX));
+        if !self.db.is_cluster() {
+            let (_, hits) = self.node_matches(None, &query, offset, wanted).await?;
+            return Ok(hits.into_iter().map(|hit| hit.key).collect());
+        }
+        let nodes = self.db.primaries().await?;
+        if self.sort.is_some() {
+            // Each shard's first `offset + n` in the sort order hold the merged window.
+            let top = offset.saturating_add(wanted);
+            let found = futures_util::future::try_join_all(
+                nodes
+                    .iter()
+                    .map(|node| self.node_matches(node.as_ref(), &query, 0, top)),
+            )
+            .await?;
+            let descending = matches!(self.sort, Some((_, Order::Desc)));
+            return Ok(merge::sorted(found, descending, offset, wanted));
+        }
+        if offset == 0 && wanted == usize::MAX {
+            let found = futures_util::future::try_join_all(
+                nodes
+                    .iter()
+                    .map(|node| self.node_matches(node.as_ref(), &query, 0, usize::MAX)),
+            )
+            .await?;
+            return Ok(merge::unsorted(found));
+        }
+        // Unsorted with a window: shard after shard in the primaries' order, skipping whole
+        // shards by their totals, so only the window's keys travel.
+        let (mut skip, mut wanted) = (offset, wanted);
+        let mut out = Vec::new();
+        for node in &nodes {
+            if wanted == 0 {
+                break;
+            }
+            let (total, hits) = self.node_matches(node.as_ref(), &query, skip, wanted).await?;
+            skip = skip.saturating_sub(total);
+            wanted -= hits.len();
+            out.extend(hits.into_iter().map(|hit| hit.key));
+        }
+        Ok(out)
+    }
+
+    /// The matches on one node (`None`: the one server) from `offset`, at most `wanted`,
+    /// paging through `FT.SEARCH`, with the node's total number of matches.
+    async fn node_matches(
+        &self,
+        node: Option<&(String, u16)>,
+        query: &str,
+        offset: usize,
+        wanted: usize,
+    ) -> Result<(usize, Vec<Hit>)> {
+        let sort_keys = self.db.is_cluster() && self.sort.is_some();
         let mut out = Vec::new();
         let mut at = offset;
+        let mut total = 0;
         while out.len() < wanted {
             let n = PAGE.min(wanted - out.len());
-            let (total, keys) = self.page(&query, at, n).await?;
-            let got = keys.len();
-            out.extend(keys);
+            let (all, hits) = self.page(node, query, at, n, sort_keys).await?;
+            total = all;
+            let got = hits.len();
+            out.extend(hits);
             at += got;
             if at >= total {
                 break;
@@ -143,7 +204,7 @@ impl<'db, M: KeySettings + Document + Indexable> Find<'db, M> {
                 });
             }
         }
-        Ok(out)
+        Ok((total, out))
     }
 
     /// Deletes every match (within the limit); returns how many were deleted. Matches are
@@ -159,12 +220,19 @@ impl<'db, M: KeySettings + Document + Indexable> Find<'db, M> {
         Ok(deleted)
     }
 
-    /// One `FT.SEARCH` page: the total number of matches and the matching keys.
-    async fn page(&self, query: &str, offset: usize, n: usize) -> Result<(usize, Vec<String>)> {
-        // One FT.SEARCH would search one shard's index only, silently missing the rest.
-        if self.db.is_cluster() {
-            return Err(Error::ClusterUnsupported { operation: "find" });
-        }
+    /// One `FT.SEARCH` page on `node` (`None`: the one server): the node's total number of
+    /// matches and the matching keys, each with its sort key when `sort_keys`.
+    ///
+    /// On a cluster, a primary that answers `Unknown index name` while `init` has run gets the
+    /// index (see [`Db::init`]) and is asked once more.
+    async fn page(
+        &self,
+        node: Option<&(String, u16)>,
+        query: &str,
+        offset: usize,
+        n: usize,
+        sort_keys: bool,
+    ) -> Result<(usize, Vec<Hit>)> {
         let index = index_name::<M>(self.db);
         let mut cmd = redis::cmd("FT.SEARCH");
         cmd.arg(&index).arg(query);
@@ -176,18 +244,26 @@ impl<'db, M: KeySettings + Document + Indexable> Find<'db, M> {
             };
             cmd.arg("SORTBY").arg(field).arg(order);
         }
-        cmd.arg("NOCONTENT")
-            .arg("LIMIT")
+        cmd.arg("NOCONTENT");
+        if sort_keys {
+            cmd.arg("WITHSORTKEYS");
+        }
+        cmd.arg("LIMIT")
             .arg(offset)
             .arg(n)
             .arg("DIALECT")
             .arg(2);
-        let reply: Value = self
-            .db
-            .query("FT.SEARCH", 0, &cmd)
-            .await
-            .map_err(|e| search_error(&index, e))?;
-        parse_page(reply)
+        let reply = match self.db.query_at::<Value>("FT.SEARCH", node, &cmd).await {
+            Err(e)
+                if node.is_some()
+                    && super::index::is_missing_index(&e)
+                    && self.db.recheck_index_on::<M>(node).await? =>
+            {
+                self.db.query_at::<Value>("FT.SEARCH", node, &cmd).await
+            }
+            reply => reply,
+        };
+        parse_page(reply.map_err(|e| search_error(&index, e))?, sort_keys)
     }
 
     fn check_indexed(&self, field: &str) -> Result<()> {
@@ -209,8 +285,9 @@ fn search_error(index: &str, e: redis::RedisError) -> Error {
     Error::redis("FT.SEARCH", e)
 }
 
-/// `[total, key, key, …]` (a NOCONTENT reply).
-fn parse_page(reply: Value) -> Result<(usize, Vec<String>)> {
+/// `[total, key, key, …]` (a NOCONTENT reply), or with `sort_keys` `[total, key, sort key,
+/// key, sort key, …]` (WITHSORTKEYS).
+fn parse_page(reply: Value, sort_keys: bool) -> Result<(usize, Vec<Hit>)> {
     let bad = |what: &str| {
         Error::redis(
             "FT.SEARCH",
@@ -229,8 +306,18 @@ fn parse_page(reply: Value) -> Result<(usize, Vec<String>)> {
         Some(Value::Int(n)) => usize::try_from(n).unwrap_or(0),
         _ => return Err(bad("no total")),
     };
-    let keys = items
-        .map(|key| redis::from_redis_value::<String>(key).map_err(|e| bad(&e.to_string())))
-        .collect::<Result<Vec<String>>>()?;
-    Ok((total, keys))
+    let mut hits = Vec::new();
+    while let Some(key) = items.next() {
+        let key = redis::from_redis_value::<String>(key).map_err(|e| bad(&e.to_string()))?;
+        let sort_key = if sort_keys {
+            match items.next() {
+                Some(value) => merge::SortKey::parse(value),
+                None => return Err(bad("a key without its sort key")),
+            }
+        } else {
+            merge::SortKey::Missing
+        };
+        hits.push(Hit { key, sort_key });
+    }
+    Ok((total, hits))
 }

@@ -77,29 +77,82 @@ impl Db {
     /// index someone else made under that name, or an older schema, is rebuilt; a fingerprint
     /// of the schema at `{ns}_rapyer:index-schema:{Prefix}` lets other processes see which
     /// schema was last built. An unchanged index costs one `FT.INFO`.
+    ///
+    /// On a cluster the index is made on every primary (`CLUSTER SLOTS` names them, then one
+    /// `FT.INFO` per primary, all at once): RediSearch without a coordinator indexes each
+    /// shard on its own. A primary that lacks the index later (one that joined the cluster
+    /// after `init`) gets it from the first search that meets `Unknown index name` there; a
+    /// replica promoted by a failover already has it (`FT.CREATE` is replicated).
     pub async fn init<M: KeySettings + Indexable>(&self) -> Result<()> {
         self.scripts().preload().await?;
         let schema = schema::<M>();
         if schema.is_empty() {
             return Ok(());
         }
-        // The pinned RediSearch has no coordinator: an index on one node covers its shard only.
-        if self.is_cluster() {
-            return Err(Error::ClusterUnsupported { operation: "init" });
-        }
-        let index = index_name::<M>(self);
         let args = create_args::<M>(self, &schema);
-        let wanted = Shape::of_args(&args);
+        // The pinned RediSearch has no coordinator: an index on one node covers its shard
+        // only, so every primary gets its own (one server: the server).
+        let nodes = self.primaries().await?;
+        let created = futures_util::future::try_join_all(
+            nodes
+                .iter()
+                .map(|node| self.ensure_index_on::<M>(node.as_ref(), &args)),
+        )
+        .await?;
+        if !created.contains(&true) {
+            return Ok(());
+        }
         let marker = crate::keys::index_marker(self.namespace(), M::PREFIX);
+        let fingerprint = sha1_smol::Sha1::from(args.join("\n")).digest().to_string();
+        let _: () = self
+            .query("SET", 1, redis::cmd("SET").arg(&marker).arg(&fingerprint))
+            .await
+            .map_err(|e| Error::redis("init", e))?;
+        Ok(())
+    }
 
-        let live = self.index_info(&index).await?;
+    /// Creates `M`'s index on the cluster primary `node` when `init` ran before (its marker
+    /// key exists) and the node has none: a primary that joined after `init` (a new node, a
+    /// shard rebuilt from scratch). Returns whether the index now exists there; without a
+    /// marker the caller reports the missing index as on one server.
+    pub(crate) async fn recheck_index_on<M: KeySettings + Indexable>(
+        &self,
+        node: Option<&(String, u16)>,
+    ) -> Result<bool> {
+        let marker = crate::keys::index_marker(self.namespace(), M::PREFIX);
+        let initialised: bool = self
+            .query("EXISTS", 1, redis::cmd("EXISTS").arg(&marker))
+            .await
+            .map_err(|e| Error::redis("EXISTS", e))?;
+        if !initialised {
+            return Ok(false);
+        }
+        tracing::debug!(target: "rapyer::query", index = %index_name::<M>(self), ?node,
+            "a primary lacks the index: creating it there");
+        let args = create_args::<M>(self, &schema::<M>());
+        self.ensure_index_on::<M>(node, &args).await?;
+        Ok(true)
+    }
+
+    /// Makes the index on `node` (`None`: the one server) the one `args` describe: keeps it
+    /// when `FT.INFO` shows that shape, otherwise drops it (documents kept) and creates it,
+    /// then waits until that node's existing documents are indexed. Returns whether it
+    /// (re-)created the index.
+    async fn ensure_index_on<M: KeySettings>(
+        &self,
+        node: Option<&(String, u16)>,
+        args: &[String],
+    ) -> Result<bool> {
+        let index = index_name::<M>(self);
+        let wanted = Shape::of_args(args);
+        let live = self.index_info(node, &index).await?;
         if let Some(info) = &live {
             if Shape::of_info(info).as_ref() == Some(&wanted) {
-                return Ok(());
+                return Ok(false);
             }
             // Without DD: the documents stay, only the index goes.
             match self
-                .query::<()>("FT.DROPINDEX", 0, redis::cmd("FT.DROPINDEX").arg(&index))
+                .query_at::<()>("FT.DROPINDEX", node, redis::cmd("FT.DROPINDEX").arg(&index))
                 .await
             {
                 Ok(()) => {}
@@ -109,12 +162,12 @@ impl Db {
             }
         }
         let mut create = redis::cmd("FT.CREATE");
-        create.arg(&index).arg(&args);
-        match self.query::<()>("FT.CREATE", 0, &create).await {
+        create.arg(&index).arg(args);
+        match self.query_at::<()>("FT.CREATE", node, &create).await {
             Ok(()) => {}
             // Another process created it first: keep it only if it is this schema's.
             Err(e) if e.to_string().contains("already exists") => {
-                let info = self.index_info(&index).await?;
+                let info = self.index_info(node, &index).await?;
                 if info.as_ref().and_then(|i| Shape::of_info(i)).as_ref() != Some(&wanted) {
                     return Err(Error::InvalidQuery {
                         message: format!(
@@ -130,18 +183,18 @@ impl Db {
                 });
             }
         }
-        let fingerprint = sha1_smol::Sha1::from(args.join("\n")).digest().to_string();
-        let _: () = self
-            .query("SET", 1, redis::cmd("SET").arg(&marker).arg(&fingerprint))
-            .await
-            .map_err(|e| Error::redis("init", e))?;
-        self.wait_indexed(&index).await
+        self.wait_indexed(node, &index).await?;
+        Ok(true)
     }
 
     /// `FT.INFO` as name/value pairs, or `None` when there is no such index.
-    async fn index_info(&self, index: &str) -> Result<Option<Vec<(String, Value)>>> {
+    async fn index_info(
+        &self,
+        node: Option<&(String, u16)>,
+        index: &str,
+    ) -> Result<Option<Vec<(String, Value)>>> {
         match self
-            .query::<Value>("FT.INFO", 0, redis::cmd("FT.INFO").arg(index))
+            .query_at::<Value>("FT.INFO", node, redis::cmd("FT.INFO").arg(index))
             .await
         {
             Ok(reply @ (Value::Array(_) | Value::Set(_) | Value::Map(_))) => {
@@ -154,10 +207,10 @@ impl Db {
     }
 
     /// Waits until the index has indexed every existing document.
-    async fn wait_indexed(&self, index: &str) -> Result<()> {
+    async fn wait_indexed(&self, node: Option<&(String, u16)>, index: &str) -> Result<()> {
         let started = Instant::now();
         loop {
-            let info = self.index_info(index).await?.unwrap_or_default();
+            let info = self.index_info(node, index).await?.unwrap_or_default();
             let indexing = info
                 .iter()
                 .find(|(k, _)| k == "indexing")

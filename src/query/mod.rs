@@ -76,6 +76,7 @@ mod escape;
 mod expr;
 mod find;
 mod index;
+mod merge;
 pub(crate) mod refused;
 pub(crate) mod schema;
 
