@@ -101,8 +101,8 @@ impl Db {
     /// `reconnect_min_delay` up to `reconnect_max_delay`.
     ///
     /// Every operation works as on one server, with the differences the README's "Cluster"
-    /// section lists: what is atomic is what shares one hash slot, and searches
-    /// ([`Error::ClusterUnsupported`](crate::Error::ClusterUnsupported)) are not supported yet.
+    /// section lists: what is atomic is what shares one hash slot, and searches ask every
+    /// primary and merge their answers.
     /// Fails with [`Error::Redis`](crate::Error::Redis) (operation `connect`) when no seed is
     /// a valid URL or none answers.
     pub async fn connect_cluster_with<I, S>(nodes: I, options: ConnectOptions) -> Result<Db>
@@ -213,32 +213,50 @@ impl Db {
         if !self.is_cluster() {
             return Ok(vec![None]);
         }
+        let primaries = self.primary_slots().await?;
+        Ok(primaries.into_iter().map(|(at, _)| Some(at)).collect())
+    }
+
+    /// Each primary of the cluster with the slot ranges (inclusive) it serves, from
+    /// `CLUSTER SLOTS`; empty on a single server.
+    pub(crate) async fn primary_slots(&self) -> Result<Vec<PrimarySlots>> {
+        if !self.is_cluster() {
+            return Ok(Vec::new());
+        }
         let mut cmd = redis::cmd("CLUSTER");
         cmd.arg("SLOTS");
         let slots: Vec<Value> = self
             .query("CLUSTER SLOTS", 0, &cmd)
             .await
             .map_err(|e| Error::redis("CLUSTER SLOTS", e))?;
-        let mut primaries: Vec<(String, u16)> = Vec::new();
+        let mut primaries: Vec<PrimarySlots> = Vec::new();
         for range in slots {
             // [start, end, [host, port, id, …], replicas…]
             let Value::Array(parts) = range else { continue };
             let Some(Value::Array(primary)) = parts.get(2) else {
                 continue;
             };
+            let number = |v: Option<&Value>| v.and_then(|v| u16::from_redis_value(v.clone()).ok());
             let host = primary
                 .first()
                 .and_then(|h| String::from_redis_value(h.clone()).ok());
-            let port = primary
-                .get(1)
-                .and_then(|p| u16::from_redis_value(p.clone()).ok());
-            if let (Some(host), Some(port)) = (host, port)
-                && !primaries.contains(&(host.clone(), port))
+            let (Some(host), Some(port), Some(start), Some(end)) = (
+                host,
+                number(primary.get(1)),
+                number(parts.first()),
+                number(parts.get(1)),
+            ) else {
+                continue;
+            };
+            match primaries
+                .iter_mut()
+                .find(|(at, _)| *at == (host.clone(), port))
             {
-                primaries.push((host, port));
+                Some((_, ranges)) => ranges.push((start, end)),
+                None => primaries.push(((host, port), vec![(start, end)])),
             }
         }
-        Ok(primaries.into_iter().map(Some).collect())
+        Ok(primaries)
     }
 
     /// Sends one command to the node `at` (`None`: wherever the command's key routes it).
@@ -344,6 +362,9 @@ impl Db {
         result
     }
 }
+
+/// A cluster primary's address (`host`, `port`) and the slot ranges (inclusive) it serves.
+pub(crate) type PrimarySlots = ((String, u16), Vec<(u16, u16)>);
 
 /// The connection every clone of a [`Db`] shares: to one server, or to a whole cluster
 /// (redis-rs routes each command to the node owning its key's slot and follows redirects).

@@ -122,15 +122,6 @@ pub enum Error {
         keys: Vec<String>,
     },
 
-    /// An operation a [`Db`](crate::Db) connected to a Redis Cluster does not support yet
-    /// (searches and search indexes: the RediSearch of a cluster indexes each shard on its
-    /// own). Nothing was sent.
-    #[error("`{operation}` is not supported on a Redis Cluster yet")]
-    ClusterUnsupported {
-        /// The refused operation (`find`, `init`, …).
-        operation: &'static str,
-    },
-
     /// A Lua script failed on the server.
     #[error("script `{name}` failed: {message}")]
     Script {

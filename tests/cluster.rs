@@ -1,7 +1,8 @@
 //! Every non-query operation on a real Redis Cluster of three primaries and three replicas
 //! (started by the testkit, or `REDIS_CLUSTER_URLS`): effects are read back with plain
 //! commands routed by redis-rs's own cluster client, models land on several primaries, and
-//! the testkit's slot migration moves a model's slot under a live `Db`.
+//! the testkit's slot migration moves a model's slot under a live `Db`. Queries on a cluster:
+//! `tests/cluster_queries.rs`.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -47,15 +48,6 @@ struct Account {
     #[rapyer(key)]
     id: u32,
     balance: i64,
-}
-
-#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
-#[rapyer(prefix = "Doc")]
-struct Indexed {
-    #[rapyer(key)]
-    id: String,
-    #[rapyer(index)]
-    n: i64,
 }
 
 fn item(id: &str, n: i64) -> Item {
@@ -471,20 +463,6 @@ async fn pipelines_span_slots_and_transactions_stay_in_one() {
     }
     let p0 = counter(&mut raw, &db.key("p0")).await;
     assert_eq!(p0, 6, "nothing of the refused transaction ran");
-}
-
-#[tokio::test]
-async fn searches_are_refused_on_a_cluster() {
-    let db = db().await;
-    assert!(matches!(
-        db.init::<Indexed>().await,
-        Err(Error::ClusterUnsupported { operation: "init" })
-    ));
-    let found = Indexed::find(&db, Indexed::fields().n.gt(1)).all().await;
-    assert!(
-        matches!(found, Err(Error::ClusterUnsupported { operation: "find" })),
-        "{found:?}"
-    );
 }
 
 #[tokio::test]

@@ -8,6 +8,7 @@ use super::expr::{Expr, FieldName};
 use super::index::{index_name, schema};
 use super::merge::{self, Hit};
 use super::schema::Indexable;
+use super::shard::Shard;
 use crate::codec::Document;
 use crate::db::Db;
 use crate::documents;
@@ -68,7 +69,12 @@ impl<'db, M: KeySettings + Document + Indexable> Find<'db, M> {
     /// Sorts by any indexed field, NUMERIC, TAG or TEXT: RediSearch sorts by fields not
     /// declared `index(sortable)` too, which only makes sorting by them faster (the index
     /// keeps their values). A name that is not an indexed field of `M` is
-    /// [`Error::InvalidQuery`] when the query runs.
+    /// [`Error::InvalidQuery`] when the query runs, and so, on a Redis Cluster, is a field
+    /// not declared `index(sortable)` (there each shard sorts only by values its index keeps).
+    ///
+    /// Matches with equal values come in an unspecified order: one server orders them by
+    /// its internal document id (indexing order; reversed for [`Order::Desc`]), a cluster by
+    /// key. A document without the field comes last in both orders.
     pub fn sort_by(mut self, field: &impl FieldName, order: Order) -> Self {
         self.sort = Some((field.field_name().to_string(), order));
         self
@@ -87,11 +93,11 @@ impl<'db, M: KeySettings + Document + Indexable> Find<'db, M> {
         if self.expr == Expr::Nothing {
             return Ok(0);
         }
-        let nodes = self.db.primaries().await?;
+        let shards = Shard::all(self.db, &index_name::<M>(self.db)).await?;
         let totals = futures_util::future::try_join_all(
-            nodes
+            shards
                 .iter()
-                .map(|node| self.page(node.as_ref(), &query, 0, 0, false)),
+                .map(|shard| self.page(shard, &query, 0, 0, false)),
         )
         .await?;
         Ok(totals.into_iter().map(|(total, _)| total).sum())
@@ -129,18 +135,18 @@ impl<'db, M: KeySettings + Document + Indexable> Find<'db, M> {
             return Ok(Vec::new());
         }
         let (offset, wanted) = self.window.unwrap_or((0, usize::MAX));
-        if !self.db.is_cluster() {
-            let (_, hits) = self.node_matches(None, &query, offset, wanted).await?;
+        let shards = Shard::all(self.db, &index_name::<M>(self.db)).await?;
+        if let [one] = shards.as_slice() {
+            let (_, hits) = self.node_matches(one, &query, offset, wanted).await?;
             return Ok(hits.into_iter().map(|hit| hit.key).collect());
         }
-        let nodes = self.db.primaries().await?;
         if self.sort.is_some() {
             // Each shard's first `offset + n` in the sort order hold the merged window.
             let top = offset.saturating_add(wanted);
             let found = futures_util::future::try_join_all(
-                nodes
+                shards
                     .iter()
-                    .map(|node| self.node_matches(node.as_ref(), &query, 0, top)),
+                    .map(|shard| self.node_matches(shard, &query, 0, top)),
             )
             .await?;
             let descending = matches!(self.sort, Some((_, Order::Desc)));
@@ -148,9 +154,9 @@ impl<'db, M: KeySettings + Document + Indexable> Find<'db, M> {
         }
         if offset == 0 && wanted == usize::MAX {
             let found = futures_util::future::try_join_all(
-                nodes
+                shards
                     .iter()
-                    .map(|node| self.node_matches(node.as_ref(), &query, 0, usize::MAX)),
+                    .map(|shard| self.node_matches(shard, &query, 0, usize::MAX)),
             )
             .await?;
             return Ok(merge::unsorted(found));
@@ -159,11 +165,11 @@ impl<'db, M: KeySettings + Document + Indexable> Find<'db, M> {
         // shards by their totals, so only the window's keys travel.
         let (mut skip, mut wanted) = (offset, wanted);
         let mut out = Vec::new();
-        for node in &nodes {
+        for shard in &shards {
             if wanted == 0 {
                 break;
             }
-            let (total, hits) = self.node_matches(node.as_ref(), &query, skip, wanted).await?;
+            let (total, hits) = self.node_matches(shard, &query, skip, wanted).await?;
             skip = skip.saturating_sub(total);
             wanted -= hits.len();
             out.extend(hits.into_iter().map(|hit| hit.key));
@@ -171,22 +177,22 @@ impl<'db, M: KeySettings + Document + Indexable> Find<'db, M> {
         Ok(out)
     }
 
-    /// The matches on one node (`None`: the one server) from `offset`, at most `wanted`,
-    /// paging through `FT.SEARCH`, with the node's total number of matches.
+    /// The matches on one shard from `offset`, at most `wanted`, paging through
+    /// `FT.SEARCH`, with the shard's total number of matches.
     async fn node_matches(
         &self,
-        node: Option<&(String, u16)>,
+        shard: &Shard,
         query: &str,
         offset: usize,
         wanted: usize,
     ) -> Result<(usize, Vec<Hit>)> {
-        let sort_keys = self.db.is_cluster() && self.sort.is_some();
+        let sort_keys = shard.is_cluster_node() && self.sort.is_some();
         let mut out = Vec::new();
         let mut at = offset;
         let mut total = 0;
         while out.len() < wanted {
             let n = PAGE.min(wanted - out.len());
-            let (all, hits) = self.page(node, query, at, n, sort_keys).await?;
+            let (all, hits) = self.page(shard, query, at, n, sort_keys).await?;
             total = all;
             let got = hits.len();
             out.extend(hits);
@@ -220,22 +226,22 @@ impl<'db, M: KeySettings + Document + Indexable> Find<'db, M> {
         Ok(deleted)
     }
 
-    /// One `FT.SEARCH` page on `node` (`None`: the one server): the node's total number of
-    /// matches and the matching keys, each with its sort key when `sort_keys`.
+    /// One `FT.SEARCH` page on `shard`: the shard's total number of matches and the matching
+    /// keys, each with its sort key when `sort_keys`.
     ///
     /// On a cluster, a primary that answers `Unknown index name` while `init` has run gets the
     /// index (see [`Db::init`]) and is asked once more.
     async fn page(
         &self,
-        node: Option<&(String, u16)>,
+        shard: &Shard,
         query: &str,
         offset: usize,
         n: usize,
         sort_keys: bool,
     ) -> Result<(usize, Vec<Hit>)> {
-        let index = index_name::<M>(self.db);
+        let index = shard.index();
         let mut cmd = redis::cmd("FT.SEARCH");
-        cmd.arg(&index).arg(query);
+        cmd.arg(index).arg(query);
         if let Some((field, order)) = &self.sort {
             self.check_indexed(field)?;
             let order = match order {
@@ -248,31 +254,40 @@ impl<'db, M: KeySettings + Document + Indexable> Find<'db, M> {
         if sort_keys {
             cmd.arg("WITHSORTKEYS");
         }
-        cmd.arg("LIMIT")
-            .arg(offset)
-            .arg(n)
-            .arg("DIALECT")
-            .arg(2);
-        let reply = match self.db.query_at::<Value>("FT.SEARCH", node, &cmd).await {
+        cmd.arg("LIMIT").arg(offset).arg(n).arg("DIALECT").arg(2);
+        let reply = match shard.query::<Value>(self.db, "FT.SEARCH", &cmd).await {
             Err(e)
-                if node.is_some()
+                if shard.is_cluster_node()
                     && super::index::is_missing_index(&e)
-                    && self.db.recheck_index_on::<M>(node).await? =>
+                    && self.db.recheck_index_on::<M>(shard).await? =>
             {
-                self.db.query_at::<Value>("FT.SEARCH", node, &cmd).await
+                shard.query::<Value>(self.db, "FT.SEARCH", &cmd).await
             }
             reply => reply,
         };
-        parse_page(reply.map_err(|e| search_error(&index, e))?, sort_keys)
+        parse_page(reply.map_err(|e| search_error(index, e))?, sort_keys)
     }
 
     fn check_indexed(&self, field: &str) -> Result<()> {
-        if schema::<M>().iter().any(|f| f.name == field) {
-            return Ok(());
+        let Some(declared) = schema::<M>().into_iter().find(|f| f.name == field) else {
+            return Err(Error::InvalidQuery {
+                message: format!(
+                    "`{field}` is not an indexed field; index it with #[rapyer(index)]"
+                ),
+            });
+        };
+        // Verified on the pinned RediSearch: on a cluster node it reads no document content
+        // (`RETURN` comes back empty), so sorting by a field that is not kept in the index
+        // would leave each shard's matches unsorted, silently.
+        if self.db.is_cluster() && !declared.options.sortable {
+            return Err(Error::InvalidQuery {
+                message: format!(
+                    "on a Redis Cluster, sort_by needs a field declared index(sortable); \
+                     `{field}` is not"
+                ),
+            });
         }
-        Err(Error::InvalidQuery {
-            message: format!("`{field}` is not an indexed field; index it with #[rapyer(index)]"),
-        })
+        Ok(())
     }
 }
 

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use redis::Value;
 
 use super::schema::{IndexKind, IndexOptions, Indexable, SchemaField};
+use super::shard::Shard;
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::keys::KeySettings;
@@ -92,11 +93,11 @@ impl Db {
         let args = create_args::<M>(self, &schema);
         // The pinned RediSearch has no coordinator: an index on one node covers its shard
         // only, so every primary gets its own (one server: the server).
-        let nodes = self.primaries().await?;
+        let shards = Shard::all(self, &index_name::<M>(self)).await?;
         let created = futures_util::future::try_join_all(
-            nodes
+            shards
                 .iter()
-                .map(|node| self.ensure_index_on::<M>(node.as_ref(), &args)),
+                .map(|shard| self.ensure_index_on(shard, &args)),
         )
         .await?;
         if !created.contains(&true) {
@@ -111,13 +112,13 @@ impl Db {
         Ok(())
     }
 
-    /// Creates `M`'s index on the cluster primary `node` when `init` ran before (its marker
-    /// key exists) and the node has none: a primary that joined after `init` (a new node, a
-    /// shard rebuilt from scratch). Returns whether the index now exists there; without a
-    /// marker the caller reports the missing index as on one server.
+    /// Creates `M`'s index on the cluster primary `shard` when `init` ran before (its marker
+    /// key exists) and the node has none under the name it uses now: a primary that joined
+    /// after `init`, or one whose lowest slot changed. Returns whether the index now exists
+    /// there; without a marker the caller reports the missing index as on one server.
     pub(crate) async fn recheck_index_on<M: KeySettings + Indexable>(
         &self,
-        node: Option<&(String, u16)>,
+        shard: &Shard,
     ) -> Result<bool> {
         let marker = crate::keys::index_marker(self.namespace(), M::PREFIX);
         let initialised: bool = self
@@ -127,32 +128,27 @@ impl Db {
         if !initialised {
             return Ok(false);
         }
-        tracing::debug!(target: "rapyer::query", index = %index_name::<M>(self), ?node,
+        tracing::debug!(target: "rapyer::query", index = shard.index(),
             "a primary lacks the index: creating it there");
         let args = create_args::<M>(self, &schema::<M>());
-        self.ensure_index_on::<M>(node, &args).await?;
+        self.ensure_index_on(shard, &args).await?;
         Ok(true)
     }
 
-    /// Makes the index on `node` (`None`: the one server) the one `args` describe: keeps it
-    /// when `FT.INFO` shows that shape, otherwise drops it (documents kept) and creates it,
-    /// then waits until that node's existing documents are indexed. Returns whether it
-    /// (re-)created the index.
-    async fn ensure_index_on<M: KeySettings>(
-        &self,
-        node: Option<&(String, u16)>,
-        args: &[String],
-    ) -> Result<bool> {
-        let index = index_name::<M>(self);
+    /// Makes the index on `shard` the one `args` describe: keeps it when `FT.INFO` shows that
+    /// shape, otherwise drops it (documents kept) and creates it, then waits until that
+    /// node's existing documents are indexed. Returns whether it (re-)created the index.
+    async fn ensure_index_on(&self, shard: &Shard, args: &[String]) -> Result<bool> {
+        let index = shard.index();
         let wanted = Shape::of_args(args);
-        let live = self.index_info(node, &index).await?;
+        let live = self.index_info(shard).await?;
         if let Some(info) = &live {
             if Shape::of_info(info).as_ref() == Some(&wanted) {
                 return Ok(false);
             }
             // Without DD: the documents stay, only the index goes.
-            match self
-                .query_at::<()>("FT.DROPINDEX", node, redis::cmd("FT.DROPINDEX").arg(&index))
+            match shard
+                .query::<()>(self, "FT.DROPINDEX", redis::cmd("FT.DROPINDEX").arg(index))
                 .await
             {
                 Ok(()) => {}
@@ -162,12 +158,12 @@ impl Db {
             }
         }
         let mut create = redis::cmd("FT.CREATE");
-        create.arg(&index).arg(args);
-        match self.query_at::<()>("FT.CREATE", node, &create).await {
+        create.arg(index).arg(args);
+        match shard.query::<()>(self, "FT.CREATE", &create).await {
             Ok(()) => {}
             // Another process created it first: keep it only if it is this schema's.
             Err(e) if e.to_string().contains("already exists") => {
-                let info = self.index_info(node, &index).await?;
+                let info = self.index_info(shard).await?;
                 if info.as_ref().and_then(|i| Shape::of_info(i)).as_ref() != Some(&wanted) {
                     return Err(Error::InvalidQuery {
                         message: format!(
@@ -183,18 +179,14 @@ impl Db {
                 });
             }
         }
-        self.wait_indexed(node, &index).await?;
+        self.wait_indexed(shard).await?;
         Ok(true)
     }
 
     /// `FT.INFO` as name/value pairs, or `None` when there is no such index.
-    async fn index_info(
-        &self,
-        node: Option<&(String, u16)>,
-        index: &str,
-    ) -> Result<Option<Vec<(String, Value)>>> {
-        match self
-            .query_at::<Value>("FT.INFO", node, redis::cmd("FT.INFO").arg(index))
+    async fn index_info(&self, shard: &Shard) -> Result<Option<Vec<(String, Value)>>> {
+        match shard
+            .query::<Value>(self, "FT.INFO", redis::cmd("FT.INFO").arg(shard.index()))
             .await
         {
             Ok(reply @ (Value::Array(_) | Value::Set(_) | Value::Map(_))) => {
@@ -207,10 +199,11 @@ impl Db {
     }
 
     /// Waits until the index has indexed every existing document.
-    async fn wait_indexed(&self, node: Option<&(String, u16)>, index: &str) -> Result<()> {
+    async fn wait_indexed(&self, shard: &Shard) -> Result<()> {
+        let index = shard.index();
         let started = Instant::now();
         loop {
-            let info = self.index_info(node, index).await?.unwrap_or_default();
+            let info = self.index_info(shard).await?.unwrap_or_default();
             let indexing = info
                 .iter()
                 .find(|(k, _)| k == "indexing")

@@ -121,13 +121,19 @@ mod tests {
             sorted(shards.clone(), false, 0, usize::MAX),
             ["b", "d", "a", "c", "m"]
         );
-        assert_eq!(sorted(shards.clone(), true, 0, usize::MAX), ["a", "c", "d", "b", "m"]);
+        assert_eq!(
+            sorted(shards.clone(), true, 0, usize::MAX),
+            ["a", "c", "d", "b", "m"]
+        );
         assert_eq!(sorted(shards, false, 1, 2), ["d", "a"]);
     }
 
     #[test]
     fn text_sorts_byte_by_byte() {
-        let shards = vec![(3, vec![hit("1", b"$b"), hit("2", b"$C"), hit("3", b"$\xc3\xa9")])];
+        let shards = vec![(
+            3,
+            vec![hit("1", b"$b"), hit("2", b"$C"), hit("3", b"$\xc3\xa9")],
+        )];
         assert_eq!(sorted(shards, false, 0, 10), ["2", "1", "3"]);
     }
 }

@@ -79,6 +79,7 @@ mod index;
 mod merge;
 pub(crate) mod refused;
 pub(crate) mod schema;
+mod shard;
 
 pub use crate::codec::INSTANT_SUFFIX;
 pub use escape::{escape_tag, escape_text};
