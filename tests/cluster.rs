@@ -60,12 +60,7 @@ fn item(id: &str, n: i64) -> Item {
 
 /// A `Db` on the test binary's cluster, in a namespace of the running test's own.
 async fn db() -> Db {
-    let cluster = rapyer_testkit::cluster();
-    Db::connect_cluster(cluster.urls())
-        .await
-        .unwrap_or_else(|e| panic!("cannot connect to {:?}: {e}", cluster.urls()))
-        .with_namespace(rapyer_testkit::test_namespace())
-        .expect("the test namespace is valid")
+    common::cluster_db().await
 }
 
 /// redis-rs's own cluster connection, to read back exactly what is stored.

@@ -54,16 +54,6 @@ const NAMES: &[&str] = &[
 ];
 const CITIES: &[&str] = &["Paris", "New York", "São Paulo", "x{y}"];
 
-/// A `Db` on the test binary's cluster, in a namespace of the running test's own.
-async fn cluster_db() -> Db {
-    let cluster = rapyer_testkit::cluster();
-    Db::connect_cluster(cluster.urls())
-        .await
-        .unwrap_or_else(|e| panic!("cannot connect to {:?}: {e}", cluster.urls()))
-        .with_namespace(rapyer_testkit::test_namespace())
-        .expect("the test namespace is valid")
-}
-
 /// A plain connection to each primary, to look at what each one holds.
 fn primaries() -> Vec<redis::Connection> {
     rapyer_testkit::cluster()
@@ -230,7 +220,7 @@ fn assert_same_window(what: &str, by: SortBy, one: &[Person], cluster: &[Person]
 #[tokio::test]
 async fn the_cluster_answers_random_queries_as_one_server_does() {
     let one = common::db().await;
-    let cluster = cluster_db().await;
+    let cluster = common::cluster_db().await;
     one.init::<Person>().await.expect("init on one server");
     cluster.init::<Person>().await.expect("init on the cluster");
     let mut rng = Rng(0xC1A5_7E12_3456_789B);
@@ -325,7 +315,7 @@ async fn the_cluster_answers_random_queries_as_one_server_does() {
 
 #[tokio::test]
 async fn init_creates_the_index_on_every_primary() {
-    let db = cluster_db().await;
+    let db = common::cluster_db().await;
     let mut rng = Rng(7);
     let people: Vec<Person> = (0..90).map(|i| person(&mut rng, i)).collect();
     Person::insert_many(&db, &people).await.expect("insert");
@@ -351,7 +341,7 @@ async fn init_creates_the_index_on_every_primary() {
 
 #[tokio::test]
 async fn a_primary_without_the_index_gets_it_from_the_next_search() {
-    let db = cluster_db().await;
+    let db = common::cluster_db().await;
     let mut rng = Rng(11);
     let people: Vec<Person> = (0..60).map(|i| person(&mut rng, i)).collect();
     db.init::<Person>().await.expect("init");
@@ -385,7 +375,7 @@ async fn a_primary_without_the_index_gets_it_from_the_next_search() {
 
 #[tokio::test]
 async fn a_search_before_init_is_refused_as_on_one_server() {
-    let db = cluster_db().await;
+    let db = common::cluster_db().await;
     let f = Person::fields();
     match Person::find(&db, f.age.ge(0)).count().await {
         Err(Error::InvalidQuery { message }) => assert!(message.contains("init"), "{message}"),
@@ -395,7 +385,7 @@ async fn a_search_before_init_is_refused_as_on_one_server() {
 
 #[tokio::test]
 async fn sorting_by_a_field_the_index_does_not_keep_is_refused_on_a_cluster() {
-    let db = cluster_db().await;
+    let db = common::cluster_db().await;
     db.init::<Person>().await.expect("init");
     let f = Person::fields();
     let sorted = Person::find(&db, f.age.ge(0))
@@ -410,7 +400,7 @@ async fn sorting_by_a_field_the_index_does_not_keep_is_refused_on_a_cluster() {
 
 #[tokio::test]
 async fn delete_removes_the_matches_on_every_shard() {
-    let db = cluster_db().await;
+    let db = common::cluster_db().await;
     db.init::<Person>().await.expect("init");
     let mut rng = Rng(13);
     let people: Vec<Person> = (0..300).map(|i| person(&mut rng, i)).collect();

@@ -81,9 +81,12 @@ impl Db {
     ///
     /// On a cluster the index is made on every primary (`CLUSTER SLOTS` names them, then one
     /// `FT.INFO` per primary, all at once): RediSearch without a coordinator indexes each
-    /// shard on its own. A primary that lacks the index later (one that joined the cluster
-    /// after `init`) gets it from the first search that meets `Unknown index name` there; a
-    /// replica promoted by a failover already has it (`FT.CREATE` is replicated).
+    /// shard on its own. A primary's copy is named `{ns}_rapyer:index:{Prefix}:{tag}`, the
+    /// tag hashing to the lowest slot it serves (a node refuses an index name of a slot it
+    /// does not serve). A primary that lacks its copy later (one that joined the cluster
+    /// after `init`, or whose lowest slot changed) gets it from the first search that meets
+    /// `Unknown index name` there; a replica promoted by a failover already has it
+    /// (`FT.CREATE` is replicated).
     pub async fn init<M: KeySettings + Indexable>(&self) -> Result<()> {
         self.scripts().preload().await?;
         let schema = schema::<M>();

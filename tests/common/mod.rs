@@ -17,6 +17,17 @@ pub(crate) async fn db() -> Db {
         .expect("the test namespace is valid")
 }
 
+/// A `Db` on the test binary's cluster (started by the testkit, or `REDIS_CLUSTER_URLS`), in
+/// a fresh namespace named after the running test.
+pub(crate) async fn cluster_db() -> Db {
+    let cluster = rapyer_testkit::cluster();
+    Db::connect_cluster(cluster.urls())
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to {:?}: {e}", cluster.urls()))
+        .with_namespace(rapyer_testkit::test_namespace())
+        .expect("the test namespace is valid")
+}
+
 /// A plain connection, to read and write exactly what is on the server.
 pub(crate) async fn raw() -> redis::aio::MultiplexedConnection {
     let server = rapyer_testkit::server();
