@@ -54,6 +54,10 @@ const NAMES: &[&str] = &[
 ];
 const CITIES: &[&str] = &["Paris", "New York", "São Paulo", "x{y}"];
 
+/// Held by every test that looks at single primaries or needs every document in place, and
+/// by the one that moves a slot, so that no search runs while a slot moves.
+static TOPOLOGY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// A plain connection to each primary, to look at what each one holds.
 fn primaries() -> Vec<redis::Connection> {
     rapyer_testkit::cluster()
@@ -219,6 +223,7 @@ fn assert_same_window(what: &str, by: SortBy, one: &[Person], cluster: &[Person]
 /// `sort_by` with and without `limit`, `first`, and an unsorted `limit`.
 #[tokio::test]
 async fn the_cluster_answers_random_queries_as_one_server_does() {
+    let _topology = TOPOLOGY.lock().await;
     let one = common::db().await;
     let cluster = common::cluster_db().await;
     one.init::<Person>().await.expect("init on one server");
@@ -315,6 +320,7 @@ async fn the_cluster_answers_random_queries_as_one_server_does() {
 
 #[tokio::test]
 async fn init_creates_the_index_on_every_primary() {
+    let _topology = TOPOLOGY.lock().await;
     let db = common::cluster_db().await;
     let mut rng = Rng(7);
     let people: Vec<Person> = (0..90).map(|i| person(&mut rng, i)).collect();
@@ -341,6 +347,7 @@ async fn init_creates_the_index_on_every_primary() {
 
 #[tokio::test]
 async fn a_primary_without_the_index_gets_it_from_the_next_search() {
+    let _topology = TOPOLOGY.lock().await;
     let db = common::cluster_db().await;
     let mut rng = Rng(11);
     let people: Vec<Person> = (0..60).map(|i| person(&mut rng, i)).collect();
@@ -400,6 +407,7 @@ async fn sorting_by_a_field_the_index_does_not_keep_is_refused_on_a_cluster() {
 
 #[tokio::test]
 async fn delete_removes_the_matches_on_every_shard() {
+    let _topology = TOPOLOGY.lock().await;
     let db = common::cluster_db().await;
     db.init::<Person>().await.expect("init");
     let mut rng = Rng(13);
@@ -422,4 +430,68 @@ async fn delete_removes_the_matches_on_every_shard() {
     let left = Person::all(&db).await.expect("all");
     assert_eq!(left.len(), people.len() - old);
     assert!(left.iter().all(|p| p.age < 50));
+}
+
+/// Moving a primary's lowest slot to another primary changes the index name of both (each
+/// is named after its lowest slot): the next search meets `Unknown index name` there, creates
+/// the index under the new name and still finds every document exactly once.
+#[tokio::test]
+async fn a_search_after_a_primary_lost_its_lowest_slot_finds_every_document_once() {
+    let _topology = TOPOLOGY.lock().await;
+    let cluster = rapyer_testkit::cluster();
+    let db = common::cluster_db().await;
+    db.init::<Person>().await.expect("init");
+    let mut rng = Rng(17);
+    let people: Vec<Person> = (0..300).map(|i| person(&mut rng, i)).collect();
+    Person::insert_many(&db, &people).await.expect("insert");
+    let primaries: Vec<_> = cluster
+        .nodes()
+        .expect("nodes")
+        .into_iter()
+        .filter(|n| n.primary && !n.failed)
+        .collect();
+    let (from, to) = (&primaries[0], &primaries[1]);
+    let lowest = from
+        .slots
+        .iter()
+        .map(|&(start, _)| start)
+        .min()
+        .expect("a slot");
+    cluster.migrate_slot(lowest, &to.id).expect("migrate");
+    let f = Person::fields();
+    let everyone = || {
+        Person::find(&db, f.age.ge(0))
+            .sort_by(&f.age, Order::Asc)
+            .keys()
+    };
+    let moved = everyone().await;
+    cluster
+        .migrate_slot(lowest, &from.id)
+        .expect("migrate back");
+    let moved = moved.expect("a search after the move");
+    let mut on_from = redis::Client::open(from.url())
+        .expect("url")
+        .get_connection()
+        .expect("connection");
+    let base = format!("{}_rapyer:index:Person", db.namespace());
+    let names: Vec<String> = redis::cmd("FT._LIST")
+        .query(&mut on_from)
+        .expect("FT._LIST");
+    let ours = names.iter().filter(|n| n.starts_with(&base)).count();
+    assert_eq!(
+        ours, 2,
+        "the old copy and the one under the new name: {names:?}"
+    );
+    assert_eq!(moved.len(), people.len());
+    assert_eq!(
+        moved.iter().collect::<HashSet<_>>().len(),
+        people.len(),
+        "no duplicates"
+    );
+    let back = everyone().await.expect("a search after the move back");
+    assert_eq!(back.len(), people.len());
+    assert_eq!(
+        Person::find(&db, f.age.ge(0)).count().await.expect("count"),
+        people.len()
+    );
 }
