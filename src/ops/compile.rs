@@ -17,7 +17,7 @@ use super::{CondNode, Op, Operand, Param};
 use crate::path::{push_member, push_member_text};
 use crate::script::{Keys, Script};
 
-mod pieces;
+mod runtime;
 
 /// A compiled block: the operations its script needs, and the data that goes with it.
 #[derive(Debug)]
@@ -45,7 +45,7 @@ impl Compiled {
 /// The whole script text for blocks using the operations `uses`: the runtime pieces they
 /// need, in the runtime's order, then the table of those operations and the entry point.
 pub(crate) fn script_text(uses: &BTreeSet<&'static str>) -> String {
-    pieces::assemble(uses)
+    runtime::assemble(uses)
 }
 
 /// The script of a compiled block, built (and hashed) once per shape and kept in the

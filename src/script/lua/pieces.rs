@@ -1,16 +1,17 @@
-//! The block runtime cut into pieces, one per top-level `local` of the Lua, each knowing
-//! the pieces it uses; a script carries only what its operations need.
+//! Lua cut into pieces, one per top-level `local`, each knowing the pieces it uses: a
+//! script carries only what it runs. Both engines are assembled this way: a block's script
+//! from the shared library and the block runtime (`lua/block.lua`), a field operation's
+//! script from the shared library and `lua/field.lua`.
 //!
 //! The dependencies are read from the Lua itself (the names of other pieces a piece
 //! mentions outside strings and comments), so they cannot drift from the code; a new helper
 //! needs no declaration.
 
-use std::collections::{BTreeSet, HashMap};
-use std::sync::LazyLock;
+use std::collections::HashMap;
 
-use crate::script::lua::{self, names};
+use super::names;
 
-/// One top-level definition of the runtime, with the comment above it.
+/// One top-level definition, with the comment above it.
 #[derive(Debug)]
 struct Piece {
     text: String,
@@ -18,28 +19,51 @@ struct Piece {
     needs: Vec<usize>,
 }
 
+/// Lua sources cut into pieces, in their order.
 #[derive(Debug)]
-struct Runtime {
+pub(crate) struct Pieces {
     pieces: Vec<Piece>,
     /// Which piece defines each name.
     defined_by: HashMap<String, usize>,
 }
 
-/// The shared Lua library (`lua/lib/*.lua`), then the block runtime (`lua/block.lua`), in
-/// pieces.
-static RUNTIME: LazyLock<Runtime> = LazyLock::new(|| {
-    let sources: Vec<&str> = lua::LIB
-        .iter()
-        .map(|(_, source)| *source)
-        .chain([lua::BLOCK])
-        .collect();
-    split(&sources)
-});
+impl Pieces {
+    /// `sources` cut into pieces (a piece uses only those before it or inside functions).
+    pub(crate) fn new(sources: &[&'static str]) -> Pieces {
+        split(sources)
+    }
+
+    /// Whether a piece defines `name`.
+    pub(crate) fn defines(&self, name: &str) -> bool {
+        self.defined_by.contains_key(name)
+    }
+
+    /// The text of the pieces that define `roots` and of every piece they need, in the
+    /// sources' order (a name no piece defines adds nothing).
+    pub(crate) fn needed<'a>(&self, roots: impl IntoIterator<Item = &'a str>) -> String {
+        let mut keep = vec![false; self.pieces.len()];
+        let mut todo: Vec<usize> = roots
+            .into_iter()
+            .filter_map(|name| self.defined_by.get(name).copied())
+            .collect();
+        while let Some(i) = todo.pop() {
+            if !keep[i] {
+                keep[i] = true;
+                todo.extend(&self.pieces[i].needs);
+            }
+        }
+        let mut out = String::new();
+        for (piece, _) in self.pieces.iter().zip(&keep).filter(|(_, k)| **k) {
+            out.push_str(&piece.text);
+        }
+        out
+    }
+}
 
 /// Cuts each of `sources` before each top-level `local`, giving each piece the comment
 /// lines right above it; text before a source's first `local` (the file's own comment) is
 /// dropped.
-fn split(sources: &[&'static str]) -> Runtime {
+fn split(sources: &[&'static str]) -> Pieces {
     let mut texts: Vec<Vec<&str>> = Vec::new();
     let mut pending: Vec<&str> = Vec::new();
     for source in sources {
@@ -92,7 +116,7 @@ fn split(sources: &[&'static str]) -> Runtime {
             Piece { text, needs }
         })
         .collect();
-    Runtime { pieces, defined_by }
+    Pieces { pieces, defined_by }
 }
 
 /// The names a top-level `local` line defines: `local function f(` or `local a, b = …`.
@@ -113,55 +137,30 @@ fn defines(head: &str) -> Vec<String> {
         .collect()
 }
 
-/// The script for blocks that call the operations `uses`: the pieces they and the
-/// interpreter (`MAIN`) need, in the runtime's order, then the operations' table and the
-/// entry point.
-pub(super) fn assemble(uses: &BTreeSet<&'static str>) -> String {
-    let rt = &*RUNTIME;
-    let mut keep = vec![false; rt.pieces.len()];
-    let mut todo: Vec<usize> = std::iter::once("MAIN")
-        .chain(uses.iter().copied())
-        .filter_map(|name| rt.defined_by.get(name).copied())
-        .collect();
-    while let Some(i) = todo.pop() {
-        if !keep[i] {
-            keep[i] = true;
-            todo.extend(&rt.pieces[i].needs);
-        }
-    }
-    let mut out = String::from("-- rapyer ServerOps block runtime, with the operations: ");
-    out.push_str(&uses.iter().copied().collect::<Vec<_>>().join(", "));
-    out.push('\n');
-    for (piece, _) in rt.pieces.iter().zip(&keep).filter(|(_, k)| **k) {
-        out.push_str(&piece.text);
-    }
-    out.push_str("\n-- The block.\n");
-    for name in uses {
-        // Only names the runtime defines: an unknown one would be a global (an error).
-        if rt.defined_by.contains_key(*name) {
-            out.push_str(&format!("OPS.{name} = {name}\n"));
-        }
-    }
-    out.push_str("return MAIN()\n");
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
 
-    use super::{RUNTIME, assemble, names};
+    use super::Pieces;
+    use crate::script::lua::names;
+
+    const SOURCE: &str = "-- the file's comment\n\n\
+        local function a()\n  return 1\nend\n\
+        -- b's comment\nlocal function b()\n  return a()\nend\n\
+        local c, d = 1, b()\n\
+        local function e()\n  return 'a' -- a\nend\n";
 
     #[test]
-    fn every_top_level_name_of_the_runtime_is_defined_once() {
-        let rt = &*RUNTIME;
-        for name in [
-            "MAIN", "RUN", "op_incr", "op_set", "add", "cmp", "skip", "OPS",
-        ] {
-            assert!(rt.defined_by.contains_key(name), "{name} has no piece");
-        }
-        let defined: usize = rt.pieces.len();
-        assert!(defined > 50, "only {defined} pieces");
+    fn a_piece_brings_what_it_names_and_its_comment() {
+        let pieces = Pieces::new(&[SOURCE]);
+        assert!(pieces.defines("c") && pieces.defines("d") && !pieces.defines("x"));
+        assert_eq!(
+            pieces.needed(["b"]),
+            "local function a()\n  return 1\nend\n-- b's comment\nlocal function b()\n  return a()\nend\n"
+        );
+        assert_eq!(pieces.needed(["e"]), "local function e()\n  return 'a' -- a\nend\n");
+        assert_eq!(pieces.needed(["x"]), "");
+        assert!(pieces.needed(["d"]).starts_with("local function a()"));
     }
 
     #[test]
@@ -175,19 +174,5 @@ mod tests {
             BTreeSet::from(["fail", "local", "n", "t", "x"]),
             "{used:?}"
         );
-    }
-
-    #[test]
-    fn a_script_carries_only_the_operations_it_uses() {
-        let incr = assemble(&BTreeSet::from(["op_incr"]));
-        assert!(incr.contains("local function op_incr("));
-        assert!(incr.contains("OPS.op_incr = op_incr"));
-        assert!(!incr.contains("local function op_concat("));
-        assert!(!incr.contains("local function assign_slice("));
-        let full = assemble(&BTreeSet::from(["op_incr", "op_assign"]));
-        assert!(full.contains("local function assign_slice("));
-        assert!(incr.len() < full.len());
-        // Every piece kept is defined before the entry point runs.
-        assert!(incr.ends_with("return MAIN()\n"));
     }
 }
