@@ -5,8 +5,8 @@
 -- operation and FIELD (the checks and the reply) use, cut as block scripts are
 -- (src/script/lua/pieces.rs): a script defines little more than it runs.
 -- KEYS[1]: the document's key.
--- ARGV[1]: the operation (its script's own; kept so that a call reads as what it does): get, set, incr, mul (exact integers), fincr, fmul (floats),
---          append (strings), toggle (booleans), tadd, tset (RFC 3339 date-times); on
+-- ARGV[1]: the operation (its script's own; kept so that a call reads as what it does):
+--          get, set, incr, mul (exact integers), fincr, fmul (floats), append (strings), toggle (booleans), tadd, tset (RFC 3339 date-times); on
 --          lists: lappend, linsert, lpop, lget, lset, lremove, lclear, ltrim, lslice, llen;
 --          on dicts: dset, ddel, dget, dkeys, dlen, dclear.
 -- ARGV[2]: the field's JSONPath (one match, e.g. $.address.city).
@@ -39,6 +39,7 @@
 -- return {the list's length afterwards, the element or elements involved as JSON text}; dict
 -- operations return {the dict's size afterwards, then for each entry involved (none for dset
 -- with '0') its value before as JSON text in a one-element array ('[]' when absent)}.
+
 local key, path, want = KEYS[1], ARGV[2], ARGV[3]
 
 -- Days since 1970-01-01 of a proleptic Gregorian date, and back (H. Hinnant's algorithms).
@@ -173,13 +174,54 @@ local function entry(read)
   return '[]'
 end
 
--- The JSON text of the field's value, without the brackets of the JSONPath reply.
-local function current()
-  return string.sub(redis.call('JSON.GET', key, path), 2, -2)
+-- The checks before an operation, which return what they read, or nil and the failure.
+-- One call checks the key and the path: JSON.TYPE answers nil for a missing key and fails
+-- for a key of another type (only then is TYPE asked, to name it). Returns the JSON type.
+local function checked()
+  local typed, types = pcall(redis.call, 'JSON.TYPE', key, path)
+  if not typed then
+    return nil, failure('wrongtype', 0, 1, '$', redis.call('TYPE', key)['ok'])
+  end
+  if not types then
+    return nil, failure('notfound', 0, 1, '$')
+  end
+  local found = types[1] or 'nothing'
+  if want ~= '*' and not string.find(',' .. want .. ',', ',' .. found .. ',', 1, true) then
+    return nil, failure('type', 0, 1, path, want, found)
+  end
+  return found
 end
 
--- Each operation returns its reply (nil: the field's value, read after the write), or nil
--- and the failure when it refuses (before any write).
+-- The checks of the numeric operations, in the one read they need: JSON.GET fails, answers
+-- nil or answers the value as JSON.TYPE does, and a number's text tells an integer
+-- ('integer', only digits) from a float ('number'). Returns the number's JSON text.
+local function number_read()
+  local read, text = pcall(redis.call, 'JSON.GET', key, path)
+  if not read then
+    return nil, failure('wrongtype', 0, 1, '$', redis.call('TYPE', key)['ok'])
+  end
+  if not text then
+    return nil, failure('notfound', 0, 1, '$')
+  end
+  local number = string.match(text, '^%[(%-?%d+)%]$')
+  local found = 'integer'
+  if not number then
+    number, found = string.match(text, '^%[(%-?%d[%d.eE+-]*)%]$'), 'number'
+  end
+  if not number or not string.find(',' .. want .. ',', ',' .. found .. ',', 1, true) then
+    -- Named as JSON.TYPE names it.
+    return nil, failure('type', 0, 1, path, want, redis.call('JSON.TYPE', key, path)[1] or 'nothing')
+  end
+  return number
+end
+
+-- Which check an operation starts with, when not `checked`: the entry point is called as
+-- FIELD(op_<name>, check_<name> or checked) (src/script/lua.rs).
+local check_incr, check_mul, check_fincr, check_fmul = number_read, number_read, number_read,
+  number_read
+
+-- Each operation takes what its check read and returns its reply (nil: the field's value,
+-- read after the write), or nil and the failure when it refuses (before any write).
 
 local function op_get()
 end
@@ -189,21 +231,41 @@ local function op_set()
 end
 
 -- An exact integer result, range-checked before the write; it is the reply (no need to read
--- it back).
-local function exact(value)
-  if cmp(value, ARGV[6]) < 0 or cmp(value, ARGV[7]) > 0 then
+-- it back). Either a double `v` below 2^53 in magnitude (exact, and so is comparing it with
+-- a bound rounded to a double), or the decimal text `value` from the decimal library.
+local function exact(v, value)
+  if v then
+    if v < tonumber(ARGV[6]) or v > tonumber(ARGV[7]) then
+      return nil, failure('overflow', 0, 1, path, ARGV[6], ARGV[7])
+    end
+    if v == 0 then
+      v = 0 -- not -0
+    end
+    value = string.format('%.0f', v)
+  elseif cmp(value, ARGV[6]) < 0 or cmp(value, ARGV[7]) > 0 then
     return nil, failure('overflow', 0, 1, path, ARGV[6], ARGV[7])
   end
   redis.call('JSON.SET', key, path, value)
   return '[' .. value .. ']'
 end
 
-local function op_incr()
-  return exact(add(current(), ARGV[5]))
+-- Doubles while both sides have at most 15 characters (the sum stays below 2 * 10^15).
+local function op_incr(current)
+  local by = ARGV[5]
+  if #current <= 15 and #by <= 15 then
+    return exact(tonumber(current) + tonumber(by))
+  end
+  return exact(nil, add(current, by))
 end
 
-local function op_mul()
-  return exact(mul(current(), ARGV[5]))
+-- Doubles while both sides have at most 15 characters together (the product stays below
+-- 10^15).
+local function op_mul(current)
+  local by = ARGV[5]
+  if #current + #by <= 15 then
+    return exact(tonumber(current) * tonumber(by))
+  end
+  return exact(nil, mul(current, by))
 end
 
 -- RedisJSON computes in doubles as Lua does, so the same result is checked first: it refuses
@@ -216,12 +278,12 @@ local function float_op(value, command)
   return redis.call(command, key, path, ARGV[5])
 end
 
-local function op_fincr()
-  return float_op(tonumber(current()) + tonumber(ARGV[5]), 'JSON.NUMINCRBY')
+local function op_fincr(current)
+  return float_op(tonumber(current) + tonumber(ARGV[5]), 'JSON.NUMINCRBY')
 end
 
-local function op_fmul()
-  return float_op(tonumber(current()) * tonumber(ARGV[5]), 'JSON.NUMMULTBY')
+local function op_fmul(current)
+  return float_op(tonumber(current) * tonumber(ARGV[5]), 'JSON.NUMMULTBY')
 end
 
 local function op_append()
@@ -438,22 +500,15 @@ local function op_dclear()
   return sized({0})
 end
 
--- The entry point: the checks, the operation `run`, the expiry re-armed, the reply. One call
--- checks the key and the path: JSON.TYPE answers nil for a missing key and fails for a key
--- of another type (only then is TYPE asked, to name it).
-local function FIELD(run)
-  local typed, types = pcall(redis.call, 'JSON.TYPE', key, path)
-  if not typed then
-    return failure('wrongtype', 0, 1, '$', redis.call('TYPE', key)['ok'])
+-- The entry point: the checks `check`, the operation `run` on what they read, the expiry
+-- re-armed, the reply.
+local function FIELD(run, check)
+  local read, refused = check()
+  if refused then
+    return refused
   end
-  if not types then
-    return failure('notfound', 0, 1, '$')
-  end
-  local found = types[1] or 'nothing'
-  if want ~= '*' and not string.find(',' .. want .. ',', ',' .. found .. ',', 1, true) then
-    return failure('type', 0, 1, path, want, found)
-  end
-  local result, refused = run()
+  local result
+  result, refused = run(read)
   if refused then
     return refused
   end

@@ -141,6 +141,57 @@ async fn integer_operations_are_exact_and_mirrored() {
 }
 
 #[tokio::test]
+async fn integers_on_either_side_of_the_short_cut_through_doubles_stay_exact() {
+    // Up to 15 characters a side (a sum) or together (a product), the script computes in
+    // doubles; beyond, in decimal text. Both sides of each edge, and the signs.
+    let db = db().await;
+    let mut raw = raw().await;
+    let mut p = person("edges");
+    p.save(&db).await.expect("save");
+    let cases: [(i64, char, i64); 10] = [
+        (999_999_999_999_999, '+', 1),
+        (-99_999_999_999_999, '+', -1),
+        (-999_999_999_999_999, '+', -1),
+        (9_007_199_254_740_991, '+', 1),
+        (99_999_999, '*', 9_999_999),
+        (999_999_999, '*', 999_999_999),
+        (-99_999_999, '*', 9_999_999),
+        (94_906_267, '*', 94_906_267),
+        (0, '*', -5),
+        (-7, '+', 7),
+    ];
+    for (start, op, operand) in cases {
+        p.age().set(&db, start).await.expect("set");
+        let (want, got) = match op {
+            '+' => (start + operand, p.age().incr(&db, operand).await),
+            _ => (start * operand, p.age().mul(&db, operand).await),
+        };
+        assert_eq!(got.expect("in range"), want, "{start} {op} {operand}");
+        // The stored text is the integer's own (never -0, never an exponent).
+        let text: String = redis::cmd("JSON.GET")
+            .arg(db.key(&p.key()))
+            .arg("$.age")
+            .query_async(&mut raw)
+            .await
+            .expect("JSON.GET");
+        assert_eq!(text, format!("[{want}]"), "{start} {op} {operand}");
+    }
+    // The bounds of a small type, reached and passed in doubles.
+    p.small().set(&db, 100).await.expect("set");
+    assert_eq!(p.small().incr(&db, 27).await.expect("to MAX"), 127);
+    assert!(matches!(
+        p.small().incr(&db, 1).await,
+        Err(Error::Overflow { .. })
+    ));
+    assert!(matches!(
+        p.small().mul(&db, -2).await,
+        Err(Error::Overflow { .. })
+    ));
+    assert_eq!(p.small().mul(&db, -1).await.expect("to -127"), -127);
+    assert_mirrors(&mut raw, &db, &p).await;
+}
+
+#[tokio::test]
 async fn overflow_changes_nothing_on_the_server_or_locally() {
     let db = db().await;
     let mut raw = raw().await;

@@ -43,10 +43,14 @@ pub(crate) const BLOCK: &str = include_str!("../../lua/block.lua");
 static FIELD_PIECES: LazyLock<Pieces> = LazyLock::new(|| Pieces::new(&with_library(FIELD_MAIN)));
 
 /// The shared library, then the block runtime, in pieces.
-pub(crate) static BLOCK_PIECES: LazyLock<Pieces> = LazyLock::new(|| Pieces::new(&with_library(BLOCK)));
+pub(crate) static BLOCK_PIECES: LazyLock<Pieces> =
+    LazyLock::new(|| Pieces::new(&with_library(BLOCK)));
 
 fn with_library(source: &'static str) -> Vec<&'static str> {
-    LIB.iter().map(|(_, piece)| *piece).chain([source]).collect()
+    LIB.iter()
+        .map(|(_, piece)| *piece)
+        .chain([source])
+        .collect()
 }
 
 /// The field operations, by name: each top-level `op_<name>` function of `lua/field.lua`.
@@ -57,13 +61,20 @@ pub(crate) fn field_ops() -> impl Iterator<Item = &'static str> {
         .filter_map(|l| l.split('(').next())
 }
 
-/// The script of the field operation `op` (a name from [`field_ops`]): the pieces it and
-/// the entry point `FIELD` (checks, expiry, reply) need, then the call.
+/// The script of the field operation `op` (a name from [`field_ops`]): the pieces it, its
+/// checks (`check_<op>` when `lua/field.lua` defines it, else `checked`) and the entry point
+/// `FIELD` (the expiry, the reply) need, then the call.
 pub(crate) fn field_script(op: &str) -> String {
     let run = format!("op_{op}");
+    let own = format!("check_{op}");
+    let check = if FIELD_PIECES.defines(&own) {
+        own.as_str()
+    } else {
+        "checked"
+    };
     let mut text = format!("-- rapyer field operation {op}\n");
-    text.push_str(&FIELD_PIECES.needed(["FIELD", run.as_str()]));
-    text.push_str(&format!("return FIELD({run})\n"));
+    text.push_str(&FIELD_PIECES.needed(["FIELD", run.as_str(), check]));
+    text.push_str(&format!("return FIELD({run}, {check})\n"));
     text
 }
 
@@ -189,8 +200,17 @@ mod tests {
         let incr = field_script("incr");
         assert!(incr.contains("local function op_incr("));
         assert!(incr.contains("local function add(") && incr.contains("local function cmp("));
-        assert!(incr.ends_with("return FIELD(op_incr)\n"));
-        for absent in ["op_mul(", "umul(", "skip(", "slice(", "parse_time(", "member("] {
+        assert!(incr.ends_with("return FIELD(op_incr, check_incr)\n"));
+        assert!(!incr.contains("local function checked("));
+        assert!(field_script("get").ends_with("return FIELD(op_get, checked)\n"));
+        for absent in [
+            "op_mul(",
+            "umul(",
+            "skip(",
+            "slice(",
+            "parse_time(",
+            "member(",
+        ] {
             assert!(!incr.contains(absent), "the incr script holds {absent}");
         }
         let append = field_script("append");

@@ -158,7 +158,10 @@ mod tests {
             pieces.needed(["b"]),
             "local function a()\n  return 1\nend\n-- b's comment\nlocal function b()\n  return a()\nend\n"
         );
-        assert_eq!(pieces.needed(["e"]), "local function e()\n  return 'a' -- a\nend\n");
+        assert_eq!(
+            pieces.needed(["e"]),
+            "local function e()\n  return 'a' -- a\nend\n"
+        );
         assert_eq!(pieces.needed(["x"]), "");
         assert!(pieces.needed(["d"]).starts_with("local function a()"));
     }
