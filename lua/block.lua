@@ -963,6 +963,12 @@ local function test(c)
   return compare(c[2], c[3], c[4], c[5])
 end
 
+-- A condition, read and tested: in OPS only in the scripts of blocks that have one (the
+-- compiler counts it among their operations), so no other script carries the comparisons.
+local function WHEN()
+  return test(read_cond())
+end
+
 -- Runs a list of statements as it reads them: their number, then each one: an operation's
 -- name, its number, its arguments' kinds ('l' for a place, 'v' for a value, one letter
 -- each) and the arguments; or 'w', the condition's number, the condition, then each branch
@@ -977,7 +983,7 @@ local function run_block()
     AT = AT + 2
     OP = out
     if name == 'w' then
-      local yes = test(read_cond())
+      local yes = OPS.WHEN()
       RES[out] = tostring(yes)
       if yes then
         AT = AT + 1

@@ -22,8 +22,8 @@ mod runtime;
 /// A compiled block: the operations its script needs, and the data that goes with it.
 #[derive(Debug)]
 pub(crate) struct Compiled {
-    /// The runtime's operations the block calls (`op_incr`, …), sorted: all the script
-    /// depends on.
+    /// The runtime's operations the block calls (`op_incr`, …, and `WHEN` for a condition),
+    /// sorted: all the script depends on.
     pub(crate) uses: BTreeSet<&'static str>,
     /// The documents named, in `KEYS` order.
     pub(crate) docs: Vec<Arc<Doc>>,
@@ -249,6 +249,9 @@ impl Compiler {
                     otherwise,
                     out,
                 } => {
+                    // The runtime's condition reader and tests (`WHEN` in lua/block.lua) are in
+                    // the script only of blocks with a condition.
+                    self.uses.insert("WHEN");
                     self.push("w");
                     self.push((out + 1).to_string());
                     self.cond(cond);

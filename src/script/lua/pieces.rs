@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 use super::names;
 
-/// One top-level definition, with the comment above it.
+/// One top-level definition, without its comments (they are for readers of `lua/`).
 #[derive(Debug)]
 struct Piece {
     text: String,
@@ -60,9 +60,8 @@ impl Pieces {
     }
 }
 
-/// Cuts each of `sources` before each top-level `local`, giving each piece the comment
-/// lines right above it; text before a source's first `local` (the file's own comment) is
-/// dropped.
+/// Cuts each of `sources` before each top-level `local`, dropping comment lines and blank
+/// lines.
 fn split(sources: &[&'static str]) -> Pieces {
     let mut texts: Vec<Vec<&str>> = Vec::new();
     let mut pending: Vec<&str> = Vec::new();
@@ -105,7 +104,16 @@ fn split(sources: &[&'static str]) -> Pieces {
         .iter()
         .enumerate()
         .map(|(i, lines)| {
-            let text = lines.join("\n") + "\n";
+            // Comment lines and blank lines are for readers of `lua/`: a server caches the
+            // text of every script it runs, so a script carries only code.
+            let mut text = String::new();
+            for line in lines {
+                let code = line.trim_start();
+                if !code.is_empty() && !code.starts_with("--") {
+                    text.push_str(line);
+                    text.push('\n');
+                }
+            }
             let mut needs: Vec<usize> = names(&text, false)
                 .into_iter()
                 .filter_map(|n| defined_by.get(n).copied())
@@ -151,12 +159,12 @@ mod tests {
         local function e()\n  return 'a' -- a\nend\n";
 
     #[test]
-    fn a_piece_brings_what_it_names_and_its_comment() {
+    fn a_piece_brings_what_it_names_without_comments() {
         let pieces = Pieces::new(&[SOURCE]);
         assert!(pieces.defines("c") && pieces.defines("d") && !pieces.defines("x"));
         assert_eq!(
             pieces.needed(["b"]),
-            "local function a()\n  return 1\nend\n-- b's comment\nlocal function b()\n  return a()\nend\n"
+            "local function a()\n  return 1\nend\nlocal function b()\n  return a()\nend\n"
         );
         assert_eq!(
             pieces.needed(["e"]),
