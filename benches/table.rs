@@ -187,6 +187,62 @@ impl Row {
     }
 }
 
+/// A bare JSON command: its name, the field's path and the arguments after it.
+type Bare = (&'static str, &'static str, &'static [&'static str]);
+
+/// One call of a field handle (or block) on a document.
+type Handle =
+    Box<dyn Fn(Db, BenchPipe) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
+
+/// The size in bytes of the scripts the rows run: each field operation's, and the block
+/// scripts of the first 1 to 5 operations of the 5-op row.
+fn print_script_sizes(db: &Db) {
+    let r = BenchPipe::server_ref_for(0u64);
+    let blocks = [
+        ServerOps::explain(|ops| {
+            ops.incr(r.age(), 1);
+        }),
+        ServerOps::explain(|ops| {
+            ops.incr(r.age(), 1);
+            ops.append(r.tags(), "x".to_string());
+        }),
+        ServerOps::explain(|ops| {
+            ops.incr(r.age(), 1);
+            ops.append(r.tags(), "x".to_string());
+            ops.insert(r.prefs(), "k", "v".to_string());
+        }),
+        ServerOps::explain(|ops| {
+            ops.incr(r.age(), 1);
+            ops.append(r.tags(), "x".to_string());
+            ops.insert(r.prefs(), "k", "v".to_string());
+            ops.set(r.name(), "renamed user".to_string());
+        }),
+        ServerOps::explain(|ops| {
+            ops.incr(r.age(), 1);
+            ops.append(r.tags(), "x".to_string());
+            ops.insert(r.prefs(), "k", "v".to_string());
+            ops.set(r.name(), "renamed user".to_string());
+            ops.toggle(r.active());
+        }),
+    ];
+    println!("\n| script | bytes |\n|---|---:|");
+    for (n, text) in blocks.iter().enumerate() {
+        println!(
+            "| block of the 5-op row's first {} (incr, append, insert, set, toggle) | {} |",
+            n + 1,
+            text.len()
+        );
+    }
+    for name in db.scripts().names() {
+        if let Some(script) = name
+            .strip_prefix("rapyer.field.")
+            .and(db.scripts().get(&name))
+        {
+            println!("| {name} | {} |", script.body().len());
+        }
+    }
+}
+
 /// Commands per operation of the bulk rows.
 const BATCH: u64 = 1_000;
 
@@ -852,6 +908,91 @@ async fn run() {
     let five_name = "5-op atomic block / JSON.NUMINCRBY, ARRAPPEND, SET, SET, TOGGLE one by one";
     rows.push(compare(five_name, five_rapyer.clone(), five_raw.clone()).await);
 
+    // Field handles and a 1-op block against the one bare JSON command each stands for (which
+    // checks neither the document nor the field's type, nor re-arms an expiry).
+    let d = db.clone();
+    let doc = move |i: u64| -> BenchPipe { user(i % PIPE_DOCS).into() };
+    let rapyer_rows: Vec<(&str, Bare, Handle)> = vec![
+        (
+            "name().append / JSON.STRAPPEND",
+            ("JSON.STRAPPEND", "$.name", &["\"x\""]),
+            Box::new(|d, mut u| {
+                Box::pin(async move {
+                    std::hint::black_box(u.name().append(&d, "x").await.expect("append"));
+                })
+            }),
+        ),
+        (
+            "tags().append / JSON.ARRAPPEND",
+            ("JSON.ARRAPPEND", "$.tags", &["\"x\""]),
+            Box::new(|d, mut u| {
+                Box::pin(async move {
+                    std::hint::black_box(u.tags().append(&d, "x").await.expect("append"));
+                })
+            }),
+        ),
+        (
+            "active().toggle / JSON.TOGGLE",
+            ("JSON.TOGGLE", "$.active", &[]),
+            Box::new(|d, mut u| {
+                Box::pin(async move {
+                    std::hint::black_box(u.active().toggle(&d).await.expect("toggle"));
+                })
+            }),
+        ),
+        (
+            "email().set / JSON.SET",
+            ("JSON.SET", "$.email", &["\"a@b.c\""]),
+            Box::new(|d, mut u| {
+                Box::pin(async move {
+                    u.email().set(&d, "a@b.c").await.expect("set");
+                })
+            }),
+        ),
+        (
+            "score().incr (f64) / JSON.NUMINCRBY",
+            ("JSON.NUMINCRBY", "$.score", &["1.5"]),
+            Box::new(|d, mut u| {
+                Box::pin(async move {
+                    std::hint::black_box(u.score().incr(&d, 1.5).await.expect("incr"));
+                })
+            }),
+        ),
+        (
+            "1-op atomic block (age incr) / JSON.NUMINCRBY",
+            ("JSON.NUMINCRBY", "$.age", &["1"]),
+            Box::new(|d, mut u| {
+                Box::pin(async move {
+                    let out = u.atomic(&d, |p| p.age().incr(1)).await.expect("block");
+                    std::hint::black_box(out);
+                })
+            }),
+        ),
+    ];
+    for (name, (command, path, args), run) in rapyer_rows {
+        let run = Arc::new(run);
+        let (d, c) = (d.clone(), raw.clone());
+        let key_db = db.clone();
+        rows.push(
+            compare(
+                name,
+                move |i| run(d.clone(), doc(i)),
+                move |i| {
+                    let mut c = c.clone();
+                    let mut cmd = redis::cmd(command);
+                    cmd.arg(key_db.key(&BenchPipe::key_of(i % PIPE_DOCS)))
+                        .arg(path)
+                        .arg(args);
+                    async move {
+                        let reply: redis::Value = cmd.query_async(&mut c).await.expect(command);
+                        std::hint::black_box(reply);
+                    }
+                },
+            )
+            .await,
+        );
+    }
+
     // What those rows put on the wire, on fresh documents for the 5-op rows.
     BenchPipe::insert_many(&db, &pipes)
         .await
@@ -872,6 +1013,7 @@ async fn run() {
     let bounds = bound_rows(&db, &raw).await;
 
     if !full_run() {
+        print_script_sizes(&db);
         print_table(&rows, &[]);
         print_wire(&wire_rows);
         print_bounds(&bounds);
@@ -898,6 +1040,7 @@ async fn run() {
             "(redis-benchmark not found: `apt-get install redis-tools` adds the physical-limit rows)"
         );
     }
+    print_script_sizes(&db);
     print_table(&rows, &limit);
     print_wire(&wire_rows);
     print_bounds(&bounds);
