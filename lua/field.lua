@@ -231,41 +231,21 @@ local function op_set()
 end
 
 -- An exact integer result, range-checked before the write; it is the reply (no need to read
--- it back). Either a double `v` below 2^53 in magnitude (exact, and so is comparing it with
--- a bound rounded to a double), or the decimal text `value` from the decimal library.
-local function exact(v, value)
-  if v then
-    if v < tonumber(ARGV[6]) or v > tonumber(ARGV[7]) then
-      return nil, failure('overflow', 0, 1, path, ARGV[6], ARGV[7])
-    end
-    if v == 0 then
-      v = 0 -- not -0
-    end
-    value = string.format('%.0f', v)
-  elseif cmp(value, ARGV[6]) < 0 or cmp(value, ARGV[7]) > 0 then
+-- it back).
+local function exact(value)
+  if cmp(value, ARGV[6]) < 0 or cmp(value, ARGV[7]) > 0 then
     return nil, failure('overflow', 0, 1, path, ARGV[6], ARGV[7])
   end
   redis.call('JSON.SET', key, path, value)
   return '[' .. value .. ']'
 end
 
--- Doubles while both sides have at most 15 characters (the sum stays below 2 * 10^15).
 local function op_incr(current)
-  local by = ARGV[5]
-  if #current <= 15 and #by <= 15 then
-    return exact(tonumber(current) + tonumber(by))
-  end
-  return exact(nil, add(current, by))
+  return exact(sum(current, ARGV[5]))
 end
 
--- Doubles while both sides have at most 15 characters together (the product stays below
--- 10^15).
 local function op_mul(current)
-  local by = ARGV[5]
-  if #current + #by <= 15 then
-    return exact(tonumber(current) * tonumber(by))
-  end
-  return exact(nil, mul(current, by))
+  return exact(product(current, ARGV[5]))
 end
 
 -- RedisJSON computes in doubles as Lua does, so the same result is checked first: it refuses
