@@ -215,10 +215,32 @@ local function number_read()
   return number
 end
 
+-- No check before the one command of an operation that writes nothing where it would fail
+-- (the command errs for a missing key or one of another type, and answers no match or nil
+-- for a field of another JSON type): the checks run after it only then, to say why (see
+-- refused).
+local function afterwards()
+  return true
+end
+
 -- Which check an operation starts with, when not `checked`: the entry point is called as
 -- FIELD(op_<name>, check_<name> or checked) (src/script/lua.rs).
 local check_incr, check_mul, check_fincr, check_fmul = number_read, number_read, number_read,
   number_read
+local check_append, check_toggle, check_lappend = afterwards, afterwards, afterwards
+
+-- The failure the checks find after a command that wrote nothing, else the command's own
+-- error `err` (when it erred).
+local function refused(err)
+  local _, failed = checked()
+  if failed then
+    return nil, failed
+  end
+  if type(err) == 'table' then
+    return nil, err
+  end
+  return nil, redis.error_reply('ERR rapyer: ' .. ARGV[1] .. ' did nothing at ' .. path)
+end
 
 -- Each operation takes what its check read and returns its reply (nil: the field's value,
 -- read after the write), or nil and the failure when it refuses (before any write).
@@ -267,11 +289,19 @@ local function op_fmul(current)
 end
 
 local function op_append()
-  redis.call('JSON.STRAPPEND', key, path, ARGV[5])
+  local done, lengths = pcall(redis.call, 'JSON.STRAPPEND', key, path, ARGV[5])
+  if not done or not lengths[1] then
+    return refused(lengths)
+  end
 end
 
 local function op_toggle()
-  redis.call('JSON.TOGGLE', key, path)
+  local done, values = pcall(redis.call, 'JSON.TOGGLE', key, path)
+  if not done or not values[1] then
+    return refused(values)
+  end
+  -- The new value, as JSON.GET would answer it.
+  return values[1] == 1 and '[true]' or '[false]'
 end
 
 local function not_a_time()
@@ -313,11 +343,24 @@ local function length()
 end
 
 local function op_lappend()
+  if #ARGV < 5 then
+    local _, failed = checked()
+    if failed then
+      return nil, failed
+    end
+    return {length()}
+  end
   -- In runs of 4,000: Lua's unpack refuses 8,000 values at once (runs of 1,000 measured
-  -- 50% slower on 100,000 items). The key and the path were checked above and the client
-  -- refused values RedisJSON cannot parse, so no run after the first can fail.
-  local n = length()
-  for i = 5, #ARGV, 4000 do
+  -- 50% slower on 100,000 items). The first run checks the key and the path (it writes
+  -- nothing where it fails), and the client refused values RedisJSON cannot parse, so no
+  -- run after the first can fail.
+  local done, lengths = pcall(redis.call, 'JSON.ARRAPPEND', key, path,
+    unpack(ARGV, 5, math.min(4004, #ARGV)))
+  if not done or not lengths[1] then
+    return refused(lengths)
+  end
+  local n = lengths[1]
+  for i = 4005, #ARGV, 4000 do
     n = redis.call('JSON.ARRAPPEND', key, path, unpack(ARGV, i, math.min(i + 3999, #ARGV)))[1]
   end
   return {n}
@@ -343,18 +386,18 @@ end
 
 local function op_lpop()
   local len = length()
-  local i, refused = element(len)
+  local i, failed = element(len)
   if not i then
-    return nil, refused
+    return nil, failed
   end
   return {len - 1, redis.call('JSON.ARRPOP', key, path, i)[1], tostring(i)}
 end
 
 local function op_lget()
   local len = length()
-  local i, refused = element(len)
+  local i, failed = element(len)
   if not i then
-    return nil, refused
+    return nil, failed
   end
   return {len, redis.call('JSON.GET', key, path .. '[' .. i .. ']'), tostring(i)}
 end
@@ -483,14 +526,14 @@ end
 -- The entry point: the checks `check`, the operation `run` on what they read, the expiry
 -- re-armed, the reply.
 local function FIELD(run, check)
-  local read, refused = check()
-  if refused then
-    return refused
+  local read, failed = check()
+  if failed then
+    return failed
   end
   local result
-  result, refused = run(read)
-  if refused then
-    return refused
+  result, failed = run(read)
+  if failed then
+    return failed
   end
   local ttl = tonumber(ARGV[4])
   if ttl > 0 then

@@ -491,6 +491,82 @@ async fn wrong_types_and_missing_models_change_nothing() {
 }
 
 #[tokio::test]
+async fn operations_that_check_after_their_one_command_refuse_like_the_others() {
+    // String and list appends and toggles run their command first (it writes nothing where
+    // it would fail) and the checks only then: the same typed errors, nothing written.
+    let db = db().await;
+    let mut raw = raw().await;
+    let mut p = person("after");
+    p.save(&db).await.expect("save");
+    let key = db.key(&p.key());
+    for (path, value) in [
+        ("$.fullName", "12"),
+        ("$.active", "\"yes\""),
+        ("$[\"the tags\"]", "{\"a\":1}"),
+    ] {
+        let _: () = redis::cmd("JSON.SET")
+            .arg(&key)
+            .arg(path)
+            .arg(value)
+            .query_async(&mut raw)
+            .await
+            .expect("JSON.SET");
+    }
+    let before = json_get(&mut raw, &key).await;
+    let local = p.clone();
+    let outcomes = vec![
+        ("integer", p.full_name().append(&db, "x").await.map(|_| ())),
+        ("string", p.active().toggle(&db).await.map(|_| ())),
+        ("object", p.tags().append(&db, "x").await.map(|_| ())),
+        (
+            "object",
+            p.tags().extend(&db, ["x".to_string()]).await.map(|_| ()),
+        ),
+    ];
+    for (want_found, outcome) in outcomes {
+        match outcome {
+            Err(Error::TypeMismatch { key: k, found, .. }) => {
+                assert_eq!((k.as_str(), found.as_str()), (key.as_str(), want_found));
+            }
+            other => panic!("{want_found}: expected TypeMismatch, got {other:?}"),
+        }
+    }
+    assert_eq!(
+        json_get(&mut raw, &key).await,
+        before,
+        "the document changed"
+    );
+    assert_eq!(p, local, "the local model changed");
+
+    // A model that was never saved, and a key holding another Redis type.
+    let _: () = redis::cmd("SET")
+        .arg(db.key("Person:plain"))
+        .arg("plain")
+        .query_async(&mut raw)
+        .await
+        .expect("SET");
+    for id in ["ghost", "plain"] {
+        let mut m = person(id);
+        let outcomes = [
+            m.full_name().append(&db, "x").await.map(|_| ()),
+            m.active().toggle(&db).await.map(|_| ()),
+            m.tags().append(&db, "x").await.map(|_| ()),
+        ];
+        for outcome in outcomes {
+            match (id, outcome) {
+                ("ghost", Err(Error::NotFound { .. })) => {}
+                ("plain", Err(Error::TypeMismatch { path, found, .. })) => {
+                    assert_eq!((path.as_str(), found.as_str()), ("$", "string"));
+                }
+                (_, other) => panic!("{id}: got {other:?}"),
+            }
+        }
+        assert_eq!(m, person(id), "{id}: the local model changed");
+    }
+    assert_eq!(json_get(&mut raw, &db.key("Person:ghost")).await, None);
+}
+
+#[tokio::test]
 async fn writes_rearm_the_expiry_and_reads_do_with_refresh_on_read() {
     let db = db().await;
     let mut raw = raw().await;
