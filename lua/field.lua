@@ -192,27 +192,44 @@ local function checked()
   return found
 end
 
--- The checks of the numeric operations, in the one read they need: JSON.GET fails, answers
--- nil or answers the value as JSON.TYPE does, and a number's text tells an integer
--- ('integer', only digits) from a float ('number'). Returns the number's JSON text.
-local function number_read()
-  local read, text = pcall(redis.call, 'JSON.GET', key, path)
-  if not read then
+-- The checks of the operations that read the field anyway, in that one read: JSON.GET fails,
+-- answers nil or answers the value, whose JSON type its text tells as JSON.TYPE names it (an
+-- integer is only digits; '[]' is no value, 'nothing'). Returns the reply (the value in a
+-- one-element array).
+local function checked_read()
+  local done, text = pcall(redis.call, 'JSON.GET', key, path)
+  if not done then
     return nil, failure('wrongtype', 0, 1, '$', redis.call('TYPE', key)['ok'])
   end
   if not text then
     return nil, failure('notfound', 0, 1, '$')
   end
-  local number = string.match(text, '^%[(%-?%d+)%]$')
-  local found = 'integer'
-  if not number then
-    number, found = string.match(text, '^%[(%-?%d[%d.eE+-]*)%]$'), 'number'
+  if want == '*' then
+    return text
   end
-  if not number or not string.find(',' .. want .. ',', ',' .. found .. ',', 1, true) then
-    -- Named as JSON.TYPE names it.
-    return nil, failure('type', 0, 1, path, want, redis.call('JSON.TYPE', key, path)[1] or 'nothing')
+  local c, found = string.byte(text, 2), 'nothing'
+  if c == 34 then
+    found = 'string'
+  elseif c == 91 then
+    found = 'array'
+  elseif c == 123 then
+    found = 'object'
+  elseif c == 116 or c == 102 then
+    found = 'boolean'
+  elseif c == 110 then
+    found = 'null'
+  elseif c ~= 93 then
+    found = string.find(text, '^%[%-?%d+%]$') and 'integer' or 'number'
   end
-  return number
+  if not string.find(',' .. want .. ',', ',' .. found .. ',', 1, true) then
+    return nil, failure('type', 0, 1, path, want, found)
+  end
+  return text
+end
+
+-- The number in a JSON.GET reply.
+local function number_in(text)
+  return string.sub(text, 2, -2)
 end
 
 -- No check before the one command of an operation that writes nothing where it would fail
@@ -225,8 +242,8 @@ end
 
 -- Which check an operation starts with, when not `checked`: the entry point is called as
 -- FIELD(op_<name>, check_<name> or checked) (src/script/lua.rs).
-local check_incr, check_mul, check_fincr, check_fmul = number_read, number_read, number_read,
-  number_read
+local check_get, check_incr, check_mul, check_fincr, check_fmul = checked_read, checked_read,
+  checked_read, checked_read, checked_read
 local check_append, check_toggle, check_lappend = afterwards, afterwards, afterwards
 
 -- The failure the checks find after a command that wrote nothing, else the command's own
@@ -245,7 +262,8 @@ end
 -- Each operation takes what its check read and returns its reply (nil: the field's value,
 -- read after the write), or nil and the failure when it refuses (before any write).
 
-local function op_get()
+local function op_get(text)
+  return text
 end
 
 local function op_set()
@@ -262,12 +280,12 @@ local function exact(value)
   return '[' .. value .. ']'
 end
 
-local function op_incr(current)
-  return exact(sum(current, ARGV[5]))
+local function op_incr(text)
+  return exact(sum(number_in(text), ARGV[5]))
 end
 
-local function op_mul(current)
-  return exact(product(current, ARGV[5]))
+local function op_mul(text)
+  return exact(product(number_in(text), ARGV[5]))
 end
 
 -- RedisJSON computes in doubles as Lua does, so the same result is checked first: it refuses
@@ -280,12 +298,12 @@ local function float_op(value, command)
   return redis.call(command, key, path, ARGV[5])
 end
 
-local function op_fincr(current)
-  return float_op(tonumber(current) + tonumber(ARGV[5]), 'JSON.NUMINCRBY')
+local function op_fincr(text)
+  return float_op(tonumber(number_in(text)) + tonumber(ARGV[5]), 'JSON.NUMINCRBY')
 end
 
-local function op_fmul(current)
-  return float_op(tonumber(current) * tonumber(ARGV[5]), 'JSON.NUMMULTBY')
+local function op_fmul(text)
+  return float_op(tonumber(number_in(text)) * tonumber(ARGV[5]), 'JSON.NUMMULTBY')
 end
 
 local function op_append()

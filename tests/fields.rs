@@ -491,6 +491,45 @@ async fn wrong_types_and_missing_models_change_nothing() {
 }
 
 #[tokio::test]
+async fn a_read_or_an_increment_names_the_json_type_it_found() {
+    // Reads and increments check the field in the one read they make: the type they name is
+    // JSON.TYPE's, for every JSON type.
+    let db = db().await;
+    let mut raw = raw().await;
+    let mut p = person("found");
+    p.save(&db).await.expect("save");
+    let key = db.key(&p.key());
+    for (value, found) in [
+        ("{\"a\":[1]}", "object"),
+        ("[1,2]", "array"),
+        ("true", "boolean"),
+        ("null", "null"),
+        ("1.5", "number"),
+        ("\"7\"", "string"),
+    ] {
+        let _: () = redis::cmd("JSON.SET")
+            .arg(&key)
+            .arg("$.age")
+            .arg(value)
+            .query_async(&mut raw)
+            .await
+            .expect("JSON.SET");
+        for outcome in [
+            p.age().incr(&db, 1).await.map(|_| ()),
+            p.age().mul(&db, 2).await.map(|_| ()),
+            p.age().load(&db).await.map(|_| ()),
+        ] {
+            match outcome {
+                Err(Error::TypeMismatch { found: f, path, .. }) => {
+                    assert_eq!((path.as_str(), f.as_str()), ("$.age", found), "{value}");
+                }
+                other => panic!("{value}: expected TypeMismatch, got {other:?}"),
+            }
+        }
+    }
+}
+
+#[tokio::test]
 async fn operations_that_check_after_their_one_command_refuse_like_the_others() {
     // String and list appends and toggles run their command first (it writes nothing where
     // it would fail) and the checks only then: the same typed errors, nothing written.

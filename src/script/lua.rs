@@ -124,7 +124,10 @@ pub(crate) fn names(source: &str, calls_only: bool) -> BTreeSet<&str> {
 
 #[cfg(test)]
 mod tests {
-    use super::{BLOCK, FIELD_MAIN, LIB, field_ops, field_script, names, top_level_functions};
+    use super::{
+        BLOCK, BLOCK_PIECES, FIELD_MAIN, FIELD_PIECES, LIB, field_ops, field_script, names,
+        top_level_functions,
+    };
 
     /// The globals a script may call, and the keywords a call scan also sees.
     const GLOBALS: [&str; 16] = [
@@ -194,6 +197,37 @@ mod tests {
     }
 
     #[test]
+    fn no_local_or_parameter_takes_the_name_of_a_piece() {
+        // A piece comes with every script that mentions its name: a local variable or a
+        // parameter of that name would bring it along where it is not used.
+        for (source, pieces) in [(FIELD_MAIN, &*FIELD_PIECES), (BLOCK, &*BLOCK_PIECES)] {
+            let mut sources: Vec<&str> = LIB.iter().map(|(_, p)| *p).collect();
+            sources.push(source);
+            for text in sources {
+                for line in text.lines().filter(|l| l.starts_with(' ')) {
+                    let code = line.trim_start();
+                    let mut taken: Vec<&str> = Vec::new();
+                    if let Some(rest) = code.strip_prefix("local ") {
+                        let rest = rest.strip_prefix("function ").unwrap_or(rest);
+                        let head = rest.split(['=', '(']).next().unwrap_or_default();
+                        taken.extend(head.split(',').map(str::trim));
+                    }
+                    for part in code.split("function").skip(1) {
+                        let params = part.split(['(', ')']).nth(1).unwrap_or_default();
+                        taken.extend(params.split(',').map(str::trim));
+                    }
+                    for name in taken {
+                        assert!(
+                            !pieces.names().any(|n| n == name),
+                            "`{name}` in `{code}` is also a piece's name"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
     fn a_field_script_holds_its_operation_and_only_the_library_it_calls() {
         let ops: Vec<&str> = field_ops().collect();
         assert!(ops.len() > 20 && ops.contains(&"incr") && ops.contains(&"dset"));
@@ -202,7 +236,8 @@ mod tests {
         assert!(incr.contains("local function add(") && incr.contains("local function cmp("));
         assert!(incr.ends_with("return FIELD(op_incr, check_incr)\n"));
         assert!(!incr.contains("local function checked("));
-        assert!(field_script("get").ends_with("return FIELD(op_get, checked)\n"));
+        assert!(field_script("get").ends_with("return FIELD(op_get, check_get)\n"));
+        assert!(field_script("set").ends_with("return FIELD(op_set, checked)\n"));
         for absent in [
             "op_mul(",
             "umul(",

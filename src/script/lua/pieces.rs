@@ -33,6 +33,12 @@ impl Pieces {
         split(sources)
     }
 
+    /// The names the pieces define.
+    #[cfg(test)]
+    pub(crate) fn names(&self) -> impl Iterator<Item = &str> {
+        self.defined_by.keys().map(String::as_str)
+    }
+
     /// Whether a piece defines `name`.
     pub(crate) fn defines(&self, name: &str) -> bool {
         self.defined_by.contains_key(name)
