@@ -10,8 +10,8 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::process::Command;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rapyer::prelude::*;
@@ -190,9 +190,12 @@ impl Row {
 /// A bare JSON command: its name, the field's path and the arguments after it.
 type Bare = (&'static str, &'static str, &'static [&'static str]);
 
-/// One call of a field handle (or block) on a document.
+/// The id of the document the `i`th call of a row works on.
+type DocOf = fn(u64) -> u64;
+
+/// One call of a field handle (or block) on the document with this id.
 type Handle =
-    Box<dyn Fn(Db, BenchPipe) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
+    Box<dyn Fn(Db, u64) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
 
 /// The size in bytes of the scripts the rows run: each field operation's, and the block
 /// scripts of the first 1 to 5 operations of the 5-op row.
@@ -909,15 +912,21 @@ async fn run() {
     rows.push(compare(five_name, five_rapyer.clone(), five_raw.clone()).await);
 
     // Field handles and a 1-op block against the one bare JSON command each stands for (which
-    // checks neither the document nor the field's type, nor re-arms an expiry).
-    let d = db.clone();
-    let doc = move |i: u64| -> BenchPipe { user(i % PIPE_DOCS).into() };
-    let rapyer_rows: Vec<(&str, Bare, Handle)> = vec![
+    // checks neither the document nor the field's type, nor re-arms an expiry). The list row
+    // appends to one document per task, kept between calls: a list handle whose local copy
+    // disagrees with the server's length reloads the list, which is not what this row
+    // measures.
+    let kept: Arc<Mutex<HashMap<u64, BenchPipe>>> = Arc::default();
+    let any_doc: DocOf = |i| i % PIPE_DOCS;
+    let task_doc: DocOf = |i| i / 1_000_000;
+    let handle_rows: Vec<(&str, Bare, DocOf, Handle)> = vec![
         (
             "name().append / JSON.STRAPPEND",
             ("JSON.STRAPPEND", "$.name", &["\"x\""]),
-            Box::new(|d, mut u| {
+            any_doc,
+            Box::new(|d, id| {
                 Box::pin(async move {
+                    let mut u: BenchPipe = user(id).into();
                     std::hint::black_box(u.name().append(&d, "x").await.expect("append"));
                 })
             }),
@@ -925,17 +934,24 @@ async fn run() {
         (
             "tags().append / JSON.ARRAPPEND",
             ("JSON.ARRAPPEND", "$.tags", &["\"x\""]),
-            Box::new(|d, mut u| {
+            task_doc,
+            Box::new(move |d, id| {
+                let kept = kept.clone();
                 Box::pin(async move {
+                    let taken = kept.lock().expect("kept").remove(&id);
+                    let mut u = taken.unwrap_or_else(|| user(id).into());
                     std::hint::black_box(u.tags().append(&d, "x").await.expect("append"));
+                    kept.lock().expect("kept").insert(id, u);
                 })
             }),
         ),
         (
             "active().toggle / JSON.TOGGLE",
             ("JSON.TOGGLE", "$.active", &[]),
-            Box::new(|d, mut u| {
+            any_doc,
+            Box::new(|d, id| {
                 Box::pin(async move {
+                    let mut u: BenchPipe = user(id).into();
                     std::hint::black_box(u.active().toggle(&d).await.expect("toggle"));
                 })
             }),
@@ -943,8 +959,10 @@ async fn run() {
         (
             "email().set / JSON.SET",
             ("JSON.SET", "$.email", &["\"a@b.c\""]),
-            Box::new(|d, mut u| {
+            any_doc,
+            Box::new(|d, id| {
                 Box::pin(async move {
+                    let mut u: BenchPipe = user(id).into();
                     u.email().set(&d, "a@b.c").await.expect("set");
                 })
             }),
@@ -952,8 +970,10 @@ async fn run() {
         (
             "score().incr (f64) / JSON.NUMINCRBY",
             ("JSON.NUMINCRBY", "$.score", &["1.5"]),
-            Box::new(|d, mut u| {
+            any_doc,
+            Box::new(|d, id| {
                 Box::pin(async move {
+                    let mut u: BenchPipe = user(id).into();
                     std::hint::black_box(u.score().incr(&d, 1.5).await.expect("incr"));
                 })
             }),
@@ -961,18 +981,19 @@ async fn run() {
         (
             "1-op atomic block (age incr) / JSON.NUMINCRBY",
             ("JSON.NUMINCRBY", "$.age", &["1"]),
-            Box::new(|d, mut u| {
+            any_doc,
+            Box::new(|d, id| {
                 Box::pin(async move {
+                    let mut u: BenchPipe = user(id).into();
                     let out = u.atomic(&d, |p| p.age().incr(1)).await.expect("block");
                     std::hint::black_box(out);
                 })
             }),
         ),
     ];
-    for (name, (command, path, args), run) in rapyer_rows {
+    for (name, (command, path, args), doc, run) in handle_rows {
         let run = Arc::new(run);
-        let (d, c) = (d.clone(), raw.clone());
-        let key_db = db.clone();
+        let (d, c, key_db) = (db.clone(), raw.clone(), db.clone());
         rows.push(
             compare(
                 name,
@@ -980,7 +1001,7 @@ async fn run() {
                 move |i| {
                     let mut c = c.clone();
                     let mut cmd = redis::cmd(command);
-                    cmd.arg(key_db.key(&BenchPipe::key_of(i % PIPE_DOCS)))
+                    cmd.arg(key_db.key(&BenchPipe::key_of(doc(i))))
                         .arg(path)
                         .arg(args);
                     async move {

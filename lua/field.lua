@@ -175,19 +175,33 @@ local function entry(read)
 end
 
 -- The checks before an operation, which return what they read, or nil and the failure.
--- One call checks the key and the path: JSON.TYPE answers nil for a missing key and fails
--- for a key of another type (only then is TYPE asked, to name it). Returns the JSON type.
-local function checked()
-  local typed, types = pcall(redis.call, 'JSON.TYPE', key, path)
-  if not typed then
-    return nil, failure('wrongtype', 0, 1, '$', redis.call('TYPE', key)['ok'])
+
+-- The failure after the first command on the field: it erred (`done` false: the key holds
+-- another Redis type, only then is TYPE asked, to name it) or answered nil (no key); or nil.
+local function absent(done, reply)
+  if not done then
+    return failure('wrongtype', 0, 1, '$', redis.call('TYPE', key)['ok'])
   end
-  if not types then
-    return nil, failure('notfound', 0, 1, '$')
+  if not reply then
+    return failure('notfound', 0, 1, '$')
   end
-  local found = types[1] or 'nothing'
+end
+
+-- The failure when the field's JSON type `found` is not one of those wanted; or nil.
+local function mistyped(found)
   if want ~= '*' and not string.find(',' .. want .. ',', ',' .. found .. ',', 1, true) then
-    return nil, failure('type', 0, 1, path, want, found)
+    return failure('type', 0, 1, path, want, found)
+  end
+end
+
+-- One call checks the key and the path: JSON.TYPE answers nil for a missing key and fails
+-- for a key of another type. Returns the JSON type.
+local function checked()
+  local done, types = pcall(redis.call, 'JSON.TYPE', key, path)
+  local found = types and types[1] or 'nothing'
+  local failed = absent(done, types) or mistyped(found)
+  if failed then
+    return nil, failed
   end
   return found
 end
@@ -198,11 +212,9 @@ end
 -- one-element array).
 local function checked_read()
   local done, text = pcall(redis.call, 'JSON.GET', key, path)
-  if not done then
-    return nil, failure('wrongtype', 0, 1, '$', redis.call('TYPE', key)['ok'])
-  end
-  if not text then
-    return nil, failure('notfound', 0, 1, '$')
+  local failed = absent(done, text)
+  if failed then
+    return nil, failed
   end
   if want == '*' then
     return text
@@ -221,8 +233,9 @@ local function checked_read()
   elseif c ~= 93 then
     found = string.find(text, '^%[%-?%d+%]$') and 'integer' or 'number'
   end
-  if not string.find(',' .. want .. ',', ',' .. found .. ',', 1, true) then
-    return nil, failure('type', 0, 1, path, want, found)
+  failed = mistyped(found)
+  if failed then
+    return nil, failed
   end
   return text
 end

@@ -86,6 +86,17 @@ async fn doc(
     stored(raw, &db.key(&p.key())).await
 }
 
+/// Writes the JSON text `value` at `path` of the document at `key`, behind rapyer's back.
+async fn json_set(raw: &mut redis::aio::MultiplexedConnection, key: &str, path: &str, value: &str) {
+    let _: () = redis::cmd("JSON.SET")
+        .arg(key)
+        .arg(path)
+        .arg(value)
+        .query_async(raw)
+        .await
+        .expect("JSON.SET");
+}
+
 /// Asserts that the local model equals the stored document.
 async fn assert_mirrors(raw: &mut redis::aio::MultiplexedConnection, db: &Db, p: &Person) {
     let server: Person = serde_json::from_value(doc(raw, db, p).await).expect("stored Person");
@@ -507,13 +518,7 @@ async fn a_read_or_an_increment_names_the_json_type_it_found() {
         ("1.5", "number"),
         ("\"7\"", "string"),
     ] {
-        let _: () = redis::cmd("JSON.SET")
-            .arg(&key)
-            .arg("$.age")
-            .arg(value)
-            .query_async(&mut raw)
-            .await
-            .expect("JSON.SET");
+        json_set(&mut raw, &key, "$.age", value).await;
         for outcome in [
             p.age().incr(&db, 1).await.map(|_| ()),
             p.age().mul(&db, 2).await.map(|_| ()),
@@ -543,13 +548,7 @@ async fn operations_that_check_after_their_one_command_refuse_like_the_others() 
         ("$.active", "\"yes\""),
         ("$[\"the tags\"]", "{\"a\":1}"),
     ] {
-        let _: () = redis::cmd("JSON.SET")
-            .arg(&key)
-            .arg(path)
-            .arg(value)
-            .query_async(&mut raw)
-            .await
-            .expect("JSON.SET");
+        json_set(&mut raw, &key, path, value).await;
     }
     let before = json_get(&mut raw, &key).await;
     let local = p.clone();
