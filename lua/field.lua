@@ -268,6 +268,9 @@ local function refused(err)
   end
   if type(err) == 'table' then
     return nil, err
+  elseif type(err) == 'string' then
+    -- pcall hands the command's error over as its text (an OOM refusal, say).
+    return nil, redis.error_reply(err)
   end
   return nil, redis.error_reply('ERR rapyer: ' .. ARGV[1] .. ' did nothing at ' .. path)
 end
