@@ -10,8 +10,8 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::process::Command;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rapyer::prelude::*;
@@ -184,6 +184,65 @@ impl Row {
             *v *= calls as f64;
         }
         self
+    }
+}
+
+/// A bare JSON command: its name, the field's path and the arguments after it.
+type Bare = (&'static str, &'static str, &'static [&'static str]);
+
+/// The id of the document the `i`th call of a row works on.
+type DocOf = fn(u64) -> u64;
+
+/// One call of a field handle (or block) on the document with this id.
+type Handle =
+    Box<dyn Fn(Db, u64) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
+
+/// The size in bytes of the scripts the rows run: each field operation's, and the block
+/// scripts of the first 1 to 5 operations of the 5-op row.
+fn print_script_sizes(db: &Db) {
+    let r = BenchPipe::server_ref_for(0u64);
+    let blocks = [
+        ServerOps::explain(|ops| {
+            ops.incr(r.age(), 1);
+        }),
+        ServerOps::explain(|ops| {
+            ops.incr(r.age(), 1);
+            ops.append(r.tags(), "x".to_string());
+        }),
+        ServerOps::explain(|ops| {
+            ops.incr(r.age(), 1);
+            ops.append(r.tags(), "x".to_string());
+            ops.insert(r.prefs(), "k", "v".to_string());
+        }),
+        ServerOps::explain(|ops| {
+            ops.incr(r.age(), 1);
+            ops.append(r.tags(), "x".to_string());
+            ops.insert(r.prefs(), "k", "v".to_string());
+            ops.set(r.name(), "renamed user".to_string());
+        }),
+        ServerOps::explain(|ops| {
+            ops.incr(r.age(), 1);
+            ops.append(r.tags(), "x".to_string());
+            ops.insert(r.prefs(), "k", "v".to_string());
+            ops.set(r.name(), "renamed user".to_string());
+            ops.toggle(r.active());
+        }),
+    ];
+    println!("\n| script | bytes |\n|---|---:|");
+    for (n, text) in blocks.iter().enumerate() {
+        println!(
+            "| block of the 5-op row's first {} (incr, append, insert, set, toggle) | {} |",
+            n + 1,
+            text.len()
+        );
+    }
+    for name in db.scripts().names() {
+        if let Some(script) = name
+            .strip_prefix("rapyer.field.")
+            .and(db.scripts().get(&name))
+        {
+            println!("| {name} | {} |", script.body().len());
+        }
     }
 }
 
@@ -852,6 +911,109 @@ async fn run() {
     let five_name = "5-op atomic block / JSON.NUMINCRBY, ARRAPPEND, SET, SET, TOGGLE one by one";
     rows.push(compare(five_name, five_rapyer.clone(), five_raw.clone()).await);
 
+    // Field handles and a 1-op block against the one bare JSON command each stands for (which
+    // checks neither the document nor the field's type, nor re-arms an expiry). The list row
+    // appends to one document per task, kept between calls: a list handle whose local copy
+    // disagrees with the server's length reloads the list, which is not what this row
+    // measures.
+    let kept: Arc<Mutex<HashMap<u64, BenchPipe>>> = Arc::default();
+    let any_doc: DocOf = |i| i % PIPE_DOCS;
+    let task_doc: DocOf = |i| i / 1_000_000;
+    let handle_rows: Vec<(&str, Bare, DocOf, Handle)> = vec![
+        (
+            "name().append / JSON.STRAPPEND",
+            ("JSON.STRAPPEND", "$.name", &["\"x\""]),
+            any_doc,
+            Box::new(|d, id| {
+                Box::pin(async move {
+                    let mut u: BenchPipe = user(id).into();
+                    std::hint::black_box(u.name().append(&d, "x").await.expect("append"));
+                })
+            }),
+        ),
+        (
+            "tags().append / JSON.ARRAPPEND",
+            ("JSON.ARRAPPEND", "$.tags", &["\"x\""]),
+            task_doc,
+            Box::new(move |d, id| {
+                let kept = kept.clone();
+                Box::pin(async move {
+                    let taken = kept.lock().expect("kept").remove(&id);
+                    let mut u = taken.unwrap_or_else(|| user(id).into());
+                    std::hint::black_box(u.tags().append(&d, "x").await.expect("append"));
+                    kept.lock().expect("kept").insert(id, u);
+                })
+            }),
+        ),
+        (
+            "active().toggle / JSON.TOGGLE",
+            ("JSON.TOGGLE", "$.active", &[]),
+            any_doc,
+            Box::new(|d, id| {
+                Box::pin(async move {
+                    let mut u: BenchPipe = user(id).into();
+                    std::hint::black_box(u.active().toggle(&d).await.expect("toggle"));
+                })
+            }),
+        ),
+        (
+            "email().set / JSON.SET",
+            ("JSON.SET", "$.email", &["\"a@b.c\""]),
+            any_doc,
+            Box::new(|d, id| {
+                Box::pin(async move {
+                    let mut u: BenchPipe = user(id).into();
+                    u.email().set(&d, "a@b.c").await.expect("set");
+                })
+            }),
+        ),
+        (
+            "score().incr (f64) / JSON.NUMINCRBY",
+            ("JSON.NUMINCRBY", "$.score", &["1.5"]),
+            any_doc,
+            Box::new(|d, id| {
+                Box::pin(async move {
+                    let mut u: BenchPipe = user(id).into();
+                    std::hint::black_box(u.score().incr(&d, 1.5).await.expect("incr"));
+                })
+            }),
+        ),
+        (
+            "1-op atomic block (age incr) / JSON.NUMINCRBY",
+            ("JSON.NUMINCRBY", "$.age", &["1"]),
+            any_doc,
+            Box::new(|d, id| {
+                Box::pin(async move {
+                    let mut u: BenchPipe = user(id).into();
+                    let out = u.atomic(&d, |p| p.age().incr(1)).await.expect("block");
+                    std::hint::black_box(out);
+                })
+            }),
+        ),
+    ];
+    for (name, (command, path, args), doc, run) in handle_rows {
+        let run = Arc::new(run);
+        let (d, c, key_db) = (db.clone(), raw.clone(), db.clone());
+        rows.push(
+            compare(
+                name,
+                move |i| run(d.clone(), doc(i)),
+                move |i| {
+                    let mut c = c.clone();
+                    let mut cmd = redis::cmd(command);
+                    cmd.arg(key_db.key(&BenchPipe::key_of(doc(i))))
+                        .arg(path)
+                        .arg(args);
+                    async move {
+                        let reply: redis::Value = cmd.query_async(&mut c).await.expect(command);
+                        std::hint::black_box(reply);
+                    }
+                },
+            )
+            .await,
+        );
+    }
+
     // What those rows put on the wire, on fresh documents for the 5-op rows.
     BenchPipe::insert_many(&db, &pipes)
         .await
@@ -872,6 +1034,7 @@ async fn run() {
     let bounds = bound_rows(&db, &raw).await;
 
     if !full_run() {
+        print_script_sizes(&db);
         print_table(&rows, &[]);
         print_wire(&wire_rows);
         print_bounds(&bounds);
@@ -898,6 +1061,7 @@ async fn run() {
             "(redis-benchmark not found: `apt-get install redis-tools` adds the physical-limit rows)"
         );
     }
+    print_script_sizes(&db);
     print_table(&rows, &limit);
     print_wire(&wire_rows);
     print_bounds(&bounds);

@@ -1,8 +1,12 @@
 -- One operation on one field of a stored model: every check before the first write, the
--- expiry re-armed in the same step, and the field's new value returned.
+-- expiry re-armed in the same step, and the field's new value returned. Each operation is a
+-- top-level function op_<name>; the library registers one script per operation
+-- (rapyer.field.<name>), holding only the pieces of this file and of lua/lib/ that the
+-- operation and FIELD (the checks and the reply) use, cut as block scripts are
+-- (src/script/lua/pieces.rs): a script defines little more than it runs.
 -- KEYS[1]: the document's key.
--- ARGV[1]: the operation: get, set, incr, mul (exact integers), fincr, fmul (floats),
---          append (strings), toggle (booleans), tadd, tset (RFC 3339 date-times); on
+-- ARGV[1]: the operation (its script's own; kept so that a call reads as what it does):
+--          get, set, incr, mul (exact integers), fincr, fmul (floats), append (strings), toggle (booleans), tadd, tset (RFC 3339 date-times); on
 --          lists: lappend, linsert, lpop, lget, lset, lremove, lclear, ltrim, lslice, llen;
 --          on dicts: dset, ddel, dget, dkeys, dlen, dclear.
 -- ARGV[2]: the field's JSONPath (one match, e.g. $.address.city).
@@ -29,28 +33,14 @@
 -- document); type (the field's JSON type is not one of ARGV[3], or the date-time text is
 -- not RFC 3339); overflow (the result would leave the field's integer type, or a float
 -- result is not finite or beyond the float type); index (a list index out of range).
--- The shared library (lua/lib/*.lua) is put before this script (src/script/lua.rs).
+-- The pieces of the shared library (lua/lib/*.lua) an operation uses are put before it
+-- (src/script/lua.rs).
 -- Returns the field's value afterwards as JSON text (a one-element array); list operations
 -- return {the list's length afterwards, the element or elements involved as JSON text}; dict
 -- operations return {the dict's size afterwards, then for each entry involved (none for dset
 -- with '0') its value before as JSON text in a one-element array ('[]' when absent)}.
-local key, op, path, want = KEYS[1], ARGV[1], ARGV[2], ARGV[3]
-local ttl = tonumber(ARGV[4])
 
--- One call checks the key and the path: JSON.TYPE answers nil for a missing key and fails
--- for a key of another type (only then is TYPE asked, to name it).
-local typed, types = pcall(redis.call, 'JSON.TYPE', key, path)
-if not typed then
-  return failure('wrongtype', 0, 1, '$', redis.call('TYPE', key)['ok'])
-end
-if not types then
-  return failure('notfound', 0, 1, '$')
-end
-local found = types[1] or 'nothing'
-if want ~= '*' and not string.find(',' .. want .. ',', ',' .. found .. ',', 1, true) then
-  return failure('type', 0, 1, path, want, found)
-end
-
+local key, path, want = KEYS[1], ARGV[2], ARGV[3]
 
 -- Days since 1970-01-01 of a proleptic Gregorian date, and back (H. Hinnant's algorithms).
 local function days_from_civil(y, m, d)
@@ -184,190 +174,407 @@ local function entry(read)
   return '[]'
 end
 
-local result
-if string.sub(op, 1, 1) == 'd' then
-  if op == 'dset' then
-    -- Every value before is read before the first write.
-    result = {0}
-    if ARGV[5] == '1' then
-      for i = 9, #ARGV, 3 do
-        table.insert(result, entry(ARGV[i + 2]))
-      end
-    end
-    for i = 9, #ARGV, 3 do
-      if ARGV[i] ~= '' then
-        redis.call('JSON.SET', key, path .. ARGV[i], ARGV[i + 1])
-      end
-    end
-    -- Keys without a step, all at once: a merge patch merges an object value into the one
-    -- there, so those are deleted first; it deletes a member set to null, so nulls travel as
-    -- a placeholder string turned back into null by one filter over the dict.
-    if ARGV[6] ~= '' then
-      redis.call('JSON.MERGE', key, path, ARGV[6])
-    end
-    if ARGV[7] ~= '' then
-      redis.call('JSON.MERGE', key, path, ARGV[7])
-    end
-    if ARGV[8] ~= '' then
-      redis.call('JSON.SET', key, path .. '..[?(@=="' .. ARGV[8] .. '")]', 'null')
-    end
-  elseif op == 'ddel' then
-    result = {0, entry(ARGV[7])}
-    if ARGV[5] ~= '' then
-      redis.call('JSON.DEL', key, path .. ARGV[5])
-    elseif result[2] ~= '[]' then
-      redis.call('JSON.MERGE', key, path, ARGV[6])
-    end
-  elseif op == 'dget' then
-    result = {0, entry(ARGV[7])}
-  elseif op == 'dkeys' then
-    result = {0}
-    for _, k in ipairs(redis.call('JSON.OBJKEYS', key, path)[1]) do
-      table.insert(result, k)
-    end
-  elseif op == 'dclear' then
-    redis.call('JSON.SET', key, path, '{}')
-    result = {0}
-  elseif op ~= 'dlen' then
-    return redis.error_reply('ERR unknown field operation ' .. op)
+-- The checks before an operation, which return what they read, or nil and the failure.
+
+-- The failure after the first command on the field: it erred (`done` false: the key holds
+-- another Redis type, only then is TYPE asked, to name it) or answered nil (no key); or nil.
+local function absent(done, reply)
+  if not done then
+    return failure('wrongtype', 0, 1, '$', redis.call('TYPE', key)['ok'])
   end
-  result = result or {0}
-  result[1] = redis.call('JSON.OBJLEN', key, path)[1]
-elseif string.sub(op, 1, 1) == 'l' then
-  local len = redis.call('JSON.ARRLEN', key, path)[1]
-  if op == 'lappend' then
-    -- In runs of 4,000: Lua's unpack refuses 8,000 values at once (runs of 1,000 measured
-    -- 50% slower on 100,000 items). The key and the path were checked above and the client
-    -- refused values RedisJSON cannot parse, so no run after the first can fail.
-    local n = len
-    for i = 5, #ARGV, 4000 do
-      n = redis.call('JSON.ARRAPPEND', key, path, unpack(ARGV, i, math.min(i + 3999, #ARGV)))[1]
-    end
-    result = {n}
-  elseif op == 'linsert' then
-    local i = insert_at(ARGV[5], len)
-    result = {redis.call('JSON.ARRINSERT', key, path, i, ARGV[6])[1], tostring(i)}
-  elseif op == 'lpop' or op == 'lget' then
-    local i = len - 1
-    if ARGV[5] ~= '' then
-      i = index(ARGV[5], len)
-    end
-    if i == nil or i < 0 then
-      return out_of_range(ARGV[5] == '' and -1 or ARGV[5], len)
-    end
-    if op == 'lpop' then
-      result = {len - 1, redis.call('JSON.ARRPOP', key, path, i)[1], tostring(i)}
-    else
-      result = {len, redis.call('JSON.GET', key, path .. '[' .. i .. ']'), tostring(i)}
-    end
-  elseif op == 'lset' then
-    local i = index(ARGV[5], len)
-    if i == nil then
-      return out_of_range(ARGV[5], len)
-    end
-    redis.call('JSON.SET', key, path .. '[' .. i .. ']', ARGV[6])
-    result = {len, tostring(i)}
-  elseif op == 'lremove' then
-    local i = redis.call('JSON.ARRINDEX', key, path, ARGV[5])[1]
-    if i >= 0 then
-      redis.call('JSON.ARRPOP', key, path, i)
-      result = {len - 1, tostring(i)}
-    else
-      result = {len}
-    end
-  elseif op == 'lclear' then
-    redis.call('JSON.SET', key, path, '[]')
-    result = {0}
-  elseif op == 'ltrim' or op == 'lslice' then
-    -- Python's slice with step 1: clamped into the list, never an error.
-    local s, _, count = slice(ARGV[5], ARGV[6], '', len)
-    local e = s + count
-    if op == 'lslice' then
-      local part = '[]'
-      if e > s then
-        part = redis.call('JSON.GET', key, path .. '[' .. s .. ':' .. e .. ']')
-      end
-      result = {len, part}
-    elseif e > s then
-      redis.call('JSON.ARRTRIM', key, path, s, e - 1)
-      result = {e - s, tostring(s)}
-    else
-      redis.call('JSON.SET', key, path, '[]')
-      result = {0, tostring(s)}
-    end
-  elseif op == 'llen' then
-    result = {len}
-  else
-    return redis.error_reply('ERR unknown field operation ' .. op)
+  if not reply then
+    return failure('notfound', 0, 1, '$')
   end
-elseif op == 'incr' or op == 'mul' then
-  local current = string.sub(redis.call('JSON.GET', key, path), 2, -2)
-  local value
-  if op == 'incr' then
-    value = add(current, ARGV[5])
-  else
-    value = mul(current, ARGV[5])
+end
+
+-- The failure when the field's JSON type `found` is not one of those wanted; or nil.
+local function mistyped(found)
+  if want ~= '*' and not string.find(',' .. want .. ',', ',' .. found .. ',', 1, true) then
+    return failure('type', 0, 1, path, want, found)
   end
+end
+
+-- One call checks the key and the path: JSON.TYPE answers nil for a missing key and fails
+-- for a key of another type. Returns the JSON type.
+local function checked()
+  local done, types = pcall(redis.call, 'JSON.TYPE', key, path)
+  local found = types and types[1] or 'nothing'
+  local failed = absent(done, types) or mistyped(found)
+  if failed then
+    return nil, failed
+  end
+  return found
+end
+
+-- The checks of the operations that read the field anyway, in that one read: JSON.GET fails,
+-- answers nil or answers the value, whose JSON type its text tells as JSON.TYPE names it (an
+-- integer is only digits; '[]' is no value, 'nothing'). Returns the reply (the value in a
+-- one-element array).
+local function checked_read()
+  local done, text = pcall(redis.call, 'JSON.GET', key, path)
+  local failed = absent(done, text)
+  if failed then
+    return nil, failed
+  end
+  if want == '*' then
+    return text
+  end
+  local c, found = string.byte(text, 2), 'nothing'
+  if c == 34 then
+    found = 'string'
+  elseif c == 91 then
+    found = 'array'
+  elseif c == 123 then
+    found = 'object'
+  elseif c == 116 or c == 102 then
+    found = 'boolean'
+  elseif c == 110 then
+    found = 'null'
+  elseif c ~= 93 then
+    found = string.find(text, '^%[%-?%d+%]$') and 'integer' or 'number'
+  end
+  failed = mistyped(found)
+  if failed then
+    return nil, failed
+  end
+  return text
+end
+
+-- The number in a JSON.GET reply.
+local function number_in(text)
+  return string.sub(text, 2, -2)
+end
+
+-- No check before the one command of an operation that writes nothing where it would fail
+-- (the command errs for a missing key or one of another type, and answers no match or nil
+-- for a field of another JSON type): the checks run after it only then, to say why (see
+-- refused).
+local function afterwards()
+  return true
+end
+
+-- Which check an operation starts with, when not `checked`: the entry point is called as
+-- FIELD(op_<name>, check_<name> or checked) (src/script/lua.rs).
+local check_get, check_incr, check_mul, check_fincr, check_fmul = checked_read, checked_read,
+  checked_read, checked_read, checked_read
+local check_append, check_toggle, check_lappend = afterwards, afterwards, afterwards
+
+-- The failure the checks find after a command that wrote nothing, else the command's own
+-- error `err` (when it erred).
+local function refused(err)
+  local _, failed = checked()
+  if failed then
+    return nil, failed
+  end
+  if type(err) == 'table' then
+    return nil, err
+  elseif type(err) == 'string' then
+    -- pcall hands the command's error over as its text (an OOM refusal, say).
+    return nil, redis.error_reply(err)
+  end
+  return nil, redis.error_reply('ERR rapyer: ' .. ARGV[1] .. ' did nothing at ' .. path)
+end
+
+-- Each operation takes what its check read and returns its reply (nil: the field's value,
+-- read after the write), or nil and the failure when it refuses (before any write).
+
+local function op_get(text)
+  return text
+end
+
+local function op_set()
+  redis.call('JSON.SET', key, path, ARGV[5])
+end
+
+-- An exact integer result, range-checked before the write; it is the reply (no need to read
+-- it back).
+local function exact(value)
   if cmp(value, ARGV[6]) < 0 or cmp(value, ARGV[7]) > 0 then
-    return failure('overflow', 0, 1, path, ARGV[6], ARGV[7])
+    return nil, failure('overflow', 0, 1, path, ARGV[6], ARGV[7])
   end
   redis.call('JSON.SET', key, path, value)
-  -- The exact new value is known: no need to read it back.
-  result = '[' .. value .. ']'
-elseif op == 'tadd' or op == 'tset' then
-  local text = ARGV[5]
-  if op == 'tadd' then
-    text = cjson.decode(redis.call('JSON.GET', key, path))[1]
-  else
-    text = cjson.decode(text)
+  return '[' .. value .. ']'
+end
+
+local function op_incr(text)
+  return exact(sum(number_in(text), ARGV[5]))
+end
+
+local function op_mul(text)
+  return exact(product(number_in(text), ARGV[5]))
+end
+
+-- RedisJSON computes in doubles as Lua does, so the same result is checked first: it refuses
+-- an infinite one with an untyped error and stores an f32 past f32::MAX.
+local function float_op(value, command)
+  local highest = tonumber(ARGV[6])
+  if value ~= value or value > highest or value < -highest then
+    return nil, failure('overflow', 0, 1, path, '-' .. ARGV[6], ARGV[6])
   end
-  local secs, nanos, zone = parse_time(text)
-  if not secs then
-    return failure('type', 0, 1, path, want, 'string that is not an RFC 3339 date-time')
+  return redis.call(command, key, path, ARGV[5])
+end
+
+local function op_fincr(text)
+  return float_op(tonumber(number_in(text)) + tonumber(ARGV[5]), 'JSON.NUMINCRBY')
+end
+
+local function op_fmul(text)
+  return float_op(tonumber(number_in(text)) * tonumber(ARGV[5]), 'JSON.NUMMULTBY')
+end
+
+local function op_append()
+  local done, lengths = pcall(redis.call, 'JSON.STRAPPEND', key, path, ARGV[5])
+  if not done or not lengths[1] then
+    return refused(lengths)
   end
-  local shadow = ARGV[6]
-  if op == 'tadd' then
-    -- The offset stays as it is, so moving the wall-clock time moves the instant equally.
-    secs, nanos = secs + tonumber(ARGV[5]), nanos + tonumber(ARGV[6])
-    if nanos >= 1000000000 then
-      nanos, secs = nanos - 1000000000, secs + 1
-    end
-    shadow = ARGV[7]
-    redis.call('JSON.SET', key, path, cjson.encode(format_time(secs, nanos, zone)))
-  else
-    redis.call('JSON.SET', key, path, ARGV[5])
+end
+
+local function op_toggle()
+  local done, values = pcall(redis.call, 'JSON.TOGGLE', key, path)
+  if not done or not values[1] then
+    return refused(values)
   end
+  -- The new value, as JSON.GET would answer it.
+  return values[1] == 1 and '[true]' or '[false]'
+end
+
+local function not_a_time()
+  return failure('type', 0, 1, path, want, 'string that is not an RFC 3339 date-time')
+end
+
+-- Writes the search instant of a date-time at the field's shadow path ('' when not indexed).
+local function shadow_instant(shadow, secs, nanos, zone)
   if shadow ~= '' then
     redis.call('JSON.SET', key, shadow, string.format('%.0f', instant_micros(secs, nanos, zone)))
   end
-elseif op == 'set' then
+end
+
+local function op_tadd()
+  local secs, nanos, zone = parse_time(cjson.decode(redis.call('JSON.GET', key, path))[1])
+  if not secs then
+    return nil, not_a_time()
+  end
+  -- The offset stays as it is, so moving the wall-clock time moves the instant equally.
+  secs, nanos = secs + tonumber(ARGV[5]), nanos + tonumber(ARGV[6])
+  if nanos >= 1000000000 then
+    nanos, secs = nanos - 1000000000, secs + 1
+  end
+  redis.call('JSON.SET', key, path, cjson.encode(format_time(secs, nanos, zone)))
+  shadow_instant(ARGV[7], secs, nanos, zone)
+end
+
+local function op_tset()
+  local secs, nanos, zone = parse_time(cjson.decode(ARGV[5]))
+  if not secs then
+    return nil, not_a_time()
+  end
   redis.call('JSON.SET', key, path, ARGV[5])
-elseif op == 'fincr' or op == 'fmul' then
-  -- RedisJSON computes in doubles as Lua does, so the same result is checked first: it
-  -- refuses an infinite one with an untyped error and stores an f32 past f32::MAX.
-  local current = tonumber(string.sub(redis.call('JSON.GET', key, path), 2, -2))
-  local by = tonumber(ARGV[5])
-  local value = op == 'fincr' and current + by or current * by
-  local highest = tonumber(ARGV[6])
-  if value ~= value or value > highest or value < -highest then
-    return failure('overflow', 0, 1, path, '-' .. ARGV[6], ARGV[6])
-  end
-  if op == 'fincr' then
-    result = redis.call('JSON.NUMINCRBY', key, path, ARGV[5])
-  else
-    result = redis.call('JSON.NUMMULTBY', key, path, ARGV[5])
-  end
-elseif op == 'append' then
-  redis.call('JSON.STRAPPEND', key, path, ARGV[5])
-elseif op == 'toggle' then
-  redis.call('JSON.TOGGLE', key, path)
-elseif op ~= 'get' then
-  return redis.error_reply('ERR unknown field operation ' .. op)
+  shadow_instant(ARGV[6], secs, nanos, zone)
 end
-if ttl > 0 then
-  redis.call('PEXPIRE', key, ttl)
+
+local function length()
+  return redis.call('JSON.ARRLEN', key, path)[1]
 end
-if result then
+
+local function op_lappend()
+  if #ARGV < 5 then
+    local _, failed = checked()
+    if failed then
+      return nil, failed
+    end
+    return {length()}
+  end
+  -- In runs of 4,000: Lua's unpack refuses 8,000 values at once (runs of 1,000 measured
+  -- 50% slower on 100,000 items). The first run checks the key and the path (it writes
+  -- nothing where it fails), and the client refused values RedisJSON cannot parse, so no
+  -- run after the first can fail.
+  local done, lengths = pcall(redis.call, 'JSON.ARRAPPEND', key, path,
+    unpack(ARGV, 5, math.min(4004, #ARGV)))
+  if not done or not lengths[1] then
+    return refused(lengths)
+  end
+  local n = lengths[1]
+  for i = 4005, #ARGV, 4000 do
+    n = redis.call('JSON.ARRAPPEND', key, path, unpack(ARGV, i, math.min(i + 3999, #ARGV)))[1]
+  end
+  return {n}
+end
+
+local function op_linsert()
+  local i = insert_at(ARGV[5], length())
+  return {redis.call('JSON.ARRINSERT', key, path, i, ARGV[6])[1], tostring(i)}
+end
+
+-- The element ARGV[5] names ('' for the last) in a list of len elements, or nil and the
+-- failure.
+local function element(len)
+  local i = len - 1
+  if ARGV[5] ~= '' then
+    i = index(ARGV[5], len)
+  end
+  if i == nil or i < 0 then
+    return nil, out_of_range(ARGV[5] == '' and -1 or ARGV[5], len)
+  end
+  return i
+end
+
+local function op_lpop()
+  local len = length()
+  local i, failed = element(len)
+  if not i then
+    return nil, failed
+  end
+  return {len - 1, redis.call('JSON.ARRPOP', key, path, i)[1], tostring(i)}
+end
+
+local function op_lget()
+  local len = length()
+  local i, failed = element(len)
+  if not i then
+    return nil, failed
+  end
+  return {len, redis.call('JSON.GET', key, path .. '[' .. i .. ']'), tostring(i)}
+end
+
+local function op_lset()
+  local len = length()
+  local i = index(ARGV[5], len)
+  if i == nil then
+    return nil, out_of_range(ARGV[5], len)
+  end
+  redis.call('JSON.SET', key, path .. '[' .. i .. ']', ARGV[6])
+  return {len, tostring(i)}
+end
+
+local function op_lremove()
+  local len = length()
+  local i = redis.call('JSON.ARRINDEX', key, path, ARGV[5])[1]
+  if i >= 0 then
+    redis.call('JSON.ARRPOP', key, path, i)
+    return {len - 1, tostring(i)}
+  end
+  return {len}
+end
+
+local function op_lclear()
+  redis.call('JSON.SET', key, path, '[]')
+  return {0}
+end
+
+-- Python's slice with step 1 of a list of len elements: clamped into the list, never an
+-- error. The first index and the end (exclusive).
+local function bounds(len)
+  local s, _, count = slice(ARGV[5], ARGV[6], '', len)
+  return s, s + count
+end
+
+local function op_ltrim()
+  local s, e = bounds(length())
+  if e > s then
+    redis.call('JSON.ARRTRIM', key, path, s, e - 1)
+    return {e - s, tostring(s)}
+  end
+  redis.call('JSON.SET', key, path, '[]')
+  return {0, tostring(s)}
+end
+
+local function op_lslice()
+  local len = length()
+  local s, e = bounds(len)
+  local part = '[]'
+  if e > s then
+    part = redis.call('JSON.GET', key, path .. '[' .. s .. ':' .. e .. ']')
+  end
+  return {len, part}
+end
+
+local function op_llen()
+  return {length()}
+end
+
+-- A dict operation's reply: the dict's size afterwards first.
+local function sized(result)
+  result[1] = redis.call('JSON.OBJLEN', key, path)[1]
   return result
 end
-return redis.call('JSON.GET', key, path)
+
+local function op_dset()
+  -- Every value before is read before the first write.
+  local result = {0}
+  if ARGV[5] == '1' then
+    for i = 9, #ARGV, 3 do
+      table.insert(result, entry(ARGV[i + 2]))
+    end
+  end
+  for i = 9, #ARGV, 3 do
+    if ARGV[i] ~= '' then
+      redis.call('JSON.SET', key, path .. ARGV[i], ARGV[i + 1])
+    end
+  end
+  -- Keys without a step, all at once: a merge patch merges an object value into the one
+  -- there, so those are deleted first; it deletes a member set to null, so nulls travel as
+  -- a placeholder string turned back into null by one filter over the dict.
+  if ARGV[6] ~= '' then
+    redis.call('JSON.MERGE', key, path, ARGV[6])
+  end
+  if ARGV[7] ~= '' then
+    redis.call('JSON.MERGE', key, path, ARGV[7])
+  end
+  if ARGV[8] ~= '' then
+    redis.call('JSON.SET', key, path .. '..[?(@=="' .. ARGV[8] .. '")]', 'null')
+  end
+  return sized(result)
+end
+
+local function op_ddel()
+  local result = {0, entry(ARGV[7])}
+  if ARGV[5] ~= '' then
+    redis.call('JSON.DEL', key, path .. ARGV[5])
+  elseif result[2] ~= '[]' then
+    redis.call('JSON.MERGE', key, path, ARGV[6])
+  end
+  return sized(result)
+end
+
+local function op_dget()
+  return sized({0, entry(ARGV[7])})
+end
+
+local function op_dkeys()
+  local result = {0}
+  for _, k in ipairs(redis.call('JSON.OBJKEYS', key, path)[1]) do
+    table.insert(result, k)
+  end
+  return sized(result)
+end
+
+local function op_dlen()
+  return sized({0})
+end
+
+local function op_dclear()
+  redis.call('JSON.SET', key, path, '{}')
+  return sized({0})
+end
+
+-- The entry point: the checks `check`, the operation `run` on what they read, the expiry
+-- re-armed, the reply.
+local function FIELD(run, check)
+  local read, failed = check()
+  if failed then
+    return failed
+  end
+  local result
+  result, failed = run(read)
+  if failed then
+    return failed
+  end
+  local ttl = tonumber(ARGV[4])
+  if ttl > 0 then
+    redis.call('PEXPIRE', key, ttl)
+  end
+  if result then
+    return result
+  end
+  return redis.call('JSON.GET', key, path)
+end

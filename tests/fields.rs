@@ -86,6 +86,17 @@ async fn doc(
     stored(raw, &db.key(&p.key())).await
 }
 
+/// Writes the JSON text `value` at `path` of the document at `key`, behind rapyer's back.
+async fn json_set(raw: &mut redis::aio::MultiplexedConnection, key: &str, path: &str, value: &str) {
+    let _: () = redis::cmd("JSON.SET")
+        .arg(key)
+        .arg(path)
+        .arg(value)
+        .query_async(raw)
+        .await
+        .expect("JSON.SET");
+}
+
 /// Asserts that the local model equals the stored document.
 async fn assert_mirrors(raw: &mut redis::aio::MultiplexedConnection, db: &Db, p: &Person) {
     let server: Person = serde_json::from_value(doc(raw, db, p).await).expect("stored Person");
@@ -138,6 +149,57 @@ async fn integer_operations_are_exact_and_mirrored() {
         .expect("JSON.SET");
     assert_eq!(p.age().load(&db).await.expect("load"), 77);
     assert_eq!(p.age, 77);
+}
+
+#[tokio::test]
+async fn integers_on_either_side_of_the_short_cut_through_doubles_stay_exact() {
+    // Up to 15 characters a side (a sum) or together (a product), the script computes in
+    // doubles; beyond, in decimal text. Both sides of each edge, and the signs.
+    let db = db().await;
+    let mut raw = raw().await;
+    let mut p = person("edges");
+    p.save(&db).await.expect("save");
+    let cases: [(i64, char, i64); 10] = [
+        (999_999_999_999_999, '+', 1),
+        (-99_999_999_999_999, '+', -1),
+        (-999_999_999_999_999, '+', -1),
+        (9_007_199_254_740_991, '+', 1),
+        (99_999_999, '*', 9_999_999),
+        (999_999_999, '*', 999_999_999),
+        (-99_999_999, '*', 9_999_999),
+        (94_906_267, '*', 94_906_267),
+        (0, '*', -5),
+        (-7, '+', 7),
+    ];
+    for (start, op, operand) in cases {
+        p.age().set(&db, start).await.expect("set");
+        let (want, got) = match op {
+            '+' => (start + operand, p.age().incr(&db, operand).await),
+            _ => (start * operand, p.age().mul(&db, operand).await),
+        };
+        assert_eq!(got.expect("in range"), want, "{start} {op} {operand}");
+        // The stored text is the integer's own (never -0, never an exponent).
+        let text: String = redis::cmd("JSON.GET")
+            .arg(db.key(&p.key()))
+            .arg("$.age")
+            .query_async(&mut raw)
+            .await
+            .expect("JSON.GET");
+        assert_eq!(text, format!("[{want}]"), "{start} {op} {operand}");
+    }
+    // The bounds of a small type, reached and passed in doubles.
+    p.small().set(&db, 100).await.expect("set");
+    assert_eq!(p.small().incr(&db, 27).await.expect("to MAX"), 127);
+    assert!(matches!(
+        p.small().incr(&db, 1).await,
+        Err(Error::Overflow { .. })
+    ));
+    assert!(matches!(
+        p.small().mul(&db, -2).await,
+        Err(Error::Overflow { .. })
+    ));
+    assert_eq!(p.small().mul(&db, -1).await.expect("to -127"), -127);
+    assert_mirrors(&mut raw, &db, &p).await;
 }
 
 #[tokio::test]
@@ -437,6 +499,109 @@ async fn wrong_types_and_missing_models_change_nothing() {
         }
         other => panic!("expected TypeMismatch, got {other:?}"),
     }
+}
+
+#[tokio::test]
+async fn a_read_or_an_increment_names_the_json_type_it_found() {
+    // Reads and increments check the field in the one read they make: the type they name is
+    // JSON.TYPE's, for every JSON type.
+    let db = db().await;
+    let mut raw = raw().await;
+    let mut p = person("found");
+    p.save(&db).await.expect("save");
+    let key = db.key(&p.key());
+    for (value, found) in [
+        ("{\"a\":[1]}", "object"),
+        ("[1,2]", "array"),
+        ("true", "boolean"),
+        ("null", "null"),
+        ("1.5", "number"),
+        ("\"7\"", "string"),
+    ] {
+        json_set(&mut raw, &key, "$.age", value).await;
+        for outcome in [
+            p.age().incr(&db, 1).await.map(|_| ()),
+            p.age().mul(&db, 2).await.map(|_| ()),
+            p.age().load(&db).await.map(|_| ()),
+        ] {
+            match outcome {
+                Err(Error::TypeMismatch { found: f, path, .. }) => {
+                    assert_eq!((path.as_str(), f.as_str()), ("$.age", found), "{value}");
+                }
+                other => panic!("{value}: expected TypeMismatch, got {other:?}"),
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn operations_that_check_after_their_one_command_refuse_like_the_others() {
+    // String and list appends and toggles run their command first (it writes nothing where
+    // it would fail) and the checks only then: the same typed errors, nothing written.
+    let db = db().await;
+    let mut raw = raw().await;
+    let mut p = person("after");
+    p.save(&db).await.expect("save");
+    let key = db.key(&p.key());
+    for (path, value) in [
+        ("$.fullName", "12"),
+        ("$.active", "\"yes\""),
+        ("$[\"the tags\"]", "{\"a\":1}"),
+    ] {
+        json_set(&mut raw, &key, path, value).await;
+    }
+    let before = json_get(&mut raw, &key).await;
+    let local = p.clone();
+    let outcomes = vec![
+        ("integer", p.full_name().append(&db, "x").await.map(|_| ())),
+        ("string", p.active().toggle(&db).await.map(|_| ())),
+        ("object", p.tags().append(&db, "x").await.map(|_| ())),
+        (
+            "object",
+            p.tags().extend(&db, ["x".to_string()]).await.map(|_| ()),
+        ),
+    ];
+    for (want_found, outcome) in outcomes {
+        match outcome {
+            Err(Error::TypeMismatch { key: k, found, .. }) => {
+                assert_eq!((k.as_str(), found.as_str()), (key.as_str(), want_found));
+            }
+            other => panic!("{want_found}: expected TypeMismatch, got {other:?}"),
+        }
+    }
+    assert_eq!(
+        json_get(&mut raw, &key).await,
+        before,
+        "the document changed"
+    );
+    assert_eq!(p, local, "the local model changed");
+
+    // A model that was never saved, and a key holding another Redis type.
+    let _: () = redis::cmd("SET")
+        .arg(db.key("Person:plain"))
+        .arg("plain")
+        .query_async(&mut raw)
+        .await
+        .expect("SET");
+    for id in ["ghost", "plain"] {
+        let mut m = person(id);
+        let outcomes = [
+            m.full_name().append(&db, "x").await.map(|_| ()),
+            m.active().toggle(&db).await.map(|_| ()),
+            m.tags().append(&db, "x").await.map(|_| ()),
+        ];
+        for outcome in outcomes {
+            match (id, outcome) {
+                ("ghost", Err(Error::NotFound { .. })) => {}
+                ("plain", Err(Error::TypeMismatch { path, found, .. })) => {
+                    assert_eq!((path.as_str(), found.as_str()), ("$", "string"));
+                }
+                (_, other) => panic!("{id}: got {other:?}"),
+            }
+        }
+        assert_eq!(m, person(id), "{id}: the local model changed");
+    }
+    assert_eq!(json_get(&mut raw, &db.key("Person:ghost")).await, None);
 }
 
 #[tokio::test]

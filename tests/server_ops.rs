@@ -1574,6 +1574,71 @@ async fn a_block_has_every_operation_of_an_atomic_block() {
 }
 
 #[tokio::test]
+async fn appends_count_the_list_as_the_block_left_it_and_sums_stay_exact() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let mut a = doc("a");
+    a.n = 999_999_999_999_999;
+    a.small = -99;
+    a.save(&db).await.unwrap();
+    let mut b = doc("b");
+    b.items.clear();
+    b.n = -99_999_999_999_999;
+    b.save(&db).await.unwrap();
+    let (ra, rb) = (Doc::server_ref_for("a"), Doc::server_ref_for("b"));
+    let out = ServerOps::scope(&db, |ops| {
+        (
+            (
+                ops.append(rb.items(), "only"),
+                ops.insert(ra.items(), 0, "x"),
+                ops.append(ra.items(), "y"),
+                ops.append(ra.items(), "z"),
+            ),
+            (
+                ops.extend(ra.nums(), [6]),
+                ops.pop(ra.nums()),
+                ops.append(ra.nums(), 9),
+            ),
+            (
+                ops.incr(ra.n(), 1),
+                ops.decr(rb.n(), 1),
+                ops.incr(ra.small(), -29),
+            ),
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        out,
+        (
+            (Some(1), Some(4), Some(5), Some(6)),
+            (Some(6), Some(6), Some(6)),
+            (
+                Some(1_000_000_000_000_000),
+                Some(-100_000_000_000_000),
+                Some(-128)
+            ),
+        )
+    );
+    let a = stored(&mut raw, &db.key(&Doc::key_of("a"))).await;
+    assert_eq!(a["items"], json!(["x", "a", "b", "c", "y", "z"]));
+    assert_eq!(a["nums"], json!([1, 2, 3, 4, 5, 9]));
+    assert_eq!(a["n"], json!(1_000_000_000_000_000_i64));
+    let b = stored(&mut raw, &db.key(&Doc::key_of("b"))).await;
+    assert_eq!(b["items"], json!(["only"]));
+    assert_eq!(b["n"], json!(-100_000_000_000_000_i64));
+    // One past the small type's end, in doubles too: refused.
+    let refused = ServerOps::scope(&db, |ops| {
+        ops.incr(ra.small(), -1);
+    })
+    .await;
+    assert!(
+        matches!(refused, Err(Error::Block { op: 0, ref source }) if matches!(**source, Error::Overflow { .. })),
+        "{refused:?}"
+    );
+}
+
+#[tokio::test]
 async fn a_failing_atomic_block_operation_in_a_block_changes_nothing() {
     let db = db().await;
     let mut raw = raw().await;

@@ -114,3 +114,24 @@ local function cmp(x, y)
   end
   return c
 end
+
+-- x + y and x * y on integer texts, exactly: in doubles while the result stays below 2^53
+-- (both sides at most 15 characters for a sum, 15 together for a product), which is
+-- several times faster than digit by digit; beyond, digit by digit.
+local function sum(x, y)
+  if #x <= 15 and #y <= 15 then
+    return string.format('%.0f', tonumber(x) + tonumber(y))
+  end
+  return add(x, y)
+end
+
+local function product(x, y)
+  if #x + #y <= 15 then
+    local v = tonumber(x) * tonumber(y)
+    if v == 0 then
+      return '0' -- not -0
+    end
+    return string.format('%.0f', v)
+  end
+  return mul(x, y)
+end

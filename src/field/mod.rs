@@ -1,8 +1,8 @@
 //! Typed field handles: `user.age().incr(&db, 1)` changes one field of a stored model on the
 //! server, atomically, and writes the server's result into the local field.
 //!
-//! Every operation is one call of the library's `rapyer.field` script (`lua/field.lua`),
-//! which checks the document and the field's JSON type before it writes, re-arms the model's
+//! Every operation is one call of the library's script for it, `rapyer.field.<operation>`
+//! (its function in `lua/field.lua` with the pieces it uses), which checks the document and the field's JSON type before it writes, re-arms the model's
 //! expiry in the same step, and returns the field's new value. The handle decodes that value
 //! into the local field; a failed operation leaves the local field as it was.
 //!
@@ -207,7 +207,13 @@ impl At {
         let mut args: Vec<&str> = Vec::with_capacity(4 + operands.len());
         args.extend([op.lua_name(), self.path.as_str(), want.types, ttl.as_str()]);
         args.extend_from_slice(operands);
-        db.run_lua(&library::FIELD, std::slice::from_ref(&key), &args)
+        let Some(script) = library::field(op.lua_name()) else {
+            return Err(Error::InvalidScript {
+                name: format!("rapyer.field.{}", op.lua_name()),
+                message: "lua/field.lua has no such operation".into(),
+            });
+        };
+        db.run_lua(script, std::slice::from_ref(&key), &args)
             .await
             .map_err(|e| failure::document_error(e, &key))
     }

@@ -1,7 +1,7 @@
-//! The operations of the field script (`lua/field.lua`), by name: the one place their Lua
-//! spelling is written on the Rust side.
+//! The field operations (`lua/field.lua`), by name: the one place their Lua spelling is
+//! written on the Rust side.
 
-/// One operation of the field script (`ARGV[1]` of `rapyer.field`).
+/// One field operation: its script is `rapyer.field.<its name>` (`ARGV[1]` names it too).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum FieldOp {
     /// Reads the field.
@@ -94,7 +94,7 @@ impl FieldOp {
         FieldOp::DictClear,
     ];
 
-    /// Its name in the field script.
+    /// Its name in `lua/field.lua` (`op_<name>`) and in its script's name.
     pub(crate) fn lua_name(self) -> &'static str {
         match self {
             FieldOp::Get => "get",
@@ -146,16 +146,7 @@ mod tests {
     use std::collections::BTreeSet;
 
     use super::FieldOp;
-    use crate::script::lua::FIELD_MAIN;
-
-    /// The operation names `lua/field.lua` dispatches on: every `op == '…'` comparison.
-    fn handled() -> BTreeSet<&'static str> {
-        FIELD_MAIN
-            .split("op == '")
-            .skip(1)
-            .filter_map(|rest| rest.split('\'').next())
-            .collect()
-    }
+    use crate::script::{library, lua};
 
     #[test]
     fn every_operation_is_spelled_as_the_script_handles_it() {
@@ -165,15 +156,16 @@ mod tests {
             FieldOp::ALL.len(),
             "two operations share a name"
         );
-        let handled = handled();
-        // Both ways: no enum spelling the script ignores, no script branch the enum lacks
-        // (`op ~= 'get'` and `op ~= 'dlen'` close their chains, and count as handled).
-        let closing: BTreeSet<&str> = FIELD_MAIN
-            .split("op ~= '")
-            .skip(1)
-            .filter_map(|rest| rest.split('\'').next())
-            .collect();
-        let all: BTreeSet<&str> = handled.union(&closing).copied().collect();
-        assert_eq!(spelled, all);
+        // Both ways: no enum spelling without its op_<name> in lua/field.lua, no operation
+        // there the enum lacks.
+        let handled: BTreeSet<&str> = lua::field_ops().collect();
+        assert_eq!(spelled, handled);
+        for op in FieldOp::ALL {
+            let script = library::field(op.lua_name());
+            assert!(
+                script.is_some_and(|s| s.name() == format!("rapyer.field.{}", op.lua_name())),
+                "{op:?} has no script"
+            );
+        }
     }
 }

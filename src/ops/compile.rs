@@ -17,13 +17,13 @@ use super::{CondNode, Op, Operand, Param};
 use crate::path::{push_member, push_member_text};
 use crate::script::{Keys, Script};
 
-mod pieces;
+mod runtime;
 
 /// A compiled block: the operations its script needs, and the data that goes with it.
 #[derive(Debug)]
 pub(crate) struct Compiled {
-    /// The runtime's operations the block calls (`op_incr`, …), sorted: all the script
-    /// depends on.
+    /// The runtime's operations the block calls (`op_incr`, …, and `WHEN` for a condition),
+    /// sorted: all the script depends on.
     pub(crate) uses: BTreeSet<&'static str>,
     /// The documents named, in `KEYS` order.
     pub(crate) docs: Vec<Arc<Doc>>,
@@ -45,7 +45,7 @@ impl Compiled {
 /// The whole script text for blocks using the operations `uses`: the runtime pieces they
 /// need, in the runtime's order, then the table of those operations and the entry point.
 pub(crate) fn script_text(uses: &BTreeSet<&'static str>) -> String {
-    pieces::assemble(uses)
+    runtime::assemble(uses)
 }
 
 /// The script of a compiled block, built (and hashed) once per shape and kept in the
@@ -249,6 +249,9 @@ impl Compiler {
                     otherwise,
                     out,
                 } => {
+                    // The runtime's condition reader and tests (`WHEN` in lua/block.lua) are in
+                    // the script only of blocks with a condition.
+                    self.uses.insert("WHEN");
                     self.push("w");
                     self.push((out + 1).to_string());
                     self.cond(cond);

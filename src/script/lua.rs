@@ -1,9 +1,14 @@
-//! The library's Lua, assembled at build time from `lua/`: the shared library
-//! (`lua/lib/*.lua`), which the field script and the block runtime both start with, and the
-//! sources of those two. Each piece is an `include_str!`, so a missing file does not compile.
+//! The library's Lua, assembled from `lua/`: the shared library (`lua/lib/*.lua`), the field
+//! operations (`lua/field.lua`) and the block runtime (`lua/block.lua`), each cut into
+//! [`Pieces`] so that a script holds only the pieces it runs. Each source is an
+//! `include_str!`, so a missing file does not compile.
+
+mod pieces;
 
 use std::collections::BTreeSet;
 use std::sync::LazyLock;
+
+pub(crate) use pieces::Pieces;
 
 /// The shared library, in order (a piece uses only those before it): exact decimal
 /// arithmetic, compact JSON scanning, Python's list indices and slices, and the one shape of
@@ -34,16 +39,44 @@ pub(crate) const FIELD_MAIN: &str = include_str!("../../lua/field.lua");
 /// The source of the block runtime (`lua/block.lua`), cut into pieces by the block compiler.
 pub(crate) const BLOCK: &str = include_str!("../../lua/block.lua");
 
-/// The whole field script: the shared library, then `lua/field.lua`.
-pub(crate) static FIELD: LazyLock<String> = LazyLock::new(|| {
-    let mut text = String::new();
-    for (_, piece) in LIB {
-        text.push_str(piece);
-        text.push('\n');
-    }
-    text.push_str(FIELD_MAIN);
+/// The shared library, then the field operations, in pieces.
+static FIELD_PIECES: LazyLock<Pieces> = LazyLock::new(|| Pieces::new(&with_library(FIELD_MAIN)));
+
+/// The shared library, then the block runtime, in pieces.
+pub(crate) static BLOCK_PIECES: LazyLock<Pieces> =
+    LazyLock::new(|| Pieces::new(&with_library(BLOCK)));
+
+fn with_library(source: &'static str) -> Vec<&'static str> {
+    LIB.iter()
+        .map(|(_, piece)| *piece)
+        .chain([source])
+        .collect()
+}
+
+/// The field operations, by name: each top-level `op_<name>` function of `lua/field.lua`.
+pub(crate) fn field_ops() -> impl Iterator<Item = &'static str> {
+    FIELD_MAIN
+        .lines()
+        .filter_map(|l| l.strip_prefix("local function op_"))
+        .filter_map(|l| l.split('(').next())
+}
+
+/// The script of the field operation `op` (a name from [`field_ops`]): the pieces it, its
+/// checks (`check_<op>` when `lua/field.lua` defines it, else `checked`) and the entry point
+/// `FIELD` (the expiry, the reply) need, then the call.
+pub(crate) fn field_script(op: &str) -> String {
+    let run = format!("op_{op}");
+    let own = format!("check_{op}");
+    let check = if FIELD_PIECES.defines(&own) {
+        own.as_str()
+    } else {
+        "checked"
+    };
+    let mut text = format!("-- rapyer field operation {op}\n");
+    text.push_str(&FIELD_PIECES.needed(["FIELD", run.as_str(), check]));
+    text.push_str(&format!("return FIELD({run}, {check})\n"));
     text
-});
+}
 
 /// The names of the `local` functions a Lua `source` defines at its top level.
 #[cfg(test)]
@@ -91,7 +124,10 @@ pub(crate) fn names(source: &str, calls_only: bool) -> BTreeSet<&str> {
 
 #[cfg(test)]
 mod tests {
-    use super::{BLOCK, FIELD, FIELD_MAIN, LIB, names, top_level_functions};
+    use super::{
+        BLOCK, BLOCK_PIECES, FIELD_MAIN, FIELD_PIECES, LIB, field_ops, field_script, names,
+        top_level_functions,
+    };
 
     /// The globals a script may call, and the keywords a call scan also sees.
     const GLOBALS: [&str; 16] = [
@@ -136,8 +172,9 @@ mod tests {
             scripts.push((script.name(), script.body()));
         }
         for (script, source) in scripts {
-            // Local functions and local variables (a function held in one is called too).
-            let defined: Vec<&str> = source
+            // Local functions and local variables (a function held in one is called too),
+            // and parameters (a function passed in).
+            let mut defined: Vec<&str> = source
                 .split("local ")
                 .skip(1)
                 .flat_map(|rest| {
@@ -146,6 +183,10 @@ mod tests {
                     head.split(',').map(str::trim)
                 })
                 .collect();
+            defined.extend(source.split("function ").skip(1).flat_map(|rest| {
+                let params = rest.split(['(', ')']).nth(1).unwrap_or_default();
+                params.split(',').map(str::trim)
+            }));
             for name in names(source, true) {
                 assert!(
                     defined.contains(&name) || GLOBALS.contains(&name),
@@ -156,13 +197,64 @@ mod tests {
     }
 
     #[test]
-    fn the_field_script_starts_with_the_library() {
-        let mut at = 0;
-        for (name, piece) in LIB {
-            let found = FIELD[at..].find(piece);
-            assert!(found.is_some(), "lib/{name}.lua is missing or out of order");
-            at += found.unwrap_or_default() + piece.len();
+    fn no_local_or_parameter_takes_the_name_of_a_piece() {
+        // A piece comes with every script that mentions its name: a local variable or a
+        // parameter of that name would bring it along where it is not used.
+        for (source, pieces) in [(FIELD_MAIN, &*FIELD_PIECES), (BLOCK, &*BLOCK_PIECES)] {
+            let mut sources: Vec<&str> = LIB.iter().map(|(_, p)| *p).collect();
+            sources.push(source);
+            for text in sources {
+                for line in text.lines().filter(|l| l.starts_with(' ')) {
+                    let code = line.trim_start();
+                    let mut taken: Vec<&str> = Vec::new();
+                    if let Some(rest) = code.strip_prefix("local ") {
+                        let rest = rest.strip_prefix("function ").unwrap_or(rest);
+                        let head = rest.split(['=', '(']).next().unwrap_or_default();
+                        taken.extend(head.split(',').map(str::trim));
+                    }
+                    for part in code.split("function").skip(1) {
+                        let params = part.split(['(', ')']).nth(1).unwrap_or_default();
+                        taken.extend(params.split(',').map(str::trim));
+                    }
+                    for name in taken {
+                        assert!(
+                            !pieces.names().any(|n| n == name),
+                            "`{name}` in `{code}` is also a piece's name"
+                        );
+                    }
+                }
+            }
         }
-        assert!(FIELD.ends_with(FIELD_MAIN));
+    }
+
+    #[test]
+    fn a_field_script_holds_its_operation_and_only_the_library_it_calls() {
+        let ops: Vec<&str> = field_ops().collect();
+        assert!(ops.len() > 20 && ops.contains(&"incr") && ops.contains(&"dset"));
+        let incr = field_script("incr");
+        assert!(incr.contains("local function op_incr("));
+        assert!(incr.contains("local function add(") && incr.contains("local function cmp("));
+        assert!(incr.ends_with("return FIELD(op_incr, check_incr)\n"));
+        assert!(!incr.contains("local function checked("));
+        assert!(field_script("get").ends_with("return FIELD(op_get, check_get)\n"));
+        assert!(field_script("set").ends_with("return FIELD(op_set, checked)\n"));
+        for absent in [
+            "op_mul(",
+            "umul(",
+            "skip(",
+            "slice(",
+            "parse_time(",
+            "member(",
+        ] {
+            assert!(!incr.contains(absent), "the incr script holds {absent}");
+        }
+        let append = field_script("append");
+        assert!(!append.contains("local function add("));
+        assert!(append.contains("local function failure("));
+        // Every operation's script is smaller than the whole library.
+        let whole: usize = LIB.iter().map(|(_, p)| p.len()).sum::<usize>() + FIELD_MAIN.len();
+        for op in ops {
+            assert!(field_script(op).len() < whole / 2, "{op}");
+        }
     }
 }

@@ -245,6 +245,8 @@ fn check_name(name: &str) -> std::result::Result<(), String> {
 /// The library's own scripts, one file each in `lua/`, registered in every [`Db`](crate::Db)'s
 /// registry under `rapyer.<file name>`.
 pub(crate) mod library {
+    use std::collections::HashMap;
+
     use super::*;
 
     /// Whole-document saves with an optional expiry, all keys checked before any write.
@@ -323,16 +325,27 @@ pub(crate) mod library {
         )
     });
 
-    /// One operation on one field of a stored model (`lua/field.lua` after the shared
-    /// library).
-    pub(crate) static FIELD: LazyLock<Script> = LazyLock::new(|| {
-        Script::from_static("rapyer.field", Keys::Fixed(1), super::lua::FIELD.as_str())
+    /// The field operations, one script each (`rapyer.field.<operation>`): the pieces of
+    /// `lua/field.lua` and of the shared library the operation uses, so a call defines little
+    /// more than it runs (every function a script defines is created again on each call).
+    static FIELD: LazyLock<HashMap<&'static str, Script>> = LazyLock::new(|| {
+        super::lua::field_ops()
+            .map(|op| {
+                let name = Cow::Owned(format!("rapyer.field.{op}"));
+                let body = Cow::Owned(super::lua::field_script(op));
+                (op, Script::build(name, Keys::Fixed(1), body))
+            })
+            .collect()
     });
 
+    /// The script of the field operation named `op` in `lua/field.lua`.
+    pub(crate) fn field(op: &str) -> Option<&'static Script> {
+        FIELD.get(op)
+    }
+
     /// Every library script.
-    pub(crate) fn all() -> [&'static Script; 9] {
-        [
-            &FIELD,
+    pub(crate) fn all() -> Vec<&'static Script> {
+        let mut all: Vec<&'static Script> = vec![
             &SAVE,
             &LOCK_ACQUIRE,
             &LOCK_SAVE,
@@ -341,6 +354,8 @@ pub(crate) mod library {
             &TOUCH_GET,
             &DELETE,
             &EXPIRE,
-        ]
+        ];
+        all.extend(FIELD.values());
+        all
     }
 }
