@@ -13,8 +13,6 @@ use redis::{Cmd, FromRedisValue, Value};
 use crate::db::Db;
 use crate::error::Result;
 
-const SHARD_CALL: &str = include_str!("../../lua/shard_call.lua");
-
 /// One node of a search and the name of the index there.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Shard {
@@ -68,7 +66,7 @@ impl Shard {
             return db.query(op, 0, cmd).await;
         };
         let mut call = redis::cmd("EVAL");
-        call.arg(SHARD_CALL).arg(0);
+        call.arg(crate::script::library::SHARD_CALL.body()).arg(0);
         for arg in cmd.args_iter() {
             if let redis::Arg::Simple(bytes) = arg {
                 call.arg(bytes);

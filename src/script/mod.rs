@@ -325,6 +325,16 @@ pub(crate) mod library {
         )
     });
 
+    /// Runs one RediSearch command on the node it is sent to (by address, with `EVAL`: a
+    /// keyless script has no routing of its own), never redirected (see `query::shard`).
+    pub(crate) static SHARD_CALL: LazyLock<Script> = LazyLock::new(|| {
+        Script::from_static(
+            "rapyer.shard_call",
+            Keys::Fixed(0),
+            include_str!("../../lua/shard_call.lua"),
+        )
+    });
+
     /// The field operations, one script each (`rapyer.field.<operation>`): the pieces of
     /// `lua/field.lua` and of the shared library the operation uses, so a call defines little
     /// more than it runs (every function a script defines is created again on each call).
@@ -354,6 +364,7 @@ pub(crate) mod library {
             &TOUCH_GET,
             &DELETE,
             &EXPIRE,
+            &SHARD_CALL,
         ];
         all.extend(FIELD.values());
         all
