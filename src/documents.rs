@@ -342,10 +342,9 @@ impl SlotClaims {
                 && let Ok(port) = port.parse::<u16>()
                 && port != 0
                 && !host.is_empty()
+                && let Some(slot) = names.addrs.get_mut(me as usize)
             {
-                if let Some(slot) = names.addrs.get_mut(me as usize) {
-                    *slot = Some((host.to_string(), port));
-                }
+                *slot = Some((host.to_string(), port));
             }
             if !flags.split(',').any(|f| f == "myself") {
                 continue;
