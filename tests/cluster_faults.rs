@@ -114,6 +114,8 @@ struct TaskLog {
     pipe_script: Tally,
     /// The last version a save was told it wrote.
     saved: u64,
+    /// Saves that succeeded.
+    saves_ok: u64,
     /// Versions whose save failed ambiguously.
     saves_unknown: BTreeSet<u64>,
     /// Every failure: when, and what the caller saw.
@@ -252,7 +254,10 @@ async fn task(
             _ => {
                 note.version += 1;
                 match note.save(&db).await {
-                    Ok(()) => log.saved = note.version,
+                    Ok(()) => {
+                        log.saved = note.version;
+                        log.saves_ok += 1;
+                    }
                     Err(e) => {
                         if ambiguous(&e) {
                             log.saves_unknown.insert(note.version);
@@ -337,7 +342,7 @@ fn summary(logs: &[TaskLog]) -> String {
     }
     let ok: u64 = logs
         .iter()
-        .map(|l| l.hits.ok + l.pair.ok + l.pipe_cmd.ok + l.saved)
+        .map(|l| l.hits.ok + l.pair.ok + l.pipe_cmd.ok + l.saves_ok)
         .sum();
     format!("{ok} successful calls; failures by kind: {kinds:#?}")
 }
