@@ -5,11 +5,10 @@ use std::time::Duration;
 
 use crate::codec::{Document, decode_model, encode_model, mismatch, ttl_millis};
 use crate::db::Db;
-use crate::documents::{
-    JSON_TYPE, check_not_foreign, delete_count, key_type, mget, scan_keys, slot_groups,
-};
+use crate::documents::{JSON_TYPE, check_not_foreign, delete_count, key_type, mget, slot_groups};
 use crate::error::{Error, Result, is_wrong_type};
 use crate::keys::{KeySettings, full_key};
+use crate::scan::scan_keys;
 use crate::script::{failure, library};
 
 /// Keys per `JSON.MGET` when loading many documents.
