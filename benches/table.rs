@@ -1032,12 +1032,14 @@ async fn run() {
     ];
 
     let bounds = bound_rows(&db, &raw).await;
+    let cluster = cluster_rows(&rows).await;
 
     if !full_run() {
         print_script_sizes(&db);
         print_table(&rows, &[]);
         print_wire(&wire_rows);
         print_bounds(&bounds);
+        print_cluster(&cluster);
         println!("(smoke run: `cargo xtask bench table` measures for real)");
         return;
     }
@@ -1065,6 +1067,7 @@ async fn run() {
     print_table(&rows, &limit);
     print_wire(&wire_rows);
     print_bounds(&bounds);
+    print_cluster(&cluster);
 }
 
 /// One bound row: the median of each side's samples, [wall ms, server ms].
@@ -1379,4 +1382,235 @@ fn host_port(url: &str) -> (String, String) {
     let hostport = rest.split('/').next().unwrap_or(rest);
     let (h, p) = hostport.rsplit_once(':').unwrap_or((hostport, "6379"));
     (h.to_string(), p.to_string())
+}
+
+// ---------------------------------------------------------------------------------------
+// Cluster rows
+// ---------------------------------------------------------------------------------------
+
+/// One operation measured on the testkit's local cluster (3 primaries, 3 replicas, on this
+/// same machine) beside the standalone run of the same row: ops/s [1 in flight, 64].
+struct ClusterRow {
+    name: &'static str,
+    cluster: [f64; 2],
+    raw_cluster: [f64; 2],
+    standalone: [Option<f64>; 2],
+}
+
+/// A raw redis-rs cluster connection with the same 30 s reply timeout as rapyer's.
+async fn raw_cluster(urls: &[String]) -> redis::cluster_async::ClusterConnection {
+    redis::cluster::ClusterClientBuilder::new(urls.to_vec())
+        .response_timeout(Duration::from_secs(30))
+        .build()
+        .expect("cluster client")
+        .get_async_connection()
+        .await
+        .expect("raw cluster connection")
+}
+
+/// save, get, incr and the 5-op block on a cluster, rapyer against redis-rs's cluster client
+/// sending the same commands; `standalone` holds the rows measured on one server, whose
+/// names these rows start with.
+async fn cluster_rows(standalone: &[Row]) -> Vec<ClusterRow> {
+    let cluster = rapyer_testkit::cluster();
+    let db = Db::connect_cluster(cluster.urls())
+        .await
+        .expect("connect to the cluster")
+        .with_namespace("bench")
+        .expect("a valid namespace");
+    let raw = raw_cluster(cluster.urls()).await;
+    println!(
+        "\ncluster rows against {} nodes at {:?}",
+        cluster.urls().len(),
+        cluster.urls()
+    );
+    let seed: Vec<BenchUser> = (0..BATCH).map(user).collect();
+    BenchUser::insert_many(&db, &seed)
+        .await
+        .expect("seed the cluster");
+    let pipes: Vec<BenchPipe> = (0..PIPE_DOCS).map(|id| user(id).into()).collect();
+    BenchPipe::insert_many(&db, &pipes)
+        .await
+        .expect("seed the cluster's pipes");
+    let same = |prefix: &str| -> [Option<f64>; 2] {
+        standalone
+            .iter()
+            .find(|r| r.name.starts_with(prefix))
+            .map_or([None, None], |r| [Some(r.rapyer[0]), Some(r.rapyer[1])])
+    };
+    let mut rows = Vec::new();
+    let mut add = |name: &'static str, measured: Row| {
+        rows.push(ClusterRow {
+            name,
+            cluster: measured.rapyer,
+            raw_cluster: measured.raw,
+            standalone: same(name),
+        });
+    };
+
+    let (d, c) = (db.clone(), raw.clone());
+    let save = compare(
+        "save",
+        move |i| {
+            let d = d.clone();
+            async move { user(i % 1_000).save(&d).await.expect("save") }
+        },
+        move |i| {
+            let mut c = c.clone();
+            async move {
+                let u = user(i % 1_000);
+                let json = serde_json::to_string(&u).expect("json");
+                let _: () = redis::cmd("JSON.SET")
+                    .arg(format!("bench/BenchUser:{}", u.id))
+                    .arg("$")
+                    .arg(json)
+                    .query_async(&mut c)
+                    .await
+                    .expect("JSON.SET");
+            }
+        },
+    )
+    .await;
+    add("save / JSON.SET", save);
+
+    let (d, c) = (db.clone(), raw.clone());
+    let get = compare(
+        "get",
+        move |i| {
+            let d = d.clone();
+            async move {
+                std::hint::black_box(BenchUser::get(&d, i % 1_000).await.expect("get"));
+            }
+        },
+        move |i| {
+            let mut c = c.clone();
+            async move {
+                let text: Vec<u8> = redis::cmd("JSON.GET")
+                    .arg(format!("bench/BenchUser:{}", i % 1_000))
+                    .query_async(&mut c)
+                    .await
+                    .expect("JSON.GET");
+                let u: BenchUser = serde_json::from_slice(&text).expect("decode");
+                std::hint::black_box(u);
+            }
+        },
+    )
+    .await;
+    add("get / JSON.GET", get);
+
+    let (d, c) = (db.clone(), raw.clone());
+    let incr = compare(
+        "incr",
+        move |i| {
+            let d = d.clone();
+            async move {
+                let mut u = user(i % 1_000);
+                std::hint::black_box(u.age().incr(&d, 1).await.expect("incr"));
+            }
+        },
+        move |i| {
+            let mut c = c.clone();
+            async move {
+                let n: String = redis::cmd("JSON.NUMINCRBY")
+                    .arg(format!("bench/BenchUser:{}", i % 1_000))
+                    .arg("$.age")
+                    .arg(1)
+                    .query_async(&mut c)
+                    .await
+                    .expect("JSON.NUMINCRBY");
+                std::hint::black_box(n);
+            }
+        },
+    )
+    .await;
+    add("age().incr / JSON.NUMINCRBY", incr);
+
+    let d = db.clone();
+    let five_rapyer = move |i: u64| {
+        let d = d.clone();
+        async move {
+            let mut u: BenchPipe = user(i % PIPE_DOCS).into();
+            let out = u
+                .atomic(&d, |p| {
+                    (
+                        p.age().incr(1),
+                        p.tags().append("x"),
+                        p.prefs().insert("k", "v"),
+                        p.name().set("renamed user"),
+                        p.active().toggle(),
+                    )
+                })
+                .await
+                .expect("atomic block");
+            std::hint::black_box((out, u));
+        }
+    };
+    let (c, d) = (raw.clone(), db.clone());
+    let five_raw = move |i: u64| {
+        let mut c = c.clone();
+        let key = d.key(&BenchPipe::key_of(i % PIPE_DOCS));
+        async move {
+            let cmds = [
+                redis::cmd("JSON.NUMINCRBY")
+                    .arg(&key)
+                    .arg("$.age")
+                    .arg(1)
+                    .to_owned(),
+                redis::cmd("JSON.ARRAPPEND")
+                    .arg(&key)
+                    .arg("$.tags")
+                    .arg("\"x\"")
+                    .to_owned(),
+                redis::cmd("JSON.SET")
+                    .arg(&key)
+                    .arg("$.prefs.k")
+                    .arg("\"v\"")
+                    .to_owned(),
+                redis::cmd("JSON.SET")
+                    .arg(&key)
+                    .arg("$.name")
+                    .arg("\"renamed user\"")
+                    .to_owned(),
+                redis::cmd("JSON.TOGGLE")
+                    .arg(&key)
+                    .arg("$.active")
+                    .to_owned(),
+            ];
+            for cmd in cmds {
+                let v: redis::Value = cmd.query_async(&mut c).await.expect("JSON command");
+                std::hint::black_box(v);
+            }
+        }
+    };
+    let five = compare("5-op", five_rapyer, five_raw).await;
+    add("5-op atomic block", five);
+    rows
+}
+
+fn print_cluster(rows: &[ClusterRow]) {
+    println!();
+    println!(
+        "| on the cluster | rapyer 1-at-a-time | / standalone | / raw cluster | rapyer 64 in flight | / standalone | / raw cluster |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    for r in rows {
+        let vs = |m: usize| {
+            r.standalone[m].map_or("n/a".to_string(), |s| format!("{:.2}", r.cluster[m] / s))
+        };
+        println!(
+            "| {} | {:.0} | {} | {:.2} | {:.0} | {} | {:.2} |",
+            r.name,
+            r.cluster[0],
+            vs(0),
+            r.cluster[0] / r.raw_cluster[0],
+            r.cluster[1],
+            vs(1),
+            r.cluster[1] / r.raw_cluster[1]
+        );
+    }
+    println!(
+        "\nops/s on a local 3-primary cluster (6 nodes on this machine); / standalone = the same \
+         rapyer row on one server in this run; / raw cluster = redis-rs's cluster client sending \
+         the same commands. `find` on a cluster is not measured: searches are not supported there yet."
+    );
 }

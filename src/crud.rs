@@ -1,7 +1,6 @@
 //! Whole-document operations behind the `AtomicModel` methods: one command (or one library
 //! script) each, with every failure mapped to an error that names the key.
 
-use std::collections::HashSet;
 use std::time::Duration;
 
 use crate::codec::{Document, decode_model, encode_model, mismatch, ttl_millis};
@@ -9,12 +8,11 @@ use crate::db::Db;
 use crate::documents::{JSON_TYPE, check_not_foreign, delete_count, key_type, mget, slot_groups};
 use crate::error::{Error, Result, is_wrong_type};
 use crate::keys::{KeySettings, full_key};
+use crate::scan::scan_keys;
 use crate::script::{failure, library};
 
 /// Keys per `JSON.MGET` when loading many documents.
 const MGET_CHUNK: usize = 500;
-/// Keys per `SCAN` step.
-const SCAN_COUNT: usize = 1000;
 
 pub(crate) async fn save<M: KeySettings + Document>(db: &Db, model: &M) -> Result<()> {
     let key = full_key::<M>(db.namespace(), model.model_id());
@@ -157,33 +155,7 @@ pub(crate) async fn all<M: KeySettings + Document>(
         "{}*",
         glob_escape(&crate::keys::model_space(db.namespace(), M::PREFIX))
     );
-    let mut seen = HashSet::new();
-    let mut keys = Vec::new();
-    // On a cluster, every primary holds its own part of the keys: each is scanned in turn.
-    for node in db.primaries().await? {
-        let mut cursor: u64 = 0;
-        loop {
-            let mut cmd = redis::cmd("SCAN");
-            cmd.arg(cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(SCAN_COUNT)
-                .arg("TYPE")
-                .arg(JSON_TYPE);
-            let (next, page): (u64, Vec<String>) = db
-                .query_at("SCAN", node.as_ref(), &cmd)
-                .await
-                .map_err(|e| Error::redis("all", e))?;
-            // SCAN may return a key more than once (and a key moving between two nodes
-            // may be seen on both); keep the first.
-            keys.extend(page.into_iter().filter(|k| seen.insert(k.clone())));
-            cursor = next;
-            if cursor == 0 {
-                break;
-            }
-        }
-    }
+    let keys = scan_keys(db, &pattern).await?;
     let mut models = Vec::with_capacity(keys.len());
     for chunk in keys.chunks(MGET_CHUNK) {
         let replies = mget(db, chunk, rearm).await?;

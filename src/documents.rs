@@ -83,7 +83,19 @@ pub(crate) async fn mget(
         return mget_in_slot(db, keys, rearm).await;
     }
     let groups = per_slot(db, keys, |group| async move {
-        mget_in_slot(db, &group, rearm).await
+        let (mut replies, again) = match mget_in_slot(db, &group, rearm).await {
+            Ok(replies) => {
+                let again = moved_away(&replies);
+                (replies, again)
+            }
+            // A redirect redis-rs gave up on (its slot is being migrated): key by key.
+            Err(Error::Redis { source, .. }) if source.is_cluster_error() => {
+                (vec![None; group.len()], (0..group.len()).collect())
+            }
+            Err(e) => return Err(e),
+        };
+        reread(db, &group, &mut replies, &again, rearm).await?;
+        Ok(replies)
     })
     .await?;
     let mut out = vec![None; keys.len()];
@@ -94,6 +106,61 @@ pub(crate) async fn mget(
     }
     Ok(out)
 }
+
+/// The positions of one slot's read that may have moved away: those with no document when
+/// others have one. The source of a slot being migrated answers a multi-key `JSON.MGET` of
+/// keys it partly holds with nil for those already moved (verified; a plain `MGET` gets
+/// `TRYAGAIN`), so `all()` missed up to a third of 2,000 documents of a moving slot. A read
+/// answered all nil or all found needs no second look: a source that holds none of the keys
+/// redirects the whole read (`ASK`).
+fn moved_away(replies: &[Option<Vec<u8>>]) -> Vec<usize> {
+    if replies.iter().all(Option::is_none) || replies.iter().all(Option::is_some) {
+        return Vec::new();
+    }
+    (0..replies.len())
+        .filter(|&i| replies[i].is_none())
+        .collect()
+}
+
+/// Reads `keys[i]` for each position in `again` with a one-key command of its own, which
+/// Redis redirects to wherever the key now is, into `replies[i]`.
+async fn reread(
+    db: &Db,
+    keys: &[String],
+    replies: &mut [Option<Vec<u8>>],
+    again: &[usize],
+    rearm: Option<Duration>,
+) -> Result<()> {
+    // A few at a time: each may be a redirect, and there can be hundreds.
+    for batch in again.chunks(REREAD_AT_ONCE) {
+        let reads = batch.iter().map(|&i| read_one(db, &keys[i], rearm));
+        let fresh = futures_util::future::join_all(reads).await;
+        for (&i, reply) in batch.iter().zip(fresh) {
+            replies[i] = reply?;
+        }
+    }
+    Ok(())
+}
+
+/// One document by itself: `JSON.GET` (routed by its key, redirects followed, unlike a
+/// `JSON.MGET`, which redis-rs routes as a multi-slot command), or the re-arming script.
+/// A key of another type reads as `None`, as in `JSON.MGET`.
+async fn read_one(db: &Db, key: &str, rearm: Option<Duration>) -> Result<Option<Vec<u8>>> {
+    if rearm.is_some() {
+        let keys = [key.to_string()];
+        return Ok(mget_in_slot(db, &keys, rearm).await?.pop().flatten());
+    }
+    let mut cmd = redis::cmd("JSON.GET");
+    cmd.arg(key);
+    match db.query("JSON.GET", 1, &cmd).await {
+        Ok(reply) => Ok(reply),
+        Err(e) if crate::error::is_wrong_type(&e) => Ok(None),
+        Err(e) => Err(Error::redis("JSON.GET", e).naming(key)),
+    }
+}
+
+/// Keys [`reread`] reads at once.
+const REREAD_AT_ONCE: usize = 32;
 
 /// [`mget`] of keys that share one slot.
 async fn mget_in_slot(

@@ -17,6 +17,7 @@ mod model;
 pub mod ops;
 mod path;
 pub mod query;
+mod scan;
 pub mod script;
 mod slot;
 mod types;
