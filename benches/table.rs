@@ -1611,6 +1611,6 @@ fn print_cluster(rows: &[ClusterRow]) {
     println!(
         "\nops/s on a local 3-primary cluster (6 nodes on this machine); / standalone = the same \
          rapyer row on one server in this run; / raw cluster = redis-rs's cluster client sending \
-         the same commands. `find` on a cluster is not measured: searches are not supported there yet."
+         the same commands. `find` on a cluster (a fan-out to every primary) has no row yet."
     );
 }
