@@ -462,6 +462,116 @@ fn redis_benchmark(
     rps.parse().ok()
 }
 
+// The rows measured both on one server and on the cluster: each side once, generic over the
+// raw connection (a multiplexed one, or redis-rs's cluster client).
+
+/// rapyer's `save` of user `i % 1,000`.
+async fn rapyer_save(d: Db, i: u64) {
+    user(i % 1_000).save(&d).await.expect("save");
+}
+
+/// The raw `JSON.SET` of the same document.
+async fn raw_save<C: redis::aio::ConnectionLike>(mut c: C, i: u64) {
+    let u = user(i % 1_000);
+    let json = serde_json::to_string(&u).expect("json");
+    let _: () = redis::cmd("JSON.SET")
+        .arg(format!("bench/BenchUser:{}", u.id))
+        .arg("$")
+        .arg(json)
+        .query_async(&mut c)
+        .await
+        .expect("JSON.SET");
+}
+
+/// rapyer's `get` of user `i % 1,000`.
+async fn rapyer_get(d: Db, i: u64) {
+    let u = BenchUser::get(&d, i % 1_000).await.expect("get");
+    std::hint::black_box(u);
+}
+
+/// The raw `JSON.GET` of the same document, decoded.
+async fn raw_get<C: redis::aio::ConnectionLike>(mut c: C, i: u64) {
+    let text: Vec<u8> = redis::cmd("JSON.GET")
+        .arg(format!("bench/BenchUser:{}", i % 1_000))
+        .query_async(&mut c)
+        .await
+        .expect("JSON.GET");
+    let u: BenchUser = serde_json::from_slice(&text).expect("decode");
+    std::hint::black_box(u);
+}
+
+/// rapyer's field handle `incr` of user `i % 1,000`'s age.
+async fn rapyer_incr(d: Db, i: u64) {
+    let mut u = user(i % 1_000);
+    let n = u.age().incr(&d, 1).await.expect("incr");
+    std::hint::black_box(n);
+}
+
+/// The bare `JSON.NUMINCRBY` of the same field.
+async fn raw_incr<C: redis::aio::ConnectionLike>(mut c: C, i: u64) {
+    let n: String = redis::cmd("JSON.NUMINCRBY")
+        .arg(format!("bench/BenchUser:{}", i % 1_000))
+        .arg("$.age")
+        .arg(1)
+        .query_async(&mut c)
+        .await
+        .expect("JSON.NUMINCRBY");
+    std::hint::black_box(n);
+}
+
+/// Five operations on one model as one `atomic` block (its changed fields come back into
+/// the local model).
+async fn rapyer_five(d: Db, i: u64) {
+    let mut u: BenchPipe = user(i % PIPE_DOCS).into();
+    let out = u
+        .atomic(&d, |p| {
+            (
+                p.age().incr(1),
+                p.tags().append("x"),
+                p.prefs().insert("k", "v"),
+                p.name().set("renamed user"),
+                p.active().toggle(),
+            )
+        })
+        .await
+        .expect("atomic block");
+    std::hint::black_box((out, u));
+}
+
+/// The same five as separate JSON commands, each its own round trip, atomic only one by one.
+async fn raw_five<C: redis::aio::ConnectionLike>(mut c: C, key: String) {
+    let cmds = [
+        redis::cmd("JSON.NUMINCRBY")
+            .arg(&key)
+            .arg("$.age")
+            .arg(1)
+            .to_owned(),
+        redis::cmd("JSON.ARRAPPEND")
+            .arg(&key)
+            .arg("$.tags")
+            .arg("\"x\"")
+            .to_owned(),
+        redis::cmd("JSON.SET")
+            .arg(&key)
+            .arg("$.prefs.k")
+            .arg("\"v\"")
+            .to_owned(),
+        redis::cmd("JSON.SET")
+            .arg(&key)
+            .arg("$.name")
+            .arg("\"renamed user\"")
+            .to_owned(),
+        redis::cmd("JSON.TOGGLE")
+            .arg(&key)
+            .arg("$.active")
+            .to_owned(),
+    ];
+    for cmd in cmds {
+        let v: redis::Value = cmd.query_async(&mut c).await.expect("JSON command");
+        std::hint::black_box(v);
+    }
+}
+
 /// A raw connection with the same 30 s reply timeout as rapyer's (redis-rs's default,
 /// 500 ms, is shorter than 64 concurrent 1,000-document reads take on a loaded machine).
 async fn raw_conn(url: &str) -> MultiplexedConnection {
@@ -512,26 +622,8 @@ async fn run() {
     rows.push(
         compare(
             "save / JSON.SET",
-            move |i| {
-                let d = d.clone();
-                async move {
-                    user(i % 1_000).save(&d).await.expect("save");
-                }
-            },
-            move |i| {
-                let mut c = c.clone();
-                async move {
-                    let u = user(i % 1_000);
-                    let json = serde_json::to_string(&u).expect("json");
-                    let _: () = redis::cmd("JSON.SET")
-                        .arg(format!("bench/BenchUser:{}", u.id))
-                        .arg("$")
-                        .arg(json)
-                        .query_async(&mut c)
-                        .await
-                        .expect("JSON.SET");
-                }
-            },
+            move |i| rapyer_save(d.clone(), i),
+            move |i| raw_save(c.clone(), i),
         )
         .await,
     );
@@ -540,25 +632,8 @@ async fn run() {
     rows.push(
         compare(
             "get / JSON.GET",
-            move |i| {
-                let d = d.clone();
-                async move {
-                    let u = BenchUser::get(&d, i % 1_000).await.expect("get");
-                    std::hint::black_box(u);
-                }
-            },
-            move |i| {
-                let mut c = c.clone();
-                async move {
-                    let text: Vec<u8> = redis::cmd("JSON.GET")
-                        .arg(format!("bench/BenchUser:{}", i % 1_000))
-                        .query_async(&mut c)
-                        .await
-                        .expect("JSON.GET");
-                    let u: BenchUser = serde_json::from_slice(&text).expect("decode");
-                    std::hint::black_box(u);
-                }
-            },
+            move |i| rapyer_get(d.clone(), i),
+            move |i| raw_get(c.clone(), i),
         )
         .await,
     );
@@ -639,27 +714,8 @@ async fn run() {
     rows.push(
         compare(
             "age().incr / JSON.NUMINCRBY",
-            move |i| {
-                let d = d.clone();
-                async move {
-                    let mut u = user(i % 1_000);
-                    let n = u.age().incr(&d, 1).await.expect("incr");
-                    std::hint::black_box(n);
-                }
-            },
-            move |i| {
-                let mut c = c.clone();
-                async move {
-                    let n: String = redis::cmd("JSON.NUMINCRBY")
-                        .arg(format!("bench/BenchUser:{}", i % 1_000))
-                        .arg("$.age")
-                        .arg(1)
-                        .query_async(&mut c)
-                        .await
-                        .expect("JSON.NUMINCRBY");
-                    std::hint::black_box(n);
-                }
-            },
+            move |i| rapyer_incr(d.clone(), i),
+            move |i| raw_incr(c.clone(), i),
         )
         .await,
     );
@@ -855,59 +911,9 @@ async fn run() {
         .await
         .expect("seed pipes");
     let d = db.clone();
-    let five_rapyer = move |i: u64| {
-        let d = d.clone();
-        async move {
-            let mut u: BenchPipe = user(i % PIPE_DOCS).into();
-            let out = u
-                .atomic(&d, |p| {
-                    (
-                        p.age().incr(1),
-                        p.tags().append("x"),
-                        p.prefs().insert("k", "v"),
-                        p.name().set("renamed user"),
-                        p.active().toggle(),
-                    )
-                })
-                .await
-                .expect("atomic block");
-            std::hint::black_box((out, u));
-        }
-    };
+    let five_rapyer = move |i: u64| rapyer_five(d.clone(), i);
     let (c, d) = (raw.clone(), db.clone());
-    let five_raw = move |i: u64| {
-        let mut c = c.clone();
-        let key = d.key(&BenchPipe::key_of(i % PIPE_DOCS));
-        async move {
-            let mut send = async |cmd: &mut redis::Cmd| -> redis::Value {
-                cmd.query_async(&mut c).await.expect("JSON command")
-            };
-            let age = send(redis::cmd("JSON.NUMINCRBY").arg(&key).arg("$.age").arg(1)).await;
-            let len = send(
-                redis::cmd("JSON.ARRAPPEND")
-                    .arg(&key)
-                    .arg("$.tags")
-                    .arg("\"x\""),
-            )
-            .await;
-            let ok = send(
-                redis::cmd("JSON.SET")
-                    .arg(&key)
-                    .arg("$.prefs.k")
-                    .arg("\"v\""),
-            )
-            .await;
-            let ok2 = send(
-                redis::cmd("JSON.SET")
-                    .arg(&key)
-                    .arg("$.name")
-                    .arg("\"renamed user\""),
-            )
-            .await;
-            let active = send(redis::cmd("JSON.TOGGLE").arg(&key).arg("$.active")).await;
-            std::hint::black_box((age, len, ok, ok2, active));
-        }
-    };
+    let five_raw = move |i: u64| raw_five(c.clone(), d.key(&BenchPipe::key_of(i % PIPE_DOCS)));
     let five_name = "5-op atomic block / JSON.NUMINCRBY, ARRAPPEND, SET, SET, TOGGLE one by one";
     rows.push(compare(five_name, five_rapyer.clone(), five_raw.clone()).await);
 
@@ -1451,24 +1457,8 @@ async fn cluster_rows(standalone: &[Row]) -> Vec<ClusterRow> {
     let (d, c) = (db.clone(), raw.clone());
     let save = compare(
         "save",
-        move |i| {
-            let d = d.clone();
-            async move { user(i % 1_000).save(&d).await.expect("save") }
-        },
-        move |i| {
-            let mut c = c.clone();
-            async move {
-                let u = user(i % 1_000);
-                let json = serde_json::to_string(&u).expect("json");
-                let _: () = redis::cmd("JSON.SET")
-                    .arg(format!("bench/BenchUser:{}", u.id))
-                    .arg("$")
-                    .arg(json)
-                    .query_async(&mut c)
-                    .await
-                    .expect("JSON.SET");
-            }
-        },
+        move |i| rapyer_save(d.clone(), i),
+        move |i| raw_save(c.clone(), i),
     )
     .await;
     add("save / JSON.SET", save);
@@ -1476,24 +1466,8 @@ async fn cluster_rows(standalone: &[Row]) -> Vec<ClusterRow> {
     let (d, c) = (db.clone(), raw.clone());
     let get = compare(
         "get",
-        move |i| {
-            let d = d.clone();
-            async move {
-                std::hint::black_box(BenchUser::get(&d, i % 1_000).await.expect("get"));
-            }
-        },
-        move |i| {
-            let mut c = c.clone();
-            async move {
-                let text: Vec<u8> = redis::cmd("JSON.GET")
-                    .arg(format!("bench/BenchUser:{}", i % 1_000))
-                    .query_async(&mut c)
-                    .await
-                    .expect("JSON.GET");
-                let u: BenchUser = serde_json::from_slice(&text).expect("decode");
-                std::hint::black_box(u);
-            }
-        },
+        move |i| rapyer_get(d.clone(), i),
+        move |i| raw_get(c.clone(), i),
     )
     .await;
     add("get / JSON.GET", get);
@@ -1501,87 +1475,16 @@ async fn cluster_rows(standalone: &[Row]) -> Vec<ClusterRow> {
     let (d, c) = (db.clone(), raw.clone());
     let incr = compare(
         "incr",
-        move |i| {
-            let d = d.clone();
-            async move {
-                let mut u = user(i % 1_000);
-                std::hint::black_box(u.age().incr(&d, 1).await.expect("incr"));
-            }
-        },
-        move |i| {
-            let mut c = c.clone();
-            async move {
-                let n: String = redis::cmd("JSON.NUMINCRBY")
-                    .arg(format!("bench/BenchUser:{}", i % 1_000))
-                    .arg("$.age")
-                    .arg(1)
-                    .query_async(&mut c)
-                    .await
-                    .expect("JSON.NUMINCRBY");
-                std::hint::black_box(n);
-            }
-        },
+        move |i| rapyer_incr(d.clone(), i),
+        move |i| raw_incr(c.clone(), i),
     )
     .await;
     add("age().incr / JSON.NUMINCRBY", incr);
 
     let d = db.clone();
-    let five_rapyer = move |i: u64| {
-        let d = d.clone();
-        async move {
-            let mut u: BenchPipe = user(i % PIPE_DOCS).into();
-            let out = u
-                .atomic(&d, |p| {
-                    (
-                        p.age().incr(1),
-                        p.tags().append("x"),
-                        p.prefs().insert("k", "v"),
-                        p.name().set("renamed user"),
-                        p.active().toggle(),
-                    )
-                })
-                .await
-                .expect("atomic block");
-            std::hint::black_box((out, u));
-        }
-    };
+    let five_rapyer = move |i: u64| rapyer_five(d.clone(), i);
     let (c, d) = (raw.clone(), db.clone());
-    let five_raw = move |i: u64| {
-        let mut c = c.clone();
-        let key = d.key(&BenchPipe::key_of(i % PIPE_DOCS));
-        async move {
-            let cmds = [
-                redis::cmd("JSON.NUMINCRBY")
-                    .arg(&key)
-                    .arg("$.age")
-                    .arg(1)
-                    .to_owned(),
-                redis::cmd("JSON.ARRAPPEND")
-                    .arg(&key)
-                    .arg("$.tags")
-                    .arg("\"x\"")
-                    .to_owned(),
-                redis::cmd("JSON.SET")
-                    .arg(&key)
-                    .arg("$.prefs.k")
-                    .arg("\"v\"")
-                    .to_owned(),
-                redis::cmd("JSON.SET")
-                    .arg(&key)
-                    .arg("$.name")
-                    .arg("\"renamed user\"")
-                    .to_owned(),
-                redis::cmd("JSON.TOGGLE")
-                    .arg(&key)
-                    .arg("$.active")
-                    .to_owned(),
-            ];
-            for cmd in cmds {
-                let v: redis::Value = cmd.query_async(&mut c).await.expect("JSON command");
-                std::hint::black_box(v);
-            }
-        }
-    };
+    let five_raw = move |i: u64| raw_five(c.clone(), d.key(&BenchPipe::key_of(i % PIPE_DOCS)));
     let five = compare("5-op", five_rapyer, five_raw).await;
     add("5-op atomic block", five);
     rows
