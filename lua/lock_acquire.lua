@@ -5,12 +5,9 @@
 -- Returns {1, document JSON} when taken, {0, milliseconds the lock has left} when another
 -- holder has it. A missing model or a key of another type is a typed failure
 -- (lua/lib/failure.lua, put before this script); neither takes the lock.
-local t = redis.call('TYPE', KEYS[2])['ok']
-if t == 'none' then
-  return failure('notfound', 0, 2, '$')
-end
-if t ~= 'ReJSON-RL' then
-  return failure('wrongtype', 0, 2, '$', t)
+local refused = not_a_document(2, true)
+if refused then
+  return refused
 end
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
   return {0, redis.call('PTTL', KEYS[1])}

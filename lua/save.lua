@@ -5,9 +5,9 @@
 -- fails the whole call with a typed failure (lua/lib/failure.lua, put before this script)
 -- naming it, and nothing is written.
 for i = 1, #KEYS do
-  local t = redis.call('TYPE', KEYS[i])['ok']
-  if t ~= 'none' and t ~= 'ReJSON-RL' then
-    return failure('wrongtype', 0, i, '$', t)
+  local refused = not_a_document(i, false)
+  if refused then
+    return refused
   end
 end
 local ttl = tonumber(ARGV[1])

@@ -13,3 +13,16 @@ local function failure(code, op, key, path, a, b)
   return redis.error_reply('RAPYER ' .. cjson.encode({ code, op, key, path, tostring(a or ''),
     tostring(b or '') }))
 end
+
+-- The typed failure for KEYS[i] when it holds anything but a JSON document, or nil when it
+-- holds one; a missing key is a failure ('notfound') only when `required`.
+local function not_a_document(i, required)
+  local t = redis.call('TYPE', KEYS[i])['ok']
+  if t == 'ReJSON-RL' or (t == 'none' and not required) then
+    return nil
+  end
+  if t == 'none' then
+    return failure('notfound', 0, i, '$')
+  end
+  return failure('wrongtype', 0, i, '$', t)
+end
