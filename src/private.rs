@@ -25,9 +25,9 @@ pub mod v1 {
     pub use crate::query::refused::{
         BoolCondition, EnumCondition, IndexedField, TagArrayCondition, TagCondition, TextCondition,
     };
-    pub use crate::query::schema::join;
+    pub use crate::query::schema::{indexed, join};
     pub use crate::query::{
-        EnumField, IndexOptions, Indexable, NotIndexed, SchemaField, TextField,
+        EnumField, IndexOptions, Indexable, Indexed, NotIndexed, SchemaField, TextField,
     };
     pub use crate::script::names::{is_blank, is_reserved_name, is_valid_name};
     pub use crate::script::{Call, Keys, Script};

@@ -91,4 +91,4 @@ pub use expr::{
 pub use find::{Find, Order};
 pub use index::schema;
 pub use refused::NotIndexed;
-pub use schema::{EnumField, IndexKind, IndexOptions, Indexable, SchemaField};
+pub use schema::{EnumField, IndexKind, IndexOptions, Indexable, Indexed, SchemaField};

@@ -1,13 +1,16 @@
 //! What gets indexed: the schema a model's `#[rapyer(index)]` fields make, chosen by each
 //! field's type through [`Indexable`].
 
+use std::any::Any;
+use std::fmt;
 use std::marker::PhantomData;
+use std::ops::Deref;
 
 use serde::Serialize;
 
 #[cfg(feature = "chrono")]
 use super::expr::DateField;
-use super::expr::{BoolField, Expr, NumericField, TagArrayField, TagField};
+use super::expr::{BoolField, Expr, FieldName, NumericField, TagArrayField, TagField};
 #[cfg(feature = "chrono")]
 use crate::codec::shadow_path;
 
@@ -88,6 +91,63 @@ pub trait Indexable {
     /// of the date-times indexed by instant inside a value of this type.
     fn instants(prefix: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
         let _ = (prefix, out);
+    }
+}
+
+/// A member of `<Name>Fields` (`User::fields()`): the conditions of an indexed field of type
+/// `T`, reached through `Deref` — `f.age.gt(17)` calls [`NumericField::gt`](super::NumericField),
+/// `f.name.eq("ann")` a [`TagField`](super::TagField)'s, `f.address.city` a nested model's
+/// fields. What `T` gives is `<T as Indexable>::Field`; `sort_by(&f.age, …)` takes it as is.
+///
+/// The marker is held without naming its type in the struct, so a field whose type cannot
+/// be indexed is one compile error, at the field.
+pub struct Indexed<T> {
+    marker: Box<dyn Any + Send + Sync>,
+    _type: PhantomData<fn() -> T>,
+}
+
+/// The conditions of the field of type `T` indexed as `name` (for generated code: a free
+/// function, so a type that cannot be indexed is the same error as at the field's type).
+pub fn indexed<T: Indexable>(name: String) -> Indexed<T>
+where
+    T::Field: Send + Sync + 'static,
+{
+    Indexed {
+        marker: Box::new(T::field(name)),
+        _type: PhantomData,
+    }
+}
+
+impl<T: Indexable> Deref for Indexed<T>
+where
+    T::Field: 'static,
+{
+    type Target = T::Field;
+
+    fn deref(&self) -> &T::Field {
+        match self.marker.downcast_ref() {
+            Some(marker) => marker,
+            // `indexed` is the only constructor, and it stores a `T::Field`.
+            None => unreachable!("an Indexed<T> holds the marker of T"),
+        }
+    }
+}
+
+impl<T: Indexable> FieldName for Indexed<T>
+where
+    T::Field: FieldName + 'static,
+{
+    fn field_name(&self) -> &str {
+        (**self).field_name()
+    }
+}
+
+impl<T: Indexable> fmt::Debug for Indexed<T>
+where
+    T::Field: fmt::Debug + 'static,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        (**self).fmt(f)
     }
 }
 
@@ -227,7 +287,7 @@ impl<T: Serialize> EnumField<T> {
     }
 }
 
-impl<T> super::expr::FieldName for EnumField<T> {
+impl<T> FieldName for EnumField<T> {
     fn field_name(&self) -> &str {
         self.tag.field_name()
     }

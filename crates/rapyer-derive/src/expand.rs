@@ -284,7 +284,7 @@ fn search(model: &Model) -> (TokenStream, TokenStream, TokenStream) {
             // that is not indexable is then the same error at the same place each time, which
             // the compiler reports once.
             let ty = located(ty, at_type(ty));
-            quote_spanned! {at_type(&f.ty)=> <#ty as ::rapyer::__private::v1::Indexable>::Field }
+            quote_spanned! {at_type(&f.ty)=> ::rapyer::__private::v1::Indexed<#ty> }
         };
         quote! {
             #[doc = #member_doc]
@@ -316,7 +316,7 @@ fn search(model: &Model) -> (TokenStream, TokenStream, TokenStream) {
             quote! { #field: ::rapyer::__private::v1::text_field(#name) }
         } else {
             let lty = located(ty, at_type(ty));
-            quote_spanned! {at_type(ty)=> #field: <#lty as ::rapyer::__private::v1::Indexable>::field(#name) }
+            quote_spanned! {at_type(ty)=> #field: ::rapyer::__private::v1::indexed::<#lty>(#name) }
         }
     });
     let schemas = indexed.iter().map(|f| {

@@ -1,3 +1,4 @@
+// Two fields that cannot be indexed as asked: exactly one error each, at the field.
 use rapyer::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
