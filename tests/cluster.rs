@@ -618,3 +618,121 @@ async fn a_promoted_replica_that_lacks_a_script_never_surfaces_noscript() {
         .expect("join")
         .expect("failover back");
 }
+
+/// A model with an indexed field, for a search run as a restricted ACL user.
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[rapyer(prefix = "Badge")]
+struct Badge {
+    #[rapyer(key)]
+    id: String,
+    #[rapyer(index)]
+    color: String,
+}
+
+/// `ACL` on every node of the cluster (ACL users are per node: a cluster does not share
+/// them), returning nothing; panics with the node on failure.
+fn acl_on_every_node(args: &[String]) {
+    for node in rapyer_testkit::cluster().nodes().expect("cluster nodes") {
+        let mut conn = redis::Client::open(node.url())
+            .expect("node url")
+            .get_connection()
+            .unwrap_or_else(|e| panic!("connect to {}: {e}", node.addr));
+        let mut cmd = redis::cmd("ACL");
+        for arg in args {
+            cmd.arg(arg);
+        }
+        let _: redis::Value = cmd
+            .query(&mut conn)
+            .unwrap_or_else(|e| panic!("ACL {args:?} on {}: {e}", node.addr));
+    }
+}
+
+#[tokio::test]
+async fn an_acl_user_limited_to_its_namespace_runs_every_operation_on_a_cluster() {
+    let namespace = rapyer_testkit::test_namespace();
+    let suffix = std::process::id();
+    let (user, password) = (format!("rapyer-acl-{suffix}"), format!("pw-{suffix}"));
+    // Only the keys of this namespace (`~{ns}*` covers rapyer's own keys there: locks, index
+    // names); `+@all` because the modules put their commands in no ACL category.
+    acl_on_every_node(&[
+        "SETUSER".into(),
+        user.clone(),
+        "on".into(),
+        format!(">{password}"),
+        "resetkeys".into(),
+        format!("~{namespace}*"),
+        "+@all".into(),
+    ]);
+    let urls: Vec<String> = rapyer_testkit::cluster()
+        .urls()
+        .iter()
+        .map(|url| url.replacen("redis://", &format!("redis://{user}:{password}@"), 1))
+        .collect();
+    let db = Db::connect_cluster(&urls)
+        .await
+        .expect("connect to the cluster as the ACL user")
+        .with_namespace(namespace.clone())
+        .expect("the test namespace is valid");
+    let mut raw = raw().await;
+
+    // Documents over several primaries, field handles, a block, a lock, all(), a search.
+    let ids: Vec<String> = (0..24).map(|i| format!("acl-{i}")).collect();
+    for (i, id) in ids.iter().enumerate() {
+        item(id, i as i64).save(&db).await.expect("save as the ACL user");
+    }
+    let mut first = Item::get(&db, "acl-0").await.expect("get");
+    assert_eq!(first.n().incr(&db, 5).await.expect("incr"), 5);
+    first
+        .atomic(&db, |p| (p.n().incr(1), p.tags().append("z")))
+        .await
+        .expect("atomic block");
+    let guard = Item::lock(&db, "acl-1", LockOptions::default())
+        .await
+        .expect("lock");
+    guard.release().await.expect("release");
+    let mut all: Vec<String> = Item::all(&db)
+        .await
+        .expect("all")
+        .into_iter()
+        .map(|m| m.id)
+        .collect();
+    all.sort();
+    let mut want = ids.clone();
+    want.sort();
+    assert_eq!(all, want);
+    db.init::<Badge>().await.expect("init the index on every primary");
+    for i in 0..12 {
+        let color = if i % 3 == 0 { "red" } else { "blue" };
+        Badge {
+            id: format!("b{i}"),
+            color: color.into(),
+        }
+        .save(&db)
+        .await
+        .expect("save badge");
+    }
+    let f = Badge::fields();
+    let red = Badge::find(&db, f.color.eq("red"))
+        .count()
+        .await
+        .expect("count as the ACL user");
+    assert_eq!(red, 4);
+    assert_eq!(
+        stored(&mut raw, &db.key("Item:acl-0")).await,
+        Some(json!({"id": "acl-0", "n": 6, "tags": ["a", "z"]}))
+    );
+
+    // The same user outside its namespace is refused on every path, and nothing is written.
+    let outside = Db::connect_cluster(&urls).await.expect("connect again");
+    match item("out", 1).save(&outside).await {
+        Err(Error::Redis { source, .. }) => assert_eq!(source.code(), Some("NOPERM"), "{source}"),
+        other => panic!("a key outside the user's pattern gave {other:?}"),
+    }
+    match Item::get(&outside, "acl-0").await {
+        Err(Error::Redis { source, .. }) => assert_eq!(source.code(), Some("NOPERM"), "{source}"),
+        other => panic!("a read outside the user's pattern gave {other:?}"),
+    }
+    assert_eq!(stored(&mut raw, "Item:out").await, None);
+
+    acl_on_every_node(&["DELUSER".into(), user]);
+}
