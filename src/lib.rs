@@ -2,6 +2,7 @@
 
 extern crate self as rapyer;
 
+mod buffer;
 mod codec;
 mod connect;
 mod crud;
@@ -22,6 +23,7 @@ pub mod script;
 mod slot;
 mod types;
 
+pub use buffer::CircularBuffer;
 pub use connect::ConnectOptions;
 pub use db::Db;
 pub use error::{Error, Result};
@@ -31,6 +33,7 @@ pub use field::{
     FieldType, RedisBool, RedisBytes, RedisDict, RedisFloat, RedisInt, RedisList, RedisOption,
     RedisStr, RedisValue,
 };
+pub use field::RedisBuffer;
 pub use keys::HashTag;
 pub use lock::{LockGuard, LockOptions};
 pub use model::{AtomicModel, Model, ModelKey};
