@@ -30,6 +30,12 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// assert_eq!(serde_json::to_string(&recent).unwrap(), r#"["pricing","docs","blog"]"#);
 /// ```
 ///
+/// A buffer of no items is refused when it is built:
+///
+/// ```compile_fail
+/// let empty: rapyer::CircularBuffer<String, 0> = rapyer::CircularBuffer::new();
+/// ```
+///
 /// **Reading keeps everything stored.** A stored array longer than `N` (written by another
 /// client, or saved before `N` was lowered in the code) loads whole: reading never drops data,
 /// and the local copy holds what the server holds. The next `push` or `push_many` through

@@ -286,7 +286,7 @@ async fn failures_are_typed_and_leave_the_document_byte_identical() {
                 found,
             }) => {
                 assert_eq!((k.as_str(), path.as_str()), (key.as_str(), "$.recent"));
-                assert_eq!((expected.as_str(), found.as_str()), ("array", "string"));
+                assert_eq!((expected.as_str(), found.as_str()), ("a list", "string"));
             }
             other => panic!("expected TypeMismatch, got {other:?}"),
         }
@@ -376,7 +376,7 @@ async fn a_push_rearms_the_models_expiry() {
     assert!(common::pttl(&mut raw, &key).await > 5_000);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_pushes_keep_exactly_the_newest_n_in_server_order() {
     const TASKS: usize = 32;
     const EACH: usize = 25;
