@@ -46,7 +46,10 @@ async fn recent_activity(db: &Db) -> Result<()> {
     }
     let batch: Vec<String> = (1..=4).map(|i| format!("edited draft {i}")).collect();
     let len = ann.recent().push_many(db, batch).await?;
-    println!("after 7 pushes the buffer holds {len}, oldest first: {:?}", ann.recent);
+    println!(
+        "after 7 pushes the buffer holds {len}, oldest first: {:?}",
+        ann.recent
+    );
 
     // A push and a counter in one all-or-nothing script.
     let me = Profile::server_ref_for("ann");

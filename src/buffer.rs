@@ -48,7 +48,10 @@ pub struct CircularBuffer<T, const N: usize> {
 impl<T, const N: usize> CircularBuffer<T, N> {
     /// Refuses `N = 0` at compile time where a buffer is created or pushed to.
     pub(crate) const CAPACITY: usize = {
-        assert!(N > 0, "a CircularBuffer holds at least one item: N must be 1 or more");
+        assert!(
+            N > 0,
+            "a CircularBuffer holds at least one item: N must be 1 or more"
+        );
         N
     };
 

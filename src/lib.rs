@@ -27,13 +27,13 @@ pub use buffer::CircularBuffer;
 pub use connect::ConnectOptions;
 pub use db::Db;
 pub use error::{Error, Result};
+pub use field::RedisBuffer;
 #[cfg(feature = "chrono")]
 pub use field::RedisDatetime;
 pub use field::{
     FieldType, RedisBool, RedisBytes, RedisDict, RedisFloat, RedisInt, RedisList, RedisOption,
     RedisStr, RedisValue,
 };
-pub use field::RedisBuffer;
 pub use keys::HashTag;
 pub use lock::{LockGuard, LockOptions};
 pub use model::{AtomicModel, Model, ModelKey};

@@ -86,7 +86,10 @@ async fn push_keeps_the_newest_n_and_the_local_copy_holds_the_servers() {
     let mut f = feed("ops");
     f.save(&db).await.expect("save");
     let key = db.key(&f.key());
-    assert_eq!(read(&mut raw, &key, "$.recent").await, serde_json::json!([]));
+    assert_eq!(
+        read(&mut raw, &key, "$.recent").await,
+        serde_json::json!([])
+    );
 
     let mut pushed = Vec::new();
     for (i, item) in ["a", "b", "c", "d", "e"].into_iter().enumerate() {
@@ -99,24 +102,42 @@ async fn push_keeps_the_newest_n_and_the_local_copy_holds_the_servers() {
     }
     assert_eq!(f.recent().len(&db).await.expect("len"), 3);
     // Newest first.
-    assert_eq!(f.recent().latest(&db, 2).await.expect("latest"), strings(&["e", "d"]));
+    assert_eq!(
+        f.recent().latest(&db, 2).await.expect("latest"),
+        strings(&["e", "d"])
+    );
     assert_eq!(
         f.recent().latest(&db, 10).await.expect("latest"),
         strings(&["e", "d", "c"])
     );
-    assert!(f.recent().latest(&db, 0).await.expect("latest 0").is_empty());
+    assert!(
+        f.recent()
+            .latest(&db, 0)
+            .await
+            .expect("latest 0")
+            .is_empty()
+    );
     assert_eq!(
-        f.recent().latest(&db, usize::MAX).await.expect("latest all"),
+        f.recent()
+            .latest(&db, usize::MAX)
+            .await
+            .expect("latest all"),
         strings(&["e", "d", "c"])
     );
 
     // load reads what another client wrote.
     json_set(&mut raw, &key, "$.recent", r#"["x","y"]"#).await;
-    assert_eq!(f.recent().load(&db).await.expect("load").to_vec(), strings(&["x", "y"]));
+    assert_eq!(
+        f.recent().load(&db).await.expect("load").to_vec(),
+        strings(&["x", "y"])
+    );
     assert_eq!(f.recent.to_vec(), strings(&["x", "y"]));
 
     f.recent().clear(&db).await.expect("clear");
-    assert_eq!(read(&mut raw, &key, "$.recent").await, serde_json::json!([]));
+    assert_eq!(
+        read(&mut raw, &key, "$.recent").await,
+        serde_json::json!([])
+    );
     assert!(f.recent.is_empty());
     assert_eq!(f.recent().len(&db).await.expect("len"), 0);
     assert!(f.recent().latest(&db, 3).await.expect("latest").is_empty());
@@ -138,7 +159,10 @@ async fn a_buffer_of_one_keeps_only_the_last_item() {
         assert_eq!(read(&mut raw, &key, "$.last").await, serde_json::json!([i]));
         assert_eq!(f.last.to_vec(), vec![i]);
     }
-    assert_eq!(f.last().push_many(&db, [7, 8, 9]).await.expect("push_many"), 1);
+    assert_eq!(
+        f.last().push_many(&db, [7, 8, 9]).await.expect("push_many"),
+        1
+    );
     assert_eq!(read(&mut raw, &key, "$.last").await, serde_json::json!([9]));
     assert_eq!(f.last().latest(&db, 5).await.expect("latest"), vec![9]);
 }
@@ -153,16 +177,43 @@ async fn push_many_keeps_the_newest_n_of_the_buffer_and_the_batch() {
 
     f.recent().push(&db, "old").await.expect("push");
     let batch: Vec<String> = (0..10).map(|i| format!("b{i}")).collect();
-    assert_eq!(f.recent().push_many(&db, batch).await.expect("push_many"), 3);
-    assert_eq!(stored_recent(&mut raw, &key).await, strings(&["b7", "b8", "b9"]));
-    assert_eq!(f.recent().push_many(&db, strings(&["c1", "c2"])).await.expect("two"), 3);
-    assert_eq!(stored_recent(&mut raw, &key).await, strings(&["b9", "c1", "c2"]));
+    assert_eq!(
+        f.recent().push_many(&db, batch).await.expect("push_many"),
+        3
+    );
+    assert_eq!(
+        stored_recent(&mut raw, &key).await,
+        strings(&["b7", "b8", "b9"])
+    );
+    assert_eq!(
+        f.recent()
+            .push_many(&db, strings(&["c1", "c2"]))
+            .await
+            .expect("two"),
+        3
+    );
+    assert_eq!(
+        stored_recent(&mut raw, &key).await,
+        strings(&["b9", "c1", "c2"])
+    );
     assert_eq!(f.recent.to_vec(), strings(&["b9", "c1", "c2"]));
     // A batch of exactly N replaces everything; an empty batch changes nothing.
-    f.recent().push_many(&db, strings(&["x", "y", "z"])).await.expect("three");
-    assert_eq!(stored_recent(&mut raw, &key).await, strings(&["x", "y", "z"]));
-    assert_eq!(f.recent().push_many(&db, Vec::new()).await.expect("none"), 3);
-    assert_eq!(stored_recent(&mut raw, &key).await, strings(&["x", "y", "z"]));
+    f.recent()
+        .push_many(&db, strings(&["x", "y", "z"]))
+        .await
+        .expect("three");
+    assert_eq!(
+        stored_recent(&mut raw, &key).await,
+        strings(&["x", "y", "z"])
+    );
+    assert_eq!(
+        f.recent().push_many(&db, Vec::new()).await.expect("none"),
+        3
+    );
+    assert_eq!(
+        stored_recent(&mut raw, &key).await,
+        strings(&["x", "y", "z"])
+    );
     // 10,000 items in one call: only the newest 3 travel and stay.
     let big: Vec<String> = (0..10_000).map(|i| format!("n{i}")).collect();
     f.recent().push_many(&db, big).await.expect("big");
@@ -188,19 +239,31 @@ async fn an_array_longer_than_n_loads_whole_and_the_next_push_trims_it() {
         strings(&["6", "5", "4", "3"])
     );
     assert_eq!(f.recent().push(&db, "7").await.expect("push"), 3);
-    assert_eq!(stored_recent(&mut raw, &key).await, strings(&["5", "6", "7"]));
+    assert_eq!(
+        stored_recent(&mut raw, &key).await,
+        strings(&["5", "6", "7"])
+    );
     assert_eq!(f.recent.to_vec(), strings(&["5", "6", "7"]));
 
     // An empty push_many trims too.
     json_set(&mut raw, &key, "$.recent", r#"["1","2","3","4","5","6"]"#).await;
-    assert_eq!(f.recent().push_many(&db, Vec::new()).await.expect("trim"), 3);
-    assert_eq!(stored_recent(&mut raw, &key).await, strings(&["4", "5", "6"]));
+    assert_eq!(
+        f.recent().push_many(&db, Vec::new()).await.expect("trim"),
+        3
+    );
+    assert_eq!(
+        stored_recent(&mut raw, &key).await,
+        strings(&["4", "5", "6"])
+    );
 
     // Saving a loaded over-long buffer writes it as it is (nothing dropped by a read).
     json_set(&mut raw, &key, "$.recent", r#"["1","2","3","4"]"#).await;
     let f = Feed::get(&db, "long").await.expect("get");
     f.save(&db).await.expect("save");
-    assert_eq!(stored_recent(&mut raw, &key).await, strings(&["1", "2", "3", "4"]));
+    assert_eq!(
+        stored_recent(&mut raw, &key).await,
+        strings(&["1", "2", "3", "4"])
+    );
 }
 
 #[tokio::test]
@@ -229,7 +292,10 @@ async fn hostile_items_round_trip_exactly() {
         let stored = stored_recent(&mut raw, &key).await;
         assert_eq!(stored.last().map(String::as_str), Some(item));
         assert_eq!(f.recent.to_vec(), stored);
-        assert_eq!(f.recent().latest(&db, 1).await.expect("latest"), strings(&[item]));
+        assert_eq!(
+            f.recent().latest(&db, 1).await.expect("latest"),
+            strings(&[item])
+        );
     }
     // JSON values stay values, not text.
     f.raw()
@@ -260,9 +326,18 @@ async fn failures_are_typed_and_leave_the_document_byte_identical() {
         other => panic!("expected NotFound, got {other:?}"),
     }
     assert!(dump(&mut raw, &db.key(&ghost.key())).await.is_none());
-    assert!(matches!(ghost.recent().latest(&db, 1).await, Err(Error::NotFound { .. })));
-    assert!(matches!(ghost.recent().len(&db).await, Err(Error::NotFound { .. })));
-    assert!(matches!(ghost.recent().clear(&db).await, Err(Error::NotFound { .. })));
+    assert!(matches!(
+        ghost.recent().latest(&db, 1).await,
+        Err(Error::NotFound { .. })
+    ));
+    assert!(matches!(
+        ghost.recent().len(&db).await,
+        Err(Error::NotFound { .. })
+    ));
+    assert!(matches!(
+        ghost.recent().clear(&db).await,
+        Err(Error::NotFound { .. })
+    ));
 
     // The field holds another JSON type: TypeMismatch naming key and path.
     let mut f = feed("typed");
@@ -291,8 +366,14 @@ async fn failures_are_typed_and_leave_the_document_byte_identical() {
             other => panic!("expected TypeMismatch, got {other:?}"),
         }
     }
-    assert!(matches!(f.recent().latest(&db, 2).await, Err(Error::TypeMismatch { .. })));
-    assert!(matches!(f.recent().clear(&db).await, Err(Error::TypeMismatch { .. })));
+    assert!(matches!(
+        f.recent().latest(&db, 2).await,
+        Err(Error::TypeMismatch { .. })
+    ));
+    assert!(matches!(
+        f.recent().clear(&db).await,
+        Err(Error::TypeMismatch { .. })
+    ));
     assert_eq!(dump(&mut raw, &key).await, before, "byte-identical");
     assert_eq!(f.recent, local, "the local copy is unchanged");
 
@@ -341,7 +422,10 @@ async fn failures_are_typed_and_leave_the_document_byte_identical() {
     assert_eq!(dump(&mut raw, &key).await, before, "byte-identical");
     assert!(f.readings.is_empty() && f.raw.is_empty());
     // Finite floats go through exactly.
-    f.readings().push_many(&db, [0.1, -2.5e-7, 1e15]).await.expect("floats");
+    f.readings()
+        .push_many(&db, [0.1, -2.5e-7, 1e15])
+        .await
+        .expect("floats");
     assert_eq!(
         read(&mut raw, &key, "$.readings").await,
         serde_json::json!([0.1, -2.5e-7, 1e15])
@@ -374,6 +458,48 @@ async fn a_push_rearms_the_models_expiry() {
         .expect("PEXPIRE");
     t.recent().push(&db, "x").await.expect("push");
     assert!(common::pttl(&mut raw, &key).await > 5_000);
+    // And in a block.
+    let _: () = redis::cmd("PEXPIRE")
+        .arg(&key)
+        .arg(5_000)
+        .query_async(&mut raw)
+        .await
+        .expect("PEXPIRE");
+    t.atomic(&db, |m| {
+        m.recent().push("y");
+    })
+    .await
+    .expect("atomic");
+    assert!(common::pttl(&mut raw, &key).await > 5_000);
+    assert_eq!(t.recent.to_vec(), strings(&["x", "y"]));
+}
+
+#[tokio::test]
+async fn the_buffer_is_copied_and_deleted_with_its_document() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let mut f = feed("orig");
+    f.save(&db).await.expect("save");
+    f.recent()
+        .push_many(&db, strings(&["a", "b", "c", "d"]))
+        .await
+        .expect("push");
+    ServerOps::scope(&db, |ops| {
+        ops.copy_model(f.server_ref(), "copy");
+    })
+    .await
+    .expect("copy");
+    let copy = Feed::get(&db, "copy").await.expect("the copy");
+    assert_eq!(copy.recent.to_vec(), strings(&["b", "c", "d"]));
+    assert_eq!(
+        stored_recent(&mut raw, &db.key(&copy.key())).await,
+        strings(&["b", "c", "d"])
+    );
+    f.delete(&db).await.expect("delete");
+    assert!(
+        dump(&mut raw, &db.key(&f.key())).await.is_none(),
+        "one key, gone"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -455,15 +581,26 @@ async fn concurrent_pushes_keep_exactly_the_newest_n_in_server_order() {
     while let Some(n) = next.get(order.last().expect("non-empty")) {
         order.push(n.clone());
     }
-    assert_eq!(order.len(), TASKS * EACH, "every push, once, in one server order");
+    assert_eq!(
+        order.len(),
+        TASKS * EACH,
+        "every push, once, in one server order"
+    );
     // Each task's own pushes are in its order.
     for t in 0..TASKS {
-        let mine: Vec<&String> = order.iter().filter(|s| s.starts_with(&format!("t{t}-"))).collect();
+        let mine: Vec<&String> = order
+            .iter()
+            .filter(|s| s.starts_with(&format!("t{t}-")))
+            .collect();
         let expected: Vec<String> = (0..EACH).map(|i| format!("t{t}-{i}")).collect();
         assert_eq!(mine.into_iter().cloned().collect::<Vec<_>>(), expected);
     }
     let stored = Busy::get(&db, "b").await.expect("get").recent.to_vec();
-    assert_eq!(stored, order[order.len() - 8..].to_vec(), "the newest 8 of all pushes");
+    assert_eq!(
+        stored,
+        order[order.len() - 8..].to_vec(),
+        "the newest 8 of all pushes"
+    );
 }
 
 #[tokio::test]
@@ -487,7 +624,10 @@ async fn blocks_push_in_the_same_all_or_nothing_script() {
     .await
     .expect("block");
     assert_eq!((seen, len, many), (Some(1), Some(3), Some(1)));
-    assert_eq!(stored_recent(&mut raw, &key).await, strings(&["b", "c", "d"]));
+    assert_eq!(
+        stored_recent(&mut raw, &key).await,
+        strings(&["b", "c", "d"])
+    );
     assert_eq!(read(&mut raw, &key, "$.last").await, serde_json::json!([3]));
     assert_eq!(read(&mut raw, &key, "$.seen").await, serde_json::json!(1));
 
@@ -502,7 +642,10 @@ async fn blocks_push_in_the_same_all_or_nothing_script() {
         .expect("atomic");
     assert_eq!(len, Some(3));
     assert_eq!(f.recent.to_vec(), strings(&["x", "y", "z"]));
-    assert_eq!(stored_recent(&mut raw, &key).await, strings(&["x", "y", "z"]));
+    assert_eq!(
+        stored_recent(&mut raw, &key).await,
+        strings(&["x", "y", "z"])
+    );
     assert_eq!(f.tasks, strings(&["t1", "t2"]));
 
     // An array already longer than N is cut at the block's push; pushes in one block see each
@@ -516,14 +659,20 @@ async fn blocks_push_in_the_same_all_or_nothing_script() {
     })
     .await
     .expect("block");
-    assert_eq!(stored_recent(&mut raw, &key).await, strings(&["b4", "b5", "b6"]));
+    assert_eq!(
+        stored_recent(&mut raw, &key).await,
+        strings(&["b4", "b5", "b6"])
+    );
     json_set(&mut raw, &key, "$.recent", r#"["1","2","3","4","5"]"#).await;
     ServerOps::scope(&db, |ops| {
         ops.push_into(r.recent(), "6");
     })
     .await
     .expect("block");
-    assert_eq!(stored_recent(&mut raw, &key).await, strings(&["4", "5", "6"]));
+    assert_eq!(
+        stored_recent(&mut raw, &key).await,
+        strings(&["4", "5", "6"])
+    );
 
     // Whole-value operations: replace, clear, assign between buffers of one type.
     f.atomic(&db, |m| {
@@ -562,7 +711,10 @@ async fn a_failing_block_that_pushed_leaves_the_document_byte_identical() {
     match outcome {
         Err(Error::Block { op, source }) => {
             assert_eq!(op, 2);
-            assert!(matches!(*source, Error::IndexOutOfRange { .. }), "{source:?}");
+            assert!(
+                matches!(*source, Error::IndexOutOfRange { .. }),
+                "{source:?}"
+            );
         }
         other => panic!("expected a Block error, got {other:?}"),
     }
@@ -576,7 +728,10 @@ async fn a_failing_block_that_pushed_leaves_the_document_byte_identical() {
             m.tasks().pop();
         })
         .await;
-    assert!(matches!(outcome, Err(Error::Block { op: 1, .. })), "{outcome:?}");
+    assert!(
+        matches!(outcome, Err(Error::Block { op: 1, .. })),
+        "{outcome:?}"
+    );
     assert_eq!(dump(&mut raw, &key).await, before, "byte-identical");
     assert_eq!(f, local);
 
@@ -609,7 +764,11 @@ async fn a_failing_block_that_pushed_leaves_the_document_byte_identical() {
         matches!(&outcome, Err(Error::Block { op: 0, source }) if matches!(**source, Error::NotFound { .. })),
         "{outcome:?}"
     );
-    assert!(dump(&mut raw, &db.key(&feed("ghost").key())).await.is_none());
+    assert!(
+        dump(&mut raw, &db.key(&feed("ghost").key()))
+            .await
+            .is_none()
+    );
     let outcome = ServerOps::scope(&db, |ops| {
         ops.push_into(r.recent(), "x");
         ops.push_many_into(r.readings(), [f64::NAN, 1.0, 2.0, 3.0, 4.0]);
