@@ -788,3 +788,32 @@ async fn a_failing_block_that_pushed_leaves_the_document_byte_identical() {
     );
     assert_eq!(dump(&mut raw, &key).await, before, "byte-identical");
 }
+
+#[tokio::test]
+async fn a_push_block_script_depends_on_no_item_capacity_or_key() {
+    let db = db().await;
+    for id in ["s1", "s2"] {
+        feed(id).save(&db).await.expect("save");
+    }
+    let lua = ServerOps::explain(|ops| {
+        ops.push_into(Feed::server_ref_for("s1").recent(), "secret-item");
+    });
+    assert!(lua.contains("op_buffer_push"));
+    assert!(!lua.contains("secret-item") && !lua.contains("s1"));
+    // Items, capacities (3 and 1) and keys travel in ARGV: one script for all of these.
+    let before = db.scripts().block_count();
+    for (id, item) in [("s1", "a'\"]"), ("s2", "b\n{")] {
+        let r = Feed::server_ref_for(id);
+        ServerOps::scope(&db, |ops| {
+            ops.push_into(r.recent(), item);
+        })
+        .await
+        .expect("push");
+        ServerOps::scope(&db, |ops| {
+            ops.push_into(r.last(), 7);
+        })
+        .await
+        .expect("push");
+    }
+    assert_eq!(db.scripts().block_count(), before + 1);
+}
