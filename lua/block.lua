@@ -805,6 +805,23 @@ local function op_toggle(loc)
   return r
 end
 
+-- A circular buffer's push: appends the JSON array text `values` to the list at loc, then
+-- keeps its newest `capacity` elements, however long it was before; returns its length.
+local function op_buffer_push(loc, capacity, values)
+  local list = list_at(loc)
+  local len = append_vals(loc.root, list, json_vals(values))
+  local keep = tonumber(capacity)
+  if len <= keep then
+    return tostring(len)
+  end
+  local items, newest = arr(list), {}
+  for i = len - keep + 1, len do
+    newest[#newest + 1] = items[i]
+  end
+  list.a = newest
+  return tostring(keep)
+end
+
 -- Conditions: a comparison of two operands, each a place (checked against w) or a JSON
 -- value V(text).
 local function V(text)

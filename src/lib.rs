@@ -2,6 +2,7 @@
 
 extern crate self as rapyer;
 
+mod buffer;
 mod codec;
 mod connect;
 mod crud;
@@ -22,9 +23,11 @@ pub mod script;
 mod slot;
 mod types;
 
+pub use buffer::CircularBuffer;
 pub use connect::ConnectOptions;
 pub use db::Db;
 pub use error::{Error, Result};
+pub use field::RedisBuffer;
 #[cfg(feature = "chrono")]
 pub use field::RedisDatetime;
 pub use field::{

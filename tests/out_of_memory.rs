@@ -23,6 +23,7 @@ struct Tank {
     ratio: f64,
     items: Vec<String>,
     labels: HashMap<String, String>,
+    recent: rapyer::CircularBuffer<String, 1>,
 }
 
 #[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
@@ -40,6 +41,7 @@ fn tank(id: &str) -> Tank {
         ratio: 0.5,
         items: vec!["a".into()],
         labels: HashMap::from([("k".to_string(), "v".to_string())]),
+        recent: ["a".to_string()].into_iter().collect(),
     }
 }
 
@@ -131,6 +133,7 @@ async fn every_write_path() {
     assert_oom("int incr", a.level().incr(&db, 1).await, &ka);
     assert_oom("set", a.level().set(&db, 5).await, &ka);
     assert_oom("list append", a.items().append(&db, "b").await, &ka);
+    assert_oom("buffer push", a.recent().push(&db, "b").await, &ka);
     assert_oom("dict insert", a.labels().insert(&db, "x", "y").await, &ka);
     assert_eq!(a, local, "a refused handle changed the local model");
     assert_oom(

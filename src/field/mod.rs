@@ -10,7 +10,8 @@
 //! floats [`RedisFloat`], `String` [`RedisStr`], `bool` [`RedisBool`], `Vec<T>`
 //! [`RedisList`], `HashMap`/`BTreeMap<String, V>` [`RedisDict`], `chrono` date-times
 //! [`RedisDatetime`], [`crate::Bytes`] [`RedisBytes`], `Option<T>` [`RedisOption`], nested
-//! models their own handle with one accessor per field, and `#[rapyer(value)]` fields (or
+//! models their own handle with one accessor per field, [`crate::CircularBuffer`]
+//! [`RedisBuffer`], and `#[rapyer(value)]` fields (or
 //! types implementing [`FieldType`] that way) [`RedisValue`] (`load` and `set`).
 //!
 //! ```no_run
@@ -53,6 +54,7 @@
 //! ```
 
 mod boolean;
+mod buffer;
 mod bytes;
 mod dict;
 mod list;
@@ -68,6 +70,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use boolean::RedisBool;
+pub use buffer::RedisBuffer;
 pub use bytes::RedisBytes;
 pub use dict::{Dict, RedisDict};
 pub use list::{ListRange, RedisList};

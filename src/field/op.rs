@@ -60,12 +60,14 @@ pub(crate) enum FieldOp {
     DictLen,
     /// Empties a dict.
     DictClear,
+    /// Appends to a circular buffer, then keeps its newest items.
+    BufferPush,
 }
 
 impl FieldOp {
     /// Every operation.
     #[cfg(test)]
-    pub(crate) const ALL: [FieldOp; 26] = [
+    pub(crate) const ALL: [FieldOp; 27] = [
         FieldOp::Get,
         FieldOp::Set,
         FieldOp::Incr,
@@ -92,6 +94,7 @@ impl FieldOp {
         FieldOp::DictKeys,
         FieldOp::DictLen,
         FieldOp::DictClear,
+        FieldOp::BufferPush,
     ];
 
     /// Its name in `lua/field.lua` (`op_<name>`) and in its script's name.
@@ -123,6 +126,7 @@ impl FieldOp {
             FieldOp::DictKeys => "dkeys",
             FieldOp::DictLen => "dlen",
             FieldOp::DictClear => "dclear",
+            FieldOp::BufferPush => "bpush",
         }
     }
 

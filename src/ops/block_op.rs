@@ -37,12 +37,14 @@ pub(crate) enum BlockOp {
     Clear,
     /// Appends to a string.
     StrAppend,
+    /// Appends to a circular buffer, then keeps its newest items.
+    BufferPush,
 }
 
 impl BlockOp {
     /// Every operation.
     #[cfg(test)]
-    pub(crate) const ALL: [BlockOp; 16] = [
+    pub(crate) const ALL: [BlockOp; 17] = [
         BlockOp::Set,
         BlockOp::Incr,
         BlockOp::IncrBy,
@@ -59,6 +61,7 @@ impl BlockOp {
         BlockOp::DictUpdate,
         BlockOp::Clear,
         BlockOp::StrAppend,
+        BlockOp::BufferPush,
     ];
 
     /// Its function's name in the block runtime (and in a compiled program).
@@ -80,6 +83,7 @@ impl BlockOp {
             BlockOp::DictUpdate => "op_dict_update",
             BlockOp::Clear => "op_clear",
             BlockOp::StrAppend => "op_str_append",
+            BlockOp::BufferPush => "op_buffer_push",
         }
     }
 }

@@ -114,6 +114,7 @@
 
 mod atomic;
 mod block_op;
+mod buffer;
 mod builder;
 mod compile;
 mod cond;
@@ -126,6 +127,7 @@ mod vocabulary;
 
 pub use atomic::BoundRef;
 pub(crate) use atomic::atomic;
+pub use buffer::BufferRef;
 pub use builder::{Then, When};
 pub(crate) use cond::CondNode;
 #[doc(hidden)]

@@ -19,6 +19,7 @@
 //! | `move_item(from, to)` | `from.move_item(to)` ([`BoundRef`]) |
 //! | `copy_model(from, id)` | `from.copy_model(id)` ([`BoundRef`]) |
 //! | `when(cond)` (in `builder.rs`) | `r.when(cond)` ([`BoundRef`]) |
+//! | `push_into(buffer, x)`, `push_many_into(buffer, xs)` | `buffer.push(x)`, `buffer.push_many(xs)` |
 //!
 //! [`BoundRef`]: super::BoundRef
 
@@ -26,9 +27,11 @@ use std::cell::RefCell;
 use std::fmt::Display;
 
 use super::block_op::BlockOp;
+use super::buffer::BufferRef;
 use super::numeric::{Accepts, Numeric};
 use super::program::{Out, Param, Program};
 use super::refs::{self, Bind, DictRef, Free, ListRef, Loc, Map, Ref, Referable, ServerRef, Step};
+use crate::buffer::CircularBuffer;
 use crate::error::{Error, Result};
 use crate::keys::KeySettings;
 
@@ -466,4 +469,51 @@ fn assign_params<B: Ref>(
         Param::Arg(name),
         Param::Arg(id),
     ])
+}
+
+// Circular buffers (their reference is in `buffer.rs`): `push_into`, `push_many_into`, and
+// the operations on any whole value. (`Ops::push` is the builder's own, in `builder.rs`.)
+impl<T: Referable, const N: usize, B: Bind> Whole for BufferRef<T, N, B> {}
+impl<T: Referable, const N: usize, B: Bind> Clear for BufferRef<T, N, B> {}
+impl<T: Referable, const N: usize, B: Bind> sealed::Sealed for BufferRef<T, N, B> {}
+
+impl Ops {
+    /// Appends `item` to the circular buffer at `buffer` and keeps its newest `N`, however
+    /// long it was before; returns its length afterwards (at most `N`).
+    pub fn push_into<T: Referable, const N: usize, B: Bind>(
+        &self,
+        buffer: BufferRef<T, N, B>,
+        item: impl Into<T>,
+    ) -> Out<usize> {
+        self.push_many_into(buffer, [item.into()])
+    }
+
+    /// Appends every item of `items`, in order, to the circular buffer at `buffer` and keeps
+    /// the newest `N` of the two together; returns its length afterwards. Every item is
+    /// checked; only the newest `N` travel.
+    pub fn push_many_into<T: Referable, const N: usize, B: Bind>(
+        &self,
+        buffer: BufferRef<T, N, B>,
+        items: impl IntoIterator<Item = T>,
+    ) -> Out<usize> {
+        let capacity = CircularBuffer::<T, N>::CAPACITY;
+        let items: Vec<T> = items.into_iter().collect();
+        let loc = &buffer.loc;
+        let params = list_items(loc, &items).and_then(|all| {
+            let skip = items.len().saturating_sub(capacity);
+            let json = if skip == 0 {
+                all
+            } else {
+                list_items(loc, &items[skip..])?
+            };
+            // The items stand where the buffer's array stands: its depth is theirs.
+            crate::depth::check(&loc.doc.key, &loc.path(), &json)?;
+            Ok(vec![
+                Param::Loc(loc.clone()),
+                Param::Arg(capacity.to_string()),
+                Param::Arg(json),
+            ])
+        });
+        self.push(BlockOp::BufferPush, params)
+    }
 }

@@ -1,0 +1,80 @@
+//! Special structures: each part below is one structure in use, atomic on the server and
+//! usable inside blocks. So far: a recent-activity buffer (`CircularBuffer`) and a counter
+//! (the exact integer handle).
+//!
+//! Run it with `cargo xtask demo structures` (which provides a Redis), or against your own
+//! Redis 8 / redis-stack with `REDIS_URL=redis://127.0.0.1:6379 cargo run --example structures`.
+
+use rapyer::CircularBuffer;
+use rapyer::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// A user's profile with the newest five things they did, kept inside its document.
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[rapyer(hash_tag = "activity")]
+struct Profile {
+    #[rapyer(key)]
+    id: String,
+    recent: CircularBuffer<String, 5>,
+    actions: u64,
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let db = Db::connect(&url)
+        .await?
+        .with_namespace("structures-demo/")?;
+    println!("connected to {url}, every key under the namespace `structures-demo/`\n");
+
+    recent_activity(&db).await?;
+    Ok(())
+}
+
+/// A recent-activity buffer: the newest five actions of a user, pushed one at a time, in a
+/// batch, and inside a block together with a counter.
+async fn recent_activity(db: &Db) -> Result<()> {
+    println!("== A recent-activity buffer: the newest 5 actions, inside the document");
+    let mut ann = Profile {
+        id: "ann".into(),
+        recent: CircularBuffer::new(),
+        actions: 0,
+    };
+    ann.save(db).await?;
+    for action in ["signed in", "viewed /pricing", "viewed /docs"] {
+        ann.recent().push(db, action).await?;
+    }
+    let batch: Vec<String> = (1..=4).map(|i| format!("edited draft {i}")).collect();
+    let len = ann.recent().push_many(db, batch).await?;
+    println!(
+        "after 7 pushes the buffer holds {len}, oldest first: {:?}",
+        ann.recent
+    );
+
+    // A push and a counter in one all-or-nothing script.
+    let me = Profile::server_ref_for("ann");
+    let (actions, _) = ServerOps::scope(db, |ops| {
+        (
+            ops.incr(me.actions(), 8),
+            ops.push_into(me.recent(), "published"),
+        )
+    })
+    .await?;
+    println!("a block counted {actions:?} actions and pushed one more");
+    println!(
+        "the newest 3, newest first: {:?}",
+        ann.recent().latest(db, 3).await?
+    );
+    let stored = Profile::get(db, "ann").await?;
+    println!(
+        "stored as a plain JSON array: {}",
+        serde_json::to_string(&stored.recent).unwrap_or_default()
+    );
+
+    // The local model follows an atomic block's push.
+    ann.atomic(db, |m| m.recent().push("signed out")).await?;
+    println!("after an atomic block: {:?}", ann.recent);
+    ann.delete(db).await?;
+    println!();
+    Ok(())
+}
