@@ -2,6 +2,8 @@
 
 extern crate self as rapyer;
 
+#[cfg(feature = "blocking")]
+pub mod blocking;
 mod codec;
 mod connect;
 mod crud;
@@ -48,6 +50,9 @@ pub mod prelude {
     pub use crate::{
         AtomicModel, Bytes, Db, Error, Id, Keys, LockOptions, Model, Order, Result, ServerOps,
     };
+    /// `.wait()`: a call run to its end from synchronous code (the `blocking` feature).
+    #[cfg(feature = "blocking")]
+    pub use crate::blocking::Wait;
     // Makes `save`, `get`, … on a model without a key a compile error that says to add one.
     pub use crate::__private::v1::Keyless as _;
 }

@@ -29,9 +29,9 @@ tasks:
                  fails), cargo test --workspace --all-targets, the TLS tests (cargo test
                  --features tls --test connection tls::), cargo test --doc (FILTER
                  replaces `tls::` and is passed to every cargo test run)
-  demo [EXAMPLE] run an example (default: tour; also: scripts, query, server_ops) against
-                 a real server; `demo cluster` runs the tour on a local Redis Cluster of
-                 3 primaries and 3 replicas
+  demo [EXAMPLE] run an example (default: tour; also: scripts, query, server_ops,
+                 blocking) against a real server; `demo cluster` runs the tour on a
+                 local Redis Cluster of 3 primaries and 3 replicas
   bench [NAME]   run one benchmark (default: every [[bench]] target) against a real server
   help           this text
 
@@ -326,6 +326,10 @@ fn demo(example: &str) -> Result<u8, String> {
     let mut cmd = cargo();
     cmd.args(["run", "--quiet", "--example", example])
         .env(REDIS_URL_ENV, server.url());
+    // The blocking API's example needs its feature (`required-features` in Cargo.toml).
+    if example == "blocking" {
+        cmd.args(["--features", "blocking"]);
+    }
     println!("==> {}", describe(&cmd));
     let status = cmd
         .status()
