@@ -80,8 +80,17 @@
 //! threads share one (`std::thread::scope` with `&db`, or a clone each) and their calls are
 //! pipelined onto its one connection. The runtime is never shut down, so no call can find
 //! it gone: dropping a `Db` (or every clone of it) closes that connection and nothing else;
-//! other `Db`s, on any thread, keep working. A `Db` connected by async code on your own
-//! runtime works from `.wait()` too, while that runtime lives.
+//! other `Db`s, on any thread, keep working.
+//!
+//! A `Db` connected with `.wait()` is driven by that runtime, so it serves plain code and
+//! async code on any runtime alike: connect with `.wait()` when plain code uses the `Db`.
+//! One connected by async code is driven by the runtime it was connected on. From a
+//! multi-thread runtime, `.wait()` calls on it work while that runtime lives; a
+//! current-thread runtime drives it only while something runs inside its `block_on`, so
+//! `.wait()` calls made meanwhile fail with a timeout after the `Db`'s `response_timeout`
+//! (never a hang). Once that runtime has shut down, the next call fails with
+//! [`Error::Redis`] (the task that drove the connection is gone) and the connection
+//! reconnects on rapyer's runtime: the calls after it succeed.
 //!
 //! # Inside an async runtime: a panic, never a deadlock
 //!
