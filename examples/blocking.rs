@@ -63,7 +63,10 @@ fn main() -> Result<()> {
     };
     User::insert_many(&db, std::slice::from_ref(&bob)).wait()?;
     let both = User::get_many(&db, ["ann", "bob", "nobody"]).wait()?;
-    println!("get_many(ann, bob, nobody) -> {} found", both.iter().flatten().count());
+    println!(
+        "get_many(ann, bob, nobody) -> {} found",
+        both.iter().flatten().count()
+    );
 
     println!("\n== Field handles and one atomic block");
     let age = ann.age().incr(&db, 1).wait()?;
@@ -71,13 +74,22 @@ fn main() -> Result<()> {
     let (len, _) = ann
         .atomic(&db, |m| (m.tags().append("ops"), m.name().append("!")))
         .wait()?;
-    println!("age -> {age}, tags -> {len:?} elements, name -> {:?}", ann.name);
+    println!(
+        "age -> {age}, tags -> {len:?} elements, name -> {:?}",
+        ann.name
+    );
     // Some(len): `atomic` resolves each operation's result (None when a condition skipped it).
 
     println!("\n== ServerOps: a transfer that never leaves the server");
     let (a, b) = (
-        Wallet { id: "a".into(), balance: 100 },
-        Wallet { id: "b".into(), balance: 0 },
+        Wallet {
+            id: "a".into(),
+            balance: 100,
+        },
+        Wallet {
+            id: "b".into(),
+            balance: 0,
+        },
     );
     Wallet::insert_many(&db, &[a.clone(), b.clone()]).wait()?;
     let (from, to) = (a.server_ref(), b.server_ref());
@@ -90,7 +102,10 @@ fn main() -> Result<()> {
             .out()
     })
     .wait()?;
-    println!("paid: {paid:?}; b now holds {}", Wallet::get(&db, "b").wait()?.balance);
+    println!(
+        "paid: {paid:?}; b now holds {}",
+        Wallet::get(&db, "b").wait()?.balance
+    );
 
     println!("\n== Locks, shared by threads");
     // One `Db` for every thread: its calls share one connection.
@@ -110,7 +125,10 @@ fn main() -> Result<()> {
             .map(|t| t.join().expect("a locking thread panicked"))
             .collect::<Result<Vec<()>>>()
     })?;
-    println!("four threads each added 1: age {}", User::get(&db, "ann").wait()?.age);
+    println!(
+        "four threads each added 1: age {}",
+        User::get(&db, "ann").wait()?.age
+    );
 
     println!("\n== Queries");
     db.init::<User>().wait()?;

@@ -47,7 +47,7 @@
 //! not touch the server (`with_namespace`, `ServerOps::explain`, building a query or a
 //! pipeline, `db.scripts().define`) is the same plain call in both worlds. Each call behaves
 //! exactly as its async form: the same round trips, the same atomicity, the same typed
-//! [`Error`](crate::Error).
+//! [`Error`].
 //!
 //! # Why `.wait()` rather than a second set of types
 //!

