@@ -98,6 +98,14 @@ fn hostile() -> Vec<String> {
     ]
 }
 
+fn wallet(id: &str, balance: i64) -> Wallet {
+    Wallet {
+        id: id.to_string(),
+        balance,
+        frozen: false,
+    }
+}
+
 fn user(id: &str) -> User {
     User {
         id: id.to_string(),
@@ -434,18 +442,7 @@ fn every_field_handle_runs_and_mirrors_the_server() {
 fn a_server_ops_block_runs_whole_and_a_failing_one_changes_nothing() {
     let db = db();
     let mut raw = raw();
-    let (a, b) = (
-        Wallet {
-            id: "a".into(),
-            balance: 100,
-            frozen: false,
-        },
-        Wallet {
-            id: "b".into(),
-            balance: 0,
-            frozen: false,
-        },
-    );
+    let (a, b) = (wallet("a", 100), wallet("b", 0));
     Wallet::insert_many(&db, &[a.clone(), b.clone()])
         .wait()
         .expect("insert");
@@ -549,14 +546,7 @@ fn quick() -> LockOptions {
 fn a_lock_reads_saves_extends_and_releases() {
     let db = db();
     let mut raw = raw();
-    Wallet {
-        id: "l1".into(),
-        balance: 10,
-        frozen: false,
-    }
-    .save(&db)
-    .wait()
-    .expect("save");
+    wallet("l1", 10).save(&db).wait().expect("save");
     let mut guard = Wallet::lock(&db, "l1", quick()).wait().expect("lock");
     let lock_key = guard.lock_key().to_string();
     assert!(exists(&mut raw, &lock_key));
@@ -597,14 +587,7 @@ fn a_lock_reads_saves_extends_and_releases() {
 fn a_guard_dropped_in_plain_code_has_released_its_lock_when_the_drop_returns() {
     let db = db();
     let mut raw = raw();
-    Wallet {
-        id: "l2".into(),
-        balance: 0,
-        frozen: false,
-    }
-    .save(&db)
-    .wait()
-    .expect("save");
+    wallet("l2", 0).save(&db).wait().expect("save");
     let long = LockOptions::default().ttl(Duration::from_secs(30));
     let guard = Wallet::lock(&db, "l2", long.clone()).wait().expect("lock");
     let lock_key = guard.lock_key().to_string();
@@ -636,14 +619,7 @@ fn a_guard_dropped_in_plain_code_has_released_its_lock_when_the_drop_returns() {
 fn threads_doing_read_modify_write_under_the_lock_lose_nothing() {
     let db = db();
     let mut raw = raw();
-    Wallet {
-        id: "l3".into(),
-        balance: 0,
-        frozen: false,
-    }
-    .save(&db)
-    .wait()
-    .expect("save");
+    wallet("l3", 0).save(&db).wait().expect("save");
     let options = LockOptions::default().timeout(Duration::from_secs(30));
     std::thread::scope(|s| {
         for _ in 0..8 {
@@ -1100,15 +1076,8 @@ fn a_cluster_db_connects_and_runs_every_kind_of_call_from_plain_code() {
             .is_cluster()
     );
 
-    let mut a = Wallet {
-        id: "a".into(),
-        balance: 10,
-        frozen: false,
-    };
-    let b = Wallet {
-        id: "b".into(),
-        ..a.clone()
-    };
+    let mut a = wallet("a", 10);
+    let b = wallet("b", 10);
     Wallet::insert_many(&db, &[a.clone(), b.clone()])
         .wait()
         .expect("insert");
