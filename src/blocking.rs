@@ -118,10 +118,14 @@
 //! releases its lock before the drop returns, on a blocking connection of its own (one
 //! round trip; at most 2 seconds while the server cannot be reached, after which the lock
 //! expires after its ttl). `guard.release().wait()` releases it on the shared connection
-//! instead and reports the outcome. A process that exits while another thread is inside
-//! `.wait()` abandons that call: as with any client killed mid-call, the command may or may
-//! not have run, a lock it held expires after its ttl, and an atomic unit is applied whole
-//! or not at all.
+//! instead and reports the outcome; one cut off in transit returns the error and is retried
+//! in the background on rapyer's runtime while the process runs.
+//!
+//! The runtime is not shut down when `main` returns: a process that exits while another
+//! thread is inside `.wait()` abandons that call (as with any client killed mid-call, the
+//! command may or may not have run, and an atomic unit is applied whole or not at all), and
+//! a background retry of a release still pending then leaves that lock to expire after its
+//! ttl.
 
 use std::future::IntoFuture;
 use std::sync::OnceLock;

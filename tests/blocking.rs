@@ -1117,3 +1117,34 @@ fn a_cluster_db_connects_and_runs_every_kind_of_call_from_plain_code() {
         .expect("lock");
     guard.release().wait().expect("release");
 }
+
+// ---------------------------------------------------------------------------------------
+// TLS (with `--features tls`): `rediss://` through the testkit's TLS proxy
+
+#[cfg(feature = "tls")]
+mod tls {
+    use super::*;
+
+    #[test]
+    fn a_rediss_url_connects_and_runs_calls_from_plain_code() {
+        let proxy =
+            rapyer_testkit::TlsProxy::start(rapyer_testkit::server().url()).expect("TLS proxy");
+        let options = rapyer::ConnectOptions::default().tls_root_cert(proxy.ca_pem());
+        let db = Db::connect_with(proxy.url(), options)
+            .wait()
+            .expect("connect over TLS")
+            .with_namespace(rapyer_testkit::test_namespace())
+            .expect("namespace");
+        let mut u = user("tls");
+        u.save(&db).wait().expect("save");
+        assert_eq!(u.age().incr(&db, 1).wait().expect("incr"), 42);
+        assert_eq!(stored(&mut raw(), &db.key("User:tls"))["age"], json!(42));
+        // A guard dropped in plain code releases over a blocking TLS connection of its own.
+        let guard = User::lock(&db, "tls", LockOptions::default())
+            .wait()
+            .expect("lock");
+        let lock_key = guard.lock_key().to_string();
+        drop(guard);
+        assert!(!exists(&mut raw(), &lock_key));
+    }
+}

@@ -27,9 +27,9 @@ tasks:
                  with --no-default-features, which leaves chrono out), cargo doc --no-deps
                  --features tls,blocking with RUSTDOCFLAGS=-Dwarnings (a broken intra-doc
                  link fails), cargo test --workspace --all-targets --features blocking,
-                 the TLS tests (cargo test --features tls --test connection tls::), cargo
-                 test --doc --features blocking (FILTER replaces `tls::` and is passed to
-                 every cargo test run)
+                 the TLS tests (cargo test --features tls,blocking --test connection
+                 --test blocking tls::), cargo test --doc --features blocking (FILTER
+                 replaces `tls::` and is passed to every cargo test run)
   demo [EXAMPLE] run an example (default: tour; also: scripts, query, server_ops,
                  blocking) against a real server; `demo cluster` runs the tour on a
                  local Redis Cluster of 3 primaries and 3 replicas
@@ -242,7 +242,7 @@ fn test(filter: &[String]) -> Result<(), String> {
         &mut totals,
     )?;
     // `rediss://` through the testkit's TLS proxy; only the `tls` tests, the rest of the
-    // binary already ran above.
+    // binaries already ran above (tests/blocking.rs connects over TLS with `.wait()`).
     let tls_filter = match filter {
         [] => vec!["tls::".to_string()],
         given => given.to_vec(),
@@ -251,7 +251,8 @@ fn test(filter: &[String]) -> Result<(), String> {
         8,
         STEPS,
         cargo()
-            .args(["test", "--features", "tls", "--test", "connection"])
+            .args(["test", "--features", "tls,blocking"])
+            .args(["--test", "connection", "--test", "blocking"])
             .args(&tls_filter),
         &mut totals,
     )?;
