@@ -53,7 +53,7 @@
 //!
 //! `reqwest::blocking` and `mongodb::sync` mirror the async types (a blocking `Client` with
 //! the same methods, each blocking on an internal runtime). Mirrored here, that would be a
-//! second copy of ~90 entry points, each with its own documentation to keep in step, and it
+//! second copy of some ninety entry points, each with its own documentation to keep in step, and it
 //! could not reach the field handles: `user.age()` returns a handle whose `incr` is an
 //! inherent method, and an inherent method always wins over a trait method of the same
 //! name, so `user.age().incr(&blocking_db, 1)` cannot be made to mean a blocking twin
@@ -96,8 +96,9 @@
 //!
 //! `.wait()` blocks its thread. On a thread that drives async tasks (an `async fn`, a
 //! spawned task, `#[tokio::main]`, either runtime flavour) that would stall every task of
-//! that runtime, and with a `Db` connected on a current-thread runtime, deadlock it: the
-//! connection it waits on would be driven by the very thread it blocks. So `.wait()` panics
+//! that runtime, and a call on a `Db` connected on that current-thread runtime could not
+//! finish at all: the connection it waits on is driven by the very thread it blocks (it
+//! would wait out its `response_timeout`, every time). So `.wait()` panics
 //! there, before sending anything, with a message that names the fix: `.await` the call
 //! instead. It checks for any tokio runtime context on the thread, so `spawn_blocking` and
 //! `Handle::enter` count too: there, run the future with
