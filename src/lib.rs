@@ -2,8 +2,6 @@
 
 extern crate self as rapyer;
 
-#[cfg(feature = "blocking")]
-pub mod blocking;
 mod codec;
 mod connect;
 mod crud;
@@ -23,6 +21,9 @@ mod scan;
 pub mod script;
 mod slot;
 mod types;
+
+#[cfg(feature = "blocking")]
+pub mod blocking;
 
 pub use connect::ConnectOptions;
 pub use db::Db;

@@ -30,9 +30,9 @@ tasks:
                  the TLS tests (cargo test --features tls,blocking --test connection
                  --test blocking tls::), cargo test --doc --features blocking (FILTER
                  replaces `tls::` and is passed to every cargo test run)
-  demo [EXAMPLE] run an example (default: tour; also: scripts, query, server_ops,
-                 blocking) against a real server; `demo cluster` runs the tour on a
-                 local Redis Cluster of 3 primaries and 3 replicas
+  demo [EXAMPLE] run an example (default: tour; also: scripts, query, server_ops) against
+                 a real server; `demo cluster` runs the tour on a local Redis Cluster of
+                 3 primaries and 3 replicas
   bench [NAME]   run one benchmark (default: every [[bench]] target) against a real server
   help           this text
 
