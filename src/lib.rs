@@ -22,9 +22,6 @@ pub mod script;
 mod slot;
 mod types;
 
-#[cfg(feature = "blocking")]
-pub mod blocking;
-
 pub use connect::ConnectOptions;
 pub use db::Db;
 pub use error::{Error, Result};
@@ -57,6 +54,9 @@ pub mod prelude {
     // Makes `save`, `get`, … on a model without a key a compile error that says to add one.
     pub use crate::__private::v1::Keyless as _;
 }
+
+#[cfg(feature = "blocking")]
+pub mod blocking;
 
 /// Support for the code `#[derive(AtomicModel)]`, `script!` and `index_as_tag!` generate.
 ///
