@@ -1148,3 +1148,46 @@ mod tls {
         assert!(!exists(&mut raw(), &lock_key));
     }
 }
+
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[rapyer(prefix = "Feed")]
+struct Feed {
+    #[rapyer(key)]
+    id: String,
+    recent: rapyer::CircularBuffer<String, 3>,
+}
+
+#[test]
+fn a_circular_buffer_handle_runs_from_plain_code() {
+    let db = db();
+    let mut raw = raw();
+    let mut feed = Feed {
+        id: "f".into(),
+        recent: rapyer::CircularBuffer::new(),
+    };
+    feed.save(&db).wait().expect("save");
+    let five: Vec<String> = hostile().into_iter().take(5).collect();
+    for text in &five {
+        feed.recent().push(&db, text.clone()).wait().expect("push");
+    }
+    assert_eq!(feed.recent().len(&db).wait().expect("len"), 3);
+    let newest_first: Vec<String> = five[2..].iter().rev().cloned().collect();
+    assert_eq!(
+        feed.recent().latest(&db, 3).wait().expect("latest"),
+        newest_first
+    );
+    assert_eq!(
+        stored(&mut raw, &db.key("Feed:f"))["recent"],
+        serde_json::to_value(&five[2..]).expect("json")
+    );
+    assert_eq!(
+        feed.recent()
+            .push_many(&db, ["x".to_string(), "y".to_string()])
+            .wait()
+            .expect("push_many"),
+        3
+    );
+    feed.recent().clear(&db).wait().expect("clear");
+    assert_eq!(feed.recent().len(&db).wait().expect("len"), 0);
+    assert_eq!(stored(&mut raw, &db.key("Feed:f"))["recent"], json!([]));
+}
