@@ -335,6 +335,24 @@ pub(crate) mod library {
         )
     });
 
+    /// A RedisBloom Bloom filter's operations, each only on a filter or a missing key.
+    pub(crate) static BLOOM: LazyLock<Script> = LazyLock::new(|| {
+        Script::build(
+            Cow::Borrowed("rapyer.bloom"),
+            Keys::Fixed(1),
+            Cow::Owned(super::lua::reporting(include_str!("../../lua/bloom.lua"))),
+        )
+    });
+
+    /// A RedisBloom count-min sketch's operations, every sum checked before any write.
+    pub(crate) static SKETCH: LazyLock<Script> = LazyLock::new(|| {
+        Script::build(
+            Cow::Borrowed("rapyer.sketch"),
+            Keys::Fixed(1),
+            Cow::Owned(super::lua::reporting(include_str!("../../lua/sketch.lua"))),
+        )
+    });
+
     /// The field operations, one script each (`rapyer.field.<operation>`): the pieces of
     /// `lua/field.lua` and of the shared library the operation uses, so a call defines little
     /// more than it runs (every function a script defines is created again on each call).
@@ -365,6 +383,8 @@ pub(crate) mod library {
             &DELETE,
             &EXPIRE,
             &SHARD_CALL,
+            &BLOOM,
+            &SKETCH,
         ];
         all.extend(FIELD.values());
         all

@@ -1,0 +1,435 @@
+//! Probabilistic structures on RedisBloom: [`BloomFilter`] (is this item maybe in the set,
+//! or certainly not?) and [`CountMinSketch`] (about how many times was this item counted?),
+//! each a key of its own under a name in the handle's namespace.
+//!
+//! Both live in rapyer's reserved key space, `{namespace}_rapyer:bloom:{name}` and
+//! `{namespace}_rapyer:cms:{name}`: no model id, prefix or namespace reaches them, and any
+//! name (quotes, braces, `:`, a newline, emoji, empty) names exactly one structure. An item
+//! is stored as its canonical JSON text (object members in sorted order), so the same value
+//! is the same item whatever its Rust type (`"a"` as a `String` or a `&str`, a map whatever
+//! its order). Each call is one library script that checks the key's type first: a key of
+//! another type is [`Error::TypeMismatch`] and is never touched.
+//!
+//! They need the RedisBloom module (built into Redis 8, shipped by redis-stack, cached by
+//! `cargo xtask redis`); on a server without it every call is [`Error::Script`] saying so.
+
+use std::borrow::Borrow;
+use std::marker::PhantomData;
+
+use serde::Serialize;
+
+use crate::codec;
+use crate::db::Db;
+use crate::error::{Error, Result};
+use crate::keys::structure_key;
+use crate::script::failure::document_error;
+use crate::script::library;
+
+/// The error rate of a filter that [`BloomFilter::add`] creates (RedisBloom's default).
+pub const DEFAULT_ERROR_RATE: f64 = 0.01;
+/// The capacity of a filter that [`BloomFilter::add`] creates (RedisBloom's default); it
+/// grows by stacking sub-filters when more items are added.
+pub const DEFAULT_CAPACITY: u64 = 100;
+/// The error of a sketch that [`CountMinSketch::incr_by`] creates: estimates overshoot by
+/// at most 0.1% of the sketch's total count…
+pub const DEFAULT_SKETCH_ERROR: f64 = 0.001;
+/// …except with this probability (a sketch of 2,000 × 10 counters, 80 kB).
+pub const DEFAULT_SKETCH_PROBABILITY: f64 = 0.001;
+
+/// A Bloom filter of items of type `T`: [`add`](BloomFilter::add) puts an item in;
+/// [`contains`](BloomFilter::contains) answers `false` only for an item never added, and
+/// `true` for every item added and, at about the filter's error rate, for others.
+///
+/// A filter never forgets: there is no removal. A filter is created by
+/// [`reserve`](BloomFilter::reserve) with its error rate and expected number of items, or,
+/// when the first `add` finds none, with RedisBloom's defaults ([`DEFAULT_ERROR_RATE`],
+/// [`DEFAULT_CAPACITY`], growing as needed: each added layer is larger and stricter, so the
+/// rate holds, at some cost in speed). [`contains`](BloomFilter::contains) on a filter that
+/// does not exist answers `false` and creates nothing.
+///
+/// ```no_run
+/// # async fn demo(db: &rapyer::Db) -> rapyer::Result<()> {
+/// use rapyer::BloomFilter;
+///
+/// let signups = BloomFilter::<String>::named(db, "signups");
+/// signups.reserve(0.001, 1_000_000).await?; // false when it already exists
+/// signups.add("ann@example.com").await?;
+/// assert!(signups.contains("ann@example.com").await?);
+/// let seen = signups.contains_many(["bob@example.com", "ann@example.com"]).await?;
+/// # Ok(()) }
+/// ```
+pub struct BloomFilter<T: ?Sized> {
+    db: Db,
+    key: String,
+    item: PhantomData<fn(&T)>,
+}
+
+impl<T: ?Sized> Clone for BloomFilter<T> {
+    fn clone(&self) -> Self {
+        BloomFilter {
+            db: self.db.clone(),
+            key: self.key.clone(),
+            item: PhantomData,
+        }
+    }
+}
+
+impl<T: ?Sized> std::fmt::Debug for BloomFilter<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BloomFilter")
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: Serialize + ?Sized> BloomFilter<T> {
+    /// The filter named `name` in `db`'s namespace, at `{namespace}_rapyer:bloom:{name}`.
+    /// Nothing is sent.
+    pub fn named(db: &Db, name: &str) -> BloomFilter<T> {
+        BloomFilter::at(db, structure_key(db.namespace(), "bloom", name))
+    }
+
+    /// The filter at the full key `key` (a model's field index).
+    pub(crate) fn at(db: &Db, key: String) -> BloomFilter<T> {
+        BloomFilter {
+            db: db.clone(),
+            key,
+            item: PhantomData,
+        }
+    }
+
+    /// The filter's full key.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// Creates the filter for `capacity` items at a false-positive rate of `error_rate`;
+    /// `Ok(false)` when a filter is already there (its settings are kept).
+    ///
+    /// RedisBloom allocates the whole filter at once, about `capacity × 1.44 × log2(1 /
+    /// error_rate)` bits (1.2 MB for a million items at 1%). `error_rate` must lie strictly
+    /// between 0 and 1 and `capacity` be at least 1, as RedisBloom requires; anything else is
+    /// [`Error::InvalidOp`] before anything is sent.
+    pub async fn reserve(&self, error_rate: f64, capacity: u64) -> Result<bool> {
+        if !(error_rate > 0.0 && error_rate < 1.0) {
+            return Err(self.invalid(format!(
+                "a Bloom filter's error rate lies strictly between 0 and 1, not {error_rate}"
+            )));
+        }
+        if capacity == 0 || capacity > i64::MAX as u64 {
+            return Err(self.invalid(format!(
+                "a Bloom filter's capacity is 1 to {}, not {capacity}",
+                i64::MAX
+            )));
+        }
+        let args = [
+            "reserve".to_string(),
+            format!("{error_rate:?}"),
+            capacity.to_string(),
+        ];
+        self.run::<i64>(&args).await.map(|created| created == 1)
+    }
+
+    /// Adds `item`; `true` when it was certainly not in the filter before, `false` when it
+    /// maybe was. Creates the filter with the defaults when there is none.
+    pub async fn add<Q>(&self, item: &Q) -> Result<bool>
+    where
+        T: Borrow<Q>,
+        Q: Serialize + ?Sized,
+    {
+        Ok(self
+            .add_many([item])
+            .await?
+            .first()
+            .copied()
+            .unwrap_or(false))
+    }
+
+    /// Adds every item in one step; for each, whether it was certainly new. No items sends
+    /// nothing.
+    pub async fn add_many<'a, Q>(&self, items: impl IntoIterator<Item = &'a Q>) -> Result<Vec<bool>>
+    where
+        T: Borrow<Q>,
+        Q: Serialize + ?Sized + 'a,
+    {
+        self.each("add", items).await
+    }
+
+    /// Whether `item` is maybe in the filter (`false`: certainly never added).
+    pub async fn contains<Q>(&self, item: &Q) -> Result<bool>
+    where
+        T: Borrow<Q>,
+        Q: Serialize + ?Sized,
+    {
+        Ok(self
+            .contains_many([item])
+            .await?
+            .first()
+            .copied()
+            .unwrap_or(false))
+    }
+
+    /// For each item, whether it is maybe in the filter, in one step. No items sends
+    /// nothing.
+    pub async fn contains_many<'a, Q>(
+        &self,
+        items: impl IntoIterator<Item = &'a Q>,
+    ) -> Result<Vec<bool>>
+    where
+        T: Borrow<Q>,
+        Q: Serialize + ?Sized + 'a,
+    {
+        self.each("exists", items).await
+    }
+
+    /// Runs `op` over the items' texts; one answer per item.
+    async fn each<'a, Q: Serialize + ?Sized + 'a>(
+        &self,
+        op: &str,
+        items: impl IntoIterator<Item = &'a Q>,
+    ) -> Result<Vec<bool>> {
+        let mut args = vec![op.to_string()];
+        for item in items {
+            args.push(item_text(&self.key, item)?);
+        }
+        if args.len() == 1 {
+            return Ok(Vec::new());
+        }
+        let answers: Vec<i64> = self.run(&args).await?;
+        Ok(answers.into_iter().map(|a| a == 1).collect())
+    }
+
+    async fn run<R: redis::FromRedisValue>(&self, args: &[String]) -> Result<R> {
+        let keys = [self.key.clone()];
+        self.db
+            .run_lua(&library::BLOOM, &keys, args)
+            .await
+            .map_err(|e| structure_error(e, &self.key))
+    }
+
+    fn invalid(&self, message: String) -> Error {
+        Error::InvalidOp {
+            key: self.key.clone(),
+            path: String::new(),
+            message,
+        }
+    }
+}
+
+/// A count-min sketch of items of type `T`: [`incr_by`](CountMinSketch::incr_by) counts an
+/// item, [`query`](CountMinSketch::query) estimates its count. An estimate is never below
+/// the true count, and overshoots by at most `error × total count` except with probability
+/// `probability` (the two numbers of [`reserve`](CountMinSketch::reserve), which uses
+/// `CMS.INITBYPROB`: a sketch of `ceil(2 / error)` counters by `ceil(log2(1 /
+/// probability))` rows).
+///
+/// The first `incr_by` on a name with no sketch creates one with [`DEFAULT_SKETCH_ERROR`] and
+/// [`DEFAULT_SKETCH_PROBABILITY`]; a `query` of a missing sketch answers 0 and creates
+/// nothing. RedisBloom's counters are 32-bit: an increment that would bring an item's
+/// estimate to 4,294,967,295 or more is [`Error::Overflow`] (kind `u32`) and changes nothing
+/// (RedisBloom itself writes first and reports after; the library script checks first).
+///
+/// ```no_run
+/// # async fn demo(db: &rapyer::Db) -> rapyer::Result<()> {
+/// use rapyer::CountMinSketch;
+///
+/// let views = CountMinSketch::<str>::named(db, "page-views");
+/// views.reserve(0.0001, 0.001).await?;
+/// views.incr_by("/home", 1).await?;
+/// let about_home: u64 = views.query("/home").await?;
+/// # Ok(()) }
+/// ```
+pub struct CountMinSketch<T: ?Sized> {
+    db: Db,
+    key: String,
+    item: PhantomData<fn(&T)>,
+}
+
+impl<T: ?Sized> Clone for CountMinSketch<T> {
+    fn clone(&self) -> Self {
+        CountMinSketch {
+            db: self.db.clone(),
+            key: self.key.clone(),
+            item: PhantomData,
+        }
+    }
+}
+
+impl<T: ?Sized> std::fmt::Debug for CountMinSketch<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CountMinSketch")
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: Serialize + ?Sized> CountMinSketch<T> {
+    /// The sketch named `name` in `db`'s namespace, at `{namespace}_rapyer:cms:{name}`.
+    /// Nothing is sent.
+    pub fn named(db: &Db, name: &str) -> CountMinSketch<T> {
+        CountMinSketch {
+            db: db.clone(),
+            key: structure_key(db.namespace(), "cms", name),
+            item: PhantomData,
+        }
+    }
+
+    /// The sketch's full key.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// Creates the sketch (`CMS.INITBYPROB`): estimates overshoot by at most `error` × the
+    /// total count, except with probability `probability`. `Ok(false)` when a sketch is
+    /// already there (its settings are kept). Both numbers lie strictly between 0 and 1, as
+    /// RedisBloom requires; anything else is [`Error::InvalidOp`] before anything is sent.
+    /// The sketch is allocated at once: 4 bytes × `ceil(2 / error)` × `ceil(log2(1 /
+    /// probability))` (80 kB for 0.001 and 0.001, 1.9 GB for 1e-7 and 1e-7).
+    pub async fn reserve(&self, error: f64, probability: f64) -> Result<bool> {
+        check_sketch(&self.key, error, probability)?;
+        let args = [
+            "reserve".to_string(),
+            format!("{error:?}"),
+            format!("{probability:?}"),
+        ];
+        self.run::<i64>(&args).await.map(|created| created == 1)
+    }
+
+    /// Counts `item` `by` more times (at least 1); the item's new estimate.
+    pub async fn incr_by<Q>(&self, item: &Q, by: u32) -> Result<u64>
+    where
+        T: Borrow<Q>,
+        Q: Serialize + ?Sized,
+    {
+        Ok(self
+            .incr_many([(item, by)])
+            .await?
+            .first()
+            .copied()
+            .unwrap_or(0))
+    }
+
+    /// Counts every item by its number in one all-or-nothing step; each item's new
+    /// estimate, in order (an item named twice counts twice). No items sends nothing.
+    pub async fn incr_many<'a, Q>(
+        &self,
+        items: impl IntoIterator<Item = (&'a Q, u32)>,
+    ) -> Result<Vec<u64>>
+    where
+        T: Borrow<Q>,
+        Q: Serialize + ?Sized + 'a,
+    {
+        let mut args = vec![
+            "incr".to_string(),
+            format!("{DEFAULT_SKETCH_ERROR:?}"),
+            format!("{DEFAULT_SKETCH_PROBABILITY:?}"),
+        ];
+        for (item, by) in items {
+            if by == 0 || by == u32::MAX {
+                return Err(Error::InvalidOp {
+                    key: self.key.clone(),
+                    path: String::new(),
+                    message: format!(
+                        "a count-min sketch counts an item by 1 to {}, not {by}",
+                        u32::MAX - 1
+                    ),
+                });
+            }
+            args.push(item_text(&self.key, item)?);
+            args.push(by.to_string());
+        }
+        if args.len() == 3 {
+            return Ok(Vec::new());
+        }
+        self.run(&args).await
+    }
+
+    /// The estimated count of `item` (0 for a sketch that does not exist).
+    pub async fn query<Q>(&self, item: &Q) -> Result<u64>
+    where
+        T: Borrow<Q>,
+        Q: Serialize + ?Sized,
+    {
+        Ok(self.query_many([item]).await?.first().copied().unwrap_or(0))
+    }
+
+    /// The estimated count of each item, in one step. No items sends nothing.
+    pub async fn query_many<'a, Q>(
+        &self,
+        items: impl IntoIterator<Item = &'a Q>,
+    ) -> Result<Vec<u64>>
+    where
+        T: Borrow<Q>,
+        Q: Serialize + ?Sized + 'a,
+    {
+        let mut args = vec!["query".to_string()];
+        for item in items {
+            args.push(item_text(&self.key, item)?);
+        }
+        if args.len() == 1 {
+            return Ok(Vec::new());
+        }
+        self.run(&args).await
+    }
+
+    async fn run<R: redis::FromRedisValue>(&self, args: &[String]) -> Result<R> {
+        let keys = [self.key.clone()];
+        self.db
+            .run_lua(&library::SKETCH, &keys, args)
+            .await
+            .map_err(|e| structure_error(e, &self.key))
+    }
+}
+
+/// Refuses a sketch's error and probability outside what RedisBloom accepts.
+fn check_sketch(key: &str, error: f64, probability: f64) -> Result<()> {
+    if error > 0.0 && error < 1.0 && probability > 0.0 && probability < 1.0 {
+        return Ok(());
+    }
+    Err(Error::InvalidOp {
+        key: key.to_string(),
+        path: String::new(),
+        message: format!(
+            "a count-min sketch's error and probability lie strictly between 0 and 1, not \
+             {error} and {probability}"
+        ),
+    })
+}
+
+/// The canonical JSON text of an item bound for the structure at `key`: one text per value
+/// (object members sorted), a NaN or infinite float refused as for a document.
+pub(crate) fn item_text<Q: Serialize + ?Sized>(key: &str, item: &Q) -> Result<String> {
+    let text = codec::encode(key, "$", item)?;
+    if !text.contains('{') {
+        return Ok(text);
+    }
+    // serde_json's map (without `preserve_order`) sorts its members.
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|source| Error::Serialize {
+            key: key.to_string(),
+            source,
+        })?;
+    Ok(value.to_string())
+}
+
+/// The error of a structure's script on `key`: its typed failure naming the key, and a
+/// server without RedisBloom said in words that name the fix.
+pub(crate) fn structure_error(e: Error, key: &str) -> Error {
+    match e {
+        Error::Script { name, message }
+            if message
+                .to_ascii_lowercase()
+                .contains("unknown redis command")
+                || message.to_ascii_lowercase().contains("unknown command") =>
+        {
+            Error::Script {
+                name,
+                message: format!(
+                    "the server has no RedisBloom module (Bloom filters and count-min sketches \
+                     need it: Redis 8, redis-stack, or `--loadmodule redisbloom.so`): {message}"
+                ),
+            }
+        }
+        other => document_error(other, key),
+    }
+}
