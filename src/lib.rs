@@ -18,6 +18,7 @@ pub mod ops;
 mod path;
 pub mod probabilistic;
 pub mod query;
+mod rate_limit;
 mod scan;
 pub mod script;
 mod slot;
@@ -38,6 +39,7 @@ pub use model::{AtomicModel, Model, ModelKey};
 pub use ops::ServerOps;
 pub use probabilistic::{BloomFilter, CountMinSketch};
 pub use query::Order;
+pub use rate_limit::{Decision, Limit, MAX_SPAN_MICROS, RateLimiter};
 pub use script::{Call, Keys, Pipeline, Reply, Script, Scripts};
 pub use types::{Bytes, Id, ParseIdError};
 

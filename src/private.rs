@@ -249,4 +249,17 @@ pub mod v1 {
             AtomicModel::server_ref(self)
         }
     }
+
+    /// A rate-limiter check at the instant `now_micros` (microseconds since the epoch)
+    /// instead of the server's clock, through a script of its own that no script name
+    /// reaches: for rapyer's tests, which compare the limiter with a reference GCRA over
+    /// controlled timestamps. Never use it in a program: a client's clock would decide.
+    pub async fn rate_limit_check_at(
+        limiter: &crate::RateLimiter,
+        subject: &str,
+        quantity: u64,
+        now_micros: u64,
+    ) -> Result<crate::Decision> {
+        limiter.check_at(subject, quantity, now_micros).await
+    }
 }

@@ -37,29 +37,38 @@ async fn bf_info(raw: &mut MultiplexedConnection, key: &str) -> HashMap<String, 
         .arg(key)
         .query_async(raw)
         .await
-        .unwrap();
+        .expect("a reply of the expected shape");
     pairs(list)
 }
 
 fn pairs(list: Vec<redis::Value>) -> HashMap<String, redis::Value> {
     list.chunks(2)
         .map(|pair| {
-            let name: String = redis::from_redis_value(pair[0].clone()).unwrap();
+            let name: String =
+                redis::from_redis_value(pair[0].clone()).expect("a reply of the expected shape");
             (name, pair[1].clone())
         })
         .collect()
 }
 
 fn int(v: &redis::Value) -> i64 {
-    redis::from_redis_value(v.clone()).unwrap()
+    redis::from_redis_value(v.clone()).expect("a reply of the expected shape")
 }
 
 async fn key_type(raw: &mut MultiplexedConnection, key: &str) -> String {
-    redis::cmd("TYPE").arg(key).query_async(raw).await.unwrap()
+    redis::cmd("TYPE")
+        .arg(key)
+        .query_async(raw)
+        .await
+        .expect("a reply of the expected shape")
 }
 
 async fn dump(raw: &mut MultiplexedConnection, key: &str) -> Option<Vec<u8>> {
-    redis::cmd("DUMP").arg(key).query_async(raw).await.unwrap()
+    redis::cmd("DUMP")
+        .arg(key)
+        .query_async(raw)
+        .await
+        .expect("a reply of the expected shape")
 }
 
 #[tokio::test]
@@ -74,40 +83,59 @@ async fn every_added_item_is_contained_and_stored_as_its_json_text() {
     let items = hostile();
     for item in &items {
         assert!(
-            !filter.contains(item.as_str()).await.unwrap(),
+            !filter
+                .contains(item.as_str())
+                .await
+                .expect("a reply of the expected shape"),
             "{item:.40?}"
         );
     }
     let added = filter
         .add_many(items.iter().map(String::as_str))
         .await
-        .unwrap();
+        .expect("a reply of the expected shape");
     assert_eq!(added.len(), items.len());
     let found = filter
         .contains_many(items.iter().map(String::as_str))
         .await
-        .unwrap();
+        .expect("a reply of the expected shape");
     assert!(found.iter().all(|&f| f), "{found:?}");
     // Read back with plain commands: the item is its JSON text.
     for item in &items {
-        let text = serde_json::to_string(item).unwrap();
+        let text = serde_json::to_string(item).expect("a reply of the expected shape");
         let exists: i64 = redis::cmd("BF.EXISTS")
             .arg(filter.key())
             .arg(&text)
             .query_async(&mut raw)
             .await
-            .unwrap();
+            .expect("a reply of the expected shape");
         assert_eq!(exists, 1, "{text:.40}");
     }
     // Adding again says "maybe seen before".
-    assert!(!filter.add("\"").await.unwrap());
-    assert!(filter.add("certainly new").await.unwrap());
+    assert!(
+        !filter
+            .add("\"")
+            .await
+            .expect("a reply of the expected shape")
+    );
+    assert!(
+        filter
+            .add("certainly new")
+            .await
+            .expect("a reply of the expected shape")
+    );
     assert_eq!(
-        filter.add_many(Vec::<&str>::new()).await.unwrap(),
+        filter
+            .add_many(Vec::<&str>::new())
+            .await
+            .expect("a reply of the expected shape"),
         Vec::<bool>::new()
     );
     assert_eq!(
-        filter.contains_many(Vec::<&str>::new()).await.unwrap(),
+        filter
+            .contains_many(Vec::<&str>::new())
+            .await
+            .expect("a reply of the expected shape"),
         Vec::<bool>::new()
     );
 }
@@ -116,24 +144,46 @@ async fn every_added_item_is_contained_and_stored_as_its_json_text() {
 async fn the_same_value_is_the_same_item_whatever_its_rust_type_or_order() {
     let db = db().await;
     let strings = BloomFilter::<String>::named(&db, "s");
-    strings.add(&"a".to_string()).await.unwrap();
-    assert!(strings.contains("a").await.unwrap());
-    assert!(!strings.contains("A").await.unwrap());
+    strings
+        .add(&"a".to_string())
+        .await
+        .expect("a reply of the expected shape");
+    assert!(
+        strings
+            .contains("a")
+            .await
+            .expect("a reply of the expected shape")
+    );
+    assert!(
+        !strings
+            .contains("A")
+            .await
+            .expect("a reply of the expected shape")
+    );
 
     let maps = BloomFilter::<HashMap<String, i64>>::named(&db, "maps");
     let mut one = HashMap::new();
     for (i, k) in ["z", "a", "m", "q", "b", "y"].iter().enumerate() {
         one.insert(k.to_string(), i as i64);
     }
-    maps.add(&one).await.unwrap();
+    maps.add(&one).await.expect("a reply of the expected shape");
     let mut entries: Vec<(String, i64)> = one.iter().map(|(k, v)| (k.clone(), *v)).collect();
     entries.reverse();
     let other: HashMap<String, i64> = entries.into_iter().collect();
-    assert!(maps.contains(&other).await.unwrap());
+    assert!(
+        maps.contains(&other)
+            .await
+            .expect("a reply of the expected shape")
+    );
     // The same value as another map type is the same item too.
     let sorted = BloomFilter::<BTreeMap<String, i64>>::named(&db, "maps");
     let btree: BTreeMap<String, i64> = one.into_iter().collect();
-    assert!(sorted.contains(&btree).await.unwrap());
+    assert!(
+        sorted
+            .contains(&btree)
+            .await
+            .expect("a reply of the expected shape")
+    );
 
     let numbers = BloomFilter::<f64>::named(&db, "floats");
     assert!(matches!(
@@ -149,12 +199,25 @@ async fn reserve_sets_the_capacity_once_and_refuses_what_redisbloom_refuses() {
     let db = db().await;
     let mut raw = common::raw().await;
     let filter = BloomFilter::<str>::named(&db, "signups");
-    assert!(filter.reserve(0.001, 5_000).await.unwrap());
+    assert!(
+        filter
+            .reserve(0.001, 5_000)
+            .await
+            .expect("a reply of the expected shape")
+    );
     let info = bf_info(&mut raw, filter.key()).await;
     assert_eq!(int(&info["Capacity"]), 5_000);
     // A second reserve keeps the filter and its items.
-    filter.add("ann").await.unwrap();
-    assert!(!filter.reserve(0.5, 10).await.unwrap());
+    filter
+        .add("ann")
+        .await
+        .expect("a reply of the expected shape");
+    assert!(
+        !filter
+            .reserve(0.5, 10)
+            .await
+            .expect("a reply of the expected shape")
+    );
     let info = bf_info(&mut raw, filter.key()).await;
     assert_eq!(int(&info["Capacity"]), 5_000);
     assert_eq!(int(&info["Number of items inserted"]), 1);
@@ -176,7 +239,12 @@ async fn reserve_sets_the_capacity_once_and_refuses_what_redisbloom_refuses() {
         );
     }
     // The edges RedisBloom accepts.
-    assert!(fresh.reserve(0.999_99, 1).await.unwrap());
+    assert!(
+        fresh
+            .reserve(0.999_99, 1)
+            .await
+            .expect("a reply of the expected shape")
+    );
     assert_eq!(key_type(&mut raw, fresh.key()).await, "MBbloom--");
 }
 
@@ -185,13 +253,26 @@ async fn a_missing_filter_is_created_by_add_with_the_defaults_and_never_by_conta
     let db = db().await;
     let mut raw = common::raw().await;
     let filter = BloomFilter::<str>::named(&db, "lazy");
-    assert!(!filter.contains("x").await.unwrap());
+    assert!(
+        !filter
+            .contains("x")
+            .await
+            .expect("a reply of the expected shape")
+    );
     assert_eq!(
-        filter.contains_many(["x", "y"]).await.unwrap(),
+        filter
+            .contains_many(["x", "y"])
+            .await
+            .expect("a reply of the expected shape"),
         vec![false, false]
     );
     assert_eq!(key_type(&mut raw, filter.key()).await, "none");
-    assert!(filter.add("x").await.unwrap());
+    assert!(
+        filter
+            .add("x")
+            .await
+            .expect("a reply of the expected shape")
+    );
     let info = bf_info(&mut raw, filter.key()).await;
     assert_eq!(
         int(&info["Capacity"]),
@@ -211,7 +292,7 @@ async fn a_key_of_another_type_is_a_type_mismatch_and_stays_untouched() {
             .arg("plain")
             .query_async(&mut raw)
             .await
-            .unwrap();
+            .expect("a reply of the expected shape");
     }
     let mismatch = |r: &Result<_, Error>, key: &str| matches!(r, Err(Error::TypeMismatch { key: k, found, .. }) if k == key && found == "string");
     assert!(mismatch(&filter.add("a").await.map(|_| ()), filter.key()));
@@ -241,7 +322,7 @@ async fn a_key_of_another_type_is_a_type_mismatch_and_stays_untouched() {
             .arg(key)
             .query_async(&mut raw)
             .await
-            .unwrap();
+            .expect("a reply of the expected shape");
         assert_eq!(v, "plain");
     }
     // A sketch's key is no filter and the other way round.
@@ -252,7 +333,7 @@ async fn a_key_of_another_type_is_a_type_mismatch_and_stays_untouched() {
         .arg(2)
         .query_async(&mut raw)
         .await
-        .unwrap();
+        .expect("a reply of the expected shape");
     assert!(matches!(
         other.add("a").await,
         Err(Error::TypeMismatch { found, .. }) if found == "CMSk-TYPE"
@@ -280,23 +361,34 @@ async fn hostile_names_each_name_one_structure_in_the_reserved_space() {
                 .starts_with(&format!("{}_rapyer:bloom:", db.namespace()))
         );
         assert!(keys.insert(filter.key().to_string()), "{name:?}");
-        filter.add(&(i as i64)).await.unwrap();
+        filter
+            .add(&(i as i64))
+            .await
+            .expect("a reply of the expected shape");
         let sketch = CountMinSketch::<i64>::named(&db, name);
         assert!(keys.insert(sketch.key().to_string()), "{name:?}");
-        sketch.incr_by(&(i as i64), 1).await.unwrap();
+        sketch
+            .incr_by(&(i as i64), 1)
+            .await
+            .expect("a reply of the expected shape");
     }
     for (i, name) in names.iter().enumerate() {
         let filter = BloomFilter::<i64>::named(&db, name);
         let info = bf_info(&mut raw, filter.key()).await;
         assert_eq!(int(&info["Number of items inserted"]), 1, "{name:?}");
-        assert!(filter.contains(&(i as i64)).await.unwrap());
+        assert!(
+            filter
+                .contains(&(i as i64))
+                .await
+                .expect("a reply of the expected shape")
+        );
     }
     // Every key is in the namespace's reserved part, nothing else was written.
     let found: Vec<String> = redis::cmd("KEYS")
         .arg(format!("{}*", db.namespace()))
         .query_async(&mut raw)
         .await
-        .unwrap();
+        .expect("a reply of the expected shape");
     assert_eq!(found.len(), keys.len());
     for key in found {
         assert!(keys.contains(&key), "{key:?}");
@@ -309,42 +401,67 @@ async fn a_sketch_counts_estimates_and_reserves_once() {
     let db = db().await;
     let mut raw = common::raw().await;
     let views = CountMinSketch::<str>::named(&db, "views");
-    assert_eq!(views.query("/home").await.unwrap(), 0);
+    assert_eq!(
+        views
+            .query("/home")
+            .await
+            .expect("a reply of the expected shape"),
+        0
+    );
     assert_eq!(key_type(&mut raw, views.key()).await, "none");
-    assert!(views.reserve(0.01, 0.01).await.unwrap());
+    assert!(
+        views
+            .reserve(0.01, 0.01)
+            .await
+            .expect("a reply of the expected shape")
+    );
     let info: Vec<redis::Value> = redis::cmd("CMS.INFO")
         .arg(views.key())
         .query_async(&mut raw)
         .await
-        .unwrap();
+        .expect("a reply of the expected shape");
     let info = pairs(info);
     assert_eq!(int(&info["width"]), 200);
     assert_eq!(int(&info["depth"]), 7);
-    assert!(!views.reserve(0.5, 0.5).await.unwrap());
+    assert!(
+        !views
+            .reserve(0.5, 0.5)
+            .await
+            .expect("a reply of the expected shape")
+    );
 
     let items = hostile();
     for (i, item) in items.iter().enumerate() {
-        assert!(views.incr_by(item.as_str(), i as u32 + 1).await.unwrap() > i as u64);
+        assert!(
+            views
+                .incr_by(item.as_str(), i as u32 + 1)
+                .await
+                .expect("a reply of the expected shape")
+                > i as u64
+        );
     }
     let estimates = views
         .query_many(items.iter().map(String::as_str))
         .await
-        .unwrap();
+        .expect("a reply of the expected shape");
     for (i, estimate) in estimates.iter().enumerate() {
         assert!(*estimate > i as u64, "{i}: {estimate}");
-        let text = serde_json::to_string(&items[i]).unwrap();
+        let text = serde_json::to_string(&items[i]).expect("a reply of the expected shape");
         let plain: Vec<u64> = redis::cmd("CMS.QUERY")
             .arg(views.key())
             .arg(&text)
             .query_async(&mut raw)
             .await
-            .unwrap();
+            .expect("a reply of the expected shape");
         assert_eq!(plain, vec![*estimate]);
     }
     // One item named twice counts twice.
     let fresh = CountMinSketch::<str>::named(&db, "twice");
     assert_eq!(
-        fresh.incr_many([("a", 2), ("a", 3)]).await.unwrap(),
+        fresh
+            .incr_many([("a", 2), ("a", 3)])
+            .await
+            .expect("a reply of the expected shape"),
         vec![2, 5]
     );
     // A sketch created by incr_by has the defaults (2,000 × 10).
@@ -352,7 +469,7 @@ async fn a_sketch_counts_estimates_and_reserves_once() {
         .arg(fresh.key())
         .query_async(&mut raw)
         .await
-        .unwrap();
+        .expect("a reply of the expected shape");
     let info = pairs(info);
     assert_eq!((int(&info["width"]), int(&info["depth"])), (2000, 10));
 }
@@ -363,7 +480,10 @@ async fn an_increment_past_the_32_bit_counters_changes_nothing() {
     let mut raw = common::raw().await;
     let sketch = CountMinSketch::<str>::named(&db, "big");
     assert_eq!(
-        sketch.incr_by("a", u32::MAX - 2).await.unwrap(),
+        sketch
+            .incr_by("a", u32::MAX - 2)
+            .await
+            .expect("a reply of the expected shape"),
         u64::from(u32::MAX - 2)
     );
     let before = dump(&mut raw, sketch.key()).await;
@@ -382,7 +502,10 @@ async fn an_increment_past_the_32_bit_counters_changes_nothing() {
     }
     // The last count that fits.
     assert_eq!(
-        sketch.incr_by("a", 1).await.unwrap(),
+        sketch
+            .incr_by("a", 1)
+            .await
+            .expect("a reply of the expected shape"),
         u64::from(u32::MAX - 1)
     );
     for by in [0, u32::MAX] {

@@ -353,6 +353,32 @@ pub(crate) mod library {
         )
     });
 
+    /// One rate-limiter check on the server's clock (`TIME`).
+    pub(crate) static RATE_LIMIT: LazyLock<Script> = LazyLock::new(|| {
+        Script::build(
+            Cow::Borrowed("rapyer.rate_limit"),
+            Keys::Fixed(1),
+            Cow::Owned(super::lua::reporting(&format!(
+                "local clock = redis.call('TIME')\n\
+                 local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])\n{}",
+                include_str!("../../lua/rate_limit.lua")
+            ))),
+        )
+    });
+
+    /// The same check at the instant in `ARGV[5]`, for tests only: not in [`all`], so no
+    /// name reaches it, and [`RATE_LIMIT`]'s text has no way to take a time.
+    pub(crate) static RATE_LIMIT_TEST_CLOCK: LazyLock<Script> = LazyLock::new(|| {
+        Script::build(
+            Cow::Borrowed("rapyer.rate_limit_test_clock"),
+            Keys::Fixed(1),
+            Cow::Owned(super::lua::reporting(&format!(
+                "local now = tonumber(ARGV[5])\n{}",
+                include_str!("../../lua/rate_limit.lua")
+            ))),
+        )
+    });
+
     /// The field operations, one script each (`rapyer.field.<operation>`): the pieces of
     /// `lua/field.lua` and of the shared library the operation uses, so a call defines little
     /// more than it runs (every function a script defines is created again on each call).
@@ -385,6 +411,7 @@ pub(crate) mod library {
             &SHARD_CALL,
             &BLOOM,
             &SKETCH,
+            &RATE_LIMIT,
         ];
         all.extend(FIELD.values());
         all
