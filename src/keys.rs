@@ -46,6 +46,8 @@ pub trait KeySettings: Send + Sync + 'static {
     const REFRESH_TTL_ON_READ: bool;
     /// The hash tag in this model's keys.
     const HASH_TAG: HashTag;
+    /// The JSON names of the fields with a Bloom filter index.
+    const BLOOM_FIELDS: &'static [&'static str];
 
     /// This model's id, as it appears in its key.
     fn model_id(&self) -> String;

@@ -262,4 +262,14 @@ pub mod v1 {
     ) -> Result<crate::Decision> {
         limiter.check_at(subject, quantity, now_micros).await
     }
+
+    /// `Model::maybe_exists_by_<field>`: whether `value` is maybe the `field` (its JSON
+    /// name) of a stored `M`, by the field's Bloom index.
+    pub async fn bloom_field_contains<M: AtomicModel, Q: Serialize + ?Sized>(
+        db: &Db,
+        field: &str,
+        value: &Q,
+    ) -> Result<bool> {
+        crate::probabilistic::field_contains::<M, Q>(db, field, value).await
+    }
 }

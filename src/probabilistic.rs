@@ -18,10 +18,10 @@ use std::marker::PhantomData;
 
 use serde::Serialize;
 
-use crate::codec;
+use crate::codec::{self, Document};
 use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::keys::structure_key;
+use crate::keys::{KeySettings, full_key, structure_key};
 use crate::script::failure::document_error;
 use crate::script::library;
 
@@ -89,8 +89,26 @@ impl<T: Serialize + ?Sized> BloomFilter<T> {
         BloomFilter::at(db, structure_key(db.namespace(), "bloom", name))
     }
 
-    /// The filter at the full key `key` (a model's field index).
-    pub(crate) fn at(db: &Db, key: String) -> BloomFilter<T> {
+    /// The Bloom index of the field `field` (its JSON name) of the model `M`, at
+    /// `{namespace}_rapyer:bloom-field:{Prefix}:{field}`: the filter that
+    /// `#[rapyer(bloom)]` on that field keeps and `maybe_exists_by_<field>` asks. Reserve it
+    /// before the first save to choose its error rate and capacity; otherwise the first
+    /// save creates it with the defaults.
+    ///
+    /// Every `save`, `insert_many` and [`LockGuard::save`](crate::LockGuard::save) adds
+    /// the field's value (its canonical JSON text) to the filter *before* writing the
+    /// document, in a step of its own: a save that then fails leaves one more false
+    /// positive, never a stored value the filter denies, and on a cluster the filter's key
+    /// lives in a slot of its own, which no script of the document's slot may touch.
+    /// Writes that bypass a whole save (field handles, atomic blocks, `ServerOps`, writes
+    /// by other clients) do not reach the filter, and `delete` removes nothing from it: a
+    /// Bloom filter never forgets.
+    pub fn of_field<M: crate::AtomicModel>(db: &Db, field: &str) -> BloomFilter<T> {
+        BloomFilter::at(db, field_filter_key(db.namespace(), M::PREFIX, field))
+    }
+
+    /// The filter at the full key `key`.
+    fn at(db: &Db, key: String) -> BloomFilter<T> {
         BloomFilter {
             db: db.clone(),
             key,
@@ -192,6 +210,11 @@ impl<T: Serialize + ?Sized> BloomFilter<T> {
         for item in items {
             args.push(item_text(&self.key, item)?);
         }
+        self.each_text(args).await
+    }
+
+    /// Runs `args` (the operation, then the items' texts); one answer per item.
+    async fn each_text(&self, args: Vec<String>) -> Result<Vec<bool>> {
         if args.len() == 1 {
             return Ok(Vec::new());
         }
@@ -379,6 +402,55 @@ impl<T: Serialize + ?Sized> CountMinSketch<T> {
             .await
             .map_err(|e| structure_error(e, &self.key))
     }
+}
+
+/// The key of the Bloom index of the field `field` of the model `prefix`:
+/// `{namespace}_rapyer:bloom-field:{Prefix}:{field}` (a prefix holds no `:`, so the pair
+/// reads one way).
+fn field_filter_key(namespace: &str, prefix: &str, field: &str) -> String {
+    structure_key(namespace, "bloom-field", &format!("{prefix}:{field}"))
+}
+
+/// Adds the values of `M`'s `#[rapyer(bloom)]` fields in `models` to their filters, one
+/// step per field, before the models are written (see [`BloomFilter::of_field`]). A model
+/// that cannot be encoded is the error its save would give, before anything is sent.
+pub(crate) async fn index_fields<M: KeySettings + Document>(db: &Db, models: &[M]) -> Result<()> {
+    if M::BLOOM_FIELDS.is_empty() || models.is_empty() {
+        return Ok(());
+    }
+    let mut documents = Vec::with_capacity(models.len());
+    for model in models {
+        let key = full_key::<M>(db.namespace(), model.model_id());
+        documents.push(codec::encode_model_value(&key, model)?);
+    }
+    for field in M::BLOOM_FIELDS {
+        let filter = BloomFilter::<serde_json::Value>::at(
+            db,
+            field_filter_key(db.namespace(), M::PREFIX, field),
+        );
+        let mut args = vec!["add".to_string()];
+        // serde_json's map (without `preserve_order`) writes its members sorted: the
+        // canonical text `item_text` gives the same value.
+        args.extend(
+            documents
+                .iter()
+                .filter_map(|d| d.get(*field))
+                .map(|v| v.to_string()),
+        );
+        filter.each_text(args).await?;
+    }
+    Ok(())
+}
+
+/// Whether `value` is maybe the `field` of a stored `M` (`maybe_exists_by_<field>`).
+pub(crate) async fn field_contains<M, Q>(db: &Db, field: &str, value: &Q) -> Result<bool>
+where
+    M: KeySettings,
+    Q: Serialize + ?Sized,
+{
+    BloomFilter::<Q>::at(db, field_filter_key(db.namespace(), M::PREFIX, field))
+        .contains(value)
+        .await
 }
 
 /// Refuses a sketch's error and probability outside what RedisBloom accepts.

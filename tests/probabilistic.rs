@@ -5,8 +5,10 @@
 use std::collections::BTreeMap;
 use std::collections::HashMap;
 
-use rapyer::{BloomFilter, CountMinSketch, Db, Error};
+use rapyer::prelude::*;
+use rapyer::{BloomFilter, CountMinSketch};
 use redis::aio::MultiplexedConnection;
+use serde::{Deserialize, Serialize};
 
 mod common;
 
@@ -530,4 +532,189 @@ async fn an_increment_past_the_32_bit_counters_changes_nothing() {
     }
     let never = CountMinSketch::<str>::named(&db, "never");
     assert_eq!(key_type(&mut raw, never.key()).await, "none");
+}
+
+/// A model with two Bloom-indexed fields, one renamed in the document.
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[rapyer(prefix = "Member")]
+struct Member {
+    #[rapyer(key)]
+    id: String,
+    #[rapyer(bloom)]
+    #[serde(rename = "mail")]
+    email: String,
+    #[rapyer(bloom)]
+    score: f64,
+    note: String,
+}
+
+fn member(id: &str, email: &str) -> Member {
+    Member {
+        id: id.into(),
+        email: email.into(),
+        score: 1.5,
+        note: String::new(),
+    }
+}
+
+/// Reserves the model's filters strictly enough that a value never saved is reported
+/// absent (a false positive at 1e-9 over these few checks is never seen).
+async fn strict(db: &Db) {
+    for field in ["mail", "score"] {
+        BloomFilter::<serde_json::Value>::of_field::<Member>(db, field)
+            .reserve(1e-9, 10_000)
+            .await
+            .expect("reserve the model's filters");
+    }
+}
+
+#[tokio::test]
+async fn every_save_adds_the_bloom_fields_and_maybe_exists_answers_from_them() {
+    let db = db().await;
+    let mut raw = common::raw().await;
+    strict(&db).await;
+    let mut emails = hostile();
+    emails.push("ann@example.com".into());
+    for (i, email) in emails.iter().enumerate() {
+        assert!(
+            !Member::maybe_exists_by_email(&db, email.as_str())
+                .await
+                .unwrap()
+        );
+        member(&format!("m{i}"), email).save(&db).await.unwrap();
+        assert!(
+            Member::maybe_exists_by_email(&db, email.as_str())
+                .await
+                .unwrap(),
+            "{email:.40?}"
+        );
+    }
+    // Read back with plain commands: the filter is in the reserved space, keyed by the
+    // field's JSON name, and holds the value's JSON text.
+    let key = format!("{}_rapyer:bloom-field:Member:mail", db.namespace());
+    let exists: i64 = redis::cmd("BF.EXISTS")
+        .arg(&key)
+        .arg("\"ann@example.com\"")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(exists, 1);
+    assert!(Member::maybe_exists_by_score(&db, &1.5).await.unwrap());
+    assert!(!Member::maybe_exists_by_score(&db, &2.5).await.unwrap());
+    assert!(
+        !Member::maybe_exists_by_email(&db, "bob@example.com")
+            .await
+            .unwrap()
+    );
+
+    // insert_many adds every model's values.
+    let many: Vec<Member> = (0..50)
+        .map(|i| member(&format!("n{i}"), &format!("n{i}@x")))
+        .collect();
+    Member::insert_many(&db, &many).await.unwrap();
+    for m in &many {
+        assert!(Member::maybe_exists_by_email(&db, &m.email).await.unwrap());
+    }
+
+    // A save under a lock adds the new value.
+    let mut guard = Member::lock(&db, "m0", LockOptions::default())
+        .await
+        .unwrap();
+    guard.email = "changed@example.com".into();
+    guard.save().await.unwrap();
+    guard.release().await.unwrap();
+    assert!(
+        Member::maybe_exists_by_email(&db, "changed@example.com")
+            .await
+            .unwrap()
+    );
+
+    // A Bloom filter never forgets: delete removes nothing from it.
+    assert!(many[0].delete(&db).await.unwrap());
+    assert!(
+        Member::maybe_exists_by_email(&db, &many[0].email)
+            .await
+            .unwrap()
+    );
+}
+
+#[tokio::test]
+async fn a_save_that_fails_never_leaves_a_false_negative() {
+    let db = db().await;
+    let mut raw = common::raw().await;
+    strict(&db).await;
+    // A model that cannot be encoded fails before anything is sent.
+    let mut bad = member("nan", "nan@x");
+    bad.score = f64::NAN;
+    assert!(matches!(bad.save(&db).await, Err(Error::NonFinite { .. })));
+    assert!(!Member::maybe_exists_by_email(&db, "nan@x").await.unwrap());
+    // A save refused by the server (the key holds a string) comes after the filter's step:
+    // the filter may say "maybe" for a value that is not stored (a false positive, which a
+    // Bloom filter allows), never "no" for one that is.
+    let taken = member("taken", "taken@x");
+    let key = db.key(&Member::key_of("taken"));
+    let _: () = redis::cmd("SET")
+        .arg(&key)
+        .arg("plain")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert!(matches!(
+        taken.save(&db).await,
+        Err(Error::TypeMismatch { .. })
+    ));
+    assert!(Member::maybe_exists_by_email(&db, "taken@x").await.unwrap());
+    // A filter's key holding something else fails the save before the document is written.
+    let filter_key = format!("{}_rapyer:bloom-field:Member:mail", db.namespace());
+    let _: () = redis::cmd("DEL")
+        .arg(&filter_key)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("SET")
+        .arg(&filter_key)
+        .arg("x")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let fresh = member("fresh", "fresh@x");
+    assert!(matches!(
+        fresh.save(&db).await,
+        Err(Error::TypeMismatch { .. })
+    ));
+    assert!(!Member::exists(&db, "fresh").await.unwrap());
+}
+
+#[tokio::test]
+async fn on_a_cluster_the_filter_is_added_to_in_its_own_slot_before_each_save() {
+    rapyer_testkit::cluster();
+    for url in rapyer_testkit::cluster().urls() {
+        rapyer_testkit::require_bloom_at(url).unwrap();
+    }
+    let db = common::cluster_db().await;
+    let filter = BloomFilter::<str>::of_field::<Member>(&db, "mail");
+    filter.reserve(1e-9, 10_000).await.unwrap();
+    let many: Vec<Member> = (0..60)
+        .map(|i| member(&format!("c{i}"), &format!("c{i}@x")))
+        .collect();
+    let doc_slots: std::collections::HashSet<u16> = many
+        .iter()
+        .map(|m| common::cluster_slot(&db.key(&m.key())))
+        .collect();
+    assert!(doc_slots.len() > 10);
+    let filter_slot = common::cluster_slot(filter.key());
+    // The filter lives in one slot, the documents in many: no one script could write both.
+    assert!(doc_slots.iter().any(|&s| s != filter_slot));
+    Member::insert_many(&db, &many[..30]).await.unwrap();
+    for m in &many[30..] {
+        m.save(&db).await.unwrap();
+    }
+    for m in &many {
+        assert!(
+            Member::maybe_exists_by_email(&db, &m.email).await.unwrap(),
+            "{}",
+            m.id
+        );
+    }
+    assert!(!Member::maybe_exists_by_email(&db, "never@x").await.unwrap());
 }
