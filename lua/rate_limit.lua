@@ -1,8 +1,8 @@
 -- One rate-limiter check, GCRA with the semantics of redis-cell's CL.THROTTLE, in whole
--- microseconds. `now` (microseconds since the epoch) is defined before this body: from the
--- server's TIME in the library's script (Redis 7+ replicates a script's effects, so TIME is
--- allowed before a write); only the test-clock script, which no name reaches, reads it from
--- ARGV[5].
+-- microseconds. `now` (microseconds since the epoch) is the server's TIME (Redis 7+
+-- replicates a script's effects, so TIME is allowed before a write). The test-clock script,
+-- which no name reaches, is this text with the two clock lines below replaced by a read of
+-- its fifth argument (src/script/mod.rs).
 -- KEYS[1]: the subject's key, a string holding its theoretical arrival time (TAT).
 -- ARGV[1]: the emission interval T; ARGV[2]: the tolerance tau = T * limit; ARGV[3]: the
 -- increment T * quantity; ARGV[4]: the limit (max burst + 1). Every value stays below 2^53
@@ -11,6 +11,8 @@
 -- argument with 14 digits).
 -- Replies {limited (0 or 1), limit, remaining, retry after (-1: not now or never), reset
 -- after}, durations in microseconds.
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
 local t = redis.call('TYPE', KEYS[1])['ok']
 if t ~= 'string' and t ~= 'none' then
   return failure('type', 0, 1, '', 'limiter', t)

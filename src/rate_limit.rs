@@ -251,3 +251,24 @@ impl RateLimiter {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::script::library::{RATE_LIMIT, RATE_LIMIT_TEST_CLOCK, SERVER_CLOCK, all};
+
+    #[test]
+    fn only_the_unnamed_test_script_takes_a_time_from_its_arguments() {
+        let production = RATE_LIMIT.body();
+        let test = RATE_LIMIT_TEST_CLOCK.body();
+        assert!(production.contains(SERVER_CLOCK));
+        assert!(!production.contains("ARGV[5]"));
+        assert!(!test.contains("'TIME'") && test.contains("local now = tonumber(ARGV[5])"));
+        assert_eq!(
+            test.replacen("local now = tonumber(ARGV[5])\n", SERVER_CLOCK, 1),
+            production
+        );
+        let names: Vec<&str> = all().iter().map(|s| s.name()).collect();
+        assert!(names.contains(&"rapyer.rate_limit"));
+        assert!(!names.contains(&RATE_LIMIT_TEST_CLOCK.name()));
+    }
+}

@@ -358,13 +358,15 @@ pub(crate) mod library {
         Script::build(
             Cow::Borrowed("rapyer.rate_limit"),
             Keys::Fixed(1),
-            Cow::Owned(super::lua::reporting(&format!(
-                "local clock = redis.call('TIME')\n\
-                 local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])\n{}",
-                include_str!("../../lua/rate_limit.lua")
+            Cow::Owned(super::lua::reporting(include_str!(
+                "../../lua/rate_limit.lua"
             ))),
         )
     });
+
+    /// The two lines of `lua/rate_limit.lua` that read the server's clock.
+    pub(crate) const SERVER_CLOCK: &str = "local clock = redis.call('TIME')\n\
+        local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])\n";
 
     /// The same check at the instant in `ARGV[5]`, for tests only: not in [`all`], so no
     /// name reaches it, and [`RATE_LIMIT`]'s text has no way to take a time.
@@ -372,10 +374,11 @@ pub(crate) mod library {
         Script::build(
             Cow::Borrowed("rapyer.rate_limit_test_clock"),
             Keys::Fixed(1),
-            Cow::Owned(super::lua::reporting(&format!(
-                "local now = tonumber(ARGV[5])\n{}",
-                include_str!("../../lua/rate_limit.lua")
-            ))),
+            Cow::Owned(RATE_LIMIT.body().replacen(
+                SERVER_CLOCK,
+                "local now = tonumber(ARGV[5])\n",
+                1,
+            )),
         )
     });
 
