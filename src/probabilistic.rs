@@ -58,27 +58,17 @@ pub const DEFAULT_SKETCH_PROBABILITY: f64 = 0.001;
 /// let seen = signups.contains_many(["bob@example.com", "ann@example.com"]).await?;
 /// # Ok(()) }
 /// ```
-pub struct BloomFilter<T: ?Sized> {
-    db: Db,
-    key: String,
-    item: PhantomData<fn(&T)>,
-}
+pub struct BloomFilter<T: ?Sized>(Structure<T>);
 
 impl<T: ?Sized> Clone for BloomFilter<T> {
     fn clone(&self) -> Self {
-        BloomFilter {
-            db: self.db.clone(),
-            key: self.key.clone(),
-            item: PhantomData,
-        }
+        BloomFilter(self.0.clone())
     }
 }
 
 impl<T: ?Sized> std::fmt::Debug for BloomFilter<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BloomFilter")
-            .field("key", &self.key)
-            .finish_non_exhaustive()
+        self.0.debug("BloomFilter", f)
     }
 }
 
@@ -109,16 +99,12 @@ impl<T: Serialize + ?Sized> BloomFilter<T> {
 
     /// The filter at the full key `key`.
     fn at(db: &Db, key: String) -> BloomFilter<T> {
-        BloomFilter {
-            db: db.clone(),
-            key,
-            item: PhantomData,
-        }
+        BloomFilter(Structure::at(db, key))
     }
 
     /// The filter's full key.
     pub fn key(&self) -> &str {
-        &self.key
+        &self.0.key
     }
 
     /// Creates the filter for `capacity` items at a false-positive rate of `error_rate`;
@@ -141,11 +127,11 @@ impl<T: Serialize + ?Sized> BloomFilter<T> {
             )));
         }
         let args = [
-            "reserve".to_string(),
+            "bf.reserve".to_string(),
             format!("{error_rate:?}"),
             capacity.to_string(),
         ];
-        self.run::<i64>(&args).await.map(|created| created == 1)
+        self.0.run::<i64>(&args).await.map(|created| created == 1)
     }
 
     /// Adds `item`; `true` when it was certainly not in the filter before, `false` when it
@@ -170,7 +156,7 @@ impl<T: Serialize + ?Sized> BloomFilter<T> {
         T: Borrow<Q>,
         Q: Serialize + ?Sized + 'a,
     {
-        self.each("add", items).await
+        self.each("bf.add", items).await
     }
 
     /// Whether `item` is maybe in the filter (`false`: certainly never added).
@@ -197,7 +183,7 @@ impl<T: Serialize + ?Sized> BloomFilter<T> {
         T: Borrow<Q>,
         Q: Serialize + ?Sized + 'a,
     {
-        self.each("exists", items).await
+        self.each("bf.exists", items).await
     }
 
     /// Runs `op` over the items' texts; one answer per item.
@@ -206,11 +192,7 @@ impl<T: Serialize + ?Sized> BloomFilter<T> {
         op: &str,
         items: impl IntoIterator<Item = &'a Q>,
     ) -> Result<Vec<bool>> {
-        let mut args = vec![op.to_string()];
-        for item in items {
-            args.push(item_text(&self.key, item)?);
-        }
-        self.each_text(args).await
+        self.each_text(self.0.texts(op, items)?).await
     }
 
     /// Runs `args` (the operation, then the items' texts); one answer per item.
@@ -218,24 +200,12 @@ impl<T: Serialize + ?Sized> BloomFilter<T> {
         if args.len() == 1 {
             return Ok(Vec::new());
         }
-        let answers: Vec<i64> = self.run(&args).await?;
+        let answers: Vec<i64> = self.0.run(&args).await?;
         Ok(answers.into_iter().map(|a| a == 1).collect())
     }
 
-    async fn run<R: redis::FromRedisValue>(&self, args: &[String]) -> Result<R> {
-        let keys = [self.key.clone()];
-        self.db
-            .run_lua(&library::BLOOM, &keys, args)
-            .await
-            .map_err(|e| structure_error(e, &self.key))
-    }
-
     fn invalid(&self, message: String) -> Error {
-        Error::InvalidOp {
-            key: self.key.clone(),
-            path: String::new(),
-            message,
-        }
+        invalid(&self.0.key, message)
     }
 }
 
@@ -262,27 +232,17 @@ impl<T: Serialize + ?Sized> BloomFilter<T> {
 /// let about_home: u64 = views.query("/home").await?;
 /// # Ok(()) }
 /// ```
-pub struct CountMinSketch<T: ?Sized> {
-    db: Db,
-    key: String,
-    item: PhantomData<fn(&T)>,
-}
+pub struct CountMinSketch<T: ?Sized>(Structure<T>);
 
 impl<T: ?Sized> Clone for CountMinSketch<T> {
     fn clone(&self) -> Self {
-        CountMinSketch {
-            db: self.db.clone(),
-            key: self.key.clone(),
-            item: PhantomData,
-        }
+        CountMinSketch(self.0.clone())
     }
 }
 
 impl<T: ?Sized> std::fmt::Debug for CountMinSketch<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CountMinSketch")
-            .field("key", &self.key)
-            .finish_non_exhaustive()
+        self.0.debug("CountMinSketch", f)
     }
 }
 
@@ -290,16 +250,15 @@ impl<T: Serialize + ?Sized> CountMinSketch<T> {
     /// The sketch named `name` in `db`'s namespace, at `{namespace}_rapyer:cms:{name}`.
     /// Nothing is sent.
     pub fn named(db: &Db, name: &str) -> CountMinSketch<T> {
-        CountMinSketch {
-            db: db.clone(),
-            key: structure_key(db.namespace(), "cms", name),
-            item: PhantomData,
-        }
+        CountMinSketch(Structure::at(
+            db,
+            structure_key(db.namespace(), "cms", name),
+        ))
     }
 
     /// The sketch's full key.
     pub fn key(&self) -> &str {
-        &self.key
+        &self.0.key
     }
 
     /// Creates the sketch (`CMS.INITBYPROB`): estimates overshoot by at most `error` × the
@@ -309,13 +268,13 @@ impl<T: Serialize + ?Sized> CountMinSketch<T> {
     /// The sketch is allocated at once: 4 bytes × `ceil(2 / error)` × `ceil(log2(1 /
     /// probability))` (80 kB for 0.001 and 0.001, 1.9 GB for 1e-7 and 1e-7).
     pub async fn reserve(&self, error: f64, probability: f64) -> Result<bool> {
-        check_sketch(&self.key, error, probability)?;
+        check_sketch(&self.0.key, error, probability)?;
         let args = [
-            "reserve".to_string(),
+            "cms.reserve".to_string(),
             format!("{error:?}"),
             format!("{probability:?}"),
         ];
-        self.run::<i64>(&args).await.map(|created| created == 1)
+        self.0.run::<i64>(&args).await.map(|created| created == 1)
     }
 
     /// Counts `item` `by` more times (at least 1); the item's new estimate.
@@ -343,28 +302,27 @@ impl<T: Serialize + ?Sized> CountMinSketch<T> {
         Q: Serialize + ?Sized + 'a,
     {
         let mut args = vec![
-            "incr".to_string(),
+            "cms.incr".to_string(),
             format!("{DEFAULT_SKETCH_ERROR:?}"),
             format!("{DEFAULT_SKETCH_PROBABILITY:?}"),
         ];
         for (item, by) in items {
             if by == 0 || by == u32::MAX {
-                return Err(Error::InvalidOp {
-                    key: self.key.clone(),
-                    path: String::new(),
-                    message: format!(
+                return Err(invalid(
+                    &self.0.key,
+                    format!(
                         "a count-min sketch counts an item by 1 to {}, not {by}",
                         u32::MAX - 1
                     ),
-                });
+                ));
             }
-            args.push(item_text(&self.key, item)?);
+            args.push(item_text(&self.0.key, item)?);
             args.push(by.to_string());
         }
         if args.len() == 3 {
             return Ok(Vec::new());
         }
-        self.run(&args).await
+        self.0.run(&args).await
     }
 
     /// The estimated count of `item` (0 for a sketch that does not exist).
@@ -385,22 +343,71 @@ impl<T: Serialize + ?Sized> CountMinSketch<T> {
         T: Borrow<Q>,
         Q: Serialize + ?Sized + 'a,
     {
-        let mut args = vec!["query".to_string()];
-        for item in items {
-            args.push(item_text(&self.key, item)?);
-        }
+        let args = self.0.texts("cms.query", items)?;
         if args.len() == 1 {
             return Ok(Vec::new());
         }
-        self.run(&args).await
+        self.0.run(&args).await
+    }
+}
+
+/// The key of a RedisBloom structure, and the one way its operations run.
+struct Structure<T: ?Sized> {
+    db: Db,
+    key: String,
+    item: PhantomData<fn(&T)>,
+}
+
+impl<T: ?Sized> Clone for Structure<T> {
+    fn clone(&self) -> Self {
+        Structure::at(&self.db, self.key.clone())
+    }
+}
+
+impl<T: ?Sized> Structure<T> {
+    fn at(db: &Db, key: String) -> Structure<T> {
+        Structure {
+            db: db.clone(),
+            key,
+            item: PhantomData,
+        }
     }
 
+    fn debug(&self, name: &str, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct(name)
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
+
+    /// The arguments of `op` over `items`: the operation, then each item's JSON text.
+    fn texts<'a, Q: Serialize + ?Sized + 'a>(
+        &self,
+        op: &str,
+        items: impl IntoIterator<Item = &'a Q>,
+    ) -> Result<Vec<String>> {
+        let mut args = vec![op.to_string()];
+        for item in items {
+            args.push(item_text(&self.key, item)?);
+        }
+        Ok(args)
+    }
+
+    /// Runs the library's script with `args` on this structure's key.
     async fn run<R: redis::FromRedisValue>(&self, args: &[String]) -> Result<R> {
         let keys = [self.key.clone()];
         self.db
-            .run_lua(&library::SKETCH, &keys, args)
+            .run_lua(&library::PROBABILISTIC, &keys, args)
             .await
             .map_err(|e| structure_error(e, &self.key))
+    }
+}
+
+/// [`Error::InvalidOp`] about the structure at `key`, refused before anything was sent.
+fn invalid(key: &str, message: String) -> Error {
+    Error::InvalidOp {
+        key: key.to_string(),
+        path: String::new(),
+        message,
     }
 }
 
@@ -428,7 +435,7 @@ pub(crate) async fn index_fields<M: KeySettings + Document>(db: &Db, models: &[M
             db,
             field_filter_key(db.namespace(), M::PREFIX, field),
         );
-        let mut args = vec!["add".to_string()];
+        let mut args = vec!["bf.add".to_string()];
         // serde_json's map (without `preserve_order`) writes its members sorted: the
         // canonical text `item_text` gives the same value.
         args.extend(
@@ -458,14 +465,13 @@ fn check_sketch(key: &str, error: f64, probability: f64) -> Result<()> {
     if error > 0.0 && error < 1.0 && probability > 0.0 && probability < 1.0 {
         return Ok(());
     }
-    Err(Error::InvalidOp {
-        key: key.to_string(),
-        path: String::new(),
-        message: format!(
+    Err(invalid(
+        key,
+        format!(
             "a count-min sketch's error and probability lie strictly between 0 and 1, not \
              {error} and {probability}"
         ),
-    })
+    ))
 }
 
 /// The canonical JSON text of an item bound for the structure at `key`: one text per value

@@ -335,21 +335,15 @@ pub(crate) mod library {
         )
     });
 
-    /// A RedisBloom Bloom filter's operations, each only on a filter or a missing key.
-    pub(crate) static BLOOM: LazyLock<Script> = LazyLock::new(|| {
+    /// The operations of RedisBloom's Bloom filters and count-min sketches, each only on
+    /// its structure or a missing key, sketch sums checked before any write.
+    pub(crate) static PROBABILISTIC: LazyLock<Script> = LazyLock::new(|| {
         Script::build(
-            Cow::Borrowed("rapyer.bloom"),
+            Cow::Borrowed("rapyer.probabilistic"),
             Keys::Fixed(1),
-            Cow::Owned(super::lua::reporting(include_str!("../../lua/bloom.lua"))),
-        )
-    });
-
-    /// A RedisBloom count-min sketch's operations, every sum checked before any write.
-    pub(crate) static SKETCH: LazyLock<Script> = LazyLock::new(|| {
-        Script::build(
-            Cow::Borrowed("rapyer.sketch"),
-            Keys::Fixed(1),
-            Cow::Owned(super::lua::reporting(include_str!("../../lua/sketch.lua"))),
+            Cow::Owned(super::lua::reporting(include_str!(
+                "../../lua/probabilistic.lua"
+            ))),
         )
     });
 
@@ -412,8 +406,7 @@ pub(crate) mod library {
             &DELETE,
             &EXPIRE,
             &SHARD_CALL,
-            &BLOOM,
-            &SKETCH,
+            &PROBABILISTIC,
             &RATE_LIMIT,
         ];
         all.extend(FIELD.values());
