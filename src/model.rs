@@ -146,6 +146,8 @@ pub trait AtomicModel: Model {
     }
 
     /// Writes the whole document (and, with a `ttl`, its expiry in the same atomic step).
+    /// A model with `#[rapyer(bloom)]` fields first adds their values to the fields' Bloom
+    /// filters, one step per field (see [`BloomFilter::of_field`](crate::BloomFilter::of_field)).
     fn save(&self, db: &Db) -> impl Future<Output = Result<()>> + Send {
         async move {
             crate::probabilistic::index_fields(db, std::slice::from_ref(self)).await?;
@@ -189,7 +191,8 @@ pub trait AtomicModel: Model {
     }
 
     /// Saves every model in one round trip, all or nothing: if any key holds something other
-    /// than a document of this kind, nothing is written.
+    /// than a document of this kind, nothing is written. `#[rapyer(bloom)]` fields are
+    /// added to their filters first, as for [`save`](AtomicModel::save).
     fn insert_many(db: &Db, models: &[Self]) -> impl Future<Output = Result<()>> + Send {
         async move {
             crate::probabilistic::index_fields(db, models).await?;
