@@ -152,7 +152,8 @@ fn bloom_fields_get_a_lookup_and_every_misplaced_bloom_is_refused() {
             id: String,
             #[rapyer(bloom)]
             email_address: String,
-            #[rapyer(bloom, index)]
+            // Not indexed too: the snapshot then holds no search code, which changes apart.
+            #[rapyer(bloom)]
             r#type: i64,
         }
     }));
