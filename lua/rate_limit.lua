@@ -7,8 +7,8 @@
 -- ARGV[1]: the emission interval T; ARGV[2]: the tolerance tau = T * limit; ARGV[3]: the
 -- increment T * quantity; ARGV[4]: the limit (max burst + 1). Every value stays below 2^53
 -- (checked by the caller: tau and the increment at most 2^51, now below 2^52), so a Lua
--- double holds each exactly, and each is written with '%.0f' (Redis would write a number
--- argument with 14 digits).
+-- double holds each exactly; each is written with '%.0f' (Redis passes a number argument as
+-- 17 significant digits, exact here, but Lua's tostring keeps 14: one format, never wrong).
 -- Replies {limited (0 or 1), limit, remaining, retry after (-1: not now or never), reset
 -- after}, durations in microseconds.
 local clock = redis.call('TIME')
