@@ -150,7 +150,7 @@ pub trait AtomicModel: Model {
     /// filters, one step per field (see [`BloomFilter::of_field`](crate::BloomFilter::of_field)).
     fn save(&self, db: &Db) -> impl Future<Output = Result<()>> + Send {
         async move {
-            crate::probabilistic::index_fields(db, std::slice::from_ref(self)).await?;
+            crate::probabilistic::field_index::index_fields(db, std::slice::from_ref(self)).await?;
             crud::save(db, self).await
         }
     }
@@ -195,7 +195,7 @@ pub trait AtomicModel: Model {
     /// added to their filters first, as for [`save`](AtomicModel::save).
     fn insert_many(db: &Db, models: &[Self]) -> impl Future<Output = Result<()>> + Send {
         async move {
-            crate::probabilistic::index_fields(db, models).await?;
+            crate::probabilistic::field_index::index_fields(db, models).await?;
             crud::save_many(db, models).await
         }
     }

@@ -270,6 +270,6 @@ pub mod v1 {
         field: &str,
         value: &Q,
     ) -> Result<bool> {
-        crate::probabilistic::field_contains::<M, Q>(db, field, value).await
+        crate::probabilistic::field_index::field_contains::<M, Q>(db, field, value).await
     }
 }
