@@ -1038,6 +1038,7 @@ async fn run() {
         ),
     ];
 
+    rows.extend(structure_rows(&db, &raw).await);
     let bounds = bound_rows(&db, &raw).await;
     let cluster = cluster_rows(&rows).await;
 
@@ -1535,4 +1536,121 @@ fn print_cluster(rows: &[ClusterRow]) {
          rapyer row on one server in this run; / raw cluster = redis-rs's cluster client sending \
          the same commands (`find` has none: redis-rs does not fan a search out)."
     );
+}
+
+/// The bare GCRA a limiter row is measured against: the same decision on the server's
+/// clock, without rapyer's checks (key type, stored value, exact-integer bounds) or its
+/// full `CL.THROTTLE` answer.
+const BARE_GCRA: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval, tau = tonumber(ARGV[1]), tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+local new_tat = tat + interval
+if new_tat - tau > now then return {1, tat - now} end
+redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX',
+  string.format('%.0f', math.ceil((new_tat - now) / 1000)))
+return {0, new_tat - now}
+"#;
+
+/// The rows of the special structures: a rate-limiter check against a bare GCRA script,
+/// and (when the server has RedisBloom) Bloom filter adds and lookups against the bare
+/// `BF.ADD`/`BF.EXISTS`, each over 1,000 subjects or items.
+async fn structure_rows(db: &Db, raw: &MultiplexedConnection) -> Vec<Row> {
+    use rapyer::{BloomFilter, Limit, RateLimiter};
+    let mut rows = Vec::new();
+    // A million per second with bursts of 1,000: nearly every check is allowed and writes,
+    // on both sides.
+    let limit = Limit::per(1_000_000, Duration::from_secs(1)).max_burst(999);
+    let limiter = Arc::new(RateLimiter::new(db, "bench", limit).expect("limiter"));
+    let mut c = raw.clone();
+    let sha: Arc<str> = redis::cmd("SCRIPT")
+        .arg("LOAD")
+        .arg(BARE_GCRA)
+        .query_async::<String>(&mut c)
+        .await
+        .expect("SCRIPT LOAD")
+        .into();
+    let bare_key = |i: u64| format!("bench/_bare:limit:{}", i % 1000);
+    let c = raw.clone();
+    rows.push(
+        compare(
+            "RateLimiter::check / bare GCRA script",
+            move |i| {
+                let limiter = limiter.clone();
+                async move {
+                    let d = limiter.check(&(i % 1000).to_string()).await.expect("check");
+                    std::hint::black_box(d);
+                }
+            },
+            move |i| {
+                let (mut c, sha) = (c.clone(), sha.clone());
+                async move {
+                    let reply: Vec<i64> = redis::cmd("EVALSHA")
+                        .arg(&*sha)
+                        .arg(1)
+                        .arg(bare_key(i))
+                        .arg(1)
+                        .arg(1000)
+                        .query_async(&mut c)
+                        .await
+                        .expect("bare GCRA");
+                    std::hint::black_box(reply);
+                }
+            },
+        )
+        .await,
+    );
+    if let Err(why) = rapyer_testkit::server().require_bloom() {
+        println!("(no Bloom rows: {why})");
+        return rows;
+    }
+    let filter = Arc::new(BloomFilter::<u64>::named(db, "bench"));
+    filter.reserve(0.001, 100_000).await.expect("reserve");
+    let mut c = raw.clone();
+    let _: redis::Value = redis::cmd("BF.RESERVE")
+        .arg("bench/_bare:bloom")
+        .arg(0.001)
+        .arg(100_000)
+        .query_async(&mut c)
+        .await
+        .expect("BF.RESERVE");
+    for (name, add) in [
+        ("BloomFilter::add / BF.ADD", true),
+        ("BloomFilter::contains / BF.EXISTS", false),
+    ] {
+        let (f, c) = (filter.clone(), raw.clone());
+        rows.push(
+            compare(
+                name,
+                move |i| {
+                    let f = f.clone();
+                    async move {
+                        let item = i % 1000;
+                        let answer = if add {
+                            f.add(&item).await
+                        } else {
+                            f.contains(&item).await
+                        };
+                        std::hint::black_box(answer.expect("bloom"));
+                    }
+                },
+                move |i| {
+                    let mut c = c.clone();
+                    async move {
+                        let answer: i64 = redis::cmd(if add { "BF.ADD" } else { "BF.EXISTS" })
+                            .arg("bench/_bare:bloom")
+                            .arg((i % 1000).to_string())
+                            .query_async(&mut c)
+                            .await
+                            .expect("bare bloom");
+                        std::hint::black_box(answer);
+                    }
+                },
+            )
+            .await,
+        );
+    }
+    rows
 }

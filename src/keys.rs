@@ -46,6 +46,8 @@ pub trait KeySettings: Send + Sync + 'static {
     const REFRESH_TTL_ON_READ: bool;
     /// The hash tag in this model's keys.
     const HASH_TAG: HashTag;
+    /// The JSON names of the fields with a Bloom filter index.
+    const BLOOM_FIELDS: &'static [&'static str];
 
     /// This model's id, as it appears in its key.
     fn model_id(&self) -> String;
@@ -179,6 +181,21 @@ pub(crate) fn index_name(namespace: &str, prefix: &str) -> String {
 /// `{namespace}_rapyer:index-schema:{Prefix}`.
 pub(crate) fn index_marker(namespace: &str, prefix: &str) -> String {
     format!("{namespace}{RESERVED}index-schema:{prefix}")
+}
+
+/// The key of a structure rapyer keeps under a name of the user's in `namespace`:
+/// `{namespace}_rapyer:{kind}:{name}`. `kind` is a fixed word of the library without `:`
+/// (`bloom`, `cms`, `limit`, …), so the kind ends at the first `:` after the reserved
+/// segment and different (kind, name) pairs give different keys; the name is any text.
+pub(crate) fn structure_key(namespace: &str, kind: &str, name: &str) -> String {
+    let mut key =
+        String::with_capacity(namespace.len() + RESERVED.len() + kind.len() + 1 + name.len());
+    key.push_str(namespace);
+    key.push_str(RESERVED);
+    key.push_str(kind);
+    key.push(':');
+    key.push_str(name);
+    key
 }
 
 /// The start shared by every key of the model `prefix` in `namespace`: `{namespace}{Prefix}:`.

@@ -294,6 +294,13 @@ impl<M: KeySettings + Document> LockGuard<M> {
                 });
             }
         }
+        // The model's Bloom indexes first: a save that then fails leaves at most a false
+        // positive, never a stored value the filter denies.
+        crate::probabilistic::field_index::index_fields(
+            &self.db,
+            std::slice::from_ref(&self.model),
+        )
+        .await?;
         let written = self.run_save(&args).await?;
         if written < 0 {
             // The changes have no place to go: write the whole model, still under the lock.

@@ -79,6 +79,11 @@ pub trait AtomicModel: Model {
     /// The hash tag in this model's keys, which decides their Redis Cluster slot:
     /// `#[rapyer(hash_tag = "…")]` or `#[rapyer(key, hash_tag)]`. See [`HashTag`].
     const HASH_TAG: HashTag = HashTag::None;
+    /// The JSON names of the fields with a Bloom filter index, `#[rapyer(bloom)]`: every
+    /// save adds their values to the filters first (see
+    /// [`BloomFilter::of_field`](crate::BloomFilter::of_field)).
+    #[doc(hidden)]
+    const BLOOM_FIELDS: &'static [&'static str] = &[];
 
     /// This model's id, as it appears in its key.
     fn model_id(&self) -> String;
@@ -141,8 +146,13 @@ pub trait AtomicModel: Model {
     }
 
     /// Writes the whole document (and, with a `ttl`, its expiry in the same atomic step).
+    /// A model with `#[rapyer(bloom)]` fields first adds their values to the fields' Bloom
+    /// filters, one step per field (see [`BloomFilter::of_field`](crate::BloomFilter::of_field)).
     fn save(&self, db: &Db) -> impl Future<Output = Result<()>> + Send {
-        crud::save(db, self)
+        async move {
+            crate::probabilistic::field_index::index_fields(db, std::slice::from_ref(self)).await?;
+            crud::save(db, self).await
+        }
     }
 
     /// Loads the model with this id; `Error::NotFound` when there is none.
@@ -181,9 +191,13 @@ pub trait AtomicModel: Model {
     }
 
     /// Saves every model in one round trip, all or nothing: if any key holds something other
-    /// than a document of this kind, nothing is written.
+    /// than a document of this kind, nothing is written. `#[rapyer(bloom)]` fields are
+    /// added to their filters first, as for [`save`](AtomicModel::save).
     fn insert_many(db: &Db, models: &[Self]) -> impl Future<Output = Result<()>> + Send {
-        crud::save_many(db, models)
+        async move {
+            crate::probabilistic::field_index::index_fields(db, models).await?;
+            crud::save_many(db, models).await
+        }
     }
 
     /// Deletes the models with these ids in one script; returns how many were stored
@@ -268,6 +282,7 @@ impl<M: AtomicModel> keys::KeySettings for M {
     const TTL: Option<Duration> = <M as AtomicModel>::TTL;
     const REFRESH_TTL_ON_READ: bool = <M as AtomicModel>::REFRESH_TTL_ON_READ;
     const HASH_TAG: HashTag = <M as AtomicModel>::HASH_TAG;
+    const BLOOM_FIELDS: &'static [&'static str] = <M as AtomicModel>::BLOOM_FIELDS;
 
     fn model_id(&self) -> String {
         <M as AtomicModel>::model_id(self)

@@ -249,4 +249,27 @@ pub mod v1 {
             AtomicModel::server_ref(self)
         }
     }
+
+    /// A rate-limiter check at the instant `now_micros` (microseconds since the epoch)
+    /// instead of the server's clock, through a script of its own that no script name
+    /// reaches: for rapyer's tests, which compare the limiter with a reference GCRA over
+    /// controlled timestamps. Never use it in a program: a client's clock would decide.
+    pub async fn rate_limit_check_at(
+        limiter: &crate::RateLimiter,
+        subject: &str,
+        quantity: u64,
+        now_micros: u64,
+    ) -> Result<crate::Decision> {
+        limiter.check_at(subject, quantity, now_micros).await
+    }
+
+    /// `Model::maybe_exists_by_<field>`: whether `value` is maybe the `field` (its JSON
+    /// name) of a stored `M`, by the field's Bloom index.
+    pub async fn bloom_field_contains<M: AtomicModel, Q: Serialize + ?Sized>(
+        db: &Db,
+        field: &str,
+        value: &Q,
+    ) -> Result<bool> {
+        crate::probabilistic::field_index::field_contains::<M, Q>(db, field, value).await
+    }
 }

@@ -141,6 +141,9 @@ pub(crate) fn expected(types: &str) -> &'static str {
         "boolean" => "a boolean",
         "array" => "a list",
         "object" => "a dict or a model",
+        "bloom" => "a Bloom filter",
+        "sketch" => "a count-min sketch",
+        "limiter" => "a rate limiter's state (a hash)",
         _ => "another JSON type",
     }
 }

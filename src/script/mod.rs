@@ -335,6 +335,47 @@ pub(crate) mod library {
         )
     });
 
+    /// The operations of RedisBloom's Bloom filters and count-min sketches, each only on
+    /// its structure or a missing key, sketch sums checked before any write.
+    pub(crate) static PROBABILISTIC: LazyLock<Script> = LazyLock::new(|| {
+        Script::build(
+            Cow::Borrowed("rapyer.probabilistic"),
+            Keys::Fixed(1),
+            Cow::Owned(super::lua::reporting(include_str!(
+                "../../lua/probabilistic.lua"
+            ))),
+        )
+    });
+
+    /// One rate-limiter check on the server's clock (`TIME`).
+    pub(crate) static RATE_LIMIT: LazyLock<Script> = LazyLock::new(|| {
+        Script::build(
+            Cow::Borrowed("rapyer.rate_limit"),
+            Keys::Fixed(1),
+            Cow::Owned(super::lua::reporting(include_str!(
+                "../../lua/rate_limit.lua"
+            ))),
+        )
+    });
+
+    /// The two lines of `lua/rate_limit.lua` that read the server's clock.
+    pub(crate) const SERVER_CLOCK: &str = "local clock = redis.call('TIME')\n\
+        local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])\n";
+
+    /// The same check at the instant in `ARGV[5]`, for tests only: not in [`all`], so no
+    /// name reaches it, and [`RATE_LIMIT`]'s text has no way to take a time.
+    pub(crate) static RATE_LIMIT_TEST_CLOCK: LazyLock<Script> = LazyLock::new(|| {
+        Script::build(
+            Cow::Borrowed("rapyer.rate_limit_test_clock"),
+            Keys::Fixed(1),
+            Cow::Owned(RATE_LIMIT.body().replacen(
+                SERVER_CLOCK,
+                "local now = tonumber(ARGV[5])\n",
+                1,
+            )),
+        )
+    });
+
     /// The field operations, one script each (`rapyer.field.<operation>`): the pieces of
     /// `lua/field.lua` and of the shared library the operation uses, so a call defines little
     /// more than it runs (every function a script defines is created again on each call).
@@ -365,6 +406,8 @@ pub(crate) mod library {
             &DELETE,
             &EXPIRE,
             &SHARD_CALL,
+            &PROBABILISTIC,
+            &RATE_LIMIT,
         ];
         all.extend(FIELD.values());
         all

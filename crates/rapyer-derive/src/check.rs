@@ -46,6 +46,15 @@ pub(crate) fn model(input: &ast::Input<'_>, errors: &mut Errors) -> Model {
     let fields = fields(input, errors);
     distinct_json_names(fields.key.as_ref(), &fields.handles, errors);
     let has_key = fields.key.is_some();
+    if !has_key {
+        for span in input.fields.iter().filter_map(|f| f.attrs.bloom) {
+            errors.push(syn::Error::new(
+                span,
+                "`bloom` needs a stored model: only a model with a #[rapyer(key)] field is \
+                 saved, and its saves keep the filter",
+            ));
+        }
+    }
     let prefix = prefix(input, has_key, errors);
     let ttl = ttl(&input.attrs, errors);
     storage_options(&input.attrs, has_key, errors);
@@ -128,6 +137,13 @@ fn fields(input: &ast::Input<'_>, errors: &mut Errors) -> ModelFields {
                 out.id_tag = true;
             }
         }
+        if let (Some(span), true) = (field_attrs.bloom, field_attrs.key.is_some()) {
+            errors.push(syn::Error::new(
+                span,
+                "the key field needs no Bloom filter: `exists` answers exactly whether an id \
+                 is stored",
+            ));
+        }
         if let Some(span) = field_attrs.key {
             if field_attrs.index.is_some() {
                 errors.push(syn::Error::new(
@@ -153,6 +169,13 @@ fn fields(input: &ast::Input<'_>, errors: &mut Errors) -> ModelFields {
             out.local_only.push(ident.clone());
         }
         if serde.skip.is_some() || serde.flatten {
+            if let Some(span) = field_attrs.bloom {
+                errors.push(syn::Error::new(
+                    span,
+                    "a field serde skips or flattens has no place in the document, so it \
+                     cannot have a Bloom filter",
+                ));
+            }
             if field_attrs.index.is_some() {
                 errors.push(syn::Error::new(
                     field.span(),
@@ -167,6 +190,7 @@ fn fields(input: &ast::Input<'_>, errors: &mut Errors) -> ModelFields {
             let what = [
                 field_attrs.index.is_some().then_some("indexed"),
                 field_attrs.value.map(|_| "a #[rapyer(value)] field"),
+                field_attrs.bloom.map(|_| "a #[rapyer(bloom)] field"),
             ];
             for what in what.into_iter().flatten() {
                 errors.push(syn::Error::new(
@@ -190,6 +214,7 @@ fn fields(input: &ast::Input<'_>, errors: &mut Errors) -> ModelFields {
                 json_name,
                 index: field_attrs.index,
                 with: serde.with.is_some(),
+                bloom: field_attrs.bloom.is_some(),
             }),
             Err(why) => errors.push(syn::Error::new(field.span(), why)),
         }

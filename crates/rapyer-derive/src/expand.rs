@@ -30,6 +30,7 @@ pub(crate) fn expand(model: &Model) -> TokenStream {
                 const HASH_TAG: ::rapyer::__private::v1::HashTag = ::rapyer::__private::v1::HashTag::Id;
             }),
         };
+        let (bloom_fields, bloom_lookups) = bloom(model);
         let key_ty = &key.ty;
         let key_json = &key.json_name;
         // Located at the key's type, so an unsupported key type is reported there.
@@ -43,6 +44,7 @@ pub(crate) fn expand(model: &Model) -> TokenStream {
                 const TTL: ::rapyer::__private::v1::Option<::rapyer::__private::v1::Duration> = #ttl;
                 #refresh
                 #hash_tag
+                #bloom_fields
 
                 fn model_id(&self) -> ::std::string::String {
                     #model_id
@@ -54,6 +56,8 @@ pub(crate) fn expand(model: &Model) -> TokenStream {
                     ::rapyer::__private::v1::id_member::<#key_ty>(#key_json, id)
                 }
             }
+
+            #bloom_lookups
         }
     });
     // A struct without a key gets the stored-model methods only to refuse them, with a
@@ -93,6 +97,56 @@ pub(crate) fn expand(model: &Model) -> TokenStream {
 
         #search_checks
     }
+}
+
+/// For a stored model with `#[rapyer(bloom)]` fields: the `BLOOM_FIELDS` item of its
+/// `AtomicModel` impl, and one `maybe_exists_by_<field>` per such field. Nothing for the
+/// others, which keep the trait's default (no field).
+fn bloom(model: &Model) -> (Option<TokenStream>, Option<TokenStream>) {
+    let fields: Vec<&HandleField> = model.fields.iter().filter(|f| f.bloom).collect();
+    if fields.is_empty() {
+        return (None, None);
+    }
+    let ident = &model.ident;
+    let vis = &model.vis;
+    let names = fields.iter().map(|f| &f.json_name);
+    let lookups = fields.iter().map(|f| {
+        let method = format_ident!(
+            "maybe_exists_by_{}",
+            f.ident.to_string().trim_start_matches("r#")
+        );
+        let ty = &f.ty;
+        let json = &f.json_name;
+        let doc = format!(
+            "Whether a `{ident}` whose `{json}` is `value` was maybe saved (`false`: certainly \
+             never), from the field's Bloom filter (`#[rapyer(bloom)]`): see \
+             `rapyer::BloomFilter::of_field` for what keeps it."
+        );
+        quote! {
+            #[doc = #doc]
+            #vis async fn #method<__Q>(
+                db: &::rapyer::__private::v1::Db,
+                value: &__Q,
+            ) -> ::rapyer::__private::v1::Result<bool>
+            where
+                #ty: ::std::borrow::Borrow<__Q>,
+                __Q: ::rapyer::__private::v1::serde::Serialize + ?::std::marker::Sized,
+            {
+                ::rapyer::__private::v1::bloom_field_contains::<Self, __Q>(db, #json, value).await
+            }
+        }
+    });
+    (
+        Some(quote! {
+            const BLOOM_FIELDS: &'static [&'static str] = &[#(#names),*];
+        }),
+        Some(quote! {
+            #[automatically_derived]
+            impl #ident {
+                #(#lookups)*
+            }
+        }),
+    )
 }
 
 /// `<Name>Ref`: the server reference with one accessor per field, and the `Referable` impl

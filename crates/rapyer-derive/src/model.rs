@@ -53,6 +53,9 @@ pub(crate) struct HandleField {
     /// `#[serde(with = …)]` and kin: the accessors exist only to refuse, at the call, with a
     /// message that says why and what to do.
     pub(crate) with: bool,
+    /// `#[rapyer(bloom)]`: every save adds the field's value to a Bloom filter, asked by
+    /// `maybe_exists_by_<field>`.
+    pub(crate) bloom: bool,
 }
 
 /// The field whose value is the model's id.

@@ -142,3 +142,47 @@ fn rename_all_and_rename_give_the_stored_names() {
         }
     }));
 }
+
+#[test]
+fn bloom_fields_get_a_lookup_and_every_misplaced_bloom_is_refused() {
+    insta::assert_snapshot!(expand(quote! {
+        #[serde(rename_all = "camelCase")]
+        struct Member {
+            #[rapyer(key)]
+            id: String,
+            #[rapyer(bloom)]
+            email_address: String,
+            // Not indexed too: the snapshot then holds no search code, which changes apart.
+            #[rapyer(bloom)]
+            r#type: i64,
+        }
+    }));
+    let refused = expand(quote! {
+        struct Wrong {
+            #[rapyer(key, bloom)]
+            id: String,
+            #[serde(skip)]
+            #[rapyer(bloom)]
+            cache: String,
+            #[rapyer(bloom, bloom)]
+            twice: String,
+        }
+    });
+    for expected in [
+        "the key field needs no Bloom filter",
+        "has no place in the document, so it cannot have a Bloom filter",
+        "duplicate rapyer attribute `bloom`",
+    ] {
+        assert!(refused.contains(expected), "{expected}: {refused}");
+    }
+    let keyless = expand(quote! {
+        struct Nested {
+            #[rapyer(bloom)]
+            email: String,
+        }
+    });
+    assert!(
+        keyless.contains("`bloom` needs a stored model"),
+        "{keyless}"
+    );
+}

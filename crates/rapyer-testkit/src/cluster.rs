@@ -105,7 +105,7 @@ impl Cluster {
         let binaries = Binaries::in_dir(&dir).ok_or_else(|| {
             format!(
                 "no Redis Cluster: {CLUSTER_URLS_ENV} is not set and {} has no cached \
-                 redis-server, rejson.so and redisearch.so. Fix: {HOW_TO_FIX}",
+                 redis-server, rejson.so, redisearch.so and redisbloom.so. Fix: {HOW_TO_FIX}",
                 dir.display()
             )
         })?;

@@ -38,9 +38,10 @@ pub const REDIS_URL_ENV: &str = "REDIS_URL";
 pub const REDIS_DIR_ENV: &str = "RAPYER_REDIS_DIR";
 
 /// What to run when no server can be found; every failure message ends with it.
-pub const HOW_TO_FIX: &str = "run `cargo xtask redis` once (it caches redis-server, rejson.so and \
-redisearch.so in target/redis-stack/), or set REDIS_URL to a Redis 8 / redis-stack server with the \
-JSON and Search modules (e.g. `docker compose up -d` and REDIS_URL=redis://127.0.0.1:6379)";
+pub const HOW_TO_FIX: &str = "run `cargo xtask redis` once (it caches redis-server, rejson.so, \
+redisearch.so and redisbloom.so in target/redis-stack/, and adds what an older folder lacks), or \
+set REDIS_URL to a Redis 8 / redis-stack server with the JSON, Search and Bloom modules (e.g. \
+`docker compose up -d` and REDIS_URL=redis://127.0.0.1:6379)";
 
 /// The data file `SHUTDOWN SAVE` writes and a restarted server loads.
 const DATA_FILE: &str = "rapyer.rdb";
@@ -54,17 +55,25 @@ pub struct Binaries {
     pub rejson: PathBuf,
     /// The RediSearch module.
     pub redisearch: PathBuf,
+    /// The RedisBloom module (Bloom filters, count-min sketches).
+    pub redisbloom: PathBuf,
 }
 
 impl Binaries {
-    /// The binaries inside `dir`, if all three are there.
+    /// The binaries inside `dir`, if all four are there (a folder cached before
+    /// `redisbloom.so` was added is incomplete: `cargo xtask redis` adds it).
     pub fn in_dir(dir: &Path) -> Option<Binaries> {
         let b = Binaries {
             server: dir.join("redis-server"),
             rejson: dir.join("rejson.so"),
             redisearch: dir.join("redisearch.so"),
+            redisbloom: dir.join("redisbloom.so"),
         };
-        (b.server.is_file() && b.rejson.is_file() && b.redisearch.is_file()).then_some(b)
+        (b.server.is_file()
+            && b.rejson.is_file()
+            && b.redisearch.is_file()
+            && b.redisbloom.is_file())
+        .then_some(b)
     }
 }
 
@@ -142,7 +151,7 @@ impl Server {
         let binaries = Binaries::in_dir(&dir).ok_or_else(|| {
             format!(
                 "no Redis server: REDIS_URL is not set and {} has no cached redis-server, \
-                 rejson.so and redisearch.so. Fix: {HOW_TO_FIX}",
+                 rejson.so, redisearch.so and redisbloom.so. Fix: {HOW_TO_FIX}",
                 dir.display()
             )
         })?;
@@ -260,6 +269,13 @@ impl Server {
         Ok(())
     }
 
+    /// Checks that the server has the RedisBloom module (`BF.*`, `CMS.*`), which only the
+    /// tests of probabilistic structures need; a server started from the cached folder always
+    /// has it. The error names the fix.
+    pub fn require_bloom(&self) -> Result<(), String> {
+        require_bloom_at(&self.url)
+    }
+
     fn log_tail(&self) -> String {
         let Some(owned) = &self.owned else {
             return String::new();
@@ -301,11 +317,11 @@ impl OwnedServer {
         // this process exits (normally, by panic or by signal) the pipe closes, `cat` returns
         // and the server is killed. No server outlives the tests that started it.
         let script = r#"
-port=$1 rejson=$2 search=$3 log=$4 dir=$5 file=$6
-shift 6
+port=$1 rejson=$2 search=$3 log=$4 dir=$5 file=$6 bloom=$7
+shift 7
 "$0" --port "$port" --bind 127.0.0.1 --save "" --appendonly no --protected-mode yes \
      --enable-debug-command local --logfile "$log" --dir "$dir" --dbfilename "$file" \
-     --loadmodule "$rejson" --loadmodule "$search" "$@" &
+     --loadmodule "$rejson" --loadmodule "$search" --loadmodule "$bloom" "$@" &
 pid=$!
 cat >/dev/null
 kill "$pid" 2>/dev/null
@@ -321,6 +337,7 @@ wait "$pid" 2>/dev/null
             .arg(&log)
             .arg(&data_dir)
             .arg(DATA_FILE)
+            .arg(&binaries.redisbloom)
             .args(&extra)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
@@ -361,6 +378,47 @@ impl Drop for OwnedServer {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Checks that the server at `url` (one server, or any node of a cluster) has the RedisBloom
+/// module; the error names the fix.
+pub fn require_bloom_at(url: &str) -> Result<(), String> {
+    let client = redis::Client::open(url).map_err(|e| format!("bad Redis URL {url:?}: {e}"))?;
+    let mut conn = client
+        .get_connection_with_timeout(Duration::from_secs(5))
+        .map_err(|e| format!("cannot reach {url}: {e}"))?;
+    let modules: redis::Value = redis::cmd("MODULE")
+        .arg("LIST")
+        .query(&mut conn)
+        .map_err(|e| format!("MODULE LIST failed on {url}: {e}"))?;
+    // RedisBloom registers itself as `bf`; Redis 8 builds it in under the same name.
+    let has = match &modules {
+        redis::Value::Array(list) => list.iter().any(|module| {
+            let text = format!("{module:?}").to_lowercase();
+            text.contains("\"bf\"") || text.contains("redisbloom")
+        }),
+        _ => false,
+    };
+    if has {
+        return Ok(());
+    }
+    Err(format!(
+        "the Redis at {url} has no RedisBloom module (MODULE LIST: {modules:?}), which Bloom \
+         filters and count-min sketches need. Fix: {HOW_TO_FIX}"
+    ))
+}
+
+/// [`server()`], checked to have the RedisBloom module.
+///
+/// # Panics
+/// When there is no server, or it has no RedisBloom (a `REDIS_URL` server without it), with
+/// a message that says what to run.
+pub fn bloom_server() -> &'static Server {
+    let server = server();
+    if let Err(message) = server.require_bloom() {
+        panic!("rapyer-testkit: {message}");
+    }
+    server
 }
 
 fn free_port() -> Result<u16, String> {
