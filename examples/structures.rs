@@ -1,12 +1,15 @@
 //! Special structures: each part below is one structure in use, atomic on the server and
-//! usable inside blocks. So far: a recent-activity buffer (`CircularBuffer`) and a counter
-//! (the exact integer handle).
+//! usable inside blocks (the buffer and the counter) or on its own: a recent-activity buffer
+//! (`CircularBuffer`) with a counter (the exact integer handle), a signup Bloom filter
+//! (`BloomFilter` and `#[rapyer(bloom)]`) and an API rate limiter (`RateLimiter`).
 //!
 //! Run it with `cargo xtask demo structures` (which provides a Redis), or against your own
 //! Redis 8 / redis-stack with `REDIS_URL=redis://127.0.0.1:6379 cargo run --example structures`.
 
-use rapyer::CircularBuffer;
+use std::time::Duration;
+
 use rapyer::prelude::*;
+use rapyer::{BloomFilter, CircularBuffer, Limit, RateLimiter};
 use serde::{Deserialize, Serialize};
 
 /// A user's profile with the newest five things they did, kept inside its document.
@@ -28,6 +31,8 @@ async fn main() -> Result<()> {
     println!("connected to {url}, every key under the namespace `structures-demo/`\n");
 
     recent_activity(&db).await?;
+    signups(&db).await?;
+    api_limit(&db).await?;
     Ok(())
 }
 
@@ -75,6 +80,73 @@ async fn recent_activity(db: &Db) -> Result<()> {
     ann.atomic(db, |m| m.recent().push("signed out")).await?;
     println!("after an atomic block: {:?}", ann.recent);
     ann.delete(db).await?;
+    println!();
+    Ok(())
+}
+
+/// A member whose email goes into a Bloom filter with every save.
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+struct Member {
+    #[rapyer(key)]
+    id: String,
+    #[rapyer(bloom)]
+    email: String,
+}
+
+/// A signup check: "is this email taken?" answered from a Bloom filter kept up to date by
+/// every save ("no" is certain, "maybe" is then checked against the documents), and a
+/// named filter of blocked domains.
+async fn signups(db: &Db) -> Result<()> {
+    println!("== A signup Bloom filter: every save adds the email");
+    for (id, email) in [("m1", "ann@example.com"), ("m2", "bob@example.com")] {
+        Member {
+            id: id.into(),
+            email: email.into(),
+        }
+        .save(db)
+        .await?;
+    }
+    for email in ["ann@example.com", "carol@example.com"] {
+        let maybe = Member::maybe_exists_by_email(db, email).await?;
+        println!(
+            "{email}: {}",
+            if maybe {
+                "maybe taken"
+            } else {
+                "certainly free"
+            }
+        );
+    }
+    let blocked = BloomFilter::<str>::named(db, "blocked-domains");
+    blocked.reserve(0.001, 10_000).await?;
+    blocked.add_many(["spam.example", "junk.example"]).await?;
+    println!(
+        "junk.example blocked: {}, example.com blocked: {}",
+        blocked.contains("junk.example").await?,
+        blocked.contains("example.com").await?
+    );
+    Member::delete_many(db, ["m1", "m2"]).await?;
+    println!();
+    Ok(())
+}
+
+/// An API rate limiter: 5 calls a second with bursts of 3, checked on the server's clock.
+async fn api_limit(db: &Db) -> Result<()> {
+    println!("== An API rate limiter: 5 a second, bursts of 3");
+    let api = RateLimiter::new(
+        db,
+        "api",
+        Limit::per(5, Duration::from_secs(1)).max_burst(2),
+    )?;
+    for call in 1..=5 {
+        let d = api.check("user:42").await?;
+        println!(
+            "call {call}: {} (remaining {}, retry after {:?})",
+            if d.allowed { "allowed" } else { "refused" },
+            d.remaining,
+            d.retry_after
+        );
+    }
     println!();
     Ok(())
 }
