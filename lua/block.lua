@@ -14,6 +14,11 @@
 
 local ROOTS, RES, OP = {}, {}, 0
 
+-- The interpreter's optional parts, by name (PART.get_at, …): filled in after this runtime
+-- with only those the script's blocks need (places below their root, slices, whole
+-- documents set, conditions), so a block of plain fields carries none of them.
+local PART = {}
+
 local function fail(kind, loc, a, b)
   error({ kind = kind, loc = loc, a = a, b = b }, 0)
 end
@@ -119,6 +124,36 @@ local function arr(n)
   return items
 end
 
+local function enc(n)
+  if n.r then
+    return n.r
+  elseif n.a then
+    local parts = {}
+    for i, e in ipairs(n.a) do
+      parts[i] = enc(e)
+    end
+    return '[' .. table.concat(parts, ',') .. ']'
+  end
+  return PART.enc_obj(n)
+end
+
+-- enc of an object node, which only obj makes: obj brings it into a script.
+-- A removed member is a gap in the key list (see op_dict_remove); a key removed and added
+-- again appears twice there, and is written once.
+local function enc_obj(n)
+  local parts, seen = {}, n.dead and {}
+  for i, key in ipairs(n.k) do
+    local m = n.m[key]
+    if m and not (seen and seen[key]) then
+      if seen then
+        seen[key] = true
+      end
+      parts[#parts + 1] = n.q[i] .. ':' .. enc(m)
+    end
+  end
+  return '{' .. table.concat(parts, ',') .. '}'
+end
+
 -- An object node's members (parsed on first use).
 local function obj(n)
   if n.k then
@@ -143,31 +178,7 @@ local function obj(n)
   n.k, n.q, n.m, n.r = keys, quoted, members, nil
   return n
 end
-
-local function enc(n)
-  if n.r then
-    return n.r
-  elseif n.a then
-    local parts = {}
-    for i, e in ipairs(n.a) do
-      parts[i] = enc(e)
-    end
-    return '[' .. table.concat(parts, ',') .. ']'
-  end
-  -- A removed member is a gap in the key list (see op_dict_remove); a key removed and added
-  -- again appears twice there, and is written once.
-  local parts, seen = {}, n.dead and {}
-  for i, key in ipairs(n.k) do
-    local m = n.m[key]
-    if m and not (seen and seen[key]) then
-      if seen then
-        seen[key] = true
-      end
-      parts[#parts + 1] = n.q[i] .. ':' .. enc(m)
-    end
-  end
-  return '{' .. table.concat(parts, ',') .. '}'
-end
+PART.enc_obj = enc_obj
 
 local function copy(n)
   return { r = enc(n) }
@@ -201,6 +212,11 @@ local function read_loc(t)
   if root then
     return { root = root, k = NO_STEPS, v = NO_STEPS }
   end
+  return PART.read_at(t)
+end
+
+-- read_loc for a place below its root or a slice (a part, as get_at).
+local function read_at(t)
   local loc = { root = tonumber(string.sub(t, 1, -2)), k = {}, v = {} }
   for s = 1, tonumber(NX()) do
     loc.k[s] = NX()
@@ -257,7 +273,7 @@ local function want(loc, n, w, m)
   if w == '*' or t == w or (w == 'number' and t == 'integer') then
     return n
   end
-  fail('type', m and prefix(loc, m) or loc, w, t)
+  fail('type', m and PART.prefix(loc, m) or loc, w, t)
 end
 
 -- The child of container n at step s of loc, or nil when a dict has no such key.
@@ -292,18 +308,21 @@ end
 
 -- The value at a place (its slice, if any, ignored), checked against the JSON type w.
 local function get(loc, w)
-  local n
-  if #loc.k == 0 then
-    local rt = load(loc)
-    if not rt.node then
-      fail('notfound', loc)
-    end
-    n = rt.node
-  else
-    n = child(loc, #loc.k, parent(loc))
-    if not n then
-      fail('type', prefix(loc, #loc.k), w, 'nothing')
-    end
+  if #loc.k > 0 then
+    return PART.get_at(loc, w)
+  end
+  local rt = load(loc)
+  if not rt.node then
+    fail('notfound', loc)
+  end
+  return want(loc, rt.node, w)
+end
+
+-- get for a place below its root (a part: only in the scripts of blocks with such places).
+local function get_at(loc, w)
+  local n = child(loc, #loc.k, parent(loc))
+  if not n then
+    fail('type', prefix(loc, #loc.k), w, 'nothing')
   end
   return want(loc, n, w, #loc.k)
 end
@@ -327,6 +346,11 @@ local function put(loc, node)
     rt.node = node
     return
   end
+  PART.put_at(loc, node)
+end
+
+-- put for a place below its root (a part, as get_at).
+local function put_at(loc, node)
   local p = parent(loc)
   local kind, v = loc.k[#loc.k], loc.v[#loc.k]
   if kind == 'i' then
@@ -606,16 +630,25 @@ local function float(x)
   return s
 end
 
--- The number at n plus the decimal or float text by, within [lo, hi] for integers and f32.
+-- The number at n plus the decimal or float text by, within [lo, hi] for integers (i64's
+-- range when both are '', as the compiler sends it) and f32.
 local function plus(loc, n, w, by, lo, hi)
-  if w == 'integer' then
-    local r = sum(n.r, by)
-    if cmp(r, lo) < 0 or cmp(r, hi) > 0 then
-      fail('overflow', loc, lo, hi)
-    end
-    return r
+  if w ~= 'integer' then
+    return PART.fplus(loc, n, by, lo, hi)
   end
-  -- A float stays finite, and within [lo, hi] when given (an f32).
+  if lo == '' then
+    lo, hi = '-9223372036854775808', '9223372036854775807'
+  end
+  local r = sum(n.r, by)
+  if cmp(r, lo) < 0 or cmp(r, hi) > 0 then
+    fail('overflow', loc, lo, hi)
+  end
+  return r
+end
+
+-- plus for a float, which stays finite, and within [lo, hi] when given (an f32): a part,
+-- only in the scripts of blocks that add to a float.
+local function fplus(loc, n, by, lo, hi)
   local x = tonumber(n.r) + tonumber(by)
   local r = float(x)
   if not r or (lo ~= '' and (x < tonumber(lo) or x > tonumber(hi))) then
@@ -628,21 +661,25 @@ end
 
 local function op_set(loc, w, value, id_name, id)
   if loc.slice then
-    assign_slice(loc, json_vals(value))
-    return 'null'
-  end
-  if is_doc(loc) then
-    load(loc)
-    put(loc, own_id({ r = value }, id_name, id))
-    return 'null'
-  end
-  if #loc.k == 0 or loc.k[#loc.k] ~= 'k' then
-    get(loc, w)
+    PART.assign_slice(loc, json_vals(value))
+  elseif is_doc(loc) then
+    PART.set_doc(loc, value, id_name, id)
   else
-    want(loc, parent(loc), 'object', #loc.k - 1)
+    if #loc.k == 0 or loc.k[#loc.k] ~= 'k' then
+      get(loc, w)
+    else
+      want(loc, PART.parent(loc), 'object', #loc.k - 1)
+    end
+    put(loc, { r = value })
   end
-  put(loc, { r = value })
   return 'null'
+end
+
+-- set of a whole document (a part: only in the scripts of blocks that set one), which keeps
+-- its own id.
+local function set_doc(loc, value, id_name, id)
+  load(loc)
+  put(loc, own_id({ r = value }, id_name, id))
 end
 
 local function op_incr(loc, w, by, lo, hi)
@@ -726,8 +763,50 @@ local function op_move(from, w, to)
   return enc(item)
 end
 
-local function op_list_push(loc, values)
-  return tostring(append_vals(loc.root, list_at(loc), json_vals(values)))
+-- The values to append are the operation's arguments after the place (ARGS[2 .. NARGS]),
+-- one JSON text each.
+local function op_list_push(loc)
+  if ROOTS[loc.root].push then
+    return PART.push_only(loc)
+  end
+  return PART.push_read(loc)
+end
+
+-- A push to a list the block also reads or changes otherwise: on the list read into the
+-- overlay. A part, as get_at.
+local function push_read(loc)
+  local values = { chunk = table.concat(ARGS, ',', 2, NARGS), n = NARGS - 1 }
+  return tostring(append_vals(loc.root, list_at(loc), values))
+end
+
+-- A push to a list the block only appends to (nothing else reads or writes it, the
+-- compiler's choice): the list is never read, one JSON.ARRLEN checks it and gives its
+-- length, and its values wait for the commit (see pushed). A part, as get_at.
+local function push_only(loc)
+  local rt = ROOTS[loc.root]
+  if not rt.len then
+    local key = KEYS[rt.key]
+    local ok, r = pcall(redis.call, 'JSON.ARRLEN', key, rt.path)
+    if not ok then
+      -- A missing key errs here as a key of another Redis type does.
+      local t = redis.call('TYPE', key)['ok']
+      if t == 'none' then
+        fail('notfound', loc)
+      end
+      fail('wrongtype', loc, t)
+    end
+    if not r[1] then
+      -- No match ({}), or a value that is not an array ({false}).
+      local found = #r > 0 and redis.call('JSON.TYPE', key, rt.path)[1] or 'nothing'
+      fail('type', loc, 'array', found)
+    end
+    rt.len, rt.vals = r[1], {}
+  end
+  for i = 2, NARGS do
+    rt.vals[#rt.vals + 1] = ARGS[i]
+  end
+  rt.len = rt.len + NARGS - 1
+  return tostring(rt.len)
 end
 
 local function op_list_insert(loc, i, value)
@@ -926,6 +1005,9 @@ local function RUN(n, echo, body)
   if #writes > 0 then
     redis.call('JSON.MSET', unpack(writes))
   end
+  if PART.pushed then
+    PART.pushed(out, wrote, echo)
+  end
   for k = 1, #KEYS do
     local ttl = wrote[k] and ARGV[2 * k - 1] or ARGV[2 * k]
     if ttl ~= '0' then
@@ -935,8 +1017,9 @@ local function RUN(n, echo, body)
   return out
 end
 
--- The operations a program may call, by name: filled in after this runtime with only the
--- operations the script's blocks use.
+-- The operations a program may call, by number: filled in after this runtime with only the
+-- operations the script's blocks use, in the order of their names (the compiler numbers
+-- them alike).
 local OPS = {}
 
 -- A condition: 'and' or 'or' and two conditions, 'not' and one, or 'cmp', the comparison,
@@ -972,14 +1055,8 @@ local function test(c)
   return compare(c[2], c[3], c[4], c[5])
 end
 
--- A condition, read and tested: in OPS only in the scripts of blocks that have one (the
--- compiler counts it among their operations), so no other script carries the comparisons.
-local function WHEN()
-  return test(read_cond())
-end
-
 -- Runs a list of statements as it reads them: their number, then each one: an operation's
--- name, its number, its arguments' kinds ('l' for a place, 'v' for a value, one letter
+-- number in OPS, its result's number, its arguments' kinds ('l' for a place, 'v' for a value, one letter
 -- each) and the arguments; or 'w', the condition's number, the condition, then each branch
 -- as how many ARGV values it takes and the list (the branch not taken is skipped). Reading
 -- as it runs keeps the per-call cost low (a Lua function call or table costs ~0.1 µs here);
@@ -992,18 +1069,9 @@ local function run_block()
     AT = AT + 2
     OP = out
     if name == 'w' then
-      local yes = OPS.WHEN()
-      RES[out] = tostring(yes)
-      if yes then
-        AT = AT + 1
-        run_block()
-        AT = AT + 1 + tonumber(ARGV[AT + 1])
-      else
-        AT = AT + 2 + tonumber(ARGV[AT + 1])
-        run_block()
-      end
+      PART.WHEN(out)
     else
-      local f = OPS[name]
+      local f = OPS[tonumber(name)]
       if not f then
         error('unknown block operation ' .. tostring(name), 0)
       end
@@ -1024,6 +1092,41 @@ local function run_block()
   end
 end
 
+-- A condition, read and tested, and the branch it picks run (the other skipped): a part,
+-- only in the scripts of blocks that have one, so no other script carries the comparisons.
+local function WHEN(out)
+  local yes = test(read_cond())
+  RES[out] = tostring(yes)
+  if yes then
+    AT = AT + 1
+    run_block()
+    AT = AT + 1 + tonumber(ARGV[AT + 1])
+  else
+    AT = AT + 2 + tonumber(ARGV[AT + 1])
+    run_block()
+  end
+end
+
+-- The commit of the lists only appended to (see push_only), after every check: each one's
+-- values in JSON.ARRAPPENDs of 4,000 (Lua's unpack refuses 8,000 values at once), which
+-- cannot fail (the list was checked, the client checked every value); with echo, each one
+-- of the first key read back. A part, in the scripts of blocks with such lists.
+local function pushed(out, wrote, echo)
+  for i, rt in ipairs(ROOTS) do
+    if rt.vals then
+      local key, v = KEYS[rt.key], rt.vals
+      for at = 1, #v, 4000 do
+        redis.call('JSON.ARRAPPEND', key, rt.path, unpack(v, at, math.min(at + 3999, #v)))
+      end
+      wrote[rt.key] = true
+      if echo and rt.key == 1 then
+        out[#out + 1] = tostring(i)
+        out[#out + 1] = string.sub(redis.call('JSON.GET', key, rt.path), 2, -2)
+      end
+    end
+  end
+end
+
 -- Runs the block ARGV describes: after the expiries (2 per key), '1' to echo the changed
 -- roots of the first key or '0', the number of operations, the number of roots and each
 -- root's key number and JSONPath, then the statements (see run_block).
@@ -1031,7 +1134,10 @@ local function MAIN()
   AT = 2 * #KEYS
   local echo, n = NX() == '1', tonumber(NX())
   for i = 1, tonumber(NX()) do
-    ROOT(i, tonumber(NX()), NX())
+    -- A key's number followed by 'a' marks a list root the block only appends to.
+    local k = NX()
+    ROOT(i, tonumber(k) or tonumber(string.sub(k, 1, -2)), NX())
+    ROOTS[i].push = not tonumber(k)
   end
   return RUN(n, echo, run_block)
 end

@@ -683,6 +683,40 @@ async fn a_failing_operation_changes_nothing() {
             Box::new(|e| matches!(e, Error::Overflow { .. })),
         ),
         (
+            "append to a non-list the block never reads",
+            2,
+            Box::new(|ops| {
+                ops.append(rc.items(), "x".to_string());
+            }),
+            mismatch("$.items", "integer"),
+        ),
+        (
+            "extend a list of a missing document",
+            2,
+            Box::new(|ops| {
+                ops.extend(missing.items(), ["x".to_string()]);
+            }),
+            Box::new(|e| matches!(e, Error::NotFound { key } if key.ends_with(":missing"))),
+        ),
+        (
+            "append to a key that is not a document",
+            2,
+            Box::new(|ops| {
+                ops.append(rd.items(), "x".to_string());
+            }),
+            Box::new(|e| matches!(e, Error::TypeMismatch { found, .. } if found == "string")),
+        ),
+        (
+            "an operation failing after appends to lists never read",
+            4,
+            Box::new(|ops| {
+                ops.extend(ra.items(), ["x".to_string(), "y".to_string()]);
+                ops.append(ra.nums(), 6);
+                ops.incr(ra.small(), 100);
+            }),
+            Box::new(|e| matches!(e, Error::Overflow { path, .. } if path == "$.small")),
+        ),
+        (
             "an index out of range in a branch",
             5,
             Box::new(|ops| {
@@ -698,6 +732,109 @@ async fn a_failing_operation_changes_nothing() {
     for (what, op, failing, check) in cases {
         fails_cleanly(&db, &mut raw, what, op, failing, check).await;
     }
+}
+
+#[tokio::test]
+async fn one_increment_past_i64_max_is_overflow_and_leaves_the_key_byte_identical() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let mut a = doc("edge");
+    a.n = i64::MAX - 1;
+    a.save(&db).await.unwrap();
+    let key = db.key(&a.key());
+    let before = snapshot(&mut raw, std::slice::from_ref(&key)).await;
+    let r = a.server_ref();
+    // RedisJSON's own JSON.NUMINCRBY wraps here: a plan that sent it bare would not fail.
+    let over = ServerOps::scope(&db, |ops| ops.incr(r.n(), 2)).await;
+    assert!(
+        matches!(&over, Err(Error::Block { op: 0, source }) if matches!(**source, Error::Overflow { ref path, kind: "i64", .. } if path == "$.n")),
+        "{over:?}"
+    );
+    let under = ServerOps::scope(&db, |ops| ops.decr(r.n(), i64::MAX)).await;
+    assert_eq!(under.unwrap(), Some(-1));
+    let _: () = redis::cmd("JSON.SET")
+        .arg(&key)
+        .arg("$.n")
+        .arg(i64::MAX - 1)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let before_atomic = snapshot(&mut raw, std::slice::from_ref(&key)).await;
+    assert_eq!(before_atomic, before);
+    let mut local = a.clone();
+    let over = local.atomic(&db, |m| m.n().incr(2)).await;
+    assert!(matches!(over, Err(Error::Block { op: 0, .. })), "{over:?}");
+    assert_eq!(
+        local.n,
+        i64::MAX - 1,
+        "a failed block leaves the local model"
+    );
+    assert_eq!(snapshot(&mut raw, std::slice::from_ref(&key)).await, before);
+    let top = local.atomic(&db, |m| m.n().incr(1)).await.unwrap();
+    assert_eq!((top, local.n), (Some(i64::MAX), i64::MAX));
+}
+
+#[tokio::test]
+async fn lists_only_appended_to_are_appended_in_place_and_mirrored() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let mut a = doc("pushes");
+    a.save(&db).await.unwrap();
+    let key = db.key(&a.key());
+    let r = a.server_ref();
+    // Every hostile value, one at a time and all at once, ahead of an increment.
+    let values: Vec<String> = HOSTILE
+        .iter()
+        .map(|v| v.to_string())
+        .chain(["x".repeat(1 << 20)])
+        .collect();
+    let (one, all, n) = ServerOps::scope(&db, |ops| {
+        let one = ops.append(r.items(), values[0].clone());
+        let all = ops.extend(r.items(), values.clone());
+        (one, all, ops.incr(r.n(), 1))
+    })
+    .await
+    .unwrap();
+    assert_eq!((one, all, n), (Some(4), Some(4 + values.len()), Some(11)));
+    let now = stored(&mut raw, &key).await;
+    let mut want: Vec<String> = doc("pushes").items;
+    want.push(values[0].clone());
+    want.extend(values.iter().cloned());
+    assert_eq!(now["items"], json!(want));
+    // Another client appends meanwhile: the local copy of an atomic block is the server's
+    // list afterwards, not a local guess.
+    let _: () = redis::cmd("JSON.ARRAPPEND")
+        .arg(&key)
+        .arg("$.items")
+        .arg("\"theirs\"")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let len = a.atomic(&db, |m| m.items().append("mine")).await.unwrap();
+    want.push("theirs".into());
+    want.push("mine".into());
+    assert_eq!(len, Some(want.len()));
+    assert_eq!(a.items, want, "the local list mirrors the server's");
+    assert_eq!(stored(&mut raw, &key).await["items"], json!(want));
+    // An empty extend changes nothing and answers the length.
+    let same = ServerOps::scope(&db, |ops| ops.extend(r.items(), Vec::<String>::new()))
+        .await
+        .unwrap();
+    assert_eq!(same, Some(want.len()));
+    // A list that is appended to and also read in the block goes through the overlay.
+    let (len, first) = ServerOps::scope(&db, |ops| {
+        let len = ops.append(r.nums(), 6);
+        ops.assign(r.nums().at(0), r.n());
+        (len, ops.append(r.nums(), 7))
+    })
+    .await
+    .unwrap();
+    assert_eq!((len, first), (Some(6), Some(7)));
+    assert_eq!(
+        stored(&mut raw, &key).await["nums"],
+        json!([1, 2, 3, 4, 5, 6, 7])
+    );
+    assert_eq!(stored(&mut raw, &key).await["n"], json!(1));
 }
 
 #[tokio::test]
@@ -826,6 +963,21 @@ async fn writes_rearm_the_expiry_and_integer_ids_copy_exactly() {
     assert!(
         common::pttl(&mut raw, &key).await > 200_000,
         "a write re-arms the ttl"
+    );
+    // So does an append to a list the block never reads (no JSON.MSET of it).
+    let _: () = redis::cmd("PEXPIRE")
+        .arg(&key)
+        .arg(1000)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let logged = ServerOps::scope(&db, |ops| ops.append(s.server_ref().log(), "x"))
+        .await
+        .unwrap();
+    assert_eq!(logged, Some(1));
+    assert!(
+        common::pttl(&mut raw, &key).await > 200_000,
+        "an append re-arms the ttl"
     );
     let over = ServerOps::scope(&db, |ops| ops.incr(s.server_ref().hits(), 1)).await;
     assert!(
@@ -995,7 +1147,7 @@ async fn explain_shows_the_shape_and_no_key_or_value() {
             "explain's block leaks {needle:?}:\n{body}"
         );
     }
-    assert!(one.contains("OPS.op_assign = op_assign") && one.contains("local function compare("));
+    assert!(one.contains("OPS[1] = op_assign") && one.contains("local function compare("));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,5 +1,7 @@
 //! The compiler: a block's operations become a program in `ARGV` (keys in `KEYS`), run by a
-//! script that holds the block runtime's interpreter and only the operations it uses.
+//! script that holds the block runtime's interpreter, only the operations it uses and only
+//! the optional parts of the interpreter its places need (places below a root, slices, whole
+//! documents set, conditions, floats, lists it only appends to).
 //!
 //! Why a program in `ARGV` rather than Lua text per block shape: every script a server has
 //! cached costs it its text and its compiled Lua (about 90 KB for the whole runtime, 60 KB
@@ -12,6 +14,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
+use super::block_op::BlockOp;
 use super::refs::{Doc, Loc, Step};
 use super::{CondNode, Op, Operand, Param};
 use crate::path::{push_member, push_member_text};
@@ -22,8 +25,9 @@ mod runtime;
 /// A compiled block: the operations its script needs, and the data that goes with it.
 #[derive(Debug)]
 pub(crate) struct Compiled {
-    /// The runtime's operations the block calls (`op_incr`, …, and `WHEN` for a condition),
-    /// sorted: all the script depends on.
+    /// The runtime's operations the block calls (`op_incr`, …) and the optional parts of
+    /// the interpreter it needs (`WHEN` for a condition, `get_at` for places below a root,
+    /// …), sorted: all the script depends on.
     pub(crate) uses: BTreeSet<&'static str>,
     /// The documents named, in `KEYS` order.
     pub(crate) docs: Vec<Arc<Doc>>,
@@ -36,7 +40,7 @@ pub(crate) struct Compiled {
 }
 
 impl Compiled {
-    /// What tells this block's script apart from others: the operations it uses.
+    /// What tells this block's script apart from others: the operations and parts it uses.
     pub(crate) fn shape(&self) -> String {
         self.uses.iter().copied().collect::<Vec<_>>().join(",")
     }
@@ -76,7 +80,50 @@ struct Compiler {
     roots: Vec<(usize, Vec<&'static str>)>,
     args: Vec<String>,
     uses: BTreeSet<&'static str>,
+    /// The operations the block calls, in the order of their names: an operation's number
+    /// in the program is its position here, from 1 (the script's `OPS` is numbered alike).
+    ops: Vec<&'static str>,
     op_docs: Vec<Option<usize>>,
+}
+
+/// The names of the runtime operations `ops` call, conditions' branches included.
+fn visit_funcs(ops: &[Op], out: &mut BTreeSet<&'static str>) {
+    for op in ops {
+        match op {
+            Op::Call { func, .. } => {
+                out.insert(func.lua_name());
+            }
+            Op::When {
+                then, otherwise, ..
+            } => {
+                visit_funcs(then, out);
+                visit_funcs(otherwise, out);
+            }
+        }
+    }
+}
+
+/// The places lists are pushed to (`append`, `extend`).
+fn visit_pushes<'a>(ops: &'a [Op], out: &mut Vec<&'a Loc>) {
+    for op in ops {
+        match op {
+            Op::Call {
+                func: BlockOp::ListPush,
+                params,
+                ..
+            } => out.extend(params.iter().find_map(|p| match p {
+                Param::Loc(l) => Some(l),
+                _ => None,
+            })),
+            Op::Call { .. } => {}
+            Op::When {
+                then, otherwise, ..
+            } => {
+                visit_pushes(then, out);
+                visit_pushes(otherwise, out);
+            }
+        }
+    }
 }
 
 fn visit_locs<'a>(ops: &'a [Op], out: &mut Vec<&'a Loc>) {
@@ -87,7 +134,7 @@ fn visit_locs<'a>(ops: &'a [Op], out: &mut Vec<&'a Loc>) {
                     match p {
                         Param::Loc(l) => out.push(l),
                         Param::Locs(ls) => out.extend(ls.iter()),
-                        Param::Lit(_) | Param::Arg(_) => {}
+                        Param::Lit(_) | Param::Arg(_) | Param::Args(_) => {}
                     }
                 }
             }
@@ -127,12 +174,15 @@ fn visit_cond<'a>(cond: &'a CondNode, out: &mut Vec<&'a Loc>) {
 pub(crate) fn compile(ops: &[Op], count: usize, echo: bool) -> Compiled {
     let mut locs = Vec::new();
     visit_locs(ops, &mut locs);
+    let mut funcs = BTreeSet::new();
+    visit_funcs(ops, &mut funcs);
     let mut c = Compiler {
         docs: Vec::new(),
         doc_index: HashMap::new(),
         roots: Vec::new(),
         args: Vec::new(),
-        uses: BTreeSet::new(),
+        ops: funcs.iter().copied().collect(),
+        uses: funcs,
         op_docs: vec![None; count],
     };
     // Keys in order of first use; per key, the shortest prefixes that cover every place.
@@ -167,6 +217,25 @@ pub(crate) fn compile(ops: &[Op], count: usize, echo: bool) -> Compiled {
             }
         }
     }
+    // Lists the block only appends to: every place on their root is the list itself, the
+    // target of a push. They are checked and measured, never read nor written back whole
+    // (`push_only` in lua/block.lua).
+    let mut pushes = Vec::new();
+    visit_pushes(ops, &mut pushes);
+    let mut push_only = vec![None; c.roots.len()];
+    for loc in &locs {
+        let root = c.root_of(loc);
+        let pushed = pushes.iter().any(|p| std::ptr::eq(*p, *loc))
+            && loc.steps.len() == c.roots[root].1.len()
+            && loc.slice.is_none();
+        push_only[root] = Some(pushed && push_only[root] != Some(false));
+    }
+    if push_only.contains(&Some(true)) {
+        c.uses.extend(["push_only", "pushed"]);
+    }
+    if pushes.iter().any(|p| push_only[c.root_of(p)] != Some(true)) {
+        c.uses.insert("push_read");
+    }
     // The layout `MAIN` in lua/block.lua reads.
     for doc in &c.docs {
         c.args.push(millis(doc.write_ttl));
@@ -175,8 +244,7 @@ pub(crate) fn compile(ops: &[Op], count: usize, echo: bool) -> Compiled {
     c.args.push(if echo { "1" } else { "0" }.to_string());
     c.args.push(count.to_string());
     c.args.push(c.roots.len().to_string());
-    for i in 0..c.roots.len() {
-        let (k, names) = &c.roots[i];
+    for ((k, names), only) in c.roots.iter().zip(&push_only) {
         let mut path = String::from("$");
         for name in names {
             // The derive refuses field names no step can address; a message path is what
@@ -185,7 +253,8 @@ pub(crate) fn compile(ops: &[Op], count: usize, echo: bool) -> Compiled {
                 push_member_text(&mut path, name);
             }
         }
-        c.args.push((k + 1).to_string());
+        let mark = if *only == Some(true) { "a" } else { "" };
+        c.args.push(format!("{}{mark}", k + 1));
         c.args.push(path);
     }
     c.block(ops);
@@ -204,6 +273,16 @@ fn millis(ttl: Option<std::time::Duration>) -> String {
 }
 
 impl Compiler {
+    /// The number (from 0) of the root that covers `loc`.
+    fn root_of(&self, loc: &Loc) -> usize {
+        let k = self.doc_index[&loc.doc.key];
+        let prefix = static_prefix(loc);
+        self.roots
+            .iter()
+            .position(|(rk, r)| *rk == k && prefix.starts_with(r))
+            .expect("every place has a root")
+    }
+
     fn push(&mut self, value: impl Into<String>) {
         self.args.push(value.into());
     }
@@ -217,20 +296,32 @@ impl Compiler {
                     let first = params.iter().find_map(|p| match p {
                         Param::Loc(l) => Some(l),
                         Param::Locs(ls) => ls.first(),
-                        Param::Lit(_) | Param::Arg(_) => None,
+                        Param::Lit(_) | Param::Arg(_) | Param::Args(_) => None,
                     });
                     if let (Some(loc), Some(slot)) = (first, self.op_docs.get_mut(*out)) {
                         *slot = self.doc_index.get(&loc.doc.key).copied();
                     }
-                    self.uses.insert(func.lua_name());
-                    self.push(func.lua_name());
+                    let number = self.ops.iter().position(|f| *f == func.lua_name());
+                    self.push(number.map_or(0, |n| n + 1).to_string());
                     self.push((out + 1).to_string());
+                    // Setting a whole document keeps its id: a part of the runtime only
+                    // blocks that do it carry.
+                    if *func == BlockOp::Set && first.is_some_and(|l| l.is_document()) {
+                        self.uses.insert("set_doc");
+                    }
+                    // So does adding to a float (the target's JSON type follows its place).
+                    if matches!(func, BlockOp::Incr | BlockOp::IncrBy)
+                        && matches!(params.get(1), Some(Param::Lit("number")))
+                    {
+                        self.uses.insert("fplus");
+                    }
                     let mut kinds = String::new();
                     for p in params {
                         match p {
                             Param::Loc(_) => kinds.push('l'),
                             Param::Locs(ls) => kinds.extend(ls.iter().map(|_| 'l')),
                             Param::Lit(_) | Param::Arg(_) => kinds.push('v'),
+                            Param::Args(vs) => kinds.extend(vs.iter().map(|_| 'v')),
                         }
                     }
                     self.push(kinds);
@@ -240,6 +331,7 @@ impl Compiler {
                             Param::Locs(locs) => locs.iter().for_each(|l| self.loc(l)),
                             Param::Lit(lit) => self.push(*lit),
                             Param::Arg(value) => self.push(value.clone()),
+                            Param::Args(values) => self.args.extend(values.iter().cloned()),
                         }
                     }
                 }
@@ -249,8 +341,8 @@ impl Compiler {
                     otherwise,
                     out,
                 } => {
-                    // The runtime's condition reader and tests (`WHEN` in lua/block.lua) are in
-                    // the script only of blocks with a condition.
+                    // The runtime's condition reader and tests (`WHEN` in lua/block.lua, a
+                    // part) are in the script only of blocks with a condition.
                     self.uses.insert("WHEN");
                     self.push("w");
                     self.push((out + 1).to_string());
@@ -313,14 +405,17 @@ impl Compiler {
     /// of steps after the root (each its kind and value), then the slice (`s` and its three
     /// bounds) or `''`.
     fn loc(&mut self, loc: &Loc) {
-        let k = self.doc_index[&loc.doc.key];
-        let prefix = static_prefix(loc);
-        let root = self
-            .roots
-            .iter()
-            .position(|(rk, r)| *rk == k && prefix.starts_with(r))
-            .expect("every place has a root");
+        let root = self.root_of(loc);
         let skip = self.roots[root].1.len();
+        // The interpreter's parts for places below their root and for slices are in the
+        // script only of blocks with such places.
+        if loc.steps.len() > skip {
+            self.uses
+                .extend(["get_at", "put_at", "parent", "read_at", "prefix"]);
+        }
+        if loc.slice.is_some() {
+            self.uses.extend(["assign_slice", "read_at", "prefix"]);
+        }
         if loc.steps.len() == skip && loc.slice.is_none() {
             self.push((root + 1).to_string());
             return;

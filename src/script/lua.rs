@@ -165,6 +165,21 @@ mod tests {
     }
 
     #[test]
+    fn no_source_holds_a_multi_line_string() {
+        // Pieces drop each line's indentation, which inside a long string would be its text.
+        for source in LIB.iter().map(|(_, p)| *p).chain([FIELD_MAIN, BLOCK]) {
+            for (n, line) in source.lines().enumerate() {
+                let code = line.split("--").next().unwrap_or_default();
+                assert!(
+                    !code.contains("[[") && !code.contains("[=") && !code.ends_with('\\'),
+                    "line {} holds a multi-line string: {line}",
+                    n + 1
+                );
+            }
+        }
+    }
+
+    #[test]
     fn every_function_the_scripts_call_is_defined() {
         let block = format!("{}{BLOCK}", LIB.map(|(_, p)| p).concat());
         let mut scripts = vec![("the block runtime", block.as_str())];
