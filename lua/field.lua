@@ -5,14 +5,14 @@
 -- operation and FIELD (the checks and the reply) use, cut as block scripts are
 -- (src/script/lua/pieces.rs): a script defines little more than it runs.
 -- KEYS[1]: the document's key.
--- ARGV[1]: the operation (its script's own; kept so that a call reads as what it does):
---          get, set, incr, mul (exact integers), fincr, fmul (floats), append (strings), toggle (booleans), tadd, tset (RFC 3339 date-times); on
---          lists: lappend, linsert, lpop, lget, lset, lremove, lclear, ltrim, lslice, llen;
---          on dicts: dset, ddel, dget, dkeys, dlen, dclear.
--- ARGV[2]: the field's JSONPath (one match, e.g. $.address.city).
--- ARGV[3]: the JSON types the field may hold, comma-separated (e.g. 'number,integer'), or '*'.
--- ARGV[4]: an expiry in milliseconds to re-arm on the document, or 0.
--- ARGV[5..]: the operands: set: the JSON value; incr, mul: the operand, the lowest and the
+-- The operations: get, set, incr, mul (exact integers), fincr, fmul (floats), append
+-- (strings), toggle (booleans), tadd, tset (RFC 3339 date-times); on lists: lappend, linsert,
+-- lpop, lget, lset, lremove, lclear, ltrim, lslice, llen; on dicts: dset, ddel, dget, dkeys,
+-- dlen, dclear. Each is its own script, so the operation is not sent.
+-- ARGV[1]: the field's JSONPath (one match, e.g. $.address.city).
+-- ARGV[2]: the JSON types the field may hold, comma-separated (e.g. 'number,integer'), or '*'.
+-- ARGV[3]: an expiry in milliseconds to re-arm on the document, or 0.
+-- ARGV[4..]: the operands: set: the JSON value; incr, mul: the operand, the lowest and the
 --            highest value of the field's integer type (decimal text); fincr, fmul: the
 --            operand, then the largest finite value of the field's float type; append: the JSON string to append; tadd: whole seconds (may be
 --            negative) and nanoseconds (0 to 999999999) to add, then the JSONPath of the
@@ -30,7 +30,7 @@
 --            JSON text when no step reads it; ddel, dget: the step ('' when none), the merge
 --            patch deleting the entry (ddel), and how to read it.
 -- Errors: typed failures (lua/lib/failure.lua): notfound; wrongtype (the key is not a
--- document); type (the field's JSON type is not one of ARGV[3], or the date-time text is
+-- document); type (the field's JSON type is not one of ARGV[2], or the date-time text is
 -- not RFC 3339); overflow (the result would leave the field's integer type, or a float
 -- result is not finite or beyond the float type); index (a list index out of range).
 -- The pieces of the shared library (lua/lib/*.lua) an operation uses are put before it
@@ -40,7 +40,7 @@
 -- operations return {the dict's size afterwards, then for each entry involved (none for dset
 -- with '0') its value before as JSON text in a one-element array ('[]' when absent)}.
 
-local key, path, want = KEYS[1], ARGV[2], ARGV[3]
+local key, path, want = KEYS[1], ARGV[1], ARGV[2]
 
 -- Days since 1970-01-01 of a proleptic Gregorian date, and back (H. Hinnant's algorithms).
 local function days_from_civil(y, m, d)
@@ -272,7 +272,7 @@ local function refused(err)
     -- pcall hands the command's error over as its text (an OOM refusal, say).
     return nil, redis.error_reply(err)
   end
-  return nil, redis.error_reply('ERR rapyer: ' .. ARGV[1] .. ' did nothing at ' .. path)
+  return nil, redis.error_reply('ERR rapyer: the field operation did nothing at ' .. path)
 end
 
 -- Each operation takes what its check read and returns its reply (nil: the field's value,
@@ -283,47 +283,47 @@ local function op_get(text)
 end
 
 local function op_set()
-  redis.call('JSON.SET', key, path, ARGV[5])
+  redis.call('JSON.SET', key, path, ARGV[4])
 end
 
 -- An exact integer result, range-checked before the write; it is the reply (no need to read
 -- it back).
 local function exact(value)
-  if cmp(value, ARGV[6]) < 0 or cmp(value, ARGV[7]) > 0 then
-    return nil, failure('overflow', 0, 1, path, ARGV[6], ARGV[7])
+  if cmp(value, ARGV[5]) < 0 or cmp(value, ARGV[6]) > 0 then
+    return nil, failure('overflow', 0, 1, path, ARGV[5], ARGV[6])
   end
   redis.call('JSON.SET', key, path, value)
   return '[' .. value .. ']'
 end
 
 local function op_incr(text)
-  return exact(sum(number_in(text), ARGV[5]))
+  return exact(sum(number_in(text), ARGV[4]))
 end
 
 local function op_mul(text)
-  return exact(product(number_in(text), ARGV[5]))
+  return exact(product(number_in(text), ARGV[4]))
 end
 
 -- RedisJSON computes in doubles as Lua does, so the same result is checked first: it refuses
 -- an infinite one with an untyped error and stores an f32 past f32::MAX.
 local function float_op(value, command)
-  local highest = tonumber(ARGV[6])
+  local highest = tonumber(ARGV[5])
   if value ~= value or value > highest or value < -highest then
-    return nil, failure('overflow', 0, 1, path, '-' .. ARGV[6], ARGV[6])
+    return nil, failure('overflow', 0, 1, path, '-' .. ARGV[5], ARGV[5])
   end
-  return redis.call(command, key, path, ARGV[5])
+  return redis.call(command, key, path, ARGV[4])
 end
 
 local function op_fincr(text)
-  return float_op(tonumber(number_in(text)) + tonumber(ARGV[5]), 'JSON.NUMINCRBY')
+  return float_op(tonumber(number_in(text)) + tonumber(ARGV[4]), 'JSON.NUMINCRBY')
 end
 
 local function op_fmul(text)
-  return float_op(tonumber(number_in(text)) * tonumber(ARGV[5]), 'JSON.NUMMULTBY')
+  return float_op(tonumber(number_in(text)) * tonumber(ARGV[4]), 'JSON.NUMMULTBY')
 end
 
 local function op_append()
-  local done, lengths = pcall(redis.call, 'JSON.STRAPPEND', key, path, ARGV[5])
+  local done, lengths = pcall(redis.call, 'JSON.STRAPPEND', key, path, ARGV[4])
   if not done or not lengths[1] then
     return refused(lengths)
   end
@@ -355,21 +355,21 @@ local function op_tadd()
     return nil, not_a_time()
   end
   -- The offset stays as it is, so moving the wall-clock time moves the instant equally.
-  secs, nanos = secs + tonumber(ARGV[5]), nanos + tonumber(ARGV[6])
+  secs, nanos = secs + tonumber(ARGV[4]), nanos + tonumber(ARGV[5])
   if nanos >= 1000000000 then
     nanos, secs = nanos - 1000000000, secs + 1
   end
   redis.call('JSON.SET', key, path, cjson.encode(format_time(secs, nanos, zone)))
-  shadow_instant(ARGV[7], secs, nanos, zone)
+  shadow_instant(ARGV[6], secs, nanos, zone)
 end
 
 local function op_tset()
-  local secs, nanos, zone = parse_time(cjson.decode(ARGV[5]))
+  local secs, nanos, zone = parse_time(cjson.decode(ARGV[4]))
   if not secs then
     return nil, not_a_time()
   end
-  redis.call('JSON.SET', key, path, ARGV[5])
-  shadow_instant(ARGV[6], secs, nanos, zone)
+  redis.call('JSON.SET', key, path, ARGV[4])
+  shadow_instant(ARGV[5], secs, nanos, zone)
 end
 
 local function length()
@@ -377,7 +377,7 @@ local function length()
 end
 
 local function op_lappend()
-  if #ARGV < 5 then
+  if #ARGV < 4 then
     local _, failed = checked()
     if failed then
       return nil, failed
@@ -389,31 +389,31 @@ local function op_lappend()
   -- nothing where it fails), and the client refused values RedisJSON cannot parse, so no
   -- run after the first can fail.
   local done, lengths = pcall(redis.call, 'JSON.ARRAPPEND', key, path,
-    unpack(ARGV, 5, math.min(4004, #ARGV)))
+    unpack(ARGV, 4, math.min(4003, #ARGV)))
   if not done or not lengths[1] then
     return refused(lengths)
   end
   local n = lengths[1]
-  for i = 4005, #ARGV, 4000 do
+  for i = 4004, #ARGV, 4000 do
     n = redis.call('JSON.ARRAPPEND', key, path, unpack(ARGV, i, math.min(i + 3999, #ARGV)))[1]
   end
   return {n}
 end
 
 local function op_linsert()
-  local i = insert_at(ARGV[5], length())
-  return {redis.call('JSON.ARRINSERT', key, path, i, ARGV[6])[1], tostring(i)}
+  local i = insert_at(ARGV[4], length())
+  return {redis.call('JSON.ARRINSERT', key, path, i, ARGV[5])[1], tostring(i)}
 end
 
--- The element ARGV[5] names ('' for the last) in a list of len elements, or nil and the
+-- The element ARGV[4] names ('' for the last) in a list of len elements, or nil and the
 -- failure.
 local function element(len)
   local i = len - 1
-  if ARGV[5] ~= '' then
-    i = index(ARGV[5], len)
+  if ARGV[4] ~= '' then
+    i = index(ARGV[4], len)
   end
   if i == nil or i < 0 then
-    return nil, out_of_range(ARGV[5] == '' and -1 or ARGV[5], len)
+    return nil, out_of_range(ARGV[4] == '' and -1 or ARGV[4], len)
   end
   return i
 end
@@ -438,17 +438,17 @@ end
 
 local function op_lset()
   local len = length()
-  local i = index(ARGV[5], len)
+  local i = index(ARGV[4], len)
   if i == nil then
-    return nil, out_of_range(ARGV[5], len)
+    return nil, out_of_range(ARGV[4], len)
   end
-  redis.call('JSON.SET', key, path .. '[' .. i .. ']', ARGV[6])
+  redis.call('JSON.SET', key, path .. '[' .. i .. ']', ARGV[5])
   return {len, tostring(i)}
 end
 
 local function op_lremove()
   local len = length()
-  local i = redis.call('JSON.ARRINDEX', key, path, ARGV[5])[1]
+  local i = redis.call('JSON.ARRINDEX', key, path, ARGV[4])[1]
   if i >= 0 then
     redis.call('JSON.ARRPOP', key, path, i)
     return {len - 1, tostring(i)}
@@ -464,7 +464,7 @@ end
 -- Python's slice with step 1 of a list of len elements: clamped into the list, never an
 -- error. The first index and the end (exclusive).
 local function bounds(len)
-  local s, _, count = slice(ARGV[5], ARGV[6], '', len)
+  local s, _, count = slice(ARGV[4], ARGV[5], '', len)
   return s, s + count
 end
 
@@ -501,12 +501,12 @@ end
 local function op_dset()
   -- Every value before is read before the first write.
   local result = {0}
-  if ARGV[5] == '1' then
-    for i = 9, #ARGV, 3 do
+  if ARGV[4] == '1' then
+    for i = 8, #ARGV, 3 do
       table.insert(result, entry(ARGV[i + 2]))
     end
   end
-  for i = 9, #ARGV, 3 do
+  for i = 8, #ARGV, 3 do
     if ARGV[i] ~= '' then
       redis.call('JSON.SET', key, path .. ARGV[i], ARGV[i + 1])
     end
@@ -514,30 +514,30 @@ local function op_dset()
   -- Keys without a step, all at once: a merge patch merges an object value into the one
   -- there, so those are deleted first; it deletes a member set to null, so nulls travel as
   -- a placeholder string turned back into null by one filter over the dict.
+  if ARGV[5] ~= '' then
+    redis.call('JSON.MERGE', key, path, ARGV[5])
+  end
   if ARGV[6] ~= '' then
     redis.call('JSON.MERGE', key, path, ARGV[6])
   end
   if ARGV[7] ~= '' then
-    redis.call('JSON.MERGE', key, path, ARGV[7])
-  end
-  if ARGV[8] ~= '' then
-    redis.call('JSON.SET', key, path .. '..[?(@=="' .. ARGV[8] .. '")]', 'null')
+    redis.call('JSON.SET', key, path .. '..[?(@=="' .. ARGV[7] .. '")]', 'null')
   end
   return sized(result)
 end
 
 local function op_ddel()
-  local result = {0, entry(ARGV[7])}
-  if ARGV[5] ~= '' then
-    redis.call('JSON.DEL', key, path .. ARGV[5])
+  local result = {0, entry(ARGV[6])}
+  if ARGV[4] ~= '' then
+    redis.call('JSON.DEL', key, path .. ARGV[4])
   elseif result[2] ~= '[]' then
-    redis.call('JSON.MERGE', key, path, ARGV[6])
+    redis.call('JSON.MERGE', key, path, ARGV[5])
   end
   return sized(result)
 end
 
 local function op_dget()
-  return sized({0, entry(ARGV[7])})
+  return sized({0, entry(ARGV[6])})
 end
 
 local function op_dkeys()
@@ -569,7 +569,7 @@ local function FIELD(run, check)
   if failed then
     return failed
   end
-  local ttl = tonumber(ARGV[4])
+  local ttl = tonumber(ARGV[3])
   if ttl > 0 then
     redis.call('PEXPIRE', key, ttl)
   end
