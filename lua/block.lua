@@ -19,6 +19,36 @@ local ROOTS, RES, OP = {}, {}, 0
 -- documents set, conditions), so a block of plain fields carries none of them.
 local PART = {}
 
+-- A place's JSONPath, for a failure's message.
+local function display(loc)
+  if #loc.k == 0 and not loc.slice then
+    return ROOTS[loc.root].path
+  end
+  return PART.display_at(loc)
+end
+
+-- display for a place below its root or a slice: a part, which read_at and want_item (the
+-- only makers of such places) bring along.
+local function display_at(loc)
+  local rt = ROOTS[loc.root]
+  local parts = { rt.path }
+  for s, kind in ipairs(loc.k) do
+    local v = loc.v[s]
+    if kind == 'i' then
+      parts[#parts + 1] = '[' .. v .. ']'
+    elseif kind == 'f' and string.match(v, '^[%a_][%w_]*$') then
+      parts[#parts + 1] = '.' .. v
+    else
+      parts[#parts + 1] = '[' .. cjson.encode(v) .. ']'
+    end
+  end
+  if loc.slice then
+    local s = loc.slice
+    parts[#parts + 1] = '[' .. s[1] .. ':' .. s[2] .. ':' .. s[3] .. ']'
+  end
+  return table.concat(parts)
+end
+
 local function fail(kind, loc, a, b)
   error({ kind = kind, loc = loc, a = a, b = b }, 0)
 end
@@ -29,21 +59,7 @@ local function typ(n)
   elseif n.k then
     return 'object'
   end
-  local c = string.byte(n.r, 1)
-  if c == 34 then
-    return 'string'
-  elseif c == 91 then
-    return 'array'
-  elseif c == 123 then
-    return 'object'
-  elseif c == 116 or c == 102 then
-    return 'boolean'
-  elseif c == 110 then
-    return 'null'
-  elseif string.find(n.r, '[.eE]') then
-    return 'number'
-  end
-  return 'integer'
+  return json_type(n.r, 1)
 end
 
 -- The element boundaries of a raw array's text ({starts, ends}), found once. Arrays of
@@ -227,6 +243,7 @@ local function read_at(t)
   end
   return loc
 end
+PART.display_at = display_at
 
 -- Reads loc's root (one JSON.GET, the first time); a missing key is an error unless the
 -- root is the whole document. (One JSON.GET per root measured faster than one per
@@ -234,19 +251,20 @@ end
 local function load(loc)
   local rt = ROOTS[loc.root]
   if not rt.loaded then
+    -- A failure here is about the root itself.
+    local at = { root = loc.root, k = NO_STEPS, v = NO_STEPS }
     local ok, v = pcall(redis.call, 'JSON.GET', KEYS[rt.key], rt.path)
     if not ok then
-      local t = redis.call('TYPE', KEYS[rt.key])['ok']
-      fail('wrongtype', { root = loc.root, k = {}, v = {} }, t)
+      fail('wrongtype', at, redis.call('TYPE', KEYS[rt.key])['ok'])
     end
     rt.loaded = true
     if v then
       if v == '[]' then
-        fail('type', { root = loc.root, k = {}, v = {} }, '*', 'nothing')
+        fail('type', at, '*', 'nothing')
       end
       rt.node = { r = string.sub(v, 2, -2) }
     elseif rt.path ~= '$' then
-      fail('notfound', { root = loc.root, k = {}, v = {} })
+      fail('notfound', at)
     end
   end
   return rt
@@ -464,6 +482,7 @@ local function want_item(loc, e, w, i)
   at.k[#at.k + 1], at.v[#at.v + 1] = 'i', tostring(i)
   fail('type', at, w, t)
 end
+PART.display_at = display_at
 
 -- Copies of the elements a list or slice place names, checked against w.
 local function items_of(loc, w)
@@ -616,18 +635,6 @@ local function append_vals(root, list, values)
     items[#items + 1] = v
   end
   return #items
-end
-
--- Formats a float so that it stays a float; nil when it is not finite.
-local function float(x)
-  if x ~= x or x == math.huge or x == -math.huge then
-    return nil
-  end
-  local s = string.format('%.17g', x)
-  if not string.find(s, '[.e]') then
-    s = s .. '.0'
-  end
-  return s
 end
 
 -- The number at n plus the decimal or float text by, within [lo, hi] for integers (i64's
@@ -920,7 +927,7 @@ local function compare(op, w, x, y)
     local p, q = tonumber(a.r), tonumber(b.r)
     c = p == q and 0 or (p < q and -1 or 1)
   elseif w == 'string' then
-    c = bytes_cmp(str(a), str(b))
+    c = PART.bytes_cmp(str(a), str(b))
   else
     c = a.r == b.r and 0 or 1
   end
@@ -941,26 +948,6 @@ end
 -- Declares root i: a part of the document at KEYS[key], at the JSONPath path.
 local function ROOT(i, key, path)
   ROOTS[i] = { key = key, path = path }
-end
-
-local function display(loc)
-  local rt = ROOTS[loc.root]
-  local parts = { rt.path }
-  for s, kind in ipairs(loc.k) do
-    local v = loc.v[s]
-    if kind == 'i' then
-      parts[#parts + 1] = '[' .. v .. ']'
-    elseif kind == 'f' and string.match(v, '^[%a_][%w_]*$') then
-      parts[#parts + 1] = '.' .. v
-    else
-      parts[#parts + 1] = '[' .. cjson.encode(v) .. ']'
-    end
-  end
-  if loc.slice then
-    local s = loc.slice
-    parts[#parts + 1] = '[' .. s[1] .. ':' .. s[2] .. ':' .. s[3] .. ']'
-  end
-  return table.concat(parts)
 end
 
 -- Runs the block: n operations, then writes each changed root, re-arms expiries
@@ -1008,12 +995,7 @@ local function RUN(n, echo, body)
   if PART.pushed then
     PART.pushed(out, wrote, echo)
   end
-  for k = 1, #KEYS do
-    local ttl = wrote[k] and ARGV[2 * k - 1] or ARGV[2 * k]
-    if ttl ~= '0' then
-      redis.call('PEXPIRE', KEYS[k], ttl)
-    end
-  end
+  rearm(wrote)
   return out
 end
 

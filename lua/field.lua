@@ -207,9 +207,8 @@ local function checked()
 end
 
 -- The checks of the operations that read the field anyway, in that one read: JSON.GET fails,
--- answers nil or answers the value, whose JSON type its text tells as JSON.TYPE names it (an
--- integer is only digits; '[]' is no value, 'nothing'). Returns the reply (the value in a
--- one-element array).
+-- answers nil or answers the value, whose JSON type its text tells (json_type). Returns the
+-- reply (the value in a one-element array).
 local function checked_read()
   local done, text = pcall(redis.call, 'JSON.GET', key, path)
   local failed = absent(done, text)
@@ -219,21 +218,7 @@ local function checked_read()
   if want == '*' then
     return text
   end
-  local c, found = string.byte(text, 2), 'nothing'
-  if c == 34 then
-    found = 'string'
-  elseif c == 91 then
-    found = 'array'
-  elseif c == 123 then
-    found = 'object'
-  elseif c == 116 or c == 102 then
-    found = 'boolean'
-  elseif c == 110 then
-    found = 'null'
-  elseif c ~= 93 then
-    found = string.find(text, '^%[%-?%d+%]$') and 'integer' or 'number'
-  end
-  failed = mistyped(found)
+  failed = mistyped(json_type(text, 2))
   if failed then
     return nil, failed
   end

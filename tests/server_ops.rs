@@ -469,19 +469,32 @@ async fn fails_cleanly(
     failing: impl FnOnce(&Ops),
     check: impl FnOnce(&Error) -> bool,
 ) {
+    let (ra, rb) = (Doc::server_ref_for("a"), Doc::server_ref_for("b"));
+    let block = |ops: &Ops| {
+        ops.incr(ra.n(), 1);
+        ops.append_from(rb.items(), ra.items().slice(..));
+        failing(ops);
+        ops.set(rb.name(), "after");
+    };
+    fails_unchanged(db, raw, what, failed_op, block, check).await;
+}
+
+/// Runs `block`, which fails at operation `failed_op`, and checks the error and that every
+/// key the tests use is byte-identical afterwards.
+async fn fails_unchanged(
+    db: &Db,
+    raw: &mut redis::aio::MultiplexedConnection,
+    what: &str,
+    failed_op: usize,
+    block: impl FnOnce(&Ops),
+    check: impl FnOnce(&Error) -> bool,
+) {
     let keys: Vec<String> = ["a", "b", "c", "d", "missing", "new"]
         .iter()
         .map(|id| db.key(&Doc::key_of(id)))
         .collect();
     let before = snapshot(raw, &keys).await;
-    let (ra, rb) = (Doc::server_ref_for("a"), Doc::server_ref_for("b"));
-    let got = ServerOps::scope(db, |ops| {
-        ops.incr(ra.n(), 1);
-        ops.append_from(rb.items(), ra.items().slice(..));
-        failing(ops);
-        ops.set(rb.name(), "after");
-    })
-    .await;
+    let got = ServerOps::scope(db, block).await;
     match got {
         Err(Error::Block { op, source }) if op == failed_op => {
             assert!(check(&source), "{what}: unexpected error {source:?}");
@@ -835,6 +848,242 @@ async fn lists_only_appended_to_are_appended_in_place_and_mirrored() {
         json!([1, 2, 3, 4, 5, 6, 7])
     );
     assert_eq!(stored(&mut raw, &key).await["n"], json!(1));
+}
+
+/// A block of operations each on a place of its own (the plan that checks each with one
+/// command and writes each at its own path), ending with `failing`: it fails at operation
+/// `failed_op` and leaves every key byte-identical.
+async fn flat_fails_cleanly(
+    db: &Db,
+    raw: &mut redis::aio::MultiplexedConnection,
+    what: &str,
+    failed_op: usize,
+    failing: impl FnOnce(&Ops),
+    check: impl FnOnce(&Error) -> bool,
+) {
+    let (ra, rb) = (Doc::server_ref_for("a"), Doc::server_ref_for("b"));
+    let block = |ops: &Ops| {
+        ops.incr(ra.n(), 1);
+        ops.append(ra.items(), "x".to_string());
+        ops.insert(ra.prefs(), "new", "v".to_string());
+        ops.set(rb.name(), "renamed");
+        ops.toggle(rb.flag());
+        ops.append(rb.inner().city(), "!");
+        failing(ops);
+    };
+    fails_unchanged(db, raw, what, failed_op, block, check).await;
+}
+
+#[tokio::test]
+async fn a_block_of_separate_places_checks_everything_before_its_first_write() {
+    let db = db().await;
+    let mut raw = raw().await;
+    for id in ["a", "b", "c"] {
+        doc(id).save(&db).await.unwrap();
+    }
+    let c = db.key(&Doc::key_of("c"));
+    for (path, value) in [
+        ("$.n", "\"text\""),
+        ("$.items", "5"),
+        ("$.name", "7"),
+        ("$.flag", "1"),
+        ("$.prefs", "[]"),
+        ("$.f", "1e308"),
+    ] {
+        let _: () = redis::cmd("JSON.SET")
+            .arg(&c)
+            .arg(path)
+            .arg(value)
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+    }
+    let _: () = redis::cmd("SET")
+        .arg(db.key(&Doc::key_of("d")))
+        .arg("plain")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let (ra, rc) = (Doc::server_ref_for("a"), Doc::server_ref_for("c"));
+    let (rd, missing) = (Doc::server_ref_for("d"), Doc::server_ref_for("missing"));
+    let cases: Vec<(&str, Build<'_>, Check<'_>)> = vec![
+        (
+            "an i8 incr past its range",
+            Box::new(|ops| {
+                ops.incr(ra.small(), 100);
+            }),
+            Box::new(
+                |e| matches!(e, Error::Overflow { path, kind: "i8", .. } if path == "$.small"),
+            ),
+        ),
+        (
+            "incr on a string",
+            Box::new(|ops| {
+                ops.incr(rc.n(), 1);
+            }),
+            Box::new(
+                |e| matches!(e, Error::TypeMismatch { path, found, .. } if path == "$.n" && found == "string"),
+            ),
+        ),
+        (
+            "a float incr past f64",
+            Box::new(|ops| {
+                ops.incr(rc.f(), f64::MAX);
+            }),
+            Box::new(|e| matches!(e, Error::Overflow { .. })),
+        ),
+        (
+            "append to a list that is a number",
+            Box::new(|ops| {
+                ops.append(rc.items(), "x".to_string());
+            }),
+            Box::new(
+                |e| matches!(e, Error::TypeMismatch { path, found, .. } if path == "$.items" && found == "integer"),
+            ),
+        ),
+        (
+            "a string append to a number",
+            Box::new(|ops| {
+                ops.append(rc.name(), "x");
+            }),
+            Box::new(
+                |e| matches!(e, Error::TypeMismatch { path, found, .. } if path == "$.name" && found == "integer"),
+            ),
+        ),
+        (
+            "toggle of a number",
+            Box::new(|ops| {
+                ops.toggle(rc.flag());
+            }),
+            Box::new(
+                |e| matches!(e, Error::TypeMismatch { path, found, .. } if path == "$.flag" && found == "integer"),
+            ),
+        ),
+        (
+            "set of a string over a number",
+            Box::new(|ops| {
+                ops.set(rc.name(), "x");
+            }),
+            Box::new(|e| matches!(e, Error::TypeMismatch { path, .. } if path == "$.name")),
+        ),
+        (
+            "a dict entry in a list",
+            Box::new(|ops| {
+                ops.insert(rc.prefs(), "k", "v".to_string());
+            }),
+            Box::new(
+                |e| matches!(e, Error::TypeMismatch { path, found, .. } if path == "$.prefs" && found == "array"),
+            ),
+        ),
+        (
+            "a missing document",
+            Box::new(|ops| {
+                ops.toggle(missing.flag());
+            }),
+            Box::new(|e| matches!(e, Error::NotFound { key } if key.ends_with(":missing"))),
+        ),
+        (
+            "a key that is not a document",
+            Box::new(|ops| {
+                ops.set(rd.name(), "x");
+            }),
+            Box::new(
+                |e| matches!(e, Error::TypeMismatch { path, found, .. } if path == "$" && found == "string"),
+            ),
+        ),
+        (
+            "a list push to a key that is not a document",
+            Box::new(|ops| {
+                ops.extend(rd.items(), ["x".to_string()]);
+            }),
+            Box::new(|e| matches!(e, Error::TypeMismatch { found, .. } if found == "string")),
+        ),
+    ];
+    // These blocks take that plan (explain shows the script a block runs).
+    let shown = ServerOps::explain(|ops| {
+        ops.incr(ra.n(), 1);
+        ops.toggle(rc.flag());
+    });
+    assert!(
+        shown.starts_with("-- rapyer ServerOps flat block"),
+        "{shown}"
+    );
+    for (what, failing, check) in cases {
+        flat_fails_cleanly(&db, &mut raw, what, 6, failing, check).await;
+    }
+}
+
+#[tokio::test]
+async fn a_block_of_separate_places_writes_only_them_and_mirrors_the_server() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let mut a = doc("flat");
+    a.save(&db).await.unwrap();
+    let key = db.key(&a.key());
+    // Another client writes beside every place the block touches: a member of the same
+    // dict, the list, a sibling field. Only the block's own paths are written, and the
+    // local model gets the server's values, theirs included.
+    for (path, value) in [
+        ("$.prefs.theirs", "\"t\""),
+        ("$.maybe", "\"theirs\""),
+        ("$.inner.zip", "1"),
+    ] {
+        let _: () = redis::cmd("JSON.SET")
+            .arg(&key)
+            .arg(path)
+            .arg(value)
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+    }
+    let _: () = redis::cmd("JSON.ARRAPPEND")
+        .arg(&key)
+        .arg("$.items")
+        .arg("\"theirs\"")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    for v in HOSTILE {
+        let before = stored(&mut raw, &key).await;
+        let (n, len, flag, name, city) = a
+            .atomic(&db, |m| {
+                m.prefs().insert(*v, *v);
+                (
+                    m.n().incr(i64::MAX - 100),
+                    m.items().append(*v),
+                    m.flag().toggle(),
+                    m.name().set(*v),
+                    m.inner().city().append(v),
+                )
+            })
+            .await
+            .unwrap_or_else(|e| panic!("{v:?}: {e}"));
+        let now = stored(&mut raw, &key).await;
+        let local = serde_json::to_value(&a).unwrap();
+        for field in ["prefs", "n", "items", "flag", "name"] {
+            assert_eq!(
+                local[field], now[field],
+                "{v:?}: the local {field} is the server's"
+            );
+        }
+        assert_eq!(local["inner"]["city"], now["inner"]["city"], "{v:?}");
+        // What the block did not touch stays as the local copy had it.
+        assert_eq!((a.maybe.as_deref(), a.inner.zip), (None, 75000));
+        assert_eq!(now["prefs"][*v], json!(v), "{v:?}");
+        assert_eq!(now["prefs"]["theirs"], json!("t"));
+        assert_eq!(now["maybe"], json!("theirs"));
+        assert_eq!(now["inner"]["zip"], json!(1));
+        assert_eq!(n, Some(a.n));
+        assert_eq!(len, Some(a.items.len()));
+        assert_eq!(flag, Some(!before["flag"].as_bool().unwrap()));
+        assert_eq!(name, Some(()));
+        assert_eq!(city.as_deref(), Some(a.inner.city.as_str()), "{v:?}");
+        // Back below the top for the next round.
+        ServerOps::scope(&db, |ops| ops.set(a.server_ref().n(), 0))
+            .await
+            .unwrap();
+        a.n = 0;
+    }
 }
 
 #[tokio::test]

@@ -20,6 +20,7 @@ use super::{CondNode, Op, Operand, Param};
 use crate::path::{push_member, push_member_text};
 use crate::script::{Keys, Script};
 
+pub(crate) mod flat;
 mod runtime;
 
 /// A compiled block: the operations its script needs, and the data that goes with it.
@@ -55,8 +56,21 @@ pub(crate) fn script_text(uses: &BTreeSet<&'static str>) -> String {
 /// The script of a compiled block, built (and hashed) once per shape and kept in the
 /// `Db`'s bounded cache of block scripts.
 pub(crate) fn script(registry: &crate::script::Registry, compiled: &Compiled) -> Script {
-    registry.block(&compiled.shape(), || {
-        let text = script_text(&compiled.uses);
+    block_script(registry, &compiled.shape(), || script_text(&compiled.uses))
+}
+
+/// The script of a flat block (see [`flat`]), cached as [`script`]'s.
+pub(crate) fn flat_script(registry: &crate::script::Registry, plan: &flat::Flat) -> Script {
+    block_script(registry, &plan.shape(), || flat::script_text(&plan.kinds))
+}
+
+fn block_script(
+    registry: &crate::script::Registry,
+    shape: &str,
+    text: impl FnOnce() -> String,
+) -> Script {
+    registry.block(shape, || {
+        let text = text();
         let sha = sha1_smol::Sha1::from(text.as_bytes()).digest().to_string();
         Script::block(format!("rapyer.block.{}", &sha[..16]), Keys::Dynamic, text)
     })
@@ -86,41 +100,16 @@ struct Compiler {
     op_docs: Vec<Option<usize>>,
 }
 
-/// The names of the runtime operations `ops` call, conditions' branches included.
-fn visit_funcs(ops: &[Op], out: &mut BTreeSet<&'static str>) {
+/// Every operation call of `ops`, conditions' branches included.
+fn visit_calls<'a>(ops: &'a [Op], f: &mut impl FnMut(BlockOp, &'a [Param])) {
     for op in ops {
         match op {
-            Op::Call { func, .. } => {
-                out.insert(func.lua_name());
-            }
+            Op::Call { func, params, .. } => f(*func, params),
             Op::When {
                 then, otherwise, ..
             } => {
-                visit_funcs(then, out);
-                visit_funcs(otherwise, out);
-            }
-        }
-    }
-}
-
-/// The places lists are pushed to (`append`, `extend`).
-fn visit_pushes<'a>(ops: &'a [Op], out: &mut Vec<&'a Loc>) {
-    for op in ops {
-        match op {
-            Op::Call {
-                func: BlockOp::ListPush,
-                params,
-                ..
-            } => out.extend(params.iter().find_map(|p| match p {
-                Param::Loc(l) => Some(l),
-                _ => None,
-            })),
-            Op::Call { .. } => {}
-            Op::When {
-                then, otherwise, ..
-            } => {
-                visit_pushes(then, out);
-                visit_pushes(otherwise, out);
+                visit_calls(then, f);
+                visit_calls(otherwise, f);
             }
         }
     }
@@ -175,7 +164,17 @@ pub(crate) fn compile(ops: &[Op], count: usize, echo: bool) -> Compiled {
     let mut locs = Vec::new();
     visit_locs(ops, &mut locs);
     let mut funcs = BTreeSet::new();
-    visit_funcs(ops, &mut funcs);
+    // The places lists are pushed to (`append`, `extend`).
+    let mut pushes: Vec<&Loc> = Vec::new();
+    visit_calls(ops, &mut |func, params| {
+        funcs.insert(func.lua_name());
+        if func == BlockOp::ListPush {
+            pushes.extend(params.iter().find_map(|p| match p {
+                Param::Loc(l) => Some(l),
+                _ => None,
+            }));
+        }
+    });
     let mut c = Compiler {
         docs: Vec::new(),
         doc_index: HashMap::new(),
@@ -220,8 +219,6 @@ pub(crate) fn compile(ops: &[Op], count: usize, echo: bool) -> Compiled {
     // Lists the block only appends to: every place on their root is the list itself, the
     // target of a push. They are checked and measured, never read nor written back whole
     // (`push_only` in lua/block.lua).
-    let mut pushes = Vec::new();
-    visit_pushes(ops, &mut pushes);
     let mut push_only = vec![None; c.roots.len()];
     for loc in &locs {
         let root = c.root_of(loc);
@@ -368,6 +365,10 @@ impl Compiler {
                 left,
                 right,
             } => {
+                // Comparing strings byte by byte is a part of its own.
+                if *want == "string" {
+                    self.uses.insert("bytes_cmp");
+                }
                 self.push("cmp");
                 self.push(*op);
                 self.push(*want);
@@ -464,6 +465,7 @@ mod tests {
         tags: Vec<String>,
         prefs: HashMap<String, String>,
         owner: Owner,
+        on: bool,
     }
 
     #[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
@@ -512,6 +514,129 @@ mod tests {
             ops.incr_by_field(a.rate(), a.owner().age());
             ops.copy_model(b.clone(), "c");
             ops.move_item(b.tags().at(0), a.tags());
+        }));
+    }
+
+    /// The script `build`'s block runs (what `ServerOps::explain` shows).
+    fn script_of(build: impl FnOnce(&Ops)) -> String {
+        let ops = Ops::new();
+        build(&ops);
+        let program = ops.finish().expect("the block builds");
+        match super::flat::plan(&program.frames[0], program.count) {
+            Some(plan) => super::flat::script_text(&plan.kinds),
+            None => super::script_text(&compile(&program.frames[0], program.count, false).uses),
+        }
+    }
+
+    #[test]
+    fn scripts_of_common_shapes_fit_in_8_kb() {
+        let (a, b) = (Acct::server_ref_for("a"), Acct::server_ref_for("b"));
+        let ops: [&dyn Fn(&Ops); 5] = [
+            &|ops| {
+                ops.incr(a.balance(), 1);
+            },
+            &|ops| {
+                ops.append(a.tags(), "x".to_string());
+            },
+            &|ops| {
+                ops.insert(a.prefs(), "k", "v".to_string());
+            },
+            &|ops| {
+                ops.set(a.note(), "renamed".to_string());
+            },
+            &|ops| {
+                ops.toggle(a.on());
+            },
+        ];
+        // The bench's 5-op row and each of its first 1 to 5 operations, and each one alone:
+        // the flat plan.
+        for n in 1..=ops.len() {
+            for shape in [&ops[..n], &ops[n - 1..n]] {
+                let text = script_of(|o| shape.iter().for_each(|op| op(o)));
+                assert!(text.starts_with("-- rapyer ServerOps flat block"), "{n}");
+                assert!(text.len() <= 8 * 1024, "{n} ops: {} bytes", text.len());
+            }
+        }
+        // The interpreter's, for typical blocks it runs: the same field twice, a field and its
+        // model, a condition, a float.
+        let typical: [&dyn Fn(&Ops); 4] = [
+            &|ops| {
+                ops.incr(a.balance(), 1);
+                ops.incr(a.balance(), 1);
+            },
+            &|ops| {
+                ops.incr(a.balance(), 1);
+                ops.extend(a.tags(), ["x".to_string()]);
+                ops.append(a.tags(), "y".to_string());
+            },
+            &|ops| {
+                ops.when(a.balance().ge(30)).then(|ops| {
+                    ops.incr(a.balance(), -30);
+                    ops.incr(b.balance(), 30);
+                });
+            },
+            &|ops| {
+                ops.incr(a.rate(), 0.5);
+                ops.incr(a.rate(), 0.5);
+                ops.append(a.note(), "!");
+            },
+        ];
+        for (i, build) in typical.iter().enumerate() {
+            let text = script_of(build);
+            assert!(text.starts_with("-- rapyer ServerOps block runtime"), "{i}");
+            assert!(
+                text.len() <= 8 * 1024,
+                "typical block {i}: {} bytes",
+                text.len()
+            );
+        }
+    }
+
+    #[test]
+    fn places_inside_one_another_or_conditions_take_the_interpreter() {
+        let a = Acct::server_ref_for("a");
+        let interpreted = |build: &dyn Fn(&Ops)| {
+            let ops = Ops::new();
+            build(&ops);
+            let program = ops.finish().expect("builds");
+            super::flat::plan(&program.frames[0], program.count).is_none()
+        };
+        assert!(interpreted(&|ops| {
+            ops.incr(a.balance(), 1);
+            ops.incr(a.balance(), 2);
+        }));
+        assert!(interpreted(&|ops| {
+            ops.set(a.owner().age(), 1);
+            ops.set(
+                a.owner(),
+                Owner {
+                    name: "n".into(),
+                    age: 2,
+                },
+            );
+        }));
+        assert!(interpreted(&|ops| {
+            ops.set(a.prefs().entry("k"), "v");
+            ops.clear(a.prefs());
+        }));
+        assert!(interpreted(&|ops| {
+            ops.set(a.prefs().entry("k"), "v");
+            ops.set(a.prefs().entry("k"), "w");
+        }));
+        // A dict key no JSONPath step addresses (both quotes) travels in a value instead.
+        assert!(interpreted(&|ops| {
+            ops.set(a.prefs().entry("k'\""), "v");
+        }));
+        assert!(interpreted(&|ops| {
+            ops.when(a.on().eq(true)).then(|ops| {
+                ops.toggle(a.on());
+            });
+        }));
+        assert!(!interpreted(&|ops| {
+            ops.set(a.prefs().entry("k"), "v");
+            ops.set(a.prefs().entry("j"), "w");
+            ops.set(a.owner().age(), 1);
+            ops.set(a.owner().name(), "n");
         }));
     }
 

@@ -98,6 +98,9 @@ impl ServerOps {
         let ops = Ops::new();
         build(&ops);
         let program = ops.inner.into_inner();
+        if let Some(plan) = compile::flat::plan(&program.frames[0], program.count) {
+            return compile::flat::script_text(&plan.kinds);
+        }
         compile::script_text(&compile::compile(&program.frames[0], program.count, false).uses)
     }
 }

@@ -87,6 +87,11 @@
 //! reference, `assign`, `swap`, `move_item`, `copy_model` and `when`, through [`BoundRef`]).
 //!
 //! How a block runs:
+//! - **A flat plan for separate places.** A block whose every operation (`set`, `incr`,
+//!   `decr`, `toggle`, a string or list `append`, `extend`, a dict `insert`) acts on a field
+//!   or dict entry of its own, none inside another's, without a condition, is checked with
+//!   one command per operation and then written with one bare RedisJSON command per
+//!   operation at its own path: no interpreter, and only the changed paths are written.
 //! - **One script per shape.** Keys travel in `KEYS`; the block itself (its operations in
 //!   order, their places, values and conditions) travels as a program in `ARGV`, which the
 //!   script reads as it runs. The script holds the runtime's interpreter, the runtime
@@ -95,8 +100,8 @@
 //!   so its text depends only on that shape (`incr` and `decr` are one operation, so are
 //!   `assign` and `copy_model`): not on the number or order of operations, the places they
 //!   act on, keys, values or how many documents the block names. A loop adding 400
-//!   increments runs the same script as one increment, and blocks share a handful of
-//!   scripts ([`ServerOps::explain`] shows one). It is kept in the `Db`'s bounded
+//!   increments to a field runs the same script as one adding two, and blocks share a
+//!   handful of scripts ([`ServerOps::explain`] shows one). It is kept in the `Db`'s bounded
 //!   cache of block scripts ([`Scripts::set_block_capacity`](crate::script::Scripts)) and
 //!   run by `EVALSHA`; if the server lost it, it is sent as one `EVAL` of its text, in the
 //!   same atomic step, which the server may evict later.
