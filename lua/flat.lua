@@ -56,9 +56,10 @@ local function type_at(op, path)
   return t[1] or 'nothing'
 end
 
--- The failure when the JSON type found is not w ('number' takes an integer), or nil.
+-- The failure when the JSON type found is not w ('number' takes an integer, '*' any value
+-- but none), or nil.
 local function unlike(op, path, w, found)
-  if w == '*' or found == w or (w == 'number' and found == 'integer') then
+  if found ~= 'nothing' and (w == '*' or found == w or (w == 'number' and found == 'integer')) then
     return nil
   end
   return failure('type', op.i, op.k, path, w, found)

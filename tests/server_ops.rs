@@ -834,6 +834,30 @@ async fn lists_only_appended_to_are_appended_in_place_and_mirrored() {
         .await
         .unwrap();
     assert_eq!(same, Some(want.len()));
+    // Alone in its block (each operation on a place of its own): a 1 MB element, and 10,000
+    // elements in runs of 4,000.
+    let big = "y".repeat(1 << 20);
+    let (len, nums) = ServerOps::scope(&db, |ops| {
+        (
+            ops.append(r.items(), big.clone()),
+            ops.extend(r.nums(), 0..10_000),
+        )
+    })
+    .await
+    .unwrap();
+    want.push(big);
+    assert_eq!((len, nums), (Some(want.len()), Some(10_005)));
+    let now = stored(&mut raw, &key).await;
+    assert_eq!(now["items"], json!(want));
+    assert_eq!(now["nums"].as_array().map(Vec::len), Some(10_005));
+    assert_eq!(now["nums"][10_004], json!(9_999));
+    let _: () = redis::cmd("JSON.SET")
+        .arg(&key)
+        .arg("$.nums")
+        .arg("[1,2,3,4,5]")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
     // A list that is appended to and also read in the block goes through the overlay.
     let (len, first) = ServerOps::scope(&db, |ops| {
         let len = ops.append(r.nums(), 6);
