@@ -248,16 +248,7 @@ local check_append, check_toggle, check_lappend = afterwards, afterwards, afterw
 -- error `err` (when it erred).
 local function refused(err)
   local _, failed = checked()
-  if failed then
-    return nil, failed
-  end
-  if type(err) == 'table' then
-    return nil, err
-  elseif type(err) == 'string' then
-    -- pcall hands the command's error over as its text (an OOM refusal, say).
-    return nil, redis.error_reply(err)
-  end
-  return nil, redis.error_reply('ERR rapyer: the field operation did nothing at ' .. path)
+  return nil, nothing_done(failed, err, path)
 end
 
 -- Each operation takes what its check read and returns its reply (nil: the field's value,

@@ -25,9 +25,10 @@
 -- whole value, read back), else ''}. A failure is a typed failure naming the operation
 -- (lua/lib/failure.lua), with nothing written.
 
--- The checks and the writes, by kind: filled in after this runtime with only the kinds the
--- script's blocks use.
-local CHECK, WRITE = {}, {}
+-- The checks and the writes, by kind, and for the kinds whose command writes nothing where
+-- it would fail (toggle, list push, dict entry), that command tried before its checks (see
+-- FLAT): filled in after this runtime with only the kinds the script's blocks use.
+local CHECK, WRITE, FIRST = {}, {}, {}
 
 -- The value at op's place as JSON.GET answers it (in a one-element array), or nil and the
 -- failure: the key missing or of another Redis type.
@@ -145,6 +146,17 @@ local function write_t(op)
   op.echo = op.res
 end
 
+-- JSON.TOGGLE errs for a missing key or one of another type and toggles nothing where no
+-- boolean is.
+local function first_t(op)
+  local ok, r = pcall(redis.call, 'JSON.TOGGLE', KEYS[op.k], op.path)
+  if not ok or not r[1] then
+    return nothing_done(check_t(op), r, op.path)
+  end
+  op.res = r[1] == 1 and 'true' or 'false'
+  op.echo = op.res
+end
+
 local function check_a(op)
   local v, failed = read_as(op, 'string')
   if not v then
@@ -189,6 +201,23 @@ local function write_p(op)
   end
 end
 
+-- JSON.ARRAPPEND errs for a missing key or one of another type and appends nothing where no
+-- list is; the runs after the first cannot fail. (Not for a push of no elements, which has
+-- no command to try.)
+local function first_p(op)
+  local last = op.a + op.n - 1
+  local ok, r = pcall(redis.call, 'JSON.ARRAPPEND', KEYS[op.k], op.path,
+    unpack(ARGV, op.a, math.min(op.a + 3999, last)))
+  if not ok or not r[1] then
+    return nothing_done(check_p(op), r, op.path)
+  end
+  local n = r[1]
+  for at = op.a + 4000, last, 4000 do
+    n = redis.call('JSON.ARRAPPEND', KEYS[op.k], op.path, unpack(ARGV, at, math.min(at + 3999, last)))[1]
+  end
+  op.res = tostring(n)
+end
+
 -- A dict entry: the dict must be an object; the entry is added or replaced.
 local function check_d(op)
   local dict = ARGV[op.a]
@@ -207,26 +236,51 @@ local function write_d(op)
   redis.call('JSON.SET', KEYS[op.k], op.path, ARGV[op.a + 1])
 end
 
+-- JSON.SET errs for a missing key or one of another type and sets nothing (answers nil)
+-- where the dict is not an object.
+local function first_d(op)
+  local ok, r = pcall(redis.call, 'JSON.SET', KEYS[op.k], op.path, ARGV[op.a + 1])
+  if not ok or not r then
+    return nothing_done(check_d(op), r, op.path)
+  end
+  op.res = 'null'
+end
+
 -- Runs the block ARGV describes: every check, then every write, the expiries re-armed
--- (each key's write expiry, as every operation writes), the reply.
+-- (each key's write expiry, as every operation writes), the reply. The last operation, when
+-- its command writes nothing where it would fail, skips its check: its command is the first
+-- write, after every other operation's check (so a failure still names the first operation
+-- that fails), and its checks run only when it wrote nothing, which is then the failure.
 local function FLAT()
   local at = 2 * #KEYS + 1
   local echo, n = ARGV[at] == '1', tonumber(ARGV[at + 1])
   at = at + 2
-  local ops = {}
+  local ops, lead = {}, nil
   for i = 1, n do
     local op = { i = i, kind = ARGV[at], k = tonumber(ARGV[at + 1]), path = ARGV[at + 2],
       n = tonumber(ARGV[at + 3]), a = at + 4 }
     at = op.a + op.n
-    local failed = CHECK[op.kind](op)
+    ops[i] = op
+    if i == n and FIRST[op.kind] and (op.kind ~= 'p' or op.n > 0) then
+      lead = op
+    else
+      local failed = CHECK[op.kind](op)
+      if failed then
+        return failed
+      end
+    end
+  end
+  if lead then
+    local failed = FIRST[lead.kind](lead)
     if failed then
       return failed
     end
-    ops[i] = op
   end
   local out, wrote = { 'ok' }, {}
   for i, op in ipairs(ops) do
-    WRITE[op.kind](op)
+    if op ~= lead then
+      WRITE[op.kind](op)
+    end
     out[i + 1] = op.res
     wrote[op.k] = true
   end

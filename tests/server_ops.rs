@@ -874,28 +874,16 @@ async fn lists_only_appended_to_are_appended_in_place_and_mirrored() {
     assert_eq!(stored(&mut raw, &key).await["n"], json!(1));
 }
 
-/// A block of operations each on a place of its own (the plan that checks each with one
-/// command and writes each at its own path), ending with `failing`: it fails at operation
-/// `failed_op` and leaves every key byte-identical.
-async fn flat_fails_cleanly(
-    db: &Db,
-    raw: &mut redis::aio::MultiplexedConnection,
-    what: &str,
-    failed_op: usize,
-    failing: impl FnOnce(&Ops),
-    check: impl FnOnce(&Error) -> bool,
-) {
+/// Six operations each on a place of its own (the plan that checks each with one command
+/// and writes each at its own path), all of which would succeed.
+fn separate_places(ops: &Ops) {
     let (ra, rb) = (Doc::server_ref_for("a"), Doc::server_ref_for("b"));
-    let block = |ops: &Ops| {
-        ops.incr(ra.n(), 1);
-        ops.append(ra.items(), "x".to_string());
-        ops.insert(ra.prefs(), "new", "v".to_string());
-        ops.set(rb.name(), "renamed");
-        ops.toggle(rb.flag());
-        ops.append(rb.inner().city(), "!");
-        failing(ops);
-    };
-    fails_unchanged(db, raw, what, failed_op, block, check).await;
+    ops.incr(ra.n(), 1);
+    ops.append(ra.items(), "x".to_string());
+    ops.insert(ra.prefs(), "new", "v".to_string());
+    ops.set(rb.name(), "renamed");
+    ops.toggle(rb.flag());
+    ops.append(rb.inner().city(), "!");
 }
 
 #[tokio::test]
@@ -930,6 +918,11 @@ async fn a_block_of_separate_places_checks_everything_before_its_first_write() {
         .unwrap();
     let (ra, rc) = (Doc::server_ref_for("a"), Doc::server_ref_for("c"));
     let (rd, missing) = (Doc::server_ref_for("d"), Doc::server_ref_for("missing"));
+    let mismatch = |at: &'static str, what: &'static str| -> Check<'_> {
+        Box::new(
+            move |e: &Error| matches!(e, Error::TypeMismatch { path, found, .. } if path == at && found == what),
+        )
+    };
     let cases: Vec<(&str, Build<'_>, Check<'_>)> = vec![
         (
             "an i8 incr past its range",
@@ -945,9 +938,7 @@ async fn a_block_of_separate_places_checks_everything_before_its_first_write() {
             Box::new(|ops| {
                 ops.incr(rc.n(), 1);
             }),
-            Box::new(
-                |e| matches!(e, Error::TypeMismatch { path, found, .. } if path == "$.n" && found == "string"),
-            ),
+            mismatch("$.n", "string"),
         ),
         (
             "a float incr past f64",
@@ -961,27 +952,21 @@ async fn a_block_of_separate_places_checks_everything_before_its_first_write() {
             Box::new(|ops| {
                 ops.append(rc.items(), "x".to_string());
             }),
-            Box::new(
-                |e| matches!(e, Error::TypeMismatch { path, found, .. } if path == "$.items" && found == "integer"),
-            ),
+            mismatch("$.items", "integer"),
         ),
         (
             "a string append to a number",
             Box::new(|ops| {
                 ops.append(rc.name(), "x");
             }),
-            Box::new(
-                |e| matches!(e, Error::TypeMismatch { path, found, .. } if path == "$.name" && found == "integer"),
-            ),
+            mismatch("$.name", "integer"),
         ),
         (
             "toggle of a number",
             Box::new(|ops| {
                 ops.toggle(rc.flag());
             }),
-            Box::new(
-                |e| matches!(e, Error::TypeMismatch { path, found, .. } if path == "$.flag" && found == "integer"),
-            ),
+            mismatch("$.flag", "integer"),
         ),
         (
             "set of a string over a number",
@@ -995,9 +980,7 @@ async fn a_block_of_separate_places_checks_everything_before_its_first_write() {
             Box::new(|ops| {
                 ops.insert(rc.prefs(), "k", "v".to_string());
             }),
-            Box::new(
-                |e| matches!(e, Error::TypeMismatch { path, found, .. } if path == "$.prefs" && found == "array"),
-            ),
+            mismatch("$.prefs", "array"),
         ),
         (
             "a missing document",
@@ -1011,9 +994,7 @@ async fn a_block_of_separate_places_checks_everything_before_its_first_write() {
             Box::new(|ops| {
                 ops.set(rd.name(), "x");
             }),
-            Box::new(
-                |e| matches!(e, Error::TypeMismatch { path, found, .. } if path == "$" && found == "string"),
-            ),
+            mismatch("$", "string"),
         ),
         (
             "a list push to a key that is not a document",
@@ -1033,7 +1014,54 @@ async fn a_block_of_separate_places_checks_everything_before_its_first_write() {
         "{shown}"
     );
     for (what, failing, check) in cases {
-        flat_fails_cleanly(&db, &mut raw, what, 6, failing, check).await;
+        let block = |ops: &Ops| {
+            separate_places(ops);
+            failing(ops);
+        };
+        fails_unchanged(&db, &mut raw, what, 6, block, check).await;
+    }
+    // The last operation's command is tried before its checks when it writes nothing where
+    // it would fail (a toggle, a push, a dict entry): a failure still names the first
+    // operation that fails.
+    fails_unchanged(
+        &db,
+        &mut raw,
+        "an overflow before a toggle that would fail",
+        6,
+        |ops| {
+            separate_places(ops);
+            ops.incr(ra.small(), 100);
+            ops.toggle(rc.flag());
+        },
+        |e| matches!(e, Error::Overflow { path, .. } if path == "$.small"),
+    )
+    .await;
+    // And alone in its block.
+    let alone: Vec<(&str, Build<'_>, Check<'_>)> = vec![
+        (
+            "a toggle of a number",
+            Box::new(|ops| {
+                ops.toggle(rc.flag());
+            }),
+            mismatch("$.flag", "integer"),
+        ),
+        (
+            "a push to a missing document",
+            Box::new(|ops| {
+                ops.extend(missing.items(), ["x".to_string(), "y".to_string()]);
+            }),
+            Box::new(|e| matches!(e, Error::NotFound { .. })),
+        ),
+        (
+            "a dict entry in a key that is not a document",
+            Box::new(|ops| {
+                ops.insert(rd.prefs(), "k", "v".to_string());
+            }),
+            Box::new(|e| matches!(e, Error::TypeMismatch { found, .. } if found == "string")),
+        ),
+    ];
+    for (what, block, check) in alone {
+        fails_unchanged(&db, &mut raw, what, 0, block, check).await;
     }
 }
 

@@ -222,15 +222,22 @@ pub(crate) fn script_text(kinds: &BTreeSet<char>) -> String {
         "-- rapyer ServerOps flat block, with the kinds: {}\n",
         kinds.join(", ")
     );
+    // A kind's `first_` (when it has one) is its command tried before its checks.
     let mut roots = vec!["FLAT".to_string()];
     for k in &kinds {
-        roots.push(format!("check_{k}"));
-        roots.push(format!("write_{k}"));
+        roots.extend([
+            format!("check_{k}"),
+            format!("write_{k}"),
+            format!("first_{k}"),
+        ]);
     }
     out.push_str(&FLAT_PIECES.needed(roots.iter().map(String::as_str)));
     out.push_str("\n-- The block.\n");
     for k in &kinds {
         out.push_str(&format!("CHECK.{k}, WRITE.{k} = check_{k}, write_{k}\n"));
+        if FLAT_PIECES.defines(&format!("first_{k}")) {
+            out.push_str(&format!("FIRST.{k} = first_{k}\n"));
+        }
     }
     out.push_str("return FLAT()\n");
     out
