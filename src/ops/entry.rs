@@ -51,14 +51,15 @@ impl ServerOps {
         ret.resolve(&results)
     }
 
-    /// The Lua script the block `build` would run: the block runtime's interpreter with the
-    /// pieces the block needs, and the table of its operations. It depends only on the
-    /// block's shape: the set of operations it uses and the kinds of places they reach (a
-    /// place below a field such as a list element or a dict entry, a slice, a whole
-    /// document, a list the block only appends to) and whether it has a condition. It holds
-    /// no key, no value and not even the order or the number of the operations: the block
-    /// itself travels as a program in `ARGV`, its keys in `KEYS`, so blocks of one shape
-    /// share one script.
+    /// The Lua script the block `build` would run: for a block whose operations each act on
+    /// a field or dict entry of their own (no condition), the checks and writes of the kinds
+    /// of operations it uses; otherwise the block runtime's interpreter with the pieces the
+    /// block needs, and the table of its operations. It depends only on the block's shape:
+    /// the set of operations it uses, the kinds of places they reach (a place below a field
+    /// such as a list element, a slice, a whole document, a list the block only appends to)
+    /// and whether it has a condition. It holds no key, no value and not even the order or
+    /// the number of the operations: the block itself travels in `ARGV`, its keys in `KEYS`,
+    /// so blocks of one shape share one script.
     ///
     /// ```
     /// use rapyer::prelude::*;
