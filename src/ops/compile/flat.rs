@@ -10,7 +10,6 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-use super::millis;
 use crate::ops::block_op::BlockOp;
 use crate::ops::refs::{Doc, Loc, Step, json_string};
 use crate::ops::{Op, Param};
@@ -80,8 +79,9 @@ pub(crate) fn plan(ops: &[Op], count: usize) -> Option<Flat> {
     }
     let mut args = Vec::new();
     for doc in &docs {
-        args.push(millis(doc.write_ttl));
-        args.push(millis(doc.read_ttl));
+        for ttl in [doc.write_ttl, doc.read_ttl] {
+            args.push(ttl.map_or(0, crate::codec::ttl_millis).to_string());
+        }
     }
     args.push(String::new()); // the echo flag, set by `echo`
     args.push(count.to_string());
