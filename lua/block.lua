@@ -14,6 +14,41 @@
 
 local ROOTS, RES, OP = {}, {}, 0
 
+-- The interpreter's optional parts, by name (PART.get_at, …): filled in after this runtime
+-- with only those the script's blocks need (places below their root, slices, whole
+-- documents set, conditions), so a block of plain fields carries none of them.
+local PART = {}
+
+-- A place's JSONPath, for a failure's message.
+local function display(loc)
+  if #loc.k == 0 and not loc.slice then
+    return ROOTS[loc.root].path
+  end
+  return PART.display_at(loc)
+end
+
+-- display for a place below its root or a slice: a part, which read_at and want_item (the
+-- only makers of such places) bring along.
+local function display_at(loc)
+  local rt = ROOTS[loc.root]
+  local parts = { rt.path }
+  for s, kind in ipairs(loc.k) do
+    local v = loc.v[s]
+    if kind == 'i' then
+      parts[#parts + 1] = '[' .. v .. ']'
+    elseif kind == 'f' and string.match(v, '^[%a_][%w_]*$') then
+      parts[#parts + 1] = '.' .. v
+    else
+      parts[#parts + 1] = '[' .. cjson.encode(v) .. ']'
+    end
+  end
+  if loc.slice then
+    local s = loc.slice
+    parts[#parts + 1] = '[' .. s[1] .. ':' .. s[2] .. ':' .. s[3] .. ']'
+  end
+  return table.concat(parts)
+end
+
 local function fail(kind, loc, a, b)
   error({ kind = kind, loc = loc, a = a, b = b }, 0)
 end
@@ -24,21 +59,7 @@ local function typ(n)
   elseif n.k then
     return 'object'
   end
-  local c = string.byte(n.r, 1)
-  if c == 34 then
-    return 'string'
-  elseif c == 91 then
-    return 'array'
-  elseif c == 123 then
-    return 'object'
-  elseif c == 116 or c == 102 then
-    return 'boolean'
-  elseif c == 110 then
-    return 'null'
-  elseif string.find(n.r, '[.eE]') then
-    return 'number'
-  end
-  return 'integer'
+  return json_type(n.r, 1)
 end
 
 -- The element boundaries of a raw array's text ({starts, ends}), found once. Arrays of
@@ -119,6 +140,36 @@ local function arr(n)
   return items
 end
 
+local function enc(n)
+  if n.r then
+    return n.r
+  elseif n.a then
+    local parts = {}
+    for i, e in ipairs(n.a) do
+      parts[i] = enc(e)
+    end
+    return '[' .. table.concat(parts, ',') .. ']'
+  end
+  return PART.enc_obj(n)
+end
+
+-- enc of an object node, which only obj makes: obj brings it into a script.
+-- A removed member is a gap in the key list (see op_dict_remove); a key removed and added
+-- again appears twice there, and is written once.
+local function enc_obj(n)
+  local parts, seen = {}, n.dead and {}
+  for i, key in ipairs(n.k) do
+    local m = n.m[key]
+    if m and not (seen and seen[key]) then
+      if seen then
+        seen[key] = true
+      end
+      parts[#parts + 1] = n.q[i] .. ':' .. enc(m)
+    end
+  end
+  return '{' .. table.concat(parts, ',') .. '}'
+end
+
 -- An object node's members (parsed on first use).
 local function obj(n)
   if n.k then
@@ -143,31 +194,7 @@ local function obj(n)
   n.k, n.q, n.m, n.r = keys, quoted, members, nil
   return n
 end
-
-local function enc(n)
-  if n.r then
-    return n.r
-  elseif n.a then
-    local parts = {}
-    for i, e in ipairs(n.a) do
-      parts[i] = enc(e)
-    end
-    return '[' .. table.concat(parts, ',') .. ']'
-  end
-  -- A removed member is a gap in the key list (see op_dict_remove); a key removed and added
-  -- again appears twice there, and is written once.
-  local parts, seen = {}, n.dead and {}
-  for i, key in ipairs(n.k) do
-    local m = n.m[key]
-    if m and not (seen and seen[key]) then
-      if seen then
-        seen[key] = true
-      end
-      parts[#parts + 1] = n.q[i] .. ':' .. enc(m)
-    end
-  end
-  return '{' .. table.concat(parts, ',') .. '}'
-end
+PART.enc_obj = enc_obj
 
 local function copy(n)
   return { r = enc(n) }
@@ -201,6 +228,11 @@ local function read_loc(t)
   if root then
     return { root = root, k = NO_STEPS, v = NO_STEPS }
   end
+  return PART.read_at(t)
+end
+
+-- read_loc for a place below its root or a slice (a part, as get_at).
+local function read_at(t)
   local loc = { root = tonumber(string.sub(t, 1, -2)), k = {}, v = {} }
   for s = 1, tonumber(NX()) do
     loc.k[s] = NX()
@@ -211,6 +243,7 @@ local function read_loc(t)
   end
   return loc
 end
+PART.display_at = display_at
 
 -- Reads loc's root (one JSON.GET, the first time); a missing key is an error unless the
 -- root is the whole document. (One JSON.GET per root measured faster than one per
@@ -218,19 +251,20 @@ end
 local function load(loc)
   local rt = ROOTS[loc.root]
   if not rt.loaded then
+    -- A failure here is about the root itself.
+    local at = { root = loc.root, k = NO_STEPS, v = NO_STEPS }
     local ok, v = pcall(redis.call, 'JSON.GET', KEYS[rt.key], rt.path)
     if not ok then
-      local t = redis.call('TYPE', KEYS[rt.key])['ok']
-      fail('wrongtype', { root = loc.root, k = {}, v = {} }, t)
+      fail('wrongtype', at, redis.call('TYPE', KEYS[rt.key])['ok'])
     end
     rt.loaded = true
     if v then
       if v == '[]' then
-        fail('type', { root = loc.root, k = {}, v = {} }, '*', 'nothing')
+        fail('type', at, '*', 'nothing')
       end
       rt.node = { r = string.sub(v, 2, -2) }
     elseif rt.path ~= '$' then
-      fail('notfound', { root = loc.root, k = {}, v = {} })
+      fail('notfound', at)
     end
   end
   return rt
@@ -257,7 +291,7 @@ local function want(loc, n, w, m)
   if w == '*' or t == w or (w == 'number' and t == 'integer') then
     return n
   end
-  fail('type', m and prefix(loc, m) or loc, w, t)
+  fail('type', m and PART.prefix(loc, m) or loc, w, t)
 end
 
 -- The child of container n at step s of loc, or nil when a dict has no such key.
@@ -292,18 +326,21 @@ end
 
 -- The value at a place (its slice, if any, ignored), checked against the JSON type w.
 local function get(loc, w)
-  local n
-  if #loc.k == 0 then
-    local rt = load(loc)
-    if not rt.node then
-      fail('notfound', loc)
-    end
-    n = rt.node
-  else
-    n = child(loc, #loc.k, parent(loc))
-    if not n then
-      fail('type', prefix(loc, #loc.k), w, 'nothing')
-    end
+  if #loc.k > 0 then
+    return PART.get_at(loc, w)
+  end
+  local rt = load(loc)
+  if not rt.node then
+    fail('notfound', loc)
+  end
+  return want(loc, rt.node, w)
+end
+
+-- get for a place below its root (a part: only in the scripts of blocks with such places).
+local function get_at(loc, w)
+  local n = child(loc, #loc.k, parent(loc))
+  if not n then
+    fail('type', prefix(loc, #loc.k), w, 'nothing')
   end
   return want(loc, n, w, #loc.k)
 end
@@ -327,6 +364,11 @@ local function put(loc, node)
     rt.node = node
     return
   end
+  PART.put_at(loc, node)
+end
+
+-- put for a place below its root (a part, as get_at).
+local function put_at(loc, node)
   local p = parent(loc)
   local kind, v = loc.k[#loc.k], loc.v[#loc.k]
   if kind == 'i' then
@@ -440,6 +482,7 @@ local function want_item(loc, e, w, i)
   at.k[#at.k + 1], at.v[#at.v + 1] = 'i', tostring(i)
   fail('type', at, w, t)
 end
+PART.display_at = display_at
 
 -- Copies of the elements a list or slice place names, checked against w.
 local function items_of(loc, w)
@@ -594,28 +637,25 @@ local function append_vals(root, list, values)
   return #items
 end
 
--- Formats a float so that it stays a float; nil when it is not finite.
-local function float(x)
-  if x ~= x or x == math.huge or x == -math.huge then
-    return nil
+-- The number at n plus the decimal or float text by, within [lo, hi] for integers (i64's
+-- range when both are '', as the compiler sends it) and f32.
+local function plus(loc, n, w, by, lo, hi)
+  if w ~= 'integer' then
+    return PART.fplus(loc, n, by, lo, hi)
   end
-  local s = string.format('%.17g', x)
-  if not string.find(s, '[.e]') then
-    s = s .. '.0'
+  if lo == '' then
+    lo, hi = '-9223372036854775808', '9223372036854775807'
   end
-  return s
+  local r = sum(n.r, by)
+  if cmp(r, lo) < 0 or cmp(r, hi) > 0 then
+    fail('overflow', loc, lo, hi)
+  end
+  return r
 end
 
--- The number at n plus the decimal or float text by, within [lo, hi] for integers and f32.
-local function plus(loc, n, w, by, lo, hi)
-  if w == 'integer' then
-    local r = sum(n.r, by)
-    if cmp(r, lo) < 0 or cmp(r, hi) > 0 then
-      fail('overflow', loc, lo, hi)
-    end
-    return r
-  end
-  -- A float stays finite, and within [lo, hi] when given (an f32).
+-- plus for a float, which stays finite, and within [lo, hi] when given (an f32): a part,
+-- only in the scripts of blocks that add to a float.
+local function fplus(loc, n, by, lo, hi)
   local x = tonumber(n.r) + tonumber(by)
   local r = float(x)
   if not r or (lo ~= '' and (x < tonumber(lo) or x > tonumber(hi))) then
@@ -628,21 +668,25 @@ end
 
 local function op_set(loc, w, value, id_name, id)
   if loc.slice then
-    assign_slice(loc, json_vals(value))
-    return 'null'
-  end
-  if is_doc(loc) then
-    load(loc)
-    put(loc, own_id({ r = value }, id_name, id))
-    return 'null'
-  end
-  if #loc.k == 0 or loc.k[#loc.k] ~= 'k' then
-    get(loc, w)
+    PART.assign_slice(loc, json_vals(value))
+  elseif is_doc(loc) then
+    PART.set_doc(loc, value, id_name, id)
   else
-    want(loc, parent(loc), 'object', #loc.k - 1)
+    if #loc.k == 0 or loc.k[#loc.k] ~= 'k' then
+      get(loc, w)
+    else
+      want(loc, PART.parent(loc), 'object', #loc.k - 1)
+    end
+    put(loc, { r = value })
   end
-  put(loc, { r = value })
   return 'null'
+end
+
+-- set of a whole document (a part: only in the scripts of blocks that set one), which keeps
+-- its own id.
+local function set_doc(loc, value, id_name, id)
+  load(loc)
+  put(loc, own_id({ r = value }, id_name, id))
 end
 
 local function op_incr(loc, w, by, lo, hi)
@@ -726,8 +770,50 @@ local function op_move(from, w, to)
   return enc(item)
 end
 
-local function op_list_push(loc, values)
-  return tostring(append_vals(loc.root, list_at(loc), json_vals(values)))
+-- The values to append are the operation's arguments after the place (ARGS[2 .. NARGS]),
+-- one JSON text each.
+local function op_list_push(loc)
+  if ROOTS[loc.root].push then
+    return PART.push_only(loc)
+  end
+  return PART.push_read(loc)
+end
+
+-- A push to a list the block also reads or changes otherwise: on the list read into the
+-- overlay. A part, as get_at.
+local function push_read(loc)
+  local values = { chunk = table.concat(ARGS, ',', 2, NARGS), n = NARGS - 1 }
+  return tostring(append_vals(loc.root, list_at(loc), values))
+end
+
+-- A push to a list the block only appends to (nothing else reads or writes it, the
+-- compiler's choice): the list is never read, one JSON.ARRLEN checks it and gives its
+-- length, and its values wait for the commit (see pushed). A part, as get_at.
+local function push_only(loc)
+  local rt = ROOTS[loc.root]
+  if not rt.len then
+    local key = KEYS[rt.key]
+    local ok, r = pcall(redis.call, 'JSON.ARRLEN', key, rt.path)
+    if not ok then
+      -- A missing key errs here as a key of another Redis type does.
+      local t = redis.call('TYPE', key)['ok']
+      if t == 'none' then
+        fail('notfound', loc)
+      end
+      fail('wrongtype', loc, t)
+    end
+    if not r[1] then
+      -- No match ({}), or a value that is not an array ({false}).
+      local found = #r > 0 and redis.call('JSON.TYPE', key, rt.path)[1] or 'nothing'
+      fail('type', loc, 'array', found)
+    end
+    rt.len, rt.vals = r[1], {}
+  end
+  for i = 2, NARGS do
+    rt.vals[#rt.vals + 1] = ARGS[i]
+  end
+  rt.len = rt.len + NARGS - 1
+  return tostring(rt.len)
 end
 
 local function op_list_insert(loc, i, value)
@@ -858,7 +944,7 @@ local function compare(op, w, x, y)
     local p, q = tonumber(a.r), tonumber(b.r)
     c = p == q and 0 or (p < q and -1 or 1)
   elseif w == 'string' then
-    c = bytes_cmp(str(a), str(b))
+    c = PART.bytes_cmp(str(a), str(b))
   else
     c = a.r == b.r and 0 or 1
   end
@@ -879,26 +965,6 @@ end
 -- Declares root i: a part of the document at KEYS[key], at the JSONPath path.
 local function ROOT(i, key, path)
   ROOTS[i] = { key = key, path = path }
-end
-
-local function display(loc)
-  local rt = ROOTS[loc.root]
-  local parts = { rt.path }
-  for s, kind in ipairs(loc.k) do
-    local v = loc.v[s]
-    if kind == 'i' then
-      parts[#parts + 1] = '[' .. v .. ']'
-    elseif kind == 'f' and string.match(v, '^[%a_][%w_]*$') then
-      parts[#parts + 1] = '.' .. v
-    else
-      parts[#parts + 1] = '[' .. cjson.encode(v) .. ']'
-    end
-  end
-  if loc.slice then
-    local s = loc.slice
-    parts[#parts + 1] = '[' .. s[1] .. ':' .. s[2] .. ':' .. s[3] .. ']'
-  end
-  return table.concat(parts)
 end
 
 -- Runs the block: n operations, then writes each changed root, re-arms expiries
@@ -943,17 +1009,16 @@ local function RUN(n, echo, body)
   if #writes > 0 then
     redis.call('JSON.MSET', unpack(writes))
   end
-  for k = 1, #KEYS do
-    local ttl = wrote[k] and ARGV[2 * k - 1] or ARGV[2 * k]
-    if ttl ~= '0' then
-      redis.call('PEXPIRE', KEYS[k], ttl)
-    end
+  if PART.pushed then
+    PART.pushed(out, wrote, echo)
   end
+  rearm(wrote)
   return out
 end
 
--- The operations a program may call, by name: filled in after this runtime with only the
--- operations the script's blocks use.
+-- The operations a program may call, by number: filled in after this runtime with only the
+-- operations the script's blocks use, in the order of their names (the compiler numbers
+-- them alike).
 local OPS = {}
 
 -- A condition: 'and' or 'or' and two conditions, 'not' and one, or 'cmp', the comparison,
@@ -989,14 +1054,8 @@ local function test(c)
   return compare(c[2], c[3], c[4], c[5])
 end
 
--- A condition, read and tested: in OPS only in the scripts of blocks that have one (the
--- compiler counts it among their operations), so no other script carries the comparisons.
-local function WHEN()
-  return test(read_cond())
-end
-
 -- Runs a list of statements as it reads them: their number, then each one: an operation's
--- name, its number, its arguments' kinds ('l' for a place, 'v' for a value, one letter
+-- number in OPS, its result's number, its arguments' kinds ('l' for a place, 'v' for a value, one letter
 -- each) and the arguments; or 'w', the condition's number, the condition, then each branch
 -- as how many ARGV values it takes and the list (the branch not taken is skipped). Reading
 -- as it runs keeps the per-call cost low (a Lua function call or table costs ~0.1 µs here);
@@ -1009,18 +1068,9 @@ local function run_block()
     AT = AT + 2
     OP = out
     if name == 'w' then
-      local yes = OPS.WHEN()
-      RES[out] = tostring(yes)
-      if yes then
-        AT = AT + 1
-        run_block()
-        AT = AT + 1 + tonumber(ARGV[AT + 1])
-      else
-        AT = AT + 2 + tonumber(ARGV[AT + 1])
-        run_block()
-      end
+      PART.WHEN(out)
     else
-      local f = OPS[name]
+      local f = OPS[tonumber(name)]
       if not f then
         error('unknown block operation ' .. tostring(name), 0)
       end
@@ -1041,6 +1091,41 @@ local function run_block()
   end
 end
 
+-- A condition, read and tested, and the branch it picks run (the other skipped): a part,
+-- only in the scripts of blocks that have one, so no other script carries the comparisons.
+local function WHEN(out)
+  local yes = test(read_cond())
+  RES[out] = tostring(yes)
+  if yes then
+    AT = AT + 1
+    run_block()
+    AT = AT + 1 + tonumber(ARGV[AT + 1])
+  else
+    AT = AT + 2 + tonumber(ARGV[AT + 1])
+    run_block()
+  end
+end
+
+-- The commit of the lists only appended to (see push_only), after every check: each one's
+-- values in JSON.ARRAPPENDs of 4,000 (Lua's unpack refuses 8,000 values at once), which
+-- cannot fail (the list was checked, the client checked every value); with echo, each one
+-- of the first key read back. A part, in the scripts of blocks with such lists.
+local function pushed(out, wrote, echo)
+  for i, rt in ipairs(ROOTS) do
+    if rt.vals then
+      local key, v = KEYS[rt.key], rt.vals
+      for at = 1, #v, 4000 do
+        redis.call('JSON.ARRAPPEND', key, rt.path, unpack(v, at, math.min(at + 3999, #v)))
+      end
+      wrote[rt.key] = true
+      if echo and rt.key == 1 then
+        out[#out + 1] = tostring(i)
+        out[#out + 1] = string.sub(redis.call('JSON.GET', key, rt.path), 2, -2)
+      end
+    end
+  end
+end
+
 -- Runs the block ARGV describes: after the expiries (2 per key), '1' to echo the changed
 -- roots of the first key or '0', the number of operations, the number of roots and each
 -- root's key number and JSONPath, then the statements (see run_block).
@@ -1048,7 +1133,10 @@ local function MAIN()
   AT = 2 * #KEYS
   local echo, n = NX() == '1', tonumber(NX())
   for i = 1, tonumber(NX()) do
-    ROOT(i, tonumber(NX()), NX())
+    -- A key's number followed by 'a' marks a list root the block only appends to.
+    local k = NX()
+    ROOT(i, tonumber(k) or tonumber(string.sub(k, 1, -2)), NX())
+    ROOTS[i].push = not tonumber(k)
   end
   return RUN(n, echo, run_block)
 end

@@ -5,15 +5,14 @@
 -- operation and FIELD (the checks and the reply) use, cut as block scripts are
 -- (src/script/lua/pieces.rs): a script defines little more than it runs.
 -- KEYS[1]: the document's key.
--- ARGV[1]: the operation (its script's own; kept so that a call reads as what it does):
---          get, set, incr, mul (exact integers), fincr, fmul (floats), append (strings), toggle (booleans), tadd, tset (RFC 3339 date-times); on
---          lists: lappend, linsert, lpop, lget, lset, lremove, lclear, ltrim, lslice, llen;
---          on circular buffers: bpush;
---          on dicts: dset, ddel, dget, dkeys, dlen, dclear.
--- ARGV[2]: the field's JSONPath (one match, e.g. $.address.city).
--- ARGV[3]: the JSON types the field may hold, comma-separated (e.g. 'number,integer'), or '*'.
--- ARGV[4]: an expiry in milliseconds to re-arm on the document, or 0.
--- ARGV[5..]: the operands: set: the JSON value; incr, mul: the operand, the lowest and the
+-- The operations: get, set, incr, mul (exact integers), fincr, fmul (floats), append
+-- (strings), toggle (booleans), tadd, tset (RFC 3339 date-times); on lists: lappend, linsert,
+-- lpop, lget, lset, lremove, lclear, ltrim, lslice, llen; on circular buffers: bpush; on
+-- dicts: dset, ddel, dget, dkeys, dlen, dclear. Each is its own script, so the operation is not sent.
+-- ARGV[1]: the field's JSONPath (one match, e.g. $.address.city).
+-- ARGV[2]: the JSON types the field may hold, comma-separated (e.g. 'number,integer'), or '*'.
+-- ARGV[3]: an expiry in milliseconds to re-arm on the document, or 0.
+-- ARGV[4..]: the operands: set: the JSON value; incr, mul: the operand, the lowest and the
 --            highest value of the field's integer type (decimal text); fincr, fmul: the
 --            operand, then the largest finite value of the field's float type; append: the JSON string to append; tadd: whole seconds (may be
 --            negative) and nanoseconds (0 to 999999999) to add, then the JSONPath of the
@@ -32,7 +31,7 @@
 --            JSON text when no step reads it; ddel, dget: the step ('' when none), the merge
 --            patch deleting the entry (ddel), and how to read it.
 -- Errors: typed failures (lua/lib/failure.lua): notfound; wrongtype (the key is not a
--- document); type (the field's JSON type is not one of ARGV[3], or the date-time text is
+-- document); type (the field's JSON type is not one of ARGV[2], or the date-time text is
 -- not RFC 3339); overflow (the result would leave the field's integer type, or a float
 -- result is not finite or beyond the float type); index (a list index out of range).
 -- The pieces of the shared library (lua/lib/*.lua) an operation uses are put before it
@@ -42,7 +41,7 @@
 -- operations return {the dict's size afterwards, then for each entry involved (none for dset
 -- with '0') its value before as JSON text in a one-element array ('[]' when absent)}.
 
-local key, path, want = KEYS[1], ARGV[2], ARGV[3]
+local key, path, want = KEYS[1], ARGV[1], ARGV[2]
 
 -- Days since 1970-01-01 of a proleptic Gregorian date, and back (H. Hinnant's algorithms).
 local function days_from_civil(y, m, d)
@@ -209,9 +208,8 @@ local function checked()
 end
 
 -- The checks of the operations that read the field anyway, in that one read: JSON.GET fails,
--- answers nil or answers the value, whose JSON type its text tells as JSON.TYPE names it (an
--- integer is only digits; '[]' is no value, 'nothing'). Returns the reply (the value in a
--- one-element array).
+-- answers nil or answers the value, whose JSON type its text tells (json_type). Returns the
+-- reply (the value in a one-element array).
 local function checked_read()
   local done, text = pcall(redis.call, 'JSON.GET', key, path)
   local failed = absent(done, text)
@@ -221,21 +219,7 @@ local function checked_read()
   if want == '*' then
     return text
   end
-  local c, found = string.byte(text, 2), 'nothing'
-  if c == 34 then
-    found = 'string'
-  elseif c == 91 then
-    found = 'array'
-  elseif c == 123 then
-    found = 'object'
-  elseif c == 116 or c == 102 then
-    found = 'boolean'
-  elseif c == 110 then
-    found = 'null'
-  elseif c ~= 93 then
-    found = string.find(text, '^%[%-?%d+%]$') and 'integer' or 'number'
-  end
-  failed = mistyped(found)
+  failed = mistyped(json_type(text, 2))
   if failed then
     return nil, failed
   end
@@ -266,16 +250,7 @@ local check_bpush = afterwards
 -- error `err` (when it erred).
 local function refused(err)
   local _, failed = checked()
-  if failed then
-    return nil, failed
-  end
-  if type(err) == 'table' then
-    return nil, err
-  elseif type(err) == 'string' then
-    -- pcall hands the command's error over as its text (an OOM refusal, say).
-    return nil, redis.error_reply(err)
-  end
-  return nil, redis.error_reply('ERR rapyer: ' .. ARGV[1] .. ' did nothing at ' .. path)
+  return nil, nothing_done(failed, err, path)
 end
 
 -- Each operation takes what its check read and returns its reply (nil: the field's value,
@@ -286,47 +261,47 @@ local function op_get(text)
 end
 
 local function op_set()
-  redis.call('JSON.SET', key, path, ARGV[5])
+  redis.call('JSON.SET', key, path, ARGV[4])
 end
 
 -- An exact integer result, range-checked before the write; it is the reply (no need to read
 -- it back).
 local function exact(value)
-  if cmp(value, ARGV[6]) < 0 or cmp(value, ARGV[7]) > 0 then
-    return nil, failure('overflow', 0, 1, path, ARGV[6], ARGV[7])
+  if cmp(value, ARGV[5]) < 0 or cmp(value, ARGV[6]) > 0 then
+    return nil, failure('overflow', 0, 1, path, ARGV[5], ARGV[6])
   end
   redis.call('JSON.SET', key, path, value)
   return '[' .. value .. ']'
 end
 
 local function op_incr(text)
-  return exact(sum(number_in(text), ARGV[5]))
+  return exact(sum(number_in(text), ARGV[4]))
 end
 
 local function op_mul(text)
-  return exact(product(number_in(text), ARGV[5]))
+  return exact(product(number_in(text), ARGV[4]))
 end
 
 -- RedisJSON computes in doubles as Lua does, so the same result is checked first: it refuses
 -- an infinite one with an untyped error and stores an f32 past f32::MAX.
 local function float_op(value, command)
-  local highest = tonumber(ARGV[6])
+  local highest = tonumber(ARGV[5])
   if value ~= value or value > highest or value < -highest then
-    return nil, failure('overflow', 0, 1, path, '-' .. ARGV[6], ARGV[6])
+    return nil, failure('overflow', 0, 1, path, '-' .. ARGV[5], ARGV[5])
   end
-  return redis.call(command, key, path, ARGV[5])
+  return redis.call(command, key, path, ARGV[4])
 end
 
 local function op_fincr(text)
-  return float_op(tonumber(number_in(text)) + tonumber(ARGV[5]), 'JSON.NUMINCRBY')
+  return float_op(tonumber(number_in(text)) + tonumber(ARGV[4]), 'JSON.NUMINCRBY')
 end
 
 local function op_fmul(text)
-  return float_op(tonumber(number_in(text)) * tonumber(ARGV[5]), 'JSON.NUMMULTBY')
+  return float_op(tonumber(number_in(text)) * tonumber(ARGV[4]), 'JSON.NUMMULTBY')
 end
 
 local function op_append()
-  local done, lengths = pcall(redis.call, 'JSON.STRAPPEND', key, path, ARGV[5])
+  local done, lengths = pcall(redis.call, 'JSON.STRAPPEND', key, path, ARGV[4])
   if not done or not lengths[1] then
     return refused(lengths)
   end
@@ -358,21 +333,21 @@ local function op_tadd()
     return nil, not_a_time()
   end
   -- The offset stays as it is, so moving the wall-clock time moves the instant equally.
-  secs, nanos = secs + tonumber(ARGV[5]), nanos + tonumber(ARGV[6])
+  secs, nanos = secs + tonumber(ARGV[4]), nanos + tonumber(ARGV[5])
   if nanos >= 1000000000 then
     nanos, secs = nanos - 1000000000, secs + 1
   end
   redis.call('JSON.SET', key, path, cjson.encode(format_time(secs, nanos, zone)))
-  shadow_instant(ARGV[7], secs, nanos, zone)
+  shadow_instant(ARGV[6], secs, nanos, zone)
 end
 
 local function op_tset()
-  local secs, nanos, zone = parse_time(cjson.decode(ARGV[5]))
+  local secs, nanos, zone = parse_time(cjson.decode(ARGV[4]))
   if not secs then
     return nil, not_a_time()
   end
-  redis.call('JSON.SET', key, path, ARGV[5])
-  shadow_instant(ARGV[6], secs, nanos, zone)
+  redis.call('JSON.SET', key, path, ARGV[4])
+  shadow_instant(ARGV[5], secs, nanos, zone)
 end
 
 local function length()
@@ -398,14 +373,14 @@ local function appended(first)
 end
 
 local function op_lappend()
-  if #ARGV < 5 then
+  if #ARGV < 4 then
     local _, failed = checked()
     if failed then
       return nil, failed
     end
     return {length()}
   end
-  local n, failed = appended(5)
+  local n, failed = appended(4)
   if not n then
     return nil, failed
   end
@@ -413,19 +388,19 @@ local function op_lappend()
 end
 
 local function op_linsert()
-  local i = insert_at(ARGV[5], length())
-  return {redis.call('JSON.ARRINSERT', key, path, i, ARGV[6])[1], tostring(i)}
+  local i = insert_at(ARGV[4], length())
+  return {redis.call('JSON.ARRINSERT', key, path, i, ARGV[5])[1], tostring(i)}
 end
 
--- The element ARGV[5] names ('' for the last) in a list of len elements, or nil and the
+-- The element ARGV[4] names ('' for the last) in a list of len elements, or nil and the
 -- failure.
 local function element(len)
   local i = len - 1
-  if ARGV[5] ~= '' then
-    i = index(ARGV[5], len)
+  if ARGV[4] ~= '' then
+    i = index(ARGV[4], len)
   end
   if i == nil or i < 0 then
-    return nil, out_of_range(ARGV[5] == '' and -1 or ARGV[5], len)
+    return nil, out_of_range(ARGV[4] == '' and -1 or ARGV[4], len)
   end
   return i
 end
@@ -450,17 +425,17 @@ end
 
 local function op_lset()
   local len = length()
-  local i = index(ARGV[5], len)
+  local i = index(ARGV[4], len)
   if i == nil then
-    return nil, out_of_range(ARGV[5], len)
+    return nil, out_of_range(ARGV[4], len)
   end
-  redis.call('JSON.SET', key, path .. '[' .. i .. ']', ARGV[6])
+  redis.call('JSON.SET', key, path .. '[' .. i .. ']', ARGV[5])
   return {len, tostring(i)}
 end
 
 local function op_lremove()
   local len = length()
-  local i = redis.call('JSON.ARRINDEX', key, path, ARGV[5])[1]
+  local i = redis.call('JSON.ARRINDEX', key, path, ARGV[4])[1]
   if i >= 0 then
     redis.call('JSON.ARRPOP', key, path, i)
     return {len - 1, tostring(i)}
@@ -476,7 +451,7 @@ end
 -- Python's slice with step 1 of a list of len elements: clamped into the list, never an
 -- error. The first index and the end (exclusive).
 local function bounds(len)
-  local s, _, count = slice(ARGV[5], ARGV[6], '', len)
+  local s, _, count = slice(ARGV[4], ARGV[5], '', len)
   return s, s + count
 end
 
@@ -509,7 +484,7 @@ end
 -- long it was before (a capacity lowered in the code takes effect at the next push).
 local function op_bpush()
   local n, failed
-  if #ARGV < 6 then
+  if #ARGV < 5 then
     local _
     _, failed = checked()
     if failed then
@@ -517,12 +492,12 @@ local function op_bpush()
     end
     n = length()
   else
-    n, failed = appended(6)
+    n, failed = appended(5)
     if not n then
       return nil, failed
     end
   end
-  local capacity = tonumber(ARGV[5])
+  local capacity = tonumber(ARGV[4])
   if n > capacity then
     redis.call('JSON.ARRTRIM', key, path, n - capacity, n - 1)
     n = capacity
@@ -539,12 +514,12 @@ end
 local function op_dset()
   -- Every value before is read before the first write.
   local result = {0}
-  if ARGV[5] == '1' then
-    for i = 9, #ARGV, 3 do
+  if ARGV[4] == '1' then
+    for i = 8, #ARGV, 3 do
       table.insert(result, entry(ARGV[i + 2]))
     end
   end
-  for i = 9, #ARGV, 3 do
+  for i = 8, #ARGV, 3 do
     if ARGV[i] ~= '' then
       redis.call('JSON.SET', key, path .. ARGV[i], ARGV[i + 1])
     end
@@ -552,30 +527,30 @@ local function op_dset()
   -- Keys without a step, all at once: a merge patch merges an object value into the one
   -- there, so those are deleted first; it deletes a member set to null, so nulls travel as
   -- a placeholder string turned back into null by one filter over the dict.
+  if ARGV[5] ~= '' then
+    redis.call('JSON.MERGE', key, path, ARGV[5])
+  end
   if ARGV[6] ~= '' then
     redis.call('JSON.MERGE', key, path, ARGV[6])
   end
   if ARGV[7] ~= '' then
-    redis.call('JSON.MERGE', key, path, ARGV[7])
-  end
-  if ARGV[8] ~= '' then
-    redis.call('JSON.SET', key, path .. '..[?(@=="' .. ARGV[8] .. '")]', 'null')
+    redis.call('JSON.SET', key, path .. '..[?(@=="' .. ARGV[7] .. '")]', 'null')
   end
   return sized(result)
 end
 
 local function op_ddel()
-  local result = {0, entry(ARGV[7])}
-  if ARGV[5] ~= '' then
-    redis.call('JSON.DEL', key, path .. ARGV[5])
+  local result = {0, entry(ARGV[6])}
+  if ARGV[4] ~= '' then
+    redis.call('JSON.DEL', key, path .. ARGV[4])
   elseif result[2] ~= '[]' then
-    redis.call('JSON.MERGE', key, path, ARGV[6])
+    redis.call('JSON.MERGE', key, path, ARGV[5])
   end
   return sized(result)
 end
 
 local function op_dget()
-  return sized({0, entry(ARGV[7])})
+  return sized({0, entry(ARGV[6])})
 end
 
 local function op_dkeys()
@@ -607,7 +582,7 @@ local function FIELD(run, check)
   if failed then
     return failed
   end
-  local ttl = tonumber(ARGV[4])
+  local ttl = tonumber(ARGV[3])
   if ttl > 0 then
     redis.call('PEXPIRE', key, ttl)
   end

@@ -155,6 +155,16 @@ async fn every_write_path() {
         .await,
         &ka,
     );
+    // A block that only appends to lists writes with JSON.ARRAPPEND, never JSON.MSET.
+    assert_oom(
+        "ServerOps block of appends",
+        ServerOps::scope(&db, |ops| {
+            ops.append(ra.items(), "z".to_string());
+            ops.extend(rb.items(), ["y".to_string()]);
+        })
+        .await,
+        &ka,
+    );
     assert_oom(
         "named script",
         db.run_script::<String>("oom.touch", &[Tank::key_of("a")], &[7])

@@ -469,19 +469,32 @@ async fn fails_cleanly(
     failing: impl FnOnce(&Ops),
     check: impl FnOnce(&Error) -> bool,
 ) {
+    let (ra, rb) = (Doc::server_ref_for("a"), Doc::server_ref_for("b"));
+    let block = |ops: &Ops| {
+        ops.incr(ra.n(), 1);
+        ops.append_from(rb.items(), ra.items().slice(..));
+        failing(ops);
+        ops.set(rb.name(), "after");
+    };
+    fails_unchanged(db, raw, what, failed_op, block, check).await;
+}
+
+/// Runs `block`, which fails at operation `failed_op`, and checks the error and that every
+/// key the tests use is byte-identical afterwards.
+async fn fails_unchanged(
+    db: &Db,
+    raw: &mut redis::aio::MultiplexedConnection,
+    what: &str,
+    failed_op: usize,
+    block: impl FnOnce(&Ops),
+    check: impl FnOnce(&Error) -> bool,
+) {
     let keys: Vec<String> = ["a", "b", "c", "d", "missing", "new"]
         .iter()
         .map(|id| db.key(&Doc::key_of(id)))
         .collect();
     let before = snapshot(raw, &keys).await;
-    let (ra, rb) = (Doc::server_ref_for("a"), Doc::server_ref_for("b"));
-    let got = ServerOps::scope(db, |ops| {
-        ops.incr(ra.n(), 1);
-        ops.append_from(rb.items(), ra.items().slice(..));
-        failing(ops);
-        ops.set(rb.name(), "after");
-    })
-    .await;
+    let got = ServerOps::scope(db, block).await;
     match got {
         Err(Error::Block { op, source }) if op == failed_op => {
             assert!(check(&source), "{what}: unexpected error {source:?}");
@@ -683,6 +696,40 @@ async fn a_failing_operation_changes_nothing() {
             Box::new(|e| matches!(e, Error::Overflow { .. })),
         ),
         (
+            "append to a non-list the block never reads",
+            2,
+            Box::new(|ops| {
+                ops.append(rc.items(), "x".to_string());
+            }),
+            mismatch("$.items", "integer"),
+        ),
+        (
+            "extend a list of a missing document",
+            2,
+            Box::new(|ops| {
+                ops.extend(missing.items(), ["x".to_string()]);
+            }),
+            Box::new(|e| matches!(e, Error::NotFound { key } if key.ends_with(":missing"))),
+        ),
+        (
+            "append to a key that is not a document",
+            2,
+            Box::new(|ops| {
+                ops.append(rd.items(), "x".to_string());
+            }),
+            Box::new(|e| matches!(e, Error::TypeMismatch { found, .. } if found == "string")),
+        ),
+        (
+            "an operation failing after appends to lists never read",
+            4,
+            Box::new(|ops| {
+                ops.extend(ra.items(), ["x".to_string(), "y".to_string()]);
+                ops.append(ra.nums(), 6);
+                ops.incr(ra.small(), 100);
+            }),
+            Box::new(|e| matches!(e, Error::Overflow { path, .. } if path == "$.small")),
+        ),
+        (
             "an index out of range in a branch",
             5,
             Box::new(|ops| {
@@ -697,6 +744,397 @@ async fn a_failing_operation_changes_nothing() {
     ];
     for (what, op, failing, check) in cases {
         fails_cleanly(&db, &mut raw, what, op, failing, check).await;
+    }
+}
+
+#[tokio::test]
+async fn one_increment_past_i64_max_is_overflow_and_leaves_the_key_byte_identical() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let mut a = doc("edge");
+    a.n = i64::MAX - 1;
+    a.save(&db).await.unwrap();
+    let key = db.key(&a.key());
+    let before = snapshot(&mut raw, std::slice::from_ref(&key)).await;
+    let r = a.server_ref();
+    // RedisJSON's own JSON.NUMINCRBY wraps here: a plan that sent it bare would not fail.
+    let over = ServerOps::scope(&db, |ops| ops.incr(r.n(), 2)).await;
+    assert!(
+        matches!(&over, Err(Error::Block { op: 0, source }) if matches!(**source, Error::Overflow { ref path, kind: "i64", .. } if path == "$.n")),
+        "{over:?}"
+    );
+    let under = ServerOps::scope(&db, |ops| ops.decr(r.n(), i64::MAX)).await;
+    assert_eq!(under.unwrap(), Some(-1));
+    let _: () = redis::cmd("JSON.SET")
+        .arg(&key)
+        .arg("$.n")
+        .arg(i64::MAX - 1)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let before_atomic = snapshot(&mut raw, std::slice::from_ref(&key)).await;
+    assert_eq!(before_atomic, before);
+    let mut local = a.clone();
+    let over = local.atomic(&db, |m| m.n().incr(2)).await;
+    assert!(matches!(over, Err(Error::Block { op: 0, .. })), "{over:?}");
+    assert_eq!(
+        local.n,
+        i64::MAX - 1,
+        "a failed block leaves the local model"
+    );
+    assert_eq!(snapshot(&mut raw, std::slice::from_ref(&key)).await, before);
+    let top = local.atomic(&db, |m| m.n().incr(1)).await.unwrap();
+    assert_eq!((top, local.n), (Some(i64::MAX), i64::MAX));
+}
+
+#[tokio::test]
+async fn lists_only_appended_to_are_appended_in_place_and_mirrored() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let mut a = doc("pushes");
+    a.save(&db).await.unwrap();
+    let key = db.key(&a.key());
+    let r = a.server_ref();
+    // Every hostile value, one at a time and all at once, ahead of an increment.
+    let values: Vec<String> = HOSTILE
+        .iter()
+        .map(|v| v.to_string())
+        .chain(["x".repeat(1 << 20)])
+        .collect();
+    let (one, all, n) = ServerOps::scope(&db, |ops| {
+        let one = ops.append(r.items(), values[0].clone());
+        let all = ops.extend(r.items(), values.clone());
+        (one, all, ops.incr(r.n(), 1))
+    })
+    .await
+    .unwrap();
+    assert_eq!((one, all, n), (Some(4), Some(4 + values.len()), Some(11)));
+    let now = stored(&mut raw, &key).await;
+    let mut want: Vec<String> = doc("pushes").items;
+    want.push(values[0].clone());
+    want.extend(values.iter().cloned());
+    assert_eq!(now["items"], json!(want));
+    // Another client appends meanwhile: the local copy of an atomic block is the server's
+    // list afterwards, not a local guess.
+    let _: () = redis::cmd("JSON.ARRAPPEND")
+        .arg(&key)
+        .arg("$.items")
+        .arg("\"theirs\"")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let len = a.atomic(&db, |m| m.items().append("mine")).await.unwrap();
+    want.push("theirs".into());
+    want.push("mine".into());
+    assert_eq!(len, Some(want.len()));
+    assert_eq!(a.items, want, "the local list mirrors the server's");
+    assert_eq!(stored(&mut raw, &key).await["items"], json!(want));
+    // An empty extend changes nothing and answers the length.
+    let same = ServerOps::scope(&db, |ops| ops.extend(r.items(), Vec::<String>::new()))
+        .await
+        .unwrap();
+    assert_eq!(same, Some(want.len()));
+    // Alone in its block (each operation on a place of its own): a 1 MB element, and 10,000
+    // elements in runs of 4,000.
+    let big = "y".repeat(1 << 20);
+    let (len, nums) = ServerOps::scope(&db, |ops| {
+        (
+            ops.append(r.items(), big.clone()),
+            ops.extend(r.nums(), 0..10_000),
+        )
+    })
+    .await
+    .unwrap();
+    want.push(big);
+    assert_eq!((len, nums), (Some(want.len()), Some(10_005)));
+    let now = stored(&mut raw, &key).await;
+    assert_eq!(now["items"], json!(want));
+    assert_eq!(now["nums"].as_array().map(Vec::len), Some(10_005));
+    assert_eq!(now["nums"][10_004], json!(9_999));
+    let _: () = redis::cmd("JSON.SET")
+        .arg(&key)
+        .arg("$.nums")
+        .arg("[1,2,3,4,5]")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    // A list that is appended to and also read in the block goes through the overlay.
+    let (len, first) = ServerOps::scope(&db, |ops| {
+        let len = ops.append(r.nums(), 6);
+        ops.assign(r.nums().at(0), r.n());
+        (len, ops.append(r.nums(), 7))
+    })
+    .await
+    .unwrap();
+    assert_eq!((len, first), (Some(6), Some(7)));
+    assert_eq!(
+        stored(&mut raw, &key).await["nums"],
+        json!([1, 2, 3, 4, 5, 6, 7])
+    );
+    assert_eq!(stored(&mut raw, &key).await["n"], json!(1));
+}
+
+/// Six operations each on a place of its own (the plan that checks each with one command
+/// and writes each at its own path), all of which would succeed.
+fn separate_places(ops: &Ops) {
+    let (ra, rb) = (Doc::server_ref_for("a"), Doc::server_ref_for("b"));
+    ops.incr(ra.n(), 1);
+    ops.append(ra.items(), "x".to_string());
+    ops.insert(ra.prefs(), "new", "v".to_string());
+    ops.set(rb.name(), "renamed");
+    ops.toggle(rb.flag());
+    ops.append(rb.inner().city(), "!");
+}
+
+#[tokio::test]
+async fn a_block_of_separate_places_checks_everything_before_its_first_write() {
+    let db = db().await;
+    let mut raw = raw().await;
+    for id in ["a", "b", "c"] {
+        doc(id).save(&db).await.unwrap();
+    }
+    let c = db.key(&Doc::key_of("c"));
+    for (path, value) in [
+        ("$.n", "\"text\""),
+        ("$.items", "5"),
+        ("$.name", "7"),
+        ("$.flag", "1"),
+        ("$.prefs", "[]"),
+        ("$.f", "1e308"),
+    ] {
+        let _: () = redis::cmd("JSON.SET")
+            .arg(&c)
+            .arg(path)
+            .arg(value)
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+    }
+    let _: () = redis::cmd("SET")
+        .arg(db.key(&Doc::key_of("d")))
+        .arg("plain")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let (ra, rc) = (Doc::server_ref_for("a"), Doc::server_ref_for("c"));
+    let (rd, missing) = (Doc::server_ref_for("d"), Doc::server_ref_for("missing"));
+    let mismatch = |at: &'static str, what: &'static str| -> Check<'_> {
+        Box::new(
+            move |e: &Error| matches!(e, Error::TypeMismatch { path, found, .. } if path == at && found == what),
+        )
+    };
+    let cases: Vec<(&str, Build<'_>, Check<'_>)> = vec![
+        (
+            "an i8 incr past its range",
+            Box::new(|ops| {
+                ops.incr(ra.small(), 100);
+            }),
+            Box::new(
+                |e| matches!(e, Error::Overflow { path, kind: "i8", .. } if path == "$.small"),
+            ),
+        ),
+        (
+            "incr on a string",
+            Box::new(|ops| {
+                ops.incr(rc.n(), 1);
+            }),
+            mismatch("$.n", "string"),
+        ),
+        (
+            "a float incr past f64",
+            Box::new(|ops| {
+                ops.incr(rc.f(), f64::MAX);
+            }),
+            Box::new(|e| matches!(e, Error::Overflow { .. })),
+        ),
+        (
+            "append to a list that is a number",
+            Box::new(|ops| {
+                ops.append(rc.items(), "x".to_string());
+            }),
+            mismatch("$.items", "integer"),
+        ),
+        (
+            "a string append to a number",
+            Box::new(|ops| {
+                ops.append(rc.name(), "x");
+            }),
+            mismatch("$.name", "integer"),
+        ),
+        (
+            "toggle of a number",
+            Box::new(|ops| {
+                ops.toggle(rc.flag());
+            }),
+            mismatch("$.flag", "integer"),
+        ),
+        (
+            "set of a string over a number",
+            Box::new(|ops| {
+                ops.set(rc.name(), "x");
+            }),
+            Box::new(|e| matches!(e, Error::TypeMismatch { path, .. } if path == "$.name")),
+        ),
+        (
+            "a dict entry in a list",
+            Box::new(|ops| {
+                ops.insert(rc.prefs(), "k", "v".to_string());
+            }),
+            mismatch("$.prefs", "array"),
+        ),
+        (
+            "a missing document",
+            Box::new(|ops| {
+                ops.toggle(missing.flag());
+            }),
+            Box::new(|e| matches!(e, Error::NotFound { key } if key.ends_with(":missing"))),
+        ),
+        (
+            "a key that is not a document",
+            Box::new(|ops| {
+                ops.set(rd.name(), "x");
+            }),
+            mismatch("$", "string"),
+        ),
+        (
+            "a list push to a key that is not a document",
+            Box::new(|ops| {
+                ops.extend(rd.items(), ["x".to_string()]);
+            }),
+            Box::new(|e| matches!(e, Error::TypeMismatch { found, .. } if found == "string")),
+        ),
+    ];
+    // These blocks take that plan (explain shows the script a block runs).
+    let shown = ServerOps::explain(|ops| {
+        ops.incr(ra.n(), 1);
+        ops.toggle(rc.flag());
+    });
+    assert!(
+        shown.starts_with("-- rapyer ServerOps flat block"),
+        "{shown}"
+    );
+    for (what, failing, check) in cases {
+        let block = |ops: &Ops| {
+            separate_places(ops);
+            failing(ops);
+        };
+        fails_unchanged(&db, &mut raw, what, 6, block, check).await;
+    }
+    // The last operation's command is tried before its checks when it writes nothing where
+    // it would fail (a toggle, a push, a dict entry): a failure still names the first
+    // operation that fails.
+    fails_unchanged(
+        &db,
+        &mut raw,
+        "an overflow before a toggle that would fail",
+        6,
+        |ops| {
+            separate_places(ops);
+            ops.incr(ra.small(), 100);
+            ops.toggle(rc.flag());
+        },
+        |e| matches!(e, Error::Overflow { path, .. } if path == "$.small"),
+    )
+    .await;
+    // And alone in its block.
+    let alone: Vec<(&str, Build<'_>, Check<'_>)> = vec![
+        (
+            "a toggle of a number",
+            Box::new(|ops| {
+                ops.toggle(rc.flag());
+            }),
+            mismatch("$.flag", "integer"),
+        ),
+        (
+            "a push to a missing document",
+            Box::new(|ops| {
+                ops.extend(missing.items(), ["x".to_string(), "y".to_string()]);
+            }),
+            Box::new(|e| matches!(e, Error::NotFound { .. })),
+        ),
+        (
+            "a dict entry in a key that is not a document",
+            Box::new(|ops| {
+                ops.insert(rd.prefs(), "k", "v".to_string());
+            }),
+            Box::new(|e| matches!(e, Error::TypeMismatch { found, .. } if found == "string")),
+        ),
+    ];
+    for (what, block, check) in alone {
+        fails_unchanged(&db, &mut raw, what, 0, block, check).await;
+    }
+}
+
+#[tokio::test]
+async fn a_block_of_separate_places_writes_only_them_and_mirrors_the_server() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let mut a = doc("flat");
+    a.save(&db).await.unwrap();
+    let key = db.key(&a.key());
+    // Another client writes beside every place the block touches: a member of the same
+    // dict, the list, a sibling field. Only the block's own paths are written, and the
+    // local model gets the server's values, theirs included.
+    for (path, value) in [
+        ("$.prefs.theirs", "\"t\""),
+        ("$.maybe", "\"theirs\""),
+        ("$.inner.zip", "1"),
+    ] {
+        let _: () = redis::cmd("JSON.SET")
+            .arg(&key)
+            .arg(path)
+            .arg(value)
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+    }
+    let _: () = redis::cmd("JSON.ARRAPPEND")
+        .arg(&key)
+        .arg("$.items")
+        .arg("\"theirs\"")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    for v in HOSTILE {
+        let before = stored(&mut raw, &key).await;
+        let (n, len, flag, name, city) = a
+            .atomic(&db, |m| {
+                m.prefs().insert(*v, *v);
+                (
+                    m.n().incr(i64::MAX - 100),
+                    m.items().append(*v),
+                    m.flag().toggle(),
+                    m.name().set(*v),
+                    m.inner().city().append(v),
+                )
+            })
+            .await
+            .unwrap_or_else(|e| panic!("{v:?}: {e}"));
+        let now = stored(&mut raw, &key).await;
+        let local = serde_json::to_value(&a).unwrap();
+        for field in ["prefs", "n", "items", "flag", "name"] {
+            assert_eq!(
+                local[field], now[field],
+                "{v:?}: the local {field} is the server's"
+            );
+        }
+        assert_eq!(local["inner"]["city"], now["inner"]["city"], "{v:?}");
+        // What the block did not touch stays as the local copy had it.
+        assert_eq!((a.maybe.as_deref(), a.inner.zip), (None, 75000));
+        assert_eq!(now["prefs"][*v], json!(v), "{v:?}");
+        assert_eq!(now["prefs"]["theirs"], json!("t"));
+        assert_eq!(now["maybe"], json!("theirs"));
+        assert_eq!(now["inner"]["zip"], json!(1));
+        assert_eq!(n, Some(a.n));
+        assert_eq!(len, Some(a.items.len()));
+        assert_eq!(flag, Some(!before["flag"].as_bool().unwrap()));
+        assert_eq!(name, Some(()));
+        assert_eq!(city.as_deref(), Some(a.inner.city.as_str()), "{v:?}");
+        // Back below the top for the next round.
+        ServerOps::scope(&db, |ops| ops.set(a.server_ref().n(), 0))
+            .await
+            .unwrap();
+        a.n = 0;
     }
 }
 
@@ -826,6 +1264,21 @@ async fn writes_rearm_the_expiry_and_integer_ids_copy_exactly() {
     assert!(
         common::pttl(&mut raw, &key).await > 200_000,
         "a write re-arms the ttl"
+    );
+    // So does an append to a list the block never reads (no JSON.MSET of it).
+    let _: () = redis::cmd("PEXPIRE")
+        .arg(&key)
+        .arg(1000)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let logged = ServerOps::scope(&db, |ops| ops.append(s.server_ref().log(), "x"))
+        .await
+        .unwrap();
+    assert_eq!(logged, Some(1));
+    assert!(
+        common::pttl(&mut raw, &key).await > 200_000,
+        "an append re-arms the ttl"
     );
     let over = ServerOps::scope(&db, |ops| ops.incr(s.server_ref().hits(), 1)).await;
     assert!(
@@ -995,7 +1448,7 @@ async fn explain_shows_the_shape_and_no_key_or_value() {
             "explain's block leaks {needle:?}:\n{body}"
         );
     }
-    assert!(one.contains("OPS.op_assign = op_assign") && one.contains("local function compare("));
+    assert!(one.contains("OPS[1] = op_assign") && one.contains("local function compare("));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -135,3 +135,16 @@ local function product(x, y)
   end
   return mul(x, y)
 end
+
+-- Formats a float so that it stays a float (JSON text with a '.' or an exponent); nil when
+-- it is not finite.
+local function float(x)
+  if x ~= x or x == math.huge or x == -math.huge then
+    return nil
+  end
+  local s = string.format('%.17g', x)
+  if not string.find(s, '[.e]') then
+    s = s .. '.0'
+  end
+  return s
+end

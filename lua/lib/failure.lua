@@ -26,3 +26,18 @@ local function not_a_document(i, required)
   end
   return failure('wrongtype', 0, i, '$', t)
 end
+
+-- The reply for a command tried before its checks that wrote nothing (a command that writes
+-- nothing where it would fail, so that its checks run only then): `failed`, the failure the
+-- checks found, else the command's own error err (an OOM refusal, say; pcall hands it over
+-- as a table or as its text), else an error naming the path.
+local function nothing_done(failed, err, path)
+  if failed then
+    return failed
+  elseif type(err) == 'table' then
+    return err
+  elseif type(err) == 'string' then
+    return redis.error_reply(err)
+  end
+  return redis.error_reply('ERR rapyer: the operation did nothing at ' .. path)
+end

@@ -37,3 +37,26 @@ local function skip(s, i)
   end
   return #s
 end
+
+-- The JSON type (as JSON.TYPE names it) of the JSON value starting at byte i of s: an
+-- integer has no '.', 'e' or 'E'; ']' (the end of an empty JSON.GET reply, '[]') is
+-- 'nothing'.
+local function json_type(s, i)
+  local c = string.byte(s, i)
+  if c == 34 then
+    return 'string'
+  elseif c == 91 then
+    return 'array'
+  elseif c == 123 then
+    return 'object'
+  elseif c == 116 or c == 102 then
+    return 'boolean'
+  elseif c == 110 then
+    return 'null'
+  elseif c == 93 then
+    return 'nothing'
+  elseif string.find(s, '[.eE]', i) then
+    return 'number'
+  end
+  return 'integer'
+end

@@ -207,8 +207,9 @@ impl At {
             self.write_ttl
         };
         let ttl = ttl.map_or(0, codec::ttl_millis).to_string();
-        let mut args: Vec<&str> = Vec::with_capacity(4 + operands.len());
-        args.extend([op.lua_name(), self.path.as_str(), want.types, ttl.as_str()]);
+        // The operation is the script's own (`rapyer.field.<op>`), so it is not sent.
+        let mut args: Vec<&str> = Vec::with_capacity(3 + operands.len());
+        args.extend([self.path.as_str(), want.types, ttl.as_str()]);
         args.extend_from_slice(operands);
         let Some(script) = library::field(op.lua_name()) else {
             return Err(Error::InvalidScript {

@@ -1,7 +1,7 @@
 //! The field operations (`lua/field.lua`), by name: the one place their Lua spelling is
 //! written on the Rust side.
 
-/// One field operation: its script is `rapyer.field.<its name>` (`ARGV[1]` names it too).
+/// One field operation: its script is `rapyer.field.<its name>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum FieldOp {
     /// Reads the field.

@@ -1,5 +1,7 @@
 //! The compiler: a block's operations become a program in `ARGV` (keys in `KEYS`), run by a
-//! script that holds the block runtime's interpreter and only the operations it uses.
+//! script that holds the block runtime's interpreter, only the operations it uses and only
+//! the optional parts of the interpreter its places need (places below a root, slices, whole
+//! documents set, conditions, floats, lists it only appends to).
 //!
 //! Why a program in `ARGV` rather than Lua text per block shape: every script a server has
 //! cached costs it its text and its compiled Lua (about 90 KB for the whole runtime, 60 KB
@@ -12,18 +14,21 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
+use super::block_op::BlockOp;
 use super::refs::{Doc, Loc, Step};
 use super::{CondNode, Op, Operand, Param};
 use crate::path::{push_member, push_member_text};
 use crate::script::{Keys, Script};
 
+pub(crate) mod flat;
 mod runtime;
 
 /// A compiled block: the operations its script needs, and the data that goes with it.
 #[derive(Debug)]
 pub(crate) struct Compiled {
-    /// The runtime's operations the block calls (`op_incr`, …, and `WHEN` for a condition),
-    /// sorted: all the script depends on.
+    /// The runtime's operations the block calls (`op_incr`, …) and the optional parts of
+    /// the interpreter it needs (`WHEN` for a condition, `get_at` for places below a root,
+    /// …), sorted: all the script depends on.
     pub(crate) uses: BTreeSet<&'static str>,
     /// The documents named, in `KEYS` order.
     pub(crate) docs: Vec<Arc<Doc>>,
@@ -36,7 +41,7 @@ pub(crate) struct Compiled {
 }
 
 impl Compiled {
-    /// What tells this block's script apart from others: the operations it uses.
+    /// What tells this block's script apart from others: the operations and parts it uses.
     pub(crate) fn shape(&self) -> String {
         self.uses.iter().copied().collect::<Vec<_>>().join(",")
     }
@@ -51,8 +56,21 @@ pub(crate) fn script_text(uses: &BTreeSet<&'static str>) -> String {
 /// The script of a compiled block, built (and hashed) once per shape and kept in the
 /// `Db`'s bounded cache of block scripts.
 pub(crate) fn script(registry: &crate::script::Registry, compiled: &Compiled) -> Script {
-    registry.block(&compiled.shape(), || {
-        let text = script_text(&compiled.uses);
+    block_script(registry, &compiled.shape(), || script_text(&compiled.uses))
+}
+
+/// The script of a flat block (see [`flat`]), cached as [`script`]'s.
+pub(crate) fn flat_script(registry: &crate::script::Registry, plan: &flat::Flat) -> Script {
+    block_script(registry, &plan.shape(), || flat::script_text(&plan.kinds))
+}
+
+fn block_script(
+    registry: &crate::script::Registry,
+    shape: &str,
+    text: impl FnOnce() -> String,
+) -> Script {
+    registry.block(shape, || {
+        let text = text();
         let sha = sha1_smol::Sha1::from(text.as_bytes()).digest().to_string();
         Script::block(format!("rapyer.block.{}", &sha[..16]), Keys::Dynamic, text)
     })
@@ -76,7 +94,25 @@ struct Compiler {
     roots: Vec<(usize, Vec<&'static str>)>,
     args: Vec<String>,
     uses: BTreeSet<&'static str>,
+    /// The operations the block calls, in the order of their names: an operation's number
+    /// in the program is its position here, from 1 (the script's `OPS` is numbered alike).
+    ops: Vec<&'static str>,
     op_docs: Vec<Option<usize>>,
+}
+
+/// Every operation call of `ops`, conditions' branches included.
+fn visit_calls<'a>(ops: &'a [Op], f: &mut impl FnMut(BlockOp, &'a [Param])) {
+    for op in ops {
+        match op {
+            Op::Call { func, params, .. } => f(*func, params),
+            Op::When {
+                then, otherwise, ..
+            } => {
+                visit_calls(then, f);
+                visit_calls(otherwise, f);
+            }
+        }
+    }
 }
 
 fn visit_locs<'a>(ops: &'a [Op], out: &mut Vec<&'a Loc>) {
@@ -87,7 +123,7 @@ fn visit_locs<'a>(ops: &'a [Op], out: &mut Vec<&'a Loc>) {
                     match p {
                         Param::Loc(l) => out.push(l),
                         Param::Locs(ls) => out.extend(ls.iter()),
-                        Param::Lit(_) | Param::Arg(_) => {}
+                        Param::Lit(_) | Param::Arg(_) | Param::Args(_) => {}
                     }
                 }
             }
@@ -127,12 +163,25 @@ fn visit_cond<'a>(cond: &'a CondNode, out: &mut Vec<&'a Loc>) {
 pub(crate) fn compile(ops: &[Op], count: usize, echo: bool) -> Compiled {
     let mut locs = Vec::new();
     visit_locs(ops, &mut locs);
+    let mut funcs = BTreeSet::new();
+    // The places lists are pushed to (`append`, `extend`).
+    let mut pushes: Vec<&Loc> = Vec::new();
+    visit_calls(ops, &mut |func, params| {
+        funcs.insert(func.lua_name());
+        if func == BlockOp::ListPush {
+            pushes.extend(params.iter().find_map(|p| match p {
+                Param::Loc(l) => Some(l),
+                _ => None,
+            }));
+        }
+    });
     let mut c = Compiler {
         docs: Vec::new(),
         doc_index: HashMap::new(),
         roots: Vec::new(),
         args: Vec::new(),
-        uses: BTreeSet::new(),
+        ops: funcs.iter().copied().collect(),
+        uses: funcs,
         op_docs: vec![None; count],
     };
     // Keys in order of first use; per key, the shortest prefixes that cover every place.
@@ -167,6 +216,23 @@ pub(crate) fn compile(ops: &[Op], count: usize, echo: bool) -> Compiled {
             }
         }
     }
+    // Lists the block only appends to: every place on their root is the list itself, the
+    // target of a push. They are checked and measured, never read nor written back whole
+    // (`push_only` in lua/block.lua).
+    let mut push_only = vec![None; c.roots.len()];
+    for loc in &locs {
+        let root = c.root_of(loc);
+        let pushed = pushes.iter().any(|p| std::ptr::eq(*p, *loc))
+            && loc.steps.len() == c.roots[root].1.len()
+            && loc.slice.is_none();
+        push_only[root] = Some(pushed && push_only[root] != Some(false));
+    }
+    if push_only.contains(&Some(true)) {
+        c.uses.extend(["push_only", "pushed"]);
+    }
+    if pushes.iter().any(|p| push_only[c.root_of(p)] != Some(true)) {
+        c.uses.insert("push_read");
+    }
     // The layout `MAIN` in lua/block.lua reads.
     for doc in &c.docs {
         c.args.push(millis(doc.write_ttl));
@@ -175,8 +241,7 @@ pub(crate) fn compile(ops: &[Op], count: usize, echo: bool) -> Compiled {
     c.args.push(if echo { "1" } else { "0" }.to_string());
     c.args.push(count.to_string());
     c.args.push(c.roots.len().to_string());
-    for i in 0..c.roots.len() {
-        let (k, names) = &c.roots[i];
+    for ((k, names), only) in c.roots.iter().zip(&push_only) {
         let mut path = String::from("$");
         for name in names {
             // The derive refuses field names no step can address; a message path is what
@@ -185,7 +250,8 @@ pub(crate) fn compile(ops: &[Op], count: usize, echo: bool) -> Compiled {
                 push_member_text(&mut path, name);
             }
         }
-        c.args.push((k + 1).to_string());
+        let mark = if *only == Some(true) { "a" } else { "" };
+        c.args.push(format!("{}{mark}", k + 1));
         c.args.push(path);
     }
     c.block(ops);
@@ -204,6 +270,16 @@ fn millis(ttl: Option<std::time::Duration>) -> String {
 }
 
 impl Compiler {
+    /// The number (from 0) of the root that covers `loc`.
+    fn root_of(&self, loc: &Loc) -> usize {
+        let k = self.doc_index[&loc.doc.key];
+        let prefix = static_prefix(loc);
+        self.roots
+            .iter()
+            .position(|(rk, r)| *rk == k && prefix.starts_with(r))
+            .expect("every place has a root")
+    }
+
     fn push(&mut self, value: impl Into<String>) {
         self.args.push(value.into());
     }
@@ -217,20 +293,32 @@ impl Compiler {
                     let first = params.iter().find_map(|p| match p {
                         Param::Loc(l) => Some(l),
                         Param::Locs(ls) => ls.first(),
-                        Param::Lit(_) | Param::Arg(_) => None,
+                        Param::Lit(_) | Param::Arg(_) | Param::Args(_) => None,
                     });
                     if let (Some(loc), Some(slot)) = (first, self.op_docs.get_mut(*out)) {
                         *slot = self.doc_index.get(&loc.doc.key).copied();
                     }
-                    self.uses.insert(func.lua_name());
-                    self.push(func.lua_name());
+                    let number = self.ops.iter().position(|f| *f == func.lua_name());
+                    self.push(number.map_or(0, |n| n + 1).to_string());
                     self.push((out + 1).to_string());
+                    // Setting a whole document keeps its id: a part of the runtime only
+                    // blocks that do it carry.
+                    if *func == BlockOp::Set && first.is_some_and(|l| l.is_document()) {
+                        self.uses.insert("set_doc");
+                    }
+                    // So does adding to a float (the target's JSON type follows its place).
+                    if matches!(func, BlockOp::Incr | BlockOp::IncrBy)
+                        && matches!(params.get(1), Some(Param::Lit("number")))
+                    {
+                        self.uses.insert("fplus");
+                    }
                     let mut kinds = String::new();
                     for p in params {
                         match p {
                             Param::Loc(_) => kinds.push('l'),
                             Param::Locs(ls) => kinds.extend(ls.iter().map(|_| 'l')),
                             Param::Lit(_) | Param::Arg(_) => kinds.push('v'),
+                            Param::Args(vs) => kinds.extend(vs.iter().map(|_| 'v')),
                         }
                     }
                     self.push(kinds);
@@ -240,6 +328,7 @@ impl Compiler {
                             Param::Locs(locs) => locs.iter().for_each(|l| self.loc(l)),
                             Param::Lit(lit) => self.push(*lit),
                             Param::Arg(value) => self.push(value.clone()),
+                            Param::Args(values) => self.args.extend(values.iter().cloned()),
                         }
                     }
                 }
@@ -249,8 +338,8 @@ impl Compiler {
                     otherwise,
                     out,
                 } => {
-                    // The runtime's condition reader and tests (`WHEN` in lua/block.lua) are in
-                    // the script only of blocks with a condition.
+                    // The runtime's condition reader and tests (`WHEN` in lua/block.lua, a
+                    // part) are in the script only of blocks with a condition.
                     self.uses.insert("WHEN");
                     self.push("w");
                     self.push((out + 1).to_string());
@@ -276,6 +365,10 @@ impl Compiler {
                 left,
                 right,
             } => {
+                // Comparing strings byte by byte is a part of its own.
+                if *want == "string" {
+                    self.uses.insert("bytes_cmp");
+                }
                 self.push("cmp");
                 self.push(*op);
                 self.push(*want);
@@ -313,14 +406,17 @@ impl Compiler {
     /// of steps after the root (each its kind and value), then the slice (`s` and its three
     /// bounds) or `''`.
     fn loc(&mut self, loc: &Loc) {
-        let k = self.doc_index[&loc.doc.key];
-        let prefix = static_prefix(loc);
-        let root = self
-            .roots
-            .iter()
-            .position(|(rk, r)| *rk == k && prefix.starts_with(r))
-            .expect("every place has a root");
+        let root = self.root_of(loc);
         let skip = self.roots[root].1.len();
+        // The interpreter's parts for places below their root and for slices are in the
+        // script only of blocks with such places.
+        if loc.steps.len() > skip {
+            self.uses
+                .extend(["get_at", "put_at", "parent", "read_at", "prefix"]);
+        }
+        if loc.slice.is_some() {
+            self.uses.extend(["assign_slice", "read_at", "prefix"]);
+        }
         if loc.steps.len() == skip && loc.slice.is_none() {
             self.push((root + 1).to_string());
             return;
@@ -369,6 +465,7 @@ mod tests {
         tags: Vec<String>,
         prefs: HashMap<String, String>,
         owner: Owner,
+        on: bool,
     }
 
     #[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
@@ -417,6 +514,129 @@ mod tests {
             ops.incr_by_field(a.rate(), a.owner().age());
             ops.copy_model(b.clone(), "c");
             ops.move_item(b.tags().at(0), a.tags());
+        }));
+    }
+
+    /// The script `build`'s block runs (what `ServerOps::explain` shows).
+    fn script_of(build: impl FnOnce(&Ops)) -> String {
+        let ops = Ops::new();
+        build(&ops);
+        let program = ops.finish().expect("the block builds");
+        match super::flat::plan(&program.frames[0], program.count) {
+            Some(plan) => super::flat::script_text(&plan.kinds),
+            None => super::script_text(&compile(&program.frames[0], program.count, false).uses),
+        }
+    }
+
+    #[test]
+    fn scripts_of_common_shapes_fit_in_8_kb() {
+        let (a, b) = (Acct::server_ref_for("a"), Acct::server_ref_for("b"));
+        let ops: [&dyn Fn(&Ops); 5] = [
+            &|ops| {
+                ops.incr(a.balance(), 1);
+            },
+            &|ops| {
+                ops.append(a.tags(), "x".to_string());
+            },
+            &|ops| {
+                ops.insert(a.prefs(), "k", "v".to_string());
+            },
+            &|ops| {
+                ops.set(a.note(), "renamed".to_string());
+            },
+            &|ops| {
+                ops.toggle(a.on());
+            },
+        ];
+        // The bench's 5-op row and each of its first 1 to 5 operations, and each one alone:
+        // the flat plan.
+        for n in 1..=ops.len() {
+            for shape in [&ops[..n], &ops[n - 1..n]] {
+                let text = script_of(|o| shape.iter().for_each(|op| op(o)));
+                assert!(text.starts_with("-- rapyer ServerOps flat block"), "{n}");
+                assert!(text.len() <= 8 * 1024, "{n} ops: {} bytes", text.len());
+            }
+        }
+        // The interpreter's, for typical blocks it runs: the same field twice, a field and its
+        // model, a condition, a float.
+        let typical: [&dyn Fn(&Ops); 4] = [
+            &|ops| {
+                ops.incr(a.balance(), 1);
+                ops.incr(a.balance(), 1);
+            },
+            &|ops| {
+                ops.incr(a.balance(), 1);
+                ops.extend(a.tags(), ["x".to_string()]);
+                ops.append(a.tags(), "y".to_string());
+            },
+            &|ops| {
+                ops.when(a.balance().ge(30)).then(|ops| {
+                    ops.incr(a.balance(), -30);
+                    ops.incr(b.balance(), 30);
+                });
+            },
+            &|ops| {
+                ops.incr(a.rate(), 0.5);
+                ops.incr(a.rate(), 0.5);
+                ops.append(a.note(), "!");
+            },
+        ];
+        for (i, build) in typical.iter().enumerate() {
+            let text = script_of(build);
+            assert!(text.starts_with("-- rapyer ServerOps block runtime"), "{i}");
+            assert!(
+                text.len() <= 8 * 1024,
+                "typical block {i}: {} bytes",
+                text.len()
+            );
+        }
+    }
+
+    #[test]
+    fn places_inside_one_another_or_conditions_take_the_interpreter() {
+        let a = Acct::server_ref_for("a");
+        let interpreted = |build: &dyn Fn(&Ops)| {
+            let ops = Ops::new();
+            build(&ops);
+            let program = ops.finish().expect("builds");
+            super::flat::plan(&program.frames[0], program.count).is_none()
+        };
+        assert!(interpreted(&|ops| {
+            ops.incr(a.balance(), 1);
+            ops.incr(a.balance(), 2);
+        }));
+        assert!(interpreted(&|ops| {
+            ops.set(a.owner().age(), 1);
+            ops.set(
+                a.owner(),
+                Owner {
+                    name: "n".into(),
+                    age: 2,
+                },
+            );
+        }));
+        assert!(interpreted(&|ops| {
+            ops.set(a.prefs().entry("k"), "v");
+            ops.clear(a.prefs());
+        }));
+        assert!(interpreted(&|ops| {
+            ops.set(a.prefs().entry("k"), "v");
+            ops.set(a.prefs().entry("k"), "w");
+        }));
+        // A dict key no JSONPath step addresses (both quotes) travels in a value instead.
+        assert!(interpreted(&|ops| {
+            ops.set(a.prefs().entry("k'\""), "v");
+        }));
+        assert!(interpreted(&|ops| {
+            ops.when(a.on().eq(true)).then(|ops| {
+                ops.toggle(a.on());
+            });
+        }));
+        assert!(!interpreted(&|ops| {
+            ops.set(a.prefs().entry("k"), "v");
+            ops.set(a.prefs().entry("j"), "w");
+            ops.set(a.owner().age(), 1);
+            ops.set(a.owner().name(), "n");
         }));
     }
 

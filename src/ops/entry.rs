@@ -51,11 +51,15 @@ impl ServerOps {
         ret.resolve(&results)
     }
 
-    /// The Lua script the block `build` would run: the block runtime's interpreter with the
-    /// pieces the block's operations need, and the table of those operations. It holds no
-    /// key, no value and not even the order of the operations: the block itself travels as
-    /// a program in `ARGV`, its keys in `KEYS`, so every block using the same operations
-    /// runs the same script.
+    /// The Lua script the block `build` would run: for a block whose operations each act on
+    /// a field or dict entry of their own (no condition), the checks and writes of the kinds
+    /// of operations it uses; otherwise the block runtime's interpreter with the pieces the
+    /// block needs, and the table of its operations. It depends only on the block's shape:
+    /// the set of operations it uses, the kinds of places they reach (a place below a field
+    /// such as a list element, a slice, a whole document, a list the block only appends to)
+    /// and whether it has a condition. It holds no key, no value and not even the order or
+    /// the number of the operations: the block itself travels in `ARGV`, its keys in `KEYS`,
+    /// so blocks of one shape share one script.
     ///
     /// ```
     /// use rapyer::prelude::*;
@@ -67,16 +71,26 @@ impl ServerOps {
     /// let (a, b) = (User::server_ref_for("a"), User::server_ref_for("b"));
     /// let one = ServerOps::explain(|ops| {
     ///     ops.set(a.age(), 1);
+    ///     ops.set(b.tags(), vec![]);
     /// });
-    /// // Other places, two documents, three operations: the same set of operations.
+    /// // Other documents, other values, more operations of the same kinds on the same kinds
+    /// // of places: the same script.
     /// let other = ServerOps::explain(|ops| {
-    ///     ops.set(b.tags().at(1), "x");
-    ///     ops.set(a.tags().slice(0..2), vec!["y".to_string()]);
     ///     ops.set(b.age(), 2);
+    ///     ops.set(a.tags(), vec!["x".to_string()]);
+    ///     ops.set(a.age(), 3);
     /// });
     /// assert_eq!(one, other);
+    /// // A list element is a place below a field: the interpreter's part for those comes in.
+    /// assert_ne!(one, ServerOps::explain(|ops| {
+    ///     ops.set(b.tags().at(1), "x");
+    ///     ops.set(a.age(), 1);
+    /// }));
     /// // Another operation, another script.
-    /// assert_ne!(one, ServerOps::explain(|ops| { ops.incr(a.age(), 1); }));
+    /// assert_ne!(one, ServerOps::explain(|ops| {
+    ///     ops.incr(a.age(), 1);
+    ///     ops.set(b.age(), 1);
+    /// }));
     /// ```
     pub fn explain<F, R>(build: F) -> String
     where
@@ -85,6 +99,9 @@ impl ServerOps {
         let ops = Ops::new();
         build(&ops);
         let program = ops.inner.into_inner();
+        if let Some(plan) = compile::flat::plan(&program.frames[0], program.count) {
+            return compile::flat::script_text(&plan.kinds);
+        }
         compile::script_text(&compile::compile(&program.frames[0], program.count, false).uses)
     }
 }

@@ -87,15 +87,21 @@
 //! reference, `assign`, `swap`, `move_item`, `copy_model` and `when`, through [`BoundRef`]).
 //!
 //! How a block runs:
-//! - **One script per set of operations.** Keys travel in `KEYS`; the block itself (its
-//!   operations in order, their places, values and conditions) travels as a program in
-//!   `ARGV`, which the script reads as it runs. The script holds the runtime's interpreter
-//!   and the runtime operations the block calls, so its text depends only on that set
-//!   (`incr` and `decr` are one, so are `assign` and `copy_model`; `when` adds none): not
-//!   on the number or order of operations, the places they act on, keys, values or how
-//!   many documents the block names. A loop adding 400 increments runs the same script as
-//!   one increment, and blocks share a handful of scripts ([`ServerOps::explain`] shows
-//!   one). It is kept in the `Db`'s bounded
+//! - **A flat plan for separate places.** A block whose every operation (`set`, `incr`,
+//!   `decr`, `toggle`, a string or list `append`, `extend`, a dict `insert`) acts on a field
+//!   or dict entry of its own, none inside another's, without a condition, is checked with
+//!   one command per operation and then written with one bare RedisJSON command per
+//!   operation at its own path: no interpreter, and only the changed paths are written.
+//! - **One script per shape.** Keys travel in `KEYS`; the block itself (its operations in
+//!   order, their places, values and conditions) travels as a program in `ARGV`, which the
+//!   script reads as it runs. The script holds the runtime's interpreter, the runtime
+//!   operations the block calls and the parts of the interpreter its kinds of places need
+//!   (places below a field, slices, whole documents, lists only appended to, a condition),
+//!   so its text depends only on that shape (`incr` and `decr` are one operation, so are
+//!   `assign` and `copy_model`): not on the number or order of operations, the places they
+//!   act on, keys, values or how many documents the block names. A loop adding 400
+//!   increments to a field runs the same script as one adding two, and blocks share a
+//!   handful of scripts ([`ServerOps::explain`] shows one). It is kept in the `Db`'s bounded
 //!   cache of block scripts ([`Scripts::set_block_capacity`](crate::script::Scripts)) and
 //!   run by `EVALSHA`; if the server lost it, it is sent as one `EVAL` of its text, in the
 //!   same atomic step, which the server may evict later.
@@ -103,7 +109,10 @@
 //!   (one `JSON.GET` per touched field, down to its first list index or dict key, or per
 //!   whole document), runs every operation on that copy, checking keys, JSON types, indices, slice sizes,
 //!   integer ranges and condition operands, and writes the changed parts back only when the
-//!   last operation has succeeded. A failure is [`Error::Block`] naming the operation's
+//!   last operation has succeeded. A list the block only appends to (nothing else in it
+//!   reads or writes that list) is not read: one `JSON.ARRLEN` checks it and gives its
+//!   length, and its elements are appended with `JSON.ARRAPPEND` after every check. A
+//!   failure is [`Error::Block`] naming the operation's
 //!   index, wrapping the error that names its key and path; every key is then unchanged.
 //! - **One cluster slot.** All keys of a block must hash to one slot, else
 //!   [`Error::CrossSlot`] before anything is sent: give related models a hash tag

@@ -46,6 +46,8 @@ pub(crate) enum Param {
     Lit(&'static str),
     /// A value, sent in `ARGV`.
     Arg(String),
+    /// Values, each its own `ARGV` entry, as trailing arguments.
+    Args(Vec<String>),
 }
 
 /// One operation of a block.

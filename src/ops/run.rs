@@ -8,6 +8,7 @@ use super::{Out, Program};
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::keys::{KeySettings, key_of};
+use crate::script::Script;
 use crate::script::failure::Failure;
 
 /// Every operation's result, in the order the operations were added: JSON text, or `None`
@@ -134,32 +135,15 @@ pub(crate) async fn run(db: &Db, program: &Program, echo: bool) -> Result<(Resul
     if program.count == 0 {
         return Ok((Results::default(), Vec::new()));
     }
+    if let Some(mut plan) = compile::flat::plan(ops, program.count) {
+        plan.echo(echo);
+        return run_flat(db, program, plan).await;
+    }
     let compiled = compile::compile(ops, program.count, echo);
     let keys: Vec<String> = compiled.docs.iter().map(|d| db.key(&d.key)).collect();
-    if let Some(first) = keys.first() {
-        let slot = crate::slot::hash_slot(first.as_bytes());
-        if keys
-            .iter()
-            .any(|k| crate::slot::hash_slot(k.as_bytes()) != slot)
-        {
-            return Err(Error::CrossSlot { keys });
-        }
-    }
     let script = compile::script(db.registry(), &compiled);
-    let reply: Vec<String> = db
-        .run_lua(&script, &keys, &compiled.args)
-        .await
-        .map_err(|e| match Failure::read(&e) {
-            Some(failure) => Error::Block {
-                op: failure.op().saturating_sub(1),
-                source: Box::new(failure.into_error(&keys)),
-            },
-            None => e,
-        })?;
-    let malformed = || Error::Script {
-        name: script.name().to_string(),
-        message: format!("unexpected reply shape from a block script: {reply:?}"),
-    };
+    let reply = call(db, &script, &keys, &compiled.args).await?;
+    let malformed = || malformed(&script, &reply);
     match reply.first().map(String::as_str) {
         Some("ok") if reply.len() > program.count => {
             let values = reply[1..=program.count]
@@ -188,6 +172,71 @@ pub(crate) async fn run(db: &Db, program: &Program, echo: bool) -> Result<(Resul
             ))
         }
         _ => Err(malformed()),
+    }
+}
+
+/// Runs a block compiled to the flat plan: its reply is `ok`, each operation's result, then
+/// each one's echo (`''` for none).
+async fn run_flat(
+    db: &Db,
+    program: &Program,
+    plan: compile::flat::Flat,
+) -> Result<(Results, Echo)> {
+    let keys: Vec<String> = plan.docs.iter().map(|d| db.key(&d.key)).collect();
+    let script = compile::flat_script(db.registry(), &plan);
+    let reply = call(db, &script, &keys, &plan.args).await?;
+    let n = program.count;
+    if reply.first().map(String::as_str) != Some("ok") || reply.len() != 1 + 2 * n {
+        return Err(malformed(&script, &reply));
+    }
+    let values = reply[1..=n].iter().map(|v| Some(v.clone())).collect();
+    let echoed = reply[n + 1..]
+        .iter()
+        .zip(&plan.echoes)
+        .filter_map(|(text, names)| match names {
+            Some(names) if !text.is_empty() => Some((names.clone(), text.clone())),
+            _ => None,
+        })
+        .collect();
+    Ok((
+        Results {
+            values,
+            keys,
+            op_keys: plan.op_docs,
+        },
+        echoed,
+    ))
+}
+
+/// Runs a block's script on `keys` (refused before sending when they span cluster slots);
+/// a typed failure is [`Error::Block`] naming the operation.
+async fn call(db: &Db, script: &Script, keys: &[String], args: &[String]) -> Result<Vec<String>> {
+    if let Some(first) = keys.first() {
+        let slot = crate::slot::hash_slot(first.as_bytes());
+        if keys
+            .iter()
+            .any(|k| crate::slot::hash_slot(k.as_bytes()) != slot)
+        {
+            return Err(Error::CrossSlot {
+                keys: keys.to_vec(),
+            });
+        }
+    }
+    db.run_lua(script, keys, args)
+        .await
+        .map_err(|e| match Failure::read(&e) {
+            Some(failure) => Error::Block {
+                op: failure.op().saturating_sub(1),
+                source: Box::new(failure.into_error(keys)),
+            },
+            None => e,
+        })
+}
+
+fn malformed(script: &Script, reply: &[String]) -> Error {
+    Error::Script {
+        name: script.name().to_string(),
+        message: format!("unexpected reply shape from a block script: {reply:?}"),
     }
 }
 

@@ -91,7 +91,7 @@ impl Ops {
         B::Value: Numeric,
         <A::Value as Numeric>::Kind: Accepts<<B::Value as Numeric>::Kind>,
     {
-        let (lo, hi) = <A::Value as Numeric>::range();
+        let (lo, hi) = sent_range::<A::Value>();
         self.push(
             BlockOp::IncrBy,
             Ok(vec![
@@ -232,7 +232,7 @@ impl Ops {
     ) -> Out<usize> {
         let values: Vec<T> = values.into_iter().collect();
         let params = list_items(&list.loc, &values)
-            .map(|json| vec![Param::Loc(list.loc.clone()), Param::Arg(json)]);
+            .map(|items| vec![Param::Loc(list.loc.clone()), Param::Args(items)]);
         self.push(BlockOp::ListPush, params)
     }
 
@@ -393,15 +393,22 @@ mod sealed {
     impl<M: Map, B: Bind> Sealed for DictRef<M, B> {}
 }
 
-/// The elements `items` as the JSON array a list operation sends, checked for values that
-/// would not be stored as given (non-finite floats, numbers beyond a document's range).
-fn list_items<T: Referable>(loc: &Loc, items: &[T]) -> Result<String> {
-    let json = refs::encode_items(items).map_err(|source| Error::Serialize {
-        key: loc.doc.key.clone(),
-        source,
-    })?;
+/// The elements `items` as the JSON texts a list operation sends, one each (appended as
+/// they are, by `JSON.ARRAPPEND` when the block never reads the list), checked for values
+/// that would not be stored as given (non-finite floats, numbers beyond a document's range,
+/// nesting too deep).
+fn list_items<T: Referable>(loc: &Loc, items: &[T]) -> Result<Vec<String>> {
+    let texts = items
+        .iter()
+        .map(Referable::to_json)
+        .collect::<serde_json::Result<Vec<String>>>()
+        .map_err(|source| Error::Serialize {
+            key: loc.doc.key.clone(),
+            source,
+        })?;
+    let json = format!("[{}]", texts.join(","));
     crate::codec::check_finite(&loc.doc.key, &loc.path(), items, &json)?;
-    Ok(json)
+    Ok(texts)
 }
 
 fn invalid(loc: &Loc, message: &str) -> Error {
@@ -435,6 +442,16 @@ fn id_fix(loc: &Loc) -> Result<(String, String)> {
     }
 }
 
+/// The range an integer result must stay in, as the block runtime reads it: `i64`'s, the
+/// most common, as two empty texts (39 bytes fewer per operation on the wire).
+fn sent_range<T: Numeric>() -> (String, String) {
+    let (lo, hi) = T::range();
+    if T::WANT_NUMBER == "integer" && lo == i64::MIN.to_string() && hi == i64::MAX.to_string() {
+        return (String::new(), String::new());
+    }
+    (lo, hi)
+}
+
 fn incr_params<T: Numeric>(
     loc: &Loc,
     by: T,
@@ -444,7 +461,7 @@ fn incr_params<T: Numeric>(
         key: loc.doc.key.clone(),
         path: loc.path(),
     })?;
-    let (lo, hi) = T::range();
+    let (lo, hi) = sent_range::<T>();
     Ok(vec![
         Param::Loc(loc.clone()),
         Param::Lit(T::WANT_NUMBER),
@@ -501,11 +518,8 @@ impl Ops {
         let loc = &buffer.loc;
         let params = list_items(loc, &items).and_then(|all| {
             let skip = items.len().saturating_sub(capacity);
-            let json = if skip == 0 {
-                all
-            } else {
-                list_items(loc, &items[skip..])?
-            };
+            // One JSON array of the newest `N` (the runtime's op takes them as one argument).
+            let json = format!("[{}]", all[skip..].join(","));
             // The items stand where the buffer's array stands: its depth is theirs.
             crate::depth::check(&loc.doc.key, &loc.path(), &json)?;
             Ok(vec![

@@ -1,5 +1,6 @@
 //! The library's Lua, assembled from `lua/`: the shared library (`lua/lib/*.lua`), the field
-//! operations (`lua/field.lua`) and the block runtime (`lua/block.lua`), each cut into
+//! operations (`lua/field.lua`), the block runtime (`lua/block.lua`) and the flat block
+//! runtime (`lua/flat.lua`), each cut into
 //! [`Pieces`] so that a script holds only the pieces it runs. Each source is an
 //! `include_str!`, so a missing file does not compile.
 
@@ -11,13 +12,14 @@ use std::sync::LazyLock;
 pub(crate) use pieces::Pieces;
 
 /// The shared library, in order (a piece uses only those before it): exact decimal
-/// arithmetic, compact JSON scanning, Python's list indices and slices, and the one shape of
-/// a typed failure (decoded by [`super::failure`]).
-pub(crate) const LIB: [(&str, &str); 4] = [
+/// arithmetic, compact JSON scanning, Python's list indices and slices, the one shape of a
+/// typed failure (decoded by [`super::failure`]), and the blocks' re-arming of expiries.
+pub(crate) const LIB: [(&str, &str); 5] = [
     ("decimal", include_str!("../../lua/lib/decimal.lua")),
     ("json", include_str!("../../lua/lib/json.lua")),
     ("list", include_str!("../../lua/lib/list.lua")),
     ("failure", FAILURE),
+    ("expiry", include_str!("../../lua/lib/expiry.lua")),
 ];
 
 /// The library's typed-failure helper (`lua/lib/failure.lua`), which every library script
@@ -39,12 +41,20 @@ pub(crate) const FIELD_MAIN: &str = include_str!("../../lua/field.lua");
 /// The source of the block runtime (`lua/block.lua`), cut into pieces by the block compiler.
 pub(crate) const BLOCK: &str = include_str!("../../lua/block.lua");
 
+/// The source of the flat block runtime (`lua/flat.lua`), for blocks whose operations each
+/// act on a place of their own, cut into pieces by the block compiler.
+pub(crate) const FLAT: &str = include_str!("../../lua/flat.lua");
+
 /// The shared library, then the field operations, in pieces.
 static FIELD_PIECES: LazyLock<Pieces> = LazyLock::new(|| Pieces::new(&with_library(FIELD_MAIN)));
 
 /// The shared library, then the block runtime, in pieces.
 pub(crate) static BLOCK_PIECES: LazyLock<Pieces> =
     LazyLock::new(|| Pieces::new(&with_library(BLOCK)));
+
+/// The shared library, then the flat block runtime, in pieces.
+pub(crate) static FLAT_PIECES: LazyLock<Pieces> =
+    LazyLock::new(|| Pieces::new(&with_library(FLAT)));
 
 fn with_library(source: &'static str) -> Vec<&'static str> {
     LIB.iter()
@@ -125,8 +135,8 @@ pub(crate) fn names(source: &str, calls_only: bool) -> BTreeSet<&str> {
 #[cfg(test)]
 mod tests {
     use super::{
-        BLOCK, BLOCK_PIECES, FIELD_MAIN, FIELD_PIECES, LIB, field_ops, field_script, names,
-        top_level_functions,
+        BLOCK, BLOCK_PIECES, FIELD_MAIN, FIELD_PIECES, FLAT, FLAT_PIECES, LIB, field_ops,
+        field_script, names, top_level_functions,
     };
 
     /// The globals a script may call, and the keywords a call scan also sees.
@@ -157,7 +167,11 @@ mod tests {
             assert!(seen.contains(&f), "the library has no {f}");
         }
         // Neither script redefines a library function (it would shadow the shared one).
-        for (script, source) in [("field.lua", FIELD_MAIN), ("block.lua", BLOCK)] {
+        for (script, source) in [
+            ("field.lua", FIELD_MAIN),
+            ("block.lua", BLOCK),
+            ("flat.lua", FLAT),
+        ] {
             for f in top_level_functions(source) {
                 assert!(!seen.contains(&f), "{script} redefines the library's {f}");
             }
@@ -165,9 +179,28 @@ mod tests {
     }
 
     #[test]
+    fn no_source_holds_a_multi_line_string() {
+        // Pieces drop each line's indentation, which inside a long string would be its text.
+        for source in LIB.iter().map(|(_, p)| *p).chain([FIELD_MAIN, BLOCK, FLAT]) {
+            for (n, line) in source.lines().enumerate() {
+                let code = line.split("--").next().unwrap_or_default();
+                assert!(
+                    !code.contains("[[") && !code.contains("[=") && !code.ends_with('\\'),
+                    "line {} holds a multi-line string: {line}",
+                    n + 1
+                );
+            }
+        }
+    }
+
+    #[test]
     fn every_function_the_scripts_call_is_defined() {
         let block = format!("{}{BLOCK}", LIB.map(|(_, p)| p).concat());
-        let mut scripts = vec![("the block runtime", block.as_str())];
+        let flat = format!("{}{FLAT}", LIB.map(|(_, p)| p).concat());
+        let mut scripts = vec![
+            ("the block runtime", block.as_str()),
+            ("the flat block runtime", flat.as_str()),
+        ];
         for script in crate::script::library::all() {
             scripts.push((script.name(), script.body()));
         }
@@ -200,7 +233,11 @@ mod tests {
     fn no_local_or_parameter_takes_the_name_of_a_piece() {
         // A piece comes with every script that mentions its name: a local variable or a
         // parameter of that name would bring it along where it is not used.
-        for (source, pieces) in [(FIELD_MAIN, &*FIELD_PIECES), (BLOCK, &*BLOCK_PIECES)] {
+        for (source, pieces) in [
+            (FIELD_MAIN, &*FIELD_PIECES),
+            (BLOCK, &*BLOCK_PIECES),
+            (FLAT, &*FLAT_PIECES),
+        ] {
             let mut sources: Vec<&str> = LIB.iter().map(|(_, p)| *p).collect();
             sources.push(source);
             for text in sources {

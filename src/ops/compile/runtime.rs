@@ -1,6 +1,7 @@
 //! A block's script: the pieces of the shared library and of the block runtime
 //! (`lua/block.lua`) that its operations and the interpreter need, then the table of those
-//! operations and the entry point.
+//! operations (`OPS`, by number), the optional parts of the interpreter it carries (`PART`,
+//! by name) and the entry point.
 
 use std::collections::BTreeSet;
 
@@ -11,19 +12,27 @@ use crate::script::lua::BLOCK_PIECES;
 /// entry point.
 pub(super) fn assemble(uses: &BTreeSet<&'static str>) -> String {
     let runtime = &*BLOCK_PIECES;
-    let mut out = String::from("-- rapyer ServerOps block runtime, with the operations: ");
+    let mut out = String::from("-- rapyer ServerOps block runtime, with: ");
     out.push_str(&uses.iter().copied().collect::<Vec<_>>().join(", "));
     out.push('\n');
     out.push_str(&runtime.needed(std::iter::once("MAIN").chain(uses.iter().copied())));
     out.push_str("\n-- The block.\n");
-    for name in uses {
-        // Only names the runtime defines: an unknown one would be a global (an error).
-        if runtime.defines(name) {
-            out.push_str(&format!("OPS.{name} = {name}\n"));
-        }
+    // Only names the runtime defines: an unknown one would be a global (an error).
+    let defined = uses.iter().filter(|name| runtime.defines(name));
+    for (number, name) in defined.clone().filter(|n| is_op(n)).enumerate() {
+        out.push_str(&format!("OPS[{}] = {name}\n", number + 1));
+    }
+    for name in defined.filter(|n| !is_op(n)) {
+        out.push_str(&format!("PART.{name} = {name}\n"));
     }
     out.push_str("return MAIN()\n");
     out
+}
+
+/// Whether a name the compiler uses is an operation (called by number from the program)
+/// rather than an optional part of the interpreter.
+pub(super) fn is_op(name: &str) -> bool {
+    name.starts_with("op_")
 }
 
 #[cfg(test)]
@@ -45,7 +54,7 @@ mod tests {
     fn a_script_carries_only_the_operations_it_uses() {
         let incr = assemble(&BTreeSet::from(["op_incr"]));
         assert!(incr.contains("local function op_incr("));
-        assert!(incr.contains("OPS.op_incr = op_incr"));
+        assert!(incr.contains("OPS[1] = op_incr"));
         assert!(!incr.contains("local function op_concat("));
         assert!(!incr.contains("local function assign_slice("));
         let full = assemble(&BTreeSet::from(["op_incr", "op_assign"]));

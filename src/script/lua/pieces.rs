@@ -110,13 +110,14 @@ fn split(sources: &[&'static str]) -> Pieces {
         .iter()
         .enumerate()
         .map(|(i, lines)| {
-            // Comment lines and blank lines are for readers of `lua/`: a server caches the
-            // text of every script it runs, so a script carries only code.
+            // Comment lines, blank lines and indentation are for readers of `lua/`: a server
+            // caches the text of every script it runs, so a script carries only code (no
+            // source holds a multi-line string, whose indentation would be its text).
             let mut text = String::new();
             for line in lines {
                 let code = line.trim_start();
                 if !code.is_empty() && !code.starts_with("--") {
-                    text.push_str(line);
+                    text.push_str(code);
                     text.push('\n');
                 }
             }
@@ -170,11 +171,11 @@ mod tests {
         assert!(pieces.defines("c") && pieces.defines("d") && !pieces.defines("x"));
         assert_eq!(
             pieces.needed(["b"]),
-            "local function a()\n  return 1\nend\nlocal function b()\n  return a()\nend\n"
+            "local function a()\nreturn 1\nend\nlocal function b()\nreturn a()\nend\n"
         );
         assert_eq!(
             pieces.needed(["e"]),
-            "local function e()\n  return 'a' -- a\nend\n"
+            "local function e()\nreturn 'a' -- a\nend\n"
         );
         assert_eq!(pieces.needed(["x"]), "");
         assert!(pieces.needed(["d"]).starts_with("local function a()"));
