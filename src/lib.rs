@@ -16,6 +16,7 @@ mod lock;
 mod model;
 pub mod ops;
 mod path;
+mod safe;
 pub mod query;
 mod scan;
 pub mod script;
@@ -38,6 +39,10 @@ pub use ops::ServerOps;
 pub use query::Order;
 pub use script::{Call, Keys, Pipeline, Reply, Script, Scripts};
 pub use types::{Bytes, Id, ParseIdError};
+// Safe and partial loading (issue 17).
+pub use field::RedisSafe;
+pub use documents::Lossy;
+pub use safe::Safe;
 
 /// `#[derive(AtomicModel)]`: see [`AtomicModel`] and the crate documentation.
 pub use rapyer_derive::AtomicModel;

@@ -246,6 +246,25 @@ pub trait AtomicModel: Model {
         crud::all(db, read_ttl::<Self>())
     }
 
+    /// Every stored model of this type that decodes, and, separately, one typed error per
+    /// stored document that does not (key and path: [`Error::Deserialize`](crate::Error::Deserialize),
+    /// [`Error::IdMismatch`](crate::Error::IdMismatch)), so one bad document never hides the
+    /// others. [`all`](AtomicModel::all) fails on the first instead.
+    fn all_lossy(db: &Db) -> impl Future<Output = Result<crate::Lossy<Self>>> + Send {
+        crud::all_lossy(db, read_ttl::<Self>())
+    }
+
+    /// [`get_many`](AtomicModel::get_many) with one outcome per id, in the order asked: the
+    /// model, `None` when it is not stored, or the error of that id alone (a document that
+    /// does not decode, a key holding another Redis type). Only a failed read fails the call.
+    fn get_many_lossy<I: Display>(
+        db: &Db,
+        ids: impl IntoIterator<Item = I>,
+    ) -> impl Future<Output = Result<Vec<Result<Option<Self>>>>> + Send {
+        let keys: Vec<String> = ids.into_iter().map(|id| full_key::<Self>(db, id)).collect();
+        async move { crate::documents::get_many_lossy(db, &keys, read_ttl::<Self>()).await }
+    }
+
     /// Sets this model's expiry; `Error::NotFound` when it is not stored,
     /// `Error::TypeMismatch` (expiry untouched) when its key holds another Redis type.
     fn set_ttl(&self, db: &Db, ttl: Duration) -> impl Future<Output = Result<()>> + Send {
