@@ -16,8 +16,8 @@ mod lock;
 mod model;
 pub mod ops;
 mod path;
-mod safe;
 pub mod query;
+mod safe;
 mod scan;
 pub mod script;
 mod slot;
@@ -40,8 +40,8 @@ pub use query::Order;
 pub use script::{Call, Keys, Pipeline, Reply, Script, Scripts};
 pub use types::{Bytes, Id, ParseIdError};
 // Safe and partial loading (issue 17).
-pub use field::RedisSafe;
 pub use documents::Lossy;
+pub use field::RedisSafe;
 pub use safe::Safe;
 
 /// `#[derive(AtomicModel)]`: see [`AtomicModel`] and the crate documentation.
