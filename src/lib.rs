@@ -15,6 +15,7 @@ mod keys;
 mod lock;
 mod model;
 pub mod ops;
+pub mod partial;
 mod path;
 pub mod query;
 mod safe;

@@ -14,6 +14,7 @@ use crate::db::Db;
 use crate::documents::{self, Lossy};
 use crate::error::{Error, Result};
 use crate::keys::{KeySettings, read_ttl};
+use crate::partial::{Pick, Pickable};
 
 /// Results fetched per `FT.SEARCH` page.
 const PAGE: usize = 1000;
@@ -132,6 +133,32 @@ impl<'db, M: KeySettings + Document + Indexable> Find<'db, M> {
             for read in documents::get_many_lossy::<M>(db, chunk, read_ttl::<M>()).await? {
                 out.push(read);
             }
+        }
+        Ok(out)
+    }
+
+    /// Chosen fields of every match (within the limit), in order, without the whole
+    /// documents: `User::find(&db, expr).all_fields(|f| (f.name, f.age))` gives
+    /// `Vec<(String, i64)>`. See [`get_fields`](crate::AtomicModel::get_fields).
+    ///
+    /// The search returns keys; the fields are then read with one `JSON.MGET` per field, all
+    /// in one pipeline per chunk of 1,000 matches (per cluster slot, all at once), which
+    /// measured as fast as having the search return them (`RETURN`), keeps their JSON types,
+    /// and works on a cluster, where the search returns no document content. A match deleted
+    /// in between is simply gone; the first field that does not decode fails the call.
+    pub async fn all_fields<P: Pick>(
+        self,
+        pick: impl FnOnce(M::Paths) -> P,
+    ) -> Result<Vec<P::Output>>
+    where
+        M: Pickable,
+    {
+        let pick = pick(M::paths(&crate::partial::Field::root()));
+        let db = self.db;
+        let keys = self.keys().await?;
+        let mut out = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(PAGE) {
+            out.extend(crate::partial::get_many(db, chunk, read_ttl::<M>(), &pick).await?);
         }
         Ok(out)
     }
