@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::codec::{Document, decode_model, encode_model, mismatch, ttl_millis};
 use crate::db::Db;
 use crate::documents::{
-    JSON_TYPE, Lossy, check_not_foreign, delete_count, get_many_lossy, key_type, mget, slot_groups,
+    JSON_TYPE, Lossy, check_not_foreign, delete_count, key_type, mget, slot_groups,
 };
 use crate::error::{Error, Result, is_wrong_type};
 use crate::keys::{KeySettings, full_key};
@@ -156,7 +156,7 @@ pub(crate) async fn all<M: KeySettings + Document>(
 }
 
 /// Every stored document of `M`: the models that decode, and an error per document that
-/// does not. A key deleted between the scan and the read is simply gone.
+/// does not.
 pub(crate) async fn all_lossy<M: KeySettings + Document>(
     db: &Db,
     rearm: Option<Duration>,
@@ -169,8 +169,12 @@ pub(crate) async fn all_lossy<M: KeySettings + Document>(
     let keys = scan_keys(db, &pattern).await?;
     let mut out = Lossy::default();
     for chunk in keys.chunks(MGET_CHUNK) {
-        for read in get_many_lossy(db, chunk, rearm).await? {
-            out.push(read);
+        let replies = mget(db, chunk, rearm).await?;
+        for (key, reply) in chunk.iter().zip(replies) {
+            // A key deleted (or replaced) between the scan and the read is simply gone.
+            if let Some(bytes) = reply {
+                out.push(decode_model(db.namespace(), key, &bytes).map(Some));
+            }
         }
     }
     Ok(out)
