@@ -347,3 +347,28 @@ async fn a_stored_value_read_partially_equals_the_whole_read() {
         .expect("get_fields");
     assert_eq!(part, (whole.place, whole.prefs, whole.party, whole.dotted));
 }
+
+#[tokio::test]
+async fn hostile_ids_read_their_own_document() {
+    let db = db().await;
+    let big = "k".repeat(1 << 20);
+    let ids = [
+        "",
+        ":",
+        "{x}",
+        "a*b?[c]",
+        "line\nbreak",
+        "🎉",
+        "a'] or 1==1 --",
+        big.as_str(),
+    ];
+    for (n, id) in ids.iter().enumerate() {
+        doc(id, n as i64).save(&db).await.expect("save");
+    }
+    for (n, id) in ids.iter().enumerate() {
+        let (got_id, age) = Doc::get_fields(&db, id, |f| (f.id, f.age))
+            .await
+            .expect("get_fields");
+        assert_eq!((got_id.as_str(), age), (*id, n as i64));
+    }
+}

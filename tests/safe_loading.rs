@@ -515,3 +515,66 @@ async fn lossy_reads_on_a_cluster_return_every_good_model_among_3000() {
         &bad,
     );
 }
+
+#[tokio::test]
+async fn lossy_reads_while_another_client_breaks_and_fixes_documents() {
+    let db = db().await;
+    let mut raw = raw().await;
+    db.init::<Item>().await.expect("init");
+    seed(&db, &mut raw, 200, 1_000).await;
+    // Another client keeps rewriting documents 0..20 as bad, then good, then deleted.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stop.clone();
+    let keys: Vec<String> = (0..20)
+        .map(|i| db.key(&Item::key_of(format!("i{i}"))))
+        .collect();
+    let mut writer = common::raw().await;
+    let flipping: HashSet<String> = keys.iter().cloned().collect();
+    let task = tokio::spawn(async move {
+        let mut round = 0u64;
+        while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+            for (i, key) in keys.iter().enumerate() {
+                let id = format!("i{i}");
+                let mut cmd = match (round + i as u64) % 3 {
+                    0 => redis::cmd("JSON.SET"),
+                    1 => redis::cmd("JSON.SET"),
+                    _ => redis::cmd("DEL"),
+                };
+                cmd.arg(key);
+                match (round + i as u64) % 3 {
+                    0 => {
+                        cmd.arg("$").arg(bad_item(&id, (round % 7) as usize).0);
+                    }
+                    1 => {
+                        cmd.arg("$").arg(format!(
+                            r#"{{"id":"{id}","group":"g","n":1,"address":{{"city":"P","zip":1}}}}"#
+                        ));
+                    }
+                    _ => {}
+                }
+                let _: () = cmd.query_async(&mut writer).await.expect("write");
+            }
+            round += 1;
+        }
+    });
+    let f = Item::fields();
+    for _ in 0..20 {
+        for found in [
+            Item::all_lossy(&db).await.expect("all_lossy"),
+            Item::find(&db, f.group.eq("g"))
+                .all_lossy()
+                .await
+                .expect("find lossy"),
+        ] {
+            assert!(found.models.len() >= 180 && found.models.len() + found.failures.len() <= 200);
+            for failure in &found.failures {
+                match failure {
+                    Error::Deserialize { key, .. } => assert!(flipping.contains(key), "{key}"),
+                    other => panic!("unexpected failure {other:?}"),
+                }
+            }
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    task.await.expect("writer");
+}
