@@ -1575,6 +1575,26 @@ struct TwoPaths {
     age: (i64,),
 }
 
+/// rapyer's `get_fields` of two fields of wide document `i % 1,000`.
+async fn wide_get_fields(d: Db, i: u64) {
+    let two = BenchWide::get_fields(&d, i % 1_000, |f| (f.name, f.age))
+        .await
+        .expect("get_fields");
+    std::hint::black_box(two);
+}
+
+/// rapyer's `find(..).all_fields` of two fields of all 1,000 wide documents.
+async fn wide_all_fields(d: Db) {
+    let f = BenchWide::fields();
+    let two = BenchWide::find(&d, f.group.eq("g"))
+        .limit(0, 1_000)
+        .all_fields(|f| (f.name, f.age))
+        .await
+        .expect("all_fields");
+    assert_eq!(two.len(), 1_000);
+    std::hint::black_box(two);
+}
+
 /// The partial rows: `get_fields` against the same raw `JSON.GET` of two paths and against
 /// rapyer's `get` of the whole document; `find(..).all_fields` (one `JSON.MGET` per path)
 /// against `FT.SEARCH … RETURN` of the same two fields and against `find(..).all()`.
@@ -1590,15 +1610,7 @@ async fn partial_rows(db: &Db, raw: &MultiplexedConnection) -> Vec<Row> {
     rows.push(
         compare(
             "get_fields(2 of 10 KB) / JSON.GET 2 paths",
-            move |i| {
-                let d = d.clone();
-                async move {
-                    let two = BenchWide::get_fields(&d, i % 1_000, |f| (f.name, f.age))
-                        .await
-                        .expect("get_fields");
-                    std::hint::black_box(two);
-                }
-            },
+            move |i| wide_get_fields(d.clone(), i),
             move |i| {
                 let mut c = c.clone();
                 async move {
@@ -1621,15 +1633,7 @@ async fn partial_rows(db: &Db, raw: &MultiplexedConnection) -> Vec<Row> {
     rows.push(
         compare(
             "get_fields(2 of 10 KB) / get (10 KB, rapyer)",
-            move |i| {
-                let d = d1.clone();
-                async move {
-                    let two = BenchWide::get_fields(&d, i % 1_000, |f| (f.name, f.age))
-                        .await
-                        .expect("get_fields");
-                    std::hint::black_box(two);
-                }
-            },
+            move |i| wide_get_fields(d1.clone(), i),
             move |i| {
                 let d = d2.clone();
                 async move {
@@ -1645,19 +1649,7 @@ async fn partial_rows(db: &Db, raw: &MultiplexedConnection) -> Vec<Row> {
     rows.push(
         compare(
             "find(1000).all_fields(2) / FT.SEARCH RETURN 2",
-            move |_| {
-                let d = d.clone();
-                async move {
-                    let f = BenchWide::fields();
-                    let two = BenchWide::find(&d, f.group.eq("g"))
-                        .limit(0, 1_000)
-                        .all_fields(|f| (f.name, f.age))
-                        .await
-                        .expect("all_fields");
-                    assert_eq!(two.len(), 1_000);
-                    std::hint::black_box(two);
-                }
-            },
+            move |_| wide_all_fields(d.clone()),
             move |_| {
                 let mut c = c.clone();
                 async move {
@@ -1700,18 +1692,7 @@ async fn partial_rows(db: &Db, raw: &MultiplexedConnection) -> Vec<Row> {
     rows.push(
         compare(
             "find(1000).all_fields(2) / find(1000).all() (10 KB each, rapyer)",
-            move |_| {
-                let d = d1.clone();
-                async move {
-                    let f = BenchWide::fields();
-                    let two = BenchWide::find(&d, f.group.eq("g"))
-                        .limit(0, 1_000)
-                        .all_fields(|f| (f.name, f.age))
-                        .await
-                        .expect("all_fields");
-                    std::hint::black_box(two);
-                }
-            },
+            move |_| wide_all_fields(d1.clone()),
             move |_| {
                 let d = d2.clone();
                 async move {

@@ -22,28 +22,9 @@ pub(crate) async fn get_many<M: KeySettings + Document>(
     keys: Vec<String>,
     rearm: Option<Duration>,
 ) -> Result<Vec<Option<M>>> {
-    if keys.is_empty() {
-        return Ok(Vec::new());
-    }
-    let replies = mget(db, &keys, rearm).await?;
-    // JSON.MGET answers nil both for a missing key and for a key of another type; only a
-    // nil needs the second look, so the common case stays one round trip.
-    let missing: Vec<&String> = keys
-        .iter()
-        .zip(&replies)
-        .filter(|(_, reply)| reply.is_none())
-        .map(|(key, _)| key)
-        .collect();
-    if !missing.is_empty() {
-        check_not_foreign(db, &missing).await?;
-    }
-    keys.iter()
-        .zip(replies)
-        .map(|(key, reply)| {
-            reply
-                .map(|bytes| decode_model(db.namespace(), key, &bytes))
-                .transpose()
-        })
+    get_many_lossy(db, &keys, rearm)
+        .await?
+        .into_iter()
         .collect()
 }
 
