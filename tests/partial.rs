@@ -372,3 +372,53 @@ async fn hostile_ids_read_their_own_document() {
         assert_eq!((got_id.as_str(), age), (*id, n as i64));
     }
 }
+
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[rapyer(prefix = "TouchedFound", ttl = 1000, refresh_on_read)]
+struct TouchedFound {
+    #[rapyer(key)]
+    id: String,
+    #[rapyer(index)]
+    group: String,
+    n: i64,
+}
+
+#[tokio::test]
+async fn find_all_fields_of_a_refresh_on_read_model_re_arms_every_match() {
+    let db = db().await;
+    let mut raw = raw().await;
+    db.init::<TouchedFound>().await.expect("init");
+    for i in 0..30 {
+        let t = TouchedFound {
+            id: format!("t{i}"),
+            group: "g".into(),
+            n: i,
+        };
+        t.save(&db).await.expect("save");
+        let _: () = redis::cmd("PEXPIRE")
+            .arg(db.key(&t.key()))
+            .arg(50_000)
+            .query_async(&mut raw)
+            .await
+            .expect("PEXPIRE");
+    }
+    let f = TouchedFound::fields();
+    // One path (sent twice for the object's shape) and two paths.
+    let mut ns = TouchedFound::find(&db, f.group.eq("g"))
+        .all_fields(|f| f.n)
+        .await
+        .expect("one");
+    ns.sort_unstable();
+    assert_eq!(ns, (0..30).collect::<Vec<i64>>());
+    let mut pairs = TouchedFound::find(&db, f.group.eq("g"))
+        .all_fields(|f| (f.id, f.n))
+        .await
+        .expect("two");
+    pairs.sort();
+    assert_eq!(pairs.len(), 30);
+    assert!(pairs.iter().all(|(id, n)| *id == format!("t{n}")));
+    for i in 0..30 {
+        let key = db.key(&TouchedFound::key_of(format!("t{i}")));
+        assert!(pttl(&mut raw, &key).await > 100_000, "t{i} re-armed");
+    }
+}

@@ -574,3 +574,56 @@ async fn lossy_reads_while_another_client_breaks_and_fixes_documents() {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     task.await.expect("writer");
 }
+
+/// A model that indexes a date-time: its save goes through a JSON value (to add the search
+/// instant), as a lock guard's save does.
+#[cfg(feature = "chrono")]
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[rapyer(prefix = "Dated")]
+struct Dated {
+    #[rapyer(key)]
+    id: String,
+    #[rapyer(index)]
+    at: chrono::DateTime<chrono::Utc>,
+    extra: Safe<Address>,
+}
+
+#[cfg(feature = "chrono")]
+#[tokio::test]
+async fn through_a_json_value_an_invalid_object_keeps_its_values_with_members_sorted() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let key = db.key(&Dated::key_of("d"));
+    json_set(
+        &mut raw,
+        &key,
+        r#"{"id":"d","at":"2024-01-02T03:04:05Z","extra":{"z":1,"a":[2,{"y":null,"b":"é"}]}}"#,
+    )
+    .await;
+    let d = Dated::get(&db, "d").await.expect("get");
+    assert_eq!(d.extra.raw(), Some(r#"{"z":1,"a":[2,{"y":null,"b":"é"}]}"#));
+    d.save(&db).await.expect("save");
+    assert_eq!(
+        json_get_path(&mut raw, &key, "$.extra").await,
+        r#"[{"a":[2,{"b":"é","y":null}],"z":1}]"#
+    );
+    // A lock guard's save writes only what its holder changed: an untouched invalid value
+    // stays as it is.
+    let _: () = redis::cmd("JSON.SET")
+        .arg(&key)
+        .arg("$.extra")
+        .arg(r#"{"z":1,"a":2}"#)
+        .query_async(&mut raw)
+        .await
+        .expect("JSON.SET");
+    let mut guard = Dated::lock(&db, "d", LockOptions::default())
+        .await
+        .expect("lock");
+    guard.at = chrono::DateTime::from_timestamp(0, 0).expect("epoch");
+    guard.save().await.expect("guard save");
+    guard.release().await.expect("release");
+    assert_eq!(
+        json_get_path(&mut raw, &key, "$.extra").await,
+        r#"[{"z":1,"a":2}]"#
+    );
+}
