@@ -1039,6 +1039,7 @@ async fn run() {
     ];
 
     rows.extend(structure_rows(&db, &raw).await);
+    rows.extend(partial_rows(&db, &raw).await);
     let bounds = bound_rows(&db, &raw).await;
     let cluster = cluster_rows(&rows).await;
 
@@ -1652,5 +1653,178 @@ async fn structure_rows(db: &Db, raw: &MultiplexedConnection) -> Vec<Row> {
             .await,
         );
     }
+    rows
+}
+
+// Partial reads (issue 17): two fields of a 10 KB document, one model and every match of a
+// search, next to the whole document and to the raw commands.
+
+/// A document of about 10 KB, of which the partial rows read two small fields.
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[rapyer(prefix = "BenchWide")]
+struct BenchWide {
+    #[rapyer(key)]
+    id: u64,
+    #[rapyer(index)]
+    group: String,
+    name: String,
+    age: i64,
+    bio: String,
+    tags: Vec<String>,
+}
+
+fn wide(id: u64) -> BenchWide {
+    BenchWide {
+        id,
+        group: "g".into(),
+        name: format!("user {id}"),
+        age: id as i64,
+        bio: "lorem ipsum ".repeat(800),
+        tags: (0..20).map(|t| format!("tag-{t}")).collect(),
+    }
+}
+
+/// What `JSON.GET key $.name $.age` answers, decoded by hand.
+#[derive(Deserialize)]
+struct TwoPaths {
+    #[serde(rename = "$.name")]
+    name: (String,),
+    #[serde(rename = "$.age")]
+    age: (i64,),
+}
+
+/// rapyer's `get_fields` of two fields of wide document `i % 1,000`.
+async fn wide_get_fields(d: Db, i: u64) {
+    let two = BenchWide::get_fields(&d, i % 1_000, |f| (f.name, f.age))
+        .await
+        .expect("get_fields");
+    std::hint::black_box(two);
+}
+
+/// rapyer's `find(..).all_fields` of two fields of all 1,000 wide documents.
+async fn wide_all_fields(d: Db) {
+    let f = BenchWide::fields();
+    let two = BenchWide::find(&d, f.group.eq("g"))
+        .limit(0, 1_000)
+        .all_fields(|f| (f.name, f.age))
+        .await
+        .expect("all_fields");
+    assert_eq!(two.len(), 1_000);
+    std::hint::black_box(two);
+}
+
+/// The partial rows: `get_fields` against the same raw `JSON.GET` of two paths and against
+/// rapyer's `get` of the whole document; `find(..).all_fields` (one `JSON.MGET` per path)
+/// against `FT.SEARCH … RETURN` of the same two fields and against `find(..).all()`.
+async fn partial_rows(db: &Db, raw: &MultiplexedConnection) -> Vec<Row> {
+    let docs: Vec<BenchWide> = (0..1_000).map(wide).collect();
+    for chunk in docs.chunks(100) {
+        BenchWide::insert_many(db, chunk).await.expect("seed wide");
+    }
+    db.init::<BenchWide>().await.expect("init wide");
+    let mut rows = Vec::new();
+
+    let (d, c) = (db.clone(), raw.clone());
+    rows.push(
+        compare(
+            "get_fields(2 of 10 KB) / JSON.GET 2 paths",
+            move |i| wide_get_fields(d.clone(), i),
+            move |i| {
+                let mut c = c.clone();
+                async move {
+                    let text: Vec<u8> = redis::cmd("JSON.GET")
+                        .arg(format!("bench/BenchWide:{}", i % 1_000))
+                        .arg("$.name")
+                        .arg("$.age")
+                        .query_async(&mut c)
+                        .await
+                        .expect("JSON.GET");
+                    let two: TwoPaths = serde_json::from_slice(&text).expect("decode");
+                    std::hint::black_box((two.name.0, two.age.0));
+                }
+            },
+        )
+        .await,
+    );
+
+    let (d1, d2) = (db.clone(), db.clone());
+    rows.push(
+        compare(
+            "get_fields(2 of 10 KB) / get (10 KB, rapyer)",
+            move |i| wide_get_fields(d1.clone(), i),
+            move |i| {
+                let d = d2.clone();
+                async move {
+                    let whole = BenchWide::get(&d, i % 1_000).await.expect("get");
+                    std::hint::black_box(whole);
+                }
+            },
+        )
+        .await,
+    );
+
+    let (d, c) = (db.clone(), raw.clone());
+    rows.push(
+        compare(
+            "find(1000).all_fields(2) / FT.SEARCH RETURN 2",
+            move |_| wide_all_fields(d.clone()),
+            move |_| {
+                let mut c = c.clone();
+                async move {
+                    let reply: Vec<redis::Value> = redis::cmd("FT.SEARCH")
+                        .arg("bench/_rapyer:index:BenchWide")
+                        .arg("@group:{g}")
+                        .arg("RETURN")
+                        .arg(6)
+                        .arg("$.name")
+                        .arg("AS")
+                        .arg("name")
+                        .arg("$.age")
+                        .arg("AS")
+                        .arg("age")
+                        .arg("LIMIT")
+                        .arg(0)
+                        .arg(1_000)
+                        .arg("DIALECT")
+                        .arg(3)
+                        .query_async(&mut c)
+                        .await
+                        .expect("FT.SEARCH");
+                    // [total, key, [name, "[…]", age, "[…]"], …]: decode each pair's values.
+                    let mut two = Vec::with_capacity(1_000);
+                    for fields in reply.into_iter().skip(2).step_by(2) {
+                        let fields: Vec<Vec<u8>> = redis::from_redis_value(fields).expect("fields");
+                        let name: (String,) = serde_json::from_slice(&fields[1]).expect("name");
+                        let age: (i64,) = serde_json::from_slice(&fields[3]).expect("age");
+                        two.push((name.0, age.0));
+                    }
+                    assert_eq!(two.len(), 1_000);
+                    std::hint::black_box(two);
+                }
+            },
+        )
+        .await,
+    );
+
+    let (d1, d2) = (db.clone(), db.clone());
+    rows.push(
+        compare(
+            "find(1000).all_fields(2) / find(1000).all() (10 KB each, rapyer)",
+            move |_| wide_all_fields(d1.clone()),
+            move |_| {
+                let d = d2.clone();
+                async move {
+                    let f = BenchWide::fields();
+                    let whole = BenchWide::find(&d, f.group.eq("g"))
+                        .limit(0, 1_000)
+                        .all()
+                        .await
+                        .expect("all");
+                    std::hint::black_box(whole);
+                }
+            },
+        )
+        .await,
+    );
     rows
 }

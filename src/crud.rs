@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use crate::codec::{Document, decode_model, encode_model, mismatch, ttl_millis};
 use crate::db::Db;
-use crate::documents::{JSON_TYPE, check_not_foreign, delete_count, key_type, mget, slot_groups};
+use crate::documents::{
+    JSON_TYPE, Lossy, check_not_foreign, delete_count, key_type, mget, slot_groups,
+};
 use crate::error::{Error, Result, is_wrong_type};
 use crate::keys::{KeySettings, full_key};
 use crate::scan::scan_keys;
@@ -150,23 +152,32 @@ pub(crate) async fn all<M: KeySettings + Document>(
     db: &Db,
     rearm: Option<Duration>,
 ) -> Result<Vec<M>> {
+    all_lossy(db, rearm).await?.into_strict()
+}
+
+/// Every stored document of `M`: the models that decode, and an error per document that
+/// does not.
+pub(crate) async fn all_lossy<M: KeySettings + Document>(
+    db: &Db,
+    rearm: Option<Duration>,
+) -> Result<Lossy<M>> {
     // Every key of this model starts with its key for the empty id.
     let pattern = format!(
         "{}*",
         glob_escape(&crate::keys::model_space(db.namespace(), M::PREFIX))
     );
     let keys = scan_keys(db, &pattern).await?;
-    let mut models = Vec::with_capacity(keys.len());
+    let mut out = Lossy::default();
     for chunk in keys.chunks(MGET_CHUNK) {
         let replies = mget(db, chunk, rearm).await?;
         for (key, reply) in chunk.iter().zip(replies) {
-            // A key deleted between the scan and the read is simply gone.
+            // A key deleted (or replaced) between the scan and the read is simply gone.
             if let Some(bytes) = reply {
-                models.push(decode_model(db.namespace(), key, &bytes)?);
+                out.push(decode_model(db.namespace(), key, &bytes).map(Some));
             }
         }
     }
-    Ok(models)
+    Ok(out)
 }
 
 /// Sets the expiry of the document at `key`, checking in the same script that it is one:

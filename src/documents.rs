@@ -22,28 +22,9 @@ pub(crate) async fn get_many<M: KeySettings + Document>(
     keys: Vec<String>,
     rearm: Option<Duration>,
 ) -> Result<Vec<Option<M>>> {
-    if keys.is_empty() {
-        return Ok(Vec::new());
-    }
-    let replies = mget(db, &keys, rearm).await?;
-    // JSON.MGET answers nil both for a missing key and for a key of another type; only a
-    // nil needs the second look, so the common case stays one round trip.
-    let missing: Vec<&String> = keys
-        .iter()
-        .zip(&replies)
-        .filter(|(_, reply)| reply.is_none())
-        .map(|(key, _)| key)
-        .collect();
-    if !missing.is_empty() {
-        check_not_foreign(db, &missing).await?;
-    }
-    keys.iter()
-        .zip(replies)
-        .map(|(key, reply)| {
-            reply
-                .map(|bytes| decode_model(db.namespace(), key, &bytes))
-                .transpose()
-        })
+    get_many_lossy(db, &keys, rearm)
+        .await?
+        .into_iter()
         .collect()
 }
 
@@ -195,6 +176,15 @@ async fn mget_in_slot(
 
 /// Fails with `TypeMismatch` for the first key that holds something other than a document.
 pub(crate) async fn check_not_foreign(db: &Db, keys: &[&String]) -> Result<()> {
+    match foreign(db, keys).await?.into_iter().flatten().next() {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// For each key (one pipeline of `TYPE`s), `TypeMismatch` when it holds something other than
+/// a document, else `None`.
+async fn foreign(db: &Db, keys: &[&String]) -> Result<Vec<Option<Error>>> {
     let mut pipe = redis::pipe();
     for key in keys {
         pipe.cmd("TYPE").arg(*key);
@@ -203,12 +193,99 @@ pub(crate) async fn check_not_foreign(db: &Db, keys: &[&String]) -> Result<()> {
         .query_pipeline("TYPE", keys.len(), &pipe)
         .await
         .map_err(|e| Error::redis("TYPE", e))?;
-    for (key, found) in keys.iter().zip(types) {
-        if found != "none" && found != JSON_TYPE {
-            return Err(mismatch((*key).clone(), found));
+    Ok(keys
+        .iter()
+        .zip(types)
+        .map(|(key, found)| {
+            (found != "none" && found != JSON_TYPE).then(|| mismatch((*key).clone(), found))
+        })
+        .collect())
+}
+
+/// The models that decoded and, separately, one typed error per document that did not:
+/// what the lossy reads ([`AtomicModel::all_lossy`](crate::AtomicModel::all_lossy),
+/// [`Find::all_lossy`](crate::query::Find::all_lossy)) return, so that one bad document
+/// never hides the others.
+///
+/// Each failure is the error the strict read gives for that document and names its key:
+/// [`Error::Deserialize`] with the path inside the document, [`Error::IdMismatch`], or
+/// [`Error::TypeMismatch`] for a key that holds another Redis type.
+#[derive(Debug)]
+pub struct Lossy<M> {
+    /// The models that decoded, in the order the read found them.
+    pub models: Vec<M>,
+    /// One error per document that did not decode, in the same order.
+    pub failures: Vec<Error>,
+}
+
+impl<M> Lossy<M> {
+    /// Whether every document decoded.
+    pub fn is_complete(&self) -> bool {
+        self.failures.is_empty()
+    }
+
+    /// The models, or the first failure: what the strict read returns.
+    pub fn into_strict(self) -> Result<Vec<M>> {
+        match self.failures.into_iter().next() {
+            Some(e) => Err(e),
+            None => Ok(self.models),
         }
     }
-    Ok(())
+
+    /// Adds the outcome of one read position: a model, nothing (a missing document), or a
+    /// failure.
+    pub(crate) fn push(&mut self, read: Result<Option<M>>) {
+        match read {
+            Ok(Some(model)) => self.models.push(model),
+            Ok(None) => {}
+            Err(e) => self.failures.push(e),
+        }
+    }
+}
+
+impl<M> Default for Lossy<M> {
+    fn default() -> Lossy<M> {
+        Lossy {
+            models: Vec::new(),
+            failures: Vec::new(),
+        }
+    }
+}
+
+/// [`get_many`] that gives each position its own outcome: the model, `None` for a missing
+/// key, or the error that position alone failed with (a document that does not decode, a
+/// key of another Redis type). Reading itself failing (the connection) fails the call.
+pub(crate) async fn get_many_lossy<M: KeySettings + Document>(
+    db: &Db,
+    keys: &[String],
+    rearm: Option<Duration>,
+) -> Result<Vec<Result<Option<M>>>> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let replies = mget(db, keys, rearm).await?;
+    let missing: Vec<&String> = keys
+        .iter()
+        .zip(&replies)
+        .filter(|(_, reply)| reply.is_none())
+        .map(|(key, _)| key)
+        .collect();
+    let mut foreign = match missing.is_empty() {
+        true => Vec::new(),
+        false => foreign(db, &missing).await?,
+    }
+    .into_iter();
+    Ok(keys
+        .iter()
+        .zip(replies)
+        .map(|(key, reply)| match reply {
+            Some(bytes) => decode_model(db.namespace(), key, &bytes).map(Some),
+            None => match foreign.next().flatten() {
+                Some(e) => Err(e),
+                None => Ok(None),
+            },
+        })
+        .collect())
 }
 
 /// Runs `run` once per cluster hash slot of `keys` (once with every key on a single server),

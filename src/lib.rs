@@ -16,10 +16,12 @@ mod keys;
 mod lock;
 mod model;
 pub mod ops;
+pub mod partial;
 mod path;
 pub mod probabilistic;
 pub mod query;
 mod rate_limit;
+mod safe;
 mod scan;
 pub mod script;
 mod slot;
@@ -45,6 +47,10 @@ pub use query::Order;
 pub use rate_limit::{Decision, Limit, MAX_SPAN_MICROS, RateLimiter};
 pub use script::{Call, Keys, Pipeline, Reply, Script, Scripts};
 pub use types::{Bytes, Id, ParseIdError};
+// Safe and partial loading (issue 17).
+pub use documents::Lossy;
+pub use field::RedisSafe;
+pub use safe::Safe;
 
 /// `#[derive(AtomicModel)]`: see [`AtomicModel`] and the crate documentation.
 pub use rapyer_derive::AtomicModel;

@@ -260,6 +260,60 @@ pub trait AtomicModel: Model {
         crud::all(db, read_ttl::<Self>())
     }
 
+    /// Every stored model of this type that decodes, and, separately, one typed error per
+    /// stored document that does not (key and path: [`Error::Deserialize`](crate::Error::Deserialize),
+    /// [`Error::IdMismatch`](crate::Error::IdMismatch)), so one bad document never hides the
+    /// others. [`all`](AtomicModel::all) fails on the first instead.
+    fn all_lossy(db: &Db) -> impl Future<Output = Result<crate::Lossy<Self>>> + Send {
+        crud::all_lossy(db, read_ttl::<Self>())
+    }
+
+    /// [`get_many`](AtomicModel::get_many) with one outcome per id, in the order asked: the
+    /// model, `None` when it is not stored, or the error of that id alone (a document that
+    /// does not decode, a key holding another Redis type). Only a failed read fails the call.
+    fn get_many_lossy<I: Display>(
+        db: &Db,
+        ids: impl IntoIterator<Item = I>,
+    ) -> impl Future<Output = Result<Vec<Result<Option<Self>>>>> + Send {
+        let keys: Vec<String> = ids.into_iter().map(|id| full_key::<Self>(db, id)).collect();
+        async move { crate::documents::get_many_lossy(db, &keys, read_ttl::<Self>()).await }
+    }
+
+    /// Reads chosen fields of the stored model with this id, without its whole document, in
+    /// one round trip (`JSON.GET key path…`); the result's type follows the fields chosen:
+    ///
+    /// ```no_run
+    /// # use rapyer::prelude::*;
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(AtomicModel, Serialize, Deserialize)]
+    /// # struct Address { city: String }
+    /// # #[derive(AtomicModel, Serialize, Deserialize)]
+    /// # struct User { #[rapyer(key)] id: String, name: String, age: i64, address: Address }
+    /// # async fn demo(db: &Db) -> rapyer::Result<()> {
+    /// let (name, age): (String, i64) = User::get_fields(db, "u1", |f| (f.name, f.age)).await?;
+    /// let city: String = User::get_fields(db, "u1", |f| f.address.fields().city).await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// [`Error::NotFound`](crate::Error::NotFound) without a document,
+    /// [`Error::TypeMismatch`](crate::Error::TypeMismatch) for a key of another Redis type or
+    /// a field absent from the document (an absent `Option` field reads as `None`),
+    /// [`Error::Deserialize`](crate::Error::Deserialize) naming the field that does not decode.
+    fn get_fields<P: crate::partial::Pick>(
+        db: &Db,
+        id: impl Display,
+        pick: impl FnOnce(<Self as crate::partial::Pickable>::Paths) -> P,
+    ) -> impl Future<Output = Result<P::Output>> + Send
+    where
+        Self: crate::partial::Pickable,
+    {
+        let key = full_key::<Self>(db, id);
+        let pick = pick(<Self as crate::partial::Pickable>::paths(
+            &crate::partial::Field::root(),
+        ));
+        crate::partial::get(db, key, read_ttl::<Self>(), pick)
+    }
+
     /// Sets this model's expiry; `Error::NotFound` when it is not stored,
     /// `Error::TypeMismatch` (expiry untouched) when its key holds another Redis type.
     fn set_ttl(&self, db: &Db, ttl: Duration) -> impl Future<Output = Result<()>> + Send {

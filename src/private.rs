@@ -20,6 +20,7 @@ pub mod v1 {
     pub use crate::model::{AtomicModel, Model, ModelKey, NoHandle, SerdeWithField};
     pub use crate::ops::refs::{no_field, patch_value};
     pub use crate::ops::{Bind, Bound, Free, Loc, Out, Ref, Referable, ServerRef, Whole};
+    pub use crate::partial::{Field, Pickable};
     #[cfg(feature = "chrono")]
     pub use crate::query::refused::DateCondition;
     pub use crate::query::refused::{
@@ -107,6 +108,12 @@ pub mod v1 {
         serde_json::to_string(&parsed)
             .map(|json| (name, json))
             .map_err(|e| e.to_string())
+    }
+
+    /// The [`Field`] of the member `name` (its JSON name) of the model at `at`: a member of a
+    /// generated `<Name>Paths`.
+    pub fn pick_field<P, T>(at: &Field<P>, name: &str) -> Field<T> {
+        at.member(name)
     }
 
     /// `set` of a generated `<Name>Ref` in a model's atomic block: replaces the whole model.

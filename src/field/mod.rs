@@ -60,6 +60,7 @@ mod dict;
 mod list;
 mod number;
 mod op;
+mod safe;
 mod text;
 #[cfg(feature = "chrono")]
 mod time;
@@ -75,6 +76,7 @@ pub use bytes::RedisBytes;
 pub use dict::{Dict, RedisDict};
 pub use list::{ListRange, RedisList};
 pub use number::{Float, Integer, RedisFloat, RedisInt};
+pub use safe::RedisSafe;
 pub use text::RedisStr;
 #[cfg(feature = "chrono")]
 pub use time::{RedisDatetime, Zone};

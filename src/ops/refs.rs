@@ -591,3 +591,14 @@ impl<T, B: Bind> Clone for DictRef<T, B> {
         }
     }
 }
+
+/// A [`Safe`](crate::Safe) field is referenced as a whole value, whatever it holds.
+impl<T: Referable> Referable for crate::safe::Safe<T> {
+    type Ref<B: Bind> = ServerRef<crate::safe::Safe<T>, B>;
+    const WANT: &'static str = "*";
+    const SHADOWED: bool = T::SHADOWED;
+    fn reference<B: Bind>(mut loc: Loc, bind: B) -> ServerRef<crate::safe::Safe<T>, B> {
+        loc.shadowed = T::SHADOWED;
+        ServerRef::new(loc, bind, "*")
+    }
+}

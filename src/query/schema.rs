@@ -320,3 +320,18 @@ macro_rules! index_as_tag {
         )+
     };
 }
+
+/// A [`Safe`](crate::Safe) field is indexed as its inner type: a stored value of another
+/// JSON type is left out of the index by RediSearch, as any such value is.
+impl<T: Indexable> Indexable for crate::safe::Safe<T> {
+    type Field = T::Field;
+    fn field(name: String) -> T::Field {
+        T::field(name)
+    }
+    fn schema(path: &str, name: &str, options: IndexOptions, out: &mut Vec<SchemaField>) {
+        T::schema(path, name, options, out);
+    }
+    fn instants(prefix: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
+        T::instants(prefix, out);
+    }
+}

@@ -71,6 +71,7 @@ pub(crate) fn expand(model: &Model) -> TokenStream {
     let (handle_type, handle_impls) = handles(model);
     let (fields_type, search_impls, search_checks) = search(model);
     let (ref_type, ref_impls) = server_refs(model);
+    let (paths_type, paths_impls) = crate::partial::paths(model);
     // The types users name stay beside the model; every impl sits in one `const _` block,
     // which adds no name to the user's module.
     quote! {
@@ -79,6 +80,8 @@ pub(crate) fn expand(model: &Model) -> TokenStream {
         #fields_type
 
         #ref_type
+
+        #paths_type
 
         const _: () = {
             #[automatically_derived]
@@ -93,6 +96,8 @@ pub(crate) fn expand(model: &Model) -> TokenStream {
             #search_impls
 
             #ref_impls
+
+            #paths_impls
         };
 
         #search_checks

@@ -15,6 +15,7 @@ mod case;
 mod check;
 mod expand;
 mod model;
+mod partial;
 
 /// Derives `rapyer::Model` and, for a struct with a `#[rapyer(key)]` field,
 /// `rapyer::AtomicModel`. See rapyer's documentation for the attributes.
