@@ -20,6 +20,7 @@ pub mod query;
 mod scan;
 pub mod script;
 mod slot;
+mod structures;
 mod types;
 
 pub use connect::ConnectOptions;
@@ -38,6 +39,9 @@ pub use ops::ServerOps;
 pub use query::Order;
 pub use script::{Call, Keys, Pipeline, Reply, Script, Scripts};
 pub use types::{Bytes, Id, ParseIdError};
+// Special structures kept in companion keys beside their model's document.
+pub use field::{RedisPriorityQueue, RedisSet};
+pub use structures::{PriorityQueue, Set};
 
 /// `#[derive(AtomicModel)]`: see [`AtomicModel`] and the crate documentation.
 pub use rapyer_derive::AtomicModel;

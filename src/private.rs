@@ -16,7 +16,7 @@ pub mod v1 {
 
     pub use crate::codec::Document;
     pub use crate::field::{At, FieldType, RedisValue};
-    pub use crate::keys::{HashTag, KeySettings};
+    pub use crate::keys::{HashTag, KeySettings, Structure};
     pub use crate::model::{AtomicModel, Model, ModelKey, NoHandle, SerdeWithField};
     pub use crate::ops::refs::{no_field, patch_value};
     pub use crate::ops::{Bind, Bound, Free, Loc, Out, Ref, Referable, ServerRef, Whole};

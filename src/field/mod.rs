@@ -58,6 +58,8 @@ mod dict;
 mod list;
 mod number;
 mod op;
+mod queue;
+mod set;
 mod text;
 #[cfg(feature = "chrono")]
 mod time;
@@ -72,6 +74,8 @@ pub use bytes::RedisBytes;
 pub use dict::{Dict, RedisDict};
 pub use list::{ListRange, RedisList};
 pub use number::{Float, Integer, RedisFloat, RedisInt};
+pub use queue::RedisPriorityQueue;
+pub use set::RedisSet;
 pub use text::RedisStr;
 #[cfg(feature = "chrono")]
 pub use time::{RedisDatetime, Zone};
@@ -81,7 +85,7 @@ pub(crate) use op::FieldOp;
 use crate::codec;
 use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::keys::{KeySettings, key_of, read_ttl};
+use crate::keys::{KeySettings, Structure, key_of, read_ttl, structures_of};
 use crate::script::failure;
 use crate::script::library;
 
@@ -122,6 +126,9 @@ pub struct At {
     read_ttl: Option<Duration>,
     /// The field is in the search index (a date-time then keeps its instant beside it).
     indexed: bool,
+    /// The special structures the model keeps in companion keys, which every operation
+    /// re-arms with the document.
+    structures: std::sync::Arc<[Structure]>,
 }
 
 impl At {
@@ -133,6 +140,7 @@ impl At {
             write_ttl: M::TTL,
             read_ttl: read_ttl::<M>(),
             indexed: false,
+            structures: structures_of::<M>().into(),
         }
     }
 
@@ -163,6 +171,7 @@ impl At {
             write_ttl: self.write_ttl,
             read_ttl: self.read_ttl,
             indexed: false,
+            structures: std::sync::Arc::clone(&self.structures),
         }
     }
 
@@ -213,9 +222,23 @@ impl At {
                 message: "lua/field.lua has no such operation".into(),
             });
         };
-        db.run_lua(script, std::slice::from_ref(&key), &args)
+        let keys = self.document_keys(db);
+        db.run_lua(script, &keys, &args)
             .await
             .map_err(|e| failure::document_error(e, &key))
+    }
+
+    /// The model's key, then every companion key of its structures (which expire with it).
+    pub(crate) fn document_keys(&self, db: &Db) -> Vec<String> {
+        let key = db.key(&self.key);
+        let mut keys = Vec::with_capacity(1 + self.structures.len());
+        keys.extend(
+            crate::keys::all_companions(db.namespace(), &key, &self.structures)
+                .into_iter()
+                .map(|(k, _)| k),
+        );
+        keys.insert(0, key);
+        keys
     }
 
     /// Decodes a JSONPath reply holding exactly one value (`[value]`).

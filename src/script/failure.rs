@@ -141,6 +141,9 @@ pub(crate) fn expected(types: &str) -> &'static str {
         "boolean" => "a boolean",
         "array" => "a list",
         "object" => "a dict or a model",
+        "set" => "a Redis set",
+        "zset" => "a Redis sorted set",
+        "hash" => "a Redis hash",
         _ => "another JSON type",
     }
 }

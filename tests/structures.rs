@@ -1,0 +1,598 @@
+//! Special structures against the real server: `rapyer::Set` (a companion SET) and
+//! `rapyer::PriorityQueue` (a companion ZSET and HASH) — every operation read back with plain
+//! SMEMBERS/ZRANGE, hostile members, the companion keys following their model (save, get,
+//! get_many, all, delete, delete_many, expiry, copy), foreign key types refused with nothing
+//! written, and a queue shared by 32 tasks.
+
+mod common;
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
+
+use rapyer::prelude::*;
+use rapyer::{PriorityQueue, Set};
+use serde::{Deserialize, Serialize};
+
+use common::{db, pttl, raw, stored};
+
+type Raw = redis::aio::MultiplexedConnection;
+
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[rapyer(prefix = "User")]
+struct User {
+    #[rapyer(key)]
+    id: String,
+    name: String,
+    tags: Set<String>,
+    seen: Set<HashMap<String, i64>>,
+}
+
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[rapyer(prefix = "Session", ttl = 60, refresh_on_read)]
+struct Session {
+    #[rapyer(key)]
+    id: String,
+    hits: i64,
+    roles: Set<String>,
+    jobs: PriorityQueue<String>,
+}
+
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+struct Inner {
+    labels: Set<i64>,
+}
+
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[rapyer(prefix = "Board")]
+struct Board {
+    #[rapyer(key)]
+    id: String,
+    title: String,
+    tasks: PriorityQueue<String>,
+    inner: Inner,
+    done: Vec<String>,
+}
+
+fn user(id: &str, tags: &[&str]) -> User {
+    User {
+        id: id.into(),
+        name: id.into(),
+        tags: tags.iter().map(|t| t.to_string()).collect(),
+        seen: Set::new(),
+    }
+}
+
+/// Every key under the namespace's reserved part whose name ends with `suffix` and starts
+/// with `{ns}_rapyer:{kind}:`.
+async fn companion(raw: &mut Raw, db: &Db, kind: &str, suffix: &str) -> Option<String> {
+    let pattern = format!("{}_rapyer:*", db.namespace());
+    let mut iter: redis::AsyncIter<String> = raw.scan_match(&pattern).await.expect("SCAN");
+    let mut found = Vec::new();
+    while let Some(key) = iter.next_item().await {
+        found.push(key.expect("a key"));
+    }
+    let start = format!("{}_rapyer:{kind}:", db.namespace());
+    found
+        .into_iter()
+        .find(|k| k.starts_with(&start) && k.ends_with(suffix))
+}
+
+async fn smembers(raw: &mut Raw, key: &str) -> BTreeSet<String> {
+    redis::cmd("SMEMBERS")
+        .arg(key)
+        .query_async(raw)
+        .await
+        .expect("SMEMBERS")
+}
+
+async fn zrange(raw: &mut Raw, key: &str) -> Vec<String> {
+    redis::cmd("ZRANGE")
+        .arg(key)
+        .arg(0)
+        .arg(-1)
+        .query_async(raw)
+        .await
+        .expect("ZRANGE")
+}
+
+async fn dump(raw: &mut Raw, key: &str) -> Option<Vec<u8>> {
+    redis::cmd("DUMP")
+        .arg(key)
+        .query_async(raw)
+        .await
+        .expect("DUMP")
+}
+
+async fn set_key(raw: &mut Raw, db: &Db, id: &str, field: &str) -> String {
+    companion(raw, db, "set", &format!(":{field}:User:{id}"))
+        .await
+        .unwrap_or_else(|| panic!("no companion SET for {id} {field}"))
+}
+
+/// Redis Cluster's hash slot of `key` (CRC16/XMODEM of its hash tag, or of the whole key).
+fn slot(key: &str) -> u16 {
+    let bytes = key.as_bytes();
+    let tagged = bytes.iter().position(|&b| b == b'{').and_then(|open| {
+        let close = bytes[open + 1..].iter().position(|&b| b == b'}')?;
+        (close > 0).then(|| &bytes[open + 1..open + 1 + close])
+    });
+    let mut crc: u16 = 0;
+    for &b in tagged.unwrap_or(bytes) {
+        crc ^= u16::from(b) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc % 16384
+}
+
+fn json_texts(items: &[&str]) -> BTreeSet<String> {
+    items
+        .iter()
+        .map(|i| serde_json::to_string(i).expect("a string encodes"))
+        .collect()
+}
+
+use redis::AsyncCommands as _;
+
+#[tokio::test]
+async fn save_keeps_a_set_in_a_companion_set_and_get_reads_it_back_in_the_same_step() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let ann = user("ann", &["b", "a", "b"]);
+    ann.save(&db).await.expect("save");
+    let doc = stored(&mut raw, &db.key("User:ann")).await;
+    assert_eq!(
+        doc["tags"],
+        serde_json::Value::Null,
+        "the document holds null: {doc}"
+    );
+    let key = set_key(&mut raw, &db, "ann", "$.tags").await;
+    assert!(
+        key.starts_with(&format!("{}_rapyer:set:{{", db.namespace())),
+        "{key}"
+    );
+    assert_eq!(smembers(&mut raw, &key).await, json_texts(&["a", "b"]));
+    // An empty set has no companion key, as Redis keeps no empty SET.
+    assert!(
+        companion(&mut raw, &db, "set", ":$.seen:User:ann")
+            .await
+            .is_none()
+    );
+    assert_eq!(User::get(&db, "ann").await.expect("get"), ann);
+    let many = User::get_many(&db, ["ann", "nobody"])
+        .await
+        .expect("get_many");
+    assert_eq!(many, vec![Some(ann.clone()), None]);
+    assert_eq!(User::all(&db).await.expect("all"), vec![ann.clone()]);
+    let mut again = user("ann", &[]);
+    again.refresh(&db).await.expect("refresh");
+    assert_eq!(again, ann);
+    // Saving again replaces the set whole.
+    user("ann", &["c"]).save(&db).await.expect("save again");
+    assert_eq!(smembers(&mut raw, &key).await, json_texts(&["c"]));
+}
+
+#[tokio::test]
+async fn every_set_operation_answers_from_the_server_and_mirrors_it_locally() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let mut ann = user("ann", &["a"]);
+    ann.save(&db).await.expect("save");
+    let key = set_key(&mut raw, &db, "ann", "$.tags").await;
+    assert!(ann.tags().add(&db, "b".into()).await.expect("add"));
+    assert!(!ann.tags().add(&db, "b".into()).await.expect("add again"));
+    let added = ann
+        .tags()
+        .add_many(&db, ["c", "d", "a"].map(String::from))
+        .await
+        .expect("add_many");
+    assert_eq!(added, 2);
+    assert_eq!(
+        smembers(&mut raw, &key).await,
+        json_texts(&["a", "b", "c", "d"])
+    );
+    assert_eq!(ann.tags.len(), 4);
+    assert!(ann.tags().remove(&db, &"a".into()).await.expect("remove"));
+    assert!(
+        !ann.tags()
+            .remove(&db, &"zz".into())
+            .await
+            .expect("remove absent")
+    );
+    assert_eq!(ann.tags().len(&db).await.expect("len"), 3);
+    // Another client adds: contains answers from the server and updates the local copy.
+    let _: i64 = raw.sadd(&key, "\"e\"").await.expect("SADD");
+    assert!(
+        ann.tags()
+            .contains(&db, &"e".into())
+            .await
+            .expect("contains")
+    );
+    assert!(ann.tags.contains(&"e".into()));
+    let popped = ann.tags().pop(&db).await.expect("pop").expect("an item");
+    assert!(!ann.tags.contains(&popped));
+    assert!(
+        !smembers(&mut raw, &key)
+            .await
+            .contains(&format!("{popped:?}"))
+    );
+    let members = ann.tags().members(&db).await.expect("members").clone();
+    let server: BTreeSet<String> = smembers(&mut raw, &key).await;
+    let local: BTreeSet<String> = members
+        .iter()
+        .map(|m| serde_json::to_string(m).expect("encodes"))
+        .collect();
+    assert_eq!(local, server);
+    ann.tags().clear(&db).await.expect("clear");
+    assert!(ann.tags.is_empty());
+    assert_eq!(ann.tags().len(&db).await.expect("len"), 0);
+    assert_eq!(ann.tags().pop(&db).await.expect("pop empty"), None);
+    // The document itself was never touched by the set's operations.
+    assert_eq!(
+        stored(&mut raw, &db.key("User:ann")).await["tags"],
+        serde_json::Value::Null
+    );
+}
+
+#[tokio::test]
+async fn a_set_of_maps_has_one_member_per_value_whatever_the_key_order() {
+    let db = db().await;
+    let mut ann = user("ann", &[]);
+    ann.save(&db).await.expect("save");
+    let a: HashMap<String, i64> = (0..30).map(|i| (format!("k{i}"), i)).collect();
+    let b: HashMap<String, i64> = (0..30).rev().map(|i| (format!("k{i}"), i)).collect();
+    assert!(ann.seen().add(&db, a).await.expect("add"));
+    assert!(
+        !ann.seen()
+            .add(&db, b.clone())
+            .await
+            .expect("add the same map")
+    );
+    assert!(ann.seen().contains(&db, &b).await.expect("contains"));
+    assert_eq!(User::get(&db, "ann").await.expect("get").seen.len(), 1);
+}
+
+#[tokio::test]
+async fn hostile_members_round_trip_exactly() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let big = "x".repeat(1 << 20);
+    let hostile: Vec<String> = vec![
+        String::new(),
+        "\"".into(),
+        "'] or 1==1 --".into(),
+        "{\"a\":[1,2]}".into(),
+        "a\nb\r\t".into(),
+        "🎉 é".into(),
+        "\\".into(),
+        "end]]".into(),
+        "redis.call('FLUSHALL')".into(),
+        big.clone(),
+    ];
+    let mut ann = user("ann", &[]);
+    ann.save(&db).await.expect("save");
+    let added = ann
+        .tags()
+        .add_many(&db, hostile.clone())
+        .await
+        .expect("add_many");
+    assert_eq!(added, hostile.len());
+    let key = set_key(&mut raw, &db, "ann", "$.tags").await;
+    let expected: BTreeSet<String> = hostile
+        .iter()
+        .map(|h| serde_json::to_string(h).expect("encodes"))
+        .collect();
+    assert_eq!(smembers(&mut raw, &key).await, expected);
+    let back = User::get(&db, "ann").await.expect("get");
+    let back: BTreeSet<String> = back.tags.into_iter().collect();
+    assert_eq!(back, hostile.iter().cloned().collect());
+    for h in &hostile {
+        assert!(
+            ann.tags().contains(&db, h).await.expect("contains"),
+            "{h:.20}"
+        );
+    }
+    for h in &hostile {
+        assert!(ann.tags().remove(&db, h).await.expect("remove"), "{h:.20}");
+    }
+    assert_eq!(ann.tags().len(&db).await.expect("len"), 0);
+    // Saved whole, too.
+    let whole = User {
+        tags: hostile.iter().cloned().collect(),
+        ..user("bob", &[])
+    };
+    whole.save(&db).await.expect("save hostile");
+    assert_eq!(User::get(&db, "bob").await.expect("get"), whole);
+}
+
+#[tokio::test]
+async fn hostile_ids_get_their_own_companion_keys_in_their_models_slot() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let ids = [
+        "a:b",
+        "{tag}",
+        "*?[x]",
+        "new\nline",
+        "",
+        "🎉",
+        ":$.tags:User:x",
+    ];
+    for (i, id) in ids.iter().enumerate() {
+        user(id, &[&i.to_string()]).save(&db).await.expect("save");
+    }
+    for (i, id) in ids.iter().enumerate() {
+        let got = User::get(&db, id).await.expect("get");
+        assert_eq!(
+            got.tags.iter().cloned().collect::<Vec<_>>(),
+            vec![i.to_string()],
+            "{id:?}"
+        );
+    }
+    let pattern = format!("{}_rapyer:set:*", db.namespace());
+    let mut iter: redis::AsyncIter<String> = raw.scan_match(&pattern).await.expect("SCAN");
+    let mut n = 0;
+    while let Some(key) = iter.next_item().await {
+        let key = key.expect("a key");
+        let model = ids
+            .iter()
+            .map(|id| db.key(&User::key_of(id)))
+            .find(|m| key.ends_with(&m[db.namespace().len()..]))
+            .expect("a companion of one of the models");
+        assert_eq!(slot(&key), slot(&model), "{key:?}");
+        n += 1;
+    }
+    assert_eq!(n, ids.len());
+}
+
+#[tokio::test]
+async fn set_algebra_stores_into_this_set_on_the_server() {
+    let db = db().await;
+    let mut raw = raw().await;
+    // Keys of different models are in different slots: refused before sending.
+    let mut a = user("a", &["1", "2", "3"]);
+    let mut b = user("b", &["2", "3", "4"]);
+    a.save(&db).await.expect("save");
+    b.save(&db).await.expect("save");
+    let a_key = set_key(&mut raw, &db, "a", "$.tags").await;
+    let before = dump(&mut raw, &a_key).await;
+    match a.tags().union_into(&db, &b.tags()).await {
+        Err(Error::CrossSlot { keys }) => assert_eq!(keys.len(), 5),
+        other => panic!("expected CrossSlot, got {other:?}"),
+    }
+    assert_eq!(dump(&mut raw, &a_key).await, before);
+    assert_eq!(
+        a.tags.len(),
+        3,
+        "a refused call leaves the local set as it was"
+    );
+    let t = |items: &[&str]| -> BTreeSet<String> { items.iter().map(|s| s.to_string()).collect() };
+    // Models with one hash tag share a slot.
+    #[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+    #[rapyer(prefix = "Team", hash_tag = "org")]
+    struct Team {
+        #[rapyer(key)]
+        id: String,
+        members: Set<String>,
+    }
+    let team = |id: &str, m: &[&str]| Team {
+        id: id.into(),
+        members: m.iter().map(|s| s.to_string()).collect(),
+    };
+    let (mut x, mut y) = (team("x", &["1", "2", "3"]), team("y", &["2", "3", "4"]));
+    x.save(&db).await.expect("save");
+    y.save(&db).await.expect("save");
+    let tset = |t: &Team| -> BTreeSet<String> { t.members.iter().cloned().collect() };
+    assert_eq!(
+        x.members()
+            .union_into(&db, &y.members())
+            .await
+            .expect("union"),
+        4
+    );
+    assert_eq!(tset(&x), t(&["1", "2", "3", "4"]));
+    assert_eq!(
+        x.members()
+            .intersect_into(&db, &y.members())
+            .await
+            .expect("inter"),
+        3
+    );
+    assert_eq!(tset(&x), t(&["2", "3", "4"]));
+    assert_eq!(
+        x.members()
+            .difference_into(&db, &y.members())
+            .await
+            .expect("diff"),
+        0
+    );
+    assert!(x.members.is_empty());
+    assert_eq!(Team::get(&db, "x").await.expect("get").members, Set::new());
+    // The other set is only read.
+    assert_eq!(Team::get(&db, "y").await.expect("get"), y);
+    // The other model must be stored.
+    Team::delete_by_id(&db, "y").await.expect("delete");
+    match x.members().union_into(&db, &y.members()).await {
+        Err(Error::NotFound { key }) => assert_eq!(key, db.key("Team:{org}:y")),
+        other => panic!("expected NotFound, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn operations_on_a_missing_model_are_not_found_and_create_nothing() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let mut ghost = user("ghost", &[]);
+    match ghost.tags().add(&db, "x".into()).await {
+        Err(Error::NotFound { key }) => assert_eq!(key, db.key("User:ghost")),
+        other => panic!("expected NotFound, got {other:?}"),
+    }
+    assert!(
+        ghost.tags.is_empty(),
+        "a failed operation leaves the local set as it was"
+    );
+    assert!(
+        companion(&mut raw, &db, "set", ":User:ghost")
+            .await
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn foreign_key_types_are_refused_with_nothing_written() {
+    let db = db().await;
+    let mut raw = raw().await;
+    // The document's key holds a string: save, get, delete refuse it.
+    let _: () = raw.set(db.key("User:ann"), "not json").await.expect("SET");
+    match user("ann", &["a"]).save(&db).await {
+        Err(Error::TypeMismatch { key, .. }) => assert_eq!(key, db.key("User:ann")),
+        other => panic!("expected TypeMismatch, got {other:?}"),
+    }
+    assert!(companion(&mut raw, &db, "set", ":User:ann").await.is_none());
+    assert!(matches!(
+        User::get(&db, "ann").await,
+        Err(Error::TypeMismatch { .. })
+    ));
+    assert!(matches!(
+        User::get_many(&db, ["ann"]).await,
+        Err(Error::TypeMismatch { .. })
+    ));
+    assert!(matches!(
+        User::delete_by_id(&db, "ann").await,
+        Err(Error::TypeMismatch { .. })
+    ));
+    // A companion key holding another type (written by hand): refused, document untouched.
+    let bob = user("bob", &["a"]);
+    bob.save(&db).await.expect("save");
+    let key = set_key(&mut raw, &db, "bob", "$.tags").await;
+    let doc_before = dump(&mut raw, &db.key("User:bob")).await;
+    let _: () = raw.del(&key).await.expect("DEL");
+    let _: () = raw.set(&key, "a string").await.expect("SET");
+    match user("bob", &["b"]).save(&db).await {
+        Err(Error::TypeMismatch {
+            key: k,
+            path,
+            expected,
+            found,
+        }) => {
+            assert_eq!((k.as_str(), path.as_str()), (key.as_str(), "$.tags"));
+            assert_eq!(
+                (expected.as_str(), found.as_str()),
+                ("a Redis set", "string")
+            );
+        }
+        other => panic!("expected TypeMismatch, got {other:?}"),
+    }
+    assert_eq!(dump(&mut raw, &db.key("User:bob")).await, doc_before);
+    assert!(matches!(
+        User::get(&db, "bob").await,
+        Err(Error::TypeMismatch { .. })
+    ));
+    let mut local = bob.clone();
+    assert!(matches!(
+        local.tags().add(&db, "z".into()).await,
+        Err(Error::TypeMismatch { .. })
+    ));
+    let value: String = raw.get(&key).await.expect("GET");
+    assert_eq!(value, "a string");
+}
+
+#[tokio::test]
+async fn delete_and_delete_many_take_the_companion_keys_with_the_model() {
+    let db = db().await;
+    let mut raw = raw().await;
+    for id in ["a", "b", "c"] {
+        user(id, &["x", "y"]).save(&db).await.expect("save");
+    }
+    let a = User::get(&db, "a").await.expect("get");
+    assert!(a.delete(&db).await.expect("delete"));
+    assert!(companion(&mut raw, &db, "set", ":User:a").await.is_none());
+    assert_eq!(
+        User::delete_many(&db, ["b", "c", "nobody"])
+            .await
+            .expect("delete_many"),
+        2
+    );
+    let pattern = format!("{}*", db.namespace());
+    let left: Vec<String> = raw.keys(pattern).await.expect("KEYS");
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[tokio::test]
+async fn companions_expire_with_their_model() {
+    let db = db().await;
+    let mut raw = raw().await;
+    // A model with a ttl: save, every operation and every read re-arm document and companions.
+    let mut s = Session {
+        id: "s1".into(),
+        hits: 0,
+        roles: ["admin".to_string()].into_iter().collect(),
+        jobs: PriorityQueue::new(),
+    };
+    s.save(&db).await.expect("save");
+    let doc = db.key("Session:s1");
+    let roles = companion(&mut raw, &db, "set", ":$.roles:Session:s1")
+        .await
+        .expect("roles");
+    let near = |ms: i64| ms > 50_000 && ms <= 60_000;
+    assert!(near(pttl(&mut raw, &doc).await) && near(pttl(&mut raw, &roles).await));
+    // Shorten both by hand, then a field handle's write re-arms both.
+    for k in [&doc, &roles] {
+        let _: () = raw.pexpire(k, 5_000).await.expect("PEXPIRE");
+    }
+    s.hits().incr(&db, 1).await.expect("incr");
+    assert!(
+        near(pttl(&mut raw, &roles).await),
+        "a field write re-arms the companions"
+    );
+    for k in [&doc, &roles] {
+        let _: () = raw.pexpire(k, 5_000).await.expect("PEXPIRE");
+    }
+    Session::get(&db, "s1").await.expect("get");
+    assert!(
+        near(pttl(&mut raw, &roles).await),
+        "refresh_on_read re-arms the companions"
+    );
+    for k in [&doc, &roles] {
+        let _: () = raw.pexpire(k, 5_000).await.expect("PEXPIRE");
+    }
+    s.roles().add(&db, "ops".into()).await.expect("add");
+    assert!(near(pttl(&mut raw, &doc).await) && near(pttl(&mut raw, &roles).await));
+    // A queue created by a push gets the document's expiry.
+    s.jobs().push(&db, "j".into(), 1).await.expect("push");
+    let jobs = companion(&mut raw, &db, "pq", ":$.jobs:Session:s1")
+        .await
+        .expect("pq");
+    let index = companion(&mut raw, &db, "pqi", ":$.jobs:Session:s1")
+        .await
+        .expect("pqi");
+    assert!(near(pttl(&mut raw, &jobs).await) && near(pttl(&mut raw, &index).await));
+    // set_ttl sets it on all of them.
+    s.set_ttl(&db, Duration::from_secs(1_000))
+        .await
+        .expect("set_ttl");
+    for k in [&doc, &roles, &jobs, &index] {
+        let ms = pttl(&mut raw, k).await;
+        assert!(ms > 990_000 && ms <= 1_000_000, "{k}: {ms}");
+    }
+    // A model without a ttl: a set created after set_ttl takes the document's expiry.
+    let ann = user("ann", &[]);
+    ann.save(&db).await.expect("save");
+    ann.set_ttl(&db, Duration::from_secs(500))
+        .await
+        .expect("set_ttl");
+    let mut ann = ann;
+    ann.tags().add(&db, "x".into()).await.expect("add");
+    let key = set_key(&mut raw, &db, "ann", "$.tags").await;
+    let ms = pttl(&mut raw, &key).await;
+    assert!(ms > 490_000 && ms <= 500_000, "{ms}");
+    // Saving again (JSON.SET keeps the document's expiry) keeps the companions' too.
+    user("ann", &["y"]).save(&db).await.expect("save again");
+    let ms = pttl(&mut raw, &key).await;
+    assert!(ms > 490_000 && ms <= 500_000, "{ms}");
+}
