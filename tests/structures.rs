@@ -596,3 +596,281 @@ async fn companions_expire_with_their_model() {
     let ms = pttl(&mut raw, &key).await;
     assert!(ms > 490_000 && ms <= 500_000, "{ms}");
 }
+
+fn board(id: &str, tasks: &[(&str, i64)]) -> Board {
+    let mut queue = PriorityQueue::new();
+    for (task, priority) in tasks {
+        queue.push(task.to_string(), *priority);
+    }
+    Board {
+        id: id.into(),
+        title: "t".into(),
+        tasks: queue,
+        inner: Inner { labels: Set::new() },
+        done: Vec::new(),
+    }
+}
+
+/// The queue's items as ZRANGE reads them: each entry's item (after its 32 hex digits) and
+/// priority (its first 16, the sign bit flipped).
+async fn queued(raw: &mut Raw, db: &Db, id: &str) -> Vec<(String, i64)> {
+    let Some(key) = companion(raw, db, "pq", &format!(":$.tasks:Board:{id}")).await else {
+        return Vec::new();
+    };
+    zrange(raw, &key)
+        .await
+        .into_iter()
+        .map(|entry| {
+            let raw_priority = u64::from_str_radix(&entry[..16], 16).expect("hex");
+            let item: String = serde_json::from_str(&entry[32..]).expect("an item");
+            (item, (raw_priority ^ (1 << 63)) as i64)
+        })
+        .collect()
+}
+
+fn owned(items: &[(&str, i64)]) -> Vec<(String, i64)> {
+    items.iter().map(|(i, p)| (i.to_string(), *p)).collect()
+}
+
+#[tokio::test]
+async fn a_queue_pops_lowest_priority_first_and_ties_in_push_order() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let mut b = board("b", &[("saved-5", 5), ("saved-1", 1)]);
+    b.save(&db).await.expect("save");
+    assert_eq!(
+        queued(&mut raw, &db, "b").await,
+        owned(&[("saved-1", 1), ("saved-5", 5)])
+    );
+    assert_eq!(b.tasks().push(&db, "a".into(), 1).await.expect("push"), 3);
+    let n = b
+        .tasks()
+        .push_many(
+            &db,
+            [
+                ("b".to_string(), 1),
+                ("c".to_string(), 0),
+                ("d".to_string(), 1),
+            ],
+        )
+        .await
+        .expect("push_many");
+    assert_eq!(n, 6);
+    let expected = owned(&[
+        ("c", 0),
+        ("saved-1", 1),
+        ("a", 1),
+        ("b", 1),
+        ("d", 1),
+        ("saved-5", 5),
+    ]);
+    assert_eq!(queued(&mut raw, &db, "b").await, expected);
+    let local: Vec<(String, i64)> = b.tasks.iter().map(|(i, p)| (i.clone(), p)).collect();
+    assert_eq!(local, expected);
+    assert_eq!(b.tasks().len(&db).await.expect("len"), 6);
+    assert_eq!(
+        b.tasks().peek(&db).await.expect("peek"),
+        Some(("c".into(), 0))
+    );
+    assert_eq!(
+        b.tasks().pop(&db).await.expect("pop"),
+        Some(("c".into(), 0))
+    );
+    let two = b.tasks().pop_many(&db, 2).await.expect("pop_many");
+    assert_eq!(two, owned(&[("saved-1", 1), ("a", 1)]));
+    // Pushing a queued item again re-queues it: one entry, at the back of its priority.
+    b.tasks()
+        .push(&db, "b".into(), 1)
+        .await
+        .expect("push again");
+    assert_eq!(
+        queued(&mut raw, &db, "b").await,
+        owned(&[("d", 1), ("b", 1), ("saved-5", 5)])
+    );
+    assert!(b.tasks().remove(&db, &"d".into()).await.expect("remove"));
+    assert!(
+        !b.tasks()
+            .remove(&db, &"d".into())
+            .await
+            .expect("remove again")
+    );
+    let items = b.tasks().items(&db).await.expect("items").clone();
+    let items: Vec<(String, i64)> = items.iter().map(|(i, p)| (i.clone(), p)).collect();
+    assert_eq!(items, owned(&[("b", 1), ("saved-5", 5)]));
+    assert_eq!(Board::get(&db, "b").await.expect("get").tasks, b.tasks);
+    b.tasks().clear(&db).await.expect("clear");
+    assert_eq!(b.tasks().pop(&db).await.expect("pop empty"), None);
+    assert_eq!(b.tasks().peek(&db).await.expect("peek empty"), None);
+    assert!(
+        b.tasks()
+            .pop_many(&db, 3)
+            .await
+            .expect("pop_many empty")
+            .is_empty()
+    );
+    // An emptied queue leaves no key behind, its index included.
+    assert!(companion(&mut raw, &db, "pq", ":Board:b").await.is_none());
+    assert!(companion(&mut raw, &db, "pqi", ":Board:b").await.is_none());
+    assert_eq!(
+        stored(&mut raw, &db.key("Board:b")).await["tasks"],
+        serde_json::Value::Null
+    );
+}
+
+#[tokio::test]
+async fn priorities_are_exact_over_the_whole_i64_range() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let mut b = board("b", &[]);
+    b.save(&db).await.expect("save");
+    let ps = [
+        i64::MAX,
+        (1 << 53) + 1,
+        1 << 53,
+        0,
+        -1,
+        -(1 << 53) - 1,
+        i64::MIN,
+    ];
+    for (i, p) in ps.iter().enumerate() {
+        b.tasks()
+            .push(&db, format!("t{i}"), *p)
+            .await
+            .expect("push");
+    }
+    let mut expected: Vec<(String, i64)> = ps
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (format!("t{i}"), *p))
+        .collect();
+    expected.sort_by_key(|(_, p)| *p);
+    assert_eq!(queued(&mut raw, &db, "b").await, expected);
+    let popped = b.tasks().pop_many(&db, 10).await.expect("pop_many");
+    assert_eq!(popped, expected);
+}
+
+#[tokio::test]
+async fn hostile_queue_items_round_trip_and_can_be_removed() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let hostile = [
+        String::new(),
+        "\"".into(),
+        "0000000000000000".into(),
+        "{\"a\":1}".into(),
+        "\n".into(),
+        "🎉".into(),
+        "x".repeat(1 << 20),
+    ];
+    let mut b = board("b", &[]);
+    b.save(&db).await.expect("save");
+    b.tasks()
+        .push_many(&db, hostile.iter().cloned().map(|h| (h, 7)))
+        .await
+        .expect("push_many");
+    let expected: Vec<(String, i64)> = hostile.iter().cloned().map(|h| (h, 7)).collect();
+    assert_eq!(queued(&mut raw, &db, "b").await, expected);
+    let back = Board::get(&db, "b").await.expect("get");
+    let back: Vec<(String, i64)> = back.tasks.iter().map(|(i, p)| (i.clone(), p)).collect();
+    assert_eq!(back, expected);
+    for h in &hostile {
+        assert!(b.tasks().remove(&db, h).await.expect("remove"), "{h:.20}");
+    }
+    assert_eq!(b.tasks().len(&db).await.expect("len"), 0);
+}
+
+#[tokio::test]
+async fn a_set_in_a_nested_model_has_its_own_companion_key() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let mut b = board("b", &[]);
+    b.inner.labels.insert(3);
+    b.save(&db).await.expect("save");
+    b.inner().labels().add(&db, 4).await.expect("add");
+    let key = companion(&mut raw, &db, "set", ":$.inner.labels:Board:b")
+        .await
+        .expect("nested set");
+    let members: BTreeSet<String> = smembers(&mut raw, &key).await;
+    assert_eq!(members, ["3", "4"].iter().map(|s| s.to_string()).collect());
+    assert_eq!(
+        Board::get(&db, "b").await.expect("get").inner.labels,
+        b.inner.labels
+    );
+    assert_eq!(
+        stored(&mut raw, &db.key("Board:b")).await["inner"]["labels"],
+        serde_json::Value::Null
+    );
+}
+
+#[tokio::test]
+async fn thirty_two_tasks_sharing_one_queue_pop_every_item_exactly_once() {
+    let db = db().await;
+    board("shared", &[]).save(&db).await.expect("save");
+    let mut tasks = Vec::new();
+    for t in 0..32 {
+        let db = db.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut mine = Board::get(&db, "shared").await.expect("get");
+            let mut popped = Vec::new();
+            for i in 0..40 {
+                let item = format!("{t}-{i}");
+                mine.tasks()
+                    .push(&db, item, (i % 5) as i64)
+                    .await
+                    .expect("push");
+                if i % 2 == 1 {
+                    if let Some((item, _)) = mine.tasks().pop(&db).await.expect("pop") {
+                        popped.push(item);
+                    }
+                }
+            }
+            popped
+        }));
+    }
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.expect("task"));
+    }
+    let mut last = Board::get(&db, "shared").await.expect("get");
+    while let Some((item, _)) = last.tasks().pop(&db).await.expect("pop") {
+        all.push(item);
+    }
+    assert_eq!(all.len(), 32 * 40, "every item popped once");
+    let distinct: BTreeSet<&String> = all.iter().collect();
+    assert_eq!(distinct.len(), all.len(), "no item popped twice");
+}
+
+#[tokio::test]
+async fn a_failing_block_leaves_the_document_and_every_companion_byte_identical() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let mut b = board("b", &[("x", 1), ("y", 2)]);
+    b.inner.labels.insert(1);
+    b.save(&db).await.expect("save");
+    let keys = [
+        db.key("Board:b"),
+        companion(&mut raw, &db, "pq", ":Board:b")
+            .await
+            .expect("pq"),
+        companion(&mut raw, &db, "pqi", ":Board:b")
+            .await
+            .expect("pqi"),
+        companion(&mut raw, &db, "set", ":Board:b")
+            .await
+            .expect("set"),
+    ];
+    let mut before = Vec::new();
+    for k in &keys {
+        before.push(dump(&mut raw, k).await.expect("a value"));
+    }
+    let failed = b
+        .atomic(&db, |m| {
+            m.title().set("changed".to_string());
+            m.done().pop_at(5)
+        })
+        .await;
+    assert!(matches!(failed, Err(Error::Block { .. })), "{failed:?}");
+    for (k, dumped) in keys.iter().zip(&before) {
+        assert_eq!(dump(&mut raw, k).await.as_ref(), Some(dumped), "{k}");
+    }
+}
