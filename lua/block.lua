@@ -945,6 +945,9 @@ local function read_operand()
   local t = NX()
   if t == 'v' then
     return V(NX())
+  elseif t == 's' then
+    -- A set's or a queue's size or membership (lua/block_structures.lua).
+    return V(OPS.SQUERY())
   end
   return read_loc(t)
 end

@@ -874,3 +874,229 @@ async fn a_failing_block_leaves_the_document_and_every_companion_byte_identical(
         assert_eq!(dump(&mut raw, k).await.as_ref(), Some(dumped), "{k}");
     }
 }
+
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[rapyer(prefix = "Desk", hash_tag = "team", ttl = 100)]
+struct Desk {
+    #[rapyer(key)]
+    id: String,
+    inbox: PriorityQueue<String>,
+    done: Vec<String>,
+    moved: i64,
+    tags: Set<String>,
+}
+
+fn desk(id: &str, tasks: &[(&str, i64)]) -> Desk {
+    let mut inbox = PriorityQueue::new();
+    for (t, p) in tasks {
+        inbox.push(t.to_string(), *p);
+    }
+    Desk {
+        id: id.into(),
+        inbox,
+        done: Vec::new(),
+        moved: 0,
+        tags: Set::new(),
+    }
+}
+
+async fn desk_keys(raw: &mut Raw, db: &Db, id: &str) -> Vec<String> {
+    let mut keys = vec![db.key(&Desk::key_of(id))];
+    for kind in ["pq", "pqi", "set"] {
+        if let Some(k) = companion(raw, db, kind, &format!(":Desk:{{team}}:{id}")).await {
+            keys.push(k);
+        }
+    }
+    keys
+}
+
+async fn dumps(raw: &mut Raw, keys: &[String]) -> Vec<Option<Vec<u8>>> {
+    let mut out = Vec::new();
+    for k in keys {
+        out.push(dump(raw, k).await);
+    }
+    out
+}
+
+#[tokio::test]
+async fn one_block_pops_the_most_urgent_task_appends_it_to_a_list_and_bumps_a_counter() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let queue = desk("queue", &[("later", 5), ("urgent", 1), ("also urgent", 1)]);
+    let board = desk("board", &[]);
+    queue.save(&db).await.expect("save");
+    board.save(&db).await.expect("save");
+    let (q, b) = (queue.server_ref(), board.server_ref());
+    let (popped, len, moved) = ServerOps::scope(&db, |ops| {
+        let popped = ops.queue_pop_into(q.inbox(), b.done());
+        let len = ops.append(b.done(), "marker".to_string());
+        let moved = ops.incr(b.moved(), 1);
+        (popped, len, moved)
+    })
+    .await
+    .expect("block");
+    assert_eq!(popped, Some(Some(("urgent".to_string(), 1))));
+    assert_eq!((len, moved), (Some(2), Some(1)));
+    let stored_board = Desk::get(&db, "board").await.expect("get");
+    assert_eq!(
+        stored_board.done,
+        vec!["urgent".to_string(), "marker".to_string()]
+    );
+    assert_eq!(stored_board.moved, 1);
+    let left = Desk::get(&db, "queue").await.expect("get").inbox;
+    let left: Vec<(String, i64)> = left.iter().map(|(i, p)| (i.clone(), p)).collect();
+    assert_eq!(left, owned(&[("also urgent", 1), ("later", 5)]));
+    let index_key = companion(&mut raw, &db, "pqi", ":Desk:{team}:queue")
+        .await
+        .expect("pqi");
+    let index: HashMap<String, String> = raw.hgetall(&index_key).await.expect("HGETALL");
+    assert!(!index.contains_key("\"urgent\""), "{index:?}");
+    // The model's own atomic block: pops, pushes, adds and conditions in one script, each
+    // operation seeing what the ones before it did.
+    let mut queue = Desk::get(&db, "queue").await.expect("get");
+    let (a, b2, pushed, added, again) = queue
+        .atomic(&db, |m| {
+            let a = m.inbox().pop();
+            let pushed = m.inbox().push("new".to_string(), 0);
+            let b2 = m.inbox().pop();
+            let added = m.tags().add("x".to_string());
+            let again = m.tags().add("x".to_string());
+            m.when(
+                m.tags().contains(&"x".to_string()) & m.inbox().len().eq(1) & m.tags().len().eq(1),
+            )
+            .then(|ops| {
+                ops.incr(m.moved(), 10);
+            });
+            (a, b2, pushed, added, again)
+        })
+        .await
+        .expect("atomic");
+    assert_eq!(a, Some(Some(("also urgent".to_string(), 1))));
+    assert_eq!(pushed, Some(2));
+    assert_eq!(b2, Some(Some(("new".to_string(), 0))));
+    assert_eq!((added, again), (Some(true), Some(false)));
+    assert_eq!(queue.moved, 10);
+    let stored_queue = Desk::get(&db, "queue").await.expect("get");
+    assert_eq!(stored_queue.moved, 10);
+    let inbox: Vec<(String, i64)> = stored_queue
+        .inbox
+        .iter()
+        .map(|(i, p)| (i.clone(), p))
+        .collect();
+    assert_eq!(inbox, owned(&[("later", 5)]));
+    assert_eq!(stored_queue.tags.len(), 1);
+    // An empty queue pops None and appends nothing.
+    ServerOps::scope(&db, |ops| {
+        ops.queue_pop(q.inbox());
+    })
+    .await
+    .expect("pop the last");
+    let (none, _) = ServerOps::scope(&db, |ops| {
+        (
+            ops.queue_pop_into(q.inbox(), b.done()),
+            ops.incr(b.moved(), 1),
+        )
+    })
+    .await
+    .expect("pop empty");
+    assert_eq!(none, Some(None));
+    assert_eq!(Desk::get(&db, "board").await.expect("get").done.len(), 2);
+}
+
+#[tokio::test]
+async fn a_block_failing_after_structure_operations_changes_no_key() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let queue = desk("queue", &[("a", 1), ("b", 2)]);
+    let mut board = desk("board", &[]);
+    board.moved = i64::MAX;
+    board.tags.insert("t".into());
+    queue.save(&db).await.expect("save");
+    board.save(&db).await.expect("save");
+    let mut keys = desk_keys(&mut raw, &db, "queue").await;
+    keys.extend(desk_keys(&mut raw, &db, "board").await);
+    assert_eq!(keys.len(), 5, "{keys:?}");
+    let before = dumps(&mut raw, &keys).await;
+    let (q, b) = (queue.server_ref(), board.server_ref());
+    let failed = ServerOps::scope(&db, |ops| {
+        ops.queue_pop_into(q.inbox(), b.done());
+        ops.queue_push(b.inbox(), "x".to_string(), 3);
+        ops.set_add(b.tags(), "new".to_string());
+        ops.incr(b.moved(), 1) // overflows: the block fails
+    })
+    .await;
+    match failed {
+        Err(Error::Block { op: 3, source }) => {
+            assert!(matches!(*source, Error::Overflow { .. }), "{source:?}");
+        }
+        other => panic!("expected Block {{ op: 3, .. }}, got {other:?}"),
+    }
+    assert_eq!(dumps(&mut raw, &keys).await, before);
+    assert!(
+        companion(&mut raw, &db, "pq", ":Desk:{team}:board")
+            .await
+            .is_none()
+    );
+    // Replacing a structure with a value is refused before anything is sent.
+    let refused = ServerOps::scope(&db, |ops| {
+        ops.set(b.tags(), Set::new());
+    })
+    .await;
+    assert!(
+        matches!(
+            refused,
+            Err(Error::Block { .. }) | Err(Error::InvalidOp { .. })
+        ),
+        "{refused:?}"
+    );
+    assert_eq!(dumps(&mut raw, &keys).await, before);
+}
+
+#[tokio::test]
+async fn blocks_re_arm_and_copy_the_companions_with_their_documents() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let mut d = desk("d", &[("a", 1)]);
+    d.tags.insert("x".into());
+    d.save(&db).await.expect("save");
+    let keys = desk_keys(&mut raw, &db, "d").await;
+    assert_eq!(keys.len(), 4);
+    for k in &keys {
+        let _: () = raw.pexpire(k, 5_000).await.expect("PEXPIRE");
+    }
+    // A block writing only the document re-arms the companions with it.
+    d.atomic(&db, |m| m.moved().incr(1)).await.expect("atomic");
+    for k in &keys {
+        let ms = pttl(&mut raw, k).await;
+        assert!(ms > 90_000 && ms <= 100_000, "{k}: {ms}");
+    }
+    // copy_model copies the structures (and the target's companions get its expiry).
+    let r = d.server_ref();
+    ServerOps::scope(&db, |ops| {
+        ops.copy_model(r.clone(), "copy");
+    })
+    .await
+    .expect("copy");
+    let copy = Desk::get(&db, "copy").await.expect("get copy");
+    assert_eq!(copy.inbox, d.inbox);
+    assert_eq!(copy.tags, d.tags);
+    for k in desk_keys(&mut raw, &db, "copy").await {
+        let ms = pttl(&mut raw, &k).await;
+        assert!(ms > 90_000 && ms <= 100_000, "{k}: {ms}");
+    }
+    // The copy is its own: popping it leaves the original.
+    let mut copy = copy;
+    copy.inbox().pop(&db).await.expect("pop");
+    assert_eq!(Desk::get(&db, "d").await.expect("get").inbox.len(), 1);
+    // copy_model onto a model with structures replaces them (an empty source empties them).
+    let e = desk("e", &[]);
+    e.save(&db).await.expect("save");
+    let re = e.server_ref();
+    ServerOps::scope(&db, |ops| {
+        ops.copy_model(re.clone(), "d");
+    })
+    .await
+    .expect("copy onto");
+    let d = Desk::get(&db, "d").await.expect("get");
+    assert!(d.inbox.is_empty() && d.tags.is_empty(), "{d:?}");
+}

@@ -37,12 +37,24 @@ pub(crate) enum BlockOp {
     Clear,
     /// Appends to a string.
     StrAppend,
+    /// Adds a member to a set (`lua/block_structures.lua`, as the five below).
+    SetAdd,
+    /// Queues an item.
+    QueuePush,
+    /// Pops a queue's most urgent item.
+    QueuePop,
+    /// Pops a queue's most urgent item into a list.
+    QueuePopInto,
+    /// Copies a document's structures onto another document's.
+    StructuresCopy,
+    /// Runs the structure writes a block queued, and gives companion keys their expiry.
+    StructuresFlush,
 }
 
 impl BlockOp {
     /// Every operation.
     #[cfg(test)]
-    pub(crate) const ALL: [BlockOp; 16] = [
+    pub(crate) const ALL: [BlockOp; 22] = [
         BlockOp::Set,
         BlockOp::Incr,
         BlockOp::IncrBy,
@@ -59,6 +71,12 @@ impl BlockOp {
         BlockOp::DictUpdate,
         BlockOp::Clear,
         BlockOp::StrAppend,
+        BlockOp::SetAdd,
+        BlockOp::QueuePush,
+        BlockOp::QueuePop,
+        BlockOp::QueuePopInto,
+        BlockOp::StructuresCopy,
+        BlockOp::StructuresFlush,
     ];
 
     /// Its function's name in the block runtime (and in a compiled program).
@@ -80,6 +98,12 @@ impl BlockOp {
             BlockOp::DictUpdate => "op_dict_update",
             BlockOp::Clear => "op_clear",
             BlockOp::StrAppend => "op_str_append",
+            BlockOp::SetAdd => "op_sadd",
+            BlockOp::QueuePush => "op_qpush",
+            BlockOp::QueuePop => "op_qpop",
+            BlockOp::QueuePopInto => "op_qpop_into",
+            BlockOp::StructuresCopy => "op_scopy",
+            BlockOp::StructuresFlush => "op_sflush",
         }
     }
 }
@@ -89,7 +113,7 @@ mod tests {
     use std::collections::BTreeSet;
 
     use super::BlockOp;
-    use crate::script::lua::{BLOCK, top_level_functions};
+    use crate::script::lua::{BLOCK, BLOCK_STRUCTURES, top_level_functions};
 
     #[test]
     fn every_operation_is_spelled_as_the_runtime_defines_it() {
@@ -103,6 +127,7 @@ mod tests {
         // operation of the runtime (`local function op_…`) has its enum variant.
         let defined: BTreeSet<&str> = top_level_functions(BLOCK)
             .into_iter()
+            .chain(top_level_functions(BLOCK_STRUCTURES))
             .filter(|f| f.starts_with("op_"))
             .collect();
         assert_eq!(spelled, defined);

@@ -33,6 +33,9 @@ pub(crate) struct Compiled {
     pub(crate) roots: Vec<(usize, Vec<&'static str>)>,
     /// For each operation, the position in `docs` of the first document it names.
     pub(crate) op_docs: Vec<Option<usize>>,
+    /// The special structures of the documents, each with its document's position in
+    /// `docs`: their companion keys follow the documents' in `KEYS`.
+    pub(crate) structures: Vec<(usize, crate::keys::Structure)>,
 }
 
 impl Compiled {
@@ -109,8 +112,9 @@ fn visit_cond<'a>(cond: &'a CondNode, out: &mut Vec<&'a Loc>) {
     match cond {
         CondNode::Cmp { left, right, .. } => {
             for o in [left, right] {
-                if let Operand::Loc(l) = o {
-                    out.push(l);
+                match o {
+                    Operand::Loc(l) | Operand::Structure { loc: l, .. } => out.push(l),
+                    Operand::Value(_) => {}
                 }
             }
         }
@@ -172,6 +176,7 @@ pub(crate) fn compile(ops: &[Op], count: usize, echo: bool) -> Compiled {
         c.args.push(millis(doc.write_ttl));
         c.args.push(millis(doc.read_ttl));
     }
+    let structures = structure_keys(&mut c);
     c.args.push(if echo { "1" } else { "0" }.to_string());
     c.args.push(count.to_string());
     c.args.push(c.roots.len().to_string());
@@ -188,14 +193,48 @@ pub(crate) fn compile(ops: &[Op], count: usize, echo: bool) -> Compiled {
         c.args.push((k + 1).to_string());
         c.args.push(path);
     }
-    c.block(ops);
+    if structures.is_empty() {
+        c.block(ops);
+    } else {
+        c.block(&with_flush(ops, count));
+    }
     Compiled {
         uses: c.uses,
         docs: c.docs,
         args: c.args,
         roots: c.roots,
         op_docs: c.op_docs,
+        structures,
     }
+}
+
+/// The documents' special structures, each with its document's position, after pushing the
+/// expiry slots of their companion keys (see `lua/block_structures.lua`): `#d#type#path`,
+/// which only the structures' operations read, and `0`, which the runtime's expiry loop
+/// skips.
+fn structure_keys(c: &mut Compiler) -> Vec<(usize, crate::keys::Structure)> {
+    let mut out = Vec::new();
+    for (k, doc) in c.docs.iter().enumerate() {
+        for s in &doc.structures {
+            for (t, path) in crate::keys::companion_types(std::slice::from_ref(s)) {
+                c.args.push(format!("#{}#{t}#{path}", k + 1));
+                c.args.push("0".to_string());
+            }
+            out.push((k, s.clone()));
+        }
+    }
+    out
+}
+
+/// `ops` and, last, the statement that runs the structure writes they queued.
+fn with_flush(ops: &[Op], count: usize) -> Vec<Op> {
+    let mut all = ops.to_vec();
+    all.push(Op::Call {
+        func: super::block_op::BlockOp::StructuresFlush,
+        params: Vec::new(),
+        out: count,
+    });
+    all
 }
 
 /// A document's expiry in milliseconds as the runtime reads it, `0` for none.
@@ -302,6 +341,19 @@ impl Compiler {
     fn operand(&mut self, o: &Operand) {
         match o {
             Operand::Loc(l) => self.loc(l),
+            Operand::Structure {
+                loc,
+                query,
+                path,
+                member,
+            } => {
+                self.uses.insert("SQUERY");
+                self.push("s");
+                self.loc(loc);
+                self.push(*query);
+                self.push(path.clone());
+                self.push(member.clone());
+            }
             Operand::Value(v) => {
                 self.push("v");
                 self.push(v.clone());

@@ -11,6 +11,18 @@ pub enum Operand {
     Loc(Loc),
     /// A JSON value.
     Value(String),
+    /// A set's or a queue's size or membership: the structure's field, the query (`scard`,
+    /// `sismember`, `zcard`), the structure's JSONPath and the member asked about.
+    Structure {
+        /// The structure's field.
+        loc: Loc,
+        /// The query.
+        query: &'static str,
+        /// The structure's JSONPath.
+        path: String,
+        /// The member asked about (`sismember`), or empty.
+        member: String,
+    },
 }
 
 #[derive(Debug, Clone)]

@@ -122,6 +122,7 @@ mod numeric;
 mod program;
 pub(crate) mod refs;
 mod run;
+mod structures;
 mod vocabulary;
 
 pub use atomic::BoundRef;
@@ -139,4 +140,5 @@ pub use refs::{
     Bind, Bound, DictRef, Free, ListRef, Loc, Map, Ref, Referable, ServerRef, SliceRange, SliceRef,
 };
 pub use run::{Resolve, Results};
+pub use structures::Size;
 pub use vocabulary::{Append, Clear, Insert, Ops, Whole};

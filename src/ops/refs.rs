@@ -74,6 +74,8 @@ pub(crate) struct Doc {
     /// The key field's JSON name and the id's JSON, written into a whole document copied
     /// in; the error when the id does not parse as the key field's type.
     pub(crate) id: Result<(&'static str, String), String>,
+    /// The special structures the model keeps in companion keys.
+    pub(crate) structures: Vec<crate::keys::Structure>,
 }
 
 /// A place in a stored document: the document, the steps from its root, and a slice.
@@ -99,6 +101,7 @@ impl Loc {
                 write_ttl: M::TTL,
                 read_ttl: read_ttl::<M>(),
                 id: M::id_member(id),
+                structures: crate::keys::structures_of::<M>(),
             }),
             steps: Vec::new(),
             slice: None,

@@ -19,6 +19,10 @@
 //! | `move_item(from, to)` | `from.move_item(to)` ([`BoundRef`]) |
 //! | `copy_model(from, id)` | `from.copy_model(id)` ([`BoundRef`]) |
 //! | `when(cond)` (in `builder.rs`) | `r.when(cond)` ([`BoundRef`]) |
+//! | `set_add(set, x)` (in `structures.rs`, as the three below) | `set.add(x)` |
+//! | `queue_push(queue, x, priority)` | `queue.push(x, priority)` |
+//! | `queue_pop(queue)`, `queue_pop_into(queue, list)` | `queue.pop()`, `queue.pop_into(list)` |
+//! | conditions: `set.contains(x)`, `set.len()`, `queue.len()` (in `structures.rs`) | the same |
 //!
 //! [`BoundRef`]: super::BoundRef
 
@@ -51,22 +55,29 @@ impl Ops {
     /// Replaces the value at `target` with `value`. On a slice it is Python's slice
     /// assignment from the given elements; on a dict entry it adds the entry if absent.
     pub fn set<R: Ref>(&self, target: R, value: impl Into<R::Value>) -> Out<()> {
-        let params = writable(target.loc()).and_then(|()| {
-            let value = value.into();
-            let json = R::encode(&value).map_err(|source| Error::Serialize {
-                key: target.loc().doc.key.clone(),
-                source,
-            })?;
-            crate::codec::check_finite(&target.loc().doc.key, &target.loc().path(), &value, &json)?;
-            let (name, id) = id_fix(target.loc())?;
-            Ok(vec![
-                Param::Loc(target.loc().clone()),
-                Param::Lit(target.want()),
-                Param::Arg(json),
-                Param::Arg(name),
-                Param::Arg(id),
-            ])
-        });
+        let params = writable(target.loc())
+            .and_then(|()| super::structures::not_a_structure(target.loc()))
+            .and_then(|()| {
+                let value = value.into();
+                let json = R::encode(&value).map_err(|source| Error::Serialize {
+                    key: target.loc().doc.key.clone(),
+                    source,
+                })?;
+                crate::codec::check_finite(
+                    &target.loc().doc.key,
+                    &target.loc().path(),
+                    &value,
+                    &json,
+                )?;
+                let (name, id) = id_fix(target.loc())?;
+                Ok(vec![
+                    Param::Loc(target.loc().clone()),
+                    Param::Lit(target.want()),
+                    Param::Arg(json),
+                    Param::Arg(name),
+                    Param::Arg(id),
+                ])
+            });
         self.push(BlockOp::Set, params)
     }
 
@@ -198,7 +209,10 @@ impl Ops {
         to_id: impl Display,
     ) -> Out<()> {
         let to = M::reference(Loc::root::<M>(&to_id.to_string()), Free);
-        self.push(BlockOp::Assign, assign_params(from.loc(), &to, "*"))
+        let out = self.push(BlockOp::Assign, assign_params(from.loc(), &to, "*"));
+        // Its sets and queues too, from their companion keys.
+        super::structures::copy_structures(self, from.loc(), to.loc());
+        out
     }
 
     /// Subtracts `by` from the number at `target`; returns the new value, with the checks
