@@ -123,6 +123,7 @@ pub mod v1 {
     /// Replaces a nested model on the server (the `set` of a generated `<Name>Handle`),
     /// with the instant beside each date-time it indexes.
     pub async fn set_model<T: Document>(local: &mut T, at: &At, db: &Db, value: T) -> Result<()> {
+        at.refuse_structures(db)?;
         let mut instants = Vec::new();
         T::instant_paths(&mut instants);
         let text =

@@ -522,6 +522,15 @@ pub(crate) fn join(
     })
 }
 
+/// Puts `null`, what a document holds there, at each structure of `doc` (a model's value).
+pub(crate) fn blank(doc: &mut serde_json::Value, structures: &[Structure]) {
+    for s in structures {
+        if let Some(place) = at_mut(doc, &s.names) {
+            *place = serde_json::Value::Null;
+        }
+    }
+}
+
 /// The value at the JSON names `names` inside `doc`, if there is one.
 fn at_mut<'v>(doc: &'v mut serde_json::Value, names: &[&str]) -> Option<&'v mut serde_json::Value> {
     names

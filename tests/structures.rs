@@ -1100,3 +1100,70 @@ async fn blocks_re_arm_and_copy_the_companions_with_their_documents() {
     let d = Desk::get(&db, "d").await.expect("get");
     assert!(d.inbox.is_empty() && d.tags.is_empty(), "{d:?}");
 }
+
+#[tokio::test]
+async fn insert_many_writes_every_model_with_its_companions_or_nothing() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let users = [user("a", &["1"]), user("b", &["2", "3"])];
+    User::insert_many(&db, &users).await.expect("insert_many");
+    assert_eq!(
+        User::get_many(&db, ["a", "b"]).await.expect("get_many"),
+        vec![Some(users[0].clone()), Some(users[1].clone())]
+    );
+    // A key of another type among them: nothing is written, companions included.
+    let _: () = raw.set(db.key("User:c"), "x").await.expect("SET");
+    let more = [user("a", &["changed"]), user("c", &["4"])];
+    assert!(matches!(
+        User::insert_many(&db, &more).await,
+        Err(Error::TypeMismatch { .. })
+    ));
+    assert_eq!(User::get(&db, "a").await.expect("get"), users[0]);
+}
+
+#[tokio::test]
+async fn a_lock_saves_the_document_and_leaves_the_structures_to_their_handles() {
+    let db = db().await;
+    let mut raw = raw().await;
+    user("ann", &["kept"]).save(&db).await.expect("save");
+    let mut guard = User::lock(&db, "ann", LockOptions::default())
+        .await
+        .expect("lock");
+    guard.name = "Ann".into();
+    guard.tags.insert("local only".into());
+    guard.save().await.expect("guard save");
+    guard.release().await.expect("release");
+    let doc = stored(&mut raw, &db.key("User:ann")).await;
+    assert_eq!(doc["name"], "Ann");
+    assert_eq!(doc["tags"], serde_json::Value::Null);
+    let back = User::get(&db, "ann").await.expect("get");
+    assert_eq!(
+        back.tags.iter().cloned().collect::<Vec<_>>(),
+        vec!["kept".to_string()]
+    );
+}
+
+#[tokio::test]
+async fn replacing_a_nested_model_that_holds_a_set_is_refused() {
+    let db = db().await;
+    let mut b = board("b", &[]);
+    b.inner.labels.insert(1);
+    b.save(&db).await.expect("save");
+    let refused = b
+        .inner()
+        .set(
+            &db,
+            Inner {
+                labels: [9].into_iter().collect(),
+            },
+        )
+        .await;
+    assert!(
+        matches!(refused, Err(Error::InvalidOp { .. })),
+        "{refused:?}"
+    );
+    assert_eq!(
+        Board::get(&db, "b").await.expect("get").inner.labels.len(),
+        1
+    );
+}

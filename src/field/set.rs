@@ -278,6 +278,24 @@ impl At {
             })
     }
 
+    /// Refuses replacing the value here when it holds a set or a queue, whose members live
+    /// in companion keys that a write of the document would not change.
+    pub(crate) fn refuse_structures(&self, db: &Db) -> Result<()> {
+        let inside = |p: &str| {
+            p.strip_prefix(self.path.as_str())
+                .is_some_and(|rest| rest.starts_with('.') || rest.starts_with('['))
+        };
+        if self.structures.iter().any(|s| inside(&s.path())) {
+            return Err(Error::InvalidOp {
+                key: db.key(&self.key),
+                path: self.path.clone(),
+                message: "this model holds a set or a priority queue, whose members live in                           companion keys: replace its other fields one by one, or save the                           whole model"
+                    .into(),
+            });
+        }
+        Ok(())
+    }
+
     /// The position, among the model's companion keys, of the first one of the structure of
     /// kind `kind` at this place.
     fn structure_index(&self, kind: StructureKind) -> Option<usize> {
