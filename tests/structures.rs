@@ -13,7 +13,7 @@ use rapyer::prelude::*;
 use rapyer::{PriorityQueue, Set};
 use serde::{Deserialize, Serialize};
 
-use common::{db, pttl, raw, stored};
+use common::{cluster_slot as slot, db, pttl, raw, stored};
 
 type Raw = redis::aio::MultiplexedConnection;
 
@@ -107,27 +107,6 @@ async fn set_key(raw: &mut Raw, db: &Db, id: &str, field: &str) -> String {
     companion(raw, db, "set", &format!(":{field}:User:{id}"))
         .await
         .unwrap_or_else(|| panic!("no companion SET for {id} {field}"))
-}
-
-/// Redis Cluster's hash slot of `key` (CRC16/XMODEM of its hash tag, or of the whole key).
-fn slot(key: &str) -> u16 {
-    let bytes = key.as_bytes();
-    let tagged = bytes.iter().position(|&b| b == b'{').and_then(|open| {
-        let close = bytes[open + 1..].iter().position(|&b| b == b'}')?;
-        (close > 0).then(|| &bytes[open + 1..open + 1 + close])
-    });
-    let mut crc: u16 = 0;
-    for &b in tagged.unwrap_or(bytes) {
-        crc ^= u16::from(b) << 8;
-        for _ in 0..8 {
-            crc = if crc & 0x8000 != 0 {
-                (crc << 1) ^ 0x1021
-            } else {
-                crc << 1
-            };
-        }
-    }
-    crc % 16384
 }
 
 fn json_texts(items: &[&str]) -> BTreeSet<String> {
@@ -818,10 +797,10 @@ async fn thirty_two_tasks_sharing_one_queue_pop_every_item_exactly_once() {
                     .push(&db, item, (i % 5) as i64)
                     .await
                     .expect("push");
-                if i % 2 == 1 {
-                    if let Some((item, _)) = mine.tasks().pop(&db).await.expect("pop") {
-                        popped.push(item);
-                    }
+                if i % 2 == 1
+                    && let Some((item, _)) = mine.tasks().pop(&db).await.expect("pop")
+                {
+                    popped.push(item);
                 }
             }
             popped

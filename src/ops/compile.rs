@@ -113,7 +113,8 @@ fn visit_cond<'a>(cond: &'a CondNode, out: &mut Vec<&'a Loc>) {
         CondNode::Cmp { left, right, .. } => {
             for o in [left, right] {
                 match o {
-                    Operand::Loc(l) | Operand::Structure { loc: l, .. } => out.push(l),
+                    Operand::Loc(l) => out.push(l),
+                    Operand::Structure(q) => out.push(&q.loc),
                     Operand::Value(_) => {}
                 }
             }
@@ -341,18 +342,13 @@ impl Compiler {
     fn operand(&mut self, o: &Operand) {
         match o {
             Operand::Loc(l) => self.loc(l),
-            Operand::Structure {
-                loc,
-                query,
-                path,
-                member,
-            } => {
+            Operand::Structure(q) => {
                 self.uses.insert("SQUERY");
                 self.push("s");
-                self.loc(loc);
-                self.push(*query);
-                self.push(path.clone());
-                self.push(member.clone());
+                self.loc(&q.loc);
+                self.push(q.query);
+                self.push(q.path.clone());
+                self.push(q.member.clone());
             }
             Operand::Value(v) => {
                 self.push("v");

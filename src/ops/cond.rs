@@ -11,18 +11,22 @@ pub enum Operand {
     Loc(Loc),
     /// A JSON value.
     Value(String),
-    /// A set's or a queue's size or membership: the structure's field, the query (`scard`,
-    /// `sismember`, `zcard`), the structure's JSONPath and the member asked about.
-    Structure {
-        /// The structure's field.
-        loc: Loc,
-        /// The query.
-        query: &'static str,
-        /// The structure's JSONPath.
-        path: String,
-        /// The member asked about (`sismember`), or empty.
-        member: String,
-    },
+    /// A set's or a queue's size or membership.
+    Structure(Box<StructureQuery>),
+}
+
+/// A set's or a queue's size or membership, as a condition's operand.
+#[doc(hidden)]
+#[derive(Debug, Clone)]
+pub struct StructureQuery {
+    /// The structure's field.
+    pub(crate) loc: Loc,
+    /// The query: `scard`, `sismember` or `zcard`.
+    pub(crate) query: &'static str,
+    /// The structure's JSONPath.
+    pub(crate) path: String,
+    /// The member asked about (`sismember`), or empty.
+    pub(crate) member: String,
 }
 
 #[derive(Debug, Clone)]

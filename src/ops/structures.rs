@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::block_op::BlockOp;
-use super::cond::{Cond, CondNode, Operand};
+use super::cond::{Cond, CondNode, Operand, StructureQuery};
 use super::program::{Out, Param};
 use super::refs::{Bind, Bound, ListRef, Loc, Referable, ServerRef, Step};
 use super::vocabulary::Ops;
@@ -188,11 +188,13 @@ impl Size {
     fn of(loc: &Loc, kind: StructureKind, query: &'static str) -> Size {
         Size {
             operand: structure_path(loc, kind)
-                .map(|path| Operand::Structure {
-                    loc: loc.clone(),
-                    query,
-                    path,
-                    member: String::new(),
+                .map(|path| {
+                    Operand::Structure(Box::new(StructureQuery {
+                        loc: loc.clone(),
+                        query,
+                        path,
+                        member: String::new(),
+                    }))
                 })
                 .map_err(|e| e.to_string()),
         }
@@ -260,12 +262,12 @@ fn query(
         node: CondNode::Cmp {
             op,
             want,
-            left: Operand::Structure {
+            left: Operand::Structure(Box::new(StructureQuery {
                 loc: loc.clone(),
                 query,
                 path,
                 member,
-            },
+            })),
             right: Operand::Value(value.to_string()),
         },
         error: None,
