@@ -1146,3 +1146,31 @@ async fn replacing_a_nested_model_that_holds_a_set_is_refused() {
         1
     );
 }
+
+#[tokio::test]
+async fn whole_model_assign_takes_the_structures_and_swap_refuses_them() {
+    let db = db().await;
+    let mut source = desk("src", &[("a", 1)]);
+    source.tags.insert("t".into());
+    source.save(&db).await.expect("save");
+    desk("dst", &[("old", 0)]).save(&db).await.expect("save");
+    let (s, d) = (source.server_ref(), Desk::server_ref_for("dst"));
+    ServerOps::scope(&db, |ops| {
+        ops.assign(s.clone(), d.clone());
+    })
+    .await
+    .expect("assign");
+    let copied = Desk::get(&db, "dst").await.expect("get");
+    assert_eq!(
+        (copied.inbox, copied.tags),
+        (source.inbox.clone(), source.tags.clone())
+    );
+    let refused = ServerOps::scope(&db, |ops| {
+        ops.swap(s.clone(), d.clone());
+    })
+    .await;
+    assert!(
+        matches!(&refused, Err(Error::Block { source, .. }) if matches!(**source, Error::InvalidOp { .. })),
+        "{refused:?}"
+    );
+}

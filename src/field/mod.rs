@@ -128,7 +128,7 @@ pub struct At {
     indexed: bool,
     /// The special structures the model keeps in companion keys, which every operation
     /// re-arms with the document.
-    structures: std::sync::Arc<[Structure]>,
+    structures: Vec<Structure>,
 }
 
 impl At {
@@ -140,7 +140,7 @@ impl At {
             write_ttl: M::TTL,
             read_ttl: read_ttl::<M>(),
             indexed: false,
-            structures: structures_of::<M>().into(),
+            structures: structures_of::<M>(),
         }
     }
 
@@ -171,7 +171,7 @@ impl At {
             write_ttl: self.write_ttl,
             read_ttl: self.read_ttl,
             indexed: false,
-            structures: std::sync::Arc::clone(&self.structures),
+            structures: self.structures.clone(),
         }
     }
 

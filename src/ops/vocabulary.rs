@@ -118,16 +118,27 @@ impl Ops {
     /// step needs as many elements as it has. A whole model copied over another keeps the
     /// target's id.
     pub fn assign<A: Ref, B: Ref<Value = A::Value>>(&self, from: A, to: B) -> Out<()> {
-        self.push(
-            BlockOp::Assign,
-            assign_params(from.loc(), &to, from.element_want()),
-        )
+        // A whole model copied over another takes its sets and queues along; a part of one
+        // that holds them cannot be copied (their members are not in the document).
+        let whole = from.loc().is_document() && to.loc().is_document();
+        let params = match whole {
+            true => assign_params(from.loc(), &to, from.element_want()),
+            false => super::structures::not_a_structure(to.loc())
+                .and_then(|()| assign_params(from.loc(), &to, from.element_want())),
+        };
+        let out = self.push(BlockOp::Assign, params);
+        if whole {
+            super::structures::copy_structures(self, from.loc(), to.loc());
+        }
+        out
     }
 
     /// Exchanges the values at `a` and `b`. Whole models keep their ids.
     pub fn swap<A: Whole, B: Whole<Value = A::Value>>(&self, a: A, b: B) -> Out<()> {
         let params = writable(a.loc())
             .and_then(|()| writable(b.loc()))
+            .and_then(|()| super::structures::not_a_structure(a.loc()))
+            .and_then(|()| super::structures::not_a_structure(b.loc()))
             .and_then(|()| {
                 let (an, ai) = id_fix(a.loc())?;
                 let (bn, bi) = id_fix(b.loc())?;
