@@ -65,16 +65,33 @@ fn user(id: &str, tags: &[&str]) -> User {
 /// Every key under the namespace's reserved part whose name ends with `suffix` and starts
 /// with `{ns}_rapyer:{kind}:`.
 async fn companion(raw: &mut Raw, db: &Db, kind: &str, suffix: &str) -> Option<String> {
-    let pattern = format!("{}_rapyer:*", db.namespace());
-    let mut iter: redis::AsyncIter<String> = raw.scan_match(&pattern).await.expect("SCAN");
-    let mut found = Vec::new();
-    while let Some(key) = iter.next_item().await {
-        found.push(key.expect("a key"));
-    }
+    let found = scan(raw, &format!("{}_rapyer:*", db.namespace())).await;
     let start = format!("{}_rapyer:{kind}:", db.namespace());
     found
         .into_iter()
         .find(|k| k.starts_with(&start) && k.ends_with(suffix))
+}
+
+/// Every key matching `pattern` (a plain SCAN loop).
+async fn scan(raw: &mut Raw, pattern: &str) -> Vec<String> {
+    let mut cursor = 0u64;
+    let mut found = Vec::new();
+    loop {
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(raw)
+            .await
+            .expect("SCAN");
+        found.extend(keys);
+        if next == 0 {
+            return found;
+        }
+        cursor = next;
+    }
 }
 
 async fn smembers(raw: &mut Raw, key: &str) -> BTreeSet<String> {
@@ -314,10 +331,8 @@ async fn hostile_ids_get_their_own_companion_keys_in_their_models_slot() {
         );
     }
     let pattern = format!("{}_rapyer:set:*", db.namespace());
-    let mut iter: redis::AsyncIter<String> = raw.scan_match(&pattern).await.expect("SCAN");
     let mut n = 0;
-    while let Some(key) = iter.next_item().await {
-        let key = key.expect("a key");
+    for key in scan(&mut raw, &pattern).await {
         let model = ids
             .iter()
             .map(|id| db.key(&User::key_of(id)))

@@ -115,6 +115,7 @@
 mod atomic;
 mod block_op;
 mod builder;
+mod companions;
 mod compile;
 mod cond;
 mod entry;

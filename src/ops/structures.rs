@@ -11,9 +11,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::block_op::BlockOp;
+use super::companions::structure_path;
 use super::cond::{Cond, CondNode, Operand, StructureQuery};
 use super::program::{Out, Param};
-use super::refs::{Bind, Bound, ListRef, Loc, Referable, ServerRef, Step};
+use super::refs::{Bind, Bound, ListRef, Loc, Referable, ServerRef};
 use super::vocabulary::Ops;
 use crate::error::{Error, Result};
 use crate::keys::StructureKind;
@@ -82,41 +83,6 @@ impl Ops {
         });
         self.push(BlockOp::QueuePopInto, params)
     }
-}
-
-/// The queued copy of every structure of the document at `from` onto the document at `to`
-/// (part of [`Ops::copy_model`]), when the model has structures.
-pub(crate) fn copy_structures(ops: &Ops, from: &Loc, to: &Loc) {
-    if !from.doc.structures.is_empty() {
-        let _: Out<()> = ops.push(
-            BlockOp::StructuresCopy,
-            Ok(vec![Param::Loc(from.clone()), Param::Loc(to.clone())]),
-        );
-    }
-}
-
-/// Refuses replacing, with a local value, a place that is or holds a set or a queue: their
-/// members live in companion keys, which a document write would not change.
-pub(crate) fn not_a_structure(loc: &Loc) -> Result<()> {
-    let Some(names) = field_names(loc) else {
-        return Ok(());
-    };
-    if loc
-        .doc
-        .structures
-        .iter()
-        .any(|s| s.names.starts_with(&names))
-    {
-        return Err(Error::InvalidOp {
-            key: loc.doc.key.clone(),
-            path: loc.path(),
-            message: "this place is or holds a set or a priority queue, whose members live in \
-                      companion keys: a block cannot replace it with a value; use the \
-                      structure's operations, `save`, or `copy_model`"
-                .into(),
-        });
-    }
-    Ok(())
 }
 
 impl<T: Serialize, B: Bind> ServerRef<Set<T>, B> {
@@ -288,40 +254,6 @@ fn refused(e: Error) -> Cond {
         node: never(),
         error: Some(e.to_string()),
     }
-}
-
-/// The field names from the document's root to `loc`, or `None` when it reaches into a list
-/// or a dict.
-fn field_names(loc: &Loc) -> Option<Vec<&'static str>> {
-    if loc.slice.is_some() {
-        return None;
-    }
-    loc.steps
-        .iter()
-        .map(|s| match s {
-            Step::Field(name) => Some(*name),
-            _ => None,
-        })
-        .collect()
-}
-
-/// The JSONPath of the structure of kind `kind` at `loc`, which must be one its model keeps
-/// in companion keys (a set or queue inside a list, a dict or an option is stored in the
-/// document, as a list).
-fn structure_path(loc: &Loc, kind: StructureKind) -> Result<String> {
-    let names = field_names(loc);
-    loc.doc
-        .structures
-        .iter()
-        .find(|s| s.kind == kind && Some(&s.names) == names.as_ref())
-        .map(crate::keys::Structure::path)
-        .ok_or_else(|| Error::InvalidOp {
-            key: loc.doc.key.clone(),
-            path: loc.path(),
-            message: "this set or queue is not kept in a companion key (one inside a list, a \
-                      dict or an option is stored in the document): blocks cannot operate on it"
-                .into(),
-        })
 }
 
 /// The member of `item` for the structure at `path` of the document at `loc`.

@@ -56,7 +56,7 @@ impl Ops {
     /// assignment from the given elements; on a dict entry it adds the entry if absent.
     pub fn set<R: Ref>(&self, target: R, value: impl Into<R::Value>) -> Out<()> {
         let params = writable(target.loc())
-            .and_then(|()| super::structures::not_a_structure(target.loc()))
+            .and_then(|()| super::companions::not_a_structure(target.loc()))
             .and_then(|()| {
                 let value = value.into();
                 let json = R::encode(&value).map_err(|source| Error::Serialize {
@@ -123,12 +123,15 @@ impl Ops {
         let whole = from.loc().is_document() && to.loc().is_document();
         let params = match whole {
             true => assign_params(from.loc(), &to, from.element_want()),
-            false => super::structures::not_a_structure(to.loc())
+            false => super::companions::not_a_structure(to.loc())
                 .and_then(|()| assign_params(from.loc(), &to, from.element_want())),
         };
         let out = self.push(BlockOp::Assign, params);
-        if whole {
-            super::structures::copy_structures(self, from.loc(), to.loc());
+        if let Some(params) = whole
+            .then(|| super::companions::copy_params(from.loc(), to.loc()))
+            .flatten()
+        {
+            let _: Out<()> = self.push(BlockOp::StructuresCopy, Ok(params));
         }
         out
     }
@@ -137,8 +140,8 @@ impl Ops {
     pub fn swap<A: Whole, B: Whole<Value = A::Value>>(&self, a: A, b: B) -> Out<()> {
         let params = writable(a.loc())
             .and_then(|()| writable(b.loc()))
-            .and_then(|()| super::structures::not_a_structure(a.loc()))
-            .and_then(|()| super::structures::not_a_structure(b.loc()))
+            .and_then(|()| super::companions::not_a_structure(a.loc()))
+            .and_then(|()| super::companions::not_a_structure(b.loc()))
             .and_then(|()| {
                 let (an, ai) = id_fix(a.loc())?;
                 let (bn, bi) = id_fix(b.loc())?;
@@ -222,7 +225,9 @@ impl Ops {
         let to = M::reference(Loc::root::<M>(&to_id.to_string()), Free);
         let out = self.push(BlockOp::Assign, assign_params(from.loc(), &to, "*"));
         // Its sets and queues too, from their companion keys.
-        super::structures::copy_structures(self, from.loc(), to.loc());
+        if let Some(params) = super::companions::copy_params(from.loc(), to.loc()) {
+            let _: Out<()> = self.push(BlockOp::StructuresCopy, Ok(params));
+        }
         out
     }
 
