@@ -1189,3 +1189,55 @@ async fn whole_model_assign_takes_the_structures_and_swap_refuses_them() {
         "{refused:?}"
     );
 }
+
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[rapyer(prefix = "Player")]
+struct Player {
+    #[rapyer(key)]
+    id: String,
+    #[rapyer(index)]
+    level: i64,
+    badges: Set<String>,
+}
+
+#[tokio::test]
+async fn find_reads_the_structures_with_the_matches_and_deletes_them_with_them() {
+    let db = db().await;
+    let mut raw = raw().await;
+    db.init::<Player>().await.expect("init");
+    for i in 0..6 {
+        Player {
+            id: format!("p{i}"),
+            level: i,
+            badges: [format!("b{i}"), "all".to_string()].into_iter().collect(),
+        }
+        .save(&db)
+        .await
+        .expect("save");
+    }
+    let f = Player::fields();
+    let mut found = Player::find(&db, f.level.ge(3)).all().await.expect("find");
+    found.sort_by_key(|p| p.level);
+    assert_eq!(found.len(), 3);
+    for p in &found {
+        assert!(p.badges.contains(&format!("b{}", p.level)), "{p:?}");
+        assert_eq!(p.badges.len(), 2);
+    }
+    let deleted = Player::find(&db, f.level.lt(3))
+        .delete()
+        .await
+        .expect("delete");
+    assert_eq!(deleted, 3);
+    for i in 0..3 {
+        assert!(
+            companion(&mut raw, &db, "set", &format!(":Player:p{i}"))
+                .await
+                .is_none()
+        );
+    }
+    assert!(
+        companion(&mut raw, &db, "set", ":Player:p4")
+            .await
+            .is_some()
+    );
+}
