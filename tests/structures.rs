@@ -1241,3 +1241,43 @@ async fn find_reads_the_structures_with_the_matches_and_deletes_them_with_them()
             .is_some()
     );
 }
+
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[rapyer(prefix = "Odd")]
+struct Odd {
+    #[rapyer(key)]
+    id: String,
+    #[serde(rename = "a:b c")]
+    spaced: Set<String>,
+    #[serde(rename = "a")]
+    plain: Set<String>,
+    scores: Set<f64>,
+}
+
+#[tokio::test]
+async fn structure_fields_with_hostile_names_get_keys_of_their_own_and_nan_is_refused() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let mut odd = Odd {
+        id: "b c:a".into(),
+        spaced: ["s".to_string()].into_iter().collect(),
+        plain: ["p".to_string()].into_iter().collect(),
+        scores: Set::new(),
+    };
+    odd.save(&db).await.expect("save");
+    let back = Odd::get(&db, "b c:a").await.expect("get");
+    assert_eq!(back, odd);
+    let spaced = companion(&mut raw, &db, "set", "[\"a:b c\"]:Odd:b c:a")
+        .await
+        .expect("the spaced field's key");
+    assert_eq!(smembers(&mut raw, &spaced).await, json_texts(&["s"]));
+    assert!(odd.spaced().add(&db, "t".into()).await.expect("add"));
+    assert_eq!(Odd::get(&db, "b c:a").await.expect("get").plain.len(), 1);
+    match odd.scores().add(&db, f64::NAN).await {
+        Err(Error::NonFinite { path, .. }) => assert_eq!(path, "$.scores"),
+        other => panic!("expected NonFinite, got {other:?}"),
+    }
+    odd.scores.insert(f64::INFINITY);
+    assert!(matches!(odd.save(&db).await, Err(Error::NonFinite { .. })));
+    assert_eq!(Odd::get(&db, "b c:a").await.expect("get").scores.len(), 0);
+}
