@@ -21,7 +21,7 @@
 //! re-queues it with the new priority, as a ZSET's `ZADD` would) cost O(log n); its field ``
 //! (no member is empty) holds the next sequence number.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::marker::PhantomData;
 
@@ -227,63 +227,82 @@ impl<'de, T: Serialize + Deserialize<'de>> Deserialize<'de> for Set<T> {
 /// assert_eq!(q.iter().map(|(item, _)| *item).collect::<Vec<_>>(), ["now", "also now", "later"]);
 /// ```
 pub struct PriorityQueue<T> {
-    /// The entries in queue order, each with its item's member.
-    entries: Vec<(String, T, i64)>,
+    /// The entries in queue order (priority, then a local sequence number), each with its
+    /// item's member.
+    order: BTreeMap<(i64, u64), (String, T)>,
+    /// Each queued member's place in `order`.
+    index: HashMap<String, (i64, u64)>,
+    /// The next local sequence number.
+    next: u64,
 }
 
 impl<T: Serialize> PriorityQueue<T> {
     /// An empty queue.
     pub fn new() -> PriorityQueue<T> {
         PriorityQueue {
-            entries: Vec::new(),
+            order: BTreeMap::new(),
+            index: HashMap::new(),
+            next: 0,
         }
     }
 
     /// Queues `item` with `priority` in the local copy: after the items of a lower or equal
     /// priority; an item already queued is moved.
     pub fn push(&mut self, item: T, priority: i64) {
-        let member = local_member(&item, self.entries.len());
+        let member = local_member(&item, self.order.len());
         self.push_member(member, item, priority);
     }
 
     /// Whether the local copy holds `item`.
     pub fn contains(&self, item: &T) -> bool {
-        let member = local_member(item, 0);
-        self.entries.iter().any(|(m, _, _)| *m == member)
+        self.index.contains_key(&local_member(item, 0))
     }
 }
 
 impl<T> PriorityQueue<T> {
     /// How many items the local copy holds.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.order.len()
     }
 
     /// Whether the local copy is empty.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.order.is_empty()
     }
 
     /// The local copy's items with their priorities, in queue order (most urgent first).
     pub fn iter(&self) -> impl Iterator<Item = (&T, i64)> {
-        self.entries.iter().map(|(_, item, p)| (item, *p))
+        self.order.iter().map(|((p, _), (_, item))| (item, *p))
     }
 
     /// Queues an item whose member is known, after every entry of a lower or equal priority.
     pub(crate) fn push_member(&mut self, member: String, item: T, priority: i64) {
         self.remove_member(&member);
-        let at = self.entries.partition_point(|(_, _, p)| *p <= priority);
-        self.entries.insert(at, (member, item, priority));
+        let place = (priority, self.next);
+        self.next += 1;
+        self.index.insert(member.clone(), place);
+        self.order.insert(place, (member, item));
     }
 
     /// Removes the item with this member, if queued.
     pub(crate) fn remove_member(&mut self, member: &str) {
-        self.entries.retain(|(m, _, _)| m != member);
+        if let Some(place) = self.index.remove(member) {
+            self.order.remove(&place);
+        }
     }
 
     /// Replaces the local copy with `entries`, in queue order.
     pub(crate) fn replace(&mut self, entries: Vec<(String, T, i64)>) {
-        self.entries = entries;
+        self.order.clear();
+        self.index.clear();
+        for (member, item, priority) in entries {
+            self.push_member(member, item, priority);
+        }
+    }
+
+    /// The entries in queue order: each item's member, the item and its priority.
+    fn entries(&self) -> impl Iterator<Item = (&String, &T, i64)> {
+        self.order.iter().map(|((p, _), (m, item))| (m, item, *p))
     }
 }
 
@@ -296,7 +315,9 @@ impl<T: Serialize> Default for PriorityQueue<T> {
 impl<T: Clone> Clone for PriorityQueue<T> {
     fn clone(&self) -> PriorityQueue<T> {
         PriorityQueue {
-            entries: self.entries.clone(),
+            order: self.order.clone(),
+            index: self.index.clone(),
+            next: self.next,
         }
     }
 }
@@ -304,7 +325,7 @@ impl<T: Clone> Clone for PriorityQueue<T> {
 impl<T: fmt::Debug> fmt::Debug for PriorityQueue<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_list()
-            .entries(self.entries.iter().map(|(_, item, p)| (item, p)))
+            .entries(self.entries().map(|(_, item, p)| (item, p)))
             .finish()
     }
 }
@@ -313,11 +334,10 @@ impl<T: fmt::Debug> fmt::Debug for PriorityQueue<T> {
 /// order.
 impl<T> PartialEq for PriorityQueue<T> {
     fn eq(&self, other: &PriorityQueue<T>) -> bool {
-        self.entries.len() == other.entries.len()
+        self.len() == other.len()
             && self
-                .entries
-                .iter()
-                .zip(&other.entries)
+                .entries()
+                .zip(other.entries())
                 .all(|(a, b)| a.0 == b.0 && a.2 == b.2)
     }
 }
@@ -328,8 +348,8 @@ impl<T> Eq for PriorityQueue<T> {}
 /// document the field holds `null` instead (its entries live in the companion keys).
 impl<T: Serialize> Serialize for PriorityQueue<T> {
     fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
-        let mut seq = serializer.serialize_seq(Some(self.entries.len()))?;
-        for (_, item, priority) in &self.entries {
+        let mut seq = serializer.serialize_seq(Some(self.len()))?;
+        for (_, item, priority) in self.entries() {
             seq.serialize_element(&(item, priority))?;
         }
         seq.end()

@@ -1281,3 +1281,48 @@ async fn structure_fields_with_hostile_names_get_keys_of_their_own_and_nan_is_re
     assert!(matches!(odd.save(&db).await, Err(Error::NonFinite { .. })));
     assert_eq!(Odd::get(&db, "b c:a").await.expect("get").scores.len(), 0);
 }
+
+#[tokio::test]
+async fn a_hundred_thousand_members_are_saved_added_and_read_in_one_step_each() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let mut ann = user("ann", &[]);
+    ann.tags = (0..100_000).map(|i| format!("m{i}")).collect();
+    ann.save(&db).await.expect("save 100,000 members");
+    let key = set_key(&mut raw, &db, "ann", "$.tags").await;
+    let card: usize = raw.scard(&key).await.expect("SCARD");
+    assert_eq!(card, 100_000);
+    let added = ann
+        .tags()
+        .add_many(&db, (50_000..150_000).map(|i| format!("m{i}")))
+        .await
+        .expect("add_many");
+    assert_eq!(added, 50_000);
+    assert_eq!(ann.tags().len(&db).await.expect("len"), 150_000);
+    assert!(
+        ann.tags()
+            .contains(&db, &"m149999".into())
+            .await
+            .expect("contains")
+    );
+    assert_eq!(
+        User::get(&db, "ann").await.expect("get").tags.len(),
+        150_000
+    );
+    let mut b = board("b", &[]);
+    b.save(&db).await.expect("save");
+    let n = b
+        .tasks()
+        .push_many(&db, (0..100_000).map(|i| (format!("t{i}"), i % 7)))
+        .await
+        .expect("push_many");
+    assert_eq!(n, 100_000);
+    assert_eq!(
+        b.tasks().pop(&db).await.expect("pop"),
+        Some(("t0".into(), 0))
+    );
+    assert_eq!(
+        b.tasks().pop(&db).await.expect("pop"),
+        Some(("t7".into(), 0))
+    );
+}
