@@ -1027,6 +1027,9 @@ local function read_operand()
   local t = NX()
   if t == 'v' then
     return V(NX())
+  elseif t == 's' then
+    -- A set's or a queue's size or membership (lua/block_structures.lua).
+    return V(PART.SQUERY())
   end
   return read_loc(t)
 end

@@ -4,7 +4,7 @@
 -- (rapyer.field.<name>), holding only the pieces of this file and of lua/lib/ that the
 -- operation and FIELD (the checks and the reply) use, cut as block scripts are
 -- (src/script/lua/pieces.rs): a script defines little more than it runs.
--- KEYS[1]: the document's key.
+-- KEYS[1]: the document's key; KEYS[2..]: its structures' companion keys (re-armed with it).
 -- The operations: get, set, incr, mul (exact integers), fincr, fmul (floats), append
 -- (strings), toggle (booleans), tadd, tset (RFC 3339 date-times); on lists: lappend, linsert,
 -- lpop, lget, lset, lremove, lclear, ltrim, lslice, llen; on circular buffers: bpush; on
@@ -584,7 +584,10 @@ local function FIELD(run, check)
   end
   local ttl = tonumber(ARGV[3])
   if ttl > 0 then
-    redis.call('PEXPIRE', key, ttl)
+    -- KEYS[2..]: the model's companion keys (its sets' and queues'), which expire with it.
+    for i = 1, #KEYS do
+      redis.call('PEXPIRE', KEYS[i], ttl)
+    end
   end
   if result then
     return result

@@ -3,13 +3,17 @@
 
 use std::time::Duration;
 
-use crate::codec::{Document, decode_model, encode_model, mismatch, ttl_millis};
+use crate::codec::{
+    Document, decode_model, encode_model, encode_model_value, mismatch, ttl_millis,
+};
 use crate::db::Db;
 use crate::documents::{
     JSON_TYPE, Lossy, check_not_foreign, delete_count, key_type, mget, slot_groups,
 };
 use crate::error::{Error, Result, is_wrong_type};
-use crate::keys::{KeySettings, full_key};
+use crate::keys::{
+    KeySettings, Structure, all_companions, companion_types, full_key, structures_of,
+};
 use crate::scan::scan_keys;
 use crate::script::{failure, library};
 
@@ -17,6 +21,10 @@ use crate::script::{failure, library};
 const MGET_CHUNK: usize = 500;
 
 pub(crate) async fn save<M: KeySettings + Document>(db: &Db, model: &M) -> Result<()> {
+    let structures = structures_of::<M>();
+    if !structures.is_empty() {
+        return save_structured(db, std::slice::from_ref(model), &structures).await;
+    }
     let key = full_key::<M>(db.namespace(), model.model_id());
     let json = encode_model(&key, model)?;
     match M::TTL {
@@ -41,6 +49,10 @@ pub(crate) async fn save<M: KeySettings + Document>(db: &Db, model: &M) -> Resul
 pub(crate) async fn save_many<M: KeySettings + Document>(db: &Db, models: &[M]) -> Result<()> {
     if models.is_empty() {
         return Ok(());
+    }
+    let structures = structures_of::<M>();
+    if !structures.is_empty() {
+        return save_structured(db, models, &structures).await;
     }
     let mut keys = Vec::with_capacity(models.len());
     let mut docs = Vec::with_capacity(models.len());
@@ -97,6 +109,63 @@ async fn save_in_slot<M: KeySettings>(db: &Db, keys: Vec<String>, docs: Vec<Stri
     }
 }
 
+/// Saves models that keep structures in companion keys: each document with its companions'
+/// contents, replaced whole, in one script per hash slot (one in all on a single server), every
+/// key checked before the first write.
+async fn save_structured<M: KeySettings + Document>(
+    db: &Db,
+    models: &[M],
+    structures: &[Structure],
+) -> Result<()> {
+    let types = companion_types(structures);
+    let mut doc_keys = Vec::with_capacity(models.len());
+    let mut rows = Vec::with_capacity(models.len());
+    for model in models {
+        let key = full_key::<M>(db.namespace(), model.model_id());
+        let split = crate::structures::split(&key, encode_model_value(&key, model)?, structures)?;
+        crate::depth::check(&key, "$", &split.doc)?;
+        rows.push(Some(split));
+        doc_keys.push(key);
+    }
+    let ttl = M::TTL.map_or(0, ttl_millis).to_string();
+    let calls = slot_groups(db, &doc_keys).into_iter().map(|positions| {
+        let mut keys = Vec::new();
+        let mut args = vec![ttl.clone(), types.len().to_string()];
+        args.extend(types.iter().map(|(t, _)| t.to_string()));
+        args.extend(types.iter().map(|(_, path)| path.clone()));
+        for i in positions {
+            let key = &doc_keys[i];
+            keys.push(key.clone());
+            keys.extend(
+                all_companions(db.namespace(), key, structures)
+                    .into_iter()
+                    .map(|(k, _)| k),
+            );
+            if let Some(split) = rows[i].take() {
+                args.push(split.doc);
+                for fill in split.fills {
+                    args.push(fill.len().to_string());
+                    args.extend(fill);
+                }
+            }
+        }
+        async move {
+            match db
+                .run_lua::<i64>(&library::SAVE_STRUCTURES, &keys, &args)
+                .await
+            {
+                Ok(_) => Ok(()),
+                Err(e) => Err(failure::keyed_error(e, &keys)),
+            }
+        }
+    });
+    let calls: Vec<_> = calls.collect();
+    futures_util::future::join_all(calls)
+        .await
+        .into_iter()
+        .collect()
+}
+
 /// Runs the library's save script; a key of the wrong type fails the whole call unwritten.
 async fn run_save(db: &Db, keys: &[String], args: &[String]) -> Result<()> {
     match db.run_lua::<i64>(&library::SAVE, keys, args).await {
@@ -111,8 +180,9 @@ pub(crate) async fn get<M: KeySettings + Document>(
     key: String,
     rearm: Option<Duration>,
 ) -> Result<M> {
-    if rearm.is_some() {
-        let reply = mget(db, std::slice::from_ref(&key), rearm).await?;
+    let structures = structures_of::<M>();
+    if rearm.is_some() || !structures.is_empty() {
+        let reply = mget(db, std::slice::from_ref(&key), rearm, &structures).await?;
         return match reply.into_iter().next().flatten() {
             Some(bytes) => decode_model(db.namespace(), &key, &bytes),
             None => match exists(db, key.clone()).await? {
@@ -143,9 +213,10 @@ pub(crate) async fn exists(db: &Db, key: String) -> Result<bool> {
     }
 }
 
-/// Deletes the document at `key` (see [`delete_count`]); `true` if there was one.
-pub(crate) async fn delete_one(db: &Db, key: String) -> Result<bool> {
-    Ok(delete_count(db, vec![key]).await? > 0)
+/// Deletes the document at `key` with its structures' companion keys (see
+/// [`delete_count`]); `true` if there was one.
+pub(crate) async fn delete_one(db: &Db, key: String, structures: &[Structure]) -> Result<bool> {
+    Ok(delete_count(db, vec![key], structures).await? > 0)
 }
 
 pub(crate) async fn all<M: KeySettings + Document>(
@@ -167,9 +238,10 @@ pub(crate) async fn all_lossy<M: KeySettings + Document>(
         glob_escape(&crate::keys::model_space(db.namespace(), M::PREFIX))
     );
     let keys = scan_keys(db, &pattern).await?;
+    let structures = structures_of::<M>();
     let mut out = Lossy::default();
     for chunk in keys.chunks(MGET_CHUNK) {
-        let replies = mget(db, chunk, rearm).await?;
+        let replies = mget(db, chunk, rearm, &structures).await?;
         for (key, reply) in chunk.iter().zip(replies) {
             // A key deleted (or replaced) between the scan and the read is simply gone.
             if let Some(bytes) = reply {
@@ -183,8 +255,20 @@ pub(crate) async fn all_lossy<M: KeySettings + Document>(
 /// Sets the expiry of the document at `key`, checking in the same script that it is one:
 /// [`Error::NotFound`] when the key is missing, [`Error::TypeMismatch`] when it holds another
 /// Redis type (whose expiry is left as it was).
-pub(crate) async fn set_ttl(db: &Db, key: String, ttl: Duration) -> Result<()> {
-    let keys = [key];
+///
+/// The companion keys of the model's `structures` get the same expiry in the same step.
+pub(crate) async fn set_ttl(
+    db: &Db,
+    key: String,
+    ttl: Duration,
+    structures: &[Structure],
+) -> Result<()> {
+    let mut keys = vec![key];
+    keys.extend(
+        all_companions(db.namespace(), &keys[0], structures)
+            .into_iter()
+            .map(|(k, _)| k),
+    );
     let args = [ttl_millis(ttl).to_string()];
     match db.run_lua::<i64>(&library::EXPIRE, &keys, &args).await {
         Ok(_) => Ok(()),

@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::codec::{Document, decode_model, mismatch, ttl_millis};
 use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::keys::KeySettings;
+use crate::keys::{KeySettings, Structure};
 use crate::script::failure;
 use crate::script::library;
 
@@ -28,22 +28,28 @@ pub(crate) async fn get_many<M: KeySettings + Document>(
         .collect()
 }
 
-/// Deletes the documents at `keys` in one script, all or nothing: a key holding another
-/// Redis type refuses the whole call with [`Error::TypeMismatch`] naming the first such key
-/// (in the order given), and nothing is deleted. Returns how many documents were deleted.
+/// Deletes the documents at `keys`, with the companion keys of their `structures`, in one
+/// script, all or nothing: a key holding another Redis type refuses the whole call with
+/// [`Error::TypeMismatch`] naming the first such key (in the order given), and nothing is
+/// deleted. Returns how many documents were deleted.
 ///
 /// On a cluster, one script per hash slot (all sent at once): all or nothing per slot.
-pub(crate) async fn delete_count(db: &Db, keys: Vec<String>) -> Result<usize> {
+pub(crate) async fn delete_count(
+    db: &Db,
+    keys: Vec<String>,
+    structures: &[Structure],
+) -> Result<usize> {
     if keys.is_empty() {
         return Ok(0);
     }
-    let counts = per_slot(db, &keys, |group| delete_in_slot(db, group)).await?;
+    let counts = per_slot(db, &keys, |group| delete_in_slot(db, group, structures)).await?;
     Ok(counts.into_iter().map(|(_, n)| n).sum())
 }
 
-async fn delete_in_slot(db: &Db, keys: Vec<String>) -> Result<usize> {
+async fn delete_in_slot(db: &Db, keys: Vec<String>, structures: &[Structure]) -> Result<usize> {
+    let (keys, per) = with_companions(db, keys, structures);
     match db
-        .run_lua::<u64>(&library::DELETE, &keys, &[] as &[&str])
+        .run_lua::<u64>(&library::DELETE, &keys, &[per.to_string()])
         .await
     {
         Ok(n) => Ok(usize::try_from(n).unwrap_or(usize::MAX)),
@@ -55,16 +61,20 @@ async fn delete_in_slot(db: &Db, keys: Vec<String>) -> Result<usize> {
 /// one `JSON.MGET`, or with `rearm` one script that also re-arms each document's expiry.
 ///
 /// On a cluster, one command per hash slot (all sent at once), the replies put back in order.
+///
+/// A model keeping `structures` in companion keys is read with them, in one script per slot;
+/// each document is then its JSON with every structure's contents in its place.
 pub(crate) async fn mget(
     db: &Db,
     keys: &[String],
     rearm: Option<Duration>,
+    structures: &[Structure],
 ) -> Result<Vec<Option<Vec<u8>>>> {
     if !db.is_cluster() {
-        return mget_in_slot(db, keys, rearm).await;
+        return mget_in_slot(db, keys, rearm, structures).await;
     }
     let groups = per_slot(db, keys, |group| async move {
-        let (mut replies, again) = match mget_in_slot(db, &group, rearm).await {
+        let (mut replies, again) = match mget_in_slot(db, &group, rearm, structures).await {
             Ok(replies) => {
                 let again = moved_away(&replies);
                 (replies, again)
@@ -75,7 +85,7 @@ pub(crate) async fn mget(
             }
             Err(e) => return Err(e),
         };
-        reread(db, &group, &mut replies, &again, rearm).await?;
+        reread(db, &group, &mut replies, &again, rearm, structures).await?;
         Ok(replies)
     })
     .await?;
@@ -111,10 +121,13 @@ async fn reread(
     replies: &mut [Option<Vec<u8>>],
     again: &[usize],
     rearm: Option<Duration>,
+    structures: &[Structure],
 ) -> Result<()> {
     // A few at a time: each may be a redirect, and there can be hundreds.
     for batch in again.chunks(REREAD_AT_ONCE) {
-        let reads = batch.iter().map(|&i| read_one(db, &keys[i], rearm));
+        let reads = batch
+            .iter()
+            .map(|&i| read_one(db, &keys[i], rearm, structures));
         let fresh = futures_util::future::join_all(reads).await;
         for (&i, reply) in batch.iter().zip(fresh) {
             replies[i] = reply?;
@@ -126,10 +139,18 @@ async fn reread(
 /// One document by itself: `JSON.GET` (routed by its key, redirects followed, unlike a
 /// `JSON.MGET`, which redis-rs routes as a multi-slot command), or the re-arming script.
 /// A key of another type reads as `None`, as in `JSON.MGET`.
-async fn read_one(db: &Db, key: &str, rearm: Option<Duration>) -> Result<Option<Vec<u8>>> {
-    if rearm.is_some() {
+async fn read_one(
+    db: &Db,
+    key: &str,
+    rearm: Option<Duration>,
+    structures: &[Structure],
+) -> Result<Option<Vec<u8>>> {
+    if rearm.is_some() || !structures.is_empty() {
         let keys = [key.to_string()];
-        return Ok(mget_in_slot(db, &keys, rearm).await?.pop().flatten());
+        return Ok(mget_in_slot(db, &keys, rearm, structures)
+            .await?
+            .pop()
+            .flatten());
     }
     let mut cmd = redis::cmd("JSON.GET");
     cmd.arg(key);
@@ -148,7 +169,11 @@ async fn mget_in_slot(
     db: &Db,
     keys: &[String],
     rearm: Option<Duration>,
+    structures: &[Structure],
 ) -> Result<Vec<Option<Vec<u8>>>> {
+    if !structures.is_empty() {
+        return read_structured(db, keys, rearm, structures).await;
+    }
     let replies: Vec<Option<Vec<u8>>> = match rearm {
         Some(ttl) => {
             db.run_lua(&library::TOUCH_GET, keys, &[ttl_millis(ttl)])
@@ -172,6 +197,85 @@ async fn mget_in_slot(
         ));
     }
     Ok(replies)
+}
+
+/// [`mget_in_slot`] of a model keeping `structures` in companion keys: one script reads each
+/// document with its companions (re-arming them all with `rearm`), and each document comes
+/// back with every structure's contents in its place.
+async fn read_structured(
+    db: &Db,
+    doc_keys: &[String],
+    rearm: Option<Duration>,
+    structures: &[Structure],
+) -> Result<Vec<Option<Vec<u8>>>> {
+    let types = crate::keys::companion_types(structures);
+    let (keys, per) = with_companions(db, doc_keys.to_vec(), structures);
+    let mut args = vec![rearm.map_or(0, ttl_millis).to_string(), per.to_string()];
+    args.extend(types.iter().map(|(t, _)| t.to_string()));
+    args.extend(types.into_iter().map(|(_, path)| path));
+    let rows: Vec<redis::Value> = db
+        .run_lua(&library::READ_STRUCTURES, &keys, &args)
+        .await
+        .map_err(|e| failure::keyed_error(e, &keys))?;
+    let malformed = || {
+        Error::redis(
+            "rapyer.read_structures",
+            redis::RedisError::from((
+                redis::ErrorKind::UnexpectedReturnType,
+                "the read of documents with their structures answered another shape",
+            )),
+        )
+    };
+    if rows.len() != doc_keys.len() {
+        return Err(malformed());
+    }
+    let mut out = Vec::with_capacity(rows.len());
+    for (key, row) in doc_keys.iter().zip(rows) {
+        let redis::Value::Array(mut row) = row else {
+            return Err(malformed());
+        };
+        let doc = match row.first() {
+            Some(redis::Value::BulkString(doc)) => doc.clone(),
+            _ => {
+                out.push(None);
+                continue;
+            }
+        };
+        let contents: Vec<Vec<Vec<u8>>> = row
+            .drain(1..)
+            .map(|part| match part {
+                redis::Value::Array(members) => members
+                    .into_iter()
+                    .filter_map(|m| match m {
+                        redis::Value::BulkString(m) => Some(m),
+                        _ => None,
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            })
+            .collect();
+        out.push(Some(crate::structures::join(
+            key, &doc, structures, &contents,
+        )?));
+    }
+    Ok(out)
+}
+
+/// `keys` (documents' keys) each followed by its `structures`' companion keys, and how many
+/// companion keys follow each.
+fn with_companions(db: &Db, keys: Vec<String>, structures: &[Structure]) -> (Vec<String>, usize) {
+    if structures.is_empty() {
+        return (keys, 0);
+    }
+    let mut out = Vec::new();
+    let mut per = 0;
+    for key in keys {
+        let companions = crate::keys::all_companions(db.namespace(), &key, structures);
+        per = companions.len();
+        out.push(key);
+        out.extend(companions.into_iter().map(|(k, _)| k));
+    }
+    (out, per)
 }
 
 /// Fails with `TypeMismatch` for the first key that holds something other than a document.
@@ -263,7 +367,8 @@ pub(crate) async fn get_many_lossy<M: KeySettings + Document>(
     if keys.is_empty() {
         return Ok(Vec::new());
     }
-    let replies = mget(db, keys, rearm).await?;
+    let structures = crate::keys::structures_of::<M>();
+    let replies = mget(db, keys, rearm, &structures).await?;
     let missing: Vec<&String> = keys
         .iter()
         .zip(&replies)

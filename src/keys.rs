@@ -54,6 +54,9 @@ pub trait KeySettings: Send + Sync + 'static {
 
     /// The key field's JSON name and the JSON of the id `id` in it.
     fn id_member(id: &str) -> std::result::Result<(&'static str, String), String>;
+
+    /// The special structures ([`Structure`]) this model keeps in companion keys.
+    fn structures(out: &mut Vec<Structure>);
 }
 
 /// Which part of a model's keys Redis Cluster hashes, so that related keys share a slot (and
@@ -169,6 +172,120 @@ pub(crate) fn lock_key(namespace: &str, model_key: &str) -> String {
     key.push_str("}:");
     key.push_str(rest);
     key
+}
+
+/// A special structure a model keeps beside its document, in companion keys of its own:
+/// what [`KeySettings::structures`] lists, found by the derive through every field's type.
+///
+/// Not public API: anything here may change in any release.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Structure {
+    /// The JSON names from the document's root to the field.
+    pub names: Vec<&'static str>,
+    /// What the field is.
+    pub kind: StructureKind,
+}
+
+/// What kind of structure a companion key holds.
+///
+/// Not public API: anything here may change in any release.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StructureKind {
+    /// A [`Set`](crate::Set): one native SET.
+    Set,
+    /// A [`PriorityQueue`](crate::PriorityQueue): a ZSET of entries and a HASH from each item
+    /// to its entry.
+    Queue,
+}
+
+impl Structure {
+    /// The field's JSONPath (`$.tags`, `$.address["a b"]`): the same text the derive writes
+    /// for the field's handle.
+    pub(crate) fn path(&self) -> String {
+        let mut path = String::from("$");
+        for name in &self.names {
+            crate::path::push_member_text(&mut path, name);
+        }
+        path
+    }
+
+    /// The companion keys of this structure of the model stored at `model_key` in
+    /// `namespace`, with the Redis type each holds (see [`companion_keys`]).
+    pub(crate) fn keys(&self, namespace: &str, model_key: &str) -> Vec<(String, &'static str)> {
+        companion_keys(namespace, model_key, self.kind, &self.path())
+    }
+}
+
+/// The companion keys of the structure at the JSONPath `path` of the model stored at
+/// `model_key` in `namespace`, each with the Redis type it holds:
+/// `{namespace}_rapyer:set:{T}:{path}:{model key without the namespace}` for a set, and
+/// `…_rapyer:pq:…` (ZSET) and `…_rapyer:pqi:…` (HASH) for a priority queue, where `T` is the
+/// tag that puts the key in the model key's cluster slot (as for [`lock_key`]).
+///
+/// The path is read up to its first `:` outside a bracketed name (a name's `.step` holds no
+/// `:`, and a `["…"]` step ends at its first `"]`, the derive refusing a name with a `"`), and
+/// every model key starts with a letter or digit, so two (model key, path) pairs never share a
+/// companion key; and every key starts with `{namespace}_rapyer:`, which no id can reach.
+pub(crate) fn companion_keys(
+    namespace: &str,
+    model_key: &str,
+    kind: StructureKind,
+    path: &str,
+) -> Vec<(String, &'static str)> {
+    let rest = model_key.strip_prefix(namespace).unwrap_or(model_key);
+    let tag = slot::tag_for(slot::hash_slot(model_key.as_bytes()));
+    let key = |what: &str| {
+        let mut key = String::with_capacity(namespace.len() + 24 + path.len() + rest.len());
+        key.push_str(namespace);
+        key.push_str(RESERVED);
+        key.push_str(what);
+        key.push_str(":{");
+        key.push_str(&tag);
+        key.push_str("}:");
+        key.push_str(path);
+        key.push(':');
+        key.push_str(rest);
+        key
+    };
+    match kind {
+        StructureKind::Set => vec![(key("set"), "set")],
+        StructureKind::Queue => vec![(key("pq"), "zset"), (key("pqi"), "hash")],
+    }
+}
+
+/// The Redis type of each companion key of the structures `structures`, in
+/// [`all_companions`] order, with its structure's JSONPath.
+pub(crate) fn companion_types(structures: &[Structure]) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    for s in structures {
+        let types: &[&'static str] = match s.kind {
+            StructureKind::Set => &["set"],
+            StructureKind::Queue => &["zset", "hash"],
+        };
+        out.extend(types.iter().map(|t| (*t, s.path())));
+    }
+    out
+}
+
+/// The special structures `M` keeps in companion keys.
+pub(crate) fn structures_of<M: KeySettings>() -> Vec<Structure> {
+    let mut out = Vec::new();
+    M::structures(&mut out);
+    out
+}
+
+/// Every companion key of the structures `structures` of the model stored at `model_key`, in
+/// order, with the Redis type each holds.
+pub(crate) fn all_companions(
+    namespace: &str,
+    model_key: &str,
+    structures: &[Structure],
+) -> Vec<(String, &'static str)> {
+    structures
+        .iter()
+        .flat_map(|s| s.keys(namespace, model_key))
+        .collect()
 }
 
 /// The name of the search index of the model `prefix` in `namespace`:

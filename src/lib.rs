@@ -25,6 +25,7 @@ mod safe;
 mod scan;
 pub mod script;
 mod slot;
+mod structures;
 mod types;
 
 pub use buffer::CircularBuffer;
@@ -51,6 +52,9 @@ pub use types::{Bytes, Id, ParseIdError};
 pub use documents::Lossy;
 pub use field::RedisSafe;
 pub use safe::Safe;
+// Special structures kept in companion keys beside their model's document.
+pub use field::{RedisPriorityQueue, RedisSet};
+pub use structures::{PriorityQueue, Set};
 
 /// `#[derive(AtomicModel)]`: see [`AtomicModel`] and the crate documentation.
 pub use rapyer_derive::AtomicModel;

@@ -9,7 +9,7 @@ use redis::Value;
 use crate::codec::{self, Document};
 use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::keys::{KeySettings, lock_key, read_ttl};
+use crate::keys::{KeySettings, lock_key, read_ttl, structures_of};
 use crate::path::push_entry;
 use crate::script::{failure, library};
 
@@ -196,7 +196,8 @@ pub(crate) async fn lock<M: KeySettings + Document>(
                 let [lock_key, model_key] = keys;
                 let read =
                     codec::decode_model::<M>(db.namespace(), &model_key, &json).and_then(|model| {
-                        let baseline = codec::encode_model_value(&model_key, &model)?;
+                        let mut baseline = codec::encode_model_value(&model_key, &model)?;
+                        crate::structures::blank(&mut baseline, &structures_of::<M>());
                         Ok((model, baseline))
                     });
                 return match read {
@@ -273,7 +274,11 @@ impl<M: KeySettings + Document> LockGuard<M> {
     /// a second save writes only what changed after the first. The guard's copy is not
     /// re-read: fields others changed meanwhile keep, locally, the value read under the lock.
     pub async fn save(&mut self) -> Result<()> {
-        let now = codec::encode_model_value(&self.model_key, &self.model)?;
+        let mut now = codec::encode_model_value(&self.model_key, &self.model)?;
+        // Sets and queues live in companion keys, changed by their handles only: the
+        // document keeps null there.
+        let structures = structures_of::<M>();
+        crate::structures::blank(&mut now, &structures);
         let mut changes = Vec::new();
         let mode = if diff_object("$", &self.baseline, &now, &mut changes) {
             "changes"
@@ -282,7 +287,9 @@ impl<M: KeySettings + Document> LockGuard<M> {
         };
         let ttl = M::TTL.map_or(0, codec::ttl_millis).to_string();
         let mut args = vec![self.token.clone(), ttl, mode.to_string()];
-        if mode == "whole" {
+        if mode == "whole" && !structures.is_empty() {
+            args.push(now.to_string());
+        } else if mode == "whole" {
             args.push(codec::encode_model(&self.model_key, &self.model)?);
         } else {
             for change in &changes {

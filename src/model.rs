@@ -180,14 +180,14 @@ pub trait AtomicModel: Model {
     /// [`Error::TypeMismatch`](crate::Error::TypeMismatch) and is left as it is.
     fn delete(&self, db: &Db) -> impl Future<Output = Result<bool>> + Send {
         let key = full_key::<Self>(db, self.model_id());
-        crud::delete_one(db, key)
+        async move { crud::delete_one(db, key, &keys::structures_of::<Self>()).await }
     }
 
     /// Deletes the model with this id; `true` if it was stored. A key holding another Redis
     /// type is [`Error::TypeMismatch`](crate::Error::TypeMismatch) and is left as it is.
     fn delete_by_id(db: &Db, id: impl Display) -> impl Future<Output = Result<bool>> + Send {
         let key = full_key::<Self>(db, id);
-        crud::delete_one(db, key)
+        async move { crud::delete_one(db, key, &keys::structures_of::<Self>()).await }
     }
 
     /// Saves every model in one round trip, all or nothing: if any key holds something other
@@ -209,7 +209,9 @@ pub trait AtomicModel: Model {
         ids: impl IntoIterator<Item = I>,
     ) -> impl Future<Output = Result<usize>> + Send {
         let keys: Vec<String> = ids.into_iter().map(|id| full_key::<Self>(db, id)).collect();
-        crate::documents::delete_count(db, keys)
+        async move {
+            crate::documents::delete_count(db, keys, &crate::keys::structures_of::<Self>()).await
+        }
     }
 
     /// The models matching `expr` (built from `Model::fields()`): see
@@ -318,7 +320,7 @@ pub trait AtomicModel: Model {
     /// `Error::TypeMismatch` (expiry untouched) when its key holds another Redis type.
     fn set_ttl(&self, db: &Db, ttl: Duration) -> impl Future<Output = Result<()>> + Send {
         let key = full_key::<Self>(db, self.model_id());
-        crud::set_ttl(db, key, ttl)
+        async move { crud::set_ttl(db, key, ttl, &keys::structures_of::<Self>()).await }
     }
 
     /// This model's remaining time to live: `None` when it does not expire,
@@ -344,6 +346,10 @@ impl<M: AtomicModel> keys::KeySettings for M {
 
     fn id_member(id: &str) -> std::result::Result<(&'static str, String), String> {
         <M as AtomicModel>::id_member(id)
+    }
+
+    fn structures(out: &mut Vec<keys::Structure>) {
+        <M as crate::ops::Referable>::structures(&mut Vec::new(), out);
     }
 }
 

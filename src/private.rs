@@ -16,7 +16,7 @@ pub mod v1 {
 
     pub use crate::codec::Document;
     pub use crate::field::{At, FieldType, RedisValue};
-    pub use crate::keys::{HashTag, KeySettings};
+    pub use crate::keys::{HashTag, KeySettings, Structure};
     pub use crate::model::{AtomicModel, Model, ModelKey, NoHandle, SerdeWithField};
     pub use crate::ops::refs::{no_field, patch_value};
     pub use crate::ops::{Bind, Bound, Free, Loc, Out, Ref, Referable, ServerRef, Whole};
@@ -130,6 +130,7 @@ pub mod v1 {
     /// Replaces a nested model on the server (the `set` of a generated `<Name>Handle`),
     /// with the instant beside each date-time it indexes.
     pub async fn set_model<T: Document>(local: &mut T, at: &At, db: &Db, value: T) -> Result<()> {
+        at.refuse_structures(db)?;
         let mut instants = Vec::new();
         T::instant_paths(&mut instants);
         let text =

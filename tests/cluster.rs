@@ -741,3 +741,72 @@ async fn an_acl_user_limited_to_its_namespace_runs_every_operation_on_a_cluster(
 
     acl_on_every_node(&["DELUSER".into(), user]);
 }
+
+/// A model with a set and a queue in companion keys.
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[rapyer(prefix = "Crew", ttl = 300)]
+struct Crew {
+    #[rapyer(key)]
+    id: String,
+    members: rapyer::Set<String>,
+    jobs: rapyer::PriorityQueue<String>,
+}
+
+fn crew(id: &str, members: &[&str]) -> Crew {
+    let mut jobs = rapyer::PriorityQueue::new();
+    jobs.push(format!("job of {id}"), 1);
+    Crew {
+        id: id.into(),
+        members: members.iter().map(|m| m.to_string()).collect(),
+        jobs,
+    }
+}
+
+#[tokio::test]
+async fn structures_follow_their_models_on_a_cluster() {
+    let db = db().await;
+    let ids: Vec<String> = (0..12).map(|i| format!("c{i}")).collect();
+    let crews: Vec<Crew> = ids.iter().map(|id| crew(id, &["ann", id])).collect();
+    // One script per model's slot: document and companions together.
+    for c in &crews {
+        c.save(&db).await.expect("save");
+    }
+    for c in &crews {
+        assert_eq!(&Crew::get(&db, &c.id).await.expect("get"), c);
+    }
+    let many = Crew::get_many(&db, &ids).await.expect("get_many");
+    assert_eq!(many, crews.iter().cloned().map(Some).collect::<Vec<_>>());
+    let mut all = Crew::all(&db).await.expect("all");
+    all.sort_by(|a, b| a.id.cmp(&b.id));
+    let mut expected = crews.clone();
+    expected.sort_by(|a, b| a.id.cmp(&b.id));
+    assert_eq!(all, expected);
+    // Handles run on the model's node, their companion keys in its slot.
+    let mut first = crews[0].clone();
+    assert!(first.members().add(&db, "bob".into()).await.expect("add"));
+    assert_eq!(
+        first.jobs().pop(&db).await.expect("pop"),
+        Some(("job of c0".into(), 1))
+    );
+    first
+        .set_ttl(&db, Duration::from_secs(900))
+        .await
+        .expect("set_ttl");
+    assert_eq!(Crew::get(&db, "c0").await.expect("get"), first);
+    // Deleted with their models, on every slot: saved again empty, they read empty.
+    assert_eq!(Crew::delete_many(&db, &ids).await.expect("delete_many"), 12);
+    for id in &ids {
+        assert!(matches!(
+            Crew::get(&db, id).await,
+            Err(Error::NotFound { .. })
+        ));
+        let empty = Crew {
+            id: id.clone(),
+            members: rapyer::Set::new(),
+            jobs: rapyer::PriorityQueue::new(),
+        };
+        empty.save(&db).await.expect("save empty");
+        assert_eq!(Crew::get(&db, id).await.expect("get"), empty);
+        assert!(empty.delete(&db).await.expect("delete"));
+    }
+}

@@ -41,3 +41,14 @@ local function nothing_done(failed, err, path)
   end
   return redis.error_reply('ERR rapyer: the operation did nothing at ' .. path)
 end
+
+-- The typed failure for KEYS[i], a structure's companion key, when it holds anything but
+-- `want` (a Redis type as TYPE names it: set, zset, hash) or nothing, or nil; `path` is the
+-- structure's JSONPath.
+local function not_a(i, want, path)
+  local t = redis.call('TYPE', KEYS[i])['ok']
+  if t == want or t == 'none' then
+    return nil
+  end
+  return failure('type', 0, i, path, want, t)
+end

@@ -60,7 +60,9 @@ mod dict;
 mod list;
 mod number;
 mod op;
+mod queue;
 mod safe;
+mod set;
 mod text;
 #[cfg(feature = "chrono")]
 mod time;
@@ -76,7 +78,9 @@ pub use bytes::RedisBytes;
 pub use dict::{Dict, RedisDict};
 pub use list::{ListRange, RedisList};
 pub use number::{Float, Integer, RedisFloat, RedisInt};
+pub use queue::RedisPriorityQueue;
 pub use safe::RedisSafe;
+pub use set::RedisSet;
 pub use text::RedisStr;
 #[cfg(feature = "chrono")]
 pub use time::{RedisDatetime, Zone};
@@ -86,7 +90,7 @@ pub(crate) use op::FieldOp;
 use crate::codec;
 use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::keys::{KeySettings, key_of, read_ttl};
+use crate::keys::{KeySettings, Structure, key_of, read_ttl, structures_of};
 use crate::script::failure;
 use crate::script::library;
 
@@ -127,6 +131,9 @@ pub struct At {
     read_ttl: Option<Duration>,
     /// The field is in the search index (a date-time then keeps its instant beside it).
     indexed: bool,
+    /// The special structures the model keeps in companion keys, which every operation
+    /// re-arms with the document.
+    structures: Vec<Structure>,
 }
 
 impl At {
@@ -138,6 +145,7 @@ impl At {
             write_ttl: M::TTL,
             read_ttl: read_ttl::<M>(),
             indexed: false,
+            structures: structures_of::<M>(),
         }
     }
 
@@ -168,6 +176,7 @@ impl At {
             write_ttl: self.write_ttl,
             read_ttl: self.read_ttl,
             indexed: false,
+            structures: self.structures.clone(),
         }
     }
 
@@ -219,9 +228,23 @@ impl At {
                 message: "lua/field.lua has no such operation".into(),
             });
         };
-        db.run_lua(script, std::slice::from_ref(&key), &args)
+        let keys = self.document_keys(db);
+        db.run_lua(script, &keys, &args)
             .await
             .map_err(|e| failure::document_error(e, &key))
+    }
+
+    /// The model's key, then every companion key of its structures (which expire with it).
+    pub(crate) fn document_keys(&self, db: &Db) -> Vec<String> {
+        let key = db.key(&self.key);
+        let mut keys = Vec::with_capacity(1 + self.structures.len());
+        keys.extend(
+            crate::keys::all_companions(db.namespace(), &key, &self.structures)
+                .into_iter()
+                .map(|(k, _)| k),
+        );
+        keys.insert(0, key);
+        keys
     }
 
     /// Decodes a JSONPath reply holding exactly one value (`[value]`).

@@ -39,12 +39,24 @@ pub(crate) enum BlockOp {
     StrAppend,
     /// Appends to a circular buffer, then keeps its newest items.
     BufferPush,
+    /// Adds a member to a set (`lua/block_structures.lua`, as the five below).
+    SetAdd,
+    /// Queues an item.
+    QueuePush,
+    /// Pops a queue's most urgent item.
+    QueuePop,
+    /// Pops a queue's most urgent item into a list.
+    QueuePopInto,
+    /// Copies a document's structures onto another document's.
+    StructuresCopy,
+    /// Runs the structure writes a block queued, and gives companion keys their expiry.
+    StructuresFlush,
 }
 
 impl BlockOp {
     /// Every operation.
     #[cfg(test)]
-    pub(crate) const ALL: [BlockOp; 17] = [
+    pub(crate) const ALL: [BlockOp; 23] = [
         BlockOp::Set,
         BlockOp::Incr,
         BlockOp::IncrBy,
@@ -62,6 +74,12 @@ impl BlockOp {
         BlockOp::Clear,
         BlockOp::StrAppend,
         BlockOp::BufferPush,
+        BlockOp::SetAdd,
+        BlockOp::QueuePush,
+        BlockOp::QueuePop,
+        BlockOp::QueuePopInto,
+        BlockOp::StructuresCopy,
+        BlockOp::StructuresFlush,
     ];
 
     /// Its function's name in the block runtime (and in a compiled program).
@@ -84,6 +102,12 @@ impl BlockOp {
             BlockOp::Clear => "op_clear",
             BlockOp::StrAppend => "op_str_append",
             BlockOp::BufferPush => "op_buffer_push",
+            BlockOp::SetAdd => "op_sadd",
+            BlockOp::QueuePush => "op_qpush",
+            BlockOp::QueuePop => "op_qpop",
+            BlockOp::QueuePopInto => "op_qpop_into",
+            BlockOp::StructuresCopy => "op_scopy",
+            BlockOp::StructuresFlush => "op_sflush",
         }
     }
 }
@@ -93,7 +117,7 @@ mod tests {
     use std::collections::BTreeSet;
 
     use super::BlockOp;
-    use crate::script::lua::{BLOCK, top_level_functions};
+    use crate::script::lua::{BLOCK, BLOCK_STRUCTURES, top_level_functions};
 
     #[test]
     fn every_operation_is_spelled_as_the_runtime_defines_it() {
@@ -107,6 +131,7 @@ mod tests {
         // operation of the runtime (`local function op_…`) has its enum variant.
         let defined: BTreeSet<&str> = top_level_functions(BLOCK)
             .into_iter()
+            .chain(top_level_functions(BLOCK_STRUCTURES))
             .filter(|f| f.starts_with("op_"))
             .collect();
         assert_eq!(spelled, defined);

@@ -38,6 +38,9 @@ pub(crate) struct Compiled {
     pub(crate) roots: Vec<(usize, Vec<&'static str>)>,
     /// For each operation, the position in `docs` of the first document it names.
     pub(crate) op_docs: Vec<Option<usize>>,
+    /// The special structures of the documents, each with its document's position in
+    /// `docs`: their companion keys follow the documents' in `KEYS`.
+    pub(crate) structures: Vec<(usize, crate::keys::Structure)>,
 }
 
 impl Compiled {
@@ -145,8 +148,10 @@ fn visit_cond<'a>(cond: &'a CondNode, out: &mut Vec<&'a Loc>) {
     match cond {
         CondNode::Cmp { left, right, .. } => {
             for o in [left, right] {
-                if let Operand::Loc(l) = o {
-                    out.push(l);
+                match o {
+                    Operand::Loc(l) => out.push(l),
+                    Operand::Structure(q) => out.push(&q.loc),
+                    Operand::Value(_) => {}
                 }
             }
         }
@@ -238,6 +243,7 @@ pub(crate) fn compile(ops: &[Op], count: usize, echo: bool) -> Compiled {
         c.args.push(millis(doc.write_ttl));
         c.args.push(millis(doc.read_ttl));
     }
+    let structures = structure_keys(&mut c);
     c.args.push(if echo { "1" } else { "0" }.to_string());
     c.args.push(count.to_string());
     c.args.push(c.roots.len().to_string());
@@ -254,14 +260,56 @@ pub(crate) fn compile(ops: &[Op], count: usize, echo: bool) -> Compiled {
         c.args.push(format!("{}{mark}", k + 1));
         c.args.push(path);
     }
-    c.block(ops);
+    if structures.is_empty() {
+        c.block(ops);
+    } else {
+        // The flush statement is an operation too: number it with the others.
+        c.uses.insert(BlockOp::StructuresFlush.lua_name());
+        c.ops = c
+            .uses
+            .iter()
+            .copied()
+            .filter(|n| runtime::is_op(n))
+            .collect();
+        c.block(&with_flush(ops, count));
+    }
     Compiled {
         uses: c.uses,
         docs: c.docs,
         args: c.args,
         roots: c.roots,
         op_docs: c.op_docs,
+        structures,
     }
+}
+
+/// The documents' special structures, each with its document's position, after pushing the
+/// expiry slots of their companion keys (see `lua/block_structures.lua`): `#d#type#path`,
+/// which only the structures' operations read, and `0`, which the runtime's expiry loop
+/// skips.
+fn structure_keys(c: &mut Compiler) -> Vec<(usize, crate::keys::Structure)> {
+    let mut out = Vec::new();
+    for (k, doc) in c.docs.iter().enumerate() {
+        for s in &doc.structures {
+            for (t, path) in crate::keys::companion_types(std::slice::from_ref(s)) {
+                c.args.push(format!("#{}#{t}#{path}", k + 1));
+                c.args.push("0".to_string());
+            }
+            out.push((k, s.clone()));
+        }
+    }
+    out
+}
+
+/// `ops` and, last, the statement that runs the structure writes they queued.
+fn with_flush(ops: &[Op], count: usize) -> Vec<Op> {
+    let mut all = ops.to_vec();
+    all.push(Op::Call {
+        func: super::block_op::BlockOp::StructuresFlush,
+        params: Vec::new(),
+        out: count,
+    });
+    all
 }
 
 /// A document's expiry in milliseconds as the runtime reads it, `0` for none.
@@ -395,6 +443,14 @@ impl Compiler {
     fn operand(&mut self, o: &Operand) {
         match o {
             Operand::Loc(l) => self.loc(l),
+            Operand::Structure(q) => {
+                self.uses.insert("SQUERY");
+                self.push("s");
+                self.loc(&q.loc);
+                self.push(q.query);
+                self.push(q.path.clone());
+                self.push(q.member.clone());
+            }
             Operand::Value(v) => {
                 self.push("v");
                 self.push(v.clone());

@@ -11,6 +11,22 @@ pub enum Operand {
     Loc(Loc),
     /// A JSON value.
     Value(String),
+    /// A set's or a queue's size or membership.
+    Structure(Box<StructureQuery>),
+}
+
+/// A set's or a queue's size or membership, as a condition's operand.
+#[doc(hidden)]
+#[derive(Debug, Clone)]
+pub struct StructureQuery {
+    /// The structure's field.
+    pub(crate) loc: Loc,
+    /// The query: `scard`, `sismember` or `zcard`.
+    pub(crate) query: &'static str,
+    /// The structure's JSONPath.
+    pub(crate) path: String,
+    /// The member asked about (`sismember`), or empty.
+    pub(crate) member: String,
 }
 
 #[derive(Debug, Clone)]

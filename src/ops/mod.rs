@@ -125,6 +125,7 @@ mod atomic;
 mod block_op;
 mod buffer;
 mod builder;
+mod companions;
 mod compile;
 mod cond;
 mod entry;
@@ -132,6 +133,7 @@ mod numeric;
 mod program;
 pub(crate) mod refs;
 mod run;
+mod structures;
 mod vocabulary;
 
 pub use atomic::BoundRef;
@@ -150,4 +152,5 @@ pub use refs::{
     Bind, Bound, DictRef, Free, ListRef, Loc, Map, Ref, Referable, ServerRef, SliceRange, SliceRef,
 };
 pub use run::{Resolve, Results};
+pub use structures::Size;
 pub use vocabulary::{Append, Clear, Insert, Ops, Whole};

@@ -74,6 +74,8 @@ pub(crate) struct Doc {
     /// The key field's JSON name and the id's JSON, written into a whole document copied
     /// in; the error when the id does not parse as the key field's type.
     pub(crate) id: Result<(&'static str, String), String>,
+    /// The special structures the model keeps in companion keys.
+    pub(crate) structures: Vec<crate::keys::Structure>,
 }
 
 /// A place in a stored document: the document, the steps from its root, and a slice.
@@ -99,6 +101,7 @@ impl Loc {
                 write_ttl: M::TTL,
                 read_ttl: read_ttl::<M>(),
                 id: M::id_member(id),
+                structures: crate::keys::structures_of::<M>(),
             }),
             steps: Vec::new(),
             slice: None,
@@ -219,6 +222,14 @@ pub trait Referable: Serialize + DeserializeOwned + Send + Sync + 'static {
     #[doc(hidden)]
     fn keep_local(&mut self, old: &mut Self) {
         let _ = old;
+    }
+    /// Adds the special structures ([`Set`](crate::Set), [`PriorityQueue`](crate::PriorityQueue))
+    /// at or below this value, which sits at the JSON names `names` from the document's root,
+    /// to `out`. Models list their fields' (the derive walks them); a structure lists itself;
+    /// anything else, lists, dicts and options included, has none that live in companion keys.
+    #[doc(hidden)]
+    fn structures(names: &mut Vec<&'static str>, out: &mut Vec<crate::keys::Structure>) {
+        let _ = (names, out);
     }
 }
 
@@ -550,6 +561,35 @@ macro_rules! map_refs {
 }
 
 map_refs!(HashMap, BTreeMap);
+
+/// Special structures: references name them as whole values, and they list themselves as
+/// kept in companion keys.
+macro_rules! structure_refs {
+    ($($ty:ident => $kind:ident),*) => {
+        $(
+            impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> Referable
+                for crate::structures::$ty<T>
+            {
+                type Ref<B: Bind> = ServerRef<crate::structures::$ty<T>, B>;
+                const WANT: &'static str = "*";
+                fn reference<B: Bind>(loc: Loc, bind: B) -> Self::Ref<B> {
+                    ServerRef::new(loc, bind, "*")
+                }
+                fn structures(
+                    names: &mut Vec<&'static str>,
+                    out: &mut Vec<crate::keys::Structure>,
+                ) {
+                    out.push(crate::keys::Structure {
+                        names: names.clone(),
+                        kind: crate::keys::StructureKind::$kind,
+                    });
+                }
+            }
+        )*
+    };
+}
+
+structure_refs!(Set => Set, PriorityQueue => Queue);
 
 impl<T, B: Bind> Clone for ServerRef<T, B> {
     fn clone(&self) -> Self {

@@ -140,7 +140,21 @@ pub(crate) async fn run(db: &Db, program: &Program, echo: bool) -> Result<(Resul
         return run_flat(db, program, plan).await;
     }
     let compiled = compile::compile(ops, program.count, echo);
-    let keys: Vec<String> = compiled.docs.iter().map(|d| db.key(&d.key)).collect();
+    let mut keys: Vec<String> = compiled.docs.iter().map(|d| db.key(&d.key)).collect();
+    // The companion keys of the documents' structures follow them.
+    for (k, s) in &compiled.structures {
+        let companions = crate::keys::companion_keys(db.namespace(), &keys[*k], s.kind, &s.path());
+        keys.extend(companions.into_iter().map(|(key, _)| key));
+    }
+    if let Some(first) = keys.first() {
+        let slot = crate::slot::hash_slot(first.as_bytes());
+        if keys
+            .iter()
+            .any(|k| crate::slot::hash_slot(k.as_bytes()) != slot)
+        {
+            return Err(Error::CrossSlot { keys });
+        }
+    }
     let script = compile::script(db.registry(), &compiled);
     let reply = call(db, &script, &keys, &compiled.args).await?;
     let malformed = || malformed(&script, &reply);

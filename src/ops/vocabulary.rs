@@ -20,6 +20,10 @@
 //! | `copy_model(from, id)` | `from.copy_model(id)` ([`BoundRef`]) |
 //! | `when(cond)` (in `builder.rs`) | `r.when(cond)` ([`BoundRef`]) |
 //! | `push_into(buffer, x)`, `push_many_into(buffer, xs)` | `buffer.push(x)`, `buffer.push_many(xs)` |
+//! | `set_add(set, x)` (in `structures.rs`, as the three below) | `set.add(x)` |
+//! | `queue_push(queue, x, priority)` | `queue.push(x, priority)` |
+//! | `queue_pop(queue)`, `queue_pop_into(queue, list)` | `queue.pop()`, `queue.pop_into(list)` |
+//! | conditions: `set.contains(x)`, `set.len()`, `queue.len()` (in `structures.rs`) | the same |
 //!
 //! [`BoundRef`]: super::BoundRef
 
@@ -54,22 +58,29 @@ impl Ops {
     /// Replaces the value at `target` with `value`. On a slice it is Python's slice
     /// assignment from the given elements; on a dict entry it adds the entry if absent.
     pub fn set<R: Ref>(&self, target: R, value: impl Into<R::Value>) -> Out<()> {
-        let params = writable(target.loc()).and_then(|()| {
-            let value = value.into();
-            let json = R::encode(&value).map_err(|source| Error::Serialize {
-                key: target.loc().doc.key.clone(),
-                source,
-            })?;
-            crate::codec::check_finite(&target.loc().doc.key, &target.loc().path(), &value, &json)?;
-            let (name, id) = id_fix(target.loc())?;
-            Ok(vec![
-                Param::Loc(target.loc().clone()),
-                Param::Lit(target.want()),
-                Param::Arg(json),
-                Param::Arg(name),
-                Param::Arg(id),
-            ])
-        });
+        let params = writable(target.loc())
+            .and_then(|()| super::companions::not_a_structure(target.loc()))
+            .and_then(|()| {
+                let value = value.into();
+                let json = R::encode(&value).map_err(|source| Error::Serialize {
+                    key: target.loc().doc.key.clone(),
+                    source,
+                })?;
+                crate::codec::check_finite(
+                    &target.loc().doc.key,
+                    &target.loc().path(),
+                    &value,
+                    &json,
+                )?;
+                let (name, id) = id_fix(target.loc())?;
+                Ok(vec![
+                    Param::Loc(target.loc().clone()),
+                    Param::Lit(target.want()),
+                    Param::Arg(json),
+                    Param::Arg(name),
+                    Param::Arg(id),
+                ])
+            });
         self.push(BlockOp::Set, params)
     }
 
@@ -110,16 +121,30 @@ impl Ops {
     /// step needs as many elements as it has. A whole model copied over another keeps the
     /// target's id.
     pub fn assign<A: Ref, B: Ref<Value = A::Value>>(&self, from: A, to: B) -> Out<()> {
-        self.push(
-            BlockOp::Assign,
-            assign_params(from.loc(), &to, from.element_want()),
-        )
+        // A whole model copied over another takes its sets and queues along; a part of one
+        // that holds them cannot be copied (their members are not in the document).
+        let whole = from.loc().is_document() && to.loc().is_document();
+        let params = match whole {
+            true => assign_params(from.loc(), &to, from.element_want()),
+            false => super::companions::not_a_structure(to.loc())
+                .and_then(|()| assign_params(from.loc(), &to, from.element_want())),
+        };
+        let out = self.push(BlockOp::Assign, params);
+        if let Some(params) = whole
+            .then(|| super::companions::copy_params(from.loc(), to.loc()))
+            .flatten()
+        {
+            let _: Out<()> = self.push(BlockOp::StructuresCopy, Ok(params));
+        }
+        out
     }
 
     /// Exchanges the values at `a` and `b`. Whole models keep their ids.
     pub fn swap<A: Whole, B: Whole<Value = A::Value>>(&self, a: A, b: B) -> Out<()> {
         let params = writable(a.loc())
             .and_then(|()| writable(b.loc()))
+            .and_then(|()| super::companions::not_a_structure(a.loc()))
+            .and_then(|()| super::companions::not_a_structure(b.loc()))
             .and_then(|()| {
                 let (an, ai) = id_fix(a.loc())?;
                 let (bn, bi) = id_fix(b.loc())?;
@@ -201,7 +226,12 @@ impl Ops {
         to_id: impl Display,
     ) -> Out<()> {
         let to = M::reference(Loc::root::<M>(&to_id.to_string()), Free);
-        self.push(BlockOp::Assign, assign_params(from.loc(), &to, "*"))
+        let out = self.push(BlockOp::Assign, assign_params(from.loc(), &to, "*"));
+        // Its sets and queues too, from their companion keys.
+        if let Some(params) = super::companions::copy_params(from.loc(), to.loc()) {
+            let _: Out<()> = self.push(BlockOp::StructuresCopy, Ok(params));
+        }
+        out
     }
 
     /// Subtracts `by` from the number at `target`; returns the new value, with the checks

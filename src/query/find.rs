@@ -258,7 +258,8 @@ impl<'db, M: KeySettings + Document + Indexable> Find<'db, M> {
         let keys = self.keys().await?;
         let mut deleted = 0;
         for chunk in keys.chunks(DELETE_CHUNK) {
-            deleted += documents::delete_count(db, chunk.to_vec()).await?;
+            let structures = crate::keys::structures_of::<M>();
+            deleted += documents::delete_count(db, chunk.to_vec(), &structures).await?;
         }
         Ok(deleted)
     }

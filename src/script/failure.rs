@@ -144,6 +144,9 @@ pub(crate) fn expected(types: &str) -> &'static str {
         "bloom" => "a Bloom filter",
         "sketch" => "a count-min sketch",
         "limiter" => "a rate limiter's state (a hash)",
+        "set" => "a Redis set",
+        "zset" => "a Redis sorted set",
+        "hash" => "a Redis hash",
         _ => "another JSON type",
     }
 }

@@ -48,9 +48,16 @@ pub(crate) const FLAT: &str = include_str!("../../lua/flat.lua");
 /// The shared library, then the field operations, in pieces.
 static FIELD_PIECES: LazyLock<Pieces> = LazyLock::new(|| Pieces::new(&with_library(FIELD_MAIN)));
 
+/// The block runtime's operations on special structures (`lua/block_structures.lua`), put
+/// after the runtime.
+pub(crate) const BLOCK_STRUCTURES: &str = include_str!("../../lua/block_structures.lua");
+
 /// The shared library, then the block runtime, in pieces.
-pub(crate) static BLOCK_PIECES: LazyLock<Pieces> =
-    LazyLock::new(|| Pieces::new(&with_library(BLOCK)));
+pub(crate) static BLOCK_PIECES: LazyLock<Pieces> = LazyLock::new(|| {
+    let mut sources = with_library(BLOCK);
+    sources.push(BLOCK_STRUCTURES);
+    Pieces::new(&sources)
+});
 
 /// The shared library, then the flat block runtime, in pieces.
 pub(crate) static FLAT_PIECES: LazyLock<Pieces> =

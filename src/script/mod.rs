@@ -320,8 +320,43 @@ pub(crate) mod library {
     pub(crate) static EXPIRE: LazyLock<Script> = LazyLock::new(|| {
         Script::build(
             Cow::Borrowed("rapyer.expire"),
-            Keys::Fixed(1),
+            Keys::Dynamic,
             Cow::Owned(super::lua::reporting(include_str!("../../lua/expire.lua"))),
+        )
+    });
+
+    /// Saves documents with their structures' companion keys, all keys checked before any
+    /// write.
+    pub(crate) static SAVE_STRUCTURES: LazyLock<Script> = LazyLock::new(|| {
+        Script::build(
+            Cow::Borrowed("rapyer.save_structures"),
+            Keys::Dynamic,
+            Cow::Owned(super::lua::reporting(include_str!(
+                "../../lua/save_structures.lua"
+            ))),
+        )
+    });
+
+    /// Reads documents with their structures' companion keys, re-arming their expiry when
+    /// asked.
+    pub(crate) static READ_STRUCTURES: LazyLock<Script> = LazyLock::new(|| {
+        Script::build(
+            Cow::Borrowed("rapyer.read_structures"),
+            Keys::Dynamic,
+            Cow::Owned(super::lua::reporting(include_str!(
+                "../../lua/read_structures.lua"
+            ))),
+        )
+    });
+
+    /// One operation on a set or a priority queue of a stored model.
+    pub(crate) static STRUCTURE: LazyLock<Script> = LazyLock::new(|| {
+        Script::build(
+            Cow::Borrowed("rapyer.structure"),
+            Keys::Dynamic,
+            Cow::Owned(super::lua::reporting(include_str!(
+                "../../lua/structure.lua"
+            ))),
         )
     });
 
@@ -384,7 +419,8 @@ pub(crate) mod library {
             .map(|op| {
                 let name = Cow::Owned(format!("rapyer.field.{op}"));
                 let body = Cow::Owned(super::lua::field_script(op));
-                (op, Script::build(name, Keys::Fixed(1), body))
+                // The document's key, then its structures' companion keys (re-armed with it).
+                (op, Script::build(name, Keys::Dynamic, body))
             })
             .collect()
     });
@@ -408,6 +444,9 @@ pub(crate) mod library {
             &SHARD_CALL,
             &PROBABILISTIC,
             &RATE_LIMIT,
+            &SAVE_STRUCTURES,
+            &READ_STRUCTURES,
+            &STRUCTURE,
         ];
         all.extend(FIELD.values());
         all

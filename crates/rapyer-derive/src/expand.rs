@@ -159,6 +159,7 @@ fn bloom(model: &Model) -> (Option<TokenStream>, Option<TokenStream>) {
 fn server_refs(model: &Model) -> (TokenStream, TokenStream) {
     let ident = &model.ident;
     let patch = patch(model);
+    let structures = structures(model);
     let vis = &model.vis;
     let name = format_ident!("{}Ref", ident);
     let doc = format!(
@@ -249,9 +250,39 @@ fn server_refs(model: &Model) -> (TokenStream, TokenStream) {
                 ::rapyer::__private::v1::model_json(self)
             }
             #patch
+            #structures
         }
     };
     (ty, impls)
+}
+
+/// `Referable::structures`: the special structures (sets, priority queues) among the fields
+/// and inside the nested models, which live in companion keys beside the document.
+fn structures(model: &Model) -> TokenStream {
+    let walks = model
+        .fields
+        .iter()
+        .filter(|f| !f.with && !f.value)
+        .map(|f| {
+            let (ty, json) = (&f.ty, &f.json_name);
+            let walk = quote_spanned! {at_type(ty)=>
+                <#ty as ::rapyer::__private::v1::Referable>::structures(names, out);
+            };
+            quote! {
+                names.push(#json);
+                #walk
+                names.pop();
+            }
+        });
+    quote! {
+        #[allow(unused_variables)] // a model without fields has no structure to list
+        fn structures(
+            names: &mut ::std::vec::Vec<&'static str>,
+            out: &mut ::std::vec::Vec<::rapyer::__private::v1::Structure>,
+        ) {
+            #(#walks)*
+        }
+    }
 }
 
 /// `Referable::patch`: writes a part of the stored document (found by its field names) into

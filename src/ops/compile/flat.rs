@@ -69,6 +69,11 @@ pub(crate) fn plan(ops: &[Op], count: usize) -> Option<Flat> {
             }
         }
     }
+    // A document keeping special structures in companion keys takes the interpreter, whose
+    // last statement re-arms their expiry with the document's.
+    if steps.iter().any(|s| !s.doc.structures.is_empty()) {
+        return None;
+    }
     let mut docs: Vec<Arc<Doc>> = Vec::new();
     let mut index: HashMap<&str, usize> = HashMap::new();
     for s in &steps {
