@@ -702,51 +702,33 @@ async fn run() {
 
     let mut rows = Vec::new();
 
-    let (d, c) = (db.clone(), raw.clone());
-    rows.push(
-        compare(
-            "save / JSON.SET",
-            move |i| rapyer_save(d.clone(), i),
-            move |i| raw_save(c.clone(), i),
-        )
-        .await,
-    );
-
-    let (d, c) = (db.clone(), raw.clone());
-    rows.push(
-        compare(
-            "get / JSON.GET",
-            move |i| rapyer_get(d.clone(), i),
-            move |i| raw_get(c.clone(), i),
-        )
-        .await,
-    );
-
-    // The same save and get with the dedicated connections turned off: every call goes
-    // through the multiplexed connection and its driver task, as raw redis-rs's calls do.
+    // save and get, then the same with the dedicated connections turned off: every call
+    // through the multiplexed connection and its driver task, as raw redis-rs's calls go.
     let shared_only = Db::connect_with(&url, ConnectOptions::default().direct_connections(0))
         .await
         .expect("connect")
         .with_namespace("bench")
         .expect("a valid namespace");
-    let (d, c) = (shared_only.clone(), raw.clone());
-    rows.push(
-        compare(
-            "save, direct_connections(0) / JSON.SET",
-            move |i| rapyer_save(d.clone(), i),
-            move |i| raw_save(c.clone(), i),
-        )
-        .await,
-    );
-    let (d, c) = (shared_only, raw.clone());
-    rows.push(
-        compare(
-            "get, direct_connections(0) / JSON.GET",
-            move |i| rapyer_get(d.clone(), i),
-            move |i| raw_get(c.clone(), i),
-        )
-        .await,
-    );
+    for (handle, named) in [(db.clone(), ""), (shared_only, ", direct_connections(0)")] {
+        let (d, c) = (handle.clone(), raw.clone());
+        rows.push(
+            compare(
+                &format!("save{named} / JSON.SET"),
+                move |i| rapyer_save(d.clone(), i),
+                move |i| raw_save(c.clone(), i),
+            )
+            .await,
+        );
+        let (d, c) = (handle, raw.clone());
+        rows.push(
+            compare(
+                &format!("get{named} / JSON.GET"),
+                move |i| rapyer_get(d.clone(), i),
+                move |i| raw_get(c.clone(), i),
+            )
+            .await,
+        );
+    }
     rows.push(get_on_the_other_runtime(url.clone()).await);
 
     let (d, c) = (db.clone(), raw.clone());

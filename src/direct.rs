@@ -217,28 +217,16 @@ impl Target {
     /// Opens one connection and runs redis-rs's handshake on it.
     async fn open(&self) -> RedisResult<Slot> {
         let opening = async {
-            let (conn, driver): (MultiplexedConnection, Driver) = match &self.addr {
+            let (conn, driver) = match &self.addr {
                 ConnectionAddr::Tcp(host, port) => {
                     let stream = tokio::net::TcpStream::connect((host.as_str(), *port)).await?;
                     stream.set_nodelay(self.nodelay)?;
-                    let (conn, driver) = MultiplexedConnection::new_with_config(
-                        &self.redis,
-                        stream,
-                        self.config.clone(),
-                    )
-                    .await?;
-                    (conn, Box::pin(driver))
+                    self.handshake(stream).await?
                 }
                 #[cfg(unix)]
                 ConnectionAddr::Unix(path) => {
-                    let stream = tokio::net::UnixStream::connect(path).await?;
-                    let (conn, driver) = MultiplexedConnection::new_with_config(
-                        &self.redis,
-                        stream,
-                        self.config.clone(),
-                    )
-                    .await?;
-                    (conn, Box::pin(driver))
+                    self.handshake(tokio::net::UnixStream::connect(path).await?)
+                        .await?
                 }
                 _ => {
                     return Err(redis::RedisError::from((
@@ -263,6 +251,18 @@ impl Target {
             None => opening.await,
         }
     }
+
+    /// redis-rs's handshake (AUTH, SELECT, protocol) on `stream`: the connection and its
+    /// driver, not spawned.
+    async fn handshake<S>(&self, stream: S) -> RedisResult<(MultiplexedConnection, Driver)>
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let (conn, driver) =
+            MultiplexedConnection::new_with_config(&self.redis, stream, self.config.clone())
+                .await?;
+        Ok((conn, Box::pin(driver)))
+    }
 }
 
 /// One slot held by one call; given back to the pool when dropped. A slot whose connection
@@ -279,27 +279,36 @@ pub(crate) struct Lease<'a> {
 impl Lease<'_> {
     /// Sends one command on the slot's connection; `None` when the connection turned out
     /// closed before anything was sent (the caller sends it elsewhere).
-    pub(crate) async fn command(mut self, cmd: &Cmd) -> Option<RedisResult<Value>> {
-        self.alive().await?;
-        self.in_flight = true;
-        let Slot { conn, driver } = self.slot.as_mut()?;
-        let result = drive(driver, conn.send_packed_command(cmd)).await;
-        self.in_flight = false;
-        Some(result)
+    pub(crate) async fn command(self, cmd: &Cmd) -> Option<RedisResult<Value>> {
+        self.send(|mut conn| async move { conn.send_packed_command(cmd).await })
+            .await
     }
 
     /// Sends `count` replies' worth of `pipe` from `offset` on the slot's connection; `None`
     /// as for [`Lease::command`].
     pub(crate) async fn commands(
-        mut self,
+        self,
         pipe: &Pipeline,
         offset: usize,
         count: usize,
     ) -> Option<RedisResult<Vec<Value>>> {
+        self.send(|mut conn| async move { conn.send_packed_commands(pipe, offset, count).await })
+            .await
+    }
+
+    /// Runs `request` on (a handle of) the slot's connection, driving the connection until
+    /// it is answered; `None` when the connection had ended before anything was sent.
+    async fn send<T, F>(
+        mut self,
+        request: impl FnOnce(MultiplexedConnection) -> F,
+    ) -> Option<RedisResult<T>>
+    where
+        F: Future<Output = RedisResult<T>>,
+    {
         self.alive().await?;
         self.in_flight = true;
-        let Slot { conn, driver } = self.slot.as_mut()?;
-        let result = drive(driver, conn.send_packed_commands(pipe, offset, count)).await;
+        let slot = self.slot.as_mut()?;
+        let result = drive(&mut slot.driver, request(slot.conn.clone())).await;
         self.in_flight = false;
         Some(result)
     }

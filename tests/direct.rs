@@ -245,23 +245,9 @@ async fn calls_made_one_at_a_time_run_on_the_dedicated_connections() {
     assert_eq!(commands_run(&before, &after), vec![(before[0].id, 100)]);
 }
 
-/// Runs `fut`, dropping it at a random point: after a random number of polls, or when a
-/// timeout of a random number of microseconds fires. `None` when it was dropped.
+/// Runs `fut`, dropping it at a random point (within 3 ms, or after 0 to 3 polls).
 async fn cancel_randomly<F: Future>(rng: &mut Rng, fut: F) -> Option<F::Output> {
-    if rng.below(2) == 0 {
-        let within = Duration::from_micros(rng.below(3_000));
-        return tokio::time::timeout(within, fut).await.ok();
-    }
-    let polls = rng.below(4);
-    let mut fut = std::pin::pin!(fut);
-    for _ in 0..polls {
-        let step = std::future::poll_fn(|cx| std::task::Poll::Ready(fut.as_mut().poll(cx))).await;
-        if let std::task::Poll::Ready(out) = step {
-            return Some(out);
-        }
-        tokio::task::yield_now().await;
-    }
-    None
+    common::cancel_randomly(rng, 3_000, 4, fut).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
