@@ -1,11 +1,11 @@
 //! The direct path (`ConnectOptions::direct_connections`), against real servers: a call made
 //! with nothing else in flight runs on a dedicated connection the calling task drives itself;
 //! a call dropped mid-request leaves no reply for the next caller (its connection is closed
-//! and replaced); a
-//! dedicated connection closed by the server (killed, or the server restarted) costs no call
-//! more than the multiplexed connection does, and comes back by itself; many calls at once
-//! and one at a time, alternating, each get their own reply. Which connection ran what is
-//! read from the server (`CLIENT LIST`'s `tot-cmds`), on a server of each test's own.
+//! and replaced); a dedicated connection closed by the server (killed, or the server
+//! restarted) costs no call more than the multiplexed connection does, and comes back by
+//! itself; many calls at once and one at a time, alternating, each get their own reply; a
+//! cluster `Db` opens none. Which connection ran what is read from the server (`CLIENT
+//! LIST`'s `tot-cmds`), on a server of each test's own.
 
 mod common;
 
@@ -477,4 +477,66 @@ async fn calls_alternating_between_one_at_a_time_and_many_at_once_each_get_their
     // Three connections again: the shared one and two dedicated ones (those closed by
     // dropped calls were replaced), none leaked.
     s.wait_for_clients(3).await;
+}
+
+/// Connections open on every primary of the testkit's cluster, but the counting one's own.
+async fn cluster_connections(primaries: &[String]) -> usize {
+    let mut total = 0;
+    for url in primaries {
+        let mut node = redis::Client::open(url.as_str())
+            .expect("url")
+            .get_multiplexed_async_connection()
+            .await
+            .expect("node connection");
+        let list: String = redis::cmd("CLIENT")
+            .arg("LIST")
+            .query_async(&mut node)
+            .await
+            .expect("CLIENT LIST");
+        total += list.lines().count() - 1;
+    }
+    total
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_cluster_no_dedicated_connection_is_opened_and_every_call_works() {
+    let cluster = rapyer_testkit::cluster();
+    let nodes = tokio::task::spawn_blocking(|| rapyer_testkit::cluster().nodes())
+        .await
+        .expect("nodes task")
+        .expect("CLUSTER NODES");
+    let primaries: Vec<String> = nodes
+        .iter()
+        .filter(|n| n.primary)
+        .map(|n| n.url())
+        .collect();
+    let mut opened = Vec::new();
+    for options in [
+        ConnectOptions::default().direct_connections(0),
+        ConnectOptions::default().direct_connections(4),
+    ] {
+        let before = cluster_connections(&primaries).await;
+        let db = Db::connect_cluster_with(cluster.urls(), options)
+            .await
+            .expect("connect to the cluster")
+            .with_namespace(rapyer_testkit::test_namespace())
+            .expect("the test namespace is valid");
+        // One at a time, over keys of many slots: on one server these would open and use
+        // the dedicated connections.
+        for i in 0..30 {
+            let mut d = doc(&format!("c{i}"));
+            d.save(&db).await.expect("save");
+            assert_eq!(d.n().incr(&db, 1).await.expect("incr"), 1);
+            assert_eq!(Doc::get(&db, &d.id).await.expect("get"), d);
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        opened.push(cluster_connections(&primaries).await - before);
+        drop(db);
+        // Its connections close before the next count.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert_eq!(
+        opened[0], opened[1],
+        "connections the cluster Db opened on the primaries, without and with direct_connections"
+    );
 }
