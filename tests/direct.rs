@@ -1,5 +1,7 @@
 //! The direct path (`ConnectOptions::direct_connections`), against real servers: a call made
-//! with nothing else in flight runs on a dedicated connection the calling task drives itself;
+//! with nothing else in flight on the thread that runs `block_on` of a multi-thread runtime
+//! (each test's body) runs on a dedicated connection it drives itself, one from a spawned
+//! task on the shared connection;
 //! a call dropped mid-request leaves no reply for the next caller (its connection is closed
 //! and replaced); a dedicated connection closed by the server (killed, or the server
 //! restarted) costs no call more than the multiplexed connection does, and comes back by
@@ -204,7 +206,7 @@ fn commands_run(before: &[Client], after: &[Client]) -> Vec<(u64, u64)> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn calls_made_one_at_a_time_run_on_the_dedicated_connections() {
+async fn calls_made_one_at_a_time_outside_spawned_tasks_run_on_the_dedicated_connections() {
     let mut s = setup(ConnectOptions::default()).await;
     let d = doc("one");
     d.save(&s.db).await.expect("save");
@@ -231,6 +233,25 @@ async fn calls_made_one_at_a_time_run_on_the_dedicated_connections() {
         (on_shared, on_dedicated),
         (0, 100),
         "one JSON.GET per get, all on the dedicated connections: {ran:?}"
+    );
+
+    // From a spawned task (a worker thread), where the hand-over to the shared connection's
+    // task is cheap and a dedicated connection measured slower, the same calls share it.
+    let before = s.clients().await;
+    let db = s.db.clone();
+    let expected = d.clone();
+    tokio::spawn(async move {
+        for _ in 0..100 {
+            assert_eq!(Doc::get(&db, "one").await.expect("get"), expected);
+        }
+    })
+    .await
+    .expect("task");
+    let ran = commands_run(&before, &s.clients().await);
+    assert_eq!(
+        split(&ran, shared),
+        (100, 0),
+        "from a spawned task: {ran:?}"
     );
 
     // Turned off: the one shared connection runs everything, and nothing else is opened.
