@@ -57,7 +57,7 @@ pub struct ConnectOptions {
     /// spawned task (on the thread that runs `block_on`: the body of `#[tokio::main]`, a
     /// CLI's or a test's code) runs on a free one, driven by the calling task itself, which
     /// saves the hand-over to the multiplexed connection's own task on a worker thread
-    /// (measured: 1.3–1.7× the one-at-a-time rate, a third less client CPU). Calls from
+    /// (measured: 1.3–1.7× the one-at-a-time rate, about half the client CPU). Calls from
     /// spawned tasks, where that hand-over is cheap and a dedicated connection measured
     /// slower, and calls on a current-thread runtime share the multiplexed connection, as
     /// do all calls while the dedicated ones are busy. Opened on first use, in the

@@ -387,7 +387,7 @@ async fn drive<T>(
 /// outside any spawned task, i.e. on the thread that called `block_on` (the body of
 /// `#[tokio::main]` or `#[tokio::test]`), whose every reply through the multiplexed
 /// connection is a wake-up from a worker thread. Measured (`cargo xtask bench direct`): from
-/// there one-at-a-time calls ran at 1.3–1.7× and a third less client CPU on a dedicated
+/// there one-at-a-time calls ran at 1.3–1.7× with about half the client CPU on a dedicated
 /// connection; from a spawned task, where the connection's driver task and the caller
 /// usually share a worker, at 0.7–0.9×; on a current-thread runtime, the same.
 fn pays() -> bool {
