@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use rapyer::ConnectOptions;
 use rapyer::prelude::*;
 use redis::aio::MultiplexedConnection;
 use serde::{Deserialize, Serialize};
@@ -25,7 +26,8 @@ struct BenchUser {
     id: u64,
     name: String,
     email: String,
-    #[rapyer(index)]
+    // Sortable: on a cluster `sort_by` needs it (the find rows sort by age on both).
+    #[rapyer(index(sortable))]
     age: i64,
     score: f64,
     active: bool,
@@ -230,8 +232,13 @@ fn print_script_sizes(db: &Db) {
     ];
     println!("\n| script | bytes |\n|---|---:|");
     for (n, text) in blocks.iter().enumerate() {
+        let rows = match n {
+            0 => " (the 1-op block rows)",
+            4 => " (the 5-op block rows)",
+            _ => "",
+        };
         println!(
-            "| block of the 5-op row's first {} (incr, append, insert, set, toggle) | {} |",
+            "| block of the 5-op row's first {} (incr, append, insert, set, toggle){rows} | {} |",
             n + 1,
             text.len()
         );
@@ -435,7 +442,15 @@ fn print_table(rows: &[Row], limit: &[(String, [Option<f64>; 2])]) {
         let show = |v: &Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.0}"));
         println!("| {name} | {} | | | {} | | |", show(one), show(many));
     }
-    println!("\nops/s (bulk rows: calls/s); ratio = rapyer / raw redis-rs in the same run.");
+    println!(
+        "\nops/s (bulk rows: calls/s) on a {} runtime but where a row says otherwise; ratio = \
+         rapyer / raw redis-rs in the same run.",
+        if on_current_thread() {
+            "current-thread"
+        } else {
+            "2-worker multi-thread"
+        }
+    );
 }
 
 /// `redis-benchmark` sending `args` with `clients` connections × `pipeline` depth; ops/s.
@@ -538,11 +553,27 @@ async fn rapyer_five(d: Db, i: u64) {
     std::hint::black_box((out, u));
 }
 
-/// rapyer's search for 1,000 matching models, found and decoded (on a cluster: asked of every
-/// primary at once and merged).
+/// The same five operations as one `ServerOps` block on a server reference (nothing comes
+/// back into a local model).
+async fn rapyer_five_ops(d: Db, i: u64) {
+    let r = BenchPipe::server_ref_for(i % PIPE_DOCS);
+    ServerOps::scope(&d, |ops| {
+        ops.incr(r.age(), 1);
+        ops.append(r.tags(), "x".to_string());
+        ops.insert(r.prefs(), "k", "v".to_string());
+        ops.set(r.name(), "renamed user".to_string());
+        ops.toggle(r.active());
+    })
+    .await
+    .expect("ServerOps block");
+}
+
+/// rapyer's search for 1,000 matching models sorted by age, found and decoded (on a cluster:
+/// asked of every primary at once and merged by age).
 async fn rapyer_find(d: Db) {
     let f = BenchUser::fields();
     let found = BenchUser::find(&d, f.age.ge(0))
+        .sort_by(&f.age, Order::Asc)
         .limit(0, 1_000)
         .all()
         .await
@@ -597,20 +628,60 @@ async fn raw_conn(url: &str) -> MultiplexedConnection {
         .expect("raw connection")
 }
 
-fn main() {
-    // RAPYER_BENCH_RUNTIME=current runs everything on one thread (no cross-thread wake-ups
-    // between a caller and the connection's driver task).
-    let runtime = match std::env::var("RAPYER_BENCH_RUNTIME").as_deref() {
-        Ok("current") => tokio::runtime::Builder::new_current_thread()
+/// Whether the table runs on a current-thread runtime (`RAPYER_BENCH_RUNTIME=current`)
+/// rather than a 2-worker multi-thread one.
+fn on_current_thread() -> bool {
+    std::env::var("RAPYER_BENCH_RUNTIME").as_deref() == Ok("current")
+}
+
+/// A current-thread tokio runtime if `current`, else a 2-worker multi-thread one.
+fn runtime(current: bool) -> tokio::runtime::Runtime {
+    match current {
+        true => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build(),
-        _ => tokio::runtime::Builder::new_multi_thread()
+        false => tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build(),
     }
-    .expect("runtime");
-    runtime.block_on(run());
+    .expect("runtime")
+}
+
+/// `get` and the raw `JSON.GET` measured on the other kind of tokio runtime than the rest of
+/// the table (its own `Db` and raw connection, in a thread of its own), so one run has both.
+async fn get_on_the_other_runtime(url: String) -> Row {
+    let current = !on_current_thread();
+    let name = match current {
+        true => "get, current-thread runtime / JSON.GET",
+        false => "get, multi-thread runtime (2 workers) / JSON.GET",
+    };
+    let thread = std::thread::spawn(move || {
+        runtime(current).block_on(async move {
+            let db = Db::connect(&url)
+                .await
+                .expect("connect")
+                .with_namespace("bench")
+                .expect("a valid namespace");
+            let raw = raw_conn(&url).await;
+            compare(
+                name,
+                move |i| rapyer_get(db.clone(), i),
+                move |i| raw_get(raw.clone(), i),
+            )
+            .await
+        })
+    });
+    tokio::task::spawn_blocking(move || thread.join().expect("the other runtime's thread"))
+        .await
+        .expect("join")
+}
+
+fn main() {
+    // RAPYER_BENCH_RUNTIME=current runs everything on one thread (no cross-thread wake-ups
+    // between a caller and the connection's driver task), but the row of `get` on the other
+    // runtime.
+    runtime(on_current_thread()).block_on(run());
 }
 
 async fn run() {
@@ -631,25 +702,34 @@ async fn run() {
 
     let mut rows = Vec::new();
 
-    let (d, c) = (db.clone(), raw.clone());
-    rows.push(
-        compare(
-            "save / JSON.SET",
-            move |i| rapyer_save(d.clone(), i),
-            move |i| raw_save(c.clone(), i),
-        )
-        .await,
-    );
-
-    let (d, c) = (db.clone(), raw.clone());
-    rows.push(
-        compare(
-            "get / JSON.GET",
-            move |i| rapyer_get(d.clone(), i),
-            move |i| raw_get(c.clone(), i),
-        )
-        .await,
-    );
+    // save and get, then the same with the dedicated connections turned off: every call
+    // through the multiplexed connection and its driver task, as raw redis-rs's calls go.
+    let shared_only = Db::connect_with(&url, ConnectOptions::default().direct_connections(0))
+        .await
+        .expect("connect")
+        .with_namespace("bench")
+        .expect("a valid namespace");
+    for (handle, named) in [(db.clone(), ""), (shared_only, ", direct_connections(0)")] {
+        let (d, c) = (handle.clone(), raw.clone());
+        rows.push(
+            compare(
+                &format!("save{named} / JSON.SET"),
+                move |i| rapyer_save(d.clone(), i),
+                move |i| raw_save(c.clone(), i),
+            )
+            .await,
+        );
+        let (d, c) = (handle, raw.clone());
+        rows.push(
+            compare(
+                &format!("get{named} / JSON.GET"),
+                move |i| rapyer_get(d.clone(), i),
+                move |i| raw_get(c.clone(), i),
+            )
+            .await,
+        );
+    }
+    rows.push(get_on_the_other_runtime(url.clone()).await);
 
     let (d, c) = (db.clone(), raw.clone());
     rows.push(
@@ -733,13 +813,13 @@ async fn run() {
         .await,
     );
 
-    // Queries: 1,000 matching models found and decoded: rapyer pages the search for keys and
-    // reads the documents with JSON.MGET, exactly as the raw baseline does.
+    // Queries: 1,000 matching models sorted by age, found and decoded: rapyer pages the search
+    // for keys and reads the documents with JSON.MGET, exactly as the raw baseline does.
     db.init::<BenchUser>().await.expect("init");
     let (d, c) = (db.clone(), raw.clone());
     rows.push(
         compare(
-            "find(1000) / FT.SEARCH + JSON.MGET",
+            "find(1000) sorted by age / FT.SEARCH SORTBY + JSON.MGET",
             move |_| rapyer_find(d.clone()),
             move |_| {
                 let mut c = c.clone();
@@ -748,6 +828,9 @@ async fn run() {
                         .arg("bench/_rapyer:index:BenchUser")
                         .arg("@age:[0 +inf]")
                         .arg("NOCONTENT")
+                        .arg("SORTBY")
+                        .arg("age")
+                        .arg("ASC")
                         .arg("LIMIT")
                         .arg(0)
                         .arg(1_000)
@@ -917,6 +1000,15 @@ async fn run() {
     let five_raw = move |i: u64| raw_five(c.clone(), d.key(&BenchPipe::key_of(i % PIPE_DOCS)));
     let five_name = "5-op atomic block / JSON.NUMINCRBY, ARRAPPEND, SET, SET, TOGGLE one by one";
     rows.push(compare(five_name, five_rapyer.clone(), five_raw.clone()).await);
+    let d = db.clone();
+    rows.push(
+        compare(
+            "5-op ServerOps block / JSON.NUMINCRBY, ARRAPPEND, SET, SET, TOGGLE one by one",
+            move |i| rapyer_five_ops(d.clone(), i),
+            five_raw.clone(),
+        )
+        .await,
+    );
 
     // Field handles and a 1-op block against the one bare JSON command each stands for (which
     // checks neither the document nor the field's type, nor re-arms an expiry). The list row
@@ -994,6 +1086,21 @@ async fn run() {
                     let mut u: BenchPipe = user(id).into();
                     let out = u.atomic(&d, |p| p.age().incr(1)).await.expect("block");
                     std::hint::black_box(out);
+                })
+            }),
+        ),
+        (
+            "1-op ServerOps block (age incr) / JSON.NUMINCRBY",
+            ("JSON.NUMINCRBY", "$.age", &["1"]),
+            any_doc,
+            Box::new(|d, id| {
+                Box::pin(async move {
+                    let r = BenchPipe::server_ref_for(id);
+                    ServerOps::scope(&d, |ops| {
+                        ops.incr(r.age(), 1);
+                    })
+                    .await
+                    .expect("block");
                 })
             }),
         ),
@@ -1422,7 +1529,11 @@ async fn raw_cluster(urls: &[String]) -> redis::cluster_async::ClusterConnection
 /// names these rows start with.
 async fn cluster_rows(standalone: &[Row]) -> Vec<ClusterRow> {
     let cluster = rapyer_testkit::cluster();
-    let db = Db::connect_cluster(cluster.urls())
+    // 64 sorted finds at once, each fanned out to every primary, can take longer than the
+    // default 30 s on this machine (a smoke run's debug build did): this row measures them,
+    // it does not time them out.
+    let options = ConnectOptions::default().response_timeout(Duration::from_secs(300));
+    let db = Db::connect_cluster_with(cluster.urls(), options)
         .await
         .expect("connect to the cluster")
         .with_namespace("bench")
@@ -1499,10 +1610,10 @@ async fn cluster_rows(standalone: &[Row]) -> Vec<ClusterRow> {
     let find = move |_: u64| rapyer_find(d.clone());
     let cluster = [measure(1, find.clone()).await, measure(64, find).await];
     rows.push(ClusterRow {
-        name: "find(1000)",
+        name: "find(1000) sorted by age",
         cluster,
         raw_cluster: [f64::NAN; 2],
-        standalone: same("find(1000)"),
+        standalone: same("find(1000) sorted"),
     });
     rows
 }

@@ -9,6 +9,7 @@ use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, FromRedisValue, Pipeline, RedisError, RedisFuture, Value};
 
 use crate::connect::ConnectOptions;
+use crate::direct::Direct;
 use crate::error::{Error, Result};
 use crate::script::{Registry, Scripts};
 
@@ -66,9 +67,10 @@ impl Db {
         let conn = crate::connect::open(url, &options).await?;
         let client =
             crate::connect::client(url, &options).map_err(|e| Error::redis("connect", e))?;
+        let direct = Direct::new(&client, &options);
         tracing::debug!(target: "rapyer::db", url = %redact(url), "connected");
         Ok(Db {
-            conn: Connection::Standalone(conn),
+            conn: Connection::Standalone(conn, direct),
             client: Client::Standalone(Box::new(client)),
             url: url.into(),
             namespace: "".into(),
@@ -368,16 +370,26 @@ pub(crate) type PrimarySlots = ((String, u16), Vec<(u16, u16)>);
 
 /// The connection every clone of a [`Db`] shares: to one server, or to a whole cluster
 /// (redis-rs routes each command to the node owning its key's slot and follows redirects).
+/// On one server, a call takes one of the [`Direct`] connections when one is free and
+/// goes through the multiplexed connection otherwise.
 #[derive(Clone)]
 enum Connection {
-    Standalone(ConnectionManager),
+    Standalone(ConnectionManager, Option<Arc<Direct>>),
     Cluster(ClusterConnection),
 }
 
 impl ConnectionLike for Connection {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
-            Connection::Standalone(conn) => conn.req_packed_command(cmd),
+            Connection::Standalone(conn, direct) => match direct.as_ref().and_then(Direct::lease) {
+                Some(lease) => Box::pin(async move {
+                    match lease.command(cmd).await {
+                        Some(result) => result,
+                        None => conn.req_packed_command(cmd).await,
+                    }
+                }),
+                None => conn.req_packed_command(cmd),
+            },
             Connection::Cluster(conn) => conn.req_packed_command(cmd),
         }
     }
@@ -389,14 +401,22 @@ impl ConnectionLike for Connection {
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
         match self {
-            Connection::Standalone(conn) => conn.req_packed_commands(cmd, offset, count),
+            Connection::Standalone(conn, direct) => match direct.as_ref().and_then(Direct::lease) {
+                Some(lease) => Box::pin(async move {
+                    match lease.commands(cmd, offset, count).await {
+                        Some(result) => result,
+                        None => conn.req_packed_commands(cmd, offset, count).await,
+                    }
+                }),
+                None => conn.req_packed_commands(cmd, offset, count),
+            },
             Connection::Cluster(conn) => conn.req_packed_commands(cmd, offset, count),
         }
     }
 
     fn get_db(&self) -> i64 {
         match self {
-            Connection::Standalone(conn) => conn.get_db(),
+            Connection::Standalone(conn, _) => conn.get_db(),
             Connection::Cluster(conn) => conn.get_db(),
         }
     }

@@ -8,6 +8,7 @@ mod connect;
 mod crud;
 mod db;
 mod depth;
+mod direct;
 mod documents;
 mod error;
 pub mod field;

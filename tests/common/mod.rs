@@ -169,3 +169,27 @@ pub(crate) fn assert_non_finite<T: std::fmt::Debug>(
 pub(crate) fn nested(levels: usize) -> serde_json::Value {
     (1..levels).fold(serde_json::json!([]), |inner, _| serde_json::json!([inner]))
 }
+
+/// Runs `fut`, dropping it at a random point: after fewer than `polls` polls, or when a
+/// timeout of fewer than `micros` microseconds fires. `None` when it was dropped.
+pub(crate) async fn cancel_randomly<F: std::future::Future>(
+    rng: &mut Rng,
+    micros: u64,
+    polls: u64,
+    fut: F,
+) -> Option<F::Output> {
+    if rng.below(2) == 0 {
+        let within = std::time::Duration::from_micros(rng.below(micros));
+        return tokio::time::timeout(within, fut).await.ok();
+    }
+    let polls = rng.below(polls);
+    let mut fut = std::pin::pin!(fut);
+    for _ in 0..polls {
+        let step = std::future::poll_fn(|cx| std::task::Poll::Ready(fut.as_mut().poll(cx))).await;
+        if let std::task::Poll::Ready(out) = step {
+            return Some(out);
+        }
+        tokio::task::yield_now().await;
+    }
+    None
+}
