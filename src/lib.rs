@@ -18,6 +18,7 @@ mod model;
 pub mod ops;
 mod path;
 pub mod query;
+mod reference;
 mod scan;
 pub mod script;
 mod slot;
@@ -39,6 +40,7 @@ pub use lock::{LockGuard, LockOptions};
 pub use model::{AtomicModel, Model, ModelKey};
 pub use ops::ServerOps;
 pub use query::Order;
+pub use reference::{Ref, RefField, RefId, Refs};
 pub use script::{Call, Keys, Pipeline, Reply, Script, Scripts};
 pub use types::{Bytes, Id, ParseIdError};
 
