@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::codec::{Document, decode_model, encode_model, mismatch, ttl_millis};
 use crate::db::Db;
-use crate::documents::{JSON_TYPE, check_not_foreign, delete_count, key_type, mget, slot_groups};
+use crate::documents::{JSON_TYPE, check_not_foreign, key_type, mget, slot_groups};
 use crate::error::{Error, Result, is_wrong_type};
 use crate::keys::{KeySettings, full_key};
 use crate::scan::scan_keys;
@@ -139,11 +139,6 @@ pub(crate) async fn exists(db: &Db, key: String) -> Result<bool> {
         JSON_TYPE => Ok(true),
         _ => Err(mismatch(key, found)),
     }
-}
-
-/// Deletes the document at `key` (see [`delete_count`]); `true` if there was one.
-pub(crate) async fn delete_one(db: &Db, key: String) -> Result<bool> {
-    Ok(delete_count(db, vec![key]).await? > 0)
 }
 
 pub(crate) async fn all<M: KeySettings + Document>(

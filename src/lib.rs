@@ -19,10 +19,12 @@ pub mod ops;
 mod path;
 pub mod query;
 mod reference;
+mod referrers;
 mod scan;
 pub mod script;
 mod slot;
 mod types;
+mod unlink;
 
 pub use buffer::CircularBuffer;
 pub use connect::ConnectOptions;
@@ -41,8 +43,10 @@ pub use model::{AtomicModel, Model, ModelKey};
 pub use ops::ServerOps;
 pub use query::Order;
 pub use reference::{Ref, RefField, RefId, Refs};
+pub use referrers::OnDelete;
 pub use script::{Call, Keys, Pipeline, Reply, Script, Scripts};
 pub use types::{Bytes, Id, ParseIdError};
+pub use unlink::set_ttl_cascade;
 
 /// `#[derive(AtomicModel)]`: see [`AtomicModel`] and the crate documentation.
 pub use rapyer_derive::AtomicModel;

@@ -363,6 +363,9 @@ struct Target {
     kind: &'static Kind,
 }
 
+/// One level's keys to read, each with its type's `Kind`.
+type Level = Vec<(String, &'static Kind)>;
+
 /// How to build, read and search a target type's documents.
 struct Kind {
     key: fn(&str, &str) -> String,
@@ -486,7 +489,7 @@ impl Refs {
         let mut next = found_in("", roots)?;
         for _ in 0..depth {
             // The keys of this level not read yet, once each.
-            let mut level: Vec<(String, &'static Kind)> = Vec::new();
+            let mut level: Level = Vec::new();
             let mut seen = HashSet::new();
             for target in next.drain(..) {
                 let key = (target.kind.key)(&refs.namespace, &target.id);
@@ -505,12 +508,8 @@ impl Refs {
 
     /// Reads one level's keys (grouped by the expiry their read re-arms), keeps the models,
     /// and returns the references found in them.
-    async fn read_level(
-        &mut self,
-        db: &Db,
-        level: Vec<(String, &'static Kind)>,
-    ) -> Result<Vec<Target>> {
-        let mut groups: Vec<(Option<Duration>, Vec<(String, &'static Kind)>)> = Vec::new();
+    async fn read_level(&mut self, db: &Db, level: Level) -> Result<Vec<Target>> {
+        let mut groups: Vec<(Option<Duration>, Level)> = Vec::new();
         for (key, kind) in level {
             let rearm = (kind.rearm)();
             match groups.iter_mut().find(|(r, _)| *r == rearm) {
@@ -570,6 +569,14 @@ impl Refs {
             Some(None) => Ok(None),
             None => Err(not_loaded(key)),
         }
+    }
+
+    /// The keys read that hold a document.
+    pub(crate) fn stored_keys(&self) -> impl Iterator<Item = &String> {
+        self.loaded
+            .iter()
+            .filter(|(_, model)| model.is_some())
+            .map(|(key, _)| key)
     }
 
     /// How many keys were read (dangling ones included).

@@ -121,11 +121,11 @@ async fn a_reference_is_stored_as_the_id_and_loads_its_target() {
         id: "p1".into(),
         name: "Pub".into(),
     };
-    p.save(&db).await.unwrap();
+    p.save(&db).await.expect("the call succeeds");
     let ann = author("ann", "p1", None);
-    ann.save(&db).await.unwrap();
+    ann.save(&db).await.expect("the call succeeds");
     let b = book("b1", "ann");
-    b.save(&db).await.unwrap();
+    b.save(&db).await.expect("the call succeeds");
 
     let stored = common::stored(&mut raw, &db.key("Book:b1")).await;
     assert_eq!(stored["author"], serde_json::json!("ann"));
@@ -133,9 +133,12 @@ async fn a_reference_is_stored_as_the_id_and_loads_its_target() {
     assert_eq!(stored["publisher"], serde_json::json!("p1"));
     assert_eq!(stored["mentor"], serde_json::Value::Null);
 
-    assert_eq!(b.author.get(&db).await.unwrap(), ann);
-    assert_eq!(b.author.get_opt(&db).await.unwrap(), Some(ann.clone()));
-    assert_eq!(ann.publisher.get(&db).await.unwrap(), p);
+    assert_eq!(b.author.get(&db).await.expect("the call succeeds"), ann);
+    assert_eq!(
+        b.author.get_opt(&db).await.expect("the call succeeds"),
+        Some(ann.clone())
+    );
+    assert_eq!(ann.publisher.get(&db).await.expect("the call succeeds"), p);
     assert!(b.author.is(&ann));
     assert_eq!(b.author, Ref::to(&ann));
     assert_eq!(b.author.key(), "Author:ann");
@@ -146,7 +149,14 @@ async fn a_reference_is_stored_as_the_id_and_loads_its_target() {
         Err(Error::NotFound { key }) => assert_eq!(key, db.key("Author:nobody")),
         other => panic!("expected NotFound, got {other:?}"),
     }
-    assert_eq!(dangling.author.get_opt(&db).await.unwrap(), None);
+    assert_eq!(
+        dangling
+            .author
+            .get_opt(&db)
+            .await
+            .expect("the call succeeds"),
+        None
+    );
 
     // A target key of another Redis type is an error for both, never None.
     let _: () = redis::cmd("SET")
@@ -154,7 +164,7 @@ async fn a_reference_is_stored_as_the_id_and_loads_its_target() {
         .arg("x")
         .query_async(&mut raw)
         .await
-        .unwrap();
+        .expect("the call succeeds");
     let wrong = book("b3", "wrong");
     assert!(matches!(
         wrong.author.get(&db).await,
@@ -172,8 +182,15 @@ async fn a_reference_is_stored_as_the_id_and_loads_its_target() {
         .arg(r#"{"id":"n","title":"t","author":42,"tags":[]}"#)
         .query_async(&mut raw)
         .await
-        .unwrap();
-    assert_eq!(Book::get(&db, "n").await.unwrap().author.id(), "42");
+        .expect("the call succeeds");
+    assert_eq!(
+        Book::get(&db, "n")
+            .await
+            .expect("the call succeeds")
+            .author
+            .id(),
+        "42"
+    );
     // Anything else is a Deserialize error naming the path.
     let _: () = redis::cmd("JSON.SET")
         .arg(db.key("Book:o"))
@@ -181,7 +198,7 @@ async fn a_reference_is_stored_as_the_id_and_loads_its_target() {
         .arg(r#"{"id":"o","title":"t","author":{"id":"ann"},"tags":[]}"#)
         .query_async(&mut raw)
         .await
-        .unwrap();
+        .expect("the call succeeds");
     match Book::get(&db, "o").await {
         Err(Error::Deserialize { path, .. }) => assert!(path.contains("author"), "{path}"),
         other => panic!("expected Deserialize, got {other:?}"),
@@ -199,7 +216,9 @@ async fn eager_loading_is_one_round_trip_per_level() {
             name: format!("publisher {i}"),
         })
         .collect();
-    Publisher::insert_many(&db, &publishers).await.unwrap();
+    Publisher::insert_many(&db, &publishers)
+        .await
+        .expect("the call succeeds");
     // Authors a0..a999; a_i's mentor is m_i (every other one), m_i's publisher p(i%10).
     let authors: Vec<Author> = (0..1000)
         .map(|i| {
@@ -211,16 +230,22 @@ async fn eager_loading_is_one_round_trip_per_level() {
             )
         })
         .collect();
-    Author::insert_many(&db, &authors).await.unwrap();
+    Author::insert_many(&db, &authors)
+        .await
+        .expect("the call succeeds");
     let mentors: Vec<Author> = (0..1000)
         .step_by(2)
         .map(|i| author(&format!("m{i}"), &format!("p{}", (i + 1) % 10), None))
         .collect();
-    Author::insert_many(&db, &mentors).await.unwrap();
+    Author::insert_many(&db, &mentors)
+        .await
+        .expect("the call succeeds");
     let books: Vec<Book> = (0..1000)
         .map(|i| book(&format!("b{i}"), &format!("a{i}")))
         .collect();
-    Book::insert_many(&db, &books).await.unwrap();
+    Book::insert_many(&db, &books)
+        .await
+        .expect("the call succeeds");
 
     let recorder = Recorder::default();
     let _guard = tracing::subscriber::set_default(recorder.clone());
@@ -231,7 +256,9 @@ async fn eager_loading_is_one_round_trip_per_level() {
         (3, 1000 + 10 + 500),
     ] {
         recorder.take();
-        let refs = Refs::load(&db, &books, depth).await.unwrap();
+        let refs = Refs::load(&db, &books, depth)
+            .await
+            .expect("the call succeeds");
         let trips = recorder.take();
         assert_eq!(refs.len(), keys, "depth {depth}");
         let levels = refs.levels();
@@ -243,15 +270,15 @@ async fn eager_loading_is_one_round_trip_per_level() {
         );
         if depth >= 1 {
             for (b, a) in books.iter().zip(&authors) {
-                assert_eq!(refs.get(&b.author).unwrap(), a);
+                assert_eq!(refs.get(&b.author).expect("the call succeeds"), a);
             }
         }
         if depth >= 2 {
             for a in &authors {
-                let p = refs.get(&a.publisher).unwrap();
+                let p = refs.get(&a.publisher).expect("the call succeeds");
                 assert_eq!(p.id, a.publisher.id());
                 if let Some(m) = &a.mentor {
-                    assert_eq!(refs.get(m).unwrap().id, m.id());
+                    assert_eq!(refs.get(m).expect("the call succeeds").id, m.id());
                 }
             }
         } else if depth == 1 {
@@ -280,28 +307,36 @@ async fn cycles_and_diamonds_read_each_key_once() {
     let b = author("b", "p", Some("a"));
     Author::insert_many(&db, &[a.clone(), b.clone()])
         .await
-        .unwrap();
+        .expect("the call succeeds");
     Publisher {
         id: "p".into(),
         name: "P".into(),
     }
     .save(&db)
     .await
-    .unwrap();
+    .expect("the call succeeds");
     recorder.take();
-    let refs = Refs::load(&db, &a, 100).await.unwrap();
+    let refs = Refs::load(&db, &a, 100).await.expect("the call succeeds");
     // Level 1: b and p; level 2: a (the root is read as a target too); then nothing new.
     assert_eq!(refs.levels(), 2, "{refs:?}");
     assert_eq!(refs.len(), 3);
     assert_eq!(recorder.take().len(), 2);
-    assert_eq!(refs.get(a.mentor.as_ref().unwrap()).unwrap(), &b);
-    assert_eq!(refs.get(b.mentor.as_ref().unwrap()).unwrap(), &a);
+    assert_eq!(
+        refs.get(a.mentor.as_ref().expect("the call succeeds"))
+            .expect("the call succeeds"),
+        &b
+    );
+    assert_eq!(
+        refs.get(b.mentor.as_ref().expect("the call succeeds"))
+            .expect("the call succeeds"),
+        &a
+    );
 
     // A diamond: two books by one author, one read.
     let books = [book("x", "a"), book("y", "a")];
-    let refs = Refs::load(&db, &books, 1).await.unwrap();
+    let refs = Refs::load(&db, &books, 1).await.expect("the call succeeds");
     assert_eq!(refs.len(), 1);
-    assert_eq!(refs.get(&books[0].author).unwrap(), &a);
+    assert_eq!(refs.get(&books[0].author).expect("the call succeeds"), &a);
 }
 
 #[tokio::test]
@@ -309,15 +344,26 @@ async fn dangling_references_in_a_load_are_an_error_or_none_by_choice() {
     let db = common::db().await;
     let mut raw = common::raw().await;
     let books = [book("b1", "gone"), book("b2", "there")];
-    author("there", "nope", None).save(&db).await.unwrap();
-    let refs = Refs::load(&db, &books[..], 2).await.unwrap();
+    author("there", "nope", None)
+        .save(&db)
+        .await
+        .expect("the call succeeds");
+    let refs = Refs::load(&db, &books[..], 2)
+        .await
+        .expect("the call succeeds");
     match refs.get(&books[0].author) {
         Err(Error::NotFound { key }) => assert_eq!(key, db.key("Author:gone")),
         other => panic!("expected NotFound, got {other:?}"),
     }
-    assert_eq!(refs.get_opt(&books[0].author).unwrap(), None);
-    let there = refs.get(&books[1].author).unwrap();
-    assert_eq!(refs.get_opt(&there.publisher).unwrap(), None);
+    assert_eq!(
+        refs.get_opt(&books[0].author).expect("the call succeeds"),
+        None
+    );
+    let there = refs.get(&books[1].author).expect("the call succeeds");
+    assert_eq!(
+        refs.get_opt(&there.publisher).expect("the call succeeds"),
+        None
+    );
 
     // A target of another Redis type fails the load, naming the key.
     let _: () = redis::cmd("HSET")
@@ -326,7 +372,7 @@ async fn dangling_references_in_a_load_are_an_error_or_none_by_choice() {
         .arg("v")
         .query_async(&mut raw)
         .await
-        .unwrap();
+        .expect("the call succeeds");
     match Refs::load(&db, &book("b3", "hash"), 1).await {
         Err(Error::TypeMismatch { key, .. }) => assert_eq!(key, db.key("Author:hash")),
         other => panic!("expected TypeMismatch, got {other:?}"),
@@ -338,7 +384,7 @@ async fn dangling_references_in_a_load_are_an_error_or_none_by_choice() {
         .arg(r#"{"id":"bad","name":1}"#)
         .query_async(&mut raw)
         .await
-        .unwrap();
+        .expect("the call succeeds");
     match Refs::load(&db, &book("b4", "bad"), 1).await {
         Err(Error::Deserialize { key, .. }) => assert_eq!(key, db.key("Author:bad")),
         other => panic!("expected Deserialize, got {other:?}"),
@@ -366,32 +412,41 @@ const HOSTILE: &[&str] = &[
 #[tokio::test]
 async fn hostile_ids_round_trip_in_references_and_reverse_lookups() {
     let db = common::db().await;
-    db.init::<Book>().await.unwrap();
+    db.init::<Book>().await.expect("the call succeeds");
     let mut raw = common::raw().await;
     for (i, id) in HOSTILE.iter().enumerate() {
         let a = author(id, id, Some(id));
-        a.save(&db).await.unwrap();
+        a.save(&db).await.expect("the call succeeds");
         Publisher {
             id: id.to_string(),
             name: "p".into(),
         }
         .save(&db)
         .await
-        .unwrap();
+        .expect("the call succeeds");
         for j in 0..2 {
-            book(&format!("b{i}-{j}"), id).save(&db).await.unwrap();
+            book(&format!("b{i}-{j}"), id)
+                .save(&db)
+                .await
+                .expect("the call succeeds");
         }
         let stored = common::stored(&mut raw, &db.key(&format!("Book:b{i}-0"))).await;
         assert_eq!(stored["author"], serde_json::json!(id));
     }
     for (i, id) in HOSTILE.iter().enumerate() {
-        let b = Book::get(&db, format!("b{i}-0")).await.unwrap();
-        let a = b.author.get(&db).await.unwrap();
+        let b = Book::get(&db, format!("b{i}-0"))
+            .await
+            .expect("the call succeeds");
+        let a = b.author.get(&db).await.expect("the call succeeds");
         assert_eq!(a.id, *id);
-        let refs = Refs::load(&db, &b, 3).await.unwrap();
-        assert_eq!(refs.get(&b.author).unwrap(), &a);
-        assert_eq!(refs.get(&a.publisher).unwrap().id, *id);
-        assert_eq!(refs.get(a.mentor.as_ref().unwrap()).unwrap(), &a);
+        let refs = Refs::load(&db, &b, 3).await.expect("the call succeeds");
+        assert_eq!(refs.get(&b.author).expect("the call succeeds"), &a);
+        assert_eq!(refs.get(&a.publisher).expect("the call succeeds").id, *id);
+        assert_eq!(
+            refs.get(a.mentor.as_ref().expect("the call succeeds"))
+                .expect("the call succeeds"),
+            &a
+        );
 
         // The reverse one-to-many: by model, by Ref and by id, exactly (case-sensitive).
         let f = Book::fields();
@@ -404,7 +459,7 @@ async fn hostile_ids_round_trip_in_references_and_reverse_lookups() {
             let mut found: Vec<String> = Book::find(&db, expr)
                 .all()
                 .await
-                .unwrap()
+                .expect("the call succeeds")
                 .into_iter()
                 .map(|b| b.id)
                 .collect();
@@ -417,7 +472,7 @@ async fn hostile_ids_round_trip_in_references_and_reverse_lookups() {
 #[tokio::test]
 async fn a_null_reference_is_indexed_as_no_value() {
     let db = common::db().await;
-    db.init::<Author>().await.unwrap();
+    db.init::<Author>().await.expect("the call succeeds");
     Author::insert_many(
         &db,
         &[
@@ -427,7 +482,7 @@ async fn a_null_reference_is_indexed_as_no_value() {
         ],
     )
     .await
-    .unwrap();
+    .expect("the call succeeds");
     let f = Author::fields();
     let ids = |v: Vec<Author>| {
         let mut ids: Vec<String> = v.into_iter().map(|a| a.id).collect();
@@ -435,11 +490,17 @@ async fn a_null_reference_is_indexed_as_no_value() {
         ids
     };
     assert_eq!(
-        ids(Author::find(&db, f.mentor.eq("m")).all().await.unwrap()),
+        ids(Author::find(&db, f.mentor.eq("m"))
+            .all()
+            .await
+            .expect("the call succeeds")),
         ["a"]
     );
     assert_eq!(
-        ids(Author::find(&db, f.mentor.ne("m")).all().await.unwrap()),
+        ids(Author::find(&db, f.mentor.ne("m"))
+            .all()
+            .await
+            .expect("the call succeeds")),
         ["b", "m"]
     );
 }
@@ -450,10 +511,10 @@ async fn a_reference_points_into_the_namespace_it_is_read_in() {
     let base = common::db().await;
     let ns1 = base
         .with_namespace(format!("{}one", base.namespace()))
-        .unwrap();
+        .expect("the call succeeds");
     let ns2 = base
         .with_namespace(format!("{}two", base.namespace()))
-        .unwrap();
+        .expect("the call succeeds");
     let mut raw = common::raw().await;
     for (db, name) in [(&ns1, "first"), (&ns2, "second")] {
         Author {
@@ -462,27 +523,33 @@ async fn a_reference_points_into_the_namespace_it_is_read_in() {
         }
         .save(db)
         .await
-        .unwrap();
+        .expect("the call succeeds");
     }
-    book("b", "ann").save(&ns1).await.unwrap();
+    book("b", "ann")
+        .save(&ns1)
+        .await
+        .expect("the call succeeds");
     // Copy the book's bytes into the second namespace as another client would.
     let text: String = redis::cmd("JSON.GET")
         .arg(ns1.key("Book:b"))
         .query_async(&mut raw)
         .await
-        .unwrap();
+        .expect("the call succeeds");
     let _: () = redis::cmd("JSON.SET")
         .arg(ns2.key("Book:b"))
         .arg("$")
         .arg(&text)
         .query_async(&mut raw)
         .await
-        .unwrap();
+        .expect("the call succeeds");
     for (db, name) in [(&ns1, "first"), (&ns2, "second")] {
-        let b = Book::get(db, "b").await.unwrap();
-        assert_eq!(b.author.get(db).await.unwrap().name, name);
-        let refs = Refs::load(db, &b, 1).await.unwrap();
-        assert_eq!(refs.get(&b.author).unwrap().name, name);
+        let b = Book::get(db, "b").await.expect("the call succeeds");
+        assert_eq!(
+            b.author.get(db).await.expect("the call succeeds").name,
+            name
+        );
+        let refs = Refs::load(db, &b, 1).await.expect("the call succeeds");
+        assert_eq!(refs.get(&b.author).expect("the call succeeds").name, name);
     }
 }
 
@@ -493,11 +560,11 @@ async fn blocks_copy_and_compare_references() {
     let (a1, a2) = (author("a1", "p", None), author("a2", "p", None));
     Author::insert_many(&db, &[a1.clone(), a2.clone()])
         .await
-        .unwrap();
+        .expect("the call succeeds");
     let (b1, b2) = (shelf("b1", "a1"), shelf("b2", "a2"));
     Shelf::insert_many(&db, &[b1.clone(), b2.clone()])
         .await
-        .unwrap();
+        .expect("the call succeeds");
     let (r1, r2) = (b1.server_ref(), b2.server_ref());
 
     // Copy b1's author into b2 only when b2 is by a2 (it is).
@@ -509,7 +576,7 @@ async fn blocks_copy_and_compare_references() {
             .out()
     })
     .await
-    .unwrap();
+    .expect("the call succeeds");
     assert_eq!(done, Some(true));
     assert_eq!(
         common::stored(&mut raw, &db.key("Shelf:{lib}:b2")).await["author"],
@@ -524,9 +591,15 @@ async fn blocks_copy_and_compare_references() {
             .out()
     })
     .await
-    .unwrap();
+    .expect("the call succeeds");
     assert_eq!(done, Some(true));
-    assert_eq!(Shelf::get(&db, "b1").await.unwrap().author, Ref::to(&a2));
+    assert_eq!(
+        Shelf::get(&db, "b1")
+            .await
+            .expect("the call succeeds")
+            .author,
+        Ref::to(&a2)
+    );
     // A failing condition writes nothing.
     let done = ServerOps::scope(&db, |ops| {
         ops.when(r1.author().eq(&a1))
@@ -536,12 +609,433 @@ async fn blocks_copy_and_compare_references() {
             .out()
     })
     .await
-    .unwrap();
+    .expect("the call succeeds");
     assert_eq!(done, Some(false));
-    assert_eq!(Shelf::get(&db, "b2").await.unwrap().author.id(), "a1");
+    assert_eq!(
+        Shelf::get(&db, "b2")
+            .await
+            .expect("the call succeeds")
+            .author
+            .id(),
+        "a1"
+    );
     // In a model's atomic block, through the field handle.
-    let mut b = Shelf::get(&db, "b2").await.unwrap();
-    b.author().set(&db, Ref::to(&a2)).await.unwrap();
+    let mut b = Shelf::get(&db, "b2").await.expect("the call succeeds");
+    b.author()
+        .set(&db, Ref::to(&a2))
+        .await
+        .expect("the call succeeds");
     assert_eq!(b.author, Ref::to(&a2));
-    assert_eq!(Shelf::get(&db, "b2").await.unwrap().author, Ref::to(&a2));
+    assert_eq!(
+        Shelf::get(&db, "b2")
+            .await
+            .expect("the call succeeds")
+            .author,
+        Ref::to(&a2)
+    );
+}
+
+// ----- on_delete ------------------------------------------------------------------------
+
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+struct Writer {
+    #[rapyer(key)]
+    id: String,
+    name: String,
+}
+
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+struct Novel {
+    #[rapyer(key)]
+    id: String,
+    #[rapyer(index, on_delete = "cascade")]
+    writer: Ref<Writer>,
+}
+
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+struct Chapter {
+    #[rapyer(key)]
+    id: String,
+    #[rapyer(index, on_delete = "cascade")]
+    novel: Ref<Novel>,
+}
+
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+struct Fan {
+    #[rapyer(key)]
+    id: String,
+    #[rapyer(index, on_delete = "set_null")]
+    favourite: Option<Ref<Writer>>,
+    #[rapyer(index, on_delete = "set_null")]
+    #[serde(rename = "second-best.x")]
+    second: Option<Ref<Writer>>,
+}
+
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+struct Contract {
+    #[rapyer(key)]
+    id: String,
+    #[rapyer(index, on_delete = "restrict")]
+    writer: Ref<Writer>,
+}
+
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+struct Node {
+    #[rapyer(key)]
+    id: String,
+    #[rapyer(index, on_delete = "cascade")]
+    next: Option<Ref<Node>>,
+}
+
+async fn library(db: &Db) {
+    db.init::<Novel>().await.expect("the call succeeds");
+    db.init::<Chapter>().await.expect("the call succeeds");
+    db.init::<Fan>().await.expect("the call succeeds");
+    db.init::<Contract>().await.expect("the call succeeds");
+    db.init::<Node>().await.expect("the call succeeds");
+}
+
+fn writer(id: &str) -> Writer {
+    Writer {
+        id: id.into(),
+        name: format!("writer {id}"),
+    }
+}
+
+fn novel(id: &str, writer: &str) -> Novel {
+    Novel {
+        id: id.into(),
+        writer: Ref::new(writer),
+    }
+}
+
+fn chapter(id: &str, novel: &str) -> Chapter {
+    Chapter {
+        id: id.into(),
+        novel: Ref::new(novel),
+    }
+}
+
+fn fan(id: &str, favourite: Option<&str>, second: Option<&str>) -> Fan {
+    Fan {
+        id: id.into(),
+        favourite: favourite.map(Ref::new),
+        second: second.map(Ref::new),
+    }
+}
+
+/// Every key of the test's namespace with its JSON (or type), sorted: a snapshot to compare.
+async fn snapshot(db: &Db) -> Vec<(String, String)> {
+    let mut raw = common::raw().await;
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{}*", db.namespace()))
+        .query_async(&mut raw)
+        .await
+        .expect("the call succeeds");
+    let mut out = Vec::new();
+    for key in keys {
+        if key.contains("_rapyer:") {
+            continue;
+        }
+        let t: String = redis::cmd("TYPE")
+            .arg(&key)
+            .query_async(&mut raw)
+            .await
+            .expect("the call succeeds");
+        let v = if t == "ReJSON-RL" {
+            common::json_get(&mut raw, &key).await.unwrap_or_default()
+        } else {
+            t
+        };
+        out.push((key, v));
+    }
+    out.sort();
+    out
+}
+
+/// A world of writers, novels, chapters, fans: `w` writes n1 and n2 (chapters c1..c3), `v`
+/// writes n3 (chapter c4); fan f1 likes w (and second v), f2 likes v (and second w).
+async fn world(db: &Db) {
+    library(db).await;
+    Writer::insert_many(db, &[writer("w"), writer("v")])
+        .await
+        .expect("the call succeeds");
+    Novel::insert_many(db, &[novel("n1", "w"), novel("n2", "w"), novel("n3", "v")])
+        .await
+        .expect("the call succeeds");
+    Chapter::insert_many(
+        db,
+        &[
+            chapter("c1", "n1"),
+            chapter("c2", "n1"),
+            chapter("c3", "n2"),
+            chapter("c4", "n3"),
+        ],
+    )
+    .await
+    .expect("the call succeeds");
+    Fan::insert_many(
+        db,
+        &[
+            fan("f1", Some("w"), Some("v")),
+            fan("f2", Some("v"), Some("w")),
+        ],
+    )
+    .await
+    .expect("the call succeeds");
+}
+
+#[tokio::test]
+async fn cascade_deletes_referrers_recursively_and_set_null_clears_references() {
+    let db = common::db().await;
+    world(&db).await;
+    assert!(
+        Writer::delete_by_id(&db, "w")
+            .await
+            .expect("the call succeeds")
+    );
+    let mut gone = vec![];
+    for id in ["n1", "n2"] {
+        gone.push(Novel::exists(&db, id).await.expect("the call succeeds"));
+    }
+    for id in ["c1", "c2", "c3"] {
+        gone.push(Chapter::exists(&db, id).await.expect("the call succeeds"));
+    }
+    assert_eq!(gone, [false; 5]);
+    assert!(!Writer::exists(&db, "w").await.expect("the call succeeds"));
+    // v's side is untouched.
+    assert!(Novel::exists(&db, "n3").await.expect("the call succeeds"));
+    assert!(Chapter::exists(&db, "c4").await.expect("the call succeeds"));
+    assert_eq!(
+        Fan::get(&db, "f1").await.expect("the call succeeds"),
+        fan("f1", None, Some("v"))
+    );
+    assert_eq!(
+        Fan::get(&db, "f2").await.expect("the call succeeds"),
+        fan("f2", Some("v"), None)
+    );
+    // Nothing left references w.
+    let refs = Refs::load(&db, &Fan::all(&db).await.expect("the call succeeds"), 1)
+        .await
+        .expect("the call succeeds");
+    assert!(refs.get_opt(&Ref::<Writer>::new("w")).is_err()); // not even looked up
+    for n in Novel::all(&db).await.expect("the call succeeds") {
+        assert!(n.writer.get(&db).await.is_ok());
+    }
+    // Deleting a model with no referrers, or a missing one, is a plain delete.
+    assert!(Writer::delete_by_id(&db, "v").await.is_ok());
+    assert!(
+        !Writer::delete_by_id(&db, "nobody")
+            .await
+            .expect("the call succeeds")
+    );
+    assert_eq!(
+        Writer::delete_many(&db, ["nobody", "neither"])
+            .await
+            .expect("the call succeeds"),
+        0
+    );
+}
+
+#[tokio::test]
+async fn restrict_refuses_the_whole_delete_naming_a_referrer() {
+    let db = common::db().await;
+    world(&db).await;
+    Contract {
+        id: "k".into(),
+        writer: Ref::new("w"),
+    }
+    .save(&db)
+    .await
+    .expect("the call succeeds");
+    let before = snapshot(&db).await;
+    match Writer::delete_by_id(&db, "w").await {
+        Err(Error::Referenced {
+            key,
+            referrer,
+            path,
+        }) => {
+            assert_eq!(key, db.key("Writer:w"));
+            assert_eq!(referrer, db.key("Contract:k"));
+            assert_eq!(path, "$.writer");
+        }
+        other => panic!("expected Referenced, got {other:?}"),
+    }
+    // Nothing was deleted or cleared: not the cascades, not the nulls.
+    assert_eq!(snapshot(&db).await, before);
+    // The same through delete and delete_many.
+    assert!(matches!(
+        writer("w").delete(&db).await,
+        Err(Error::Referenced { .. })
+    ));
+    assert!(matches!(
+        Writer::delete_many(&db, ["v", "w"]).await,
+        Err(Error::Referenced { .. })
+    ));
+    assert_eq!(snapshot(&db).await, before);
+    // Once the contract is gone, the delete goes through.
+    Contract::delete_by_id(&db, "k")
+        .await
+        .expect("the call succeeds");
+    assert!(
+        Writer::delete_by_id(&db, "w")
+            .await
+            .expect("the call succeeds")
+    );
+    assert!(!Novel::exists(&db, "n1").await.expect("the call succeeds"));
+}
+
+/// One server: the whole delete is one script, so a key of another type anywhere in it
+/// fails it before anything is written.
+#[tokio::test]
+async fn a_failing_delete_leaves_everything_as_it_was() {
+    let db = common::db().await;
+    world(&db).await;
+    let mut raw = common::raw().await;
+    let _: () = redis::cmd("SET")
+        .arg(db.key("Writer:str"))
+        .arg("not a document")
+        .query_async(&mut raw)
+        .await
+        .expect("the call succeeds");
+    let before = snapshot(&db).await;
+    match Writer::delete_many(&db, ["w", "str"]).await {
+        Err(Error::TypeMismatch { key, .. }) => assert_eq!(key, db.key("Writer:str")),
+        other => panic!("expected TypeMismatch, got {other:?}"),
+    }
+    assert_eq!(snapshot(&db).await, before);
+}
+
+#[tokio::test]
+async fn cascades_in_a_cycle_end() {
+    let db = common::db().await;
+    library(&db).await;
+    let node = |id: &str, next: &str| Node {
+        id: id.into(),
+        next: Some(Ref::new(next)),
+    };
+    // a → b → c → a, and d → d, and e → a.
+    Node::insert_many(
+        &db,
+        &[
+            node("a", "b"),
+            node("b", "c"),
+            node("c", "a"),
+            node("d", "d"),
+            node("e", "a"),
+            node("x", "y"),
+        ],
+    )
+    .await
+    .expect("the call succeeds");
+    assert!(
+        Node::delete_by_id(&db, "a")
+            .await
+            .expect("the call succeeds")
+    );
+    for id in ["a", "b", "c", "e"] {
+        assert!(
+            !Node::exists(&db, id).await.expect("the call succeeds"),
+            "{id}"
+        );
+    }
+    assert!(
+        Node::delete_by_id(&db, "d")
+            .await
+            .expect("the call succeeds")
+    );
+    assert!(Node::exists(&db, "x").await.expect("the call succeeds"));
+}
+
+#[tokio::test]
+async fn hostile_ids_are_found_and_cleared() {
+    let db = common::db().await;
+    library(&db).await;
+    for id in HOSTILE {
+        writer(id).save(&db).await.expect("the call succeeds");
+        novel(&format!("n-{id}"), id)
+            .save(&db)
+            .await
+            .expect("the call succeeds");
+        fan(&format!("f-{id}"), Some(id), Some(id))
+            .save(&db)
+            .await
+            .expect("the call succeeds");
+    }
+    for id in HOSTILE {
+        assert!(
+            Writer::delete_by_id(&db, id)
+                .await
+                .expect("the call succeeds"),
+            "{id:?}"
+        );
+        assert!(
+            !Novel::exists(&db, format!("n-{id}"))
+                .await
+                .expect("the call succeeds")
+        );
+        assert_eq!(
+            Fan::get(&db, format!("f-{id}"))
+                .await
+                .expect("the call succeeds"),
+            fan(&format!("f-{id}"), None, None)
+        );
+    }
+    assert!(Novel::all(&db).await.expect("the call succeeds").is_empty());
+}
+
+#[tokio::test]
+async fn set_ttl_cascades_along_references() {
+    let db = common::db().await;
+    library(&db).await;
+    let mut raw = common::raw().await;
+    world(&db).await;
+    let c1 = Chapter::get(&db, "c1").await.expect("the call succeeds");
+    let ttl = std::time::Duration::from_secs(100);
+    // Depth 0: the chapter only; depth 2: its novel and writer too.
+    assert_eq!(
+        rapyer::set_ttl_cascade(&db, &c1, ttl, 0)
+            .await
+            .expect("the call succeeds"),
+        1
+    );
+    assert!(common::pttl(&mut raw, &db.key("Novel:n1")).await < 0);
+    assert_eq!(
+        rapyer::set_ttl_cascade(&db, &c1, ttl, 2)
+            .await
+            .expect("the call succeeds"),
+        3
+    );
+    for key in ["Chapter:c1", "Novel:n1", "Writer:w"] {
+        let left = common::pttl(&mut raw, &db.key(key)).await;
+        assert!(left > 0 && left <= 100_000, "{key}: {left}");
+    }
+    assert!(common::pttl(&mut raw, &db.key("Novel:n2")).await < 0);
+    // A cycle ends, a dangling reference is skipped.
+    let node = |id: &str, next: &str| Node {
+        id: id.into(),
+        next: Some(Ref::new(next)),
+    };
+    Node::insert_many(&db, &[node("a", "b"), node("b", "a"), node("c", "gone")])
+        .await
+        .expect("the call succeeds");
+    let a = Node::get(&db, "a").await.expect("the call succeeds");
+    assert_eq!(
+        rapyer::set_ttl_cascade(&db, &a, ttl, 50)
+            .await
+            .expect("the call succeeds"),
+        2
+    );
+    let c = Node::get(&db, "c").await.expect("the call succeeds");
+    assert_eq!(
+        rapyer::set_ttl_cascade(&db, &c, ttl, 5)
+            .await
+            .expect("the call succeeds"),
+        1
+    );
+    // A missing model is NotFound, and nothing is expired.
+    match rapyer::set_ttl_cascade(&db, &node("zz", "d"), ttl, 3).await {
+        Err(Error::NotFound { key }) => assert_eq!(key, db.key("Node:zz")),
+        other => panic!("expected NotFound, got {other:?}"),
+    }
 }
