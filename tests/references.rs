@@ -1039,3 +1039,115 @@ async fn set_ttl_cascades_along_references() {
         other => panic!("expected NotFound, got {other:?}"),
     }
 }
+
+// ----- Redis Cluster -------------------------------------------------------------------
+
+/// Books and authors over every primary: each level is read per slot, all at once, and every
+/// target is found.
+#[tokio::test]
+async fn eager_loading_reads_targets_across_cluster_slots() {
+    let db = common::cluster_db().await;
+    let publishers: Vec<Publisher> = (0..20)
+        .map(|i| Publisher {
+            id: format!("p{i}"),
+            name: format!("publisher {i}"),
+        })
+        .collect();
+    Publisher::insert_many(&db, &publishers)
+        .await
+        .expect("publishers");
+    let authors: Vec<Author> = (0..200)
+        .map(|i| author(&format!("a{i}"), &format!("p{}", i % 20), None))
+        .collect();
+    Author::insert_many(&db, &authors).await.expect("authors");
+    let books: Vec<Book> = (0..200)
+        .map(|i| book(&format!("b{i}"), &format!("a{}", (i * 7) % 200)))
+        .chain([book("dangling", "nobody")])
+        .collect();
+    let slots: std::collections::HashSet<u16> = authors
+        .iter()
+        .map(|a| common::cluster_slot(&db.key(&Author::key_of(&a.id))))
+        .collect();
+    assert!(slots.len() > 100, "the authors are spread over the slots");
+    let refs = Refs::load(&db, &books, 2).await.expect("load");
+    assert_eq!(refs.levels(), 2);
+    assert_eq!(refs.len(), 200 + 1 + 20);
+    for b in &books[..200] {
+        let a = refs.get(&b.author).expect("the author");
+        assert_eq!(a.id, b.author.id());
+        assert_eq!(
+            refs.get(&a.publisher).expect("the publisher").id,
+            a.publisher.id()
+        );
+    }
+    assert_eq!(refs.get_opt(&books[200].author).expect("loaded"), None);
+}
+
+/// On a cluster the referrers live in other slots: the delete runs step by step, nulls
+/// first, referrers before targets. A step refused halfway (here by ACL: the user may not
+/// write writers) leaves the target in place and no reference to a deleted model.
+#[tokio::test]
+async fn a_delete_across_slots_fails_halfway_without_a_dangling_reference() {
+    let db = common::cluster_db().await;
+    world(&db).await;
+    let namespace = db.namespace().to_string();
+    let suffix = std::process::id();
+    let (user, password) = (format!("rapyer-refs-{suffix}"), format!("pw-{suffix}"));
+    for node in rapyer_testkit::cluster().nodes().expect("cluster nodes") {
+        let mut conn = redis::Client::open(node.url())
+            .expect("node url")
+            .get_connection()
+            .expect("connect to a node");
+        let _: redis::Value = redis::cmd("ACL")
+            .arg("SETUSER")
+            .arg(&user)
+            .arg("on")
+            .arg(format!(">{password}"))
+            .arg("resetkeys")
+            .arg(format!("%R~{namespace}*"))
+            .arg(format!("~{namespace}Novel:*"))
+            .arg(format!("~{namespace}Chapter:*"))
+            .arg(format!("~{namespace}Fan:*"))
+            .arg(format!("~{namespace}_rapyer:*"))
+            .arg("+@all")
+            .query(&mut conn)
+            .expect("ACL SETUSER");
+    }
+    let urls: Vec<String> = rapyer_testkit::cluster()
+        .urls()
+        .iter()
+        .map(|url| url.replacen("redis://", &format!("redis://{user}:{password}@"), 1))
+        .collect();
+    let limited = Db::connect_cluster(&urls)
+        .await
+        .expect("connect as the limited user")
+        .with_namespace(namespace.clone())
+        .expect("the namespace is valid");
+    let failed = Writer::delete_by_id(&limited, "w").await;
+    assert!(failed.is_err(), "{failed:?}");
+    // The target is still there; nothing references it any more.
+    assert_eq!(
+        Writer::get(&db, "w").await.expect("w is still there"),
+        writer("w")
+    );
+    for id in ["n1", "n2"] {
+        assert!(!Novel::exists(&db, id).await.expect("exists"), "{id}");
+    }
+    for id in ["c1", "c2", "c3"] {
+        assert!(!Chapter::exists(&db, id).await.expect("exists"), "{id}");
+    }
+    assert_eq!(
+        Fan::get(&db, "f1").await.expect("f1"),
+        fan("f1", None, Some("v"))
+    );
+    assert_eq!(
+        Fan::get(&db, "f2").await.expect("f2"),
+        fan("f2", Some("v"), None)
+    );
+    // v's side is untouched, and an allowed delete finishes the job.
+    assert!(Chapter::exists(&db, "c4").await.expect("exists"));
+    assert!(Writer::delete_by_id(&db, "w").await.expect("delete w"));
+    assert!(Writer::delete_by_id(&db, "v").await.expect("delete v"));
+    assert!(Novel::all(&db).await.expect("all").is_empty());
+    assert!(Chapter::all(&db).await.expect("all").is_empty());
+}
