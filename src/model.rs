@@ -175,6 +175,10 @@ pub trait AtomicModel: Model {
 
     /// Deletes the model with this id; `true` if it was stored. A key holding another Redis
     /// type is [`Error::TypeMismatch`](crate::Error::TypeMismatch) and is left as it is.
+    ///
+    /// `delete`, `delete_by_id` and `delete_many` apply the `on_delete` policy of every
+    /// reference field registered for this model (see [`OnDelete`](crate::OnDelete)):
+    /// referrers are refused, deleted or cleared as declared.
     fn delete_by_id(db: &Db, id: impl Display) -> impl Future<Output = Result<bool>> + Send {
         let ids = vec![id.to_string()];
         async move { Ok(crate::unlink::delete::<Self>(db, ids).await? > 0) }
