@@ -390,7 +390,7 @@ fn search(model: &Model) -> (TokenStream, TokenStream, TokenStream) {
             })
         });
     // The reference fields declared with on_delete, registered by `db.init::<Self>()`.
-    let declared = indexed
+    let declared: Vec<TokenStream> = indexed
         .iter()
         .filter(|_| model.key.is_some())
         .filter_map(|f| {
@@ -410,7 +410,16 @@ fn search(model: &Model) -> (TokenStream, TokenStream, TokenStream) {
                     ::rapyer::__private::v1::OnDelete::#policy,
                 );
             })
-        });
+        })
+        .collect();
+    // Only a model declaring some: the trait's default declares none.
+    let referrers = (!declared.is_empty()).then(|| {
+        quote! {
+            fn referrers(out: &mut ::std::vec::Vec<::rapyer::__private::v1::Referrer>) {
+                #(#declared)*
+            }
+        }
+    });
     let root = model.key.as_ref().map(|_| {
         quote! {
             #[automatically_derived]
@@ -451,12 +460,7 @@ fn search(model: &Model) -> (TokenStream, TokenStream, TokenStream) {
                 #(#schemas)*
             }
 
-            #[allow(unused_variables)] // a model without on_delete fields declares none
-            fn referrers(
-                out: &mut ::std::vec::Vec<::rapyer::__private::v1::Referrer>,
-            ) {
-                #(#declared)*
-            }
+            #referrers
 
             #[allow(unused_variables)] // a model without indexed date-times has none to list
             fn instants(
