@@ -3,11 +3,9 @@
 -- Every key is checked first: a key holding anything but a JSON document fails the whole
 -- call with a typed failure (lua/lib/failure.lua, put before this script) naming it; a
 -- missing key is skipped. Returns how many expiries were set.
-for i = 1, #KEYS do
-  local refused = not_a_document(i, false)
-  if refused then
-    return refused
-  end
+local refused = not_all_documents()
+if refused then
+  return refused
 end
 local set = 0
 for i = 1, #KEYS do

@@ -7,11 +7,9 @@
 -- fails the whole call with a typed failure (lua/lib/failure.lua, put before this script)
 -- naming it, and nothing is written. A missing key is skipped.
 -- Returns, for each document to delete, 1 when it was deleted and 0 when it was missing.
-for i = 1, #KEYS do
-  local refused = not_a_document(i, false)
-  if refused then
-    return refused
-  end
+local refused = not_all_documents()
+if refused then
+  return refused
 end
 local n = tonumber(ARGV[1])
 local nulls = {}

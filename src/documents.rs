@@ -25,7 +25,25 @@ pub(crate) async fn get_many<M: KeySettings + Document>(
     if keys.is_empty() {
         return Ok(Vec::new());
     }
-    let replies = mget(db, &keys, rearm).await?;
+    let replies = mget_documents(db, &keys, rearm).await?;
+    keys.iter()
+        .zip(replies)
+        .map(|(key, reply)| {
+            reply
+                .map(|bytes| decode_model(db.namespace(), key, &bytes))
+                .transpose()
+        })
+        .collect()
+}
+
+/// The documents' roots at `keys` (see [`mget`]), `None` for a missing key; a key holding
+/// another Redis type is [`Error::TypeMismatch`].
+pub(crate) async fn mget_documents(
+    db: &Db,
+    keys: &[String],
+    rearm: Option<Duration>,
+) -> Result<Vec<Option<Vec<u8>>>> {
+    let replies = mget(db, keys, rearm).await?;
     // JSON.MGET answers nil both for a missing key and for a key of another type; only a
     // nil needs the second look, so the common case stays one round trip.
     let missing: Vec<&String> = keys
@@ -37,14 +55,7 @@ pub(crate) async fn get_many<M: KeySettings + Document>(
     if !missing.is_empty() {
         check_not_foreign(db, &missing).await?;
     }
-    keys.iter()
-        .zip(replies)
-        .map(|(key, reply)| {
-            reply
-                .map(|bytes| decode_model(db.namespace(), key, &bytes))
-                .transpose()
-        })
-        .collect()
+    Ok(replies)
 }
 
 /// Deletes the documents at `keys` in one script, all or nothing: a key holding another

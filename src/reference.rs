@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize, Serializer};
 
 use crate::codec::{Document, decode_model};
 use crate::db::Db;
-use crate::documents::{check_not_foreign, mget};
+use crate::documents::mget_documents;
 use crate::error::{Error, Result};
 use crate::field::{At, FieldType, RedisValue};
 use crate::keys::{KeySettings, full_key, read_ttl};
@@ -520,16 +520,7 @@ impl Refs {
         let mut found = Vec::new();
         for (rearm, group) in groups {
             let keys: Vec<String> = group.iter().map(|(key, _)| key.clone()).collect();
-            let replies = mget(db, &keys, rearm).await?;
-            let missing: Vec<&String> = keys
-                .iter()
-                .zip(&replies)
-                .filter(|(_, reply)| reply.is_none())
-                .map(|(key, _)| key)
-                .collect();
-            if !missing.is_empty() {
-                check_not_foreign(db, &missing).await?;
-            }
+            let replies = mget_documents(db, &keys, rearm).await?;
             for ((key, kind), reply) in group.into_iter().zip(replies) {
                 let model = match reply {
                     Some(bytes) => {

@@ -66,6 +66,19 @@ fn author(id: &str, publisher: &str, mentor: Option<&str>) -> Author {
     }
 }
 
+/// Saves publishers p0..p(n-1).
+async fn publishers(db: &Db, n: usize) {
+    let publishers: Vec<Publisher> = (0..n)
+        .map(|i| Publisher {
+            id: format!("p{i}"),
+            name: format!("publisher {i}"),
+        })
+        .collect();
+    Publisher::insert_many(db, &publishers)
+        .await
+        .expect("save the publishers");
+}
+
 fn book(id: &str, author: &str) -> Book {
     Book {
         id: id.into(),
@@ -210,15 +223,7 @@ async fn a_reference_is_stored_as_the_id_and_loads_its_target() {
 #[tokio::test]
 async fn eager_loading_is_one_round_trip_per_level() {
     let db = common::db().await;
-    let publishers: Vec<Publisher> = (0..10)
-        .map(|i| Publisher {
-            id: format!("p{i}"),
-            name: format!("publisher {i}"),
-        })
-        .collect();
-    Publisher::insert_many(&db, &publishers)
-        .await
-        .expect("the call succeeds");
+    publishers(&db, 10).await;
     // Authors a0..a999; a_i's mentor is m_i (every other one), m_i's publisher p(i%10).
     let authors: Vec<Author> = (0..1000)
         .map(|i| {
@@ -1047,15 +1052,7 @@ async fn set_ttl_cascades_along_references() {
 #[tokio::test]
 async fn eager_loading_reads_targets_across_cluster_slots() {
     let db = common::cluster_db().await;
-    let publishers: Vec<Publisher> = (0..20)
-        .map(|i| Publisher {
-            id: format!("p{i}"),
-            name: format!("publisher {i}"),
-        })
-        .collect();
-    Publisher::insert_many(&db, &publishers)
-        .await
-        .expect("publishers");
+    publishers(&db, 20).await;
     let authors: Vec<Author> = (0..200)
         .map(|i| author(&format!("a{i}"), &format!("p{}", i % 20), None))
         .collect();

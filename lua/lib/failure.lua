@@ -26,3 +26,15 @@ local function not_a_document(i, required)
   end
   return failure('wrongtype', 0, i, '$', t)
 end
+
+-- The typed failure for the first of KEYS that holds anything but a JSON document (a
+-- missing key passes), or nil when every key passes.
+local function not_all_documents()
+  for i = 1, #KEYS do
+    local refused = not_a_document(i, false)
+    if refused then
+      return refused
+    end
+  end
+  return nil
+end
