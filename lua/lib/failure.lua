@@ -31,9 +31,9 @@ end
 -- missing key passes), or nil when every key passes.
 local function not_all_documents()
   for i = 1, #KEYS do
-    local refused = not_a_document(i, false)
-    if refused then
-      return refused
+    local bad = not_a_document(i, false)
+    if bad then
+      return bad
     end
   end
   return nil
