@@ -31,7 +31,6 @@ use std::any::TypeId;
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::LazyLock;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -44,31 +43,8 @@ use crate::keys::{HashTag, KeySettings, full_key, model_space};
 use crate::query::{Find, Indexable, TagField};
 use crate::reference::{Ref, Refs};
 use crate::referrers::{self, OnDelete, Referrer};
-use crate::script::{Keys, Script, failure};
-
-/// The delete with policies: see the module's docs.
-static UNLINK: LazyLock<Script> = LazyLock::new(|| {
-    Script::from_static(
-        "rapyer.unlink",
-        Keys::Dynamic,
-        concat!(
-            include_str!("../lua/lib/failure.lua"),
-            include_str!("../lua/unlink.lua")
-        ),
-    )
-});
-
-/// Expires several documents, all keys checked first.
-static EXPIRE_MANY: LazyLock<Script> = LazyLock::new(|| {
-    Script::from_static(
-        "rapyer.expire_many",
-        Keys::Dynamic,
-        concat!(
-            include_str!("../lua/lib/failure.lua"),
-            include_str!("../lua/expire_many.lua")
-        ),
-    )
-});
+use crate::script::failure;
+use crate::script::library::{EXPIRE_MANY, UNLINK};
 
 /// A field type that can carry `on_delete`: `Ref<M>` and `Option<Ref<M>>`.
 #[diagnostic::on_unimplemented(
