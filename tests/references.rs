@@ -1148,3 +1148,35 @@ async fn a_delete_across_slots_fails_halfway_without_a_dangling_reference() {
     assert!(Novel::all(&db).await.expect("all").is_empty());
     assert!(Chapter::all(&db).await.expect("all").is_empty());
 }
+
+#[tokio::test]
+async fn a_one_megabyte_id_is_loaded_found_and_cascaded() {
+    let db = common::db().await;
+    library(&db).await;
+    let id = "é{x}:\"".repeat((1 << 20) / 7 + 1);
+    assert!(id.len() >= 1 << 20);
+    writer(&id).save(&db).await.expect("save the writer");
+    novel("n", &id).save(&db).await.expect("save the novel");
+    fan("f", Some(&id), None)
+        .save(&db)
+        .await
+        .expect("save the fan");
+    let n = Novel::get(&db, "n").await.expect("the novel");
+    assert_eq!(n.writer.get(&db).await.expect("the writer").id, id);
+    let refs = Refs::load(&db, &n, 1).await.expect("load");
+    assert_eq!(refs.get(&n.writer).expect("loaded").id, id);
+    let f = Novel::fields();
+    assert_eq!(
+        Novel::find(&db, f.writer.eq(id.as_str()))
+            .count()
+            .await
+            .expect("count"),
+        1
+    );
+    assert!(Writer::delete_by_id(&db, &id).await.expect("delete"));
+    assert!(!Novel::exists(&db, "n").await.expect("exists"));
+    assert_eq!(
+        Fan::get(&db, "f").await.expect("the fan"),
+        fan("f", None, None)
+    );
+}
