@@ -1087,39 +1087,7 @@ async fn eager_loading_reads_targets_across_cluster_slots() {
 async fn a_delete_across_slots_fails_halfway_without_a_dangling_reference() {
     let db = common::cluster_db().await;
     world(&db).await;
-    let namespace = db.namespace().to_string();
-    let suffix = std::process::id();
-    let (user, password) = (format!("rapyer-refs-{suffix}"), format!("pw-{suffix}"));
-    for node in rapyer_testkit::cluster().nodes().expect("cluster nodes") {
-        let mut conn = redis::Client::open(node.url())
-            .expect("node url")
-            .get_connection()
-            .expect("connect to a node");
-        let _: redis::Value = redis::cmd("ACL")
-            .arg("SETUSER")
-            .arg(&user)
-            .arg("on")
-            .arg(format!(">{password}"))
-            .arg("resetkeys")
-            .arg(format!("%R~{namespace}*"))
-            .arg(format!("~{namespace}Novel:*"))
-            .arg(format!("~{namespace}Chapter:*"))
-            .arg(format!("~{namespace}Fan:*"))
-            .arg(format!("~{namespace}_rapyer:*"))
-            .arg("+@all")
-            .query(&mut conn)
-            .expect("ACL SETUSER");
-    }
-    let urls: Vec<String> = rapyer_testkit::cluster()
-        .urls()
-        .iter()
-        .map(|url| url.replacen("redis://", &format!("redis://{user}:{password}@"), 1))
-        .collect();
-    let limited = Db::connect_cluster(&urls)
-        .await
-        .expect("connect as the limited user")
-        .with_namespace(namespace.clone())
-        .expect("the namespace is valid");
+    let limited = cannot_write_writers(&db, "across").await;
     let failed = Writer::delete_by_id(&limited, "w").await;
     assert!(failed.is_err(), "{failed:?}");
     // The target is still there; nothing references it any more.
@@ -1179,4 +1147,99 @@ async fn a_one_megabyte_id_is_loaded_found_and_cascaded() {
         Fan::get(&db, "f").await.expect("the fan"),
         fan("f", None, None)
     );
+}
+
+/// A `Db` on the cluster, in `db`'s namespace, as a user (named after `name`) who may read
+/// everything there but write only novels, chapters, fans, tagged novels and rapyer's own keys: a
+/// delete of a writer is refused by ACL.
+async fn cannot_write_writers(db: &Db, name: &str) -> Db {
+    let namespace = db.namespace().to_string();
+    let suffix = std::process::id();
+    let (user, password) = (
+        format!("rapyer-refs-{name}-{suffix}"),
+        format!("pw-{suffix}"),
+    );
+    for node in rapyer_testkit::cluster().nodes().expect("cluster nodes") {
+        let mut conn = redis::Client::open(node.url())
+            .expect("node url")
+            .get_connection()
+            .expect("connect to a node");
+        let _: redis::Value = redis::cmd("ACL")
+            .arg("SETUSER")
+            .arg(&user)
+            .arg("on")
+            .arg(format!(">{password}"))
+            .arg("resetkeys")
+            .arg(format!("%R~{namespace}*"))
+            .arg(format!("~{namespace}Novel:*"))
+            .arg(format!("~{namespace}Chapter:*"))
+            .arg(format!("~{namespace}Fan:*"))
+            .arg(format!("~{namespace}TaggedNovel:*"))
+            .arg(format!("~{namespace}_rapyer:*"))
+            .arg("+@all")
+            .query(&mut conn)
+            .expect("ACL SETUSER");
+    }
+    let urls: Vec<String> = rapyer_testkit::cluster()
+        .urls()
+        .iter()
+        .map(|url| url.replacen("redis://", &format!("redis://{user}:{password}@"), 1))
+        .collect();
+    Db::connect_cluster(&urls)
+        .await
+        .expect("connect as the limited user")
+        .with_namespace(namespace)
+        .expect("the namespace is valid")
+}
+
+/// Writers and novels that share one cluster slot.
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[rapyer(hash_tag = "lib")]
+struct TaggedWriter {
+    #[rapyer(key)]
+    id: String,
+}
+
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[rapyer(hash_tag = "lib")]
+struct TaggedNovel {
+    #[rapyer(key)]
+    id: String,
+    #[rapyer(index, on_delete = "cascade")]
+    writer: Ref<TaggedWriter>,
+}
+
+/// On a cluster, keys that share a slot are deleted in one script: a refusal (ACL checks a
+/// script's keys before it runs) leaves everything as it was, and an allowed delete takes
+/// the target and its referrers together.
+#[tokio::test]
+async fn a_delete_within_one_cluster_slot_is_one_script() {
+    let db = common::cluster_db().await;
+    db.init::<TaggedNovel>().await.expect("init");
+    TaggedWriter { id: "w".into() }
+        .save(&db)
+        .await
+        .expect("save the writer");
+    let novels: Vec<TaggedNovel> = (0..5)
+        .map(|i| TaggedNovel {
+            id: format!("n{i}"),
+            writer: Ref::new("w"),
+        })
+        .collect();
+    TaggedNovel::insert_many(&db, &novels)
+        .await
+        .expect("save the novels");
+    let limited = cannot_write_writers(&db, "slot").await;
+    let refused = TaggedWriter::delete_by_id(&limited, "w").await;
+    assert!(refused.is_err(), "{refused:?}");
+    assert!(TaggedWriter::exists(&db, "w").await.expect("exists"));
+    assert_eq!(TaggedNovel::all(&db).await.expect("all").len(), 5);
+
+    let recorder = Recorder::default();
+    let _guard = tracing::subscriber::set_default(recorder.clone());
+    assert!(TaggedWriter::delete_by_id(&db, "w").await.expect("delete"));
+    let trips = recorder.take();
+    let scripts = trips.iter().filter(|t| t.contains("keys=6")).count();
+    assert_eq!(scripts, 1, "one script over the 6 keys: {trips:#?}");
+    assert!(TaggedNovel::all(&db).await.expect("all").is_empty());
 }
