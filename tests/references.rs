@@ -1243,3 +1243,54 @@ async fn a_delete_within_one_cluster_slot_is_one_script() {
     assert_eq!(scripts, 1, "one script over the 6 keys: {trips:#?}");
     assert!(TaggedNovel::all(&db).await.expect("all").is_empty());
 }
+
+/// Deletes of many writers at once, with loads running beside them: afterwards no novel or
+/// fan references a deleted writer.
+#[tokio::test]
+async fn concurrent_deletes_leave_no_dangling_reference() {
+    let db = common::db().await;
+    library(&db).await;
+    let writers: Vec<Writer> = (0..20).map(|i| writer(&format!("w{i}"))).collect();
+    Writer::insert_many(&db, &writers).await.expect("writers");
+    let novels: Vec<Novel> = (0..100)
+        .map(|i| novel(&format!("n{i}"), &format!("w{}", i % 20)))
+        .collect();
+    Novel::insert_many(&db, &novels).await.expect("novels");
+    let fans: Vec<Fan> = (0..40)
+        .map(|i| {
+            let (a, b) = (format!("w{}", i % 20), format!("w{}", (i + 1) % 20));
+            fan(&format!("f{i}"), Some(&a), Some(&b))
+        })
+        .collect();
+    Fan::insert_many(&db, &fans).await.expect("fans");
+    let mut tasks = Vec::new();
+    for i in (0..20).step_by(2) {
+        let d = db.clone();
+        tasks.push(tokio::spawn(async move {
+            Writer::delete_by_id(&d, format!("w{i}"))
+                .await
+                .expect("delete")
+        }));
+        let (db, novels) = (db.clone(), novels.clone());
+        tasks.push(tokio::spawn(async move {
+            Refs::load(&db, &novels, 1).await.expect("load").len() > 0
+        }));
+    }
+    for task in tasks {
+        assert!(task.await.expect("task"));
+    }
+    let left: Vec<Novel> = Novel::all(&db).await.expect("novels");
+    assert_eq!(left.len(), 50);
+    let refs = Refs::load(&db, &left, 1).await.expect("load");
+    for n in &left {
+        assert!(refs.get(&n.writer).is_ok(), "{n:?} dangles");
+    }
+    for f in Fan::all(&db).await.expect("fans") {
+        for r in [&f.favourite, &f.second].into_iter().flatten() {
+            assert!(
+                r.get_opt(&db).await.expect("get").is_some(),
+                "{f:?} dangles"
+            );
+        }
+    }
+}
