@@ -1273,7 +1273,7 @@ async fn concurrent_deletes_leave_no_dangling_reference() {
         }));
         let (db, novels) = (db.clone(), novels.clone());
         tasks.push(tokio::spawn(async move {
-            Refs::load(&db, &novels, 1).await.expect("load").len() > 0
+            !Refs::load(&db, &novels, 1).await.expect("load").is_empty()
         }));
     }
     for task in tasks {
