@@ -678,10 +678,7 @@ async fn an_acl_user_limited_to_its_namespace_runs_every_operation_on_a_cluster(
     // Documents over several primaries, field handles, a block, a lock, all(), a search.
     let ids: Vec<String> = (0..24).map(|i| format!("acl-{i}")).collect();
     for (i, id) in ids.iter().enumerate() {
-        item(id, i as i64)
-            .save(&db)
-            .await
-            .expect("save as the ACL user");
+        item(id, i as i64).save(&db).await.expect("save as the ACL user");
     }
     let mut first = Item::get(&db, "acl-0").await.expect("get");
     assert_eq!(first.n().incr(&db, 5).await.expect("incr"), 5);
@@ -703,9 +700,7 @@ async fn an_acl_user_limited_to_its_namespace_runs_every_operation_on_a_cluster(
     let mut want = ids.clone();
     want.sort();
     assert_eq!(all, want);
-    db.init::<Badge>()
-        .await
-        .expect("init the index on every primary");
+    db.init::<Badge>().await.expect("init the index on every primary");
     for i in 0..12 {
         let color = if i % 3 == 0 { "red" } else { "blue" };
         Badge {
