@@ -570,6 +570,73 @@ async fn rapyer_five_ops(d: Db, i: u64) {
 
 /// rapyer's search for 1,000 matching models sorted by age, found and decoded (on a cluster:
 /// asked of every primary at once and merged by age).
+/// An author of the references row.
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[rapyer(prefix = "BenchAuthor")]
+struct BenchAuthor {
+    #[rapyer(key)]
+    id: u64,
+    name: String,
+}
+
+/// A book of the references row, referencing its author.
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[rapyer(prefix = "BenchBook")]
+struct BenchBook {
+    #[rapyer(key)]
+    id: u64,
+    title: String,
+    author: rapyer::Ref<BenchAuthor>,
+}
+
+/// The references row: the authors of 1,000 books (each its own), read level by level
+/// (`Refs::load(.., 1)`: one JSON.MGET) against one `Ref::get` per book. Both sides are
+/// rapyer; "raw" is the one-by-one side.
+async fn refs_row(db: &Db) -> Row {
+    let authors: Vec<BenchAuthor> = (0..1_000)
+        .map(|id| BenchAuthor {
+            id,
+            name: format!("author {id}"),
+        })
+        .collect();
+    BenchAuthor::insert_many(db, &authors)
+        .await
+        .expect("authors");
+    let books: Arc<Vec<BenchBook>> = Arc::new(
+        (0..1_000)
+            .map(|id| BenchBook {
+                id,
+                title: format!("book {id}"),
+                author: rapyer::Ref::new(id),
+            })
+            .collect(),
+    );
+    BenchBook::insert_many(db, &books).await.expect("books");
+    let (d, e, b1, b2) = (db.clone(), db.clone(), books.clone(), books);
+    compare(
+        "Refs::load(1) of 1000 books / Ref::get one by one",
+        move |_| refs_eager(d.clone(), b1.clone()),
+        move |_| refs_one_by_one(e.clone(), b2.clone()),
+    )
+    .await
+}
+
+/// The books' authors in one level: one JSON.MGET of 1,000 keys.
+async fn refs_eager(d: Db, books: Arc<Vec<BenchBook>>) {
+    let refs = rapyer::Refs::load(&d, &*books, 1).await.expect("load");
+    assert_eq!(refs.len(), 1_000);
+    std::hint::black_box(refs);
+}
+
+/// The books' authors one `Ref::get` (one JSON.GET) at a time.
+async fn refs_one_by_one(d: Db, books: Arc<Vec<BenchBook>>) {
+    for book in books.iter() {
+        std::hint::black_box(book.author.get(&d).await.expect("author"));
+    }
+}
+
+/// rapyer's search for 1,000 matching models, found and decoded (on a cluster: asked of every
+/// primary at once and merged).
 async fn rapyer_find(d: Db) {
     let f = BenchUser::fields();
     let found = BenchUser::find(&d, f.age.ge(0))
@@ -861,6 +928,8 @@ async fn run() {
         )
         .await,
     );
+
+    rows.push(refs_row(&db).await);
 
     // Scripts: the same Lua body, keys and arguments on both sides.
     db.scripts()

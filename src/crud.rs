@@ -7,9 +7,7 @@ use crate::codec::{
     Document, decode_model, encode_model, encode_model_value, mismatch, ttl_millis,
 };
 use crate::db::Db;
-use crate::documents::{
-    JSON_TYPE, Lossy, check_not_foreign, delete_count, key_type, mget, slot_groups,
-};
+use crate::documents::{JSON_TYPE, Lossy, check_not_foreign, key_type, mget, slot_groups};
 use crate::error::{Error, Result, is_wrong_type};
 use crate::keys::{
     KeySettings, Structure, all_companions, companion_types, full_key, structures_of,
@@ -211,12 +209,6 @@ pub(crate) async fn exists(db: &Db, key: String) -> Result<bool> {
         JSON_TYPE => Ok(true),
         _ => Err(mismatch(key, found)),
     }
-}
-
-/// Deletes the document at `key` with its structures' companion keys (see
-/// [`delete_count`]); `true` if there was one.
-pub(crate) async fn delete_one(db: &Db, key: String, structures: &[Structure]) -> Result<bool> {
-    Ok(delete_count(db, vec![key], structures).await? > 0)
 }
 
 pub(crate) async fn all<M: KeySettings + Document>(

@@ -28,6 +28,29 @@ pub(crate) async fn get_many<M: KeySettings + Document>(
         .collect()
 }
 
+/// The documents' roots at `keys` (see [`mget`]), `None` for a missing key; a key holding
+/// another Redis type is [`Error::TypeMismatch`].
+pub(crate) async fn mget_documents(
+    db: &Db,
+    keys: &[String],
+    rearm: Option<Duration>,
+) -> Result<Vec<Option<Vec<u8>>>> {
+    // Special structures are not read here: a loaded target's sets and queues are empty.
+    let replies = mget(db, keys, rearm, &[]).await?;
+    // JSON.MGET answers nil both for a missing key and for a key of another type; only a
+    // nil needs the second look, so the common case stays one round trip.
+    let missing: Vec<&String> = keys
+        .iter()
+        .zip(&replies)
+        .filter(|(_, reply)| reply.is_none())
+        .map(|(key, _)| key)
+        .collect();
+    if !missing.is_empty() {
+        check_not_foreign(db, &missing).await?;
+    }
+    Ok(replies)
+}
+
 /// Deletes the documents at `keys`, with the companion keys of their `structures`, in one
 /// script, all or nothing: a key holding another Redis type refuses the whole call with
 /// [`Error::TypeMismatch`] naming the first such key (in the order given), and nothing is

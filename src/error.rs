@@ -33,6 +33,18 @@ pub enum Error {
         key: String,
     },
 
+    /// A delete refused by an `on_delete = "restrict"` reference: the document at `referrer`
+    /// references the one at `key` through the field at `path`. Nothing was deleted.
+    #[error("`{key}` is still referenced by `{referrer}` at `{path}` (on_delete = restrict)")]
+    Referenced {
+        /// The full key of the model that was to be deleted.
+        key: String,
+        /// The full key of a model referencing it.
+        referrer: String,
+        /// The JSONPath of the reference in the referrer.
+        path: String,
+    },
+
     /// The value at `key`/`path` is not of the type the operation needs, e.g. a plain string
     /// key where a JSON document is expected, or a JSON string where a number is expected.
     #[error("type mismatch at key `{key}` path `{path}`: expected {expected}, found {found}")]
@@ -284,7 +296,8 @@ impl Error {
             | Error::LockLost { key }
             | Error::InvalidOp { key, .. }
             | Error::IdMismatch { key, .. }
-            | Error::NonFinite { key, .. } => Some(key),
+            | Error::NonFinite { key, .. }
+            | Error::Referenced { key, .. } => Some(key),
             Error::OutOfMemory { key } => (!key.is_empty()).then_some(key.as_str()),
             Error::Block { source, .. } => source.key(),
             _ => None,

@@ -22,12 +22,15 @@ mod path;
 pub mod probabilistic;
 pub mod query;
 mod rate_limit;
+mod reference;
+mod referrers;
 mod safe;
 mod scan;
 pub mod script;
 mod slot;
 mod structures;
 mod types;
+mod unlink;
 
 pub use buffer::CircularBuffer;
 pub use connect::ConnectOptions;
@@ -55,7 +58,10 @@ pub use field::RedisSafe;
 pub use safe::Safe;
 // Special structures kept in companion keys beside their model's document.
 pub use field::{RedisPriorityQueue, RedisSet};
+pub use reference::{Ref, RefField, RefId, Refs};
+pub use referrers::OnDelete;
 pub use structures::{PriorityQueue, Set};
+pub use unlink::set_ttl_cascade;
 
 /// `#[derive(AtomicModel)]`: see [`AtomicModel`] and the crate documentation.
 pub use rapyer_derive::AtomicModel;

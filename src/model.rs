@@ -179,15 +179,19 @@ pub trait AtomicModel: Model {
     /// Deletes this model; `true` if it was stored. A key holding another Redis type is
     /// [`Error::TypeMismatch`](crate::Error::TypeMismatch) and is left as it is.
     fn delete(&self, db: &Db) -> impl Future<Output = Result<bool>> + Send {
-        let key = full_key::<Self>(db, self.model_id());
-        async move { crud::delete_one(db, key, &keys::structures_of::<Self>()).await }
+        let ids = vec![self.model_id()];
+        async move { Ok(crate::unlink::delete::<Self>(db, ids).await? > 0) }
     }
 
     /// Deletes the model with this id; `true` if it was stored. A key holding another Redis
     /// type is [`Error::TypeMismatch`](crate::Error::TypeMismatch) and is left as it is.
+    ///
+    /// `delete`, `delete_by_id` and `delete_many` apply the `on_delete` policy of every
+    /// reference field registered for this model (see [`OnDelete`](crate::OnDelete)):
+    /// referrers are refused, deleted or cleared as declared.
     fn delete_by_id(db: &Db, id: impl Display) -> impl Future<Output = Result<bool>> + Send {
-        let key = full_key::<Self>(db, id);
-        async move { crud::delete_one(db, key, &keys::structures_of::<Self>()).await }
+        let ids = vec![id.to_string()];
+        async move { Ok(crate::unlink::delete::<Self>(db, ids).await? > 0) }
     }
 
     /// Saves every model in one round trip, all or nothing: if any key holds something other
@@ -208,10 +212,8 @@ pub trait AtomicModel: Model {
         db: &Db,
         ids: impl IntoIterator<Item = I>,
     ) -> impl Future<Output = Result<usize>> + Send {
-        let keys: Vec<String> = ids.into_iter().map(|id| full_key::<Self>(db, id)).collect();
-        async move {
-            crate::documents::delete_count(db, keys, &crate::keys::structures_of::<Self>()).await
-        }
+        let ids: Vec<String> = ids.into_iter().map(|id| id.to_string()).collect();
+        crate::unlink::delete::<Self>(db, ids)
     }
 
     /// The models matching `expr` (built from `Model::fields()`): see

@@ -30,9 +30,14 @@ pub mod v1 {
     pub use crate::query::{
         EnumField, IndexOptions, Indexable, Indexed, NotIndexed, SchemaField, TextField,
     };
+    pub use crate::referrers::{OnDelete, Referrer};
     pub use crate::script::names::{is_blank, is_reserved_name, is_valid_name};
     pub use crate::script::{Call, Keys, Script};
+    pub use crate::unlink::declare;
     pub use crate::{Db, Result};
+
+    /// Compiles only for a field `on_delete = "set_null"` can clear: `Option<Ref<M>>`.
+    pub fn nullable<T: crate::unlink::Nullable>() {}
     pub use redis::ToRedisArgs;
     pub use serde;
     pub use serde_json;

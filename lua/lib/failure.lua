@@ -52,3 +52,15 @@ local function not_a(i, want, path)
   end
   return failure('type', 0, i, path, want, t)
 end
+
+-- The typed failure for the first of KEYS that holds anything but a JSON document (a
+-- missing key passes), or nil when every key passes.
+local function not_all_documents()
+  for i = 1, #KEYS do
+    local bad = not_a_document(i, false)
+    if bad then
+      return bad
+    end
+  end
+  return nil
+end

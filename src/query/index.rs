@@ -79,6 +79,10 @@ impl Db {
     /// of the schema at `{ns}_rapyer:index-schema:{Prefix}` lets other processes see which
     /// schema was last built. An unchanged index costs one `FT.INFO`.
     ///
+    /// `init` also registers `M`'s reference fields declared with
+    /// `#[rapyer(on_delete = …)]` in this process, so that deleting their targets through
+    /// rapyer applies the policy (see [`OnDelete`](crate::OnDelete)).
+    ///
     /// On a cluster the index is made on every primary (`CLUSTER SLOTS` names them, then one
     /// `FT.INFO` per primary, all at once): RediSearch without a coordinator indexes each
     /// shard on its own. A primary's copy is named `{ns}_rapyer:index:{Prefix}:{tag}`, the
@@ -88,6 +92,9 @@ impl Db {
     /// `Unknown index name` there; a replica promoted by a failover already has it
     /// (`FT.CREATE` is replicated).
     pub async fn init<M: KeySettings + Indexable>(&self) -> Result<()> {
+        let mut referrers = Vec::new();
+        M::referrers(&mut referrers);
+        crate::referrers::register(referrers);
         self.scripts().preload().await?;
         let schema = schema::<M>();
         if schema.is_empty() {

@@ -92,6 +92,13 @@ pub trait Indexable {
     fn instants(prefix: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
         let _ = (prefix, out);
     }
+
+    /// Adds this stored model's reference fields declared with `#[rapyer(on_delete = …)]`,
+    /// which `Db::init` registers.
+    #[doc(hidden)]
+    fn referrers(out: &mut Vec<crate::referrers::Referrer>) {
+        let _ = out;
+    }
 }
 
 /// A member of `<Name>Fields` (`User::fields()`): the conditions of an indexed field of type

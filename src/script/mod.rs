@@ -360,6 +360,26 @@ pub(crate) mod library {
         )
     });
 
+    /// Deletes documents with what their referrers' `on_delete` policies ask (`src/unlink.rs`).
+    pub(crate) static UNLINK: LazyLock<Script> = LazyLock::new(|| {
+        Script::build(
+            Cow::Borrowed("rapyer.unlink"),
+            Keys::Dynamic,
+            Cow::Owned(super::lua::reporting(include_str!("../../lua/unlink.lua"))),
+        )
+    });
+
+    /// Sets the expiry of several documents, all keys checked first (`set_ttl_cascade`).
+    pub(crate) static EXPIRE_MANY: LazyLock<Script> = LazyLock::new(|| {
+        Script::build(
+            Cow::Borrowed("rapyer.expire_many"),
+            Keys::Dynamic,
+            Cow::Owned(super::lua::reporting(include_str!(
+                "../../lua/expire_many.lua"
+            ))),
+        )
+    });
+
     /// Runs one RediSearch command on the node it is sent to (by address, with `EVAL`: a
     /// keyless script has no routing of its own), never redirected (see `query::shard`).
     pub(crate) static SHARD_CALL: LazyLock<Script> = LazyLock::new(|| {
@@ -447,6 +467,8 @@ pub(crate) mod library {
             &SAVE_STRUCTURES,
             &READ_STRUCTURES,
             &STRUCTURE,
+            &UNLINK,
+            &EXPIRE_MANY,
         ];
         all.extend(FIELD.values());
         all

@@ -34,7 +34,7 @@ tasks:
                  --test blocking tls::), cargo test --doc --features blocking (FILTER
                  replaces `tls::` and is passed to every cargo test run)
   demo [EXAMPLE] run an example (default: tour; also: scripts, query, server_ops,
-                 structures) against a real server; `demo cluster` runs the tour on a
+                 structures, references) against a real server; `demo cluster` runs the tour on a
                  local Redis Cluster of 3 primaries and 3 replicas
   bench [NAME]   run one benchmark (default: every [[bench]] target) against a real server
   help           this text

@@ -12,13 +12,14 @@ pub(crate) const VALUE: &str = "value";
 pub(crate) const INDEX: &str = "index";
 pub(crate) const HASH_TAG: &str = "hash_tag";
 pub(crate) const BLOOM: &str = "bloom";
+pub(crate) const ON_DELETE: &str = "on_delete";
 /// `index(...)` options.
 const INDEX_OPTIONS: &[&str] = &["text", "sortable", "case_insensitive"];
 
 /// Valid struct attributes, listed in "unknown attribute" errors.
 const STRUCT_ATTRS: &[&str] = &[PREFIX, TTL, REFRESH_ON_READ, HASH_TAG];
 /// Valid field attributes, listed in "unknown attribute" errors.
-const FIELD_ATTRS: &[&str] = &[KEY, VALUE, INDEX, HASH_TAG, BLOOM];
+const FIELD_ATTRS: &[&str] = &[KEY, VALUE, INDEX, HASH_TAG, BLOOM, ON_DELETE];
 
 /// Collects errors so that one compile reports every mistake, not just the first.
 #[derive(Default)]
@@ -64,6 +65,8 @@ pub(crate) struct FieldAttrs {
     pub(crate) hash_tag: Option<proc_macro2::Span>,
     /// The span of the `bloom` word: the field's values go into a Bloom filter index.
     pub(crate) bloom: Option<proc_macro2::Span>,
+    /// `on_delete = "restrict" | "cascade" | "set_null"` on a reference field.
+    pub(crate) on_delete: Option<LitStr>,
 }
 
 /// `#[rapyer(index(text, sortable, case_insensitive))]`.
@@ -117,6 +120,9 @@ pub(crate) fn field_attrs(attrs: &[Attribute], errors: &mut Errors) -> FieldAttr
                 set_once(&mut out.hash_tag, meta.path.span(), &meta, HASH_TAG)
             } else if meta.path.is_ident(BLOOM) {
                 set_once(&mut out.bloom, meta.path.span(), &meta, BLOOM)
+            } else if meta.path.is_ident(ON_DELETE) {
+                let lit: LitStr = meta.value()?.parse()?;
+                set_once(&mut out.on_delete, lit, &meta, ON_DELETE)
             } else if meta.path.is_ident(INDEX) {
                 let mut index = IndexAttr::default();
                 if meta.input.peek(syn::token::Paren) {

@@ -3,8 +3,8 @@
 //! rule is pushed to the errors, with a span on the culprit; nothing stops at the first.
 
 use proc_macro2::Span;
-use syn::Type;
 use syn::spanned::Spanned;
+use syn::{Ident, Type};
 
 use crate::attr::{self, Errors};
 use crate::model::{HandleField, HashTagModel, KeyField, Model};
@@ -54,6 +54,13 @@ pub(crate) fn model(input: &ast::Input<'_>, errors: &mut Errors) -> Model {
                  saved, and its saves keep the filter",
             ));
         }
+    }
+    if !has_key && let Some(f) = fields.handles.iter().find(|f| f.on_delete.is_some()) {
+        errors.push(syn::Error::new(
+            f.ident.span(),
+            "on_delete is enforced for the fields of a stored model (one with a \
+             #[rapyer(key)] field); a model nested in another cannot declare it",
+        ));
     }
     let prefix = prefix(input, has_key, errors);
     let ttl = ttl(&input.attrs, errors);
@@ -213,6 +220,7 @@ fn fields(input: &ast::Input<'_>, errors: &mut Errors) -> ModelFields {
                 value: field_attrs.value.is_some(),
                 json_name,
                 index: field_attrs.index,
+                on_delete: on_delete(field, errors),
                 with: serde.with.is_some(),
                 bloom: field_attrs.bloom.is_some(),
             }),
@@ -220,6 +228,35 @@ fn fields(input: &ast::Input<'_>, errors: &mut Errors) -> ModelFields {
         }
     }
     out
+}
+
+/// `on_delete = "…"`: the policy's `rapyer::OnDelete` variant, on an indexed field (the
+/// referrers are found through the index).
+fn on_delete(field: &ast::Field<'_>, errors: &mut Errors) -> Option<Ident> {
+    let lit = field.attrs.on_delete.as_ref()?;
+    let variant = match lit.value().as_str() {
+        "restrict" => "Restrict",
+        "cascade" => "Cascade",
+        "set_null" => "SetNull",
+        other => {
+            errors.push(syn::Error::new(
+                lit.span(),
+                format!(
+                    "unknown on_delete policy {other:?}: use \"restrict\", \"cascade\" or \
+                     \"set_null\""
+                ),
+            ));
+            return None;
+        }
+    };
+    if field.attrs.index.is_none() {
+        errors.push(syn::Error::new(
+            lit.span(),
+            "on_delete finds the referrers through the search index: add #[rapyer(index)] \
+             to this field (and call db.init::<ThisModel>())",
+        ));
+    }
+    Some(Ident::new(variant, lit.span()))
 }
 
 /// Two fields serde writes under one name would be one property of the document.

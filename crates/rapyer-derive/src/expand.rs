@@ -479,6 +479,37 @@ fn search(model: &Model) -> (TokenStream, TokenStream, TokenStream) {
                 );
             })
         });
+    // The reference fields declared with on_delete, registered by `db.init::<Self>()`.
+    let declared: Vec<TokenStream> = indexed
+        .iter()
+        .filter(|_| model.key.is_some())
+        .filter_map(|f| {
+            let (ty, json, segment) = (&f.ty, &f.json_name, &f.segment);
+            let policy = f.on_delete.as_ref()?;
+            let nullable = (policy == "SetNull").then(|| {
+                quote_spanned! {at_type(ty)=>
+                    ::rapyer::__private::v1::nullable::<#ty>();
+                }
+            });
+            Some(quote_spanned! {at_type(ty)=>
+                #nullable
+                ::rapyer::__private::v1::declare::<#ident, #ty>(
+                    out,
+                    #segment,
+                    #json,
+                    ::rapyer::__private::v1::OnDelete::#policy,
+                );
+            })
+        })
+        .collect();
+    // Only a model declaring some: the trait's default declares none.
+    let referrers = (!declared.is_empty()).then(|| {
+        quote! {
+            fn referrers(out: &mut ::std::vec::Vec<::rapyer::__private::v1::Referrer>) {
+                #(#declared)*
+            }
+        }
+    });
     let root = model.key.as_ref().map(|_| {
         quote! {
             #[automatically_derived]
@@ -518,6 +549,8 @@ fn search(model: &Model) -> (TokenStream, TokenStream, TokenStream) {
             ) {
                 #(#schemas)*
             }
+
+            #referrers
 
             #[allow(unused_variables)] // a model without indexed date-times has none to list
             fn instants(

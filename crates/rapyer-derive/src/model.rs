@@ -50,6 +50,8 @@ pub(crate) struct HandleField {
     pub(crate) json_name: String,
     /// `#[rapyer(index(...))]`: the field is in the search index.
     pub(crate) index: Option<attr::IndexAttr>,
+    /// `on_delete = "…"`: the policy's variant name in `rapyer::OnDelete`.
+    pub(crate) on_delete: Option<Ident>,
     /// `#[serde(with = …)]` and kin: the accessors exist only to refuse, at the call, with a
     /// message that says why and what to do.
     pub(crate) with: bool,
