@@ -361,18 +361,23 @@ impl Db {
     ) -> std::result::Result<T, RedisError> {
         let started = Instant::now();
         let mut conn = self.conn.clone();
-        let mut result = conn.req_packed_command(cmd).await;
+        let mut result = conn
+            .req_packed_command(cmd)
+            .await
+            .and_then(Value::extract_error);
         if let Err(e) = &result
             && let Some(followed) = self.follow_ask(e, std::slice::from_ref(cmd)).await
         {
-            result = followed.and_then(|mut replies| {
-                replies.pop().ok_or_else(|| {
-                    RedisError::from((redis::ErrorKind::Client, "no reply after ASKING"))
+            result = followed
+                .and_then(|mut replies| {
+                    replies.pop().ok_or_else(|| {
+                        RedisError::from((redis::ErrorKind::Client, "no reply after ASKING"))
+                    })
                 })
-            });
+                .and_then(Value::extract_error);
         }
         trace_command(op, keys, started, result.is_ok());
-        T::from_redis_value(result?.extract_error()?).map_err(RedisError::from)
+        T::from_redis_value(result?).map_err(RedisError::from)
     }
 
     /// When `e` is an `ASK` redirect redis-rs gave up on, sends `ASKING` and `commands` (one
