@@ -284,6 +284,76 @@ impl Db {
         T::from_redis_value(result?.extract_error()?).map_err(RedisError::from)
     }
 
+    /// Each of `cmds` (commands of one key of a slot being migrated to the node `at`) sent
+    /// right after an `ASKING` to that node, all in ONE request (see [`Db::follow_ask`] for
+    /// why together); the commands' replies, server errors as values. On one server, each
+    /// command to the server.
+    pub(crate) async fn query_asking(
+        &self,
+        op: &'static str,
+        at: &(String, u16),
+        cmds: &[Cmd],
+    ) -> std::result::Result<Vec<Value>, RedisError> {
+        let started = Instant::now();
+        let mut pipe = redis::pipe();
+        for cmd in cmds {
+            if self.is_cluster() {
+                pipe.cmd("ASKING");
+            }
+            pipe.add_command(cmd.clone());
+        }
+        let result = match &self.conn {
+            Connection::Cluster(conn) => route_to(conn, at, pipe)
+                .await
+                .map(|replies| replies.into_iter().skip(1).step_by(2).collect()),
+            Connection::Standalone(_) => {
+                let mut conn = self.conn.clone();
+                conn.req_packed_commands(&pipe, 0, pipe.len()).await
+            }
+        };
+        trace_command(op, cmds.len(), started, result.is_ok());
+        result
+    }
+
+    /// The node `slot` is being migrated to, as the slot's owner (by `CLUSTER SLOTS`) says
+    /// on its own `CLUSTER NODES` line (`[slot->-id]`, the address from `id`'s line); `None`
+    /// when the slot is not migrating, and on one server.
+    pub(crate) async fn migration_target(&self, slot: u16) -> Result<Option<(String, u16)>> {
+        let owner = self
+            .primary_slots()
+            .await?
+            .into_iter()
+            .find(|(_, ranges)| ranges.iter().any(|&(a, b)| a <= slot && slot <= b));
+        let Some((owner, _)) = owner else {
+            return Ok(None);
+        };
+        let mut cmd = redis::cmd("CLUSTER");
+        cmd.arg("NODES");
+        let text: String = self
+            .query_at("CLUSTER NODES", Some(&owner), &cmd)
+            .await
+            .map_err(|e| Error::redis("CLUSTER NODES", e))?;
+        let moving = format!("[{slot}->-");
+        let target = text
+            .lines()
+            .map(|line| line.split_whitespace().collect::<Vec<_>>())
+            .filter(|fields| fields.get(2).is_some_and(|f| f.contains("myself")))
+            .flat_map(|fields| fields.into_iter().skip(8))
+            .find_map(|entry| entry.strip_prefix(moving.as_str())?.strip_suffix(']'));
+        let Some(target) = target else {
+            return Ok(None);
+        };
+        Ok(text.lines().find_map(|line| {
+            let mut fields = line.split_whitespace();
+            if fields.next()? != target {
+                return None;
+            }
+            let addr = fields.next()?.split(['@', ',']).next()?;
+            let (host, port) = addr.rsplit_once(':')?;
+            Some((host.to_string(), port.parse().ok()?))
+        }))
+    }
+
     /// Sends one command and decodes its reply, traced as `op` with `keys` keys.
     pub(crate) async fn query<T: FromRedisValue>(
         &self,
@@ -293,9 +363,88 @@ impl Db {
     ) -> std::result::Result<T, RedisError> {
         let started = Instant::now();
         let mut conn = self.conn.clone();
-        let result = cmd.query_async(&mut conn).await;
+        let mut result = conn
+            .req_packed_command(cmd)
+            .await
+            .and_then(Value::extract_error);
+        if let Err(e) = &result
+            && let Some(followed) = self.follow_ask(e, std::slice::from_ref(cmd)).await
+        {
+            result = followed
+                .and_then(|mut replies| {
+                    replies.pop().ok_or_else(|| {
+                        RedisError::from((redis::ErrorKind::Client, "no reply after ASKING"))
+                    })
+                })
+                .and_then(Value::extract_error);
+        }
         trace_command(op, keys, started, result.is_ok());
-        result
+        T::from_redis_value(result?).map_err(RedisError::from)
+    }
+
+    /// When `e` is an `ASK` redirect redis-rs gave up on, sends `ASKING` and `commands` (one
+    /// command, or one `MULTI … EXEC`) to the node it names as ONE request, and returns the
+    /// commands' replies; `None` for any other error and on one server.
+    ///
+    /// redis-rs follows an `ASK` by sending `ASKING` as a request of its own on the node's
+    /// shared connection: under many redirects at once another request's command takes the
+    /// `ASKING` (it holds for one command), the node answers `MOVED` back to the source,
+    /// and after its retries redis-rs gives up with `Ask` (seen for `JSON.GET` while keys of
+    /// a slot moved ten at a time). Sent together nothing comes between them. Only commands
+    /// whose keys Redis checks all of are followed ([`safe_to_follow`]): the source answers
+    /// `ASK` only when none of them is there any more (some missing is `TRYAGAIN`), so the
+    /// target holds every one that exists. An `ASKING`
+    /// before `MULTI` covers the whole transaction (verified: `ASKING, MULTI, SCRIPT LOAD,
+    /// EVALSHA, EXEC` runs on the importing node; `MULTI, ASKING, EVALSHA, EXEC` is `MOVED`
+    /// and aborts). Nothing runs twice: an `ASK` reply means the command (or the queued
+    /// command, which aborts its transaction) did not run, and `ASKING` never needs a retry,
+    /// so when redis-rs re-sends the request after a redirect, what did not run is sent
+    /// again. Followed at most [`ASK_FOLLOWS`] times (the slot may move on meanwhile).
+    async fn follow_ask(
+        &self,
+        e: &RedisError,
+        commands: &[Cmd],
+    ) -> Option<std::result::Result<Vec<Value>, RedisError>> {
+        let Connection::Cluster(conn) = &self.conn else {
+            return None;
+        };
+        let ask = redis::ErrorKind::Server(redis::ServerErrorKind::Ask);
+        if e.kind() != ask || !commands.iter().all(safe_to_follow) {
+            return None;
+        }
+        let mut last = e.clone();
+        for _ in 0..ASK_FOLLOWS {
+            if last.kind() != ask {
+                break;
+            }
+            let Some((host, port)) = last
+                .redirect_node()
+                .and_then(|(addr, _)| addr.rsplit_once(':'))
+                .and_then(|(host, port)| Some((host.to_string(), port.parse::<u16>().ok()?)))
+            else {
+                break;
+            };
+            tracing::debug!(target: "rapyer::command", host, port, "following an ASK redirect");
+            let mut pipe = redis::pipe();
+            pipe.cmd("ASKING");
+            for cmd in commands {
+                pipe.add_command(cmd.clone());
+            }
+            match route_to(conn, &(host, port), pipe).await {
+                Ok(mut replies) if replies.len() == commands.len() + 1 => {
+                    replies.remove(0);
+                    return Some(Ok(replies));
+                }
+                Ok(_) => {
+                    return Some(Err(RedisError::from((
+                        redis::ErrorKind::Client,
+                        "a different number of replies after ASKING",
+                    ))));
+                }
+                Err(e) => last = e,
+            }
+        }
+        Some(Err(last))
     }
 
     /// Sends a plain pipeline (not a transaction) in one round trip, traced as `op` with
@@ -351,19 +500,101 @@ impl Db {
                 let sends = pipe.cmd_iter().map(|cmd| {
                     let mut conn = cluster.clone();
                     // A server error comes back as this command's reply value, as in a pipeline.
-                    async move { conn.req_packed_command(cmd).await }
+                    async move {
+                        match conn.req_packed_command(cmd).await {
+                            Err(e) => match self.follow_ask(&e, std::slice::from_ref(cmd)).await {
+                                Some(followed) => {
+                                    followed.map(|mut replies| replies.pop().unwrap_or(Value::Nil))
+                                }
+                                None => Err(e),
+                            },
+                            reply => reply,
+                        }
+                    }
                 });
                 futures_util::future::join_all(sends)
                     .await
                     .into_iter()
                     .collect()
             }
-            _ => conn.req_packed_commands(pipe, 0, pipe.len()).await,
+            _ => match conn.req_packed_commands(pipe, 0, pipe.len()).await {
+                // A transaction of one slot that met a migration.
+                Err(e) if starts_with_multi => {
+                    let commands: Vec<Cmd> = pipe.cmd_iter().cloned().collect();
+                    match self.follow_ask(&e, &commands).await {
+                        Some(followed) => followed,
+                        None => Err(e),
+                    }
+                }
+                replies => replies,
+            },
         };
         trace_command(op, keys, started, result.is_ok());
         result
     }
 }
+
+/// Whether an `ASK` for `cmd` may be followed (see [`Db::follow_ask`]): a script call (Redis
+/// checks every declared key), a transaction's own commands, or a common command of one key.
+/// Not any other command: a module command may declare only its first key (the source of a
+/// migrating slot answers `JSON.MGET` by its first key alone, verified: nil for other keys
+/// already moved, `ASK` when the first one is gone), so the target could lack keys that are
+/// still on the source.
+fn safe_to_follow(cmd: &Cmd) -> bool {
+    const FOLLOWED: &[&str] = &[
+        "EVALSHA",
+        "EVAL",
+        "EVALSHA_RO",
+        "EVAL_RO",
+        "MULTI",
+        "EXEC",
+        "SCRIPT",
+        "GET",
+        "SET",
+        "INCR",
+        "INCRBY",
+        "DECR",
+        "DECRBY",
+        "APPEND",
+        "TYPE",
+        "PTTL",
+        "PEXPIRE",
+        "JSON.GET",
+        "JSON.SET",
+        "JSON.TYPE",
+        "HGET",
+        "HSET",
+        "HINCRBY",
+        "LPUSH",
+        "RPUSH",
+        "SADD",
+        "ZADD",
+    ];
+    match cmd.args_iter().next() {
+        Some(redis::Arg::Simple(name)) => FOLLOWED
+            .iter()
+            .any(|f| f.as_bytes().eq_ignore_ascii_case(name)),
+        _ => false,
+    }
+}
+
+/// Sends `pipe` to the cluster node `at` as one request; every reply, server errors as
+/// values.
+async fn route_to(
+    conn: &ClusterConnection,
+    (host, port): &(String, u16),
+    pipe: Pipeline,
+) -> std::result::Result<Vec<Value>, RedisError> {
+    let route = redis::cluster_routing::SingleNodeRoutingInfo::ByAddress {
+        host: host.clone(),
+        port: *port,
+    };
+    let count = pipe.len();
+    conn.clone().route_pipeline(pipe, 0, count, route).await
+}
+
+/// How many `ASK` redirects in a row one request follows (see [`Db::follow_ask`]).
+const ASK_FOLLOWS: usize = 3;
 
 /// A cluster primary's address (`host`, `port`) and the slot ranges (inclusive) it serves.
 pub(crate) type PrimarySlots = ((String, u16), Vec<(u16, u16)>);

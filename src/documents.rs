@@ -136,8 +136,14 @@ fn moved_away(replies: &[Option<Vec<u8>>]) -> Vec<usize> {
         .collect()
 }
 
-/// Reads `keys[i]` for each position in `again` with a one-key command of its own, which
-/// Redis redirects to wherever the key now is, into `replies[i]`.
+/// Reads `keys[i]` (keys of one slot) for each position in `again` into `replies[i]`.
+///
+/// While the slot is being migrated, first on the target, all in one request, each read
+/// right after an `ASKING` (redis-rs sends its own `ASKING` apart from the command, and
+/// with many redirects at once another command takes it: reads failed with `Ask` or timed
+/// out); keys only move from the source to the target, so one not there was on the source
+/// when the target answered, or nowhere. Then every key still unread with a one-key
+/// command of its own, which Redis redirects to wherever the key now is.
 async fn reread(
     db: &Db,
     keys: &[String],
@@ -146,6 +152,32 @@ async fn reread(
     rearm: Option<Duration>,
     structures: &[Structure],
 ) -> Result<()> {
+    let mut again = again.to_vec();
+    if let (None, Some(&first)) = (rearm, again.first())
+        && let Some(target) = db
+            .migration_target(crate::slot::hash_slot(keys[first].as_bytes()))
+            .await?
+    {
+        let reads: Vec<redis::Cmd> = again
+            .iter()
+            .map(|&i| {
+                let mut cmd = redis::cmd("JSON.GET");
+                cmd.arg(&keys[i]);
+                cmd
+            })
+            .collect();
+        let values = db
+            .query_asking("JSON.GET", &target, &reads)
+            .await
+            .map_err(|e| Error::redis("JSON.GET", e))?;
+        for (&i, value) in again.iter().zip(values) {
+            // A missing key, or an error (another type, the slot moved on): read it below.
+            if let redis::Value::BulkString(bytes) = value {
+                replies[i] = Some(bytes);
+            }
+        }
+        again.retain(|&i| replies[i].is_none());
+    }
     // A few at a time: each may be a redirect, and there can be hundreds.
     for batch in again.chunks(REREAD_AT_ONCE) {
         let reads = batch

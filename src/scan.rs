@@ -84,6 +84,28 @@ async fn scan_node(
     }
 }
 
+/// `CLUSTER NODES` as the node at `node` answers it (its own line tells its own slots and
+/// migrations).
+async fn own_view(db: &Db, node: &(String, u16)) -> Result<String> {
+    let mut cmd = redis::cmd("CLUSTER");
+    cmd.arg("NODES");
+    db.query_at("CLUSTER NODES", Some(node), &cmd)
+        .await
+        .map_err(|e| Error::redis("CLUSTER NODES", e))
+}
+
+/// The lowest slot the cluster node at `node` serves and is not migrating away, as the node
+/// itself says (its own `CLUSTER NODES` line, so no other node's late view of it); `None`
+/// when it serves none. A node answers for a name hashing to such a slot until that slot
+/// starts migrating.
+pub(crate) async fn settled_lowest_slot(db: &Db, node: &(String, u16)) -> Result<Option<u16>> {
+    let mut claims = SlotClaims::empty();
+    claims.add(&own_view(db, node).await?, &mut NodeNames::default());
+    Ok((0..SLOTS)
+        .find(|slot| claims.owner[*slot] != SlotClaims::UNCLAIMED && !claims.leaving.contains(slot))
+        .and_then(|slot| u16::try_from(slot).ok()))
+}
+
 /// Cluster node ids as small numbers, with each node's address.
 #[derive(Default)]
 struct NodeNames {
@@ -116,6 +138,8 @@ struct SlotClaims {
     owner: Vec<u32>,
     /// (source, target) of every slot being migrated or imported.
     moving: Vec<(u32, u32)>,
+    /// The slots a node is migrating away (`[slot->-target]` on its own line).
+    leaving: Vec<usize>,
 }
 
 impl SlotClaims {
@@ -123,20 +147,19 @@ impl SlotClaims {
     const CONTESTED: u32 = u32::MAX - 1;
 
     async fn read(db: &Db, names: &mut NodeNames) -> Result<SlotClaims> {
-        let mut claims = SlotClaims {
-            owner: vec![Self::UNCLAIMED; SLOTS],
-            moving: Vec::new(),
-        };
-        let mut cmd = redis::cmd("CLUSTER");
-        cmd.arg("NODES");
+        let mut claims = SlotClaims::empty();
         for node in db.primaries().await?.iter().flatten() {
-            let text: String = db
-                .query_at("CLUSTER NODES", Some(node), &cmd)
-                .await
-                .map_err(|e| Error::redis("CLUSTER NODES", e))?;
-            claims.add(&text, names);
+            claims.add(&own_view(db, node).await?, names);
         }
         Ok(claims)
+    }
+
+    fn empty() -> SlotClaims {
+        SlotClaims {
+            owner: vec![Self::UNCLAIMED; SLOTS],
+            moving: Vec::new(),
+            leaving: Vec::new(),
+        }
     }
 
     /// Adds one node's `CLUSTER NODES`: the addresses of all, the claims of its own line.
@@ -171,9 +194,12 @@ impl SlotClaims {
     /// One slot entry of a node's own line: `a-b`, `a`, `[a->-target]` or `[a-<-source]`.
     fn claim(&mut self, me: u32, entry: &str, names: &mut NodeNames) {
         if let Some(moving) = entry.strip_prefix('[').and_then(|e| e.strip_suffix(']')) {
-            if let Some((_, target)) = moving.split_once("->-") {
+            if let Some((slot, target)) = moving.split_once("->-") {
                 let pair = (me, names.number(target));
                 self.moving.push(pair);
+                if let Ok(slot) = slot.parse() {
+                    self.leaving.push(slot);
+                }
             } else if let Some((_, source)) = moving.split_once("-<-") {
                 let pair = (names.number(source), me);
                 self.moving.push(pair);
@@ -225,10 +251,7 @@ mod tests {
     use super::{NodeNames, SlotClaims};
 
     fn claims(texts: &[&str], names: &mut NodeNames) -> SlotClaims {
-        let mut claims = SlotClaims {
-            owner: vec![SlotClaims::UNCLAIMED; super::SLOTS],
-            moving: Vec::new(),
-        };
+        let mut claims = SlotClaims::empty();
         for text in texts {
             claims.add(text, names);
         }
@@ -245,6 +268,7 @@ mod tests {
         let before = claims(&[a, b], &mut names);
         let after = claims(&[a, b], &mut names);
         assert_eq!(before.owner[5], names.ids["a"]);
+        assert_eq!(before.leaving, vec![5], "slot 5 leaves a");
         let again = before.rescans(&after, &names);
         let (na, nb) = (
             ("127.0.0.1".to_string(), 7000),
@@ -276,6 +300,7 @@ mod tests {
         SlotClaims {
             owner: c.owner.clone(),
             moving: c.moving.clone(),
+            leaving: c.leaving.clone(),
         }
     }
 }

@@ -432,6 +432,23 @@ async fn delete_removes_the_matches_on_every_shard() {
     assert!(left.iter().all(|p| p.age < 50));
 }
 
+/// The cluster's primaries, and the lowest slot the first one serves.
+fn primaries_and_lowest_slot() -> (Vec<rapyer_testkit::ClusterNode>, u16) {
+    let primaries: Vec<_> = rapyer_testkit::cluster()
+        .nodes()
+        .expect("nodes")
+        .into_iter()
+        .filter(|n| n.primary && !n.failed)
+        .collect();
+    let lowest = primaries[0]
+        .slots
+        .iter()
+        .map(|&(start, _)| start)
+        .min()
+        .expect("a slot");
+    (primaries, lowest)
+}
+
 /// Moving a primary's lowest slot to another primary changes the index name of both (each
 /// is named after its lowest slot): the next search meets `Unknown index name` there, creates
 /// the index under the new name and still finds every document exactly once.
@@ -444,19 +461,8 @@ async fn a_search_after_a_primary_lost_its_lowest_slot_finds_every_document_once
     let mut rng = Rng(17);
     let people: Vec<Person> = (0..300).map(|i| person(&mut rng, i)).collect();
     Person::insert_many(&db, &people).await.expect("insert");
-    let primaries: Vec<_> = cluster
-        .nodes()
-        .expect("nodes")
-        .into_iter()
-        .filter(|n| n.primary && !n.failed)
-        .collect();
+    let (primaries, lowest) = primaries_and_lowest_slot();
     let (from, to) = (&primaries[0], &primaries[1]);
-    let lowest = from
-        .slots
-        .iter()
-        .map(|&(start, _)| start)
-        .min()
-        .expect("a slot");
     cluster.migrate_slot(lowest, &to.id).expect("migrate");
     let f = Person::fields();
     let everyone = || {
@@ -494,4 +500,278 @@ async fn a_search_after_a_primary_lost_its_lowest_slot_finds_every_document_once
         Person::find(&db, f.age.ge(0)).count().await.expect("count"),
         people.len()
     );
+}
+
+/// A hash tag (found here by brute force, not by the library) whose slot is `slot`.
+fn tag_of_slot(slot: u16) -> String {
+    (0u64..)
+        .map(|i| format!("t{i}"))
+        .find(|t| common::cluster_slot(t) == slot)
+        .expect("every slot has a tag")
+}
+
+/// This namespace's copies of the `Person` index on one node, sorted.
+fn copies_on(conn: &mut redis::Connection, db: &Db) -> Vec<String> {
+    let base = format!("{}_rapyer:index:Person:", db.namespace());
+    let names: Vec<String> = redis::cmd("FT._LIST").query(conn).expect("FT._LIST");
+    let mut ours: Vec<String> = names.into_iter().filter(|n| n.starts_with(&base)).collect();
+    ours.sort();
+    ours
+}
+
+fn node_conn(node: &rapyer_testkit::ClusterNode) -> redis::Connection {
+    redis::Client::open(node.url())
+        .expect("url")
+        .get_connection()
+        .expect("node connection")
+}
+
+/// `n` people whose keys in `db` hash to `slot`, numbered from `first`.
+fn people_in_slot(db: &Db, slot: u16, first: usize, n: usize) -> Vec<Person> {
+    let mut rng = Rng(slot as u64 + 1);
+    (first..)
+        .map(|i| person(&mut rng, i))
+        .filter(|p| common::cluster_slot(&db.key(&p.key())) == slot)
+        .take(n)
+        .collect()
+}
+
+/// Every `Person` key the searches of `db` find: `count`, unsorted `all`, and a sorted
+/// search, checked to agree on exactly `expected` keys, each once.
+async fn assert_found_once(db: &Db, expected: &HashSet<String>, when: &str) {
+    let f = Person::fields();
+    let count = Person::find(db, f.age.ge(0)).count().await;
+    assert_eq!(count.expect("count"), expected.len(), "{when}: count");
+    let keys = Person::find(db, f.age.ge(0)).keys().await.expect("keys");
+    assert_eq!(keys.len(), expected.len(), "{when}: unsorted keys");
+    assert_eq!(
+        &keys.into_iter().collect::<HashSet<_>>(),
+        expected,
+        "{when}: unsorted keys"
+    );
+    let sorted = Person::find(db, f.age.ge(0))
+        .sort_by(&f.age, Order::Desc)
+        .keys()
+        .await
+        .expect("sorted keys");
+    assert_eq!(sorted.len(), expected.len(), "{when}: sorted keys");
+    assert_eq!(
+        &sorted.into_iter().collect::<HashSet<_>>(),
+        expected,
+        "{when}: sorted keys"
+    );
+    let window = Person::find(db, f.age.ge(0))
+        .sort_by(&f.age, Order::Asc)
+        .limit(5, 20)
+        .all()
+        .await
+        .expect("a sorted window");
+    assert_eq!(
+        window.len(),
+        20.min(expected.len().saturating_sub(5)),
+        "{when}"
+    );
+}
+
+/// While the slot a primary's index copy is named after migrates away (keys split between
+/// the two primaries), every search still finds every document exactly once: the primary
+/// answers under the name of the lowest slot it keeps. Afterwards, and after moving the slot
+/// back, the same; `init` then leaves that primary one copy, and the other primary only
+/// the copy it cannot drop (its name's slot is served elsewhere).
+#[tokio::test]
+async fn a_search_while_a_primary_s_index_slot_migrates_finds_every_document_once() {
+    let _topology = TOPOLOGY.lock().await;
+    let cluster = rapyer_testkit::cluster();
+    let db = common::cluster_db().await;
+    db.init::<Person>().await.expect("init");
+    let (primaries, lowest) = primaries_and_lowest_slot();
+    let (from, to) = (&primaries[0], &primaries[1]);
+    let mut rng = Rng(19);
+    let mut people: Vec<Person> = (0..200).map(|i| person(&mut rng, i)).collect();
+    let in_slot = people_in_slot(&db, lowest, 1_000, 40);
+    people.extend(in_slot.iter().cloned());
+    Person::insert_many(&db, &people).await.expect("insert");
+    let expected: HashSet<String> = people.iter().map(|p| db.key(&p.key())).collect();
+    assert_found_once(&db, &expected, "before").await;
+
+    let migration = cluster
+        .begin_migration(lowest, &to.id)
+        .expect("begin")
+        .expect("a migration");
+    let half: Vec<String> = in_slot[..20].iter().map(|p| db.key(&p.key())).collect();
+    let half: Vec<&str> = half.iter().map(String::as_str).collect();
+    cluster
+        .migrate_keys(&migration, Some(&half))
+        .expect("move half of the slot's keys");
+    assert_found_once(&db, &expected, "during the migration").await;
+    // A second search during the migration uses the copy the first one made.
+    assert_found_once(&db, &expected, "again during the migration").await;
+    db.init::<Person>()
+        .await
+        .expect("init during the migration");
+    assert_found_once(&db, &expected, "after init during the migration").await;
+    cluster.finish_migration(&migration).expect("finish");
+    assert_found_once(&db, &expected, "after the migration").await;
+    cluster.migrate_slot(lowest, &from.id).expect("move back");
+    assert_found_once(&db, &expected, "after moving the slot back").await;
+
+    db.init::<Person>().await.expect("init after the moves");
+    let mut on_from = node_conn(from);
+    let mut on_to = node_conn(to);
+    let from_copies = copies_on(&mut on_from, &db);
+    assert_eq!(
+        from_copies.len(),
+        1,
+        "init dropped the copy the first primary used during the migration: {from_copies:?}"
+    );
+    let tag = from_copies[0]
+        .rsplit_once('{')
+        .and_then(|(_, tag)| tag.strip_suffix('}'))
+        .expect("a tagged name");
+    assert_eq!(
+        common::cluster_slot(tag),
+        lowest,
+        "named after its lowest slot"
+    );
+    let on_to_copies = copies_on(&mut on_to, &db);
+    assert_eq!(
+        on_to_copies.len(),
+        2,
+        "the second primary keeps the copy named after the slot it gave back: {on_to_copies:?}"
+    );
+    assert_found_once(&db, &expected, "after init").await;
+    let stored: usize = primaries
+        .iter()
+        .map(|n| {
+            let keys: Vec<String> = redis::cmd("KEYS")
+                .arg(format!("{}Person:*", db.namespace()))
+                .query(&mut node_conn(n))
+                .expect("KEYS");
+            keys.len()
+        })
+        .sum();
+    assert_eq!(stored, people.len(), "dropping copies kept every document");
+}
+
+/// The tag rapyer names a copy after for `slot`, written out here (the first text of one,
+/// two, three … of `0-9a-zA-Z`, in that order, whose slot it is) so the test does not trust
+/// the library's own function.
+fn rapyer_tag(slot: u16) -> String {
+    const SYMBOLS: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    (0u32..)
+        .map(|mut n| {
+            let mut text = String::new();
+            loop {
+                text.push(char::from(SYMBOLS[(n % 62) as usize]));
+                n /= 62;
+                if n == 0 {
+                    break text;
+                }
+                n -= 1;
+            }
+        })
+        .find(|t| common::cluster_slot(t) == slot)
+        .expect("every slot has a tag")
+}
+
+/// `init`, and a search that re-creates a primary's copy, drop that primary's other copies of
+/// the same namespace and model (an index only: the documents stay), and nothing else: not
+/// another model's, another namespace's, or a name that only looks like one of rapyer's.
+#[tokio::test]
+async fn init_and_a_re_creating_search_drop_stale_copies_of_this_index_only() {
+    let _topology = TOPOLOGY.lock().await;
+    let cluster = rapyer_testkit::cluster();
+    let db = common::cluster_db().await;
+    db.init::<Person>().await.expect("init");
+    let mut rng = Rng(23);
+    let people: Vec<Person> = (0..60).map(|i| person(&mut rng, i)).collect();
+    Person::insert_many(&db, &people).await.expect("insert");
+    let primary = cluster
+        .nodes()
+        .expect("nodes")
+        .into_iter()
+        .find(|n| n.primary && !n.failed)
+        .expect("a primary");
+    let (start, end) = primary.slots[0];
+    assert!(end > start + 7, "a primary with a range of slots");
+    let other_slot = start + 7;
+    let ns = db.namespace().to_string();
+    let stale = format!("{ns}_rapyer:index:Person:{{{}}}", rapyer_tag(other_slot));
+    let keep = [
+        // Not a tag rapyer makes (it names a slot by its shortest tag).
+        format!("{ns}_rapyer:index:Person:{{{}}}", tag_of_slot(other_slot)),
+        format!("{ns}_rapyer:index:Person:{{{}}}:x", rapyer_tag(other_slot)),
+        format!("{ns}_rapyer:index:Personx:{{{}}}", rapyer_tag(other_slot)),
+        format!("{ns}x/_rapyer:index:Person:{{{}}}", rapyer_tag(other_slot)),
+        format!("{ns}Person:{{{}}}", rapyer_tag(other_slot)),
+    ];
+    let mut conn = node_conn(&primary);
+    let create = |conn: &mut redis::Connection, name: &str| {
+        let _: () = redis::cmd("FT.CREATE")
+            .arg(name)
+            .arg(&["ON", "JSON", "PREFIX", "1"])
+            .arg(format!("{ns}Person:"))
+            .arg(&["SCHEMA", "$.age", "AS", "age", "NUMERIC"])
+            .query(conn)
+            .unwrap_or_else(|e| panic!("FT.CREATE {name}: {e}"));
+    };
+    let all_names = |conn: &mut redis::Connection| -> Vec<String> {
+        redis::cmd("FT._LIST").query(conn).expect("FT._LIST")
+    };
+    let current = copies_on(&mut conn, &db);
+    assert_eq!(current.len(), 1, "{current:?}");
+    create(&mut conn, &stale);
+    for name in &keep {
+        create(&mut conn, name);
+    }
+    let documents_on = |conn: &mut redis::Connection| -> usize {
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{ns}Person:*"))
+            .query(conn)
+            .expect("KEYS");
+        keys.len()
+    };
+    let held = documents_on(&mut conn);
+    assert!(held > 0);
+
+    db.init::<Person>().await.expect("init");
+    let names = all_names(&mut conn);
+    assert!(
+        !names.contains(&stale),
+        "init dropped the stale copy: {names:?}"
+    );
+    assert!(names.contains(&current[0]), "{names:?}");
+    for name in &keep {
+        assert!(names.contains(name), "{name} kept: {names:?}");
+    }
+    assert_eq!(documents_on(&mut conn), held, "no document dropped");
+    let f = Person::fields();
+    let count = Person::find(&db, f.age.ge(0)).count().await;
+    assert_eq!(count.expect("count"), people.len());
+
+    // A search that re-creates the copy drops the stale one too.
+    let _: () = redis::cmd("FT.DROPINDEX")
+        .arg(&current[0])
+        .query(&mut conn)
+        .expect("drop the current copy by hand");
+    create(&mut conn, &stale);
+    let count = Person::find(&db, f.age.ge(0)).count().await;
+    assert_eq!(count.expect("count"), people.len());
+    let names = all_names(&mut conn);
+    assert!(
+        !names.contains(&stale),
+        "the search dropped the stale copy: {names:?}"
+    );
+    assert!(
+        names.contains(&current[0]),
+        "the search re-created the copy: {names:?}"
+    );
+    for name in &keep {
+        assert!(names.contains(name), "{name} kept: {names:?}");
+        let _: () = redis::cmd("FT.DROPINDEX")
+            .arg(name)
+            .query(&mut conn)
+            .expect("clean up");
+    }
+    assert_eq!(documents_on(&mut conn), held, "no document dropped");
 }

@@ -346,6 +346,90 @@ mod tls {
         save_get_incr_and_block(&db, &mut raw).await;
     }
 
+    /// A cluster whose every node is reached over TLS (seeds and the nodes `CLUSTER SLOTS`
+    /// names): saves over every primary, reads, field handles, a block, `all()`, `init` and
+    /// a search; what is stored is read back on the nodes' own plain ports.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_cluster_over_tls_runs_crud_field_ops_blocks_all_and_queries() {
+        let cluster = tokio::task::spawn_blocking(rapyer_testkit::TlsCluster::start)
+            .await
+            .expect("start task")
+            .unwrap_or_else(|e| panic!("rapyer-testkit: {e}"));
+        assert!(cluster.urls().iter().all(|u| u.starts_with("rediss://")));
+        let db = Db::connect_cluster_with(
+            cluster.urls(),
+            ConnectOptions::default().tls_root_cert(cluster.ca_pem()),
+        )
+        .await
+        .expect("connect to the cluster over TLS")
+        .with_namespace(rapyer_testkit::test_namespace())
+        .expect("the test namespace is valid");
+        assert!(db.is_cluster());
+        let ids: Vec<String> = (0..30).map(|i| format!("tls-{i}")).collect();
+        for id in &ids {
+            counter(id).save(&db).await.expect("save over TLS");
+        }
+        let mut c = Counter::get(&db, "tls-7").await.expect("get");
+        assert_eq!(c.n().incr(&db, 41).await.expect("incr"), 42);
+        let (n, len) = c
+            .atomic(&db, |p| (p.n().incr(1), p.tags().append("b")))
+            .await
+            .expect("block");
+        assert_eq!((n, len), (Some(43), Some(2)));
+        let mut all: Vec<String> = Counter::all(&db)
+            .await
+            .expect("all")
+            .into_iter()
+            .map(|c| c.id)
+            .collect();
+        all.sort();
+        let mut want = ids.clone();
+        want.sort();
+        assert_eq!(all, want);
+        // What is stored, read on the nodes' own plain ports (the node that holds it answers;
+        // the others redirect).
+        let key = db.key(&Counter::key_of("tls-7"));
+        let mut found = Vec::new();
+        for url in cluster.plain().urls() {
+            let mut node = redis::Client::open(url.as_str())
+                .expect("url")
+                .get_connection()
+                .expect("a plain connection to a node");
+            if let Ok(Some(text)) = redis::cmd("JSON.GET")
+                .arg(&key)
+                .query::<Option<String>>(&mut node)
+            {
+                found.push(serde_json::from_str::<serde_json::Value>(&text).expect("JSON"));
+            }
+        }
+        assert_eq!(
+            found,
+            vec![json!({"id": "tls-7", "n": 43, "tags": ["a", "b"]})]
+        );
+        let counted = Counted::find(&db, Counted::fields().n.ge(0));
+        db.init::<Counted>()
+            .await
+            .expect("init on every primary over TLS");
+        for id in ["a", "b", "c"] {
+            Counted {
+                id: id.into(),
+                n: 5,
+            }
+            .save(&db)
+            .await
+            .expect("save");
+        }
+        assert_eq!(counted.count().await.expect("count over TLS"), 3);
+    }
+
+    #[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+    struct Counted {
+        #[rapyer(key)]
+        id: String,
+        #[rapyer(index)]
+        n: i64,
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_rediss_url_to_a_server_whose_certificate_is_not_trusted_fails_to_connect() {
         let proxy = TlsProxy::start(rapyer_testkit::server().url()).expect("TLS proxy");

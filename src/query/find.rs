@@ -8,7 +8,7 @@ use super::expr::{Expr, FieldName};
 use super::index::{index_name, schema};
 use super::merge::{self, Hit};
 use super::schema::Indexable;
-use super::shard::Shard;
+use super::shard::{Shard, is_not_served};
 use crate::codec::Document;
 use crate::db::Db;
 use crate::documents::{self, Lossy};
@@ -267,8 +267,12 @@ impl<'db, M: KeySettings + Document + Indexable> Find<'db, M> {
     /// One `FT.SEARCH` page on `shard`: the shard's total number of matches and the matching
     /// keys, each with its sort key when `sort_keys`.
     ///
-    /// On a cluster, a primary that answers `Unknown index name` while `init` has run gets the
-    /// index (see [`Db::init`]) and is asked once more.
+    /// On a cluster, a primary that refuses its copy's name (the name's slot is being
+    /// migrated away, or has moved since the slot map was read) is asked under the name it
+    /// answers for ([`Shard::settled`]): its own documents, those of the migrating slot it
+    /// still holds included, are in that copy, and the target's copy has those already
+    /// moved. A primary that answers `Unknown index name` while `init` has run gets the index
+    /// (see [`Db::init`]) and is asked once more.
     async fn page(
         &self,
         shard: &Shard,
@@ -277,6 +281,31 @@ impl<'db, M: KeySettings + Document + Indexable> Find<'db, M> {
         n: usize,
         sort_keys: bool,
     ) -> Result<(usize, Vec<Hit>)> {
+        let reply = match self.search(shard, query, (offset, n), sort_keys).await {
+            Err(Error::Redis { source, .. })
+                if shard.is_cluster_node() && is_not_served(&source) =>
+            {
+                match shard.settled(self.db).await? {
+                    Some(settled) if settled != *shard => {
+                        self.search(&settled, query, (offset, n), sort_keys).await
+                    }
+                    _ => Err(Error::redis("FT.SEARCH", source)),
+                }
+            }
+            reply => reply,
+        };
+        parse_page(reply?, sort_keys)
+    }
+
+    /// One `FT.SEARCH` on `shard` under its name for the matches `offset..offset + n`,
+    /// re-creating a missing cluster copy once.
+    async fn search(
+        &self,
+        shard: &Shard,
+        query: &str,
+        (offset, n): (usize, usize),
+        sort_keys: bool,
+    ) -> Result<Value> {
         let index = shard.index();
         let mut cmd = redis::cmd("FT.SEARCH");
         cmd.arg(index).arg(query);
@@ -303,7 +332,7 @@ impl<'db, M: KeySettings + Document + Indexable> Find<'db, M> {
             }
             reply => reply,
         };
-        parse_page(reply.map_err(|e| search_error(index, e))?, sort_keys)
+        reply.map_err(|e| search_error(index, e))
     }
 
     fn check_indexed(&self, field: &str) -> Result<()> {

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use redis::Value;
 
 use super::schema::{IndexKind, IndexOptions, Indexable, SchemaField};
-use super::shard::Shard;
+use super::shard::{Shard, is_not_served};
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::keys::KeySettings;
@@ -90,7 +90,15 @@ impl Db {
     /// does not serve). A primary that lacks its copy later (one that joined the cluster
     /// after `init`, or whose lowest slot changed) gets it from the first search that meets
     /// `Unknown index name` there; a replica promoted by a failover already has it
-    /// (`FT.CREATE` is replicated).
+    /// (`FT.CREATE` is replicated). While a primary's lowest slot is being migrated away, its
+    /// copy is the one named after the lowest slot it keeps (the name it will have after).
+    ///
+    /// `init` also drops each primary's other copies of this namespace's and model's index
+    /// (named after a slot it served before; without `DD`, the documents stay), as does a
+    /// search that re-creates a copy. A copy whose name's slot the primary no longer serves
+    /// cannot be dropped there (the node refuses the name) and keeps indexing that node's
+    /// documents until the slot comes back; the README's "Queries on a cluster" says how to
+    /// drop it by hand.
     pub async fn init<M: KeySettings + Indexable>(&self) -> Result<()> {
         let mut referrers = Vec::new();
         M::referrers(&mut referrers);
@@ -105,9 +113,7 @@ impl Db {
         // only, so every primary gets its own (one server: the server).
         let shards = Shard::all(self, &index_name::<M>(self)).await?;
         let created = futures_util::future::try_join_all(
-            shards
-                .iter()
-                .map(|shard| self.ensure_index_on(shard, &args)),
+            shards.iter().map(|shard| self.ensure_settled(shard, &args)),
         )
         .await?;
         if !created.contains(&true) {
@@ -142,7 +148,60 @@ impl Db {
             "a primary lacks the index: creating it there");
         let args = create_args::<M>(self, &schema::<M>());
         self.ensure_index_on(shard, &args).await?;
+        self.drop_stale_copies(shard).await?;
         Ok(true)
+    }
+
+    /// [`Db::ensure_index_on`] `shard`, or, when the node refuses that name (its slot is being
+    /// migrated away or has moved), on the same node under the name it answers for
+    /// ([`Shard::settled`]); then drops the node's stale copies. Returns whether it
+    /// (re-)created the index. A node that serves no slot any more (a primary just demoted
+    /// by a failover, seen in a test run beside one) is left alone: its replica, now the
+    /// primary, has its copy by replication, and a search that finds none creates one.
+    async fn ensure_settled(&self, shard: &Shard, args: &[String]) -> Result<bool> {
+        let (shard, created) = match self.ensure_index_on(shard, args).await {
+            Err(Error::Redis { source, .. }) if is_not_served(&source) => {
+                let Some(settled) = shard.settled(self).await? else {
+                    tracing::debug!(target: "rapyer::query", index = shard.index(),
+                        "a primary of the slot map serves no slot now: left alone");
+                    return Ok(false);
+                };
+                let created = self.ensure_index_on(&settled, args).await?;
+                (settled, created)
+            }
+            created => (shard.clone(), created?),
+        };
+        self.drop_stale_copies(&shard).await?;
+        Ok(created)
+    }
+
+    /// Drops the other copies of `shard`'s index on its node (see [`Shard::is_other_copy`]:
+    /// this namespace and model only; without `DD`, so the documents stay), when the node
+    /// itself says `shard`'s name is the one it answers for now: with a late slot map the
+    /// copies are left to a later `init` or re-creating search. A copy whose name's slot the
+    /// node does not serve now is refused there and stays.
+    async fn drop_stale_copies(&self, shard: &Shard) -> Result<()> {
+        if !shard.is_cluster_node() || shard.settled(self).await?.as_ref() != Some(shard) {
+            return Ok(());
+        }
+        let names: Vec<String> = shard
+            .query(self, "FT._LIST", &redis::cmd("FT._LIST"))
+            .await
+            .map_err(|e| Error::redis("FT._LIST", e))?;
+        for name in names.iter().filter(|name| shard.is_other_copy(name)) {
+            let mut drop = redis::cmd("FT.DROPINDEX");
+            drop.arg(name);
+            match shard.query::<()>(self, "FT.DROPINDEX", &drop).await {
+                Ok(()) => tracing::debug!(target: "rapyer::query", index = name.as_str(),
+                    "dropped a stale copy of the index"),
+                // Another process dropped it first.
+                Err(e) if is_missing_index(&e) => {}
+                Err(e) if is_not_served(&e) => tracing::debug!(target: "rapyer::query",
+                    index = name.as_str(), "a stale copy named after a slot served elsewhere stays"),
+                Err(e) => return Err(Error::redis("FT.DROPINDEX", e)),
+            }
+        }
+        Ok(())
     }
 
     /// Makes the index on `shard` the one `args` describe: keeps it when `FT.INFO` shows that

@@ -80,6 +80,9 @@ pub(crate) fn sorted(
 ) -> Vec<String> {
     let mut hits: Vec<Hit> = shards.into_iter().flat_map(|(_, hits)| hits).collect();
     hits.sort_by(|a, b| compare(a, b, descending));
+    // A document moved between two shards' answers (a slot migrating) can be in both; with
+    // its one value it sorts next to itself.
+    hits.dedup_by(|a, b| a.key == b.key);
     hits.into_iter()
         .skip(offset)
         .take(wanted)
@@ -87,11 +90,14 @@ pub(crate) fn sorted(
         .collect()
 }
 
-/// Every shard's matches, shard after shard.
+/// Every shard's matches, shard after shard, each key once (a document moved between two
+/// shards' answers can be in both).
 pub(crate) fn unsorted(shards: Vec<(usize, Vec<Hit>)>) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
     shards
         .into_iter()
         .flat_map(|(_, hits)| hits.into_iter().map(|hit| hit.key))
+        .filter(|key| seen.insert(key.clone()))
         .collect()
 }
 
@@ -126,6 +132,17 @@ mod tests {
             ["a", "c", "d", "b", "m"]
         );
         assert_eq!(sorted(shards, false, 1, 2), ["d", "a"]);
+    }
+
+    #[test]
+    fn a_key_two_shards_answered_comes_once() {
+        let shards = vec![
+            (2, vec![hit("a", b"#1"), hit("b", b"#2")]),
+            (2, vec![hit("b", b"#2"), hit("c", b"#3")]),
+        ];
+        assert_eq!(sorted(shards.clone(), false, 0, 10), ["a", "b", "c"]);
+        assert_eq!(sorted(shards.clone(), true, 1, 10), ["b", "a"]);
+        assert_eq!(unsorted(shards), ["a", "b", "c"]);
     }
 
     #[test]

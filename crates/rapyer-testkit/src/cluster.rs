@@ -31,6 +31,9 @@ pub struct Cluster {
     seeds: Vec<String>,
     /// The nodes this process started (empty for an external cluster).
     owned: Vec<Server>,
+    /// (`host:port` a node announces, the node's own port), for nodes that announce another
+    /// port than their own (see [`Cluster::start_nodes`]).
+    announced: Vec<(String, u16)>,
 }
 
 /// One node of the cluster as `CLUSTER NODES` describes it.
@@ -68,6 +71,7 @@ impl Cluster {
         let cluster = Cluster {
             seeds,
             owned: Vec::new(),
+            announced: Vec::new(),
         };
         cluster.wait_ok(Duration::from_secs(10))?;
         Ok(cluster)
@@ -77,10 +81,24 @@ impl Cluster {
     /// gives three primaries a third of the slots each and a replica each, and returns once
     /// every node reports `cluster_state:ok` and every replica is attached.
     pub fn start(binaries: &Binaries) -> Result<Cluster, String> {
-        let mut owned = Vec::with_capacity(2 * PRIMARIES);
-        for _ in 0..2 * PRIMARIES {
+        Cluster::start_nodes(binaries, 2 * PRIMARIES, &mut |_| Ok(None))
+    }
+
+    /// Starts `nodes` nodes (three primaries, then their replicas), each telling clients the
+    /// port `announce` gives for its own port, if any (`cluster-announce-port`: what
+    /// `CLUSTER SLOTS`, `CLUSTER NODES` and redirects name; the nodes reach each other's
+    /// cluster bus at their own port + 10000 regardless). The seeds, and the testkit's own
+    /// connections, use the nodes' own ports.
+    pub(crate) fn start_nodes(
+        binaries: &Binaries,
+        nodes: usize,
+        announce: &mut dyn FnMut(u16) -> Result<Option<u16>, String>,
+    ) -> Result<Cluster, String> {
+        let mut owned = Vec::with_capacity(nodes);
+        let mut announced = Vec::new();
+        for _ in 0..nodes {
             let port = free_cluster_port()?;
-            let extra = vec![
+            let mut extra = vec![
                 "--cluster-enabled".into(),
                 "yes".into(),
                 "--cluster-config-file".into(),
@@ -88,11 +106,16 @@ impl Cluster {
                 "--cluster-node-timeout".into(),
                 NODE_TIMEOUT_MS.to_string(),
             ];
+            if let Some(public) = announce(port)? {
+                extra.extend(["--cluster-announce-port".into(), public.to_string()]);
+                announced.push((format!("127.0.0.1:{public}"), port));
+            }
             owned.push(Server::start_on(binaries, port, extra)?);
         }
         let cluster = Cluster {
             seeds: owned.iter().map(|s| s.url().to_string()).collect(),
             owned,
+            announced,
         };
         cluster.wire()?;
         cluster.wait_ok(Duration::from_secs(30))?;
@@ -149,6 +172,18 @@ impl Cluster {
             .into_iter()
             .find(|n| n.primary && !n.failed && n.serves(slot))
             .ok_or_else(|| format!("no primary serves slot {slot}"))
+    }
+
+    /// The URL of `node`'s own port (the one it announces, unless it announces another).
+    fn own_url(&self, node: &ClusterNode) -> String {
+        match self
+            .announced
+            .iter()
+            .find(|(public, _)| *public == node.addr)
+        {
+            Some((_, own)) => format!("redis://127.0.0.1:{own}/"),
+            None => node.url(),
+        }
     }
 
     /// The node this process started at `addr` (`host:port`).
@@ -392,7 +427,7 @@ impl Cluster {
             return Err(format!("{served} of 16384 slots served"));
         }
         for node in nodes.iter().filter(|n| !n.failed) {
-            let mut c = connect(&node.url())?;
+            let mut c = connect(&self.own_url(node))?;
             let info: String = redis::cmd("CLUSTER")
                 .arg("INFO")
                 .query(&mut c)

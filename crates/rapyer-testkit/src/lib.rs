@@ -30,7 +30,7 @@ mod cluster;
 mod tls;
 pub use cluster::{CLUSTER_URLS_ENV, Cluster, ClusterNode, Migration, cluster};
 #[cfg(feature = "tls")]
-pub use tls::TlsProxy;
+pub use tls::{TlsCluster, TlsProxy};
 
 /// The environment variable naming an existing server to use instead of starting one.
 pub const REDIS_URL_ENV: &str = "REDIS_URL";

@@ -68,6 +68,62 @@ impl TlsProxy {
     }
 }
 
+/// A Redis Cluster of three primaries (no replicas) whose clients speak TLS, because the
+/// pinned redis-server is built without it: each node has a [`TlsProxy`] and announces the
+/// proxy's port (`cluster-announce-port`), so `CLUSTER SLOTS` and redirects name the
+/// proxies, while the nodes talk to each other on their plain cluster bus. Replicas would
+/// replicate from the port their primary announces, a TLS proxy, so there are none. The
+/// nodes stop with this process, the proxies when this value is dropped.
+#[derive(Debug)]
+pub struct TlsCluster {
+    proxies: Vec<TlsProxy>,
+    cluster: crate::Cluster,
+}
+
+impl TlsCluster {
+    /// Starts the three nodes of the cached binaries and their proxies, and returns once the
+    /// cluster is `ok`.
+    pub fn start() -> Result<TlsCluster, String> {
+        let dir = crate::stack_dir();
+        let binaries = crate::Binaries::in_dir(&dir).ok_or_else(|| {
+            format!(
+                "no cached redis-server, rejson.so and redisearch.so in {}. Fix: {}",
+                dir.display(),
+                crate::HOW_TO_FIX
+            )
+        })?;
+        let mut proxies = Vec::new();
+        let cluster = crate::Cluster::start_nodes(&binaries, 3, &mut |port| {
+            let proxy = TlsProxy::start(&format!("redis://127.0.0.1:{port}/"))?;
+            let public = proxy
+                .url()
+                .trim_start_matches("rediss://127.0.0.1:")
+                .trim_end_matches('/')
+                .parse()
+                .map_err(|e| format!("the proxy's port: {e}"))?;
+            proxies.push(proxy);
+            Ok(Some(public))
+        })?;
+        Ok(TlsCluster { proxies, cluster })
+    }
+
+    /// The `rediss://` seed URLs (the proxies).
+    pub fn urls(&self) -> Vec<String> {
+        self.proxies.iter().map(|p| p.url().to_string()).collect()
+    }
+
+    /// The PEM certificate of the authority that signed every proxy's certificate.
+    pub fn ca_pem(&self) -> &str {
+        self.proxies.first().map_or("", |p| p.ca_pem())
+    }
+
+    /// The cluster behind the proxies; its [`urls`](crate::Cluster::urls) are the nodes'
+    /// own plain ports, to read back exactly what is stored.
+    pub fn plain(&self) -> &crate::Cluster {
+        &self.cluster
+    }
+}
+
 impl Drop for TlsProxy {
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {
@@ -111,8 +167,16 @@ async fn serve(
     }
 }
 
-/// A fresh CA, and a server configuration whose certificate it signed.
+/// The process's CA, and a server configuration whose certificate it signed: one for every
+/// proxy, so a client trusting it reaches each node of a [`TlsCluster`].
 fn certificates() -> Result<(String, rustls::ServerConfig), String> {
+    static MADE: std::sync::OnceLock<Result<(String, rustls::ServerConfig), String>> =
+        std::sync::OnceLock::new();
+    MADE.get_or_init(make_certificates).clone()
+}
+
+/// A fresh CA, and a server configuration whose certificate it signed.
+fn make_certificates() -> Result<(String, rustls::ServerConfig), String> {
     let fail = |e: rcgen::Error| format!("cannot make the test certificates: {e}");
     let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(fail)?;
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
