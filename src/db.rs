@@ -306,7 +306,7 @@ impl Db {
             Connection::Cluster(conn) => route_to(conn, at, pipe)
                 .await
                 .map(|replies| replies.into_iter().skip(1).step_by(2).collect()),
-            Connection::Standalone(_) => {
+            Connection::Standalone(..) => {
                 let mut conn = self.conn.clone();
                 conn.req_packed_commands(&pipe, 0, pipe.len()).await
             }
