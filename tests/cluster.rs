@@ -649,6 +649,9 @@ fn acl_on_every_node(args: &[String]) {
 
 #[tokio::test]
 async fn an_acl_user_limited_to_its_namespace_runs_every_operation_on_a_cluster() {
+    // Not about slots moving: a search while another test moves a primary's index slot is
+    // tests/cluster_queries.rs's subject.
+    let _topology = TOPOLOGY.lock().await;
     let namespace = rapyer_testkit::test_namespace();
     let suffix = std::process::id();
     let (user, password) = (format!("rapyer-acl-{suffix}"), format!("pw-{suffix}"));
