@@ -1,7 +1,8 @@
 //! Special structures: each part below is one structure in use, atomic on the server and
-//! usable inside blocks (the buffer and the counter) or on its own: a recent-activity buffer
-//! (`CircularBuffer`) with a counter (the exact integer handle), a signup Bloom filter
-//! (`BloomFilter` and `#[rapyer(bloom)]`) and an API rate limiter (`RateLimiter`).
+//! usable inside blocks or on its own: a recent-activity buffer (`CircularBuffer`) with a
+//! counter (the exact integer handle), a job queue (`PriorityQueue`) drained into a list in
+//! one block, set algebra between two models' `Set`s, a signup Bloom filter (`BloomFilter`
+//! and `#[rapyer(bloom)]`) and an API rate limiter (`RateLimiter`).
 //!
 //! Run it with `cargo xtask demo structures` (which provides a Redis), or against your own
 //! Redis 8 / redis-stack with `REDIS_URL=redis://127.0.0.1:6379 cargo run --example structures`.
@@ -9,7 +10,7 @@
 use std::time::Duration;
 
 use rapyer::prelude::*;
-use rapyer::{BloomFilter, CircularBuffer, Limit, RateLimiter};
+use rapyer::{BloomFilter, CircularBuffer, Limit, PriorityQueue, RateLimiter, Set};
 use serde::{Deserialize, Serialize};
 
 /// A user's profile with the newest five things they did, kept inside its document.
@@ -31,6 +32,8 @@ async fn main() -> Result<()> {
     println!("connected to {url}, every key under the namespace `structures-demo/`\n");
 
     recent_activity(&db).await?;
+    job_queue(&db).await?;
+    set_algebra(&db).await?;
     signups(&db).await?;
     api_limit(&db).await?;
     Ok(())
@@ -147,6 +150,115 @@ async fn api_limit(db: &Db) -> Result<()> {
             d.retry_after
         );
     }
+    println!();
+    Ok(())
+}
+
+/// A board of jobs: a queue by urgency (lowest first), the list of jobs started, a counter.
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+struct Board {
+    #[rapyer(key)]
+    id: String,
+    queue: PriorityQueue<String>,
+    started: Vec<String>,
+    processed: u64,
+}
+
+/// A job queue: jobs pushed with priorities, then the most urgent popped into the board's
+/// list and counted in one all-or-nothing block.
+async fn job_queue(db: &Db) -> Result<()> {
+    println!("== A job queue: the most urgent job first, ties in arrival order");
+    let mut board = Board {
+        id: "ops".into(),
+        queue: PriorityQueue::new(),
+        started: Vec::new(),
+        processed: 0,
+    };
+    board.save(db).await?;
+    for (job, priority) in [
+        ("rotate logs", 5),
+        ("page on-call", 0),
+        ("renew cert", 1),
+        ("reindex", 5),
+    ] {
+        board.queue().push(db, job.to_string(), priority).await?;
+    }
+    println!(
+        "queued: {:?}",
+        board.queue().items(db).await?.iter().collect::<Vec<_>>()
+    );
+    let me = Board::server_ref_for("ops");
+    for _ in 0..2 {
+        let (job, processed) = ServerOps::scope(db, |ops| {
+            (
+                ops.queue_pop_into(me.queue(), me.started()),
+                ops.incr(me.processed(), 1),
+            )
+        })
+        .await?;
+        // Each result is `None` only where a `when` skipped the operation.
+        let job = job.flatten().map(|(name, _priority)| name);
+        println!(
+            "started {job:?}, {} processed so far",
+            processed.unwrap_or_default()
+        );
+    }
+    let stored = Board::get(db, "ops").await?;
+    println!(
+        "left in the queue: {}, started: {:?}",
+        stored.queue.len(),
+        stored.started
+    );
+    stored.delete(db).await?;
+    println!();
+    Ok(())
+}
+
+/// A team with its members' skills in a set (one hash tag: teams share a slot, so their
+/// sets can be combined on the server).
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[rapyer(hash_tag = "teams")]
+struct Team {
+    #[rapyer(key)]
+    id: String,
+    skills: Set<String>,
+}
+
+/// Set algebra on the server: what two teams know together, in common, and apart.
+async fn set_algebra(db: &Db) -> Result<()> {
+    println!("== Set algebra between two models' sets, on the server");
+    let skills = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Set<String>>();
+    let mut web = Team {
+        id: "web".into(),
+        skills: skills(&["rust", "sql", "css"]),
+    };
+    let mut data = Team {
+        id: "data".into(),
+        skills: skills(&["rust", "sql", "python"]),
+    };
+    web.save(db).await?;
+    data.save(db).await?;
+    let mut both = Team {
+        id: "both".into(),
+        skills: skills(&["rust", "sql", "css"]),
+    };
+    both.save(db).await?;
+    let n = both.skills().intersect_into(db, &data.skills()).await?;
+    println!(
+        "in common ({n}): {:?}",
+        both.skills.iter().collect::<Vec<_>>()
+    );
+    let n = web.skills().union_into(db, &data.skills()).await?;
+    println!(
+        "web after learning data's skills ({n}): {:?}",
+        web.skills.iter().collect::<Vec<_>>()
+    );
+    let n = data.skills().difference_into(db, &both.skills()).await?;
+    println!(
+        "data's own skills ({n}): {:?}",
+        data.skills.iter().collect::<Vec<_>>()
+    );
+    Team::delete_many(db, ["web", "data", "both"]).await?;
     println!();
     Ok(())
 }

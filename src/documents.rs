@@ -37,18 +37,22 @@ pub(crate) async fn mget_documents(
 ) -> Result<Vec<Option<Vec<u8>>>> {
     // Special structures are not read here: a loaded target's sets and queues are empty.
     let replies = mget(db, keys, rearm, &[]).await?;
-    // JSON.MGET answers nil both for a missing key and for a key of another type; only a
-    // nil needs the second look, so the common case stays one round trip.
-    let missing: Vec<&String> = keys
-        .iter()
-        .zip(&replies)
-        .filter(|(_, reply)| reply.is_none())
-        .map(|(key, _)| key)
-        .collect();
+    let missing = unanswered(keys, &replies);
     if !missing.is_empty() {
         check_not_foreign(db, &missing).await?;
     }
     Ok(replies)
+}
+
+/// The keys `JSON.MGET` answered nil for. It answers nil both for a missing key and for a
+/// key of another type; only those need a second look (`TYPE`), so the common case stays one
+/// round trip.
+fn unanswered<'a>(keys: &'a [String], replies: &[Option<Vec<u8>>]) -> Vec<&'a String> {
+    keys.iter()
+        .zip(replies)
+        .filter(|(_, reply)| reply.is_none())
+        .map(|(key, _)| key)
+        .collect()
 }
 
 /// Deletes the documents at `keys`, with the companion keys of their `structures`, in one
@@ -424,12 +428,7 @@ pub(crate) async fn get_many_lossy<M: KeySettings + Document>(
     }
     let structures = crate::keys::structures_of::<M>();
     let replies = mget(db, keys, rearm, &structures).await?;
-    let missing: Vec<&String> = keys
-        .iter()
-        .zip(&replies)
-        .filter(|(_, reply)| reply.is_none())
-        .map(|(key, _)| key)
-        .collect();
+    let missing = unanswered(keys, &replies);
     let mut foreign = match missing.is_empty() {
         true => Vec::new(),
         false => foreign(db, &missing).await?,
