@@ -1381,3 +1381,43 @@ async fn a_raw_unescaped_condition_is_sent_as_written_and_combines_with_typed_on
     let found = Member::find(&db, both).all().await.expect("combined");
     assert_eq!(ids(&found), ["m0", "m2"]);
 }
+
+/// Indexed fields whose JSON names hold spaces (and punctuation).
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[rapyer(prefix = "Spaced")]
+struct Spaced {
+    #[rapyer(key)]
+    id: String,
+    #[rapyer(index)]
+    #[serde(rename = "second best")]
+    second_best: String,
+    #[rapyer(index(sortable))]
+    #[serde(rename = "top speed!")]
+    top_speed: i64,
+}
+
+#[tokio::test]
+async fn fields_named_with_spaces_are_queried_and_sorted() {
+    let db = common::db().await;
+    db.init::<Spaced>().await.expect("init");
+    for (id, best, speed) in [("a", "x y", 3), ("b", "z", 1), ("c", "x y", 2)] {
+        Spaced {
+            id: id.into(),
+            second_best: best.into(),
+            top_speed: speed,
+        }
+        .save(&db)
+        .await
+        .expect("save");
+    }
+    let f = Spaced::fields();
+    let found: Vec<String> = Spaced::find(&db, f.second_best.eq("x y") & f.top_speed.ge(2))
+        .sort_by(&f.top_speed, Order::Asc)
+        .all()
+        .await
+        .expect("a query on fields named with spaces")
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(found, ["c", "a"]);
+}

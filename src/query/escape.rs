@@ -171,9 +171,17 @@ fn text_word(word: &str) -> String {
     out
 }
 
-/// An attribute name (`address.city`) as query text: a backslash before ASCII punctuation.
+/// An attribute name (`address.city`, `second best`) as query text: a backslash before ASCII
+/// punctuation and whitespace (a bare space would end the name: a syntax error).
 pub(crate) fn attribute(name: &str) -> String {
-    text_word(name)
+    let mut out = String::with_capacity(name.len() + 2);
+    for c in name.chars() {
+        if c.is_ascii_punctuation() || c.is_ascii_whitespace() {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -228,6 +236,14 @@ mod tests {
         assert!(text_words("a\u{7f}").is_err());
         assert!(text_word_checked("a b").is_err());
         assert!(text_word_checked("a\tb").is_err());
+    }
+
+    #[test]
+    fn an_attribute_escapes_punctuation_and_spaces() {
+        assert_eq!(attribute("address.city"), r"address\.city");
+        assert_eq!(attribute("second best"), r"second\ best");
+        assert_eq!(attribute("top speed!"), r"top\ speed\!");
+        assert_eq!(attribute("é中"), "é中");
     }
 
     #[test]
