@@ -47,20 +47,8 @@ const BUMP_BOTH: &str = "redis.call('JSON.NUMINCRBY', KEYS[1], '$.a', 1) \
 /// Runs `fut`, dropping it at a random point: after a random number of polls, or when a
 /// timeout of a random number of microseconds fires. `None` when it was dropped.
 async fn cancel_randomly<F: Future>(rng: &mut Rng, fut: F) -> Option<F::Output> {
-    if rng.below(2) == 0 {
-        let within = Duration::from_micros(rng.below(1_500));
-        return tokio::time::timeout(within, fut).await.ok();
-    }
-    let polls = rng.below(6);
-    let mut fut = std::pin::pin!(fut);
-    for _ in 0..polls {
-        let step = std::future::poll_fn(|cx| std::task::Poll::Ready(fut.as_mut().poll(cx))).await;
-        if let std::task::Poll::Ready(out) = step {
-            return Some(out);
-        }
-        tokio::task::yield_now().await;
-    }
-    None
+    // A timeout below 1.5 ms, or fewer than 6 polls.
+    common::cancel_randomly(rng, 1_500, 6, fut).await
 }
 
 /// What the runs of one kind of operation reported.
