@@ -253,6 +253,7 @@ async fn eager_loading_is_one_round_trip_per_level() {
         .expect("the call succeeds");
 
     let recorder = Recorder::default();
+    let _recording = RECORDING.lock().await;
     let _guard = tracing::subscriber::set_default(recorder.clone());
     for (depth, keys) in [
         (0, 0),
@@ -306,6 +307,7 @@ async fn eager_loading_is_one_round_trip_per_level() {
 async fn cycles_and_diamonds_read_each_key_once() {
     let db = common::db().await;
     let recorder = Recorder::default();
+    let _recording = RECORDING.lock().await;
     let _guard = tracing::subscriber::set_default(recorder.clone());
     // a → b → a (mentors), both with publisher p.
     let a = author("a", "p", Some("b"));
@@ -1192,6 +1194,11 @@ async fn cannot_write_writers(db: &Db, name: &str) -> Db {
         .expect("the namespace is valid")
 }
 
+/// Held by the tests that count round trips with a thread-local subscriber: tracing rebuilds
+/// every callsite's interest when a subscriber comes or goes, and one test's subscriber going
+/// while another's is recording could leave the other's events unseen.
+static RECORDING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Writers and novels that share one cluster slot.
 #[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[rapyer(hash_tag = "lib")]
@@ -1236,6 +1243,7 @@ async fn a_delete_within_one_cluster_slot_is_one_script() {
     assert_eq!(TaggedNovel::all(&db).await.expect("all").len(), 5);
 
     let recorder = Recorder::default();
+    let _recording = RECORDING.lock().await;
     let _guard = tracing::subscriber::set_default(recorder.clone());
     assert!(TaggedWriter::delete_by_id(&db, "w").await.expect("delete"));
     let trips = recorder.take();
