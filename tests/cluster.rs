@@ -485,7 +485,9 @@ async fn a_model_whose_slot_moved_is_read_and_changed_on_its_new_primary() {
     assert_eq!(it.n().incr(&db, 1).await.expect("incr after the move"), 2);
     let all = Item::all(&db).await.expect("all");
     assert_eq!(all.len(), 1);
-    cluster.migrate_slot(slot, &from.id).expect("migrate back");
+    // The slot stays moved: moving it back (to a primary with a lower config epoch) left
+    // some nodes with the old owner for good, and a node told later deletes the slot's keys,
+    // which Redis 8.2.3 asserts against during the failover test's pause (a crash seen here).
     assert_eq!(Item::get(&db, "moving").await.expect("get").n, 2);
 }
 
@@ -563,7 +565,7 @@ async fn a_pipeline_applies_each_command_once_while_its_slot_is_migrating() {
     }
     assert!(replies.iter().all(Result::is_ok), "{replies:?}");
     assert_eq!(now, [11, 1, 10], "every command applied exactly once");
-    cluster.migrate_slot(slot, &from.id).expect("migrate back");
+    // The slot stays moved (see a_model_whose_slot_moved_is_read_and_changed_on_its_new_primary).
 }
 
 #[tokio::test]
