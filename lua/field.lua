@@ -260,8 +260,12 @@ local function op_get(text)
   return text
 end
 
+-- The reply is the value sent (what reading it back would decode to), unless JSON.SET wrote
+-- nothing (a missing parent): then the field is read back, and is absent.
 local function op_set()
-  redis.call('JSON.SET', key, path, ARGV[4])
+  if redis.call('JSON.SET', key, path, ARGV[4]) then
+    return '[' .. ARGV[4] .. ']'
+  end
 end
 
 -- An exact integer result, range-checked before the write; it is the reply (no need to read

@@ -1846,3 +1846,316 @@ async fn a_key_held_by_a_nested_map_is_not_taken_for_the_dicts_own() {
     assert_eq!(s.groups().remove(&db, " lead").await.expect("again"), None);
     assert_eq!(stored_settings(&mut raw, &db, &s).await, s);
 }
+
+/// The server's own encoding of the document (`DUMP`): equal before and after means
+/// byte-identical.
+async fn dump(raw: &mut redis::aio::MultiplexedConnection, key: &str) -> Option<Vec<u8>> {
+    redis::cmd("DUMP")
+        .arg(key)
+        .query_async(raw)
+        .await
+        .expect("DUMP")
+}
+
+/// The field at `path` as the server writes it (`JSON.GET key path`).
+async fn raw_field(raw: &mut redis::aio::MultiplexedConnection, key: &str, path: &str) -> String {
+    redis::cmd("JSON.GET")
+        .arg(key)
+        .arg(path)
+        .query_async(raw)
+        .await
+        .expect("JSON.GET")
+}
+
+#[tokio::test]
+async fn increments_are_exact_on_both_sides_of_the_fast_path_border() {
+    // Operations on values and operands below 10^15 take the field script's fast path (one
+    // read, one JSON.NUMINCRBY); larger ones the whole path (string arithmetic). Random
+    // values drawn around that border and around every type's bounds, each checked against
+    // i128 arithmetic: the result and the server's text, or Overflow with nothing written.
+    let db = db().await;
+    let mut raw = raw().await;
+    let mut p = person("border");
+    p.save(&db).await.expect("save");
+    let key = db.key(&p.key());
+    let border: i128 = 1_000_000_000_000_000;
+    let mut rng = Rng(0x5eed_f00d);
+    let pick = |rng: &mut Rng, lo: i128, hi: i128| -> i128 {
+        let near = [0, 1, -1, border, -border, border - 1, 1 - border, lo, hi];
+        let base = near[rng.below(near.len() as u64) as usize];
+        let jitter = rng.below(5) as i128 - 2;
+        let v = if rng.below(4) == 0 {
+            // anywhere in the type
+            lo + (i128::from(rng.next()) << 64 | i128::from(rng.next())).rem_euclid(hi - lo + 1)
+        } else {
+            base + jitter
+        };
+        v.clamp(lo, hi)
+    };
+    let fields: [(&str, &str, i128, i128); 4] = [
+        ("age", "i64", i64::MIN.into(), i64::MAX.into()),
+        ("big", "u64", 0, u64::MAX.into()),
+        ("small", "i8", i8::MIN.into(), i8::MAX.into()),
+        ("tiny", "u8", 0, u8::MAX.into()),
+    ];
+    let (mut fast_ok, mut overflows) = (0, 0);
+    for round in 0..400 {
+        let (name, kind, lo, hi) = fields[round % fields.len()];
+        let path = format!("$.{name}");
+        let start = pick(&mut rng, lo, hi);
+        json_set(&mut raw, &key, &path, &start.to_string()).await;
+        p = Person::get(&db, "border").await.expect("get");
+        let before = dump(&mut raw, &key).await;
+        let by = pick(&mut rng, lo, hi);
+        let decr = rng.below(2) == 0;
+        let want = if decr { start - by } else { start + by };
+        let got: Result<i128> = match (name, decr) {
+            ("age", false) => p.age().incr(&db, by as i64).await.map(i128::from),
+            ("age", true) => p.age().decr(&db, by as i64).await.map(i128::from),
+            ("big", false) => p.big().incr(&db, by as u64).await.map(i128::from),
+            ("big", true) => p.big().decr(&db, by as u64).await.map(i128::from),
+            ("small", false) => p.small().incr(&db, by as i8).await.map(i128::from),
+            ("small", true) => p.small().decr(&db, by as i8).await.map(i128::from),
+            ("tiny", false) => p.tiny().incr(&db, by as u8).await.map(i128::from),
+            _ => p.tiny().decr(&db, by as u8).await.map(i128::from),
+        };
+        let what = format!("{name}: {start} {} {by}", if decr { "-" } else { "+" });
+        if (lo..=hi).contains(&want) {
+            assert_eq!(got.expect(&what), want, "{what}");
+            assert_eq!(
+                raw_field(&mut raw, &key, &path).await,
+                format!("[{want}]"),
+                "{what}: the server's value"
+            );
+            if start.abs() < border && by.abs() < border && want.abs() < border {
+                fast_ok += 1;
+            }
+        } else {
+            match got {
+                Err(Error::Overflow { kind: k, .. }) => assert_eq!(k, kind, "{what}"),
+                other => panic!("{what}: expected Overflow, got {other:?}"),
+            }
+            assert_eq!(
+                dump(&mut raw, &key).await,
+                before,
+                "{what}: the document changed"
+            );
+            overflows += 1;
+        }
+    }
+    // Both paths and both outcomes were exercised.
+    assert!(
+        fast_ok > 50 && overflows > 20,
+        "{fast_ok} fast, {overflows} overflows"
+    );
+}
+
+#[tokio::test]
+async fn fast_paths_refuse_what_the_whole_path_refuses_and_write_nothing() {
+    // Documents another writer made wrong for the model: each field operation with a fast
+    // path must decline there (nothing written: DUMP equal) and give the whole path's
+    // typed error.
+    let db = db().await;
+    let mut raw = raw().await;
+    let cases: [(&str, &str, &str); 11] = [
+        ("age holds a float", "$.age", "1.5"),
+        ("age holds a u64", "$.age", "18446744073709551615"),
+        ("age holds a string", "$.age", "\"12\""),
+        ("age holds a float with an exponent", "$.age", "1e3"),
+        ("score holds a string", "$.score", "\"1.5\""),
+        ("score holds null", "$.score", "null"),
+        ("fullName holds a number", "$.fullName", "5"),
+        ("active holds a string", "$.active", "\"yes\""),
+        ("the tags hold an object", "$[\"the tags\"]", "{\"a\":1}"),
+        ("the tags hold a string", "$[\"the tags\"]", "\"a\""),
+        ("address holds an array", "$.address", "[1]"),
+    ];
+    for (n, (what, path, value)) in cases.into_iter().enumerate() {
+        let id = format!("wrong-{n}");
+        let mut p = person(&id);
+        p.save(&db).await.expect("save");
+        let key = db.key(&p.key());
+        json_set(&mut raw, &key, path, value).await;
+        let original = raw_field(&mut raw, &key, path).await;
+        let outcomes: Vec<(&str, Result<()>)> = vec![
+            ("age incr", p.age().incr(&db, 1).await.map(|_| ())),
+            ("age load", p.age().load(&db).await.map(|_| ())),
+            ("score incr", p.score().incr(&db, 0.5).await.map(|_| ())),
+            ("fullName set", p.full_name().set(&db, "x").await),
+            (
+                "fullName append",
+                p.full_name().append(&db, "x").await.map(|_| ()),
+            ),
+            ("fullName load", p.full_name().load(&db).await.map(|_| ())),
+            ("active toggle", p.active().toggle(&db).await.map(|_| ())),
+            ("active set", p.active().set(&db, false).await),
+            ("tags append", p.tags().append(&db, "x").await.map(|_| ())),
+            ("tags load", p.tags().load(&db).await.map(|_| ())),
+            ("address city set", p.address().city().set(&db, "y").await),
+        ];
+        for (op, outcome) in outcomes {
+            // The operation on the broken field fails with its typed error; one on another
+            // field succeeds (and is undone below by comparing only the broken field's case).
+            let broken = match path {
+                "$.age" => op.starts_with("age"),
+                "$.score" => op.starts_with("score"),
+                "$.fullName" => op.starts_with("fullName"),
+                "$.active" => op.starts_with("active"),
+                "$.address" => op.starts_with("address"),
+                _ => op.starts_with("tags"),
+            };
+            if !broken {
+                outcome.unwrap_or_else(|e| panic!("{what}: {op}: {e:?}"));
+                continue;
+            }
+            match outcome {
+                Err(Error::TypeMismatch { key: k, .. }) | Err(Error::Overflow { key: k, .. }) => {
+                    assert_eq!(k, key, "{what}: {op}")
+                }
+                // A u64 read into an i64 field: a decoding error, as from a whole-model read.
+                Err(Error::Deserialize { .. }) if op.ends_with("load") => {}
+                other => panic!("{what}: {op}: expected a typed refusal, got {other:?}"),
+            }
+        }
+        // The operations on other fields wrote; the broken field is byte for byte as it was.
+        let after: String = raw_field(&mut raw, &key, path).await;
+        assert_eq!(after, original, "{what}: the broken field changed");
+    }
+    // A whole document untouched by a refused fast-path operation (DUMP equal).
+    let mut p = person("wrong-dump");
+    p.save(&db).await.expect("save");
+    let key = db.key(&p.key());
+    json_set(&mut raw, &key, "$.age", "1.5").await;
+    json_set(&mut raw, &key, "$.fullName", "7").await;
+    json_set(&mut raw, &key, "$.active", "0").await;
+    json_set(&mut raw, &key, "$[\"the tags\"]", "{}").await;
+    let before = dump(&mut raw, &key).await;
+    assert!(matches!(
+        p.age().incr(&db, 1).await,
+        Err(Error::TypeMismatch { .. })
+    ));
+    assert!(matches!(
+        p.full_name().append(&db, "x").await,
+        Err(Error::TypeMismatch { .. })
+    ));
+    assert!(matches!(
+        p.full_name().set(&db, "x").await,
+        Err(Error::TypeMismatch { .. })
+    ));
+    assert!(matches!(
+        p.active().toggle(&db).await,
+        Err(Error::TypeMismatch { .. })
+    ));
+    assert!(matches!(
+        p.tags().append(&db, "x").await,
+        Err(Error::TypeMismatch { .. })
+    ));
+    assert_eq!(dump(&mut raw, &key).await, before, "the document changed");
+    // A missing document: NotFound from every fast-path operation, nothing created.
+    let mut ghost = person("ghost-fast");
+    let missing = db.key(&ghost.key());
+    for (op, outcome) in [
+        ("incr", ghost.age().incr(&db, 1).await.map(|_| ())),
+        ("fincr", ghost.score().incr(&db, 1.0).await.map(|_| ())),
+        ("set", ghost.full_name().set(&db, "x").await),
+        ("get", ghost.full_name().load(&db).await.map(|_| ())),
+        (
+            "append",
+            ghost.full_name().append(&db, "x").await.map(|_| ()),
+        ),
+        ("toggle", ghost.active().toggle(&db).await.map(|_| ())),
+        ("lappend", ghost.tags().append(&db, "x").await.map(|_| ())),
+    ] {
+        assert!(
+            matches!(outcome, Err(Error::NotFound { .. })),
+            "{op}: {outcome:?}"
+        );
+    }
+    assert_eq!(dump(&mut raw, &missing).await, None);
+}
+
+#[tokio::test]
+async fn fast_path_results_match_the_server_for_hostile_and_edge_values() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let mut p = person("edges");
+    p.save(&db).await.expect("save");
+    let key = db.key(&p.key());
+    // A float field holding an integer, increments to and from the float type's edges.
+    json_set(&mut raw, &key, "$.score", "5").await;
+    assert_eq!(p.score().incr(&db, 0.5).await.expect("fincr"), 5.5);
+    assert_eq!(raw_field(&mut raw, &key, "$.score").await, "[5.5]");
+    assert_eq!(
+        p.score().incr(&db, -1e300).await.expect("fincr"),
+        5.5 - 1e300
+    );
+    assert!(matches!(
+        p.score()
+            .incr(&db, f64::MAX)
+            .await
+            .and(p.score().incr(&db, f64::MAX).await),
+        Err(Error::Overflow { .. })
+    ));
+    json_set(&mut raw, &key, "$.ratio", &format!("{:?}", f32::MAX)).await;
+    p.ratio = f32::MAX;
+    let before = dump(&mut raw, &key).await;
+    assert!(matches!(
+        p.ratio().incr(&db, f32::MAX).await,
+        Err(Error::Overflow { .. })
+    ));
+    assert_eq!(dump(&mut raw, &key).await, before);
+    // Hostile strings through set and append: the local value equals the server's.
+    for s in [
+        "\"quoted\" ']' [[x]] \\ end",
+        "line\nbreak\ttab\u{0}nul",
+        "emoji 🎉 and é",
+        "return redis.call('FLUSHALL')",
+        "",
+        "@name:{x} | (y) -z",
+    ] {
+        p.full_name().set(&db, s).await.expect("set");
+        assert_eq!(p.full_name, s);
+        assert_eq!(
+            serde_json::from_value::<Person>(stored(&mut raw, &key).await)
+                .expect("a Person")
+                .full_name,
+            s
+        );
+        let len = p.full_name().append(&db, s).await.expect("append");
+        assert_eq!(p.full_name, format!("{s}{s}"));
+        assert_eq!(len, 2 * s.len());
+        assert_eq!(
+            serde_json::from_value::<Person>(stored(&mut raw, &key).await)
+                .expect("a Person")
+                .full_name,
+            p.full_name
+        );
+        let n = p.tags().append(&db, s.to_string()).await.expect("lappend");
+        assert_eq!(
+            serde_json::from_value::<Person>(stored(&mut raw, &key).await)
+                .expect("a Person")
+                .tags
+                .len(),
+            n
+        );
+        assert_eq!(p.tags.last().map(String::as_str), Some(s));
+    }
+    // A long string (1 MB) set and read back.
+    let long = "x".repeat(1 << 20);
+    p.full_name().set(&db, &long).await.expect("set 1 MB");
+    p.full_name = String::new();
+    assert_eq!(
+        p.full_name().load(&db).await.expect("load").len(),
+        long.len()
+    );
+    // Another writer changed the field in between: the reply is the server's value.
+    json_set(&mut raw, &key, "$.fullName", "\"other\"").await;
+    p.full_name().append(&db, "!").await.expect("append");
+    assert_eq!(p.full_name, "other!");
+    json_set(&mut raw, &key, "$.active", "false").await;
+    assert!(p.active().toggle(&db).await.expect("toggle"));
+    assert_eq!(
+        serde_json::from_value::<Person>(stored(&mut raw, &key).await).expect("a Person"),
+        p
+    );
+}

@@ -45,6 +45,12 @@ pub(crate) const BLOCK: &str = include_str!("../../lua/block.lua");
 /// act on a place of their own, cut into pieces by the block compiler.
 pub(crate) const FLAT: &str = include_str!("../../lua/flat.lua");
 
+/// The source of the field operations' fast paths (`lua/field_fast.lua`).
+pub(crate) const FIELD_FAST: &str = include_str!("../../lua/field_fast.lua");
+
+/// The fast paths of the field operations, in pieces (they use nothing of the library).
+static FAST_PIECES: LazyLock<Pieces> = LazyLock::new(|| Pieces::new(&[FIELD_FAST]));
+
 /// The shared library, then the field operations, in pieces.
 static FIELD_PIECES: LazyLock<Pieces> = LazyLock::new(|| Pieces::new(&with_library(FIELD_MAIN)));
 
@@ -80,7 +86,8 @@ pub(crate) fn field_ops() -> impl Iterator<Item = &'static str> {
 
 /// The script of the field operation `op` (a name from [`field_ops`]): the pieces it, its
 /// checks (`check_<op>` when `lua/field.lua` defines it, else `checked`) and the entry point
-/// `FIELD` (the expiry, the reply) need, then the call.
+/// `FIELD` (the expiry, the reply) need, then the call. When `lua/field_fast.lua` has a
+/// `fast_<op>`, that runs first and all of this only when it declines.
 pub(crate) fn field_script(op: &str) -> String {
     let run = format!("op_{op}");
     let own = format!("check_{op}");
@@ -89,9 +96,23 @@ pub(crate) fn field_script(op: &str) -> String {
     } else {
         "checked"
     };
+    let whole = FIELD_PIECES.needed(["FIELD", run.as_str(), check]);
     let mut text = format!("-- rapyer field operation {op}\n");
-    text.push_str(&FIELD_PIECES.needed(["FIELD", run.as_str(), check]));
-    text.push_str(&format!("return FIELD({run}, {check})\n"));
+    let fast = format!("fast_{op}");
+    if FAST_PIECES.defines(&fast) {
+        // The whole operation becomes the function `slow`: its helpers are created only
+        // when the fast path declines (having written nothing).
+        text.push_str("local function slow()\n");
+        text.push_str(&whole);
+        text.push_str(&format!("return FIELD({run}, {check})\nend\n"));
+        text.push_str(&FAST_PIECES.needed([fast.as_str()]));
+        text.push_str(&format!(
+            "local reply = {fast}()\nif reply then\nreturn reply\nend\nreturn slow()\n"
+        ));
+    } else {
+        text.push_str(&whole);
+        text.push_str(&format!("return FIELD({run}, {check})\n"));
+    }
     text
 }
 
@@ -142,8 +163,8 @@ pub(crate) fn names(source: &str, calls_only: bool) -> BTreeSet<&str> {
 #[cfg(test)]
 mod tests {
     use super::{
-        BLOCK, BLOCK_PIECES, FIELD_MAIN, FIELD_PIECES, FLAT, FLAT_PIECES, LIB, field_ops,
-        field_script, names, top_level_functions,
+        BLOCK, BLOCK_PIECES, FAST_PIECES, FIELD_FAST, FIELD_MAIN, FIELD_PIECES, FLAT, FLAT_PIECES,
+        LIB, field_ops, field_script, names, top_level_functions,
     };
 
     /// The globals a script may call, and the keywords a call scan also sees.
@@ -176,6 +197,7 @@ mod tests {
         // Neither script redefines a library function (it would shadow the shared one).
         for (script, source) in [
             ("field.lua", FIELD_MAIN),
+            ("field_fast.lua", FIELD_FAST),
             ("block.lua", BLOCK),
             ("flat.lua", FLAT),
         ] {
@@ -188,7 +210,11 @@ mod tests {
     #[test]
     fn no_source_holds_a_multi_line_string() {
         // Pieces drop each line's indentation, which inside a long string would be its text.
-        for source in LIB.iter().map(|(_, p)| *p).chain([FIELD_MAIN, BLOCK, FLAT]) {
+        for source in LIB
+            .iter()
+            .map(|(_, p)| *p)
+            .chain([FIELD_MAIN, FIELD_FAST, BLOCK, FLAT])
+        {
             for (n, line) in source.lines().enumerate() {
                 let code = line.split("--").next().unwrap_or_default();
                 assert!(
@@ -242,6 +268,7 @@ mod tests {
         // parameter of that name would bring it along where it is not used.
         for (source, pieces) in [
             (FIELD_MAIN, &*FIELD_PIECES),
+            (FIELD_FAST, &*FAST_PIECES),
             (BLOCK, &*BLOCK_PIECES),
             (FLAT, &*FLAT_PIECES),
         ] {
@@ -278,10 +305,26 @@ mod tests {
         let incr = field_script("incr");
         assert!(incr.contains("local function op_incr("));
         assert!(incr.contains("local function add(") && incr.contains("local function cmp("));
-        assert!(incr.ends_with("return FIELD(op_incr, check_incr)\n"));
+        assert!(incr.contains("return FIELD(op_incr, check_incr)\nend\n"));
         assert!(!incr.contains("local function checked("));
-        assert!(field_script("get").ends_with("return FIELD(op_get, check_get)\n"));
-        assert!(field_script("set").ends_with("return FIELD(op_set, checked)\n"));
+        assert!(field_script("get").contains("return FIELD(op_get, check_get)\n"));
+        assert!(field_script("set").contains("return FIELD(op_set, checked)\n"));
+        // An operation with a fast path runs it first, the whole operation only after it
+        // declined; one without has no fast path and no `slow`.
+        assert!(incr.starts_with("-- rapyer field operation incr\nlocal function slow()\n"));
+        assert!(
+            incr.contains("local function fast_incr(") && incr.contains("local function renew(")
+        );
+        assert!(!incr.contains("fast_fincr") && !incr.contains("fast_set"));
+        assert!(incr.ends_with(
+            "local reply = fast_incr()\nif reply then\nreturn reply\nend\nreturn slow()\n"
+        ));
+        let mul = field_script("mul");
+        assert!(!mul.contains("slow") && !mul.contains("renew"));
+        assert!(mul.ends_with("return FIELD(op_mul, check_mul)\n"));
+        for op in FAST_PIECES.names().filter_map(|n| n.strip_prefix("fast_")) {
+            assert!(field_ops().any(|o| o == op), "fast_{op} has no operation");
+        }
         for absent in [
             "op_mul(",
             "umul(",

@@ -1,0 +1,127 @@
+-- The fast paths of the commonest field operations. A field script whose operation has one
+-- here runs `fast_<name>` first: it does what op_<name> of lua/field.lua does in the usual
+-- case (the field present, of the wanted type, the result in range) with the fewest server
+-- calls and no helper functions, and returns the same reply. In every other case it returns
+-- nil having written nothing, and the script runs the whole operation of lua/field.lua (its
+-- checks and typed failures) from the start, as the function `slow`.
+-- Why: each function a script defines is created again on every call. The whole path of an
+-- increment defines about twenty; measured with redis-benchmark (4 connections x 16
+-- pipelined, this server), the fast path runs 1.4-1.5x as many increments per second.
+-- KEYS and ARGV are those of lua/field.lua (ARGV[1] the path, ARGV[2] the wanted JSON types,
+-- ARGV[3] the expiry to re-arm in milliseconds or '0', ARGV[4..] the operands).
+
+-- Re-arms the expiry on the document and its companion keys, as FIELD does.
+local function renew()
+  local ttl = ARGV[3]
+  if ttl ~= '0' then
+    for i = 1, #KEYS do
+      redis.call('PEXPIRE', KEYS[i], ttl)
+    end
+  end
+end
+
+-- An exact integer increment whose operand, field and result are below 10^15 in magnitude
+-- (exact as doubles): the field read, the result range-checked, then JSON.NUMINCRBY, which
+-- answers the new value. A larger operand or value, a float, anything else: the whole path
+-- (string arithmetic over the full range of the field's type).
+local function fast_incr()
+  local done, text = pcall(redis.call, 'JSON.GET', KEYS[1], ARGV[1])
+  local n = done and text and string.match(text, '^%[(%-?%d+)%]$')
+  if not n or #n > 15 or #ARGV[4] > 15 then
+    return nil
+  end
+  -- The bounds may be beyond 2^53 and then round, but never across a value below 2*10^15.
+  local v = tonumber(n) + tonumber(ARGV[4])
+  if v < tonumber(ARGV[5]) or v > tonumber(ARGV[6]) then
+    return nil
+  end
+  local reply = redis.call('JSON.NUMINCRBY', KEYS[1], ARGV[1], ARGV[4])
+  renew()
+  return reply
+end
+
+-- A float increment: the field read, the result checked finite and within the float type,
+-- then JSON.NUMINCRBY (which computes the same double).
+local function fast_fincr()
+  local done, text = pcall(redis.call, 'JSON.GET', KEYS[1], ARGV[1])
+  local x = done and text and string.match(text, '^%[(%-?%d[%d.eE+-]*)%]$')
+  x = x and tonumber(x)
+  if not x then
+    return nil
+  end
+  local v, highest = x + tonumber(ARGV[4]), tonumber(ARGV[5])
+  if v ~= v or v > highest or v < -highest then
+    return nil
+  end
+  local reply = redis.call('JSON.NUMINCRBY', KEYS[1], ARGV[1], ARGV[4])
+  renew()
+  return reply
+end
+
+-- The field's JSON type checked with JSON.TYPE, then JSON.SET; the reply is the value sent
+-- (what reading it back would decode to).
+local function fast_set()
+  local done, types = pcall(redis.call, 'JSON.TYPE', KEYS[1], ARGV[1])
+  local found = done and types and types[1]
+  if not found or (ARGV[2] ~= '*' and not string.find(ARGV[2], found, 1, true)) then
+    return nil
+  end
+  if not redis.call('JSON.SET', KEYS[1], ARGV[1], ARGV[4]) then
+    return nil
+  end
+  renew()
+  return '[' .. ARGV[4] .. ']'
+end
+
+-- Reads the field, of the wanted JSON type.
+local function fast_get()
+  local done, text = pcall(redis.call, 'JSON.GET', KEYS[1], ARGV[1])
+  if not done or not text then
+    return nil
+  end
+  if ARGV[2] ~= '*' then
+    local c = string.byte(text, 2)
+    -- Only the common single types; any other wanted type takes the whole path.
+    local ok = (ARGV[2] == 'string' and c == 34) or (ARGV[2] == 'array' and c == 91)
+      or (ARGV[2] == 'object' and c == 123) or (ARGV[2] == 'boolean' and (c == 116 or c == 102))
+    if not ok then
+      return nil
+    end
+  end
+  renew()
+  return text
+end
+
+-- JSON.STRAPPEND writes nothing where it would fail (no key, no field, not a string), so it
+-- is the check; the reply is the string afterwards.
+local function fast_append()
+  local done, lengths = pcall(redis.call, 'JSON.STRAPPEND', KEYS[1], ARGV[1], ARGV[4])
+  if not done or not lengths[1] then
+    return nil
+  end
+  renew()
+  return redis.call('JSON.GET', KEYS[1], ARGV[1])
+end
+
+-- JSON.TOGGLE likewise.
+local function fast_toggle()
+  local done, values = pcall(redis.call, 'JSON.TOGGLE', KEYS[1], ARGV[1])
+  if not done or not values[1] then
+    return nil
+  end
+  renew()
+  return values[1] == 1 and '[true]' or '[false]'
+end
+
+-- JSON.ARRAPPEND likewise, for one to 4,000 elements (the whole path appends more in runs).
+local function fast_lappend()
+  if #ARGV < 4 or #ARGV > 4003 then
+    return nil
+  end
+  local done, lengths = pcall(redis.call, 'JSON.ARRAPPEND', KEYS[1], ARGV[1], unpack(ARGV, 4))
+  if not done or not lengths[1] then
+    return nil
+  end
+  renew()
+  return {lengths[1]}
+end
