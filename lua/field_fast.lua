@@ -20,13 +20,26 @@ local function renew()
   end
 end
 
+-- The field's value (JSON.GET) when its text matches `pattern` (which captures the number),
+-- or nil.
+local function number_at(pattern)
+  local done, text = pcall(redis.call, 'JSON.GET', KEYS[1], ARGV[1])
+  return done and text and string.match(text, pattern)
+end
+
+-- JSON.NUMINCRBY by ARGV[4], the expiry re-armed; its reply (the new value).
+local function numincr()
+  local reply = redis.call('JSON.NUMINCRBY', KEYS[1], ARGV[1], ARGV[4])
+  renew()
+  return reply
+end
+
 -- An exact integer increment whose operand, field and result are below 10^15 in magnitude
 -- (exact as doubles): the field read, the result range-checked, then JSON.NUMINCRBY, which
 -- answers the new value. A larger operand or value, a float, anything else: the whole path
 -- (string arithmetic over the full range of the field's type).
 local function fast_incr()
-  local done, text = pcall(redis.call, 'JSON.GET', KEYS[1], ARGV[1])
-  local n = done and text and string.match(text, '^%[(%-?%d+)%]$')
+  local n = number_at('^%[(%-?%d+)%]$')
   if not n or #n > 15 or #ARGV[4] > 15 then
     return nil
   end
@@ -35,16 +48,13 @@ local function fast_incr()
   if v < tonumber(ARGV[5]) or v > tonumber(ARGV[6]) then
     return nil
   end
-  local reply = redis.call('JSON.NUMINCRBY', KEYS[1], ARGV[1], ARGV[4])
-  renew()
-  return reply
+  return numincr()
 end
 
 -- A float increment: the field read, the result checked finite and within the float type,
 -- then JSON.NUMINCRBY (which computes the same double).
 local function fast_fincr()
-  local done, text = pcall(redis.call, 'JSON.GET', KEYS[1], ARGV[1])
-  local x = done and text and string.match(text, '^%[(%-?%d[%d.eE+-]*)%]$')
+  local x = number_at('^%[(%-?%d[%d.eE+-]*)%]$')
   x = x and tonumber(x)
   if not x then
     return nil
@@ -53,9 +63,7 @@ local function fast_fincr()
   if v ~= v or v > highest or v < -highest then
     return nil
   end
-  local reply = redis.call('JSON.NUMINCRBY', KEYS[1], ARGV[1], ARGV[4])
-  renew()
-  return reply
+  return numincr()
 end
 
 -- The field's JSON type checked with JSON.TYPE, then JSON.SET; the reply is the value sent

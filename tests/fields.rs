@@ -12,7 +12,7 @@ use rapyer::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use common::{Rng, assert_non_finite, db, json_get, pttl, raw, stored};
+use common::{Rng, assert_non_finite, db, dump, json_get, pttl, raw, stored};
 
 #[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
 struct Address {
@@ -1845,16 +1845,6 @@ async fn a_key_held_by_a_nested_map_is_not_taken_for_the_dicts_own() {
     );
     assert_eq!(s.groups().remove(&db, " lead").await.expect("again"), None);
     assert_eq!(stored_settings(&mut raw, &db, &s).await, s);
-}
-
-/// The server's own encoding of the document (`DUMP`): equal before and after means
-/// byte-identical.
-async fn dump(raw: &mut redis::aio::MultiplexedConnection, key: &str) -> Option<Vec<u8>> {
-    redis::cmd("DUMP")
-        .arg(key)
-        .query_async(raw)
-        .await
-        .expect("DUMP")
 }
 
 /// The field at `path` as the server writes it (`JSON.GET key path`).

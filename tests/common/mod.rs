@@ -64,6 +64,19 @@ pub(crate) async fn stored(
     all.remove(0)
 }
 
+/// `DUMP key`: the server's own encoding of the value (equal before and after means
+/// byte-identical), or None when the key does not exist.
+pub(crate) async fn dump(
+    raw: &mut redis::aio::MultiplexedConnection,
+    key: &str,
+) -> Option<Vec<u8>> {
+    redis::cmd("DUMP")
+        .arg(key)
+        .query_async(raw)
+        .await
+        .expect("DUMP")
+}
+
 /// `PTTL key`: milliseconds left, -1 without expiry, -2 when the key does not exist.
 pub(crate) async fn pttl(raw: &mut redis::aio::MultiplexedConnection, key: &str) -> i64 {
     redis::cmd("PTTL")
