@@ -151,6 +151,7 @@ fn visit_cond<'a>(cond: &'a CondNode, out: &mut Vec<&'a Loc>) {
                 match o {
                     Operand::Loc(l) => out.push(l),
                     Operand::Structure(q) => out.push(&q.loc),
+                    Operand::Len(l) => out.push(l),
                     Operand::Value(_) => {}
                 }
             }
@@ -160,6 +161,39 @@ fn visit_cond<'a>(cond: &'a CondNode, out: &mut Vec<&'a Loc>) {
             visit_cond(b, out);
         }
         CondNode::Not(a) => visit_cond(a, out),
+    }
+}
+
+/// The lists whose length the conditions of `ops` compare (`list.len()`): measuring a list
+/// does not read it, so a list the block only appends to and measures stays unread.
+fn visit_measured<'a>(ops: &'a [Op], out: &mut Vec<&'a Loc>) {
+    fn in_cond<'a>(cond: &'a CondNode, out: &mut Vec<&'a Loc>) {
+        match cond {
+            CondNode::Cmp { left, right, .. } => {
+                out.extend([left, right].into_iter().filter_map(|o| match o {
+                    Operand::Len(l) => Some(l),
+                    _ => None,
+                }));
+            }
+            CondNode::And(a, b) | CondNode::Or(a, b) => {
+                in_cond(a, out);
+                in_cond(b, out);
+            }
+            CondNode::Not(a) => in_cond(a, out),
+        }
+    }
+    for op in ops {
+        if let Op::When {
+            cond,
+            then,
+            otherwise,
+            ..
+        } = op
+        {
+            in_cond(cond, out);
+            visit_measured(then, out);
+            visit_measured(otherwise, out);
+        }
     }
 }
 
@@ -222,12 +256,17 @@ pub(crate) fn compile(ops: &[Op], count: usize, echo: bool) -> Compiled {
         }
     }
     // Lists the block only appends to: every place on their root is the list itself, the
-    // target of a push. They are checked and measured, never read nor written back whole
-    // (`push_only` in lua/block.lua).
+    // target of a push (or of a length condition). They are checked and measured, never
+    // read nor written back whole (`push_only` in lua/block.lua).
+    let mut measured = Vec::new();
+    visit_measured(ops, &mut measured);
     let mut push_only = vec![None; c.roots.len()];
     for loc in &locs {
         let root = c.root_of(loc);
-        let pushed = pushes.iter().any(|p| std::ptr::eq(*p, *loc))
+        let pushed = pushes
+            .iter()
+            .chain(&measured)
+            .any(|p| std::ptr::eq(*p, *loc))
             && loc.steps.len() == c.roots[root].1.len()
             && loc.slice.is_none();
         push_only[root] = Some(pushed && push_only[root] != Some(false));
@@ -450,6 +489,11 @@ impl Compiler {
                 self.push(q.query);
                 self.push(q.path.clone());
                 self.push(q.member.clone());
+            }
+            Operand::Len(l) => {
+                self.uses.insert("list_len");
+                self.push("n");
+                self.loc(l);
             }
             Operand::Value(v) => {
                 self.push("v");
