@@ -826,11 +826,12 @@ local function push_only(loc)
   return tostring(rt.len)
 end
 
--- A condition's operand: the length of the list at loc (a list or a circular buffer),
--- after what the block did before: measured for a list the block only appends to or
+-- A condition's operand: the length of the list at the place read next (a list or a
+-- circular buffer), after what the block did before: measured for a list the block only appends to or
 -- measures, else the overlay's (its elements are not parsed). A part, only in the scripts
 -- of blocks with such a condition.
-local function list_len(loc)
+local function list_len()
+  local loc = read_loc(NX())
   if ROOTS[loc.root].push then
     return tostring(measured(loc))
   end
@@ -1044,17 +1045,15 @@ end
 local OPS = {}
 
 -- A condition: 'and' or 'or' and two conditions, 'not' and one, or 'cmp', the comparison,
--- the JSON type and two operands, each 'l' and a place or 'v' and a JSON value.
+-- the JSON type and two operands, each a place, 'v' and a JSON value, or the name of the
+-- part that measures it, which reads what follows: a set's or a queue's size or membership
+-- (SQUERY, lua/block_structures.lua), a list's length (list_len).
 local function read_operand()
   local t = NX()
   if t == 'v' then
     return V(NX())
-  elseif t == 's' then
-    -- A set's or a queue's size or membership (lua/block_structures.lua).
-    return V(PART.SQUERY())
-  elseif t == 'n' then
-    -- A list's length.
-    return V(PART.list_len(read_loc(NX())))
+  elseif PART[t] then
+    return V(PART[t]())
   end
   return read_loc(t)
 end

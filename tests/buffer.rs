@@ -881,7 +881,10 @@ async fn length_conditions_on_lists_and_buffers_see_what_the_block_did_before() 
             ops.append(r.tasks(), "x".to_string());
         });
     });
-    assert!(lua.contains("list_len") && lua.contains("push_only"), "{lua}");
+    assert!(
+        lua.contains("list_len") && lua.contains("push_only"),
+        "{lua}"
+    );
     assert!(
         !lua.contains("local function push_read("),
         "the list is never read whole"
@@ -937,9 +940,11 @@ async fn length_conditions_on_lists_and_buffers_see_what_the_block_did_before() 
 
     // An array stored longer than N (written by hand) is measured as it is.
     json_set(&mut raw, &key, "$.recent", r#"["1","2","3","4","5"]"#).await;
-    let long = ServerOps::scope(&db, |ops| ops.when(r.recent().len().eq(5)).then(|_| {}).out())
-        .await
-        .expect("block");
+    let long = ServerOps::scope(&db, |ops| {
+        ops.when(r.recent().len().eq(5)).then(|_| {}).out()
+    })
+    .await
+    .expect("block");
     assert_eq!(long, Some(true));
 }
 

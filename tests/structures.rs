@@ -1523,7 +1523,10 @@ async fn removes_in_a_block_that_fails_later_leave_every_structure_byte_identica
             m.moved().incr(1)
         })
         .await;
-    assert!(matches!(failed, Err(Error::Block { op: 2, .. })), "{failed:?}");
+    assert!(
+        matches!(failed, Err(Error::Block { op: 2, .. })),
+        "{failed:?}"
+    );
     assert_eq!(local, d);
     assert_eq!(dumps(&mut raw, &keys).await, before);
     // A companion key of another Redis type (written by hand) is refused, nothing written.
@@ -1571,7 +1574,10 @@ async fn set_algebra_takes_the_other_set_by_server_reference_without_loading_it(
     let mut raw = raw().await;
     let h = hostile();
     let mut x = club("x", &[h[0].clone(), h[1].clone(), h[2].clone()]);
-    let y = club("y", &[h[1].clone(), h[2].clone(), h[8].clone(), h[7].clone()]);
+    let y = club(
+        "y",
+        &[h[1].clone(), h[2].clone(), h[8].clone(), h[7].clone()],
+    );
     x.save(&db).await.expect("save");
     y.save(&db).await.expect("save");
     let y_key = companion(&mut raw, &db, "set", ":Club:{org}:y")
@@ -1599,7 +1605,11 @@ async fn set_algebra_takes_the_other_set_by_server_reference_without_loading_it(
         smembers(&mut raw, &x_key).await,
         texts(&[&h[0], &h[1], &h[2], &h[7], &h[8]])
     );
-    assert_eq!(x.members.len(), 5, "the local set holds the server's answer");
+    assert_eq!(
+        x.members.len(),
+        5,
+        "the local set holds the server's answer"
+    );
     let ry = yr.members();
     let n = x
         .members()
@@ -1664,7 +1674,10 @@ async fn set_algebra_takes_the_other_set_by_server_reference_without_loading_it(
         .await
     {
         Err(Error::InvalidOp { key, path, .. }) => {
-            assert_eq!((key.as_str(), path.as_str()), (db.key("Club:{org}:y").as_str(), "$.groups[0]"));
+            assert_eq!(
+                (key.as_str(), path.as_str()),
+                (db.key("Club:{org}:y").as_str(), "$.groups[0]")
+            );
         }
         other => panic!("expected InvalidOp, got {other:?}"),
     }

@@ -156,12 +156,7 @@ impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> RedisSet<'_, T> {
         &self.at
     }
 
-    async fn store(
-        &mut self,
-        db: &Db,
-        command: &str,
-        other: &impl SetOperand<T>,
-    ) -> Result<usize> {
+    async fn store(&mut self, db: &Db, command: &str, other: &impl SetOperand<T>) -> Result<usize> {
         let (other_key, other_path, kept) = other.set_place();
         if !kept {
             return Err(Error::InvalidOp {
@@ -175,7 +170,13 @@ impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> RedisSet<'_, T> {
         }
         let operands = vec![command.to_string(), other_path.clone()];
         let reply = self
-            .call(db, "sstore", false, operands, Some((&other_key, &other_path)))
+            .call(
+                db,
+                "sstore",
+                false,
+                operands,
+                Some((&other_key, &other_path)),
+            )
             .await?;
         self.replace(db, &reply)?;
         Ok(self.value.len())

@@ -171,7 +171,7 @@ fn visit_measured<'a>(ops: &'a [Op], out: &mut Vec<&'a Loc>) {
         match cond {
             CondNode::Cmp { left, right, .. } => {
                 out.extend([left, right].into_iter().filter_map(|o| match o {
-                    Operand::Len(l) => Some(l),
+                    Operand::Len(l) => Some(&**l),
                     _ => None,
                 }));
             }
@@ -484,7 +484,7 @@ impl Compiler {
             Operand::Loc(l) => self.loc(l),
             Operand::Structure(q) => {
                 self.uses.insert("SQUERY");
-                self.push("s");
+                self.push("SQUERY");
                 self.loc(&q.loc);
                 self.push(q.query);
                 self.push(q.path.clone());
@@ -492,7 +492,7 @@ impl Compiler {
             }
             Operand::Len(l) => {
                 self.uses.insert("list_len");
-                self.push("n");
+                self.push("list_len");
                 self.loc(l);
             }
             Operand::Value(v) => {

@@ -14,7 +14,7 @@ pub enum Operand {
     /// A set's or a queue's size or membership.
     Structure(Box<StructureQuery>),
     /// The length of the list (or circular buffer) at a place.
-    Len(Loc),
+    Len(Box<Loc>),
 }
 
 /// A set's or a queue's size or membership, as a condition's operand.

@@ -16,10 +16,10 @@ use super::companions::structure_path;
 use super::cond::{Cond, CondNode, Operand, StructureQuery};
 use super::program::{Out, Param};
 use super::refs::{Bind, Bound, ListRef, Loc, Referable, ServerRef};
-use crate::structures::SetOperand;
 use super::vocabulary::Ops;
 use crate::error::{Error, Result};
 use crate::keys::StructureKind;
+use crate::structures::SetOperand;
 use crate::structures::{PriorityQueue, Set, canonical, priority_hex};
 
 impl Ops {
@@ -207,7 +207,7 @@ impl Size {
     /// The length of the list or circular buffer at `loc`.
     pub(crate) fn list(loc: &Loc) -> Size {
         Size {
-            operand: Ok(Operand::Len(loc.clone())),
+            operand: Ok(Operand::Len(Box::new(loc.clone()))),
         }
     }
 
@@ -325,7 +325,11 @@ fn item_params<T: Serialize + ?Sized>(
 ) -> Result<Vec<Param>> {
     let path = structure_path(loc, kind)?;
     let member = member(loc, &path, item)?;
-    Ok(vec![Param::Loc(loc.clone()), Param::Arg(path), Param::Arg(member)])
+    Ok(vec![
+        Param::Loc(loc.clone()),
+        Param::Arg(path),
+        Param::Arg(member),
+    ])
 }
 
 /// The member of `item` for the structure at `path` of the document at `loc`.
