@@ -1847,6 +1847,14 @@ struct BenchQueue {
     tasks: rapyer::PriorityQueue<String>,
 }
 
+/// The local model of queue `i`'s row call (its queue empty: the rows measure the server).
+fn bench_queue(i: u64) -> BenchQueue {
+    BenchQueue {
+        id: queue_of(i),
+        tasks: rapyer::PriorityQueue::new(),
+    }
+}
+
 /// Queues the queue rows spread over.
 const QUEUES: u64 = 1_000;
 
@@ -1886,7 +1894,7 @@ async fn queue_rows(db: &Db, raw: &MultiplexedConnection) -> Vec<Row> {
     let queues: Vec<BenchQueue> = (0..QUEUES)
         .map(|id| BenchQueue {
             id,
-            tasks: rapyer::PriorityQueue::new(),
+            ..bench_queue(0)
         })
         .collect();
     BenchQueue::insert_many(db, &queues)
@@ -1899,10 +1907,7 @@ async fn queue_rows(db: &Db, raw: &MultiplexedConnection) -> Vec<Row> {
         move |i| {
             let d = d.clone();
             async move {
-                let mut q = BenchQueue {
-                    id: queue_of(i),
-                    tasks: rapyer::PriorityQueue::new(),
-                };
+                let mut q = bench_queue(i);
                 let (item, priority) = queue_item(i);
                 let n = q.tasks().push(&d, item, priority).await.expect("push");
                 std::hint::black_box(n);
@@ -1952,10 +1957,7 @@ async fn queue_rows(db: &Db, raw: &MultiplexedConnection) -> Vec<Row> {
             move |i| {
                 let d = d.clone();
                 async move {
-                    let mut q = BenchQueue {
-                        id: queue_of(i),
-                        tasks: rapyer::PriorityQueue::new(),
-                    };
+                    let mut q = bench_queue(i);
                     let popped = q.tasks().pop(&d).await.expect("pop");
                     if popped.is_none() {
                         DRY_POPS.fetch_add(1, Ordering::Relaxed);
