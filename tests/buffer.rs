@@ -938,6 +938,45 @@ async fn length_conditions_on_lists_and_buffers_see_what_the_block_did_before() 
         strings(&["d", "e", "z"])
     );
 
+    // Elements that a naive split would miscount (commas, quotes, escapes, brackets, nested
+    // arrays and objects, emoji, empty): measured right on both paths.
+    json_set(
+        &mut raw,
+        &key,
+        "$.tasks",
+        r#"["a,b", "\"", "\\", "[1,2]", "{", "]", "😀", "", "a\",\"b"]"#,
+    )
+    .await;
+    json_set(
+        &mut raw,
+        &key,
+        "$.raw",
+        r#"[[1, [2, 3], "]"], {"a": [4, "}"]}]"#,
+    )
+    .await;
+    let measured = ServerOps::scope(&db, |ops| {
+        ops.when(r.tasks().len().eq(9) & r.raw().len().eq(2))
+            .then(|ops| {
+                ops.append(r.tasks(), ",".to_string());
+            })
+            .out()
+    })
+    .await
+    .expect("block");
+    assert_eq!(measured, Some(true));
+    // Read into the block (a set, a push), then measured.
+    let overlay = ServerOps::scope(&db, |ops| {
+        ops.set(r.tasks().at(0), ",".to_string());
+        ops.push_into(r.raw(), serde_json::json!(["[,]", {"}": "{"}]));
+        ops.when(r.tasks().len().eq(10) & r.raw().len().eq(2))
+            .then(|_| {})
+            .out()
+    })
+    .await
+    .expect("block");
+    assert_eq!(overlay, Some(true));
+    assert_eq!(arrlen(&mut raw, &key, "$.tasks").await, vec![Some(10)]);
+
     // An array stored longer than N (written by hand) is measured as it is.
     json_set(&mut raw, &key, "$.recent", r#"["1","2","3","4","5"]"#).await;
     let long = ServerOps::scope(&db, |ops| {
