@@ -62,14 +62,6 @@ impl<T: Referable, const N: usize> Referable for CircularBuffer<T, N> {
     }
 }
 
-impl<T: Referable, const N: usize, B: Bind> BufferRef<T, N, B> {
-    /// The buffer's length (after what the block did before the condition), for a
-    /// condition: `buffer.len().ge(N)`. Measured on the server in the block's script.
-    pub fn len(&self) -> super::structures::Size {
-        super::structures::Size::list(&self.loc)
-    }
-}
-
 impl<T: Referable, const N: usize> BufferRef<T, N, Bound<'_>> {
     /// Appends `item` and keeps the newest `N`; returns the length afterwards:
     /// [`Ops::push_into`](super::Ops::push_into).

@@ -12,6 +12,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::block_op::BlockOp;
+use super::buffer::BufferRef;
 use super::companions::structure_path;
 use super::cond::{Cond, CondNode, Operand, StructureQuery};
 use super::program::{Out, Param};
@@ -191,6 +192,15 @@ impl<T: Referable, B: Bind> ListRef<T, B> {
     /// The list's length (after what the block did before the condition), for a condition:
     /// `list.len().lt(10)`. Measured on the server in the block's script: a list the block
     /// only appends to and measures is never read (one `JSON.ARRLEN`).
+    pub fn len(&self) -> Size {
+        Size::list(&self.loc)
+    }
+}
+
+impl<T: Referable, const N: usize, B: Bind> BufferRef<T, N, B> {
+    /// The buffer's length (after what the block did before the condition), for a
+    /// condition: `buffer.len().ge(N)`. Measured on the server in the block's script, as a
+    /// list's ([`ListRef::len`]).
     pub fn len(&self) -> Size {
         Size::list(&self.loc)
     }
