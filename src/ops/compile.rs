@@ -741,6 +741,42 @@ mod tests {
     }
 
     #[test]
+    fn a_list_only_appended_to_and_measured_is_never_read() {
+        let a = Acct::server_ref_for("a");
+        let uses = |build: &dyn Fn(&Ops)| {
+            let ops = Ops::new();
+            build(&ops);
+            let program = ops.finish().expect("builds");
+            let c = compile(&program.frames[0], program.count, false);
+            let marked = c.args.iter().any(|a| a == "1a");
+            (c.uses, marked)
+        };
+        // Measured, then appended to: measured with JSON.ARRLEN, appended at the commit.
+        let (used, marked) = uses(&|ops| {
+            ops.when(a.tags().len().lt(3)).then(|ops| {
+                ops.append(a.tags(), "x".to_string());
+            });
+        });
+        assert!(marked && used.contains("push_only") && used.contains("list_len"));
+        assert!(!used.contains("push_read"));
+        // Only measured: not read either.
+        let (_, marked) = uses(&|ops| {
+            ops.when(a.tags().len().eq(0)).then(|ops| {
+                ops.incr(a.balance(), 1);
+            });
+        });
+        assert!(marked);
+        // Measured and popped from: read into the block, measured there.
+        let (used, marked) = uses(&|ops| {
+            ops.pop(a.tags());
+            ops.when(a.tags().len().gt(1)).then(|ops| {
+                ops.append(a.tags(), "x".to_string());
+            });
+        });
+        assert!(!marked && used.contains("push_read") && !used.contains("push_only"));
+    }
+
+    #[test]
     fn the_script_depends_only_on_the_operations_used() {
         let block = |x: &str, y: &str, v: &str, n: i64| {
             let (a, b) = (Acct::server_ref_for(x), Acct::server_ref_for(y));
