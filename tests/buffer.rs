@@ -1087,3 +1087,47 @@ async fn a_length_condition_on_a_missing_or_mistyped_list_fails_typed_and_writes
         "{outcome:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn thirty_two_tasks_appending_under_a_length_condition_never_pass_the_bound() {
+    const TASKS: usize = 32;
+    const EACH: usize = 5;
+    const BOUND: usize = 10;
+    let db = db().await;
+    let mut raw = raw().await;
+    feed("bounded").save(&db).await.expect("save");
+    let key = db.key(&feed("bounded").key());
+    let mut tasks = Vec::new();
+    for t in 0..TASKS {
+        let db = db.clone();
+        tasks.push(tokio::spawn(async move {
+            let r = Feed::server_ref_for("bounded");
+            let mut appended = 0;
+            for n in 0..EACH {
+                let held = ServerOps::scope(&db, |ops| {
+                    ops.when(r.tasks().len().lt(BOUND))
+                        .then(|ops| {
+                            ops.append(r.tasks(), format!("{t}-{n}"));
+                        })
+                        .out()
+                })
+                .await
+                .expect("block");
+                appended += usize::from(held == Some(true));
+            }
+            appended
+        }));
+    }
+    let mut appended = 0;
+    for task in tasks {
+        appended += task.await.expect("task");
+    }
+    assert_eq!(
+        appended, BOUND,
+        "exactly the bound's worth of blocks appended"
+    );
+    assert_eq!(
+        arrlen(&mut raw, &key, "$.tasks").await,
+        vec![Some(BOUND as i64)]
+    );
+}
