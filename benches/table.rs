@@ -1736,8 +1736,9 @@ return {0, new_tat - now}
 "#;
 
 /// The rows of the special structures: a rate-limiter check against a bare GCRA script,
-/// and (when the server has RedisBloom) Bloom filter adds and lookups against the bare
-/// `BF.ADD`/`BF.EXISTS`, each over 1,000 subjects or items.
+/// priority-queue pushes and pops against the bare `ZADD`/`ZPOPMIN`, and (when the server
+/// has RedisBloom) Bloom filter adds and lookups against the bare `BF.ADD`/`BF.EXISTS`,
+/// each over 1,000 subjects, queues or items.
 async fn structure_rows(db: &Db, raw: &MultiplexedConnection) -> Vec<Row> {
     use rapyer::{BloomFilter, Limit, RateLimiter};
     let mut rows = Vec::new();
@@ -1783,6 +1784,7 @@ async fn structure_rows(db: &Db, raw: &MultiplexedConnection) -> Vec<Row> {
         )
         .await,
     );
+    rows.extend(queue_rows(db, raw).await);
     if let Err(why) = rapyer_testkit::server().require_bloom() {
         println!("(no Bloom rows: {why})");
         return rows;
@@ -1832,6 +1834,157 @@ async fn structure_rows(db: &Db, raw: &MultiplexedConnection) -> Vec<Row> {
             )
             .await,
         );
+    }
+    rows
+}
+
+/// The model of the queue rows: a priority queue kept in a companion ZSET (and HASH).
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[rapyer(prefix = "BenchQueue")]
+struct BenchQueue {
+    #[rapyer(key)]
+    id: u64,
+    tasks: rapyer::PriorityQueue<String>,
+}
+
+/// The local model of queue `i`'s row call (its queue empty: the rows measure the server).
+fn bench_queue(i: u64) -> BenchQueue {
+    BenchQueue {
+        id: queue_of(i),
+        tasks: rapyer::PriorityQueue::new(),
+    }
+}
+
+/// Queues the queue rows spread over.
+const QUEUES: u64 = 1_000;
+
+/// The `i`th item a queue row pushes, and its priority.
+fn queue_item(i: u64) -> (String, i64) {
+    (format!("task number {i:012}"), (i % 100) as i64)
+}
+
+/// The raw side's ZSET of queue `q`; below, the member it stores for `item`: as many bytes as
+/// rapyer's entry (16 hex digits of the priority, 16 of a sequence number, the item's JSON),
+/// made unique by `i` as rapyer's is by its sequence number.
+fn bare_queue(q: u64) -> String {
+    format!("bench/_bare:pq:{q}")
+}
+
+/// The queue the `i`th call of a queue row works on: spread over every queue whatever the
+/// in-flight loop (`measure` gives loop `t` the numbers `t * 1_000_000 …`), and the same
+/// for the push and the pop rows.
+fn queue_of(i: u64) -> u64 {
+    (i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) % QUEUES
+}
+
+/// Pops of the pop row that found their queue empty (reported after the row; the top-up
+/// is meant to make it 0).
+static DRY_POPS: AtomicU64 = AtomicU64::new(0);
+
+fn bare_entry(i: u64, item: &str) -> String {
+    format!("{i:032}{}", serde_json::to_string(item).expect("json"))
+}
+
+/// The priority-queue rows: `push` against a bare `ZADD` (score the priority) and `pop`
+/// against a bare `ZPOPMIN`, over 1,000 queues a side. rapyer's run the structure script
+/// (the model's document checked, both companion keys' types checked, the expiry re-armed,
+/// the item's index kept for `remove`). Before the pop row each queue is topped up with
+/// twice what the push row pushed, so no pop finds its queue empty.
+async fn queue_rows(db: &Db, raw: &MultiplexedConnection) -> Vec<Row> {
+    let queues: Vec<BenchQueue> = (0..QUEUES)
+        .map(|id| BenchQueue {
+            id,
+            ..bench_queue(0)
+        })
+        .collect();
+    BenchQueue::insert_many(db, &queues)
+        .await
+        .expect("seed queues");
+    let mut rows = Vec::new();
+    let (d, c) = (db.clone(), raw.clone());
+    let push = compare(
+        "PriorityQueue::push / ZADD",
+        move |i| {
+            let d = d.clone();
+            async move {
+                let mut q = bench_queue(i);
+                let (item, priority) = queue_item(i);
+                let n = q.tasks().push(&d, item, priority).await.expect("push");
+                std::hint::black_box(n);
+            }
+        },
+        move |i| {
+            let mut c = c.clone();
+            async move {
+                let (item, priority) = queue_item(i);
+                let n: i64 = redis::cmd("ZADD")
+                    .arg(bare_queue(queue_of(i)))
+                    .arg(priority)
+                    .arg(bare_entry(i, &item))
+                    .query_async(&mut c)
+                    .await
+                    .expect("ZADD");
+                std::hint::black_box(n);
+            }
+        },
+    )
+    .await;
+    // Top up: twice what each side pushed (warm-ups included), spread over its queues, and a
+    // few more each.
+    let pushed = |rates: [f64; 2]| (rates[0] + rates[1]) * cell_time().as_secs_f64() + 100.0;
+    let per_queue = |rates: [f64; 2]| (2.0 * pushed(rates) / QUEUES as f64).ceil() as u64 + 5;
+    let (ours, theirs) = (per_queue(push.rapyer), per_queue(push.raw));
+    rows.push(push);
+    let mut c = raw.clone();
+    for q in 0..QUEUES {
+        let mut local = queues[q as usize].clone();
+        let fill = (0..ours).map(|k| queue_item(u64::MAX / 2 + q * ours + k));
+        local.tasks().push_many(db, fill).await.expect("top up");
+        let mut zadd = redis::cmd("ZADD");
+        zadd.arg(bare_queue(q));
+        for k in 0..theirs {
+            let i = u64::MAX / 2 + q * theirs + k;
+            let (item, priority) = queue_item(i);
+            zadd.arg(priority).arg(bare_entry(i, &item));
+        }
+        let _: i64 = zadd.query_async(&mut c).await.expect("ZADD top up");
+    }
+    DRY_POPS.store(0, Ordering::Relaxed);
+    let (d, c) = (db.clone(), raw.clone());
+    rows.push(
+        compare(
+            "PriorityQueue::pop / ZPOPMIN",
+            move |i| {
+                let d = d.clone();
+                async move {
+                    let mut q = bench_queue(i);
+                    let popped = q.tasks().pop(&d).await.expect("pop");
+                    if popped.is_none() {
+                        DRY_POPS.fetch_add(1, Ordering::Relaxed);
+                    }
+                    std::hint::black_box(popped);
+                }
+            },
+            move |i| {
+                let mut c = c.clone();
+                async move {
+                    let popped: Vec<String> = redis::cmd("ZPOPMIN")
+                        .arg(bare_queue(queue_of(i)))
+                        .query_async(&mut c)
+                        .await
+                        .expect("ZPOPMIN");
+                    if popped.is_empty() {
+                        DRY_POPS.fetch_add(1, Ordering::Relaxed);
+                    }
+                    std::hint::black_box(popped);
+                }
+            },
+        )
+        .await,
+    );
+    let dry = DRY_POPS.load(Ordering::Relaxed);
+    if dry > 0 {
+        println!("(the pop row: {dry} pops found their queue empty)");
     }
     rows
 }

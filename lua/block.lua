@@ -786,10 +786,10 @@ local function push_read(loc)
   return tostring(append_vals(loc.root, list_at(loc), values))
 end
 
--- A push to a list the block only appends to (nothing else reads or writes it, the
--- compiler's choice): the list is never read, one JSON.ARRLEN checks it and gives its
--- length, and its values wait for the commit (see pushed). A part, as get_at.
-local function push_only(loc)
+-- The length of a list root the block only appends to or measures (the compiler's choice,
+-- see push_only): one JSON.ARRLEN, the first time, checks it and gives its length; the
+-- values pushed since are counted in.
+local function measured(loc)
   local rt = ROOTS[loc.root]
   if not rt.len then
     local key = KEYS[rt.key]
@@ -807,13 +807,36 @@ local function push_only(loc)
       local found = #r > 0 and redis.call('JSON.TYPE', key, rt.path)[1] or 'nothing'
       fail('type', loc, 'array', found)
     end
-    rt.len, rt.vals = r[1], {}
+    rt.len = r[1]
   end
+  return rt.len
+end
+
+-- A push to a list the block only appends to (nothing else reads or writes it but length
+-- conditions, the compiler's choice): the list is never read, measured checks it and gives
+-- its length, and its values wait for the commit (see pushed). A part, as get_at.
+local function push_only(loc)
+  local rt = ROOTS[loc.root]
+  measured(loc)
+  rt.vals = rt.vals or {}
   for i = 2, NARGS do
     rt.vals[#rt.vals + 1] = ARGS[i]
   end
   rt.len = rt.len + NARGS - 1
   return tostring(rt.len)
+end
+
+-- A condition's operand: the length of the list at the place read next (a list or a
+-- circular buffer), after what the block did before: measured for a list the block only appends to or
+-- measures, else the overlay's (its elements are not parsed). A part, only in the scripts
+-- of blocks with such a condition.
+local function list_len()
+  local loc = read_loc(NX())
+  if ROOTS[loc.root].push then
+    return tostring(measured(loc))
+  end
+  local n = list_at(loc)
+  return tostring(n.a and #n.a or #spans(n)[1])
 end
 
 local function op_list_insert(loc, i, value)
@@ -1022,14 +1045,15 @@ end
 local OPS = {}
 
 -- A condition: 'and' or 'or' and two conditions, 'not' and one, or 'cmp', the comparison,
--- the JSON type and two operands, each 'l' and a place or 'v' and a JSON value.
+-- the JSON type and two operands, each a place, 'v' and a JSON value, or the name of the
+-- part that measures it, which reads what follows: a set's or a queue's size or membership
+-- (SQUERY, lua/block_structures.lua), a list's length (list_len).
 local function read_operand()
   local t = NX()
   if t == 'v' then
     return V(NX())
-  elseif t == 's' then
-    -- A set's or a queue's size or membership (lua/block_structures.lua).
-    return V(PART.SQUERY())
+  elseif PART[t] then
+    return V(PART[t]())
   end
   return read_loc(t)
 end

@@ -15,9 +15,10 @@ local COMP
 -- The writes queued, in order: each a command and its arguments.
 local SWRITES = {}
 
--- What the block did to each set (member -> true when added) and queue (entries added,
--- entries gone, the next sequence number), so that later operations see it.
-local SSEEN, QSEEN = {}, {}
+-- What the block did to each set (member -> true when added, false when removed; and how
+-- many members it gained, less those it lost) and queue (entries added, entries gone, the
+-- next sequence number), so that later operations see it.
+local SSEEN, SGROWN, QSEEN = {}, {}, {}
 
 -- The companion keys' table, filled on first use.
 local function comp()
@@ -61,15 +62,26 @@ local function s_has(key, member)
   return redis.call('SISMEMBER', key, member) == 1
 end
 
-local function op_sadd(loc, path, member)
+-- Adds member to (now true) or removes it from (now false) the set at the place loc, at
+-- path, when it is not already so; returns whether it changed.
+local function s_put(loc, path, member, now)
   local key = companion(loc, 'set', path)
-  if s_has(key, member) then
+  if s_has(key, member) == now then
     return 'false'
   end
   SSEEN[key] = SSEEN[key] or {}
-  SSEEN[key][member] = true
-  swrite('SADD', key, member)
+  SSEEN[key][member] = now
+  SGROWN[key] = (SGROWN[key] or 0) + (now and 1 or -1)
+  swrite(now and 'SADD' or 'SREM', key, member)
   return 'true'
+end
+
+local function op_sadd(loc, path, member)
+  return s_put(loc, path, member, true)
+end
+
+local function op_srem(loc, path, member)
+  return s_put(loc, path, member, false)
 end
 
 -- The queue at loc: its ZSET, its HASH and what the block did to it.
@@ -132,6 +144,17 @@ local function op_qpush(loc, path, priority, member)
   swrite('ZADD', q.z, 0, e)
   swrite('HSET', q.h, member, e, '', q.seq)
   return tostring(q.n)
+end
+
+-- Removes member from the queue at loc, whatever its priority; returns whether it was
+-- queued.
+local function op_qremove(loc, path, member)
+  local q = queue(loc, path)
+  if not q_entry(q, member) then
+    return 'false'
+  end
+  q_drop(q, member)
+  return 'true'
 end
 
 -- Removes the most urgent entry of the queue at loc; returns it, or nil when empty.
@@ -206,13 +229,9 @@ local function SQUERY()
   elseif query == 'zcard' then
     return tostring(queue(loc, path).n)
   end
-  -- A member the block added was not in the set before.
+  -- A member the block added was not in the set before, one it removed was.
   local key = companion(loc, 'set', path)
-  local n = redis.call('SCARD', key)
-  for _ in pairs(SSEEN[key] or {}) do
-    n = n + 1
-  end
-  return tostring(n)
+  return tostring(redis.call('SCARD', key) + (SGROWN[key] or 0))
 end
 
 -- The block's last statement: the queued writes, then every companion key given its

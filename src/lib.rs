@@ -60,7 +60,7 @@ pub use safe::Safe;
 pub use field::{RedisPriorityQueue, RedisSet};
 pub use reference::{Ref, RefField, RefId, Refs};
 pub use referrers::OnDelete;
-pub use structures::{PriorityQueue, Set};
+pub use structures::{PriorityQueue, Set, SetOperand};
 pub use unlink::set_ttl_cascade;
 
 /// `#[derive(AtomicModel)]`: see [`AtomicModel`] and the crate documentation.

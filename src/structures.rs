@@ -106,6 +106,18 @@ impl<T> Set<T> {
     }
 }
 
+/// The other set of the set algebra ([`RedisSet::union_into`](crate::RedisSet::union_into),
+/// `intersect_into`, `difference_into`): a loaded model's set handle (`&bob.tags()`) or a
+/// server reference to a stored model's set (`User::server_ref_for("bob").tags()`, or `&` of
+/// one), which loads nothing into the client. Either way its items are of the same type as
+/// this set's, and its model must be stored.
+pub trait SetOperand<T> {
+    /// The model's key (without the namespace), the set's JSONPath, and whether the set is
+    /// kept in a companion key (one inside a list, a dict or an option is not).
+    #[doc(hidden)]
+    fn set_place(&self) -> (String, String, bool);
+}
+
 /// A member for the local map: the item's canonical JSON, or, for an item serde_json cannot
 /// write (the save will refuse it, naming the field), a text no member can be (a member is
 /// JSON, which never starts with a NUL), distinct per insertion.

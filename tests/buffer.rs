@@ -817,3 +817,317 @@ async fn a_push_block_script_depends_on_no_item_capacity_or_key() {
     }
     assert_eq!(db.scripts().block_count(), before + 1);
 }
+
+/// `JSON.ARRLEN key path`, as the plain command answers it.
+async fn arrlen(raw: &mut Raw, key: &str, path: &str) -> Vec<Option<i64>> {
+    redis::cmd("JSON.ARRLEN")
+        .arg(key)
+        .arg(path)
+        .query_async(raw)
+        .await
+        .expect("JSON.ARRLEN")
+}
+
+#[tokio::test]
+async fn length_conditions_on_lists_and_buffers_see_what_the_block_did_before() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let mut f = feed("len");
+    f.recent.extend(strings(&["a", "b"]));
+    f.tasks = strings(&["t1", "t2"]);
+    f.save(&db).await.expect("save");
+    let key = db.key(&f.key());
+    let r = Feed::server_ref_for("len");
+
+    // A bounded append: the second condition sees the first append (the list is only
+    // appended to and measured: never read whole).
+    let (first, second, third) = ServerOps::scope(&db, |ops| {
+        let first = ops.when(r.tasks().len().lt(3));
+        let first = first
+            .then(|ops| {
+                ops.append(r.tasks(), "t3".to_string());
+            })
+            .out();
+        let second = ops
+            .when(r.tasks().len().lt(3))
+            .then(|ops| {
+                ops.append(r.tasks(), "never".to_string());
+            })
+            .otherwise(|ops| {
+                ops.incr(r.seen(), 1);
+            });
+        let third = ops.when(r.tasks().len().eq(3) & r.tasks().len().ge(3) & r.tasks().len().le(3));
+        let third = third
+            .then(|ops| {
+                ops.incr(r.seen(), 10);
+            })
+            .out();
+        (first, second, third)
+    })
+    .await
+    .expect("block");
+    assert_eq!(
+        (first, second, third),
+        (Some(true), Some(false), Some(true))
+    );
+    assert_eq!(arrlen(&mut raw, &key, "$.tasks").await, vec![Some(3)]);
+    assert_eq!(
+        read(&mut raw, &key, "$.tasks").await,
+        serde_json::json!(["t1", "t2", "t3"])
+    );
+    assert_eq!(read(&mut raw, &key, "$.seen").await, serde_json::json!(11));
+    let lua = ServerOps::explain(|ops| {
+        ops.when(r.tasks().len().lt(3)).then(|ops| {
+            ops.append(r.tasks(), "x".to_string());
+        });
+    });
+    assert!(
+        lua.contains("list_len") && lua.contains("push_only"),
+        "{lua}"
+    );
+    assert!(
+        !lua.contains("local function push_read("),
+        "the list is never read whole"
+    );
+
+    // A list the block also pops from is measured in the block's overlay; a buffer's length
+    // counts what a push kept (never more than N).
+    let (popped, after_pop, full) = ServerOps::scope(&db, |ops| {
+        let popped = ops.pop(r.tasks());
+        let after_pop = ops.when(r.tasks().len().eq(2) & r.tasks().len().ne(3));
+        let after_pop = after_pop
+            .then(|ops| {
+                ops.push_many_into(r.recent(), ["c", "d", "e"].map(String::from));
+            })
+            .out();
+        let full = ops.when(r.recent().len().eq(3) & r.recent().len().gt(2));
+        let full = full
+            .then(|ops| {
+                ops.incr(r.seen(), 100);
+            })
+            .out();
+        (popped, after_pop, full)
+    })
+    .await
+    .expect("block");
+    assert_eq!(
+        (popped, after_pop, full),
+        (Some("t3".to_string()), Some(true), Some(true))
+    );
+    assert_eq!(arrlen(&mut raw, &key, "$.recent").await, vec![Some(3)]);
+    assert_eq!(read(&mut raw, &key, "$.seen").await, serde_json::json!(111));
+
+    // The model's own atomic block: `m.recent().len()`, the result written back locally.
+    f.seen = 111;
+    let pushed = f
+        .atomic(&db, |m| {
+            m.when(m.recent().len().ge(3) & m.tasks().len().lt(5))
+                .then(|ops| {
+                    ops.incr(m.seen(), 1);
+                    ops.push_into(m.recent(), "z");
+                })
+                .out()
+        })
+        .await
+        .expect("atomic");
+    assert_eq!(pushed, Some(true));
+    assert_eq!(f.seen, 112);
+    assert_eq!(f.recent.to_vec(), strings(&["d", "e", "z"]));
+    assert_eq!(
+        stored_recent(&mut raw, &key).await,
+        strings(&["d", "e", "z"])
+    );
+
+    // Elements that a naive split would miscount (commas, quotes, escapes, brackets, nested
+    // arrays and objects, emoji, empty): measured right on both paths.
+    json_set(
+        &mut raw,
+        &key,
+        "$.tasks",
+        r#"["a,b", "\"", "\\", "[1,2]", "{", "]", "😀", "", "a\",\"b"]"#,
+    )
+    .await;
+    json_set(
+        &mut raw,
+        &key,
+        "$.raw",
+        r#"[[1, [2, 3], "]"], {"a": [4, "}"]}]"#,
+    )
+    .await;
+    let measured = ServerOps::scope(&db, |ops| {
+        ops.when(r.tasks().len().eq(9) & r.raw().len().eq(2))
+            .then(|ops| {
+                ops.append(r.tasks(), ",".to_string());
+            })
+            .out()
+    })
+    .await
+    .expect("block");
+    assert_eq!(measured, Some(true));
+    // Read into the block (a set, a push), then measured.
+    let overlay = ServerOps::scope(&db, |ops| {
+        ops.set(r.tasks().at(0), ",".to_string());
+        ops.push_into(r.raw(), serde_json::json!(["[,]", {"}": "{"}]));
+        ops.when(r.tasks().len().eq(10) & r.raw().len().eq(2))
+            .then(|_| {})
+            .out()
+    })
+    .await
+    .expect("block");
+    assert_eq!(overlay, Some(true));
+    assert_eq!(arrlen(&mut raw, &key, "$.tasks").await, vec![Some(10)]);
+
+    // An array stored longer than N (written by hand) is measured as it is.
+    json_set(&mut raw, &key, "$.recent", r#"["1","2","3","4","5"]"#).await;
+    let long = ServerOps::scope(&db, |ops| {
+        ops.when(r.recent().len().eq(5)).then(|_| {}).out()
+    })
+    .await
+    .expect("block");
+    assert_eq!(long, Some(true));
+}
+
+#[tokio::test]
+async fn a_length_condition_on_a_missing_or_mistyped_list_fails_typed_and_writes_nothing() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let mut f = feed("badlen");
+    f.tasks = strings(&["t"]);
+    f.save(&db).await.expect("save");
+    let key = db.key(&f.key());
+    let r = Feed::server_ref_for("badlen");
+
+    // A missing model: NotFound, named by the condition's operation; nothing created.
+    let ghost = Feed::server_ref_for("ghost");
+    for only_measured in [true, false] {
+        let outcome = ServerOps::scope(&db, |ops| {
+            ops.incr(r.seen(), 1);
+            if !only_measured {
+                ops.append(ghost.tasks(), "x".to_string());
+                ops.set(ghost.tasks().at(0), "y".to_string());
+            }
+            ops.when(ghost.tasks().len().gt(0)).then(|ops| {
+                ops.append(ghost.tasks(), "x".to_string());
+            });
+        })
+        .await;
+        match outcome {
+            Err(Error::Block { source, .. }) => {
+                assert!(matches!(*source, Error::NotFound { .. }), "{source:?}");
+            }
+            other => panic!("expected NotFound, got {other:?}"),
+        }
+    }
+    assert!(dump(&mut raw, &db.key("Feed:{feed}:ghost")).await.is_none());
+    assert_eq!(read(&mut raw, &key, "$.seen").await, serde_json::json!(0));
+
+    // Another JSON type at the list (written by hand), then no list at all: a typed
+    // failure naming the list's path, the document byte-identical (DUMP).
+    for (hostile, found) in [
+        (Some(r#"{"a'] or 1==1 --": "\n\u0000😀"}"#), "object"),
+        (Some(r#""[1, 2, 3]""#), "string"),
+        (None, "nothing"),
+    ] {
+        match hostile {
+            Some(value) => json_set(&mut raw, &key, "$.tasks", value).await,
+            None => {
+                let _: i64 = redis::cmd("JSON.DEL")
+                    .arg(&key)
+                    .arg("$.tasks")
+                    .query_async(&mut raw)
+                    .await
+                    .expect("JSON.DEL");
+            }
+        }
+        let before = dump(&mut raw, &key).await;
+        for only_measured in [true, false] {
+            let outcome = ServerOps::scope(&db, |ops| {
+                ops.push_into(r.recent(), "x");
+                ops.when(r.tasks().len().ge(0)).then(|ops| {
+                    ops.incr(r.seen(), 1);
+                    if !only_measured {
+                        ops.clear(r.tasks());
+                    }
+                });
+            })
+            .await;
+            match outcome {
+                Err(Error::Block { op: 1, source }) => match *source {
+                    Error::TypeMismatch {
+                        key: k,
+                        path,
+                        found: f,
+                        ..
+                    } => {
+                        assert_eq!((k.as_str(), path.as_str()), (key.as_str(), "$.tasks"));
+                        assert_eq!(f, found);
+                    }
+                    other => panic!("expected TypeMismatch, got {other:?}"),
+                },
+                other => panic!("expected a Block error, got {other:?}"),
+            }
+            assert_eq!(dump(&mut raw, &key).await, before, "byte-identical");
+        }
+    }
+
+    // A key of another Redis type.
+    let _: () = redis::cmd("SET")
+        .arg(db.key("Feed:{feed}:str"))
+        .arg("not json")
+        .query_async(&mut raw)
+        .await
+        .expect("SET");
+    let s = Feed::server_ref_for("str");
+    let outcome = ServerOps::scope(&db, |ops| {
+        ops.when(s.recent().len().eq(0)).then(|_| {});
+    })
+    .await;
+    assert!(
+        matches!(&outcome, Err(Error::Block { op: 0, source }) if matches!(**source, Error::TypeMismatch { .. })),
+        "{outcome:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn thirty_two_tasks_appending_under_a_length_condition_never_pass_the_bound() {
+    const TASKS: usize = 32;
+    const EACH: usize = 5;
+    const BOUND: usize = 10;
+    let db = db().await;
+    let mut raw = raw().await;
+    feed("bounded").save(&db).await.expect("save");
+    let key = db.key(&feed("bounded").key());
+    let mut tasks = Vec::new();
+    for t in 0..TASKS {
+        let db = db.clone();
+        tasks.push(tokio::spawn(async move {
+            let r = Feed::server_ref_for("bounded");
+            let mut appended = 0;
+            for n in 0..EACH {
+                let held = ServerOps::scope(&db, |ops| {
+                    ops.when(r.tasks().len().lt(BOUND))
+                        .then(|ops| {
+                            ops.append(r.tasks(), format!("{t}-{n}"));
+                        })
+                        .out()
+                })
+                .await
+                .expect("block");
+                appended += usize::from(held == Some(true));
+            }
+            appended
+        }));
+    }
+    let mut appended = 0;
+    for task in tasks {
+        appended += task.await.expect("task");
+    }
+    assert_eq!(
+        appended, BOUND,
+        "exactly the bound's worth of blocks appended"
+    );
+    assert_eq!(
+        arrlen(&mut raw, &key, "$.tasks").await,
+        vec![Some(BOUND as i64)]
+    );
+}

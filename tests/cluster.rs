@@ -815,3 +815,55 @@ async fn structures_follow_their_models_on_a_cluster() {
         assert!(empty.delete(&db).await.expect("delete"));
     }
 }
+
+/// Models of one hash tag, with a set: their sets combine in that slot.
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[rapyer(prefix = "Guild", hash_tag = "guild")]
+struct Guild {
+    #[rapyer(key)]
+    id: String,
+    members: rapyer::Set<String>,
+}
+
+#[tokio::test]
+async fn set_algebra_by_server_reference_runs_in_the_slot_or_is_cross_slot() {
+    let db = db().await;
+    let guild = |id: &str, members: &[&str]| Guild {
+        id: id.into(),
+        members: members.iter().map(|m| m.to_string()).collect(),
+    };
+    let mut a = guild("a", &["1", "2"]);
+    a.save(&db).await.expect("save");
+    guild("b", &["2", "3", "a'] \n😀"])
+        .save(&db)
+        .await
+        .expect("save");
+    // The other set by server reference, never loaded: run on the node of the slot.
+    let n = a
+        .members()
+        .union_into(&db, Guild::server_ref_for("b").members())
+        .await
+        .expect("union");
+    assert_eq!(n, 4);
+    assert_eq!(Guild::get(&db, "a").await.expect("get").members, a.members);
+    // A model in another slot: CrossSlot before anything is sent, the set unchanged.
+    let guild_slot = cluster_slot(&db.key(&Guild::key_of("a")));
+    let id = (0..100)
+        .map(|i| format!("c{i}"))
+        .find(|id| cluster_slot(&db.key(&Crew::key_of(id))) != guild_slot)
+        .expect("an id in another slot");
+    let mut other = crew(&id, &["x"]);
+    other.save(&db).await.expect("save");
+    match other
+        .members()
+        .union_into(&db, Guild::server_ref_for("b").members())
+        .await
+    {
+        Err(Error::CrossSlot { keys }) => assert!(keys.len() >= 4, "{keys:?}"),
+        got => panic!("expected CrossSlot, got {got:?}"),
+    }
+    assert_eq!(
+        Crew::get(&db, &id).await.expect("get").members,
+        other.members
+    );
+}

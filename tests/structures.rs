@@ -257,19 +257,7 @@ async fn a_set_of_maps_has_one_member_per_value_whatever_the_key_order() {
 async fn hostile_members_round_trip_exactly() {
     let db = db().await;
     let mut raw = raw().await;
-    let big = "x".repeat(1 << 20);
-    let hostile: Vec<String> = vec![
-        String::new(),
-        "\"".into(),
-        "'] or 1==1 --".into(),
-        "{\"a\":[1,2]}".into(),
-        "a\nb\r\t".into(),
-        "🎉 é".into(),
-        "\\".into(),
-        "end]]".into(),
-        "redis.call('FLUSHALL')".into(),
-        big.clone(),
-    ];
+    let hostile = hostile();
     let mut ann = user("ann", &[]);
     ann.save(&db).await.expect("save");
     let added = ann
@@ -1325,4 +1313,343 @@ async fn a_hundred_thousand_members_are_saved_added_and_read_in_one_step_each() 
         b.tasks().pop(&db).await.expect("pop"),
         Some(("t7".into(), 0))
     );
+}
+
+/// Asserts that a block failed at operation `op` with an error `is` accepts.
+fn failed_at<T: std::fmt::Debug>(outcome: rapyer::Result<T>, op: usize, is: fn(&Error) -> bool) {
+    match outcome {
+        Err(Error::Block { op: at, source }) if at == op && is(&source) => {}
+        other => panic!("expected Block {{ op: {op}, .. }}, got {other:?}"),
+    }
+}
+
+/// Members no JSON, Lua or query syntax may reach: quotes, brackets, Lua, newlines, emoji,
+/// the empty string and 1 MB.
+fn hostile() -> Vec<String> {
+    vec![
+        String::new(),
+        "\"".into(),
+        "'] or 1==1 --".into(),
+        "{\"a\":[1,2]}".into(),
+        "a\nb\r\t".into(),
+        "🎉 é".into(),
+        "\\".into(),
+        "end]]".into(),
+        "redis.call('FLUSHALL')".into(),
+        "x".repeat(1 << 20),
+    ]
+}
+
+async fn hgetall(raw: &mut Raw, key: &str) -> HashMap<String, String> {
+    raw.hgetall(key).await.expect("HGETALL")
+}
+
+#[tokio::test]
+async fn blocks_remove_from_sets_and_queues_and_later_operations_see_it() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let items = hostile();
+    let mut d = desk("rm", &[("first", 1), ("second", 2)]);
+    for (n, item) in items.iter().enumerate() {
+        d.tags.insert(item.clone());
+        d.inbox.push(item.clone(), 10 + n as i64);
+    }
+    d.tags.insert("kept".into());
+    d.save(&db).await.expect("save");
+    // The document, then its ZSET, HASH and SET.
+    let keys = desk_keys(&mut raw, &db, "rm").await;
+    assert_eq!(keys.len(), 4);
+    let (zset, index, set) = (keys[1].clone(), keys[2].clone(), keys[3].clone());
+    let r = d.server_ref();
+
+    // Every hostile member removed from both, in one block; removing what is not there is
+    // `false`; an item added and removed in the same block leaves no trace; conditions
+    // after them see the removals.
+    let n = items.len();
+    let (removed, queued_out, missing, added, again, sizes) = ServerOps::scope(&db, |ops| {
+        let removed: Vec<_> = items.iter().map(|i| ops.set_remove(r.tags(), i)).collect();
+        let queued_out: Vec<_> = items
+            .iter()
+            .map(|i| ops.queue_remove(r.inbox(), i))
+            .collect();
+        let missing = (
+            ops.set_remove(r.tags(), &"never".to_string()),
+            ops.queue_remove(r.inbox(), &"never".to_string()),
+            ops.set_remove(r.tags(), &items[0]),
+        );
+        let added = (
+            ops.set_add(r.tags(), "brief".to_string()),
+            ops.queue_push(r.inbox(), "brief".to_string(), 0),
+        );
+        let again = (
+            ops.set_remove(r.tags(), &"brief".to_string()),
+            ops.queue_remove(r.inbox(), &"brief".to_string()),
+            ops.queue_remove(r.inbox(), &"brief".to_string()),
+        );
+        let sizes = ops
+            .when(
+                r.tags().len().eq(1)
+                    & !r.tags().contains(&items[1])
+                    & r.tags().contains(&"kept".to_string())
+                    & r.inbox().len().eq(2),
+            )
+            .then(|ops| {
+                ops.incr(r.moved(), 1);
+            })
+            .out();
+        (removed, queued_out, missing, added, again, sizes)
+    })
+    .await
+    .expect("block");
+    assert_eq!(removed, vec![Some(true); n]);
+    assert_eq!(queued_out, vec![Some(true); n]);
+    assert_eq!(missing, (Some(false), Some(false), Some(false)));
+    assert_eq!(added, (Some(true), Some(3)));
+    assert_eq!(again, (Some(true), Some(true), Some(false)));
+    assert_eq!(sizes, Some(true));
+    // Read back with plain commands: only what was never removed is left, index included.
+    assert_eq!(smembers(&mut raw, &set).await, json_texts(&["kept"]));
+    let entries = zrange(&mut raw, &zset).await;
+    assert_eq!(entries.len(), 2);
+    assert!(entries[0].ends_with("\"first\"") && entries[1].ends_with("\"second\""));
+    let idx = hgetall(&mut raw, &index).await;
+    let mut fields: Vec<&str> = idx.keys().map(String::as_str).collect();
+    fields.sort();
+    assert_eq!(fields, ["", "\"first\"", "\"second\""]);
+    let stored = Desk::get(&db, "rm").await.expect("get");
+    assert_eq!(stored.tags.iter().collect::<Vec<_>>(), ["kept"]);
+    assert_eq!(stored.moved, 1);
+    // The companions keep their document's expiry.
+    for k in &keys {
+        let ms = pttl(&mut raw, k).await;
+        assert!(ms > 90_000 && ms <= 100_000, "{k}: {ms}");
+    }
+
+    // The bound forms of a model's atomic block; the queue's last item removed takes its
+    // index with it.
+    let mut local = stored;
+    let (a, b, c) = local
+        .atomic(&db, |m| {
+            (
+                m.tags().remove(&"kept".to_string()),
+                m.inbox().remove(&"first".to_string()),
+                m.inbox().remove(&"second".to_string()),
+            )
+        })
+        .await
+        .expect("atomic");
+    assert_eq!((a, b, c), (Some(true), Some(true), Some(true)));
+    assert!(smembers(&mut raw, &set).await.is_empty());
+    assert!(zrange(&mut raw, &zset).await.is_empty());
+    assert!(hgetall(&mut raw, &index).await.is_empty());
+    let stored = Desk::get(&db, "rm").await.expect("get");
+    assert!(stored.tags.is_empty() && stored.inbox.is_empty());
+    // Removing from an empty (absent) set or queue is `false` and creates nothing.
+    let (x, y) = ServerOps::scope(&db, |ops| {
+        (
+            ops.set_remove(r.tags(), &"kept".to_string()),
+            ops.queue_remove(r.inbox(), &"first".to_string()),
+        )
+    })
+    .await
+    .expect("block");
+    assert_eq!((x, y), (Some(false), Some(false)));
+    assert_eq!(desk_keys(&mut raw, &db, "rm").await.len(), 1);
+}
+
+#[tokio::test]
+async fn removes_in_a_block_that_fails_later_leave_every_structure_byte_identical() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let mut d = desk("rmfail", &[("a", 1), ("b", 2)]);
+    d.tags.extend(["t", "u"].map(String::from));
+    d.moved = i64::MAX;
+    d.save(&db).await.expect("save");
+    let keys = desk_keys(&mut raw, &db, "rmfail").await;
+    assert_eq!(keys.len(), 4, "{keys:?}");
+    let before = dumps(&mut raw, &keys).await;
+    let r = d.server_ref();
+    let ghost = Desk::server_ref_for("ghost");
+
+    // A failing operation after the removes.
+    let failed = ServerOps::scope(&db, |ops| {
+        ops.set_remove(r.tags(), &"t".to_string());
+        ops.queue_remove(r.inbox(), &"a".to_string());
+        ops.when(r.tags().len().eq(1)).then(|ops| {
+            ops.incr(r.moved(), 1); // overflows: the block fails
+        });
+    })
+    .await;
+    failed_at(failed, 3, |e| matches!(e, Error::Overflow { .. }));
+    assert_eq!(dumps(&mut raw, &keys).await, before);
+    // A failing condition after the removes: the other model is missing.
+    let failed = ServerOps::scope(&db, |ops| {
+        ops.set_remove(r.tags(), &"u".to_string());
+        ops.queue_remove(r.inbox(), &"b".to_string());
+        ops.when(ghost.done().len().eq(0) | ghost.tags().len().eq(0))
+            .then(|_| {});
+    })
+    .await;
+    failed_at(failed, 2, |e| matches!(e, Error::NotFound { .. }));
+    assert_eq!(dumps(&mut raw, &keys).await, before);
+    // The same in the model's atomic block: the local model stays as it was.
+    let mut local = d.clone();
+    let failed = local
+        .atomic(&db, |m| {
+            m.tags().remove(&"t".to_string());
+            m.inbox().remove(&"a".to_string());
+            m.moved().incr(1)
+        })
+        .await;
+    failed_at(failed, 2, |e| matches!(e, Error::Overflow { .. }));
+    assert_eq!(local, d);
+    assert_eq!(dumps(&mut raw, &keys).await, before);
+    // A companion key of another Redis type (written by hand) is refused, nothing written.
+    let set = &keys[3];
+    let _: () = raw.del(set).await.expect("DEL");
+    let _: () = raw.set(set, "a string").await.expect("SET");
+    let keys_now = desk_keys(&mut raw, &db, "rmfail").await;
+    let before = dumps(&mut raw, &keys_now).await;
+    let failed = ServerOps::scope(&db, |ops| {
+        ops.queue_remove(r.inbox(), &"a".to_string());
+        ops.set_remove(r.tags(), &"t".to_string());
+    })
+    .await;
+    failed_at(failed, 1, |e| matches!(e, Error::TypeMismatch { .. }));
+    assert_eq!(dumps(&mut raw, &keys_now).await, before);
+}
+
+/// Two models of one hash tag (one slot), with a set kept in a companion key and sets
+/// stored in the document (inside a list).
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[rapyer(prefix = "Club", hash_tag = "org")]
+struct Club {
+    #[rapyer(key)]
+    id: String,
+    members: Set<String>,
+    groups: Vec<Set<String>>,
+}
+
+fn club(id: &str, members: &[String]) -> Club {
+    Club {
+        id: id.into(),
+        members: members.iter().cloned().collect(),
+        groups: vec![Set::new()],
+    }
+}
+
+#[tokio::test]
+async fn set_algebra_takes_the_other_set_by_server_reference_without_loading_it() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let h = hostile();
+    let mut x = club("x", &[h[0].clone(), h[1].clone(), h[2].clone()]);
+    let y = club(
+        "y",
+        &[h[1].clone(), h[2].clone(), h[9].clone(), h[7].clone()],
+    );
+    x.save(&db).await.expect("save");
+    y.save(&db).await.expect("save");
+    let y_key = companion(&mut raw, &db, "set", ":Club:{org}:y")
+        .await
+        .expect("y's set");
+    let x_key = companion(&mut raw, &db, "set", ":Club:{org}:x")
+        .await
+        .expect("x's set");
+    let y_before = dump(&mut raw, &y_key).await;
+    let yr = Club::server_ref_for("y");
+    let texts = |items: &[&String]| -> BTreeSet<String> {
+        items
+            .iter()
+            .map(|i| serde_json::to_string(i).expect("encodes"))
+            .collect()
+    };
+    // By value, by reference, and a loaded handle: the same algebra.
+    let n = x
+        .members()
+        .union_into(&db, yr.members())
+        .await
+        .expect("union");
+    assert_eq!(n, 5);
+    assert_eq!(
+        smembers(&mut raw, &x_key).await,
+        texts(&[&h[0], &h[1], &h[2], &h[7], &h[9]])
+    );
+    assert_eq!(
+        x.members.len(),
+        5,
+        "the local set holds the server's answer"
+    );
+    let ry = yr.members();
+    let n = x
+        .members()
+        .intersect_into(&db, &ry)
+        .await
+        .expect("intersect");
+    assert_eq!(n, 4);
+    assert_eq!(
+        smembers(&mut raw, &x_key).await,
+        texts(&[&h[1], &h[2], &h[7], &h[9]])
+    );
+    let n = x
+        .members()
+        .difference_into(&db, &ry)
+        .await
+        .expect("difference");
+    assert_eq!(n, 0);
+    assert!(smembers(&mut raw, &x_key).await.is_empty());
+    assert!(x.members.is_empty());
+    // The other set is only read: byte-identical.
+    assert_eq!(dump(&mut raw, &y_key).await, y_before);
+    // A set with itself, by reference.
+    let mut y_local = Club::get(&db, "y").await.expect("get");
+    assert_eq!(
+        y_local
+            .members()
+            .union_into(&db, Club::server_ref_for("y").members())
+            .await
+            .expect("self"),
+        4
+    );
+
+    // The other model missing: NotFound naming it, nothing written.
+    let mut x = Club::get(&db, "x").await.expect("get");
+    x.members().add(&db, "x1".into()).await.expect("add");
+    let x_before = dump(&mut raw, &x_key).await;
+    match x
+        .members()
+        .union_into(&db, Club::server_ref_for("nobody").members())
+        .await
+    {
+        Err(Error::NotFound { key }) => assert_eq!(key, db.key("Club:{org}:nobody")),
+        other => panic!("expected NotFound, got {other:?}"),
+    }
+    assert_eq!(dump(&mut raw, &x_key).await, x_before);
+    assert_eq!(x.members.len(), 1, "a failed call leaves the local set");
+    // Another slot (a model without the hash tag): CrossSlot before anything is sent.
+    user("u", &["1"]).save(&db).await.expect("save");
+    match x
+        .members()
+        .union_into(&db, User::server_ref_for("u").tags())
+        .await
+    {
+        Err(Error::CrossSlot { keys }) => assert_eq!(keys.len(), 4, "{keys:?}"),
+        other => panic!("expected CrossSlot, got {other:?}"),
+    }
+    assert_eq!(dump(&mut raw, &x_key).await, x_before);
+    // A set stored in the document (inside a list) has no companion key: refused.
+    match x
+        .members()
+        .union_into(&db, Club::server_ref_for("y").groups().at(0))
+        .await
+    {
+        Err(Error::InvalidOp { key, path, .. }) => {
+            assert_eq!(
+                (key.as_str(), path.as_str()),
+                (db.key("Club:{org}:y").as_str(), "$.groups[0]")
+            );
+        }
+        other => panic!("expected InvalidOp, got {other:?}"),
+    }
+    assert_eq!(dump(&mut raw, &x_key).await, x_before);
 }

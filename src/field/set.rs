@@ -9,7 +9,7 @@ use super::{At, FieldType};
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::keys::StructureKind;
-use crate::structures::{self, Set};
+use crate::structures::{self, Set, SetOperand};
 
 impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> FieldType for Set<T> {
     type Handle<'a> = RedisSet<'a, T>;
@@ -129,24 +129,26 @@ impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> RedisSet<'_, T> {
 
     /// Makes this set the union of itself and `other` (another model's set of the same item
     /// type, or this one's) on the server (`SUNIONSTORE`), reads the result into the local set
-    /// and returns its size. `other` is only read; its model must be stored.
+    /// and returns its size. `other` is only read; its model must be stored. It is a loaded
+    /// model's set handle (`&bob.tags()`) or a server reference to a stored model's set
+    /// (`User::server_ref_for("bob").tags()`), which loads nothing: see [`SetOperand`].
     ///
     /// Both models' keys must share a cluster slot (give them one hash tag): otherwise
     /// [`Error::CrossSlot`], before anything is sent, on a single server too.
-    pub async fn union_into(&mut self, db: &Db, other: &RedisSet<'_, T>) -> Result<usize> {
-        self.store(db, "SUNIONSTORE", other).await
+    pub async fn union_into(&mut self, db: &Db, other: impl SetOperand<T>) -> Result<usize> {
+        self.store(db, "SUNIONSTORE", &other).await
     }
 
     /// Makes this set the intersection of itself and `other` (`SINTERSTORE`); see
     /// [`union_into`](Self::union_into).
-    pub async fn intersect_into(&mut self, db: &Db, other: &RedisSet<'_, T>) -> Result<usize> {
-        self.store(db, "SINTERSTORE", other).await
+    pub async fn intersect_into(&mut self, db: &Db, other: impl SetOperand<T>) -> Result<usize> {
+        self.store(db, "SINTERSTORE", &other).await
     }
 
     /// Makes this set the items of itself that are not in `other` (`SDIFFSTORE`); see
     /// [`union_into`](Self::union_into).
-    pub async fn difference_into(&mut self, db: &Db, other: &RedisSet<'_, T>) -> Result<usize> {
-        self.store(db, "SDIFFSTORE", other).await
+    pub async fn difference_into(&mut self, db: &Db, other: impl SetOperand<T>) -> Result<usize> {
+        self.store(db, "SDIFFSTORE", &other).await
     }
 
     /// Where the set lives: its model's key and its JSONPath.
@@ -154,10 +156,27 @@ impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> RedisSet<'_, T> {
         &self.at
     }
 
-    async fn store(&mut self, db: &Db, command: &str, other: &RedisSet<'_, T>) -> Result<usize> {
-        let operands = vec![command.to_string(), other.at.path().to_string()];
+    async fn store(&mut self, db: &Db, command: &str, other: &impl SetOperand<T>) -> Result<usize> {
+        let (other_key, other_path, kept) = other.set_place();
+        if !kept {
+            return Err(Error::InvalidOp {
+                key: db.key(&other_key),
+                path: other_path,
+                message: "this set is not kept in a companion key (one inside a list, a dict or \
+                          an option is stored in the document): it cannot take part in set \
+                          algebra"
+                    .into(),
+            });
+        }
+        let operands = vec![command.to_string(), other_path.clone()];
         let reply = self
-            .call(db, "sstore", false, operands, Some(&other.at))
+            .call(
+                db,
+                "sstore",
+                false,
+                operands,
+                Some((&other_key, &other_path)),
+            )
             .await?;
         self.replace(db, &reply)?;
         Ok(self.value.len())
@@ -184,11 +203,18 @@ impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> RedisSet<'_, T> {
         op: &str,
         reads: bool,
         operands: Vec<String>,
-        other: Option<&At>,
+        other: Option<(&str, &str)>,
     ) -> Result<redis::Value> {
         self.at
             .structure_call(db, StructureKind::Set, op, reads, operands, other)
             .await
+    }
+}
+
+/// A loaded model's set handle as the other set of the set algebra.
+impl<T> SetOperand<T> for &RedisSet<'_, T> {
+    fn set_place(&self) -> (String, String, bool) {
+        (self.at.key().to_string(), self.at.path().to_string(), true)
     }
 }
 
@@ -225,8 +251,9 @@ pub(super) fn bulks(reply: &redis::Value) -> Vec<Vec<u8>> {
 impl At {
     /// Runs the structure operation `op` on the structure of kind `kind` at this place (the
     /// library's structure script): `reads` says which of the model's expiries it re-arms;
-    /// `other`, for the set algebra, is another model's set, which must share this model's
-    /// cluster slot ([`Error::CrossSlot`] before anything is sent).
+    /// `other`, for the set algebra, is another model's key (without the namespace) and its
+    /// set's JSONPath, which must share this model's cluster slot ([`Error::CrossSlot`]
+    /// before anything is sent).
     pub(crate) async fn structure_call(
         &self,
         db: &Db,
@@ -234,7 +261,7 @@ impl At {
         op: &str,
         reads: bool,
         operands: Vec<String>,
-        other: Option<&At>,
+        other: Option<(&str, &str)>,
     ) -> Result<redis::Value> {
         let mut keys = self.document_keys(db);
         let companions = keys.len() - 1;
@@ -247,9 +274,9 @@ impl At {
                     .into(),
             });
         };
-        if let Some(other) = other {
-            let other_key = db.key(other.key());
-            let set = crate::keys::companion_keys(db.namespace(), &other_key, kind, other.path());
+        if let Some((other_key, other_path)) = other {
+            let other_key = db.key(other_key);
+            let set = crate::keys::companion_keys(db.namespace(), &other_key, kind, other_path);
             keys.push(other_key);
             keys.extend(set.into_iter().map(|(k, _)| k));
             let slot = crate::slot::hash_slot(keys[0].as_bytes());

@@ -39,8 +39,12 @@ pub(crate) enum BlockOp {
     StrAppend,
     /// Appends to a circular buffer, then keeps its newest items.
     BufferPush,
-    /// Adds a member to a set (`lua/block_structures.lua`, as the five below).
+    /// Adds a member to a set (`lua/block_structures.lua`, as the seven below).
     SetAdd,
+    /// Removes a member from a set.
+    SetRemove,
+    /// Removes an item from a queue.
+    QueueRemove,
     /// Queues an item.
     QueuePush,
     /// Pops a queue's most urgent item.
@@ -56,7 +60,7 @@ pub(crate) enum BlockOp {
 impl BlockOp {
     /// Every operation.
     #[cfg(test)]
-    pub(crate) const ALL: [BlockOp; 23] = [
+    pub(crate) const ALL: [BlockOp; 25] = [
         BlockOp::Set,
         BlockOp::Incr,
         BlockOp::IncrBy,
@@ -75,6 +79,8 @@ impl BlockOp {
         BlockOp::StrAppend,
         BlockOp::BufferPush,
         BlockOp::SetAdd,
+        BlockOp::SetRemove,
+        BlockOp::QueueRemove,
         BlockOp::QueuePush,
         BlockOp::QueuePop,
         BlockOp::QueuePopInto,
@@ -103,6 +109,8 @@ impl BlockOp {
             BlockOp::StrAppend => "op_str_append",
             BlockOp::BufferPush => "op_buffer_push",
             BlockOp::SetAdd => "op_sadd",
+            BlockOp::SetRemove => "op_srem",
+            BlockOp::QueueRemove => "op_qremove",
             BlockOp::QueuePush => "op_qpush",
             BlockOp::QueuePop => "op_qpop",
             BlockOp::QueuePopInto => "op_qpop_into",

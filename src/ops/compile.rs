@@ -151,6 +151,7 @@ fn visit_cond<'a>(cond: &'a CondNode, out: &mut Vec<&'a Loc>) {
                 match o {
                     Operand::Loc(l) => out.push(l),
                     Operand::Structure(q) => out.push(&q.loc),
+                    Operand::Len(l) => out.push(l),
                     Operand::Value(_) => {}
                 }
             }
@@ -160,6 +161,39 @@ fn visit_cond<'a>(cond: &'a CondNode, out: &mut Vec<&'a Loc>) {
             visit_cond(b, out);
         }
         CondNode::Not(a) => visit_cond(a, out),
+    }
+}
+
+/// The lists whose length the conditions of `ops` compare (`list.len()`): measuring a list
+/// does not read it, so a list the block only appends to and measures stays unread.
+fn visit_measured<'a>(ops: &'a [Op], out: &mut Vec<&'a Loc>) {
+    fn in_cond<'a>(cond: &'a CondNode, out: &mut Vec<&'a Loc>) {
+        match cond {
+            CondNode::Cmp { left, right, .. } => {
+                out.extend([left, right].into_iter().filter_map(|o| match o {
+                    Operand::Len(l) => Some(&**l),
+                    _ => None,
+                }));
+            }
+            CondNode::And(a, b) | CondNode::Or(a, b) => {
+                in_cond(a, out);
+                in_cond(b, out);
+            }
+            CondNode::Not(a) => in_cond(a, out),
+        }
+    }
+    for op in ops {
+        if let Op::When {
+            cond,
+            then,
+            otherwise,
+            ..
+        } = op
+        {
+            in_cond(cond, out);
+            visit_measured(then, out);
+            visit_measured(otherwise, out);
+        }
     }
 }
 
@@ -222,12 +256,17 @@ pub(crate) fn compile(ops: &[Op], count: usize, echo: bool) -> Compiled {
         }
     }
     // Lists the block only appends to: every place on their root is the list itself, the
-    // target of a push. They are checked and measured, never read nor written back whole
-    // (`push_only` in lua/block.lua).
+    // target of a push (or of a length condition). They are checked and measured, never
+    // read nor written back whole (`push_only` in lua/block.lua).
+    let mut measured = Vec::new();
+    visit_measured(ops, &mut measured);
     let mut push_only = vec![None; c.roots.len()];
     for loc in &locs {
         let root = c.root_of(loc);
-        let pushed = pushes.iter().any(|p| std::ptr::eq(*p, *loc))
+        let pushed = pushes
+            .iter()
+            .chain(&measured)
+            .any(|p| std::ptr::eq(*p, *loc))
             && loc.steps.len() == c.roots[root].1.len()
             && loc.slice.is_none();
         push_only[root] = Some(pushed && push_only[root] != Some(false));
@@ -445,11 +484,16 @@ impl Compiler {
             Operand::Loc(l) => self.loc(l),
             Operand::Structure(q) => {
                 self.uses.insert("SQUERY");
-                self.push("s");
+                self.push("SQUERY");
                 self.loc(&q.loc);
                 self.push(q.query);
                 self.push(q.path.clone());
                 self.push(q.member.clone());
+            }
+            Operand::Len(l) => {
+                self.uses.insert("list_len");
+                self.push("list_len");
+                self.loc(l);
             }
             Operand::Value(v) => {
                 self.push("v");
@@ -694,6 +738,42 @@ mod tests {
             ops.set(a.owner().age(), 1);
             ops.set(a.owner().name(), "n");
         }));
+    }
+
+    #[test]
+    fn a_list_only_appended_to_and_measured_is_never_read() {
+        let a = Acct::server_ref_for("a");
+        let uses = |build: &dyn Fn(&Ops)| {
+            let ops = Ops::new();
+            build(&ops);
+            let program = ops.finish().expect("builds");
+            let c = compile(&program.frames[0], program.count, false);
+            let marked = c.args.iter().any(|a| a == "1a");
+            (c.uses, marked)
+        };
+        // Measured, then appended to: measured with JSON.ARRLEN, appended at the commit.
+        let (used, marked) = uses(&|ops| {
+            ops.when(a.tags().len().lt(3)).then(|ops| {
+                ops.append(a.tags(), "x".to_string());
+            });
+        });
+        assert!(marked && used.contains("push_only") && used.contains("list_len"));
+        assert!(!used.contains("push_read"));
+        // Only measured: not read either.
+        let (_, marked) = uses(&|ops| {
+            ops.when(a.tags().len().eq(0)).then(|ops| {
+                ops.incr(a.balance(), 1);
+            });
+        });
+        assert!(marked);
+        // Measured and popped from: read into the block, measured there.
+        let (used, marked) = uses(&|ops| {
+            ops.pop(a.tags());
+            ops.when(a.tags().len().gt(1)).then(|ops| {
+                ops.append(a.tags(), "x".to_string());
+            });
+        });
+        assert!(!marked && used.contains("push_read") && !used.contains("push_only"));
     }
 
     #[test]

@@ -13,6 +13,8 @@ pub enum Operand {
     Value(String),
     /// A set's or a queue's size or membership.
     Structure(Box<StructureQuery>),
+    /// The length of the list (or circular buffer) at a place.
+    Len(Box<Loc>),
 }
 
 /// A set's or a queue's size or membership, as a condition's operand.

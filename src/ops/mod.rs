@@ -110,8 +110,9 @@
 //!   whole document), runs every operation on that copy, checking keys, JSON types, indices, slice sizes,
 //!   integer ranges and condition operands, and writes the changed parts back only when the
 //!   last operation has succeeded. A list the block only appends to (nothing else in it
-//!   reads or writes that list) is not read: one `JSON.ARRLEN` checks it and gives its
-//!   length, and its elements are appended with `JSON.ARRAPPEND` after every check. A
+//!   reads or writes that list but conditions on its length) is not read: one
+//!   `JSON.ARRLEN` checks it and gives its length, and its elements are appended with
+//!   `JSON.ARRAPPEND` after every check. A
 //!   failure is [`Error::Block`] naming the operation's
 //!   index, wrapping the error that names its key and path; every key is then unchanged.
 //! - **One cluster slot.** All keys of a block must hash to one slot, else

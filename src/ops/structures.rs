@@ -1,6 +1,7 @@
-//! Special structures in blocks: adding to a [`Set`], pushing to and popping from a
-//! [`PriorityQueue`], and conditions on their size and membership, in the same all-or-nothing
-//! script as the document operations (`lua/block_structures.lua`).
+//! Special structures in blocks: adding to and removing from a [`Set`], pushing to, popping
+//! from and removing from a [`PriorityQueue`], and conditions on their size and membership
+//! (and on the length of a list or a circular buffer), in the same all-or-nothing script as
+//! the document operations (`lua/block_structures.lua`).
 //!
 //! A structure operation reads the server (and what the block did before it) and queues its
 //! writes; the block's last statement runs them once every operation has passed, so a block
@@ -11,6 +12,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::block_op::BlockOp;
+use super::buffer::BufferRef;
 use super::companions::structure_path;
 use super::cond::{Cond, CondNode, Operand, StructureQuery};
 use super::program::{Out, Param};
@@ -18,20 +20,35 @@ use super::refs::{Bind, Bound, ListRef, Loc, Referable, ServerRef};
 use super::vocabulary::Ops;
 use crate::error::{Error, Result};
 use crate::keys::StructureKind;
+use crate::structures::SetOperand;
 use crate::structures::{PriorityQueue, Set, canonical, priority_hex};
 
 impl Ops {
     /// Adds `item` to the set at `set`; returns whether it was not there.
     pub fn set_add<T: Serialize, B: Bind>(&self, set: ServerRef<Set<T>, B>, item: T) -> Out<bool> {
-        let params = structure_path(&set.loc, StructureKind::Set).and_then(|path| {
-            let member = member(&set.loc, &path, &item)?;
-            Ok(vec![
-                Param::Loc(set.loc.clone()),
-                Param::Arg(path),
-                Param::Arg(member),
-            ])
-        });
+        let params = item_params(&set.loc, StructureKind::Set, &item);
         self.push(BlockOp::SetAdd, params)
+    }
+
+    /// Removes `item` from the set at `set`; returns whether it was there.
+    pub fn set_remove<T: Serialize, B: Bind>(
+        &self,
+        set: ServerRef<Set<T>, B>,
+        item: &T,
+    ) -> Out<bool> {
+        let params = item_params(&set.loc, StructureKind::Set, item);
+        self.push(BlockOp::SetRemove, params)
+    }
+
+    /// Removes `item` from the queue at `queue`, whatever its priority; returns whether it
+    /// was queued.
+    pub fn queue_remove<T: Serialize, B: Bind>(
+        &self,
+        queue: ServerRef<PriorityQueue<T>, B>,
+        item: &T,
+    ) -> Out<bool> {
+        let params = item_params(&queue.loc, StructureKind::Queue, item);
+        self.push(BlockOp::QueueRemove, params)
     }
 
     /// Queues `item` with `priority` in the queue at `queue` (an item already queued is
@@ -122,12 +139,39 @@ impl<'o, T: Serialize> ServerRef<Set<T>, Bound<'o>> {
     pub fn add(&self, item: T) -> Out<bool> {
         self.bind.0.set_add(self.clone(), item)
     }
+
+    /// Removes `item`: [`Ops::set_remove`].
+    pub fn remove(&self, item: &T) -> Out<bool> {
+        self.bind.0.set_remove(self.clone(), item)
+    }
+}
+
+/// A stored model's set as the other set of the set algebra
+/// ([`RedisSet::union_into`](crate::RedisSet::union_into), …), without loading the model.
+impl<T: Serialize, B: Bind> SetOperand<T> for ServerRef<Set<T>, B> {
+    fn set_place(&self) -> (String, String, bool) {
+        match structure_path(&self.loc, StructureKind::Set) {
+            Ok(path) => (self.loc.doc.key.clone(), path, true),
+            Err(_) => (self.loc.doc.key.clone(), self.loc.path(), false),
+        }
+    }
+}
+
+impl<T: Serialize, B: Bind> SetOperand<T> for &ServerRef<Set<T>, B> {
+    fn set_place(&self) -> (String, String, bool) {
+        (*self).set_place()
+    }
 }
 
 impl<'o, T: Serialize + DeserializeOwned> ServerRef<PriorityQueue<T>, Bound<'o>> {
     /// Queues `item`: [`Ops::queue_push`].
     pub fn push(&self, item: T, priority: i64) -> Out<usize> {
         self.bind.0.queue_push(self.clone(), item, priority)
+    }
+
+    /// Removes `item`, whatever its priority: [`Ops::queue_remove`].
+    pub fn remove(&self, item: &T) -> Out<bool> {
+        self.bind.0.queue_remove(self.clone(), item)
     }
 
     /// Pops the most urgent item: [`Ops::queue_pop`].
@@ -144,13 +188,39 @@ impl<'o, T: Serialize + DeserializeOwned> ServerRef<PriorityQueue<T>, Bound<'o>>
     }
 }
 
-/// A set's size or a queue's length in a condition: compare it with a number.
+impl<T: Referable, B: Bind> ListRef<T, B> {
+    /// The list's length (after what the block did before the condition), for a condition:
+    /// `list.len().lt(10)`. Measured on the server in the block's script: a list the block
+    /// only appends to and measures is never read (one `JSON.ARRLEN`).
+    pub fn len(&self) -> Size {
+        Size::list(&self.loc)
+    }
+}
+
+impl<T: Referable, const N: usize, B: Bind> BufferRef<T, N, B> {
+    /// The buffer's length (after what the block did before the condition), for a
+    /// condition: `buffer.len().ge(N)`. Measured on the server in the block's script, as a
+    /// list's ([`ListRef::len`]).
+    pub fn len(&self) -> Size {
+        Size::list(&self.loc)
+    }
+}
+
+/// A set's size, a queue's, a list's or a circular buffer's length in a condition: compare
+/// it with a number.
 #[derive(Debug, Clone)]
 pub struct Size {
     operand: std::result::Result<Operand, String>,
 }
 
 impl Size {
+    /// The length of the list or circular buffer at `loc`.
+    pub(crate) fn list(loc: &Loc) -> Size {
+        Size {
+            operand: Ok(Operand::Len(Box::new(loc.clone()))),
+        }
+    }
+
     fn of(loc: &Loc, kind: StructureKind, query: &'static str) -> Size {
         Size {
             operand: structure_path(loc, kind)
@@ -254,6 +324,22 @@ fn refused(e: Error) -> Cond {
         node: never(),
         error: Some(e.to_string()),
     }
+}
+
+/// The parameters of an operation on one item of the structure of kind `kind` at `loc`:
+/// the place, the structure's JSONPath and the item's member.
+fn item_params<T: Serialize + ?Sized>(
+    loc: &Loc,
+    kind: StructureKind,
+    item: &T,
+) -> Result<Vec<Param>> {
+    let path = structure_path(loc, kind)?;
+    let member = member(loc, &path, item)?;
+    Ok(vec![
+        Param::Loc(loc.clone()),
+        Param::Arg(path),
+        Param::Arg(member),
+    ])
 }
 
 /// The member of `item` for the structure at `path` of the document at `loc`.

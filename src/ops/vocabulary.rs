@@ -20,10 +20,10 @@
 //! | `copy_model(from, id)` | `from.copy_model(id)` ([`BoundRef`]) |
 //! | `when(cond)` (in `builder.rs`) | `r.when(cond)` ([`BoundRef`]) |
 //! | `push_into(buffer, x)`, `push_many_into(buffer, xs)` | `buffer.push(x)`, `buffer.push_many(xs)` |
-//! | `set_add(set, x)` (in `structures.rs`, as the three below) | `set.add(x)` |
-//! | `queue_push(queue, x, priority)` | `queue.push(x, priority)` |
+//! | `set_add(set, x)`, `set_remove(set, &x)` (in `structures.rs`, as the three below) | `set.add(x)`, `set.remove(&x)` |
+//! | `queue_push(queue, x, priority)`, `queue_remove(queue, &x)` | `queue.push(x, priority)`, `queue.remove(&x)` |
 //! | `queue_pop(queue)`, `queue_pop_into(queue, list)` | `queue.pop()`, `queue.pop_into(list)` |
-//! | conditions: `set.contains(x)`, `set.len()`, `queue.len()` (in `structures.rs`) | the same |
+//! | conditions: `set.contains(x)`, `set.len()`, `queue.len()`, `list.len()` (in `structures.rs`), `buffer.len()` (in `buffer.rs`) | the same |
 //!
 //! [`BoundRef`]: super::BoundRef
 
