@@ -27,16 +27,16 @@ local function number_at(pattern)
   return done and text and string.match(text, pattern)
 end
 
--- JSON.NUMINCRBY by ARGV[4], the expiry re-armed; its reply (the new value).
-local function numincr()
-  local reply = redis.call('JSON.NUMINCRBY', KEYS[1], ARGV[1], ARGV[4])
+-- Writes the new value `text` (JSON.SET: refused, as every write of the library is, when the
+-- server is over its memory limit; JSON.NUMINCRBY is not), the expiry re-armed; the reply.
+local function write_number(text)
+  redis.call('JSON.SET', KEYS[1], ARGV[1], text)
   renew()
-  return reply
+  return '[' .. text .. ']'
 end
 
 -- An exact integer increment whose operand, field and result are below 10^15 in magnitude
--- (exact as doubles): the field read, the result range-checked, then JSON.NUMINCRBY, which
--- answers the new value. A larger operand or value, a float, anything else: the whole path
+-- (exact as doubles): the field read, the result range-checked and written. A larger operand or value, a float, anything else: the whole path
 -- (string arithmetic over the full range of the field's type).
 local function fast_incr()
   local n = number_at('^%[(%-?%d+)%]$')
@@ -48,11 +48,12 @@ local function fast_incr()
   if v < tonumber(ARGV[5]) or v > tonumber(ARGV[6]) then
     return nil
   end
-  return numincr()
+  return write_number(string.format('%.0f', v))
 end
 
 -- A float increment: the field read, the result checked finite and within the float type,
--- then JSON.NUMINCRBY (which computes the same double).
+-- then JSON.NUMINCRBY, as the whole path does (it computes the same double, and writes it as
+-- RedisJSON writes floats).
 local function fast_fincr()
   local x = number_at('^%[(%-?%d[%d.eE+-]*)%]$')
   x = x and tonumber(x)
@@ -63,7 +64,9 @@ local function fast_fincr()
   if v ~= v or v > highest or v < -highest then
     return nil
   end
-  return numincr()
+  local reply = redis.call('JSON.NUMINCRBY', KEYS[1], ARGV[1], ARGV[4])
+  renew()
+  return reply
 end
 
 -- The field's JSON type checked with JSON.TYPE, then JSON.SET; the reply is the value sent
