@@ -6,7 +6,9 @@ Seeds 1,000 models, then for each in-flight count runs that many concurrent loop
 asyncio event loop, each loop incrementing the `age` of its own models in turn: a warm-up,
 then a fixed measured time. Prints one JSON line per in-flight count on stdout:
 
-    {"in_flight": 20, "ops_per_s": 4321.0, "ops": 8642, "seconds": 2.0}
+    {"in_flight": 20, "ops_per_s": 4321.0, "ops": 8642, "seconds": 2.0, "document": "{...}"}
+
+("document" is model 0's JSON as stored before the increments, to compare sizes.)
 
 The call measured is `user.age = await user.age.aincrease(1)`, the fair equivalent of rapyer
 (Rust)'s `user.age().incr(&db, 1)`:
@@ -87,7 +89,7 @@ async def measure(models, in_flight: int, warmup: float, seconds: float) -> dict
         nonlocal done
         # Loop w works on models w, w + in_flight, w + 2 * in_flight, ...: no two loops
         # share a local model object.
-        mine = models[w::in_flight] or models[w % len(models) :][:1]
+        mine = models[w::in_flight]
         n = 0
         while not stop:
             u = mine[n % len(mine)]
@@ -120,8 +122,8 @@ async def main() -> None:
     parser.add_argument("--warmup", type=float, default=0.5, help="warm-up time per count")
     args = parser.parse_args()
     counts = [int(c) for c in args.in_flight.split(",") if c.strip()]
-    if not counts or min(counts) < 1:
-        parser.error("in-flight counts must be positive integers")
+    if not counts or min(counts) < 1 or max(counts) > MODELS:
+        parser.error(f"in-flight counts must be between 1 and {MODELS}")
 
     for in_flight in counts:
         client = redis_async.from_url(
@@ -130,7 +132,12 @@ async def main() -> None:
         await init_rapyer(client)
         models = [user(i) for i in range(MODELS)]
         await IncrUser.ainsert(*models)
+        # A client of its own: the one rapyer uses has redis-py's JSON reply parsing on.
+        plain = redis_async.from_url(args.url, decode_responses=True)
+        document = await plain.execute_command("JSON.GET", models[0].key)
+        await plain.aclose()
         result = await measure(models, in_flight, args.warmup, args.seconds)
+        result["document"] = document
         print(json.dumps(result), flush=True)
         await client.delete(*[m.key for m in models])
         await teardown_rapyer()
