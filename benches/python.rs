@@ -189,6 +189,12 @@ fn run() -> Result<(), String> {
             documents.1.len(),
             documents.1
         );
+        // The same JSON value (a dict's members may come in another order): the two sides
+        // increment a field of the same document.
+        let value = |text: &str| serde_json::from_str::<serde_json::Value>(text).ok();
+        if value(&documents.0).is_none() || value(&documents.0) != value(&documents.1) {
+            return Err("the two sides stored different documents".to_string());
+        }
     }
     print_table(&rust, python.then_some(&py), plan.rounds);
     Ok(())
