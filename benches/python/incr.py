@@ -2,13 +2,14 @@
 
 Usage: python3 incr.py REDIS_URL IN_FLIGHT[,IN_FLIGHT...] [--seconds S] [--warmup S]
 
-Seeds 1,000 models, then for each in-flight count runs that many concurrent loops on one
-asyncio event loop, each loop incrementing the `age` of its own models in turn: a warm-up,
-then a fixed measured time. Prints one JSON line per in-flight count on stdout:
+For each in-flight count: seeds 1,000 models, runs that many concurrent loops on one
+asyncio event loop, each loop incrementing the `age` of its own models in turn (a warm-up,
+then a fixed measured time), checks the ages on the server, deletes the models. Prints one JSON line per in-flight count on stdout:
 
     {"in_flight": 20, "ops_per_s": 4321.0, "ops": 8642, "seconds": 2.0, "document": "{...}"}
 
-("document" is model 0's JSON as stored before the increments, to compare sizes.)
+("document" is model 0's JSON as stored before the increments, to compare with the Rust
+side's.)
 
 The call measured is `user.age = await user.age.aincrease(1)`, the fair equivalent of rapyer
 (Rust)'s `user.age().incr(&db, 1)`:
@@ -34,6 +35,9 @@ import asyncio
 import json
 import sys
 import time
+
+if sys.version_info < (3, 10):
+    sys.exit("rapyer for Python needs Python 3.10 or newer")
 
 import redis.asyncio as redis_async
 from rapyer import AtomicRedisModel, init_rapyer, teardown_rapyer
@@ -144,6 +148,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    if sys.version_info < (3, 10):
-        sys.exit("rapyer for Python needs Python 3.10 or newer")
     asyncio.run(main())
