@@ -702,6 +702,42 @@ async fn every_library_script_is_registered_and_loads() {
         {
             continue;
         }
+        // The fast paths of field operations: `fast_<name>` runs first in the script of
+        // the operation <name> (which holds no other fast path), and only there.
+        if path.ends_with("field_fast.lua") {
+            let source = std::fs::read_to_string(&path).expect("read");
+            let fast: Vec<&str> = source
+                .lines()
+                .filter_map(|l| l.strip_prefix("local function fast_"))
+                .filter_map(|l| l.split('(').next())
+                .collect();
+            assert!(fast.contains(&"incr") && fast.contains(&"set"), "{fast:?}");
+            for name in db.scripts().names() {
+                let Some(op) = name.strip_prefix("rapyer.field.") else {
+                    continue;
+                };
+                let body = db
+                    .scripts()
+                    .get(&name)
+                    .expect("registered")
+                    .body()
+                    .to_string();
+                if fast.contains(&op) {
+                    assert!(
+                        body.contains(&format!("local function fast_{op}(")),
+                        "{name}"
+                    );
+                    assert!(body.ends_with(&format!("local reply = fast_{op}()\nif reply then\nreturn reply\nend\nreturn slow()\n")), "{name}");
+                    assert_eq!(body.matches("local function fast_").count(), 1, "{name}");
+                } else {
+                    assert!(
+                        !body.contains("fast_"),
+                        "{name} holds a fast path of another"
+                    );
+                }
+            }
+            continue;
+        }
         // The field operations: one script each, `rapyer.field.<name>` for each top-level
         // `op_<name>` function, holding that function and what it uses.
         if path.ends_with("field.lua") {
