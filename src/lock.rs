@@ -286,11 +286,17 @@ impl<M: KeySettings + Document> LockGuard<M> {
             "whole"
         };
         let ttl = M::TTL.map_or(0, codec::ttl_millis).to_string();
+        // The whole model as the document holds it: null where a structure lives.
+        let whole = || {
+            if structures.is_empty() {
+                codec::encode_model(&self.model_key, &self.model)
+            } else {
+                Ok(now.to_string())
+            }
+        };
         let mut args = vec![self.token.clone(), ttl, mode.to_string()];
-        if mode == "whole" && !structures.is_empty() {
-            args.push(now.to_string());
-        } else if mode == "whole" {
-            args.push(codec::encode_model(&self.model_key, &self.model)?);
+        if mode == "whole" {
+            args.push(whole()?);
         } else {
             for change in &changes {
                 args.push(change.holder.clone());
@@ -313,7 +319,7 @@ impl<M: KeySettings + Document> LockGuard<M> {
             // The changes have no place to go: write the whole model, still under the lock.
             args.truncate(2);
             args.push("whole".into());
-            args.push(codec::encode_model(&self.model_key, &self.model)?);
+            args.push(whole()?);
             self.run_save(&args).await?;
         }
         self.baseline = now;

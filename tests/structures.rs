@@ -1126,6 +1126,34 @@ async fn a_lock_saves_the_document_and_leaves_the_structures_to_their_handles() 
 }
 
 #[tokio::test]
+async fn a_lock_save_that_rewrites_a_vanished_document_keeps_its_structures_out_of_it() {
+    // The document is deleted under the lock: the guard's save finds no place for its
+    // changes and writes the whole model, which must hold null where its sets live, as
+    // every save does.
+    let db = db().await;
+    let mut raw = raw().await;
+    user("gone", &["kept"]).save(&db).await.expect("save");
+    let mut guard = User::lock(&db, "gone", LockOptions::default())
+        .await
+        .expect("lock");
+    let key = db.key("User:gone");
+    let _: () = redis::cmd("JSON.DEL")
+        .arg(&key)
+        .arg("$")
+        .query_async(&mut raw)
+        .await
+        .expect("JSON.DEL");
+    guard.name = "Back".into();
+    guard.tags.insert("local only".into());
+    guard.save().await.expect("guard save");
+    guard.release().await.expect("release");
+    let doc = stored(&mut raw, &key).await;
+    assert_eq!(doc["name"], "Back");
+    assert_eq!(doc["tags"], serde_json::Value::Null, "{doc}");
+    assert_eq!(doc["seen"], serde_json::Value::Null, "{doc}");
+}
+
+#[tokio::test]
 async fn replacing_a_nested_model_that_holds_a_set_is_refused() {
     let db = db().await;
     let mut b = board("b", &[]);
