@@ -258,6 +258,19 @@ async fn mget_in_slot(
     Ok(replies)
 }
 
+/// The document at `key` (a full key) of a model keeping `structures` in companion keys, with
+/// every structure's contents in its place, in one script (re-arming them all with `rearm`);
+/// `None` when the key is missing or holds another type.
+pub(crate) async fn read_with_structures(
+    db: &Db,
+    key: &str,
+    rearm: Option<Duration>,
+    structures: &[Structure],
+) -> Result<Option<Vec<u8>>> {
+    let mut rows = read_structured(db, &[key.to_string()], rearm, structures).await?;
+    Ok(rows.pop().flatten())
+}
+
 /// [`mget_in_slot`] of a model keeping `structures` in companion keys: one script reads each
 /// document with its companions (re-arming them all with `rearm`), and each document comes
 /// back with every structure's contents in its place.

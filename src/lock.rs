@@ -103,6 +103,10 @@ pub struct LockGuard<M: KeySettings + Document> {
     /// The model as last read or saved, encoded as `save` encodes it: what `save` compares
     /// the model with to find what this holder changed.
     baseline: serde_json::Value,
+    /// The model's sets and queues (kept in companion keys) as read under the lock or last
+    /// checked by `save`, encoded: a local change to one that is not on the server is
+    /// refused by `save`, which writes only the document.
+    held: Vec<serde_json::Value>,
     db: Db,
     model_key: String,
     lock_key: String,
@@ -194,19 +198,15 @@ pub(crate) async fn lock<M: KeySettings + Document>(
         match reply {
             (1, Value::BulkString(json)) => {
                 let [lock_key, model_key] = keys;
-                let read =
-                    codec::decode_model::<M>(db.namespace(), &model_key, &json).and_then(|model| {
-                        let mut baseline = codec::encode_model_value(&model_key, &model)?;
-                        crate::structures::blank(&mut baseline, &structures_of::<M>());
-                        Ok((model, baseline))
-                    });
+                let read = read_locked::<M>(db, &model_key, json).await;
                 return match read {
-                    Ok((model, baseline)) => {
+                    Ok((model, baseline, held)) => {
                         // The guard owns the lock from here on: its drop or release frees it.
                         in_flight.armed = false;
                         Ok(LockGuard {
                             model,
                             baseline,
+                            held,
                             db: db.clone(),
                             model_key,
                             lock_key,
@@ -251,7 +251,80 @@ pub(crate) async fn lock<M: KeySettings + Document>(
     }
 }
 
+/// The model read under its lock (the document `json` the lock script answered), encoded
+/// as `save` encodes it with its structures blanked, and its structures' encoded values. A
+/// model keeping sets or queues in companion keys is read again with them, in one script
+/// (the lock is held: this read is as much under it as the first).
+async fn read_locked<M: KeySettings + Document>(
+    db: &Db,
+    model_key: &str,
+    json: Vec<u8>,
+) -> Result<(M, serde_json::Value, Vec<serde_json::Value>)> {
+    let structures = structures_of::<M>();
+    let json = if structures.is_empty() {
+        json
+    } else {
+        crate::documents::read_with_structures(db, model_key, read_ttl::<M>(), &structures)
+            .await?
+            .ok_or_else(|| Error::NotFound {
+                key: model_key.to_string(),
+            })?
+    };
+    let model = codec::decode_model::<M>(db.namespace(), model_key, &json)?;
+    let mut baseline = codec::encode_model_value(model_key, &model)?;
+    let held = crate::structures::values(&baseline, &structures);
+    crate::structures::blank(&mut baseline, &structures);
+    Ok((model, baseline, held))
+}
+
 impl<M: KeySettings + Document> LockGuard<M> {
+    /// Refuses a save while a set or queue of the model differs from what the server holds:
+    /// `save` writes the document only, and a local change to a structure would be lost.
+    /// Compared with what was read under the lock first; only when they differ (a handle
+    /// changed it, or local code did) is the server asked, and what it holds then becomes
+    /// the new reference.
+    async fn check_structures(
+        &mut self,
+        structures: &[crate::keys::Structure],
+        local: Vec<serde_json::Value>,
+    ) -> Result<()> {
+        if local == self.held {
+            return Ok(());
+        }
+        let server = match crate::documents::read_with_structures(
+            &self.db,
+            &self.model_key,
+            None,
+            structures,
+        )
+        .await?
+        {
+            Some(json) => {
+                let model = codec::decode_model::<M>(self.db.namespace(), &self.model_key, &json)?;
+                let value = codec::encode_model_value(&self.model_key, &model)?;
+                crate::structures::values(&value, structures)
+            }
+            None => vec![serde_json::Value::Null; structures.len()],
+        };
+        for ((s, mine), theirs) in structures.iter().zip(&local).zip(&server) {
+            // A vanished document's structures are gone with it: an empty local one agrees.
+            let empty =
+                |v: &serde_json::Value| v.is_null() || v.as_array().is_some_and(Vec::is_empty);
+            if mine != theirs && !(empty(mine) && empty(theirs)) {
+                return Err(Error::InvalidOp {
+                    key: self.model_key.clone(),
+                    path: s.path(),
+                    message: "a lock's save writes the document only: this set or queue \
+                              was changed locally, not on the server (change it with its \
+                              handle, e.g. `guard.tags().add(&db, x)`, which writes at once)"
+                        .to_string(),
+                });
+            }
+        }
+        self.held = server;
+        Ok(())
+    }
+
     /// Writes what this holder changed since the model was read under the lock (or since the
     /// last successful `save`), if this holder still has the lock; [`Error::LockLost`] and
     /// nothing written if it expired or was taken over. Checking and writing are one script.
@@ -269,6 +342,12 @@ impl<M: KeySettings + Document> LockGuard<M> {
     /// an object on the server, the whole model is written instead (as a save without a
     /// lock would). When something was written, a model with a ttl has its expiry re-armed.
     ///
+    /// Sets and priority queues live in their own keys and are not written by this save:
+    /// change them with their handles (`guard.tags().add(&db, x)`), which write at once. A
+    /// set or queue that differs from what the server holds (changed locally only) is
+    /// refused with [`Error::InvalidOp`] naming its path, and nothing is written, so such a
+    /// change is never silently dropped.
+    ///
     /// When nothing changed, the lock is still checked and nothing is written (not even
     /// the expiry). After a successful save the written model becomes the new baseline, so
     /// a second save writes only what changed after the first. The guard's copy is not
@@ -278,6 +357,8 @@ impl<M: KeySettings + Document> LockGuard<M> {
         // Sets and queues live in companion keys, changed by their handles only: the
         // document keeps null there.
         let structures = structures_of::<M>();
+        self.check_structures(&structures, crate::structures::values(&now, &structures))
+            .await?;
         crate::structures::blank(&mut now, &structures);
         let mut changes = Vec::new();
         let mode = if diff_object("$", &self.baseline, &now, &mut changes) {

@@ -228,7 +228,9 @@ pub trait AtomicModel: Model {
     /// (`{ns}_rapyer:lock:…`, in the model's cluster slot, out of every id's reach) holding a
     /// random token, with an expiry (`options.ttl`). Waits up to `options.timeout` while
     /// another holder has it, then fails with [`Error::LockTimeout`](crate::Error::LockTimeout).
-    /// A missing model is [`Error::NotFound`](crate::Error::NotFound) and takes no lock. See [`LockGuard`](crate::LockGuard).
+    /// A missing model is [`Error::NotFound`](crate::Error::NotFound) and takes no lock. A
+    /// model with sets or priority queues is read with them (from their companion keys, in
+    /// a second step under the lock). See [`LockGuard`](crate::LockGuard).
     ///
     /// ```no_run
     /// # use rapyer::prelude::*;

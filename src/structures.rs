@@ -563,6 +563,20 @@ pub(crate) fn blank(doc: &mut serde_json::Value, structures: &[Structure]) {
     }
 }
 
+/// Each structure's value inside `doc` (null where there is none), in `structures`' order.
+pub(crate) fn values(doc: &serde_json::Value, structures: &[Structure]) -> Vec<serde_json::Value> {
+    structures
+        .iter()
+        .map(|s| {
+            s.names
+                .iter()
+                .try_fold(doc, |value, name| value.as_object()?.get(*name))
+                .cloned()
+                .unwrap_or(serde_json::Value::Null)
+        })
+        .collect()
+}
+
 /// The value at the JSON names `names` inside `doc`, if there is one.
 fn at_mut<'v>(doc: &'v mut serde_json::Value, names: &[&str]) -> Option<&'v mut serde_json::Value> {
     names

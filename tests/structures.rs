@@ -1104,25 +1104,80 @@ async fn insert_many_writes_every_model_with_its_companions_or_nothing() {
 }
 
 #[tokio::test]
-async fn a_lock_saves_the_document_and_leaves_the_structures_to_their_handles() {
+async fn a_lock_reads_the_structures_and_refuses_to_drop_a_local_change_to_one() {
     let db = db().await;
     let mut raw = raw().await;
     user("ann", &["kept"]).save(&db).await.expect("save");
     let mut guard = User::lock(&db, "ann", LockOptions::default())
         .await
         .expect("lock");
-    guard.name = "Ann".into();
-    guard.tags.insert("local only".into());
-    guard.save().await.expect("guard save");
-    guard.release().await.expect("release");
-    let doc = stored(&mut raw, &db.key("User:ann")).await;
-    assert_eq!(doc["name"], "Ann");
-    assert_eq!(doc["tags"], serde_json::Value::Null);
-    let back = User::get(&db, "ann").await.expect("get");
+    // Read under the lock with the model: what the server holds.
     assert_eq!(
-        back.tags.iter().cloned().collect::<Vec<_>>(),
+        guard.tags.iter().cloned().collect::<Vec<_>>(),
         vec!["kept".to_string()]
     );
+    // A handle on the guard writes at once; the guard's save then writes the document.
+    guard
+        .tags()
+        .add(&db, "via handle".into())
+        .await
+        .expect("add");
+    guard.name = "Ann".into();
+    guard.save().await.expect("guard save");
+    let key = db.key("User:ann");
+    let doc = stored(&mut raw, &key).await;
+    assert_eq!(doc["name"], "Ann");
+    assert_eq!(doc["tags"], serde_json::Value::Null);
+    let tags = set_key(&mut raw, &db, "ann", "$.tags").await;
+    assert_eq!(
+        smembers(&mut raw, &tags).await,
+        json_texts(&["kept", "via handle"])
+    );
+    // A local change the server does not have: refused, nothing written, document included.
+    guard.name = "Not saved".into();
+    guard.tags.insert("local only".into());
+    let (doc_before, set_before) = (dump(&mut raw, &key).await, dump(&mut raw, &tags).await);
+    match guard.save().await {
+        Err(Error::InvalidOp { key: k, path, .. }) => {
+            assert_eq!(k, key);
+            assert_eq!(path, "$.tags");
+        }
+        other => panic!("expected InvalidOp, got {other:?}"),
+    }
+    assert_eq!(dump(&mut raw, &key).await, doc_before);
+    assert_eq!(dump(&mut raw, &tags).await, set_before);
+    // Put back as the server has it, the save goes through.
+    guard.tags.remove(&"local only".to_string());
+    guard.save().await.expect("guard save");
+    assert_eq!(stored(&mut raw, &key).await["name"], "Not saved");
+    guard.release().await.expect("release");
+
+    // A queue too, read in order under the lock; another client's push meanwhile is not a
+    // local change.
+    let mut s = Session {
+        id: "locked".into(),
+        hits: 0,
+        roles: Set::new(),
+        jobs: PriorityQueue::new(),
+    };
+    s.save(&db).await.expect("save");
+    s.jobs().push(&db, "b".into(), 2).await.expect("push");
+    s.jobs().push(&db, "a".into(), 1).await.expect("push");
+    let mut guard = Session::lock(&db, "locked", LockOptions::default())
+        .await
+        .expect("lock");
+    let items: Vec<(String, i64)> = guard.jobs.iter().map(|(i, p)| (i.clone(), p)).collect();
+    assert_eq!(items, vec![("a".to_string(), 1), ("b".to_string(), 2)]);
+    s.jobs()
+        .push(&db, "c".into(), 0)
+        .await
+        .expect("push by another holder of no lock");
+    guard.hits = 5;
+    guard.save().await.expect("guard save");
+    guard.jobs.push("local".into(), 9);
+    assert!(matches!(guard.save().await, Err(Error::InvalidOp { .. })));
+    guard.release().await.expect("release");
+    assert_eq!(stored(&mut raw, &db.key("Session:locked")).await["hits"], 5);
 }
 
 #[tokio::test]
@@ -1144,7 +1199,6 @@ async fn a_lock_save_that_rewrites_a_vanished_document_keeps_its_structures_out_
         .await
         .expect("JSON.DEL");
     guard.name = "Back".into();
-    guard.tags.insert("local only".into());
     guard.save().await.expect("guard save");
     guard.release().await.expect("release");
     let doc = stored(&mut raw, &key).await;
