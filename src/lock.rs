@@ -278,53 +278,6 @@ async fn read_locked<M: KeySettings + Document>(
 }
 
 impl<M: KeySettings + Document> LockGuard<M> {
-    /// Refuses a save while a set or queue of the model differs from what the server holds:
-    /// `save` writes the document only, and a local change to a structure would be lost.
-    /// Compared with what was read under the lock first; only when they differ (a handle
-    /// changed it, or local code did) is the server asked, and what it holds then becomes
-    /// the new reference.
-    async fn check_structures(
-        &mut self,
-        structures: &[crate::keys::Structure],
-        local: Vec<serde_json::Value>,
-    ) -> Result<()> {
-        if local == self.held {
-            return Ok(());
-        }
-        let server = match crate::documents::read_with_structures(
-            &self.db,
-            &self.model_key,
-            None,
-            structures,
-        )
-        .await?
-        {
-            Some(json) => {
-                let model = codec::decode_model::<M>(self.db.namespace(), &self.model_key, &json)?;
-                let value = codec::encode_model_value(&self.model_key, &model)?;
-                crate::structures::values(&value, structures)
-            }
-            None => vec![serde_json::Value::Null; structures.len()],
-        };
-        for ((s, mine), theirs) in structures.iter().zip(&local).zip(&server) {
-            // A vanished document's structures are gone with it: an empty local one agrees.
-            let empty =
-                |v: &serde_json::Value| v.is_null() || v.as_array().is_some_and(Vec::is_empty);
-            if mine != theirs && !(empty(mine) && empty(theirs)) {
-                return Err(Error::InvalidOp {
-                    key: self.model_key.clone(),
-                    path: s.path(),
-                    message: "a lock's save writes the document only: this set or queue \
-                              was changed locally, not on the server (change it with its \
-                              handle, e.g. `guard.tags().add(&db, x)`, which writes at once)"
-                        .to_string(),
-                });
-            }
-        }
-        self.held = server;
-        Ok(())
-    }
-
     /// Writes what this holder changed since the model was read under the lock (or since the
     /// last successful `save`), if this holder still has the lock; [`Error::LockLost`] and
     /// nothing written if it expired or was taken over. Checking and writing are one script.
@@ -342,11 +295,13 @@ impl<M: KeySettings + Document> LockGuard<M> {
     /// an object on the server, the whole model is written instead (as a save without a
     /// lock would). When something was written, a model with a ttl has its expiry re-armed.
     ///
-    /// Sets and priority queues live in their own keys and are not written by this save:
-    /// change them with their handles (`guard.tags().add(&db, x)`), which write at once. A
-    /// set or queue that differs from what the server holds (changed locally only) is
-    /// refused with [`Error::InvalidOp`] naming its path, and nothing is written, so such a
-    /// change is never silently dropped.
+    /// Sets and priority queues (kept in companion keys) are saved the same way, in the same
+    /// script: the members this holder added or removed since they were read under the lock
+    /// (or last saved) are added or removed one by one, and a queue item pushed locally, or
+    /// given a new priority, is queued as the queue's own `push` queues it. Members others
+    /// changed meanwhile keep their state, and a change a handle on the guard already made
+    /// (`guard.tags().add(&db, x)`) is not made twice. A companion key of another type fails
+    /// the save with [`Error::TypeMismatch`] naming it, nothing written.
     ///
     /// When nothing changed, the lock is still checked and nothing is written (not even
     /// the expiry). After a successful save the written model becomes the new baseline, so
@@ -357,8 +312,17 @@ impl<M: KeySettings + Document> LockGuard<M> {
         // Sets and queues live in companion keys, changed by their handles only: the
         // document keeps null there.
         let structures = structures_of::<M>();
-        self.check_structures(&structures, crate::structures::values(&now, &structures))
-            .await?;
+        let local = crate::structures::values(&now, &structures);
+        // What this holder changed in them, written member by member in the same script
+        // (their keys follow the lock's and the model's).
+        let (companions, structure_args) = crate::structures::lock_changes(
+            self.db.namespace(),
+            &self.model_key,
+            &structures,
+            &self.held,
+            &local,
+            3,
+        )?;
         crate::structures::blank(&mut now, &structures);
         let mut changes = Vec::new();
         let mode = if diff_object("$", &self.baseline, &now, &mut changes) {
@@ -375,7 +339,17 @@ impl<M: KeySettings + Document> LockGuard<M> {
                 Ok(now.to_string())
             }
         };
-        let mut args = vec![self.token.clone(), ttl, mode.to_string()];
+        let head = |mode: &str| {
+            let mut args = vec![
+                self.token.clone(),
+                ttl.clone(),
+                mode.to_string(),
+                structure_args.len().to_string(),
+            ];
+            args.extend(structure_args.iter().cloned());
+            args
+        };
+        let mut args = head(mode);
         if mode == "whole" {
             args.push(whole()?);
         } else {
@@ -395,25 +369,35 @@ impl<M: KeySettings + Document> LockGuard<M> {
             std::slice::from_ref(&self.model),
         )
         .await?;
-        let written = self.run_save(&args).await?;
+        let written = self.run_save(&companions, &args).await?;
         if written < 0 {
             // The changes have no place to go: write the whole model, still under the lock.
-            args.truncate(2);
-            args.push("whole".into());
+            let mut args = head("whole");
             args.push(whole()?);
-            self.run_save(&args).await?;
+            self.run_save(&companions, &args).await?;
         }
         self.baseline = now;
+        self.held = local;
         Ok(())
     }
 
-    /// Runs the save script with `args` (after the keys); its reply, or the error it names.
-    async fn run_save(&self, args: &[String]) -> Result<i64> {
-        let keys = [self.lock_key.clone(), self.model_key.clone()];
+    /// Runs the save script with `args` (after the keys: the lock's, the model's, then
+    /// `companions`); its reply, or the error it names.
+    async fn run_save(&self, companions: &[String], args: &[String]) -> Result<i64> {
+        let mut keys = vec![self.lock_key.clone(), self.model_key.clone()];
+        keys.extend_from_slice(companions);
         self.db
             .run_lua::<i64>(&library::LOCK_SAVE, &keys, args)
             .await
-            .map_err(|e| self.lost_or(failure::document_error(e, &self.model_key)))
+            .map_err(|e| {
+                // An out-of-memory refusal names the model; a typed failure the key it is
+                // about (the model's, or a set's or queue's companion key).
+                let e = match e {
+                    Error::OutOfMemory { .. } => failure::document_error(e, &self.model_key),
+                    e => failure::keyed_error(e, &keys),
+                };
+                self.lost_or(e)
+            })
     }
 
     /// Renews the lock for `ttl` from now; [`Error::LockLost`] if it was no longer held.

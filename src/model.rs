@@ -230,7 +230,7 @@ pub trait AtomicModel: Model {
     /// another holder has it, then fails with [`Error::LockTimeout`](crate::Error::LockTimeout).
     /// A missing model is [`Error::NotFound`](crate::Error::NotFound) and takes no lock. A
     /// model with sets or priority queues is read with them (from their companion keys, in
-    /// a second step under the lock). See [`LockGuard`](crate::LockGuard).
+    /// a second step under the lock), and the guard's `save` writes what was changed in them. See [`LockGuard`](crate::LockGuard).
     ///
     /// ```no_run
     /// # use rapyer::prelude::*;

@@ -21,7 +21,7 @@
 //! re-queues it with the new priority, as a ZSET's `ZADD` would) cost O(log n); its field ``
 //! (no member is empty) holds the next sequence number.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::marker::PhantomData;
 
@@ -575,6 +575,91 @@ pub(crate) fn values(doc: &serde_json::Value, structures: &[Structure]) -> Vec<s
                 .unwrap_or(serde_json::Value::Null)
         })
         .collect()
+}
+
+/// What a lock holder changed in the model's sets and queues, from `held` (their encoded
+/// values when read under the lock) to `local` (now), as `lua/lock_save.lua` takes it: the
+/// companion keys of the structures that changed (in order) and the arguments of the
+/// changes, whose key indexes count from `first` (the index in KEYS of the first of those
+/// keys). Per changed structure: `s` or `q`, its first key's index, its JSONPath, the members
+/// removed (their count, then them) and the members added (their count, then them; a
+/// queue's as pairs of the priority's hex digits and the member, in queue order, an item
+/// whose priority changed among them).
+pub(crate) fn lock_changes(
+    namespace: &str,
+    model_key: &str,
+    structures: &[Structure],
+    held: &[serde_json::Value],
+    local: &[serde_json::Value],
+    first: usize,
+) -> Result<(Vec<String>, Vec<String>)> {
+    let (mut keys, mut args) = (Vec::new(), Vec::new());
+    for ((s, before), now) in structures.iter().zip(held).zip(local) {
+        if before == now {
+            continue;
+        }
+        let path = s.path();
+        let items = |v: &serde_json::Value| v.as_array().cloned().unwrap_or_default();
+        let (removed, added): (Vec<String>, Vec<String>) = match s.kind {
+            StructureKind::Set => {
+                let members = |v: &serde_json::Value| -> Result<BTreeSet<String>> {
+                    items(v)
+                        .iter()
+                        .map(|i| member(model_key, &path, i))
+                        .collect()
+                };
+                let (was, is) = (members(before)?, members(now)?);
+                (
+                    was.difference(&is).cloned().collect(),
+                    is.difference(&was).cloned().collect(),
+                )
+            }
+            StructureKind::Queue => {
+                // [item, priority] pairs in queue order.
+                let entries = |v: &serde_json::Value| -> Result<Vec<(String, i64)>> {
+                    items(v)
+                        .iter()
+                        .map(|pair| {
+                            let item = pair.get(0).unwrap_or(&serde_json::Value::Null);
+                            let priority = pair.get(1).and_then(serde_json::Value::as_i64);
+                            Ok((member(model_key, &path, item)?, priority.unwrap_or(0)))
+                        })
+                        .collect()
+                };
+                let was: HashMap<String, i64> = entries(before)?.into_iter().collect();
+                let is = entries(now)?;
+                let queued: BTreeSet<&String> = is.iter().map(|(m, _)| m).collect();
+                let removed = was
+                    .keys()
+                    .filter(|m| !queued.contains(m))
+                    .cloned()
+                    .collect();
+                let mut added = Vec::new();
+                for (m, p) in &is {
+                    if was.get(m) != Some(p) {
+                        added.push(priority_hex(*p));
+                        added.push(m.clone());
+                    }
+                }
+                (removed, added)
+            }
+        };
+        let kind = match s.kind {
+            StructureKind::Set => "s",
+            StructureKind::Queue => "q",
+        };
+        args.extend([
+            kind.to_string(),
+            (first + keys.len()).to_string(),
+            path,
+            removed.len().to_string(),
+        ]);
+        args.extend(removed);
+        args.push(added.len().to_string());
+        args.extend(added);
+        keys.extend(s.keys(namespace, model_key).into_iter().map(|(k, _)| k));
+    }
+    Ok((keys, args))
 }
 
 /// The value at the JSON names `names` inside `doc`, if there is one.

@@ -1104,56 +1104,78 @@ async fn insert_many_writes_every_model_with_its_companions_or_nothing() {
 }
 
 #[tokio::test]
-async fn a_lock_reads_the_structures_and_refuses_to_drop_a_local_change_to_one() {
+async fn a_lock_reads_the_structures_and_its_save_writes_only_what_this_holder_changed() {
     let db = db().await;
     let mut raw = raw().await;
-    user("ann", &["kept"]).save(&db).await.expect("save");
+    user("ann", &["kept", "dropped"])
+        .save(&db)
+        .await
+        .expect("save");
     let mut guard = User::lock(&db, "ann", LockOptions::default())
         .await
         .expect("lock");
     // Read under the lock with the model: what the server holds.
-    assert_eq!(
-        guard.tags.iter().cloned().collect::<Vec<_>>(),
-        vec!["kept".to_string()]
-    );
-    // A handle on the guard writes at once; the guard's save then writes the document.
+    let mut read: Vec<String> = guard.tags.iter().cloned().collect();
+    read.sort();
+    assert_eq!(read, vec!["dropped".to_string(), "kept".to_string()]);
+    // A handle on the guard writes at once; another client, holding no lock, adds meanwhile.
     guard
         .tags()
         .add(&db, "via handle".into())
         .await
         .expect("add");
+    let mut other = User::get(&db, "ann").await.expect("get");
+    other
+        .tags()
+        .add(&db, "by another".into())
+        .await
+        .expect("add");
+    // Local changes: the save writes exactly them, member by member.
     guard.name = "Ann".into();
+    guard.tags.insert("local \"quoted\" 🎉".into());
+    guard.tags.remove(&"dropped".to_string());
     guard.save().await.expect("guard save");
     let key = db.key("User:ann");
     let doc = stored(&mut raw, &key).await;
     assert_eq!(doc["name"], "Ann");
-    assert_eq!(doc["tags"], serde_json::Value::Null);
+    assert_eq!(doc["tags"], serde_json::Value::Null, "{doc}");
     let tags = set_key(&mut raw, &db, "ann", "$.tags").await;
     assert_eq!(
         smembers(&mut raw, &tags).await,
-        json_texts(&["kept", "via handle"])
+        json_texts(&["kept", "via handle", "by another", "local \"quoted\" 🎉"])
     );
-    // A local change the server does not have: refused, nothing written, document included.
-    guard.name = "Not saved".into();
-    guard.tags.insert("local only".into());
-    let (doc_before, set_before) = (dump(&mut raw, &key).await, dump(&mut raw, &tags).await);
-    match guard.save().await {
-        Err(Error::InvalidOp { key: k, path, .. }) => {
-            assert_eq!(k, key);
-            assert_eq!(path, "$.tags");
-        }
-        other => panic!("expected InvalidOp, got {other:?}"),
-    }
-    assert_eq!(dump(&mut raw, &key).await, doc_before);
-    assert_eq!(dump(&mut raw, &tags).await, set_before);
-    // Put back as the server has it, the save goes through.
-    guard.tags.remove(&"local only".to_string());
+    // A second save with nothing changed writes nothing more.
     guard.save().await.expect("guard save");
-    assert_eq!(stored(&mut raw, &key).await["name"], "Not saved");
+    assert_eq!(smembers(&mut raw, &tags).await.len(), 4);
+    // A companion key of another type: a typed failure, nothing written (document included).
+    let _: () = redis::cmd("DEL")
+        .arg(&tags)
+        .query_async(&mut raw)
+        .await
+        .expect("DEL");
+    let _: () = redis::cmd("SET")
+        .arg(&tags)
+        .arg("x")
+        .query_async(&mut raw)
+        .await
+        .expect("SET");
+    guard.name = "Not saved".into();
+    guard.tags.insert("x".into());
+    let before = dump(&mut raw, &key).await;
+    match guard.save().await {
+        Err(Error::TypeMismatch { key: k, .. }) => assert_eq!(k, tags),
+        other => panic!("expected TypeMismatch, got {other:?}"),
+    }
+    assert_eq!(dump(&mut raw, &key).await, before);
+    let _: () = redis::cmd("DEL")
+        .arg(&tags)
+        .query_async(&mut raw)
+        .await
+        .expect("DEL");
     guard.release().await.expect("release");
 
-    // A queue too, read in order under the lock; another client's push meanwhile is not a
-    // local change.
+    // A queue, read in order under the lock: local pushes and a new priority are written as
+    // the queue's own push writes them; another client's push meanwhile stays.
     let mut s = Session {
         id: "locked".into(),
         hits: 0,
@@ -1171,13 +1193,34 @@ async fn a_lock_reads_the_structures_and_refuses_to_drop_a_local_change_to_one()
     s.jobs()
         .push(&db, "c".into(), 0)
         .await
-        .expect("push by another holder of no lock");
+        .expect("push by a client holding no lock");
     guard.hits = 5;
+    guard.jobs.push("d".into(), 1);
+    guard.jobs.push("a".into(), 3);
     guard.save().await.expect("guard save");
-    guard.jobs.push("local".into(), 9);
-    assert!(matches!(guard.save().await, Err(Error::InvalidOp { .. })));
     guard.release().await.expect("release");
     assert_eq!(stored(&mut raw, &db.key("Session:locked")).await["hits"], 5);
+    // The queue's keys expire with the document (a model with a ttl).
+    for kind in ["pq", "pqi"] {
+        let k = companion(&mut raw, &db, kind, ":$.jobs:Session:locked")
+            .await
+            .expect("queue key");
+        let ms = pttl(&mut raw, &k).await;
+        assert!(ms > 50_000 && ms <= 60_000, "{k}: {ms}");
+    }
+    let back = Session::get(&db, "locked").await.expect("get");
+    let items: Vec<(String, i64)> = back.jobs.iter().map(|(i, p)| (i.clone(), p)).collect();
+    assert_eq!(
+        items,
+        vec![
+            ("c".to_string(), 0),
+            ("d".to_string(), 1),
+            ("b".to_string(), 2),
+            ("a".to_string(), 3)
+        ]
+    );
+    let popped = s.jobs().pop_many(&db, 4).await.expect("pop_many");
+    assert_eq!(popped.len(), 4);
 }
 
 #[tokio::test]
@@ -1199,12 +1242,19 @@ async fn a_lock_save_that_rewrites_a_vanished_document_keeps_its_structures_out_
         .await
         .expect("JSON.DEL");
     guard.name = "Back".into();
+    guard.tags.insert("local".into());
     guard.save().await.expect("guard save");
     guard.release().await.expect("release");
     let doc = stored(&mut raw, &key).await;
     assert_eq!(doc["name"], "Back");
     assert_eq!(doc["tags"], serde_json::Value::Null, "{doc}");
     assert_eq!(doc["seen"], serde_json::Value::Null, "{doc}");
+    // The set took this holder's change (the document's delete left the set alone).
+    let tags = set_key(&mut raw, &db, "gone", "$.tags").await;
+    assert_eq!(
+        smembers(&mut raw, &tags).await,
+        json_texts(&["kept", "local"])
+    );
 }
 
 #[tokio::test]

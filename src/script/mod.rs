@@ -273,7 +273,7 @@ pub(crate) mod library {
     pub(crate) static LOCK_SAVE: LazyLock<Script> = LazyLock::new(|| {
         Script::build(
             Cow::Borrowed("rapyer.lock_save"),
-            Keys::Fixed(2),
+            Keys::Dynamic,
             Cow::Owned(super::lua::reporting(include_str!(
                 "../../lua/lock_save.lua"
             ))),
