@@ -18,7 +18,8 @@
 -- or -1 when the changes cannot be placed (the document is gone, or an object holding a
 -- change is not an object any more): nothing is written, and the caller saves it whole.
 -- A lock that expired or was taken over is `LOCKLOST` and nothing is written; a key of
--- another type is a typed failure (lua/lib/failure.lua, put before this script).
+-- another type is a typed failure (lua/lib/failure.lua, put before this script, with
+-- lua/lib/queue.lua).
 -- Everything is checked before the first write.
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return redis.error_reply('LOCKLOST the lock expired or has another holder')
@@ -88,24 +89,14 @@ for _, c in ipairs(changes) do
   else
     local index = KEYS[c.k + 1]
     for i = c.removed, c.removed + c.nremoved - 1 do
-      local entry = redis.call('HGET', index, ARGV[i])
-      if entry then
-        redis.call('ZREM', key, entry)
-        redis.call('HDEL', index, ARGV[i])
-      end
+      queue_remove(key, index, ARGV[i])
     end
     for i = c.added, c.added + c.nadded - 1, 2 do
       local priority, member = ARGV[i], ARGV[i + 1]
       local old = redis.call('HGET', index, member)
       -- Queued already at this priority (a handle on the guard pushed it): left in place.
       if not (old and string.sub(old, 1, 16) == priority) then
-        if old then
-          redis.call('ZREM', key, old)
-        end
-        local seq = redis.call('HINCRBY', index, '', 1) - 1
-        local entry = priority .. string.format('%016x', seq) .. member
-        redis.call('ZADD', key, 0, entry)
-        redis.call('HSET', index, member, entry)
+        queue_push(key, index, priority, member)
       end
     end
     -- An emptied queue takes its index (and its sequence counter) with it.

@@ -9,8 +9,7 @@
 -- companion key (a queue's ZSET is followed by its HASH); ARGV[6..]: the operands.
 -- Set operations: sadd, srem (members), sismember (a member), scard, spop, smembers, sclear,
 -- sstore (SUNIONSTORE, SINTERSTORE or SDIFFSTORE; the other set's JSONPath).
--- Queue operations (an entry is 16 hex digits of the priority, 16 of a sequence number the
--- HASH's field '' counts, then the item's member; every score is 0): qpush (pairs of the
+-- Queue operations (entries as lua/lib/queue.lua writes them): qpush (pairs of the
 -- priority's hex digits and a member), qpop (how many), qpeek, qlen, qremove (a member),
 -- qitems, qclear.
 -- Errors: typed failures (lua/lib/failure.lua): notfound, wrongtype (the document), type (a
@@ -86,15 +85,7 @@ elseif op == 'sstore' then
   result = redis.call('SMEMBERS', set)
 elseif op == 'qpush' then
   for i = 6, #ARGV, 2 do
-    local member = ARGV[i + 1]
-    local old = redis.call('HGET', index, member)
-    if old then
-      redis.call('ZREM', zset, old)
-    end
-    local seq = redis.call('HINCRBY', index, '', 1) - 1
-    local entry = ARGV[i] .. string.format('%016x', seq) .. member
-    redis.call('ZADD', zset, 0, entry)
-    redis.call('HSET', index, member, entry)
+    queue_push(zset, index, ARGV[i], ARGV[i + 1])
   end
   result = { redis.call('ZCARD', zset) }
 elseif op == 'qpop' then
@@ -104,11 +95,8 @@ elseif op == 'qpeek' then
 elseif op == 'qlen' then
   result = { redis.call('ZCARD', zset) }
 elseif op == 'qremove' then
-  local entry = redis.call('HGET', index, ARGV[6])
   result = { 0 }
-  if entry then
-    redis.call('ZREM', zset, entry)
-    redis.call('HDEL', index, ARGV[6])
+  if queue_remove(zset, index, ARGV[6]) then
     tidy()
     result[1] = 1
   end

@@ -35,6 +35,15 @@ pub(crate) fn reporting(body: &str) -> String {
     text
 }
 
+/// A priority queue's entries in its companion keys (`lua/lib/queue.lua`).
+const QUEUE: &str = include_str!("../../lua/lib/queue.lua");
+
+/// A library script that reports typed failures and writes priority queues' entries: the
+/// failure helper, the queue helper, then `body`.
+pub(crate) fn reporting_with_queues(body: &str) -> String {
+    reporting(&format!("{QUEUE}\n{body}"))
+}
+
 /// The source of the field script's own part (`lua/field.lua`).
 pub(crate) const FIELD_MAIN: &str = include_str!("../../lua/field.lua");
 

@@ -274,7 +274,7 @@ pub(crate) mod library {
         Script::build(
             Cow::Borrowed("rapyer.lock_save"),
             Keys::Dynamic,
-            Cow::Owned(super::lua::reporting(include_str!(
+            Cow::Owned(super::lua::reporting_with_queues(include_str!(
                 "../../lua/lock_save.lua"
             ))),
         )
@@ -354,7 +354,7 @@ pub(crate) mod library {
         Script::build(
             Cow::Borrowed("rapyer.structure"),
             Keys::Dynamic,
-            Cow::Owned(super::lua::reporting(include_str!(
+            Cow::Owned(super::lua::reporting_with_queues(include_str!(
                 "../../lua/structure.lua"
             ))),
         )
