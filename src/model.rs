@@ -126,6 +126,8 @@ pub trait AtomicModel: Model {
     /// Returns what the closure returns, resolved as in
     /// [`ServerOps::scope`](crate::ServerOps::scope). A failure is
     /// [`Error::Block`](crate::Error::Block) and leaves the model, local and stored, as it was.
+    /// A block that wrote the model's sets or priority queues reads them back into the local
+    /// model after it (one more round trip).
     fn atomic<F, R>(&mut self, db: &Db, build: F) -> impl Future<Output = Result<R::Output>> + Send
     where
         F: for<'o> FnOnce(<Self as crate::ops::Referable>::Ref<crate::ops::Bound<'o>>) -> R + Send,

@@ -967,6 +967,23 @@ async fn one_block_pops_the_most_urgent_task_appends_it_to_a_list_and_bumps_a_co
         .collect();
     assert_eq!(inbox, owned(&[("later", 5)]));
     assert_eq!(stored_queue.tags.len(), 1);
+    // The block's writes to the model's structures came back into the local model.
+    assert_eq!(queue, stored_queue, "the local model follows the server");
+    // Another client's change before an atomic block comes back with it too: the local
+    // structures are read after the block, not patched from what it did.
+    let mut elsewhere = Desk::get(&db, "queue").await.expect("get");
+    elsewhere
+        .tags()
+        .add(&db, "from elsewhere".into())
+        .await
+        .expect("add");
+    queue
+        .atomic(&db, |m| m.tags().remove(&"x".to_string()))
+        .await
+        .expect("atomic");
+    let tags: Vec<String> = queue.tags.iter().cloned().collect();
+    assert_eq!(tags, vec!["from elsewhere".to_string()]);
+    assert_eq!(queue, Desk::get(&db, "queue").await.expect("get"));
     // An empty queue pops None and appends nothing.
     ServerOps::scope(&db, |ops| {
         ops.queue_pop(q.inbox());

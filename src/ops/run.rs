@@ -176,6 +176,9 @@ pub(crate) async fn run(db: &Db, program: &Program, echo: bool) -> Result<(Resul
                     .ok_or_else(malformed)?;
                 echoed.push((names.clone(), text.clone()));
             }
+            if echo && touches_structures(&compiled.uses) {
+                echoed.extend(structures_of_first(db, &keys[0], &compiled.structures).await?);
+            }
             Ok((
                 Results {
                     values,
@@ -187,6 +190,54 @@ pub(crate) async fn run(db: &Db, program: &Program, echo: bool) -> Result<(Resul
         }
         _ => Err(malformed()),
     }
+}
+
+/// Whether a block whose runtime uses `uses` writes a set or a priority queue.
+fn touches_structures(uses: &std::collections::BTreeSet<&'static str>) -> bool {
+    use super::block_op::BlockOp;
+    [
+        BlockOp::SetAdd,
+        BlockOp::SetRemove,
+        BlockOp::QueuePush,
+        BlockOp::QueuePop,
+        BlockOp::QueuePopInto,
+        BlockOp::QueueRemove,
+        BlockOp::StructuresCopy,
+    ]
+    .iter()
+    .any(|op| uses.contains(op.lua_name()))
+}
+
+/// The sets and queues of the block's first document (at `key`), read from their companion
+/// keys after the block, each as an echo of its field: what an `atomic` block writes back
+/// into the local model (one more round trip, only after a block that wrote structures).
+async fn structures_of_first(
+    db: &Db,
+    key: &str,
+    structures: &[(usize, crate::keys::Structure)],
+) -> Result<Echo> {
+    let first: Vec<crate::keys::Structure> = structures
+        .iter()
+        .filter(|(k, _)| *k == 0)
+        .map(|(_, s)| s.clone())
+        .collect();
+    if first.is_empty() {
+        return Ok(Vec::new());
+    }
+    let Some(json) = crate::documents::read_with_structures(db, key, None, &first).await? else {
+        return Ok(Vec::new());
+    };
+    let doc: serde_json::Value =
+        serde_json::from_slice(&json).map_err(|source| Error::Deserialize {
+            key: key.to_string(),
+            path: "$".to_string(),
+            source,
+        })?;
+    Ok(first
+        .iter()
+        .zip(crate::structures::values(&doc, &first))
+        .map(|(s, value)| (s.names.clone(), value.to_string()))
+        .collect())
 }
 
 /// Runs a block compiled to the flat plan: its reply is `ok`, each operation's result, then
