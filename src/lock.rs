@@ -309,8 +309,8 @@ impl<M: KeySettings + Document> LockGuard<M> {
     /// re-read: fields others changed meanwhile keep, locally, the value read under the lock.
     pub async fn save(&mut self) -> Result<()> {
         let mut now = codec::encode_model_value(&self.model_key, &self.model)?;
-        // Sets and queues live in companion keys, changed by their handles only: the
-        // document keeps null there.
+        // Sets and queues live in companion keys: the document keeps null there, and what
+        // this holder changed in them is written member by member.
         let structures = structures_of::<M>();
         let local = crate::structures::values(&now, &structures);
         // What this holder changed in them, written member by member in the same script
