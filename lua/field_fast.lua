@@ -27,16 +27,10 @@ local function number_at(pattern)
   return done and text and string.match(text, pattern)
 end
 
--- Writes the new value `text` (JSON.SET: refused, as every write of the library is, when the
--- server is over its memory limit; JSON.NUMINCRBY is not), the expiry re-armed; the reply.
-local function write_number(text)
-  redis.call('JSON.SET', KEYS[1], ARGV[1], text)
-  renew()
-  return '[' .. text .. ']'
-end
-
 -- An exact integer increment whose operand, field and result are below 10^15 in magnitude
--- (exact as doubles): the field read, the result range-checked and written. A larger operand or value, a float, anything else: the whole path
+-- (exact as doubles): the field read, the result range-checked and written with JSON.SET
+-- (refused, as every write of the library is, when the server is over its memory limit;
+-- JSON.NUMINCRBY is not). A larger operand or value, a float, anything else: the whole path
 -- (string arithmetic over the full range of the field's type).
 local function fast_incr()
   local n = number_at('^%[(%-?%d+)%]$')
@@ -48,7 +42,10 @@ local function fast_incr()
   if v < tonumber(ARGV[5]) or v > tonumber(ARGV[6]) then
     return nil
   end
-  return write_number(string.format('%.0f', v))
+  local text = string.format('%.0f', v)
+  redis.call('JSON.SET', KEYS[1], ARGV[1], text)
+  renew()
+  return '[' .. text .. ']'
 end
 
 -- A float increment: the field read, the result checked finite and within the float type,

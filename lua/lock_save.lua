@@ -99,10 +99,7 @@ for _, c in ipairs(changes) do
         queue_push(key, index, priority, member)
       end
     end
-    -- An emptied queue takes its index (and its sequence counter) with it.
-    if redis.call('ZCARD', key) == 0 then
-      redis.call('DEL', index)
-    end
+    queue_tidy(key, index)
   end
   written = written + 1
 end

@@ -32,12 +32,6 @@ end
 
 local set, zset, index = KEYS[s], KEYS[s], KEYS[s + 1]
 
--- Drops an emptied queue's index (and its sequence counter) with it.
-local function tidy()
-  if redis.call('ZCARD', zset) == 0 then
-    redis.call('DEL', index)
-  end
-end
 
 local function pop(n)
   local out = {}
@@ -46,7 +40,7 @@ local function pop(n)
     redis.call('HDEL', index, popped[i]:sub(33))
     out[#out + 1] = popped[i]
   end
-  tidy()
+  queue_tidy(zset, index)
   return out
 end
 
@@ -97,7 +91,7 @@ elseif op == 'qlen' then
 elseif op == 'qremove' then
   result = { 0 }
   if queue_remove(zset, index, ARGV[6]) then
-    tidy()
+    queue_tidy(zset, index)
     result[1] = 1
   end
 elseif op == 'qitems' then

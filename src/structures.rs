@@ -568,9 +568,7 @@ pub(crate) fn values(doc: &serde_json::Value, structures: &[Structure]) -> Vec<s
     structures
         .iter()
         .map(|s| {
-            s.names
-                .iter()
-                .try_fold(doc, |value, name| value.as_object()?.get(*name))
+            at(doc, &s.names)
                 .cloned()
                 .unwrap_or(serde_json::Value::Null)
         })
@@ -593,13 +591,16 @@ pub(crate) fn lock_changes(
     local: &[serde_json::Value],
     first: usize,
 ) -> Result<(Vec<String>, Vec<String>)> {
+    // A structure's encoded items (a set's items, a queue's [item, priority] pairs).
+    fn items(v: &serde_json::Value) -> &[serde_json::Value] {
+        v.as_array().map_or(&[], Vec::as_slice)
+    }
     let (mut keys, mut args) = (Vec::new(), Vec::new());
     for ((s, before), now) in structures.iter().zip(held).zip(local) {
         if before == now {
             continue;
         }
         let path = s.path();
-        let items = |v: &serde_json::Value| v.as_array().cloned().unwrap_or_default();
         let (removed, added): (Vec<String>, Vec<String>) = match s.kind {
             StructureKind::Set => {
                 let members = |v: &serde_json::Value| -> Result<BTreeSet<String>> {
@@ -663,6 +664,13 @@ pub(crate) fn lock_changes(
 }
 
 /// The value at the JSON names `names` inside `doc`, if there is one.
+fn at<'v>(doc: &'v serde_json::Value, names: &[&str]) -> Option<&'v serde_json::Value> {
+    names
+        .iter()
+        .try_fold(doc, |value, name| value.as_object()?.get(*name))
+}
+
+/// The value at the JSON names `names` inside `doc`, if there is one, to change it.
 fn at_mut<'v>(doc: &'v mut serde_json::Value, names: &[&str]) -> Option<&'v mut serde_json::Value> {
     names
         .iter()

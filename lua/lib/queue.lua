@@ -27,3 +27,10 @@ local function queue_remove(zset, index, member)
   redis.call('HDEL', index, member)
   return true
 end
+
+-- Drops an emptied queue's index (and its sequence counter) with it.
+local function queue_tidy(zset, index)
+  if redis.call('ZCARD', zset) == 0 then
+    redis.call('DEL', index)
+  end
+end
