@@ -131,6 +131,9 @@ async fn every_write_path() {
     );
     let local = a.clone();
     assert_oom("int incr", a.level().incr(&db, 1).await, &ka);
+    // Refused before the script runs (`#!lua`, no `allow-oom`): the float increment writes
+    // with JSON.NUMINCRBY, which RedisJSON does not flag `denyoom`.
+    assert_oom("float incr", a.ratio().incr(&db, 1.0).await, &ka);
     assert_oom("set", a.level().set(&db, 5).await, &ka);
     assert_oom("list append", a.items().append(&db, "b").await, &ka);
     assert_oom("buffer push", a.recent().push(&db, "b").await, &ka);
@@ -190,9 +193,19 @@ async fn every_write_path() {
     // Reads still work at the limit.
     assert_eq!(Tank::get(&db, "a").await.expect("get"), tank("a"));
     held.release().await.expect("release needs no memory");
-    // RedisJSON flags JSON.NUMINCRBY (like DEL, ARRPOP, ARRTRIM, CLEAR) without `denyoom`:
-    // a write that cannot grow the document is allowed at the limit.
-    assert_eq!(a.ratio().incr(&db, 1.0).await.expect("float incr"), 1.5);
+    // Field operations that only remove run at the limit, as DEL does.
+    assert_eq!(a.items().pop(&db).await.expect("pop at the limit"), "a");
+    assert_eq!(
+        a.labels()
+            .remove(&db, "k")
+            .await
+            .expect("remove at the limit"),
+        Some("v".to_string())
+    );
+    let after: serde_json::Value =
+        serde_json::from_str(&json_get(&mut raw, &ka).await.expect("a is there")).expect("json");
+    assert_eq!(after[0]["items"], serde_json::json!([]));
+    assert_eq!(after[0]["labels"], serde_json::json!({}));
     // Expiries and deletes (each a script that checks the key's type first) free or keep
     // memory, so they run at the limit too.
     a.set_ttl(&db, std::time::Duration::from_secs(600))

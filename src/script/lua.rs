@@ -93,10 +93,22 @@ pub(crate) fn field_ops() -> impl Iterator<Item = &'static str> {
         .filter_map(|l| l.split('(').next())
 }
 
+/// The field operations whose scripts a server over its `maxmemory` limit refuses before
+/// they run (`#!lua` with no `allow-oom` flag): every one that may make the document larger.
+/// Not the reads, nor those that only remove (pop, remove, clear, trim, dict delete), which
+/// run at the limit as `DEL` does. So the refusal does not depend on which RedisJSON
+/// commands an operation happens to use: `JSON.NUMINCRBY` and `JSON.TOGGLE` are not flagged
+/// `denyoom`, `JSON.SET` is.
+pub(crate) const REFUSED_OVER_MAXMEMORY: [&str; 14] = [
+    "set", "incr", "mul", "fincr", "fmul", "append", "toggle", "tadd", "tset", "lappend",
+    "linsert", "lset", "dset", "bpush",
+];
+
 /// The script of the field operation `op` (a name from [`field_ops`]): the pieces it, its
 /// checks (`check_<op>` when `lua/field.lua` defines it, else `checked`) and the entry point
 /// `FIELD` (the expiry, the reply) need, then the call. When `lua/field_fast.lua` has a
-/// `fast_<op>`, that runs first and all of this only when it declines.
+/// `fast_<op>`, that runs first, and the whole operation's functions are created only when
+/// it declines (each function a script defines is created again on every call).
 pub(crate) fn field_script(op: &str) -> String {
     let run = format!("op_{op}");
     let own = format!("check_{op}");
@@ -105,23 +117,21 @@ pub(crate) fn field_script(op: &str) -> String {
     } else {
         "checked"
     };
-    let whole = FIELD_PIECES.needed(["FIELD", run.as_str(), check]);
-    let mut text = format!("-- rapyer field operation {op}\n");
+    let mut text = String::new();
+    if REFUSED_OVER_MAXMEMORY.contains(&op) {
+        // A shebang must be the script's first line.
+        text.push_str("#!lua\n");
+    }
+    text.push_str(&format!("-- rapyer field operation {op}\n"));
     let fast = format!("fast_{op}");
     if FAST_PIECES.defines(&fast) {
-        // The whole operation becomes the function `slow`: its helpers are created only
-        // when the fast path declines (having written nothing).
-        text.push_str("local function slow()\n");
-        text.push_str(&whole);
-        text.push_str(&format!("return FIELD({run}, {check})\nend\n"));
         text.push_str(&FAST_PIECES.needed([fast.as_str()]));
         text.push_str(&format!(
-            "local reply = {fast}()\nif reply then\nreturn reply\nend\nreturn slow()\n"
+            "local reply = {fast}()\nif reply then\nreturn reply\nend\n"
         ));
-    } else {
-        text.push_str(&whole);
-        text.push_str(&format!("return FIELD({run}, {check})\n"));
     }
+    text.push_str(&FIELD_PIECES.needed(["FIELD", run.as_str(), check]));
+    text.push_str(&format!("return FIELD({run}, {check})\n"));
     text
 }
 
@@ -173,7 +183,7 @@ pub(crate) fn names(source: &str, calls_only: bool) -> BTreeSet<&str> {
 mod tests {
     use super::{
         BLOCK, BLOCK_PIECES, FAST_PIECES, FIELD_FAST, FIELD_MAIN, FIELD_PIECES, FLAT, FLAT_PIECES,
-        LIB, field_ops, field_script, names, top_level_functions,
+        LIB, REFUSED_OVER_MAXMEMORY, field_ops, field_script, names, top_level_functions,
     };
 
     /// The globals a script may call, and the keywords a call scan also sees.
@@ -314,23 +324,36 @@ mod tests {
         let incr = field_script("incr");
         assert!(incr.contains("local function op_incr("));
         assert!(incr.contains("local function add(") && incr.contains("local function cmp("));
-        assert!(incr.contains("return FIELD(op_incr, check_incr)\nend\n"));
+        assert!(incr.ends_with("return FIELD(op_incr, check_incr)\n"));
         assert!(!incr.contains("local function checked("));
         assert!(field_script("get").contains("return FIELD(op_get, check_get)\n"));
         assert!(field_script("set").contains("return FIELD(op_set, checked)\n"));
-        // An operation with a fast path runs it first, the whole operation only after it
-        // declined; one without has no fast path and no `slow`.
-        assert!(incr.starts_with("-- rapyer field operation incr\nlocal function slow()\n"));
+        // An operation with a fast path runs it first, and creates the whole operation's
+        // functions only after it declined; one without has no fast path.
+        assert!(incr.starts_with("#!lua\n-- rapyer field operation incr\nlocal function "));
         assert!(
             incr.contains("local function fast_incr(") && incr.contains("local function renew(")
         );
         assert!(!incr.contains("fast_fincr") && !incr.contains("fast_set"));
-        assert!(incr.ends_with(
-            "local reply = fast_incr()\nif reply then\nreturn reply\nend\nreturn slow()\n"
-        ));
+        let early = "local reply = fast_incr()\nif reply then\nreturn reply\nend\n";
+        let (fast, whole) = incr
+            .split_once(early)
+            .expect("the fast path's early return");
+        assert!(fast.contains("local function fast_incr(") && !fast.contains("op_incr"));
+        assert!(whole.contains("local function op_incr(") && !whole.contains("fast_"));
         let mul = field_script("mul");
-        assert!(!mul.contains("slow") && !mul.contains("renew"));
+        assert!(!mul.contains("fast_") && !mul.contains("renew"));
         assert!(mul.ends_with("return FIELD(op_mul, check_mul)\n"));
+        // The writes that may grow a document are refused over the memory limit as a whole;
+        // reads and removals are not flagged.
+        for op in field_ops() {
+            let flagged = field_script(op).starts_with("#!lua\n");
+            assert_eq!(flagged, REFUSED_OVER_MAXMEMORY.contains(&op), "{op}");
+        }
+        for op in REFUSED_OVER_MAXMEMORY {
+            assert!(field_ops().any(|o| o == op), "{op} is no field operation");
+        }
+        assert!(!field_script("get").starts_with("#!") && !field_script("lpop").starts_with("#!"));
         for op in FAST_PIECES.names().filter_map(|n| n.strip_prefix("fast_")) {
             assert!(field_ops().any(|o| o == op), "fast_{op} has no operation");
         }
