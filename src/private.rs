@@ -58,6 +58,13 @@ pub mod v1 {
         At::root(model)
     }
 
+    /// The handle on the field `segment` of the stored model `model` (what
+    /// `at_field(&at_root(model), segment, indexed)` gives, built without the root's copies).
+    pub fn at_root_field<M: AtomicModel>(model: &M, segment: &str, indexed: bool) -> At {
+        let at = At::root_field(model, segment);
+        if indexed { at.indexed() } else { at }
+    }
+
     /// The place of the field `name` (its JSON name) of the model at `loc`, marked as a
     /// field of the search index when `indexed`.
     pub fn loc_field(loc: &Loc, name: &'static str, indexed: bool) -> Loc {

@@ -67,6 +67,7 @@ mod text;
 #[cfg(feature = "chrono")]
 mod time;
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -139,9 +140,18 @@ pub struct At {
 impl At {
     /// The root of the stored model `model`.
     pub(crate) fn root<M: KeySettings>(model: &M) -> At {
+        At::root_field(model, "")
+    }
+
+    /// The field reached from the root of the stored model `model` by `segment` (`""` for
+    /// the root itself).
+    pub(crate) fn root_field<M: KeySettings>(model: &M, segment: &str) -> At {
+        let mut path = String::with_capacity(1 + segment.len());
+        path.push('$');
+        path.push_str(segment);
         At {
             key: key_of::<M>(model.model_id()),
-            path: "$".to_string(),
+            path,
             write_ttl: M::TTL,
             read_ttl: read_ttl::<M>(),
             indexed: false,
@@ -199,8 +209,9 @@ impl At {
         want: Want,
         operands: &[&str],
     ) -> Result<T> {
-        let reply: Vec<u8> = self.call(db, op, want, operands).await?;
-        self.decode_one(db, want, &reply)
+        let keys = self.document_keys(db);
+        let reply: Vec<u8> = self.call_with(db, &keys, op, want, operands).await?;
+        self.decode_at(&keys[0], want, &reply)
     }
 
     /// Runs `op` on the field and returns the script's reply as it is.
@@ -211,16 +222,31 @@ impl At {
         want: Want,
         operands: &[&str],
     ) -> Result<R> {
-        let key = db.key(&self.key);
+        self.call_with(db, &self.document_keys(db), op, want, operands)
+            .await
+    }
+
+    /// [`call`](At::call) with the field's [`document_keys`](At::document_keys).
+    async fn call_with<R: redis::FromRedisValue>(
+        &self,
+        db: &Db,
+        keys: &[String],
+        op: FieldOp,
+        want: Want,
+        operands: &[&str],
+    ) -> Result<R> {
         let ttl = if op.reads_only() {
             self.read_ttl
         } else {
             self.write_ttl
         };
-        let ttl = ttl.map_or(0, codec::ttl_millis).to_string();
+        let ttl = match ttl {
+            Some(ttl) => Cow::Owned(codec::ttl_millis(ttl).to_string()),
+            None => Cow::Borrowed("0"),
+        };
         // The operation is the script's own (`rapyer.field.<op>`), so it is not sent.
         let mut args: Vec<&str> = Vec::with_capacity(3 + operands.len());
-        args.extend([self.path.as_str(), want.types, ttl.as_str()]);
+        args.extend([self.path.as_str(), want.types, &ttl]);
         args.extend_from_slice(operands);
         let Some(script) = library::field(op.lua_name()) else {
             return Err(Error::InvalidScript {
@@ -228,15 +254,17 @@ impl At {
                 message: "lua/field.lua has no such operation".into(),
             });
         };
-        let keys = self.document_keys(db);
-        db.run_lua(script, &keys, &args)
+        db.run_lua(script, keys, &args)
             .await
-            .map_err(|e| failure::document_error(e, &key))
+            .map_err(|e| failure::document_error(e, &keys[0]))
     }
 
     /// The model's key, then every companion key of its structures (which expire with it).
     pub(crate) fn document_keys(&self, db: &Db) -> Vec<String> {
         let key = db.key(&self.key);
+        if self.structures.is_empty() {
+            return vec![key];
+        }
         let mut keys = Vec::with_capacity(1 + self.structures.len());
         keys.extend(
             crate::keys::all_companions(db.namespace(), &key, &self.structures)
@@ -254,12 +282,16 @@ impl At {
         want: Want,
         reply: &[u8],
     ) -> Result<T> {
-        let key = db.key(&self.key);
-        let mut values: Vec<T> = codec::decode_at(&key, &self.path, reply)?;
+        self.decode_at(&db.key(&self.key), want, reply)
+    }
+
+    /// [`decode_one`](At::decode_one) of the field of the document stored at `key`.
+    fn decode_at<T: DeserializeOwned>(&self, key: &str, want: Want, reply: &[u8]) -> Result<T> {
+        let mut values: Vec<T> = codec::decode_at(key, &self.path, reply)?;
         match values.pop() {
             Some(value) if values.is_empty() => Ok(value),
             _ => Err(Error::TypeMismatch {
-                key,
+                key: key.to_string(),
                 path: self.path.clone(),
                 expected: failure::expected(want.types).to_string(),
                 found: "nothing".to_string(),

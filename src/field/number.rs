@@ -1,6 +1,8 @@
 //! Handles on numeric fields: exact integer arithmetic over the field type's whole range,
 //! and IEEE floats that never become infinite or leave their type.
 
+use std::borrow::Cow;
+
 use super::{At, FieldOp, FieldType, Want, json};
 use crate::db::Db;
 use crate::error::{Error, Result};
@@ -70,6 +72,32 @@ macro_rules! floats {
 
 floats!(f32, f64);
 
+/// The decimal text of an integer type's bound (`Integer::LOWEST`, `Integer::HIGHEST`): the
+/// bounds of Rust's integer types are written out here, so a call formats none of them.
+fn bound_text(bound: i128) -> Cow<'static, str> {
+    const BOUNDS: [(i128, &str); 9] = [
+        (0, "0"),
+        (i8::MIN as i128, "-128"),
+        (i8::MAX as i128, "127"),
+        (i16::MIN as i128, "-32768"),
+        (i16::MAX as i128, "32767"),
+        (i32::MIN as i128, "-2147483648"),
+        (i32::MAX as i128, "2147483647"),
+        (i64::MIN as i128, "-9223372036854775808"),
+        (i64::MAX as i128, "9223372036854775807"),
+    ];
+    const UNSIGNED: [(i128, &str); 4] = [
+        (u8::MAX as i128, "255"),
+        (u16::MAX as i128, "65535"),
+        (u32::MAX as i128, "4294967295"),
+        (u64::MAX as i128, "18446744073709551615"),
+    ];
+    match BOUNDS.iter().chain(&UNSIGNED).find(|(b, _)| *b == bound) {
+        Some((_, text)) => Cow::Borrowed(text),
+        None => Cow::Owned(bound.to_string()),
+    }
+}
+
 /// Names the Rust number type `T` in an [`Error::Overflow`](crate::Error::Overflow).
 fn overflow_of<T>(e: Error) -> Error {
     match e {
@@ -106,12 +134,9 @@ impl<T: Integer> RedisInt<'_, T> {
     }
 
     async fn arith(&mut self, db: &Db, op: FieldOp, operand: i128) -> Result<T> {
-        let operands = [
-            operand.to_string(),
-            T::LOWEST.to_string(),
-            T::HIGHEST.to_string(),
-        ];
-        let operands = operands.each_ref().map(String::as_str);
+        let operand = operand.to_string();
+        let (lowest, highest) = (bound_text(T::LOWEST), bound_text(T::HIGHEST));
+        let operands = [operand.as_str(), &lowest, &highest];
         let new: T = self
             .at
             .run(db, op, Want::INTEGER, &operands)
@@ -205,5 +230,38 @@ impl<T: Float> RedisFloat<'_, T> {
     /// Where the field lives.
     pub fn at(&self) -> &At {
         &self.at
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Integer, bound_text};
+
+    fn bounds<T: Integer>() -> [(i128, String); 2] {
+        [T::LOWEST, T::HIGHEST].map(|b| (b, bound_text(b).into_owned()))
+    }
+
+    #[test]
+    fn every_integer_types_bounds_are_written_out_exactly() {
+        let all = [
+            bounds::<i8>(),
+            bounds::<i16>(),
+            bounds::<i32>(),
+            bounds::<i64>(),
+            bounds::<isize>(),
+            bounds::<u8>(),
+            bounds::<u16>(),
+            bounds::<u32>(),
+            bounds::<u64>(),
+            bounds::<usize>(),
+        ];
+        for (bound, text) in all.into_iter().flatten() {
+            assert_eq!(text, bound.to_string());
+            assert!(
+                matches!(bound_text(bound), std::borrow::Cow::Borrowed(_)),
+                "{bound}"
+            );
+        }
+        assert_eq!(bound_text(12345), "12345");
     }
 }

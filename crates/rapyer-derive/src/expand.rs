@@ -604,7 +604,7 @@ fn handles(model: &Model) -> (TokenStream, TokenStream) {
             let indexed = f.index.is_some();
             quote! {
                 #accessor {
-                    let at = ::rapyer::__private::v1::at_field(&::rapyer::__private::v1::at_root(&*self), #segment, #indexed);
+                    let at = ::rapyer::__private::v1::at_root_field(&*self, #segment, #indexed);
                     #make
                 }
             }
