@@ -131,6 +131,9 @@ async fn every_write_path() {
     );
     let local = a.clone();
     assert_oom("int incr", a.level().incr(&db, 1).await, &ka);
+    // The reload above cached the script: now the server refuses the cached `#!lua` script
+    // before it runs (another path of the server than the refusal inside EXEC).
+    assert_oom("int incr, script cached", a.level().incr(&db, 1).await, &ka);
     // Refused before the script runs (`#!lua`, no `allow-oom`): the float increment writes
     // with JSON.NUMINCRBY, which RedisJSON does not flag `denyoom`.
     assert_oom("float incr", a.ratio().incr(&db, 1.0).await, &ka);
