@@ -29,6 +29,14 @@ local function number_at(pattern)
   return done and text and string.match(text, pattern)
 end
 
+-- Adds ARGV[4] to the field with JSON.NUMINCRBY once an increment's checks have passed,
+-- re-arms the expiry, and returns the reply (the new value, as `[value]`).
+local function add_checked()
+  local reply = redis.call('JSON.NUMINCRBY', KEYS[1], ARGV[1], ARGV[4])
+  renew()
+  return reply
+end
+
 -- An exact integer increment whose operand, field and result are below 10^15 in magnitude
 -- (exact as doubles): the field read and the result range-checked first, then the bare
 -- JSON.NUMINCRBY, whose reply is the new value. A larger operand or value, a float, anything
@@ -47,9 +55,7 @@ local function fast_incr()
   if (#lowest < 17 and v < tonumber(lowest)) or (#highest < 17 and v > tonumber(highest)) then
     return nil
   end
-  local reply = redis.call('JSON.NUMINCRBY', KEYS[1], ARGV[1], ARGV[4])
-  renew()
-  return reply
+  return add_checked()
 end
 
 -- A float increment: the field read, the result checked finite and within the float type,
@@ -65,9 +71,7 @@ local function fast_fincr()
   if v ~= v or v > highest or v < -highest then
     return nil
   end
-  local reply = redis.call('JSON.NUMINCRBY', KEYS[1], ARGV[1], ARGV[4])
-  renew()
-  return reply
+  return add_checked()
 end
 
 -- The field's JSON type checked with JSON.TYPE, then JSON.SET; the reply is the value sent
