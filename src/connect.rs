@@ -63,6 +63,16 @@ pub struct ConnectOptions {
     /// do all calls while the dedicated ones are busy. Opened on first use, in the
     /// background. Not used on a cluster or over TLS. See the README's "Connecting" section.
     pub direct_connections: usize,
+    /// How many field-handle calls (`incr`, `append`, `set`, …) a standalone server's
+    /// connection has in flight before the next ones wait and are sent together (default 4;
+    /// 0 turns this off). When one of those in flight ends, the waiting calls go out at once,
+    /// the calls of one operation as ONE script call that runs each of them in turn, so the
+    /// server pays for one script call instead of one per operation (measured: 1.3× the
+    /// increments per second on the server with 8 per call; see the README's "Performance"
+    /// section). Each call keeps its own outcome, atomicity, errors and cancellation (see the
+    /// README's "Gathered field calls"); a call with fewer in flight goes out alone at once.
+    /// Not on a cluster.
+    pub gather_after: usize,
     #[cfg(feature = "tls")]
     tls: Option<redis::TlsCertificates>,
 }
@@ -76,6 +86,7 @@ impl Default for ConnectOptions {
             reconnect_min_delay: Duration::from_millis(100),
             reconnect_max_delay: None,
             direct_connections: 2,
+            gather_after: 4,
             #[cfg(feature = "tls")]
             tls: None,
         }
@@ -90,7 +101,8 @@ impl std::fmt::Debug for ConnectOptions {
             .field("reconnect_retries", &self.reconnect_retries)
             .field("reconnect_min_delay", &self.reconnect_min_delay)
             .field("reconnect_max_delay", &self.reconnect_max_delay)
-            .field("direct_connections", &self.direct_connections);
+            .field("direct_connections", &self.direct_connections)
+            .field("gather_after", &self.gather_after);
         // redis-rs's own Debug prints "<redacted>" for every certificate and key.
         #[cfg(feature = "tls")]
         s.field("tls", &self.tls);
@@ -139,6 +151,13 @@ impl ConnectOptions {
     /// [`ConnectOptions::direct_connections`](Self#structfield.direct_connections).
     pub fn direct_connections(mut self, connections: usize) -> ConnectOptions {
         self.direct_connections = connections;
+        self
+    }
+
+    /// Sets how many field calls a connection has in flight before the next ones are sent
+    /// together; see [`ConnectOptions::gather_after`](Self#structfield.gather_after).
+    pub fn gather_after(mut self, calls: usize) -> ConnectOptions {
+        self.gather_after = calls;
         self
     }
 

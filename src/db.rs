@@ -6,11 +6,12 @@ use std::time::Instant;
 
 use redis::aio::{ConnectionLike, ConnectionManager};
 use redis::cluster_async::ClusterConnection;
-use redis::{Cmd, FromRedisValue, Pipeline, RedisError, RedisFuture, Value};
+use redis::{Cmd, FromRedisValue, Pipeline, RedisError, RedisFuture, RedisResult, Value};
 
 use crate::connect::ConnectOptions;
 use crate::direct::Direct;
 use crate::error::{Error, Result};
+use crate::script::gather::Gather;
 use crate::script::{Registry, Scripts};
 
 /// A cheap-to-clone handle on one Redis server (or one Redis Cluster, see
@@ -36,6 +37,9 @@ pub struct Db {
     url: Arc<str>,
     namespace: Arc<str>,
     scripts: Arc<Registry>,
+    /// The field calls in flight on this connection, and those waiting to be gathered
+    /// (`None` on a cluster, or when turned off).
+    gather: Option<Arc<Gather>>,
 }
 
 impl std::fmt::Debug for Db {
@@ -75,6 +79,7 @@ impl Db {
             url: url.into(),
             namespace: "".into(),
             scripts: Arc::new(Registry::new()),
+            gather: Gather::new(options.gather_after),
         })
     }
 
@@ -125,6 +130,7 @@ impl Db {
             url: url.into(),
             namespace: "".into(),
             scripts: Arc::new(Registry::new()),
+            gather: None,
         })
     }
 
@@ -159,12 +165,18 @@ impl Db {
             url: self.url.clone(),
             namespace: namespace.into(),
             scripts: self.scripts.clone(),
+            gather: self.gather.clone(),
         })
     }
 
     /// The named scripts of this connection (shared by every clone and namespace of it).
     pub fn scripts(&self) -> Scripts<'_> {
         Scripts::new(self)
+    }
+
+    /// The gathering of this connection's field calls, if on.
+    pub(crate) fn gather(&self) -> Option<&Gather> {
+        self.gather.as_deref()
     }
 
     pub(crate) fn registry(&self) -> &Registry {
@@ -361,12 +373,25 @@ impl Db {
         keys: usize,
         cmd: &Cmd,
     ) -> std::result::Result<T, RedisError> {
+        let value = self
+            .query_reply(op, keys, cmd, Value::extract_error)
+            .await?;
+        T::from_redis_value(value).map_err(RedisError::from)
+    }
+
+    /// Sends one command and returns its reply, traced as `op` with `keys` keys; `extract`
+    /// says which server errors in the reply fail the call: [`Value::extract_error`] any
+    /// (the reply's own, or one inside it), [`top_error`] only the reply's own.
+    pub(crate) async fn query_reply(
+        &self,
+        op: &'static str,
+        keys: usize,
+        cmd: &Cmd,
+        extract: fn(Value) -> RedisResult<Value>,
+    ) -> std::result::Result<Value, RedisError> {
         let started = Instant::now();
         let mut conn = self.conn.clone();
-        let mut result = conn
-            .req_packed_command(cmd)
-            .await
-            .and_then(Value::extract_error);
+        let mut result = conn.req_packed_command(cmd).await.and_then(extract);
         if let Err(e) = &result
             && let Some(followed) = self.follow_ask(e, std::slice::from_ref(cmd)).await
         {
@@ -376,10 +401,10 @@ impl Db {
                         RedisError::from((redis::ErrorKind::Client, "no reply after ASKING"))
                     })
                 })
-                .and_then(Value::extract_error);
+                .and_then(extract);
         }
         trace_command(op, keys, started, result.is_ok());
-        T::from_redis_value(result?).map_err(RedisError::from)
+        result
     }
 
     /// When `e` is an `ASK` redirect redis-rs gave up on, sends `ASKING` and `commands` (one
@@ -531,6 +556,15 @@ impl Db {
         };
         trace_command(op, keys, started, result.is_ok());
         result
+    }
+}
+
+/// A reply that is a server error as the call's error; any other reply (an array holding
+/// errors too) as it is.
+pub(crate) fn top_error(reply: Value) -> RedisResult<Value> {
+    match reply {
+        Value::ServerError(e) => Err(e.into()),
+        reply => Ok(reply),
     }
 }
 

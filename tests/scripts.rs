@@ -716,6 +716,10 @@ async fn every_library_script_is_registered_and_loads() {
                 let Some(op) = name.strip_prefix("rapyer.field.") else {
                     continue;
                 };
+                // Checked with lua/field_gather.lua below.
+                if op.ends_with(".gathered") {
+                    continue;
+                }
                 let body = db
                     .scripts()
                     .get(&name)
@@ -746,6 +750,55 @@ async fn every_library_script_is_registered_and_loads() {
                     );
                 }
             }
+            continue;
+        }
+        // The loop of the gathered field calls: for each field operation's script
+        // `rapyer.field.<name>`, `rapyer.field.<name>.gathered` runs several calls of it in
+        // one script call: the same operation (and its fast path) with KEYS and ARGV as
+        // locals the loop sets, the same first line (`#!lua` or not), the loop last.
+        if path.ends_with("field_gather.lua") {
+            let source = std::fs::read_to_string(&path).expect("read");
+            let mut gathered = 0;
+            for name in db.scripts().names() {
+                let Some(op) = name
+                    .strip_prefix("rapyer.field.")
+                    .and_then(|rest| rest.strip_suffix(".gathered"))
+                else {
+                    continue;
+                };
+                let body = db
+                    .scripts()
+                    .get(&name)
+                    .expect("registered")
+                    .body()
+                    .to_string();
+                let single = db
+                    .scripts()
+                    .get(&format!("rapyer.field.{op}"))
+                    .unwrap_or_else(|| panic!("{name} gathers no operation"))
+                    .body()
+                    .to_string();
+                assert!(body.ends_with(source.as_str()), "{name}");
+                assert!(
+                    body.contains("local CALLS_KEYS, CALLS_ARGV = KEYS, ARGV\nlocal KEYS, ARGV\n"),
+                    "{name}"
+                );
+                assert!(body.contains(&format!("local function op_{op}(")), "{name}");
+                assert_eq!(body.matches("local function op_").count(), 1, "{name}");
+                assert_eq!(
+                    body.contains(&format!("local function fast_{op}(")),
+                    single.contains(&format!("local function fast_{op}(")),
+                    "{name}"
+                );
+                assert_eq!(
+                    body.starts_with("#!lua\n"),
+                    single.starts_with("#!lua\n"),
+                    "{name}"
+                );
+                files.insert(name);
+                gathered += 1;
+            }
+            assert!(gathered > 20, "{gathered} gathered field scripts");
             continue;
         }
         // The field operations: one script each, `rapyer.field.<name>` for each top-level

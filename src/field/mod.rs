@@ -93,7 +93,6 @@ use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::keys::{KeySettings, Structure, key_of, read_ttl, structures_of};
 use crate::script::failure;
-use crate::script::library;
 
 /// A type that can be a field of a model, and the handle its accessor returns.
 ///
@@ -248,13 +247,7 @@ impl At {
         let mut args: Vec<&str> = Vec::with_capacity(3 + operands.len());
         args.extend([self.path.as_str(), want.types, &ttl]);
         args.extend_from_slice(operands);
-        let Some(script) = library::field(op.lua_name()) else {
-            return Err(Error::InvalidScript {
-                name: format!("rapyer.field.{}", op.lua_name()),
-                message: "lua/field.lua has no such operation".into(),
-            });
-        };
-        db.run_lua(script, keys, &args)
+        db.run_field(op.lua_name(), keys, &args)
             .await
             .map_err(|e| failure::document_error(e, &keys[0]))
     }

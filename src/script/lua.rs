@@ -104,34 +104,101 @@ pub(crate) const REFUSED_OVER_MAXMEMORY: [&str; 14] = [
     "linsert", "lset", "dset", "bpush",
 ];
 
+/// The parts of the field operation `op`'s scripts (a name from [`field_ops`]).
+struct FieldParts {
+    /// Whether the scripts start with `#!lua` ([`REFUSED_OVER_MAXMEMORY`]).
+    refused_over_maxmemory: bool,
+    /// The fast path: the pieces of `lua/field_fast.lua` that `fast_<op>` needs, and the
+    /// early return of its reply; `None` when the operation has none.
+    fast: Option<(String, String)>,
+    /// The whole operation: the pieces it, its checks (`check_<op>` when `lua/field.lua`
+    /// defines it, else `checked`) and the entry point `FIELD` (the expiry, the reply) need,
+    /// then the call.
+    whole: String,
+}
+
+impl FieldParts {
+    fn of(op: &str) -> FieldParts {
+        let run = format!("op_{op}");
+        let own = format!("check_{op}");
+        let check = if FIELD_PIECES.defines(&own) {
+            own.as_str()
+        } else {
+            "checked"
+        };
+        let fast_name = format!("fast_{op}");
+        let fast = FAST_PIECES.defines(&fast_name).then(|| {
+            (
+                FAST_PIECES.needed([fast_name.as_str()]),
+                format!("local reply = {fast_name}()\nif reply then\nreturn reply\nend\n"),
+            )
+        });
+        let mut whole = FIELD_PIECES.needed(["FIELD", run.as_str(), check]);
+        whole.push_str(&format!("return FIELD({run}, {check})\n"));
+        FieldParts {
+            refused_over_maxmemory: REFUSED_OVER_MAXMEMORY.contains(&op),
+            fast,
+            whole,
+        }
+    }
+
+    /// The first line of a script the server must refuse as a whole over its memory limit
+    /// (a shebang must be a script's first line), else nothing.
+    fn shebang(&self) -> &'static str {
+        if self.refused_over_maxmemory {
+            "#!lua\n"
+        } else {
+            ""
+        }
+    }
+}
+
 /// The script of the field operation `op` (a name from [`field_ops`]): the pieces it, its
-/// checks (`check_<op>` when `lua/field.lua` defines it, else `checked`) and the entry point
-/// `FIELD` (the expiry, the reply) need, then the call. When `lua/field_fast.lua` has a
+/// checks and the entry point `FIELD` need, then the call. When `lua/field_fast.lua` has a
 /// `fast_<op>`, that runs first, and the whole operation's functions are created only when
 /// it declines (each function a script defines is created again on every call).
 pub(crate) fn field_script(op: &str) -> String {
-    let run = format!("op_{op}");
-    let own = format!("check_{op}");
-    let check = if FIELD_PIECES.defines(&own) {
-        own.as_str()
-    } else {
-        "checked"
-    };
-    let mut text = String::new();
-    if REFUSED_OVER_MAXMEMORY.contains(&op) {
-        // A shebang must be the script's first line.
-        text.push_str("#!lua\n");
-    }
+    let parts = FieldParts::of(op);
+    let mut text = String::from(parts.shebang());
     text.push_str(&format!("-- rapyer field operation {op}\n"));
-    let fast = format!("fast_{op}");
-    if FAST_PIECES.defines(&fast) {
-        text.push_str(&FAST_PIECES.needed([fast.as_str()]));
-        text.push_str(&format!(
-            "local reply = {fast}()\nif reply then\nreturn reply\nend\n"
-        ));
+    if let Some((pieces, early_return)) = &parts.fast {
+        text.push_str(pieces);
+        text.push_str(early_return);
     }
-    text.push_str(&FIELD_PIECES.needed(["FIELD", run.as_str(), check]));
-    text.push_str(&format!("return FIELD({run}, {check})\n"));
+    text.push_str(&parts.whole);
+    text
+}
+
+/// The loop that runs several calls of one field operation in one script call
+/// (`lua/field_gather.lua`).
+const FIELD_GATHER: &str = include_str!("../../lua/field_gather.lua");
+
+/// The script that runs several calls of the field operation `op` in one script call (see
+/// [`crate::script::gather`]): [`field_script`]'s parts, laid out so that no function is
+/// created once per call that could be created once per script call. `KEYS` and `ARGV`
+/// become locals, which the loop of `lua/field_gather.lua` sets to each call's keys and
+/// arguments before it runs `one()`; the fast path's functions are created once, the whole
+/// operation's (inside `whole`) only for a call the fast path declined. The `#!lua` line
+/// stays, so a server over its memory limit refuses the whole call before anything runs.
+pub(crate) fn field_gather_script(op: &str) -> String {
+    let parts = FieldParts::of(op);
+    let mut text = String::from(parts.shebang());
+    text.push_str(&format!(
+        "-- rapyer field operation {op}, several calls in one\n\
+         local CALLS_KEYS, CALLS_ARGV = KEYS, ARGV\n\
+         local KEYS, ARGV\n"
+    ));
+    if let Some((pieces, _)) = &parts.fast {
+        text.push_str(pieces);
+    }
+    text.push_str("local function whole()\n");
+    text.push_str(&parts.whole);
+    text.push_str("end\nlocal function one()\n");
+    if let Some((_, early_return)) = &parts.fast {
+        text.push_str(early_return);
+    }
+    text.push_str("return whole()\nend\n");
+    text.push_str(FIELD_GATHER);
     text
 }
 
@@ -182,8 +249,9 @@ pub(crate) fn names(source: &str, calls_only: bool) -> BTreeSet<&str> {
 #[cfg(test)]
 mod tests {
     use super::{
-        BLOCK, BLOCK_PIECES, FAST_PIECES, FIELD_FAST, FIELD_MAIN, FIELD_PIECES, FLAT, FLAT_PIECES,
-        LIB, REFUSED_OVER_MAXMEMORY, field_ops, field_script, names, top_level_functions,
+        BLOCK, BLOCK_PIECES, FAST_PIECES, FIELD_FAST, FIELD_GATHER, FIELD_MAIN, FIELD_PIECES, FLAT,
+        FLAT_PIECES, LIB, REFUSED_OVER_MAXMEMORY, field_gather_script, field_ops, field_script,
+        names, top_level_functions,
     };
 
     /// The globals a script may call, and the keywords a call scan also sees.
@@ -366,6 +434,39 @@ mod tests {
             "member(",
         ] {
             assert!(!incr.contains(absent), "the incr script holds {absent}");
+        }
+        // The gathered script: the same parts, each function created once per script call
+        // (the fast path's) or only when the fast path declines (the whole operation's,
+        // inside `whole`), KEYS and ARGV as the locals the loop sets; the same first line.
+        for op in field_ops() {
+            let single = field_script(op);
+            let gathered = field_gather_script(op);
+            assert_eq!(
+                gathered.starts_with("#!lua\n"),
+                single.starts_with("#!lua\n"),
+                "{op}"
+            );
+            let (head, rest) = gathered
+                .split_once("local function whole()\n")
+                .expect("the whole operation in a function");
+            assert!(
+                head.contains("local KEYS, ARGV\n") && !head.contains("op_"),
+                "{op}"
+            );
+            let (whole, tail) = rest
+                .split_once("end\nlocal function one()\n")
+                .expect("one() after whole()");
+            assert!(whole.contains(&format!("local function op_{op}(")), "{op}");
+            assert!(!whole.contains("fast_"), "{op}");
+            assert!(tail.ends_with(FIELD_GATHER), "{op}");
+            let fast = format!("local function fast_{op}(");
+            assert_eq!(head.contains(&fast), single.contains(&fast), "{op}");
+            if single.contains(&fast) {
+                assert!(
+                    tail.starts_with(&format!("local reply = fast_{op}()\n")),
+                    "{op}"
+                );
+            }
         }
         let append = field_script("append");
         assert!(!append.contains("local function add("));

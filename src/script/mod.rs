@@ -60,6 +60,7 @@
 mod batch;
 mod call;
 pub(crate) mod failure;
+pub(crate) mod gather;
 pub(crate) mod lua;
 pub(crate) mod names;
 mod pipeline;
@@ -471,6 +472,7 @@ pub(crate) mod library {
             &EXPIRE_MANY,
         ];
         all.extend(FIELD.values());
+        all.extend(super::gather::gathered_scripts());
         all
     }
 }

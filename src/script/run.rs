@@ -90,7 +90,30 @@ impl Db {
     /// the server may evict it (see the [module](super)).
     /// An out-of-memory refusal names the call's first key.
     pub(crate) async fn eval(&self, script: &Script, cmd: Cmd, keys: usize) -> Result<Value> {
-        self.eval_once(script, &cmd, keys)
+        self.eval_with(script, cmd, keys, Value::extract_error)
+            .await
+    }
+
+    /// [`eval`](Db::eval) whose reply may hold server errors as entries (a gathered field
+    /// call's, one per failed call): only an error reply of the whole call is an error.
+    pub(crate) async fn eval_entries(
+        &self,
+        script: &Script,
+        cmd: Cmd,
+        keys: usize,
+    ) -> Result<Value> {
+        self.eval_with(script, cmd, keys, crate::db::top_error)
+            .await
+    }
+
+    async fn eval_with(
+        &self,
+        script: &Script,
+        cmd: Cmd,
+        keys: usize,
+        extract: fn(Value) -> redis::RedisResult<Value>,
+    ) -> Result<Value> {
+        self.eval_once(script, &cmd, keys, extract)
             .await
             .map_err(|e| match first_key(&cmd, keys) {
                 Some(key) => e.naming(&key),
@@ -98,8 +121,14 @@ impl Db {
             })
     }
 
-    async fn eval_once(&self, script: &Script, cmd: &Cmd, keys: usize) -> Result<Value> {
-        let first: std::result::Result<Value, RedisError> = self.query("EVALSHA", keys, cmd).await;
+    async fn eval_once(
+        &self,
+        script: &Script,
+        cmd: &Cmd,
+        keys: usize,
+        extract: fn(Value) -> redis::RedisResult<Value>,
+    ) -> Result<Value> {
+        let first = self.query_reply("EVALSHA", keys, cmd, extract).await;
         match first {
             Ok(value) => Ok(value),
             Err(e)
@@ -115,7 +144,7 @@ impl Db {
                         again.arg(bytes);
                     }
                 }
-                self.query("EVAL", keys, &again)
+                self.query_reply("EVAL", keys, &again, extract)
                     .await
                     .map_err(|e| failure(script, e))
             }
