@@ -1,12 +1,13 @@
 //! Gathered field calls (`ConnectOptions::gather_after`), against a server of each test's
-//! own: field calls made while the connection has enough in flight wait, and go out together,
-//! the calls of one operation as one script call. Each caller still gets its own outcome
-//! (its reply, or its own typed error naming its own key, the others unaffected and the
-//! failed call's document untouched), every call runs exactly once, a call dropped while it
-//! waits never runs, and a refusal of the whole call (out of memory) is every caller's,
-//! each naming its own key. Writes are held with `CLIENT PAUSE … WRITE` so that the calls
-//! are made while others are in flight (no timing), and how many commands the `Db`'s
-//! connection ran is read from the server (`INFO commandstats`).
+//! own: field calls made at the same moment while another is in flight go out together, the
+//! calls of one operation as one script call. Each caller still gets its own outcome (its
+//! reply, or its own typed error naming its own key, the others unaffected and the failed
+//! call's document untouched), every call runs exactly once, a call dropped before its
+//! group goes out never runs, a group whose opening call is no longer polled still goes
+//! out, and a refusal of the whole call (out of memory) is every caller's, each naming its
+//! own key. Calls are made at the same moment by polling them together (`join_all`) or one
+//! by one by hand, with writes held by `CLIENT PAUSE … WRITE` where a call must still be in
+//! flight; how many script calls ran is read from the server (`INFO commandstats`).
 
 mod common;
 
@@ -127,13 +128,17 @@ impl Setup {
     }
 }
 
-/// Lets every spawned task run up to its first wait on the server.
-async fn settle() {
-    tokio::time::sleep(Duration::from_millis(200)).await;
+/// Polls `call` once (so that it enters its group, or is sent) and returns whether it ended.
+async fn poll_once<F: Future + Unpin>(call: &mut F) -> bool {
+    std::future::poll_fn(|cx| std::task::Poll::Ready(std::pin::Pin::new(&mut *call).poll(cx)))
+        .await
+        .is_ready()
 }
 
+type Call<'a> = std::pin::Pin<Box<dyn Future<Output = Result<i64, Error>> + Send + 'a>>;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn waiting_calls_go_as_one_script_call_each_with_its_own_outcome() {
+async fn calls_made_at_once_go_as_few_script_calls_each_with_its_own_outcome() {
     let mut s = setup(1).await;
     for id in ["a", "b", "c", "hostile"] {
         counter(id).save(&s.db).await.expect("save");
@@ -152,49 +157,47 @@ async fn waiting_calls_go_as_one_script_call_each_with_its_own_outcome() {
     let bad_before = s.stored("bad").await;
     let limit_before = s.stored("limit").await;
 
-    s.pause_writes().await;
-    let before = s.script_calls().await;
-    let mut incrs = Vec::new();
-    for i in 0..30 {
-        let db = s.db.clone();
-        let id = ["a", "b", "c"][i % 3];
-        incrs.push(tokio::spawn(
-            async move { counter(id).n().incr(&db, 1).await },
-        ));
-    }
-    let failing: Vec<_> = [("bad", 5), ("missing", 5)]
-        .into_iter()
-        .map(|(id, by)| {
-            let db = s.db.clone();
-            tokio::spawn(async move { counter(id).n().incr(&db, by).await })
-        })
-        .collect();
     let db = s.db.clone();
-    let overflow = tokio::spawn(async move { counter("limit").small().incr(&db, 1).await });
     let hostile = "\"'] ) end -- {{}} \n\u{0}🎉 redis.call('FLUSHALL')";
-    let appends: Vec<_> = (0..5)
-        .map(|_| {
-            let db = s.db.clone();
-            tokio::spawn(async move { counter("hostile").text().append(&db, hostile).await })
-        })
-        .collect();
-    let pushes: Vec<_> = (0..5)
-        .map(|i| {
-            let db = s.db.clone();
-            tokio::spawn(async move {
-                counter("hostile")
-                    .tags()
-                    .append(&db, format!("{i} {hostile}"))
-                    .await
-            })
-        })
-        .collect();
-    settle().await;
-    s.resume().await;
+    let mut calls: Vec<Call> = Vec::new();
+    for i in 0..30 {
+        let db = db.clone();
+        let id = ["a", "b", "c"][i % 3];
+        calls.push(Box::pin(async move { counter(id).n().incr(&db, 1).await }));
+    }
+    for (id, by) in [("bad", 5), ("missing", 5)] {
+        let db = db.clone();
+        calls.push(Box::pin(async move { counter(id).n().incr(&db, by).await }));
+    }
+    let d = db.clone();
+    calls.push(Box::pin(async move {
+        counter("limit").small().incr(&d, 1).await.map(i64::from)
+    }));
+    for _ in 0..5 {
+        let db = db.clone();
+        calls.push(Box::pin(async move {
+            let n = counter("hostile").text().append(&db, hostile).await?;
+            Ok(n as i64)
+        }));
+    }
+    for i in 0..5 {
+        let db = db.clone();
+        calls.push(Box::pin(async move {
+            let n = counter("hostile")
+                .tags()
+                .append(&db, format!("{i} {hostile}"))
+                .await?;
+            Ok(n as i64)
+        }));
+    }
+    let before = s.script_calls().await;
+    let results = futures_util::future::join_all(calls).await;
+    let ran = s.script_calls().await - before;
 
+    let mut results = results.into_iter();
     let mut seen: std::collections::BTreeMap<&str, Vec<i64>> = Default::default();
-    for (i, call) in incrs.into_iter().enumerate() {
-        let n = call.await.expect("task").expect("incr");
+    for i in 0..30 {
+        let n = results.next().expect("incr").expect("incr");
         seen.entry(["a", "b", "c"][i % 3]).or_default().push(n);
     }
     // Each caller saw its own increment's result: ten distinct values per document.
@@ -205,18 +208,17 @@ async fn waiting_calls_go_as_one_script_call_each_with_its_own_outcome() {
     for id in ["a", "b", "c"] {
         assert_eq!(s.stored_json(id).await["n"], json!(10), "{id}");
     }
-    let mut failing = failing.into_iter();
-    match failing.next().expect("bad").await.expect("task") {
+    match results.next().expect("bad") {
         Err(Error::TypeMismatch { key, path, .. }) => {
             assert_eq!((key.as_str(), path.as_str()), ("gather/Counter:bad", "$.n"));
         }
         other => panic!("a string where an integer is wanted: {other:?}"),
     }
-    match failing.next().expect("missing").await.expect("task") {
+    match results.next().expect("missing") {
         Err(Error::NotFound { key }) => assert_eq!(key, "gather/Counter:missing"),
         other => panic!("a missing document: {other:?}"),
     }
-    match overflow.await.expect("task") {
+    match results.next().expect("overflow") {
         Err(Error::Overflow { key, .. }) => assert_eq!(key, "gather/Counter:limit"),
         other => panic!("an i8 at 127 plus 1: {other:?}"),
     }
@@ -224,13 +226,10 @@ async fn waiting_calls_go_as_one_script_call_each_with_its_own_outcome() {
     assert_eq!(s.stored("bad").await, bad_before);
     assert_eq!(s.stored("limit").await, limit_before);
     assert_eq!(s.stored("missing").await, None);
-    for call in appends {
-        call.await.expect("task").expect("append");
+    for _ in 0..5 {
+        results.next().expect("append").expect("append");
     }
-    let mut lengths = Vec::new();
-    for call in pushes {
-        lengths.push(call.await.expect("task").expect("list append"));
-    }
+    let mut lengths: Vec<i64> = results.map(|r| r.expect("list append")).collect();
     lengths.sort_unstable();
     assert_eq!(lengths, vec![1, 2, 3, 4, 5]);
     let stored = s.stored_json("hostile").await;
@@ -240,108 +239,144 @@ async fn waiting_calls_go_as_one_script_call_each_with_its_own_outcome() {
     let expected: Vec<String> = (0..5).map(|i| format!("{i} {hostile}")).collect();
     assert_eq!(tags, expected);
 
-    // 43 calls, one in flight at a time: the first alone, then the others by operation (the
-    // integer increments, the three that failed among them, in one call; the string
-    // appends in one; the list appends in one); then the list appends that found the list
-    // longer than their caller's copy re-read it (one or two calls, as they come).
-    let ran = s.script_calls().await - before;
+    // 43 calls made at once: the first alone, the others by operation in groups of at most
+    // 8 (the 32 other integer increments, the three failing among them, in 4; the string
+    // appends in 1; the list appends in 1); then the list appends that found the list
+    // longer than their caller's copy re-read it (1 to 4 more).
     assert!(
-        (4..=6).contains(&ran),
+        (7..=11).contains(&ran),
         "43 field calls ran as {ran} script calls"
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_call_dropped_while_it_waits_never_runs() {
+async fn a_call_dropped_before_its_group_goes_out_never_runs() {
     let mut s = setup(1).await;
-    for id in ["first", "dropped", "kept"] {
+    for id in ["first", "opener", "dropped", "kept", "opener2", "kept2"] {
         counter(id).save(&s.db).await.expect("save");
     }
-    s.pause_writes().await;
     let db = s.db.clone();
-    let first = tokio::spawn(async move { counter("first").n().incr(&db, 1).await });
-    settle().await;
-    // The connection has its one call in flight (held by the pause): this one waits, and is
-    // dropped while it waits.
-    let dropped = tokio::time::timeout(
-        Duration::from_millis(100),
-        counter("dropped").n().incr(&s.db, 1),
-    )
-    .await;
-    assert!(
-        dropped.is_err(),
-        "the call should still be waiting: {dropped:?}"
-    );
-    let db = s.db.clone();
-    let kept = tokio::spawn(async move { counter("kept").n().incr(&db, 1).await });
-    settle().await;
-    s.resume().await;
-    assert_eq!(first.await.expect("task").expect("incr"), 1);
-    assert_eq!(kept.await.expect("task").expect("incr"), 1);
-    assert_eq!(s.stored_json("first").await["n"], json!(1));
-    assert_eq!(s.stored_json("kept").await["n"], json!(1));
-    assert_eq!(s.stored_json("dropped").await["n"], json!(0));
-    // And the connection goes on gathering and running calls.
-    let calls: Vec<_> = (0..20)
-        .map(|_| {
-            let db = s.db.clone();
-            tokio::spawn(async move { counter("dropped").n().incr(&db, 1).await })
-        })
+    let mut docs: Vec<Counter> = ["first", "opener", "dropped", "kept", "opener2", "kept2"]
+        .into_iter()
+        .map(counter)
         .collect();
-    for call in calls {
-        call.await.expect("task").expect("incr");
+    let [first, opener, dropped, kept, opener2, kept2] = &mut docs[..] else {
+        unreachable!()
+    };
+    // One call in flight (the pause holds it on the server), so the next ones are gathered.
+    s.pause_writes().await;
+    let mut first = first.n();
+    let mut first = Box::pin(first.incr(&db, 1));
+    assert!(!poll_once(&mut first).await);
+    // A group of three; one of them dropped before the group goes out.
+    let (mut opener, mut dropped, mut kept) = (opener.n(), dropped.n(), kept.n());
+    let mut opener = Box::pin(opener.incr(&db, 1));
+    let mut dropped = Box::pin(dropped.incr(&db, 1));
+    let mut kept = Box::pin(kept.incr(&db, 1));
+    for call in [&mut opener, &mut dropped, &mut kept] {
+        assert!(!poll_once(call).await);
     }
-    assert_eq!(s.stored_json("dropped").await["n"], json!(20));
+    drop(dropped);
+    // A group of two whose opening call is dropped before it goes out.
+    let (mut opener2, mut kept2) = (opener2.n(), kept2.n());
+    let mut opener2 = Box::pin(opener2.incr(&db, 1));
+    let mut kept2 = Box::pin(kept2.incr(&db, 1));
+    for call in [&mut opener2, &mut kept2] {
+        assert!(!poll_once(call).await);
+    }
+    drop(opener2);
+    s.resume().await;
+    assert_eq!(first.await.expect("incr"), 1);
+    assert_eq!(opener.await.expect("incr"), 1);
+    assert_eq!(kept.await.expect("incr"), 1);
+    assert_eq!(kept2.await.expect("incr"), 1);
+    for (id, n) in [
+        ("first", 1),
+        ("opener", 1),
+        ("kept", 1),
+        ("kept2", 1),
+        ("dropped", 0),
+        ("opener2", 0),
+    ] {
+        assert_eq!(s.stored_json(id).await["n"], json!(n), "{id}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_whose_opening_call_is_no_longer_polled_still_goes_out() {
+    let mut s = setup(1).await;
+    for id in ["first", "opener", "member"] {
+        counter(id).save(&s.db).await.expect("save");
+    }
+    let db = s.db.clone();
+    s.pause_writes().await;
+    let mut first_doc = counter("first");
+    let mut first = first_doc.n();
+    let mut first = Box::pin(first.incr(&db, 1));
+    assert!(!poll_once(&mut first).await);
+    // The opening call, polled once (it opens the group and yields), then left unpolled,
+    // not dropped.
+    let mut opener_doc = counter("opener");
+    let mut opener = opener_doc.n();
+    let mut opener = Box::pin(opener.incr(&db, 1));
+    assert!(!poll_once(&mut opener).await);
+    let d = db.clone();
+    let member = tokio::spawn(async move { counter("member").n().incr(&d, 1).await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    s.resume().await;
+    let member = tokio::time::timeout(Duration::from_secs(10), member)
+        .await
+        .expect("the member sends the group itself")
+        .expect("task");
+    assert_eq!(member.expect("incr"), 1);
+    // The opening call ran in the group too, though its caller has not polled it since.
+    assert_eq!(s.stored_json("opener").await["n"], json!(1));
+    assert_eq!(s.stored_json("member").await["n"], json!(1));
+    assert_eq!(first.await.expect("incr"), 1);
+    assert_eq!(opener.await.expect("incr"), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gathered_call_refused_over_maxmemory_is_every_callers_error_naming_its_key() {
     let mut s = setup(1).await;
     let ids: Vec<String> = (0..8).map(|i| format!("m{i}")).collect();
+    let mut before = Vec::new();
     for id in &ids {
         counter(id).save(&s.db).await.expect("save");
+        before.push(s.stored(id).await);
     }
-    let before: Vec<Option<String>> = {
-        let mut v = Vec::new();
-        for id in &ids {
-            v.push(s.stored(id).await);
-        }
-        v
-    };
     let config = |name: &'static str, value: &'static str| {
         let mut cmd = redis::cmd("CONFIG");
         cmd.arg("SET").arg(name).arg(value);
         cmd
     };
-    let _: () = config("maxmemory-policy", "noeviction")
-        .query_async(&mut s.raw)
-        .await
-        .expect("CONFIG SET");
-    s.pause_writes().await;
-    let calls: Vec<_> = ids
+    for (name, value) in [("maxmemory-policy", "noeviction"), ("maxmemory", "1")] {
+        let _: () = config(name, value)
+            .query_async(&mut s.raw)
+            .await
+            .expect("CONFIG SET");
+    }
+    // The first alone, the seven others in one group.
+    let db = s.db.clone();
+    let calls: Vec<Call> = ids
         .iter()
         .map(|id| {
-            let db = s.db.clone();
+            let db = db.clone();
             let id = id.clone();
-            tokio::spawn(async move { counter(&id).n().incr(&db, 1).await })
+            Box::pin(async move { counter(&id).n().incr(&db, 1).await }) as Call
         })
         .collect();
-    settle().await;
-    let _: () = config("maxmemory", "1")
-        .query_async(&mut s.raw)
-        .await
-        .expect("CONFIG SET");
-    s.resume().await;
-    for (id, call) in ids.iter().zip(calls) {
-        match call.await.expect("task") {
-            Err(Error::OutOfMemory { key }) => assert_eq!(key, format!("gather/Counter:{id}")),
-            other => panic!("{id}: {other:?}"),
-        }
-    }
+    let results = futures_util::future::join_all(calls).await;
     let _: () = config("maxmemory", "0")
         .query_async(&mut s.raw)
         .await
         .expect("CONFIG SET");
+    for (id, result) in ids.iter().zip(results) {
+        match result {
+            Err(Error::OutOfMemory { key }) => assert_eq!(key, format!("gather/Counter:{id}")),
+            other => panic!("{id}: {other:?}"),
+        }
+    }
     for (id, was) in ids.iter().zip(before) {
         assert_eq!(s.stored(id).await, was, "{id}");
     }
@@ -349,7 +384,6 @@ async fn a_gathered_call_refused_over_maxmemory_is_every_callers_error_naming_it
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_callers_at_once_each_run_exactly_once() {
-    // The default: gathering once 4 calls are in flight, on a real race (no pause).
     let mut s = setup(ConnectOptions::default().gather_after).await;
     let ids: Vec<String> = (0..10).map(|i| format!("r{i}")).collect();
     for id in &ids {
@@ -380,31 +414,21 @@ async fn many_callers_at_once_each_run_exactly_once() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_call_whose_caller_stops_polling_it_holds_the_others_back_briefly_only() {
+#[tokio::test(flavor = "current_thread")]
+async fn calls_on_a_current_thread_runtime_go_alone() {
     let mut s = setup(1).await;
-    for id in ["held", "next"] {
-        counter(id).save(&s.db).await.expect("save");
-    }
+    counter("one").save(&s.db).await.expect("save");
     let db = s.db.clone();
-    let mut held = counter("held");
-    let mut handle = held.n();
-    let mut call = std::pin::pin!(handle.incr(&db, 1));
-    // Polled once (so it takes the connection's one place in flight and is sent; the pause
-    // keeps its reply from coming back within that poll), then left unpolled, not dropped,
-    // while another call is made.
-    s.pause_writes().await;
-    let first = std::future::poll_fn(|cx| std::task::Poll::Ready(call.as_mut().poll(cx))).await;
-    assert!(
-        first.is_pending(),
-        "the call ended at its first poll: {first:?}"
-    );
-    s.resume().await;
-    let next = tokio::time::timeout(Duration::from_secs(10), counter("next").n().incr(&db, 1))
-        .await
-        .expect("the next call waits for the held one only briefly");
-    assert_eq!(next.expect("incr"), 1);
-    assert_eq!(s.stored_json("next").await["n"], json!(1));
-    assert_eq!(call.await.expect("incr"), 1);
-    assert_eq!(s.stored_json("held").await["n"], json!(1));
+    let calls: Vec<Call> = (0..20)
+        .map(|_| {
+            let db = db.clone();
+            Box::pin(async move { counter("one").n().incr(&db, 1).await }) as Call
+        })
+        .collect();
+    let before = s.script_calls().await;
+    for result in futures_util::future::join_all(calls).await {
+        result.expect("incr");
+    }
+    assert_eq!(s.script_calls().await - before, 20);
+    assert_eq!(s.stored_json("one").await["n"], json!(20));
 }
