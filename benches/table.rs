@@ -879,6 +879,22 @@ async fn run() {
         )
         .await,
     );
+    // The same with every call sent alone: what gathering the calls made at the same moment
+    // into one script call per operation (`gather_after`, on by default) changes.
+    let alone = Db::connect_with(&url, ConnectOptions::default().gather_after(0))
+        .await
+        .expect("connect")
+        .with_namespace("bench")
+        .expect("a valid namespace");
+    let c = raw.clone();
+    rows.push(
+        compare(
+            "age().incr, gather_after(0) / JSON.NUMINCRBY",
+            move |i| rapyer_incr(alone.clone(), i),
+            move |i| raw_incr(c.clone(), i),
+        )
+        .await,
+    );
 
     // Queries: 1,000 matching models sorted by age, found and decoded: rapyer pages the search
     // for keys and reads the documents with JSON.MGET, exactly as the raw baseline does.

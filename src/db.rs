@@ -11,8 +11,7 @@ use redis::{Cmd, FromRedisValue, Pipeline, RedisError, RedisFuture, RedisResult,
 use crate::connect::ConnectOptions;
 use crate::direct::Direct;
 use crate::error::{Error, Result};
-use crate::script::gather::Gather;
-use crate::script::{Registry, Scripts};
+use crate::script::{Gather, Registry, Scripts};
 
 /// A cheap-to-clone handle on one Redis server (or one Redis Cluster, see
 /// [`Db::connect_cluster`]), with an optional key namespace.

@@ -691,6 +691,13 @@ async fn every_library_script_is_registered_and_loads() {
         );
         library_texts.push(std::fs::read_to_string(&path).expect("read"));
     }
+    let body_of = |name: &str| {
+        db.scripts()
+            .get(name)
+            .unwrap_or_else(|| panic!("{name} is not registered"))
+            .body()
+            .to_string()
+    };
     for entry in std::fs::read_dir(&dir).expect("lua/") {
         let path = entry.expect("entry").path();
         // The library, and the block runtimes (assembled per block, see tests/server_ops.rs),
@@ -720,12 +727,7 @@ async fn every_library_script_is_registered_and_loads() {
                 if op.ends_with(".gathered") {
                     continue;
                 }
-                let body = db
-                    .scripts()
-                    .get(&name)
-                    .expect("registered")
-                    .body()
-                    .to_string();
+                let body = body_of(&name);
                 if fast.contains(&op) {
                     assert!(
                         body.contains(&format!("local function fast_{op}(")),
@@ -766,18 +768,8 @@ async fn every_library_script_is_registered_and_loads() {
                 else {
                     continue;
                 };
-                let body = db
-                    .scripts()
-                    .get(&name)
-                    .expect("registered")
-                    .body()
-                    .to_string();
-                let single = db
-                    .scripts()
-                    .get(&format!("rapyer.field.{op}"))
-                    .unwrap_or_else(|| panic!("{name} gathers no operation"))
-                    .body()
-                    .to_string();
+                let body = body_of(&name);
+                let single = body_of(&format!("rapyer.field.{op}"));
                 assert!(body.ends_with(source.as_str()), "{name}");
                 assert!(
                     body.contains("local CALLS_KEYS, CALLS_ARGV = KEYS, ARGV\nlocal KEYS, ARGV\n"),

@@ -111,22 +111,38 @@ struct Slot<D: std::borrow::Borrow<Db>>(D);
 impl<D: std::borrow::Borrow<Db>> Drop for Slot<D> {
     fn drop(&mut self) {
         if let Some(gather) = self.0.borrow().gather() {
-            lock(&gather.state).in_flight -= 1;
+            let mut state = lock(&gather.state);
+            state.in_flight = state.in_flight.saturating_sub(1);
         }
     }
 }
 
-/// The group a call opened, sent when this is dropped: after the call's yield, or with the
-/// call (then without it) when the call is dropped first.
+/// The group a call opened, with where the call will be told how it goes. Dropped, it sends
+/// the group: after the call's yield, with the call in it ([`Opened::send`]); or when the
+/// call is dropped first, without it (its receiver is dropped first, so the group leaves
+/// it out).
 struct Opened<'a> {
     gather: &'a Gather,
     db: &'a Db,
     number: u64,
+    told: Option<oneshot::Receiver<Handoff>>,
+}
+
+impl Opened<'_> {
+    /// Sends the group, the call in it, and returns where the call will be told.
+    fn send(mut self) -> Option<oneshot::Receiver<Handoff>> {
+        let told = self.told.take();
+        self.gather.send(self.db, self.number);
+        told
+    }
 }
 
 impl Drop for Opened<'_> {
     fn drop(&mut self) {
-        self.gather.send(self.db, self.number);
+        if let Some(told) = self.told.take() {
+            drop(told);
+            self.gather.send(self.db, self.number);
+        }
     }
 }
 
@@ -310,10 +326,14 @@ impl Db {
                     gather,
                     db: self,
                     number,
+                    told: Some(told),
                 };
                 tokio::task::yield_now().await;
-                drop(opened);
-                (number, told)
+                match opened.send() {
+                    Some(told) => (number, told),
+                    // Not reached: the receiver is taken only by `send` and by the drop.
+                    None => return self.run_lua(script, keys, args).await,
+                }
             }
             Entry::Joined(number, filled, told) => {
                 if filled {

@@ -72,6 +72,7 @@ use std::borrow::Cow;
 use std::sync::{Arc, LazyLock};
 
 pub use call::{Call, Json};
+pub(crate) use gather::Gather;
 use names::{MAX_NAME_LEN, RESERVED_PREFIX, is_blank, is_valid_name};
 pub use pipeline::{Pipeline, Reply};
 pub(crate) use registry::Registry;
