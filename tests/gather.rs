@@ -94,6 +94,18 @@ impl Setup {
             .sum()
     }
 
+    /// Stores `Counter:bad`, whose `n` holds a string: the typed failure of one call among
+    /// many.
+    async fn save_bad(&mut self) {
+        let _: () = redis::cmd("JSON.SET")
+            .arg("gather/Counter:bad")
+            .arg("$")
+            .arg(json!({"id": "bad", "n": "text", "small": 0, "text": "", "tags": []}).to_string())
+            .query_async(&mut self.raw)
+            .await
+            .expect("JSON.SET");
+    }
+
     /// Holds every write command of every other client until [`Setup::resume`].
     async fn pause_writes(&mut self) {
         let _: () = redis::cmd("CLIENT")
@@ -143,14 +155,7 @@ async fn calls_made_at_once_go_as_few_script_calls_each_with_its_own_outcome() {
     for id in ["a", "b", "c", "hostile", "holder"] {
         counter(id).save(&s.db).await.expect("save");
     }
-    // A document whose `n` holds a string: the typed failure of one call among many.
-    let _: () = redis::cmd("JSON.SET")
-        .arg("gather/Counter:bad")
-        .arg("$")
-        .arg(json!({"id": "bad", "n": "text", "small": 0, "text": "", "tags": []}).to_string())
-        .query_async(&mut s.raw)
-        .await
-        .expect("JSON.SET");
+    s.save_bad().await;
     let mut at_limit = counter("limit");
     at_limit.small = 127;
     at_limit.save(&s.db).await.expect("save");
@@ -450,13 +455,7 @@ async fn a_gathered_call_after_a_script_flush_is_reloaded_and_keeps_each_outcome
     for id in ["first", "x", "y"] {
         counter(id).save(&s.db).await.expect("save");
     }
-    let _: () = redis::cmd("JSON.SET")
-        .arg("gather/Counter:bad")
-        .arg("$")
-        .arg(json!({"id": "bad", "n": "text", "small": 0, "text": "", "tags": []}).to_string())
-        .query_async(&mut s.raw)
-        .await
-        .expect("JSON.SET");
+    s.save_bad().await;
     // The server forgets every script: the gathered call gets NOSCRIPT and is sent again
     // with its script loaded in the same transaction.
     let _: () = redis::cmd("SCRIPT")
