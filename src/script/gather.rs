@@ -35,16 +35,17 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use futures_util::future::{FutureExt, Shared};
-use redis::{Cmd, FromRedisValue, Value};
+use redis::{FromRedisValue, Value};
 use tokio::sync::oneshot;
 
 use super::Script;
 use super::library;
 use super::reply::{decode, script_error};
+use super::run::evalsha_head;
 use crate::db::Db;
 use crate::error::{Error, Result};
 
@@ -235,12 +236,11 @@ fn start(db: &Db, op: &'static str, mut group: Vec<Waiting>) {
         return;
     }
     // Every field operation has one; without, the callers are told nothing and go alone.
-    let Some(script) = gathered_script(op) else {
+    let Some(script) = library::field_gathered(op) else {
         return;
     };
-    let mut cmd = Cmd::new();
     let keys: usize = group.iter().map(|c| c.keys.len()).sum();
-    cmd.arg("EVALSHA").arg(script.sha()).arg(keys);
+    let mut cmd = evalsha_head(script, keys);
     for call in &group {
         for key in &call.keys {
             cmd.arg(key);
@@ -272,27 +272,6 @@ fn start(db: &Db, op: &'static str, mut group: Vec<Waiting>) {
     for (index, call) in group.into_iter().enumerate() {
         let _ = call.handoff.send(Handoff::Gathered(sending.clone(), index));
     }
-}
-
-/// The gathered scripts of the field operations, by operation name.
-static GATHERED: LazyLock<std::collections::HashMap<&'static str, Script>> = LazyLock::new(|| {
-    super::lua::field_ops()
-        .map(|op| {
-            let name = std::borrow::Cow::Owned(format!("rapyer.field.{op}.gathered"));
-            let body = std::borrow::Cow::Owned(super::lua::field_gather_script(op));
-            (op, Script::build(name, super::Keys::Dynamic, body))
-        })
-        .collect()
-});
-
-/// The gathered script of the field operation `op`.
-pub(crate) fn gathered_script(op: &str) -> Option<&'static Script> {
-    GATHERED.get(op)
-}
-
-/// Every gathered script (for preloading and the library's checks).
-pub(crate) fn gathered_scripts() -> impl Iterator<Item = &'static Script> {
-    GATHERED.values()
 }
 
 impl Db {

@@ -452,6 +452,24 @@ pub(crate) mod library {
         FIELD.get(op)
     }
 
+    /// The scripts that run several calls of one field operation in one script call
+    /// (`rapyer.field.<operation>.gathered`, see [`super::gather`]): the same parts as the
+    /// operation's own script, then the loop of `lua/field_gather.lua`.
+    static FIELD_GATHERED: LazyLock<HashMap<&'static str, Script>> = LazyLock::new(|| {
+        super::lua::field_ops()
+            .map(|op| {
+                let name = Cow::Owned(format!("rapyer.field.{op}.gathered"));
+                let body = Cow::Owned(super::lua::field_gather_script(op));
+                (op, Script::build(name, Keys::Dynamic, body))
+            })
+            .collect()
+    });
+
+    /// The gathered script of the field operation named `op` in `lua/field.lua`.
+    pub(crate) fn field_gathered(op: &str) -> Option<&'static Script> {
+        FIELD_GATHERED.get(op)
+    }
+
     /// Every library script.
     pub(crate) fn all() -> Vec<&'static Script> {
         let mut all: Vec<&'static Script> = vec![
@@ -473,7 +491,7 @@ pub(crate) mod library {
             &EXPIRE_MANY,
         ];
         all.extend(FIELD.values());
-        all.extend(super::gather::gathered_scripts());
+        all.extend(FIELD_GATHERED.values());
         all
     }
 }

@@ -177,7 +177,7 @@ fn first_key(cmd: &Cmd, keys: usize) -> Option<String> {
 }
 
 /// `EVALSHA <sha> <keys>`, ready for the keys and arguments.
-fn evalsha_head(script: &Script, keys: usize) -> Cmd {
+pub(crate) fn evalsha_head(script: &Script, keys: usize) -> Cmd {
     let mut cmd = Cmd::new();
     cmd.arg("EVALSHA").arg(script.sha()).arg(keys);
     cmd
