@@ -19,8 +19,10 @@ use rapyer::{ConnectOptions, Error};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+/// With an expiry: its string and list appends are then script calls too (a model without
+/// one sends them as the bare commands, tests/bare.rs), which gather like increments.
 #[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
-#[rapyer(prefix = "Counter")]
+#[rapyer(prefix = "Counter", ttl = 3600)]
 struct Counter {
     #[rapyer(key)]
     id: String,

@@ -53,6 +53,7 @@
 //! # Ok(()) }
 //! ```
 
+mod bare;
 mod boolean;
 mod buffer;
 mod bytes;
@@ -241,7 +242,13 @@ impl At {
         };
         let ttl = match ttl {
             Some(ttl) => Cow::Owned(codec::ttl_millis(ttl).to_string()),
-            None => Cow::Borrowed("0"),
+            // Nothing to re-arm: the bare command may do it alone.
+            None => {
+                if let Some(reply) = bare::run(db, op, &keys[0], &self.path, operands).await? {
+                    return Ok(reply);
+                }
+                Cow::Borrowed("0")
+            }
         };
         // The operation is the script's own (`rapyer.field.<op>`), so it is not sent.
         let mut args: Vec<&str> = Vec::with_capacity(3 + operands.len());

@@ -1,0 +1,471 @@
+//! Field operations sent as the bare RedisJSON command (`src/field/bare.rs`), against a
+//! server of each test's own, whose `INFO commandstats` tells what ran: a list `append` or
+//! `extend`, a `toggle` and a string `append` of a model without an expiry are the bare
+//! commands alone; a model with an expiry keeps the script, which re-arms it; a command that
+//! did nothing (another JSON type, a missing document or field, a key of another Redis type,
+//! memory at its limit) hands over to the script, whose typed error the caller gets with the
+//! document untouched; a call that got no answer is never sent again; racing calls each land
+//! exactly once.
+
+mod common;
+
+use std::time::Duration;
+
+use rapyer::prelude::*;
+use rapyer::{ConnectOptions, Error};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[rapyer(prefix = "Note")]
+struct Note {
+    #[rapyer(key)]
+    id: String,
+    text: String,
+    tags: Vec<String>,
+    done: bool,
+}
+
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[rapyer(prefix = "Ticket", ttl = 3600)]
+struct Ticket {
+    #[rapyer(key)]
+    id: String,
+    text: String,
+    tags: Vec<String>,
+    done: bool,
+}
+
+fn note(id: &str) -> Note {
+    Note {
+        id: id.to_string(),
+        text: "a".to_string(),
+        tags: vec!["a".to_string()],
+        done: false,
+    }
+}
+
+const HOSTILE: &str = "\"'] ) end -- {{}} $..* @x:{y} \n\t\u{0}\u{7f} 🎉 redis.call('FLUSHALL')";
+
+/// A server of the test's own, a `Db` on it (`options`), and a plain connection to check.
+struct Setup {
+    _server: rapyer_testkit::Server,
+    db: Db,
+    raw: redis::aio::MultiplexedConnection,
+}
+
+async fn setup(options: ConnectOptions) -> Setup {
+    let server = tokio::task::spawn_blocking(rapyer_testkit::Server::start_cached)
+        .await
+        .expect("start task")
+        .unwrap_or_else(|e| panic!("rapyer-testkit: {e}"));
+    let db = Db::connect_with(server.url(), options)
+        .await
+        .expect("connect")
+        .with_namespace("bare/")
+        .expect("namespace");
+    db.scripts().preload().await.expect("preload");
+    let raw = redis::Client::open(server.url())
+        .expect("url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("raw connection");
+    Setup {
+        _server: server,
+        db,
+        raw,
+    }
+}
+
+impl Setup {
+    /// How many times the server ran each command so far (`INFO commandstats`), by its
+    /// lower-case name.
+    async fn calls(&mut self) -> std::collections::HashMap<String, u64> {
+        let info: String = redis::cmd("INFO")
+            .arg("commandstats")
+            .query_async(&mut self.raw)
+            .await
+            .expect("INFO commandstats");
+        info.lines()
+            .filter_map(|l| {
+                let (name, stats) = l.strip_prefix("cmdstat_")?.split_once(':')?;
+                let calls = stats
+                    .split(',')
+                    .find_map(|f| f.strip_prefix("calls="))?
+                    .parse()
+                    .ok()?;
+                Some((name.to_string(), calls))
+            })
+            .collect()
+    }
+
+    /// The commands run since `before` (an earlier [`Setup::calls`]), left out the ones that
+    /// ran no more.
+    async fn ran_since(
+        &mut self,
+        before: &std::collections::HashMap<String, u64>,
+    ) -> std::collections::BTreeMap<String, u64> {
+        self.calls()
+            .await
+            .into_iter()
+            .filter_map(|(name, n)| {
+                let more = n - before.get(&name).copied().unwrap_or(0);
+                (more > 0 && name != "info").then_some((name, more))
+            })
+            .collect()
+    }
+
+    async fn stored(&mut self, key: &str) -> Option<String> {
+        redis::cmd("JSON.GET")
+            .arg(format!("bare/{key}"))
+            .arg("$")
+            .query_async(&mut self.raw)
+            .await
+            .expect("JSON.GET")
+    }
+
+    async fn stored_json(&mut self, key: &str) -> serde_json::Value {
+        let text = self.stored(key).await.expect("a stored document");
+        serde_json::from_str::<serde_json::Value>(&text).expect("JSON")[0].clone()
+    }
+
+    async fn command(&mut self, args: &[&str]) -> redis::Value {
+        let mut cmd = redis::cmd(args[0]);
+        for a in &args[1..] {
+            cmd.arg(*a);
+        }
+        cmd.query_async(&mut self.raw).await.expect(args[0])
+    }
+}
+
+fn ran(pairs: &[(&str, u64)]) -> std::collections::BTreeMap<String, u64> {
+    pairs.iter().map(|(n, c)| (n.to_string(), *c)).collect()
+}
+
+#[tokio::test]
+async fn appends_and_toggles_of_a_model_without_expiry_are_the_bare_commands() {
+    let mut s = setup(ConnectOptions::default()).await;
+    let mut n = note("n");
+    n.save(&s.db).await.expect("save");
+    let before = s.calls().await;
+
+    assert_eq!(n.tags().append(&s.db, HOSTILE).await.expect("append"), 2);
+    assert_eq!(
+        n.tags()
+            .extend(
+                &s.db,
+                ["b".to_string(), "🎉".to_string(), "[1]".to_string()]
+            )
+            .await
+            .expect("extend"),
+        5
+    );
+    assert!(n.done().toggle(&s.db).await.expect("toggle"));
+    assert!(!n.done().toggle(&s.db).await.expect("toggle"));
+    assert!(n.done().toggle(&s.db).await.expect("toggle"));
+    let len = n.text().append(&s.db, HOSTILE).await.expect("append");
+    assert_eq!(len, 1 + HOSTILE.len());
+
+    assert_eq!(
+        s.ran_since(&before).await,
+        ran(&[
+            ("json.arrappend", 2),
+            ("json.toggle", 3),
+            ("multi", 1),
+            ("json.strappend", 1),
+            ("json.get", 1),
+            ("exec", 1),
+        ]),
+        "no script ran"
+    );
+    let stored = s.stored_json("Note:n").await;
+    assert_eq!(
+        stored,
+        json!({"id": "n", "text": format!("a{HOSTILE}"), "tags": ["a", HOSTILE, "b", "🎉", "[1]"], "done": true})
+    );
+    // The local model holds what the server does.
+    assert_eq!(serde_json::to_value(&n).expect("json"), stored);
+}
+
+#[tokio::test]
+async fn a_model_with_an_expiry_keeps_the_script_which_rearms_it() {
+    let mut s = setup(ConnectOptions::default()).await;
+    let mut t = Ticket {
+        id: "t".to_string(),
+        text: "a".to_string(),
+        tags: vec![],
+        done: false,
+    };
+    t.save(&s.db).await.expect("save");
+    let before = s.calls().await;
+    for op in 0..3 {
+        // Shortened, so that the write is seen to re-arm it.
+        s.command(&["PEXPIRE", "bare/Ticket:t", "5000"]).await;
+        match op {
+            0 => {
+                t.tags().append(&s.db, "x").await.expect("append");
+            }
+            1 => {
+                t.done().toggle(&s.db).await.expect("toggle");
+            }
+            _ => {
+                t.text().append(&s.db, "x").await.expect("append");
+            }
+        }
+        let ttl = s.command(&["PTTL", "bare/Ticket:t"]).await;
+        assert!(
+            matches!(ttl, redis::Value::Int(ms) if ms > 3_000_000),
+            "operation {op} re-arms the expiry: {ttl:?}"
+        );
+    }
+    // `INFO commandstats` counts the commands a script runs too: each once, the script's.
+    let ran = s.ran_since(&before).await;
+    assert_eq!(ran.get("evalsha"), Some(&3), "{ran:?}");
+    assert_eq!(ran.get("multi"), None, "{ran:?}");
+    for command in ["json.arrappend", "json.toggle", "json.strappend"] {
+        assert_eq!(ran.get(command), Some(&1), "{command}: {ran:?}");
+    }
+    assert_eq!(
+        s.stored_json("Ticket:t").await,
+        json!({"id": "t", "text": "ax", "tags": ["x"], "done": true})
+    );
+}
+
+#[tokio::test]
+async fn a_bare_command_that_did_nothing_hands_over_to_the_script_for_the_typed_error() {
+    let mut s = setup(ConnectOptions::default()).await;
+    // Every field of the wrong JSON type, and a document whose fields are missing; the same
+    // documents as tickets, whose expiry keeps every operation a script call alone.
+    let wrong = json!({"id": "wrong", "text": ["a"], "tags": "a", "done": 1});
+    let empty = json!({"id": "empty"});
+    for prefix in ["Note", "Ticket"] {
+        for (id, value) in [("wrong", &wrong), ("empty", &empty)] {
+            s.command(&[
+                "JSON.SET",
+                &format!("bare/{prefix}:{id}"),
+                "$",
+                &value.to_string(),
+            ])
+            .await;
+        }
+    }
+    s.command(&["SET", "bare/Note:plain", "not json"]).await;
+    let mut documents = Vec::new();
+    for id in ["wrong", "empty"] {
+        documents.push(s.stored(&format!("Note:{id}")).await);
+    }
+
+    for (id, expected) in [
+        (
+            "wrong",
+            [("text", "array"), ("tags", "string"), ("done", "integer")],
+        ),
+        (
+            "empty",
+            [
+                ("text", "nothing"),
+                ("tags", "nothing"),
+                ("done", "nothing"),
+            ],
+        ),
+    ] {
+        let mut n = note(id);
+        let local = n.clone();
+        let before = s.calls().await;
+        let outcomes = [
+            n.text().append(&s.db, "x").await.map(|_| ()),
+            n.tags().append(&s.db, "x").await.map(|_| ()),
+            n.done().toggle(&s.db).await.map(|_| ()),
+        ];
+        let ran = s.ran_since(&before).await;
+        let mut t = Ticket {
+            id: id.to_string(),
+            text: "a".to_string(),
+            tags: vec!["a".to_string()],
+            done: false,
+        };
+        let before = s.calls().await;
+        let ticket_outcomes = [
+            t.text().append(&s.db, "x").await.map(|_| ()),
+            t.tags().append(&s.db, "x").await.map(|_| ()),
+            t.done().toggle(&s.db).await.map(|_| ()),
+        ];
+        let script_ran = s.ran_since(&before).await;
+        for (outcome, wanted) in outcomes
+            .into_iter()
+            .chain(ticket_outcomes)
+            .zip(expected.iter().cycle())
+        {
+            match outcome {
+                Err(Error::TypeMismatch {
+                    key, path, found, ..
+                }) => {
+                    assert!(
+                        key == format!("bare/Note:{id}") || key == format!("bare/Ticket:{id}"),
+                        "{key}"
+                    );
+                    assert_eq!(
+                        (path, found.as_str()),
+                        (format!("$.{}", wanted.0), wanted.1)
+                    );
+                }
+                other => panic!("{id}: a typed refusal, got {other:?}"),
+            }
+        }
+        // What the scripts ran, and before them each bare command once: the string append's
+        // transaction of its two commands, the list append, the toggle.
+        let mut expected_ran = script_ran.clone();
+        for command in [
+            "multi",
+            "json.strappend",
+            "json.get",
+            "exec",
+            "json.arrappend",
+            "json.toggle",
+        ] {
+            *expected_ran.entry(command.to_string()).or_default() += 1;
+        }
+        assert_eq!(script_ran.get("evalsha"), Some(&3), "{id}: {script_ran:?}");
+        assert_eq!(ran, expected_ran, "{id}");
+        assert_eq!(n, local, "{id}: the local model is unchanged");
+    }
+    assert_eq!(s.stored("Note:wrong").await, documents[0]);
+    assert_eq!(s.stored("Note:empty").await, documents[1]);
+
+    // No document, or a key of another Redis type.
+    for id in ["missing", "plain"] {
+        let mut n = note(id);
+        let outcomes = [
+            n.text().append(&s.db, "x").await.map(|_| ()),
+            n.tags().append(&s.db, "x").await.map(|_| ()),
+            n.tags()
+                .extend(&s.db, ["x".to_string(), "y".to_string()])
+                .await
+                .map(|_| ()),
+            n.done().toggle(&s.db).await.map(|_| ()),
+        ];
+        for outcome in outcomes {
+            match (id, outcome) {
+                ("missing", Err(Error::NotFound { key })) => assert_eq!(key, "bare/Note:missing"),
+                (
+                    "plain",
+                    Err(Error::TypeMismatch {
+                        key, path, found, ..
+                    }),
+                ) => {
+                    assert_eq!(key, "bare/Note:plain");
+                    assert_eq!((path.as_str(), found.as_str()), ("$", "string"));
+                }
+                (_, other) => panic!("{id}: a typed refusal, got {other:?}"),
+            }
+        }
+    }
+    assert_eq!(s.stored("Note:missing").await, None);
+    let plain: String = redis::cmd("GET")
+        .arg("bare/Note:plain")
+        .query_async(&mut s.raw)
+        .await
+        .expect("GET");
+    assert_eq!(plain, "not json");
+}
+
+#[tokio::test]
+async fn at_the_memory_limit_the_bare_commands_and_the_script_are_refused() {
+    let mut s = setup(ConnectOptions::default()).await;
+    let mut n = note("full");
+    n.save(&s.db).await.expect("save");
+    let document = s.stored("Note:full").await;
+    s.command(&["CONFIG", "SET", "maxmemory-policy", "noeviction"])
+        .await;
+    s.command(&["CONFIG", "SET", "maxmemory", "1"]).await;
+    let outcomes = [
+        n.text().append(&s.db, "x").await.map(|_| ()),
+        n.tags().append(&s.db, "x").await.map(|_| ()),
+        n.done().toggle(&s.db).await.map(|_| ()),
+    ];
+    s.command(&["CONFIG", "SET", "maxmemory", "0"]).await;
+    for outcome in outcomes {
+        match outcome {
+            Err(Error::OutOfMemory { key }) => assert_eq!(key, "bare/Note:full"),
+            other => panic!("OutOfMemory naming the key, got {other:?}"),
+        }
+    }
+    assert_eq!(s.stored("Note:full").await, document);
+    assert_eq!(n, note("full"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_that_got_no_answer_is_not_sent_again() {
+    let options = ConnectOptions::default()
+        .direct_connections(0)
+        .response_timeout(Duration::from_millis(200));
+    let mut s = setup(options).await;
+    let mut n = note("late");
+    n.save(&s.db).await.expect("save");
+    let before = s.calls().await;
+    // Writes wait on the server for 1.5 s: every call below times out first, and its
+    // command runs when the pause ends.
+    s.command(&["CLIENT", "PAUSE", "1500", "WRITE"]).await;
+    let outcomes = [
+        n.text().append(&s.db, "x").await.map(|_| ()),
+        n.tags().append(&s.db, "x").await.map(|_| ()),
+        n.done().toggle(&s.db).await.map(|_| ()),
+    ];
+    for outcome in outcomes {
+        match outcome {
+            Err(Error::Redis { source, .. }) => assert!(source.is_timeout(), "{source:?}"),
+            other => panic!("a timeout, got {other:?}"),
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(1700)).await;
+    // Each ran once when the pause ended; none was sent again, and no script ran.
+    assert_eq!(
+        s.stored_json("Note:late").await,
+        json!({"id": "late", "text": "ax", "tags": ["a", "x"], "done": true})
+    );
+    let ran = s.ran_since(&before).await;
+    assert_eq!(ran.get("evalsha"), None, "{ran:?}");
+    assert_eq!(ran.get("json.arrappend"), Some(&1), "{ran:?}");
+    assert_eq!(ran.get("json.toggle"), Some(&1), "{ran:?}");
+    assert_eq!(ran.get("json.strappend"), Some(&1), "{ran:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_calls_each_land_exactly_once() {
+    let mut s = setup(ConnectOptions::default()).await;
+    let mut n = note("race");
+    n.text = String::new();
+    n.tags = Vec::new();
+    n.save(&s.db).await.expect("save");
+    let mut tasks = Vec::new();
+    for task in 0..8 {
+        let db = s.db.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut lengths = Vec::new();
+            for i in 0..125 {
+                let mut n = note("race");
+                n.text().append(&db, "é").await.expect("append");
+                lengths.push(
+                    n.tags()
+                        .append(&db, format!("{task}:{i}"))
+                        .await
+                        .expect("list append"),
+                );
+                n.done().toggle(&db).await.expect("toggle");
+            }
+            lengths
+        }));
+    }
+    let mut lengths = Vec::new();
+    for task in tasks {
+        lengths.extend(task.await.expect("task"));
+    }
+    // Every list append saw its own length: 1 to 1,000, once each.
+    lengths.sort_unstable();
+    assert_eq!(lengths, (1..=1000).collect::<Vec<usize>>());
+    let stored = s.stored_json("Note:race").await;
+    assert_eq!(stored["text"], json!("é".repeat(1000)));
+    assert_eq!(stored["tags"].as_array().map(Vec::len), Some(1000));
+    // 1,000 toggles from false.
+    assert_eq!(stored["done"], json!(false));
+}
