@@ -1141,6 +1141,17 @@ async fn run() {
             }),
         ),
         (
+            "age().load / JSON.GET",
+            ("JSON.GET", "$.age", &[]),
+            any_doc,
+            Box::new(|d, id| {
+                Box::pin(async move {
+                    let mut u: BenchPipe = user(id).into();
+                    std::hint::black_box(u.age().load(&d).await.expect("load"));
+                })
+            }),
+        ),
+        (
             "email().set / JSON.SET",
             ("JSON.SET", "$.email", &["\"a@b.c\""]),
             any_doc,
@@ -1212,6 +1223,43 @@ async fn run() {
             .await,
         );
     }
+
+    // A string append returns the whole new string: against raw redis-rs doing that too (the
+    // append and the read of the string in one MULTI, as rapyer sends it for a model without
+    // an expiry).
+    let (d, c, key_db) = (db.clone(), raw.clone(), db.clone());
+    rows.push(
+        compare(
+            "name().append / MULTI JSON.STRAPPEND + JSON.GET",
+            move |i| {
+                let d = d.clone();
+                async move {
+                    let mut u: BenchPipe = user(i % PIPE_DOCS).into();
+                    std::hint::black_box(u.name().append(&d, "x").await.expect("append"));
+                }
+            },
+            move |i| {
+                let mut c = c.clone();
+                let key = key_db.key(&BenchPipe::key_of(i % PIPE_DOCS));
+                async move {
+                    let reply: (redis::Value, String) = redis::pipe()
+                        .atomic()
+                        .cmd("JSON.STRAPPEND")
+                        .arg(&key)
+                        .arg("$.name")
+                        .arg("\"x\"")
+                        .cmd("JSON.GET")
+                        .arg(&key)
+                        .arg("$.name")
+                        .query_async(&mut c)
+                        .await
+                        .expect("MULTI");
+                    std::hint::black_box(reply);
+                }
+            },
+        )
+        .await,
+    );
 
     // What those rows put on the wire, on fresh documents for the 5-op rows.
     BenchPipe::insert_many(&db, &pipes)

@@ -1,14 +1,16 @@
 //! Field operations sent as the bare RedisJSON command (`src/field/bare.rs`), against a
 //! server of each test's own, whose `INFO commandstats` tells what ran: a list `append` or
-//! `extend`, a `toggle` and a string `append` of a model without an expiry are the bare
-//! commands alone; a model with an expiry keeps the script, which re-arms it; a command that
-//! did nothing (another JSON type, a missing document or field, a key of another Redis type,
-//! memory at its limit) hands over to the script, whose typed error the caller gets with the
-//! document untouched; a call that got no answer is never sent again; racing calls each land
-//! exactly once.
+//! `extend`, a `toggle` and a string `append` of a model without an expiry, and reads and
+//! lengths of a model that re-arms none on reads, are the bare commands alone; a model with
+//! an expiry keeps the script, which re-arms it; a command that did nothing (another JSON
+//! type, a missing document or field, a key of another Redis type, memory at its limit) or a
+//! read of another JSON type hands over to the script, whose typed error the caller gets with
+//! the document untouched; a call that got no answer is never sent again; racing calls each
+//! land exactly once.
 
 mod common;
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use rapyer::prelude::*;
@@ -34,6 +36,31 @@ struct Ticket {
     text: String,
     tags: Vec<String>,
     done: bool,
+}
+
+/// Every kind of field a read can want.
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[rapyer(prefix = "Shelf")]
+struct Shelf {
+    #[rapyer(key)]
+    id: String,
+    n: i64,
+    ratio: f64,
+    text: String,
+    done: bool,
+    tags: Vec<String>,
+    prefs: HashMap<String, String>,
+    maybe: Option<i64>,
+}
+
+/// The same, re-arming its expiry on reads too.
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[rapyer(prefix = "Locker", ttl = 3600, refresh_on_read)]
+struct Locker {
+    #[rapyer(key)]
+    id: String,
+    n: i64,
+    tags: Vec<String>,
 }
 
 fn note(id: &str) -> Note {
@@ -468,4 +495,131 @@ async fn racing_calls_each_land_exactly_once() {
     assert_eq!(stored["tags"].as_array().map(Vec::len), Some(1000));
     // 1,000 toggles from false.
     assert_eq!(stored["done"], json!(false));
+}
+
+fn shelf(id: &str) -> Shelf {
+    Shelf {
+        id: id.to_string(),
+        n: 0,
+        ratio: 0.0,
+        text: String::new(),
+        done: false,
+        tags: Vec::new(),
+        prefs: HashMap::new(),
+        maybe: None,
+    }
+}
+
+#[tokio::test]
+async fn reads_of_a_model_without_a_read_expiry_are_the_bare_commands() {
+    let mut s = setup(ConnectOptions::default()).await;
+    // Stored past the local copy, so that each read is seen to come from the server.
+    let stored = json!({"id": "s", "n": -42, "ratio": 2.5e-3, "text": HOSTILE, "done": true,
+        "tags": [HOSTILE, "b"], "prefs": {"a.b [\"c\"]": HOSTILE}, "maybe": 7});
+    s.command(&["JSON.SET", "bare/Shelf:s", "$", &stored.to_string()])
+        .await;
+    let mut local = shelf("s");
+    let before = s.calls().await;
+    assert_eq!(local.n().load(&s.db).await.expect("n"), -42);
+    assert_eq!(local.ratio().load(&s.db).await.expect("ratio"), 2.5e-3);
+    assert_eq!(local.text().load(&s.db).await.expect("text"), HOSTILE);
+    assert!(local.done().load(&s.db).await.expect("done"));
+    assert_eq!(local.tags().len(&s.db).await.expect("len"), 2);
+    local.tags().load(&s.db).await.expect("tags");
+    assert_eq!(local.prefs().len(&s.db).await.expect("len"), 1);
+    local.prefs().load(&s.db).await.expect("prefs");
+    assert_eq!(*local.maybe().load(&s.db).await.expect("maybe"), Some(7));
+    assert_eq!(
+        s.ran_since(&before).await,
+        ran(&[("json.get", 7), ("json.arrlen", 1), ("json.objlen", 1)]),
+        "no script ran"
+    );
+    assert_eq!(serde_json::to_value(&local).expect("json"), stored);
+
+    // A float where an integer is wanted, and every other field of another JSON type: the
+    // script names what it found, and nothing changes.
+    let wrong = json!({"id": "w", "n": 1.5, "ratio": "x", "text": 5, "done": null,
+        "tags": {}, "prefs": [], "maybe": "7"});
+    s.command(&["JSON.SET", "bare/Shelf:w", "$", &wrong.to_string()])
+        .await;
+    let document = s.stored("Shelf:w").await;
+    let mut w = shelf("w");
+    let outcomes = [
+        ("n", "number", w.n().load(&s.db).await.map(|_| ())),
+        ("ratio", "string", w.ratio().load(&s.db).await.map(|_| ())),
+        ("text", "integer", w.text().load(&s.db).await.map(|_| ())),
+        ("done", "null", w.done().load(&s.db).await.map(|_| ())),
+        ("tags", "object", w.tags().len(&s.db).await.map(|_| ())),
+        ("tags", "object", w.tags().load(&s.db).await.map(|_| ())),
+        ("prefs", "array", w.prefs().len(&s.db).await.map(|_| ())),
+        ("prefs", "array", w.prefs().load(&s.db).await.map(|_| ())),
+    ];
+    for (field, found_type, outcome) in outcomes {
+        match outcome {
+            Err(Error::TypeMismatch {
+                key, path, found, ..
+            }) => {
+                assert_eq!(key, "bare/Shelf:w");
+                assert_eq!((path, found.as_str()), (format!("$.{field}"), found_type));
+            }
+            other => panic!("{field}: a typed refusal, got {other:?}"),
+        }
+    }
+    // An optional field holding a value of another type fails to decode.
+    assert!(w.maybe().load(&s.db).await.is_err());
+    assert_eq!(w, shelf("w"), "the local model is unchanged");
+    assert_eq!(s.stored("Shelf:w").await, document);
+
+    // No document, or a key of another Redis type.
+    s.command(&["SET", "bare/Shelf:plain", "not json"]).await;
+    for id in ["missing", "plain"] {
+        let mut m = shelf(id);
+        let outcomes = [
+            m.n().load(&s.db).await.map(|_| ()),
+            m.tags().len(&s.db).await.map(|_| ()),
+            m.prefs().len(&s.db).await.map(|_| ()),
+        ];
+        for outcome in outcomes {
+            match (id, outcome) {
+                ("missing", Err(Error::NotFound { key })) => assert_eq!(key, "bare/Shelf:missing"),
+                (
+                    "plain",
+                    Err(Error::TypeMismatch {
+                        key, path, found, ..
+                    }),
+                ) => {
+                    assert_eq!(key, "bare/Shelf:plain");
+                    assert_eq!((path.as_str(), found.as_str()), ("$", "string"));
+                }
+                (_, other) => panic!("{id}: a typed refusal, got {other:?}"),
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn reads_of_a_model_with_refresh_on_read_keep_the_script_which_rearms_it() {
+    let mut s = setup(ConnectOptions::default()).await;
+    let mut l = Locker {
+        id: "l".to_string(),
+        n: 5,
+        tags: vec!["a".to_string()],
+    };
+    l.save(&s.db).await.expect("save");
+    let before = s.calls().await;
+    for op in 0..3 {
+        s.command(&["PEXPIRE", "bare/Locker:l", "5000"]).await;
+        match op {
+            0 => assert_eq!(l.n().load(&s.db).await.expect("load"), 5),
+            1 => assert_eq!(l.tags().len(&s.db).await.expect("len"), 1),
+            _ => assert_eq!(l.tags().load(&s.db).await.expect("load").len(), 1),
+        }
+        let ttl = s.command(&["PTTL", "bare/Locker:l"]).await;
+        assert!(
+            matches!(ttl, redis::Value::Int(ms) if ms > 3_000_000),
+            "read {op} re-arms the expiry: {ttl:?}"
+        );
+    }
+    let ran = s.ran_since(&before).await;
+    assert_eq!(ran.get("evalsha"), Some(&3), "{ran:?}");
 }

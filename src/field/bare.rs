@@ -1,24 +1,27 @@
 //! Field operations sent as the bare RedisJSON command, where that command alone does
 //! exactly what the operation's script does.
 //!
-//! A list `append`/`extend` (`JSON.ARRAPPEND`), a `toggle` (`JSON.TOGGLE`) and a string
-//! `append` (`JSON.STRAPPEND` and `JSON.GET` in one `MULTI`) on a field whose model re-arms
-//! no expiry on writes: each command writes nothing where the script would fail (a missing
-//! key or field, another JSON type, a key of another Redis type, memory at `maxmemory`:
-//! all three are flagged `denyoom`), and answers what the script answers. So the call goes
-//! out as the command, and only when the server answers that it did nothing does the
-//! operation's script run, to say why with its typed error (or to do it, when the document
-//! changed in between: either way the operation happens at most once). A call that got no
-//! answer (a lost connection, a timeout) may have run, so it is never sent again: its
-//! error is the caller's, as a script call's would be.
+//! On a field whose model re-arms no expiry for the operation (no `ttl` for a write, no
+//! `refresh_on_read` for a read): a list `append`/`extend` (`JSON.ARRAPPEND`), a `toggle`
+//! (`JSON.TOGGLE`), a string `append` (`JSON.STRAPPEND` and `JSON.GET` in one `MULTI`),
+//! a read of the field (`JSON.GET`, its JSON type checked here from the reply's first
+//! byte, as the script's fast path does), a list's or a dict's length (`JSON.ARRLEN`,
+//! `JSON.OBJLEN`). Each command writes nothing where the script would fail (a missing key or
+//! field, another JSON type, a key of another Redis type, memory at `maxmemory`: the writes
+//! are flagged `denyoom`) and answers what the script answers. So the call goes out as the
+//! command, and only when the server answers that it did nothing (or a read finds another
+//! JSON type) does the operation's script run, to say why with its typed error (or to do
+//! it, when the document changed in between: either way the operation happens at most
+//! once). A call that got no answer (a lost connection, a timeout) may have run, so it is
+//! never sent again: its error is the caller's, as a script call's would be.
 //!
 //! Measured (`cargo xtask bench table`, BENCHMARKS.md): the script around each of these
-//! commands cost the server 4–7 µs against 1.5 µs for the bare command; a model with an
+//! commands cost the server 3–7 µs against 1–1.7 µs for the bare command; a model with an
 //! expiry keeps the script, which re-arms it in the same step.
 
 use redis::{Cmd, FromRedisValue, Pipeline, Value};
 
-use super::FieldOp;
+use super::{FieldOp, Want};
 use crate::db::Db;
 use crate::error::{Error, Result};
 
@@ -37,6 +40,7 @@ enum Bare {
 pub(super) async fn run<R: FromRedisValue>(
     db: &Db,
     op: FieldOp,
+    want: Want,
     key: &str,
     path: &str,
     operands: &[&str],
@@ -54,7 +58,7 @@ pub(super) async fn run<R: FromRedisValue>(
             .map(|mut replies| replies.pop().unwrap_or(Value::Nil)),
     };
     match reply {
-        Ok(reply) => match done(op, reply) {
+        Ok(reply) => match done(op, want, reply) {
             Some(reply) => R::from_redis_value(reply).map(Some).map_err(|e| {
                 Error::redis(&format!("decoding the reply of {name}"), e.into()).naming(key)
             }),
@@ -74,8 +78,8 @@ fn command(op: FieldOp, key: &str, path: &str, operands: &[&str]) -> Option<Bare
             cmd.arg(key).arg(path).arg(operands);
             Some(Bare::Command(cmd))
         }
-        FieldOp::Toggle => {
-            let mut cmd = redis::cmd("JSON.TOGGLE");
+        FieldOp::Toggle | FieldOp::Get | FieldOp::ListLen | FieldOp::DictLen => {
+            let mut cmd = redis::cmd(bare_name(op));
             cmd.arg(key).arg(path);
             Some(Bare::Command(cmd))
         }
@@ -101,6 +105,9 @@ fn bare_name(op: FieldOp) -> &'static str {
     match op {
         FieldOp::ListAppend => "JSON.ARRAPPEND",
         FieldOp::Toggle => "JSON.TOGGLE",
+        FieldOp::Get => "JSON.GET",
+        FieldOp::ListLen => "JSON.ARRLEN",
+        FieldOp::DictLen => "JSON.OBJLEN",
         _ => "JSON.STRAPPEND",
     }
 }
@@ -108,10 +115,10 @@ fn bare_name(op: FieldOp) -> &'static str {
 /// The script's reply for the bare command's `reply` when the command did the operation, as
 /// the script's fast path reads it (`lua/field_fast.lua`: the first entry of the reply); or
 /// `None` when it did nothing.
-fn done(op: FieldOp, reply: Value) -> Option<Value> {
+fn done(op: FieldOp, want: Want, reply: Value) -> Option<Value> {
     match op {
         // `[length]`, as the script replies.
-        FieldOp::ListAppend => match reply {
+        FieldOp::ListAppend | FieldOp::ListLen | FieldOp::DictLen => match reply {
             Value::Array(ref entries) if matches!(entries.first(), Some(Value::Int(_))) => {
                 Some(reply)
             }
@@ -121,6 +128,11 @@ fn done(op: FieldOp, reply: Value) -> Option<Value> {
         FieldOp::Toggle => match first(&reply)? {
             Value::Int(1) => Some(Value::BulkString(b"[true]".to_vec())),
             Value::Int(0) => Some(Value::BulkString(b"[false]".to_vec())),
+            _ => None,
+        },
+        // `[value]`, when of a wanted type.
+        FieldOp::Get => match reply {
+            Value::BulkString(ref text) if wanted(want.types, text) => Some(reply),
             _ => None,
         },
         // EXEC's replies: JSON.STRAPPEND's `[length]`, then the string read after it.
@@ -142,5 +154,53 @@ fn first(reply: &Value) -> Option<&Value> {
     match reply {
         Value::Array(entries) => entries.first(),
         _ => None,
+    }
+}
+
+/// Whether `text`, a JSONPath reply of one value (`[value]`), holds a value of one of the
+/// JSON types `types` lists (as [`Want`] spells them), told from its first byte as
+/// `lua/lib/json.lua`'s `json_type` does: a number with a `.`, `e` or `E` is `number`, any
+/// other `integer`. An empty reply (no such field) holds none.
+fn wanted(types: &str, text: &[u8]) -> bool {
+    let found = match text.get(1) {
+        Some(b'"') => "string",
+        Some(b'[') => "array",
+        Some(b'{') => "object",
+        Some(b't' | b'f') => "boolean",
+        Some(b'n') => "null",
+        Some(b'-' | b'0'..=b'9') if text.iter().any(|b| matches!(b, b'.' | b'e' | b'E')) => {
+            "number"
+        }
+        Some(b'-' | b'0'..=b'9') => "integer",
+        _ => return false,
+    };
+    types == "*" || types.split(',').any(|t| t == found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wanted;
+
+    #[test]
+    fn a_read_is_taken_only_when_it_holds_a_wanted_json_type() {
+        for (types, text, expected) in [
+            ("integer", "[-12]", true),
+            ("integer", "[1.5]", false),
+            ("integer", "[1e5]", false),
+            ("number,integer", "[1E5]", true),
+            ("number,integer", "[7]", true),
+            ("string", "[\"1.5\"]", true),
+            ("string", "[15]", false),
+            ("array", "[[1]]", true),
+            ("object", "[{}]", true),
+            ("object", "[[]]", false),
+            ("boolean", "[false]", true),
+            ("boolean", "[null]", false),
+            ("*", "[null]", true),
+            ("*", "[]", false),
+            ("*", "", false),
+        ] {
+            assert_eq!(wanted(types, text.as_bytes()), expected, "{types} {text}");
+        }
     }
 }

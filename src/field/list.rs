@@ -94,9 +94,10 @@ fn python_bounds(range: &impl ListRange, len: usize) -> (usize, usize) {
 
 /// A handle on a list field: `user.tags().append(&db, "x")`.
 ///
-/// Every operation is one script call. The script returns the list's new length (and the
-/// element involved); the handle applies the same change to the local list, and when the
-/// local list was out of step with the server (its length disagrees) it reloads the list.
+/// Every operation is one script call (`append` and `extend` on a model without an expiry:
+/// one `JSON.ARRAPPEND`). The server returns the list's new length (and the element
+/// involved); the handle applies the same change to the local list, and when the local list
+/// was out of step with the server (its length disagrees) it reloads the list.
 #[derive(Debug)]
 pub struct RedisList<'a, T> {
     value: &'a mut Vec<T>,

@@ -4,7 +4,11 @@
 //! Every operation is one call of the library's script for it, `rapyer.field.<operation>`
 //! (its function in `lua/field.lua` with the pieces it uses), which checks the document and the field's JSON type before it writes, re-arms the model's
 //! expiry in the same step, and returns the field's new value. The handle decodes that value
-//! into the local field; a failed operation leaves the local field as it was.
+//! into the local field; a failed operation leaves the local field as it was. A list
+//! `append`/`extend`, a `toggle` and a string `append` on a model without an expiry, and a
+//! `load` or `len` on one that re-arms none on reads, are the bare RedisJSON command
+//! instead, which writes nothing where the script would fail; the script then runs only
+//! to give the typed error (see `src/field/bare.rs`).
 //!
 //! A field's handle is chosen by its type through [`FieldType`]: integers get [`RedisInt`],
 //! floats [`RedisFloat`], `String` [`RedisStr`], `bool` [`RedisBool`], `Vec<T>`
@@ -244,7 +248,8 @@ impl At {
             Some(ttl) => Cow::Owned(codec::ttl_millis(ttl).to_string()),
             // Nothing to re-arm: the bare command may do it alone.
             None => {
-                if let Some(reply) = bare::run(db, op, &keys[0], &self.path, operands).await? {
+                if let Some(reply) = bare::run(db, op, want, &keys[0], &self.path, operands).await?
+                {
                     return Ok(reply);
                 }
                 Cow::Borrowed("0")

@@ -30,7 +30,8 @@ impl RedisStr<'_> {
     }
 
     /// Appends `suffix` on the server (`JSON.STRAPPEND`); the local field becomes the
-    /// server's whole new string, and its length in bytes is returned.
+    /// server's whole new string, read in the same atomic step, and its length in bytes is
+    /// returned.
     pub async fn append(&mut self, db: &Db, suffix: &str) -> Result<usize> {
         let text = json(db, &self.at, suffix)?;
         *self.value = self
