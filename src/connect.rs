@@ -70,7 +70,9 @@ pub struct ConnectOptions {
     /// of them in turn, each with its own outcome, atomicity, errors and cancellation (see
     /// the README's "Gathered field calls"). Only on a multi-thread tokio runtime, where it
     /// measured 1.1× (64 in flight) to 1.35× (16 in flight) the increments per second; a
-    /// call with fewer in flight goes out alone at once. Not on a cluster.
+    /// call with fewer in flight goes out alone at once. Not on a cluster. A gathered call
+    /// waits on tokio's timer (at most 2 ms for its group to go out), as the reply timeout
+    /// does: with `response_timeout: None` (a runtime may then have no timer) calls go alone.
     pub gather_after: usize,
     #[cfg(feature = "tls")]
     tls: Option<redis::TlsCertificates>,

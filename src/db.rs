@@ -78,7 +78,13 @@ impl Db {
             url: url.into(),
             namespace: "".into(),
             scripts: Arc::new(Registry::new()),
-            gather: Gather::new(options.gather_after),
+            // A gathered call waits on tokio's timer (at most 2 ms), as the reply timeout
+            // does; without one, the runtime may have no timer: calls go alone.
+            gather: Gather::new(if options.response_timeout.is_some() {
+                options.gather_after
+            } else {
+                0
+            }),
         })
     }
 

@@ -505,3 +505,41 @@ async fn a_gathered_call_after_a_script_flush_is_reloaded_and_keeps_each_outcome
         .expect("SCRIPT EXISTS");
     assert_eq!(back, vec![true]);
 }
+
+/// A gathered call waits at most `LONGEST_WAIT` with tokio's timer, as the reply timeout
+/// does: a `Db` without a reply timeout may run on a runtime built without the timer, so
+/// its calls go alone (no panic for a timer the runtime lacks).
+#[test]
+fn a_db_without_a_reply_timeout_gathers_nothing_and_needs_no_timer() {
+    let server =
+        rapyer_testkit::Server::start_cached().unwrap_or_else(|e| panic!("rapyer-testkit: {e}"));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_io()
+        .build()
+        .expect("runtime without a timer");
+    runtime.block_on(async {
+        let mut options = ConnectOptions::default()
+            .direct_connections(0)
+            .gather_after(1);
+        options.response_timeout = None;
+        options.connect_timeout = None;
+        let db = Db::connect_with(server.url(), options)
+            .await
+            .expect("connect")
+            .with_namespace("gather-notimer/")
+            .expect("namespace");
+        counter("one").save(&db).await.expect("save");
+        let tasks: Vec<_> = (0..50)
+            .map(|_| {
+                let db = db.clone();
+                tokio::spawn(async move { counter("one").n().incr(&db, 1).await })
+            })
+            .collect();
+        for task in tasks {
+            task.await.expect("task").expect("incr");
+        }
+        let mut stored = counter("one");
+        assert_eq!(stored.n().load(&db).await.expect("load"), 50);
+    });
+}
