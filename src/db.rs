@@ -74,7 +74,7 @@ impl Db {
         tracing::debug!(target: "rapyer::db", url = %redact(url), "connected");
         Ok(Db {
             conn: Connection::Standalone(conn, direct),
-            client: Client::Standalone(Box::new(client)),
+            client: Client::Standalone(Arc::new(client)),
             url: url.into(),
             namespace: "".into(),
             scripts: Arc::new(Registry::new()),
@@ -131,7 +131,7 @@ impl Db {
         tracing::debug!(target: "rapyer::db", url = %redact(&url), "connected to a cluster");
         Ok(Db {
             conn: Connection::Cluster(conn),
-            client: Client::Cluster(Box::new(client)),
+            client: Client::Cluster(Arc::new(client)),
             url: url.into(),
             namespace: "".into(),
             scripts: Arc::new(Registry::new()),
@@ -695,9 +695,10 @@ impl ConnectionLike for Connection {
 /// How to open a connection of one's own (see [`Db::blocking_connection`]).
 #[derive(Clone)]
 enum Client {
-    // Boxed: either one is hundreds of bytes, which every clone of a `Db` would copy.
-    Standalone(Box<redis::Client>),
-    Cluster(Box<redis::cluster::ClusterClient>),
+    // Shared: either one is hundreds of bytes (a URL, credentials, TLS settings), which
+    // every clone of a `Db` (one per gathered group, one per task of a user's) would copy.
+    Standalone(Arc<redis::Client>),
+    Cluster(Arc<redis::cluster::ClusterClient>),
 }
 
 /// One event per round trip (a command, a script call, or a whole pipeline or transaction):
