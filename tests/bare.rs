@@ -623,3 +623,64 @@ async fn reads_of_a_model_with_refresh_on_read_keep_the_script_which_rearms_it()
     let ran = s.ran_since(&before).await;
     assert_eq!(ran.get("evalsha"), Some(&3), "{ran:?}");
 }
+
+#[tokio::test]
+async fn a_set_of_an_optional_or_value_field_is_one_json_set_xx() {
+    let mut s = setup(ConnectOptions::default()).await;
+    let mut m = shelf("opt");
+    m.save(&s.db).await.expect("save");
+    let before = s.calls().await;
+    m.maybe().set(&s.db, Some(-3)).await.expect("set");
+    assert_eq!(m.maybe, Some(-3));
+    assert_eq!(s.stored_json("Shelf:opt").await["maybe"], json!(-3));
+    assert_eq!(m.maybe().take(&s.db).await.expect("take"), Some(-3));
+    assert_eq!(m.maybe, None);
+    assert_eq!(s.stored_json("Shelf:opt").await["maybe"], json!(null));
+    let ran = s.ran_since(&before).await;
+    assert_eq!(ran.get("json.set"), Some(&2), "{ran:?}");
+    assert_eq!(ran.get("evalsha"), None, "{ran:?}");
+
+    // No such field (a document stored without it): `XX` sets nothing, and the script then
+    // adds the field, as a set always has.
+    s.command(&[
+        "JSON.SET",
+        "bare/Shelf:nofield",
+        "$",
+        &json!({"id": "nofield", "n": 1}).to_string(),
+    ])
+    .await;
+    let mut m = shelf("nofield");
+    let before = s.calls().await;
+    m.maybe().set(&s.db, Some(1)).await.expect("set");
+    assert_eq!(m.maybe, Some(1));
+    assert_eq!(
+        s.stored_json("Shelf:nofield").await,
+        json!({"id": "nofield", "n": 1, "maybe": 1})
+    );
+    let ran = s.ran_since(&before).await;
+    assert_eq!(ran.get("evalsha"), Some(&1), "{ran:?}");
+
+    // No document, a key of another type: nothing is written, and the script names the
+    // failure.
+    s.command(&["SET", "bare/Shelf:plain", "not json"]).await;
+    for id in ["missing", "plain"] {
+        let mut m = shelf(id);
+        match (id, m.maybe().set(&s.db, Some(1)).await) {
+            ("missing", Err(Error::NotFound { key })) => assert_eq!(key, "bare/Shelf:missing"),
+            (
+                "plain",
+                Err(Error::TypeMismatch {
+                    key, path, found, ..
+                }),
+            ) => {
+                assert_eq!(
+                    (key.as_str(), path.as_str(), found.as_str()),
+                    ("bare/Shelf:plain", "$", "string")
+                );
+            }
+            (_, other) => panic!("{id}: a typed refusal, got {other:?}"),
+        }
+        assert_eq!(m.maybe, None, "{id}: the local field is unchanged");
+    }
+    assert_eq!(s.stored("Shelf:missing").await, None);
+}

@@ -6,7 +6,9 @@
 //! (`JSON.TOGGLE`), a string `append` (`JSON.STRAPPEND` and `JSON.GET` in one `MULTI`),
 //! a read of the field (`JSON.GET`, its JSON type checked here from the reply's first
 //! byte, as the script's fast path does), a list's or a dict's length (`JSON.ARRLEN`,
-//! `JSON.OBJLEN`). Each command writes nothing where the script would fail (a missing key or
+//! `JSON.OBJLEN`), and a `set` that wants no JSON type (a value or optional field's: `JSON.SET
+//! … XX`, which needs the field there, as the script does). Each command writes nothing
+//! where the script would fail (a missing key or
 //! field, another JSON type, a key of another Redis type, memory at `maxmemory`: the writes
 //! are flagged `denyoom`) and answers what the script answers. So the call goes out as the
 //! command, and only when the server answers that it did nothing (or a read finds another
@@ -45,7 +47,7 @@ pub(super) async fn run<R: FromRedisValue>(
     path: &str,
     operands: &[&str],
 ) -> Result<Option<R>> {
-    let Some(bare) = command(op, key, path, operands) else {
+    let Some(bare) = command(op, want, key, path, operands) else {
         return Ok(None);
     };
     let name = bare_name(op);
@@ -58,7 +60,7 @@ pub(super) async fn run<R: FromRedisValue>(
             .map(|mut replies| replies.pop().unwrap_or(Value::Nil)),
     };
     match reply {
-        Ok(reply) => match done(op, want, reply) {
+        Ok(reply) => match done(op, want, operands, reply) {
             Some(reply) => R::from_redis_value(reply).map(Some).map_err(|e| {
                 Error::redis(&format!("decoding the reply of {name}"), e.into()).naming(key)
             }),
@@ -71,7 +73,7 @@ pub(super) async fn run<R: FromRedisValue>(
 }
 
 /// The command of `op` when it has one.
-fn command(op: FieldOp, key: &str, path: &str, operands: &[&str]) -> Option<Bare> {
+fn command(op: FieldOp, want: Want, key: &str, path: &str, operands: &[&str]) -> Option<Bare> {
     match op {
         FieldOp::ListAppend if !operands.is_empty() => {
             let mut cmd = redis::cmd("JSON.ARRAPPEND");
@@ -81,6 +83,13 @@ fn command(op: FieldOp, key: &str, path: &str, operands: &[&str]) -> Option<Bare
         FieldOp::Toggle | FieldOp::Get | FieldOp::ListLen | FieldOp::DictLen => {
             let mut cmd = redis::cmd(bare_name(op));
             cmd.arg(key).arg(path);
+            Some(Bare::Command(cmd))
+        }
+        // A set wanting no JSON type only needs the field to be there: `XX` sets nothing
+        // (answers nil) where it is not, or where the document is not.
+        FieldOp::Set if want.types == Want::ANY.types && operands.len() == 1 => {
+            let mut cmd = redis::cmd("JSON.SET");
+            cmd.arg(key).arg(path).arg(operands[0]).arg("XX");
             Some(Bare::Command(cmd))
         }
         FieldOp::Append if operands.len() == 1 => {
@@ -108,6 +117,7 @@ fn bare_name(op: FieldOp) -> &'static str {
         FieldOp::Get => "JSON.GET",
         FieldOp::ListLen => "JSON.ARRLEN",
         FieldOp::DictLen => "JSON.OBJLEN",
+        FieldOp::Set => "JSON.SET",
         _ => "JSON.STRAPPEND",
     }
 }
@@ -115,8 +125,18 @@ fn bare_name(op: FieldOp) -> &'static str {
 /// The script's reply for the bare command's `reply` when the command did the operation, as
 /// the script's fast path reads it (`lua/field_fast.lua`: the first entry of the reply); or
 /// `None` when it did nothing.
-fn done(op: FieldOp, want: Want, reply: Value) -> Option<Value> {
+fn done(op: FieldOp, want: Want, operands: &[&str], reply: Value) -> Option<Value> {
     match op {
+        // The value sent, as reading it back gives it.
+        FieldOp::Set => {
+            let value = operands.first()?;
+            match reply {
+                Value::Okay => {}
+                Value::SimpleString(ok) if ok == "OK" => {}
+                _ => return None,
+            }
+            Some(Value::BulkString(format!("[{value}]").into_bytes()))
+        }
         // `[length]`, as the script replies.
         FieldOp::ListAppend | FieldOp::ListLen | FieldOp::DictLen => match reply {
             Value::Array(ref entries) if matches!(entries.first(), Some(Value::Int(_))) => {

@@ -5,7 +5,8 @@
 //! (its function in `lua/field.lua` with the pieces it uses), which checks the document and the field's JSON type before it writes, re-arms the model's
 //! expiry in the same step, and returns the field's new value. The handle decodes that value
 //! into the local field; a failed operation leaves the local field as it was. A list
-//! `append`/`extend`, a `toggle` and a string `append` on a model without an expiry, and a
+//! `append`/`extend`, a `toggle`, a string `append` and an optional or value field's `set`
+//! on a model without an expiry, and a
 //! `load` or `len` on one that re-arms none on reads, are the bare RedisJSON command
 //! instead, which writes nothing where the script would fail; the script then runs only
 //! to give the typed error (see `src/field/bare.rs`).
