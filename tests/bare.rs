@@ -82,21 +82,14 @@ struct Setup {
 }
 
 async fn setup(options: ConnectOptions) -> Setup {
-    let server = tokio::task::spawn_blocking(rapyer_testkit::Server::start_cached)
-        .await
-        .expect("start task")
-        .unwrap_or_else(|e| panic!("rapyer-testkit: {e}"));
+    let server = common::own_server().await;
     let db = Db::connect_with(server.url(), options)
         .await
         .expect("connect")
         .with_namespace("bare/")
         .expect("namespace");
     db.scripts().preload().await.expect("preload");
-    let raw = redis::Client::open(server.url())
-        .expect("url")
-        .get_multiplexed_async_connection()
-        .await
-        .expect("raw connection");
+    let raw = common::raw_to(server.url()).await;
     Setup {
         _server: server,
         db,
@@ -142,6 +135,16 @@ impl Setup {
             .collect()
     }
 
+    /// Asserts that operation `op` re-armed the hour-long expiry of `key` (shortened to 5 s
+    /// before it).
+    async fn assert_rearmed(&mut self, key: &str, op: usize) {
+        let ttl = self.command(&["PTTL", key]).await;
+        assert!(
+            matches!(ttl, redis::Value::Int(ms) if ms > 3_000_000),
+            "operation {op} re-arms the expiry of {key}: {ttl:?}"
+        );
+    }
+
     async fn stored(&mut self, key: &str) -> Option<String> {
         redis::cmd("JSON.GET")
             .arg(format!("bare/{key}"))
@@ -162,6 +165,25 @@ impl Setup {
             cmd.arg(*a);
         }
         cmd.query_async(&mut self.raw).await.expect(args[0])
+    }
+}
+
+/// Asserts the refusal of an operation on `{prefix}:{id}` where `id` is `missing` (no
+/// document: `NotFound`) or `plain` (a plain string key: `TypeMismatch` at the root).
+fn assert_refused<T: std::fmt::Debug>(prefix: &str, id: &str, outcome: Result<T, Error>) {
+    let expected_key = format!("bare/{prefix}:{id}");
+    match (id, outcome) {
+        ("missing", Err(Error::NotFound { key })) => assert_eq!(key, expected_key),
+        (
+            "plain",
+            Err(Error::TypeMismatch {
+                key, path, found, ..
+            }),
+        ) => {
+            assert_eq!(key, expected_key);
+            assert_eq!((path.as_str(), found.as_str()), ("$", "string"));
+        }
+        (_, other) => panic!("{prefix}:{id}: a typed refusal, got {other:?}"),
     }
 }
 
@@ -239,11 +261,7 @@ async fn a_model_with_an_expiry_keeps_the_script_which_rearms_it() {
                 t.text().append(&s.db, "x").await.expect("append");
             }
         }
-        let ttl = s.command(&["PTTL", "bare/Ticket:t"]).await;
-        assert!(
-            matches!(ttl, redis::Value::Int(ms) if ms > 3_000_000),
-            "operation {op} re-arms the expiry: {ttl:?}"
-        );
+        s.assert_rearmed("bare/Ticket:t", op).await;
     }
     // `INFO commandstats` counts the commands a script runs too: each once, the script's.
     let ran = s.ran_since(&before).await;
@@ -372,19 +390,7 @@ async fn a_bare_command_that_did_nothing_hands_over_to_the_script_for_the_typed_
             n.done().toggle(&s.db).await.map(|_| ()),
         ];
         for outcome in outcomes {
-            match (id, outcome) {
-                ("missing", Err(Error::NotFound { key })) => assert_eq!(key, "bare/Note:missing"),
-                (
-                    "plain",
-                    Err(Error::TypeMismatch {
-                        key, path, found, ..
-                    }),
-                ) => {
-                    assert_eq!(key, "bare/Note:plain");
-                    assert_eq!((path.as_str(), found.as_str()), ("$", "string"));
-                }
-                (_, other) => panic!("{id}: a typed refusal, got {other:?}"),
-            }
+            assert_refused("Note", id, outcome);
         }
     }
     assert_eq!(s.stored("Note:missing").await, None);
@@ -580,19 +586,7 @@ async fn reads_of_a_model_without_a_read_expiry_are_the_bare_commands() {
             m.prefs().len(&s.db).await.map(|_| ()),
         ];
         for outcome in outcomes {
-            match (id, outcome) {
-                ("missing", Err(Error::NotFound { key })) => assert_eq!(key, "bare/Shelf:missing"),
-                (
-                    "plain",
-                    Err(Error::TypeMismatch {
-                        key, path, found, ..
-                    }),
-                ) => {
-                    assert_eq!(key, "bare/Shelf:plain");
-                    assert_eq!((path.as_str(), found.as_str()), ("$", "string"));
-                }
-                (_, other) => panic!("{id}: a typed refusal, got {other:?}"),
-            }
+            assert_refused("Shelf", id, outcome);
         }
     }
 }
@@ -614,11 +608,7 @@ async fn reads_of_a_model_with_refresh_on_read_keep_the_script_which_rearms_it()
             1 => assert_eq!(l.tags().len(&s.db).await.expect("len"), 1),
             _ => assert_eq!(l.tags().load(&s.db).await.expect("load").len(), 1),
         }
-        let ttl = s.command(&["PTTL", "bare/Locker:l"]).await;
-        assert!(
-            matches!(ttl, redis::Value::Int(ms) if ms > 3_000_000),
-            "read {op} re-arms the expiry: {ttl:?}"
-        );
+        s.assert_rearmed("bare/Locker:l", op).await;
     }
     let ran = s.ran_since(&before).await;
     assert_eq!(ran.get("evalsha"), Some(&3), "{ran:?}");
@@ -665,21 +655,7 @@ async fn a_set_of_an_optional_or_value_field_is_one_json_set_xx() {
     s.command(&["SET", "bare/Shelf:plain", "not json"]).await;
     for id in ["missing", "plain"] {
         let mut m = shelf(id);
-        match (id, m.maybe().set(&s.db, Some(1)).await) {
-            ("missing", Err(Error::NotFound { key })) => assert_eq!(key, "bare/Shelf:missing"),
-            (
-                "plain",
-                Err(Error::TypeMismatch {
-                    key, path, found, ..
-                }),
-            ) => {
-                assert_eq!(
-                    (key.as_str(), path.as_str(), found.as_str()),
-                    ("bare/Shelf:plain", "$", "string")
-                );
-            }
-            (_, other) => panic!("{id}: a typed refusal, got {other:?}"),
-        }
+        assert_refused("Shelf", id, m.maybe().set(&s.db, Some(1)).await);
         assert_eq!(m.maybe, None, "{id}: the local field is unchanged");
     }
     assert_eq!(s.stored("Shelf:missing").await, None);

@@ -68,10 +68,7 @@ async fn save_get_incr_and_block(db: &Db, raw: &mut redis::aio::MultiplexedConne
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn while_the_server_is_down_each_call_fails_fast_and_calls_succeed_again_once_it_is_back() {
     // A server of this test's own: stopping the binary's shared one would fail the others.
-    let server = tokio::task::spawn_blocking(rapyer_testkit::Server::start_cached)
-        .await
-        .expect("start task")
-        .unwrap_or_else(|e| panic!("rapyer-testkit: {e}"));
+    let server = common::own_server().await;
     let server = Arc::new(server);
     let db = Db::connect_with(server.url(), fail_fast())
         .await
@@ -161,10 +158,7 @@ async fn while_the_server_is_down_each_call_fails_fast_and_calls_succeed_again_o
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reply_slower_than_the_response_timeout_fails_the_call_as_a_timeout() {
     // A server of this test's own: pausing the shared one would stall the other tests.
-    let server = tokio::task::spawn_blocking(rapyer_testkit::Server::start_cached)
-        .await
-        .expect("start task")
-        .unwrap_or_else(|e| panic!("rapyer-testkit: {e}"));
+    let server = common::own_server().await;
     let db = Db::connect_with(
         server.url(),
         ConnectOptions::default().response_timeout(Duration::from_millis(300)),

@@ -81,10 +81,7 @@ async fn checker(url: &str) -> (redis::aio::MultiplexedConnection, u64) {
 }
 
 async fn setup(options: ConnectOptions) -> Setup {
-    let server = tokio::task::spawn_blocking(rapyer_testkit::Server::start_cached)
-        .await
-        .expect("start task")
-        .unwrap_or_else(|e| panic!("rapyer-testkit: {e}"));
+    let server = common::own_server().await;
     let db = Db::connect_with(server.url(), options)
         .await
         .expect("connect")

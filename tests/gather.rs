@@ -51,10 +51,7 @@ struct Setup {
 }
 
 async fn setup(after: usize) -> Setup {
-    let server = tokio::task::spawn_blocking(rapyer_testkit::Server::start_cached)
-        .await
-        .expect("start task")
-        .unwrap_or_else(|e| panic!("rapyer-testkit: {e}"));
+    let server = common::own_server().await;
     let options = ConnectOptions::default()
         .direct_connections(0)
         .gather_after(after);
@@ -65,11 +62,7 @@ async fn setup(after: usize) -> Setup {
         .expect("namespace");
     // Every script in the server's cache first, so that no NOSCRIPT reload adds commands.
     db.scripts().preload().await.expect("preload");
-    let raw = redis::Client::open(server.url())
-        .expect("url")
-        .get_multiplexed_async_connection()
-        .await
-        .expect("raw connection");
+    let raw = common::raw_to(server.url()).await;
     Setup {
         _server: server,
         db,

@@ -121,6 +121,20 @@ impl Subscriber for Recorder {
 }
 
 impl Recorder {
+    /// Records this thread's `rapyer::command` events until the guard drops.
+    ///
+    /// A second dispatcher stays registered for the whole process first: with only one
+    /// registered, tracing-core computes a callsite's interest from the default dispatcher
+    /// of whichever thread asks (its "just one" path), so another test's thread could leave
+    /// the library's callsite marked "never" while this thread records, and the recorder
+    /// saw no event at all (2 to 4 runs in 24 of this binary). With two, every thread asks
+    /// both.
+    fn start(&self) -> tracing::subscriber::DefaultGuard {
+        static SECOND: std::sync::OnceLock<tracing::Dispatch> = std::sync::OnceLock::new();
+        SECOND.get_or_init(|| tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default()));
+        tracing::subscriber::set_default(self.clone())
+    }
+
     fn take(&self) -> Vec<String> {
         std::mem::take(&mut *self.0.lock().expect("recorder"))
     }
@@ -254,7 +268,7 @@ async fn eager_loading_is_one_round_trip_per_level() {
 
     let recorder = Recorder::default();
     let _recording = RECORDING.lock().await;
-    let _guard = tracing::subscriber::set_default(recorder.clone());
+    let _guard = recorder.start();
     for (depth, keys) in [
         (0, 0),
         (1, 1000),
@@ -308,7 +322,7 @@ async fn cycles_and_diamonds_read_each_key_once() {
     let db = common::db().await;
     let recorder = Recorder::default();
     let _recording = RECORDING.lock().await;
-    let _guard = tracing::subscriber::set_default(recorder.clone());
+    let _guard = recorder.start();
     // a → b → a (mentors), both with publisher p.
     let a = author("a", "p", Some("b"));
     let b = author("b", "p", Some("a"));
@@ -1244,7 +1258,7 @@ async fn a_delete_within_one_cluster_slot_is_one_script() {
 
     let recorder = Recorder::default();
     let _recording = RECORDING.lock().await;
-    let _guard = tracing::subscriber::set_default(recorder.clone());
+    let _guard = recorder.start();
     assert!(TaggedWriter::delete_by_id(&db, "w").await.expect("delete"));
     let trips = recorder.take();
     let scripts = trips.iter().filter(|t| t.contains("keys=6")).count();

@@ -92,7 +92,7 @@ pub use text::RedisStr;
 #[cfg(feature = "chrono")]
 pub use time::{RedisDatetime, Zone};
 
-pub(crate) use op::FieldOp;
+pub(crate) use op::{FieldOp, Want};
 
 use crate::codec;
 use crate::db::Db;
@@ -304,26 +304,6 @@ impl At {
             }),
         }
     }
-}
-
-/// The JSON types an operation accepts at the field, for the script (and, through
-/// [`failure::expected`], for errors).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Want {
-    /// Comma-separated JSON types as `JSON.TYPE` names them, or `*`.
-    types: &'static str,
-}
-
-impl Want {
-    pub(crate) const ANY: Want = Want { types: "*" };
-    pub(crate) const INTEGER: Want = Want { types: "integer" };
-    pub(crate) const NUMBER: Want = Want {
-        types: "number,integer",
-    };
-    pub(crate) const STRING: Want = Want { types: "string" };
-    pub(crate) const BOOLEAN: Want = Want { types: "boolean" };
-    pub(crate) const OBJECT: Want = Want { types: "object" };
-    pub(crate) const ARRAY: Want = Want { types: "array" };
 }
 
 /// A length or position in a list or dict script's reply (an integer, or its text).

@@ -1,5 +1,5 @@
 //! The field operations (`lua/field.lua`), by name: the one place their Lua spelling is
-//! written on the Rust side.
+//! written on the Rust side; and the JSON types an operation accepts at its field.
 
 /// One field operation: its script is `rapyer.field.<its name>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,6 +143,26 @@ impl FieldOp {
                 | FieldOp::DictLen
         )
     }
+}
+
+/// The JSON types an operation accepts at the field, for the script (and, through
+/// [`crate::script::failure::expected`], for errors).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Want {
+    /// Comma-separated JSON types as `JSON.TYPE` names them, or `*`.
+    pub(crate) types: &'static str,
+}
+
+impl Want {
+    pub(crate) const ANY: Want = Want { types: "*" };
+    pub(crate) const INTEGER: Want = Want { types: "integer" };
+    pub(crate) const NUMBER: Want = Want {
+        types: "number,integer",
+    };
+    pub(crate) const STRING: Want = Want { types: "string" };
+    pub(crate) const BOOLEAN: Want = Want { types: "boolean" };
+    pub(crate) const OBJECT: Want = Want { types: "object" };
+    pub(crate) const ARRAY: Want = Want { types: "array" };
 }
 
 #[cfg(test)]

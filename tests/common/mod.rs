@@ -28,10 +28,23 @@ pub(crate) async fn cluster_db() -> Db {
         .expect("the test namespace is valid")
 }
 
+/// A server of the test's own, not the binary's shared one: for a test that stops, pauses
+/// or limits its server, or reads its counters (`INFO commandstats`, `CLIENT LIST`).
+pub(crate) async fn own_server() -> rapyer_testkit::Server {
+    tokio::task::spawn_blocking(rapyer_testkit::Server::start_cached)
+        .await
+        .expect("start task")
+        .unwrap_or_else(|e| panic!("rapyer-testkit: {e}"))
+}
+
 /// A plain connection, to read and write exactly what is on the server.
 pub(crate) async fn raw() -> redis::aio::MultiplexedConnection {
-    let server = rapyer_testkit::server();
-    redis::Client::open(server.url())
+    raw_to(rapyer_testkit::server().url()).await
+}
+
+/// A plain connection to the server at `url`.
+pub(crate) async fn raw_to(url: &str) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(url)
         .expect("valid url")
         .get_multiplexed_async_connection()
         .await
