@@ -6,11 +6,11 @@
 //! (`JSON.TOGGLE`), a string `append` (`JSON.STRAPPEND` and `JSON.GET` in one `MULTI`),
 //! a read of the field (`JSON.GET`, its JSON type checked here from the reply's first
 //! byte, as the script's fast path does), a list's or a dict's length (`JSON.ARRLEN`,
-//! `JSON.OBJLEN`), and a `set` that wants no JSON type (a value or optional field's: `JSON.SET
-//! … XX`, which needs the field there, as the script does). Each command writes nothing
-//! where the script would fail (a missing key or
-//! field, another JSON type, a key of another Redis type, memory at `maxmemory`: the writes
-//! are flagged `denyoom`) and answers what the script answers. So the call goes out as the
+//! `JSON.OBJLEN`), and a `set` that wants no JSON type (a value or optional field's:
+//! `JSON.SET … XX`, which needs the field there, as the script does). Each command writes
+//! nothing where the script would fail (a missing key or field, another JSON type, a key of
+//! another Redis type, memory at `maxmemory`: the writes are flagged `denyoom`) and answers
+//! what the script answers. So the call goes out as the
 //! command, and only when the server answers that it did nothing (or a read finds another
 //! JSON type) does the operation's script run, to say why with its typed error (or to do
 //! it, when the document changed in between: either way the operation happens at most
