@@ -25,6 +25,17 @@ struct Item {
     tags: Vec<String>,
 }
 
+/// Fields whose operations go out as the bare RedisJSON command (no expiry to re-arm).
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[rapyer(prefix = "Card")]
+struct Card {
+    #[rapyer(key)]
+    id: String,
+    text: String,
+    done: bool,
+    tags: Vec<String>,
+}
+
 #[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[rapyer(prefix = "Session", ttl = 300)]
 struct Session {
@@ -327,6 +338,82 @@ async fn all_scans_every_primary_without_duplicates() {
     all.sort_by_key(|i| i.n);
     assert_eq!(all, items);
     Item::delete_many(&other, ["a1"]).await.expect("clean up");
+}
+
+/// The bare commands on a cluster: each call goes to its key's node (the string append's
+/// `MULTI` whole, to its one node), on keys spread over the slots; a command that did
+/// nothing hands over to the script there too.
+#[tokio::test]
+async fn field_calls_sent_as_bare_commands_reach_each_keys_node() {
+    let db = db().await;
+    let mut raw = raw().await;
+    let hostile = "\"'] ) end -- {} \n🎉";
+    let mut slots = HashSet::new();
+    for i in 0..12 {
+        let id = format!("c{i}");
+        slots.insert(cluster_slot(&db.key(&Card::key_of(&id))));
+        let mut card = Card {
+            id: id.clone(),
+            text: "a".into(),
+            done: false,
+            tags: vec![],
+        };
+        card.save(&db).await.expect("save");
+        let len = card.text().append(&db, hostile).await.expect("append");
+        assert_eq!(len, 1 + hostile.len());
+        assert!(card.done().toggle(&db).await.expect("toggle"));
+        assert_eq!(
+            card.tags().append(&db, hostile).await.expect("list append"),
+            1
+        );
+        assert_eq!(card.tags().len(&db).await.expect("len"), 1);
+        assert_eq!(
+            card.text().load(&db).await.expect("load"),
+            format!("a{hostile}")
+        );
+        assert_eq!(
+            stored(&mut raw, &db.key(&Card::key_of(&id))).await,
+            Some(json!({"id": id, "text": format!("a{hostile}"), "done": true, "tags": [hostile]}))
+        );
+    }
+    assert!(slots.len() > 1, "the cards share one slot: {slots:?}");
+
+    // Another JSON type: the script's typed error, nothing written.
+    let key = db.key(&Card::key_of("odd"));
+    let _: () = redis::cmd("JSON.SET")
+        .arg(&key)
+        .arg("$")
+        .arg(json!({"id": "odd", "text": 5, "done": "no", "tags": {}}).to_string())
+        .query_async(&mut raw)
+        .await
+        .expect("JSON.SET");
+    let mut odd = Card {
+        id: "odd".into(),
+        text: String::new(),
+        done: false,
+        tags: vec![],
+    };
+    let outcomes = [
+        odd.text().append(&db, "x").await.map(|_| ()),
+        odd.done().toggle(&db).await.map(|_| ()),
+        odd.tags().append(&db, "x").await.map(|_| ()),
+        odd.text().load(&db).await.map(|_| ()),
+    ];
+    for (outcome, path) in outcomes
+        .into_iter()
+        .zip(["$.text", "$.done", "$.tags", "$.text"])
+    {
+        match outcome {
+            Err(Error::TypeMismatch {
+                key: k, path: p, ..
+            }) => assert_eq!((k.as_str(), p.as_str()), (key.as_str(), path)),
+            other => panic!("{path}: a typed refusal, got {other:?}"),
+        }
+    }
+    assert_eq!(
+        stored(&mut raw, &key).await,
+        Some(json!({"id": "odd", "text": 5, "done": "no", "tags": {}}))
+    );
 }
 
 #[tokio::test]
