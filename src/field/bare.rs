@@ -10,12 +10,12 @@
 //! `JSON.SET … XX`, which needs the field there, as the script does). Each command writes
 //! nothing where the script would fail (a missing key or field, another JSON type, a key of
 //! another Redis type, memory at `maxmemory`: the writes are flagged `denyoom`) and answers
-//! what the script answers. So the call goes out as the
-//! command, and only when the server answers that it did nothing (or a read finds another
-//! JSON type) does the operation's script run, to say why with its typed error (or to do
-//! it, when the document changed in between: either way the operation happens at most
-//! once). A call that got no answer (a lost connection, a timeout) may have run, so it is
-//! never sent again: its error is the caller's, as a script call's would be.
+//! what the script answers. So the call goes out as the command, and only when the server
+//! answers that it did nothing (or a read finds another JSON type) does the operation's
+//! script run, to say why with its typed error (or to do it, when the document changed in
+//! between: either way the operation happens at most once). A call that got no answer (a
+//! lost connection, a timeout) may have run, so it is never sent again: its error is the
+//! caller's, as a script call's would be.
 //!
 //! Measured (BENCHMARKS.md): the script around each of these commands cost the server
 //! 2.7–4.6 µs against 0.8–1.7 µs for the bare command, and with 64 calls in flight a list
