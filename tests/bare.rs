@@ -82,14 +82,7 @@ struct Setup {
 }
 
 async fn setup(options: ConnectOptions) -> Setup {
-    let server = common::own_server().await;
-    let db = Db::connect_with(server.url(), options)
-        .await
-        .expect("connect")
-        .with_namespace("bare/")
-        .expect("namespace");
-    db.scripts().preload().await.expect("preload");
-    let raw = common::raw_to(server.url()).await;
+    let (server, db, raw) = common::own_db(options, "bare/").await;
     Setup {
         _server: server,
         db,
@@ -145,18 +138,14 @@ impl Setup {
         );
     }
 
+    /// `JSON.GET bare/<key> $` as text.
     async fn stored(&mut self, key: &str) -> Option<String> {
-        redis::cmd("JSON.GET")
-            .arg(format!("bare/{key}"))
-            .arg("$")
-            .query_async(&mut self.raw)
-            .await
-            .expect("JSON.GET")
+        common::json_get(&mut self.raw, &format!("bare/{key}")).await
     }
 
+    /// The document at `bare/<key>`.
     async fn stored_json(&mut self, key: &str) -> serde_json::Value {
-        let text = self.stored(key).await.expect("a stored document");
-        serde_json::from_str::<serde_json::Value>(&text).expect("JSON")[0].clone()
+        common::stored(&mut self.raw, &format!("bare/{key}")).await
     }
 
     async fn command(&mut self, args: &[&str]) -> redis::Value {

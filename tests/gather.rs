@@ -51,18 +51,10 @@ struct Setup {
 }
 
 async fn setup(after: usize) -> Setup {
-    let server = common::own_server().await;
     let options = ConnectOptions::default()
         .direct_connections(0)
         .gather_after(after);
-    let db = Db::connect_with(server.url(), options)
-        .await
-        .expect("connect")
-        .with_namespace("gather/")
-        .expect("namespace");
-    // Every script in the server's cache first, so that no NOSCRIPT reload adds commands.
-    db.scripts().preload().await.expect("preload");
-    let raw = common::raw_to(server.url()).await;
+    let (server, db, raw) = common::own_db(options, "gather/").await;
     Setup {
         _server: server,
         db,
@@ -112,6 +104,17 @@ impl Setup {
             .expect("CLIENT PAUSE");
     }
 
+    /// Holds one call in flight, so that the calls made next are gathered: writes paused
+    /// (until [`Setup::resume`]), then an increment of `id` by `by` sent and waiting on the
+    /// server.
+    async fn hold_one(&mut self, id: &'static str, by: i64) -> Call<'static> {
+        self.pause_writes().await;
+        let db = self.db.clone();
+        let mut call: Call<'static> = Box::pin(async move { counter(id).n().incr(&db, by).await });
+        assert!(!poll_once(&mut call).await);
+        call
+    }
+
     async fn resume(&mut self) {
         let _: () = redis::cmd("CLIENT")
             .arg("UNPAUSE")
@@ -120,18 +123,14 @@ impl Setup {
             .expect("CLIENT UNPAUSE");
     }
 
+    /// `JSON.GET $` of counter `id` as text.
     async fn stored(&mut self, id: &str) -> Option<String> {
-        redis::cmd("JSON.GET")
-            .arg(format!("gather/Counter:{id}"))
-            .arg("$")
-            .query_async(&mut self.raw)
-            .await
-            .expect("JSON.GET")
+        common::json_get(&mut self.raw, &format!("gather/Counter:{id}")).await
     }
 
+    /// The document of counter `id`.
     async fn stored_json(&mut self, id: &str) -> serde_json::Value {
-        let text = self.stored(id).await.expect("a stored document");
-        serde_json::from_str::<serde_json::Value>(&text).expect("JSON")[0].clone()
+        common::stored(&mut self.raw, &format!("gather/Counter:{id}")).await
     }
 }
 
@@ -192,11 +191,7 @@ async fn calls_made_at_once_go_as_few_script_calls_each_with_its_own_outcome() {
     }
     let before = s.script_calls().await;
     // One call in flight (held by the pause), so that all 43 are gathered.
-    s.pause_writes().await;
-    let mut holder_doc = counter("holder");
-    let mut holder = holder_doc.n();
-    let mut holder = Box::pin(holder.incr(&db, 1));
-    assert!(!poll_once(&mut holder).await);
+    let holder = s.hold_one("holder", 1).await;
     let (results, ()) = tokio::join!(futures_util::future::join_all(calls), async {
         tokio::time::sleep(Duration::from_millis(100)).await;
         s.resume().await;
@@ -317,11 +312,7 @@ async fn a_group_whose_opening_call_is_no_longer_polled_still_goes_out() {
         counter(id).save(&s.db).await.expect("save");
     }
     let db = s.db.clone();
-    s.pause_writes().await;
-    let mut first_doc = counter("first");
-    let mut first = first_doc.n();
-    let mut first = Box::pin(first.incr(&db, 1));
-    assert!(!poll_once(&mut first).await);
+    let first = s.hold_one("first", 1).await;
     // The opening call, polled once (it opens the group and yields), then left unpolled,
     // not dropped.
     let mut opener_doc = counter("opener");
@@ -457,11 +448,7 @@ async fn a_gathered_call_after_a_script_flush_is_reloaded_and_keeps_each_outcome
         .expect("SCRIPT FLUSH");
     let db = s.db.clone();
     // One call in flight (held by the pause), so the next three are gathered.
-    s.pause_writes().await;
-    let mut first_doc = counter("first");
-    let mut first = first_doc.n();
-    let mut first = Box::pin(first.incr(&db, 2));
-    assert!(!poll_once(&mut first).await);
+    let first = s.hold_one("first", 2).await;
     let calls: Vec<Call> = ["x", "bad", "y"]
         .into_iter()
         .map(|id| {

@@ -48,10 +48,9 @@ pub(super) async fn run<R: FromRedisValue>(
     path: &str,
     operands: &[&str],
 ) -> Result<Option<R>> {
-    let Some(bare) = command(op, want, key, path, operands) else {
+    let Some((name, bare)) = command(op, want, key, path, operands) else {
         return Ok(None);
     };
-    let name = bare_name(op);
     let reply = match &bare {
         Bare::Command(cmd) => db.query_reply(name, 1, cmd, Ok).await,
         Bare::Transaction(pipe) => db
@@ -73,54 +72,45 @@ pub(super) async fn run<R: FromRedisValue>(
     }
 }
 
-/// The command of `op` when it has one.
-fn command(op: FieldOp, want: Want, key: &str, path: &str, operands: &[&str]) -> Option<Bare> {
-    match op {
-        FieldOp::ListAppend if !operands.is_empty() => {
-            let mut cmd = redis::cmd("JSON.ARRAPPEND");
-            cmd.arg(key).arg(path).arg(operands);
-            Some(Bare::Command(cmd))
-        }
-        FieldOp::Toggle | FieldOp::Get | FieldOp::ListLen | FieldOp::DictLen => {
-            let mut cmd = redis::cmd(bare_name(op));
-            cmd.arg(key).arg(path);
-            Some(Bare::Command(cmd))
-        }
+/// The command of `op` when it has one, and its name (for traces and errors).
+fn command(
+    op: FieldOp,
+    want: Want,
+    key: &str,
+    path: &str,
+    operands: &[&str],
+) -> Option<(&'static str, Bare)> {
+    let name = match op {
+        FieldOp::ListAppend if !operands.is_empty() => "JSON.ARRAPPEND",
+        FieldOp::Toggle if operands.is_empty() => "JSON.TOGGLE",
+        FieldOp::Get if operands.is_empty() => "JSON.GET",
+        FieldOp::ListLen if operands.is_empty() => "JSON.ARRLEN",
+        FieldOp::DictLen if operands.is_empty() => "JSON.OBJLEN",
         // A set wanting no JSON type only needs the field to be there: `XX` sets nothing
         // (answers nil) where it is not, or where the document is not.
-        FieldOp::Set if want.types == Want::ANY.types && operands.len() == 1 => {
-            let mut cmd = redis::cmd("JSON.SET");
-            cmd.arg(key).arg(path).arg(operands[0]).arg("XX");
-            Some(Bare::Command(cmd))
-        }
+        FieldOp::Set if want.types == Want::ANY.types && operands.len() == 1 => "JSON.SET",
         FieldOp::Append if operands.len() == 1 => {
             let mut pipe = redis::pipe();
             pipe.cmd("MULTI")
                 .cmd("JSON.STRAPPEND")
                 .arg(key)
                 .arg(path)
-                .arg(operands[0])
+                .arg(operands)
                 .cmd("JSON.GET")
                 .arg(key)
                 .arg(path)
                 .cmd("EXEC");
-            Some(Bare::Transaction(pipe))
+            return Some(("JSON.STRAPPEND", Bare::Transaction(pipe)));
         }
-        _ => None,
+        _ => return None,
+    };
+    let mut cmd = redis::cmd(name);
+    // The operands: the elements appended, or the value set (then `XX`); none for the others.
+    cmd.arg(key).arg(path).arg(operands);
+    if op == FieldOp::Set {
+        cmd.arg("XX");
     }
-}
-
-/// The command's name, for traces and errors.
-fn bare_name(op: FieldOp) -> &'static str {
-    match op {
-        FieldOp::ListAppend => "JSON.ARRAPPEND",
-        FieldOp::Toggle => "JSON.TOGGLE",
-        FieldOp::Get => "JSON.GET",
-        FieldOp::ListLen => "JSON.ARRLEN",
-        FieldOp::DictLen => "JSON.OBJLEN",
-        FieldOp::Set => "JSON.SET",
-        _ => "JSON.STRAPPEND",
-    }
+    Some((name, Bare::Command(cmd)))
 }
 
 /// The script's reply for the bare command's `reply` when the command did the operation, as

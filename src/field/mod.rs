@@ -6,10 +6,9 @@
 //! expiry in the same step, and returns the field's new value. The handle decodes that value
 //! into the local field; a failed operation leaves the local field as it was. A list
 //! `append`/`extend`, a `toggle`, a string `append` and an optional or value field's `set`
-//! on a model without an expiry, and a
-//! `load` or `len` on one that re-arms none on reads, are the bare RedisJSON command
-//! instead, which writes nothing where the script would fail; the script then runs only
-//! to give the typed error (see `src/field/bare.rs`).
+//! on a model without an expiry, and a `load` or `len` on one that re-arms none on reads,
+//! are the bare RedisJSON command instead, which writes nothing where the script would
+//! fail; the script then runs only to give the typed error (see `src/field/bare.rs`).
 //!
 //! A field's handle is chosen by its type through [`FieldType`]: integers get [`RedisInt`],
 //! floats [`RedisFloat`], `String` [`RedisStr`], `bool` [`RedisBool`], `Vec<T>`

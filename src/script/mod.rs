@@ -436,16 +436,8 @@ pub(crate) mod library {
     /// The field operations, one script each (`rapyer.field.<operation>`): the pieces of
     /// `lua/field.lua` and of the shared library the operation uses, so a call defines little
     /// more than it runs (every function a script defines is created again on each call).
-    static FIELD: LazyLock<HashMap<&'static str, Script>> = LazyLock::new(|| {
-        super::lua::field_ops()
-            .map(|op| {
-                let name = Cow::Owned(format!("rapyer.field.{op}"));
-                let body = Cow::Owned(super::lua::field_script(op));
-                // The document's key, then its structures' companion keys (re-armed with it).
-                (op, Script::build(name, Keys::Dynamic, body))
-            })
-            .collect()
-    });
+    static FIELD: LazyLock<HashMap<&'static str, Script>> =
+        LazyLock::new(|| field_scripts("", super::lua::field_script));
 
     /// The script of the field operation named `op` in `lua/field.lua`.
     pub(crate) fn field(op: &str) -> Option<&'static Script> {
@@ -455,15 +447,20 @@ pub(crate) mod library {
     /// The scripts that run several calls of one field operation in one script call
     /// (`rapyer.field.<operation>.gathered`, see [`super::gather`]): the same parts as the
     /// operation's own script, then the loop of `lua/field_gather.lua`.
-    static FIELD_GATHERED: LazyLock<HashMap<&'static str, Script>> = LazyLock::new(|| {
+    static FIELD_GATHERED: LazyLock<HashMap<&'static str, Script>> =
+        LazyLock::new(|| field_scripts(".gathered", super::lua::field_gather_script));
+
+    /// One script per field operation, named `rapyer.field.<operation><suffix>`, its text
+    /// `body(operation)`. Its keys: the document's, then its structures' companion keys
+    /// (re-armed with it).
+    fn field_scripts(suffix: &str, body: fn(&str) -> String) -> HashMap<&'static str, Script> {
         super::lua::field_ops()
             .map(|op| {
-                let name = Cow::Owned(format!("rapyer.field.{op}.gathered"));
-                let body = Cow::Owned(super::lua::field_gather_script(op));
-                (op, Script::build(name, Keys::Dynamic, body))
+                let name = Cow::Owned(format!("rapyer.field.{op}{suffix}"));
+                (op, Script::build(name, Keys::Dynamic, Cow::Owned(body(op))))
             })
             .collect()
-    });
+    }
 
     /// The gathered script of the field operation named `op` in `lua/field.lua`.
     pub(crate) fn field_gathered(op: &str) -> Option<&'static Script> {

@@ -37,6 +37,28 @@ pub(crate) async fn own_server() -> rapyer_testkit::Server {
         .unwrap_or_else(|e| panic!("rapyer-testkit: {e}"))
 }
 
+/// A server of the test's own ([`own_server`]), a `Db` on it with `options` in `namespace`
+/// with every library script already in the server's cache (so that no NOSCRIPT reload
+/// adds commands to what the test counts), and a plain connection to it.
+pub(crate) async fn own_db(
+    options: rapyer::ConnectOptions,
+    namespace: &str,
+) -> (
+    rapyer_testkit::Server,
+    Db,
+    redis::aio::MultiplexedConnection,
+) {
+    let server = own_server().await;
+    let db = Db::connect_with(server.url(), options)
+        .await
+        .expect("connect")
+        .with_namespace(namespace)
+        .expect("namespace");
+    db.scripts().preload().await.expect("preload");
+    let raw = raw_to(server.url()).await;
+    (server, db, raw)
+}
+
 /// A plain connection, to read and write exactly what is on the server.
 pub(crate) async fn raw() -> redis::aio::MultiplexedConnection {
     raw_to(rapyer_testkit::server().url()).await
