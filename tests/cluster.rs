@@ -108,6 +108,12 @@ async fn pttl(raw: &mut ClusterConnection, key: &str) -> i64 {
 /// one does not look for a slot's owner while another moves it.
 static TOPOLOGY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// Held by the tests that empty a node's script cache (`SCRIPT FLUSH`, a failover to a
+/// replica whose cache was emptied) and by the one that checks, after `preload`, that no
+/// node lacks a script: another test's flush between the two would fail it (seen once in
+/// a full run). Taken after `TOPOLOGY` where both are held.
+static SCRIPT_CACHE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Defines `name` as a script that adds `ARGV[1]` to the counter at `KEYS[1]`.
 fn define_add(db: &Db, name: &str) {
     db.scripts()
@@ -482,6 +488,7 @@ async fn field_handles_locks_and_blocks_work_on_a_cluster() {
 
 #[tokio::test]
 async fn named_scripts_reload_on_every_node_after_a_flush() {
+    let _cache = SCRIPT_CACHE.lock().await;
     let db = db().await;
     define_add(&db, "cluster_bump");
     let keys: Vec<String> = (0..12).map(|i| format!("counter{i}")).collect();
@@ -509,6 +516,7 @@ async fn named_scripts_reload_on_every_node_after_a_flush() {
 
 #[tokio::test]
 async fn pipelines_span_slots_and_transactions_stay_in_one() {
+    let _cache = SCRIPT_CACHE.lock().await;
     let db = db().await;
     let mut raw = raw().await;
     define_add(&db, "cluster_add");
@@ -658,6 +666,7 @@ async fn a_pipeline_applies_each_command_once_while_its_slot_is_migrating() {
 #[tokio::test]
 async fn a_promoted_replica_that_lacks_a_script_never_surfaces_noscript() {
     let _topology = TOPOLOGY.lock().await;
+    let _cache = SCRIPT_CACHE.lock().await;
     let cluster = rapyer_testkit::cluster();
     if !cluster.is_owned() {
         return; // a failover of someone else's cluster is not ours to make
