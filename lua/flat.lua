@@ -20,9 +20,9 @@
 --   a  (a string append) the suffix as a JSON string;
 --   p  (a list push) the JSON elements, one operand each;
 --   d  (a dict entry set, its path the entry's) the dict's JSONPath, the JSON value.
--- Returns {'ok', each operation's result as JSON text, then each operation's echo: its
--- value afterwards for an operation on the first key when echoing (a list's or a dict's
--- whole value, read back), else ''}. A failure is a typed failure naming the operation
+-- Returns {'ok', each operation's result as JSON text, then, when echoing, each operation's
+-- echo: its value afterwards for an operation on the first key (a list's or a dict's whole
+-- value, read back), else ''}. A failure is a typed failure naming the operation
 -- (lua/lib/failure.lua), with nothing written.
 
 -- The checks and the writes, by kind, and for the kinds whose command writes nothing where
@@ -284,17 +284,19 @@ local function FLAT()
     out[i + 1] = op.res
     wrote[op.k] = true
   end
-  for i, op in ipairs(ops) do
-    local e = ''
-    if echo and op.k == 1 then
-      e = op.echo
-      if not e then
-        -- A list or a dict: its whole value afterwards.
-        local path = op.kind == 'd' and ARGV[op.a] or op.path
-        e = string.sub(redis.call('JSON.GET', KEYS[1], path), 2, -2)
+  if echo then
+    for i, op in ipairs(ops) do
+      local e = ''
+      if op.k == 1 then
+        e = op.echo
+        if not e then
+          -- A list or a dict: its whole value afterwards.
+          local path = op.kind == 'd' and ARGV[op.a] or op.path
+          e = string.sub(redis.call('JSON.GET', KEYS[1], path), 2, -2)
+        end
       end
+      out[n + 1 + i] = e
     end
-    out[n + 1 + i] = e
   end
   rearm(wrote)
   return out

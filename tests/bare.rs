@@ -91,41 +91,17 @@ async fn setup(options: ConnectOptions) -> Setup {
 }
 
 impl Setup {
-    /// How many times the server ran each command so far (`INFO commandstats`), by its
-    /// lower-case name.
-    async fn calls(&mut self) -> std::collections::HashMap<String, u64> {
-        let info: String = redis::cmd("INFO")
-            .arg("commandstats")
-            .query_async(&mut self.raw)
-            .await
-            .expect("INFO commandstats");
-        info.lines()
-            .filter_map(|l| {
-                let (name, stats) = l.strip_prefix("cmdstat_")?.split_once(':')?;
-                let calls = stats
-                    .split(',')
-                    .find_map(|f| f.strip_prefix("calls="))?
-                    .parse()
-                    .ok()?;
-                Some((name.to_string(), calls))
-            })
-            .collect()
+    /// How many times the server ran each command so far: [`common::command_calls`].
+    async fn calls(&mut self) -> HashMap<String, u64> {
+        common::command_calls(&mut self.raw).await
     }
 
-    /// The commands run since `before` (an earlier [`Setup::calls`]), left out the ones that
-    /// ran no more.
+    /// The commands run since `before`: [`common::ran_since`].
     async fn ran_since(
         &mut self,
-        before: &std::collections::HashMap<String, u64>,
+        before: &HashMap<String, u64>,
     ) -> std::collections::BTreeMap<String, u64> {
-        self.calls()
-            .await
-            .into_iter()
-            .filter_map(|(name, n)| {
-                let more = n - before.get(&name).copied().unwrap_or(0);
-                (more > 0 && name != "info").then_some((name, more))
-            })
-            .collect()
+        common::ran_since(&mut self.raw, before).await
     }
 
     /// Asserts that operation `op` re-armed the hour-long expiry of `key` (shortened to 5 s

@@ -66,18 +66,10 @@ impl Setup {
     /// The script calls the server has run so far (`INFO commandstats`: `EVALSHA` and
     /// `EVAL`, each call once, whatever it runs inside).
     async fn script_calls(&mut self) -> u64 {
-        let info: String = redis::cmd("INFO")
-            .arg("commandstats")
-            .query_async(&mut self.raw)
-            .await
-            .expect("INFO commandstats");
-        info.lines()
-            .filter(|l| l.starts_with("cmdstat_evalsha:") || l.starts_with("cmdstat_eval:"))
-            .filter_map(|l| {
-                l.split([':', ','])
-                    .find_map(|f| f.strip_prefix("calls="))
-                    .and_then(|n| n.parse::<u64>().ok())
-            })
+        let calls = common::command_calls(&mut self.raw).await;
+        ["evalsha", "eval"]
+            .iter()
+            .filter_map(|name| calls.get(*name))
             .sum()
     }
 

@@ -709,6 +709,23 @@ async fn every_library_script_is_registered_and_loads() {
         {
             continue;
         }
+        // The flat blocks' fast path: one script, `rapyer.flat_fast`, the file's code (its
+        // comments, blank lines and indentation left out) and the call.
+        if path.ends_with("flat_fast.lua") {
+            let source = std::fs::read_to_string(&path).expect("read");
+            let code: String = source
+                .lines()
+                .map(str::trim_start)
+                .filter(|l| !l.is_empty() && !l.starts_with("--"))
+                .map(|l| format!("{l}\n"))
+                .collect();
+            assert_eq!(
+                body_of("rapyer.flat_fast"),
+                format!("-- rapyer ServerOps flat block, fast path\n{code}return QUICK()\n")
+            );
+            files.insert("rapyer.flat_fast".to_string());
+            continue;
+        }
         // The fast paths of field operations: `fast_<name>` runs first in the script of
         // the operation <name> (which holds no other fast path), and only there.
         if path.ends_with("field_fast.lua") {

@@ -100,7 +100,11 @@ impl ServerOps {
         build(&ops);
         let program = ops.inner.into_inner();
         if let Some(plan) = compile::flat::plan(&program.frames[0], program.count) {
-            return compile::flat::script_text(&plan.kinds);
+            let whole = compile::flat::script_text(&plan.kinds);
+            if !compile::flat::has_quick(&plan.kinds) {
+                return whole;
+            }
+            return format!("{}{whole}", crate::script::library::FLAT_FAST.body());
         }
         compile::script_text(&compile::compile(&program.frames[0], program.count, false).uses)
     }

@@ -240,18 +240,37 @@ async fn structures_of_first(
         .collect())
 }
 
-/// Runs a block compiled to the flat plan: its reply is `ok`, each operation's result, then
-/// each one's echo (`''` for none).
+/// Runs a block compiled to the flat plan: its fast path first when its kinds have one, and
+/// the whole flat script when there is none or it declined (having written nothing: the
+/// whole script then checks again, names the failure, or does the block if the documents
+/// changed in between). The reply is `ok`, each operation's result, then, when echoing,
+/// each one's echo (`''` for none). A call with no answer is never sent again (it may have
+/// run).
 async fn run_flat(
     db: &Db,
     program: &Program,
     plan: compile::flat::Flat,
 ) -> Result<(Results, Echo)> {
     let keys: Vec<String> = plan.docs.iter().map(|d| db.key(&d.key)).collect();
-    let script = compile::flat_script(db.registry(), &plan);
-    let reply = call(db, &script, &keys, &plan.args).await?;
+    let mut done = None;
+    if compile::flat::has_quick(&plan.kinds) {
+        let quick = &*crate::script::library::FLAT_FAST;
+        let reply = call(db, quick, &keys, &plan.args).await?;
+        if reply != ["declined"] {
+            done = Some((quick.clone(), reply));
+        }
+    }
+    let (script, reply) = match done {
+        Some(done) => done,
+        None => {
+            let script = compile::flat_script(db.registry(), &plan);
+            let reply = call(db, &script, &keys, &plan.args).await?;
+            (script, reply)
+        }
+    };
     let n = program.count;
-    if reply.first().map(String::as_str) != Some("ok") || reply.len() != 1 + 2 * n {
+    let echoes = if plan.echoes_back() { n } else { 0 };
+    if reply.first().map(String::as_str) != Some("ok") || reply.len() != 1 + n + echoes {
         return Err(malformed(&script, &reply));
     }
     let values = reply[1..=n].iter().map(|v| Some(v.clone())).collect();

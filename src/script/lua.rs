@@ -1,6 +1,6 @@
 //! The library's Lua, assembled from `lua/`: the shared library (`lua/lib/*.lua`), the field
 //! operations (`lua/field.lua`), the block runtime (`lua/block.lua`) and the flat block
-//! runtime (`lua/flat.lua`), each cut into
+//! runtime (`lua/flat.lua`, with its fast path `lua/flat_fast.lua`), each cut into
 //! [`Pieces`] so that a script holds only the pieces it runs. Each source is an
 //! `include_str!`, so a missing file does not compile.
 
@@ -73,6 +73,18 @@ pub(crate) static BLOCK_PIECES: LazyLock<Pieces> = LazyLock::new(|| {
     sources.push(BLOCK_STRUCTURES);
     Pieces::new(&sources)
 });
+
+/// The source of the flat blocks' fast path (`lua/flat_fast.lua`).
+pub(crate) const FLAT_FAST: &str = include_str!("../../lua/flat_fast.lua");
+
+/// The flat blocks' fast path, one script for every flat block it does (it uses nothing of
+/// the library): `lua/flat_fast.lua` without its comments, then the call.
+pub(crate) fn flat_fast_script() -> String {
+    let mut text = String::from("-- rapyer ServerOps flat block, fast path\n");
+    text.push_str(&Pieces::new(&[FLAT_FAST]).needed(["QUICK"]));
+    text.push_str("return QUICK()\n");
+    text
+}
 
 /// The shared library, then the flat block runtime, in pieces.
 pub(crate) static FLAT_PIECES: LazyLock<Pieces> =
@@ -250,8 +262,8 @@ pub(crate) fn names(source: &str, calls_only: bool) -> BTreeSet<&str> {
 mod tests {
     use super::{
         BLOCK, BLOCK_PIECES, FAST_PIECES, FIELD_FAST, FIELD_GATHER, FIELD_MAIN, FIELD_PIECES, FLAT,
-        FLAT_PIECES, LIB, REFUSED_OVER_MAXMEMORY, field_gather_script, field_ops, field_script,
-        names, top_level_functions,
+        FLAT_FAST, FLAT_PIECES, LIB, REFUSED_OVER_MAXMEMORY, field_gather_script, field_ops,
+        field_script, names, top_level_functions,
     };
 
     /// The globals a script may call, and the keywords a call scan also sees.
@@ -287,6 +299,7 @@ mod tests {
             ("field_fast.lua", FIELD_FAST),
             ("block.lua", BLOCK),
             ("flat.lua", FLAT),
+            ("flat_fast.lua", FLAT_FAST),
         ] {
             for f in top_level_functions(source) {
                 assert!(!seen.contains(&f), "{script} redefines the library's {f}");
@@ -300,7 +313,7 @@ mod tests {
         for source in LIB
             .iter()
             .map(|(_, p)| *p)
-            .chain([FIELD_MAIN, FIELD_FAST, BLOCK, FLAT])
+            .chain([FIELD_MAIN, FIELD_FAST, BLOCK, FLAT, FLAT_FAST])
         {
             for (n, line) in source.lines().enumerate() {
                 let code = line.split("--").next().unwrap_or_default();

@@ -404,6 +404,16 @@ pub(crate) mod library {
         )
     });
 
+    /// The fast path of every flat block without a float increment (`lua/flat_fast.lua`):
+    /// the block done in the usual case, or declined with nothing written.
+    pub(crate) static FLAT_FAST: LazyLock<Script> = LazyLock::new(|| {
+        Script::build(
+            Cow::Borrowed("rapyer.flat_fast"),
+            Keys::Dynamic,
+            Cow::Owned(super::lua::flat_fast_script()),
+        )
+    });
+
     /// One rate-limiter check on the server's clock (`TIME`).
     pub(crate) static RATE_LIMIT: LazyLock<Script> = LazyLock::new(|| {
         Script::build(
@@ -486,6 +496,7 @@ pub(crate) mod library {
             &STRUCTURE,
             &UNLINK,
             &EXPIRE_MANY,
+            &FLAT_FAST,
         ];
         all.extend(FIELD.values());
         all.extend(FIELD_GATHERED.values());

@@ -241,3 +241,42 @@ pub(crate) async fn cancel_randomly<F: std::future::Future>(
     }
     None
 }
+
+/// How many times the server ran each command so far (`INFO commandstats`, commands run by
+/// scripts included), by its lower-case name.
+pub(crate) async fn command_calls(
+    raw: &mut redis::aio::MultiplexedConnection,
+) -> std::collections::HashMap<String, u64> {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(raw)
+        .await
+        .expect("INFO commandstats");
+    info.lines()
+        .filter_map(|l| {
+            let (name, stats) = l.strip_prefix("cmdstat_")?.split_once(':')?;
+            let calls = stats
+                .split(',')
+                .find_map(|f| f.strip_prefix("calls="))?
+                .parse()
+                .ok()?;
+            Some((name.to_string(), calls))
+        })
+        .collect()
+}
+
+/// The commands run since `before` (an earlier [`command_calls`]) and how many times, left
+/// out the ones that ran no more (and `INFO` itself).
+pub(crate) async fn ran_since(
+    raw: &mut redis::aio::MultiplexedConnection,
+    before: &std::collections::HashMap<String, u64>,
+) -> std::collections::BTreeMap<String, u64> {
+    command_calls(raw)
+        .await
+        .into_iter()
+        .filter_map(|(name, n)| {
+            let more = n - before.get(&name).copied().unwrap_or(0);
+            (more > 0 && name != "info").then_some((name, more))
+        })
+        .collect()
+}

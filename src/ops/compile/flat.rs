@@ -38,6 +38,11 @@ impl Flat {
     pub(crate) fn shape(&self) -> String {
         format!("flat:{}", self.kinds.iter().collect::<String>())
     }
+
+    /// Whether the script echoes the changed values of the first document.
+    pub(crate) fn echoes_back(&self) -> bool {
+        self.args[2 * self.docs.len()] == "1"
+    }
 }
 
 /// One operation of the plan: its kind, its place (the field names, and the dict key of an
@@ -246,4 +251,13 @@ pub(crate) fn script_text(kinds: &BTreeSet<char>) -> String {
     }
     out.push_str("return FLAT()\n");
     out
+}
+
+/// Whether flat blocks using the operation kinds `kinds` have a fast path
+/// (`lua/flat_fast.lua`, the script [`library::FLAT_FAST`](crate::script::library::FLAT_FAST)):
+/// every kind but a float increment has one. It reads the same `KEYS` and `ARGV` as
+/// [`script_text`]'s script and answers as it does, or `{'declined'}` having written nothing,
+/// and then the client runs that script.
+pub(crate) fn has_quick(kinds: &BTreeSet<char>) -> bool {
+    kinds.iter().all(|k| "adipst".contains(*k))
 }
