@@ -52,9 +52,11 @@ impl ServerOps {
     }
 
     /// The Lua script the block `build` would run: for a block whose operations each act on
-    /// a field or dict entry of their own (no condition), the checks and writes of the kinds
-    /// of operations it uses; otherwise the block runtime's interpreter with the pieces the
-    /// block needs, and the table of its operations. It depends only on the block's shape:
+    /// a field or dict entry of their own (no condition), the flat blocks' fast script (the
+    /// same for all of them; none when the block has a float increment) followed by the
+    /// script that runs when it declines, with the checks and writes of the kinds of
+    /// operations the block uses; otherwise the block runtime's interpreter with the pieces
+    /// the block needs, and the table of its operations. It depends only on the block's shape:
     /// the set of operations it uses, the kinds of places they reach (a place below a field
     /// such as a list element, a slice, a whole document, a list the block only appends to)
     /// and whether it has a condition. It holds no key, no value and not even the order or
