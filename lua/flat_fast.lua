@@ -23,7 +23,9 @@ local function QUICK()
   -- Per operation: its kind, its key's number, its JSONPath, where its operands start in
   -- ARGV and how many there are; its result as JSON text.
   local kind, doc, path, arg, count, res = {}, {}, {}, {}, {}, {}
-  local lead
+  -- The last operation when it is tried first (below), and the dicts already checked (by
+  -- key number and JSONPath).
+  local lead, dicts = nil, {}
   for i = 1, n do
     local kd, k, p, c = ARGV[at], tonumber(ARGV[at + 1]), ARGV[at + 2], tonumber(ARGV[at + 3])
     local o = at + 4
@@ -66,12 +68,18 @@ local function QUICK()
       res[i] = tostring(r[1] + c)
     else
       -- A set (the JSON types allowed first), a toggle, a dict entry (its dict must be an
-      -- object): the JSON type there.
+      -- object, checked once for all the block's entries in it): the JSON type there.
       local w = kd == 's' and ARGV[o] or kd == 't' and 'boolean' or 'object'
-      local t = redis.pcall('JSON.TYPE', KEYS[k], kd == 'd' and ARGV[o] or p)
-      t = type(t) == 'table' and t[1]
-      if not t or not (w == '*' or t == w or (w == 'number' and t == 'integer')) then
-        return { 'declined' }
+      local dict = kd == 'd' and k .. ARGV[o]
+      if not (dict and dicts[dict]) then
+        local t = redis.pcall('JSON.TYPE', KEYS[k], dict and ARGV[o] or p)
+        t = type(t) == 'table' and t[1]
+        if not t or not (w == '*' or t == w or (w == 'number' and t == 'integer')) then
+          return { 'declined' }
+        end
+        if dict then
+          dicts[dict] = true
+        end
       end
       res[i] = 'null'
     end

@@ -29,6 +29,29 @@ struct Card {
     prefs: HashMap<String, String>,
 }
 
+/// Field names a JSONPath union must quote, at the root and under a nested model.
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[rapyer(prefix = "Odd")]
+struct Odd {
+    #[rapyer(key)]
+    id: String,
+    #[serde(rename = "a,b")]
+    ab: String,
+    #[serde(rename = "c]")]
+    c: bool,
+    #[serde(rename = "it's 🎉")]
+    its: HashMap<String, i64>,
+    inner: OddInner,
+}
+
+#[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
+struct OddInner {
+    #[serde(rename = "x y")]
+    xy: String,
+    #[serde(rename = "$..*")]
+    every: bool,
+}
+
 /// The same fields, with an expiry re-armed by every write.
 #[derive(AtomicModel, Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[rapyer(prefix = "Pass", ttl = 3600)]
@@ -384,6 +407,8 @@ async fn long_pushes_and_many_entries_are_written_in_runs() {
     let ran = s.ran_since(&before).await;
     assert_eq!(scripts(&ran), 1, "{ran:?}");
     assert_eq!(ran.get("json.mset"), Some(&2), "{ran:?}");
+    // The 1,500 entries' dict is checked once (one JSON.TYPE).
+    assert_eq!(ran.get("json.type"), Some(&1), "{ran:?}");
     assert_eq!(ran.get("json.arrappend"), Some(&3), "{ran:?}");
     let stored = s.stored("Card:a").await;
     let mut tags = vec![json!("a")];
@@ -476,4 +501,85 @@ async fn an_atomic_block_on_the_fast_path_leaves_the_local_model_equal_to_the_st
     assert_eq!(c, stored);
     assert_eq!(c.tags, vec!["other", "x", HOSTILE]);
     assert_eq!(c.name, "ann!");
+}
+
+#[tokio::test]
+async fn fields_named_like_jsonpath_and_a_dict_checked_once_and_any_surprise_declines() {
+    let mut s = setup().await;
+    let odd = || Odd {
+        id: "o".to_string(),
+        ab: "ab".to_string(),
+        c: false,
+        its: HashMap::from([("k".to_string(), 1)]),
+        inner: OddInner {
+            xy: "xy".to_string(),
+            every: false,
+        },
+    };
+    odd().save(&s.db).await.expect("save");
+    let key = s.db.key(&Odd::key_of("o"));
+    let r = Odd::server_ref_for("o");
+    let flat = |ops: &rapyer::ops::Ops| {
+        ops.set(r.ab(), HOSTILE.to_string());
+        ops.toggle(r.c());
+        ops.insert(r.its(), KEY, 7);
+        ops.insert(r.its(), "k", 8);
+        ops.set(r.inner().xy(), KEY.to_string());
+        ops.toggle(r.inner().every());
+    };
+    let before = s.calls().await;
+    ServerOps::scope(&s.db, |ops| flat(ops))
+        .await
+        .expect("block");
+    let ran = s.ran_since(&before).await;
+    // One JSON.TYPE each for `a,b`, `c]`, the dict `it's 🎉` (once for its two entries) and
+    // `x y`; `$..*`, the last operation, toggles first.
+    assert_eq!(scripts(&ran), 1, "{ran:?}");
+    assert_eq!(ran.get("json.type"), Some(&4), "{ran:?}");
+    assert_eq!(
+        s.stored("Odd:o").await,
+        json!({
+            "id": "o", "a,b": HOSTILE, "c]": true, "it's 🎉": {"k": 8, KEY: 7},
+            "inner": {"x y": KEY, "$..*": true},
+        })
+    );
+    // A member of another JSON type, or missing: the fast script declines, the whole one
+    // names the first operation that fails, nothing written. (A first decline on a missing
+    // model caches the whole script, so the counts below hold no NOSCRIPT retry.)
+    let missing = Odd::server_ref_for("missing");
+    let got = ServerOps::scope(&s.db, |ops| {
+        ops.set(missing.ab(), String::new());
+        ops.toggle(missing.c());
+        ops.insert(missing.its(), "k", 1);
+        ops.set(missing.inner().xy(), String::new());
+        ops.toggle(missing.inner().every());
+    })
+    .await;
+    assert!(
+        matches!(&got, Err(Error::Block { source, .. }) if matches!(**source, Error::NotFound { .. })),
+        "{got:?}"
+    );
+    for (path, value, op) in [
+        ("$[\"c]\"]", Some("1"), 1),
+        ("$[\"it's 🎉\"]", Some("[]"), 2),
+        ("$[\"a,b\"]", None, 0),
+    ] {
+        odd().save(&s.db).await.expect("save");
+        let cmd = match value {
+            Some(v) => redis::cmd("JSON.SET").arg(&key).arg(path).arg(v).to_owned(),
+            None => redis::cmd("JSON.DEL").arg(&key).arg(path).to_owned(),
+        };
+        let _: redis::Value = cmd.query_async(&mut s.raw).await.expect("change");
+        let dump = common::dump(&mut s.raw, &key).await;
+        let before = s.calls().await;
+        let err = ServerOps::scope(&s.db, |ops| flat(ops))
+            .await
+            .expect_err("fails");
+        assert!(
+            matches!(&err, Error::Block { op: o, source } if *o == op && matches!(**source, Error::TypeMismatch { .. })),
+            "{path}: {err:?}"
+        );
+        assert_eq!(common::dump(&mut s.raw, &key).await, dump, "{path}");
+        assert_eq!(scripts(&s.ran_since(&before).await), 2, "{path}");
+    }
 }
