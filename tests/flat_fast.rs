@@ -107,6 +107,17 @@ impl Setup {
     async fn ran_since(&mut self, before: &HashMap<String, u64>) -> BTreeMap<String, u64> {
         common::ran_since(&mut self.raw, before).await
     }
+
+    /// `JSON.SET key path value` behind the library's back, as another writer would.
+    async fn json_set(&mut self, key: &str, path: &str, value: &str) {
+        let _: () = redis::cmd("JSON.SET")
+            .arg(key)
+            .arg(path)
+            .arg(value)
+            .query_async(&mut self.raw)
+            .await
+            .expect("JSON.SET");
+    }
 }
 
 /// How many script calls ran in `ran` (`EVALSHA` and `EVAL`).
@@ -219,13 +230,7 @@ async fn anything_unusual_is_declined_and_the_whole_script_names_it_with_nothing
     .await;
     for (path, value) in [("$.name", "7"), ("$.prefs", "[]")] {
         card("a").save(&s.db).await.expect("save");
-        let _: () = redis::cmd("JSON.SET")
-            .arg(&key)
-            .arg(path)
-            .arg(value)
-            .query_async(&mut s.raw)
-            .await
-            .expect("JSON.SET");
+        s.json_set(&key, path, value).await;
         let dump = common::dump(&mut s.raw, &key).await;
         let before = s.calls().await;
         let err = five(&s.db, "a", "x").await.expect_err("fails");
@@ -255,13 +260,7 @@ async fn anything_unusual_is_declined_and_the_whole_script_names_it_with_nothing
     // A push of more than one run (4,000 elements) as the last operation, tried first: where
     // the list is a string, its first run does nothing and no later run is sent.
     card("a").save(&s.db).await.expect("save");
-    let _: () = redis::cmd("JSON.SET")
-        .arg(&key)
-        .arg("$.tags")
-        .arg("\"text\"")
-        .query_async(&mut s.raw)
-        .await
-        .expect("JSON.SET");
+    s.json_set(&key, "$.tags", "\"text\"").await;
     let dump = common::dump(&mut s.raw, &key).await;
     let r = Card::server_ref_for("a");
     let long: Vec<String> = (0..9_001).map(|i| i.to_string()).collect();
@@ -472,13 +471,7 @@ async fn an_atomic_block_on_the_fast_path_leaves_the_local_model_equal_to_the_st
     // Another writer changes the list and the dict behind the local copy's back.
     let key = s.db.key(&Card::key_of("a"));
     for (path, value) in [("$.tags", "[\"other\",\"x\"]"), ("$.prefs.z", "\"z\"")] {
-        let _: () = redis::cmd("JSON.SET")
-            .arg(&key)
-            .arg(path)
-            .arg(value)
-            .query_async(&mut s.raw)
-            .await
-            .expect("JSON.SET");
+        s.json_set(&key, path, value).await;
     }
     let before = s.calls().await;
     let (n, len) = c
