@@ -66,6 +66,9 @@ local function QUICK()
         return { 'declined' }
       end
       res[i] = tostring(r[1] + c)
+    elseif kd ~= 's' and kd ~= 't' and kd ~= 'd' then
+      -- A kind this path does not do (the client sends none).
+      return { 'declined' }
     else
       -- A set (the JSON types allowed first), a toggle, a dict entry (its dict must be an
       -- object, checked once for all the block's entries in it): the JSON type there.

@@ -261,3 +261,26 @@ pub(crate) fn script_text(kinds: &BTreeSet<char>) -> String {
 pub(crate) fn has_quick(kinds: &BTreeSet<char>) -> bool {
     kinds.iter().all(|k| "adipst".contains(*k))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::has_quick;
+    use crate::script::lua::{FLAT_FAST, flat_fast_script};
+
+    #[test]
+    fn the_fast_path_does_the_kinds_it_claims_and_fits_in_8_kb() {
+        let text = flat_fast_script();
+        assert!(text.len() <= 8 * 1024, "{} bytes", text.len());
+        for kind in ['a', 'd', 'f', 'i', 'p', 's', 't'] {
+            // Each kind it claims is named by its checks (a float increment by none).
+            assert_eq!(
+                FLAT_FAST.contains(&format!("kd == '{kind}'"))
+                    || FLAT_FAST.contains(&format!("kd ~= '{kind}'")),
+                has_quick(&BTreeSet::from([kind])),
+                "{kind}"
+            );
+        }
+    }
+}
