@@ -44,8 +44,8 @@ local function QUICK()
       end
       local r, lo, hi = tonumber(string.sub(v, 2, -2)) + tonumber(by), ARGV[o + 1], ARGV[o + 2]
       if lo ~= '' then
-        local dl = #lo - (string.sub(lo, 1, 1) == '-' and 1 or 0)
-        local dh = #hi - (string.sub(hi, 1, 1) == '-' and 1 or 0)
+        local dl = #lo - (string.byte(lo) == 45 and 1 or 0)
+        local dh = #hi - (string.byte(hi) == 45 and 1 or 0)
         if (dl < 17 and (dl > 15 or r < tonumber(lo))) or (dh < 17 and (dh > 15 or r > tonumber(hi))) then
           return { 'declined' }
         end
@@ -97,17 +97,10 @@ local function QUICK()
       r = type(r) == 'table' and r[1]
       res[lead] = r == 1 and 'true' or 'false'
     elseif kd == 'p' then
-      -- In runs of 4,000 elements (Lua's unpack refuses 8,000 values at once); the runs
-      -- after the first cannot fail.
-      local last = o + c - 1
-      r = redis.pcall('JSON.ARRAPPEND', k, p, unpack(ARGV, o, math.min(o + 3999, last)))
+      -- Its first run of 4,000 elements; the writes below send the rest.
+      r = redis.pcall('JSON.ARRAPPEND', k, p, unpack(ARGV, o, math.min(o + 3999, o + c - 1)))
       r = type(r) == 'table' and r[1]
-      if r then
-        for from = o + 4000, last, 4000 do
-          r = redis.call('JSON.ARRAPPEND', k, p, unpack(ARGV, from, math.min(from + 3999, last)))[1]
-        end
-        res[lead] = tostring(r)
-      end
+      res[lead] = r and tostring(r + math.max(c - 4000, 0))
     else
       r = redis.pcall('JSON.SET', k, p, ARGV[o + 1])
       r = type(r) == 'table' and r.ok
@@ -123,7 +116,7 @@ local function QUICK()
   local out, sets = { 'ok' }, {}
   for i = 1, n do
     local kd, k, p, o = kind[i], KEYS[doc[i]], path[i], arg[i]
-    if i == lead then
+    if i == lead and kd ~= 'p' then
       -- Done.
     elseif kd == 'i' or kd == 's' or kd == 'd' then
       local m = #sets
@@ -133,10 +126,12 @@ local function QUICK()
     elseif kd == 'a' then
       redis.call('JSON.STRAPPEND', k, p, ARGV[o])
     else
-      -- In runs of 4,000 elements; none can fail (the list was checked, and the client
-      -- checked every element).
-      for from = o, o + count[i] - 1, 4000 do
-        redis.call('JSON.ARRAPPEND', k, p, unpack(ARGV, from, math.min(from + 3999, o + count[i] - 1)))
+      -- A list push, in runs of 4,000 elements (Lua's unpack refuses 8,000 values at once;
+      -- a push tried first sent its first run above); none can fail (the list was checked,
+      -- and the client checked every element).
+      local last = o + count[i] - 1
+      for from = i == lead and o + 4000 or o, last, 4000 do
+        redis.call('JSON.ARRAPPEND', k, p, unpack(ARGV, from, math.min(from + 3999, last)))
       end
     end
     out[i + 1] = res[i]
