@@ -21,8 +21,8 @@
 --   p  (a list push) the JSON elements, one operand each;
 --   d  (a dict entry set, its path the entry's) the dict's JSONPath, the JSON value.
 -- Returns {'ok', each operation's result as JSON text, then, when echoing, each operation's
--- echo: its value afterwards for an operation on the first key (a list's or a dict's whole
--- value, read back), else ''}. A failure is a typed failure naming the operation
+-- echo: its value afterwards for an operation on the first key (a list's whole value, read
+-- back; a dict's on its first entry, else ''), else ''}. A failure is a typed failure naming the operation
 -- (lua/lib/failure.lua), with nothing written.
 
 -- The checks and the writes, by kind, and for the kinds whose command writes nothing where
@@ -285,14 +285,18 @@ local function FLAT()
     wrote[op.k] = true
   end
   if echo then
+    -- The dicts already sent (by JSONPath).
+    local sent = {}
     for i, op in ipairs(ops) do
       local e = ''
       if op.k == 1 then
         e = op.echo
         if not e then
-          -- A list or a dict: its whole value afterwards.
+          -- A list or a dict: its whole value afterwards, a dict's on its first entry only
+          -- (each read sends the whole dict; the client puts each entry into it).
           local path = op.kind == 'd' and ARGV[op.a] or op.path
-          e = string.sub(redis.call('JSON.GET', KEYS[1], path), 2, -2)
+          e = sent[path] and '' or string.sub(redis.call('JSON.GET', KEYS[1], path), 2, -2)
+          sent[path] = true
         end
       end
       out[n + 1 + i] = e

@@ -21,8 +21,8 @@ local function QUICK()
   local echo, n = ARGV[at] == '1', tonumber(ARGV[at + 1])
   at = at + 2
   -- Per operation: its kind, its key's number, its JSONPath, where its operands start in
-  -- ARGV and how many there are; its result as JSON text.
-  local kind, doc, path, arg, count, res = {}, {}, {}, {}, {}, {}
+  -- ARGV and how many there are; its result as JSON text; its echo when read first.
+  local kind, doc, path, arg, count, res, pre = {}, {}, {}, {}, {}, {}, {}
   -- The last operation when it is tried first (below), and the dicts already checked (by
   -- key number and JSONPath).
   local lead, dicts = nil, {}
@@ -31,7 +31,10 @@ local function QUICK()
     local o = at + 4
     kind[i], doc[i], path[i], arg[i], count[i] = kd, k, p, o, c
     at = o + c
-    if i == n and (kd == 't' or kd == 'd' or (kd == 'p' and c > 0)) then
+    -- When echoing, a list push or a dict entry on the first key reads its list or dict as
+    -- its check (never tried first): the echo is made from what was read.
+    local mine = echo and k == 1
+    if i == n and (kd == 't' or (kd == 'd' and not mine) or (kd == 'p' and c > 0 and not mine)) then
       lead = i
     elseif kd == 'i' then
       -- An integer: its value read, the result computed as a double (exact below 2^53) and
@@ -59,6 +62,17 @@ local function QUICK()
         return { 'declined' }
       end
       res[i] = string.sub(v, 2, -3) .. string.sub(ARGV[o], 2)
+    elseif kd == 'p' and mine and c > 0 then
+      -- A list push echoed: the list read (JSON text [ [...] ], the list inside a match
+      -- array); its echo is the list with the elements after it, its result the length
+      -- JSON.ARRAPPEND answers below.
+      local v = redis.pcall('JSON.GET', KEYS[k], p)
+      if type(v) ~= 'string' or string.byte(v, 2) ~= 91 then
+        return { 'declined' }
+      end
+      v = string.sub(v, 2, -2)
+      local add = table.concat(ARGV, ',', o, o + c - 1)
+      pre[i] = v == '[]' and '[' .. add .. ']' or string.sub(v, 1, -2) .. ',' .. add .. ']'
     elseif kd == 'p' then
       -- A list push: JSON.ARRLEN checks the list and gives its length; the list is not read.
       local r = redis.pcall('JSON.ARRLEN', KEYS[k], p)
@@ -71,10 +85,18 @@ local function QUICK()
       return { 'declined' }
     else
       -- A set (the JSON types allowed first), a toggle, a dict entry (its dict must be an
-      -- object, checked once for all the block's entries in it): the JSON type there.
+      -- object, checked once for all the block's entries in it): the JSON type there. An
+      -- echoed dict is read instead (JSON text [{...}]), its echo on its first entry; the
+      -- client puts each entry into it.
       local w = kd == 's' and ARGV[o] or kd == 't' and 'boolean' or 'object'
       local dict = kd == 'd' and k .. ARGV[o]
-      if not (dict and dicts[dict]) then
+      if dict and mine and not dicts[dict] then
+        local v = redis.pcall('JSON.GET', KEYS[k], ARGV[o])
+        if type(v) ~= 'string' or string.byte(v, 2) ~= 123 then
+          return { 'declined' }
+        end
+        pre[i], dicts[dict] = string.sub(v, 2, -2), true
+      elseif not (dict and dicts[dict]) then
         local t = redis.pcall('JSON.TYPE', KEYS[k], dict and ARGV[o] or p)
         t = type(t) == 'table' and t[1]
         if not t or not (w == '*' or t == w or (w == 'number' and t == 'integer')) then
@@ -129,10 +151,11 @@ local function QUICK()
       -- A list push, in runs of 4,000 elements (Lua's unpack refuses 8,000 values at once;
       -- a push tried first sent its first run above); none can fail (the list was checked,
       -- and the client checked every element).
-      local last = o + count[i] - 1
+      local last, r = o + count[i] - 1, nil
       for from = i == lead and o + 4000 or o, last, 4000 do
-        redis.call('JSON.ARRAPPEND', k, p, unpack(ARGV, from, math.min(from + 3999, last)))
+        r = redis.call('JSON.ARRAPPEND', k, p, unpack(ARGV, from, math.min(from + 3999, last)))
       end
+      res[i] = res[i] or tostring(r[1])
     end
     out[i + 1] = res[i]
   end
@@ -143,14 +166,17 @@ local function QUICK()
   end
   if echo then
     -- Each operation's value afterwards on the first document: its result, the value set,
-    -- or a list's or a dict's whole value, read back.
+    -- a list's whole value (made above, or read back after a push of nothing), a dict's
+    -- whole value before its entries (made above, on its first entry, else '').
     for i = 1, n do
       local kd, e = kind[i], ''
       if doc[i] == 1 then
         if kd == 's' then
           e = ARGV[arg[i] + 1]
-        elseif kd == 'p' or kd == 'd' then
-          e = string.sub(redis.call('JSON.GET', KEYS[1], kd == 'd' and ARGV[arg[i]] or path[i]), 2, -2)
+        elseif kd == 'd' then
+          e = pre[i] or ''
+        elseif kd == 'p' then
+          e = pre[i] or string.sub(redis.call('JSON.GET', KEYS[1], path[i]), 2, -2)
         else
           e = res[i]
         end

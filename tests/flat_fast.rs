@@ -489,11 +489,111 @@ async fn an_atomic_block_on_the_fast_path_leaves_the_local_model_equal_to_the_st
         .expect("block");
     assert_eq!((n, len), (Some(11), Some(3)));
     let ran = s.ran_since(&before).await;
-    assert_eq!(scripts(&ran), 1, "{ran:?}");
+    // The list and the dict are read once each, before they are written (the checks of
+    // their JSON types): the script sends the list as read with the pushed elements after
+    // it, and the dict as read, into which the client puts the entry. The integer and the
+    // string are read for their checks; the toggle, last, is tried first.
+    let expected: BTreeMap<String, u64> = [
+        ("evalsha", 1),
+        ("json.get", 4),
+        ("json.toggle", 1),
+        ("json.mset", 1),
+        ("json.arrappend", 1),
+        ("json.strappend", 1),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    assert_eq!(ran, expected);
     let stored: Card = serde_json::from_value(s.stored("Card:a").await).expect("a card");
     assert_eq!(c, stored);
     assert_eq!(c.tags, vec!["other", "x", HOSTILE]);
     assert_eq!(c.name, "ann!");
+    assert_eq!(c.prefs.get("z").map(String::as_str), Some("z"));
+
+    // A block ending in a dict entry that replaces one the local copy holds another value
+    // of, or in a push (each tried first in a ServerOps block), after another writer
+    // changed the dict and emptied the list; then a push of nothing.
+    s.json_set(&key, "$.prefs", "{\"theme\":\"light\",\"q\":\"r\"}")
+        .await;
+    s.json_set(&key, "$.tags", "[]").await;
+    let before = s.calls().await;
+    c.atomic(&s.db, |m| (m.on().toggle(), m.prefs().insert("theme", KEY)))
+        .await
+        .expect("block");
+    assert_eq!(scripts(&s.ran_since(&before).await), 1);
+    let len = c
+        .atomic(&s.db, |m| {
+            m.tags().extend(vec![
+                HOSTILE.to_string(),
+                "🎉".to_string(),
+                "[]".to_string(),
+            ])
+        })
+        .await
+        .expect("block");
+    assert_eq!(len, Some(3));
+    let stored: Card = serde_json::from_value(s.stored("Card:a").await).expect("a card");
+    assert_eq!(c, stored);
+    assert_eq!(
+        c.prefs,
+        HashMap::from([
+            ("theme".to_string(), KEY.to_string()),
+            ("q".to_string(), "r".to_string())
+        ])
+    );
+    assert_eq!(c.tags, vec![HOSTILE, "🎉", "[]"]);
+    s.json_set(&key, "$.tags", "[\"from elsewhere\"]").await;
+    let len = c
+        .atomic(&s.db, |m| {
+            (m.tags().extend(Vec::<String>::new()), m.n().incr(1))
+        })
+        .await
+        .expect("block")
+        .0;
+    assert_eq!(len, Some(1));
+    assert_eq!(c.tags, vec!["from elsewhere"]);
+    let stored: Card = serde_json::from_value(s.stored("Card:a").await).expect("a card");
+    assert_eq!(c, stored);
+}
+
+#[tokio::test]
+async fn an_atomic_block_of_many_entries_reads_their_dict_once_on_either_path() {
+    let mut s = setup().await;
+    let key = s.db.key(&Card::key_of("a"));
+    // On the fast path, then through the whole script (an integer of 16 digits declines the
+    // fast one), 1,500 entries into one dict: it is read once, not once per entry (each
+    // read sends the whole dict).
+    fn block(m: CardRef<rapyer::ops::Bound<'_>>) {
+        m.n().incr(1);
+        for i in 0..1_500 {
+            m.prefs().insert(format!("k{i}{KEY}"), format!("v{i}"));
+        }
+        m.tags().append("t");
+    }
+    for (n, whole) in [(10_i64, false), (1_000_000_000_000_000, true)] {
+        let mut c = card("a");
+        c.n = n;
+        // Once first, so the server has the whole script cached (no NOSCRIPT retry below).
+        c.save(&s.db).await.expect("save");
+        c.clone().atomic(&s.db, block).await.expect("block");
+        c.save(&s.db).await.expect("save");
+        s.json_set(&key, "$.prefs.elsewhere", "\"e\"").await;
+        let before = s.calls().await;
+        c.atomic(&s.db, block).await.expect("block");
+        let ran = s.ran_since(&before).await;
+        // The fast script reads the integer, the dict and the list; when it declines, the
+        // whole script reads the integer, then the dict and the list once each afterwards.
+        let (calls, reads) = if whole { (2, 4) } else { (1, 3) };
+        assert_eq!(scripts(&ran), calls, "{ran:?}");
+        assert_eq!(ran.get("json.get"), Some(&reads), "{ran:?}");
+        let stored: Card = serde_json::from_value(s.stored("Card:a").await).expect("a card");
+        assert_eq!(c, stored);
+        assert_eq!(c.prefs.len(), 1_502);
+        assert_eq!(c.prefs[&format!("k1499{KEY}")], "v1499");
+        assert_eq!(c.tags, vec!["a", "t"]);
+        assert_eq!(c.n, n + 1);
+    }
 }
 
 #[tokio::test]

@@ -555,6 +555,21 @@ macro_rules! map_refs {
                 fn to_json(&self) -> serde_json::Result<String> {
                     encode_map(self)
                 }
+                /// The whole dict, or one entry (added or replaced).
+                fn patch(
+                    &mut self,
+                    names: &[&str],
+                    value: serde_json::Value,
+                ) -> serde_json::Result<()> {
+                    match names {
+                        [] => patch_value(self, names, value),
+                        [key] => {
+                            self.insert((*key).to_string(), serde_json::from_value(value)?);
+                            Ok(())
+                        }
+                        [_, name, ..] => Err(no_field(name)),
+                    }
+                }
             }
         )*
     };

@@ -125,8 +125,17 @@ tuples!(
     (A, B, C, D, E, F, G, H, I, J, K, L)
 );
 
-/// A changed part of the first document: its field names from the root, and its JSON.
-pub(crate) type Echo = Vec<(Vec<&'static str>, String)>;
+/// A changed part of the first document: its field names from the root, then the key of a
+/// dict entry (which the client puts into the dict it holds), and its JSON.
+#[derive(Debug)]
+pub(crate) struct Echoed {
+    names: Vec<&'static str>,
+    entry: Option<String>,
+    text: String,
+}
+
+/// The changed parts of the first document, written into the local model in order.
+pub(crate) type Echo = Vec<Echoed>;
 
 /// Runs `program` as one script; with `echo`, also returns the changed parts of the first
 /// document.
@@ -174,7 +183,11 @@ pub(crate) async fn run(db: &Db, program: &Program, echo: bool) -> Result<(Resul
                     .roots
                     .get(root.wrapping_sub(1))
                     .ok_or_else(malformed)?;
-                echoed.push((names.clone(), text.clone()));
+                echoed.push(Echoed {
+                    names: names.clone(),
+                    entry: None,
+                    text: text.clone(),
+                });
             }
             if echo && touches_structures(&compiled.uses) {
                 echoed.extend(structures_of_first(db, &keys[0], &compiled.structures).await?);
@@ -236,7 +249,11 @@ async fn structures_of_first(
     Ok(first
         .iter()
         .zip(crate::structures::values(&doc, &first))
-        .map(|(s, value)| (s.names.clone(), value.to_string()))
+        .map(|(s, value)| Echoed {
+            names: s.names.clone(),
+            entry: None,
+            text: value.to_string(),
+        })
         .collect())
 }
 
@@ -273,15 +290,27 @@ async fn run_flat(
     if reply.first().map(String::as_str) != Some("ok") || reply.len() != 1 + n + echoes {
         return Err(malformed(&script, &reply));
     }
-    let values = reply[1..=n].iter().map(|v| Some(v.clone())).collect();
-    let echoed = reply[n + 1..]
-        .iter()
-        .zip(&plan.echoes)
-        .filter_map(|(text, names)| match names {
-            Some(names) if !text.is_empty() => Some((names.clone(), text.clone())),
-            _ => None,
-        })
-        .collect();
+    let mut reply = reply.into_iter();
+    let values = reply.by_ref().skip(1).take(n).map(Some).collect();
+    // Each changed field's value; a dict's (sent on its first entry) then each entry put in.
+    let mut echoed = Vec::new();
+    for (text, at) in reply.zip(&plan.echoes) {
+        let Some(at) = at else { continue };
+        if !text.is_empty() {
+            echoed.push(Echoed {
+                names: at.names.clone(),
+                entry: None,
+                text,
+            });
+        }
+        if let Some((key, value)) = &at.entry {
+            echoed.push(Echoed {
+                names: at.names.clone(),
+                entry: Some(key.clone()),
+                text: plan.args[*value].clone(),
+            });
+        }
+    }
     Ok((
         Results {
             values,
@@ -332,14 +361,19 @@ pub(crate) fn apply_echo<M: KeySettings + super::refs::Referable>(
     db: &Db,
     echo: &Echo,
 ) -> Result<()> {
-    for (names, text) in echo {
+    for Echoed { names, entry, text } in echo {
         let path = || {
             let mut path = String::from("$");
             for name in names {
                 crate::path::push_member_text(&mut path, name);
             }
+            if let Some(key) = entry {
+                crate::path::push_entry_text(&mut path, key);
+            }
             path
         };
+        let mut names: Vec<&str> = names.clone();
+        names.extend(entry.as_deref());
         let value: serde_json::Value =
             serde_json::from_str(text).map_err(|source| Error::Deserialize {
                 key: db.key(&key_of::<M>(model.model_id())),
@@ -347,7 +381,7 @@ pub(crate) fn apply_echo<M: KeySettings + super::refs::Referable>(
                 source,
             })?;
         model
-            .patch(names, value)
+            .patch(&names, value)
             .map_err(|source| Error::Deserialize {
                 key: db.key(&key_of::<M>(model.model_id())),
                 path: path(),

@@ -25,12 +25,21 @@ pub(crate) struct Flat {
     pub(crate) docs: Vec<Arc<Doc>>,
     /// `ARGV`: the expiries, then the operations.
     pub(crate) args: Vec<String>,
-    /// Per operation: the field names of what it changed in the first document (the field,
-    /// or the dict holding the entry), whose value the script echoes; `None` for another
-    /// document's.
-    pub(crate) echoes: Vec<Option<Vec<&'static str>>>,
+    /// Per operation on the first document, what the script echoes of it; `None` for
+    /// another document's.
+    pub(crate) echoes: Vec<Option<Echoes>>,
     /// Per operation, the position in `docs` of its document.
     pub(crate) op_docs: Vec<Option<usize>>,
+}
+
+/// What an operation on the first document changed: the field names of the field, or of
+/// the dict holding the entry, whose value the script echoes (a dict's only on its first
+/// entry in the block); and for an entry, its key and where its JSON value is in `ARGV`,
+/// which the client puts into the dict itself.
+#[derive(Debug)]
+pub(crate) struct Echoes {
+    pub(crate) names: Vec<&'static str>,
+    pub(crate) entry: Option<(String, usize)>,
 }
 
 impl Flat {
@@ -101,12 +110,17 @@ pub(crate) fn plan(ops: &[Op], count: usize) -> Option<Flat> {
     for s in steps {
         let k = index[s.doc.key.as_str()];
         kinds.insert(s.kind);
-        echoes.push((k == 0).then(|| s.names.clone()));
         op_docs.push(Some(k));
         args.push(s.kind.to_string());
         args.push((k + 1).to_string());
         args.push(s.path);
         args.push(s.operands.len().to_string());
+        // An entry's operands: the dict's JSONPath, the JSON value.
+        let value = args.len() + 1;
+        echoes.push((k == 0).then(|| Echoes {
+            entry: s.entry.map(|key| (key.to_string(), value)),
+            names: s.names,
+        }));
         args.extend(s.operands);
     }
     Some(Flat {
