@@ -174,6 +174,9 @@ pub(crate) fn field_script(op: &str) -> String {
     let mut text = String::from(parts.shebang());
     text.push_str(&format!("-- rapyer field operation {op}\n"));
     if let Some((pieces, early_return)) = &parts.fast {
+        // The fast path reads the call's keys and arguments through these (see
+        // `lua/field_fast.lua`): here KEYS and ARGV themselves.
+        text.push_str("local K, A, KO, AO, NK, NA = KEYS, ARGV, 0, 0, #KEYS, #ARGV\n");
         text.push_str(pieces);
         text.push_str(early_return);
     }
@@ -187,29 +190,32 @@ const FIELD_GATHER: &str = include_str!("../../lua/field_gather.lua");
 
 /// The script that runs several calls of the field operation `op` in one script call (see
 /// [`crate::script::gather`]): [`field_script`]'s parts, laid out so that no function is
-/// created once per call that could be created once per script call. `KEYS` and `ARGV`
-/// become locals, which the loop of `lua/field_gather.lua` sets to each call's keys and
-/// arguments before it runs `one()`; the fast path's functions are created once, the whole
-/// operation's (inside `whole`) only for a call the fast path declined. The `#!lua` line
-/// stays, so a server over its memory limit refuses the whole call before anything runs.
+/// created once per call that could be created once per script call, and no table is built
+/// for a call its fast path does. The fast path (`FAST`, created once) reads each call's
+/// keys and arguments in place, at the offsets the loop of `lua/field_gather.lua` sets;
+/// `KEYS` and `ARGV` become locals, which the loop sets to tables of a call's own keys and
+/// arguments only when the fast path declined it, before it runs `whole` (the whole
+/// operation, whose functions are created only then). The `#!lua` line stays, so a server
+/// over its memory limit refuses the whole call before anything runs.
 pub(crate) fn field_gather_script(op: &str) -> String {
     let parts = FieldParts::of(op);
     let mut text = String::from(parts.shebang());
     text.push_str(&format!(
         "-- rapyer field operation {op}, several calls in one\n\
          local CALLS_KEYS, CALLS_ARGV = KEYS, ARGV\n\
-         local KEYS, ARGV\n"
+         local KEYS, ARGV\n\
+         local K, A, KO, AO, NK, NA = CALLS_KEYS, CALLS_ARGV, 0, 0, 0, 0\n"
     ));
     if let Some((pieces, _)) = &parts.fast {
         text.push_str(pieces);
     }
     text.push_str("local function whole()\n");
     text.push_str(&parts.whole);
-    text.push_str("end\nlocal function one()\n");
-    if let Some((_, early_return)) = &parts.fast {
-        text.push_str(early_return);
+    text.push_str("end\n");
+    match &parts.fast {
+        Some(_) => text.push_str(&format!("local FAST = fast_{op}\n")),
+        None => text.push_str("local FAST = nil\n"),
     }
-    text.push_str("return whole()\nend\n");
     text.push_str(FIELD_GATHER);
     text
 }
@@ -411,7 +417,10 @@ mod tests {
         assert!(field_script("set").contains("return FIELD(op_set, checked)\n"));
         // An operation with a fast path runs it first, and creates the whole operation's
         // functions only after it declined; one without has no fast path.
-        assert!(incr.starts_with("#!lua\n-- rapyer field operation incr\nlocal function "));
+        assert!(incr.starts_with(
+            "#!lua\n-- rapyer field operation incr\n\
+             local K, A, KO, AO, NK, NA = KEYS, ARGV, 0, 0, #KEYS, #ARGV\nlocal function "
+        ));
         assert!(
             incr.contains("local function fast_incr(") && incr.contains("local function renew(")
         );
@@ -467,19 +476,19 @@ mod tests {
                 "{op}"
             );
             let (whole, tail) = rest
-                .split_once("end\nlocal function one()\n")
-                .expect("one() after whole()");
+                .split_once("end\nlocal FAST = ")
+                .expect("FAST after whole()");
             assert!(whole.contains(&format!("local function op_{op}(")), "{op}");
             assert!(!whole.contains("fast_"), "{op}");
             assert!(tail.ends_with(FIELD_GATHER), "{op}");
             let fast = format!("local function fast_{op}(");
             assert_eq!(head.contains(&fast), single.contains(&fast), "{op}");
-            if single.contains(&fast) {
-                assert!(
-                    tail.starts_with(&format!("local reply = fast_{op}()\n")),
-                    "{op}"
-                );
-            }
+            let named = if single.contains(&fast) {
+                format!("fast_{op}\n")
+            } else {
+                "nil\n".to_string()
+            };
+            assert!(tail.starts_with(&named), "{op}");
         }
         let append = field_script("append");
         assert!(!append.contains("local function add("));
