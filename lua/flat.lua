@@ -22,8 +22,8 @@
 --   d  (a dict entry set, its path the entry's) the dict's JSONPath, the JSON value.
 -- Returns {'ok', each operation's result as JSON text, then, when echoing, each operation's
 -- echo: its value afterwards for an operation on the first key (a list's whole value, read
--- back; a dict's on its first entry, else ''), else ''}. A failure is a typed failure naming the operation
--- (lua/lib/failure.lua), with nothing written.
+-- back; a dict's on its first entry, else ''), else ''}. A failure is a typed failure
+-- naming the operation (lua/lib/failure.lua), with nothing written.
 
 -- The checks and the writes, by kind, and for the kinds whose command writes nothing where
 -- it would fail (toggle, list push, dict entry), that command tried before its checks (see

@@ -55,8 +55,8 @@ use crate::error::{Error, Result};
 /// tasks, 2-worker runtime, each calling `incr` in a loop): with 64 in flight, groups of up
 /// to 32 ran 156-161k increments/s against 127-131k for groups of up to 8 and 139-143k for
 /// 16 (the server spends less per increment: less per script call); with 20 in flight,
-/// groups of up to 32 or 64 ran 70-76k/s against 110k for 8, as one group then holds nearly
-/// every call and the server waits while the client makes the next.
+/// groups of up to 32 or 64 ran 70-76k/s against 83-110k for 8, as one group then holds
+/// nearly every call and the server waits while the client makes the next (BENCHMARKS.md).
 const MOST_CALLS: usize = 8;
 
 /// How long a call that joined a group waits for the call that opened it to send it, before
