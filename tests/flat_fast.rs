@@ -636,6 +636,32 @@ async fn fields_named_like_jsonpath_and_a_dict_checked_once_and_any_surprise_dec
             "inner": {"x y": KEY, "$..*": true},
         })
     );
+    // The same as an `atomic` block after another writer changed the dict: the entries go
+    // into the dict as read, under the field's hostile name, with their hostile keys.
+    s.json_set(&key, "$[\"it's 🎉\"].z", "9").await;
+    let mut local = odd();
+    local
+        .atomic(&s.db, |m| {
+            m.its().insert(KEY, 7);
+            m.its().insert("k", 8);
+            m.inner().every().toggle();
+        })
+        .await
+        .expect("atomic block");
+    // The fields the block changed are the stored ones (the others keep their local value,
+    // which the ServerOps block above made stale).
+    let stored: Odd = serde_json::from_value(s.stored("Odd:o").await).expect("an odd");
+    assert_eq!(local.its, stored.its);
+    assert_eq!(local.inner.every, stored.inner.every);
+    assert!(!stored.inner.every);
+    assert_eq!(
+        local.its,
+        HashMap::from([
+            (KEY.to_string(), 7),
+            ("k".to_string(), 8),
+            ("z".to_string(), 9)
+        ])
+    );
     // A member of another JSON type, or missing: the fast script declines, the whole one
     // names the first operation that fails, nothing written. (A first decline on a missing
     // model caches the whole script, so the counts below hold no NOSCRIPT retry.)
