@@ -152,10 +152,6 @@ fn assert_refused<T: std::fmt::Debug>(prefix: &str, id: &str, outcome: Result<T,
     }
 }
 
-fn ran(pairs: &[(&str, u64)]) -> std::collections::BTreeMap<String, u64> {
-    pairs.iter().map(|(n, c)| (n.to_string(), *c)).collect()
-}
-
 #[tokio::test]
 async fn appends_and_toggles_of_a_model_without_expiry_are_the_bare_commands() {
     let mut s = setup(ConnectOptions::default()).await;
@@ -182,7 +178,7 @@ async fn appends_and_toggles_of_a_model_without_expiry_are_the_bare_commands() {
 
     assert_eq!(
         s.ran_since(&before).await,
-        ran(&[
+        common::commands(&[
             ("json.arrappend", 2),
             ("json.toggle", 3),
             ("json.strappend", 1),
@@ -256,7 +252,7 @@ async fn a_string_append_sends_the_suffix_and_reads_the_string_again_only_when_s
     }
     assert_eq!(
         s.ran_since(&before).await,
-        ran(&[("json.strappend", 3)]),
+        common::commands(&[("json.strappend", 3)]),
         "the suffixes alone"
     );
     let expected = format!("{long}{HOSTILE}{HOSTILE}{HOSTILE}");
@@ -559,7 +555,7 @@ async fn reads_of_a_model_without_a_read_expiry_are_the_bare_commands() {
     assert_eq!(*local.maybe().load(&s.db).await.expect("maybe"), Some(7));
     assert_eq!(
         s.ran_since(&before).await,
-        ran(&[("json.get", 7), ("json.arrlen", 1), ("json.objlen", 1)]),
+        common::commands(&[("json.get", 7), ("json.arrlen", 1), ("json.objlen", 1)]),
         "no script ran"
     );
     assert_eq!(serde_json::to_value(&local).expect("json"), stored);

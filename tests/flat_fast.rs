@@ -170,7 +170,7 @@ async fn a_usual_flat_block_is_one_call_of_the_fast_script() {
     // list, JSON.TYPE of the dict and of the string), the toggle tried first as the last
     // operation, the values set in one JSON.MSET, the push one JSON.ARRAPPEND. No JSON.SET:
     // the whole flat script did not run.
-    let expected: BTreeMap<String, u64> = [
+    let expected = common::commands(&[
         ("evalsha", 1),
         ("json.get", 1),
         ("json.arrlen", 1),
@@ -178,10 +178,7 @@ async fn a_usual_flat_block_is_one_call_of_the_fast_script() {
         ("json.toggle", 1),
         ("json.mset", 1),
         ("json.arrappend", 1),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
+    ]);
     assert_eq!(ran, expected);
     let stored = s.stored("Card:a").await;
     assert_eq!(
@@ -493,17 +490,14 @@ async fn an_atomic_block_on_the_fast_path_leaves_the_local_model_equal_to_the_st
     // their JSON types): the script sends the list as read with the pushed elements after
     // it, and the dict as read, into which the client puts the entry. The integer and the
     // string are read for their checks; the toggle, last, is tried first.
-    let expected: BTreeMap<String, u64> = [
+    let expected = common::commands(&[
         ("evalsha", 1),
         ("json.get", 4),
         ("json.toggle", 1),
         ("json.mset", 1),
         ("json.arrappend", 1),
         ("json.strappend", 1),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
+    ]);
     assert_eq!(ran, expected);
     let stored: Card = serde_json::from_value(s.stored("Card:a").await).expect("a card");
     assert_eq!(c, stored);

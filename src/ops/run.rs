@@ -4,6 +4,7 @@
 use serde::de::DeserializeOwned;
 
 use super::compile;
+use super::compile::flat::Echoes;
 use super::{Out, Program};
 use crate::db::Db;
 use crate::error::{Error, Result};
@@ -292,22 +293,26 @@ async fn run_flat(
     }
     let mut reply = reply.into_iter();
     let values = reply.by_ref().skip(1).take(n).map(Some).collect();
-    // Each changed field's value; a dict's (sent on its first entry) then each entry put in.
+    // Each changed field's value; a dict's (sent on its first entry) then each entry put in,
+    // its value the text sent (each entry's own argument, taken: the call is done).
+    let mut args = plan.args;
     let mut echoed = Vec::new();
-    for (text, at) in reply.zip(&plan.echoes) {
-        let Some(at) = at else { continue };
+    for (text, at) in reply.zip(plan.echoes) {
+        let Some(Echoes { names, entry }) = at else {
+            continue;
+        };
         if !text.is_empty() {
             echoed.push(Echoed {
-                names: at.names.clone(),
+                names: names.clone(),
                 entry: None,
                 text,
             });
         }
-        if let Some((key, value)) = &at.entry {
+        if let Some((key, value)) = entry {
             echoed.push(Echoed {
-                names: at.names.clone(),
-                entry: Some(key.clone()),
-                text: plan.args[*value].clone(),
+                names,
+                entry: Some(key),
+                text: std::mem::take(&mut args[value]),
             });
         }
     }

@@ -265,6 +265,11 @@ pub(crate) async fn command_calls(
         .collect()
 }
 
+/// The commands and counts `pairs` as [`ran_since`] gives them, to compare with it.
+pub(crate) fn commands(pairs: &[(&str, u64)]) -> std::collections::BTreeMap<String, u64> {
+    pairs.iter().map(|(n, c)| (n.to_string(), *c)).collect()
+}
+
 /// The commands run since `before` (an earlier [`command_calls`]) and how many times, left
 /// out the ones that ran no more (and `INFO` itself).
 pub(crate) async fn ran_since(
