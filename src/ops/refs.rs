@@ -211,10 +211,11 @@ pub trait Referable: Serialize + DeserializeOwned + Send + Sync + 'static {
     fn to_json(&self) -> serde_json::Result<String> {
         serde_json::to_string(self)
     }
-    /// Writes the stored value found at the field names `names` below this one into the
-    /// local value. Models write only that field (their own `patch`); others take the whole.
+    /// Writes the stored value found at the field names `names` below this one (`value`, its
+    /// JSON text) into the local value. Models write only that field (their own `patch`);
+    /// others take the whole.
     #[doc(hidden)]
-    fn patch(&mut self, names: &[&str], value: serde_json::Value) -> serde_json::Result<()> {
+    fn patch(&mut self, names: &[&str], value: &str) -> serde_json::Result<()> {
         patch_value(self, names, value)
     }
     /// Moves the parts of `old` that are not in the document (fields serde skips, in this
@@ -237,11 +238,11 @@ pub trait Referable: Serialize + DeserializeOwned + Send + Sync + 'static {
 pub fn patch_value<T: DeserializeOwned>(
     slot: &mut T,
     names: &[&str],
-    value: serde_json::Value,
+    value: &str,
 ) -> serde_json::Result<()> {
     match names.first() {
         None => {
-            *slot = serde_json::from_value(value)?;
+            *slot = serde_json::from_str(value)?;
             Ok(())
         }
         Some(name) => Err(no_field(name)),
@@ -559,12 +560,12 @@ macro_rules! map_refs {
                 fn patch(
                     &mut self,
                     names: &[&str],
-                    value: serde_json::Value,
+                    value: &str,
                 ) -> serde_json::Result<()> {
                     match names {
                         [] => patch_value(self, names, value),
                         [key] => {
-                            self.insert((*key).to_string(), serde_json::from_value(value)?);
+                            self.insert((*key).to_string(), serde_json::from_str(value)?);
                             Ok(())
                         }
                         [_, name, ..] => Err(no_field(name)),

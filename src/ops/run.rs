@@ -379,14 +379,8 @@ pub(crate) fn apply_echo<M: KeySettings + super::refs::Referable>(
         };
         let mut names: Vec<&str> = names.clone();
         names.extend(entry.as_deref());
-        let value: serde_json::Value =
-            serde_json::from_str(text).map_err(|source| Error::Deserialize {
-                key: db.key(&key_of::<M>(model.model_id())),
-                path: path(),
-                source,
-            })?;
         model
-            .patch(&names, value)
+            .patch(&names, text)
             .map_err(|source| Error::Deserialize {
                 key: db.key(&key_of::<M>(model.model_id())),
                 path: path(),

@@ -312,10 +312,10 @@ fn patch(model: &Model) -> TokenStream {
         fn patch(
             &mut self,
             names: &[&str],
-            value: ::rapyer::__private::v1::serde_json::Value,
+            value: &str,
         ) -> ::rapyer::__private::v1::serde_json::Result<()> {
             let ::rapyer::__private::v1::Some((name, rest)) = names.split_first() else {
-                let mut whole: Self = ::rapyer::__private::v1::serde_json::from_value(value)?;
+                let mut whole: Self = ::rapyer::__private::v1::serde_json::from_str(value)?;
                 ::rapyer::__private::v1::Referable::keep_local(&mut whole, self);
                 *self = whole;
                 return ::std::result::Result::Ok(());
