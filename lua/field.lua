@@ -309,7 +309,6 @@ local function op_append()
   if not done or not lengths[1] then
     return refused(lengths)
   end
-  return {lengths[1]}
 end
 
 local function op_toggle()

@@ -115,14 +115,14 @@ local function fast_get()
 end
 
 -- JSON.STRAPPEND writes nothing where it would fail (no key, no field, not a string), so it
--- is the check; the reply is the string's new length in bytes, as `[length]`.
+-- is the check; the reply is the string afterwards.
 local function fast_append()
   local done, lengths = pcall(redis.call, 'JSON.STRAPPEND', K[KO + 1], A[AO + 1], A[AO + 4])
   if not done or not lengths[1] then
     return nil
   end
   renew()
-  return {lengths[1]}
+  return redis.call('JSON.GET', K[KO + 1], A[AO + 1])
 end
 
 -- JSON.TOGGLE likewise.

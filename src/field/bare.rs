@@ -3,7 +3,7 @@
 //!
 //! On a field whose model re-arms no expiry for the operation (no `ttl` for a write, no
 //! `refresh_on_read` for a read): a list `append`/`extend` (`JSON.ARRAPPEND`), a `toggle`
-//! (`JSON.TOGGLE`), a string `append` (`JSON.STRAPPEND`),
+//! (`JSON.TOGGLE`), a string `append` (`JSON.STRAPPEND` and `JSON.GET` in one `MULTI`),
 //! a read of the field (`JSON.GET`, its JSON type checked here from the reply's first
 //! byte, as the script's fast path does), a list's or a dict's length (`JSON.ARRLEN`,
 //! `JSON.OBJLEN`), and a `set` that wants no JSON type (a value or optional field's:
@@ -22,11 +22,19 @@
 //! `append` or a `toggle` went from 0.5× to 0.75–0.8× the bare command's rate. A model with
 //! an expiry keeps the script, which re-arms it in the same step.
 
-use redis::{Cmd, FromRedisValue, Value};
+use redis::{Cmd, FromRedisValue, Pipeline, Value};
 
 use super::op::{FieldOp, Want};
 use crate::db::Db;
 use crate::error::{Error, Result};
+
+/// How an operation is sent bare.
+enum Bare {
+    /// One command, whose reply is `[value]`.
+    Command(Cmd),
+    /// `MULTI`, the write, the read of the new value, `EXEC`.
+    Transaction(Pipeline),
+}
 
 /// Runs `op` on the field at `path` of the document `key` (a full key) as the bare command,
 /// when it has one: `Ok(Some(reply))`, the reply the operation's script would have given,
@@ -40,10 +48,18 @@ pub(super) async fn run<R: FromRedisValue>(
     path: &str,
     operands: &[&str],
 ) -> Result<Option<R>> {
-    let Some((name, cmd)) = command(op, want, key, path, operands) else {
+    let Some((name, bare)) = command(op, want, key, path, operands) else {
         return Ok(None);
     };
-    match db.query_reply(name, 1, &cmd, Ok).await {
+    let reply = match &bare {
+        Bare::Command(cmd) => db.query_reply(name, 1, cmd, Ok).await,
+        Bare::Transaction(pipe) => db
+            .send_raw(name, 1, pipe)
+            .await
+            // The replies of MULTI and the queued commands, then EXEC's.
+            .map(|mut replies| replies.pop().unwrap_or(Value::Nil)),
+    };
+    match reply {
         Ok(reply) => match done(op, want, operands, reply) {
             Some(reply) => R::from_redis_value(reply).map(Some).map_err(|e| {
                 Error::redis(&format!("decoding the reply of {name}"), e.into()).naming(key)
@@ -63,7 +79,7 @@ fn command(
     key: &str,
     path: &str,
     operands: &[&str],
-) -> Option<(&'static str, Cmd)> {
+) -> Option<(&'static str, Bare)> {
     let name = match op {
         FieldOp::ListAppend if !operands.is_empty() => "JSON.ARRAPPEND",
         FieldOp::Toggle if operands.is_empty() => "JSON.TOGGLE",
@@ -73,17 +89,28 @@ fn command(
         // A set wanting no JSON type only needs the field to be there: `XX` sets nothing
         // (answers nil) where it is not, or where the document is not.
         FieldOp::Set if want.types == Want::ANY.types && operands.len() == 1 => "JSON.SET",
-        FieldOp::Append if operands.len() == 1 => "JSON.STRAPPEND",
+        FieldOp::Append if operands.len() == 1 => {
+            let mut pipe = redis::pipe();
+            pipe.cmd("MULTI")
+                .cmd("JSON.STRAPPEND")
+                .arg(key)
+                .arg(path)
+                .arg(operands)
+                .cmd("JSON.GET")
+                .arg(key)
+                .arg(path)
+                .cmd("EXEC");
+            return Some(("JSON.STRAPPEND", Bare::Transaction(pipe)));
+        }
         _ => return None,
     };
     let mut cmd = redis::cmd(name);
-    // The operands: the elements or suffix appended, or the value set (then `XX`); none for
-    // the others.
+    // The operands: the elements appended, or the value set (then `XX`); none for the others.
     cmd.arg(key).arg(path).arg(operands);
     if op == FieldOp::Set {
         cmd.arg("XX");
     }
-    Some((name, cmd))
+    Some((name, Bare::Command(cmd)))
 }
 
 /// The script's reply for the bare command's `reply` when the command did the operation, as
@@ -102,14 +129,12 @@ fn done(op: FieldOp, want: Want, operands: &[&str], reply: Value) -> Option<Valu
             Some(Value::BulkString(format!("[{value}]").into_bytes()))
         }
         // `[length]`, as the script replies.
-        FieldOp::ListAppend | FieldOp::Append | FieldOp::ListLen | FieldOp::DictLen => {
-            match reply {
-                Value::Array(ref entries) if matches!(entries.first(), Some(Value::Int(_))) => {
-                    Some(reply)
-                }
-                _ => None,
+        FieldOp::ListAppend | FieldOp::ListLen | FieldOp::DictLen => match reply {
+            Value::Array(ref entries) if matches!(entries.first(), Some(Value::Int(_))) => {
+                Some(reply)
             }
-        }
+            _ => None,
+        },
         // The new value, as the JSON text reading it gives.
         FieldOp::Toggle => match first(&reply)? {
             Value::Int(1) => Some(Value::BulkString(b"[true]".to_vec())),
@@ -121,7 +146,17 @@ fn done(op: FieldOp, want: Want, operands: &[&str], reply: Value) -> Option<Valu
             Value::BulkString(ref text) if wanted(want.types, text) => Some(reply),
             _ => None,
         },
-        _ => None,
+        // EXEC's replies: JSON.STRAPPEND's `[length]`, then the string read after it.
+        _ => match reply {
+            Value::Array(mut replies) if replies.len() == 2 => {
+                let read = replies.pop()?;
+                match (first(&replies[0])?, read) {
+                    (Value::Int(_), read @ Value::BulkString(_)) => Some(read),
+                    _ => None,
+                }
+            }
+            _ => None,
+        },
     }
 }
 

@@ -29,22 +29,16 @@ impl RedisStr<'_> {
         Ok(())
     }
 
-    /// Appends `suffix` on the server (`JSON.STRAPPEND`) and to the local field, and returns
-    /// the string's new length in bytes on the server. Only the suffix is sent and nothing
-    /// is read back, so appending to a long string costs what the suffix does; when the
-    /// server's new length is not the local field's (another writer changed the string
-    /// since it was read), the field is read again, as a list's `append` does.
+    /// Appends `suffix` on the server (`JSON.STRAPPEND`); the local field becomes the
+    /// server's whole new string, read in the same atomic step, and its length in bytes is
+    /// returned.
     pub async fn append(&mut self, db: &Db, suffix: &str) -> Result<usize> {
         let text = json(db, &self.at, suffix)?;
-        let (len,): (usize,) = self
+        *self.value = self
             .at
-            .call(db, FieldOp::Append, Want::STRING, &[&text])
+            .run(db, FieldOp::Append, Want::STRING, &[&text])
             .await?;
-        self.value.push_str(suffix);
-        if self.value.len() != len {
-            self.load(db).await?;
-        }
-        Ok(len)
+        Ok(self.value.len())
     }
 
     /// The string's length in bytes on the server (it is read, and stored locally too).
