@@ -6,7 +6,8 @@
 //! type, a missing document or field, a key of another Redis type, memory at its limit) or a
 //! read of another JSON type hands over to the script, whose typed error the caller gets with
 //! the document untouched; a call that got no answer is never sent again; racing calls each
-//! land exactly once.
+//! land exactly once; a string append leaves the string the server holds in the local
+//! field, however stale the local copy was.
 
 mod common;
 
